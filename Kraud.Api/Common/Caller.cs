@@ -1,0 +1,6 @@
+using Kraud.Domain.Access;
+
+namespace Kraud.Api.Common;
+
+/// <summary>The authenticated principal of one request, where it came from, and the correlation id its work carries.</summary>
+public sealed record Caller(Principal Principal, string? ClientAddress, string CorrelationId);

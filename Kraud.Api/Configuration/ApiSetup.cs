@@ -1,0 +1,48 @@
+using FastEndpoints;
+using FastEndpoints.Swagger;
+using Kraud.Api.Access;
+using Kraud.Api.Common;
+using Kraud.Api.Fleet;
+using Kraud.Api.Gql;
+using Kraud.HostRuntime.Configuration;
+
+namespace Kraud.Api.Configuration;
+
+public static class ApiSetup
+{
+    public static FleetOptions AddKraudFleet(this WebApplicationBuilder builder)
+    {
+        var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
+        builder.Services.AddSingleton(fleet);
+        builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
+        return fleet;
+    }
+
+    public static IServiceCollection AddKraudApi(this IServiceCollection services)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<TokenAuthenticator>();
+        services.AddSingleton<OperatorBootstrap>();
+        services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
+        services.AddKraudGraphQL();
+        services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
+        services.SwaggerDocument(o =>
+        {
+            o.DocumentSettings = s =>
+            {
+                s.Title = "Kraud REST API";
+                s.Version = "v1";
+            };
+        });
+        return services;
+    }
+
+    public static WebApplication UseKraudApi(this WebApplication app)
+    {
+        app.UseCorrelation();
+        app.UseFastEndpoints();
+        app.UseSwaggerGen();
+        app.MapKraudGraphQL();
+        return app;
+    }
+}

@@ -1,0 +1,37 @@
+using GraphQL;
+using GraphQL.Types;
+using Kraud.Api.Gql;
+using Kraud.Domain.Common;
+
+namespace Kraud.Api.Configuration;
+
+public static class GraphQLSetup
+{
+    public static IServiceCollection AddKraudGraphQL(this IServiceCollection services)
+    {
+        services.AddGraphQL(b => b
+            .AddSchema(sp => KraudSchema.Build(sp), GraphQL.DI.ServiceLifetime.Singleton)
+            .AddSystemTextJson()
+            .AddUnhandledExceptionHandler(ctx =>
+            {
+                if (ErrorCodes.Map(ctx.OriginalException) is { } error) ctx.Exception = error;
+                else ctx.Context?.RequestServices?.GetService<ILoggerFactory>()?.CreateLogger("Kraud.GraphQL")
+                    .LogError(ctx.OriginalException, "Unhandled error while resolving a GraphQL field");
+            }));
+        return services;
+    }
+}
+
+/// <summary>Refusals and version races become contract errors with a code a client can act on.</summary>
+public static class ErrorCodes
+{
+    public static ExecutionError? Map(Exception exception) => exception switch
+    {
+        DomainException d => new ExecutionError(d.Message, d) { Code = d.ContractCode },
+        JasperFx.DocumentAlreadyExistsException => new ExecutionError("A resource with that name or id exists already.", exception) { Code = "CONFLICT" },
+        JasperFx.Events.ExistingStreamIdCollisionException or Marten.Exceptions.ExistingStreamIdCollisionException => new ExecutionError("A resource with that id exists already.", exception) { Code = "CONFLICT" },
+        JasperFx.ConcurrencyException => new ExecutionError("Someone changed this resource at the same time: reload it and try again.", exception)
+            { Code = "CONFLICT" },
+        _ => null,
+    };
+}

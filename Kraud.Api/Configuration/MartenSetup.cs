@@ -1,0 +1,61 @@
+using JasperFx;
+using JasperFx.Events.Daemon;
+using JasperFx.Events.Projections;
+using Kraud.Api.Common;
+using Kraud.HostRuntime.Configuration;
+using Kraud.Projections.Access;
+using Kraud.Projections.Audit;
+using Kraud.Projections.Fleet;
+using Kraud.Projections.Pods;
+using Kraud.Projections.Tenants;
+using Marten;
+using Weasel.Core;
+using Wolverine.Marten;
+
+namespace Kraud.Api.Configuration;
+
+public static class MartenSetup
+{
+    public const string Schema = "kraud";
+
+    public static IServiceCollection AddKraudMarten(this IServiceCollection services, string connectionString)
+    {
+        services.AddMarten(opts =>
+            {
+                opts.Connection(connectionString);
+                opts.DatabaseSchemaName = Schema;
+                opts.UseSystemTextJsonForSerialization(EnumStorage.AsString);
+                opts.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
+
+                // Who and why travel with every event: the audit chain and incident timelines read them back.
+                opts.Events.MetadataConfig.CorrelationIdEnabled = true;
+                opts.Events.MetadataConfig.CausationIdEnabled = true;
+                opts.Events.MetadataConfig.HeadersEnabled = true;
+
+                // Read models the API reads right after a command are inline (same transaction as the events).
+                opts.Projections.Add<PodViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<HostViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
+                    o =>
+                    {
+                        o.DeleteViewTypeOnTeardown<AuditEntry>();
+                        o.DeleteViewTypeOnTeardown<AuditChainHead>();
+                    });
+
+                opts.Schema.For<PodView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
+                opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
+                opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
+                opts.Schema.For<NameClaim>();
+            })
+            .UseLightweightSessions()
+            .AddAsyncDaemon(DaemonMode.Solo)
+            .IntegrateWithWolverine(w =>
+            {
+                w.MessageStorageSchemaName = "wolverine";
+                w.TransportSchemaName = QueueTransport.Schema;
+            });
+        return services;
+    }
+}

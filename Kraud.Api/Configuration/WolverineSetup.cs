@@ -1,0 +1,51 @@
+using JasperFx.CodeGeneration;
+using Kraud.Api.Pods;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Configuration;
+using JasperFx;
+using JasperFx.Core;
+using Wolverine.ErrorHandling;
+using Wolverine;
+using Wolverine.Postgresql;
+
+namespace Kraud.Api.Configuration;
+
+public static class WolverineSetup
+{
+    public const string SchedulerQueue = "scheduler";
+
+    public static void UseKraudWolverine(this WebApplicationBuilder builder, FleetOptions fleet)
+    {
+        builder.Host.UseWolverine(opts =>
+        {
+            opts.ServiceName = "kraud-api";
+            opts.CodeGeneration.TypeLoadMode = TypeLoadMode.Dynamic;
+            opts.UseRuntimeCompilation();
+            opts.Durability.Mode = DurabilityMode.Solo;
+            opts.Policies.AutoApplyTransactions();
+            opts.Policies.UseDurableLocalQueues();
+            opts.Policies.UseDurableOutboxOnAllSendingEndpoints();
+
+            // A concurrent writer moved the stream (replicas of one pod report at the same moment): decide again on
+            // fresh state, backing off so the writers spread out. A stale expectedVersion still fails, because the
+            // handler checks it against the state it loads.
+            opts.OnException<ConcurrencyException>().RetryWithCooldown(
+                5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds(),
+                600.Milliseconds(), 1.Seconds());
+
+            opts.TuneQueueTransport();
+            opts.ListenToPostgresqlQueue(Queues.ControlPlane).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds));
+
+            // One placement at a time: the scheduler reads free capacity and reserves it, and two concurrent
+            // placements could otherwise both take the last free slot of a host.
+            opts.LocalQueue(SchedulerQueue).Sequential();
+            opts.PublishMessage<SchedulePod>().ToLocalQueue(SchedulerQueue);
+
+            // The default fleet runs in this process: its host runtimes read their own queues, exactly as a
+            // standalone Kraud.HostRuntime process would.
+            opts.ServeHosts(fleet);
+        });
+        // After UseWolverine: hosted services start in order, and the agents announce themselves through Wolverine.
+        builder.Services.AddHostAgents(fleet);
+    }
+}

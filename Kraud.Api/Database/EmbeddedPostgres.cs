@@ -1,0 +1,862 @@
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Kraud.Api.Database;
+
+/// <summary>
+/// A private PostgreSQL server run from the machine's own PostgreSQL binaries, so that Kraud and its
+/// tests need no separately managed database. It listens on 127.0.0.1 only, on a port chosen at start.
+/// Targets Linux (and macOS); on Windows use a real server and a connection string instead.
+/// </summary>
+public sealed class EmbeddedPostgres : IAsyncDisposable
+{
+    private const string Loopback = "127.0.0.1";
+    private const string SuperUser = "kraud";
+    private const string ServiceUser = "postgres";
+    private const string DebianPostgresRoot = "/usr/lib/postgresql";
+    private const int StartAttempts = 3;
+    private const long MaxLogBytes = 10 * 1024 * 1024;
+
+    private static readonly TimeSpan ShortTimeout = TimeSpan.FromSeconds(30);
+    // initdb with fsync on a slow disk can take a while; pg_ctl gets its own -t plus a margin
+    // so that pg_ctl, not us, is the one that gives up and says why.
+    private static readonly TimeSpan InitDbTimeout = TimeSpan.FromSeconds(180);
+    private static readonly TimeSpan PgCtlTimeout = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ILogger? _logger;
+    private readonly bool _durable;
+    private readonly object _stopGate = new();
+    // Command prefix that drops from root to the postgres user; null when we are not root.
+    private string[]? _asPostgres;
+    private string _logFile = "";
+    private string _socketDirectory = "";
+    private int _postmasterPid;
+    private Task? _stopTask;
+
+    private EmbeddedPostgres(string binDirectory, ILogger? logger, bool durable)
+    {
+        BinDirectory = binDirectory;
+        _logger = logger;
+        _durable = durable;
+    }
+
+    public string ConnectionString { get; private set; } = "";
+
+    public int Port { get; private set; }
+
+    public string DataDirectory { get; private set; } = "";
+
+    public string? BinDirectory { get; private set; }
+
+    /// <summary>
+    /// Creates the cluster in <paramref name="dataDirectory"/> on first use, else reuses it; starts it on
+    /// 127.0.0.1 on a free port; waits until it accepts connections; ensures <paramref name="databaseName"/> exists.
+    /// </summary>
+    /// <param name="durable">false turns off fsync, synchronous_commit and full_page_writes: much faster,
+    /// but a machine crash can corrupt the cluster. Meant for tests.</param>
+    [SuppressMessage("Design", "CA1068:CancellationToken parameters must come last",
+        Justification = "durable was added after the signature was in use; keeping existing call sites valid.")]
+    public static async Task<EmbeddedPostgres> StartAsync(
+        string dataDirectory,
+        string databaseName = "kraud",
+        ILogger? logger = null,
+        CancellationToken ct = default,
+        bool durable = true)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);
+        var binDirectory = FindBinDirectory() ?? throw new PostgresBinariesNotFoundException();
+
+        var pg = new EmbeddedPostgres(binDirectory, logger, durable);
+        try
+        {
+            await pg.StartCoreAsync(Path.GetFullPath(dataDirectory), databaseName, ct).ConfigureAwait(false);
+            return pg;
+        }
+        catch when (pg._postmasterPid != 0)
+        {
+            // The caller never gets the instance, so nobody else could stop this server.
+            try
+            {
+                await pg.StopAsync().ConfigureAwait(false);
+            }
+            catch (Exception stopError)
+            {
+                logger?.LogWarning(stopError, "Could not stop PostgreSQL after a failed start in {DataDirectory}", pg.DataDirectory);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Stops the server (pg_ctl stop -m fast, then -m immediate). Safe to call more than once.</summary>
+    public Task StopAsync()
+    {
+        lock (_stopGate)
+        {
+            // A failed stop may be retried; a successful or running one is shared.
+            if (_stopTask is null || _stopTask.IsFaulted || _stopTask.IsCanceled)
+            {
+                _stopTask = StopCoreAsync();
+            }
+            return _stopTask;
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+
+    /// <summary>
+    /// The directory holding initdb and pg_ctl: the first PATH entry that has both, else the highest
+    /// /usr/lib/postgresql/&lt;N&gt;/bin (Debian and Ubuntu do not put the server binaries on PATH).
+    /// </summary>
+    public static string? FindBinDirectory()
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        foreach (var entry in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (HasServerTools(entry))
+            {
+                return RealToolDirectory(entry);
+            }
+        }
+
+        if (!Directory.Exists(DebianPostgresRoot))
+        {
+            return null;
+        }
+        var versioned = Directory.EnumerateDirectories(DebianPostgresRoot)
+            .Select(dir => (dir, version: ParseLeadingNumber(Path.GetFileName(dir))))
+            .Where(x => x.version is not null)
+            .OrderByDescending(x => x.version);
+        foreach (var (dir, _) in versioned)
+        {
+            var bin = Path.Combine(dir, "bin");
+            if (HasServerTools(bin))
+            {
+                return bin;
+            }
+        }
+        return null;
+    }
+
+    private async Task StartCoreAsync(string requestedDirectory, string databaseName, CancellationToken ct)
+    {
+        _asPostgres = await GetPrivilegeDropAsync(ct).ConfigureAwait(false);
+        DataDirectory = _asPostgres is null
+            ? requestedDirectory
+            : await ChooseReachableDataDirectoryAsync(requestedDirectory, ct).ConfigureAwait(false);
+        // Next to the data directory rather than inside it, so that initdb gets an empty directory
+        // and wiping a broken cluster does not lose the log that says what broke it.
+        _logFile = DataDirectory + ".log";
+        _socketDirectory = ChooseSocketDirectory(DataDirectory);
+        Directory.CreateDirectory(Path.GetDirectoryName(DataDirectory) ?? DataDirectory);
+
+        var existed = File.Exists(Path.Combine(DataDirectory, "PG_VERSION"));
+        if (!existed)
+        {
+            await InitializeClusterAsync(ct).ConfigureAwait(false);
+        }
+        await PrepareFilesAsync(ct).ConfigureAwait(false);
+        if (existed)
+        {
+            await EnsureBinariesMatchClusterAsync(ct).ConfigureAwait(false);
+            await ClearStaleServerAsync(ct).ConfigureAwait(false);
+        }
+        await StartServerAsync(ct).ConfigureAwait(false);
+        var version = await EnsureDatabaseAsync(databaseName, ct).ConfigureAwait(false);
+
+        ConnectionString = new NpgsqlConnectionStringBuilder
+        {
+            Host = Loopback,
+            Port = Port,
+            Username = SuperUser,
+            Database = databaseName,
+        }.ConnectionString;
+        _logger?.LogInformation("PostgreSQL {Version} started on {Host}:{Port} (data: {DataDirectory})",
+            version, Loopback, Port, DataDirectory);
+    }
+
+    // PostgreSQL refuses to run as root, and containers and CI usually run as root.
+    private static async Task<string[]?> GetPrivilegeDropAsync(CancellationToken ct)
+    {
+        if (OperatingSystem.IsWindows() || !await IsRootAsync(ct).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        var uid = await RunAsync("id", ["-u", ServiceUser], ShortTimeout, ct).ConfigureAwait(false);
+        var gid = await RunAsync("id", ["-g", ServiceUser], ShortTimeout, ct).ConfigureAwait(false);
+        if (uid.ExitCode != 0 || gid.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"This process runs as root, which PostgreSQL refuses, and there is no '{ServiceUser}' user to run it as " +
+                $"({uid.StdErr.Trim()}). Install PostgreSQL from the distribution (it creates that user), create it with " +
+                $"`useradd --system --create-home {ServiceUser}`, or run Kraud as a non-root user.");
+        }
+
+        var runuser = FindExecutable("runuser");
+        if (runuser is not null)
+        {
+            return [runuser, "-u", ServiceUser, "--"];
+        }
+        var setpriv = FindExecutable("setpriv");
+        if (setpriv is not null)
+        {
+            return [setpriv, $"--reuid={uid.StdOut.Trim()}", $"--regid={gid.StdOut.Trim()}", "--init-groups", "--"];
+        }
+        throw new InvalidOperationException(
+            $"This process runs as root, which PostgreSQL refuses, and neither runuser nor setpriv (util-linux) was found " +
+            $"to run it as '{ServiceUser}'. Install util-linux or run Kraud as a non-root user.");
+    }
+
+    private static async Task<bool> IsRootAsync(CancellationToken ct)
+    {
+        if (Environment.UserName == "root")
+        {
+            return true;
+        }
+        try
+        {
+            var id = await RunAsync("id", ["-u"], ShortTimeout, ct).ConfigureAwait(false);
+            return id.ExitCode == 0 && id.StdOut.Trim() == "0";
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    // The server runs as postgres, so every directory above the data directory must be traversable by it.
+    // Write access to the parent is not needed: we (root) create the data directory and the log file and
+    // hand them over. A checkout under /root (mode 700) fails this, hence the fallback.
+    private async Task<string> ChooseReachableDataDirectoryAsync(string requested, CancellationToken ct)
+    {
+        var parent = Path.GetDirectoryName(requested) ?? requested;
+        var probe = NearestExistingDirectory(parent);
+        var reachable = await PostgresCanTraverseAsync(probe, ct).ConfigureAwait(false);
+        if (reachable && probe != parent)
+        {
+            // Directories we create inherit our umask, which may be 077.
+            Directory.CreateDirectory(parent);
+            reachable = await PostgresCanTraverseAsync(parent, ct).ConfigureAwait(false);
+        }
+        if (reachable)
+        {
+            return requested;
+        }
+
+        // Derived from the requested path so that the same checkout finds its data again next time.
+        var fallback = Path.Combine("/var/tmp", "kraud-pg-" + ShortHash(requested));
+        _logger?.LogWarning(
+            "The {User} user cannot reach {Requested} (a parent directory such as {Probe} is not traversable by it, " +
+            "e.g. a home directory with mode 700); using {Fallback} for the PostgreSQL data instead",
+            ServiceUser, requested, probe, fallback);
+        return fallback;
+    }
+
+    private async Task<bool> PostgresCanTraverseAsync(string directory, CancellationToken ct)
+    {
+        var result = await RunAsync(_asPostgres![0], [.. _asPostgres[1..], "test", "-x", directory], ShortTimeout, ct)
+            .ConfigureAwait(false);
+        return result.ExitCode == 0;
+    }
+
+    // A Unix socket path must fit in sun_path (108 bytes); a deep data directory would make the server refuse to start.
+    private static string ChooseSocketDirectory(string dataDirectory)
+    {
+        if (OperatingSystem.IsWindows() || Encoding.UTF8.GetByteCount(dataDirectory + "/.s.PGSQL.65535") < 100)
+        {
+            return dataDirectory;
+        }
+        return "/tmp/kraud-pg-" + ShortHash(dataDirectory) + ".s";
+    }
+
+    private async Task InitializeClusterAsync(CancellationToken ct)
+    {
+        if (Directory.Exists(DataDirectory) && Directory.EnumerateFileSystemEntries(DataDirectory).Any())
+        {
+            var foreign = Directory.EnumerateFileSystemEntries(DataDirectory)
+                .Select(Path.GetFileName)
+                .Where(name => !LooksLikeClusterEntry(name))
+                .ToList();
+            if (foreign.Count > 0)
+            {
+                // Wiping is only safe for what initdb left behind; the path might be a mistake.
+                throw new InvalidOperationException(
+                    $"{DataDirectory} is not empty and does not look like a PostgreSQL data directory " +
+                    $"(it contains {string.Join(", ", foreign.Take(5))}); refusing to delete it. Use another directory or empty it.");
+            }
+            _logger?.LogWarning(
+                "{DataDirectory} holds an unfinished PostgreSQL cluster (no PG_VERSION), probably from an interrupted initdb; wiping it",
+                DataDirectory);
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+
+        // initdb works in a sibling directory that is renamed into place only when it succeeded, so a killed
+        // initdb can never leave something that looks like a finished cluster (PG_VERSION is written early).
+        var staging = DataDirectory + ".initdb";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+        CreatePrivateDirectory(staging);
+        await ChownToPostgresAsync([staging], ct).ConfigureAwait(false);
+
+        _logger?.LogInformation("Initializing a PostgreSQL cluster in {DataDirectory}", DataDirectory);
+        // Trust (no password) is tolerable only because the server listens on loopback alone and its socket
+        // directory is private; any local user can still connect over 127.0.0.1, so this is for developer and
+        // CI machines, not shared hosts. Locale C keeps sorting identical on every machine.
+        List<string> args = ["-D", staging, "-U", SuperUser, "--auth=trust", "-E", "UTF8", "--locale=C"];
+        if (!_durable)
+        {
+            args.Add("--no-sync");
+        }
+        var result = await RunPgToolAsync("initdb", args, InitDbTimeout, ct).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"initdb failed for {DataDirectory} (exit code {result.ExitCode}): {Tail(result.StdErr)}{Environment.NewLine}{Tail(result.StdOut)}");
+        }
+
+        if (Directory.Exists(DataDirectory))
+        {
+            Directory.Delete(DataDirectory); // empty by now; non-recursive on purpose
+        }
+        Directory.Move(staging, DataDirectory);
+    }
+
+    private async Task PrepareFilesAsync(CancellationToken ct)
+    {
+        var log = new FileInfo(_logFile);
+        if (log.Exists && log.Length > MaxLogBytes)
+        {
+            // The log is appended to by every run; keep one previous generation instead of letting it grow forever.
+            File.Move(_logFile, _logFile + ".1", overwrite: true);
+        }
+        if (!File.Exists(_logFile))
+        {
+            File.WriteAllBytes(_logFile, []);
+        }
+        if (_socketDirectory != DataDirectory)
+        {
+            CreatePrivateDirectory(_socketDirectory);
+        }
+
+        // The data directory must be owned by the user the server runs as; a previous run as another user,
+        // or a copy made by root, would otherwise stop the server from starting.
+        List<string> owned = [DataDirectory, _logFile];
+        if (_socketDirectory != DataDirectory)
+        {
+            owned.Add(_socketDirectory);
+        }
+        await ChownToPostgresAsync(owned, ct).ConfigureAwait(false);
+    }
+
+    private async Task ChownToPostgresAsync(IReadOnlyList<string> paths, CancellationToken ct)
+    {
+        if (_asPostgres is null)
+        {
+            return;
+        }
+        var result = await RunAsync("chown", ["-R", ServiceUser + ":", .. paths], PgCtlTimeout, ct).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"Could not hand {string.Join(", ", paths)} to the {ServiceUser} user: {Tail(result.StdErr)}");
+        }
+    }
+
+    // A cluster is tied to its major version; starting it with other binaries fails with a cryptic log line.
+    private async Task EnsureBinariesMatchClusterAsync(CancellationToken ct)
+    {
+        var clusterVersion = File.ReadAllText(Path.Combine(DataDirectory, "PG_VERSION")).Trim();
+        var binVersion = await GetBinariesMajorVersionAsync(BinDirectory!, ct).ConfigureAwait(false);
+        if (binVersion is null || binVersion == clusterVersion)
+        {
+            return;
+        }
+
+        var matching = Path.Combine(DebianPostgresRoot, clusterVersion, "bin");
+        if (HasServerTools(matching))
+        {
+            _logger?.LogInformation(
+                "{DataDirectory} was created by PostgreSQL {ClusterVersion}; using {Matching} instead of the PostgreSQL {BinVersion} in {BinDirectory}",
+                DataDirectory, clusterVersion, matching, binVersion, BinDirectory);
+            BinDirectory = matching;
+            return;
+        }
+        throw new InvalidOperationException(
+            $"{DataDirectory} was created by PostgreSQL {clusterVersion}, but the binaries in {BinDirectory} are PostgreSQL {binVersion}. " +
+            $"Install PostgreSQL {clusterVersion} alongside, or delete {DataDirectory} (its data is lost) to start afresh.");
+    }
+
+    private static async Task<string?> GetBinariesMajorVersionAsync(string binDirectory, CancellationToken ct)
+    {
+        // --version is answered before pg_ctl's refusal to run as root, so no privilege drop is needed.
+        var result = await RunAsync(Path.Combine(binDirectory, "pg_ctl"), ["--version"], ShortTimeout, ct).ConfigureAwait(false);
+        const string marker = "(PostgreSQL) ";
+        var at = result.StdOut.IndexOf(marker, StringComparison.Ordinal);
+        if (result.ExitCode != 0 || at < 0)
+        {
+            return null;
+        }
+        var version = new string(result.StdOut[(at + marker.Length)..].TakeWhile(c => char.IsAsciiDigit(c) || c == '.').ToArray());
+        var parts = version.Split('.');
+        // Before 10 the major version had two parts (9.6), and PG_VERSION says so too.
+        return parts.Length >= 2 && parts[0].Length == 1 ? parts[0] + "." + parts[1] : parts[0];
+    }
+
+    // A previous run that was killed leaves postmaster.pid behind, and one that never stopped leaves the server running.
+    private async Task ClearStaleServerAsync(CancellationToken ct)
+    {
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        if (File.Exists(pidFile))
+        {
+            var pid = ReadPostmasterPid(pidFile);
+            var status = await RunPgToolAsync("pg_ctl", ["status", "-D", DataDirectory], ShortTimeout, ct).ConfigureAwait(false);
+            // pg_ctl status only checks that the PID is alive; after a reboot or in a container the PID is often
+            // reused by something else (or is an unreaped zombie), and stopping that would be wrong.
+            var running = status.ExitCode == 0 && pid > 0 && IsPostmasterOf(pid, pidFile) != false;
+            if (running)
+            {
+                _logger?.LogWarning(
+                    "A PostgreSQL server (PID {Pid}) is still running from {DataDirectory}, left by an earlier start that was not stopped; stopping it",
+                    pid, DataDirectory);
+                var stop = await StopServerAsync(ct).ConfigureAwait(false);
+                if (stop is not null)
+                {
+                    throw new InvalidOperationException(
+                        $"A PostgreSQL server (PID {pid}) is still running from {DataDirectory} and could not be stopped: {stop}");
+                }
+            }
+            else
+            {
+                _logger?.LogInformation("Removing stale postmaster.pid (PID {Pid} is not a running server) from {DataDirectory}", pid, DataDirectory);
+                File.Delete(pidFile);
+            }
+        }
+
+        // Sockets of a server that died are never removed, and each run picks a new port.
+        foreach (var stale in Directory.EnumerateFiles(_socketDirectory, ".s.PGSQL.*"))
+        {
+            File.Delete(stale);
+        }
+    }
+
+    // true/false when /proc tells, null when it cannot (no procfs, or another user's process).
+    private static bool? IsPostmasterOf(int pid, string pidFile)
+    {
+        if (!Directory.Exists("/proc/self"))
+        {
+            return null;
+        }
+        try
+        {
+            // A postmaster's working directory is its data directory; reading the lock file through it
+            // avoids comparing paths that may differ by symlinks.
+            var seen = File.ReadAllText($"/proc/{pid}/cwd/postmaster.pid");
+            return seen == File.ReadAllText(pidFile);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private async Task StartServerAsync(CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            // Another process may take the port between our probe and the server's bind; that is why we retry.
+            var port = GetFreePort();
+            var logOffset = File.Exists(_logFile) ? new FileInfo(_logFile).Length : 0;
+            var options = $"-p {port} -h {Loopback} -k {ShellQuote(_socketDirectory)} -c max_connections=200";
+            if (!_durable)
+            {
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+            }
+
+            _logger?.LogDebug("Starting PostgreSQL from {DataDirectory} on port {Port} (attempt {Attempt})", DataDirectory, port, attempt);
+            var result = await RunPgToolAsync("pg_ctl",
+                ["start", "-D", DataDirectory, "-w", "-t", "60", "-l", _logFile, "-o", options], PgCtlTimeout, ct).ConfigureAwait(false);
+            if (result.ExitCode == 0)
+            {
+                Port = port;
+                _postmasterPid = ReadPostmasterPid(Path.Combine(DataDirectory, "postmaster.pid"));
+                return;
+            }
+
+            var log = ReadLogSince(logOffset);
+            await AbandonFailedStartAsync(ct).ConfigureAwait(false);
+            // Port races, and children of a killed postmaster that have not noticed yet (they still hold its
+            // shared memory), both clear up by themselves.
+            var transientReason = log.Split('\n', StringSplitOptions.TrimEntries).FirstOrDefault(line =>
+                line.Contains("could not bind", StringComparison.Ordinal)
+                || line.Contains("Address already in use", StringComparison.Ordinal)
+                || line.Contains("is still in use", StringComparison.Ordinal));
+            if (transientReason is null || attempt >= StartAttempts)
+            {
+                throw new InvalidOperationException(
+                    $"PostgreSQL failed to start from {DataDirectory} on {Loopback}:{port} (pg_ctl exit code {result.ExitCode}: " +
+                    $"{Tail(result.StdErr).Trim()}).{Environment.NewLine}Server log {_logFile}:{Environment.NewLine}{log}");
+            }
+            _logger?.LogWarning("PostgreSQL could not start on port {Port} ({Reason}); retrying", port, transientReason);
+            await Task.Delay(TimeSpan.FromMilliseconds(500 * attempt), ct).ConfigureAwait(false);
+        }
+    }
+
+    // pg_ctl gives up after -t but leaves a slow server running; it would hold the directory for the next try.
+    private async Task AbandonFailedStartAsync(CancellationToken ct)
+    {
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        if (File.Exists(pidFile) && IsPostmasterOf(ReadPostmasterPid(pidFile), pidFile) != false)
+        {
+            await RunPgToolAsync("pg_ctl", ["stop", "-D", DataDirectory, "-m", "immediate", "-w", "-t", "30"], PgCtlTimeout, ct)
+                .ConfigureAwait(false);
+        }
+    }
+
+    private async Task<string> EnsureDatabaseAsync(string databaseName, CancellationToken ct)
+    {
+        var admin = new NpgsqlConnectionStringBuilder
+        {
+            Host = Loopback,
+            Port = Port,
+            Username = SuperUser,
+            Database = "postgres",
+            Pooling = false,
+            Timeout = 10,
+        }.ConnectionString;
+        await using var connection = await OpenWithRetryAsync(admin, ct).ConfigureAwait(false);
+
+        bool exists;
+        await using (var query = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", connection))
+        {
+            query.Parameters.Add(new NpgsqlParameter { Value = databaseName });
+            exists = await query.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null;
+        }
+        if (!exists)
+        {
+            var quoted = "\"" + databaseName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {quoted}", connection);
+            try
+            {
+                await create.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                _logger?.LogInformation("Created database {Database}", databaseName);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
+            {
+                // Someone else created it between our check and CREATE; that is what we wanted.
+            }
+        }
+        return connection.PostgreSqlVersion.Major.ToString(CultureInfo.InvariantCulture);
+    }
+
+    // pg_ctl -w returns once the server says it is ready, but a just-started server can still refuse
+    // briefly (e.g. "the database system is starting up"); don't fail the whole start on that.
+    private static async Task<NpgsqlConnection> OpenWithRetryAsync(string connectionString, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + ConnectTimeout;
+        while (true)
+        {
+            var connection = new NpgsqlConnection(connectionString);
+            try
+            {
+                await connection.OpenAsync(ct).ConfigureAwait(false);
+                return connection;
+            }
+            catch (NpgsqlException) when (DateTime.UtcNow < deadline)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                await Task.Delay(250, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    private async Task StopCoreAsync()
+    {
+        if (_postmasterPid == 0)
+        {
+            return;
+        }
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        // Another instance may have taken the directory over since (it stops our server and starts its own);
+        // pg_ctl stop works on the directory, so it would stop theirs.
+        var current = File.Exists(pidFile) ? ReadPostmasterPid(pidFile) : 0;
+        if (current != _postmasterPid)
+        {
+            _logger?.LogDebug("PostgreSQL (PID {Pid}) from {DataDirectory} is already gone", _postmasterPid, DataDirectory);
+            return;
+        }
+
+        var error = await StopServerAsync(CancellationToken.None).ConfigureAwait(false);
+        if (error is not null)
+        {
+            throw new InvalidOperationException($"Could not stop PostgreSQL (PID {_postmasterPid}) from {DataDirectory}: {error}");
+        }
+        _logger?.LogInformation("PostgreSQL on {Host}:{Port} stopped (data: {DataDirectory})", Loopback, Port, DataDirectory);
+    }
+
+    // Returns null on success, else what went wrong.
+    private async Task<string?> StopServerAsync(CancellationToken ct)
+    {
+        var fast = await RunPgToolAsync("pg_ctl", ["stop", "-D", DataDirectory, "-m", "fast", "-w", "-t", "60"], PgCtlTimeout, ct)
+            .ConfigureAwait(false);
+        if (fast.ExitCode == 0)
+        {
+            return null;
+        }
+        // Immediate skips the shutdown checkpoint; the next start recovers from WAL, which is safe.
+        _logger?.LogWarning("pg_ctl stop -m fast failed for {DataDirectory} ({Error}); using -m immediate", DataDirectory, fast.StdErr.Trim());
+        var immediate = await RunPgToolAsync("pg_ctl", ["stop", "-D", DataDirectory, "-m", "immediate", "-w", "-t", "30"], PgCtlTimeout, ct)
+            .ConfigureAwait(false);
+        return immediate.ExitCode == 0 ? null : $"{Tail(fast.StdErr).Trim()} / {Tail(immediate.StdErr).Trim()}";
+    }
+
+    private Task<ProcessResult> RunPgToolAsync(string tool, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct)
+    {
+        var path = Path.Combine(BinDirectory!, tool);
+        return _asPostgres is null
+            ? RunAsync(path, args, timeout, ct, _logger)
+            : RunAsync(_asPostgres[0], [.. _asPostgres[1..], path, .. args], timeout, ct, _logger);
+    }
+
+    private static async Task<ProcessResult> RunAsync(
+        string fileName, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct, ILogger? logger = null)
+    {
+        var commandLine = string.Join(' ', args.Prepend(fileName));
+        logger?.LogDebug("Running {CommandLine}", commandLine);
+        var startInfo = new ProcessStartInfo(fileName)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            // The postgres user may not be able to enter our working directory (e.g. /root), which makes initdb complain.
+            WorkingDirectory = OperatingSystem.IsWindows() ? "" : "/",
+        };
+        foreach (var arg in args)
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        using var process = new Process { StartInfo = startInfo };
+        try
+        {
+            process.Start();
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException($"Could not run {commandLine}: {e.Message}", e);
+        }
+        // Nothing we run should read input; a closed stdin turns an unexpected prompt into a failure, not a hang.
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+
+        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeoutSource.CancelAfter(timeout);
+        try
+        {
+            await process.WaitForExitAsync(timeoutSource.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited just now.
+            }
+            var (_, partialErr) = await DrainAsync(stdout, stderr).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            throw new TimeoutException(
+                $"{commandLine} did not finish within {timeout.TotalSeconds:0} s and was killed. stderr: {Tail(partialErr)}");
+        }
+
+        var (output, error) = await DrainAsync(stdout, stderr).ConfigureAwait(false);
+        return new ProcessResult(process.ExitCode, output, error);
+    }
+
+    // A daemon that inherited the pipes would keep them open forever; we only wait briefly for the rest of the output.
+    private static async Task<(string Out, string Err)> DrainAsync(Task<string> stdout, Task<string> stderr)
+    {
+        await Task.WhenAny(Task.WhenAll(stdout, stderr), Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        return (stdout.IsCompletedSuccessfully ? stdout.Result : "", stderr.IsCompletedSuccessfully ? stderr.Result : "");
+    }
+
+    private string ReadLogSince(long offset)
+    {
+        try
+        {
+            using var stream = new FileStream(_logFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.Seek(Math.Max(offset, stream.Length - 8192), SeekOrigin.Begin);
+            using var reader = new StreamReader(stream);
+            var text = reader.ReadToEnd().Trim();
+            return text.Length > 0 ? text : "(nothing was logged)";
+        }
+        catch (IOException e)
+        {
+            return $"(could not read the log: {e.Message})";
+        }
+    }
+
+    private static int ReadPostmasterPid(string pidFile)
+    {
+        try
+        {
+            using var reader = new StreamReader(pidFile);
+            return int.TryParse(reader.ReadLine(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : 0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    private static int GetFreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    private static bool LooksLikeClusterEntry(string? name) =>
+        name is not null && (
+            name.StartsWith("pg_", StringComparison.Ordinal)
+            || name.StartsWith("PG_", StringComparison.Ordinal)
+            || name.StartsWith(".s.PGSQL.", StringComparison.Ordinal)
+            || name.StartsWith("postgresql.", StringComparison.Ordinal)
+            || name.StartsWith("postmaster.", StringComparison.Ordinal)
+            || name is "base" or "global" or "log" or "current_logfiles");
+
+    private static bool HasServerTools(string directory)
+    {
+        var suffix = OperatingSystem.IsWindows() ? ".exe" : "";
+        return File.Exists(Path.Combine(directory, "initdb" + suffix)) && File.Exists(Path.Combine(directory, "pg_ctl" + suffix));
+    }
+
+    // PATH often holds symlinks (e.g. /usr/local/bin/initdb); report where the binaries really live.
+    private static string RealToolDirectory(string directory)
+    {
+        try
+        {
+            var target = new FileInfo(Path.Combine(directory, "initdb")).ResolveLinkTarget(returnFinalTarget: true);
+            var targetDirectory = target is null ? null : Path.GetDirectoryName(target.FullName);
+            return targetDirectory is not null && HasServerTools(targetDirectory) ? targetDirectory : Path.GetFullPath(directory);
+        }
+        catch (IOException)
+        {
+            return Path.GetFullPath(directory);
+        }
+    }
+
+    private static string? FindExecutable(string name)
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        // runuser lives in sbin, which is often not on a service's PATH.
+        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+    }
+
+    private static string NearestExistingDirectory(string directory)
+    {
+        var current = directory;
+        while (!Directory.Exists(current))
+        {
+            var parent = Path.GetDirectoryName(current);
+            if (parent is null)
+            {
+                break;
+            }
+            current = parent;
+        }
+        return current;
+    }
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    private static int? ParseLeadingNumber(string? text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
+
+    private static string ShortHash(string text) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..12];
+
+    // pg_ctl hands -o to /bin/sh, so a socket path with spaces or quotes must be quoted for the shell.
+    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    private static string Tail(string text, int maxChars = 4000) =>
+        text.Length <= maxChars ? text : "..." + text[^maxChars..];
+
+    private sealed record ProcessResult(int ExitCode, string StdOut, string StdErr);
+}
+
+/// <summary>Thrown when no PostgreSQL server binaries (initdb, pg_ctl) can be found on this machine.</summary>
+public sealed class PostgresBinariesNotFoundException : Exception
+{
+    private const string DefaultMessage =
+        "PostgreSQL server binaries (initdb and pg_ctl) were not found on PATH or under /usr/lib/postgresql/<version>/bin, " +
+        "so Kraud cannot run its embedded database. Either install PostgreSQL (e.g. `apt-get install postgresql`), " +
+        "or run `docker compose up` (docker-compose.yml in the repo) to get a database server, " +
+        "or point Kraud at an existing server by setting a connection string via `ConnectionStrings:Kraud` " +
+        "or the environment variable `KRAUD_DATABASE`.";
+
+    public PostgresBinariesNotFoundException()
+        : base(DefaultMessage)
+    {
+    }
+
+    public PostgresBinariesNotFoundException(string message)
+        : base(message)
+    {
+    }
+
+    public PostgresBinariesNotFoundException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -1,0 +1,77 @@
+using GraphQL;
+using Kraud.Api.Gql;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Projections.Fleet;
+using Kraud.Projections.Pods;
+using Marten;
+
+namespace Kraud.Api.Fleet;
+
+public sealed record HostDto(
+    Guid Id, string Name, string Zone, string Rack, string Role, string State, bool SevSnp, int Cpu, int MemoryMiB, int CpuUsed,
+    int MemoryUsedMiB, DateTime? LastHeartbeat, string? WireguardPublicKey, IReadOnlyList<MicroVmDto> MicroVms);
+
+public sealed record ZoneDto(string Id, string Datacenter, IReadOnlyList<string> Racks, IReadOnlyList<HostDto> Hosts);
+
+/// <summary>hosts and zones are the platform's inventory: operators only.</summary>
+public static class HostQueries
+{
+    public static void Map(Fields fields)
+    {
+        fields.Query("hosts", async ctx =>
+        {
+            RequireOperator(ctx);
+            var zone = ctx.GetArgument<string?>("zone");
+            return await LoadAllAsync(ctx, zone);
+        });
+        fields.Query("zones", async ctx =>
+        {
+            RequireOperator(ctx);
+            var hosts = await LoadAllAsync(ctx, null);
+            var datacenter = ctx.Service<FleetDatacenter>().Name;
+            var views = await ctx.Service<IQuerySession>().Query<HostView>().ToListAsync(ctx.CancellationToken);
+            var datacenters = views.ToDictionary(v => v.Id, v => v.Host.Datacenter);
+            return hosts.GroupBy(h => h.Zone).OrderBy(g => g.Key)
+                .Select(g => new ZoneDto(g.Key, datacenters.GetValueOrDefault(g.First().Id, datacenter),
+                    g.Select(h => h.Rack).Distinct().Order().ToList(), g.ToList()))
+                .ToList();
+        });
+    }
+
+    public static async Task<HostDto> LoadAsync(IResolveFieldContext ctx, Guid hostId)
+    {
+        var view = await ctx.Service<IQuerySession>().LoadAsync<HostView>(hostId, ctx.CancellationToken) ?? throw DomainException.NotFound("Host", hostId);
+        return (await ToDtos(ctx, [view]))[0];
+    }
+
+    private static async Task<IReadOnlyList<HostDto>> LoadAllAsync(IResolveFieldContext ctx, string? zone)
+    {
+        var query = ctx.Service<IQuerySession>().Query<HostView>().AsQueryable();
+        if (zone is not null) query = query.Where(h => h.Zone == zone);
+        var views = await query.OrderBy(h => h.Name).ToListAsync(ctx.CancellationToken);
+        return await ToDtos(ctx, views);
+    }
+
+    /// <summary>The microVMs of each host come from the pods that own them, so their state is the one the pod shows.</summary>
+    private static async Task<IReadOnlyList<HostDto>> ToDtos(IResolveFieldContext ctx, IReadOnlyList<HostView> views)
+    {
+        var podIds = views.SelectMany(v => v.Host.Vms.Values.Select(vm => vm.PodId)).Distinct().ToArray();
+        var pods = podIds.Length == 0
+            ? new Dictionary<Guid, PodView>()
+            : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id);
+        return views.Select(v => new HostDto(v.Id, v.Name, v.Zone, v.Host.Rack, Enums.Name(v.Role), Enums.Name(v.State), v.Host.SevSnp,
+                v.Host.Cpu, v.Host.MemoryMiB, v.CpuUsed, v.MemoryUsedMiB, v.LastHeartbeat?.UtcDateTime, null,
+                v.Host.Vms.Values
+                    .Select(vm => pods.GetValueOrDefault(vm.PodId)?.Pod is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
+                    .OfType<MicroVmDto>()
+                    .ToList()))
+            .ToList();
+    }
+
+    private static void RequireOperator(IResolveFieldContext ctx)
+    {
+        if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Hosts and zones are visible to operators only.");
+    }
+}

@@ -1,0 +1,44 @@
+using Kraud.Api.Common;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Pods;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Fleet;
+
+/// <summary>What host runtimes report, turned into facts on the pod's stream (and freed capacity on the host's).</summary>
+public static class HostReportsHandler
+{
+    public static Task Handle(MicroVmBootStarted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Record(session, context, r, new VmBooting(), time);
+
+    public static Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Record(session, context, r, new VmBooted(r.BootMs), time);
+
+    public static Task Handle(MicroVmFailed r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Record(session, context, r, new VmFailed(r.Reason), time);
+
+    public static async Task Handle(MicroVmStopped r, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        var pod = await Record(session, context, r, new VmStopped(), time);
+        if (pod.State == PodState.Stopped)
+            session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
+    }
+
+    private static Task<Pod> Record(IDocumentSession session, IMessageContext context, IMicroVmReport r, VmReport report, TimeProvider time) =>
+        PodStreams.ExecuteAsync(session, context, new RecordVmReport(r.PodId, r.VmId, r.HostId, report, time.GetUtcNow()),
+            Principal.System($"host:{r.HostId}"));
+
+    /// <summary>A host runtime that starts up is registered the first time; afterwards its announcement changes nothing.</summary>
+    public static async Task Handle(HostAnnounced a, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        if (await session.Events.FetchStreamStateAsync(a.HostId) is not null) return;
+        var by = Principal.System("fleet");
+        var command = new RegisterHost(a.HostId, a.Name, a.Zone, a.Datacenter, a.Rack, Enum.Parse<HostRole>(a.Role, ignoreCase: true), a.Cpu,
+            a.MemoryMiB, a.NvmeGiB, a.SevSnp, by, time.GetUtcNow());
+        RegisterHostHandler.Apply(session, context, command);
+    }
+}

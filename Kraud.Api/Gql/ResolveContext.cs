@@ -1,0 +1,36 @@
+using GraphQL;
+using Kraud.Api.Common;
+using Kraud.Domain.Common;
+using Wolverine;
+
+namespace Kraud.Api.Gql;
+
+/// <summary>The user context of one GraphQL request (GraphQL.NET wants a dictionary).</summary>
+public sealed class KraudUserContext(Caller caller) : Dictionary<string, object?>
+{
+    public Caller Caller { get; } = caller;
+}
+
+public static class ResolveContext
+{
+    public static Caller Caller(this IResolveFieldContext ctx) => ((KraudUserContext)ctx.UserContext).Caller;
+
+    public static T Service<T>(this IResolveFieldContext ctx) where T : notnull =>
+        ctx.RequestServices!.GetRequiredService<T>();
+
+    public static DateTimeOffset Now(this IResolveFieldContext ctx) => ctx.Service<TimeProvider>().GetUtcNow();
+
+    public static InputArgs Input(this IResolveFieldContext ctx, string argument) =>
+        new(ctx.GetArgument<Dictionary<string, object?>>(argument) ?? throw DomainException.Validation($"{argument} is required."));
+
+    /// <summary>Sends a command through Wolverine and waits for its handler; the request's correlation id and client address go along.</summary>
+    public static async Task Invoke(this IResolveFieldContext ctx, object command)
+    {
+        var caller = ctx.Caller();
+        var bus = ctx.Service<IMessageContext>();
+        bus.CorrelationId = caller.CorrelationId;
+        var options = new DeliveryOptions();
+        if (caller.ClientAddress is not null) options.Headers[SessionStamp.ClientHeader] = caller.ClientAddress;
+        await bus.InvokeAsync(command, options, ctx.CancellationToken);
+    }
+}

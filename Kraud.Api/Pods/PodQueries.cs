@@ -1,0 +1,74 @@
+using GraphQL;
+using Kraud.Api.Common;
+using Kraud.Api.Gql;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Pods;
+using Kraud.Projections.Pods;
+using Marten;
+using Marten.Linq.MatchesSql;
+
+namespace Kraud.Api.Pods;
+
+public sealed record PodConnection(IReadOnlyList<PodDto> Nodes, PageInfo PageInfo, int TotalCount);
+
+/// <summary>pods and pod: a tenant sees its own pods only; an operator sees all; an auditor sees none.</summary>
+public static class PodQueries
+{
+    public const int MaxPageSize = 500;
+
+    public static void Map(Fields fields)
+    {
+        fields.Query("pods", async ctx =>
+        {
+            var principal = ReaderOf(ctx);
+            var first = ctx.GetArgument<int?>("first") ?? 50;
+            Names.RequireRange(first, 1, MaxPageSize, "first");
+            var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
+            var ns = ctx.GetArgument<string?>("namespace");
+
+            var query = ctx.Service<IQuerySession>().Query<PodView>().AsQueryable();
+            if (principal.TenantId is { } tenant) query = query.Where(p => p.TenantId == tenant);
+            if (ns is not null) query = query.Where(p => p.Namespace == ns);
+            var total = await query.CountAsync(ctx.CancellationToken);
+            if (after is [var ticks, var id])
+            {
+                if (!long.TryParse(ticks, out var t) || !Guid.TryParse(id, out var g)) throw DomainException.Validation("after is not a pod cursor.");
+                query = query.Where(p => p.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
+            }
+            var page = await query.OrderBy(p => p.CreatedTicks).ThenBy(p => p.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
+            var nodes = page.Take(first).ToList();
+            return new PodConnection(nodes.Select(PodDto.From).ToList(),
+                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].CreatedTicks, nodes[^1].Id)), total);
+        });
+
+        fields.Query("pod", async ctx =>
+        {
+            var principal = ReaderOf(ctx);
+            if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
+            var session = ctx.Service<IQuerySession>();
+            PodDto? pod;
+            if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
+            {
+                var stream = await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)),
+                    token: ctx.CancellationToken);
+                var state = Fold.Events<Pod>(stream.Select(e => e.Data));
+                pod = state.Exists ? PodDto.From(state, stream.Count) : null;
+            }
+            else
+            {
+                var view = await session.LoadAsync<PodView>(id, ctx.CancellationToken);
+                pod = view is null ? null : PodDto.From(view);
+            }
+            return pod is not null && (principal.TenantId is null || principal.TenantId == pod.TenantId) ? pod : null;
+        });
+    }
+
+    private static Principal ReaderOf(IResolveFieldContext ctx)
+    {
+        var principal = ctx.Caller().Principal;
+        if (principal.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
+        return principal;
+    }
+}
+

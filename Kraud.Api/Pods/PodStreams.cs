@@ -1,0 +1,87 @@
+using Kraud.Api.Common;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Pods;
+using Marten;
+using Wolverine;
+
+using Host = Kraud.Domain.Fleet.Host;
+
+namespace Kraud.Api.Pods;
+
+/// <summary>Asks the scheduler (a sequential local queue) to place whatever replicas of the pod have no host.</summary>
+public sealed record SchedulePod(Guid PodId);
+
+/// <summary>
+/// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
+/// decide, append, and turn the change into host work (reserve or free capacity, boot or stop microVMs, schedule).
+/// Host commands leave through the outbox, so they are sent only if the events commit.
+/// </summary>
+public static class PodStreams
+{
+    public static async Task<Pod> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default)
+    {
+        var stream = await session.Events.FetchStreamAsync(podId, token: ct);
+        return Fold.Events<Pod>(stream.Select(e => e.Data));
+    }
+
+    public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
+        int? expectedVersion = null)
+    {
+        var stream = await session.Events.FetchStreamAsync(command.PodId);
+        var before = Fold.Events<Pod>(stream.Select(e => e.Data));
+        if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant)
+            throw DomainException.NotFound("Pod", command.PodId);
+        if (expectedVersion is { } expected && expected != stream.Count)
+            throw DomainException.Conflict($"Pod {command.PodId} is at version {stream.Count}, not {expected}: reload it and try again.");
+
+        var events = PodDecider.Decide(command, before);
+        if (events.Count == 0) return before;
+        var after = events.Aggregate(before, (state, e) => state.Evolve(e));
+
+        session.Stamp(context, by, after.TenantId, CommandName(command));
+        if (stream.Count == 0) session.Events.StartStream(command.PodId, events);
+        else session.Events.Append(command.PodId, stream.Count + events.Count, events);
+
+        await ApplyHostEffectsAsync(session, context, command, before, after);
+        return after;
+    }
+
+    private static async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after)
+    {
+        foreach (var reaction in PodReactions.HostCommands(before, after))
+        {
+            switch (reaction)
+            {
+                case PodReactions.Boot(var vm):
+                    session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At));
+                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm)));
+                    break;
+                case PodReactions.Stop(var vm):
+                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
+                    break;
+            }
+        }
+        foreach (var vm in PodReactions.ReleasedVms(before, after))
+            session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At));
+
+        if (command is not ApplyPlacement && after.Unplaced.Count > 0)
+            await context.PublishAsync(new SchedulePod(after.Id));
+    }
+
+    private static string Why(Pod after, PodInstance vm) =>
+        after.Instance(vm.VmId) is { Phase: VmPhase.Failed, Reason: var reason } ? $"failed: {reason}" : "stopped";
+
+    public static Uri HostUri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
+
+    private static MicroVmSpec Spec(Pod pod, PodInstance vm) => new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image,
+        pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB, pod.Spec.Confidential);
+
+    private static string CommandName(PodCommand command) => command switch
+    {
+        RecordVmReport r => "Record" + r.Report.GetType().Name,
+        _ => command.GetType().Name,
+    };
+}

@@ -1,0 +1,20 @@
+using JasperFx;
+using Kraud.Api.Configuration;
+
+var builder = WebApplication.CreateBuilder(args);
+var database = await builder.AddKraudDatabaseAsync();
+var fleet = builder.AddKraudFleet();
+builder.Services.AddKraudMarten(database.ConnectionString);
+builder.UseKraudWolverine(fleet);
+builder.Services.AddKraudApi();
+
+var app = builder.Build();
+app.UseKraudApi();
+app.Logger.LogInformation("Kraud uses {Database}; simulated fleet of {Hosts} hosts in {Datacenter}", database.Description, fleet.Hosts.Count, fleet.Datacenter);
+// JasperFx commands (e.g. `projections rebuild`, `codegen write`) when asked for one; else just serve.
+if (args.Length > 0 && !args[0].StartsWith('-')) return await app.RunJasperFxCommands(args);
+await app.RunAsync();
+return 0;
+
+/// <summary>Visible to Alba and the benchmark, which boot the real application.</summary>
+public partial class Program;

@@ -1,0 +1,30 @@
+using Kraud.Api.Common;
+using Kraud.Api.Gql;
+using Kraud.Domain.Tenants;
+using Kraud.Projections.Tenants;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Tenants;
+
+public static class CreateTenantField
+{
+    public static void Map(Fields fields) => fields.Mutation("createTenant", async ctx =>
+    {
+        var command = new CreateTenant(Guid.NewGuid(), ctx.Input("input").Required<string>("name"), ctx.Caller().Principal, ctx.Now());
+        await ctx.Invoke(command);
+        var tenant = await ctx.Service<IQuerySession>().LoadAsync<TenantView>(command.TenantId, ctx.CancellationToken);
+        return TenantDto.From(tenant!);
+    });
+}
+
+public static class CreateTenantHandler
+{
+    public static void Handle(CreateTenant command, IDocumentSession session, IMessageContext context)
+    {
+        var events = TenantDecider.Decide(command, Tenant.Initial);
+        session.Stamp(context, command.By, command.TenantId, nameof(CreateTenant));
+        session.Events.StartStream(command.TenantId, events);
+        session.Insert(new NameClaim { Id = NameClaim.For("tenant", command.Name), OwnerId = command.TenantId });
+    }
+}

@@ -1,0 +1,81 @@
+using System.Collections.Immutable;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.Fleet;
+
+public enum HostRole { Compute, Storage, Ingress }
+
+public enum HostState { Ready, Cordoned, Draining, Failed }
+
+public sealed record HostRegistered(
+    Guid HostId, string Name, string Zone, string Datacenter, string Rack, HostRole Role,
+    int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp, string RegisteredBy, DateTimeOffset At);
+
+public sealed record HostCordoned(Guid HostId, string By, DateTimeOffset At);
+
+/// <summary>The scheduler reserved this host's capacity for one microVM.</summary>
+public sealed record MicroVmPlaced(Guid HostId, Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB, DateTimeOffset At);
+
+/// <summary>The microVM is gone from the host (stopped or failed) and its capacity is free again.</summary>
+public sealed record MicroVmReleased(Guid HostId, Guid VmId, string Why, DateTimeOffset At);
+
+public sealed record HostVm(Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB);
+
+public sealed record Host(
+    Guid Id, string Name, string Zone, string Datacenter, string Rack, HostRole Role, HostState State,
+    int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp, bool Exists, DateTimeOffset RegisteredAt,
+    ImmutableDictionary<Guid, HostVm> Vms) : IState<Host>
+{
+    public static Host Initial { get; } = new(Guid.Empty, "", "", "", "", HostRole.Compute, HostState.Ready, 0, 0, 0, false, false, default,
+        ImmutableDictionary<Guid, HostVm>.Empty);
+
+    public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
+    public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
+
+    /// <summary>A host's id follows from its name, so a host runtime that announces itself twice is the same host.</summary>
+    public static Guid IdFor(string hostName) => DeterministicId.From("host", hostName);
+
+    /// <summary>The Wolverine queue this host's runtime listens on; names are DNS labels, so they fit a table name.</summary>
+    public static string QueueName(string hostName) => "host_" + hostName.Replace('-', '_');
+
+    public Host Evolve(object @event) => @event switch
+    {
+        HostRegistered e => new Host(e.HostId, e.Name, e.Zone, e.Datacenter, e.Rack, e.Role, HostState.Ready, e.Cpu, e.MemoryMiB, e.NvmeGiB,
+            e.SevSnp, true, e.At, ImmutableDictionary<Guid, HostVm>.Empty),
+        HostCordoned => this with { State = HostState.Cordoned },
+        MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },
+        MicroVmReleased e => this with { Vms = Vms.Remove(e.VmId) },
+        _ => this,
+    };
+}
+
+public sealed record RegisterHost(
+    Guid HostId, string Name, string Zone, string Datacenter, string Rack, HostRole Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
+    Principal By, DateTimeOffset At);
+
+public sealed record CordonHost(Guid HostId, Principal By, DateTimeOffset At);
+
+public static class HostDecider
+{
+    public static IReadOnlyList<object> Decide(RegisterHost c, Host state)
+    {
+        if (c.By.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can register hosts.");
+        if (state.Exists) throw DomainException.Conflict($"Host {c.HostId} exists already.");
+        Names.RequireDnsLabel(c.Name, "name");
+        Names.RequireDnsLabel(c.Zone, "zone");
+        Names.RequireDnsLabel(c.Rack, "rack");
+        Names.RequireText(c.Datacenter, "datacenter", 63);
+        Names.RequireRange(c.Cpu, 1, 1024, "cpu");
+        Names.RequireRange(c.MemoryMiB, 512, 64 * 1024 * 1024, "memoryMiB");
+        Names.RequireRange(c.NvmeGiB, 0, 1024 * 1024, "nvmeGiB");
+        return [new HostRegistered(c.HostId, c.Name, c.Zone, c.Datacenter, c.Rack, c.Role, c.Cpu, c.MemoryMiB, c.NvmeGiB, c.SevSnp, c.By.Actor, c.At)];
+    }
+
+    public static IReadOnlyList<object> Decide(CordonHost c, Host state)
+    {
+        if (c.By.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can cordon hosts.");
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        return state.State == HostState.Ready ? [new HostCordoned(c.HostId, c.By.Actor, c.At)] : [];
+    }
+}

@@ -1,0 +1,44 @@
+namespace Kraud.Domain.HostProtocol;
+
+/// <summary>
+/// The wire contract between the control plane and host runtimes. Commands go to one host's queue; reports go to the
+/// control plane's queue. Both travel as Wolverine messages over PostgreSQL queues, so in-process and remote hosts
+/// behave the same.
+/// </summary>
+public static class Queues
+{
+    public const string ControlPlane = "kraud_control";
+}
+
+public sealed record MicroVmSpec(
+    Guid VmId, Guid PodId, Guid TenantId, int Replica, int Generation, string Image, IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential);
+
+public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
+
+public sealed record StopMicroVm(Guid HostId, Guid VmId, Guid PodId);
+
+/// <summary>Everything a host runtime tells the control plane implements this, so one routing rule sends them all.</summary>
+public interface IHostReport
+{
+    Guid HostId { get; }
+}
+
+public interface IMicroVmReport : IHostReport
+{
+    Guid VmId { get; }
+    Guid PodId { get; }
+}
+
+public sealed record MicroVmBootStarted(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
+
+public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs) : IMicroVmReport;
+
+public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
+
+public sealed record MicroVmStopped(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
+
+/// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
+public sealed record HostAnnounced(
+    Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
+    string Driver) : IHostReport;

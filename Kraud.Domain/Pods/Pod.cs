@@ -1,0 +1,110 @@
+using System.Collections.Immutable;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.Pods;
+
+public enum PodState { Pending, Scheduled, Booting, Running, Stopping, Stopped, Failed, Unschedulable }
+
+public enum VmPhase { Scheduled, Booting, Running, Failed, Stopping }
+
+/// <summary>One microVM of a pod. A replica index keeps its place across restarts; each restart is a new generation and a new VM.</summary>
+public sealed record PodInstance(
+    int Replica, int Generation, Guid VmId, Guid HostId, string HostName, VmPhase Phase, double? BootMs, string? Reason,
+    DateTimeOffset? StartedAt);
+
+public sealed record Pod(
+    Guid Id, Guid TenantId, PodSpec Spec, int Replicas, bool Exists, bool Deleting, string? UnschedulableReason,
+    ImmutableList<PodInstance> Instances, DateTimeOffset CreatedAt) : IState<Pod>
+{
+    private static readonly PodSpec NoSpec = new("", "", "", [], ImmutableDictionary<string, string>.Empty, 0, 0, null, false, 0);
+
+    public static Pod Initial { get; } = new(Guid.Empty, Guid.Empty, NoSpec, 0, false, false, null, [], default);
+
+    /// <summary>The instances that serve the pod now: not on their way out, and within the replica count.</summary>
+    public IEnumerable<PodInstance> Live => Instances.Where(i => i.Phase != VmPhase.Stopping && i.Replica < Replicas);
+
+    /// <summary>Replica indexes that have no live microVM and so wait for the scheduler.</summary>
+    public IReadOnlyList<int> Unplaced =>
+        Deleting ? [] : Enumerable.Range(0, Replicas).Where(r => Live.All(i => i.Replica != r)).ToList();
+
+    public int NextGeneration(int replica) => Generations.GetValueOrDefault(replica);
+
+    /// <summary>The highest generation each replica index has used, so that ids are never reused after a VM is gone.</summary>
+    public ImmutableDictionary<int, int> Generations { get; init; } = ImmutableDictionary<int, int>.Empty;
+
+    public PodState State
+    {
+        get
+        {
+            if (Deleting) return Instances.IsEmpty ? PodState.Stopped : PodState.Stopping;
+            var live = Live.ToList();
+            if (live.Any(i => i.Phase == VmPhase.Failed)) return PodState.Failed;
+            if (UnschedulableReason is not null) return PodState.Unschedulable;
+            if (live.Count < Replicas) return PodState.Pending;
+            if (live.All(i => i.Phase == VmPhase.Running)) return PodState.Running;
+            if (live.Any(i => i.Phase is VmPhase.Booting or VmPhase.Running)) return PodState.Booting;
+            return PodState.Scheduled;
+        }
+    }
+
+    public string? Reason => State switch
+    {
+        PodState.Failed => Live.First(i => i.Phase == VmPhase.Failed).Reason,
+        PodState.Unschedulable => UnschedulableReason,
+        _ => null,
+    };
+
+    public PodInstance? Instance(Guid vmId) => Instances.FirstOrDefault(i => i.VmId == vmId);
+
+    public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
+
+    public Pod Evolve(object @event) => @event switch
+    {
+        PodRequested e => new Pod(e.PodId, e.TenantId, e.Spec, e.Replicas, true, false, null, [], e.At),
+        PodReplicaScheduled e => this with
+        {
+            UnschedulableReason = null,
+            Instances = Instances.Add(new PodInstance(e.Replica, e.Generation, e.VmId, e.HostId, e.HostName, VmPhase.Scheduled, null, null, null)),
+            Generations = Generations.SetItem(e.Replica, Math.Max(e.Generation + 1, Generations.GetValueOrDefault(e.Replica))),
+        },
+        PodUnschedulable e => this with { UnschedulableReason = e.Reason },
+        PodReplicaBooting e => Update(e.VmId, i => i.Phase == VmPhase.Scheduled ? i with { Phase = VmPhase.Booting } : i),
+        PodReplicaRunning e => Update(e.VmId, i => i with { Phase = VmPhase.Running, BootMs = e.BootMs, StartedAt = e.At, Reason = null }),
+        PodReplicaFailed e => Update(e.VmId, i => i with { Phase = VmPhase.Failed, Reason = e.Reason }),
+        PodScaled e => Retire(i => i.Replica >= e.To) with { Replicas = e.To, UnschedulableReason = null },
+        PodRestarted e => e.Replicas.Aggregate(this with { UnschedulableReason = null }, (pod, r) => pod.Restart(r)),
+        PodDeletionRequested => Retire(_ => true) with { Deleting = true },
+        PodReplicaStopped e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        _ => this,
+    };
+
+    private Pod Update(Guid vmId, Func<PodInstance, PodInstance> change) =>
+        this with { Instances = Instances.Select(i => i.VmId == vmId && i.Phase != VmPhase.Stopping ? change(i) : i).ToImmutableList() };
+
+    /// <summary>
+    /// Matching VMs that never left the scheduler's hands or already died are simply dropped;
+    /// the others have to be stopped on their host first.
+    /// </summary>
+    private Pod Retire(Func<PodInstance, bool> which) => this with
+    {
+        Instances = Instances
+            .Where(i => !(which(i) && i.Phase == VmPhase.Failed))
+            .Select(i => which(i) ? i with { Phase = VmPhase.Stopping } : i)
+            .ToImmutableList(),
+    };
+
+    private Pod Restart(ReplicaRestart r)
+    {
+        var retired = Instances
+            .Where(i => !(i.VmId == r.OldVmId && i.Phase == VmPhase.Failed))
+            .Select(i => i.VmId == r.OldVmId ? i with { Phase = VmPhase.Stopping } : i);
+        var fresh = r.HostId is { } host
+            ? retired.Append(new PodInstance(r.Replica, r.Generation, r.NewVmId, host, r.HostName ?? "", VmPhase.Scheduled, null, null, null))
+            : retired;
+        return this with
+        {
+            Instances = fresh.ToImmutableList(),
+            Generations = Generations.SetItem(r.Replica, Math.Max(r.Generation + 1, Generations.GetValueOrDefault(r.Replica))),
+        };
+    }
+}

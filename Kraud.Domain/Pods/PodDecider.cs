@@ -1,0 +1,145 @@
+using System.Collections.Immutable;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.Pods;
+
+public abstract record PodCommand(Guid PodId, DateTimeOffset At);
+
+public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+
+/// <summary>The scheduler's verdict for the pod's unplaced replicas: a host for each, or why none fits.</summary>
+public sealed record ApplyPlacement(Guid PodId, IReadOnlyList<ReplicaPlacement> Placements, string? UnschedulableReason, DateTimeOffset At)
+    : PodCommand(PodId, At);
+
+public sealed record ReplicaPlacement(int Replica, Guid HostId, string HostName);
+
+/// <summary>What a host runtime reported about one microVM.</summary>
+public sealed record RecordVmReport(Guid PodId, Guid VmId, Guid HostId, VmReport Report, DateTimeOffset At) : PodCommand(PodId, At);
+
+public abstract record VmReport;
+public sealed record VmBooting : VmReport;
+public sealed record VmBooted(double BootMs) : VmReport;
+public sealed record VmFailed(string Reason) : VmReport;
+public sealed record VmStopped : VmReport;
+
+public static class PodDecider
+{
+    public const int MaxReplicas = 50;
+
+    public static IReadOnlyList<object> Decide(PodCommand command, Pod state) => (command, state) switch
+    {
+        (CreatePod c, { Exists: true }) => throw DomainException.Conflict($"Pod {c.PodId} exists already."),
+        (CreatePod c, _) => Create(c),
+        (_, { Exists: false }) => throw DomainException.NotFound("Pod", command.PodId),
+        (RecordVmReport c, _) => Report(c, state),
+        (ApplyPlacement c, _) => Place(c, state),
+        (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
+        (ScalePod c, _) => Scale(c, state),
+        (RestartPod c, _) => [Restart(c, state)],
+        (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
+        _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
+    };
+
+    private static IReadOnlyList<object> Create(CreatePod c)
+    {
+        var s = c.Spec;
+        Names.RequireDnsLabel(s.Name, "name");
+        Names.RequireDnsLabel(s.Namespace, "namespace");
+        Names.RequireText(s.Image, "image", 500);
+        if (s.Image.Any(char.IsWhiteSpace)) throw DomainException.Validation($"image '{s.Image}' must not contain white space.");
+        Names.RequireRange(s.Cpu, 1, 64, "cpu");
+        Names.RequireRange(s.MemoryMiB, 64, 256 * 1024, "memoryMiB");
+        Names.RequireRange(c.Replicas, 1, MaxReplicas, "replicas");
+        Names.RequireRange(s.EphemeralGiB, 0, 4096, "ephemeralGiB");
+        if (s.Zone is not null) Names.RequireDnsLabel(s.Zone, "zone");
+        if (s.Confidential && c.Replicas != 1)
+            throw DomainException.Validation("Confidential Compute runs on one node (AMD SEV-SNP) and is not replicated: replicas must be 1.");
+        foreach (var key in s.Env.Keys)
+            if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
+                throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
+        return [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+    }
+
+    private static IReadOnlyList<object> Scale(ScalePod c, Pod state)
+    {
+        Names.RequireRange(c.Replicas, 1, MaxReplicas, "replicas");
+        if (state.Spec.Confidential && c.Replicas != 1)
+            throw DomainException.Validation("Confidential Compute runs on one node and cannot be scaled.");
+        return c.Replicas == state.Replicas ? [] : [new PodScaled(c.PodId, state.Replicas, c.Replicas, c.By.Actor, c.At)];
+    }
+
+    private static PodRestarted Restart(RestartPod c, Pod state)
+    {
+        var replicas = state.Live
+            .Select(i => (i, generation: state.NextGeneration(i.Replica)))
+            .Select(x => x.i.Phase == VmPhase.Failed
+                ? new ReplicaRestart(x.i.Replica, x.i.VmId, Guid.Empty, x.generation, null, null)
+                : new ReplicaRestart(x.i.Replica, x.i.VmId, Pod.VmIdFor(c.PodId, x.i.Replica, x.generation), x.generation, x.i.HostId, x.i.HostName))
+            .ToList();
+        return new PodRestarted(c.PodId, replicas, c.By.Actor, c.At);
+    }
+
+    private static IReadOnlyList<object> Place(ApplyPlacement c, Pod state)
+    {
+        var unplaced = state.Unplaced;
+        if (unplaced.Count == 0) return [];
+        if (c.UnschedulableReason is { } reason)
+            return state.UnschedulableReason == reason ? [] : [new PodUnschedulable(c.PodId, reason, c.At)];
+        var placements = c.Placements.Where(p => unplaced.Contains(p.Replica)).ToList();
+        if (placements.Count != unplaced.Count)
+            throw new InvalidOperationException($"The placement for pod {c.PodId} does not cover replicas {string.Join(',', unplaced)}.");
+        return placements
+            .Select(p => (p, generation: state.NextGeneration(p.Replica)))
+            .Select(x => new PodReplicaScheduled(c.PodId, x.p.Replica, x.generation, Pod.VmIdFor(c.PodId, x.p.Replica, x.generation), x.p.HostId, x.p.HostName, c.At))
+            .ToList<object>();
+    }
+
+    /// <summary>
+    /// Reports may arrive late, twice or for a VM that was already replaced: anything that does not move
+    /// a current VM forward is dropped, which keeps retried host messages harmless.
+    /// </summary>
+    private static IReadOnlyList<object> Report(RecordVmReport c, Pod state)
+    {
+        var vm = state.Instance(c.VmId);
+        if (vm is null || vm.HostId != c.HostId) return [];
+        return (c.Report, vm.Phase) switch
+        {
+            (VmStopped, _) => state.Deleting && state.Instances.Count == 1
+                ? [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), new PodStopped(c.PodId, c.At)]
+                : [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At)],
+            (_, VmPhase.Stopping or VmPhase.Failed) => [],
+            (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)],
+            (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
+            _ => [],
+        };
+    }
+}
+
+/// <summary>What the host runtimes must do after a pod changed: derived from the state before and after, never stored.</summary>
+public static class PodReactions
+{
+    public sealed record Boot(PodInstance Instance);
+    public sealed record Stop(PodInstance Instance);
+
+    public static IReadOnlyList<object> HostCommands(Pod before, Pod after)
+    {
+        var old = before.Instances.ToDictionary(i => i.VmId);
+        var commands = new List<object>();
+        foreach (var i in after.Instances)
+        {
+            old.TryGetValue(i.VmId, out var was);
+            if (i.Phase == VmPhase.Scheduled && was is null) commands.Add(new Boot(i));
+            if (i.Phase == VmPhase.Stopping && was is { Phase: not VmPhase.Stopping }) commands.Add(new Stop(i));
+        }
+        return commands;
+    }
+
+    /// <summary>VMs whose host capacity is free again: stopped, or died (a failed VM was released when it failed).</summary>
+    public static ImmutableArray<PodInstance> ReleasedVms(Pod before, Pod after) =>
+        [.. before.Instances.Where(i => i.Phase != VmPhase.Failed && after.Instance(i.VmId) is null or { Phase: VmPhase.Failed })];
+}

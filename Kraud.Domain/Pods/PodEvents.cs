@@ -1,0 +1,31 @@
+namespace Kraud.Domain.Pods;
+
+/// <summary>What the tenant asked for; immutable once requested (scale and restart are events of their own).</summary>
+public sealed record PodSpec(
+    string Name, string Namespace, string Image, IReadOnlyList<string> Command, IReadOnlyDictionary<string, string> Env,
+    int Cpu, int MemoryMiB, string? Zone, bool Confidential, int EphemeralGiB);
+
+public sealed record PodRequested(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, string RequestedBy, DateTimeOffset At);
+
+public sealed record PodReplicaScheduled(Guid PodId, int Replica, int Generation, Guid VmId, Guid HostId, string HostName, DateTimeOffset At);
+
+public sealed record PodUnschedulable(Guid PodId, string Reason, DateTimeOffset At);
+
+public sealed record PodReplicaBooting(Guid PodId, Guid VmId, Guid HostId, DateTimeOffset At);
+
+public sealed record PodReplicaRunning(Guid PodId, Guid VmId, Guid HostId, double BootMs, DateTimeOffset At);
+
+public sealed record PodReplicaFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+public sealed record PodScaled(Guid PodId, int From, int To, string By, DateTimeOffset At);
+
+/// <summary>Each live replica gets a fresh microVM (new generation) on the host it already has; its ephemeral data is gone.</summary>
+public sealed record PodRestarted(Guid PodId, IReadOnlyList<ReplicaRestart> Replicas, string By, DateTimeOffset At);
+
+public sealed record ReplicaRestart(int Replica, Guid OldVmId, Guid NewVmId, int Generation, Guid? HostId, string? HostName);
+
+public sealed record PodDeletionRequested(Guid PodId, string By, DateTimeOffset At);
+
+public sealed record PodReplicaStopped(Guid PodId, Guid VmId, Guid HostId, DateTimeOffset At);
+
+public sealed record PodStopped(Guid PodId, DateTimeOffset At);

@@ -1,0 +1,41 @@
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Configuration;
+using Kraud.HostRuntime.Drivers;
+
+namespace Kraud.HostRuntime.Agents;
+
+/// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver)
+{
+    public Guid Id { get; } = Host.IdFor(definition.Name);
+    public string Name => definition.Name;
+    public HostDefinition Definition => definition;
+    public IMicroVmDriver Driver => driver;
+
+    public HostAnnounced Announcement() => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter, definition.Rack,
+        definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name);
+}
+
+/// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
+public sealed class HostAgents
+{
+    private readonly Dictionary<Guid, HostAgent> _agents;
+
+    public HostAgents(IEnumerable<HostAgent> agents) => _agents = agents.ToDictionary(a => a.Id);
+
+    public IReadOnlyCollection<HostAgent> All => _agents.Values;
+
+    public HostAgent Get(Guid hostId) => _agents.TryGetValue(hostId, out var agent)
+        ? agent
+        : throw new InvalidOperationException($"Host {hostId} is not run by this host runtime; its queue was read by the wrong process.");
+
+    public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
+
+    public static HostAgents Create(FleetOptions fleet, TimeProvider time) => new(fleet.Hosts.Select(h =>
+        new HostAgent(h, fleet.Datacenter, h.Driver switch
+        {
+            "simulated" => new SimulatedDriver(new SimulatedDriverOptions { BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs) }, time),
+            _ => throw new InvalidOperationException($"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated."),
+        })));
+}

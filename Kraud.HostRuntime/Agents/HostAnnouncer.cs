@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Wolverine;
+
+namespace Kraud.HostRuntime.Agents;
+
+/// <summary>At start, every host this process runs tells the control plane it exists (the control plane registers new ones).</summary>
+public sealed class HostAnnouncer(HostAgents agents, IMessageBus bus, ILogger<HostAnnouncer> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var agent in agents.All) await bus.PublishAsync(agent.Announcement());
+        if (agents.All.Count > 0)
+            logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,
+                string.Join(", ", agents.All.Select(a => $"{a.Name} ({a.Definition.Role.ToLowerInvariant()}, {a.Definition.Zone}, {a.Driver.Name})")));
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

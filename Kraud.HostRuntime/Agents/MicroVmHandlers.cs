@@ -1,0 +1,54 @@
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers;
+using Microsoft.Extensions.Logging;
+using Wolverine;
+using Wolverine.Runtime;
+
+namespace Kraud.HostRuntime.Agents;
+
+/// <summary>
+/// Host commands as they arrive on the host's queue. Reports are sent at once (not when the handler ends) so that the
+/// control plane sees BOOTING while a slow guest is still coming up; they keep the command's correlation id.
+/// </summary>
+public static class BootMicroVmHandler
+{
+    public static async Task Handle(BootMicroVm command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger, CancellationToken ct)
+    {
+        var agent = agents.Get(command.HostId);
+        var spec = command.Spec;
+        var reports = Reports.For(runtime, context);
+        await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
+        try
+        {
+            var result = await agent.Driver.BootAsync(spec, ct);
+            logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
+                agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
+            if (!result.AlreadyRunning) await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs));
+        }
+        catch (MicroVmBootException e)
+        {
+            logger.LogWarning("Host {Host} failed to boot microVM {VmId} of pod {PodId}: {Reason}", agent.Name, spec.VmId, spec.PodId, e.Message);
+            await reports.PublishAsync(new MicroVmFailed(agent.Id, spec.VmId, spec.PodId, e.Message));
+        }
+    }
+}
+
+public static class StopMicroVmHandler
+{
+    public static async Task Handle(StopMicroVm command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger, CancellationToken ct)
+    {
+        var agent = agents.Get(command.HostId);
+        var wasRunning = await agent.Driver.StopAsync(command.VmId, ct);
+        logger.LogInformation("Host {Host} stopped microVM {VmId}{Note}", agent.Name, command.VmId, wasRunning ? "" : " (was not running)");
+        // A VM that was never running here is stopped all the same: the control plane waits for this report either way.
+        await Reports.For(runtime, context).PublishAsync(new MicroVmStopped(agent.Id, command.VmId, command.PodId));
+    }
+}
+
+internal static class Reports
+{
+    public static IMessageBus For(IWolverineRuntime runtime, IMessageContext context) =>
+        new MessageBus(runtime) { CorrelationId = context.CorrelationId };
+}

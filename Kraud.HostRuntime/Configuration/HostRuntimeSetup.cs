@@ -1,0 +1,33 @@
+using JasperFx.Core;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Agents;
+using Microsoft.Extensions.DependencyInjection;
+using Wolverine;
+using Wolverine.Postgresql;
+
+namespace Kraud.HostRuntime.Configuration;
+
+/// <summary>One setup for both modes: the API's in-process fleet and a standalone host runtime process.</summary>
+public static class HostRuntimeSetup
+{
+    public static IServiceCollection AddHostAgents(this IServiceCollection services, FleetOptions fleet)
+    {
+        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetService<TimeProvider>() ?? TimeProvider.System));
+        services.AddHostedService<HostAnnouncer>();
+        return services;
+    }
+
+    /// <summary>Listens on each host's queue and sends every host report to the control plane's queue.</summary>
+    public static void ServeHosts(this WolverineOptions opts, FleetOptions fleet)
+    {
+        opts.Discovery.IncludeAssembly(typeof(HostAgent).Assembly);
+        foreach (var host in fleet.Hosts)
+            opts.ListenToPostgresqlQueue(Host.QueueName(host.Name)).PollingInterval(fleet.QueuePollingSeconds.Seconds());
+        opts.Publish(rule =>
+        {
+            rule.MessagesImplementing<IHostReport>();
+            rule.ToPostgresqlQueue(Queues.ControlPlane);
+        });
+    }
+}
