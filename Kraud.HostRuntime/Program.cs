@@ -1,8 +1,8 @@
-using JasperFx;
 using Kraud.HostRuntime.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Wolverine;
 using Wolverine.Postgresql;
 
@@ -10,6 +10,8 @@ using Wolverine.Postgresql;
 //   dotnet run --project Kraud.HostRuntime -- --host <name> [--zone z --rack r --role Compute --cpu 16 --memory-mib 65536 --sev-snp true]
 // The host's definition comes from the Fleet:Hosts configuration entry of that name, or from the flags.
 var builder = Host.CreateApplicationBuilder(args);
+// Defaults for a host process started from anywhere; appsettings.json or Logging__* variables override them.
+builder.Logging.AddFilter("Wolverine", LogLevel.Warning).AddFilter("JasperFx", LogLevel.Warning).AddFilter("Weasel", LogLevel.Warning);
 builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 {
     ["--host"] = "Host:Name", ["--zone"] = "Host:Zone", ["--rack"] = "Host:Rack", ["--role"] = "Host:Role", ["--cpu"] = "Host:Cpu",
@@ -36,4 +38,4 @@ builder.UseWolverine(opts =>
 });
 builder.Services.AddHostAgents(fleet);
 
-return await builder.Build().RunJasperFxCommands(args);
+await builder.Build().RunAsync();

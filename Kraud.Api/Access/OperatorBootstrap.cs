@@ -3,6 +3,7 @@ using Kraud.Domain.Access;
 using Kraud.Projections.Access;
 using Marten;
 using Wolverine;
+using Wolverine.Runtime;
 
 namespace Kraud.Api.Access;
 
@@ -10,7 +11,7 @@ namespace Kraud.Api.Access;
 /// First start without KRAUD_BOOTSTRAP_TOKEN and without any operator token: issue one, print it once and write it to
 /// .kraud/operator-token (mode 0600), so a fresh install can be administered at all.
 /// </summary>
-public sealed class OperatorBootstrap(IDocumentStore store, IMessageBus bus, IConfiguration configuration, TimeProvider time,
+public sealed class OperatorBootstrap(IDocumentStore store, IWolverineRuntime runtime, IConfiguration configuration, TimeProvider time,
     ILogger<OperatorBootstrap> logger) : IHostedService
 {
     public const string TokenFile = "operator-token";
@@ -31,7 +32,7 @@ public sealed class OperatorBootstrap(IDocumentStore store, IMessageBus bus, ICo
             if (await session.Query<ApiTokenView>().AnyAsync(t => t.Role == Role.Operator && !t.Revoked, ct)) return null;
 
         var secret = TokenSecrets.New();
-        await bus.InvokeAsync(new IssueApiToken(Guid.NewGuid(), null, Role.Operator, "bootstrap operator", TokenSecrets.Sha256(secret),
+        await new MessageBus(runtime).InvokeAsync(new IssueApiToken(Guid.NewGuid(), null, Role.Operator, "bootstrap operator", TokenSecrets.Sha256(secret),
             Principal.System("bootstrap"), time.GetUtcNow()), ct);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await File.WriteAllTextAsync(path, secret + "\n", ct);

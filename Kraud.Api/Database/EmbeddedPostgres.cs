@@ -69,14 +69,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     /// </summary>
     /// <param name="durable">false turns off fsync, synchronous_commit and full_page_writes: much faster,
     /// but a machine crash can corrupt the cluster. Meant for tests.</param>
-    [SuppressMessage("Design", "CA1068:CancellationToken parameters must come last",
-        Justification = "durable was added after the signature was in use; keeping existing call sites valid.")]
     public static async Task<EmbeddedPostgres> StartAsync(
         string dataDirectory,
         string databaseName = "kraud",
         ILogger? logger = null,
-        CancellationToken ct = default,
-        bool durable = true)
+        bool durable = true,
+        CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
         ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);

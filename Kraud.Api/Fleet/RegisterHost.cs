@@ -40,24 +40,3 @@ public static class RegisterHostHandler
     }
 }
 
-public static class CordonHostField
-{
-    public static void Map(Fields fields) => fields.Mutation("cordonHost", async ctx =>
-    {
-        var command = new CordonHost(Ids.Parse(ctx.GetArgument<string>("id"), "Host"), ctx.Caller().Principal, ctx.Now());
-        await ctx.Invoke(command);
-        return await HostQueries.LoadAsync(ctx, command.HostId);
-    });
-}
-
-public static class CordonHostHandler
-{
-    public static async Task Handle(CordonHost command, IDocumentSession session, IMessageContext context)
-    {
-        var view = await session.LoadAsync<HostView>(command.HostId);
-        var events = HostDecider.Decide(command, view?.Host ?? Host.Initial);
-        if (events.Count == 0) return;
-        session.Stamp(context, command.By, null, nameof(CordonHost));
-        session.Events.Append(command.HostId, view!.Version + events.Count, events);
-    }
-}

@@ -24,7 +24,7 @@ public static class KraudSchema
         TenantQueries.Map, CreateTenantField.Map,
         CreateApiTokenField.Map, RevokeApiTokenField.Map,
         PodQueries.Map, PodMutations.Map,
-        HostQueries.Map, RegisterHostField.Map, CordonHostField.Map,
+        HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
         AuditQueries.Map,
     ];
 

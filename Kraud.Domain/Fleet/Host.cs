@@ -14,6 +14,8 @@ public sealed record HostRegistered(
 
 public sealed record HostCordoned(Guid HostId, string By, DateTimeOffset At);
 
+public sealed record HostUncordoned(Guid HostId, string By, DateTimeOffset At);
+
 /// <summary>The scheduler reserved this host's capacity for one microVM.</summary>
 public sealed record MicroVmPlaced(Guid HostId, Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB, DateTimeOffset At);
 
@@ -44,6 +46,7 @@ public sealed record Host(
         HostRegistered e => new Host(e.HostId, e.Name, e.Zone, e.Datacenter, e.Rack, e.Role, HostState.Ready, e.Cpu, e.MemoryMiB, e.NvmeGiB,
             e.SevSnp, true, e.At, ImmutableDictionary<Guid, HostVm>.Empty),
         HostCordoned => this with { State = HostState.Cordoned },
+        HostUncordoned => this with { State = HostState.Ready },
         MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },
         MicroVmReleased e => this with { Vms = Vms.Remove(e.VmId) },
         _ => this,
@@ -55,6 +58,8 @@ public sealed record RegisterHost(
     Principal By, DateTimeOffset At);
 
 public sealed record CordonHost(Guid HostId, Principal By, DateTimeOffset At);
+
+public sealed record UncordonHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public static class HostDecider
 {
@@ -77,5 +82,17 @@ public static class HostDecider
         if (c.By.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can cordon hosts.");
         if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
         return state.State == HostState.Ready ? [new HostCordoned(c.HostId, c.By.Actor, c.At)] : [];
+    }
+
+    public static IReadOnlyList<object> Decide(UncordonHost c, Host state)
+    {
+        if (c.By.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can uncordon hosts.");
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        return state.State switch
+        {
+            HostState.Cordoned => [new HostUncordoned(c.HostId, c.By.Actor, c.At)],
+            HostState.Ready => [],
+            _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is {state.State.ToString().ToUpperInvariant()}: only a cordoned host can be uncordoned."),
+        };
     }
 }

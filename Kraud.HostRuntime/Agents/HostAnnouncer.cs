@@ -1,14 +1,16 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Wolverine;
+using Wolverine.Runtime;
 
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>At start, every host this process runs tells the control plane it exists (the control plane registers new ones).</summary>
-public sealed class HostAnnouncer(HostAgents agents, IMessageBus bus, ILogger<HostAnnouncer> logger) : IHostedService
+public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, ILogger<HostAnnouncer> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        var bus = new MessageBus(runtime);
         foreach (var agent in agents.All) await bus.PublishAsync(agent.Announcement());
         if (agents.All.Count > 0)
             logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,

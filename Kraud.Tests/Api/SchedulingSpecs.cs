@@ -1,0 +1,90 @@
+using Kraud.HostRuntime.Agents;
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+[Collection(ApiCollection.Name)]
+public class SchedulingSpecs(KraudApp app)
+{
+    private string HostName(string hostId) => app.Agents.All.Single(a => a.Id.ToString() == hostId).Name;
+
+    private HostAgent Agent(string hostId) => app.Agents.All.Single(a => a.Id.ToString() == hostId);
+
+    [Fact]
+    public async Task a_pod_that_names_a_zone_runs_only_in_that_zone()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("zonal", replicas: 2, zone: "fsn1-b");
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        Assert.All(running.Instances(), i => Assert.Equal("fsn1-b", Agent(i.GetProperty("hostId").GetString()!).Definition.Zone));
+    }
+
+    [Fact]
+    public async Task a_confidential_pod_runs_on_the_sev_snp_host()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("secret", confidential: true);
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        Assert.True(Agent(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!).Definition.SevSnp);
+        Assert.True(running.GetProperty("confidential").GetBoolean());
+    }
+
+    [Fact]
+    public async Task a_pod_no_host_can_take_is_unschedulable_with_the_reason()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("huge", replicas: 2, cpu: 64, memoryMiB: 4096);
+        var unschedulable = await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
+        Assert.Contains("64 cpu", unschedulable.GetProperty("reason").GetString());
+        Assert.Empty(unschedulable.Instances());
+    }
+
+    [Fact]
+    public async Task a_zone_without_hosts_makes_the_pod_unschedulable()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("nowhere", zone: "nbg1-x");
+        var unschedulable = await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
+        Assert.Contains("nbg1-x", unschedulable.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task a_microvm_that_fails_to_boot_makes_the_pod_failed_with_the_hosts_reason()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var image = $"registry.example/broken-{Guid.NewGuid():N}:1";
+        foreach (var driver in app.Drivers) driver.FailImage(image, "image pull failed: manifest unknown");
+        var pod = await tenant.CreatePodAsync("broken", image: image);
+        var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED");
+        Assert.Equal("image pull failed: manifest unknown", failed.GetProperty("reason").GetString());
+        Assert.Equal("FAILED", Assert.Single(failed.Instances()).State());
+    }
+
+    [Fact]
+    public async Task a_cordoned_host_gets_no_new_microvms()
+    {
+        // Cordon every compute host of zone fsn1-b but one: a two-replica pod there cannot be placed.
+        var tenant = await TenantScope.CreateAsync(app);
+        var zoneB = app.Agents.All.Where(a => a.Definition.Zone == "fsn1-b" && a.Definition.Role == "Compute").OrderBy(a => a.Name).ToList();
+        foreach (var agent in zoneB.Skip(1))
+            (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        try
+        {
+            var pod = await tenant.CreatePodAsync("cordoned", replicas: 2, zone: "fsn1-b");
+            await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
+            var single = await tenant.CreatePodAsync("uncordoned", zone: "fsn1-b");
+            var running = await tenant.WaitForPodAsync(single.Id(), "RUNNING");
+            Assert.Equal(zoneB[0].Name, HostName(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!));
+        }
+        finally
+        {
+            await UncordonAsync(zoneB.Skip(1));
+        }
+    }
+
+    private async Task UncordonAsync(IEnumerable<HostAgent> agents)
+    {
+        foreach (var agent in agents)
+            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+    }
+}

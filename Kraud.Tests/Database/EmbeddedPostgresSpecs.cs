@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using Kraud.Api.Database;
+using Npgsql;
+
+namespace Kraud.Tests.Database;
+
+/// <summary>The launcher behind `dotnet run` with no connection string: real initdb, real pg_ctl, real server processes.</summary>
+public sealed class EmbeddedPostgresSpecs : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"kraud-pg-spec-{Guid.NewGuid():N}"[..30]);
+
+    private string DataDirectory => Path.Combine(_root, "pg");
+
+    private static async Task<string> VersionAsync(EmbeddedPostgres pg)
+    {
+        await using var connection = new NpgsqlConnection(pg.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select current_database() || ' ' || version()", connection);
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    [Fact]
+    public async Task a_first_start_creates_a_cluster_on_loopback_and_a_second_start_reuses_its_data()
+    {
+        await using (var pg = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false))
+        {
+            Assert.StartsWith("Host=127.0.0.1", pg.ConnectionString);
+            Assert.StartsWith("kraud PostgreSQL", await VersionAsync(pg));
+            await using var connection = new NpgsqlConnection(pg.ConnectionString);
+            await connection.OpenAsync();
+            await new NpgsqlCommand("create table kept (id int); insert into kept values (42);", connection).ExecuteNonQueryAsync();
+        }
+        await using (var again = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false))
+        {
+            await using var connection = new NpgsqlConnection(again.ConnectionString);
+            await connection.OpenAsync();
+            Assert.Equal(42, (int)(await new NpgsqlCommand("select id from kept", connection).ExecuteScalarAsync())!);
+        }
+    }
+
+    [Fact]
+    public async Task a_stale_lock_left_by_a_killed_server_is_cleaned_up()
+    {
+        var first = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false);
+        var pidFile = Path.Combine(first.DataDirectory, "postmaster.pid");
+        var pid = int.Parse((await File.ReadAllLinesAsync(pidFile))[0]);
+        Process.GetProcessById(pid).Kill(entireProcessTree: false);
+        await Task.Delay(500);
+        Assert.True(File.Exists(pidFile), "a killed postmaster leaves its lock file behind");
+
+        await using var second = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false);
+        Assert.StartsWith("kraud PostgreSQL", await VersionAsync(second));
+    }
+
+    [Fact]
+    public async Task stopping_ends_the_server_process()
+    {
+        var pg = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false);
+        var pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(pg.DataDirectory, "postmaster.pid")))[0]);
+        await pg.StopAsync();
+        await pg.StopAsync();
+        Assert.False(File.Exists(Path.Combine(pg.DataDirectory, "postmaster.pid")));
+        Assert.True(!File.Exists($"/proc/{pid}/cmdline") || (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Length == 0, "the postmaster is gone");
+    }
+
+    [Fact]
+    public void without_binaries_the_error_names_the_three_ways_out()
+    {
+        var message = new PostgresBinariesNotFoundException().Message;
+        Assert.Contains("apt-get install postgresql", message);
+        Assert.Contains("docker compose up", message);
+        Assert.Contains("KRAUD_DATABASE", message);
+        Assert.Contains("ConnectionStrings:Kraud", message);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+}

@@ -1,0 +1,28 @@
+namespace Kraud.Tests.Infrastructure;
+
+/// <summary>Waits for something the platform does asynchronously (scheduling, booting, async projections).</summary>
+public static class Eventually
+{
+    public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (await condition()) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0} s waiting until {what}.");
+            await Task.Delay(50);
+        }
+    }
+
+    public static async Task<T> Get<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var value = await read();
+            if (done(value)) return value;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0} s waiting until {what}; last: {value}");
+            await Task.Delay(50);
+        }
+    }
+}

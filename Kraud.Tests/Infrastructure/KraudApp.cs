@@ -1,0 +1,62 @@
+using Alba;
+using Kraud.HostRuntime.Agents;
+using Kraud.HostRuntime.Drivers;
+using Kraud.Projections.Fleet;
+using Marten;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kraud.Tests.Infrastructure;
+
+/// <summary>
+/// The real Kraud application (Marten, Wolverine, GraphQL, the in-process simulated fleet) on its own database,
+/// shared by one test collection. Tests isolate themselves by working in tenants of their own.
+/// </summary>
+public sealed class KraudApp : IAsyncLifetime
+{
+    public const string OperatorToken = "krd_test_operator_token_0123456789";
+
+    public IAlbaHost Host { get; private set; } = null!;
+    public string ConnectionString { get; private set; } = "";
+    public string StateDirectory { get; } = Path.Combine(Path.GetTempPath(), $"kraud-state-{Guid.NewGuid():N}");
+
+    /// <summary>Boot delay of the simulated hosts: long enough that BOOTING can be seen, short enough for fast tests.</summary>
+    public const int BootDelayMs = 30;
+
+    public async Task InitializeAsync()
+    {
+        ConnectionString = await TestDatabase.CreateAsync("kraud");
+        Host = await AlbaHost.For<Program>(builder =>
+        {
+            builder.UseSetting("ConnectionStrings:Kraud", ConnectionString);
+            builder.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);
+            builder.UseSetting("Kraud:StateDirectory", StateDirectory);
+            builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
+            builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        });
+        var expected = Agents.All.Count;
+        await Eventually.Until(async () =>
+        {
+            await using var session = Store.QuerySession();
+            return await session.Query<HostView>().CountAsync() == expected;
+        }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
+    }
+
+    public IDocumentStore Store => Host.Services.GetRequiredService<IDocumentStore>();
+
+    public HostAgents Agents => Host.Services.GetRequiredService<HostAgents>();
+
+    public IEnumerable<SimulatedDriver> Drivers => Agents.All.Select(a => a.Driver).OfType<SimulatedDriver>();
+
+    public async Task DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, recursive: true);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ApiCollection : ICollectionFixture<KraudApp>
+{
+    public const string Name = "Kraud API";
+}

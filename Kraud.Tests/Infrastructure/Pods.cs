@@ -1,0 +1,44 @@
+using System.Text.Json;
+using Npgsql;
+
+namespace Kraud.Tests.Infrastructure;
+
+public static class Pods
+{
+    public const string Fields = "id name namespace tenantId image cpu memoryMiB replicas confidential state reason version createdAt instances { id podId hostId state bootMs startedAt }";
+
+    public static async Task<JsonElement> CreatePodAsync(this TenantScope tenant, string name, int replicas = 1, int cpu = 1, int memoryMiB = 256,
+        string image = "nginx:1.27", string? zone = null, bool confidential = false)
+    {
+        var r = await tenant.Gql($$"""
+            mutation($in: CreatePodInput!) { createPod(input: $in) { {{Fields}} } }
+            """, new { @in = new { name, image, cpu, memoryMiB, replicas, zone, confidential } });
+        return r.ShouldSucceed().Data.GetProperty("createPod");
+    }
+
+    public static async Task<JsonElement?> PodAsync(this TenantScope tenant, string id)
+    {
+        var pod = (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ {Fields} }} }}", new { id })).ShouldSucceed().Data.GetProperty("pod");
+        return pod.ValueKind == JsonValueKind.Null ? null : pod;
+    }
+
+    public static Task<JsonElement> WaitForPodAsync(this TenantScope tenant, string id, string state, int seconds = 30) =>
+        Eventually.Get(async () => (await tenant.PodAsync(id))!.Value, p => p.GetProperty("state").GetString() == state,
+            TimeSpan.FromSeconds(seconds), $"pod {id} is {state}");
+
+    public static string State(this JsonElement pod) => pod.GetProperty("state").GetString()!;
+
+    public static string Id(this JsonElement element) => element.GetProperty("id").GetString()!;
+
+    public static IReadOnlyList<JsonElement> Instances(this JsonElement pod) => pod.GetProperty("instances").EnumerateArray().ToList();
+
+    /// <summary>Events stamped with this tenant: what a refused command must leave unchanged.</summary>
+    public static async Task<long> EventCountAsync(this TenantScope tenant)
+    {
+        await using var connection = new NpgsqlConnection(tenant.App.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select count(*) from kraud.mt_events where headers ->> 'tenant' = @t", connection);
+        cmd.Parameters.AddWithValue("t", tenant.Id.ToString());
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+}
