@@ -11,8 +11,11 @@ using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Pods;
 
-/// <summary>Asks the scheduler (a sequential local queue) to place whatever replicas of the pod have no host.</summary>
-public sealed record SchedulePod(Guid PodId);
+/// <summary>
+/// Asks the scheduler to place whatever replicas of the pod have no host. It carries the request's correlation id,
+/// since the scheduler handles these in batches whose envelope belongs to no single request.
+/// </summary>
+public sealed record SchedulePod(Guid PodId, string? CorrelationId);
 
 /// <summary>
 /// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
@@ -28,7 +31,7 @@ public static class PodStreams
     }
 
     public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
-        int? expectedVersion = null)
+        int? expectedVersion = null, string? correlationId = null)
     {
         var stream = await session.Events.FetchStreamAsync(command.PodId);
         var before = Fold.Events<Pod>(stream.Select(e => e.Data));
@@ -41,22 +44,26 @@ public static class PodStreams
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
 
-        session.Stamp(context, by, after.TenantId, CommandName(command));
-        if (stream.Count == 0) session.Events.StartStream(command.PodId, events);
-        else session.Events.Append(command.PodId, stream.Count + events.Count, events);
+        var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
+        (stream.Count == 0 ? session.Events.StartStream(command.PodId, events) : session.Events.Append(command.PodId, stream.Count + events.Count, events))
+            .Stamp(stamp);
 
-        await ApplyHostEffectsAsync(session, context, command, before, after);
+        await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
         return after;
     }
 
-    private static async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after)
+    private static async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after,
+        AuditStamp stamp)
     {
+        // Messages sent now carry this pod's correlation id, also when the handler decides for several pods.
+        context.CorrelationId = stamp.CorrelationId;
         foreach (var reaction in PodReactions.HostCommands(before, after))
         {
             switch (reaction)
             {
                 case PodReactions.Boot(var vm):
-                    session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At));
+                    session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
+                        .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm)));
                     break;
                 case PodReactions.Stop(var vm):
@@ -65,10 +72,10 @@ public static class PodStreams
             }
         }
         foreach (var vm in PodReactions.ReleasedVms(before, after))
-            session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At));
+            session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At)).Stamp(stamp);
 
         if (command is not ApplyPlacement && after.Unplaced.Count > 0)
-            await context.PublishAsync(new SchedulePod(after.Id));
+            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId));
     }
 
     private static string Why(Pod after, PodInstance vm) =>

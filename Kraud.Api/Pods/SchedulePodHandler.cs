@@ -1,4 +1,5 @@
 using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
 using Kraud.Projections.Fleet;
@@ -7,25 +8,36 @@ using Wolverine;
 
 namespace Kraud.Api.Pods;
 
-/// <summary>The scheduler: runs on a sequential queue, reads the fleet's free capacity, and places all unplaced replicas or none.</summary>
+/// <summary>
+/// The scheduler. Requests arrive in batches on one sequential queue: the fleet's free capacity is read once, each pod
+/// is placed against the capacity the previous ones left (all its unplaced replicas or none), and the whole batch
+/// commits in one transaction. One at a time, so two placements never take the same free slot.
+/// </summary>
 public static class SchedulePodHandler
 {
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
-    public static async Task Handle(SchedulePod message, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        var pod = await PodStreams.LoadAsync(session, message.PodId);
-        if (!pod.Exists || pod.Unplaced.Count == 0) return;
-        var fleet = await session.Query<HostView>().ToListAsync();
-        var request = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.Zone, pod.Spec.Confidential,
-            pod.Live.Select(i => i.HostId).ToHashSet());
-        var command = Placement.Place(request, fleet.Select(h => h.Host)) switch
+        var fleet = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
+        foreach (var request in batch.DistinctBy(m => m.PodId))
         {
-            Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(),
-                null, time.GetUtcNow()),
-            Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, time.GetUtcNow()),
-            var other => throw new InvalidOperationException($"Unknown placement result {other}"),
-        };
-        await PodStreams.ExecuteAsync(session, context, command, Scheduler);
+            var pod = await PodStreams.LoadAsync(session, request.PodId);
+            if (!pod.Exists || pod.Unplaced.Count == 0) continue;
+            var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.Zone, pod.Spec.Confidential,
+                pod.Live.Select(i => i.HostId).ToHashSet());
+            var now = time.GetUtcNow();
+            var command = Placement.Place(placement, fleet.Values) switch
+            {
+                Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(), null, now),
+                Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),
+                var other => throw new InvalidOperationException($"Unknown placement result {other}"),
+            };
+            var after = await PodStreams.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId);
+
+            // The next pod of the batch sees this one's reservations.
+            foreach (var vm in after.Instances.Where(i => pod.Instance(i.VmId) is null))
+                fleet[vm.HostId] = fleet[vm.HostId].Evolve(new MicroVmPlaced(vm.HostId, vm.VmId, pod.Id, pod.TenantId, pod.Spec.Cpu, pod.Spec.MemoryMiB, now));
+        }
     }
 }

@@ -17,6 +17,7 @@ public static class BootMicroVmHandler
     {
         var agent = agents.Get(command.HostId);
         var spec = command.Spec;
+        using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var reports = Reports.For(runtime, context);
         await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
         try
@@ -40,6 +41,7 @@ public static class StopMicroVmHandler
         ILogger<HostAgent> logger, CancellationToken ct)
     {
         var agent = agents.Get(command.HostId);
+        using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var wasRunning = await agent.Driver.StopAsync(command.VmId, ct);
         logger.LogInformation("Host {Host} stopped microVM {VmId}{Note}", agent.Name, command.VmId, wasRunning ? "" : " (was not running)");
         // A VM that was never running here is stopped all the same: the control plane waits for this report either way.
@@ -47,8 +49,13 @@ public static class StopMicroVmHandler
     }
 }
 
-internal static class Reports
+/// <summary>Sends a host's reports at once, keeping the command's correlation id; the pod id is the group id.</summary>
+internal sealed class Reports(IMessageBus bus)
 {
-    public static IMessageBus For(IWolverineRuntime runtime, IMessageContext context) =>
-        new MessageBus(runtime) { CorrelationId = context.CorrelationId };
+    public static Reports For(IWolverineRuntime runtime, IMessageContext context) =>
+        new(new MessageBus(runtime) { CorrelationId = context.CorrelationId });
+
+    /// <summary>Reports about one pod must be handled in order, so they share a group id: the control plane partitions by it.</summary>
+    public ValueTask PublishAsync(IMicroVmReport report) =>
+        bus.PublishAsync(report, new DeliveryOptions { GroupId = report.PodId.ToString() });
 }
