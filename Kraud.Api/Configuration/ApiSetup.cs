@@ -13,6 +13,7 @@ public static class ApiSetup
     public static FleetOptions AddKraudFleet(this WebApplicationBuilder builder)
     {
         var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
+        if (!fleet.InProcess) fleet.Hosts = [];
         builder.Services.AddSingleton(fleet);
         builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
         return fleet;
@@ -24,6 +25,7 @@ public static class ApiSetup
         services.AddSingleton<TokenAuthenticator>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
+        services.AddHostedService<HostFailureDetector>();
         services.AddKraudGraphQL();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>

@@ -2,6 +2,7 @@ using JasperFx;
 using JasperFx.Events.Daemon;
 using JasperFx.Events.Projections;
 using Kraud.Api.Common;
+using Kraud.Api.Fleet;
 using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Access;
 using Kraud.Projections.Audit;
@@ -51,6 +52,7 @@ public static class MartenSetup
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
+                opts.Schema.For<HostLiveness>();
             })
             .UseLightweightSessions()
             .AddAsyncDaemon(DaemonMode.Solo)

@@ -57,12 +57,15 @@ public static class HostQueries
     /// <summary>The microVMs of each host come from the pods that own them, so their state is the one the pod shows.</summary>
     private static async Task<IReadOnlyList<HostDto>> ToDtos(IResolveFieldContext ctx, IReadOnlyList<HostView> views)
     {
+        var session = ctx.Service<IQuerySession>();
+        var hostIds = views.Select(v => v.Id).ToArray();
+        var liveness = hostIds.Length == 0 ? [] : (await session.LoadManyAsync<HostLiveness>(ctx.CancellationToken, hostIds)).ToDictionary(l => l.Id);
         var podIds = views.SelectMany(v => v.Host.Vms.Values.Select(vm => vm.PodId)).Distinct().ToArray();
         var pods = podIds.Length == 0
             ? new Dictionary<Guid, PodView>()
-            : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id);
+            : (await session.LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id);
         return views.Select(v => new HostDto(v.Id, v.Name, v.Zone, v.Host.Rack, Enums.Name(v.Role), Enums.Name(v.State), v.Host.SevSnp,
-                v.Host.Cpu, v.Host.MemoryMiB, v.CpuUsed, v.MemoryUsedMiB, v.LastHeartbeat?.UtcDateTime, null,
+                v.Host.Cpu, v.Host.MemoryMiB, v.CpuUsed, v.MemoryUsedMiB, liveness.GetValueOrDefault(v.Id)?.LastHeartbeat.UtcDateTime, null,
                 v.Host.Vms.Values
                     .Select(vm => pods.GetValueOrDefault(vm.PodId)?.Pod is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
                     .OfType<MicroVmDto>()

@@ -23,6 +23,7 @@ public static class HostReportsHandler
 
     public static async Task Handle(MicroVmStopped r, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
+        if (r.PodId == Guid.Empty) return; // a VM no pod owned, stopped by reconciliation: the host stream recorded it already
         var pod = await Record(session, context, r, new VmStopped(), time);
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));

@@ -61,9 +61,10 @@ public static class PodStreams
         {
             switch (reaction)
             {
-                case PodReactions.Boot(var vm):
-                    session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
-                        .Stamp(stamp);
+                case PodReactions.Boot(var vm, var isNew):
+                    if (isNew)
+                        session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
+                            .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm)));
                     break;
                 case PodReactions.Stop(var vm):

@@ -16,6 +16,15 @@ public sealed record HostCordoned(Guid HostId, string By, DateTimeOffset At);
 
 public sealed record HostUncordoned(Guid HostId, string By, DateTimeOffset At);
 
+/// <summary>The host stopped sending heartbeats: the evidence is when it was last heard of and how many beats it missed.</summary>
+public sealed record HostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, string Reason, DateTimeOffset At);
+
+/// <summary>A failed host is heard of again; what it still runs is reconciled against what should run there.</summary>
+public sealed record HostRecovered(Guid HostId, DateTimeOffset FailedSince, DateTimeOffset At);
+
+/// <summary>The host runs a microVM nothing asked for (e.g. one it kept while it was cut off): the control plane stopped it.</summary>
+public sealed record UnknownMicroVmStopped(Guid HostId, Guid VmId, string Reason, DateTimeOffset At);
+
 /// <summary>The scheduler reserved this host's capacity for one microVM.</summary>
 public sealed record MicroVmPlaced(Guid HostId, Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB, DateTimeOffset At);
 
@@ -32,6 +41,8 @@ public sealed record Host(
     public static Host Initial { get; } = new(Guid.Empty, "", "", "", "", HostRole.Compute, HostState.Ready, 0, 0, 0, false, false, default,
         ImmutableDictionary<Guid, HostVm>.Empty);
 
+    public DateTimeOffset? FailedAt { get; init; }
+
     public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
     public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
 
@@ -47,6 +58,8 @@ public sealed record Host(
             e.SevSnp, true, e.At, ImmutableDictionary<Guid, HostVm>.Empty),
         HostCordoned => this with { State = HostState.Cordoned },
         HostUncordoned => this with { State = HostState.Ready },
+        HostFailed e => this with { State = HostState.Failed, FailedAt = e.At },
+        HostRecovered => this with { State = HostState.Ready, FailedAt = null },
         MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },
         MicroVmReleased e => this with { Vms = Vms.Remove(e.VmId) },
         _ => this,
@@ -60,6 +73,10 @@ public sealed record RegisterHost(
 public sealed record CordonHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public sealed record UncordonHost(Guid HostId, Principal By, DateTimeOffset At);
+
+public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
+
+public sealed record MarkHostAlive(Guid HostId, DateTimeOffset At);
 
 public static class HostDecider
 {
@@ -83,6 +100,16 @@ public static class HostDecider
         if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
         return state.State == HostState.Ready ? [new HostCordoned(c.HostId, c.By.Actor, c.At)] : [];
     }
+
+    /// <summary>Failure detection may fire more than once for one silence: a host fails once.</summary>
+    public static IReadOnlyList<object> Decide(MarkHostFailed c, Host state) =>
+        state is { Exists: true, State: not HostState.Failed }
+            ? [new HostFailed(c.HostId, c.LastHeartbeat, c.MissedHeartbeats,
+                $"no heartbeat from {state.Name} since {c.LastHeartbeat:O} ({c.MissedHeartbeats} missed)", c.At)]
+            : [];
+
+    public static IReadOnlyList<object> Decide(MarkHostAlive c, Host state) =>
+        state is { Exists: true, State: HostState.Failed } ? [new HostRecovered(c.HostId, state.FailedAt ?? c.At, c.At)] : [];
 
     public static IReadOnlyList<object> Decide(UncordonHost c, Host state)
     {

@@ -38,6 +38,12 @@ public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Re
 
 public sealed record MicroVmStopped(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
 
+/// <summary>
+/// Every few seconds: this host is alive and runs exactly these microVMs. The control plane compares them with what
+/// should run there (reconciliation) and declares the host failed when heartbeats stop.
+/// </summary>
+public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt) : IHostReport;
+
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,

@@ -75,6 +75,8 @@ public sealed record Pod(
         PodRestarted e => e.Replicas.Aggregate(this with { UnschedulableReason = null }, (pod, r) => pod.Restart(r)),
         PodDeletionRequested => Retire(_ => true) with { Deleting = true },
         PodReplicaStopped e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        PodReplicaLost e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
         _ => this,
     };
 

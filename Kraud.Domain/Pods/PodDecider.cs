@@ -26,6 +26,12 @@ public sealed record VmBooted(double BootMs) : VmReport;
 public sealed record VmFailed(string Reason) : VmReport;
 public sealed record VmStopped : VmReport;
 
+/// <summary>The VM's host failed: the control plane's own conclusion, not a host's report.</summary>
+public sealed record VmHostFailed(string Reason) : VmReport;
+
+/// <summary>The host's heartbeats no longer list a VM the pod believes is running.</summary>
+public sealed record VmMissing : VmReport;
+
 public static class PodDecider
 {
     public const int MaxReplicas = 50;
@@ -102,16 +108,23 @@ public static class PodDecider
     /// Reports may arrive late, twice or for a VM that was already replaced: anything that does not move
     /// a current VM forward is dropped, which keeps retried host messages harmless.
     /// </summary>
+    /// <summary>The last VM of a pod being deleted is gone: the pod is stopped.</summary>
+    private static IEnumerable<object> Stopped(RecordVmReport c, Pod state) =>
+        state.Deleting && state.Instances.Count == 1 ? [new PodStopped(c.PodId, c.At)] : [];
+
     private static IReadOnlyList<object> Report(RecordVmReport c, Pod state)
     {
         var vm = state.Instance(c.VmId);
         if (vm is null || vm.HostId != c.HostId) return [];
         return (c.Report, vm.Phase) switch
         {
-            (VmStopped, _) => state.Deleting && state.Instances.Count == 1
-                ? [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), new PodStopped(c.PodId, c.At)]
-                : [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At)],
+            (VmStopped, _) => [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
+            (VmHostFailed f, VmPhase.Stopping) => [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
             (_, VmPhase.Stopping or VmPhase.Failed) => [],
+            (VmHostFailed f, _) when state.Spec.Confidential => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId,
+                $"{f.Reason}; Confidential Compute runs on one node and is not rescheduled on failure", c.At)],
+            (VmHostFailed f, _) => [new PodReplicaLost(c.PodId, c.VmId, c.HostId, f.Reason, EphemeralDataLost: true, c.At)],
+            (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
             (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)],
             (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
@@ -123,7 +136,8 @@ public static class PodDecider
 /// <summary>What the host runtimes must do after a pod changed: derived from the state before and after, never stored.</summary>
 public static class PodReactions
 {
-    public sealed record Boot(PodInstance Instance);
+    /// <summary>Boot this VM; <paramref name="IsNew"/> when its host capacity still has to be reserved.</summary>
+    public sealed record Boot(PodInstance Instance, bool IsNew);
     public sealed record Stop(PodInstance Instance);
 
     public static IReadOnlyList<object> HostCommands(Pod before, Pod after)
@@ -133,7 +147,8 @@ public static class PodReactions
         foreach (var i in after.Instances)
         {
             old.TryGetValue(i.VmId, out var was);
-            if (i.Phase == VmPhase.Scheduled && was is null) commands.Add(new Boot(i));
+            if (i.Phase == VmPhase.Scheduled && was is null) commands.Add(new Boot(i, IsNew: true));
+            if (i.Phase == VmPhase.Scheduled && was is { Phase: not VmPhase.Scheduled }) commands.Add(new Boot(i, IsNew: false));
             if (i.Phase == VmPhase.Stopping && was is { Phase: not VmPhase.Stopping }) commands.Add(new Stop(i));
         }
         return commands;

@@ -29,3 +29,12 @@ public sealed record PodDeletionRequested(Guid PodId, string By, DateTimeOffset 
 public sealed record PodReplicaStopped(Guid PodId, Guid VmId, Guid HostId, DateTimeOffset At);
 
 public sealed record PodStopped(Guid PodId, DateTimeOffset At);
+
+/// <summary>
+/// The replica's microVM is gone with its host (the host failed). Its ephemeral disk is gone too; the replica waits for
+/// the scheduler to place a new generation elsewhere.
+/// </summary>
+public sealed record PodReplicaLost(Guid PodId, Guid VmId, Guid HostId, string Reason, bool EphemeralDataLost, DateTimeOffset At);
+
+/// <summary>The host no longer reports a microVM that should run there: it is booted again (same id, same host).</summary>
+public sealed record PodReplicaVanished(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);

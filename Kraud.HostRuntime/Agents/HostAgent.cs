@@ -13,6 +13,20 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public HostDefinition Definition => definition;
     public IMicroVmDriver Driver => driver;
 
+    /// <summary>
+    /// A powered-off host sends no heartbeats and handles no commands (they wait in its queue), like a machine that
+    /// lost power. Only the simulated fleet is switched off this way (fault injection in tests and demos).
+    /// </summary>
+    public bool PoweredOn { get; private set; } = true;
+
+    public void PowerOff()
+    {
+        PoweredOn = false;
+        if (driver is SimulatedDriver simulated) simulated.LoseAll();
+    }
+
+    public void PowerOn() => PoweredOn = true;
+
     public HostAnnounced Announcement() => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter, definition.Rack,
         definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name);
 }

@@ -15,7 +15,7 @@ public static class BootMicroVmHandler
     public static async Task Handle(BootMicroVm command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
         ILogger<HostAgent> logger, CancellationToken ct)
     {
-        var agent = agents.Get(command.HostId);
+        var agent = agents.Get(command.HostId).RequirePower();
         var spec = command.Spec;
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var reports = Reports.For(runtime, context);
@@ -40,13 +40,21 @@ public static class StopMicroVmHandler
     public static async Task Handle(StopMicroVm command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
         ILogger<HostAgent> logger, CancellationToken ct)
     {
-        var agent = agents.Get(command.HostId);
+        var agent = agents.Get(command.HostId).RequirePower();
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var wasRunning = await agent.Driver.StopAsync(command.VmId, ct);
         logger.LogInformation("Host {Host} stopped microVM {VmId}{Note}", agent.Name, command.VmId, wasRunning ? "" : " (was not running)");
         // A VM that was never running here is stopped all the same: the control plane waits for this report either way.
         await Reports.For(runtime, context).PublishAsync(new MicroVmStopped(agent.Id, command.VmId, command.PodId));
     }
+}
+
+/// <summary>The host is off: the command stays queued and is tried again later, as it would wait for a rebooting machine.</summary>
+public sealed class HostPoweredOffException(string host) : Exception($"Host {host} is powered off.");
+
+internal static class Power
+{
+    public static HostAgent RequirePower(this HostAgent agent) => agent.PoweredOn ? agent : throw new HostPoweredOffException(agent.Name);
 }
 
 /// <summary>Sends a host's reports at once, keeping the command's correlation id; the pod id is the group id.</summary>

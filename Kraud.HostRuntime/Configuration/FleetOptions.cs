@@ -7,11 +7,21 @@ public sealed class FleetOptions
 
     public string Datacenter { get; set; } = "FSN1-DC2";
 
+    /// <summary>Run the configured hosts' runtimes inside the API process (the default simulated fleet); false when every
+    /// host runs its own Kraud.HostRuntime process.</summary>
+    public bool InProcess { get; set; } = true;
+
     /// <summary>Milliseconds a simulated guest takes to boot.</summary>
     public int SimulatedBootDelayMs { get; set; } = 200;
 
     /// <summary>Seconds between queue polls; LISTEN/NOTIFY wakes listeners at once, so this only bounds a missed wake-up.</summary>
     public int QueuePollingSeconds { get; set; } = 5;
+
+    /// <summary>How often every host runtime reports that it lives and what it runs.</summary>
+    public int HeartbeatIntervalMs { get; set; } = 2000;
+
+    /// <summary>A host not heard of for this long is declared FAILED and its pods move.</summary>
+    public int HeartbeatTimeoutSeconds { get; set; } = 10;
 
     public List<HostDefinition> Hosts { get; set; } = [];
 }

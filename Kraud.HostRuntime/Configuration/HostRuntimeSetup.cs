@@ -3,7 +3,9 @@ using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Agents;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Wolverine;
+using Wolverine.ErrorHandling;
 using Wolverine.Postgresql;
 
 namespace Kraud.HostRuntime.Configuration;
@@ -13,8 +15,11 @@ public static class HostRuntimeSetup
 {
     public static IServiceCollection AddHostAgents(this IServiceCollection services, FleetOptions fleet)
     {
-        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetService<TimeProvider>() ?? TimeProvider.System));
+        services.TryAddSingleton(fleet);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<HostAnnouncer>();
+        services.AddHostedService<HeartbeatSender>();
         return services;
     }
 
@@ -22,6 +27,8 @@ public static class HostRuntimeSetup
     public static void ServeHosts(this WolverineOptions opts, FleetOptions fleet)
     {
         opts.Discovery.IncludeAssembly(typeof(HostAgent).Assembly);
+        // A powered-off host's commands wait in its queue until it is back.
+        opts.OnException<HostPoweredOffException>().ScheduleRetryIndefinitely(TimeSpan.FromSeconds(1));
         foreach (var host in fleet.Hosts)
             opts.ListenToPostgresqlQueue(Host.QueueName(host.Name)).PollingInterval(fleet.QueuePollingSeconds.Seconds());
         opts.Publish(rule =>

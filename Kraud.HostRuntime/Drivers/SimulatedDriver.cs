@@ -53,4 +53,13 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     }
 
     public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(_running.TryRemove(vmId, out _));
+
+    /// <summary>The VM dies without a word to anyone (its host notices only by no longer listing it).</summary>
+    public bool Vanish(Guid vmId) => _running.TryRemove(vmId, out _);
+
+    /// <summary>A VM nobody asked for appears, as one a host kept while it was cut off from the control plane.</summary>
+    public void Adopt(MicroVmSpec spec) => _running[spec.VmId] = spec;
+
+    /// <summary>Power loss: every VM is gone.</summary>
+    public void LoseAll() => _running.Clear();
 }

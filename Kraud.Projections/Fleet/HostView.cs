@@ -14,7 +14,6 @@ public sealed class HostView
     public HostState State { get; set; }
     public int CpuUsed { get; set; }
     public int MemoryUsedMiB { get; set; }
-    public DateTimeOffset? LastHeartbeat { get; set; }
     public Host Host { get; set; } = Host.Initial;
 }
 
@@ -33,7 +32,6 @@ public sealed class HostViewProjection : SingleStreamProjection<HostView, Guid>
             State = host.State,
             CpuUsed = host.CpuUsed,
             MemoryUsedMiB = host.MemoryUsedMiB,
-            LastHeartbeat = snapshot?.LastHeartbeat,
             Host = host,
         };
     }

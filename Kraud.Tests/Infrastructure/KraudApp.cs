@@ -23,6 +23,26 @@ public sealed class KraudApp : IAsyncLifetime
     /// <summary>Boot delay of the simulated hosts: long enough that BOOTING can be seen, short enough for fast tests.</summary>
     public const int BootDelayMs = 30;
 
+    /// <summary>Failure detection sped up for tests: beats every half second, FAILED after three silent seconds.</summary>
+    public const int HeartbeatIntervalMs = 500;
+    public const int HeartbeatTimeoutSeconds = 3;
+
+    public HostAgent Agent(string hostId) => Agents.All.Single(a => a.Id.ToString() == hostId);
+
+    public SimulatedDriver Driver(string hostId) => (SimulatedDriver)Agent(hostId).Driver;
+
+    public async Task<IReadOnlyList<JasperFx.Events.IEvent>> EventsOf(Guid streamId)
+    {
+        await using var session = Store.QuerySession();
+        return await session.Events.FetchStreamAsync(streamId);
+    }
+
+    public async Task<string> HostStateAsync(string hostId)
+    {
+        var r = (await this.AsOperator("{ hosts { id state } }")).ShouldSucceed();
+        return r.Data.GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("id").GetString() == hostId).GetProperty("state").GetString()!;
+    }
+
     public async Task InitializeAsync()
     {
         ConnectionString = await TestDatabase.CreateAsync("kraud");
@@ -32,6 +52,8 @@ public sealed class KraudApp : IAsyncLifetime
             builder.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);
             builder.UseSetting("Kraud:StateDirectory", StateDirectory);
             builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
+            builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
+            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
         });
         var expected = Agents.All.Count;

@@ -1,0 +1,71 @@
+using Kraud.Api.Common;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Pods;
+using Kraud.HostRuntime.Configuration;
+using Kraud.Projections.Fleet;
+using Marten;
+using Wolverine;
+using Wolverine.Runtime;
+
+namespace Kraud.Api.Fleet;
+
+/// <summary>
+/// Declares a silent host FAILED and moves its work: each of its microVMs is lost, ordinary pods get their replica
+/// placed again elsewhere (a new generation, fresh ephemeral disk), confidential pods fail as the product table says.
+/// </summary>
+public static class MarkHostFailedHandler
+{
+    private static readonly Principal Detector = Principal.System("failure-detector");
+
+    public static async Task Handle(MarkHostFailed command, IDocumentSession session, IMessageContext context)
+    {
+        var view = await session.LoadAsync<HostView>(command.HostId);
+        if (view is null) return;
+        var events = HostDecider.Decide(command, view.Host);
+        if (events.Count == 0) return;
+        var stream = await session.Events.FetchStreamStateAsync(command.HostId);
+        session.Stamp(context, Detector, null, nameof(MarkHostFailed));
+        session.Events.Append(command.HostId, stream!.Version + events.Count, events);
+
+        var reason = ((HostFailed)events[0]).Reason;
+        foreach (var vm in view.Host.Vms.Values.OrderBy(v => v.PodId))
+            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmHostFailed($"host failed: {reason}"), command.At),
+                Detector);
+    }
+}
+
+/// <summary>Watches heartbeats: a READY, CORDONED or DRAINING host silent for longer than the window is marked FAILED.</summary>
+public sealed class HostFailureDetector(IDocumentStore store, IWolverineRuntime runtime, FleetOptions fleet, TimeProvider time,
+    ILogger<HostFailureDetector> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var window = TimeSpan.FromSeconds(fleet.HeartbeatTimeoutSeconds);
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Clamp(fleet.HeartbeatIntervalMs / 2, 100, 1000)), time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await using var session = store.QuerySession();
+                var hosts = await session.Query<HostView>().Where(h => h.State != HostState.Failed).ToListAsync(stoppingToken);
+                var liveness = (await session.Query<HostLiveness>().ToListAsync(stoppingToken)).ToDictionary(l => l.Id);
+                var now = time.GetUtcNow();
+                foreach (var host in hosts)
+                {
+                    // A host that never sent a heartbeat is judged from when it registered.
+                    var last = liveness.TryGetValue(host.Id, out var l) ? l.LastHeartbeat : host.Host.RegisteredAt;
+                    if (now - last <= window) continue;
+                    var missed = (int)((now - last).TotalMilliseconds / fleet.HeartbeatIntervalMs);
+                    logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", host.Name, missed, last);
+                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(host.Id, last, missed, now), stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Failure detection round failed");
+            }
+        }
+    }
+}

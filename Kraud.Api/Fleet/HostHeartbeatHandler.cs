@@ -1,0 +1,72 @@
+using Kraud.Api.Common;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Pods;
+using Kraud.Projections.Fleet;
+using Kraud.Projections.Pods;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Fleet;
+
+/// <summary>
+/// Reconciliation: a heartbeat says what a host runs; the host's reservations say what it should run. A VM that should
+/// run and is missing is booted again; one that runs but should not is stopped; a failed host that speaks again recovers.
+/// </summary>
+public static class HostHeartbeatHandler
+{
+    private static readonly Principal Reconciler = Principal.System("reconciler");
+
+    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        var view = await session.LoadAsync<HostView>(heartbeat.HostId);
+        if (view is null) return; // not registered yet: its announcement is on the way
+        var liveness = await session.LoadAsync<HostLiveness>(heartbeat.HostId) ?? new HostLiveness { Id = heartbeat.HostId };
+        if (heartbeat.SentAt <= liveness.LastSentAt) return; // an older heartbeat overtaken by a newer one
+        var now = time.GetUtcNow();
+
+        if (view.Host.State == HostState.Failed)
+        {
+            var events = HostDecider.Decide(new MarkHostAlive(view.Id, now), view.Host);
+            var stream = await session.Events.FetchStreamStateAsync(view.Id);
+            session.Stamp(context, Reconciler, null, nameof(MarkHostAlive));
+            session.Events.Append(view.Id, stream!.Version + events.Count, events);
+        }
+
+        var running = heartbeat.RunningVms.ToHashSet();
+        var reserved = view.Host.Vms;
+        liveness.Unknown = HostLiveness.Count(liveness.Unknown, running.Where(vm => !reserved.ContainsKey(vm)));
+        // Only VMs the host left out can be missing; the pods are read for those alone (usually none).
+        var absent = reserved.Values.Where(vm => !running.Contains(vm.VmId)).ToList();
+        var pods = await LoadPodsAsync(session, absent.Select(v => v.PodId));
+        liveness.Missing = HostLiveness.Count(liveness.Missing, absent
+            .Where(vm => pods.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
+            .Select(vm => vm.VmId));
+
+        foreach (var vm in liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList())
+        {
+            session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
+                .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));
+            await context.EndpointFor(PodStreams.HostUri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
+            liveness.Unknown.Remove(vm);
+        }
+        foreach (var vm in liveness.Missing.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
+        {
+            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(reserved[vm].PodId, vm, view.Id, new VmMissing(), now), Reconciler);
+            liveness.Missing.Remove(vm);
+        }
+
+        liveness.LastHeartbeat = now;
+        liveness.LastSentAt = heartbeat.SentAt;
+        liveness.RunningVms = [.. running];
+        session.Store(liveness);
+    }
+
+    private static async Task<Dictionary<Guid, PodView>> LoadPodsAsync(IQuerySession session, IEnumerable<Guid> podIds)
+    {
+        var ids = podIds.Distinct().ToArray();
+        return ids.Length == 0 ? [] : (await session.LoadManyAsync<PodView>(ids)).ToDictionary(p => p.Id);
+    }
+}

@@ -1,0 +1,24 @@
+namespace Kraud.Api.Fleet;
+
+/// <summary>
+/// What the last heartbeats of a host said. Not an event: heartbeats are frequent and carry no decision; the decisions
+/// they lead to (a host failed or recovered, a VM booted again or stopped) are events.
+/// </summary>
+public sealed class HostLiveness
+{
+    public Guid Id { get; set; }
+    public DateTimeOffset LastHeartbeat { get; set; }
+    public DateTimeOffset LastSentAt { get; set; }
+    public List<Guid> RunningVms { get; set; } = [];
+
+    /// <summary>How many heartbeats in a row reported a VM that should not run there (or left out one that should).</summary>
+    public Dictionary<Guid, int> Unknown { get; set; } = [];
+    public Dictionary<Guid, int> Missing { get; set; } = [];
+
+    /// <summary>One heartbeat can be older than a report it crossed on the way; two in a row are evidence.</summary>
+    public const int Evidence = 2;
+
+    /// <summary>Counts consecutive sightings: what is seen again goes up, what is not seen any more is forgotten.</summary>
+    public static Dictionary<Guid, int> Count(Dictionary<Guid, int> before, IEnumerable<Guid> seenNow) =>
+        seenNow.Distinct().ToDictionary(id => id, id => before.GetValueOrDefault(id) + 1);
+}

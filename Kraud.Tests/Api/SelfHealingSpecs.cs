@@ -1,0 +1,110 @@
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Pods;
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+[Collection(ApiCollection.Name)]
+public class SelfHealingSpecs(KraudApp app)
+{
+    private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(KraudApp.HeartbeatTimeoutSeconds + 20);
+
+    private async Task PowerBackOnAsync(string hostId)
+    {
+        app.Agent(hostId).PowerOn();
+        await Eventually.Until(async () => await app.HostStateAsync(hostId) == "READY", TimeSpan.FromSeconds(20), "the host recovered");
+    }
+
+    [Fact]
+    public async Task when_a_host_misses_heartbeats_it_is_marked_failed_and_its_pods_run_again_elsewhere()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("mover", zone: "fsn1-b");
+        var before = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var hostId = before.Instances()[0].GetProperty("hostId").GetString()!;
+        var failedAt = DateTime.UtcNow;
+        app.Agent(hostId).PowerOff();
+        try
+        {
+            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "FAILED", Recovery, "the silent host is FAILED");
+            var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), Recovery, "the pod runs on another host");
+            Assert.True(DateTime.UtcNow - failedAt < Recovery);
+            Assert.Equal("fsn1-b", app.Agent(after.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
+
+            var hostFailed = Assert.Single((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data).OfType<HostFailed>(), e => e.At >= failedAt);
+            Assert.True(hostFailed.MissedHeartbeats >= KraudApp.HeartbeatTimeoutSeconds * 1000 / KraudApp.HeartbeatIntervalMs);
+            Assert.True(hostFailed.LastHeartbeat < hostFailed.At);
+            var lost = Assert.Single((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data).OfType<PodReplicaLost>());
+            Assert.True(lost.EphemeralDataLost);
+            Assert.Contains("no heartbeat", lost.Reason);
+            Assert.NotEqual(before.Instances()[0].Id(), after.Instances()[0].Id());
+        }
+        finally
+        {
+            await PowerBackOnAsync(hostId);
+        }
+        var recovered = (await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data).OfType<HostRecovered>().Last();
+        Assert.True(recovered.At >= failedAt);
+    }
+
+    [Fact]
+    public async Task a_confidential_pod_on_a_failed_host_fails_and_is_not_rescheduled()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("enclave", confidential: true);
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var hostId = running.Instances()[0].GetProperty("hostId").GetString()!;
+        app.Agent(hostId).PowerOff();
+        try
+        {
+            var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED", seconds: (int)Recovery.TotalSeconds);
+            Assert.Contains("not rescheduled", failed.GetProperty("reason").GetString());
+            Assert.DoesNotContain((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data), e => e is PodReplicaLost);
+        }
+        finally
+        {
+            await PowerBackOnAsync(hostId);
+        }
+        Assert.Equal("FAILED", (await tenant.PodAsync(pod.Id()))!.Value.State());
+    }
+
+    [Fact]
+    public async Task a_microvm_that_vanished_from_its_host_is_booted_again()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("phoenix");
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var vm = running.Instances()[0];
+        var driver = app.Driver(vm.GetProperty("hostId").GetString()!);
+        Assert.True(driver.Vanish(Guid.Parse(vm.Id())));
+
+        await Eventually.Until(async () => (await app.EventsOf(Guid.Parse(pod.Id()))).Any(e => e.Data is PodReplicaVanished),
+            TimeSpan.FromSeconds(15), "reconciliation noticed the missing microVM");
+        await Eventually.Until(() => Task.FromResult(driver.Running.Contains(Guid.Parse(vm.Id()))), TimeSpan.FromSeconds(15), "the same microVM runs again");
+        var again = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        Assert.Equal(vm.Id(), Assert.Single(again.Instances()).Id());
+    }
+
+    [Fact]
+    public async Task a_microvm_no_pod_owns_is_stopped()
+    {
+        var host = app.Agents.All.First(a => a.Definition.Role == "Compute" && !a.Definition.SevSnp);
+        var driver = (Kraud.HostRuntime.Drivers.SimulatedDriver)host.Driver;
+        var stray = new MicroVmSpec(Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), 0, 0, "stray", [], new Dictionary<string, string>(), 1, 64, 0, false);
+        driver.Adopt(stray);
+
+        await Eventually.Until(() => Task.FromResult(!driver.Running.Contains(stray.VmId)), TimeSpan.FromSeconds(15), "the stray microVM was stopped");
+        var stopped = Assert.Single((await app.EventsOf(host.Id)).Select(e => e.Data).OfType<UnknownMicroVmStopped>(), e => e.VmId == stray.VmId);
+        Assert.Contains("no pod owns", stopped.Reason);
+    }
+
+    [Fact]
+    public async Task hosts_report_their_last_heartbeat()
+    {
+        var hosts = (await app.AsOperator("{ hosts { name lastHeartbeat } }")).ShouldSucceed().Data.GetProperty("hosts").EnumerateArray().ToList();
+        Assert.All(hosts.Where(h => app.Agents.Find(h.GetProperty("name").GetString()!) is { PoweredOn: true }),
+            h => Assert.True(DateTime.UtcNow - h.GetProperty("lastHeartbeat").GetDateTime().ToUniversalTime() < TimeSpan.FromSeconds(10)));
+    }
+}
