@@ -16,6 +16,11 @@ public sealed record HostCordoned(Guid HostId, string By, DateTimeOffset At);
 
 public sealed record HostUncordoned(Guid HostId, string By, DateTimeOffset At);
 
+public sealed record HostDrainRequested(Guid HostId, string By, DateTimeOffset At);
+
+/// <summary>A draining host runs nothing any more; it stays out of placement (cordoned) until uncordoned.</summary>
+public sealed record HostDrained(Guid HostId, DateTimeOffset At);
+
 /// <summary>The host stopped sending heartbeats: the evidence is when it was last heard of and how many beats it missed.</summary>
 public sealed record HostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, string Reason, DateTimeOffset At);
 
@@ -58,6 +63,8 @@ public sealed record Host(
             e.SevSnp, true, e.At, ImmutableDictionary<Guid, HostVm>.Empty),
         HostCordoned => this with { State = HostState.Cordoned },
         HostUncordoned => this with { State = HostState.Ready },
+        HostDrainRequested => this with { State = HostState.Draining },
+        HostDrained => this with { State = HostState.Cordoned },
         HostFailed e => this with { State = HostState.Failed, FailedAt = e.At },
         HostRecovered => this with { State = HostState.Ready, FailedAt = null },
         MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },
@@ -73,6 +80,8 @@ public sealed record RegisterHost(
 public sealed record CordonHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public sealed record UncordonHost(Guid HostId, Principal By, DateTimeOffset At);
+
+public sealed record DrainHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
 
@@ -101,6 +110,19 @@ public static class HostDecider
         return state.State == HostState.Ready ? [new HostCordoned(c.HostId, c.By.Actor, c.At)] : [];
     }
 
+    public static IReadOnlyList<object> Decide(DrainHost c, Host state)
+    {
+        if (c.By.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can drain hosts.");
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        return state.State switch
+        {
+            HostState.Ready or HostState.Cordoned when state.Vms.IsEmpty => [new HostDrainRequested(c.HostId, c.By.Actor, c.At), new HostDrained(c.HostId, c.At)],
+            HostState.Ready or HostState.Cordoned => [new HostDrainRequested(c.HostId, c.By.Actor, c.At)],
+            HostState.Draining => [],
+            _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is FAILED: its pods were moved when it failed."),
+        };
+    }
+
     /// <summary>Failure detection may fire more than once for one silence: a host fails once.</summary>
     public static IReadOnlyList<object> Decide(MarkHostFailed c, Host state) =>
         state is { Exists: true, State: not HostState.Failed }
@@ -117,9 +139,10 @@ public static class HostDecider
         if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
         return state.State switch
         {
-            HostState.Cordoned => [new HostUncordoned(c.HostId, c.By.Actor, c.At)],
+            // Uncordoning a draining host stops the drain; what already moved stays where it went.
+            HostState.Cordoned or HostState.Draining => [new HostUncordoned(c.HostId, c.By.Actor, c.At)],
             HostState.Ready => [],
-            _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is {state.State.ToString().ToUpperInvariant()}: only a cordoned host can be uncordoned."),
+            _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is FAILED: it becomes READY when it is heard of again."),
         };
     }
 }

@@ -75,6 +75,11 @@ public sealed record Pod(
         PodRestarted e => e.Replicas.Aggregate(this with { UnschedulableReason = null }, (pod, r) => pod.Restart(r)),
         PodDeletionRequested => Retire(_ => true) with { Deleting = true },
         PodReplicaStopped e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        PodReplicaEvicted e => this with
+        {
+            Instances = Instances.Where(i => !(i.VmId == e.VmId && i.Phase == VmPhase.Failed))
+                .Select(i => i.VmId == e.VmId ? i with { Phase = VmPhase.Stopping, Reason = e.Reason } : i).ToImmutableList(),
+        },
         PodReplicaLost e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
         _ => this,

@@ -29,6 +29,9 @@ public sealed record VmStopped : VmReport;
 /// <summary>The VM's host failed: the control plane's own conclusion, not a host's report.</summary>
 public sealed record VmHostFailed(string Reason) : VmReport;
 
+/// <summary>The VM's host is being drained: the replica moves.</summary>
+public sealed record VmEvicted(string Reason) : VmReport;
+
 /// <summary>The host's heartbeats no longer list a VM the pod believes is running.</summary>
 public sealed record VmMissing : VmReport;
 
@@ -124,6 +127,7 @@ public static class PodDecider
             (VmHostFailed f, _) when state.Spec.Confidential => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId,
                 $"{f.Reason}; Confidential Compute runs on one node and is not rescheduled on failure", c.At)],
             (VmHostFailed f, _) => [new PodReplicaLost(c.PodId, c.VmId, c.HostId, f.Reason, EphemeralDataLost: true, c.At)],
+            (VmEvicted e, _) => [new PodReplicaEvicted(c.PodId, c.VmId, c.HostId, e.Reason, c.At)],
             (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
             (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)],

@@ -38,3 +38,6 @@ public sealed record PodReplicaLost(Guid PodId, Guid VmId, Guid HostId, string R
 
 /// <summary>The host no longer reports a microVM that should run there: it is booted again (same id, same host).</summary>
 public sealed record PodReplicaVanished(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>The replica has to leave its host (the host is drained): its VM is stopped and the replica placed elsewhere.</summary>
+public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);

@@ -108,3 +108,39 @@ public class SelfHealingSpecs(KraudApp app)
             h => Assert.True(DateTime.UtcNow - h.GetProperty("lastHeartbeat").GetDateTime().ToUniversalTime() < TimeSpan.FromSeconds(10)));
     }
 }
+
+[Collection(ApiCollection.Name)]
+public class DrainSpecs(KraudApp app)
+{
+    [Fact]
+    public async Task draining_a_host_moves_its_replicas_elsewhere_and_then_reports_it_empty()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("drained", zone: "fsn1-a");
+        var before = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var hostId = before.Instances()[0].GetProperty("hostId").GetString()!;
+        try
+        {
+            var draining = (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+            Assert.Contains(draining.Data.GetProperty("drainHost").GetProperty("state").GetString(), new[] { "DRAINING", "CORDONED" });
+            var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
+            Assert.Single(moved.Instances());
+            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(20), "the drained host is empty and cordoned");
+            Assert.Contains((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data), e => e is HostDrained);
+            Assert.Contains((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data), e => e is PodReplicaEvicted ev && ev.Reason.Contains("drained"));
+            Assert.DoesNotContain(Guid.Parse(before.Instances()[0].Id()), app.Driver(hostId).Running);
+        }
+        finally
+        {
+            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+        }
+    }
+
+    [Fact]
+    public async Task only_operators_drain_hosts()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        (await tenant.Gql("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = app.Agents.All.First().Id })).ShouldFailWith("FORBIDDEN");
+    }
+}
