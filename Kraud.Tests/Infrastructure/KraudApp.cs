@@ -12,7 +12,7 @@ namespace Kraud.Tests.Infrastructure;
 /// The real Kraud application (Marten, Wolverine, GraphQL, the in-process simulated fleet) on its own database,
 /// shared by one test collection. Tests isolate themselves by working in tenants of their own.
 /// </summary>
-public sealed class KraudApp : IAsyncLifetime
+public class KraudApp : IAsyncLifetime
 {
     public const string OperatorToken = "krd_test_operator_token_0123456789";
 
@@ -43,6 +43,9 @@ public sealed class KraudApp : IAsyncLifetime
         return r.Data.GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("id").GetString() == hostId).GetProperty("state").GetString()!;
     }
 
+    /// <summary>Configuration a collection's application differs in.</summary>
+    protected virtual IEnumerable<(string Key, string Value)> Settings => [];
+
     public async Task InitializeAsync()
     {
         ConnectionString = await TestDatabase.CreateAsync("kraud");
@@ -55,6 +58,7 @@ public sealed class KraudApp : IAsyncLifetime
             builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
             builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
+            foreach (var (key, value) in Settings) builder.UseSetting(key, value);
         });
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
@@ -81,4 +85,21 @@ public sealed class KraudApp : IAsyncLifetime
 public sealed class ApiCollection : ICollectionFixture<KraudApp>
 {
     public const string Name = "Kraud API";
+}
+
+/// <summary>A control plane with no in-process fleet: every host is a Kraud.HostRuntime process the test starts.</summary>
+public sealed class ProcessFleetApp : KraudApp
+{
+    protected override IEnumerable<(string Key, string Value)> Settings =>
+    [
+        ("Fleet:InProcess", "false"),
+        // Two or three processes make a zone: too small for N+2, so this lab runs without spare hosts.
+        ("Fleet:SpareHostsPerZone", "0"),
+    ];
+}
+
+[CollectionDefinition(Name)]
+public sealed class ProcessFleetCollection : ICollectionFixture<ProcessFleetApp>
+{
+    public const string Name = "Kraud with host runtime processes";
 }

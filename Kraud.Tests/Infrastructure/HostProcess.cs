@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using Kraud.Projections.Fleet;
+using Marten;
+
+namespace Kraud.Tests.Infrastructure;
+
+/// <summary>A real Kraud.HostRuntime process for one host, started the way an operator would start it.</summary>
+public sealed class HostProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _workDir;
+
+    public string Name { get; }
+    public Guid Id => Kraud.Domain.Fleet.Host.IdFor(Name);
+
+    private HostProcess(Process process, string name, string workDir)
+    {
+        _process = process;
+        Name = name;
+        _workDir = workDir;
+    }
+
+    public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384)
+    {
+        var workDir = Path.Combine(Path.GetTempPath(), $"kraud-host-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(workDir);
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            ArgumentList =
+            {
+                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", "Compute", "--cpu", cpu.ToString(), "--memory-mib", memoryMiB.ToString(),
+                "--sev-snp", sevSnp ? "true" : "false",
+            },
+            Environment =
+            {
+                ["KRAUD_DATABASE"] = app.ConnectionString,
+                ["Fleet__SimulatedBootDelayMs"] = "10",
+                ["Fleet__HeartbeatIntervalMs"] = KraudApp.HeartbeatIntervalMs.ToString(),
+            },
+        };
+        var process = Process.Start(start)!;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new HostProcess(process, name, workDir);
+    }
+
+    public async Task WaitUntilRegisteredAsync(KraudApp app) =>
+        await Eventually.Until(async () =>
+        {
+            await using var session = app.Store.QuerySession();
+            return await session.LoadAsync<HostView>(Id) is not null;
+        }, TimeSpan.FromSeconds(60), $"host {Name} registered itself");
+
+    /// <summary>SIGKILL: the host runtime gets no chance to say goodbye, as with a power cut.</summary>
+    public async Task KillAsync()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>The host runtime built beside this test assembly (same configuration: Debug or Release).</summary>
+    private static string Dll()
+    {
+        var testDir = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = testDir.Parent!.Name;
+        var root = testDir;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Kraud.sln"))) root = root.Parent;
+        var dll = Path.Combine(root!.FullName, "Kraud.HostRuntime", "bin", configuration, testDir.Name, "Kraud.HostRuntime.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException("Build the solution first: the host runtime is missing.", dll);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        _process.Dispose();
+        if (Directory.Exists(_workDir)) Directory.Delete(_workDir, recursive: true);
+    }
+}
