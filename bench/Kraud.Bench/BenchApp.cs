@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Alba;
+using Kraud.Api.Database;
+using Kraud.HostRuntime.Agents;
+using Kraud.Projections.Fleet;
+using Marten;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kraud.Bench;
+
+/// <summary>
+/// The real Kraud application on its own embedded PostgreSQL, with a fleet of identical simulated compute hosts sized
+/// for the run, and one tenant to work in. GraphQL goes through the full ASP.NET Core pipeline (Alba's in-memory server).
+/// </summary>
+public sealed class BenchApp : IAsyncDisposable
+{
+    private const string OperatorToken = "krd_bench_operator";
+    private readonly string _root;
+    private readonly EmbeddedPostgres _postgres;
+
+    public IAlbaHost Host { get; }
+    public string TenantToken { get; private set; } = "";
+    public IDocumentStore Store => Host.Services.GetRequiredService<IDocumentStore>();
+    public HostAgents Agents => Host.Services.GetRequiredService<HostAgents>();
+    public string ConnectionString => _postgres.ConnectionString;
+
+    private BenchApp(string root, EmbeddedPostgres postgres, IAlbaHost host)
+    {
+        _root = root;
+        _postgres = postgres;
+        Host = host;
+    }
+
+    public static async Task<BenchApp> StartAsync(Options options, params (string Key, string Value)[] settings)
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"kraud-bench-{Guid.NewGuid():N}"[..30]);
+        var postgres = await EmbeddedPostgres.StartAsync(Path.Combine(root, "pg"), "kraud_bench", durable: options.Durable);
+        // Any type of Kraud.Api names its entry point (this program has a Program class of its own).
+        var host = await AlbaHost.For<Kraud.Api.Configuration.KraudDatabase>(b =>
+        {
+            b.UseSetting("ConnectionStrings:Kraud", postgres.ConnectionString);
+            b.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);
+            b.UseSetting("Kraud:StateDirectory", Path.Combine(root, "state"));
+            b.UseSetting("Logging:LogLevel:Default", "Warning");
+            b.UseSetting("Fleet:SimulatedBootDelayMs", "0");
+            for (var i = 0; i < Math.Max(options.Hosts, 21); i++)
+            {
+                // Identical compute hosts in two zones; entries past --hosts overwrite the default fleet as idle storage hosts.
+                var compute = i < options.Hosts;
+                b.UseSetting($"Fleet:Hosts:{i}:Name", compute ? $"bench-c{i:000}" : $"bench-spare{i:000}");
+                b.UseSetting($"Fleet:Hosts:{i}:Zone", $"bench-{(char)('a' + i % 2)}");
+                b.UseSetting($"Fleet:Hosts:{i}:Rack", $"r{i % 4}");
+                b.UseSetting($"Fleet:Hosts:{i}:Role", compute ? "Compute" : "Storage");
+                b.UseSetting($"Fleet:Hosts:{i}:Cpu", "256");
+                b.UseSetting($"Fleet:Hosts:{i}:MemoryMiB", "1048576");
+                b.UseSetting($"Fleet:Hosts:{i}:SevSnp", "false");
+            }
+            foreach (var (key, value) in settings) b.UseSetting(key, value);
+        });
+        var app = new BenchApp(root, postgres, host);
+        var hosts = Math.Max(options.Hosts, 21);
+        await WaitUntil(async () => { await using var s = app.Store.QuerySession(); return await s.Query<HostView>().CountAsync() == hosts; }, "the fleet registered");
+
+        var tenantId = (await app.Gql(OperatorToken, "mutation { createTenant(input: {name: \"bench\"}) { id } }")).GetProperty("createTenant").GetProperty("id").GetString();
+        app.TenantToken = (await app.Gql(OperatorToken, "mutation($t: ID) { createApiToken(input: {tenantId: $t, role: ADMIN, name: \"bench\"}) { token } }", new { t = tenantId }))
+            .GetProperty("createApiToken").GetProperty("token").GetString()!;
+        return app;
+    }
+
+    public async Task<JsonElement> Gql(string token, string query, object? variables = null)
+    {
+        var result = await Host.Scenario(s =>
+        {
+            s.Post.Json(new { query, variables }).ToUrl("/graphql");
+            s.WithRequestHeader("Authorization", $"Bearer {token}");
+            s.StatusCodeShouldBe(200);
+        });
+        var json = JsonDocument.Parse(await result.ReadAsTextAsync()).RootElement;
+        if (json.TryGetProperty("errors", out var errors)) throw new InvalidOperationException(errors.ToString());
+        return json.GetProperty("data").Clone();
+    }
+
+    public async Task<Guid> CreatePodAsync(string name, int replicas = 1) =>
+        Guid.Parse((await Gql(TenantToken, "mutation($n: String!, $r: Int) { createPod(input: {name: $n, image: \"nginx\", cpu: 1, memoryMiB: 64, replicas: $r}) { id } }",
+            new { n = name, r = replicas })).GetProperty("createPod").GetProperty("id").GetString()!);
+
+    public static async Task WaitUntil(Func<Task<bool>> condition, string what, int seconds = 600)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(seconds)) throw new TimeoutException($"timed out waiting until {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        await _postgres.StopAsync();
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+}
+
+public static class Stats
+{
+    public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    public static double P(IReadOnlyList<double> sorted, int percentile) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
+}
+
+public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help)
+{
+    public static Options Parse(string[] args)
+    {
+        string Get(string name, string fallback)
+        {
+            var i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        var benchmark = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "pods";
+        var defaults = benchmark == "pods" ? (pods: "500", hosts: "20") : (pods: "1000", hosts: "100");
+        return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
+            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(Get("--replicas", "1")), bool.Parse(Get("--durable", "true")),
+            args.Contains("--help") || args.Contains("-h"));
+    }
+}

@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Kraud.Domain.Pods;
+using Kraud.Projections.Pods;
+using Marten;
+using Npgsql;
+
+namespace Kraud.Bench;
+
+/// <summary>
+/// Pods created through GraphQL until RUNNING on the simulated fleet (zero boot delay): throughput, create latency,
+/// create-to-RUNNING, the scheduler's placement rate, and where the time goes.
+/// </summary>
+public static class PodsBench
+{
+    public static async Task<int> RunAsync(Options options)
+    {
+        await using var app = await BenchApp.StartAsync(options);
+
+        // Warm-up: the first call of each handler compiles it (dynamic code generation); that is not what we measure.
+        for (var i = 0; i < 3; i++)
+        {
+            var id = await app.CreatePodAsync($"warm{i}");
+            await BenchApp.WaitUntil(async () => { await using var s = app.Store.QuerySession(); return (await s.LoadAsync<PodView>(id))?.State == PodState.Running; }, "warm-up pod runs");
+        }
+
+        var created = new ConcurrentDictionary<Guid, (long Started, double CreateMs)>();
+        var running = new ConcurrentDictionary<Guid, double>();
+        var clock = Stopwatch.StartNew();
+        var next = -1;
+        var failures = 0;
+
+        async Task Creator()
+        {
+            while (true)
+            {
+                var n = Interlocked.Increment(ref next);
+                if (n >= options.Pods) return;
+                var started = clock.ElapsedTicks;
+                try
+                {
+                    var id = await app.CreatePodAsync($"pod{n:00000}", options.Replicas);
+                    created[id] = (started, Stats.Ms(clock.ElapsedTicks - started));
+                }
+                catch (Exception e)
+                {
+                    Interlocked.Increment(ref failures);
+                    Console.Error.WriteLine($"createPod failed: {e.Message}");
+                }
+            }
+        }
+
+        // One query per round for every pod not yet RUNNING: the resolution of "time to RUNNING" is one round.
+        async Task Watcher()
+        {
+            while (running.Count + failures < options.Pods)
+            {
+                var pending = created.Keys.Where(id => !running.ContainsKey(id)).ToArray();
+                if (pending.Length > 0)
+                {
+                    await using var session = app.Store.QuerySession();
+                    var now = clock.ElapsedTicks;
+                    var done = await session.Query<PodView>().Where(p => p.Id.IsOneOf(pending) && p.State == PodState.Running).Select(p => p.Id).ToListAsync();
+                    foreach (var id in done) running.TryAdd(id, Stats.Ms(now - created[id].Started));
+                }
+                if (clock.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"only {running.Count} of {options.Pods} pods ran within 10 minutes");
+                await Task.Delay(10);
+            }
+        }
+
+        var watcher = Task.Run(Watcher);
+        await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(_ => Task.Run(Creator)));
+        var createSeconds = clock.Elapsed.TotalSeconds;
+        await watcher;
+        var totalSeconds = clock.Elapsed.TotalSeconds;
+
+        var createMs = created.Values.Select(v => v.CreateMs).Order().ToList();
+        var runMs = running.Values.Order().ToList();
+        var (placedPerSecond, phases) = await PhasesAsync(app.ConnectionString);
+
+        Console.WriteLine();
+        Console.WriteLine($"Kraud pods benchmark: {options.Pods} pods x {options.Replicas} replica(s), {options.Concurrency} concurrent GraphQL clients, " +
+                          $"{options.Hosts} simulated compute hosts, boot delay 0, PostgreSQL {(options.Durable ? "durable (fsync on)" : "fsync off")}, " +
+                          $"{Environment.ProcessorCount} cores");
+        Console.WriteLine();
+        Console.WriteLine("| metric | Kraud | baseline (Kubernetes SLO / scheduler target) |");
+        Console.WriteLine("|---|---|---|");
+        Console.WriteLine($"| pods RUNNING per second (end to end) | {options.Pods / totalSeconds:F1} | - |");
+        Console.WriteLine($"| pods placed per second (scheduler) | {placedPerSecond:F1} | >= 100 pods/s |");
+        Console.WriteLine($"| createPod accepted per second | {options.Pods / createSeconds:F1} | - |");
+        Console.WriteLine($"| createPod latency p50 / p90 / p99 | {Stats.P(createMs, 50):F0} / {Stats.P(createMs, 90):F0} / {Stats.P(createMs, 99):F0} ms | API call latency p99 <= 1000 ms |");
+        Console.WriteLine($"| create -> RUNNING p50 / p90 / p99 | {Stats.P(runMs, 50):F0} / {Stats.P(runMs, 90):F0} / {Stats.P(runMs, 99):F0} ms | pod startup p99 <= 5000 ms |");
+        Console.WriteLine($"| failed creates | {failures} | 0 |");
+        Console.WriteLine();
+        Console.WriteLine("| phase (commit to commit) | p50 | p99 |");
+        Console.WriteLine("|---|---|---|");
+        foreach (var (name, p50, p99) in phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
+        Console.WriteLine();
+        return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>The pods' own events, as PostgreSQL timestamped them: the scheduler's rate, and how long each hop took.</summary>
+    private static async Task<(double PlacedPerSecond, List<(string, double, double)> Phases)> PhasesAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        const string sql = """
+            with p as (
+              select stream_id,
+                     min(timestamp) filter (where type = 'pod_requested') as requested,
+                     max(timestamp) filter (where type = 'pod_replica_scheduled') as scheduled,
+                     min(timestamp) filter (where type = 'pod_replica_booting') as booting,
+                     max(timestamp) filter (where type = 'pod_replica_running') as running
+              from kraud.mt_events where type like 'pod_%' group by stream_id),
+            m as (select * from p where running is not null and stream_id in (select stream_id from p order by requested offset 3))
+            select count(*) / nullif(extract(epoch from max(scheduled) - min(requested)), 0),
+                   percentile_cont(array[0.5, 0.99]) within group (order by extract(epoch from scheduled - requested) * 1000),
+                   percentile_cont(array[0.5, 0.99]) within group (order by extract(epoch from booting - scheduled) * 1000),
+                   percentile_cont(array[0.5, 0.99]) within group (order by extract(epoch from running - booting) * 1000)
+            from m
+            """;
+        await using var cmd = new NpgsqlCommand(sql, connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var phases = new List<(string, double, double)>();
+        foreach (var (name, i) in new[] { ("requested -> scheduled (scheduler queue)", 1), ("scheduled -> booting (host queue)", 2), ("booting -> running (report queue)", 3) })
+        {
+            var values = (double[])reader.GetValue(i);
+            phases.Add((name, values[0], values[1]));
+        }
+        return (Convert.ToDouble(reader.GetValue(0)), phases);
+    }
+}
