@@ -2,6 +2,7 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
+using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
@@ -17,15 +18,17 @@ public static class SchedulePodHandler
 {
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
-    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options)
     {
         var fleet = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
             var pod = await PodStreams.LoadAsync(session, request.PodId);
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
+            // Replicas that ran before lost their host: placing them again is what the N+2 reserve is kept for.
+            var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
             var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.Zone, pod.Spec.Confidential,
-                pod.Live.Select(i => i.HostId).ToHashSet());
+                pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
             var now = time.GetUtcNow();
             var command = Placement.Place(placement, fleet.Values) switch
             {

@@ -2,8 +2,12 @@ using Kraud.Domain.Fleet;
 
 namespace Kraud.Domain.Scheduling;
 
+/// <param name="EnforceNPlus2">
+/// false where the reserve for two host failures must not stand in the way: when replicas lost to a failed host are
+/// placed again (that is what the reserve is for), and on lab fleets too small for it.
+/// </param>
 public sealed record PlacementRequest(Guid PodId, IReadOnlyList<int> Replicas, int Cpu, int MemoryMiB, string? Zone, bool Confidential,
-    IReadOnlyCollection<Guid> HostsInUse);
+    IReadOnlyCollection<Guid> HostsInUse, bool EnforceNPlus2 = true);
 
 public abstract record PlacementResult;
 public sealed record Placed(IReadOnlyList<(int Replica, Host Host)> Hosts) : PlacementResult;
@@ -89,7 +93,7 @@ public static class Placement
 
         // Confidential pods are never rescheduled, so the distinct-hosts-after-two-failures rule has nothing to protect.
         var replicas = request.Replicas.Count + request.HostsInUse.Distinct().Count();
-        if (!request.Confidential && replicas > zone.Count - 2)
+        if (request.EnforceNPlus2 && !request.Confidential && replicas > zone.Count - 2)
             return new Unschedulable(zone.Count < 3
                 ? $"N+2: zone {zone.Name} has only {zone.Count} READY compute host{Plural(zone.Count)} and so takes no pods but confidential ones: " +
                   $"replicas must stay on distinct hosts after any two hosts fail, which needs at least 3 hosts " +
@@ -120,20 +124,7 @@ public static class Placement
             chosen.Add(best);
         }
 
-        if (request.Confidential)
-        {
-            // A zone that cannot absorb two failures already (fewer than three hosts, or degraded) has no reserve a
-            // confidential pod could take, and refusing it would not give the others one.
-            if (Headroom.FirstBreach(zone, [], request.Cpu, request.MemoryMiB, placedAreMovable: false) is null
-                && Headroom.FirstBreach(zone, chosen, request.Cpu, request.MemoryMiB, placedAreMovable: false) is { } breach)
-                return new Unschedulable(
-                    $"N+2: this confidential pod ({request.Cpu} cpu, {request.MemoryMiB} MiB) on {HostNames(zone, chosen)} would take the room zone " +
-                    $"{zone.Name} keeps for the loss of two hosts: {breach}.");
-        }
-        else if (Headroom.FirstBreach(zone, chosen, request.Cpu, request.MemoryMiB, placedAreMovable: true) is { } breach)
-            return new Unschedulable(
-                $"N+2: placing {chosen.Count} replica{Plural(chosen.Count)} of {request.Cpu} cpu and {request.MemoryMiB} MiB on {HostNames(zone, chosen)} " +
-                $"would leave zone {zone.Name} unable to absorb the loss of two hosts: {breach}.");
+        if (request.EnforceNPlus2 && ReserveRefusal(request, zone, chosen) is { } refusal) return refusal;
 
         return new Placed(request.Replicas.Select((replica, k) => (replica, zone.Hosts[chosen[k]])).ToList());
 
@@ -146,6 +137,27 @@ public static class Placement
             // Equal free memory keeps the earlier host, and hosts are in name order.
             return freeMem[i] > freeMem[than];
         }
+    }
+
+    /// <summary>Why placing on <paramref name="chosen"/> would spend the room the zone keeps for two host failures, or null.</summary>
+    private static Unschedulable? ReserveRefusal(PlacementRequest request, ZoneCapacity zone, IReadOnlyList<int> chosen)
+    {
+        if (request.Confidential)
+        {
+            // A zone that cannot absorb two failures already (fewer than three hosts, or degraded) has no reserve a
+            // confidential pod could take, and refusing it would not give the others one.
+            if (Headroom.FirstBreach(zone, [], request.Cpu, request.MemoryMiB, placedAreMovable: false) is null
+                && Headroom.FirstBreach(zone, chosen, request.Cpu, request.MemoryMiB, placedAreMovable: false) is { } breach)
+                return new Unschedulable(
+                    $"N+2: this confidential pod ({request.Cpu} cpu, {request.MemoryMiB} MiB) on {HostNames(zone, chosen)} would take the room zone " +
+                    $"{zone.Name} keeps for the loss of two hosts: {breach}.");
+            return null;
+        }
+        return Headroom.FirstBreach(zone, chosen, request.Cpu, request.MemoryMiB, placedAreMovable: true) is { } ordinaryBreach
+            ? new Unschedulable(
+                $"N+2: placing {chosen.Count} replica{Plural(chosen.Count)} of {request.Cpu} cpu and {request.MemoryMiB} MiB on {HostNames(zone, chosen)} " +
+                $"would leave zone {zone.Name} unable to absorb the loss of two hosts: {ordinaryBreach}.")
+            : null;
     }
 
     private static string HostNames(ZoneCapacity zone, IEnumerable<int> hosts) => string.Join(", ", hosts.Select(i => zone.Hosts[i].Name));

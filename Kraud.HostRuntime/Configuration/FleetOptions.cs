@@ -23,6 +23,12 @@ public sealed class FleetOptions
     /// <summary>A host not heard of for this long is declared FAILED and its pods move.</summary>
     public int HeartbeatTimeoutSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// Keep every zone able to absorb the loss of two hosts (the product table's N+2). Off only for lab fleets too small
+    /// for it (fewer than three compute hosts in a zone).
+    /// </summary>
+    public bool EnforceNPlus2 { get; set; } = true;
+
     public List<HostDefinition> Hosts { get; set; } = [];
 }
 

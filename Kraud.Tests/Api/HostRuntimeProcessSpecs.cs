@@ -48,12 +48,12 @@ public sealed class HostRuntimeProcessSpecs(ProcessFleetApp app)
         {
             var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() == second.Id.ToString()),
-                TimeSpan.FromSeconds(KraudApp.HeartbeatTimeoutSeconds + 30), "the pod runs on the surviving host");
+                TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the pod runs on the surviving host");
             Assert.Single(moved.Instances());
         }
         var recovery = DateTime.UtcNow - killedAt;
         // Heartbeat window plus boot time, with room for a loaded 2-core CI machine.
-        Assert.True(recovery < TimeSpan.FromSeconds(KraudApp.HeartbeatTimeoutSeconds + 15), $"recovery took {recovery.TotalSeconds:F1} s");
+        Assert.True(recovery < TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 15), $"recovery took {recovery.TotalSeconds:F1} s");
 
         var failed = await tenant.WaitForPodAsync(enclave.Id(), "FAILED", seconds: 30);
         Assert.Contains("not rescheduled", failed.GetProperty("reason").GetString());

@@ -61,25 +61,51 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     [Fact]
-    public async Task a_cordoned_host_gets_no_new_microvms()
+    public async Task cordoned_hosts_get_no_new_microvms_and_do_not_count_for_n_plus_2()
     {
-        // Cordon every compute host of zone fsn1-b but one: a two-replica pod there cannot be placed.
+        // Zone fsn1-b has five compute hosts; with two cordoned, three remain: room for pods of one replica only.
         var tenant = await TenantScope.CreateAsync(app);
         var zoneB = app.Agents.All.Where(a => a.Definition.Zone == "fsn1-b" && a.Definition.Role == "Compute").OrderBy(a => a.Name).ToList();
-        foreach (var agent in zoneB.Skip(1))
+        var cordoned = zoneB.Take(2).ToList();
+        foreach (var agent in cordoned)
             (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
         try
         {
-            var pod = await tenant.CreatePodAsync("cordoned", replicas: 2, zone: "fsn1-b");
-            await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
-            var single = await tenant.CreatePodAsync("uncordoned", zone: "fsn1-b");
-            var running = await tenant.WaitForPodAsync(single.Id(), "RUNNING");
-            Assert.Equal(zoneB[0].Name, HostName(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!));
+            var pair = await tenant.CreatePodAsync("pair", replicas: 2, zone: "fsn1-b");
+            var refused = await tenant.WaitForPodAsync(pair.Id(), "UNSCHEDULABLE");
+            Assert.Contains("N+2", refused.GetProperty("reason").GetString());
+            Assert.Contains("has 3", refused.GetProperty("reason").GetString());
+
+            for (var i = 0; i < 3; i++)
+            {
+                var single = await tenant.CreatePodAsync($"single{i}", zone: "fsn1-b");
+                var running = await tenant.WaitForPodAsync(single.Id(), "RUNNING");
+                Assert.DoesNotContain(HostName(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!), cordoned.Select(c => c.Name));
+            }
         }
         finally
         {
-            await UncordonAsync(zoneB.Skip(1));
+            await UncordonAsync(cordoned);
         }
+    }
+
+    [Fact]
+    public async Task a_pod_with_more_replicas_than_its_zone_can_keep_apart_after_two_failures_is_unschedulable()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("wide", replicas: 4, zone: "fsn1-b");
+        var refused = await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
+        Assert.Contains("N+2", refused.GetProperty("reason").GetString());
+        Assert.Contains("at least 6", refused.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task all_replicas_of_a_pod_run_in_one_zone()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("together", replicas: 3);
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        Assert.Single(running.Instances().Select(i => Agent(i.GetProperty("hostId").GetString()!).Definition.Zone).Distinct());
     }
 
     private async Task UncordonAsync(IEnumerable<HostAgent> agents)

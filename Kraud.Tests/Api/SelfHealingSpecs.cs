@@ -8,7 +8,7 @@ namespace Kraud.Tests.Api;
 [Collection(ApiCollection.Name)]
 public class SelfHealingSpecs(KraudApp app)
 {
-    private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(KraudApp.HeartbeatTimeoutSeconds + 20);
+    private TimeSpan Recovery => TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 20);
 
     private async Task PowerBackOnAsync(string hostId)
     {
@@ -34,7 +34,7 @@ public class SelfHealingSpecs(KraudApp app)
             Assert.Equal("fsn1-b", app.Agent(after.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
 
             var hostFailed = Assert.Single((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data).OfType<HostFailed>(), e => e.At >= failedAt);
-            Assert.True(hostFailed.MissedHeartbeats >= KraudApp.HeartbeatTimeoutSeconds * 1000 / KraudApp.HeartbeatIntervalMs);
+            Assert.True(hostFailed.MissedHeartbeats >= app.HeartbeatTimeoutSeconds * 1000 / KraudApp.HeartbeatIntervalMs);
             Assert.True(hostFailed.LastHeartbeat < hostFailed.At);
             var lost = Assert.Single((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data).OfType<PodReplicaLost>());
             Assert.True(lost.EphemeralDataLost);
