@@ -3,9 +3,12 @@ using Kraud.Api.Gql;
 using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Pods;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Marten;
+using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Fleet;
 
@@ -62,16 +65,18 @@ public static class HostQueries
         var liveness = hostIds.Length == 0 ? [] : (await session.LoadManyAsync<HostLiveness>(ctx.CancellationToken, hostIds)).ToDictionary(l => l.Id);
         var podIds = views.SelectMany(v => v.Host.Vms.Values.Select(vm => vm.PodId)).Distinct().ToArray();
         var pods = podIds.Length == 0
-            ? new Dictionary<Guid, PodView>()
-            : (await session.LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id);
-        return views.Select(v => new HostDto(v.Id, v.Name, v.Zone, v.Host.Rack, Enums.Name(v.Role), Enums.Name(v.State), v.Host.SevSnp,
-                v.Host.Cpu, v.Host.MemoryMiB, v.CpuUsed, v.MemoryUsedMiB, liveness.GetValueOrDefault(v.Id)?.LastHeartbeat.UtcDateTime, null,
-                v.Host.Vms.Values
-                    .Select(vm => pods.GetValueOrDefault(vm.PodId)?.Pod is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
-                    .OfType<MicroVmDto>()
-                    .ToList()))
-            .ToList();
+            ? new Dictionary<Guid, Pod>()
+            : (await session.LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id, p => p.Pod);
+        return views.Select(v => ToDto(v.Host, pods, liveness.GetValueOrDefault(v.Id)?.LastHeartbeat)).ToList();
     }
+
+    public static HostDto ToDto(Host host, IReadOnlyDictionary<Guid, Pod> pods, DateTimeOffset? lastHeartbeat) =>
+        new(host.Id, host.Name, host.Zone, host.Rack, Enums.Name(host.Role), Enums.Name(host.State), host.SevSnp, host.Cpu, host.MemoryMiB,
+            host.CpuUsed, host.MemoryUsedMiB, lastHeartbeat?.UtcDateTime, null,
+            host.Vms.Values
+                .Select(vm => pods.GetValueOrDefault(vm.PodId) is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
+                .OfType<MicroVmDto>()
+                .ToList());
 
     private static void RequireOperator(IResolveFieldContext ctx)
     {

@@ -6,6 +6,7 @@ using Kraud.Api.Audit;
 using Kraud.Api.Fleet;
 using Kraud.Api.Pods;
 using Kraud.Api.Products;
+using Kraud.Api.Replay;
 using Kraud.Api.Tenants;
 
 namespace Kraud.Api.Gql;
@@ -26,6 +27,7 @@ public static class KraudSchema
         PodQueries.Map, PodMutations.Map,
         HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
         AuditQueries.Map,
+        TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

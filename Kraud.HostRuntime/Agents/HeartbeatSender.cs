@@ -13,7 +13,6 @@ public sealed class HeartbeatSender(HostAgents agents, FleetOptions fleet, IWolv
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var bus = new MessageBus(runtime);
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(fleet.HeartbeatIntervalMs), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
@@ -22,7 +21,9 @@ public sealed class HeartbeatSender(HostAgents agents, FleetOptions fleet, IWolv
                 try
                 {
                     // Grouped by host: one host's heartbeats are handled in the order they were sent.
-                    await bus.PublishAsync(new HostHeartbeat(agent.Id, agent.Driver.Running.ToList(), time.GetUtcNow()),
+                    // A bus per heartbeat: each gets a correlation id of its own, so what reconciliation decides
+                    // from one heartbeat is not linked to everything decided from all the others.
+                    await new MessageBus(runtime).PublishAsync(new HostHeartbeat(agent.Id, agent.Driver.Running.ToList(), time.GetUtcNow()),
                         new DeliveryOptions { GroupId = agent.Id.ToString() });
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

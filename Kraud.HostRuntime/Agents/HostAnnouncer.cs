@@ -10,8 +10,8 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var bus = new MessageBus(runtime);
-        foreach (var agent in agents.All) await bus.PublishAsync(agent.Announcement());
+        // One bus (one correlation id) per host: their registrations are separate stories.
+        foreach (var agent in agents.All) await new MessageBus(runtime).PublishAsync(agent.Announcement());
         if (agents.All.Count > 0)
             logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,
                 string.Join(", ", agents.All.Select(a => $"{a.Name} ({a.Definition.Role.ToLowerInvariant()}, {a.Definition.Zone}, {a.Driver.Name})")));

@@ -47,6 +47,19 @@ public class SelfHealingSpecs(KraudApp app)
         }
         var recovered = (await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data).OfType<HostRecovered>().Last();
         Assert.True(recovered.At >= failedAt);
+
+        // The incident review tells the story from the events alone.
+        var incident = (await app.AsOperator("query($h: ID, $f: DateTime!, $t: DateTime!) { incident(hostId: $h, from: $f, to: $t) { hostIds affectedPods summary events { type streamId } } }",
+            new { h = hostId, f = failedAt.AddSeconds(-1), t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("incident");
+        var summary = incident.GetProperty("summary").EnumerateArray().Select(l => l.GetString()!).ToList();
+        Assert.Contains(summary, l => l.Contains("FAILED") && l.Contains("no heartbeat"));
+        Assert.Contains(summary, l => l.Contains("pod default/mover") && l.Contains("lost its microVM"));
+        Assert.Contains(summary, l => l.Contains("pod default/mover runs again"));
+        Assert.Contains(summary, l => l.StartsWith("Recovery took"));
+        Assert.Contains(summary, l => l.Contains("was heard of again"));
+        Assert.Contains(pod.Id(), incident.GetProperty("affectedPods").EnumerateArray().Select(p => p.GetString()));
+        Assert.Contains(hostId, incident.GetProperty("hostIds").EnumerateArray().Select(p => p.GetString()));
+        Assert.Contains(incident.GetProperty("events").EnumerateArray(), e => e.GetProperty("type").GetString() == "host_failed");
     }
 
     [Fact]

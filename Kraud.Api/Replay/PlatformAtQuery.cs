@@ -1,0 +1,64 @@
+using Kraud.Api.Fleet;
+using Kraud.Api.Gql;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Pods;
+using Marten;
+using Host = Kraud.Domain.Fleet.Host;
+
+namespace Kraud.Api.Replay;
+
+public sealed record PlatformSnapshot(DateTime AsOf, IReadOnlyList<HostDto> Hosts, IReadOnlyList<PodDto> Pods, IReadOnlyList<object> Volumes,
+    IReadOnlyList<object> Ingresses);
+
+/// <summary>
+/// platformAt(asOf): the platform as it was at an instant, folded from the events up to then with the same Evolve the
+/// live views are projected with. Operators and platform auditors see everything; a tenant's token sees its own pods.
+/// </summary>
+public static class PlatformAtQuery
+{
+    public static void Map(Fields fields) => fields.Query("platformAt", async ctx =>
+    {
+        var asOf = ctx.Utc("asOf") ?? throw DomainException.Validation("asOf is required.");
+        var principal = ctx.Caller().Principal;
+        var (hosts, pods) = await PlatformHistory.AtAsync(ctx.Service<IQuerySession>(), asOf, ctx.CancellationToken);
+        var podStates = pods.ToDictionary(p => p.Key, p => p.Value.Pod);
+        var visiblePods = pods.Values.Where(p => principal.TenantId is null || p.Pod.TenantId == principal.TenantId)
+            .OrderBy(p => p.Pod.CreatedAt).ThenBy(p => p.Pod.Id).Select(p => PodDto.From(p.Pod, p.Version)).ToList();
+        var visibleHosts = principal.Role is Role.Operator or Role.Auditor && principal.TenantId is null
+            ? hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostQueries.ToDto(h, podStates, null)).ToList()
+            : [];
+        return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, [], []);
+    });
+}
+
+public static class PlatformHistory
+{
+    /// <summary>Every host and pod that existed at <paramref name="asOf"/>, each folded from its own events up to then.</summary>
+    public static async Task<(Dictionary<Guid, Host> Hosts, Dictionary<Guid, (Pod Pod, int Version)> Pods)> AtAsync(IQuerySession session,
+        DateTimeOffset asOf, CancellationToken ct)
+    {
+        var hosts = new Dictionary<Guid, Host>();
+        var pods = new Dictionary<Guid, (Pod Pod, int Version)>();
+        var events = session.Events.QueryAllRawEvents().Where(e => e.Timestamp <= asOf).OrderBy(e => e.Sequence).ToAsyncEnumerable(ct);
+        await foreach (var e in events)
+        {
+            switch (e.Data)
+            {
+                case PodRequested:
+                    pods[e.StreamId] = (Pod.Initial.Evolve(e.Data), 1);
+                    break;
+                case HostRegistered:
+                    hosts[e.StreamId] = Host.Initial.Evolve(e.Data);
+                    break;
+                default:
+                    if (pods.TryGetValue(e.StreamId, out var pod)) pods[e.StreamId] = (pod.Pod.Evolve(e.Data), pod.Version + 1);
+                    else if (hosts.TryGetValue(e.StreamId, out var host)) hosts[e.StreamId] = host.Evolve(e.Data);
+                    break;
+            }
+        }
+        return (hosts, pods);
+    }
+}
