@@ -24,6 +24,7 @@ public static class ApiSetup
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<TokenAuthenticator>();
         services.AddSingleton<Replay.EventLog>();
+        services.AddSingleton<Operations.RebuildJobs>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddHostedService<HostFailureDetector>();

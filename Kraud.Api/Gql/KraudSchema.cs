@@ -4,6 +4,7 @@ using GraphQLParser.AST;
 using Kraud.Api.Access;
 using Kraud.Api.Audit;
 using Kraud.Api.Fleet;
+using Kraud.Api.Operations;
 using Kraud.Api.Pods;
 using Kraud.Api.Products;
 using Kraud.Api.Replay;
@@ -28,6 +29,7 @@ public static class KraudSchema
         HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
         AuditQueries.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
+        RebuildProjectionFields.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)
