@@ -1,5 +1,9 @@
 using JasperFx;
+using Kraud.Api.Audit;
 using Kraud.Api.Configuration;
+
+// Offline tools need no database and no server.
+if (args is ["audit", "verify", .. var verifyArgs]) return await AuditExportVerifier.RunAsync(verifyArgs, Console.Out);
 
 var builder = WebApplication.CreateBuilder(args);
 var database = await builder.AddKraudDatabaseAsync();

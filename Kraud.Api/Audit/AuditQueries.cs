@@ -82,7 +82,8 @@ public static class AuditQueries
     private static Guid? OptionalId(IResolveFieldContext ctx) =>
         ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null;
 
-    private static Guid? ScopeOf(Principal principal, Guid? requested) => principal switch
+    /// <summary>Whose entries a principal may read: null means every tenant's.</summary>
+    public static Guid? ScopeOf(Principal principal, Guid? requested) => principal switch
     {
         { Role: Role.Operator } or { Role: Role.Auditor, TenantId: null } => requested,
         { Role: Role.Admin or Role.Auditor } => principal.RequireTenant(requested),

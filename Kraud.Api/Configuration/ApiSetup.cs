@@ -25,6 +25,9 @@ public static class ApiSetup
         services.AddSingleton<TokenAuthenticator>();
         services.AddSingleton<Replay.EventLog>();
         services.AddSingleton<Operations.RebuildJobs>();
+        services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddSingleton<Audit.AuditDigests>();
+        services.AddHostedService<Audit.AuditDigestSigner>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddHostedService<HostFailureDetector>();

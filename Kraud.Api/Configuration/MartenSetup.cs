@@ -53,6 +53,7 @@ public static class MartenSetup
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<HostLiveness>();
+                opts.Schema.For<Audit.AuditDigest>();
             })
             .UseLightweightSessions()
             .AddAsyncDaemon(DaemonMode.Solo)
