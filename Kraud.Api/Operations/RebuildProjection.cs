@@ -41,7 +41,10 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, KraudDatabase dat
     private (Task, DateTimeOffset) Run(string name) => (Task.Run(async () =>
     {
         logger.LogWarning("Rebuilding projection {Projection}", name);
-        await coordinator.DaemonForMainDatabase().RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        var daemon = coordinator.DaemonForMainDatabase();
+        await daemon.RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        // A rebuilt async projection is left stopped at the end of the log: it has to go on with what comes next.
+        if (name == AuditChainProjection.Name) await daemon.StartAgentAsync($"{name}:All", CancellationToken.None);
         logger.LogWarning("Rebuilt projection {Projection}", name);
     }), DateTimeOffset.UtcNow);
 

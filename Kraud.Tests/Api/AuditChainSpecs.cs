@@ -120,6 +120,12 @@ public class ProjectionRebuildSpecs(KraudApp app)
         Assert.True(after.Count >= before.Count);
         Assert.Equal(before, after.Take(before.Count));
         Assert.True((await app.AsOperator("{ verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+
+        // The chain goes on growing after the rebuild.
+        var later = await tenant.CreatePodAsync("after-rebuild");
+        await tenant.WaitForPodAsync(later.Id(), "RUNNING");
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        Assert.True((await EntriesAsync()).Count > after.Count);
     }
 
     [Fact]

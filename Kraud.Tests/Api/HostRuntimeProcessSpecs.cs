@@ -52,8 +52,9 @@ public sealed class HostRuntimeProcessSpecs(ProcessFleetApp app)
             Assert.Single(moved.Instances());
         }
         var recovery = DateTime.UtcNow - killedAt;
-        // Heartbeat window plus boot time, with room for a loaded 2-core CI machine.
-        Assert.True(recovery < TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 15), $"recovery took {recovery.TotalSeconds:F1} s");
+        // Heartbeat window plus boot time. The surviving process boots its first microVM here, so Wolverine compiles
+        // that handler now (seconds on 2 cores, more while other tests run): hence the generous margin.
+        Assert.True(recovery < TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), $"recovery took {recovery.TotalSeconds:F1} s");
 
         var failed = await tenant.WaitForPodAsync(enclave.Id(), "FAILED", seconds: 30);
         Assert.Contains("not rescheduled", failed.GetProperty("reason").GetString());
