@@ -29,7 +29,7 @@ public static class KraudSchema
         HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
         AuditQueries.Map, AuditDigestFields.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
-        RebuildProjectionFields.Map,
+        RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

@@ -1,0 +1,141 @@
+using System.Net;
+using System.Text;
+using FastEndpoints;
+using Kraud.Api.Access;
+using Kraud.Api.Audit;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Products;
+using Kraud.Projections.Fleet;
+using Kraud.Projections.Pods;
+using Kraud.Projections.Tenants;
+using Marten;
+
+namespace Kraud.Api.Compliance;
+
+public sealed record ComplianceRequest
+{
+    public Guid? TenantId { get; init; }
+    public DateTime? From { get; init; }
+    public DateTime? To { get; init; }
+    public string Format { get; init; } = "json";
+}
+
+public sealed record ResourceEvidence(Guid Id, string Kind, string Name, string State, string Product, string IsolationBarrier, string Redundancy,
+    IReadOnlyList<string> Hosts, IReadOnlyList<string> Datacenters);
+
+public sealed record TenantEvidence(Guid Id, string Name, IReadOnlyList<ResourceEvidence> Resources, IReadOnlyList<object> Volumes, string VolumeEncryption,
+    string? VpcEncryption, IReadOnlyList<string> Datacenters);
+
+public sealed record ComplianceReportDto(DateTime GeneratedAt, DateTime? From, DateTime? To, IReadOnlyList<TenantEvidence> Tenants,
+    IReadOnlyList<DatacenterAccessDto> DatacenterAccess, IReadOnlyList<string> Notes);
+
+/// <summary>
+/// GET /api/exports/compliance-report (GDPR Art. 32 evidence): per tenant, each resource with the isolation barrier the
+/// product table gives it and where it runs, the encryption of volumes and of the VPC, and the physical access log of the
+/// datacenters involved. JSON, or HTML for people (format=html). Operators and platform auditors report on every
+/// tenant; a tenant's ADMIN or AUDITOR on its own.
+/// </summary>
+public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, IDocumentStore store, TimeProvider time) : Endpoint<ComplianceRequest>
+{
+    public override void Configure()
+    {
+        Get("/api/exports/compliance-report");
+        AllowAnonymous(); // the bearer token is checked below, with the audit log's rules
+        Summary(s => s.Summary = "GDPR Art. 32 evidence per tenant, as JSON or HTML.");
+    }
+
+    public override async Task HandleAsync(ComplianceRequest request, CancellationToken ct)
+    {
+        var principal = await authenticator.AuthenticateAsync(HttpContext.Request.Headers.Authorization.ToString(), ct);
+        if (principal is null)
+        {
+            await Send.ResponseAsync(new { error = "UNAUTHENTICATED", message = "Send a valid API token: Authorization: Bearer <token>." }, 401, ct);
+            return;
+        }
+        Guid? scope;
+        try
+        {
+            scope = AuditQueries.ScopeOf(principal, request.TenantId);
+            if (request.Format is not ("json" or "html")) throw DomainException.Validation($"format '{request.Format}' is not json or html.");
+        }
+        catch (DomainException e)
+        {
+            await Send.ResponseAsync(new { error = e.ContractCode, message = e.Message }, e.Code == ErrorCode.Forbidden ? 403 : 400, ct);
+            return;
+        }
+
+        var report = await BuildAsync(scope, request, ct);
+        if (request.Format == "html")
+        {
+            HttpContext.Response.ContentType = "text/html; charset=utf-8";
+            await HttpContext.Response.WriteAsync(Html(report), ct);
+        }
+        else await Send.ResponseAsync(report, 200, ct);
+    }
+
+    private async Task<ComplianceReportDto> BuildAsync(Guid? scope, ComplianceRequest request, CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        var tenants = scope is { } only
+            ? await session.Query<TenantView>().Where(t => t.Id == only).ToListAsync(ct)
+            : await session.Query<TenantView>().OrderBy(t => t.Name).ToListAsync(ct);
+        var hosts = (await session.Query<HostView>().ToListAsync(ct)).ToDictionary(h => h.Id, h => h.Host);
+        var docker = ProductCatalog.All.Single(p => p.Name.StartsWith("Managed Docker", StringComparison.Ordinal));
+        var confidential = ProductCatalog.All.Single(p => p.Name == "Confidential Compute");
+
+        var evidence = new List<TenantEvidence>();
+        foreach (var tenant in tenants)
+        {
+            var tenantId = tenant.Id;
+            var pods = await session.Query<PodView>().Where(p => p.TenantId == tenantId).OrderBy(p => p.CreatedTicks).ToListAsync(ct);
+            var resources = pods.Select(p =>
+            {
+                var product = p.Pod.Spec.Confidential ? confidential : docker;
+                var on = p.Pod.Instances.Select(i => hosts.GetValueOrDefault(i.HostId)).OfType<Kraud.Domain.Fleet.Host>().ToList();
+                return new ResourceEvidence(p.Id, "pod", $"{p.Namespace}/{p.Name}", p.State.ToString().ToUpperInvariant(), product.Name, product.SecurityBarrier,
+                    product.Redundancy, on.Select(h => h.Name).Distinct().Order().ToList(), on.Select(h => h.Datacenter).Distinct().Order().ToList());
+            }).ToList();
+            evidence.Add(new TenantEvidence(tenant.Id, tenant.Name, resources, [],
+                "no volumes exist: the volume service is not built yet, so no tenant data rests outside ephemeral microVM disks",
+                null, resources.SelectMany(r => r.Datacenters).Distinct().Order().ToList()));
+        }
+
+        var datacenters = hosts.Values.Select(h => h.Datacenter).Distinct().ToList();
+        var from = request.From is { } f ? new DateTimeOffset(DateTime.SpecifyKind(f, DateTimeKind.Utc)) : (DateTimeOffset?)null;
+        var to = request.To is { } t2 ? new DateTimeOffset(DateTime.SpecifyKind(t2, DateTimeKind.Utc)) : (DateTimeOffset?)null;
+        var access = (await DatacenterAccessFields.QueryAsync(session, null, from, to, ct)).Where(a => datacenters.Contains(a.Datacenter))
+            .Select(DatacenterAccessDto.From).ToList();
+        return new ComplianceReportDto(time.GetUtcNow().UtcDateTime, request.From, request.To, evidence, access,
+        [
+            "Isolation barriers and redundancy are those of the product table for each resource's product.",
+            "VPC encryption is reported as null: tenant VPCs (WireGuard) are not provisioned by this Kraud version yet.",
+            "Data keys are never part of this report or of any API response.",
+        ]);
+    }
+
+    private static string Html(ComplianceReportDto r)
+    {
+        static string E(object? v) => WebUtility.HtmlEncode(Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture) ?? "");
+        var html = new StringBuilder();
+        html.Append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Kraud compliance report</title>")
+            .Append("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style>")
+            .Append("</head><body><h1>Kraud compliance report (GDPR Art. 32)</h1>")
+            .Append($"<p>Generated {E(r.GeneratedAt.ToString("O"))}; period {E(r.From?.ToString("O") ?? "beginning")} to {E(r.To?.ToString("O") ?? "now")}.</p>");
+        foreach (var t in r.Tenants)
+        {
+            html.Append($"<h2>Tenant {E(t.Name)}</h2><p>Datacenters: {E(string.Join(", ", t.Datacenters))}. Volumes: {E(t.VolumeEncryption)}. VPC encryption: {E(t.VpcEncryption ?? "not provisioned")}.</p>")
+                .Append("<table><tr><th>Resource</th><th>State</th><th>Product</th><th>Isolation barrier</th><th>Redundancy</th><th>Hosts</th><th>Datacenters</th></tr>");
+            foreach (var res in t.Resources)
+                html.Append($"<tr><td>{E(res.Kind)} {E(res.Name)}</td><td>{E(res.State)}</td><td>{E(res.Product)}</td><td>{E(res.IsolationBarrier)}</td><td>{E(res.Redundancy)}</td>")
+                    .Append($"<td>{E(string.Join(", ", res.Hosts))}</td><td>{E(string.Join(", ", res.Datacenters))}</td></tr>");
+            html.Append("</table>");
+        }
+        html.Append("<h2>Physical access to the datacenters</h2><table><tr><th>When</th><th>Datacenter</th><th>Person</th><th>Reason</th><th>Camera snapshot SHA-256</th></tr>");
+        foreach (var a in r.DatacenterAccess)
+            html.Append($"<tr><td>{E(a.At.ToString("O"))}</td><td>{E(a.Datacenter)}</td><td>{E(a.Person)}</td><td>{E(a.Reason)}</td><td><code>{E(a.CameraSnapshotSha256)}</code></td></tr>");
+        html.Append("</table><h2>Notes</h2><ul>");
+        foreach (var n in r.Notes) html.Append($"<li>{E(n)}</li>");
+        return html.Append("</ul></body></html>").ToString();
+    }
+}
