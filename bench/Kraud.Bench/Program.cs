@@ -4,16 +4,18 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     [--pods 500] [--hosts 20] [--concurrency 8] [--replicas 1] [--durable true]
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     --pods 1000 --hosts 100   (issue 3's scheduler measurement)
 //   dotnet run -c Release --project bench/Kraud.Bench -- recovery [--pods 1000] [--hosts 100]
+//   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000]
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
     (false, "pods") => await PodsBench.RunAsync(options),
     (false, "recovery") => await RecoveryBench.RunAsync(options),
+    (false, "audit") => await AuditBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--durable true|false]");
     return asked ? 0 : 2;
 }
