@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using FastEndpoints;
 using Kraud.Api.Access;
-using Kraud.Domain.Common;
 using Kraud.Projections.Audit;
 using Marten;
 
@@ -70,23 +69,8 @@ public sealed class AuditExportEndpoint(TokenAuthenticator authenticator, IDocum
 
     public override async Task HandleAsync(AuditExportRequest request, CancellationToken ct)
     {
-        var principal = await authenticator.AuthenticateAsync(HttpContext.Request.Headers.Authorization.ToString(), ct);
-        if (principal is null)
-        {
-            await Send.ResponseAsync(new { error = "UNAUTHENTICATED", message = "Send a valid API token: Authorization: Bearer <token>." }, 401, ct);
-            return;
-        }
-        Guid? tenant;
-        try
-        {
-            tenant = AuditQueries.ScopeOf(principal, request.TenantId);
-            if (request.Format is not ("jsonl" or "csv")) throw DomainException.Validation($"format '{request.Format}' is not jsonl or csv.");
-        }
-        catch (DomainException e)
-        {
-            await Send.ResponseAsync(new { error = e.ContractCode, message = e.Message }, e.Code == ErrorCode.Forbidden ? 403 : 400, ct);
-            return;
-        }
+        var (allowed, tenant) = await AuditReaderAccess.AuthorizeAsync(HttpContext, authenticator, request.TenantId, request.Format, ["jsonl", "csv"], ct);
+        if (!allowed) return;
 
         await using var session = store.QuerySession();
         var head = await session.LoadAsync<AuditChainHead>(AuditChainHead.PlatformChain, ct) ?? new AuditChainHead();

@@ -47,23 +47,8 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
 
     public override async Task HandleAsync(ComplianceRequest request, CancellationToken ct)
     {
-        var principal = await authenticator.AuthenticateAsync(HttpContext.Request.Headers.Authorization.ToString(), ct);
-        if (principal is null)
-        {
-            await Send.ResponseAsync(new { error = "UNAUTHENTICATED", message = "Send a valid API token: Authorization: Bearer <token>." }, 401, ct);
-            return;
-        }
-        Guid? scope;
-        try
-        {
-            scope = AuditQueries.ScopeOf(principal, request.TenantId);
-            if (request.Format is not ("json" or "html")) throw DomainException.Validation($"format '{request.Format}' is not json or html.");
-        }
-        catch (DomainException e)
-        {
-            await Send.ResponseAsync(new { error = e.ContractCode, message = e.Message }, e.Code == ErrorCode.Forbidden ? 403 : 400, ct);
-            return;
-        }
+        var (allowed, scope) = await AuditReaderAccess.AuthorizeAsync(HttpContext, authenticator, request.TenantId, request.Format, ["json", "html"], ct);
+        if (!allowed) return;
 
         var report = await BuildAsync(scope, request, ct);
         if (request.Format == "html")

@@ -39,6 +39,7 @@ public static class MartenSetup
                 // Read models the API reads right after a command are inline (same transaction as the events).
                 opts.Projections.Add<PodViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<HostViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<ZoneViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);

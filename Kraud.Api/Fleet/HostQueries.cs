@@ -32,14 +32,9 @@ public static class HostQueries
         fields.Query("zones", async ctx =>
         {
             RequireOperator(ctx);
-            var hosts = await LoadAllAsync(ctx, null);
-            var datacenter = ctx.Service<FleetDatacenter>().Name;
-            var views = await ctx.Service<IQuerySession>().Query<HostView>().ToListAsync(ctx.CancellationToken);
-            var datacenters = views.ToDictionary(v => v.Id, v => v.Host.Datacenter);
-            return hosts.GroupBy(h => h.Zone).OrderBy(g => g.Key)
-                .Select(g => new ZoneDto(g.Key, datacenters.GetValueOrDefault(g.First().Id, datacenter),
-                    g.Select(h => h.Rack).Distinct().Order().ToList(), g.ToList()))
-                .ToList();
+            var hosts = (await LoadAllAsync(ctx, null)).ToLookup(h => h.Zone);
+            var zones = await ctx.Service<IQuerySession>().Query<ZoneView>().OrderBy(z => z.Name).ToListAsync(ctx.CancellationToken);
+            return zones.Select(z => new ZoneDto(z.Name, z.Datacenter, z.Zone.Racks.ToList(), hosts[z.Name].ToList())).ToList();
         });
     }
 

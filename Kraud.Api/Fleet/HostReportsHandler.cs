@@ -50,6 +50,6 @@ public static class HostReportsHandler
         var by = Principal.System("fleet");
         var command = new RegisterHost(a.HostId, a.Name, a.Zone, a.Datacenter, a.Rack, Enum.Parse<HostRole>(a.Role, ignoreCase: true), a.Cpu,
             a.MemoryMiB, a.NvmeGiB, a.SevSnp, by, time.GetUtcNow());
-        RegisterHostHandler.Apply(session, context, command);
+        await RegisterHostHandler.Apply(session, context, command);
     }
 }

@@ -1,6 +1,7 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
+using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Projections.Fleet;
 using Marten;
@@ -29,13 +30,21 @@ public sealed record FleetDatacenter(string Name);
 
 public static class RegisterHostHandler
 {
-    public static void Handle(RegisterHost command, IDocumentSession session, IMessageContext context) => Apply(session, context, command);
+    public static Task Handle(RegisterHost command, IDocumentSession session, IMessageContext context) => Apply(session, context, command);
 
-    internal static void Apply(IDocumentSession session, IMessageContext context, RegisterHost command)
+    /// <summary>The host's stream starts, and its zone learns of it (the zone itself, or a new rack, on first sight).</summary>
+    internal static async Task Apply(IDocumentSession session, IMessageContext context, RegisterHost command)
     {
+        if (await session.Events.FetchStreamStateAsync(command.HostId) is not null)
+            throw DomainException.Conflict($"Host {command.Name} is registered already.");
         var events = HostDecider.Decide(command, Host.Initial);
+        var zoneId = Zone.IdFor(command.Zone);
+        var zone = (await session.LoadAsync<ZoneView>(zoneId))?.Zone ?? Zone.Initial;
+        var zoneEvents = ZoneDecider.ForHost(command, zone);
         session.Stamp(context, command.By, null, nameof(RegisterHost));
         session.Events.StartStream(command.HostId, events);
+        if (!zone.Exists) session.Events.StartStream(zoneId, zoneEvents);
+        else if (zoneEvents.Count > 0) session.Events.Append(zoneId, zoneEvents);
         session.Insert(new NameClaim { Id = NameClaim.For("host", command.Name), OwnerId = command.HostId });
     }
 }

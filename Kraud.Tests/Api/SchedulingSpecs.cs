@@ -114,3 +114,40 @@ public class SchedulingSpecs(KraudApp app)
             (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
     }
 }
+
+[Collection(ApiCollection.Name)]
+public class FleetSpecs(KraudApp app)
+{
+    [Fact]
+    public async Task zones_list_their_datacenter_racks_and_hosts()
+    {
+        var zones = (await app.AsOperator("{ zones { id datacenter racks hosts { name zone } } }")).ShouldSucceed().Data.GetProperty("zones").EnumerateArray().ToList();
+        var a = Assert.Single(zones, z => z.GetProperty("id").GetString() == "fsn1-a");
+        Assert.Equal("FSN1-DC2", a.GetProperty("datacenter").GetString());
+        Assert.Equal(["a1", "a2"], a.GetProperty("racks").EnumerateArray().Select(r => r.GetString()));
+        Assert.All(a.GetProperty("hosts").EnumerateArray(), h => Assert.Equal("fsn1-a", h.GetProperty("zone").GetString()));
+        Assert.Equal(app.Agents.All.Count(h => h.Definition.Zone == "fsn1-a"), a.GetProperty("hosts").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task an_operator_registers_a_host_and_its_new_zone_appears()
+    {
+        var name = $"lab-{Guid.NewGuid():N}"[..12];
+        var zone = $"zone-{Guid.NewGuid():N}"[..12];
+        const string register = "mutation($in: RegisterHostInput!) { registerHost(input: $in) { id name zone rack role state cpu sevSnp } }";
+        var host = (await app.AsOperator(register, new { @in = new { name, zone, rack = "l1", role = "COMPUTE", cpu = 16, memoryMiB = 32768, nvmeGiB = 500 } }))
+            .ShouldSucceed().Data.GetProperty("registerHost");
+        Assert.Equal("READY", host.GetProperty("state").GetString());
+        Assert.False(host.GetProperty("sevSnp").GetBoolean());
+        var zones = (await app.AsOperator("{ zones { id datacenter racks } }")).ShouldSucceed().Data.GetProperty("zones").EnumerateArray();
+        Assert.Contains(zones, z => z.GetProperty("id").GetString() == zone && z.GetProperty("racks")[0].GetString() == "l1");
+
+        (await app.AsOperator(register, new { @in = new { name, zone, rack = "l1", role = "COMPUTE", cpu = 16, memoryMiB = 32768, nvmeGiB = 500 } }))
+            .ShouldFailWith("CONFLICT");
+        (await app.AsOperator(register, new { @in = new { name = "Bad Name", zone, rack = "l1", role = "COMPUTE", cpu = 16, memoryMiB = 32768, nvmeGiB = 500 } }))
+            .ShouldFailWith("VALIDATION");
+        var tenant = await TenantScope.CreateAsync(app);
+        (await tenant.Gql(register, new { @in = new { name = "x1", zone, rack = "l1", role = "COMPUTE", cpu = 16, memoryMiB = 32768, nvmeGiB = 500 } }))
+            .ShouldFailWith("FORBIDDEN");
+    }
+}
