@@ -45,4 +45,36 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task when_the_qemu_of_a_running_pod_dies_its_replica_fails_with_the_console_tail()
+    {
+        var zone = Unique("qcrash");
+        var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
+        try
+        {
+            await using var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
+            {
+                ["Fleet__Qemu__StateDirectory"] = state,
+                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+                ["Fleet__Qemu__MaxCpus"] = "1",
+            });
+            await host.WaitUntilRegisteredAsync(app);
+            var tenant = await TenantScope.CreateAsync(app);
+            var pod = await tenant.CreatePodAsync("doomed", zone: zone);
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
+            var vmId = Guid.Parse(Assert.Single(running.Instances()).GetProperty("id").GetString()!);
+
+            using (var qemu = System.Diagnostics.Process.GetProcessById(Assert.Single(QemuFixture.QemuProcessesOf(vmId)))) qemu.Kill();
+
+            var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED", seconds: 60);
+            Assert.Contains("exited unexpectedly", failed.GetProperty("reason").GetString());
+            Assert.Contains("KRAUD-READY", failed.GetProperty("reason").GetString());
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
 }
