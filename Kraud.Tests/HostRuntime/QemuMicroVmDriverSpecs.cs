@@ -5,12 +5,13 @@ using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Kraud.Tests.HostRuntime;
 
 /// <summary>The qemu-microvm driver boots real guests: no database, one QEMU at a time.</summary>
 [Collection(QemuCollection.Name)]
-public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu) : IAsyncLifetime
+public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly List<QemuMicroVmDriver> _drivers = [];
 
@@ -30,6 +31,7 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu) : IAsyncLifetime
         var boot = await driver.BootAsync(spec, CancellationToken.None);
         var again = await driver.BootAsync(spec, CancellationToken.None);
 
+        output.WriteLine($"boot through the driver: {boot.BootMs:F0} ms (QEMU start to KRAUD-READY)");
         Assert.False(boot.AlreadyRunning);
         // Under TCG a guest needs seconds; far less would mean nothing was booted.
         Assert.InRange(boot.BootMs, 300, 90_000);
