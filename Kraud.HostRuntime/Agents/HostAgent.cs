@@ -2,6 +2,8 @@ using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;
 
@@ -32,7 +34,7 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
-public sealed class HostAgents
+public sealed class HostAgents : IAsyncDisposable
 {
     private readonly Dictionary<Guid, HostAgent> _agents;
 
@@ -46,10 +48,18 @@ public sealed class HostAgents
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
-    public static HostAgents Create(FleetOptions fleet, TimeProvider time) => new(fleet.Hosts.Select(h =>
+    public static HostAgents Create(FleetOptions fleet, TimeProvider time, ILoggerFactory? loggers = null) => new(fleet.Hosts.Select(h =>
         new HostAgent(h, fleet.Datacenter, h.Driver switch
         {
             "simulated" => new SimulatedDriver(new SimulatedDriverOptions { BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs) }, time),
-            _ => throw new InvalidOperationException($"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated."),
+            QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
+            _ => throw new InvalidOperationException(
+                $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
         })));
+
+    /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
+    }
 }

@@ -1,3 +1,5 @@
+using Kraud.HostRuntime.Drivers.Qemu;
+
 namespace Kraud.HostRuntime.Configuration;
 
 /// <summary>The "Fleet" configuration section: the hosts this process runs a host runtime for.</summary>
@@ -30,6 +32,9 @@ public sealed class FleetOptions
     public bool EnforceNPlus2 { get; set; } = true;
 
     public List<HostDefinition> Hosts { get; set; } = [];
+
+    /// <summary>How hosts whose driver is qemu-microvm run their guests.</summary>
+    public QemuOptions Qemu { get; set; } = new();
 }
 
 public sealed class HostDefinition
@@ -43,5 +48,6 @@ public sealed class HostDefinition
     public int MemoryMiB { get; set; }
     public int NvmeGiB { get; set; }
     public bool SevSnp { get; set; }
+    /// <summary>"simulated" (the default: no hypervisor) or "qemu-microvm" (real guests under QEMU, see Fleet:Qemu).</summary>
     public string Driver { get; set; } = "simulated";
 }

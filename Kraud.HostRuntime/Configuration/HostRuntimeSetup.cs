@@ -4,6 +4,7 @@ using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Agents;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Wolverine;
 using Wolverine.ErrorHandling;
 using Wolverine.Postgresql;
@@ -17,8 +18,9 @@ public static class HostRuntimeSetup
     {
         services.TryAddSingleton(fleet);
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
         services.AddHostedService<HostAnnouncer>();
+        services.AddHostedService<CrashReporter>();
         services.AddHostedService<HeartbeatSender>();
         return services;
     }

@@ -14,7 +14,15 @@ public interface IMicroVmDriver
     Task<bool> StopAsync(Guid vmId, CancellationToken ct);
 
     IReadOnlyCollection<Guid> Running { get; }
+
+    /// <summary>
+    /// A running VM died without being asked to stop (its hypervisor process exited). The VM is no longer in
+    /// <see cref="Running"/> when this is raised; the host runtime reports it to the control plane as MicroVmFailed.
+    /// </summary>
+    event Action<MicroVmCrash>? Crashed;
 }
+
+public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);
 
 public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning);
 

@@ -24,6 +24,9 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
 
     public IReadOnlyCollection<Guid> Running => _running.Keys.ToList();
 
+    /// <summary>Simulated VMs never crash on their own: <see cref="Vanish"/> models a silent death, which is what reconciliation is for.</summary>
+    public event Action<MicroVmCrash>? Crashed { add { } remove { } }
+
     public MicroVmSpec? Find(Guid vmId) => _running.GetValueOrDefault(vmId);
 
     /// <summary>The next <paramref name="count"/> boots on this host fail with <paramref name="reason"/>.</summary>

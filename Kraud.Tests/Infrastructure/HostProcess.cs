@@ -20,7 +20,8 @@ public sealed class HostProcess : IAsyncDisposable
         _workDir = workDir;
     }
 
-    public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384)
+    public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384,
+        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null)
     {
         var workDir = Path.Combine(Path.GetTempPath(), $"kraud-host-{Guid.NewGuid():N}");
         Directory.CreateDirectory(workDir);
@@ -32,7 +33,7 @@ public sealed class HostProcess : IAsyncDisposable
             ArgumentList =
             {
                 Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", "Compute", "--cpu", cpu.ToString(), "--memory-mib", memoryMiB.ToString(),
-                "--sev-snp", sevSnp ? "true" : "false",
+                "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
             },
             Environment =
             {
@@ -41,6 +42,7 @@ public sealed class HostProcess : IAsyncDisposable
                 ["Fleet__HeartbeatIntervalMs"] = KraudApp.HeartbeatIntervalMs.ToString(),
             },
         };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

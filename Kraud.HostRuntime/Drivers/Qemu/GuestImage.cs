@@ -1,0 +1,240 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Kraud.HostRuntime.Drivers.Qemu;
+
+/// <summary>A bootable guest: Debian's cloud kernel and Kraud's own initramfs, as cached on this machine.</summary>
+public sealed record GuestImage(string Kernel, string Initrd, string KernelPackage, string Directory);
+
+/// <summary>
+/// Builds the guest image from Debian packages only and caches it: the kernel of one exact
+/// <c>linux-image-&lt;abi&gt;-cloud-amd64</c> package (downloaded with apt-get, unpacked with dpkg-deb) and an initramfs
+/// written here (newc cpio) holding busybox-static, the virtio modules of that kernel and <see cref="InitScript"/>.
+/// The cache directory name is a hash of every input, so a new kernel, busybox or init script yields a new image and the
+/// same inputs always give the same bytes (no timestamps, fixed order, uid 0).
+/// </summary>
+public sealed partial class GuestImageBuilder(string cacheDirectory, string? kernelPackage = null, string busybox = "/bin/busybox")
+{
+    /// <summary>Debian's meta package; its one dependency names the current exact kernel package.</summary>
+    public const string KernelMetaPackage = "linux-image-cloud-amd64";
+
+    /// <summary>Bumped whenever the layout of the initramfs changes in a way the hashed inputs do not show.</summary>
+    private const string FormatVersion = "kraud-guest-1";
+
+    /// <summary>Load order matters: each module needs the symbols of the ones before it.</summary>
+    internal static readonly string[] Modules =
+    [
+        "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_mmio.ko",
+        "kernel/drivers/block/virtio_blk.ko",
+    ];
+
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(5);
+
+    public string CacheDirectory { get; } = Path.GetFullPath(cacheDirectory);
+
+    /// <summary>Returns the cached image, building it first if these inputs were never built here.</summary>
+    public async Task<GuestImage> EnsureAsync(CancellationToken ct)
+    {
+        Directory.CreateDirectory(CacheDirectory);
+        // Several host runtimes (and a CI step) may share one cache: one builder at a time, across processes.
+        using var cacheLock = await LockAsync(Path.Combine(CacheDirectory, ".lock"), ct);
+
+        var package = kernelPackage ?? await ResolveKernelPackageAsync(ct);
+        if (!KernelPackageName().IsMatch(package))
+            throw new InvalidOperationException($"'{package}' is not an exact Debian cloud kernel package name (linux-image-<abi>-cloud-amd64).");
+        var abi = package["linux-image-".Length..];
+        var deb = await DownloadAsync(package, ct);
+        var busyboxBytes = await File.ReadAllBytesAsync(busybox, ct);
+        if (IsDynamicallyLinked(busyboxBytes))
+            throw new InvalidOperationException($"{busybox} is dynamically linked; the guest has no libc. Install busybox-static.");
+
+        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
+            FormatVersion, Path.GetFileName(deb), Convert.ToHexStringLower(SHA256.HashData(busyboxBytes)), InitScript, string.Join(',', Modules)))))[..16];
+        var directory = Path.Combine(CacheDirectory, $"{abi}-{key}");
+        var image = new GuestImage(Path.Combine(directory, "vmlinuz"), Path.Combine(directory, "initrd.cpio"), package, directory);
+        if (File.Exists(image.Kernel) && File.Exists(image.Initrd)) return image;
+
+        var work = Path.Combine(CacheDirectory, $".build-{Guid.NewGuid():N}");
+        try
+        {
+            var unpacked = Path.Combine(work, "deb");
+            Directory.CreateDirectory(unpacked);
+            await Run("dpkg-deb", ["-x", deb, unpacked], null, ct);
+            var output = Path.Combine(work, "image");
+            Directory.CreateDirectory(output);
+            File.Copy(Path.Combine(unpacked, "boot", $"vmlinuz-{abi}"), Path.Combine(output, "vmlinuz"));
+
+            var cpio = new NewcArchive();
+            foreach (var dir in new[] { "bin", "dev", "lib", "lib/modules", "mnt", "proc", "run", "sys", "tmp" }) cpio.Directory(dir);
+            // The kernel opens /dev/console for init before anything is mounted: without the node init has no output.
+            cpio.CharacterDevice("dev/console", 5, 1);
+            cpio.File("bin/busybox", busyboxBytes, executable: true);
+            cpio.Symlink("bin/sh", "busybox");
+            cpio.File("init", Encoding.ASCII.GetBytes(InitScript), executable: true);
+            foreach (var module in Modules)
+            {
+                var path = Path.Combine(unpacked, "lib", "modules", abi, module);
+                if (!File.Exists(path))
+                    throw new InvalidOperationException($"{package} has no {module} (compressed modules are not supported by this builder).");
+                cpio.File($"lib/modules/{Path.GetFileName(module)}", await File.ReadAllBytesAsync(path, ct), executable: false);
+            }
+            // Uncompressed: under TCG decompressing the initramfs would cost boot time for a few saved megabytes.
+            await File.WriteAllBytesAsync(Path.Combine(output, "initrd.cpio"), cpio.ToArray(), ct);
+            await File.WriteAllTextAsync(Path.Combine(output, "manifest.txt"),
+                $"kernel-package {package}\ndeb {Path.GetFileName(deb)}\nbusybox {Convert.ToHexStringLower(SHA256.HashData(busyboxBytes))}\n", ct);
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+            Directory.Move(output, directory);
+            return image;
+        }
+        finally
+        {
+            if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>The exact kernel package the meta package currently depends on (never a glob, which pulls every version).</summary>
+    public static async Task<string> ResolveKernelPackageAsync(CancellationToken ct)
+    {
+        var output = await Run("apt-cache", ["depends", KernelMetaPackage], null, ct);
+        var match = Regex.Match(output, @"Depends:\s*(linux-image-\S+-cloud-amd64)");
+        return match.Success
+            ? match.Groups[1].Value
+            : throw new InvalidOperationException($"apt-cache knows no dependency of {KernelMetaPackage}; run apt-get update first.");
+    }
+
+    private async Task<string> DownloadAsync(string package, CancellationToken ct)
+    {
+        var debs = Path.Combine(CacheDirectory, "debs");
+        Directory.CreateDirectory(debs);
+        // apt-get download names the file <package>_<version>_<arch>.deb; this matches our own cache, not the archive.
+        var cached = Directory.GetFiles(debs, $"{package}_*.deb").Order(StringComparer.Ordinal).LastOrDefault();
+        if (cached is not null) return cached;
+        await Run("apt-get", ["download", package], debs, ct);
+        return Directory.GetFiles(debs, $"{package}_*.deb").SingleOrDefault()
+            ?? throw new InvalidOperationException($"apt-get download {package} left no .deb in {debs}.");
+    }
+
+    /// <summary>A static ELF has no PT_INTERP program header.</summary>
+    internal static bool IsDynamicallyLinked(byte[] elf)
+    {
+        if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[4] != 2) throw new InvalidOperationException("busybox is not a 64-bit ELF file.");
+        var phoff = (long)BitConverter.ToUInt64(elf, 0x20);
+        var phentsize = BitConverter.ToUInt16(elf, 0x36);
+        var phnum = BitConverter.ToUInt16(elf, 0x38);
+        for (var i = 0; i < phnum; i++)
+            if (BitConverter.ToUInt32(elf, (int)(phoff + i * phentsize)) == 3) return true;
+        return false;
+    }
+
+    private static async Task<IDisposable> LockAsync(string path, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + CommandTimeout;
+        while (true)
+        {
+            try
+            {
+                // FileShare.None is an exclusive flock on Linux: held until this stream is disposed or the process dies.
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, ct);
+            }
+        }
+    }
+
+    private static async Task<string> Run(string file, string[] args, string? workingDirectory, CancellationToken ct)
+    {
+        var result = await ProcessRunner.RunAsync(file, args, CommandTimeout, ct, workingDirectory);
+        return result.ExitCode == 0
+            ? result.Output
+            : throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({result.ExitCode}): {result.Error.Trim()}");
+    }
+
+    [GeneratedRegex(@"^linux-image-[0-9][0-9a-z.+~-]*-cloud-amd64$")]
+    private static partial Regex KernelPackageName();
+
+    /// <summary>
+    /// PID 1 of every guest. The host runtime reads the console for KRAUD-* lines: READY (with the guest's uptime) once the
+    /// disks are there, FAILED when the guest cannot come up. It runs the pod's command from the kernel command line
+    /// (kraud.cmd, base64 of a shell script) and powers off when the console sends KRAUD-POWEROFF. The modules come
+    /// from the kernel package because the cloud kernel builds virtio-mmio and virtio-blk as modules; the devices are
+    /// found through ACPI (LNRO0005), since that kernel has no virtio_mmio.device= support.
+    /// </summary>
+    public const string InitScript = """
+        #!/bin/sh
+        export PATH=/bin
+        /bin/busybox --install -s /bin
+        mount -t proc proc /proc
+        mount -t sysfs sysfs /sys
+        mount -t devtmpfs devtmpfs /dev
+        mount -t tmpfs tmpfs /run
+        mount -t tmpfs tmpfs /tmp
+        for m in virtio_ring virtio virtio_mmio virtio_blk; do
+          insmod /lib/modules/$m.ko || echo "KRAUD-WARN cannot load $m"
+        done
+        arg() { for kv in $(cat /proc/cmdline); do case "$kv" in "$1="*) echo "${kv#*=}";; esac; done; }
+        disks=$(arg kraud.disks)
+        i=0
+        while [ "${disks:-0}" -gt 0 ] && [ ! -b /dev/vda ] && [ $i -lt 500 ]; do usleep 20000; i=$((i+1)); done
+        if [ "${disks:-0}" -gt 0 ] && [ ! -b /dev/vda ]; then
+          echo "KRAUD-FAILED the ephemeral disk /dev/vda did not appear"
+          poweroff -f
+        fi
+        echo "KRAUD-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
+        cmd=$(arg kraud.cmd)
+        if [ -n "$cmd" ]; then
+          echo "$cmd" | base64 -d > /run/kraud-command
+          ( sh /run/kraud-command; echo "KRAUD-EXIT status=$?" ) &
+        fi
+        while read -r line; do
+          case "$line" in KRAUD-POWEROFF*) break;; esac
+        done
+        echo "KRAUD-HALT uptime=$(cut -d' ' -f1 /proc/uptime)"
+        sync
+        poweroff -f
+
+        """;
+}
+
+/// <summary>The newc ("070701") cpio format the kernel unpacks as initramfs: a header of hex fields per entry.</summary>
+internal sealed class NewcArchive
+{
+    private readonly MemoryStream _out = new();
+    private uint _inode = 1;
+
+    public void Directory(string name) => Entry(name, 0x4000 | 0x1ED, [], 0, 0);
+
+    public void File(string name, byte[] data, bool executable) => Entry(name, 0x8000 | (executable ? 0x1EDu : 0x1A4u), data, 0, 0);
+
+    public void Symlink(string name, string target) => Entry(name, 0xA000 | 0x1FF, Encoding.ASCII.GetBytes(target), 0, 0);
+
+    public void CharacterDevice(string name, uint major, uint minor) => Entry(name, 0x2000 | 0x180, [], major, minor);
+
+    public byte[] ToArray()
+    {
+        Entry("TRAILER!!!", 0, [], 0, 0, inode: 0);
+        // The kernel reads the archive in 512-byte blocks, as cpio writes it.
+        Pad(512);
+        return _out.ToArray();
+    }
+
+    private void Entry(string name, uint mode, byte[] data, uint rdevMajor, uint rdevMinor, uint? inode = null)
+    {
+        var nameBytes = Encoding.ASCII.GetBytes(name + "\0");
+        uint[] fields = [inode ?? _inode++, mode, 0, 0, (mode & 0xF000) == 0x4000 ? 2u : 1u, 0, (uint)data.Length, 0, 0, rdevMajor, rdevMinor, (uint)nameBytes.Length, 0];
+        var header = new StringBuilder("070701");
+        foreach (var field in fields) header.Append(field.ToString("x8"));
+        _out.Write(Encoding.ASCII.GetBytes(header.ToString()));
+        _out.Write(nameBytes);
+        Pad(4);
+        _out.Write(data);
+        Pad(4);
+    }
+
+    private void Pad(int alignment)
+    {
+        while (_out.Length % alignment != 0) _out.WriteByte(0);
+    }
+}

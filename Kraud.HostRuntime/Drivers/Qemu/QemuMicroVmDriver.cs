@@ -1,0 +1,487 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Kraud.Domain.HostProtocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Kraud.HostRuntime.Drivers.Qemu;
+
+/// <summary>
+/// Real microVMs: one <c>qemu-system-x86_64 -M microvm</c> process per VM (virtio-mmio devices found through ACPI, no
+/// PCI), KVM when the host has it and TCG otherwise. A VM is up when its guest prints KRAUD-READY on the serial
+/// console; the boot time is measured from the QEMU process start to that line. Each VM has a directory under
+/// hosts/&lt;host&gt;/vms/&lt;vm id&gt; with its pidfile and its encrypted ephemeral disk; the console log is kept under
+/// hosts/&lt;host&gt;/console/&lt;vm id&gt;.log. A QEMU that exits without being asked is reported through <see cref="Crashed"/>.
+/// </summary>
+public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
+{
+    public const string DriverName = "qemu-microvm";
+
+    /// <summary>The cloud kernel and this initramfs need about this much to boot at all.</summary>
+    private const int MinMemoryMiB = 128;
+
+    private const int ConsoleTailLines = 25;
+
+    /// <summary>x86 kernels take at most 2048 bytes of command line, terminator included.</summary>
+    private const int MaxKernelCommandLine = 2000;
+
+    private readonly QemuOptions _options;
+    private readonly GuestImageBuilder _images;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<Guid, Vm> _vms = new();
+    private readonly SemaphoreSlim _imageGate = new(1, 1);
+    private GuestImage? _image;
+
+    private QemuMicroVmDriver(QemuOptions options, string hostName, ILogger? logger)
+    {
+        _options = options;
+        _logger = logger ?? NullLogger.Instance;
+        _images = new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox);
+        var hostDirectory = Path.Combine(options.ResolvedStateDirectory, "hosts", hostName);
+        VmsDirectory = Path.Combine(hostDirectory, "vms");
+        ConsoleDirectory = Path.Combine(hostDirectory, "console");
+    }
+
+    /// <summary>
+    /// The driver of one host. It first kills the QEMU processes a previous run of this host's runtime left behind (their
+    /// pidfiles are in this host's state directory): after a crash of the host runtime nobody owns them any more, and
+    /// the keys of their disks died with it.
+    /// </summary>
+    public static QemuMicroVmDriver Start(QemuOptions options, string hostName, ILogger? logger = null)
+    {
+        var driver = new QemuMicroVmDriver(options, hostName, logger);
+        driver.KillLeftovers();
+        return driver;
+    }
+
+    public string Name => DriverName;
+
+    public string VmsDirectory { get; }
+
+    public string ConsoleDirectory { get; }
+
+    public IReadOnlyCollection<Guid> Running => _vms.Values.Where(v => v.IsRunning).Select(v => v.Spec.VmId).ToList();
+
+    public event Action<MicroVmCrash>? Crashed;
+
+    /// <summary>The guest image this driver boots (built and cached on first use).</summary>
+    public async Task<GuestImage> ImageAsync(CancellationToken ct)
+    {
+        if (_image is not null) return _image;
+        await _imageGate.WaitAsync(ct);
+        try
+        {
+            return _image ??= await _images.EnsureAsync(ct);
+        }
+        finally
+        {
+            _imageGate.Release();
+        }
+    }
+
+    public async Task<BootResult> BootAsync(MicroVmSpec spec, CancellationToken ct)
+    {
+        var vm = new Vm(spec, Path.Combine(VmsDirectory, spec.VmId.ToString()), Path.Combine(ConsoleDirectory, $"{spec.VmId}.log"));
+        var existing = _vms.GetOrAdd(spec.VmId, vm);
+        if (existing != vm)
+        {
+            // A duplicate or retried command: the first boot decides, and this one must not start a second QEMU.
+            await existing.Booted.Task.WaitAsync(ct);
+            return new BootResult(spec.VmId, 0, AlreadyRunning: true);
+        }
+        try
+        {
+            var bootMs = await StartAsync(vm, ct);
+            vm.Booted.SetResult();
+            if (vm.Process!.HasExited) await ReportCrashAsync(vm);
+            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false);
+        }
+        catch (Exception e)
+        {
+            _vms.TryRemove(new KeyValuePair<Guid, Vm>(spec.VmId, vm));
+            vm.StopRequested = true;
+            await KillAsync(vm);
+            var failure = e switch
+            {
+                MicroVmBootException boot => boot,
+                TimeoutException => new MicroVmBootException($"the guest did not report ready within {_options.BootTimeoutSeconds} s{vm.TailText()}"),
+                OperationCanceledException => new MicroVmBootException("the boot was cancelled"),
+                _ => new MicroVmBootException($"{e.GetType().Name}: {e.Message}{vm.TailText()}"),
+            };
+            vm.Booted.TrySetException(failure);
+            if (e is OperationCanceledException && ct.IsCancellationRequested) throw;
+            throw failure;
+        }
+    }
+
+    public async Task<bool> StopAsync(Guid vmId, CancellationToken ct)
+    {
+        if (!_vms.TryRemove(vmId, out var vm)) return false;
+        vm.StopRequested = true;
+        try
+        {
+            await vm.Booted.Task.WaitAsync(ct);
+        }
+        catch (MicroVmBootException)
+        {
+            return false; // the boot failed and cleaned up after itself
+        }
+        await ShutdownAsync(vm, TimeSpan.FromSeconds(_options.StopTimeoutSeconds));
+        return true;
+    }
+
+    /// <summary>A host runtime that stops takes its VMs with it: no QEMU may outlive the process that holds their keys.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_vms.Keys.ToList().Select(id => StopAsync(id, CancellationToken.None)));
+    }
+
+    private async Task<double> StartAsync(Vm vm, CancellationToken ct)
+    {
+        var qemu = ProcessRunner.Which(_options.QemuSystem)
+            ?? throw new MicroVmBootException($"{_options.QemuSystem} is not installed (Debian: apt-get install qemu-system-x86).");
+        GuestImage image;
+        try
+        {
+            image = await ImageAsync(ct);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException)
+        {
+            throw new MicroVmBootException($"no guest image: {e.Message}");
+        }
+        var spec = vm.Spec;
+        if (Directory.Exists(vm.Directory)) Directory.Delete(vm.Directory, recursive: true);
+        Directory.CreateDirectory(vm.Directory);
+        Directory.CreateDirectory(ConsoleDirectory);
+
+        var kvm = _options.Kvm ?? File.Exists("/dev/kvm");
+        var cpus = Math.Max(1, _options.MaxCpus > 0 ? Math.Min(spec.Cpu, _options.MaxCpus) : spec.Cpu);
+        var memory = Math.Max(MinMemoryMiB, _options.MaxMemoryMiB > 0 ? Math.Min(spec.MemoryMiB, _options.MaxMemoryMiB) : spec.MemoryMiB);
+        var append = new StringBuilder($"console=ttyS0 quiet panic=-1 rdinit=/init kraud.vm={spec.VmId}");
+        // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
+        // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
+        // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration.
+        if (!kvm && (_options.GuestTscKhz ?? HostTscKhz.Value) is { } tscKhz) append.Append(" tsc_early_khz=").Append(tscKhz);
+        List<string> args =
+        [
+            "-name", $"kraud-{spec.VmId}", "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max",
+            "-smp", cpus.ToString(CultureInfo.InvariantCulture), "-m", memory.ToString(CultureInfo.InvariantCulture),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+            "-kernel", image.Kernel, "-initrd", image.Initrd,
+        ];
+        string? keyPipe = null;
+        if (spec.EphemeralGiB > 0)
+        {
+            var sizeMiB = spec.EphemeralGiB * 1024L;
+            if (_options.MaxEphemeralMiB > 0) sizeMiB = Math.Min(sizeMiB, _options.MaxEphemeralMiB);
+            vm.Key = RandomNumberGenerator.GetBytes(32);
+            vm.DiskImage = Path.Combine(vm.Directory, "ephemeral.luks");
+            await CreateEncryptedDiskAsync(vm, sizeMiB, ct);
+            keyPipe = Path.Combine(vm.Directory, "ephemeral.key");
+            SecretPipe.Create(keyPipe);
+            args.AddRange(
+            [
+                "-object", $"secret,id=ephkey,file={OptionValue(keyPipe)}",
+                "-blockdev", $"driver=luks,key-secret=ephkey,node-name=eph,file.driver=file,file.filename={OptionValue(vm.DiskImage)}",
+                "-device", "virtio-blk-device,drive=eph",
+            ]);
+            append.Append(" kraud.disks=1");
+        }
+        if (spec.Command.Count > 0) append.Append(" kraud.cmd=").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(CommandScript(spec))));
+        if (append.Length > MaxKernelCommandLine)
+            throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
+        args.AddRange(["-append", append.ToString()]);
+
+        var start = new ProcessStartInfo(qemu)
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = vm.Directory,
+        };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        vm.OpenConsole();
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) vm.OnConsole(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) vm.OnConsole("qemu: " + e.Data); };
+        var started = Stopwatch.GetTimestamp();
+        process.Start();
+        vm.Process = process;
+        // Written before anything else can fail: a host runtime that dies from here on leaves a QEMU the next one must find.
+        await File.WriteAllTextAsync(Path.Combine(vm.Directory, "qemu.pid"), process.Id.ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        vm.Exited = WatchAsync(vm);
+
+        if (keyPipe is not null)
+        {
+            var secret = vm.EncodedKey();
+            try
+            {
+                await SecretPipe.FeedAsync(keyPipe, secret, vm.Exited, TimeSpan.FromSeconds(_options.BootTimeoutSeconds));
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(secret);
+            }
+        }
+        var ready = await vm.Ready.Task.WaitAsync(TimeSpan.FromSeconds(_options.BootTimeoutSeconds), ct);
+        var bootMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}; ready after {BootMs:F0} ms ({Ready})",
+            spec.VmId, process.Id, cpus, memory, kvm ? "KVM" : "TCG", bootMs, ready);
+        return bootMs;
+    }
+
+    /// <summary>
+    /// LUKS formatted by qemu-img with the VM's key. PBKDF stretching (iter-time) only protects guessable passphrases;
+    /// this key is 256 random bits, and every QEMU start would pay the stretching again (2 s by default).
+    /// </summary>
+    private async Task CreateEncryptedDiskAsync(Vm vm, long sizeMiB, CancellationToken ct)
+    {
+        var qemuImg = ProcessRunner.Which(_options.QemuImg)
+            ?? throw new MicroVmBootException($"{_options.QemuImg} is not installed (Debian: apt-get install qemu-utils).");
+        var pipe = Path.Combine(vm.Directory, "create.key");
+        SecretPipe.Create(pipe);
+        var secret = vm.EncodedKey();
+        try
+        {
+            var result = await ProcessRunner.RunAsync(qemuImg,
+                ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={OptionValue(pipe)}", "-o", "key-secret=k,iter-time=10",
+                    vm.DiskImage!, $"{sizeMiB}M"],
+                TimeSpan.FromSeconds(60), ct,
+                whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
+            if (result.ExitCode != 0) throw new MicroVmBootException($"qemu-img could not create the ephemeral disk: {result.Error.Trim()}");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+        }
+    }
+
+    private async Task WatchAsync(Vm vm)
+    {
+        var process = vm.Process!;
+        // Also waits until the console has been read to its end, so the tail is complete.
+        await process.WaitForExitAsync(CancellationToken.None);
+        vm.Ready.TrySetException(new MicroVmBootException($"QEMU exited with code {process.ExitCode} before the guest was ready{vm.TailText()}"));
+        if (!vm.StopRequested && vm.Booted.Task.IsCompletedSuccessfully) await ReportCrashAsync(vm);
+    }
+
+    private Task ReportCrashAsync(Vm vm)
+    {
+        if (Interlocked.Exchange(ref vm.CrashReported, 1) == 1 || !_vms.TryRemove(new KeyValuePair<Guid, Vm>(vm.Spec.VmId, vm))) return Task.CompletedTask;
+        var reason = $"QEMU exited unexpectedly (exit code {vm.Process!.ExitCode}){vm.TailText()}";
+        _logger.LogWarning("microVM {VmId} of pod {PodId} crashed: {Reason}", vm.Spec.VmId, vm.Spec.PodId, reason);
+        vm.Clean();
+        Crashed?.Invoke(new MicroVmCrash(vm.Spec.VmId, vm.Spec.PodId, reason));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Asks the guest to power off on its console, then kills QEMU when it has not exited by the deadline.</summary>
+    private async Task ShutdownAsync(Vm vm, TimeSpan grace)
+    {
+        var process = vm.Process;
+        if (process is not null && !process.HasExited)
+        {
+            try
+            {
+                await process.StandardInput.WriteLineAsync("KRAUD-POWEROFF");
+                await process.StandardInput.FlushAsync();
+                await vm.Exited.WaitAsync(grace);
+            }
+            catch (Exception e) when (e is IOException or TimeoutException)
+            {
+                _logger.LogWarning("microVM {VmId} did not power off within {Seconds} s; killing QEMU", vm.Spec.VmId, grace.TotalSeconds);
+            }
+        }
+        await KillAsync(vm);
+    }
+
+    private static async Task KillAsync(Vm vm)
+    {
+        var process = vm.Process;
+        if (process is not null)
+        {
+            try
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+                await vm.Exited.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e) when (e is InvalidOperationException or TimeoutException) { }
+        }
+        vm.Clean();
+    }
+
+    private void KillLeftovers()
+    {
+        if (!Directory.Exists(VmsDirectory)) return;
+        foreach (var directory in Directory.GetDirectories(VmsDirectory))
+        {
+            var pidFile = Path.Combine(directory, "qemu.pid");
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid)
+                && IsQemuOf(pid, Path.GetFileName(directory)))
+            {
+                _logger.LogWarning("Killing QEMU {Pid} of microVM {VmId}, left behind by a previous host runtime", pid, Path.GetFileName(directory));
+                try
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException) { }
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while (IsAlive(pid) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+            }
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>The pid may have been reused since the pidfile was written: only a QEMU named after this VM is ours.</summary>
+    private static bool IsQemuOf(int pid, string vmId)
+    {
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+            return cmdline.Contains("qemu", StringComparison.Ordinal) && cmdline.Contains($"\0kraud-{vmId}\0", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A zombie has exited; whoever parents it will reap it.</summary>
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not 'Z' and not 'X';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The pod's command as a shell script: its environment exported, then its argv, each word single-quoted.</summary>
+    internal static string CommandScript(MicroVmSpec spec)
+    {
+        var script = new StringBuilder();
+        foreach (var (key, value) in spec.Env.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            if (!EnvironmentName().IsMatch(key)) throw new MicroVmBootException($"'{key}' is not a valid environment variable name");
+            script.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
+        }
+        script.Append("exec");
+        foreach (var word in spec.Command) script.Append(' ').Append(Quote(word));
+        return script.Append('\n').ToString();
+
+        static string Quote(string word) => "'" + word.Replace("'", "'\\''") + "'";
+    }
+
+    private static readonly Lazy<int?> HostTscKhz = new(ReadHostTscKhz);
+
+    /// <summary>
+    /// The host's TSC frequency: /proc/cpuinfo's "cpu MHz" is it only when the TSC is constant and its frequency known
+    /// (tsc_known_freq, as on virtual machines); otherwise null, and the guest calibrates by itself.
+    /// </summary>
+    private static int? ReadHostTscKhz()
+    {
+        try
+        {
+            var cpuinfo = File.ReadAllText("/proc/cpuinfo");
+            var flags = Regex.Match(cpuinfo, @"^flags\s*:(.*)$", RegexOptions.Multiline).Groups[1].Value.Split(' ');
+            var mhz = Regex.Match(cpuinfo, @"^cpu MHz\s*:\s*([0-9.]+)", RegexOptions.Multiline);
+            if (!flags.Contains("constant_tsc") || !flags.Contains("tsc_known_freq") || !mhz.Success) return null;
+            return (int)Math.Round(double.Parse(mhz.Groups[1].Value, CultureInfo.InvariantCulture) * 1000);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>QEMU splits option values at commas; a literal comma is written twice.</summary>
+    private static string OptionValue(string value) => value.Replace(",", ",,");
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
+    private static partial Regex EnvironmentName();
+
+    // Test hooks (public because the test assembly cannot see this assembly's internals without also seeing its Program):
+    // the encryption test reads the disk through the key, the crash test kills the process.
+    public byte[]? EphemeralKeyOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Key?.ToArray() : null;
+    public string? EphemeralDiskOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.DiskImage : null;
+    public int? ProcessIdOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Process?.Id : null;
+    public string ConsoleLogOf(Guid vmId) => Path.Combine(ConsoleDirectory, $"{vmId}.log");
+
+    private sealed class Vm(MicroVmSpec spec, string directory, string consoleLog)
+    {
+        private readonly Queue<string> _tail = new();
+        private StreamWriter? _console;
+        private int _cleaned;
+
+        public MicroVmSpec Spec => spec;
+        public string Directory => directory;
+        public Process? Process { get; set; }
+        public Task Exited { get; set; } = Task.CompletedTask;
+        public byte[]? Key { get; set; }
+        public string? DiskImage { get; set; }
+        public volatile bool StopRequested;
+        public int CrashReported;
+        public TaskCompletionSource Booted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<string> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool IsRunning => Booted.Task.IsCompletedSuccessfully && !StopRequested && Process is { HasExited: false };
+
+        /// <summary>
+        /// The LUKS passphrase QEMU's secret object reads: the key in base64, because QEMU takes LUKS passphrases only as
+        /// UTF-8 text (still 256 random bits). The caller zeroes it after use.
+        /// </summary>
+        public byte[] EncodedKey() => Encoding.ASCII.GetBytes(Convert.ToBase64String(Key!));
+
+        public void OpenConsole()
+        {
+            _console = new StreamWriter(consoleLog, append: true) { AutoFlush = true };
+            _console.WriteLine($"--- kraud: boot of {spec.VmId} at {DateTimeOffset.UtcNow:O}");
+        }
+
+        public void OnConsole(string line)
+        {
+            lock (_tail)
+            {
+                _tail.Enqueue(line);
+                if (_tail.Count > ConsoleTailLines) _tail.Dequeue();
+                _console?.WriteLine(line);
+            }
+            var ready = line.IndexOf("KRAUD-READY", StringComparison.Ordinal);
+            if (ready >= 0) Ready.TrySetResult(line[ready..]);
+            var failed = line.IndexOf("KRAUD-FAILED", StringComparison.Ordinal);
+            if (failed >= 0) Ready.TrySetException(new MicroVmBootException(line[(failed + "KRAUD-FAILED".Length)..].Trim()));
+        }
+
+        public string TailText()
+        {
+            lock (_tail) return _tail.Count == 0 ? "" : "; console tail:\n" + string.Join('\n', _tail);
+        }
+
+        /// <summary>Drops the key and deletes the VM's directory (pidfile, encrypted disk): nothing of it may be read again.</summary>
+        public void Clean()
+        {
+            if (Interlocked.Exchange(ref _cleaned, 1) == 1) return;
+            if (Key is not null) CryptographicOperations.ZeroMemory(Key);
+            Key = null;
+            try
+            {
+                if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException) { }
+            lock (_tail)
+            {
+                _console?.Dispose();
+                _console = null;
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+namespace Kraud.HostRuntime.Drivers.Qemu;
+
+/// <summary>The "Fleet:Qemu" configuration section: how hosts whose driver is qemu-microvm run their guests.</summary>
+public sealed class QemuOptions
+{
+    /// <summary>Local state: the guest image cache (guest/) and one directory per host (hosts/&lt;name&gt;/vms/&lt;vm id&gt;).</summary>
+    public string StateDirectory { get; set; } = ".kraud";
+
+    /// <summary>Where the guest image is built and cached; default &lt;StateDirectory&gt;/guest.</summary>
+    public string? GuestDirectory { get; set; }
+
+    /// <summary>One exact Debian kernel package (linux-image-&lt;abi&gt;-cloud-amd64); default: what linux-image-cloud-amd64 depends on.</summary>
+    public string? KernelPackage { get; set; }
+
+    public string Busybox { get; set; } = "/bin/busybox";
+    public string QemuSystem { get; set; } = "qemu-system-x86_64";
+    public string QemuImg { get; set; } = "qemu-img";
+
+    /// <summary>Upper bound for a guest's memory (0: as the pod asks). Test machines cannot give every pod what it asks.</summary>
+    public int MaxMemoryMiB { get; set; }
+
+    /// <summary>Upper bound for a guest's vCPUs (0: as the pod asks).</summary>
+    public int MaxCpus { get; set; }
+
+    /// <summary>Upper bound for the ephemeral disk in MiB (0: the pod's EphemeralGiB). Images are sparse, but test disks are small.</summary>
+    public int MaxEphemeralMiB { get; set; }
+
+    public int BootTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>How long a guest may take to power off after being asked before its QEMU is killed.</summary>
+    public int StopTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// The guest TSC frequency under TCG (kernel tsc_early_khz); null: the host's, when /proc/cpuinfo knows it. Without it
+    /// a guest on a loaded host can hang calibrating its TSC.
+    /// </summary>
+    public int? GuestTscKhz { get; set; }
+
+    /// <summary>Use KVM: null means when /dev/kvm exists.</summary>
+    public bool? Kvm { get; set; }
+
+    public string ResolvedStateDirectory => Path.GetFullPath(StateDirectory);
+    public string ResolvedGuestDirectory => Path.GetFullPath(GuestDirectory ?? Path.Combine(StateDirectory, "guest"));
+}

@@ -1,0 +1,80 @@
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+/// <summary>The whole path with a real guest: GraphQL → scheduler → a host runtime process whose driver is qemu-microvm.</summary>
+[Collection(ProcessFleetCollection.Name)]
+public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixture>
+{
+    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..12];
+
+    [Fact]
+    public async Task a_pod_on_a_qemu_microvm_host_runs_in_a_real_guest_with_a_measured_boot_time_and_its_qemu_is_gone_after_delete()
+    {
+        var zone = Unique("qemu");
+        var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
+        try
+        {
+            await using var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
+            {
+                ["Fleet__Qemu__StateDirectory"] = state,
+                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+                ["Fleet__Qemu__MaxCpus"] = "1",
+                ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+            });
+            await host.WaitUntilRegisteredAsync(app);
+            var tenant = await TenantScope.CreateAsync(app);
+
+            var pod = await tenant.CreatePodAsync("real", zone: zone);
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
+
+            var instance = Assert.Single(running.Instances());
+            Assert.Equal(host.Id.ToString(), instance.GetProperty("hostId").GetString());
+            // A measured guest boot under QEMU, not the simulated driver's few milliseconds.
+            Assert.InRange(instance.GetProperty("bootMs").GetDouble(), 300, 120_000);
+            var vmId = Guid.Parse(instance.GetProperty("id").GetString()!);
+            Assert.Single(QemuFixture.QemuProcessesOf(vmId));
+
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
+            Assert.Empty(QemuFixture.QemuProcessesOf(vmId));
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task when_the_qemu_of_a_running_pod_dies_its_replica_fails_with_the_console_tail()
+    {
+        var zone = Unique("qcrash");
+        var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
+        try
+        {
+            await using var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
+            {
+                ["Fleet__Qemu__StateDirectory"] = state,
+                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+                ["Fleet__Qemu__MaxCpus"] = "1",
+            });
+            await host.WaitUntilRegisteredAsync(app);
+            var tenant = await TenantScope.CreateAsync(app);
+            var pod = await tenant.CreatePodAsync("doomed", zone: zone);
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
+            var vmId = Guid.Parse(Assert.Single(running.Instances()).GetProperty("id").GetString()!);
+
+            using (var qemu = System.Diagnostics.Process.GetProcessById(Assert.Single(QemuFixture.QemuProcessesOf(vmId)))) qemu.Kill();
+
+            var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED", seconds: 60);
+            Assert.Contains("exited unexpectedly", failed.GetProperty("reason").GetString());
+            Assert.Contains("KRAUD-READY", failed.GetProperty("reason").GetString());
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
+}

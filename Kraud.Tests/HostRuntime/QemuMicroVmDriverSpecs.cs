@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Kraud.Tests.HostRuntime;
+
+/// <summary>The qemu-microvm driver boots real guests: no database, one QEMU at a time.</summary>
+[Collection(QemuCollection.Name)]
+public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly List<QemuMicroVmDriver> _drivers = [];
+
+    private QemuMicroVmDriver Driver(string host = "qemu-test")
+    {
+        var driver = QemuMicroVmDriver.Start(qemu.Options(), host);
+        _drivers.Add(driver);
+        return driver;
+    }
+
+    [Fact]
+    public async Task a_real_microvm_boots_once_per_vm_id_reports_its_measured_boot_time_and_leaves_no_qemu_after_stop()
+    {
+        var driver = Driver();
+        var spec = QemuFixture.Spec();
+
+        var boot = await driver.BootAsync(spec, CancellationToken.None);
+        var again = await driver.BootAsync(spec, CancellationToken.None);
+
+        output.WriteLine($"boot through the driver: {boot.BootMs:F0} ms (QEMU start to KRAUD-READY)");
+        Assert.False(boot.AlreadyRunning);
+        // Under TCG a guest needs seconds; far less would mean nothing was booted.
+        Assert.InRange(boot.BootMs, 300, 90_000);
+        Assert.True(again.AlreadyRunning);
+        Assert.Equal([spec.VmId], driver.Running);
+        Assert.Single(QemuFixture.QemuProcessesOf(spec.VmId));
+        Assert.Matches(@"KRAUD-READY uptime=\d+\.\d+", await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId)));
+
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+
+        Assert.Empty(QemuFixture.QemuProcessesOf(spec.VmId));
+        Assert.Empty(driver.Running);
+        Assert.False(Directory.Exists(Path.Combine(driver.VmsDirectory, spec.VmId.ToString())));
+        // The guest powered off when asked, rather than being killed at the deadline.
+        Assert.Contains("KRAUD-HALT", await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId)));
+        Assert.False(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task killing_the_qemu_process_is_reported_as_a_crash_with_the_console_tail()
+    {
+        var driver = Driver();
+        var spec = QemuFixture.Spec();
+        var crashed = new TaskCompletionSource<MicroVmCrash>(TaskCreationOptions.RunContinuationsAsynchronously);
+        driver.Crashed += c => crashed.TrySetResult(c);
+        await driver.BootAsync(spec, CancellationToken.None);
+
+        using (var process = Process.GetProcessById(driver.ProcessIdOf(spec.VmId)!.Value)) process.Kill();
+        var crash = await crashed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(spec.VmId, crash.VmId);
+        Assert.Equal(spec.PodId, crash.PodId);
+        Assert.Contains("exited unexpectedly", crash.Reason);
+        Assert.Contains("KRAUD-READY", crash.Reason);
+        Assert.Empty(driver.Running);
+        Assert.False(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task the_ephemeral_disk_is_encrypted_by_qemu_and_its_image_and_key_are_gone_after_stop()
+    {
+        var driver = Driver();
+        var marker = $"KRAUD-MARKER-{Guid.NewGuid():N}";
+        var spec = QemuFixture.Spec(ephemeralGiB: 1, "sh", "-c",
+            $"printf '%s' '{marker}' | dd of=/dev/vda conv=fsync 2>/dev/null && sync && echo marker-on-disk");
+        await driver.BootAsync(spec, CancellationToken.None);
+        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId))).Contains("KRAUD-EXIT status=0"),
+            TimeSpan.FromSeconds(60), "the guest wrote its marker");
+
+        var image = driver.EphemeralDiskOf(spec.VmId)!;
+        var key = driver.EphemeralKeyOf(spec.VmId)!;
+        var pid = driver.ProcessIdOf(spec.VmId)!.Value;
+        var base64Key = Convert.ToBase64String(key);
+        Assert.DoesNotContain(base64Key, await File.ReadAllTextAsync($"/proc/{pid}/cmdline"));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(image)!, "*.key"));
+        Assert.DoesNotContain(marker, Encoding.ASCII.GetString(await File.ReadAllBytesAsync(image)));
+        Assert.Equal(marker, await DecryptedPrefixAsync(image, base64Key, marker.Length));
+
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+
+        Assert.False(File.Exists(image));
+        Assert.Null(driver.EphemeralKeyOf(spec.VmId));
+        Assert.Empty(QemuFixture.QemuProcessesOf(spec.VmId));
+    }
+
+    [Fact]
+    public async Task a_restarted_host_runtime_kills_the_qemu_processes_its_predecessor_left_behind()
+    {
+        var crashedRuntime = Driver("qemu-orphans");
+        var spec = QemuFixture.Spec();
+        await crashedRuntime.BootAsync(spec, CancellationToken.None);
+        Assert.Single(QemuFixture.QemuProcessesOf(spec.VmId));
+
+        // The first runtime never stops its VMs, as if it had died: the next one for the same host finds them by pidfile.
+        var restarted = Driver("qemu-orphans");
+
+        Assert.Empty(QemuFixture.QemuProcessesOf(spec.VmId));
+        Assert.Empty(restarted.Running);
+        Assert.False(Directory.Exists(Path.Combine(restarted.VmsDirectory, spec.VmId.ToString())));
+    }
+
+    [Fact]
+    public async Task a_guest_that_cannot_come_up_fails_its_boot_with_the_reason()
+    {
+        var options = qemu.Options();
+        options.QemuSystem = "/nonexistent/qemu-system-x86_64";
+        var driver = QemuMicroVmDriver.Start(options, "qemu-missing");
+        _drivers.Add(driver);
+
+        var failure = await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(QemuFixture.Spec(), CancellationToken.None));
+
+        Assert.Contains("not installed", failure.Message);
+        Assert.Empty(driver.Running);
+    }
+
+    /// <summary>The guest's view of the disk, read on the host through QEMU's own LUKS driver with the VM's key.</summary>
+    private static async Task<string> DecryptedPrefixAsync(string image, string base64Key, int length)
+    {
+        var keyFile = Path.Combine(Path.GetTempPath(), $"kraud-test-key-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(keyFile, "");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await File.WriteAllTextAsync(keyFile, base64Key);
+        try
+        {
+            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[]
+                     {
+                         "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
+                         "--image-opts", $"driver=luks,key-secret=k,file.driver=file,file.filename={image}", "-c", "read -v 0 512",
+                     })
+                start.ArgumentList.Add(arg);
+            using var process = Process.Start(start)!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            var error = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+            Assert.True(process.ExitCode == 0, $"qemu-io failed: {await error}");
+            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+((?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline)
+                .SelectMany(m => m.Groups[1].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
+            return Encoding.ASCII.GetString(bytes, 0, Math.Min(length, bytes.Length));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var driver in _drivers) await driver.DisposeAsync();
+    }
+}
