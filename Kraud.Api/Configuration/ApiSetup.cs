@@ -31,6 +31,7 @@ public static class ApiSetup
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddHostedService<HostFailureDetector>();
+        services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddKraudGraphQL();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>

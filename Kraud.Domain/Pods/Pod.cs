@@ -10,7 +10,10 @@ public enum VmPhase { Scheduled, Booting, Running, Failed, Stopping }
 /// <summary>One microVM of a pod. A replica index keeps its place across restarts; each restart is a new generation and a new VM.</summary>
 public sealed record PodInstance(
     int Replica, int Generation, Guid VmId, Guid HostId, string HostName, VmPhase Phase, double? BootMs, string? Reason,
-    DateTimeOffset? StartedAt);
+    DateTimeOffset? StartedAt)
+{
+    public DateTimeOffset? FailedAt { get; init; }
+}
 
 public sealed record Pod(
     Guid Id, Guid TenantId, PodSpec Spec, int Replicas, bool Exists, bool Deleting, string? UnschedulableReason,
@@ -56,6 +59,18 @@ public sealed record Pod(
 
     public PodInstance? Instance(Guid vmId) => Instances.FirstOrDefault(i => i.VmId == vmId);
 
+    /// <summary>
+    /// How long a failed replica waits before the reconciler replaces it: doubling with each generation the replica has
+    /// used (1 s, 2 s, 4 s … at most 5 minutes), so a VM that keeps crashing does not keep a host busy.
+    /// </summary>
+    public TimeSpan RestartBackoff(int replica) =>
+        TimeSpan.FromSeconds(Math.Min(300, Math.Pow(2, Math.Max(0, Generations.GetValueOrDefault(replica) - 1))));
+
+    /// <summary>Failed replicas the reconciler may replace now (confidential pods are never moved or replaced automatically).</summary>
+    public IReadOnlyList<PodInstance> ReplaceableFailures(DateTimeOffset now) => Deleting || Spec.Confidential
+        ? []
+        : Live.Where(i => i.Phase == VmPhase.Failed && i.FailedAt is { } at && now - at >= RestartBackoff(i.Replica)).ToList();
+
     public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
 
     public Pod Evolve(object @event) => @event switch
@@ -70,7 +85,8 @@ public sealed record Pod(
         PodUnschedulable e => this with { UnschedulableReason = e.Reason },
         PodReplicaBooting e => Update(e.VmId, i => i.Phase == VmPhase.Scheduled ? i with { Phase = VmPhase.Booting } : i),
         PodReplicaRunning e => Update(e.VmId, i => i with { Phase = VmPhase.Running, BootMs = e.BootMs, StartedAt = e.At, Reason = null }),
-        PodReplicaFailed e => Update(e.VmId, i => i with { Phase = VmPhase.Failed, Reason = e.Reason }),
+        PodReplicaFailed e => Update(e.VmId, i => i with { Phase = VmPhase.Failed, Reason = e.Reason, FailedAt = e.At }),
+        PodReplicaReplaced e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId && i.Phase == VmPhase.Failed) },
         PodScaled e => Retire(i => i.Replica >= e.To) with { Replicas = e.To, UnschedulableReason = null },
         PodRestarted e => e.Replicas.Aggregate(this with { UnschedulableReason = null }, (pod, r) => pod.Restart(r)),
         PodDeletionRequested => Retire(_ => true) with { Deleting = true },

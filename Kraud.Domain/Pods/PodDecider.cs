@@ -11,6 +11,9 @@ public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOf
 public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 
+/// <summary>The reconciler replaces the pod's failed replicas whose back-off is over.</summary>
+public sealed record ReplaceFailedReplicas(Guid PodId, DateTimeOffset At) : PodCommand(PodId, At);
+
 /// <summary>The scheduler's verdict for the pod's unplaced replicas: a host for each, or why none fits.</summary>
 public sealed record ApplyPlacement(Guid PodId, IReadOnlyList<ReplicaPlacement> Placements, string? UnschedulableReason, DateTimeOffset At)
     : PodCommand(PodId, At);
@@ -46,6 +49,9 @@ public static class PodDecider
         (_, { Exists: false }) => throw DomainException.NotFound("Pod", command.PodId),
         (RecordVmReport c, _) => Report(c, state),
         (ApplyPlacement c, _) => Place(c, state),
+        (ReplaceFailedReplicas c, _) => state.ReplaceableFailures(c.At)
+            .Select(i => new PodReplicaReplaced(c.PodId, i.VmId, i.HostId, $"replica {i.Replica} failed ({i.Reason}); booting a new one", c.At))
+            .ToList<object>(),
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
         (ScalePod c, _) => Scale(c, state),
         (RestartPod c, _) => [Restart(c, state)],

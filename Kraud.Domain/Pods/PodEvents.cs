@@ -41,3 +41,6 @@ public sealed record PodReplicaVanished(Guid PodId, Guid VmId, Guid HostId, stri
 
 /// <summary>The replica has to leave its host (the host is drained): its VM is stopped and the replica placed elsewhere.</summary>
 public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>
+public sealed record PodReplicaReplaced(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);

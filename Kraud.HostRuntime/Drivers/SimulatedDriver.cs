@@ -38,6 +38,8 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     /// <summary>Every boot of this image fails until cleared, like a broken image would.</summary>
     public void FailImage(string image, string reason) => _failingImages[image] = reason;
 
+    public void RepairImage(string image) => _failingImages.TryRemove(image, out _);
+
     public void ClearFaults()
     {
         _bootFailures.Clear();

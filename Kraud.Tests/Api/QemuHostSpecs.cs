@@ -47,7 +47,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
     }
 
     [Fact]
-    public async Task when_the_qemu_of_a_running_pod_dies_its_replica_fails_with_the_console_tail()
+    public async Task when_the_qemu_of_a_running_pod_dies_its_replica_fails_with_the_console_tail_and_a_new_microvm_replaces_it()
     {
         var zone = Unique("qcrash");
         var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
@@ -71,6 +71,13 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED", seconds: 60);
             Assert.Contains("exited unexpectedly", failed.GetProperty("reason").GetString());
             Assert.Contains("KRAUD-READY", failed.GetProperty("reason").GetString());
+
+            // The reconciler boots a new generation after the back-off: a real guest again.
+            var again = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("id").GetString() != vmId.ToString()),
+                TimeSpan.FromSeconds(120), "a new microVM runs");
+            var fresh = Guid.Parse(Assert.Single(again.Instances()).GetProperty("id").GetString()!);
+            Assert.Single(QemuFixture.QemuProcessesOf(fresh));
         }
         finally
         {

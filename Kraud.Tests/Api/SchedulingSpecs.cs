@@ -49,6 +49,23 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_failed_replica_is_replaced_by_a_new_microvm_after_its_back_off()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var image = $"registry.example/flaky-{Guid.NewGuid():N}:1";
+        foreach (var driver in app.Drivers) driver.FailImage(image, "kernel panic");
+        var pod = await tenant.CreatePodAsync("flaky", image: image);
+        var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED");
+        var failedVm = Assert.Single(failed.Instances()).Id();
+        foreach (var driver in app.Drivers) driver.RepairImage(image);
+
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 30);
+        Assert.NotEqual(failedVm, Assert.Single(running.Instances()).Id());
+        var replaced = Assert.Single((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data).OfType<Kraud.Domain.Pods.PodReplicaReplaced>());
+        Assert.Contains("kernel panic", replaced.Reason);
+    }
+
+    [Fact]
     public async Task a_microvm_that_fails_to_boot_makes_the_pod_failed_with_the_hosts_reason()
     {
         var tenant = await TenantScope.CreateAsync(app);

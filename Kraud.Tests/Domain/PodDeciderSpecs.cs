@@ -180,6 +180,34 @@ public class PodDeciderSpecs
     }
 
     [Fact]
+    public void a_failed_replica_is_replaced_only_after_its_back_off_and_the_back_off_doubles()
+    {
+        var before = Placed(1);
+        var vm = before.Instances[0];
+        var failed = When(before, new RecordVmReport(PodId, vm.VmId, vm.HostId, new VmFailed("crashed"), Now)).State;
+        Assert.Equal(TimeSpan.FromSeconds(1), failed.RestartBackoff(0));
+        Assert.Empty(PodDecider.Decide(new ReplaceFailedReplicas(PodId, Now.AddMilliseconds(500)), failed));
+
+        var (replaced, events) = When(failed, new ReplaceFailedReplicas(PodId, Now.AddSeconds(1)));
+        Assert.IsType<PodReplicaReplaced>(Assert.Single(events));
+        Assert.Equal([0], replaced.Unplaced);
+        Assert.Empty(PodReactions.ReleasedVms(failed, replaced));
+
+        var again = When(replaced, new ApplyPlacement(PodId, [new ReplicaPlacement(0, HostB, "h1")], null, Now)).State;
+        Assert.Equal(1, again.Live.Single().Generation);
+        Assert.Equal(TimeSpan.FromSeconds(2), again.RestartBackoff(0));
+    }
+
+    [Fact]
+    public void a_confidential_pods_failed_replica_is_not_replaced()
+    {
+        var pod = Given(new PodRequested(PodId, Tenant, Spec(confidential: true), 1, "token:t1", Now),
+            new PodReplicaScheduled(PodId, 0, 0, Pod.VmIdFor(PodId, 0, 0), HostA, "sev", Now),
+            new PodReplicaFailed(PodId, Pod.VmIdFor(PodId, 0, 0), HostA, "crashed", Now));
+        Assert.Empty(PodDecider.Decide(new ReplaceFailedReplicas(PodId, Now.AddHours(1)), pod));
+    }
+
+    [Fact]
     public void commands_for_a_pod_that_does_not_exist_are_not_found()
     {
         Assert.Equal(ErrorCode.NotFound, Assert.Throws<DomainException>(() => PodDecider.Decide(new DeletePod(PodId, Admin, Now), Pod.Initial)).Code);
