@@ -112,7 +112,7 @@ public static class Stats
         sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
 }
 
-public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000)
+public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8)
 {
     public static Options Parse(string[] args)
     {
@@ -125,6 +125,6 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
         var defaults = benchmark == "pods" ? (pods: "500", hosts: "20") : (pods: "1000", hosts: "100");
         return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
             int.Parse(Get("--hosts", defaults.hosts)), int.Parse(Get("--replicas", "1")), bool.Parse(Get("--durable", "true")),
-            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")));
+            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")));
     }
 }

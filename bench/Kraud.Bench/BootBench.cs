@@ -14,7 +14,7 @@ public static class BootBench
 {
     public static async Task<int> RunAsync(Options options)
     {
-        var runs = options.Pods == 500 ? 8 : options.Pods;
+        var runs = options.Runs;
         var state = Path.Combine(Path.GetTempPath(), $"kraud-boot-bench-{Guid.NewGuid():N}"[..32]);
         var guest = Path.Combine(RepositoryRoot(), ".kraud", "guest");
         var qemuOptions = new QemuOptions { StateDirectory = state, GuestDirectory = guest, MaxMemoryMiB = 256, MaxCpus = 1, BootTimeoutSeconds = 120 };

@@ -5,7 +5,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     --pods 1000 --hosts 100   (issue 3's scheduler measurement)
 //   dotnet run -c Release --project bench/Kraud.Bench -- recovery [--pods 1000] [--hosts 100]
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000]
-//   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--pods 8]   (real microVMs; needs QEMU and the guest image)
+//   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
@@ -18,6 +18,6 @@ return (options.Help, options.Benchmark) switch
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--runs N] [--durable true|false]");
     return asked ? 0 : 2;
 }
