@@ -85,7 +85,7 @@ public static class AuditQueries
     /// <summary>Whose entries a principal may read: null means every tenant's.</summary>
     public static Guid? ScopeOf(Principal principal, Guid? requested) => principal switch
     {
-        { Role: Role.Operator } or { Role: Role.Auditor, TenantId: null } => requested,
+        { ReadsAllTenants: true } => requested,
         { Role: Role.Admin or Role.Auditor } => principal.RequireTenant(requested),
         _ => throw DomainException.Forbidden("The audit log is readable by operators, auditors and the tenant's ADMIN."),
     };

@@ -36,7 +36,7 @@ public static class DatacenterAccessFields
         fields.Query("datacenterAccessLog", async ctx =>
         {
             var principal = ctx.Caller().Principal;
-            if (!(principal.Role is Role.Operator or Role.Auditor && principal.TenantId is null))
+            if (!principal.ReadsAllTenants)
                 throw DomainException.Forbidden("The physical access log is for operators and platform auditors.");
             var entries = await QueryAsync(ctx.Service<IQuerySession>(), ctx.GetArgument<string?>("datacenter"), ctx.Utc("from"), ctx.Utc("to"), ctx.CancellationToken);
             return entries.Select(DatacenterAccessDto.From).ToList();

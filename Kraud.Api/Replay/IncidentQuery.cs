@@ -24,7 +24,7 @@ public static class IncidentQuery
     public static void Map(Fields fields) => fields.Query("incident", async ctx =>
     {
         var principal = ctx.Caller().Principal;
-        if (!(principal.Role is Role.Operator or Role.Auditor && principal.TenantId is null))
+        if (!principal.ReadsAllTenants)
             throw DomainException.Forbidden("Incident reports span tenants: operators and platform auditors only.");
         var from = ctx.Utc("from")!.Value;
         var to = ctx.Utc("to")!.Value;

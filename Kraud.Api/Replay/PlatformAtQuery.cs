@@ -27,7 +27,7 @@ public static class PlatformAtQuery
         var podStates = pods.ToDictionary(p => p.Key, p => p.Value.Pod);
         var visiblePods = pods.Values.Where(p => principal.TenantId is null || p.Pod.TenantId == principal.TenantId)
             .OrderBy(p => p.Pod.CreatedAt).ThenBy(p => p.Pod.Id).Select(p => PodDto.From(p.Pod, p.Version)).ToList();
-        var visibleHosts = principal.Role is Role.Operator or Role.Auditor && principal.TenantId is null
+        var visibleHosts = principal.ReadsAllTenants
             ? hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostQueries.ToDto(h, podStates, null)).ToList()
             : [];
         return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, [], []);

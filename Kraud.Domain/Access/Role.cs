@@ -14,6 +14,9 @@ public sealed record Principal(string TokenId, Role Role, Guid? TenantId, string
     /// <summary>The audit log's name for this principal.</summary>
     public string Actor => TokenId.StartsWith("system:", StringComparison.Ordinal) ? TokenId : $"token:{TokenId}";
 
+    /// <summary>Operators and platform auditors (an AUDITOR without a tenant) read across tenants.</summary>
+    public bool ReadsAllTenants => Role == Role.Operator || (Role == Role.Auditor && TenantId is null);
+
     /// <summary>Platform components (scheduler, host runtimes) act as themselves, with operator rights.</summary>
     public static Principal System(string component) => new($"system:{component}", Role.Operator, null, component);
 

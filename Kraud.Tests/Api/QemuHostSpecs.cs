@@ -8,6 +8,21 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
 {
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..12];
 
+    /// <summary>A qemu-microvm host runtime process alone in a zone of its own, with small guests and its own state directory.</summary>
+    private async Task<HostProcess> StartQemuHostAsync(string zone, string state)
+    {
+        var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
+        {
+            ["Fleet__Qemu__StateDirectory"] = state,
+            ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+            ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+            ["Fleet__Qemu__MaxCpus"] = "1",
+            ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+        });
+        await host.WaitUntilRegisteredAsync(app);
+        return host;
+    }
+
     [Fact]
     public async Task a_pod_on_a_qemu_microvm_host_runs_in_a_real_guest_with_a_measured_boot_time_and_its_qemu_is_gone_after_delete()
     {
@@ -15,15 +30,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
         try
         {
-            await using var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
-            {
-                ["Fleet__Qemu__StateDirectory"] = state,
-                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
-                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
-                ["Fleet__Qemu__MaxCpus"] = "1",
-                ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
-            });
-            await host.WaitUntilRegisteredAsync(app);
+            await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
 
             var pod = await tenant.CreatePodAsync("real", zone: zone);
@@ -53,14 +60,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
         try
         {
-            await using var host = HostProcess.Start(app, Unique("q"), zone, driver: "qemu-microvm", environment: new Dictionary<string, string>
-            {
-                ["Fleet__Qemu__StateDirectory"] = state,
-                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
-                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
-                ["Fleet__Qemu__MaxCpus"] = "1",
-            });
-            await host.WaitUntilRegisteredAsync(app);
+            await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
             var pod = await tenant.CreatePodAsync("doomed", zone: zone);
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
