@@ -333,7 +333,14 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 var deadline = DateTime.UtcNow.AddSeconds(10);
                 while (IsAlive(pid) && DateTime.UtcNow < deadline) Thread.Sleep(20);
             }
-            Directory.Delete(directory, recursive: true);
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Whoever still watched that QEMU (a predecessor in this very process, in tests) cleaned up first.
+            }
         }
     }
 
