@@ -49,7 +49,7 @@ public static class AuditQueries
         fields.Query("verifyAuditChain", async ctx =>
         {
             var tenant = ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
-            return await VerifyAsync(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
+            return await VerifyAsync<AuditEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
         });
     }
 
@@ -57,7 +57,7 @@ public static class AuditQueries
     /// Walks the whole platform chain (a tenant's slice cannot be linked without the entries between), recomputing
     /// every hash and link; for a tenant it counts that tenant's entries and reports the first broken link, wherever it is.
     /// </summary>
-    public static async Task<AuditVerification> VerifyAsync(IQuerySession session, Guid? tenant, CancellationToken ct)
+    public static async Task<AuditVerification> VerifyAsync<T>(IQuerySession session, Guid? tenant, CancellationToken ct) where T : AuditEntry
     {
         var previous = AuditEntry.Genesis;
         long expected = 1, counted = 0;
@@ -65,7 +65,7 @@ public static class AuditQueries
         while (true)
         {
             var from = expected;
-            var page = await session.Query<AuditEntry>().Where(e => e.Id >= from).OrderBy(e => e.Id).Take(VerifyPage).ToListAsync(ct);
+            var page = await session.Query<T>().Where(e => e.Id >= from).OrderBy(e => e.Id).Take(VerifyPage).ToListAsync(ct);
             foreach (var entry in page)
             {
                 if (broken is null && (entry.Id != expected || entry.PreviousHash != previous || entry.ComputeHash() != entry.Hash))

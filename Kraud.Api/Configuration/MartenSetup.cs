@@ -56,6 +56,8 @@ public static class MartenSetup
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
+                opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);
+                opts.Schema.For<RejectionChainHead>();
             })
             .UseLightweightSessions()
             .AddAsyncDaemon(DaemonMode.Solo)

@@ -53,6 +53,8 @@ public static class WolverineSetup
                 batch.LocalExecutionQueueName = SchedulerQueue;
             });
             opts.LocalQueue(SchedulerQueue).Sequential();
+            opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
+            opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
 
             // The default fleet runs in this process: its host runtimes read their own queues, exactly as a
             // standalone Kraud.HostRuntime process would.

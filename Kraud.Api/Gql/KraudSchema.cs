@@ -27,7 +27,7 @@ public static class KraudSchema
         CreateApiTokenField.Map, RevokeApiTokenField.Map,
         PodQueries.Map, PodMutations.Map,
         HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
-        AuditQueries.Map, AuditDigestFields.Map,
+        AuditQueries.Map, AuditDigestFields.Map, RejectedCommandFields.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
         RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
     ];

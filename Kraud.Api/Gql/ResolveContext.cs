@@ -31,6 +31,17 @@ public static class ResolveContext
         bus.CorrelationId = caller.CorrelationId;
         var options = new DeliveryOptions();
         if (caller.ClientAddress is not null) options.Headers[SessionStamp.ClientHeader] = caller.ClientAddress;
-        await bus.InvokeAsync(command, options, ctx.CancellationToken);
+        try
+        {
+            await bus.InvokeAsync(command, options, ctx.CancellationToken);
+        }
+        catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
+        {
+            // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
+            var name = command is Pods.PodRequest request ? request.Command.GetType().Name : command.GetType().Name;
+            await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
+                refusal.Message, caller.CorrelationId));
+            throw;
+        }
     }
 }

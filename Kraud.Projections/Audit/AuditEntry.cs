@@ -5,7 +5,7 @@ using System.Text;
 namespace Kraud.Projections.Audit;
 
 /// <summary>One link of the platform's audit chain: a command someone gave, or an event it caused.</summary>
-public sealed class AuditEntry
+public class AuditEntry
 {
     /// <summary>Position in the chain (1-based, no gaps); also the document id.</summary>
     public long Id { get; set; }
@@ -56,4 +56,19 @@ public sealed class AuditChainHead
     public List<string> RecentCommands { get; set; } = [];
 
     public const string PlatformChain = "platform";
+}
+
+/// <summary>
+/// A command the platform refused (bad input, no right, a stale version…). Refusals append no event, so they cannot be
+/// links of the event-projected chain: they form a chain of their own, hashed the same way.
+/// </summary>
+public sealed class RejectedCommandEntry : AuditEntry;
+
+public sealed class RejectionChainHead
+{
+    public string Id { get; set; } = Chain;
+    public long LastEntry { get; set; }
+    public string Hash { get; set; } = AuditEntry.Genesis;
+
+    public const string Chain = "rejections";
 }

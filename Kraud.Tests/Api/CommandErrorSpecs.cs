@@ -100,3 +100,32 @@ public class CommandErrorSpecs(KraudApp app)
         Assert.Contains("not available", r.FirstErrorMessage);
     }
 }
+
+[Collection(ApiCollection.Name)]
+public class RejectedCommandSpecs(KraudApp app)
+{
+    [Fact]
+    public async Task a_refused_command_appends_no_event_but_is_audited_in_the_rejection_chain()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var me = (await tenant.Gql("{ me { tokenId } }")).ShouldSucceed().Data.GetProperty("me").GetProperty("tokenId").GetString();
+        var before = await tenant.EventCountAsync();
+        (await tenant.Gql("mutation { createPod(input: {name: \"Not Valid\", image: \"nginx\", cpu: 1, memoryMiB: 128}) { id } }")).ShouldFailWith("VALIDATION");
+        Assert.Equal(before, await tenant.EventCountAsync());
+
+        var rejected = await Eventually.Get(async () => (await tenant.Gql("{ rejectedCommands { totalCount nodes { actor action outcome tenantId hash previousHash } } }"))
+                .ShouldSucceed().Data.GetProperty("rejectedCommands"),
+            r => r.GetProperty("totalCount").GetInt32() > 0, TimeSpan.FromSeconds(15), "the refusal was audited");
+        var entry = rejected.GetProperty("nodes")[0];
+        Assert.Equal($"token:{me}", entry.GetProperty("actor").GetString());
+        Assert.Equal("CreatePod", entry.GetProperty("action").GetString());
+        Assert.StartsWith("rejected VALIDATION:", entry.GetProperty("outcome").GetString());
+        Assert.Equal(tenant.Id.ToString(), entry.GetProperty("tenantId").GetString());
+        Assert.Matches("^[0-9a-f]{64}$", entry.GetProperty("hash").GetString()!);
+
+        var other = await TenantScope.CreateAsync(app);
+        Assert.Equal(0, (await other.Gql("{ rejectedCommands { totalCount } }")).ShouldSucceed().Data.GetProperty("rejectedCommands").GetProperty("totalCount").GetInt32());
+        Assert.True((await app.AsOperator("{ verifyRejectedCommands { valid entries } }")).ShouldSucceed()
+            .Data.GetProperty("verifyRejectedCommands").GetProperty("valid").GetBoolean());
+    }
+}

@@ -1,0 +1,58 @@
+using GraphQL;
+using Kraud.Api.Common;
+using Kraud.Api.Gql;
+using Kraud.Domain.Common;
+using Kraud.Projections.Audit;
+using Marten;
+
+namespace Kraud.Api.Audit;
+
+/// <summary>A refused command, on its way into the rejection chain (a sequential local queue, so links never race).</summary>
+public sealed record CommandRejected(DateTimeOffset At, Guid? TenantId, string Actor, string Command, string Code, string Reason, string? CorrelationId);
+
+public static class CommandRejectedHandler
+{
+    public const string Queue = "rejections";
+
+    public static async Task Handle(CommandRejected rejected, IDocumentSession session)
+    {
+        var head = await session.LoadAsync<RejectionChainHead>(RejectionChainHead.Chain) ?? new RejectionChainHead();
+        var entry = new RejectedCommandEntry
+        {
+            Id = head.LastEntry + 1, At = rejected.At, TenantId = rejected.TenantId, Actor = rejected.Actor, Action = rejected.Command,
+            Outcome = $"rejected {rejected.Code}: {rejected.Reason}", CorrelationId = rejected.CorrelationId, PreviousHash = head.Hash,
+        };
+        entry.Hash = entry.ComputeHash();
+        head.LastEntry = entry.Id;
+        head.Hash = entry.Hash;
+        session.Store(entry);
+        session.Store(head);
+    }
+}
+
+/// <summary>rejectedCommands and verifyRejectedCommands: the same readers and the same rules as the audit log.</summary>
+public static class RejectedCommandFields
+{
+    public static void Map(Fields fields)
+    {
+        fields.Query("rejectedCommands", async ctx =>
+        {
+            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null);
+            var first = ctx.GetArgument<int?>("first") ?? 100;
+            Names.RequireRange(first, 1, 1000, "first");
+            var after = Cursor.DecodePosition(ctx.GetArgument<string?>("after"));
+            var query = ctx.Service<IQuerySession>().Query<RejectedCommandEntry>().AsQueryable();
+            if (tenant is { } t) query = query.Where(e => e.TenantId == t);
+            var total = await query.CountAsync(ctx.CancellationToken);
+            var page = await query.Where(e => e.Id > after).OrderBy(e => e.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
+            var nodes = page.Take(first).ToList();
+            return new AuditConnection(nodes.Select(AuditEntryDto.From).ToList(),
+                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].Id)), total);
+        });
+        fields.Query("verifyRejectedCommands", async ctx =>
+        {
+            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, null);
+            return await AuditQueries.VerifyAsync<RejectedCommandEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
+        });
+    }
+}
