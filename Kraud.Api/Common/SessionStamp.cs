@@ -7,14 +7,15 @@ using Wolverine;
 namespace Kraud.Api.Common;
 
 /// <summary>Who caused some events, through which command, and the ids that link them to the request and message.</summary>
-public sealed record AuditStamp(string Actor, Guid? Tenant, string Command, string CommandId, string? CorrelationId, string? CausationId, string? Client)
+public sealed record AuditStamp(string Actor, string Role, Guid? Tenant, string Command, string CommandId, string? CorrelationId, string? CausationId,
+    string? Client)
 {
     public static AuditStamp For(IMessageContext context, Principal by, Guid? tenant, string command, string? correlationId = null, string? scope = null)
     {
         var envelope = context.Envelope;
         var envelopeId = envelope?.Id.ToString() ?? Guid.NewGuid().ToString();
         var client = envelope?.Headers.TryGetValue(SessionStamp.ClientHeader, out var c) == true ? c : null;
-        return new AuditStamp(by.Actor, tenant, command, scope is null ? envelopeId : $"{envelopeId}/{scope}",
+        return new AuditStamp(by.Actor, by.Role.ToString().ToUpperInvariant(), tenant, command, scope is null ? envelopeId : $"{envelopeId}/{scope}",
             correlationId ?? context.CorrelationId, envelope?.Id.ToString(), client);
     }
 }
@@ -53,6 +54,7 @@ public static class SessionStamp
     private static IEnumerable<(string, string)> Headers(AuditStamp stamp)
     {
         yield return (AuditHeaders.Actor, stamp.Actor);
+        yield return (AuditHeaders.Role, stamp.Role);
         yield return (AuditHeaders.Command, stamp.Command);
         yield return (AuditHeaders.CommandId, stamp.CommandId);
         if (stamp.Tenant is { } t) yield return (AuditHeaders.Tenant, t.ToString());

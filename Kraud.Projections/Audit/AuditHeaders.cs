@@ -4,6 +4,7 @@ namespace Kraud.Projections.Audit;
 public static class AuditHeaders
 {
     public const string Actor = "actor";
+    public const string Role = "role";
     public const string Tenant = "tenant";
     public const string Command = "command";
     public const string CommandId = "command-id";

@@ -75,6 +75,14 @@ public class PodLifecycleSpecs(KraudApp app)
         // Scheduling and booting carry the request's correlation id all the way through the host queues.
         Assert.All(entries, e => Assert.Equal(command.GetProperty("correlationId").GetString(), e.GetProperty("correlationId").GetString()));
         Assert.All(entries, e => Assert.Matches("^[0-9a-f]{64}$", e.GetProperty("hash").GetString()!));
+
+        // Every event carries who asked (token, role, tenant) and through which command, as Marten metadata.
+        var requestedEvent = (await app.EventsOf(Guid.Parse(pod.Id()))).First();
+        Assert.Equal($"token:{me}", requestedEvent.Headers!["actor"]?.ToString());
+        Assert.Equal("ADMIN", requestedEvent.Headers!["role"]?.ToString());
+        Assert.Equal(tenant.Id.ToString(), requestedEvent.Headers!["tenant"]?.ToString());
+        Assert.Equal("CreatePod", requestedEvent.Headers!["command"]?.ToString());
+        Assert.False(string.IsNullOrEmpty(requestedEvent.CorrelationId));
     }
 
     [Fact]
