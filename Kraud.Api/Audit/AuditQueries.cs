@@ -39,11 +39,7 @@ public static class AuditQueries
             if (tenant is { } t) query = query.Where(e => e.TenantId == t);
             if (ctx.GetArgument<DateTime?>("from") is { } from) query = query.Where(e => e.At >= Utc(from));
             if (ctx.GetArgument<DateTime?>("to") is { } to) query = query.Where(e => e.At < Utc(to));
-            var total = await query.CountAsync(ctx.CancellationToken);
-            var page = await query.Where(e => e.Id > after).OrderBy(e => e.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
-            var nodes = page.Take(first).ToList();
-            return new AuditConnection(nodes.Select(AuditEntryDto.From).ToList(),
-                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].Id)), total);
+            return await PageAsync(query, first, after, ctx.CancellationToken);
         });
 
         fields.Query("verifyAuditChain", async ctx =>
@@ -51,6 +47,16 @@ public static class AuditQueries
             var tenant = ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
             return await VerifyAsync<AuditEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
         });
+    }
+
+    /// <summary>A page of a chain in chain order, after the cursor's position.</summary>
+    public static async Task<AuditConnection> PageAsync<T>(IQueryable<T> query, int first, long after, CancellationToken ct) where T : AuditEntry
+    {
+        var total = await query.CountAsync(ct);
+        var page = await query.Where(e => e.Id > after).OrderBy(e => e.Id).Take(first + 1).ToListAsync(ct);
+        var nodes = page.Take(first).ToList();
+        return new AuditConnection(nodes.Select(AuditEntryDto.From).ToList(),
+            new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].Id)), total);
     }
 
     /// <summary>

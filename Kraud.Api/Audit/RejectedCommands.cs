@@ -43,11 +43,7 @@ public static class RejectedCommandFields
             var after = Cursor.DecodePosition(ctx.GetArgument<string?>("after"));
             var query = ctx.Service<IQuerySession>().Query<RejectedCommandEntry>().AsQueryable();
             if (tenant is { } t) query = query.Where(e => e.TenantId == t);
-            var total = await query.CountAsync(ctx.CancellationToken);
-            var page = await query.Where(e => e.Id > after).OrderBy(e => e.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
-            var nodes = page.Take(first).ToList();
-            return new AuditConnection(nodes.Select(AuditEntryDto.From).ToList(),
-                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].Id)), total);
+            return await AuditQueries.PageAsync(query, first, after, ctx.CancellationToken);
         });
         fields.Query("verifyRejectedCommands", async ctx =>
         {

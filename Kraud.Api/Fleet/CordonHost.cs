@@ -36,31 +36,17 @@ public static class CordonHostFields
 public static class CordonHostHandler
 {
     public static async Task Handle(CordonHost command, IDocumentSession session, IMessageContext context) =>
-        await Apply(session, context, command.HostId, command.By, nameof(CordonHost), host => HostDecider.Decide(command, host));
+        await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(CordonHost), host => HostDecider.Decide(command, host));
 
     public static async Task Handle(UncordonHost command, IDocumentSession session, IMessageContext context) =>
-        await Apply(session, context, command.HostId, command.By, nameof(UncordonHost), host => HostDecider.Decide(command, host));
+        await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(UncordonHost), host => HostDecider.Decide(command, host));
 
     public static async Task Handle(DrainHost command, IDocumentSession session, IMessageContext context)
     {
-        var host = await Apply(session, context, command.HostId, command.By, nameof(DrainHost), host => HostDecider.Decide(command, host));
-        if (host is null) return;
+        if (await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(DrainHost), host => HostDecider.Decide(command, host))
+            is not { Before: var host }) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
             await PodStreams.ExecuteAsync(session, context,
                 new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmEvicted($"host {host.Name} is being drained"), command.At), command.By);
-    }
-
-    /// <summary>Decides and appends; returns the host as it was when something changed, else null.</summary>
-    private static async Task<Host?> Apply(IDocumentSession session, IMessageContext context, Guid hostId, Principal by, string name,
-        Func<Host, IReadOnlyList<object>> decide)
-    {
-        var view = await session.LoadAsync<HostView>(hostId);
-        var events = decide(view?.Host ?? Host.Initial);
-        if (events.Count == 0) return null;
-        // Capacity events reach host streams without an expected version, so the stream, not the view, knows the version.
-        var stream = await session.Events.FetchStreamStateAsync(hostId);
-        session.Stamp(context, by, null, name);
-        session.Events.Append(hostId, stream!.Version + events.Count, events);
-        return view!.Host;
     }
 }

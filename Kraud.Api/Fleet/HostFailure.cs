@@ -21,16 +21,11 @@ public static class MarkHostFailedHandler
 
     public static async Task Handle(MarkHostFailed command, IDocumentSession session, IMessageContext context)
     {
-        var view = await session.LoadAsync<HostView>(command.HostId);
-        if (view is null) return;
-        var events = HostDecider.Decide(command, view.Host);
-        if (events.Count == 0) return;
-        var stream = await session.Events.FetchStreamStateAsync(command.HostId);
-        session.Stamp(context, Detector, null, nameof(MarkHostFailed));
-        session.Events.Append(command.HostId, stream!.Version + events.Count, events);
+        if (await HostStreams.DecideAsync(session, context, command.HostId, Detector, nameof(MarkHostFailed), host => HostDecider.Decide(command, host))
+            is not { } change) return;
 
-        var reason = ((HostFailed)events[0]).Reason;
-        foreach (var vm in view.Host.Vms.Values.OrderBy(v => v.PodId))
+        var reason = ((HostFailed)change.Events[0]).Reason;
+        foreach (var vm in change.Before.Vms.Values.OrderBy(v => v.PodId))
             await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmHostFailed($"host failed: {reason}"), command.At),
                 Detector);
     }

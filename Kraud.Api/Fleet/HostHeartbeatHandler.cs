@@ -28,12 +28,7 @@ public static class HostHeartbeatHandler
         var now = time.GetUtcNow();
 
         if (view.Host.State == HostState.Failed)
-        {
-            var events = HostDecider.Decide(new MarkHostAlive(view.Id, now), view.Host);
-            var stream = await session.Events.FetchStreamStateAsync(view.Id);
-            session.Stamp(context, Reconciler, null, nameof(MarkHostAlive));
-            session.Events.Append(view.Id, stream!.Version + events.Count, events);
-        }
+            await HostStreams.DecideAsync(session, context, view.Id, Reconciler, nameof(MarkHostAlive), host => HostDecider.Decide(new MarkHostAlive(view.Id, now), host));
 
         var running = heartbeat.RunningVms.ToHashSet();
         var reserved = view.Host.Vms;

@@ -24,28 +24,31 @@ public sealed record SchedulePod(Guid PodId, string? CorrelationId);
 /// </summary>
 public static class PodStreams
 {
-    public static async Task<Pod> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default)
+    /// <summary>A pod folded from its stream, with the stream's version (what an append must expect).</summary>
+    public sealed record Loaded(Pod State, int Version);
+
+    public static async Task<Loaded> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default)
     {
         var stream = await session.Events.FetchStreamAsync(podId, token: ct);
-        return Fold.Events<Pod>(stream.Select(e => e.Data));
+        return new Loaded(Fold.Events<Pod>(stream.Select(e => e.Data)), stream.Count);
     }
 
+    /// <param name="loaded">The pod as the caller already read it in this session (the scheduler does), so it is not read twice.</param>
     public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
-        int? expectedVersion = null, string? correlationId = null)
+        int? expectedVersion = null, string? correlationId = null, Loaded? loaded = null)
     {
-        var stream = await session.Events.FetchStreamAsync(command.PodId);
-        var before = Fold.Events<Pod>(stream.Select(e => e.Data));
+        var (before, version) = loaded ?? await LoadAsync(session, command.PodId);
         if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant)
             throw DomainException.NotFound("Pod", command.PodId);
-        if (expectedVersion is { } expected && expected != stream.Count)
-            throw DomainException.Conflict($"Pod {command.PodId} is at version {stream.Count}, not {expected}: reload it and try again.");
+        if (expectedVersion is { } expected && expected != version)
+            throw DomainException.Conflict($"Pod {command.PodId} is at version {version}, not {expected}: reload it and try again.");
 
         var events = PodDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
-        (stream.Count == 0 ? session.Events.StartStream(command.PodId, events) : session.Events.Append(command.PodId, stream.Count + events.Count, events))
+        (version == 0 ? session.Events.StartStream(command.PodId, events) : session.Events.Append(command.PodId, version + events.Count, events))
             .Stamp(stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);

@@ -23,7 +23,8 @@ public static class SchedulePodHandler
         var fleet = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
-            var pod = await PodStreams.LoadAsync(session, request.PodId);
+            var loaded = await PodStreams.LoadAsync(session, request.PodId);
+            var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
             // Replicas that ran before lost their host: placing them again is what the N+2 reserve is kept for.
             var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
@@ -36,7 +37,7 @@ public static class SchedulePodHandler
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),
                 var other => throw new InvalidOperationException($"Unknown placement result {other}"),
             };
-            var after = await PodStreams.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId);
+            var after = await PodStreams.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
 
             // The next pod of the batch sees this one's reservations.
             foreach (var vm in after.Instances.Where(i => pod.Instance(i.VmId) is null))
