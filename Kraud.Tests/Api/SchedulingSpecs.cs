@@ -6,9 +6,6 @@ namespace Kraud.Tests.Api;
 [Collection(ApiCollection.Name)]
 public class SchedulingSpecs(KraudApp app)
 {
-    private string HostName(string hostId) => app.Agents.All.Single(a => a.Id.ToString() == hostId).Name;
-
-    private HostAgent Agent(string hostId) => app.Agents.All.Single(a => a.Id.ToString() == hostId);
 
     [Fact]
     public async Task a_pod_that_names_a_zone_runs_only_in_that_zone()
@@ -16,7 +13,7 @@ public class SchedulingSpecs(KraudApp app)
         var tenant = await TenantScope.CreateAsync(app);
         var pod = await tenant.CreatePodAsync("zonal", replicas: 2, zone: "fsn1-b");
         var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
-        Assert.All(running.Instances(), i => Assert.Equal("fsn1-b", Agent(i.GetProperty("hostId").GetString()!).Definition.Zone));
+        Assert.All(running.Instances(), i => Assert.Equal("fsn1-b", app.Agent(i.GetProperty("hostId").GetString()!).Definition.Zone));
     }
 
     [Fact]
@@ -25,7 +22,7 @@ public class SchedulingSpecs(KraudApp app)
         var tenant = await TenantScope.CreateAsync(app);
         var pod = await tenant.CreatePodAsync("secret", confidential: true);
         var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
-        Assert.True(Agent(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!).Definition.SevSnp);
+        Assert.True(app.Agent(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!).Definition.SevSnp);
         Assert.True(running.GetProperty("confidential").GetBoolean());
     }
 
@@ -97,7 +94,7 @@ public class SchedulingSpecs(KraudApp app)
             {
                 var single = await tenant.CreatePodAsync($"single{i}", zone: "fsn1-b");
                 var running = await tenant.WaitForPodAsync(single.Id(), "RUNNING");
-                Assert.DoesNotContain(HostName(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!), cordoned.Select(c => c.Name));
+                Assert.DoesNotContain(app.Agent(Assert.Single(running.Instances()).GetProperty("hostId").GetString()!).Name, cordoned.Select(c => c.Name));
             }
         }
         finally
@@ -122,7 +119,7 @@ public class SchedulingSpecs(KraudApp app)
         var tenant = await TenantScope.CreateAsync(app);
         var pod = await tenant.CreatePodAsync("together", replicas: 3);
         var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
-        Assert.Single(running.Instances().Select(i => Agent(i.GetProperty("hostId").GetString()!).Definition.Zone).Distinct());
+        Assert.Single(running.Instances().Select(i => app.Agent(i.GetProperty("hostId").GetString()!).Definition.Zone).Distinct());
     }
 
     private async Task UncordonAsync(IEnumerable<HostAgent> agents)
