@@ -32,6 +32,7 @@ public static class ApiSetup
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddHostedService<HostFailureDetector>();
         services.AddHostedService<Pods.FailedReplicaReconciler>();
+        services.AddHostedService<Volumes.VolumePlacementRetry>();
         services.AddKraudGraphQL();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>

@@ -39,6 +39,7 @@ public static class MartenSetup
                 // Read models the API reads right after a command are inline (same transaction as the events).
                 opts.Projections.Add<PodViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<HostViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Volumes.VolumeViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ZoneViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
@@ -54,6 +55,8 @@ public static class MartenSetup
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
+                opts.Schema.For<Kraud.Projections.Volumes.VolumeView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
+                opts.Schema.For<Volumes.VolumeKeyRecord>();
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

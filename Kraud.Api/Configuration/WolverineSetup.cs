@@ -53,6 +53,14 @@ public static class WolverineSetup
                 batch.LocalExecutionQueueName = SchedulerQueue;
             });
             opts.LocalQueue(SchedulerQueue).Sequential();
+            // Volumes have a scheduler of their own (storage room, not cpu), one batch at a time for the same reason.
+            opts.BatchMessagesOf<Volumes.ScheduleVolume>(batch =>
+            {
+                batch.BatchSize = 250;
+                batch.TriggerTime = 5.Milliseconds();
+                batch.LocalExecutionQueueName = Volumes.ScheduleVolumeHandler.Queue;
+            });
+            opts.LocalQueue(Volumes.ScheduleVolumeHandler.Queue).Sequential();
             opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
             opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
 

@@ -1,5 +1,7 @@
 using Kraud.Api.Common;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
+using Kraud.Domain.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -28,6 +30,10 @@ public static class MarkHostFailedHandler
         foreach (var vm in change.Before.Vms.Values.OrderBy(v => v.PodId))
             await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmHostFailed($"host failed: {reason}"), command.At),
                 Detector);
+        // A storage host's replicas are lost with it: their volumes are DEGRADED (or worse) and re-replicate elsewhere.
+        foreach (var volumeId in change.Before.Replicas.Keys.Order())
+            await VolumeStreams.ExecuteAsync(session, context,
+                new RecordReplicaReport(volumeId, command.HostId, new ReplicaHostFailed($"storage host failed: {reason}"), command.At), Detector);
     }
 }
 

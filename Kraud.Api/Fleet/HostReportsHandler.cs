@@ -17,7 +17,7 @@ public static class HostReportsHandler
         Record(session, context, r, new VmBooting(), time);
 
     public static Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
-        Record(session, context, r, new VmBooted(r.BootMs), time);
+        Record(session, context, r, new VmBooted(r.BootMs, r.EncryptedEphemeralGiB), time);
 
     public static Task Handle(MicroVmFailed r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Record(session, context, r, new VmFailed(r.Reason), time);
@@ -25,7 +25,7 @@ public static class HostReportsHandler
     public static async Task Handle(MicroVmStopped r, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
         if (r.PodId == Guid.Empty) return; // a VM no pod owned, stopped by reconciliation: the host stream recorded it already
-        var pod = await Record(session, context, r, new VmStopped(), time);
+        var pod = await Record(session, context, r, new VmStopped(r.EphemeralErased), time);
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
 

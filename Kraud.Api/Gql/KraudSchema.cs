@@ -26,6 +26,7 @@ public static class KraudSchema
         TenantQueries.Map, CreateTenantField.Map,
         CreateApiTokenField.Map, RevokeApiTokenField.Map,
         PodQueries.Map, PodMutations.Map,
+        Volumes.VolumeFields.Map,
         HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
         AuditQueries.Map, AuditDigestFields.Map, RejectedCommandFields.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,

@@ -18,6 +18,14 @@ public static class ResolveContext
     public static T Service<T>(this IResolveFieldContext ctx) where T : notnull =>
         ctx.RequestServices!.GetRequiredService<T>();
 
+    /// <summary>The caller of a query over tenant resources: auditors read audit data only.</summary>
+    public static Kraud.Domain.Access.Principal ResourceReader(this IResolveFieldContext ctx)
+    {
+        var principal = ctx.Caller().Principal;
+        if (principal.Role == Kraud.Domain.Access.Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
+        return principal;
+    }
+
     public static DateTimeOffset Now(this IResolveFieldContext ctx) => ctx.Service<TimeProvider>().GetUtcNow();
 
     public static InputArgs Input(this IResolveFieldContext ctx, string argument) =>
@@ -38,7 +46,12 @@ public static class ResolveContext
         catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
         {
             // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
-            var name = command is Pods.PodRequest request ? request.Command.GetType().Name : command.GetType().Name;
+            var name = command switch
+            {
+                Pods.PodRequest request => request.Command.GetType().Name,
+                Volumes.VolumeRequest request => request.Command.GetType().Name,
+                _ => command.GetType().Name,
+            };
             await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
                 refusal.Message, caller.CorrelationId));
             throw;

@@ -4,20 +4,25 @@ using Kraud.Projections.Pods;
 
 namespace Kraud.Api.Pods;
 
-public sealed record MicroVmDto(Guid Id, Guid PodId, Guid HostId, string State, double? BootMs, string? Ip6, string? Ip4, DateTime? StartedAt);
+public sealed record MicroVmDto(Guid Id, Guid PodId, Guid HostId, string State, double? BootMs, string? Ip6, string? Ip4, DateTime? StartedAt,
+    int EphemeralGiB, bool EphemeralEncrypted);
+
+public sealed record PodVolumeDto(Guid VolumeId, string MountPath, bool ReadOnly);
 
 public sealed record PodDto(
     Guid Id, string Name, string Namespace, Guid TenantId, string Image, int Cpu, int MemoryMiB, int Replicas, bool Confidential,
-    string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, object? Attestation)
+    string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, object? Attestation,
+    IReadOnlyList<PodVolumeDto> Volumes)
 {
     public static PodDto From(PodView view) => From(view.Pod, view.Version);
 
     public static PodDto From(Pod pod, int version) => new(pod.Id, pod.Spec.Name, pod.Spec.Namespace, pod.TenantId, pod.Spec.Image,
         pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Replicas, pod.Spec.Confidential, Enums.Name(pod.State), pod.Reason, version,
-        pod.CreatedAt.UtcDateTime, pod.Instances.Select(i => MicroVm(pod, i)).ToList(), null);
+        pod.CreatedAt.UtcDateTime, pod.Instances.Select(i => MicroVm(pod, i)).ToList(), null,
+        pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList());
 
     public static MicroVmDto MicroVm(Pod pod, PodInstance i) =>
-        new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, null, null, i.StartedAt?.UtcDateTime);
+        new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, null, null, i.StartedAt?.UtcDateTime, pod.Spec.EphemeralGiB, i.EphemeralEncrypted);
 
     private static string VmState(VmPhase phase) => phase switch
     {

@@ -17,12 +17,13 @@ public static class PodMutations
         {
             var caller = ctx.Caller();
             var input = ctx.Input("input");
-            if (input.Objects("volumes").Count > 0)
-                throw new DomainException(ErrorCode.Precondition, "Volume mounts are not available yet: create the pod without volumes.");
             var spec = new PodSpec(
                 input.Required<string>("name"), input.Optional<string>("namespace") ?? "default", input.Required<string>("image"),
                 input.Strings("command"), input.StringMap("env"), input.Int("cpu") ?? 0, input.Int("memoryMiB") ?? 0, input.Optional<string>("zone"),
-                input.Bool("confidential") ?? false, input.Int("ephemeralGiB") ?? 0);
+                input.Bool("confidential") ?? false, input.Int("ephemeralGiB") ?? 0,
+                // The class is filled in from the volume itself when the command is handled.
+                input.Objects("volumes").Select(v => new VolumeMount(Ids.Parse(v.Required<string>("volumeId"), "Volume"), v.Required<string>("mountPath"),
+                    v.Bool("readOnly") ?? false, default)).ToList());
             var command = new CreatePod(Guid.NewGuid(), caller.Principal.RequireTenant(), spec, input.Int("replicas") ?? 1, caller.Principal, ctx.Now());
             return await Send(ctx, command, null);
         });

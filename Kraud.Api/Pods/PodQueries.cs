@@ -21,7 +21,7 @@ public static class PodQueries
     {
         fields.Query("pods", async ctx =>
         {
-            var principal = ReaderOf(ctx);
+            var principal = ctx.ResourceReader();
             var first = ctx.GetArgument<int?>("first") ?? 50;
             Names.RequireRange(first, 1, MaxPageSize, "first");
             var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
@@ -44,7 +44,7 @@ public static class PodQueries
 
         fields.Query("pod", async ctx =>
         {
-            var principal = ReaderOf(ctx);
+            var principal = ctx.ResourceReader();
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var session = ctx.Service<IQuerySession>();
             PodDto? pod;
@@ -64,11 +64,5 @@ public static class PodQueries
         });
     }
 
-    private static Principal ReaderOf(IResolveFieldContext ctx)
-    {
-        var principal = ctx.Caller().Principal;
-        if (principal.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
-        return principal;
-    }
 }
 

@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
@@ -15,9 +16,13 @@ public static class PodRequestHandler
     public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
     {
         if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
-        var pod = await PodStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
-        if (request.Command is CreatePod)
+        var command = request.Command is CreatePod create ? await VolumeAttachments.ResolveMountsAsync(session, create) : request.Command;
+        var pod = await PodStreams.ExecuteAsync(session, context, command, request.By, request.ExpectedVersion);
+        if (command is CreatePod)
+        {
+            await VolumeAttachments.AttachNewPodAsync(session, context, pod, request.By, command.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
+        }
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
     }

@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -52,6 +53,8 @@ public static class PodStreams
             .Stamp(stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
+        if (after.State == PodState.Stopped && before.State != PodState.Stopped)
+            await VolumeAttachments.ReleaseAsync(session, context, after, by, command.At);
         return after;
     }
 
@@ -60,7 +63,9 @@ public static class PodStreams
     {
         // Messages sent now carry this pod's correlation id, also when the handler decides for several pods.
         context.CorrelationId = stamp.CorrelationId;
-        foreach (var reaction in PodReactions.HostCommands(before, after))
+        var reactions = PodReactions.HostCommands(before, after);
+        var volumes = reactions.Any(r => r is PodReactions.Boot) ? await VolumeMounts.ForBootAsync(session, after) : [];
+        foreach (var reaction in reactions)
         {
             switch (reaction)
             {
@@ -68,7 +73,7 @@ public static class PodStreams
                     if (isNew)
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
-                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm)));
+                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm, volumes)));
                     break;
                 case PodReactions.Stop(var vm):
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
@@ -87,8 +92,9 @@ public static class PodStreams
 
     public static Uri HostUri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
 
-    private static MicroVmSpec Spec(Pod pod, PodInstance vm) => new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image,
-        pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB, pod.Spec.Confidential);
+    private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> volumes) => new(vm.VmId, pod.Id, pod.TenantId,
+        vm.Replica, vm.Generation, pod.Spec.Image, pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB,
+        pod.Spec.Confidential, volumes.Count == 0 ? null : volumes);
 
     private static string CommandName(PodCommand command) => command switch
     {

@@ -1,3 +1,4 @@
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -26,12 +27,16 @@ public static class SchedulePodHandler
             var loaded = await PodStreams.LoadAsync(session, request.PodId);
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
+            var now = time.GetUtcNow();
+            var affinity = await VolumeMounts.AffinityAsync(session, pod);
+            // A volume still being set up: the pod stays PENDING; the volume asks for it again once it is usable.
+            if (affinity is VolumeAffinity.Wait) continue;
             // Replicas that ran before lost their host: placing them again is what the N+2 reserve is kept for.
             var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
-            var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.Zone, pod.Spec.Confidential,
-                pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
-            var now = time.GetUtcNow();
-            var command = Placement.Place(placement, fleet.Values) switch
+            var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, (affinity as VolumeAffinity.Go)?.Zone,
+                pod.Spec.Confidential, pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
+            var result = affinity is VolumeAffinity.Refuse refused ? new Unschedulable(refused.Reason) : Placement.Place(placement, fleet.Values);
+            var command = result switch
             {
                 Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(), null, now),
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),

@@ -38,6 +38,12 @@ public sealed record MicroVmReleased(Guid HostId, Guid VmId, string Why, DateTim
 
 public sealed record HostVm(Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB);
 
+/// <summary>The volume scheduler reserved room on this storage host for one replica of a volume.</summary>
+public sealed record StorageReserved(Guid HostId, Guid VolumeId, int SizeGiB, DateTimeOffset At);
+
+/// <summary>The replica is gone from this host (erased, failed or lost) and its room is free again.</summary>
+public sealed record StorageReleased(Guid HostId, Guid VolumeId, DateTimeOffset At);
+
 public sealed record Host(
     Guid Id, string Name, string Zone, string Datacenter, string Rack, HostRole Role, HostState State,
     int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp, bool Exists, DateTimeOffset RegisteredAt,
@@ -47,6 +53,11 @@ public sealed record Host(
         ImmutableDictionary<Guid, HostVm>.Empty);
 
     public DateTimeOffset? FailedAt { get; init; }
+
+    /// <summary>Volume replicas on this storage host and the GiB each takes.</summary>
+    public ImmutableDictionary<Guid, int> Replicas { get; init; } = ImmutableDictionary<Guid, int>.Empty;
+
+    public int StorageUsedGiB => Replicas.Values.Sum();
 
     public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
     public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
@@ -69,6 +80,8 @@ public sealed record Host(
         HostRecovered => this with { State = HostState.Ready, FailedAt = null },
         MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },
         MicroVmReleased e => this with { Vms = Vms.Remove(e.VmId) },
+        StorageReserved e => this with { Replicas = Replicas.SetItem(e.VolumeId, e.SizeGiB) },
+        StorageReleased e => this with { Replicas = Replicas.Remove(e.VolumeId) },
         _ => this,
     };
 }

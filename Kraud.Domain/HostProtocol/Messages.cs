@@ -12,7 +12,32 @@ public static class Queues
 
 public sealed record MicroVmSpec(
     Guid VmId, Guid PodId, Guid TenantId, int Replica, int Generation, string Image, IReadOnlyList<string> Command,
-    IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential);
+    IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential,
+    IReadOnlyList<VolumeAttachmentSpec>? Volumes = null)
+{
+    public IReadOnlyList<VolumeAttachmentSpec> Attachments => Volumes ?? [];
+}
+
+/// <summary>
+/// A data key as it travels and rests: encrypted (AES-256-GCM) under the fleet's key-encryption key, which only host
+/// runtimes hold. <paramref name="Sealed"/> is base64 of nonce, ciphertext and tag.
+/// </summary>
+public sealed record WrappedKey(Guid KeyId, string KekId, string Sealed);
+
+/// <summary>A volume a microVM mounts, with what its host needs to reach and decrypt it (no key: the volume has none yet, and the VM cannot boot).</summary>
+public sealed record VolumeAttachmentSpec(Guid VolumeId, string Class, string MountPath, bool ReadOnly, int SizeGiB, WrappedKey? Key,
+    IReadOnlyList<string> ReplicaHosts);
+
+/// <summary>
+/// Set up this host's replica of a volume, encrypted with the volume's data key. Without <paramref name="Key"/> the host
+/// runtime generates the data key and reports it wrapped; otherwise it unwraps the given one and copies the data from
+/// <paramref name="Peers"/>.
+/// </summary>
+public sealed record ProvisionVolumeReplica(Guid HostId, Guid VolumeId, Guid TenantId, string Class, int SizeGiB, WrappedKey? Key,
+    IReadOnlyList<string> Peers);
+
+/// <summary>Destroy this host's copy of the volume's data key and its data (crypto-erase).</summary>
+public sealed record DestroyVolumeReplica(Guid HostId, Guid VolumeId);
 
 public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
 
@@ -32,11 +57,25 @@ public interface IMicroVmReport : IHostReport
 
 public sealed record MicroVmBootStarted(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
 
-public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs) : IMicroVmReport;
+/// <param name="EncryptedEphemeralGiB">The size of the ephemeral disk the host runtime set up encrypted (0: none).</param>
+public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs, int EncryptedEphemeralGiB = 0) : IMicroVmReport;
 
 public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
 
-public sealed record MicroVmStopped(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
+/// <param name="EphemeralErased">The VM's ephemeral data key was destroyed with it.</param>
+public sealed record MicroVmStopped(Guid HostId, Guid VmId, Guid PodId, bool EphemeralErased = false) : IMicroVmReport;
+
+public interface IVolumeReport : IHostReport
+{
+    Guid VolumeId { get; }
+}
+
+/// <param name="NewKey">The data key this replica generated, wrapped; null when it was given one.</param>
+public sealed record ReplicaProvisioned(Guid HostId, Guid VolumeId, bool Encrypted, WrappedKey? NewKey) : IVolumeReport;
+
+public sealed record ReplicaProvisionFailed(Guid HostId, Guid VolumeId, string Reason) : IVolumeReport;
+
+public sealed record ReplicaDestroyed(Guid HostId, Guid VolumeId) : IVolumeReport;
 
 /// <summary>
 /// Every few seconds: this host is alive and runs exactly these microVMs. The control plane compares them with what

@@ -13,6 +13,9 @@ public sealed record PodInstance(
     DateTimeOffset? StartedAt)
 {
     public DateTimeOffset? FailedAt { get; init; }
+
+    /// <summary>The host runtime confirmed the ephemeral disk is encrypted (and holds its key in memory only).</summary>
+    public bool EphemeralEncrypted { get; init; }
 }
 
 public sealed record Pod(
@@ -97,6 +100,9 @@ public sealed record Pod(
                 .Select(i => i.VmId == e.VmId ? i with { Phase = VmPhase.Stopping, Reason = e.Reason } : i).ToImmutableList(),
         },
         PodReplicaLost e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        PodVolumeAttached e => this with { Spec = Spec with { Volumes = [.. Spec.Mounts, e.Mount] } },
+        PodVolumeDetached e => this with { Spec = Spec with { Volumes = Spec.Mounts.Where(m => m.VolumeId != e.VolumeId).ToList() } },
+        EphemeralDiskEncrypted e => Update(e.VmId, i => i with { EphemeralEncrypted = true }),
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
         _ => this,
     };

@@ -11,6 +11,11 @@ public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOf
 public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 
+/// <summary>Mount a volume (the volume's own stream decided it may be attached); live microVMs restart to get it.</summary>
+public sealed record AttachPodVolume(Guid PodId, VolumeMount Mount, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+
+public sealed record DetachPodVolume(Guid PodId, Guid VolumeId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+
 /// <summary>The reconciler replaces the pod's failed replicas whose back-off is over.</summary>
 public sealed record ReplaceFailedReplicas(Guid PodId, DateTimeOffset At) : PodCommand(PodId, At);
 
@@ -25,9 +30,11 @@ public sealed record RecordVmReport(Guid PodId, Guid VmId, Guid HostId, VmReport
 
 public abstract record VmReport;
 public sealed record VmBooting : VmReport;
-public sealed record VmBooted(double BootMs) : VmReport;
+public sealed record VmBooted(double BootMs, int EncryptedEphemeralGiB = 0) : VmReport;
 public sealed record VmFailed(string Reason) : VmReport;
-public sealed record VmStopped : VmReport;
+
+/// <param name="EphemeralErased">The host runtime destroyed the VM's ephemeral data key.</param>
+public sealed record VmStopped(bool EphemeralErased = false) : VmReport;
 
 /// <summary>The VM's host failed: the control plane's own conclusion, not a host's report.</summary>
 public sealed record VmHostFailed(string Reason) : VmReport;
@@ -56,6 +63,8 @@ public static class PodDecider
         (ScalePod c, _) => Scale(c, state),
         (RestartPod c, _) => [Restart(c, state)],
         (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
+        (AttachPodVolume c, _) => Attach(c, state),
+        (DetachPodVolume c, _) => Detach(c, state),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
     };
 
@@ -73,6 +82,7 @@ public static class PodDecider
         if (s.Zone is not null) Names.RequireDnsLabel(s.Zone, "zone");
         if (s.Confidential && c.Replicas != 1)
             throw DomainException.Validation("Confidential Compute runs on one node (AMD SEV-SNP) and is not replicated: replicas must be 1.");
+        RequireMounts(s.Mounts, c.Replicas);
         foreach (var key in s.Env.Keys)
             if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
                 throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
@@ -84,7 +94,34 @@ public static class PodDecider
         Names.RequireRange(c.Replicas, 1, MaxReplicas, "replicas");
         if (state.Spec.Confidential && c.Replicas != 1)
             throw DomainException.Validation("Confidential Compute runs on one node and cannot be scaled.");
+        RequireMounts(state.Spec.Mounts, c.Replicas);
         return c.Replicas == state.Replicas ? [] : [new PodScaled(c.PodId, state.Replicas, c.Replicas, c.By.Actor, c.At)];
+    }
+
+    public const int MaxVolumes = 16;
+
+    private static void RequireMounts(IReadOnlyList<VolumeMount> mounts, int replicas)
+    {
+        if (mounts.Count > MaxVolumes) throw DomainException.Validation($"A pod mounts at most {MaxVolumes} volumes.");
+        if (mounts.Select(m => m.VolumeId).Distinct().Count() != mounts.Count) throw DomainException.Validation("A volume is mounted twice.");
+        if (mounts.Select(m => m.MountPath).Distinct().Count() != mounts.Count) throw DomainException.Validation("Two volumes share a mountPath.");
+        if (replicas > 1 && mounts.FirstOrDefault(m => m.Class == Volumes.VolumeClass.Block && !m.ReadOnly) is { } block)
+            throw DomainException.Validation(
+                $"BLOCK volume {block.VolumeId} is one disk for one microVM: a pod that mounts it writable runs 1 replica (share data between replicas with a GFS volume).");
+    }
+
+    private static IReadOnlyList<object> Attach(AttachPodVolume c, Pod state)
+    {
+        RequireMounts([.. state.Spec.Mounts, c.Mount], state.Replicas);
+        var attached = new PodVolumeAttached(c.PodId, c.Mount, c.By.Actor, c.At);
+        return state.Live.Any() ? [attached, Restart(new RestartPod(c.PodId, c.By, c.At), state)] : [attached];
+    }
+
+    private static IReadOnlyList<object> Detach(DetachPodVolume c, Pod state)
+    {
+        if (state.Spec.Mounts.All(m => m.VolumeId != c.VolumeId)) return [];
+        var detached = new PodVolumeDetached(c.PodId, c.VolumeId, c.By.Actor, c.At);
+        return state.Live.Any() ? [detached, Restart(new RestartPod(c.PodId, c.By, c.At), state)] : [detached];
     }
 
     private static PodRestarted Restart(RestartPod c, Pod state)
@@ -121,22 +158,30 @@ public static class PodDecider
     private static IEnumerable<object> Stopped(RecordVmReport c, Pod state) =>
         state.Deleting && state.Instances.Count == 1 ? [new PodStopped(c.PodId, c.At)] : [];
 
+    /// <summary>An encrypted ephemeral disk whose key is gone: recorded, since that is what makes its data unreadable.</summary>
+    private static IEnumerable<object> Erased(RecordVmReport c, PodInstance vm, string? how) =>
+        vm.EphemeralEncrypted && how is not null ? [new EphemeralDiskErased(c.PodId, c.VmId, c.HostId, how, c.At)] : [];
+
     private static IReadOnlyList<object> Report(RecordVmReport c, Pod state)
     {
         var vm = state.Instance(c.VmId);
         if (vm is null || vm.HostId != c.HostId) return [];
         return (c.Report, vm.Phase) switch
         {
-            (VmStopped, _) => [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
-            (VmHostFailed f, VmPhase.Stopping) => [new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
+            (VmStopped s, _) => [.. Erased(c, vm, s.EphemeralErased ? "the microVM stopped and its host runtime destroyed the key" : null),
+                new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
+            (VmHostFailed f, VmPhase.Stopping) => [.. Erased(c, vm, "the host failed; the key lived only in its memory"),
+                new PodReplicaStopped(c.PodId, c.VmId, c.HostId, c.At), .. Stopped(c, state)],
             (_, VmPhase.Stopping or VmPhase.Failed) => [],
             (VmHostFailed f, _) when state.Spec.Confidential => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId,
                 $"{f.Reason}; Confidential Compute runs on one node and is not rescheduled on failure", c.At)],
-            (VmHostFailed f, _) => [new PodReplicaLost(c.PodId, c.VmId, c.HostId, f.Reason, EphemeralDataLost: true, c.At)],
+            (VmHostFailed f, _) => [.. Erased(c, vm, "the host failed; the key lived only in its memory"),
+                new PodReplicaLost(c.PodId, c.VmId, c.HostId, f.Reason, EphemeralDataLost: true, c.At)],
             (VmEvicted e, _) => [new PodReplicaEvicted(c.PodId, c.VmId, c.HostId, e.Reason, c.At)],
             (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
-            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)],
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At),
+                .. b.EncryptedEphemeralGiB > 0 ? [new EphemeralDiskEncrypted(c.PodId, c.VmId, c.HostId, b.EncryptedEphemeralGiB, c.At)] : Array.Empty<object>()],
             (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
             _ => [],
         };

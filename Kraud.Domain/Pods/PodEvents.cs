@@ -3,7 +3,13 @@ namespace Kraud.Domain.Pods;
 /// <summary>What the tenant asked for; immutable once requested (scale and restart are events of their own).</summary>
 public sealed record PodSpec(
     string Name, string Namespace, string Image, IReadOnlyList<string> Command, IReadOnlyDictionary<string, string> Env,
-    int Cpu, int MemoryMiB, string? Zone, bool Confidential, int EphemeralGiB);
+    int Cpu, int MemoryMiB, string? Zone, bool Confidential, int EphemeralGiB, IReadOnlyList<VolumeMount>? Volumes = null)
+{
+    public IReadOnlyList<VolumeMount> Mounts => Volumes ?? [];
+}
+
+/// <summary>A volume the pod's microVMs mount (virtio-mmio has no hot-plug, so mounts change only with a restart).</summary>
+public sealed record VolumeMount(Guid VolumeId, string MountPath, bool ReadOnly, Kraud.Domain.Volumes.VolumeClass Class);
 
 public sealed record PodRequested(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, string RequestedBy, DateTimeOffset At);
 
@@ -44,3 +50,14 @@ public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, strin
 
 /// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>
 public sealed record PodReplicaReplaced(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>A volume was attached to the pod; its live microVMs restart with it (the restart is its own event).</summary>
+public sealed record PodVolumeAttached(Guid PodId, VolumeMount Mount, string By, DateTimeOffset At);
+
+public sealed record PodVolumeDetached(Guid PodId, Guid VolumeId, string By, DateTimeOffset At);
+
+/// <summary>The host runtime set the microVM's ephemeral disk up encrypted with a key that exists only in its memory.</summary>
+public sealed record EphemeralDiskEncrypted(Guid PodId, Guid VmId, Guid HostId, int SizeGiB, DateTimeOffset At);
+
+/// <summary>The microVM's ephemeral data key is destroyed, so its data can never be read again (crypto-erase).</summary>
+public sealed record EphemeralDiskErased(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);

@@ -3,17 +3,24 @@ using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
-public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver)
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
     public HostDefinition Definition => definition;
     public IMicroVmDriver Driver => driver;
+
+    /// <summary>The fleet's key-encryption key: unwraps the data keys of the volumes this host's VMs mount or it stores.</summary>
+    public KeyEncryptionKey Kek => kek;
+
+    /// <summary>The volume replicas this host keeps (storage hosts).</summary>
+    public ReplicaStore Replicas => replicas;
 
     /// <summary>
     /// A powered-off host sends no heartbeats and handles no commands (they wait in its queue), like a machine that
@@ -25,6 +32,7 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     {
         PoweredOn = false;
         if (driver is SimulatedDriver simulated) simulated.LoseAll();
+        replicas.LoseAll();
     }
 
     public void PowerOn() => PoweredOn = true;
@@ -48,14 +56,15 @@ public sealed class HostAgents : IAsyncDisposable
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
-    public static HostAgents Create(FleetOptions fleet, TimeProvider time, ILoggerFactory? loggers = null) => new(fleet.Hosts.Select(h =>
-        new HostAgent(h, fleet.Datacenter, h.Driver switch
-        {
-            "simulated" => new SimulatedDriver(new SimulatedDriverOptions { BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs) }, time),
-            QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
-            _ => throw new InvalidOperationException(
-                $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
-        })));
+    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null) =>
+        new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
+            {
+                "simulated" => new SimulatedDriver(new SimulatedDriverOptions { BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs) }, time),
+                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
+                _ => throw new InvalidOperationException(
+                    $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
+            },
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time))));
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
     public async ValueTask DisposeAsync()

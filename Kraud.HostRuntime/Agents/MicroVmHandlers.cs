@@ -20,17 +20,38 @@ public static class BootMicroVmHandler
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var reports = Reports.For(runtime, context);
         await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
+        var keys = new Dictionary<Guid, byte[]>();
         try
         {
-            var result = await agent.Driver.BootAsync(spec, ct);
+            foreach (var volume in spec.Attachments) keys[volume.VolumeId] = Unwrap(agent, volume);
+            var result = await agent.Driver.BootAsync(spec, keys, ct);
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
-            if (!result.AlreadyRunning) await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs));
+            if (!result.AlreadyRunning)
+                await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.EncryptedEphemeralGiB));
         }
         catch (MicroVmBootException e)
         {
             logger.LogWarning("Host {Host} failed to boot microVM {VmId} of pod {PodId}: {Reason}", agent.Name, spec.VmId, spec.PodId, e.Message);
             await reports.PublishAsync(new MicroVmFailed(agent.Id, spec.VmId, spec.PodId, e.Message));
+        }
+        finally
+        {
+            // The driver keeps its own copies for as long as the VM runs.
+            foreach (var key in keys.Values) System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    private static byte[] Unwrap(HostAgent agent, VolumeAttachmentSpec volume)
+    {
+        if (volume.Key is null) throw new MicroVmBootException($"volume {volume.VolumeId} has no data key yet: it is not set up");
+        try
+        {
+            return agent.Kek.Unwrap(volume.Key);
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            throw new MicroVmBootException($"cannot unwrap the data key of volume {volume.VolumeId}: {e.Message}");
         }
     }
 }
@@ -42,10 +63,12 @@ public static class StopMicroVmHandler
     {
         var agent = agents.Get(command.HostId).RequirePower();
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
+        var hadKey = agent.Driver.HoldsEphemeralKey(command.VmId);
         var wasRunning = await agent.Driver.StopAsync(command.VmId, ct);
         logger.LogInformation("Host {Host} stopped microVM {VmId}{Note}", agent.Name, command.VmId, wasRunning ? "" : " (was not running)");
         // A VM that was never running here is stopped all the same: the control plane waits for this report either way.
-        await Reports.For(runtime, context).PublishAsync(new MicroVmStopped(agent.Id, command.VmId, command.PodId));
+        await Reports.For(runtime, context).PublishAsync(new MicroVmStopped(agent.Id, command.VmId, command.PodId,
+            EphemeralErased: hadKey && !agent.Driver.HoldsEphemeralKey(command.VmId)));
     }
 }
 
@@ -60,6 +83,10 @@ internal static class Power
 /// <summary>Sends a host's reports at once, keeping the command's correlation id; the pod id is the group id.</summary>
 internal sealed class Reports(IMessageBus bus)
 {
+    /// <summary>Reports about one volume are handled in order too: the volume id is their group id.</summary>
+    public ValueTask PublishAsync(IVolumeReport report) =>
+        bus.PublishAsync(report, new DeliveryOptions { GroupId = report.VolumeId.ToString() });
+
     public static Reports For(IWolverineRuntime runtime, IMessageContext context) =>
         new(new MessageBus(runtime) { CorrelationId = context.CorrelationId });
 

@@ -16,6 +16,15 @@ public sealed class FleetOptions
     /// <summary>Milliseconds a simulated guest takes to boot.</summary>
     public int SimulatedBootDelayMs { get; set; } = 200;
 
+    /// <summary>Milliseconds a replacement volume replica takes to copy its data from the healthy ones.</summary>
+    public int SimulatedResyncDelayMs { get; set; } = 200;
+
+    /// <summary>
+    /// The fleet's key-encryption key file (made at first start, mode 0600); every host runtime of a fleet must use the
+    /// same one. Default: "kek" in Kraud's state directory.
+    /// </summary>
+    public string? KeyEncryptionKeyFile { get; set; }
+
     /// <summary>Seconds between queue polls; LISTEN/NOTIFY wakes listeners at once, so this only bounds a missed wake-up.</summary>
     public int QueuePollingSeconds { get; set; } = 5;
 

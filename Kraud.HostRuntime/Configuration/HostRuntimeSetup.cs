@@ -2,6 +2,8 @@ using JasperFx.Core;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Agents;
+using Kraud.HostRuntime.Storage;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -18,7 +20,12 @@ public static class HostRuntimeSetup
     {
         services.TryAddSingleton(fleet);
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton(sp => HostAgents.Create(fleet, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>()));
+        services.AddSingleton(sp =>
+        {
+            var state = sp.GetService<IConfiguration>()?["Kraud:StateDirectory"] ?? ".kraud";
+            var kek = KeyEncryptionKey.LoadOrCreate(fleet.KeyEncryptionKeyFile ?? Path.Combine(state, "kek"));
+            return HostAgents.Create(fleet, kek, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>());
+        });
         services.AddHostedService<HostAnnouncer>();
         services.AddHostedService<CrashReporter>();
         services.AddHostedService<HeartbeatSender>();

@@ -8,7 +8,12 @@ public interface IMicroVmDriver
     string Name { get; }
 
     /// <summary>Boots the VM and returns once the guest is up; throws <see cref="MicroVmBootException"/> when it cannot.</summary>
-    Task<BootResult> BootAsync(MicroVmSpec spec, CancellationToken ct);
+    /// <param name="volumeKeys">The unwrapped data keys of the volumes it mounts, by volume id; the driver keeps copies for
+    /// as long as the VM runs.</param>
+    Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct);
+
+    /// <summary>The VM's ephemeral disk key is still in this host runtime's memory.</summary>
+    bool HoldsEphemeralKey(Guid vmId);
 
     /// <summary>Stops the VM; false when it was not running here.</summary>
     Task<bool> StopAsync(Guid vmId, CancellationToken ct);
@@ -24,6 +29,14 @@ public interface IMicroVmDriver
 
 public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);
 
-public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning);
+/// <param name="EncryptedEphemeralGiB">Size of the ephemeral disk set up encrypted with a key held only in memory; 0 when none.</param>
+public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, int EncryptedEphemeralGiB = 0);
 
 public sealed class MicroVmBootException(string reason) : Exception(reason);
+
+public static class MicroVmDrivers
+{
+    /// <summary>Boots a VM that mounts no volumes.</summary>
+    public static Task<BootResult> BootAsync(this IMicroVmDriver driver, MicroVmSpec spec, CancellationToken ct) =>
+        driver.BootAsync(spec, new Dictionary<Guid, byte[]>(), ct);
+}

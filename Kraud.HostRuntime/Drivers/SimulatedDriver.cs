@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Security.Cryptography;
 using Kraud.Domain.HostProtocol;
 
 namespace Kraud.HostRuntime.Drivers;
@@ -12,13 +13,17 @@ public sealed class SimulatedDriverOptions
 
 /// <summary>
 /// A hypervisor without hardware: keeps the VM table a real host would keep, takes the configured time to boot, and
-/// fails on request. Tests and the default fleet use it; it never pretends a VM runs that it did not start.
+/// fails on request. Tests and the default fleet use it; it never pretends a VM runs that it did not start. Keys are
+/// real: each ephemeral disk gets a fresh random key that lives in memory only and is overwritten when the VM stops, and
+/// the data keys of mounted volumes are held (unwrapped) while the VM runs.
 /// </summary>
 public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider time) : IMicroVmDriver
 {
     private readonly ConcurrentDictionary<Guid, MicroVmSpec> _running = new();
     private readonly ConcurrentQueue<string> _bootFailures = new();
     private readonly ConcurrentDictionary<string, string> _failingImages = new();
+    private readonly ConcurrentDictionary<Guid, byte[]> _ephemeralKeys = new();
+    private readonly ConcurrentDictionary<Guid, IReadOnlyDictionary<Guid, byte[]>> _volumeKeys = new();
 
     public string Name => "simulated";
 
@@ -46,25 +51,50 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         _failingImages.Clear();
     }
 
-    public async Task<BootResult> BootAsync(MicroVmSpec spec, CancellationToken ct)
+    public async Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct)
     {
         if (_running.ContainsKey(spec.VmId)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
         var started = Stopwatch.GetTimestamp();
         if (options.BootDelay > TimeSpan.Zero) await Task.Delay(options.BootDelay, time, ct);
         if (_failingImages.TryGetValue(spec.Image, out var imageFault)) throw new MicroVmBootException(imageFault);
         if (_bootFailures.TryDequeue(out var fault)) throw new MicroVmBootException(fault);
+        if (spec.Attachments.FirstOrDefault(v => !volumeKeys.ContainsKey(v.VolumeId)) is { } locked)
+            throw new MicroVmBootException($"no data key for volume {locked.VolumeId}");
         if (!_running.TryAdd(spec.VmId, spec)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
-        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false);
+        if (spec.EphemeralGiB > 0) _ephemeralKeys[spec.VmId] = RandomNumberGenerator.GetBytes(32);
+        _volumeKeys[spec.VmId] = volumeKeys.ToDictionary(k => k.Key, k => k.Value.ToArray());
+        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, spec.EphemeralGiB);
     }
 
-    public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(_running.TryRemove(vmId, out _));
+    public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(Remove(vmId));
+
+    public bool HoldsEphemeralKey(Guid vmId) => _ephemeralKeys.ContainsKey(vmId);
+
+    /// <summary>For tests: the ephemeral disk key of a running VM, and the volume keys it holds.</summary>
+    public byte[]? EphemeralKeyOf(Guid vmId) => _ephemeralKeys.TryGetValue(vmId, out var key) ? key.ToArray() : null;
+
+    public byte[]? VolumeKeyOf(Guid vmId, Guid volumeId) =>
+        _volumeKeys.TryGetValue(vmId, out var keys) && keys.TryGetValue(volumeId, out var key) ? key.ToArray() : null;
+
+    /// <summary>Stopping forgets the VM and overwrites its keys: the ephemeral disk is unreadable from then on.</summary>
+    private bool Remove(Guid vmId)
+    {
+        var removed = _running.TryRemove(vmId, out _);
+        if (_ephemeralKeys.TryRemove(vmId, out var key)) CryptographicOperations.ZeroMemory(key);
+        if (_volumeKeys.TryRemove(vmId, out var keys))
+            foreach (var k in keys.Values) CryptographicOperations.ZeroMemory(k);
+        return removed;
+    }
 
     /// <summary>The VM dies without a word to anyone (its host notices only by no longer listing it).</summary>
-    public bool Vanish(Guid vmId) => _running.TryRemove(vmId, out _);
+    public bool Vanish(Guid vmId) => Remove(vmId);
 
     /// <summary>A VM nobody asked for appears, as one a host kept while it was cut off from the control plane.</summary>
     public void Adopt(MicroVmSpec spec) => _running[spec.VmId] = spec;
 
     /// <summary>Power loss: every VM is gone.</summary>
-    public void LoseAll() => _running.Clear();
+    public void LoseAll()
+    {
+        foreach (var vm in _running.Keys.ToList()) Remove(vm);
+    }
 }

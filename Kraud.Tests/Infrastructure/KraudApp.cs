@@ -110,3 +110,10 @@ public sealed class ProcessFleetCollection : ICollectionFixture<ProcessFleetApp>
 {
     public const string Name = "Kraud with host runtime processes";
 }
+
+/// <summary>Volume specs power storage hosts off: an application of their own keeps that away from the pod specs.</summary>
+[CollectionDefinition(Name)]
+public sealed class VolumeCollection : ICollectionFixture<KraudApp>
+{
+    public const string Name = "Kraud volumes";
+}

@@ -1,3 +1,4 @@
+using Kraud.HostRuntime.Drivers;
 using System.Diagnostics;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Drivers.Qemu;

@@ -83,7 +83,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
     }
 
-    public async Task<BootResult> BootAsync(MicroVmSpec spec, CancellationToken ct)
+    public async Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct)
     {
         var vm = new Vm(spec, Path.Combine(VmsDirectory, spec.VmId.ToString()), Path.Combine(ConsoleDirectory, $"{spec.VmId}.log"));
         var existing = _vms.GetOrAdd(spec.VmId, vm);
@@ -98,7 +98,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             var bootMs = await StartAsync(vm, ct);
             vm.Booted.SetResult();
             if (vm.Process!.HasExited) await ReportCrashAsync(vm);
-            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false);
+            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, vm.Key is null ? 0 : spec.EphemeralGiB);
         }
         catch (Exception e)
         {
@@ -418,6 +418,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     // Test hooks (public because the test assembly cannot see this assembly's internals without also seeing its Program):
     // the encryption test reads the disk through the key, the crash test kills the process.
+    public bool HoldsEphemeralKey(Guid vmId) => _vms.TryGetValue(vmId, out var vm) && vm.Key is not null;
+
     public byte[]? EphemeralKeyOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Key?.ToArray() : null;
     public string? EphemeralDiskOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.DiskImage : null;
     public int? ProcessIdOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Process?.Id : null;

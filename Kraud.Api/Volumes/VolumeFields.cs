@@ -1,0 +1,105 @@
+using GraphQL;
+using Kraud.Api.Common;
+using Kraud.Api.Gql;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Volumes;
+using Marten;
+using Marten.Linq.MatchesSql;
+
+namespace Kraud.Api.Volumes;
+
+public sealed record ReplicaDto(Guid HostId, string State);
+
+public sealed record VolumeDto(
+    Guid Id, string Name, Guid TenantId, string Class, int SizeGiB, string? Zone, string State, IReadOnlyList<ReplicaDto> Replicas, int DesiredReplicas,
+    bool Encrypted, IReadOnlyList<Guid> AttachedTo, int Version, string? Reason, IReadOnlyList<string> Warnings, DateTime CreatedAt)
+{
+    public static VolumeDto From(VolumeView view) => From(view.Volume, view.Version);
+
+    public static VolumeDto From(Volume v, int version) => new(v.Id, v.Name, v.TenantId, Enums.Name(v.Class), v.SizeGiB, v.Zone, Enums.Name(v.State),
+        v.Replicas.Select(r => new ReplicaDto(r.HostId, Enums.Name(r.Phase))).ToList(), v.Desired, v.Encrypted,
+        v.Attachments.Select(a => a.PodId).ToList(), version, v.Reason, VolumeDecider.Warnings(v.Class), v.CreatedAt.UtcDateTime);
+}
+
+public sealed record VolumeConnection(IReadOnlyList<VolumeDto> Nodes, PageInfo PageInfo, int TotalCount);
+
+/// <summary>createVolume, attachVolume, detachVolume, deleteVolume, volume and volumes. Tenants see their own; operators all; auditors none.</summary>
+public static class VolumeFields
+{
+    public const int MaxPageSize = 500;
+
+    public static void Map(Fields fields)
+    {
+        fields.Mutation("createVolume", ctx =>
+        {
+            var caller = ctx.Caller().Principal;
+            var input = ctx.Input("input");
+            return Send(ctx, new CreateVolume(Guid.NewGuid(), caller.RequireTenant(), input.Required<string>("name"),
+                Enums.Parse<VolumeClass>(input.Required<string>("class"), "class"), input.Int("sizeGiB") ?? 0, input.Optional<string>("zone"), caller,
+                ctx.Now()), null);
+        });
+        fields.Mutation("attachVolume", ctx => Send(ctx, new AttachVolume(VolumeId(ctx, "volumeId"), PodId(ctx), null,
+            ctx.GetArgument<string>("mountPath"), ctx.GetArgument<bool?>("readOnly") ?? false, ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
+        fields.Mutation("detachVolume", ctx =>
+            Send(ctx, new DetachVolume(VolumeId(ctx, "volumeId"), PodId(ctx), ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
+        fields.Mutation("deleteVolume", ctx => Send(ctx, new DeleteVolume(VolumeId(ctx, "id"), ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
+
+        fields.Query("volume", async ctx =>
+        {
+            var principal = ctx.ResourceReader();
+            if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
+            var session = ctx.Service<IQuerySession>();
+            VolumeDto? volume;
+            if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
+            {
+                var stream = await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)),
+                    token: ctx.CancellationToken);
+                var state = Fold.Events<Volume>(stream.Select(e => e.Data));
+                volume = state.Exists ? VolumeDto.From(state, stream.Count) : null;
+            }
+            else
+            {
+                var view = await session.LoadAsync<VolumeView>(id, ctx.CancellationToken);
+                volume = view is null ? null : VolumeDto.From(view);
+            }
+            return volume is not null && (principal.TenantId is null || principal.TenantId == volume.TenantId) ? volume : null;
+        });
+
+        fields.Query("volumes", async ctx =>
+        {
+            var principal = ctx.ResourceReader();
+            var first = ctx.GetArgument<int?>("first") ?? 50;
+            Names.RequireRange(first, 1, MaxPageSize, "first");
+            var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
+            var query = ctx.Service<IQuerySession>().Query<VolumeView>().Where(v => v.State != VolumeState.Deleted);
+            if (principal.TenantId is { } tenant) query = query.Where(v => v.TenantId == tenant);
+            var total = await query.CountAsync(ctx.CancellationToken);
+            if (after is [var ticks, var id])
+            {
+                if (!long.TryParse(ticks, out var t) || !Guid.TryParse(id, out var g)) throw DomainException.Validation("after is not a volume cursor.");
+                query = query.Where(v => v.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
+            }
+            var page = await query.OrderBy(v => v.CreatedTicks).ThenBy(v => v.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
+            var nodes = page.Take(first).ToList();
+            return new VolumeConnection(nodes.Select(VolumeDto.From).ToList(),
+                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].CreatedTicks, nodes[^1].Id)), total);
+        });
+    }
+
+    private static Guid VolumeId(IResolveFieldContext ctx, string argument) => Ids.Parse(ctx.GetArgument<string>(argument), "Volume");
+
+    private static Guid PodId(IResolveFieldContext ctx) => Ids.Parse(ctx.GetArgument<string>("podId"), "Pod");
+
+    private static int? Expected(IResolveFieldContext ctx) => ctx.GetArgument<int?>("expectedVersion");
+
+    private static async Task<VolumeDto> Send(IResolveFieldContext ctx, VolumeCommand command, int? expectedVersion)
+    {
+        await ctx.Invoke(new VolumeRequest(command, ctx.Caller().Principal, expectedVersion));
+        var view = await ctx.Service<IQuerySession>().LoadAsync<VolumeView>(command.VolumeId, ctx.CancellationToken)
+            ?? throw DomainException.NotFound("Volume", command.VolumeId);
+        return VolumeDto.From(view);
+    }
+
+}

@@ -1,0 +1,142 @@
+using Kraud.Api.Common;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Scheduling;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Fleet;
+using Kraud.Projections.Volumes;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Volumes;
+
+/// <summary>A tenant's volume command as the API received it, with the version the caller expects the volume to be at.</summary>
+public sealed record VolumeRequest(VolumeCommand Command, Principal By, int? ExpectedVersion = null);
+
+public static class VolumeRequestHandler
+{
+    public static async Task Handle(VolumeRequest request, IDocumentSession session, IMessageContext context)
+    {
+        if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
+        switch (request.Command)
+        {
+            case CreateVolume create:
+                await VolumeStreams.ExecuteAsync(session, context, create, request.By, request.ExpectedVersion);
+                // Same transaction as the first event: of two creates with one name, the second fails at commit.
+                session.Insert(new NameClaim { Id = NameClaim.For("volume", create.TenantId.ToString(), create.Name), OwnerId = create.VolumeId });
+                break;
+            case AttachVolume attach:
+                await VolumeAttachments.AttachAsync(session, context, attach, request.By, request.ExpectedVersion);
+                break;
+            case DetachVolume detach:
+                await VolumeAttachments.DetachAsync(session, context, detach, request.By, request.ExpectedVersion);
+                break;
+            default:
+                await VolumeStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+                break;
+        }
+    }
+}
+
+/// <summary>
+/// Attaching touches two streams: the volume decides whether it may be attached (one pod at a time for BLOCK, same
+/// zone), the pod records the mount and restarts its microVMs with it. Both append in one transaction, each with its
+/// expected version, so a concurrent attach of the same BLOCK volume fails with CONFLICT.
+/// </summary>
+public static class VolumeAttachments
+{
+    public static async Task AttachAsync(IDocumentSession session, IMessageContext context, AttachVolume attach, Principal by, int? expectedVersion)
+    {
+        var pod = await LoadPodAsync(session, attach.PodId, by);
+        var volume = await VolumeStreams.LoadAsync(session, attach.VolumeId);
+        if (volume.State.Exists && volume.State.TenantId != pod.TenantId) throw DomainException.NotFound("Volume", attach.VolumeId);
+        if (pod.Live.Any() && volume.State is { Exists: true, Usable: false } v)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Volume {v.Name} is {v.State.ToString().ToUpperInvariant()}: the pod's microVMs would restart without it. Attach it once it is HEALTHY.");
+        var after = await VolumeStreams.ExecuteAsync(session, context, attach with { PodZone = await ZoneOfAsync(session, pod) }, by, expectedVersion,
+            loaded: volume);
+        await PodStreams.ExecuteAsync(session, context,
+            new AttachPodVolume(pod.Id, new VolumeMount(after.Id, attach.MountPath, attach.ReadOnly, after.Class), by, attach.At), by);
+    }
+
+    public static async Task DetachAsync(IDocumentSession session, IMessageContext context, DetachVolume detach, Principal by, int? expectedVersion)
+    {
+        await VolumeStreams.ExecuteAsync(session, context, detach, by, expectedVersion);
+        var pod = await PodStreams.LoadAsync(session, detach.PodId);
+        if (pod.State is { Exists: true, Deleting: false })
+            await PodStreams.ExecuteAsync(session, context, new DetachPodVolume(detach.PodId, detach.VolumeId, by, detach.At), by, loaded: pod);
+    }
+
+    /// <summary>A new pod's mounts get the class of their volume, which the caller may not know; volumes of other tenants do not exist for it.</summary>
+    public static async Task<CreatePod> ResolveMountsAsync(IQuerySession session, CreatePod create)
+    {
+        if (create.Spec.Mounts.Count == 0) return create;
+        var mounts = new List<VolumeMount>();
+        foreach (var mount in create.Spec.Mounts)
+        {
+            var volume = (await VolumeStreams.LoadAsync(session, mount.VolumeId)).State;
+            if (!volume.Exists || volume.Deleted || volume.TenantId != create.TenantId) throw DomainException.NotFound("Volume", mount.VolumeId);
+            mounts.Add(mount with { Class = volume.Class });
+        }
+        return create with { Spec = create.Spec with { Volumes = mounts } };
+    }
+
+    /// <summary>The volumes a new pod mounts record the attachment in the pod's own transaction.</summary>
+    public static async Task AttachNewPodAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at)
+    {
+        foreach (var mount in pod.Spec.Mounts)
+            await VolumeStreams.ExecuteAsync(session, context, new AttachVolume(mount.VolumeId, pod.Id, pod.Spec.Zone, mount.MountPath, mount.ReadOnly, by, at), by);
+    }
+
+    /// <summary>A pod that stopped for good lets go of its volumes (a BLOCK volume may then be attached elsewhere).</summary>
+    public static async Task ReleaseAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at)
+    {
+        foreach (var mount in pod.Spec.Mounts)
+        {
+            var volume = await VolumeStreams.LoadAsync(session, mount.VolumeId);
+            if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
+                await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at), Principal.System("volumes"), loaded: volume);
+        }
+    }
+
+    private static async Task<Pod> LoadPodAsync(IQuerySession session, Guid podId, Principal by)
+    {
+        var pod = (await PodStreams.LoadAsync(session, podId)).State;
+        if (!pod.Exists || (by.TenantId is { } tenant && pod.TenantId != tenant)) throw DomainException.NotFound("Pod", podId);
+        if (pod.Deleting) throw new DomainException(ErrorCode.Precondition, $"Pod {podId} is being deleted.");
+        return pod;
+    }
+
+    private static async Task<string?> ZoneOfAsync(IQuerySession session, Pod pod)
+    {
+        var host = pod.Live.Select(i => i.HostId).FirstOrDefault();
+        return host == Guid.Empty ? pod.Spec.Zone : (await session.LoadAsync<HostView>(host))?.Zone ?? pod.Spec.Zone;
+    }
+}
+
+/// <summary>What a compute host needs to mount a pod's volumes: where the replicas are, and the wrapped data key.</summary>
+public static class VolumeMounts
+{
+    /// <summary>Where the pod's volumes let it run (the pod's own zone request included).</summary>
+    public static async Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod)
+    {
+        if (pod.Spec.Mounts.Count == 0) return new VolumeAffinity.Go(pod.Spec.Zone);
+        var views = (await session.LoadManyAsync<VolumeView>(pod.Spec.Mounts.Select(m => m.VolumeId).ToArray())).ToDictionary(v => v.Id);
+        return VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
+    }
+
+    public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod)
+    {
+        if (pod.Spec.Mounts.Count == 0) return [];
+        var ids = pod.Spec.Mounts.Select(m => m.VolumeId).ToArray();
+        var views = (await session.LoadManyAsync<VolumeView>(ids)).ToDictionary(v => v.Id);
+        var keys = (await session.LoadManyAsync<VolumeKeyRecord>(ids)).ToDictionary(k => k.Id, k => k.Key);
+        return pod.Spec.Mounts.Select(m => new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly,
+                views.GetValueOrDefault(m.VolumeId)?.Volume.SizeGiB ?? 0, keys.GetValueOrDefault(m.VolumeId),
+                views.GetValueOrDefault(m.VolumeId)?.Volume.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []))
+            .ToList();
+    }
+}

@@ -1,0 +1,106 @@
+using Kraud.Api.Common;
+using Kraud.Api.Pods;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Volumes;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Volumes;
+
+/// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
+public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);
+
+/// <summary>
+/// The one path every volume command takes, as <see cref="PodStreams"/> is for pods: load, check tenant and version,
+/// decide, append, and turn the change into host work (reserve or free storage, set up or erase replicas, keep or
+/// destroy the wrapped data key) and follow-ups (placement, pods that waited for the volume).
+/// </summary>
+public static class VolumeStreams
+{
+    public sealed record Loaded(Volume State, int Version);
+
+    public static async Task<Loaded> LoadAsync(IQuerySession session, Guid volumeId, CancellationToken ct = default)
+    {
+        var stream = await session.Events.FetchStreamAsync(volumeId, token: ct);
+        return new Loaded(Fold.Events<Volume>(stream.Select(e => e.Data)), stream.Count);
+    }
+
+    /// <param name="newKey">The data key a replica generated, wrapped: kept in the key store if the decider accepts it.</param>
+    public static async Task<Volume> ExecuteAsync(IDocumentSession session, IMessageContext context, VolumeCommand command, Principal by,
+        int? expectedVersion = null, string? correlationId = null, Loaded? loaded = null, WrappedKey? newKey = null)
+    {
+        var (before, version) = loaded ?? await LoadAsync(session, command.VolumeId);
+        if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant)
+            throw DomainException.NotFound("Volume", command.VolumeId);
+        if (expectedVersion is { } expected && expected != version)
+            throw DomainException.Conflict($"Volume {command.VolumeId} is at version {version}, not {expected}: reload it and try again.");
+
+        var events = VolumeDecider.Decide(command, before);
+        if (events.Count == 0) return before;
+        var after = events.Aggregate(before, (state, e) => state.Evolve(e));
+
+        var stamp = AuditStamp.For(context, by, after.TenantId, command.GetType().Name, correlationId, scope: command.VolumeId.ToString());
+        (version == 0 ? session.Events.StartStream(command.VolumeId, events) : session.Events.Append(command.VolumeId, version + events.Count, events))
+            .Stamp(stamp);
+
+        await ApplyEffectsAsync(session, context, command, events, before, after, stamp, newKey);
+        return after;
+    }
+
+    private static async Task ApplyEffectsAsync(IDocumentSession session, IMessageContext context, VolumeCommand command, IReadOnlyList<object> events,
+        Volume before, Volume after, AuditStamp stamp, WrappedKey? newKey)
+    {
+        context.CorrelationId = stamp.CorrelationId;
+        if (events.OfType<VolumeKeyCreated>().Any())
+            session.Store(VolumeKeyRecord.From(after.Id, newKey ?? throw new InvalidOperationException("A volume key was accepted without its wrapped bytes.")));
+        // Crypto-erase of the last copy: with the wrapped key gone too, nothing can decrypt the data again.
+        if (events.OfType<VolumeKeysDestroyed>().Any()) session.Delete<VolumeKeyRecord>(after.Id);
+        if (events.OfType<VolumeDeleted>().Any()) session.Delete<NameClaim>(NameClaim.For("volume", after.TenantId.ToString(), after.Name));
+
+        foreach (var r in VolumeReactions.Reserved(before, after))
+            session.Events.Append(r.HostId, new StorageReserved(r.HostId, after.Id, after.SizeGiB, command.At)).Stamp(stamp);
+        foreach (var r in VolumeReactions.Released(before, after))
+            session.Events.Append(r.HostId, new StorageReleased(r.HostId, after.Id, command.At)).Stamp(stamp);
+
+        WrappedKey? key = newKey;
+        foreach (var reaction in VolumeReactions.HostCommands(before, after))
+        {
+            switch (reaction)
+            {
+                case VolumeReactions.Provision(var replica, var withKey):
+                    if (withKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(after.Id))?.Key
+                                         ?? throw new InvalidOperationException($"Volume {after.Id} has a key id but no wrapped key in the key store.");
+                    var peers = after.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
+                    await context.EndpointFor(PodStreams.HostUri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
+                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey ? key : null, peers));
+                    break;
+                case VolumeReactions.Destroy(var hostId, var hostName):
+                    await context.EndpointFor(PodStreams.HostUri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
+                    break;
+            }
+        }
+
+        if (command is not ApplyVolumePlacement && after.Unplaced > 0)
+            await context.PublishAsync(new ScheduleVolume(after.Id, stamp.CorrelationId));
+        // Pods that waited for this volume can be placed now.
+        if (after.Usable && !before.Usable)
+            foreach (var pod in after.Attachments)
+                await context.PublishAsync(new SchedulePod(pod.PodId, stamp.CorrelationId));
+    }
+}
+
+/// <summary>
+/// The key store: a volume's data key, wrapped under the fleet's key-encryption key (which the control plane does not
+/// hold). A document, not an event, because crypto-erase must be able to delete it; events only name the key.
+/// </summary>
+public sealed class VolumeKeyRecord
+{
+    public Guid Id { get; set; }
+    public WrappedKey Key { get; set; } = new(Guid.Empty, "", "");
+
+    public static VolumeKeyRecord From(Guid volumeId, WrappedKey key) => new() { Id = volumeId, Key = key };
+}

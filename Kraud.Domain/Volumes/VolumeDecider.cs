@@ -1,0 +1,186 @@
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.Volumes;
+
+public abstract record VolumeCommand(Guid VolumeId, DateTimeOffset At);
+
+public sealed record CreateVolume(Guid VolumeId, Guid TenantId, string Name, VolumeClass Class, int SizeGiB, string? Zone, Principal By, DateTimeOffset At)
+    : VolumeCommand(VolumeId, At);
+
+/// <param name="PodZone">The zone the pod runs in, when it runs already.</param>
+public sealed record AttachVolume(Guid VolumeId, Guid PodId, string? PodZone, string MountPath, bool ReadOnly, Principal By, DateTimeOffset At)
+    : VolumeCommand(VolumeId, At);
+
+public sealed record DetachVolume(Guid VolumeId, Guid PodId, Principal By, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+
+public sealed record DeleteVolume(Guid VolumeId, Principal By, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+
+/// <summary>The scheduler's verdict for the volume's missing replicas: storage hosts for them, or why there are none.</summary>
+public sealed record ApplyVolumePlacement(Guid VolumeId, IReadOnlyList<ReplicaHost> Hosts, string? Refusal, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+
+public sealed record ReplicaHost(Guid HostId, string HostName, string Zone);
+
+public sealed record RecordReplicaReport(Guid VolumeId, Guid HostId, ReplicaReport Report, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+
+public abstract record ReplicaReport;
+
+/// <param name="NewKeyId">The replica generated the volume's data key; the control plane stored it wrapped under this id.</param>
+/// <param name="KekId">Which key-encryption key wrapped it.</param>
+public sealed record ReplicaReady(bool Encrypted, Guid? NewKeyId = null, string? KekId = null) : ReplicaReport;
+public sealed record ReplicaFailed(string Reason) : ReplicaReport;
+public sealed record ReplicaHostFailed(string Reason) : ReplicaReport;
+public sealed record ReplicaErased : ReplicaReport;
+
+public static class VolumeDecider
+{
+    public const int MaxSizeGiB = 64 * 1024;
+
+    public static IReadOnlyList<object> Decide(VolumeCommand command, Volume state) => (command, state) switch
+    {
+        (CreateVolume c, { Exists: true }) => throw DomainException.Conflict($"Volume {c.VolumeId} exists already."),
+        (CreateVolume c, _) => Create(c),
+        (_, { Exists: false }) or (_, { Deleted: true }) when command is not RecordReplicaReport => throw DomainException.NotFound("Volume", command.VolumeId),
+        (RecordReplicaReport c, _) => Report(c, state),
+        (ApplyVolumePlacement c, _) => Place(c, state),
+        (DetachVolume c, _) => Detach(c, state),
+        (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Volume {state.Name} is being deleted."),
+        (AttachVolume c, _) => Attach(c, state),
+        (DeleteVolume c, _) => Delete(c, state),
+        _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
+    };
+
+    /// <summary>What a tenant is told when it creates a volume of this class.</summary>
+    public static IReadOnlyList<string> Warnings(VolumeClass c) => c switch
+    {
+        VolumeClass.Red => ["RED volumes are archival with 2 replicas in one zone: store only data you can reconstruct from elsewhere."],
+        VolumeClass.Gfs => ["GFS volumes are EXPERIMENTAL."],
+        _ => [],
+    };
+
+    private static IReadOnlyList<object> Create(CreateVolume c)
+    {
+        Names.RequireDnsLabel(c.Name, "name");
+        Names.RequireRange(c.SizeGiB, 1, MaxSizeGiB, "sizeGiB");
+        if (c.Zone is not null) Names.RequireDnsLabel(c.Zone, "zone");
+        if (c.Class == VolumeClass.Ephemeral)
+            throw DomainException.Validation(
+                "EPHEMERAL disks are made for each microVM when it boots and erased when it stops: set ephemeralGiB on the pod instead of creating a volume.");
+        return [new VolumeRequested(c.VolumeId, c.TenantId, c.Name, c.Class, c.SizeGiB, c.Zone, c.By.Actor, c.At)];
+    }
+
+    private static IReadOnlyList<object> Attach(AttachVolume c, Volume state)
+    {
+        RequireMountPath(c.MountPath);
+        if (state.Attachments.FirstOrDefault(a => a.PodId == c.PodId) is { } existing)
+            return existing.MountPath == c.MountPath && existing.ReadOnly == c.ReadOnly
+                ? []
+                : throw DomainException.Conflict($"Volume {state.Name} is attached to pod {c.PodId} already, at {existing.MountPath}.");
+        if (state.Class == VolumeClass.Block && state.Attachments.FirstOrDefault() is { } other)
+            throw DomainException.Conflict($"BLOCK volume {state.Name} is attached to pod {other.PodId}: a BLOCK volume attaches to one pod at a time.");
+        if (state.Zone is { } zone && c.PodZone is { } podZone && zone != podZone)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Volume {state.Name} lives in zone {zone} and the pod runs in zone {podZone}: a pod that mounts a zonal volume runs in the volume's zone.");
+        return [new VolumeAttached(c.VolumeId, c.PodId, c.MountPath, c.ReadOnly, c.By.Actor, c.At)];
+    }
+
+    private static IReadOnlyList<object> Detach(DetachVolume c, Volume state) =>
+        state.Attachments.Any(a => a.PodId == c.PodId)
+            ? [new VolumeDetached(c.VolumeId, c.PodId, c.By.Actor, c.At)]
+            : throw new DomainException(ErrorCode.Precondition, $"Volume {state.Name} is not attached to pod {c.PodId}.");
+
+    private static IReadOnlyList<object> Delete(DeleteVolume c, Volume state)
+    {
+        if (state.Attachments.Count > 0)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Volume {state.Name} is attached to {string.Join(", ", state.Attachments.Select(a => $"pod {a.PodId}"))}: detach it (or delete the pod) first.");
+        var requested = new VolumeDeletionRequested(c.VolumeId, c.By.Actor, c.At);
+        return [requested, .. Completion(state.Evolve(requested), c.At)];
+    }
+
+    private static IReadOnlyList<object> Place(ApplyVolumePlacement c, Volume state)
+    {
+        if (state.Unplaced == 0) return [];
+        if (c.Refusal is { } refusal)
+            return state.PlacementRefusal == refusal ? [] : [new VolumePlacementRefused(c.VolumeId, refusal, c.At)];
+        if (c.Hosts.Count == 0 || c.Hosts.Count > state.Unplaced || c.Hosts.Select(h => h.HostId).Distinct().Count() != c.Hosts.Count
+            || c.Hosts.Any(h => state.Replica(h.HostId) is not null) || c.Hosts.Any(h => state.Zone is { } z && h.Zone != z))
+            throw new InvalidOperationException($"The placement for volume {c.VolumeId} breaks its rules: distinct new hosts in its zone, no more than missing.");
+        // One replica generates the data key; until it exists the others wait for it.
+        var keyMaker = state.KeyId is null && state.Replicas.All(r => !r.MakesKey);
+        return c.Hosts.Select((h, i) => (object)new VolumeReplicaScheduled(c.VolumeId, h.HostId, h.HostName, h.Zone, keyMaker && i == 0, c.At)).ToList();
+    }
+
+    /// <summary>Reports may come late or twice; those that do not move a current replica forward change nothing.</summary>
+    private static IReadOnlyList<object> Report(RecordReplicaReport c, Volume state)
+    {
+        var replica = state.Replica(c.HostId);
+        if (replica is null || state.Deleted) return [];
+        IReadOnlyList<object> events = (c.Report, replica.Phase) switch
+        {
+            (ReplicaErased, _) => [new VolumeReplicaErased(c.VolumeId, c.HostId, c.At)],
+            (ReplicaHostFailed f, _) => [new VolumeReplicaLost(c.VolumeId, c.HostId, f.Reason, c.At)],
+            (_, ReplicaPhase.Erasing) => [],
+            (ReplicaFailed f, _) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, f.Reason, c.At)],
+            (ReplicaReady { NewKeyId: { } key } r, ReplicaPhase.Provisioning) when replica.MakesKey && state.KeyId is null =>
+                [new VolumeKeyCreated(c.VolumeId, key, c.HostId, r.KekId ?? "", c.At), new VolumeReplicaHealthy(c.VolumeId, c.HostId, r.Encrypted, c.At)],
+            (ReplicaReady { NewKeyId: not null }, ReplicaPhase.Provisioning) =>
+                [new VolumeReplicaFailed(c.VolumeId, c.HostId, "the replica made a data key of its own although the volume has one", c.At)],
+            (ReplicaReady r, ReplicaPhase.Provisioning) when state.KeyId is not null =>
+                [new VolumeReplicaHealthy(c.VolumeId, c.HostId, r.Encrypted, c.At)],
+            _ => [],
+        };
+        var after = events.Aggregate(state, (s, e) => s.Evolve(e));
+        return [.. events, .. Completion(after, c.At)];
+    }
+
+    /// <summary>A volume being deleted is gone once no replica holds its data key any more.</summary>
+    private static IEnumerable<object> Completion(Volume after, DateTimeOffset at) =>
+        after is { Deleting: true, Deleted: false, Replicas.IsEmpty: true }
+            ? [new VolumeKeysDestroyed(after.Id, after.KeyId, at), new VolumeDeleted(after.Id, at)]
+            : [];
+
+    private static void RequireMountPath(string path)
+    {
+        if (string.IsNullOrEmpty(path) || path[0] != '/' || path == "/" || path.Length > 255 || path.Any(char.IsControl)
+            || path.Split('/').Any(part => part is "." or ".."))
+            throw DomainException.Validation($"mountPath '{path}' must be an absolute path below / (at most 255 characters, no '.' or '..').");
+    }
+}
+
+/// <summary>What host runtimes must do after a volume changed: derived from the state before and after, never stored.</summary>
+public static class VolumeReactions
+{
+    /// <summary>Set up a replica; <paramref name="WithKey"/> false for the replica that generates the data key.</summary>
+    public sealed record Provision(VolumeReplica Replica, bool WithKey);
+
+    /// <summary>Destroy whatever the host holds of the volume (its key copy and data).</summary>
+    public sealed record Destroy(Guid HostId, string HostName);
+
+    public static IReadOnlyList<object> HostCommands(Volume before, Volume after)
+    {
+        var commands = new List<object>();
+        foreach (var r in after.Replicas)
+        {
+            var was = before.Replica(r.HostId);
+            if (was is null && r.Phase == ReplicaPhase.Provisioning && (r.MakesKey || after.KeyId is not null))
+                commands.Add(new Provision(r, WithKey: !r.MakesKey));
+            // The key exists now: the replicas that waited for it are set up.
+            if (was is not null && before.KeyId is null && after.KeyId is not null && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false })
+                commands.Add(new Provision(r, WithKey: true));
+            if (r.Phase == ReplicaPhase.Erasing && was is { Phase: not ReplicaPhase.Erasing })
+                commands.Add(new Destroy(r.HostId, r.HostName));
+        }
+        // A replica that failed or whose host failed may still hold data: erased when its host is reachable again.
+        foreach (var gone in before.Replicas.Where(r => r.Phase != ReplicaPhase.Erasing && after.Replica(r.HostId) is null))
+            commands.Add(new Destroy(gone.HostId, gone.HostName));
+        return commands;
+    }
+
+    /// <summary>Replicas whose storage is no longer reserved on their host.</summary>
+    public static IReadOnlyList<VolumeReplica> Released(Volume before, Volume after) =>
+        before.Replicas.Where(r => after.Replica(r.HostId) is null).ToList();
+
+    public static IReadOnlyList<VolumeReplica> Reserved(Volume before, Volume after) =>
+        after.Replicas.Where(r => before.Replica(r.HostId) is null).ToList();
+}

@@ -1,0 +1,42 @@
+namespace Kraud.Domain.Volumes;
+
+public enum VolumeClass { Ephemeral, Block, Gfs, Red }
+
+public enum VolumeState { Pending, Provisioning, Healthy, Degraded, Unavailable, Deleted }
+
+public sealed record VolumeRequested(Guid VolumeId, Guid TenantId, string Name, VolumeClass Class, int SizeGiB, string? Zone, string RequestedBy,
+    DateTimeOffset At);
+
+/// <summary>No storage host can take the volume's missing replicas now; placement is tried again when the fleet changes.</summary>
+public sealed record VolumePlacementRefused(Guid VolumeId, string Reason, DateTimeOffset At);
+
+/// <param name="MakesKey">This replica's host runtime generates the volume's data key (the volume has none yet).</param>
+public sealed record VolumeReplicaScheduled(Guid VolumeId, Guid HostId, string HostName, string Zone, bool MakesKey, DateTimeOffset At);
+
+/// <summary>
+/// The host runtime generated the volume's data key and the control plane stored it wrapped under the fleet's key-encryption
+/// key. The event names the key, never its bytes.
+/// </summary>
+public sealed record VolumeKeyCreated(Guid VolumeId, Guid KeyId, Guid HostId, string KekId, DateTimeOffset At);
+
+/// <summary>The host runtime set the replica up (and, for a replacement, copied the data from the healthy ones).</summary>
+public sealed record VolumeReplicaHealthy(Guid VolumeId, Guid HostId, bool Encrypted, DateTimeOffset At);
+
+public sealed record VolumeReplicaFailed(Guid VolumeId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>The replica's storage host failed: its copy and the data key it held in memory are gone with it.</summary>
+public sealed record VolumeReplicaLost(Guid VolumeId, Guid HostId, string Reason, DateTimeOffset At);
+
+public sealed record VolumeAttached(Guid VolumeId, Guid PodId, string MountPath, bool ReadOnly, string By, DateTimeOffset At);
+
+public sealed record VolumeDetached(Guid VolumeId, Guid PodId, string By, DateTimeOffset At);
+
+public sealed record VolumeDeletionRequested(Guid VolumeId, string By, DateTimeOffset At);
+
+/// <summary>The host runtime destroyed the replica's copy of the data key and its data (crypto-erase).</summary>
+public sealed record VolumeReplicaErased(Guid VolumeId, Guid HostId, DateTimeOffset At);
+
+/// <summary>Every replica is erased and the wrapped data key is deleted from the key store: nothing can decrypt the data again.</summary>
+public sealed record VolumeKeysDestroyed(Guid VolumeId, Guid? KeyId, DateTimeOffset At);
+
+public sealed record VolumeDeleted(Guid VolumeId, DateTimeOffset At);

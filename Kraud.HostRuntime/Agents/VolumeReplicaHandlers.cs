@@ -1,0 +1,43 @@
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Storage;
+using Microsoft.Extensions.Logging;
+using Wolverine;
+using Wolverine.Runtime;
+
+namespace Kraud.HostRuntime.Agents;
+
+/// <summary>A storage host sets up its replica of a volume: with a data key it generates, or the one the volume has.</summary>
+public static class ProvisionVolumeReplicaHandler
+{
+    public static async Task Handle(ProvisionVolumeReplica command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger, CancellationToken ct)
+    {
+        var agent = agents.Get(command.HostId).RequirePower();
+        var reports = Reports.For(runtime, context);
+        try
+        {
+            var generated = await agent.Replicas.ProvisionAsync(command, ct);
+            logger.LogInformation("Host {Host} holds a replica of volume {VolumeId}{Key}", agent.Name, command.VolumeId,
+                generated is null ? "" : " and generated its data key");
+            await reports.PublishAsync(new ReplicaProvisioned(agent.Id, command.VolumeId, Encrypted: true, generated));
+        }
+        catch (ReplicaException e)
+        {
+            logger.LogWarning("Host {Host} could not set up a replica of volume {VolumeId}: {Reason}", agent.Name, command.VolumeId, e.Message);
+            await reports.PublishAsync(new ReplicaProvisionFailed(agent.Id, command.VolumeId, e.Message));
+        }
+    }
+}
+
+/// <summary>Crypto-erase of a replica: reported also when the host held nothing, since the control plane waits for it.</summary>
+public static class DestroyVolumeReplicaHandler
+{
+    public static async Task Handle(DestroyVolumeReplica command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger)
+    {
+        var agent = agents.Get(command.HostId).RequirePower();
+        var held = agent.Replicas.Destroy(command.VolumeId);
+        logger.LogInformation("Host {Host} erased its replica of volume {VolumeId}{Note}", agent.Name, command.VolumeId, held ? "" : " (held none)");
+        await Reports.For(runtime, context).PublishAsync(new ReplicaDestroyed(agent.Id, command.VolumeId));
+    }
+}

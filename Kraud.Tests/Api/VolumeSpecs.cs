@@ -1,0 +1,368 @@
+using System.Text;
+using System.Text.Json;
+using Kraud.Api.Volumes;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
+using Kraud.Tests.Infrastructure;
+using Marten;
+using Host = Kraud.Domain.Fleet.Host;
+
+namespace Kraud.Tests.Api;
+
+[Collection(VolumeCollection.Name)]
+public class VolumeSpecs(KraudApp app)
+{
+    private TimeSpan Recovery => TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30);
+
+    private async Task<List<object>> EventsOf(string id) => (await app.EventsOf(Guid.Parse(id))).Select(e => e.Data).ToList();
+
+    private async Task<VolumeKeyRecord?> KeyRecordAsync(string volumeId)
+    {
+        await using var session = app.Store.QuerySession();
+        return await session.LoadAsync<VolumeKeyRecord>(Guid.Parse(volumeId));
+    }
+
+    private async Task PowerBackOnAsync(string hostId)
+    {
+        app.Agent(hostId).PowerOn();
+        await Eventually.Until(async () => await app.HostStateAsync(hostId) == "READY", TimeSpan.FromSeconds(30), "the host recovered");
+    }
+
+    [Fact]
+    public async Task a_block_volume_gets_three_encrypted_replicas_on_distinct_storage_hosts_of_one_zone_and_becomes_healthy()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var created = await tenant.CreateVolumeAsync("pgdata", "BLOCK", 20);
+        Assert.Contains(created.State(), new[] { "PENDING", "PROVISIONING" });
+        Assert.False(created.GetProperty("encrypted").GetBoolean());
+
+        var volume = await tenant.WaitForVolumeAsync(created.Id(), "HEALTHY");
+        var hosts = volume.ReplicaHosts();
+        Assert.Equal(3, hosts.Count);
+        Assert.Equal(3, hosts.Distinct().Count());
+        Assert.Equal(3, volume.GetProperty("desiredReplicas").GetInt32());
+        Assert.All(hosts, h => Assert.Equal("Storage", app.Agent(h).Definition.Role));
+        Assert.All(hosts, h => Assert.Equal(volume.GetProperty("zone").GetString(), app.Agent(h).Definition.Zone));
+        Assert.All(volume.GetProperty("replicas").EnumerateArray(), r => Assert.Equal("HEALTHY", r.GetProperty("state").GetString()));
+        Assert.True(volume.GetProperty("encrypted").GetBoolean());
+
+        // Envelope encryption: the control plane keeps the data key only wrapped; the fleet's KEK unwraps it to exactly
+        // the key every replica host holds in memory.
+        var record = await KeyRecordAsync(created.Id());
+        Assert.NotNull(record);
+        var dataKey = app.Agent(hosts[0]).Kek.Unwrap(record.Key);
+        Assert.Equal(32, dataKey.Length);
+        Assert.All(hosts, h => Assert.Equal(dataKey, app.Agent(h).Replicas.DataKeyOf(Guid.Parse(created.Id()))));
+
+        var events = await EventsOf(created.Id());
+        Assert.IsType<VolumeRequested>(events[0]);
+        Assert.Equal(3, events.OfType<VolumeReplicaScheduled>().Count());
+        Assert.Single(events.OfType<VolumeReplicaScheduled>(), e => e.MakesKey);
+        Assert.Equal(record.Key.KeyId, Assert.Single(events.OfType<VolumeKeyCreated>()).KeyId);
+        Assert.Equal(3, events.OfType<VolumeReplicaHealthy>().Count(e => e.Encrypted));
+    }
+
+    [Fact]
+    public async Task a_red_volume_keeps_two_replicas_and_warns_that_its_data_must_be_reconstructible()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var created = await tenant.CreateVolumeAsync("archive", "RED", 50, zone: "fsn1-b");
+        Assert.Contains(created.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("reconstruct"));
+        var volume = await tenant.WaitForVolumeAsync(created.Id(), "HEALTHY");
+        Assert.Equal(2, volume.ReplicaHosts().Distinct().Count());
+        Assert.All(volume.ReplicaHosts(), h => Assert.Equal("fsn1-b", app.Agent(h).Definition.Zone));
+    }
+
+    [Fact]
+    public async Task bad_volume_requests_are_refused_with_a_code_and_append_nothing()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var before = await tenant.EventCountAsync();
+        (await tenant.TryCreateVolumeAsync("scratch", "EPHEMERAL")).ShouldFailWith("VALIDATION");
+        (await tenant.TryCreateVolumeAsync("huge", "BLOCK", 1_000_000)).ShouldFailWith("VALIDATION");
+        (await tenant.TryCreateVolumeAsync("zero", "BLOCK", 0)).ShouldFailWith("VALIDATION");
+        (await tenant.TryCreateVolumeAsync("Not_A_Label")).ShouldFailWith("VALIDATION");
+        (await tenant.TryCreateVolumeAsync("nowhere", zone: "mars-1")).ShouldSucceed();
+        var after = await tenant.EventCountAsync();
+        Assert.Equal(before + 1, after);
+        (await tenant.TryCreateVolumeAsync("nowhere")).ShouldFailWith("CONFLICT");
+        Assert.Equal(after, await tenant.EventCountAsync());
+
+        // A zone without storage hosts: the volume waits, and says why.
+        var id = (await tenant.Gql("{ volumes { nodes { id name } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes")
+            .EnumerateArray().Single(v => v.GetProperty("name").GetString() == "nowhere").Id();
+        var pending = await Eventually.Get(async () => (await tenant.VolumeAsync(id))!.Value, v => v.GetProperty("reason").ValueKind == JsonValueKind.String,
+            TimeSpan.FromSeconds(15), "the volume says why it waits");
+        Assert.Equal("PENDING", pending.State());
+        Assert.Contains("mars-1", pending.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task when_a_storage_host_fails_its_volumes_are_degraded_then_re_replicated_on_another_storage_host_of_the_zone_and_healthy_again()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("replicated", "BLOCK", 10, zone: "fsn1-a")).Id(), "HEALTHY");
+        var victim = volume.ReplicaHosts()[0];
+        app.Agent(victim).PowerOff();
+        try
+        {
+            await Eventually.Until(async () => await app.HostStateAsync(victim) == "FAILED", Recovery, "the storage host is FAILED");
+            var healed = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+                v => v.State() == "HEALTHY" && !v.ReplicaHosts().Contains(victim), Recovery, "the volume is HEALTHY again without the failed host");
+            Assert.Equal(3, healed.ReplicaHosts().Distinct().Count());
+            Assert.All(healed.ReplicaHosts(), h => Assert.Equal("fsn1-a", app.Agent(h).Definition.Zone));
+            var replacement = healed.ReplicaHosts().Except(volume.ReplicaHosts()).Single();
+            Assert.Equal("Storage", app.Agent(replacement).Definition.Role);
+
+            // Every step is an event: lost, placed again, healthy; the replacement got the same data key.
+            var events = await EventsOf(volume.Id());
+            var lost = Assert.Single(events.OfType<VolumeReplicaLost>());
+            Assert.Equal(Guid.Parse(victim), lost.HostId);
+            var lostAt = events.IndexOf(lost);
+            Assert.Contains(events.Skip(lostAt), e => e is VolumeReplicaScheduled s && s.HostId == Guid.Parse(replacement) && !s.MakesKey);
+            Assert.Contains(events.Skip(lostAt), e => e is VolumeReplicaHealthy h && h.HostId == Guid.Parse(replacement));
+            Assert.Equal(app.Agent(volume.ReplicaHosts()[1]).Replicas.DataKeyOf(Guid.Parse(volume.Id())),
+                app.Agent(replacement).Replicas.DataKeyOf(Guid.Parse(volume.Id())));
+
+            // In between it was DEGRADED: time travel shows the volume just after the loss.
+            var at = (await app.EventsOf(Guid.Parse(volume.Id()))).Single(e => e.Data is VolumeReplicaLost).Timestamp;
+            var then = (await tenant.Gql("query($id: ID!, $t: DateTime!) { volume(id: $id, asOf: $t) { state replicas { hostId } } }",
+                new { id = volume.Id(), t = at.UtcDateTime.AddMilliseconds(1) })).ShouldSucceed().Data.GetProperty("volume");
+            Assert.Equal("DEGRADED", then.State());
+        }
+        finally
+        {
+            await PowerBackOnAsync(victim);
+        }
+        // The returning host erases the stale copy it kept: its key is gone, its room is free.
+        await Eventually.Until(() => Task.FromResult(app.Agent(victim).Replicas.DataKeyOf(Guid.Parse(volume.Id())) is null), TimeSpan.FromSeconds(30),
+            "the stale replica is erased");
+    }
+
+    [Fact]
+    public async Task a_pod_that_mounts_a_volume_runs_in_the_volume_zone_and_its_microvm_holds_the_unwrapped_data_key()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("zonal", "BLOCK", 5, zone: "fsn1-b")).Id(), "HEALTHY");
+        var pod = await tenant.CreatePodWithVolumeAsync("db", volume.Id());
+        Assert.Equal("/data", pod.GetProperty("volumes")[0].GetProperty("mountPath").GetString());
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var vm = running.Instances()[0];
+        var host = vm.GetProperty("hostId").GetString()!;
+        Assert.Equal("fsn1-b", app.Agent(host).Definition.Zone);
+        var expected = app.Agent(volume.ReplicaHosts()[0]).Replicas.DataKeyOf(Guid.Parse(volume.Id()));
+        Assert.Equal(expected, app.Driver(host).VolumeKeyOf(Guid.Parse(vm.Id()), Guid.Parse(volume.Id())));
+        var attached = await tenant.VolumeAsync(volume.Id());
+        Assert.Equal(pod.Id(), Assert.Single(attached!.Value.GetProperty("attachedTo").EnumerateArray()).GetString());
+
+        // A pod that asks for another zone than its volume's is refused, and told why.
+        var elsewhere = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("shared", "GFS", 5, zone: "fsn1-a")).Id(), "HEALTHY");
+        var misplaced = await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+        {
+            @in = new { name = "misplaced", image = "x:1", cpu = 1, memoryMiB = 128, zone = "fsn1-b", volumes = new[] { new { volumeId = elsewhere.Id(), mountPath = "/d" } } },
+        });
+        Assert.Contains("volume's zone", misplaced.ShouldFailWith("PRECONDITION").FirstErrorMessage);
+    }
+
+    [Fact]
+    public async Task a_block_volume_attaches_to_one_pod_at_a_time_and_is_deleted_only_detached_with_its_keys_destroyed_on_every_replica()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("single", "BLOCK", 5)).Id(), "HEALTHY");
+        var first = await tenant.CreatePodWithVolumeAsync("first", volume.Id());
+        await tenant.WaitForPodAsync(first.Id(), "RUNNING");
+
+        var second = await tenant.CreatePodAsync("second", zone: volume.GetProperty("zone").GetString());
+        await tenant.WaitForPodAsync(second.Id(), "RUNNING");
+        const string attach = "mutation($v: ID!, $p: ID!) { attachVolume(volumeId: $v, podId: $p, mountPath: \"/data\") { attachedTo version } }";
+        (await tenant.Gql(attach, new { v = volume.Id(), p = second.Id() })).ShouldFailWith("CONFLICT");
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+            new { @in = new { name = "third", image = "x:1", cpu = 1, memoryMiB = 128, volumes = new[] { new { volumeId = volume.Id(), mountPath = "/d" } } } }))
+            .ShouldFailWith("CONFLICT");
+        (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { state } }", new { id = volume.Id() })).ShouldFailWith("PRECONDITION");
+
+        // Detached from the first pod, it moves to the second, whose microVM restarts with it.
+        var secondVm = (await tenant.PodAsync(second.Id()))!.Value.Instances()[0].Id();
+        (await tenant.Gql("mutation($v: ID!, $p: ID!) { detachVolume(volumeId: $v, podId: $p) { attachedTo } }", new { v = volume.Id(), p = first.Id() }))
+            .ShouldSucceed();
+        var moved = (await tenant.Gql(attach, new { v = volume.Id(), p = second.Id() })).ShouldSucceed().Data.GetProperty("attachVolume");
+        Assert.Equal(second.Id(), Assert.Single(moved.GetProperty("attachedTo").EnumerateArray()).GetString());
+        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(second.Id()))!.Value,
+            p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != secondVm), TimeSpan.FromSeconds(30), "the second pod restarted with the volume");
+        var host = restarted.Instances()[0].GetProperty("hostId").GetString()!;
+        Assert.NotNull(app.Driver(host).VolumeKeyOf(Guid.Parse(restarted.Instances()[0].Id()), Guid.Parse(volume.Id())));
+
+        // Deleting the pod lets the volume go; then the volume is crypto-erased on every replica before it is DELETED.
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { state } }", new { id = second.Id() })).ShouldSucceed();
+        await tenant.WaitForPodAsync(second.Id(), "STOPPED");
+        var detached = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+            v => v.GetProperty("attachedTo").GetArrayLength() == 0, TimeSpan.FromSeconds(10), "the stopped pod let the volume go");
+        (await tenant.Gql("mutation($id: ID!, $v: Int) { deleteVolume(id: $id, expectedVersion: $v) { state } }",
+            new { id = volume.Id(), v = detached.GetProperty("version").GetInt32() })).ShouldSucceed();
+        await tenant.WaitForVolumeAsync(volume.Id(), "DELETED");
+        Assert.All(volume.ReplicaHosts(), h => Assert.Null(app.Agent(h).Replicas.DataKeyOf(Guid.Parse(volume.Id()))));
+        Assert.Null(await KeyRecordAsync(volume.Id()));
+        var events = await EventsOf(volume.Id());
+        var destroyed = events.IndexOf(events.OfType<VolumeKeysDestroyed>().Single());
+        Assert.Equal(3, events.Take(destroyed).OfType<VolumeReplicaErased>().Count());
+        Assert.IsType<VolumeDeleted>(events[destroyed + 1]);
+        Assert.DoesNotContain(volume.Id(), (await tenant.Gql("{ volumes { nodes { id } } }")).Body);
+        // The name is free again.
+        await tenant.CreateVolumeAsync("single", "BLOCK", 5);
+    }
+
+    [Fact]
+    public async Task two_pods_racing_for_one_block_volume_never_both_get_it_and_a_stale_version_is_a_conflict()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("contended", "BLOCK", 5)).Id(), "HEALTHY");
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+            new { @in = new { name = $"racer-{i}", image = "x:1", cpu = 1, memoryMiB = 128, volumes = new[] { new { volumeId = volume.Id(), mountPath = "/d" } } } })));
+        Assert.Single(results, r => r.ErrorCodes.Count == 0);
+        Assert.All(results.Where(r => r.ErrorCodes.Count > 0), r => Assert.Contains("CONFLICT", r.ErrorCodes));
+        var attached = (await tenant.VolumeAsync(volume.Id()))!.Value;
+        Assert.Equal(1, attached.GetProperty("attachedTo").GetArrayLength());
+
+        (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id, expectedVersion: 1) { state } }", new { id = volume.Id() })).ShouldFailWith("CONFLICT");
+    }
+
+    [Fact]
+    public async Task a_volume_below_a_majority_of_healthy_replicas_is_unavailable_and_pods_that_need_it_do_not_start()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("fragile", "RED", 5, zone: "fsn1-b")).Id(), "HEALTHY");
+        var spares = app.Agents.All.Where(a => a.Definition is { Zone: "fsn1-b", Role: "Storage" } && !volume.ReplicaHosts().Contains(a.Id.ToString())).ToList();
+        foreach (var spare in spares) spare.Replicas.FailNextProvisions(1, "disk controller offline");
+        var victim = volume.ReplicaHosts()[0];
+        app.Agent(victim).PowerOff();
+        try
+        {
+            var unavailable = await tenant.WaitForVolumeAsync(volume.Id(), "UNAVAILABLE", (int)Recovery.TotalSeconds);
+            Assert.Contains("majority", unavailable.GetProperty("reason").GetString());
+            var pod = await tenant.CreatePodWithVolumeAsync("needs-it", volume.Id());
+            var refused = await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
+            Assert.Contains("UNAVAILABLE", refused.GetProperty("reason").GetString());
+            Assert.Empty(refused.Instances());
+        }
+        finally
+        {
+            foreach (var spare in spares) spare.Replicas.ClearFaults();
+            await PowerBackOnAsync(victim);
+        }
+    }
+
+    [Fact]
+    public async Task ephemeral_disk_keys_live_only_in_the_host_runtime_and_are_destroyed_on_restart_and_reschedule()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = (await tenant.Gql($"mutation($in: CreatePodInput!) {{ createPod(input: $in) {{ id }} }}",
+            new { @in = new { name = "scratchy", image = "x:1", cpu = 1, memoryMiB = 128, ephemeralGiB = 4, zone = "fsn1-a" } })).ShouldSucceed()
+            .Data.GetProperty("createPod");
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var vm = (await tenant.Gql("query($id: ID!) { pod(id: $id) { instances { id hostId ephemeralGiB ephemeralEncrypted } } }", new { id = pod.Id() }))
+            .ShouldSucceed().Data.GetProperty("pod").GetProperty("instances")[0];
+        Assert.Equal(4, vm.GetProperty("ephemeralGiB").GetInt32());
+        Assert.True(vm.GetProperty("ephemeralEncrypted").GetBoolean());
+        var host = vm.GetProperty("hostId").GetString()!;
+        var firstKey = app.Driver(host).EphemeralKeyOf(Guid.Parse(vm.Id()));
+        Assert.NotNull(firstKey);
+
+        // Restart: a new microVM with a new key; the old key is gone, and an event says so.
+        (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != vm.Id()), TimeSpan.FromSeconds(30), "the pod restarted");
+        Assert.False(app.Driver(host).HoldsEphemeralKey(Guid.Parse(vm.Id())));
+        var second = restarted.Instances()[0];
+        Assert.NotEqual(firstKey, app.Driver(second.GetProperty("hostId").GetString()!).EphemeralKeyOf(Guid.Parse(second.Id())));
+        await Eventually.Until(async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(vm.Id())),
+            TimeSpan.FromSeconds(10), "the erase of the first disk is recorded");
+
+        // Reschedule: draining the host moves the replica; the key of the VM that left is destroyed too.
+        var secondHost = second.GetProperty("hostId").GetString()!;
+        (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = secondHost })).ShouldSucceed();
+        try
+        {
+            await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != secondHost), TimeSpan.FromSeconds(30), "the pod moved");
+            Assert.False(app.Driver(secondHost).HoldsEphemeralKey(Guid.Parse(second.Id())));
+            await Eventually.Until(async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(second.Id())),
+                TimeSpan.FromSeconds(10), "the erase on reschedule is recorded");
+        }
+        finally
+        {
+            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = secondHost })).ShouldSucceed();
+        }
+    }
+
+    [Fact]
+    public async Task volumes_of_one_tenant_do_not_exist_for_another()
+    {
+        var owner = await TenantScope.CreateAsync(app);
+        var stranger = await TenantScope.CreateAsync(app);
+        var volume = await owner.CreateVolumeAsync("private", "GFS", 5);
+        var strangersPod = await stranger.CreatePodAsync("nosy");
+        Assert.Null(await stranger.VolumeAsync(volume.Id()));
+        Assert.DoesNotContain(volume.Id(), (await stranger.Gql("{ volumes { nodes { id } totalCount } }")).Body);
+        (await stranger.Gql("mutation($id: ID!) { deleteVolume(id: $id) { state } }", new { id = volume.Id() })).ShouldFailWith("NOT_FOUND");
+        (await stranger.Gql("mutation($v: ID!, $p: ID!) { attachVolume(volumeId: $v, podId: $p, mountPath: \"/x\") { id } }",
+            new { v = volume.Id(), p = strangersPod.Id() })).ShouldFailWith("NOT_FOUND");
+        (await stranger.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+            new { @in = new { name = "thief", image = "x:1", cpu = 1, memoryMiB = 128, volumes = new[] { new { volumeId = volume.Id(), mountPath = "/d" } } } }))
+            .ShouldFailWith("NOT_FOUND");
+        Assert.Equal(0, (await owner.VolumeAsync(volume.Id()))!.Value.GetProperty("attachedTo").GetArrayLength());
+    }
+
+    /// <summary>Every form a key could leak in: raw bytes as base64 or hex.</summary>
+    private static IEnumerable<string> Forms(byte[] key) =>
+        [Convert.ToBase64String(key), Convert.ToHexString(key), Convert.ToHexStringLower(key), Convert.ToBase64String(key).TrimEnd('=')];
+
+    [Fact]
+    public async Task no_api_response_or_export_contains_key_material()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("secretive", "BLOCK", 5)).Id(), "HEALTHY");
+        var pod = await tenant.CreatePodWithVolumeAsync("keeper", volume.Id(), ephemeralGiB: 2);
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var vm = running.Instances()[0];
+        var compute = app.Agent(vm.GetProperty("hostId").GetString()!);
+        var record = (await KeyRecordAsync(volume.Id()))!;
+        var secrets = new List<string>();
+        secrets.AddRange(Forms(compute.Kek.ExportForTests()));
+        secrets.AddRange(Forms(app.Agent(volume.ReplicaHosts()[0]).Replicas.DataKeyOf(Guid.Parse(volume.Id()))!));
+        secrets.AddRange(Forms(app.Driver(compute.Id.ToString()).EphemeralKeyOf(Guid.Parse(vm.Id()))!));
+        secrets.Add(record.Key.Sealed);
+
+        var auditor = await tenant.TokenAsync("AUDITOR");
+        await Eventually.Until(async () => (await app.AsOperator("{ auditLog(first: 500) { totalCount } }")).Body.Length > 0, TimeSpan.FromSeconds(5), "audit");
+        var bodies = new List<string>
+        {
+            (await tenant.Gql($"{{ volumes {{ nodes {{ {Infrastructure.Volumes.Fields} }} }} }}")).Body,
+            (await tenant.Gql($"query($id: ID!) {{ volume(id: $id) {{ {Infrastructure.Volumes.Fields} }} }}", new { id = volume.Id() })).Body,
+            (await tenant.Gql($"{{ pods {{ nodes {{ {Pods.Fields} volumes {{ volumeId mountPath }} instances {{ ephemeralEncrypted }} }} }} }}")).Body,
+            (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type data } }", new { id = volume.Id() })).Body,
+            (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type data } }", new { id = pod.Id() })).Body,
+            (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id } volumes { id encrypted } } }", new { t = DateTime.UtcNow })).Body,
+            (await app.AsOperator("{ auditLog(first: 500) { nodes { action resourceId outcome hash } } }")).Body,
+            (await app.AsOperator("{ hosts { id name state } }")).Body,
+        };
+        foreach (var url in new[] { "/api/exports/audit?format=jsonl", "/api/exports/audit?format=csv", "/api/exports/compliance-report?format=json",
+                     "/api/exports/compliance-report?format=html" })
+        {
+            var result = await app.Host.Scenario(s =>
+            {
+                s.Get.Url(url);
+                s.WithRequestHeader("Authorization", $"Bearer {auditor}");
+                s.StatusCodeShouldBe(200);
+            });
+            bodies.Add(await result.ReadAsTextAsync());
+        }
+        Assert.Contains(bodies, b => b.Contains(volume.Id()));
+        foreach (var body in bodies)
+        foreach (var secret in secrets)
+            Assert.False(body.Contains(secret, StringComparison.Ordinal), $"a response contains key material: {body[..Math.Min(200, body.Length)]}");
+        // The events name keys by id, never by value.
+        var events = string.Join("\n", (await app.EventsOf(Guid.Parse(volume.Id()))).Select(e => JsonSerializer.Serialize(e.Data, e.Data.GetType())));
+        foreach (var secret in secrets) Assert.DoesNotContain(secret, events);
+    }
+}
