@@ -7,6 +7,7 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 
 namespace Kraud.Api.Replay;
@@ -55,6 +56,9 @@ public static class IncidentQuery
         var hosts = (await session.Query<HostView>().ToListAsync(ct)).ToDictionary(h => h.Id, h => h.Name);
         string Host(Guid id) => hosts.GetValueOrDefault(id, id.ToString());
         string Pod(Guid id) => pods.TryGetValue(id, out var p) ? $"{p.Namespace}/{p.Name}" : id.ToString();
+        var volumeIds = events.Where(e => e.Type.StartsWith("volume_", StringComparison.Ordinal)).Select(e => e.StreamId).Distinct().ToArray();
+        var volumes = volumeIds.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(ct, volumeIds)).ToDictionary(v => v.Id, v => v.Name);
+        string Volume(Guid id) => volumes.GetValueOrDefault(id, id.ToString());
 
         var summary = new List<string>();
         var failedAt = new Dictionary<Guid, DateTime>();
@@ -82,6 +86,21 @@ public static class IncidentQuery
                     movedTo.Add(Guid(e.Data, "HostId"));
                     summary.Add($"{Time(e.At)} pod {Pod(e.StreamId)} replica {Str(e.Data, "Replica")} placed again on {Str(e.Data, "HostName")}.");
                     break;
+                case "volume_replica_lost":
+                    summary.Add($"{Time(e.At)} volume {Volume(e.StreamId)} lost its replica on {Host(Guid(e.Data, "HostId"))}.");
+                    break;
+                case "volume_replica_scheduled" when failedAt.Count > 0:
+                    movedTo.Add(Guid(e.Data, "HostId"));
+                    summary.Add($"{Time(e.At)} volume {Volume(e.StreamId)} re-replicates to {Str(e.Data, "HostName")}.");
+                    break;
+                case "volume_placement_refused" when failedAt.Count > 0:
+                    summary.Add($"{Time(e.At)} volume {Volume(e.StreamId)} could not be re-replicated: {Str(e.Data, "Reason")}");
+                    break;
+                case "volume_replica_healthy" when failedAt.Count > 0:
+                    lastRecovered = e.At;
+                    summary.Add($"{Time(e.At)} volume {Volume(e.StreamId)} has a healthy replica on {Host(Guid(e.Data, "HostId"))} again, " +
+                                $"{(e.At - failedAt.Values.Min()).TotalSeconds:F1} s after the failure.");
+                    break;
                 case "pod_replica_running" when failedAt.Count > 0:
                     lastRecovered = e.At;
                     summary.Add($"{Time(e.At)} pod {Pod(e.StreamId)} runs again on {Host(Guid(e.Data, "HostId"))}, " +
@@ -92,10 +111,10 @@ public static class IncidentQuery
         if (failedAt.Count == 0) summary.Add("No host failed in this window.");
         else if (lastRecovered is { } done)
             summary.Add($"Recovery took {(done - failedAt.Values.Min()).TotalSeconds:F1} s from the failure being detected to the last moved replica running.");
-        else if (events.Any(e => e.Type == "pod_replica_lost")) summary.Add("Not every lost replica runs again yet.");
+        else if (events.Any(e => e.Type is "pod_replica_lost" or "volume_replica_lost")) summary.Add("Not every lost replica runs again yet.");
         else summary.Add("No pod had to move.");
 
-        return new IncidentReport(from.UtcDateTime, to.UtcDateTime, failedHosts.Concat(movedTo).Distinct().ToList(), podIds, [], events, summary);
+        return new IncidentReport(from.UtcDateTime, to.UtcDateTime, failedHosts.Concat(movedTo).Distinct().ToList(), podIds, volumeIds, events, summary);
     }
 
     private static string Time(DateTime at) => at.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);

@@ -5,12 +5,14 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
+using Kraud.Api.Volumes;
 using Marten;
 using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Replay;
 
-public sealed record PlatformSnapshot(DateTime AsOf, IReadOnlyList<HostDto> Hosts, IReadOnlyList<PodDto> Pods, IReadOnlyList<object> Volumes,
+public sealed record PlatformSnapshot(DateTime AsOf, IReadOnlyList<HostDto> Hosts, IReadOnlyList<PodDto> Pods, IReadOnlyList<VolumeDto> Volumes,
     IReadOnlyList<object> Ingresses);
 
 /// <summary>
@@ -23,25 +25,28 @@ public static class PlatformAtQuery
     {
         var asOf = ctx.Utc("asOf") ?? throw DomainException.Validation("asOf is required.");
         var principal = ctx.Caller().Principal;
-        var (hosts, pods) = await PlatformHistory.AtAsync(ctx.Service<IQuerySession>(), asOf, ctx.CancellationToken);
+        var (hosts, pods, volumes) = await PlatformHistory.AtAsync(ctx.Service<IQuerySession>(), asOf, ctx.CancellationToken);
         var podStates = pods.ToDictionary(p => p.Key, p => p.Value.Pod);
         var visiblePods = pods.Values.Where(p => principal.TenantId is null || p.Pod.TenantId == principal.TenantId)
             .OrderBy(p => p.Pod.CreatedAt).ThenBy(p => p.Pod.Id).Select(p => PodDto.From(p.Pod, p.Version)).ToList();
         var visibleHosts = principal.ReadsAllTenants
             ? hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostQueries.ToDto(h, podStates, null)).ToList()
             : [];
-        return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, [], []);
+        var visibleVolumes = volumes.Values.Where(v => !v.Volume.Deleted && (principal.TenantId is null || v.Volume.TenantId == principal.TenantId))
+            .OrderBy(v => v.Volume.CreatedAt).ThenBy(v => v.Volume.Id).Select(v => VolumeDto.From(v.Volume, v.Version)).ToList();
+        return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, visibleVolumes, []);
     });
 }
 
 public static class PlatformHistory
 {
-    /// <summary>Every host and pod that existed at <paramref name="asOf"/>, each folded from its own events up to then.</summary>
-    public static async Task<(Dictionary<Guid, Host> Hosts, Dictionary<Guid, (Pod Pod, int Version)> Pods)> AtAsync(IQuerySession session,
-        DateTimeOffset asOf, CancellationToken ct)
+    /// <summary>Every host, pod and volume that existed at <paramref name="asOf"/>, each folded from its own events up to then.</summary>
+    public static async Task<(Dictionary<Guid, Host> Hosts, Dictionary<Guid, (Pod Pod, int Version)> Pods,
+        Dictionary<Guid, (Volume Volume, int Version)> Volumes)> AtAsync(IQuerySession session, DateTimeOffset asOf, CancellationToken ct)
     {
         var hosts = new Dictionary<Guid, Host>();
         var pods = new Dictionary<Guid, (Pod Pod, int Version)>();
+        var volumes = new Dictionary<Guid, (Volume Volume, int Version)>();
         var events = session.Events.QueryAllRawEvents().Where(e => e.Timestamp <= asOf).OrderBy(e => e.Sequence).ToAsyncEnumerable(ct);
         await foreach (var e in events)
         {
@@ -53,12 +58,16 @@ public static class PlatformHistory
                 case HostRegistered:
                     hosts[e.StreamId] = Host.Initial.Evolve(e.Data);
                     break;
+                case VolumeRequested:
+                    volumes[e.StreamId] = (Volume.Initial.Evolve(e.Data), 1);
+                    break;
                 default:
                     if (pods.TryGetValue(e.StreamId, out var pod)) pods[e.StreamId] = (pod.Pod.Evolve(e.Data), pod.Version + 1);
                     else if (hosts.TryGetValue(e.StreamId, out var host)) hosts[e.StreamId] = host.Evolve(e.Data);
+                    else if (volumes.TryGetValue(e.StreamId, out var volume)) volumes[e.StreamId] = (volume.Volume.Evolve(e.Data), volume.Version + 1);
                     break;
             }
         }
-        return (hosts, pods);
+        return (hosts, pods, volumes);
     }
 }

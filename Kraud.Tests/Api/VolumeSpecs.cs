@@ -135,6 +135,13 @@ public class VolumeSpecs(KraudApp app)
         {
             await PowerBackOnAsync(victim);
         }
+        // The incident review names the volume and tells how it healed.
+        var incident = (await app.AsOperator("query($h: ID, $f: DateTime!, $t: DateTime!) { incident(hostId: $h, from: $f, to: $t) { affectedVolumes summary } }",
+            new { h = victim, f = DateTime.UtcNow.AddMinutes(-2), t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("incident");
+        Assert.Contains(volume.Id(), incident.GetProperty("affectedVolumes").EnumerateArray().Select(v => v.GetString()));
+        var summary = incident.GetProperty("summary").EnumerateArray().Select(l => l.GetString()!).ToList();
+        Assert.Contains(summary, l => l.Contains("volume replicated lost its replica"));
+        Assert.Contains(summary, l => l.Contains("volume replicated re-replicates to"));
         // The returning host erases the stale copy it kept: its key is gone, its room is free.
         await Eventually.Until(() => Task.FromResult(app.Agent(victim).Replicas.DataKeyOf(Guid.Parse(volume.Id())) is null), TimeSpan.FromSeconds(30),
             "the stale replica is erased");
@@ -311,6 +318,38 @@ public class VolumeSpecs(KraudApp app)
             new { @in = new { name = "thief", image = "x:1", cpu = 1, memoryMiB = 128, volumes = new[] { new { volumeId = volume.Id(), mountPath = "/d" } } } }))
             .ShouldFailWith("NOT_FOUND");
         Assert.Equal(0, (await owner.VolumeAsync(volume.Id()))!.Value.GetProperty("attachedTo").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task the_compliance_report_and_platform_history_show_every_volume_and_ephemeral_disk_with_its_confirmed_encryption()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("evidence", "GFS", 5)).Id(), "HEALTHY");
+        var pod = await tenant.CreatePodWithVolumeAsync("worker", volume.Id(), ephemeralGiB: 1);
+        await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+
+        var auditor = await tenant.TokenAsync("AUDITOR");
+        var result = await app.Host.Scenario(s =>
+        {
+            s.Get.Url("/api/exports/compliance-report?format=json");
+            s.WithRequestHeader("Authorization", $"Bearer {auditor}");
+            s.StatusCodeShouldBe(200);
+        });
+        var mine = Assert.Single(JsonDocument.Parse(await result.ReadAsTextAsync()).RootElement.GetProperty("tenants").EnumerateArray());
+        var volumes = mine.GetProperty("volumes").EnumerateArray().ToList();
+        var gfs = Assert.Single(volumes, v => v.GetProperty("class").GetString() == "GFS");
+        Assert.True(gfs.GetProperty("encrypted").GetBoolean());
+        Assert.Contains("3 of 3 replicas confirmed encrypted", gfs.GetProperty("encryption").GetString());
+        Assert.Equal("isolated machine", gfs.GetProperty("isolationBarrier").GetString());
+        Assert.Equal(3, gfs.GetProperty("hosts").GetArrayLength());
+        var disk = Assert.Single(volumes, v => v.GetProperty("class").GetString() == "EPHEMERAL");
+        Assert.True(disk.GetProperty("encrypted").GetBoolean());
+        Assert.Equal("ephemeral encryption", disk.GetProperty("isolationBarrier").GetString());
+        Assert.StartsWith("all 2 volumes and ephemeral disks encrypted", mine.GetProperty("volumeEncryption").GetString());
+
+        var past = (await tenant.Gql("query($t: DateTime!) { platformAt(asOf: $t) { volumes { id state encrypted } } }", new { t = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("platformAt").GetProperty("volumes");
+        Assert.Equal("HEALTHY", Assert.Single(past.EnumerateArray(), v => v.Id() == volume.Id()).State());
     }
 
     /// <summary>Every form a key could leak in: raw bytes as base64 or hex.</summary>

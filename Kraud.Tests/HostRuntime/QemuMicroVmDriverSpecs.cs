@@ -127,6 +127,41 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         Assert.Empty(driver.Running);
     }
 
+    [Fact]
+    public async Task a_block_volume_is_a_luks_disk_qemu_opens_with_the_volume_key_and_its_data_outlives_the_microvm()
+    {
+        var driver = Driver();
+        var volumeId = Guid.NewGuid();
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var marker = $"KRAUD-VOLUME-{Guid.NewGuid():N}";
+        var volume = new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, new WrappedKey(Guid.NewGuid(), "kek-test", "unused by the driver"), []);
+        // Ephemeral disk first (/dev/vda), the volume second (/dev/vdb).
+        var writer = QemuFixture.Spec(ephemeralGiB: 1, "sh", "-c", $"printf '%s' '{marker}' | dd of=/dev/vdb conv=fsync 2>/dev/null && sync && echo written")
+            with { Volumes = [volume] };
+        await driver.BootAsync(writer, new Dictionary<Guid, byte[]> { [volumeId] = key.ToArray() }, CancellationToken.None);
+        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(writer.VmId))).Contains("KRAUD-EXIT status=0"),
+            TimeSpan.FromSeconds(60), "the guest wrote to its volume");
+        var image = driver.VolumeImageOf(volumeId);
+        var base64Key = Convert.ToBase64String(key);
+        Assert.DoesNotContain(base64Key, await File.ReadAllTextAsync($"/proc/{driver.ProcessIdOf(writer.VmId)!.Value}/cmdline"));
+        Assert.DoesNotContain(marker, Encoding.ASCII.GetString(await File.ReadAllBytesAsync(image)));
+        Assert.Equal(marker, await DecryptedPrefixAsync(image, base64Key, marker.Length));
+        Assert.True(await driver.StopAsync(writer.VmId, CancellationToken.None));
+        Assert.True(File.Exists(image));
+
+        // Another microVM mounting the volume (only) reads what the first one wrote.
+        var reader = QemuFixture.Spec(0, "sh", "-c", $"echo found-$(dd if=/dev/vda bs={marker.Length} count=1 2>/dev/null)") with { Volumes = [volume] };
+        await driver.BootAsync(reader, new Dictionary<Guid, byte[]> { [volumeId] = key.ToArray() }, CancellationToken.None);
+        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(reader.VmId))).Contains($"found-{marker}"),
+            TimeSpan.FromSeconds(60), "the second guest read the data");
+        Assert.True(await driver.StopAsync(reader.VmId, CancellationToken.None));
+
+        // Without the right key QEMU cannot open it, and the microVM does not boot.
+        var intruder = QemuFixture.Spec() with { Volumes = [volume] };
+        await Assert.ThrowsAsync<MicroVmBootException>(() =>
+            driver.BootAsync(intruder, new Dictionary<Guid, byte[]> { [volumeId] = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32) }, CancellationToken.None));
+    }
+
     /// <summary>The guest's view of the disk, read on the host through QEMU's own LUKS driver with the VM's key.</summary>
     private static async Task<string> DecryptedPrefixAsync(string image, string base64Key, int length)
     {

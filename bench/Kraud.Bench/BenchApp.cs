@@ -33,7 +33,14 @@ public sealed class BenchApp : IAsyncDisposable
         Host = host;
     }
 
-    public static async Task<BenchApp> StartAsync(Options options, params (string Key, string Value)[] settings)
+    /// <summary>Entries of appsettings.json's default fleet: every one is overwritten, so only the bench's hosts run.</summary>
+    private const int DefaultFleetEntries = 23;
+
+    public static async Task<BenchApp> StartAsync(Options options, params (string Key, string Value)[] settings) =>
+        await StartAsync(options, storageHosts: 0, settings);
+
+    /// <param name="storageHosts">Storage hosts (64 TiB each) after the compute hosts, spread over the two zones.</param>
+    public static async Task<BenchApp> StartAsync(Options options, int storageHosts, params (string Key, string Value)[] settings)
     {
         var root = Path.Combine(Path.GetTempPath(), $"kraud-bench-{Guid.NewGuid():N}"[..30]);
         var postgres = await EmbeddedPostgres.StartAsync(Path.Combine(root, "pg"), "kraud_bench", durable: options.Durable);
@@ -45,11 +52,14 @@ public sealed class BenchApp : IAsyncDisposable
             b.UseSetting("Kraud:StateDirectory", Path.Combine(root, "state"));
             b.UseSetting("Logging:LogLevel:Default", "Warning");
             b.UseSetting("Fleet:SimulatedBootDelayMs", "0");
-            for (var i = 0; i < Math.Max(options.Hosts, 21); i++)
+            for (var i = 0; i < Math.Max(options.Hosts + storageHosts, DefaultFleetEntries); i++)
             {
-                // Identical compute hosts in two zones; entries past --hosts overwrite the default fleet as idle storage hosts.
+                // Identical compute hosts in two zones, then the storage hosts; entries past those overwrite the default
+                // fleet as idle storage hosts without room.
                 var compute = i < options.Hosts;
-                b.UseSetting($"Fleet:Hosts:{i}:Name", compute ? $"bench-c{i:000}" : $"bench-spare{i:000}");
+                var storage = !compute && i < options.Hosts + storageHosts;
+                b.UseSetting($"Fleet:Hosts:{i}:Name", compute ? $"bench-c{i:000}" : storage ? $"bench-s{i:000}" : $"bench-spare{i:000}");
+                b.UseSetting($"Fleet:Hosts:{i}:NvmeGiB", storage ? "65536" : "0");
                 b.UseSetting($"Fleet:Hosts:{i}:Zone", $"bench-{(char)('a' + i % 2)}");
                 b.UseSetting($"Fleet:Hosts:{i}:Rack", $"r{i % 4}");
                 b.UseSetting($"Fleet:Hosts:{i}:Role", compute ? "Compute" : "Storage");
@@ -60,7 +70,7 @@ public sealed class BenchApp : IAsyncDisposable
             foreach (var (key, value) in settings) b.UseSetting(key, value);
         });
         var app = new BenchApp(root, postgres, host);
-        var hosts = Math.Max(options.Hosts, 21);
+        var hosts = Math.Max(options.Hosts + storageHosts, DefaultFleetEntries);
         await WaitUntil(async () => { await using var s = app.Store.QuerySession(); return await s.Query<HostView>().CountAsync() == hosts; }, "the fleet registered");
 
         var tenantId = (await app.Gql(OperatorToken, "mutation { createTenant(input: {name: \"bench\"}) { id } }")).GetProperty("createTenant").GetProperty("id").GetString();
@@ -112,7 +122,8 @@ public static class Stats
         sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
 }
 
-public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8)
+public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8,
+    int Storage = 12)
 {
     public static Options Parse(string[] args)
     {
@@ -122,9 +133,15 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
         }
         var benchmark = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "pods";
-        var defaults = benchmark == "pods" ? (pods: "500", hosts: "20") : (pods: "1000", hosts: "100");
+        var defaults = benchmark switch
+        {
+            "pods" => (pods: "500", hosts: "20"),
+            "volumes" => (pods: "500", hosts: "4"),
+            _ => (pods: "1000", hosts: "100"),
+        };
         return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
             int.Parse(Get("--hosts", defaults.hosts)), int.Parse(Get("--replicas", "1")), bool.Parse(Get("--durable", "true")),
-            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")));
+            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")),
+            int.Parse(Get("--storage", "12")));
     }
 }

@@ -4,6 +4,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     [--pods 500] [--hosts 20] [--concurrency 8] [--replicas 1] [--durable true]
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     --pods 1000 --hosts 100   (issue 3's scheduler measurement)
 //   dotnet run -c Release --project bench/Kraud.Bench -- recovery [--pods 1000] [--hosts 100]
+//   dotnet run -c Release --project bench/Kraud.Bench -- volumes  [--pods 500] [--storage 12] [--concurrency 8]   (--pods counts volumes)
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000]
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
 var options = Options.Parse(args);
@@ -12,12 +13,13 @@ return (options.Help, options.Benchmark) switch
     (false, "pods") => await PodsBench.RunAsync(options),
     (false, "recovery") => await RecoveryBench.RunAsync(options),
     (false, "audit") => await AuditBench.RunAsync(options),
+    (false, "volumes") => await VolumesBench.RunAsync(options),
     (false, "boot") => await BootBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--runs N] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--runs N] [--durable true|false]");
     return asked ? 0 : 2;
 }

@@ -177,9 +177,10 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
         arg() { for kv in $(cat /proc/cmdline); do case "$kv" in "$1="*) echo "${kv#*=}";; esac; done; }
         disks=$(arg kraud.disks)
         i=0
-        while [ "${disks:-0}" -gt 0 ] && [ ! -b /dev/vda ] && [ $i -lt 500 ]; do usleep 20000; i=$((i+1)); done
-        if [ "${disks:-0}" -gt 0 ] && [ ! -b /dev/vda ]; then
-          echo "KRAUD-FAILED the ephemeral disk /dev/vda did not appear"
+        present() { n=0; for d in /dev/vd?; do [ -b "$d" ] && n=$((n+1)); done; echo $n; }
+        while [ "$(present)" -lt "${disks:-0}" ] && [ $i -lt 500 ]; do usleep 20000; i=$((i+1)); done
+        if [ "$(present)" -lt "${disks:-0}" ]; then
+          echo "KRAUD-FAILED only $(present) of ${disks} disks appeared"
           poweroff -f
         fi
         echo "KRAUD-READY uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -43,6 +43,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         _images = new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox);
         var hostDirectory = Path.Combine(options.ResolvedStateDirectory, "hosts", hostName);
         VmsDirectory = Path.Combine(hostDirectory, "vms");
+        VolumesDirectory = Path.Combine(options.ResolvedStateDirectory, "volumes");
         ConsoleDirectory = Path.Combine(hostDirectory, "console");
     }
 
@@ -63,6 +64,13 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     public string VmsDirectory { get; }
 
     public string ConsoleDirectory { get; }
+
+    /// <summary>
+    /// Where mounted volumes' encrypted images are. On one machine these files stand in for the network block devices a
+    /// volume's storage hosts would serve; what is real is that only the volume's own data key opens them, and that QEMU
+    /// gets it the way it gets the ephemeral key.
+    /// </summary>
+    public string VolumesDirectory { get; }
 
     public IReadOnlyCollection<Guid> Running => _vms.Values.Where(v => v.IsRunning).Select(v => v.Spec.VmId).ToList();
 
@@ -85,7 +93,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     public async Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct)
     {
-        var vm = new Vm(spec, Path.Combine(VmsDirectory, spec.VmId.ToString()), Path.Combine(ConsoleDirectory, $"{spec.VmId}.log"));
+        var vm = new Vm(spec, Path.Combine(VmsDirectory, spec.VmId.ToString()), Path.Combine(ConsoleDirectory, $"{spec.VmId}.log"))
+        {
+            VolumeKeys = volumeKeys.ToDictionary(k => k.Key, k => k.Value.ToArray()),
+        };
         var existing = _vms.GetOrAdd(spec.VmId, vm);
         if (existing != vm)
         {
@@ -173,24 +184,51 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
             "-kernel", image.Kernel, "-initrd", image.Initrd,
         ];
-        string? keyPipe = null;
+        // Secrets reach QEMU through FIFOs, fed in the order QEMU opens them (its -object order).
+        var secrets = new List<(string Pipe, Func<byte[]> Secret)>();
+        var disks = 0;
         if (spec.EphemeralGiB > 0)
         {
             var sizeMiB = spec.EphemeralGiB * 1024L;
             if (_options.MaxEphemeralMiB > 0) sizeMiB = Math.Min(sizeMiB, _options.MaxEphemeralMiB);
             vm.Key = RandomNumberGenerator.GetBytes(32);
             vm.DiskImage = Path.Combine(vm.Directory, "ephemeral.luks");
-            await CreateEncryptedDiskAsync(vm, sizeMiB, ct);
-            keyPipe = Path.Combine(vm.Directory, "ephemeral.key");
+            await CreateEncryptedDiskAsync(vm.DiskImage, vm.Key, sizeMiB, vm.Directory, ct);
+            var keyPipe = Path.Combine(vm.Directory, "ephemeral.key");
             SecretPipe.Create(keyPipe);
+            secrets.Add((keyPipe, vm.EncodedKey));
             args.AddRange(
             [
                 "-object", $"secret,id=ephkey,file={OptionValue(keyPipe)}",
                 "-blockdev", $"driver=luks,key-secret=ephkey,node-name=eph,file.driver=file,file.filename={OptionValue(vm.DiskImage)}",
                 "-device", "virtio-blk-device,drive=eph",
             ]);
-            append.Append(" kraud.disks=1");
+            disks++;
         }
+        foreach (var (volume, index) in spec.Attachments.Select((v, i) => (v, i)))
+        {
+            if (!vm.VolumeKeys.TryGetValue(volume.VolumeId, out var volumeKey)) throw new MicroVmBootException($"no data key for volume {volume.VolumeId}");
+            var volumeImage = VolumeImageOf(volume.VolumeId);
+            if (!File.Exists(volumeImage))
+            {
+                Directory.CreateDirectory(VolumesDirectory);
+                var sizeMiB = volume.SizeGiB * 1024L;
+                if (_options.MaxEphemeralMiB > 0) sizeMiB = Math.Min(sizeMiB, _options.MaxEphemeralMiB);
+                await CreateEncryptedDiskAsync(volumeImage, volumeKey, sizeMiB, vm.Directory, ct);
+            }
+            var keyPipe = Path.Combine(vm.Directory, $"volume{index}.key");
+            SecretPipe.Create(keyPipe);
+            secrets.Add((keyPipe, () => Encoding.ASCII.GetBytes(Convert.ToBase64String(volumeKey))));
+            args.AddRange(
+            [
+                "-object", $"secret,id=volkey{index},file={OptionValue(keyPipe)}",
+                "-blockdev", $"driver=luks,key-secret=volkey{index},node-name=vol{index},read-only={(volume.ReadOnly ? "on" : "off")}," +
+                             $"file.driver=file,file.filename={OptionValue(volumeImage)}",
+                "-device", $"virtio-blk-device,drive=vol{index}",
+            ]);
+            disks++;
+        }
+        if (disks > 0) append.Append(" kraud.disks=").Append(disks);
         if (spec.Command.Count > 0) append.Append(" kraud.cmd=").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(CommandScript(spec))));
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
@@ -215,12 +253,12 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         process.BeginErrorReadLine();
         vm.Exited = WatchAsync(vm);
 
-        if (keyPipe is not null)
+        foreach (var (pipe, encode) in secrets)
         {
-            var secret = vm.EncodedKey();
+            var secret = encode();
             try
             {
-                await SecretPipe.FeedAsync(keyPipe, secret, vm.Exited, TimeSpan.FromSeconds(_options.BootTimeoutSeconds));
+                await SecretPipe.FeedAsync(pipe, secret, vm.Exited, TimeSpan.FromSeconds(_options.BootTimeoutSeconds));
             }
             finally
             {
@@ -238,21 +276,21 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// LUKS formatted by qemu-img with the VM's key. PBKDF stretching (iter-time) only protects guessable passphrases;
     /// this key is 256 random bits, and every QEMU start would pay the stretching again (2 s by default).
     /// </summary>
-    private async Task CreateEncryptedDiskAsync(Vm vm, long sizeMiB, CancellationToken ct)
+    private async Task CreateEncryptedDiskAsync(string image, byte[] key, long sizeMiB, string pipeDirectory, CancellationToken ct)
     {
         var qemuImg = ProcessRunner.Which(_options.QemuImg)
             ?? throw new MicroVmBootException($"{_options.QemuImg} is not installed (Debian: apt-get install qemu-utils).");
-        var pipe = Path.Combine(vm.Directory, "create.key");
+        var pipe = Path.Combine(pipeDirectory, "create.key");
         SecretPipe.Create(pipe);
-        var secret = vm.EncodedKey();
+        var secret = Encoding.ASCII.GetBytes(Convert.ToBase64String(key));
         try
         {
             var result = await ProcessRunner.RunAsync(qemuImg,
                 ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={OptionValue(pipe)}", "-o", "key-secret=k,iter-time=10",
-                    vm.DiskImage!, $"{sizeMiB}M"],
+                    image, $"{sizeMiB}M"],
                 TimeSpan.FromSeconds(60), ct,
                 whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
-            if (result.ExitCode != 0) throw new MicroVmBootException($"qemu-img could not create the ephemeral disk: {result.Error.Trim()}");
+            if (result.ExitCode != 0) throw new MicroVmBootException($"qemu-img could not create the encrypted disk {Path.GetFileName(image)}: {result.Error.Trim()}");
         }
         finally
         {
@@ -421,6 +459,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     public bool HoldsEphemeralKey(Guid vmId) => _vms.TryGetValue(vmId, out var vm) && vm.Key is not null;
 
     public byte[]? EphemeralKeyOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Key?.ToArray() : null;
+    public string VolumeImageOf(Guid volumeId) => Path.Combine(VolumesDirectory, $"{volumeId}.luks");
+
     public string? EphemeralDiskOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.DiskImage : null;
     public int? ProcessIdOf(Guid vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Process?.Id : null;
     public string ConsoleLogOf(Guid vmId) => Path.Combine(ConsoleDirectory, $"{vmId}.log");
@@ -437,6 +477,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public Task Exited { get; set; } = Task.CompletedTask;
         public byte[]? Key { get; set; }
         public string? DiskImage { get; set; }
+
+        /// <summary>Data keys of the volumes this VM mounts, unwrapped; zeroed with the VM.</summary>
+        public Dictionary<Guid, byte[]> VolumeKeys { get; init; } = [];
         public volatile bool StopRequested;
         public int CrashReported;
         public TaskCompletionSource Booted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -481,6 +524,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             if (Interlocked.Exchange(ref _cleaned, 1) == 1) return;
             if (Key is not null) CryptographicOperations.ZeroMemory(Key);
             Key = null;
+            foreach (var k in VolumeKeys.Values) CryptographicOperations.ZeroMemory(k);
+            VolumeKeys.Clear();
             try
             {
                 if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);

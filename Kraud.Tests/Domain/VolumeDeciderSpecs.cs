@@ -1,0 +1,222 @@
+using System.Collections.Immutable;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Scheduling;
+using Kraud.Domain.Volumes;
+
+namespace Kraud.Tests.Domain;
+
+public class VolumeDeciderSpecs
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 29, 3, 12, 0, TimeSpan.Zero);
+    private static readonly Guid VolumeId = Guid.Parse("33333333-3333-3333-3333-333333333333");
+    private static readonly Guid Tenant = Guid.Parse("22222222-2222-2222-2222-222222222222");
+    private static readonly Principal Admin = new("t1", Role.Admin, Tenant, "admin");
+    private static readonly Guid PodA = Guid.NewGuid(), PodB = Guid.NewGuid();
+
+    private static Host Storage(string name, string zone = "z1", int nvme = 1000, HostState state = HostState.Ready, HostRole role = HostRole.Storage) =>
+        Host.Initial with { Id = Host.IdFor(name), Name = name, Zone = zone, Role = role, State = state, NvmeGiB = nvme, Exists = true };
+
+    private static (Volume State, IReadOnlyList<object> Events) When(Volume state, VolumeCommand command)
+    {
+        var events = VolumeDecider.Decide(command, state);
+        return (events.Aggregate(state, (s, e) => s.Evolve(e)), events);
+    }
+
+    private static Volume Requested(VolumeClass c = VolumeClass.Block, string? zone = null) =>
+        When(Volume.Initial, new CreateVolume(VolumeId, Tenant, "data", c, 100, zone, Admin, Now)).State;
+
+    private static Volume Placed(Volume v, IEnumerable<Host> fleet)
+    {
+        var result = VolumePlacement.Place(v, fleet);
+        return When(v, new ApplyVolumePlacement(v.Id, result.Hosts, result.Refusal, Now)).State;
+    }
+
+    private static Volume Ready(Volume v, Guid host, Guid? newKey = null) =>
+        When(v, new RecordReplicaReport(v.Id, host, new ReplicaReady(true, newKey, newKey is null ? null : "kek-1"), Now)).State;
+
+    /// <summary>Placed on three hosts of z1 and every replica reported ready: the key maker first.</summary>
+    private static Volume Healthy(IReadOnlyList<Host> fleet)
+    {
+        var v = Placed(Requested(), fleet);
+        var maker = v.Replicas.Single(r => r.MakesKey);
+        v = Ready(v, maker.HostId, Guid.NewGuid());
+        return v.Replicas.Where(r => !r.MakesKey).Aggregate(v, (s, r) => Ready(s, r.HostId));
+    }
+
+    private static List<Host> Fleet() =>
+        [Storage("s1"), Storage("s2"), Storage("s3"), Storage("s4"), Storage("t1", "z2"), Storage("t2", "z2"), Storage("c1", role: HostRole.Compute)];
+
+    [Fact]
+    public void replicas_go_to_distinct_ready_storage_hosts_of_one_zone_and_only_one_of_them_makes_the_key()
+    {
+        var v = Placed(Requested(), Fleet());
+        Assert.Equal(VolumeState.Provisioning, v.State);
+        Assert.Equal(3, v.Replicas.Select(r => r.HostId).Distinct().Count());
+        Assert.Equal("z1", v.Zone);
+        Assert.All(v.Replicas, r => Assert.StartsWith("s", r.HostName));
+        Assert.Single(v.Replicas, r => r.MakesKey);
+    }
+
+    [Fact]
+    public void the_first_placement_takes_every_replica_or_none()
+    {
+        var fleet = new List<Host> { Storage("s1"), Storage("s2"), Storage("s3", state: HostState.Cordoned), Storage("s4", nvme: 50) };
+        var result = VolumePlacement.Place(Requested(), fleet);
+        Assert.Empty(result.Hosts);
+        Assert.Contains("3 READY storage hosts with 100 GiB free", result.Refusal);
+        Assert.Contains("z1 has 2", result.Refusal);
+    }
+
+    [Fact]
+    public void a_volume_is_healthy_once_every_replica_is_and_encrypted_only_as_the_hosts_confirmed()
+    {
+        var v = Healthy(Fleet());
+        Assert.Equal(VolumeState.Healthy, v.State);
+        Assert.True(v.Encrypted);
+        var unconfirmed = v.Evolve(new VolumeReplicaHealthy(v.Id, v.Replicas[0].HostId, Encrypted: false, Now));
+        Assert.False(unconfirmed.Encrypted);
+    }
+
+    [Fact]
+    public void replicas_without_the_key_wait_for_the_key_maker_and_are_provisioned_with_the_key_once_it_exists()
+    {
+        var before = Requested();
+        var placed = Placed(before, Fleet());
+        var first = VolumeReactions.HostCommands(before, placed).Cast<VolumeReactions.Provision>().ToList();
+        Assert.Equal(placed.Replicas.Single(r => r.MakesKey).HostId, Assert.Single(first).Replica.HostId);
+        Assert.False(first[0].WithKey);
+
+        var keyed = Ready(placed, first[0].Replica.HostId, Guid.NewGuid());
+        var rest = VolumeReactions.HostCommands(placed, keyed).Cast<VolumeReactions.Provision>().ToList();
+        Assert.Equal(2, rest.Count);
+        Assert.All(rest, p => Assert.True(p.WithKey));
+    }
+
+    [Fact]
+    public void losing_a_replica_degrades_the_volume_and_a_replacement_in_the_same_zone_on_another_host_heals_it()
+    {
+        var fleet = Fleet();
+        var v = Healthy(fleet);
+        var lostHost = v.Replicas[0].HostId;
+        var (degraded, events) = When(v, new RecordReplicaReport(v.Id, lostHost, new ReplicaHostFailed("host failed"), Now));
+        Assert.IsType<VolumeReplicaLost>(Assert.Single(events));
+        Assert.Equal(VolumeState.Degraded, degraded.State);
+        Assert.Equal(1, degraded.Unplaced);
+        Assert.Contains(VolumeReactions.HostCommands(v, degraded), c => c is VolumeReactions.Destroy d && d.HostId == lostHost);
+
+        var replaced = Placed(degraded, fleet.Select(h => h.Id == lostHost ? h with { State = HostState.Failed } : h));
+        var newcomer = replaced.Replicas.Single(r => v.Replica(r.HostId) is null);
+        Assert.Equal("s4", newcomer.HostName);
+        Assert.False(newcomer.MakesKey);
+        Assert.True(Assert.IsType<VolumeReactions.Provision>(Assert.Single(VolumeReactions.HostCommands(degraded, replaced))).WithKey);
+        Assert.Equal(VolumeState.Healthy, Ready(replaced, newcomer.HostId).State);
+    }
+
+    [Fact]
+    public void below_a_majority_of_healthy_replicas_a_volume_is_unavailable()
+    {
+        var v = Healthy(Fleet());
+        v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
+        v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaFailed("disk"), Now)).State;
+        Assert.Equal(VolumeState.Unavailable, v.State);
+        Assert.False(v.Usable);
+        Assert.Contains("majority", v.Reason);
+    }
+
+    [Fact]
+    public void a_host_a_replica_failed_on_is_not_chosen_again_for_that_volume()
+    {
+        var fleet = Fleet();
+        var v = Healthy(fleet);
+        var failed = v.Replicas[0].HostId;
+        v = When(v, new RecordReplicaReport(v.Id, failed, new ReplicaFailed("checksum errors"), Now)).State;
+        var result = VolumePlacement.Place(v, fleet);
+        Assert.DoesNotContain(result.Hosts, h => h.HostId == failed);
+        Assert.Single(result.Hosts);
+    }
+
+    [Fact]
+    public void a_block_volume_attaches_to_one_pod_at_a_time_and_gfs_to_many()
+    {
+        var block = Healthy(Fleet());
+        block = When(block, new AttachVolume(VolumeId, PodA, null, "/data", false, Admin, Now)).State;
+        Assert.Equal(ErrorCode.Conflict, Assert.Throws<DomainException>(() => VolumeDecider.Decide(new AttachVolume(VolumeId, PodB, null, "/data", false, Admin, Now), block)).Code);
+        Assert.Empty(VolumeDecider.Decide(new AttachVolume(VolumeId, PodA, null, "/data", false, Admin, Now), block));
+
+        var gfs = Requested(VolumeClass.Gfs);
+        gfs = When(gfs, new AttachVolume(VolumeId, PodA, null, "/shared", false, Admin, Now)).State;
+        gfs = When(gfs, new AttachVolume(VolumeId, PodB, null, "/shared", true, Admin, Now)).State;
+        Assert.Equal(2, gfs.Attachments.Count);
+    }
+
+    [Theory]
+    [InlineData("data")]
+    [InlineData("/")]
+    [InlineData("/a/../etc")]
+    [InlineData("")]
+    public void a_mount_path_must_be_absolute_and_plain(string path) =>
+        Assert.Equal(ErrorCode.Validation,
+            Assert.Throws<DomainException>(() => VolumeDecider.Decide(new AttachVolume(VolumeId, PodA, null, path, false, Admin, Now), Requested())).Code);
+
+    [Fact]
+    public void a_pod_in_another_zone_cannot_mount_a_zonal_volume()
+    {
+        var v = Healthy(Fleet());
+        var e = Assert.Throws<DomainException>(() => VolumeDecider.Decide(new AttachVolume(VolumeId, PodA, "z2", "/data", false, Admin, Now), v));
+        Assert.Equal(ErrorCode.Precondition, e.Code);
+    }
+
+    [Fact]
+    public void deleting_an_attached_volume_is_a_precondition_failure_and_deleting_a_detached_one_erases_every_replica_before_it_is_deleted()
+    {
+        var v = When(Healthy(Fleet()), new AttachVolume(VolumeId, PodA, null, "/data", false, Admin, Now)).State;
+        Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => VolumeDecider.Decide(new DeleteVolume(VolumeId, Admin, Now), v)).Code);
+
+        v = When(v, new DetachVolume(VolumeId, PodA, Admin, Now)).State;
+        var (deleting, events) = When(v, new DeleteVolume(VolumeId, Admin, Now));
+        Assert.IsType<VolumeDeletionRequested>(Assert.Single(events));
+        Assert.Equal(3, VolumeReactions.HostCommands(v, deleting).OfType<VolumeReactions.Destroy>().Count());
+        Assert.Equal(0, deleting.Unplaced);
+
+        var state = deleting;
+        foreach (var r in deleting.Replicas.Take(2)) state = When(state, new RecordReplicaReport(VolumeId, r.HostId, new ReplicaErased(), Now)).State;
+        Assert.False(state.Deleted);
+        var (deleted, last) = When(state, new RecordReplicaReport(VolumeId, deleting.Replicas[2].HostId, new ReplicaErased(), Now));
+        Assert.Collection(last, e => Assert.IsType<VolumeReplicaErased>(e), e => Assert.IsType<VolumeKeysDestroyed>(e), e => Assert.IsType<VolumeDeleted>(e));
+        Assert.Equal(VolumeState.Deleted, deleted.State);
+        Assert.Null(deleted.KeyId);
+    }
+
+    [Fact]
+    public void ephemeral_volumes_are_not_created_but_set_on_the_pod()
+    {
+        var e = Assert.Throws<DomainException>(() => VolumeDecider.Decide(new CreateVolume(VolumeId, Tenant, "scratch", VolumeClass.Ephemeral, 10, null, Admin, Now), Volume.Initial));
+        Assert.Contains("ephemeralGiB", e.Message);
+    }
+
+    [Fact]
+    public void a_replica_that_brings_a_key_of_its_own_when_the_volume_has_one_fails()
+    {
+        var fleet = Fleet();
+        var v = Healthy(fleet);
+        v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
+        v = Placed(v, fleet.Select(h => h.Name == "s1" ? h with { State = HostState.Failed } : h));
+        var newcomer = v.Replicas.Single(r => r.Phase == ReplicaPhase.Provisioning);
+        var (_, events) = When(v, new RecordReplicaReport(v.Id, newcomer.HostId, new ReplicaReady(true, Guid.NewGuid(), "kek-1"), Now));
+        Assert.IsType<VolumeReplicaFailed>(Assert.Single(events));
+    }
+
+    [Fact]
+    public void volumes_tell_a_pod_where_it_may_run_or_why_it_must_wait()
+    {
+        var healthy = Healthy(Fleet());
+        Assert.Equal("z1", Assert.IsType<VolumeAffinity.Go>(VolumeAffinity.For(null, [(VolumeId, healthy)])).Zone);
+        Assert.IsType<VolumeAffinity.Wait>(VolumeAffinity.For(null, [(VolumeId, Placed(Requested(), Fleet()))]));
+        Assert.Contains("volume's zone", Assert.IsType<VolumeAffinity.Refuse>(VolumeAffinity.For("z2", [(VolumeId, healthy)])).Reason);
+        Assert.Contains("does not exist", Assert.IsType<VolumeAffinity.Refuse>(VolumeAffinity.For(null, [(VolumeId, null)])).Reason);
+        var other = healthy with { Id = Guid.NewGuid(), Zone = "z2" };
+        Assert.Contains("one zone", Assert.IsType<VolumeAffinity.Refuse>(VolumeAffinity.For(null, [(VolumeId, healthy), (other.Id, other)])).Reason);
+    }
+}
