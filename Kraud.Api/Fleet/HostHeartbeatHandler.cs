@@ -1,5 +1,8 @@
 using Kraud.Api.Common;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
@@ -53,10 +56,33 @@ public static class HostHeartbeatHandler
             liveness.Missing.Remove(vm);
         }
 
+        await ReconcileReplicasAsync(session, context, view, heartbeat, liveness, now);
+
         liveness.LastHeartbeat = now;
         liveness.LastSentAt = heartbeat.SentAt;
         liveness.RunningVms = [.. running];
         session.Store(liveness);
+    }
+
+    /// <summary>
+    /// A storage host reports the replicas it holds; one that should be HEALTHY there and is left out twice in a row has
+    /// failed (a dead disk), so its volume is DEGRADED and re-replicates.
+    /// </summary>
+    private static async Task ReconcileReplicasAsync(IDocumentSession session, IMessageContext context, HostView view, HostHeartbeat heartbeat,
+        HostLiveness liveness, DateTimeOffset now)
+    {
+        if (heartbeat.VolumeReplicas is null || view.Host.Replicas.IsEmpty) return;
+        var held = heartbeat.VolumeReplicas.ToHashSet();
+        var absent = view.Host.Replicas.Keys.Where(v => !held.Contains(v)).ToArray();
+        var volumes = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
+        liveness.MissingReplicas = HostLiveness.Count(liveness.MissingReplicas,
+            absent.Where(v => volumes.GetValueOrDefault(v)?.Volume.Replica(view.Id)?.Phase == ReplicaPhase.Healthy));
+        foreach (var volume in liveness.MissingReplicas.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
+        {
+            await VolumeStreams.ExecuteAsync(session, context,
+                new RecordReplicaReport(volume, view.Id, new ReplicaFailed($"storage host {view.Name} no longer reports its replica"), now), Reconciler);
+            liveness.MissingReplicas.Remove(volume);
+        }
     }
 
     private static async Task<Dictionary<Guid, PodView>> LoadPodsAsync(IQuerySession session, IEnumerable<Guid> podIds)

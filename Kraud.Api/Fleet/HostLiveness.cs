@@ -15,6 +15,9 @@ public sealed class HostLiveness
     public Dictionary<Guid, int> Unknown { get; set; } = [];
     public Dictionary<Guid, int> Missing { get; set; } = [];
 
+    /// <summary>Volume replicas that should be HEALTHY on this storage host and that its heartbeats left out.</summary>
+    public Dictionary<Guid, int> MissingReplicas { get; set; } = [];
+
     /// <summary>One heartbeat can be older than a report it crossed on the way; two in a row are evidence.</summary>
     public const int Evidence = 2;
 

@@ -81,7 +81,9 @@ public sealed record ReplicaDestroyed(Guid HostId, Guid VolumeId) : IVolumeRepor
 /// Every few seconds: this host is alive and runs exactly these microVMs. The control plane compares them with what
 /// should run there (reconciliation) and declares the host failed when heartbeats stop.
 /// </summary>
-public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt) : IHostReport;
+/// <param name="VolumeReplicas">The volumes whose replica this host holds healthy (storage hosts); null from runtimes that keep none.</param>
+public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt, IReadOnlyList<Guid>? VolumeReplicas = null)
+    : IHostReport;
 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(

@@ -23,7 +23,8 @@ public sealed class HeartbeatSender(HostAgents agents, FleetOptions fleet, IWolv
                     // Grouped by host: one host's heartbeats are handled in the order they were sent.
                     // A bus per heartbeat: each gets a correlation id of its own, so what reconciliation decides
                     // from one heartbeat is not linked to everything decided from all the others.
-                    await new MessageBus(runtime).PublishAsync(new HostHeartbeat(agent.Id, agent.Driver.Running.ToList(), time.GetUtcNow()),
+                    await new MessageBus(runtime).PublishAsync(new HostHeartbeat(agent.Id, agent.Driver.Running.ToList(), time.GetUtcNow(),
+                        agent.Replicas.Volumes.ToList()),
                         new DeliveryOptions { GroupId = agent.Id.ToString() });
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -68,6 +68,9 @@ public sealed class ReplicaStore(KeyEncryptionKey kek, TimeSpan resyncDelay, Tim
         return true;
     }
 
+    /// <summary>The replica's disk dies: the host no longer holds it (its heartbeats leave it out).</summary>
+    public bool Lose(Guid volumeId) => Destroy(volumeId);
+
     /// <summary>Power loss: keys lived in memory only, so every replica's data is unreadable from now on.</summary>
     public void LoseAll()
     {

@@ -148,6 +148,21 @@ public class VolumeSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_replica_its_storage_host_stops_reporting_fails_and_is_replaced_while_the_host_stays_up()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("diskdeath", "GFS", 5, zone: "fsn1-b")).Id(), "HEALTHY");
+        var broken = volume.ReplicaHosts()[1];
+        Assert.True(app.Agent(broken).Replicas.Lose(Guid.Parse(volume.Id())));
+        var healed = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+            v => v.State() == "HEALTHY" && !v.ReplicaHosts().Contains(broken), TimeSpan.FromSeconds(30), "the volume healed elsewhere");
+        Assert.Equal(3, healed.ReplicaHosts().Distinct().Count());
+        var failed = Assert.Single((await EventsOf(volume.Id())).OfType<VolumeReplicaFailed>());
+        Assert.Contains("no longer reports", failed.Reason);
+        Assert.Equal("READY", await app.HostStateAsync(broken));
+    }
+
+    [Fact]
     public async Task a_pod_that_mounts_a_volume_runs_in_the_volume_zone_and_its_microvm_holds_the_unwrapped_data_key()
     {
         var tenant = await TenantScope.CreateAsync(app);
