@@ -30,7 +30,8 @@ public static class ErrorCodes
         DomainException d => new ExecutionError(d.Message, d) { Code = d.ContractCode },
         JasperFx.DocumentAlreadyExistsException => new ExecutionError("A resource with that name or id exists already.", exception) { Code = "CONFLICT" },
         JasperFx.Events.ExistingStreamIdCollisionException or Marten.Exceptions.ExistingStreamIdCollisionException => new ExecutionError("A resource with that id exists already.", exception) { Code = "CONFLICT" },
-        JasperFx.ConcurrencyException => new ExecutionError("Someone changed this resource at the same time: reload it and try again.", exception)
+        // A lost race between two appends to one stream (the database's unique key on stream and version).
+        JasperFx.ConcurrencyException or JasperFx.Events.EventStreamUnexpectedMaxEventIdException => new ExecutionError("Someone changed this resource at the same time: reload it and try again.", exception)
             { Code = "CONFLICT" },
         _ => null,
     };

@@ -32,7 +32,10 @@ public static class WolverineSetup
             // A concurrent writer moved the stream (replicas of one pod report at the same moment): decide again on
             // fresh state, backing off so the writers spread out. A stale expectedVersion still fails, because the
             // handler checks it against the state it loads.
+            // Unversioned appends to one stream from two transactions lose the race on the database's (stream, version)
+            // key, which Marten reports as EventStreamUnexpectedMaxEventIdException: the same remedy applies.
             opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>()
+                .Or<JasperFx.Events.EventStreamUnexpectedMaxEventIdException>()
                 .Or<Marten.Exceptions.ExistingStreamIdCollisionException>().RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds(),
                 600.Milliseconds(), 1.Seconds());

@@ -212,4 +212,52 @@ public class PodDeciderSpecs
     {
         Assert.Equal(ErrorCode.NotFound, Assert.Throws<DomainException>(() => PodDecider.Decide(new DeletePod(PodId, Admin, Now), Pod.Initial)).Code);
     }
+
+    private static readonly VolumeMount BlockMount = new(Guid.NewGuid(), "/data", false, Kraud.Domain.Volumes.VolumeClass.Block);
+
+    [Fact]
+    public void a_pod_that_mounts_a_writable_block_volume_runs_one_replica()
+    {
+        var spec = Spec() with { Volumes = [BlockMount] };
+        Assert.Equal(ErrorCode.Validation, Assert.Throws<DomainException>(() => PodDecider.Decide(new CreatePod(PodId, Tenant, spec, 2, Admin, Now), Pod.Initial)).Code);
+        var single = When(Pod.Initial, new CreatePod(PodId, Tenant, spec, 1, Admin, Now)).State;
+        Assert.Equal(ErrorCode.Validation, Assert.Throws<DomainException>(() => PodDecider.Decide(new ScalePod(PodId, 2, Admin, Now), single)).Code);
+        var readOnly = Spec() with { Volumes = [BlockMount with { ReadOnly = true }] };
+        Assert.Single(PodDecider.Decide(new CreatePod(PodId, Tenant, readOnly, 3, Admin, Now), Pod.Initial));
+    }
+
+    [Fact]
+    public void attaching_a_volume_to_a_running_pod_restarts_its_microvms_with_it()
+    {
+        var running = Running();
+        var gfs = BlockMount with { Class = Kraud.Domain.Volumes.VolumeClass.Gfs };
+        var (after, events) = When(running, new AttachPodVolume(PodId, gfs, Admin, Now));
+        Assert.IsType<PodVolumeAttached>(events[0]);
+        Assert.Equal(3, Assert.IsType<PodRestarted>(events[1]).Replicas.Count);
+        Assert.Equal(gfs, Assert.Single(after.Spec.Mounts));
+        Assert.Equal(3, PodReactions.HostCommands(running, after).OfType<PodReactions.Boot>().Count());
+
+        var (detached, more) = When(after, new DetachPodVolume(PodId, gfs.VolumeId, Admin, Now));
+        Assert.IsType<PodVolumeDetached>(more[0]);
+        Assert.Empty(detached.Spec.Mounts);
+    }
+
+    [Fact]
+    public void an_encrypted_ephemeral_disk_is_recorded_and_its_erasure_too_when_the_vm_stops_or_its_host_fails()
+    {
+        var placed = Placed(2);
+        var (a, b) = (placed.Instances[0], placed.Instances[1]);
+        var (booted, events) = When(placed, new RecordVmReport(PodId, a.VmId, a.HostId, new VmBooted(10, EncryptedEphemeralGiB: 8), Now));
+        Assert.Equal(8, Assert.Single(events.OfType<EphemeralDiskEncrypted>()).SizeGiB);
+        booted = When(booted, new RecordVmReport(PodId, b.VmId, b.HostId, new VmBooted(10, EncryptedEphemeralGiB: 8), Now)).State;
+
+        var (_, lost) = When(booted, new RecordVmReport(PodId, a.VmId, a.HostId, new VmHostFailed("host failed"), Now));
+        Assert.Contains("only in its memory", Assert.Single(lost.OfType<EphemeralDiskErased>()).Reason);
+
+        var stopping = When(booted, new DeletePod(PodId, Admin, Now)).State;
+        var (_, stopped) = When(stopping, new RecordVmReport(PodId, b.VmId, b.HostId, new VmStopped(EphemeralErased: true), Now));
+        Assert.Equal(b.VmId, Assert.Single(stopped.OfType<EphemeralDiskErased>()).VmId);
+        var (_, unconfirmed) = When(stopping, new RecordVmReport(PodId, b.VmId, b.HostId, new VmStopped(), Now));
+        Assert.Empty(unconfirmed.OfType<EphemeralDiskErased>());
+    }
 }
