@@ -75,8 +75,9 @@ public static class HostHeartbeatHandler
         var held = heartbeat.VolumeReplicas.ToHashSet();
         var absent = view.Host.Replicas.Keys.Where(v => !held.Contains(v)).ToArray();
         var volumes = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
+        // A heartbeat sent before the replica was reported healthy says nothing about it (queues reorder and lag).
         liveness.MissingReplicas = HostLiveness.Count(liveness.MissingReplicas,
-            absent.Where(v => volumes.GetValueOrDefault(v)?.Volume.Replica(view.Id)?.Phase == ReplicaPhase.Healthy));
+            absent.Where(v => volumes.GetValueOrDefault(v)?.Volume.Replica(view.Id) is { Phase: ReplicaPhase.Healthy } r && r.Since < heartbeat.SentAt));
         foreach (var volume in liveness.MissingReplicas.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
             await VolumeStreams.ExecuteAsync(session, context,

@@ -25,32 +25,22 @@ public sealed record SchedulePod(Guid PodId, string? CorrelationId);
 /// </summary>
 public static class PodStreams
 {
-    /// <summary>A pod folded from its stream, with the stream's version (what an append must expect).</summary>
-    public sealed record Loaded(Pod State, int Version);
-
-    public static async Task<Loaded> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default)
-    {
-        var stream = await session.Events.FetchStreamAsync(podId, token: ct);
-        return new Loaded(Fold.Events<Pod>(stream.Select(e => e.Data)), stream.Count);
-    }
+    public static Task<Loaded<Pod>> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default) =>
+        Streams.LoadAsync<Pod>(session, podId, ct);
 
     /// <param name="loaded">The pod as the caller already read it in this session (the scheduler does), so it is not read twice.</param>
     public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
-        int? expectedVersion = null, string? correlationId = null, Loaded? loaded = null)
+        int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
     {
         var (before, version) = loaded ?? await LoadAsync(session, command.PodId);
-        if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant)
-            throw DomainException.NotFound("Pod", command.PodId);
-        if (expectedVersion is { } expected && expected != version)
-            throw DomainException.Conflict($"Pod {command.PodId} is at version {version}, not {expected}: reload it and try again.");
+        Streams.Guard("Pod", command.PodId, before.Exists, before.TenantId, version, by, expectedVersion);
 
         var events = PodDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
-        (version == 0 ? session.Events.StartStream(command.PodId, events) : session.Events.Append(command.PodId, version + events.Count, events))
-            .Stamp(stamp);
+        Streams.Append(session, command.PodId, version, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
         if (after.State == PodState.Stopped && before.State != PodState.Stopped)

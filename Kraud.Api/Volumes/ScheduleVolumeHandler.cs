@@ -38,9 +38,8 @@ public static class ScheduleVolumeHandler
 }
 
 /// <summary>
-/// Volumes with replicas that have no storage host are tried again every few seconds: hosts come back, are uncordoned
-/// or added without the volume hearing of it, and a placement request may have been lost with a crashed process.
-/// Placing is idempotent (the scheduler re-reads the volume), so asking twice costs one read.
+/// Volumes with replicas no storage host could take are tried again every few seconds, since hosts come back, are
+/// uncordoned or added without the volume hearing of it. Placing is idempotent (the scheduler re-reads the volume).
 /// </summary>
 public sealed class VolumePlacementRetry(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<VolumePlacementRetry> logger)
     : BackgroundService
@@ -55,7 +54,9 @@ public sealed class VolumePlacementRetry(IDocumentStore store, IWolverineRuntime
                 await using var session = store.QuerySession();
                 var waiting = await session.Query<VolumeView>()
                     .Where(v => v.State != VolumeState.Healthy && v.State != VolumeState.Deleted).ToListAsync(stoppingToken);
-                foreach (var volume in waiting.Where(v => v.Volume.Unplaced > 0))
+                // Only refused ones: the others have a request in the (durable) scheduler queue already, and asking for
+                // every waiting volume each round would flood that queue under load.
+                foreach (var volume in waiting.Where(v => v.Volume.Unplaced > 0 && v.Volume.PlacementRefusal is not null))
                     await new MessageBus(runtime).PublishAsync(new ScheduleVolume(volume.Id, null));
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -21,31 +21,22 @@ public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);
 /// </summary>
 public static class VolumeStreams
 {
-    public sealed record Loaded(Volume State, int Version);
-
-    public static async Task<Loaded> LoadAsync(IQuerySession session, Guid volumeId, CancellationToken ct = default)
-    {
-        var stream = await session.Events.FetchStreamAsync(volumeId, token: ct);
-        return new Loaded(Fold.Events<Volume>(stream.Select(e => e.Data)), stream.Count);
-    }
+    public static Task<Loaded<Volume>> LoadAsync(IQuerySession session, Guid volumeId, CancellationToken ct = default) =>
+        Streams.LoadAsync<Volume>(session, volumeId, ct);
 
     /// <param name="newKey">The data key a replica generated, wrapped: kept in the key store if the decider accepts it.</param>
     public static async Task<Volume> ExecuteAsync(IDocumentSession session, IMessageContext context, VolumeCommand command, Principal by,
-        int? expectedVersion = null, string? correlationId = null, Loaded? loaded = null, WrappedKey? newKey = null)
+        int? expectedVersion = null, string? correlationId = null, Loaded<Volume>? loaded = null, WrappedKey? newKey = null)
     {
         var (before, version) = loaded ?? await LoadAsync(session, command.VolumeId);
-        if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant)
-            throw DomainException.NotFound("Volume", command.VolumeId);
-        if (expectedVersion is { } expected && expected != version)
-            throw DomainException.Conflict($"Volume {command.VolumeId} is at version {version}, not {expected}: reload it and try again.");
+        Streams.Guard("Volume", command.VolumeId, before.Exists, before.TenantId, version, by, expectedVersion);
 
         var events = VolumeDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
 
         var stamp = AuditStamp.For(context, by, after.TenantId, command.GetType().Name, correlationId, scope: command.VolumeId.ToString());
-        (version == 0 ? session.Events.StartStream(command.VolumeId, events) : session.Events.Append(command.VolumeId, version + events.Count, events))
-            .Stamp(stamp);
+        Streams.Append(session, command.VolumeId, version, events, stamp);
 
         await ApplyEffectsAsync(session, context, command, events, before, after, stamp, newKey);
         return after;

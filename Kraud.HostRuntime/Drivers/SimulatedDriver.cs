@@ -73,6 +73,10 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     /// <summary>For tests: the ephemeral disk key of a running VM, and the volume keys it holds.</summary>
     public byte[]? EphemeralKeyOf(Guid vmId) => _ephemeralKeys.TryGetValue(vmId, out var key) ? key.ToArray() : null;
 
+    /// <summary>For tests: every key this host runtime holds for its VMs now (ephemeral and volume keys).</summary>
+    public IReadOnlyList<byte[]> KeysForTests() =>
+        [.. _ephemeralKeys.Values.Select(k => k.ToArray()), .. _volumeKeys.Values.SelectMany(v => v.Values).Select(k => k.ToArray())];
+
     public byte[]? VolumeKeyOf(Guid vmId, Guid volumeId) =>
         _volumeKeys.TryGetValue(vmId, out var keys) && keys.TryGetValue(volumeId, out var key) ? key.ToArray() : null;
 

@@ -77,6 +77,9 @@ public sealed class ReplicaStore(KeyEncryptionKey kek, TimeSpan resyncDelay, Tim
         foreach (var id in _replicas.Keys.ToList()) Destroy(id);
     }
 
+    /// <summary>For tests: every data key this host holds now.</summary>
+    public IReadOnlyList<byte[]> DataKeysForTests() => _replicas.Values.Select(r => r.DataKey.ToArray()).ToList();
+
     /// <summary>For tests: the data key this host holds for a volume (the control plane never sees it).</summary>
     public byte[]? DataKeyOf(Guid volumeId) => _replicas.TryGetValue(volumeId, out var r) ? r.DataKey.ToArray() : null;
 }

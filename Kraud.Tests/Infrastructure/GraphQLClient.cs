@@ -42,6 +42,7 @@ public static class GraphQLClient
             else s.IgnoreStatusCode();
         });
         var body = await result.ReadAsTextAsync();
+        KeyMaterial.AssertAbsent(host, body);
         return new GqlResponse(JsonDocument.Parse(body).RootElement.Clone(), result.Context.Response.StatusCode, body);
     }
 

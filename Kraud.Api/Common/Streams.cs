@@ -1,0 +1,33 @@
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Marten;
+
+namespace Kraud.Api.Common;
+
+/// <summary>A decider's state folded from its stream, with the stream's version (what an append must expect).</summary>
+public sealed record Loaded<T>(T State, int Version) where T : IState<T>;
+
+/// <summary>What pod and volume streams share: load and fold, guard tenant and version, append what was decided.</summary>
+public static class Streams
+{
+    public static async Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, CancellationToken ct = default) where T : IState<T>
+    {
+        var stream = await session.Events.FetchStreamAsync(id, token: ct);
+        return new Loaded<T>(Fold.Events<T>(stream.Select(e => e.Data)), stream.Count);
+    }
+
+    /// <summary>
+    /// Another tenant's resource does not exist for the caller (NOT_FOUND, so existence does not leak), and a stale
+    /// expected version is CONFLICT before anything is decided.
+    /// </summary>
+    public static void Guard(string kind, Guid id, bool exists, Guid ownerTenant, int version, Principal by, int? expectedVersion)
+    {
+        if (exists && by.TenantId is { } tenant && ownerTenant != tenant) throw DomainException.NotFound(kind, id);
+        if (expectedVersion is { } expected && expected != version)
+            throw DomainException.Conflict($"{kind} {id} is at version {version}, not {expected}: reload it and try again.");
+    }
+
+    /// <summary>Appends with the version the decision was made on: a concurrent writer makes the commit fail, never lose an update.</summary>
+    public static void Append(IDocumentSession session, Guid id, int version, IReadOnlyList<object> events, AuditStamp stamp) =>
+        (version == 0 ? session.Events.StartStream(id, events) : session.Events.Append(id, version + events.Count, events)).Stamp(stamp);
+}
