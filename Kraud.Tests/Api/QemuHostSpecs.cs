@@ -84,4 +84,56 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task a_pod_on_a_qemu_host_mounts_a_block_volume_of_storage_host_processes_as_a_disk_only_the_volume_key_opens()
+    {
+        var zone = Unique("qvol");
+        var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
+        var storage = new List<HostProcess>();
+        try
+        {
+            await using var host = await StartQemuHostAsync(zone, state);
+            for (var i = 0; i < 3; i++) storage.Add(HostProcess.Start(app, Unique("s"), zone, role: "Storage", nvmeGiB: 100));
+            foreach (var s in storage) await s.WaitUntilRegisteredAsync(app);
+            var tenant = await TenantScope.CreateAsync(app);
+            var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("realdisk", "BLOCK", 1, zone)).Id(), "HEALTHY", 60);
+            Assert.Equal(storage.Select(s => s.Id.ToString()).Order(), volume.ReplicaHosts().Order());
+
+            var marker = $"KRAUD-E2E-{Guid.NewGuid():N}";
+            var pod = (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+            {
+                @in = new
+                {
+                    name = "writer", image = "busybox", cpu = 1, memoryMiB = 256, zone,
+                    command = new[] { "sh", "-c", $"printf '%s' '{marker}' | dd of=/dev/vda conv=fsync 2>/dev/null && sync && echo written" },
+                    volumes = new[] { new { volumeId = volume.Id(), mountPath = "/data" } },
+                },
+            })).ShouldSucceed().Data.GetProperty("createPod");
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
+            var vmId = Guid.Parse(Assert.Single(running.Instances()).Id());
+            var console = Path.Combine(state, "hosts", host.Name, "console", $"{vmId}.log");
+            await Eventually.Until(async () => File.Exists(console) && (await File.ReadAllTextAsync(console)).Contains("KRAUD-EXIT status=0"),
+                TimeSpan.FromSeconds(60), "the guest wrote to the volume");
+
+            // The disk QEMU opened is encrypted with the volume's data key: the one the storage hosts made, which the
+            // control plane keeps only wrapped under the fleet's key-encryption key.
+            var image = Path.Combine(state, "volumes", $"{volume.Id()}.luks");
+            Assert.DoesNotContain(marker, System.Text.Encoding.ASCII.GetString(await File.ReadAllBytesAsync(image)));
+            Kraud.Api.Volumes.VolumeKeyRecord record;
+            await using (var session = app.Store.QuerySession())
+                record = (await session.LoadAsync<Kraud.Api.Volumes.VolumeKeyRecord>(Guid.Parse(volume.Id())))!;
+            var dataKey = Kraud.HostRuntime.Storage.KeyEncryptionKey.LoadOrCreate(HostProcess.KekFile(app)).Unwrap(record.Key);
+            Assert.Equal(marker, await QemuFixture.DecryptedPrefixAsync(image, Convert.ToBase64String(dataKey), marker.Length));
+
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
+            Assert.Empty(QemuFixture.QemuProcessesOf(vmId));
+        }
+        finally
+        {
+            foreach (var s in storage) await s.DisposeAsync();
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
 }

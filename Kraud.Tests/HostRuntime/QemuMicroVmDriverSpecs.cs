@@ -88,7 +88,7 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         Assert.DoesNotContain(base64Key, await File.ReadAllTextAsync($"/proc/{pid}/cmdline"));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(image)!, "*.key"));
         Assert.DoesNotContain(marker, Encoding.ASCII.GetString(await File.ReadAllBytesAsync(image)));
-        Assert.Equal(marker, await DecryptedPrefixAsync(image, base64Key, marker.Length));
+        Assert.Equal(marker, await QemuFixture.DecryptedPrefixAsync(image, base64Key, marker.Length));
 
         Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
 
@@ -145,7 +145,7 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         var base64Key = Convert.ToBase64String(key);
         Assert.DoesNotContain(base64Key, await File.ReadAllTextAsync($"/proc/{driver.ProcessIdOf(writer.VmId)!.Value}/cmdline"));
         Assert.DoesNotContain(marker, Encoding.ASCII.GetString(await File.ReadAllBytesAsync(image)));
-        Assert.Equal(marker, await DecryptedPrefixAsync(image, base64Key, marker.Length));
+        Assert.Equal(marker, await QemuFixture.DecryptedPrefixAsync(image, base64Key, marker.Length));
         Assert.True(await driver.StopAsync(writer.VmId, CancellationToken.None));
         Assert.True(File.Exists(image));
 
@@ -160,37 +160,6 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         var intruder = QemuFixture.Spec() with { Volumes = [volume] };
         await Assert.ThrowsAsync<MicroVmBootException>(() =>
             driver.BootAsync(intruder, new Dictionary<Guid, byte[]> { [volumeId] = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32) }, CancellationToken.None));
-    }
-
-    /// <summary>The guest's view of the disk, read on the host through QEMU's own LUKS driver with the VM's key.</summary>
-    private static async Task<string> DecryptedPrefixAsync(string image, string base64Key, int length)
-    {
-        var keyFile = Path.Combine(Path.GetTempPath(), $"kraud-test-key-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(keyFile, "");
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        await File.WriteAllTextAsync(keyFile, base64Key);
-        try
-        {
-            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[]
-                     {
-                         "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
-                         "--image-opts", $"driver=luks,key-secret=k,file.driver=file,file.filename={image}", "-c", "read -v 0 512",
-                     })
-                start.ArgumentList.Add(arg);
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
-            Assert.True(process.ExitCode == 0, $"qemu-io failed: {await error}");
-            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+((?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline)
-                .SelectMany(m => m.Groups[1].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
-            return Encoding.ASCII.GetString(bytes, 0, Math.Min(length, bytes.Length));
-        }
-        finally
-        {
-            File.Delete(keyFile);
-        }
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

@@ -21,7 +21,7 @@ public sealed class HostProcess : IAsyncDisposable
     }
 
     public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384,
-        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null)
+        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null, string role = "Compute", int nvmeGiB = 1024)
     {
         var workDir = Path.Combine(Path.GetTempPath(), $"kraud-host-{Guid.NewGuid():N}");
         Directory.CreateDirectory(workDir);
@@ -32,8 +32,10 @@ public sealed class HostProcess : IAsyncDisposable
             RedirectStandardError = true,
             ArgumentList =
             {
-                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", "Compute", "--cpu", cpu.ToString(), "--memory-mib", memoryMiB.ToString(),
-                "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
+                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(), "--memory-mib", memoryMiB.ToString(),
+                "--nvme-gib", nvmeGiB.ToString(), "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
+                // One key-encryption key for the whole fleet, as a KMS would hand it to every host runtime.
+                "--kek-file", KekFile(app),
             },
             Environment =
             {
@@ -48,6 +50,8 @@ public sealed class HostProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         return new HostProcess(process, name, workDir);
     }
+
+    public static string KekFile(KraudApp app) => Path.Combine(app.StateDirectory, "kek");
 
     public async Task WaitUntilRegisteredAsync(KraudApp app) =>
         await Eventually.Until(async () =>

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Drivers.Qemu;
 
@@ -44,6 +47,37 @@ public sealed class QemuFixture : IAsyncLifetime
 
     public static MicroVmSpec Spec(int ephemeralGiB = 0, params string[] command) =>
         new(Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), 0, 0, "busybox", command, new Dictionary<string, string>(), 1, 256, ephemeralGiB, false);
+
+    /// <summary>The guest's view of the disk, read on the host through QEMU's own LUKS driver with the VM's key.</summary>
+    public static async Task<string> DecryptedPrefixAsync(string image, string base64Key, int length)
+    {
+        var keyFile = Path.Combine(Path.GetTempPath(), $"kraud-test-key-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(keyFile, "");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await File.WriteAllTextAsync(keyFile, base64Key);
+        try
+        {
+            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[]
+                     {
+                         "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
+                         "--image-opts", $"driver=luks,key-secret=k,file.driver=file,file.filename={image}", "-c", "read -v 0 512",
+                     })
+                start.ArgumentList.Add(arg);
+            using var process = Process.Start(start)!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            var error = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+            Assert.True(process.ExitCode == 0, $"qemu-io failed: {await error}");
+            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+((?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline)
+                .SelectMany(m => m.Groups[1].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
+            return Encoding.ASCII.GetString(bytes, 0, Math.Min(length, bytes.Length));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
 
     /// <summary>Live QEMU processes of one VM, found by the name the driver gives them (-name kraud-&lt;vm id&gt;).</summary>
     public static IReadOnlyList<int> QemuProcessesOf(Guid vmId)
