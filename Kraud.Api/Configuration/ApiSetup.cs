@@ -14,6 +14,7 @@ public static class ApiSetup
     {
         var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
         if (!fleet.InProcess) fleet.Hosts = [];
+        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(DatabaseSetup.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
         builder.Services.AddSingleton(fleet);
         builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
         return fleet;
@@ -33,6 +34,7 @@ public static class ApiSetup
         services.AddHostedService<HostFailureDetector>();
         services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddKraudGraphQL();
+        Confidential.AttestationTrustSetup.AddAttestationTrust(services);
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {

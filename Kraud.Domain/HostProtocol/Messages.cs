@@ -32,7 +32,8 @@ public interface IMicroVmReport : IHostReport
 
 public sealed record MicroVmBootStarted(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
 
-public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs) : IMicroVmReport;
+/// <param name="Attestation">A confidential guest's attestation report from the host's SEV-SNP firmware (null for ordinary guests).</param>
+public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs, Confidential.AttestationReport? Attestation = null) : IMicroVmReport;
 
 public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
 

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
+using Kraud.Domain.Confidential;
 
 namespace Kraud.Domain.Pods;
 
@@ -25,7 +26,10 @@ public sealed record RecordVmReport(Guid PodId, Guid VmId, Guid HostId, VmReport
 
 public abstract record VmReport;
 public sealed record VmBooting : VmReport;
-public sealed record VmBooted(double BootMs) : VmReport;
+/// <param name="Attestation">The host's attestation report and the roots the control plane trusts; what a confidential pod's VM must pass.</param>
+public sealed record VmBooted(double BootMs, AttestationEvidence? Attestation = null) : VmReport;
+
+public sealed record AttestationEvidence(AttestationReport? Report, AttestationTrust Trust);
 public sealed record VmFailed(string Reason) : VmReport;
 public sealed record VmStopped : VmReport;
 
@@ -76,7 +80,8 @@ public static class PodDecider
         foreach (var key in s.Env.Keys)
             if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
                 throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
-        return [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+        var requested = new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At);
+        return s.Confidential ? [requested, new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At)] : [requested];
     }
 
     private static IReadOnlyList<object> Scale(ScalePod c, Pod state)
@@ -136,10 +141,23 @@ public static class PodDecider
             (VmEvicted e, _) => [new PodReplicaEvicted(c.PodId, c.VmId, c.HostId, e.Reason, c.At)],
             (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) when state.Attestation is { } expected => Attest(c, b, vm, expected),
             (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)],
             (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
             _ => [],
         };
+    }
+
+    /// <summary>A confidential guest is RUNNING only once its host proved it launched exactly what the pod asked for.</summary>
+    private static IReadOnlyList<object> Attest(RecordVmReport c, VmBooted booted, PodInstance vm, PodAttestation expected)
+    {
+        var verdict = booted.Attestation is { } evidence
+            ? AttestationVerifier.Verify(evidence.Report, expected.Measurement, c.VmId, vm.HostName, evidence.Trust, c.At)
+            : AttestationVerdict.Failed("the host's boot report carried no attestation evidence");
+        if (verdict.Verified)
+            return [new PodReplicaAttested(c.PodId, c.VmId, c.HostId, verdict.Measurement, c.At), new PodReplicaRunning(c.PodId, c.VmId, c.HostId, booted.BootMs, c.At)];
+        var reason = $"attestation failed: {verdict.Reason}";
+        return [new PodReplicaAttestationFailed(c.PodId, c.VmId, c.HostId, reason, c.At), new PodReplicaFailed(c.PodId, c.VmId, c.HostId, reason, c.At)];
     }
 }
 

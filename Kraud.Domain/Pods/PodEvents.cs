@@ -44,3 +44,15 @@ public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, strin
 
 /// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>
 public sealed record PodReplicaReplaced(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>
+/// A confidential pod's expected launch measurement (SHA-256 over its canonical launch configuration), recorded when it
+/// was requested: every microVM of the pod must prove with an attestation report that it was launched with exactly this.
+/// </summary>
+public sealed record PodLaunchMeasured(Guid PodId, string Measurement, DateTimeOffset At);
+
+/// <summary>The host's attestation report for this microVM verified: chain, signature and measurement.</summary>
+public sealed record PodReplicaAttested(Guid PodId, Guid VmId, Guid HostId, string Measurement, DateTimeOffset At);
+
+/// <summary>The host's attestation report for this microVM did not verify; the replica fails and its VM is stopped.</summary>
+public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);

@@ -25,7 +25,7 @@ public static class BootMicroVmHandler
             var result = await agent.Driver.BootAsync(spec, ct);
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
-            if (!result.AlreadyRunning) await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs));
+            if (!result.AlreadyRunning) await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation));
         }
         catch (MicroVmBootException e)
         {

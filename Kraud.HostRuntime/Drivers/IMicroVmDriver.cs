@@ -1,3 +1,4 @@
+using Kraud.Domain.Confidential;
 using Kraud.Domain.HostProtocol;
 
 namespace Kraud.HostRuntime.Drivers;
@@ -24,6 +25,7 @@ public interface IMicroVmDriver
 
 public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);
 
-public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning);
+/// <param name="Attestation">For a confidential guest on a SEV-SNP host: the firmware's report of what it launched.</param>
+public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, AttestationReport? Attestation = null);
 
 public sealed class MicroVmBootException(string reason) : Exception(reason);

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Kraud.Domain.Confidential;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Confidential;
 
 namespace Kraud.HostRuntime.Drivers;
 
@@ -8,6 +10,9 @@ public sealed class SimulatedDriverOptions
 {
     /// <summary>How long a simulated guest takes to come up.</summary>
     public TimeSpan BootDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The host's simulated SEV-SNP firmware; null on hosts without SEV-SNP (they cannot launch confidential guests).</summary>
+    public SevSnpFirmware? SevSnp { get; set; }
 }
 
 /// <summary>
@@ -19,6 +24,8 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     private readonly ConcurrentDictionary<Guid, MicroVmSpec> _running = new();
     private readonly ConcurrentQueue<string> _bootFailures = new();
     private readonly ConcurrentDictionary<string, string> _failingImages = new();
+    private readonly ConcurrentQueue<Func<MicroVmSpec, MicroVmSpec>> _tamperings = new();
+    private readonly ConcurrentQueue<AttestationForgery> _forgeries = new();
 
     public string Name => "simulated";
 
@@ -40,10 +47,21 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
 
     public void RepairImage(string image) => _failingImages.TryRemove(image, out _);
 
+    /// <summary>
+    /// The next confidential guest is launched with a configuration other than the one the control plane sent (a host
+    /// that injects something into the guest): its firmware measures what was really launched.
+    /// </summary>
+    public void TamperNextLaunch(Func<MicroVmSpec, MicroVmSpec> tamper) => _tamperings.Enqueue(tamper);
+
+    /// <summary>The next confidential guest's attestation report is forged the given way.</summary>
+    public void ForgeNextReport(AttestationForgery forgery) => _forgeries.Enqueue(forgery);
+
     public void ClearFaults()
     {
         _bootFailures.Clear();
         _failingImages.Clear();
+        _tamperings.Clear();
+        _forgeries.Clear();
     }
 
     public async Task<BootResult> BootAsync(MicroVmSpec spec, CancellationToken ct)
@@ -53,8 +71,16 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         if (options.BootDelay > TimeSpan.Zero) await Task.Delay(options.BootDelay, time, ct);
         if (_failingImages.TryGetValue(spec.Image, out var imageFault)) throw new MicroVmBootException(imageFault);
         if (_bootFailures.TryDequeue(out var fault)) throw new MicroVmBootException(fault);
-        if (!_running.TryAdd(spec.VmId, spec)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
-        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false);
+        var launched = spec;
+        AttestationReport? report = null;
+        if (spec.Confidential)
+        {
+            var firmware = options.SevSnp ?? throw new MicroVmBootException("this host has no SEV-SNP: it cannot launch a confidential guest");
+            if (_tamperings.TryDequeue(out var tamper)) launched = tamper(spec);
+            report = firmware.Report(launched, _forgeries.TryDequeue(out var forgery) ? forgery : null);
+        }
+        if (!_running.TryAdd(spec.VmId, launched)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
+        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, report);
     }
 
     public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(_running.TryRemove(vmId, out _));
