@@ -32,6 +32,8 @@ public static class ErrorCodes
         JasperFx.Events.ExistingStreamIdCollisionException or Marten.Exceptions.ExistingStreamIdCollisionException => new ExecutionError("A resource with that id exists already.", exception) { Code = "CONFLICT" },
         JasperFx.ConcurrencyException => new ExecutionError("Someone changed this resource at the same time: reload it and try again.", exception)
             { Code = "CONFLICT" },
+        // One transaction that inserts several name claims (a product and its pods) fails with all the duplicates at once.
+        AggregateException a => a.InnerExceptions.Select(Map).FirstOrDefault(e => e is not null),
         _ => null,
     };
 }

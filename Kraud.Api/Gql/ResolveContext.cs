@@ -38,7 +38,12 @@ public static class ResolveContext
         catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
         {
             // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
-            var name = command is Pods.PodRequest request ? request.Command.GetType().Name : command.GetType().Name;
+            var name = command switch
+            {
+                Pods.PodRequest request => request.Command.GetType().Name,
+                Kubernetes.KubernetesRequest request => request.Command.GetType().Name,
+                _ => command.GetType().Name,
+            };
             await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
                 refusal.Message, caller.CorrelationId));
             throw;

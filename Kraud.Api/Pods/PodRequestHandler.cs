@@ -15,10 +15,17 @@ public static class PodRequestHandler
     public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
     {
         if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
-        var pod = await PodStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
-        if (request.Command is CreatePod)
+        await ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+    }
+
+    /// <summary>A pod command with the pod's name claim kept in step: taken on create, given back once the pod stopped.</summary>
+    public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    {
+        var pod = await PodStreams.ExecuteAsync(session, context, command, by, expectedVersion);
+        if (command is CreatePod)
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
+        return pod;
     }
 }

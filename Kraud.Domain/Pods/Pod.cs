@@ -36,6 +36,9 @@ public sealed record Pod(
     /// <summary>Confidential pods only: the expected launch measurement and the state of the current microVM's proof.</summary>
     public PodAttestation? Attestation { get; init; }
 
+    /// <summary>The product resource that made this pod and alone may scale or delete it; null for a tenant's own pods.</summary>
+    public PodOwner? Owner { get; init; }
+
     public int NextGeneration(int replica) => Generations.GetValueOrDefault(replica);
 
     /// <summary>The highest generation each replica index has used, so that ids are never reused after a VM is gone.</summary>
@@ -110,6 +113,7 @@ public sealed record Pod(
         },
         PodReplicaLost e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
+        PodOwnedBy e => this with { Owner = e.Owner },
         PodLaunchMeasured e => this with { Attestation = new PodAttestation(e.Measurement, false, null) },
         PodReplicaAttested e => this with { Attestation = Attestation! with { Verified = true, VerifiedAt = e.At } },
         PodReplicaAttestationFailed => this with { Attestation = Attestation! with { Verified = false, VerifiedAt = null } },

@@ -7,10 +7,14 @@ namespace Kraud.Domain.Pods;
 
 public abstract record PodCommand(Guid PodId, DateTimeOffset At);
 
-public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
-public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+/// <param name="Owner">Set when a product resource (Kubernetes cluster, app) makes the pod as one of its parts.</param>
+public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, PodOwner? Owner = null)
+    : PodCommand(PodId, At);
+
+/// <param name="OnBehalfOf">The owner resource that scales its own pod; an owned pod refuses anyone else.</param>
+public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
-public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 
 /// <summary>The reconciler replaces the pod's failed replicas whose back-off is over.</summary>
 public sealed record ReplaceFailedReplicas(Guid PodId, DateTimeOffset At) : PodCommand(PodId, At);
@@ -57,6 +61,8 @@ public static class PodDecider
             .Select(i => new PodReplicaReplaced(c.PodId, i.VmId, i.HostId, $"replica {i.Replica} failed ({i.Reason}); booting a new one", c.At))
             .ToList<object>(),
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
+        (ScalePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
+        (DeletePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (ScalePod c, _) => Scale(c, state),
         (RestartPod c, _) => [Restart(c, state)],
         (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
@@ -80,9 +86,14 @@ public static class PodDecider
         foreach (var key in s.Env.Keys)
             if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
                 throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
-        var requested = new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At);
-        return s.Confidential ? [requested, new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At)] : [requested];
+        List<object> events = [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+        if (c.Owner is { } owner) events.Add(new PodOwnedBy(c.PodId, owner, c.At));
+        if (s.Confidential) events.Add(new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At));
+        return events;
     }
+
+    private static DomainException OwnedBy(PodOwner owner, Pod state) => new(ErrorCode.Precondition,
+        $"Pod {state.Spec.Namespace}/{state.Spec.Name} is part of {owner.Kind} '{owner.Name}' ({owner.Id}): change it through the {owner.Kind}.");
 
     private static IReadOnlyList<object> Scale(ScalePod c, Pod state)
     {

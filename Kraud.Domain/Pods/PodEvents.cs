@@ -56,3 +56,9 @@ public sealed record PodReplicaAttested(Guid PodId, Guid VmId, Guid HostId, stri
 
 /// <summary>The host's attestation report for this microVM did not verify; the replica fails and its VM is stopped.</summary>
 public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>What a pod belongs to when a product made it (a Kubernetes cluster's control plane or node pool, an app's service).</summary>
+public sealed record PodOwner(string Kind, Guid Id, string Name);
+
+/// <summary>The pod is part of another resource: only that resource scales or deletes it.</summary>
+public sealed record PodOwnedBy(Guid PodId, PodOwner Owner, DateTimeOffset At);
