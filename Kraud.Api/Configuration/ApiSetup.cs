@@ -35,6 +35,9 @@ public static class ApiSetup
         services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddKraudGraphQL();
         Confidential.AttestationTrustSetup.AddAttestationTrust(services);
+        services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<Apps.AppRolloutOptions>() ?? new Apps.AppRolloutOptions());
+        services.AddHostedService<Apps.AppRolloutWatcher>();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {

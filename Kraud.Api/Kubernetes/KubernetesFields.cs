@@ -31,8 +31,8 @@ public static class KubernetesFields
             var pools = ctx.GetArgument<List<Dictionary<string, object?>>>("nodePools").Select(p => new InputArgs(p))
                 .Select(p => new NodePoolRequest(p.Required<string>("name"), p.Int("nodes") ?? 0, p.Int("cpu") ?? 0, p.Int("memoryMiB") ?? 0)).ToList();
             var zone = ctx.GetArgument<string>("controlPlaneZone");
-            var zones = await ctx.Service<IQuerySession>().Query<Kraud.Projections.Fleet.ZoneView>().Select(z => z.Name).ToListAsync(ctx.CancellationToken);
-            if (!zones.Contains(zone)) throw DomainException.Validation($"controlPlaneZone '{zone}' is not a zone of this platform ({string.Join(", ", zones.Order())}).");
+            var zones = await Fleet.ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
+            if (!zones.Contains(zone)) throw DomainException.Validation($"controlPlaneZone '{zone}' is not a zone of this platform ({string.Join(", ", zones)}).");
             var (caCertificate, caKey) = ClusterCertificates.CreateCa(name, now);
             var command = new CreateKubernetesCluster(Guid.NewGuid(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
                 caCertificate, principal, now);
