@@ -75,21 +75,21 @@ public static class AppFields
 
         fields.Query("appInstances", async ctx =>
         {
-            var principal = Reader(ctx);
+            var principal = PodQueries.ReaderOf(ctx);
             var query = ctx.Service<IQuerySession>().Query<AppInstanceView>().AsQueryable();
             if (principal.TenantId is { } tenant) query = query.Where(a => a.TenantId == tenant);
             if (ctx.GetArgument<string?>("namespace") is { } ns) query = query.Where(a => a.Namespace == ns);
             var views = await query.ToListAsync(ctx.CancellationToken);
-            var pods = await PodsOf(ctx, views.SelectMany(v => PodIds(v.App)));
+            var pods = await PodQueries.ViewsAsync(ctx, views.SelectMany(v => PodIds(v.App)));
             return views.OrderBy(v => v.App.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods)).ToList();
         });
         fields.Query("appInstance", async ctx =>
         {
-            var principal = Reader(ctx);
+            var principal = PodQueries.ReaderOf(ctx);
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var view = await ctx.Service<IQuerySession>().LoadAsync<AppInstanceView>(id, ctx.CancellationToken);
             if (view is null || (principal.TenantId is { } tenant && view.TenantId != tenant)) return null;
-            return Dto(view, await PodsOf(ctx, PodIds(view.App)));
+            return Dto(view, await PodQueries.ViewsAsync(ctx, PodIds(view.App)));
         });
     }
 
@@ -130,26 +130,13 @@ public static class AppFields
         _ => Enums.Name(kind),
     };
 
-    private static Principal Reader(IResolveFieldContext ctx)
-    {
-        var principal = ctx.Caller().Principal;
-        if (principal.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
-        return principal;
-    }
-
     private static IEnumerable<Guid> PodIds(AppInstance app) =>
         app.Parts.Concat(app.Rollout?.Pods ?? []).Concat(app.FailedRollout?.Pods ?? []).Select(p => p.PodId);
 
     private static async Task<AppInstanceDto> LoadAsync(IResolveFieldContext ctx, Guid id)
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<AppInstanceView>(id, ctx.CancellationToken) ?? throw DomainException.NotFound("App", id);
-        return Dto(view, await PodsOf(ctx, PodIds(view.App)));
-    }
-
-    private static async Task<Dictionary<Guid, PodView>> PodsOf(IResolveFieldContext ctx, IEnumerable<Guid> ids)
-    {
-        var all = ids.Distinct().ToArray();
-        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+        return Dto(view, await PodQueries.ViewsAsync(ctx, PodIds(view.App)));
     }
 
     private static AppInstanceDto Dto(AppInstanceView view, IReadOnlyDictionary<Guid, PodView> pods)

@@ -55,20 +55,20 @@ public static class KubernetesFields
 
         fields.Query("kubernetesClusters", async ctx =>
         {
-            var principal = Reader(ctx);
+            var principal = PodQueries.ReaderOf(ctx);
             var query = ctx.Service<IQuerySession>().Query<KubernetesClusterView>().AsQueryable();
             if (principal.TenantId is { } tenant) query = query.Where(c => c.TenantId == tenant);
             var views = await query.ToListAsync(ctx.CancellationToken);
-            var pods = await PodsOf(ctx, views.SelectMany(v => v.Cluster.PodIds));
+            var pods = await PodQueries.ViewsAsync(ctx, views.SelectMany(v => v.Cluster.PodIds));
             return views.OrderBy(v => v.Cluster.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods)).ToList();
         });
         fields.Query("kubernetesCluster", async ctx =>
         {
-            var principal = Reader(ctx);
+            var principal = PodQueries.ReaderOf(ctx);
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken);
             if (view is null || (principal.TenantId is { } tenant && view.TenantId != tenant)) return null;
-            return Dto(view, await PodsOf(ctx, view.Cluster.PodIds));
+            return Dto(view, await PodQueries.ViewsAsync(ctx, view.Cluster.PodIds));
         });
         fields.Query("kubeconfig", async ctx =>
         {
@@ -88,24 +88,11 @@ public static class KubernetesFields
         });
     }
 
-    private static Principal Reader(IResolveFieldContext ctx)
-    {
-        var principal = ctx.Caller().Principal;
-        if (principal.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
-        return principal;
-    }
-
     private static async Task<KubernetesClusterDto> LoadAsync(IResolveFieldContext ctx, Guid id)
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken)
             ?? throw DomainException.NotFound("Kubernetes cluster", id);
-        return Dto(view, await PodsOf(ctx, view.Cluster.PodIds));
-    }
-
-    private static async Task<Dictionary<Guid, PodView>> PodsOf(IResolveFieldContext ctx, IEnumerable<Guid> ids)
-    {
-        var all = ids.Distinct().ToArray();
-        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+        return Dto(view, await PodQueries.ViewsAsync(ctx, view.Cluster.PodIds));
     }
 
     private static KubernetesClusterDto Dto(KubernetesClusterView view, IReadOnlyDictionary<Guid, PodView> pods)

@@ -64,11 +64,18 @@ public static class PodQueries
         });
     }
 
-    private static Principal ReaderOf(IResolveFieldContext ctx)
+    /// <summary>Who reads tenant resources (pods and the products made of them): anyone but an AUDITOR.</summary>
+    public static Principal ReaderOf(IResolveFieldContext ctx)
     {
         var principal = ctx.Caller().Principal;
         if (principal.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
         return principal;
     }
-}
 
+    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
+    public static async Task<Dictionary<Guid, PodView>> ViewsAsync(IResolveFieldContext ctx, IEnumerable<Guid> ids)
+    {
+        var all = ids.Distinct().ToArray();
+        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+    }
+}
