@@ -58,7 +58,10 @@ public sealed record PodReplicaAttested(Guid PodId, Guid VmId, Guid HostId, stri
 public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
 /// <summary>What a pod belongs to when a product made it (a Kubernetes cluster's control plane or node pool, an app's service).</summary>
-public sealed record PodOwner(string Kind, Guid Id, string Name);
+public sealed record PodOwner(string Kind, Guid Id, string Name)
+{
+    public const string KubernetesCluster = "kubernetes cluster", App = "app";
+}
 
 /// <summary>The pod is part of another resource: only that resource scales or deletes it.</summary>
 public sealed record PodOwnedBy(Guid PodId, PodOwner Owner, DateTimeOffset At);

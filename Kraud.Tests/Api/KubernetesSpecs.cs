@@ -179,4 +179,22 @@ public class KubernetesSpecs(KraudApp app)
         Assert.Equal("STOPPED", deleted.GetProperty("nodePools")[0].GetProperty("pod").State());
         (await tenant.Gql("query($id: ID!) { kubeconfig(clusterId: $id) }", new { id = cluster.Id() })).ShouldFailWith("NOT_FOUND");
     }
+
+    [Fact]
+    public async Task the_compliance_report_counts_a_clusters_pods_as_managed_kubernetes()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var cluster = (await CreateCluster(tenant, name: "audited")).ShouldSucceed().Data.GetProperty("createKubernetesCluster");
+        var auditor = await tenant.TokenAsync("AUDITOR");
+        var result = await app.Host.Scenario(s =>
+        {
+            s.Get.Url("/api/exports/compliance-report?format=json");
+            s.WithRequestHeader("Authorization", $"Bearer {auditor}");
+            s.StatusCodeShouldBe(200);
+        });
+        var resources = JsonDocument.Parse(await result.ReadAsTextAsync()).RootElement.GetProperty("tenants")[0].GetProperty("resources").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("id").GetString()!);
+        var controlPlane = resources[cluster.GetProperty("controlPlane").Id()];
+        Assert.Equal(("Managed Kubernetes", "N+2 in 1 zone"), (controlPlane.GetProperty("product").GetString(), controlPlane.GetProperty("redundancy").GetString()));
+    }
 }
