@@ -28,6 +28,7 @@ var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOpti
 // One state directory for the whole runtime unless Fleet:Qemu:StateDirectory names another one for the guests.
 if (builder.Configuration[$"{FleetOptions.Section}:Qemu:StateDirectory"] is null && builder.Configuration["Kraud:StateDirectory"] is { } state)
     fleet.Qemu.StateDirectory = state;
+fleet.SevSnp.AuthorityDirectory ??= Path.Combine(builder.Configuration["Kraud:StateDirectory"] ?? ".kraud", SevSnpOptions.DefaultDirectoryName);
 var name = builder.Configuration["Host:Name"]
     ?? throw new InvalidOperationException("Name the host this runtime serves: --host <name>.");
 var definition = fleet.Hosts.FirstOrDefault(h => h.Name == name) ?? new HostDefinition { Name = name, Cpu = 16, MemoryMiB = 65536, NvmeGiB = 1024 };

@@ -5,6 +5,7 @@ using Kraud.Api.Access;
 using Kraud.Api.Audit;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
+using Kraud.Domain.Pods;
 using Kraud.Domain.Products;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
@@ -82,7 +83,13 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
             var pods = await session.Query<PodView>().Where(p => p.TenantId == tenantId).OrderBy(p => p.CreatedTicks).ToListAsync(ct);
             var resources = pods.Select(p =>
             {
-                var product = p.Pod.Spec.Confidential ? confidential : docker;
+                // A pod a cluster or an app made is part of that product (and carries its barrier and redundancy).
+                var product = p.Pod.Spec.Confidential ? confidential : p.Pod.Owner?.Kind switch
+                {
+                    PodOwner.KubernetesCluster => ProductCatalog.All.Single(x => x.Name == "Managed Kubernetes"),
+                    PodOwner.App => ProductCatalog.All.Single(x => x.Name == "Managed Apps"),
+                    _ => docker,
+                };
                 var on = p.Pod.Instances.Select(i => hosts.GetValueOrDefault(i.HostId)).OfType<Kraud.Domain.Fleet.Host>().ToList();
                 return new ResourceEvidence(p.Id, "pod", $"{p.Namespace}/{p.Name}", p.State.ToString().ToUpperInvariant(), product.Name, product.SecurityBarrier,
                     product.Redundancy, on.Select(h => h.Name).Distinct().Order().ToList(), on.Select(h => h.Datacenter).Distinct().Order().ToList());

@@ -14,6 +14,7 @@ public static class ApiSetup
     {
         var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
         if (!fleet.InProcess) fleet.Hosts = [];
+        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(DatabaseSetup.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
         builder.Services.AddSingleton(fleet);
         builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
         return fleet;
@@ -34,6 +35,10 @@ public static class ApiSetup
         services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddHostedService<Volumes.VolumePlacementRetry>();
         services.AddKraudGraphQL();
+        Confidential.AttestationTrustSetup.AddAttestationTrust(services);
+        services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<Apps.AppRolloutOptions>() ?? new Apps.AppRolloutOptions());
+        services.AddHostedService<Apps.AppRolloutWatcher>();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {

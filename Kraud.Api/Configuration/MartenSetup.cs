@@ -42,6 +42,8 @@ public static class MartenSetup
                 opts.Projections.Add<Kraud.Projections.Volumes.VolumeViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ZoneViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Kubernetes.KubernetesClusterViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Apps.AppInstanceViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
@@ -57,6 +59,10 @@ public static class MartenSetup
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<Kraud.Projections.Volumes.VolumeView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
                 opts.Schema.For<Volumes.VolumeKeyRecord>();
+                opts.Schema.For<Kraud.Projections.Kubernetes.KubernetesClusterView>().Index(x => x.TenantId);
+                opts.Schema.For<Kraud.Api.Kubernetes.ClusterCaKey>();
+                opts.Schema.For<Kraud.Projections.Apps.AppInstanceView>().Index(x => x.TenantId);
+                opts.Schema.For<Kraud.Api.Apps.AppSecretValue>().Index(x => x.AppId);
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

@@ -14,6 +14,7 @@ namespace Kraud.Api.Configuration;
 public static class WolverineSetup
 {
     public const string SchedulerQueue = "scheduler";
+    public const string AppsQueue = "apps";
 
     public static void UseKraudWolverine(this WebApplicationBuilder builder, FleetOptions fleet)
     {
@@ -66,6 +67,11 @@ public static class WolverineSetup
             opts.LocalQueue(Volumes.ScheduleVolumeHandler.Queue).Sequential();
             opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
             opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
+            // App rollouts (sagas) take their steps one at a time: a saga's state is never written by two steps at once.
+            opts.PublishMessage<Apps.StartAppRollout>().ToLocalQueue(AppsQueue);
+            opts.PublishMessage<Apps.CreateAppRolloutPart>().ToLocalQueue(AppsQueue);
+            opts.PublishMessage<Apps.CheckAppRollout>().ToLocalQueue(AppsQueue);
+            opts.LocalQueue(AppsQueue).Sequential();
 
             // The default fleet runs in this process: its host runtimes read their own queues, exactly as a
             // standalone Kraud.HostRuntime process would.

@@ -1,6 +1,7 @@
 using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Domain.Access;
+using Kraud.Domain.Confidential;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
@@ -16,8 +17,14 @@ public static class HostReportsHandler
     public static Task Handle(MicroVmBootStarted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Record(session, context, r, new VmBooting(), time);
 
-    public static Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
-        Record(session, context, r, new VmBooted(r.BootMs, r.EncryptedEphemeralGiB), time);
+    public static async Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time, AttestationTrust trust)
+    {
+        var pod = await Record(session, context, r, new VmBooted(r.BootMs, new AttestationEvidence(r.Attestation, trust), r.EncryptedEphemeralGiB), time);
+        // A guest that failed attestation runs code nobody vouched for: it is stopped now, not at the next reconciliation.
+        // No pod id on the stop: the replica is FAILED already, and the host's answer has nothing to add to the pod.
+        if (pod.Attestation is { Verified: false } && pod.Instance(r.VmId) is { Phase: VmPhase.Failed } vm)
+            await context.EndpointFor(PodStreams.HostUri(vm.HostName)).SendAsync(new StopMicroVm(r.HostId, r.VmId, Guid.Empty));
+    }
 
     public static Task Handle(MicroVmFailed r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Record(session, context, r, new VmFailed(r.Reason), time);

@@ -31,6 +31,7 @@ public static class KraudSchema
         AuditQueries.Map, AuditDigestFields.Map, RejectedCommandFields.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
         RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
+        Kubernetes.KubernetesFields.Map, Apps.AppFields.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

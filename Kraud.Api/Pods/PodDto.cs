@@ -9,17 +9,20 @@ public sealed record MicroVmDto(Guid Id, Guid PodId, Guid HostId, string State, 
 
 public sealed record PodVolumeDto(Guid VolumeId, string MountPath, bool ReadOnly);
 
+public sealed record AttestationDto(string Measurement, bool Verified, DateTime? VerifiedAt);
+
 public sealed record PodDto(
     Guid Id, string Name, string Namespace, Guid TenantId, string Image, int Cpu, int MemoryMiB, int Replicas, bool Confidential,
-    string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, object? Attestation,
-    IReadOnlyList<PodVolumeDto> Volumes)
+    string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, AttestationDto? Attestation,
+    IReadOnlyList<PodVolumeDto> Volumes, PodOwner? Owner = null)
 {
     public static PodDto From(PodView view) => From(view.Pod, view.Version);
 
     public static PodDto From(Pod pod, int version) => new(pod.Id, pod.Spec.Name, pod.Spec.Namespace, pod.TenantId, pod.Spec.Image,
         pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Replicas, pod.Spec.Confidential, Enums.Name(pod.State), pod.Reason, version,
-        pod.CreatedAt.UtcDateTime, pod.Instances.Select(i => MicroVm(pod, i)).ToList(), null,
-        pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList());
+        pod.CreatedAt.UtcDateTime, pod.Instances.Select(i => MicroVm(pod, i)).ToList(),
+        pod.Attestation is { } a ? new AttestationDto(a.Measurement, a.Verified, a.VerifiedAt?.UtcDateTime) : null,
+        pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList(), pod.Owner);
 
     public static MicroVmDto MicroVm(Pod pod, PodInstance i) =>
         new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, null, null, i.StartedAt?.UtcDateTime, pod.Spec.EphemeralGiB, i.EphemeralEncrypted);

@@ -64,5 +64,11 @@ public static class PodQueries
         });
     }
 
-}
 
+    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
+    public static async Task<Dictionary<Guid, PodView>> ViewsAsync(IResolveFieldContext ctx, IEnumerable<Guid> ids)
+    {
+        var all = ids.Distinct().ToArray();
+        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+    }
+}

@@ -16,14 +16,24 @@ public static class PodRequestHandler
     public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
     {
         if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
-        var command = request.Command is CreatePod create ? await VolumeAttachments.ResolveMountsAsync(session, create) : request.Command;
-        var pod = await PodStreams.ExecuteAsync(session, context, command, request.By, request.ExpectedVersion);
+        await ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+    }
+
+    /// <summary>
+    /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
+    /// stopped, and the volumes a new pod mounts attached in the same transaction.
+    /// </summary>
+    public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    {
+        if (command is CreatePod create) command = await VolumeAttachments.ResolveMountsAsync(session, create);
+        var pod = await PodStreams.ExecuteAsync(session, context, command, by, expectedVersion);
         if (command is CreatePod)
         {
-            await VolumeAttachments.AttachNewPodAsync(session, context, pod, request.By, command.At);
+            await VolumeAttachments.AttachNewPodAsync(session, context, pod, by, command.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         }
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
+        return pod;
     }
 }

@@ -63,7 +63,8 @@ public static class PodStreams
                     if (isNew)
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
-                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId, Spec(after, vm, volumes)));
+                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
+                        Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after))));
                     break;
                 case PodReactions.Stop(var vm):
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
@@ -82,9 +83,9 @@ public static class PodStreams
 
     public static Uri HostUri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
 
-    private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> volumes) => new(vm.VmId, pod.Id, pod.TenantId,
-        vm.Replica, vm.Generation, pod.Spec.Image, pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB,
-        pod.Spec.Confidential, volumes.Count == 0 ? null : volumes);
+    private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> volumes, IReadOnlyDictionary<string, string> env) =>
+        new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image, pod.Spec.Command, env, pod.Spec.Cpu, pod.Spec.MemoryMiB,
+            pod.Spec.EphemeralGiB, pod.Spec.Confidential, volumes.Count == 0 ? null : volumes);
 
     private static string CommandName(PodCommand command) => command switch
     {

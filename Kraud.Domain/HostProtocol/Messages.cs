@@ -57,8 +57,10 @@ public interface IMicroVmReport : IHostReport
 
 public sealed record MicroVmBootStarted(Guid HostId, Guid VmId, Guid PodId) : IMicroVmReport;
 
+/// <param name="Attestation">A confidential guest's attestation report from the host's SEV-SNP firmware (null for ordinary guests).</param>
 /// <param name="EncryptedEphemeralGiB">The size of the ephemeral disk the host runtime set up encrypted (0: none).</param>
-public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs, int EncryptedEphemeralGiB = 0) : IMicroVmReport;
+public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs, Confidential.AttestationReport? Attestation = null,
+    int EncryptedEphemeralGiB = 0) : IMicroVmReport;
 
 public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
 

@@ -18,6 +18,9 @@ public sealed record PodInstance(
     public bool EphemeralEncrypted { get; init; }
 }
 
+/// <summary>A confidential pod's attestation: the measurement it expects and whether its microVM proved it, and when.</summary>
+public sealed record PodAttestation(string Measurement, bool Verified, DateTimeOffset? VerifiedAt);
+
 public sealed record Pod(
     Guid Id, Guid TenantId, PodSpec Spec, int Replicas, bool Exists, bool Deleting, string? UnschedulableReason,
     ImmutableList<PodInstance> Instances, DateTimeOffset CreatedAt) : IState<Pod>
@@ -32,6 +35,12 @@ public sealed record Pod(
     /// <summary>Replica indexes that have no live microVM and so wait for the scheduler.</summary>
     public IReadOnlyList<int> Unplaced =>
         Deleting ? [] : Enumerable.Range(0, Replicas).Where(r => Live.All(i => i.Replica != r)).ToList();
+
+    /// <summary>Confidential pods only: the expected launch measurement and the state of the current microVM's proof.</summary>
+    public PodAttestation? Attestation { get; init; }
+
+    /// <summary>The product resource that made this pod and alone may scale or delete it; null for a tenant's own pods.</summary>
+    public PodOwner? Owner { get; init; }
 
     public int NextGeneration(int replica) => Generations.GetValueOrDefault(replica);
 
@@ -76,7 +85,13 @@ public sealed record Pod(
 
     public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
 
-    public Pod Evolve(object @event) => @event switch
+    /// <summary>A new microVM (scheduled, restarted, booted again) has proven nothing yet: the attestation waits for its report.</summary>
+    public Pod Evolve(object @event) => Apply(@event) is var next && @event is PodReplicaScheduled or PodRestarted or PodReplicaVanished
+        && next.Attestation is { } attestation
+            ? next with { Attestation = attestation with { Verified = false, VerifiedAt = null } }
+            : next;
+
+    private Pod Apply(object @event) => @event switch
     {
         PodRequested e => new Pod(e.PodId, e.TenantId, e.Spec, e.Replicas, true, false, null, [], e.At),
         PodReplicaScheduled e => this with
@@ -104,6 +119,10 @@ public sealed record Pod(
         PodVolumeDetached e => this with { Spec = Spec with { Volumes = Spec.Mounts.Where(m => m.VolumeId != e.VolumeId).ToList() } },
         EphemeralDiskEncrypted e => Update(e.VmId, i => i with { EphemeralEncrypted = true }),
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
+        PodOwnedBy e => this with { Owner = e.Owner },
+        PodLaunchMeasured e => this with { Attestation = new PodAttestation(e.Measurement, false, null) },
+        PodReplicaAttested e => this with { Attestation = Attestation! with { Verified = true, VerifiedAt = e.At } },
+        PodReplicaAttestationFailed => this with { Attestation = Attestation! with { Verified = false, VerifiedAt = null } },
         _ => this,
     };
 

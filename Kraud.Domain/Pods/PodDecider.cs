@@ -1,15 +1,20 @@
 using System.Collections.Immutable;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
+using Kraud.Domain.Confidential;
 
 namespace Kraud.Domain.Pods;
 
 public abstract record PodCommand(Guid PodId, DateTimeOffset At);
 
-public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
-public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+/// <param name="Owner">Set when a product resource (Kubernetes cluster, app) makes the pod as one of its parts.</param>
+public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, PodOwner? Owner = null)
+    : PodCommand(PodId, At);
+
+/// <param name="OnBehalfOf">The owner resource that scales its own pod; an owned pod refuses anyone else.</param>
+public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
-public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 
 /// <summary>Mount a volume (the volume's own stream decided it may be attached); live microVMs restart to get it.</summary>
 public sealed record AttachPodVolume(Guid PodId, VolumeMount Mount, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
@@ -30,7 +35,10 @@ public sealed record RecordVmReport(Guid PodId, Guid VmId, Guid HostId, VmReport
 
 public abstract record VmReport;
 public sealed record VmBooting : VmReport;
-public sealed record VmBooted(double BootMs, int EncryptedEphemeralGiB = 0) : VmReport;
+/// <param name="Attestation">The host's attestation report and the roots the control plane trusts; what a confidential pod's VM must pass.</param>
+public sealed record VmBooted(double BootMs, AttestationEvidence? Attestation = null, int EncryptedEphemeralGiB = 0) : VmReport;
+
+public sealed record AttestationEvidence(AttestationReport? Report, AttestationTrust Trust);
 public sealed record VmFailed(string Reason) : VmReport;
 
 /// <param name="EphemeralErased">The host runtime destroyed the VM's ephemeral data key.</param>
@@ -60,6 +68,8 @@ public static class PodDecider
             .Select(i => new PodReplicaReplaced(c.PodId, i.VmId, i.HostId, $"replica {i.Replica} failed ({i.Reason}); booting a new one", c.At))
             .ToList<object>(),
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
+        (ScalePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
+        (DeletePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (ScalePod c, _) => Scale(c, state),
         (RestartPod c, _) => [Restart(c, state)],
         (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
@@ -86,8 +96,14 @@ public static class PodDecider
         foreach (var key in s.Env.Keys)
             if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
                 throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
-        return [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+        List<object> events = [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+        if (c.Owner is { } owner) events.Add(new PodOwnedBy(c.PodId, owner, c.At));
+        if (s.Confidential) events.Add(new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At));
+        return events;
     }
+
+    private static DomainException OwnedBy(PodOwner owner, Pod state) => new(ErrorCode.Precondition,
+        $"Pod {state.Spec.Namespace}/{state.Spec.Name} is part of {owner.Kind} '{owner.Name}' ({owner.Id}): change it through the {owner.Kind}.");
 
     private static IReadOnlyList<object> Scale(ScalePod c, Pod state)
     {
@@ -180,11 +196,29 @@ public static class PodDecider
             (VmEvicted e, _) => [new PodReplicaEvicted(c.PodId, c.VmId, c.HostId, e.Reason, c.At)],
             (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
-            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At),
-                .. b.EncryptedEphemeralGiB > 0 ? [new EphemeralDiskEncrypted(c.PodId, c.VmId, c.HostId, b.EncryptedEphemeralGiB, c.At)] : Array.Empty<object>()],
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) when state.Attestation is { } expected => WithDisk(c, b, Attest(c, b, vm, expected)),
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => WithDisk(c, b, [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)]),
             (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
             _ => [],
         };
+    }
+
+    /// <summary>A confidential guest is RUNNING only once its host proved it launched exactly what the pod asked for.</summary>
+    /// <summary>A VM that runs with an ephemeral disk its host confirmed encrypted: recorded beside its start.</summary>
+    private static IReadOnlyList<object> WithDisk(RecordVmReport c, VmBooted b, IReadOnlyList<object> events) =>
+        b.EncryptedEphemeralGiB > 0 && events.OfType<PodReplicaRunning>().Any()
+            ? [.. events, new EphemeralDiskEncrypted(c.PodId, c.VmId, c.HostId, b.EncryptedEphemeralGiB, c.At)]
+            : events;
+
+    private static IReadOnlyList<object> Attest(RecordVmReport c, VmBooted booted, PodInstance vm, PodAttestation expected)
+    {
+        var verdict = booted.Attestation is { } evidence
+            ? AttestationVerifier.Verify(evidence.Report, expected.Measurement, c.VmId, vm.HostName, evidence.Trust, c.At)
+            : AttestationVerdict.Failed("the host's boot report carried no attestation evidence");
+        if (verdict.Verified)
+            return [new PodReplicaAttested(c.PodId, c.VmId, c.HostId, verdict.Measurement, c.At), new PodReplicaRunning(c.PodId, c.VmId, c.HostId, booted.BootMs, c.At)];
+        var reason = $"attestation failed: {verdict.Reason}";
+        return [new PodReplicaAttestationFailed(c.PodId, c.VmId, c.HostId, reason, c.At), new PodReplicaFailed(c.PodId, c.VmId, c.HostId, reason, c.At)];
     }
 }
 

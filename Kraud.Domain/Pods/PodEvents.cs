@@ -61,3 +61,23 @@ public sealed record EphemeralDiskEncrypted(Guid PodId, Guid VmId, Guid HostId, 
 
 /// <summary>The microVM's ephemeral data key is destroyed, so its data can never be read again (crypto-erase).</summary>
 public sealed record EphemeralDiskErased(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+/// <summary>
+/// A confidential pod's expected launch measurement (SHA-256 over its canonical launch configuration), recorded when it
+/// was requested: every microVM of the pod must prove with an attestation report that it was launched with exactly this.
+/// </summary>
+public sealed record PodLaunchMeasured(Guid PodId, string Measurement, DateTimeOffset At);
+
+/// <summary>The host's attestation report for this microVM verified: chain, signature and measurement.</summary>
+public sealed record PodReplicaAttested(Guid PodId, Guid VmId, Guid HostId, string Measurement, DateTimeOffset At);
+
+/// <summary>The host's attestation report for this microVM did not verify; the replica fails and its VM is stopped.</summary>
+public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>What a pod belongs to when a product made it (a Kubernetes cluster's control plane or node pool, an app's service).</summary>
+public sealed record PodOwner(string Kind, Guid Id, string Name)
+{
+    public const string KubernetesCluster = "kubernetes cluster", App = "app";
+}
+
+/// <summary>The pod is part of another resource: only that resource scales or deletes it.</summary>
+public sealed record PodOwnedBy(Guid PodId, PodOwner Owner, DateTimeOffset At);

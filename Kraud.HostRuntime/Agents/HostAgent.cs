@@ -1,5 +1,6 @@
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Confidential;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
@@ -56,15 +57,22 @@ public sealed class HostAgents : IAsyncDisposable
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
-    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null) =>
-        new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
+    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null)
+    {
+        var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
+        return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
             {
-                "simulated" => new SimulatedDriver(new SimulatedDriverOptions { BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs) }, time),
+                "simulated" => new SimulatedDriver(new SimulatedDriverOptions
+                {
+                    BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
+                    SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
+                }, time),
                 QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
                 _ => throw new InvalidOperationException(
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
             kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time))));
+    }
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
     public async ValueTask DisposeAsync()

@@ -28,7 +28,7 @@ public static class BootMicroVmHandler
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
             if (!result.AlreadyRunning)
-                await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.EncryptedEphemeralGiB));
+                await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB));
         }
         catch (MicroVmBootException e)
         {

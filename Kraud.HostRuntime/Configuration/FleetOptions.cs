@@ -44,6 +44,23 @@ public sealed class FleetOptions
 
     /// <summary>How hosts whose driver is qemu-microvm run their guests.</summary>
     public QemuOptions Qemu { get; set; } = new();
+
+    /// <summary>Where simulated SEV-SNP hosts get their attestation keys certified.</summary>
+    public SevSnpOptions SevSnp { get; set; } = new();
+}
+
+public sealed class SevSnpOptions
+{
+    /// <summary>
+    /// The directory of the simulated AMD authority (test root and intermediate, made on first use). The control plane
+    /// trusts its root unless Attestation:TrustedRootsFile names real roots; host runtime processes of one fleet share it.
+    /// Default: &lt;Kraud:StateDirectory&gt;/sev-snp-test-authority.
+    /// </summary>
+    public string? AuthorityDirectory { get; set; }
+
+    public const string DefaultDirectoryName = "sev-snp-test-authority";
+
+    public string ResolvedAuthorityDirectory => Path.GetFullPath(AuthorityDirectory ?? Path.Combine(".kraud", DefaultDirectoryName));
 }
 
 public sealed class HostDefinition

@@ -1,3 +1,4 @@
+using Kraud.Domain.Confidential;
 using Kraud.Domain.HostProtocol;
 
 namespace Kraud.HostRuntime.Drivers;
@@ -29,8 +30,9 @@ public interface IMicroVmDriver
 
 public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);
 
+/// <param name="Attestation">For a confidential guest on a SEV-SNP host: the firmware's report of what it launched.</param>
 /// <param name="EncryptedEphemeralGiB">Size of the ephemeral disk set up encrypted with a key held only in memory; 0 when none.</param>
-public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, int EncryptedEphemeralGiB = 0);
+public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, AttestationReport? Attestation = null, int EncryptedEphemeralGiB = 0);
 
 public sealed class MicroVmBootException(string reason) : Exception(reason);
 

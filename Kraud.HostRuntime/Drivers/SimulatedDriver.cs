@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
+using Kraud.Domain.Confidential;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Confidential;
 
 namespace Kraud.HostRuntime.Drivers;
 
@@ -9,6 +11,9 @@ public sealed class SimulatedDriverOptions
 {
     /// <summary>How long a simulated guest takes to come up.</summary>
     public TimeSpan BootDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The host's simulated SEV-SNP firmware; null on hosts without SEV-SNP (they cannot launch confidential guests).</summary>
+    public SevSnpFirmware? SevSnp { get; set; }
 }
 
 /// <summary>
@@ -24,6 +29,8 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     private readonly ConcurrentDictionary<string, string> _failingImages = new();
     private readonly ConcurrentDictionary<Guid, byte[]> _ephemeralKeys = new();
     private readonly ConcurrentDictionary<Guid, IReadOnlyDictionary<Guid, byte[]>> _volumeKeys = new();
+    private readonly ConcurrentQueue<Func<MicroVmSpec, MicroVmSpec>> _tamperings = new();
+    private readonly ConcurrentQueue<AttestationForgery> _forgeries = new();
 
     public string Name => "simulated";
 
@@ -45,10 +52,21 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
 
     public void RepairImage(string image) => _failingImages.TryRemove(image, out _);
 
+    /// <summary>
+    /// The next confidential guest is launched with a configuration other than the one the control plane sent (a host
+    /// that injects something into the guest): its firmware measures what was really launched.
+    /// </summary>
+    public void TamperNextLaunch(Func<MicroVmSpec, MicroVmSpec> tamper) => _tamperings.Enqueue(tamper);
+
+    /// <summary>The next confidential guest's attestation report is forged the given way.</summary>
+    public void ForgeNextReport(AttestationForgery forgery) => _forgeries.Enqueue(forgery);
+
     public void ClearFaults()
     {
         _bootFailures.Clear();
         _failingImages.Clear();
+        _tamperings.Clear();
+        _forgeries.Clear();
     }
 
     public async Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct)
@@ -60,10 +78,18 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         if (_bootFailures.TryDequeue(out var fault)) throw new MicroVmBootException(fault);
         if (spec.Attachments.FirstOrDefault(v => !volumeKeys.ContainsKey(v.VolumeId)) is { } locked)
             throw new MicroVmBootException($"no data key for volume {locked.VolumeId}");
-        if (!_running.TryAdd(spec.VmId, spec)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
+        var launched = spec;
+        AttestationReport? report = null;
+        if (spec.Confidential)
+        {
+            var firmware = options.SevSnp ?? throw new MicroVmBootException("this host has no SEV-SNP: it cannot launch a confidential guest");
+            if (_tamperings.TryDequeue(out var tamper)) launched = tamper(spec);
+            report = firmware.Report(launched, _forgeries.TryDequeue(out var forgery) ? forgery : null);
+        }
+        if (!_running.TryAdd(spec.VmId, launched)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
         if (spec.EphemeralGiB > 0) _ephemeralKeys[spec.VmId] = RandomNumberGenerator.GetBytes(32);
         _volumeKeys[spec.VmId] = volumeKeys.ToDictionary(k => k.Key, k => k.Value.ToArray());
-        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, spec.EphemeralGiB);
+        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, report, spec.EphemeralGiB);
     }
 
     public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(Remove(vmId));

@@ -42,6 +42,8 @@ public sealed class HostProcess : IAsyncDisposable
                 ["KRAUD_DATABASE"] = app.ConnectionString,
                 ["Fleet__SimulatedBootDelayMs"] = "10",
                 ["Fleet__HeartbeatIntervalMs"] = KraudApp.HeartbeatIntervalMs.ToString(),
+                // The control plane trusts the test root in its own state directory: SEV-SNP host processes certify their keys under it.
+                ["Fleet__SevSnp__AuthorityDirectory"] = Path.Combine(app.StateDirectory, Kraud.HostRuntime.Configuration.SevSnpOptions.DefaultDirectoryName),
             },
         };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;

@@ -109,7 +109,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             var bootMs = await StartAsync(vm, ct);
             vm.Booted.SetResult();
             if (vm.Process!.HasExited) await ReportCrashAsync(vm);
-            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, vm.Key is null ? 0 : spec.EphemeralGiB);
+            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, EncryptedEphemeralGiB: vm.Key is null ? 0 : spec.EphemeralGiB);
         }
         catch (Exception e)
         {
