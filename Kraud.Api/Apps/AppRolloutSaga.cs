@@ -59,6 +59,10 @@ public sealed class AppRolloutSaga : Saga
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
         if (app.Rollout?.Number != Rollout) return await AbandonAsync(session, context, app, time);
         if (Created >= Parts) return null;
+        // Whoever lets AppFields.Capabilities admit volumes or ingresses must add their steps here: until then such a
+        // rollout fails rather than run without the storage or the route its template asked for.
+        if (app.Rollout.NeedsVolumesOrIngresses)
+            return await FailAsync(session, context, app, "this rollout needs volumes or an ingress, and the saga has no steps that create them yet", time);
         var part = app.Rollout.Pods[step.Index];
         // Checked here, not left to the commit: a refused commit would leave this step to retry forever instead of failing the rollout.
         if (await session.LoadAsync<NameClaim>(NameClaim.For("pod", app.TenantId.ToString(), part.Spec.Namespace, part.Spec.Name)) is not null)

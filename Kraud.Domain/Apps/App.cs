@@ -11,14 +11,25 @@ public sealed record AppPodPart(string Service, Guid PodId, PodSpec Spec, int Re
 
 public sealed record ChangelogEntry(string Version, string Notes);
 
+public sealed record AppVolumeMount(string Service, string MountPath);
+
+/// <summary>A volume the template asks for, with its size from the config and where the services mount it: what a volume step creates.</summary>
+public sealed record AppVolumePart(string Name, Guid VolumeId, string Class, int SizeGiB, IReadOnlyList<AppVolumeMount> Mounts);
+
+/// <summary>An ingress route the template asks for, with the host from the config: what an ingress step creates.</summary>
+public sealed record AppIngressPart(string Host, string Path, string Service, int Port);
+
 /// <summary>
 /// A launch or an upgrade in progress: the parts it creates, and the configuration and changelog that become the app's
 /// once every part runs. Number 1 is the launch; each upgrade is the next number.
 /// </summary>
 public sealed record AppRollout(
     int Number, string Version, IReadOnlyList<AppPodPart> Pods, IReadOnlyDictionary<string, string> Config, IReadOnlyList<string> SecretFields,
-    IReadOnlyList<ChangelogEntry> Changelog)
+    IReadOnlyList<ChangelogEntry> Changelog, IReadOnlyList<AppVolumePart>? Volumes = null, IReadOnlyList<AppIngressPart>? Ingresses = null)
 {
+    /// <summary>Parts only createVolume and createIngress can make: the rollout saga has no steps for them yet.</summary>
+    public bool NeedsVolumesOrIngresses => Volumes is { Count: > 0 } || Ingresses is { Count: > 0 };
+
     public bool IsUpgrade => Number > 1;
 }
 

@@ -19,6 +19,10 @@ public static class AppPlan
         var pods = t.Services.Select(s => new AppPodPart(s.Name, DeterministicId.From("app-pod", appId, number, s.Name),
             new PodSpec($"{name}-{s.Name}-r{number}", ns, Fill(s.Image), s.Command.Select(Fill).ToList(),
                 s.Env.ToDictionary(e => e.Key, e => Fill(e.Value)), s.Cpu, s.MemoryMiB, zone, false, s.EphemeralGiB), s.Replicas)).ToList();
-        return new AppRollout(number, t.Version, pods, config.Values, [.. secretFields.Order(StringComparer.Ordinal)], changelog);
+        var volumes = t.Volumes.Select(v => new AppVolumePart(v.Name, DeterministicId.From("app-volume", appId, number, v.Name), v.Class,
+            int.Parse(Fill(v.SizeGiB)), t.Services.SelectMany(s => s.Volumes.Where(m => m.Volume == v.Name).Select(m => new AppVolumeMount(s.Name, m.MountPath))).ToList()))
+            .ToList();
+        var ingresses = t.Ingresses.Select(i => new AppIngressPart(Fill(i.Host), i.Path, i.Service, i.Port)).ToList();
+        return new AppRollout(number, t.Version, pods, config.Values, [.. secretFields.Order(StringComparer.Ordinal)], changelog, volumes, ingresses);
     }
 }

@@ -81,6 +81,18 @@ public class AppsSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task config_written_inline_in_the_query_works_and_the_zone_field_places_every_part_in_that_zone()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var launch = (await tenant.Gql($"mutation {{ launchApp(app: \"redis\", version: \"7.4.1\", name: \"zoned\", config: {{eviction: \"noeviction\", zone: \"fsn1-b\"}}) {{ app {{ {Fields} }} }} }}"))
+            .ShouldSucceed().Data.GetProperty("launchApp").GetProperty("app");
+        var running = await WaitFor(tenant, launch.Id(), "RUNNING");
+        Assert.Equal("noeviction", running.GetProperty("config").GetProperty("eviction").GetString());
+        var vm = Assert.Single(Parts(running)).GetProperty("pod").GetProperty("instances")[0];
+        Assert.Equal("fsn1-b", app.Agent(vm.GetProperty("hostId").GetString()!).Definition.Zone);
+    }
+
+    [Fact]
     public async Task a_launch_whose_part_fails_removes_what_it_created_and_is_failed_with_the_reason()
     {
         var tenant = await TenantScope.CreateAsync(app);

@@ -119,6 +119,24 @@ public sealed class AppCatalogSpecs : IDisposable
             .OfType<AppUpgradeRequested>().Single().Rollout.Number);
     }
 
+    [Fact]
+    public void a_templates_volumes_and_ingress_are_planned_from_the_config_ready_for_createVolume_and_createIngress()
+    {
+        var nextcloud = Load(new Dictionary<string, string?>()).Find("nextcloud", "30.0.2");
+        var config = AppConfig.Resolve(nextcloud, new Dictionary<string, string?> { ["host"] = "cloud.example.com", ["files"] = "500" }, Zones, n => new string('p', n));
+        var command = new LaunchApp(Guid.NewGuid(), Tenant, "files", "default", nextcloud, config, AppCapabilities.PodsOnly, Admin, Now);
+        Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => AppDecider.Decide(command, AppInstance.Initial)).Code);
+
+        var rollout = Assert.IsType<AppLaunchRequested>(Assert.Single(AppDecider.Decide(command with { Capabilities = new AppCapabilities(true, true) },
+            AppInstance.Initial))).Rollout;
+        Assert.True(rollout.NeedsVolumesOrIngresses);
+        var files = rollout.Volumes!.Single(v => v.Name == "files");
+        Assert.Equal(("GFS", 500, new AppVolumeMount("web", "/var/www/html")), (files.Class, files.SizeGiB, Assert.Single(files.Mounts)));
+        Assert.Equal(10, rollout.Volumes!.Single(v => v.Name == "db-data").SizeGiB);
+        Assert.Equal(new AppIngressPart("cloud.example.com", "/", "web", 80), Assert.Single(rollout.Ingresses!));
+        Assert.Equal(["db", "web"], rollout.Pods.Select(p => p.Service));
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
