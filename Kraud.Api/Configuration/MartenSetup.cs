@@ -41,6 +41,8 @@ public static class MartenSetup
                 opts.Projections.Add<HostViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ZoneViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
@@ -54,6 +56,8 @@ public static class MartenSetup
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
+                opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
+                opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

@@ -46,6 +46,12 @@ public static class PodStreams
         var events = PodDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
+        var addressed = await Network.PodAddresses.DecideAsync(session, context, before, after, by, command.At);
+        if (addressed.Count > 0)
+        {
+            events = [.. events, .. addressed];
+            after = addressed.Aggregate(after, (state, e) => state.Evolve(e));
+        }
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
         (version == 0 ? session.Events.StartStream(command.PodId, events) : session.Events.Append(command.PodId, version + events.Count, events))
@@ -88,7 +94,7 @@ public static class PodStreams
     public static Uri HostUri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
 
     private static MicroVmSpec Spec(Pod pod, PodInstance vm) => new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image,
-        pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB, pod.Spec.Confidential);
+        pod.Spec.Command, pod.Spec.Env, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.EphemeralGiB, pod.Spec.Confidential, vm.Ip6, vm.Ip4);
 
     private static string CommandName(PodCommand command) => command switch
     {

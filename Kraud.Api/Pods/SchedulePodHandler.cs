@@ -31,7 +31,10 @@ public static class SchedulePodHandler
             var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Spec.Zone, pod.Spec.Confidential,
                 pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
             var now = time.GetUtcNow();
-            var command = Placement.Place(placement, fleet.Values) switch
+            var free = await Network.AddressBook.For(session).FreeAddressesAsync(context, pod.TenantId, pod.Spec.Namespace, Scheduler, now);
+            var command = free < pod.Unplaced.Count
+                ? new ApplyPlacement(pod.Id, [], $"namespace {pod.Spec.Namespace} has {free} free VPC addresses, {pod.Unplaced.Count} needed", now)
+                : Placement.Place(placement, fleet.Values) switch
             {
                 Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(), null, now),
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),

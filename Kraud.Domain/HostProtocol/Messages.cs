@@ -12,7 +12,8 @@ public static class Queues
 
 public sealed record MicroVmSpec(
     Guid VmId, Guid PodId, Guid TenantId, int Replica, int Generation, string Image, IReadOnlyList<string> Command,
-    IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential);
+    IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential,
+    string? Ip6 = null, string? Ip4 = null);
 
 public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
 
@@ -47,4 +48,13 @@ public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
-    string Driver) : IHostReport;
+    string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null) : IHostReport;
+
+/// <summary>One peer of a host's WireGuard interface, as the control plane hands it to the host runtime.</summary>
+public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKey, string? Endpoint, IReadOnlyList<string> AllowedIps);
+
+/// <summary>The host's new peer set; a host applies a revision only if it is newer than the one it has.</summary>
+public sealed record ApplyPeerSet(Guid HostId, long Revision, IReadOnlyList<WireGuardPeer> Peers);
+
+/// <summary>The host rendered and applied this revision of its peer set.</summary>
+public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostReport;

@@ -13,6 +13,10 @@ public sealed record PodInstance(
     DateTimeOffset? StartedAt)
 {
     public DateTimeOffset? FailedAt { get; init; }
+
+    /// <summary>The VPC addresses IPAM leased to this microVM.</summary>
+    public string? Ip6 { get; init; }
+    public string? Ip4 { get; init; }
 }
 
 public sealed record Pod(
@@ -97,6 +101,7 @@ public sealed record Pod(
                 .Select(i => i.VmId == e.VmId ? i with { Phase = VmPhase.Stopping, Reason = e.Reason } : i).ToImmutableList(),
         },
         PodReplicaLost e => this with { Instances = Instances.RemoveAll(i => i.VmId == e.VmId) },
+        PodReplicaAddressed e => Update(e.VmId, i => i with { Ip6 = e.Ip6, Ip4 = e.Ip4 }),
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
         _ => this,
     };

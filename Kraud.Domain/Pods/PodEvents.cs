@@ -44,3 +44,6 @@ public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, strin
 
 /// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>
 public sealed record PodReplicaReplaced(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
+
+/// <summary>IPAM gave the microVM its VPC addresses (held until it stops or fails).</summary>
+public sealed record PodReplicaAddressed(Guid PodId, Guid VmId, string Ip6, string Ip4, DateTimeOffset At);
