@@ -43,6 +43,7 @@ public static class MartenSetup
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
@@ -58,6 +59,7 @@ public static class MartenSetup
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
+                opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

@@ -30,7 +30,7 @@ public static class KraudSchema
         AuditQueries.Map, AuditDigestFields.Map, RejectedCommandFields.Map,
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
         RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
-        Network.VpcQueries.Map,
+        Network.VpcQueries.Map, Ingresses.IngressFields.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

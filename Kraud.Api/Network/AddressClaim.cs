@@ -18,4 +18,5 @@ public sealed class AddressClaim
     public static string Ula(string prefix) => "ula:" + prefix;
     public static string Block(string cidr) => "v4block:" + cidr;
     public static string Lease(string ip4) => "ip4:" + ip4;
+    public static string Public(string address) => "public:" + address;
 }

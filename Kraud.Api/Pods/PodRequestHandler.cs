@@ -15,10 +15,10 @@ public static class PodRequestHandler
     public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
     {
         if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
-        // The namespace's overlay exists before any of the pod's microVMs needs an address from it.
+        var pod = await PodStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+        // The namespace's overlay exists before the scheduler leases the pod's first address from it (after this commit).
         if (request.Command is CreatePod create)
             await Network.AddressBook.For(session).EnsureNamespaceAsync(context, create.TenantId, create.Spec.Namespace, request.By, create.At);
-        var pod = await PodStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
         if (request.Command is CreatePod)
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         if (pod.State == PodState.Stopped)

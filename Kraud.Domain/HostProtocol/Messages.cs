@@ -58,3 +58,12 @@ public sealed record ApplyPeerSet(Guid HostId, long Revision, IReadOnlyList<Wire
 
 /// <summary>The host rendered and applied this revision of its peer set.</summary>
 public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostReport;
+
+public sealed record FirewallRuleSpec(string Action, string Protocol, int Port, string Source);
+
+/// <summary>
+/// A DIRECT ingress exposes this microVM: install these rules in its configuration (an empty list removes the
+/// exposure). Traffic to the public address and port reaches the microVM's port only where a rule allows it.
+/// </summary>
+public sealed record ApplyFirewall(Guid HostId, Guid VmId, Guid PodId, Guid IngressId, string PublicAddress, string Protocol, int PublicPort, int VmPort,
+    IReadOnlyList<FirewallRuleSpec> Rules);

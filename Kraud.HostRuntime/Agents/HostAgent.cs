@@ -22,6 +22,9 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     /// </summary>
     public WireGuardInterface WireGuard { get; } = new(new WireGuardKeys(), new SimulatedWireGuardDevice());
 
+    /// <summary>Firewalls of this host's microVMs that DIRECT ingresses expose.</summary>
+    public VmFirewalls Firewalls { get; } = new();
+
     public string WireGuardEndpoint => definition.WireGuardEndpoint ?? $"{definition.Name}:{WireGuardInterface.ListenPort}";
 
     /// <summary>

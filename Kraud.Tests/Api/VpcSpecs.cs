@@ -44,6 +44,7 @@ public class VpcSpecs(KraudApp app)
             .Select(v => v.GetProperty("tenantId").GetString()).ToList();
         Assert.Contains(a.Id.ToString(), all);
         Assert.Contains(b.Id.ToString(), all);
+        await b.DeletePodsAsync();
     }
 
     [Fact]
@@ -77,6 +78,8 @@ public class VpcSpecs(KraudApp app)
         await using var session = app.Store.QuerySession();
         var claims = await session.Query<AddressClaim>().Where(c => c.Pool == overlay).ToListAsync();
         Assert.Equal(vms.Select(v => Guid.Parse(v.Id())).Order(), claims.Select(c => c.OwnerId).Order());
+        await tenant.DeletePodsAsync();
+        await other.DeletePodsAsync();
     }
 
     [Fact]
@@ -90,6 +93,7 @@ public class VpcSpecs(KraudApp app)
         var second = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("second")).Id(), "RUNNING");
         Assert.Equal(ip4, Assert.Single(second.Instances()).GetProperty("ip4").GetString());
         Assert.Contains((await app.EventsOf(Guid.Parse(second.Id()))).Select(e => e.Data), e => e is PodReplicaAddressed);
+        await tenant.DeletePodsAsync();
     }
 
     [Fact]
@@ -113,6 +117,7 @@ public class VpcSpecs(KraudApp app)
         Assert.Equal(web.Instances().Select(i => i.GetProperty("ip4").GetString()).Order(),
             dns["web.default"].GetProperty("ip4").EnumerateArray().Select(x => x.GetString()).Order());
         Assert.Equal(Assert.Single(backend.Instances()).GetProperty("ip6").GetString(), Assert.Single(dns["api.backend"].GetProperty("ip6").EnumerateArray()).GetString());
+        await tenant.DeletePodsAsync();
     }
 
     [Fact]

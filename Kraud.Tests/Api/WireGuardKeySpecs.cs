@@ -60,6 +60,7 @@ public class WireGuardKeySpecs(KraudApp app)
             find.Parameters.AddWithValue("k", key);
             Assert.True((long)(await find.ExecuteScalarAsync())! == 0, $"a private key is stored in {schema}.{table}");
         }
+        await tenant.DeletePodsAsync();
     }
 
     /// <summary>wireguard-tools' own derivation; .ci/run installs the package, and a machine without it fails here with the reason.</summary>

@@ -19,5 +19,13 @@ public static class Network
 
     public static IEnumerable<string> Addresses(this JsonElement vm) => [$"{vm.GetProperty("ip4").GetString()}/32", $"{vm.GetProperty("ip6").GetString()}/128"];
 
-    public static string HostId(this JsonElement vm) => vm.GetProperty("hostId").GetString()!;
+    /// <summary>Tests of the shared fleet give their capacity back, so that later specs (drains, N+2) find the room they expect.</summary>
+    public static async Task DeletePodsAsync(this TenantScope tenant)
+    {
+        var pods = (await tenant.Gql("{ pods(first: 500) { nodes { id } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes").EnumerateArray();
+        foreach (var pod in pods)
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+    }
+
+    public static string HostId(this JsonElement element) => element.GetProperty("hostId").GetString()!;
 }
