@@ -58,11 +58,11 @@ public static class MeshHandler
 /// <summary>A host runtime applied a revision of its peer set: recorded beside the set, for operators and the benchmark.</summary>
 public static class PeerSetAppliedHandler
 {
-    public static async Task Handle(PeerSetApplied report, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(PeerSetApplied report, IDocumentSession session, TimeProvider time)
     {
-        var view = await session.LoadAsync<PeerSetView>(PeerSetView.StreamFor(report.HostId));
-        if (view is null || report.Revision <= view.AppliedRevision) return;
-        session.Events.Append(view.Id, new HostPeerSetApplied(report.HostId, report.Revision, time.GetUtcNow()))
-            .Stamp(AuditStamp.For(context, Principal.System($"host:{report.HostId}"), null, "RecordPeerSetApplied"));
+        // One host's reports share a group id, so they are handled one after the other: no lost update between them.
+        var ack = await session.LoadAsync<PeerSetAck>(report.HostId);
+        if (ack is not null && report.Revision <= ack.Revision) return;
+        session.Store(new PeerSetAck { Id = report.HostId, Revision = report.Revision, At = time.GetUtcNow() });
     }
 }

@@ -57,10 +57,12 @@ public static class VpcQueries
         {
             if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Peer sets of hosts are visible to operators only.");
             var hostId = Ids.Parse(ctx.GetArgument<string>("hostId"), "Host");
-            var view = await ctx.Service<IQuerySession>().LoadAsync<PeerSetView>(PeerSetView.StreamFor(hostId), ctx.CancellationToken);
+            var session = ctx.Service<IQuerySession>();
+            var view = await session.LoadAsync<PeerSetView>(PeerSetView.StreamFor(hostId), ctx.CancellationToken);
+            var ack = await session.LoadAsync<PeerSetAck>(hostId, ctx.CancellationToken);
             return view is null
                 ? null
-                : new PeerSetDto(view.HostId, view.Revision, view.AppliedRevision, view.ChangedAt.UtcDateTime, view.AppliedAt?.UtcDateTime,
+                : new PeerSetDto(view.HostId, view.Revision, ack?.Revision ?? 0, view.ChangedAt.UtcDateTime, ack?.At.UtcDateTime,
                     view.Peers.Select(p => new VpcPeerDto(p.HostId, p.PublicKey, p.Endpoint, p.AllowedIps)).ToList());
         });
     }

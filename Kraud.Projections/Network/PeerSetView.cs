@@ -8,19 +8,25 @@ namespace Kraud.Projections.Network;
 /// <summary>The control plane computed a new WireGuard peer set for the host (one event per change).</summary>
 public sealed record HostPeerSetChanged(Guid HostId, string HostName, long Revision, IReadOnlyList<Peer> Peers, DateTimeOffset At);
 
-/// <summary>The host runtime reported that it runs this revision.</summary>
-public sealed record HostPeerSetApplied(Guid HostId, long Revision, DateTimeOffset At);
+/// <summary>
+/// The revision a host runtime last reported as applied. A document, not an event on the peer-set stream: reports
+/// arrive while the mesh appends the next change, and two writers on one stream would keep conflicting.
+/// </summary>
+public sealed class PeerSetAck
+{
+    public Guid Id { get; set; }
+    public long Revision { get; set; }
+    public DateTimeOffset At { get; set; }
+}
 
-/// <summary>Per host, the peers it must know and which revision it has applied. The stream is the host's peer-set stream.</summary>
+/// <summary>Per host, the peers it must know. The stream is the host's peer-set stream.</summary>
 public sealed class PeerSetView
 {
     public Guid Id { get; set; }
     public Guid HostId { get; set; }
     public string HostName { get; set; } = "";
     public long Revision { get; set; }
-    public long AppliedRevision { get; set; }
     public DateTimeOffset ChangedAt { get; set; }
-    public DateTimeOffset? AppliedAt { get; set; }
     public List<Peer> Peers { get; set; } = [];
 
     /// <summary>Peer sets live in a stream of their own per host, so mesh changes never contend with capacity appends.</summary>
@@ -31,24 +37,7 @@ public sealed class PeerSetViewProjection : SingleStreamProjection<PeerSetView, 
 {
     public override PeerSetView? Evolve(PeerSetView? snapshot, Guid id, IEvent e) => e.Data switch
     {
-        HostPeerSetChanged c => new PeerSetView
-        {
-            Id = id, HostId = c.HostId, HostName = c.HostName, Revision = c.Revision, Peers = [.. c.Peers], ChangedAt = c.At,
-            AppliedRevision = snapshot?.AppliedRevision ?? 0, AppliedAt = snapshot?.AppliedAt,
-        },
-        HostPeerSetApplied a when snapshot is not null && a.Revision > snapshot.AppliedRevision =>
-            Copy(snapshot, s => { s.AppliedRevision = a.Revision; s.AppliedAt = a.At; }),
+        HostPeerSetChanged c => new PeerSetView { Id = id, HostId = c.HostId, HostName = c.HostName, Revision = c.Revision, Peers = [.. c.Peers], ChangedAt = c.At },
         _ => snapshot,
     };
-
-    private static PeerSetView Copy(PeerSetView v, Action<PeerSetView> change)
-    {
-        var copy = new PeerSetView
-        {
-            Id = v.Id, HostId = v.HostId, HostName = v.HostName, Revision = v.Revision, AppliedRevision = v.AppliedRevision, ChangedAt = v.ChangedAt,
-            AppliedAt = v.AppliedAt, Peers = v.Peers,
-        };
-        change(copy);
-        return copy;
-    }
 }

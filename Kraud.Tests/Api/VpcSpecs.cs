@@ -60,7 +60,9 @@ public class VpcSpecs(KraudApp app)
         // Restarts lease from the API's own transactions, concurrently with each other and the scheduler.
         await Task.WhenAll(mine.Select(p => tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = p.Id() })));
         var running = new List<JsonElement>();
-        foreach (var pod in mine) running.Add(await tenant.WaitForPodAsync(pod.Id(), "RUNNING"));
+        foreach (var pod in mine)
+            running.Add(await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value, p => p.State() == "RUNNING" && p.Instances().Count == 2,
+                MeshWait, $"pod {pod.Id()} runs its new microVMs and the old ones stopped"));
 
         var vms = running.SelectMany(p => p.Instances()).ToList();
         Assert.Equal(mine.Count * 2, vms.Count);
@@ -170,14 +172,13 @@ public class VpcSpecs(KraudApp app)
             await Eventually.Until(async () => (await app.PeerSetAsync(vm.HostId()))!.Value.GetProperty("appliedRevision").GetInt32() >= revision,
                 MeshWait, "the host applied its peer set");
 
-            var wg = app.Agent(vm.HostId()).WireGuard;
-            var config = ((Kraud.HostRuntime.Network.SimulatedWireGuardDevice)wg.Device).Configuration!;
+            var device = (Kraud.HostRuntime.Network.SimulatedWireGuardDevice)app.Agent(vm.HostId()).WireGuard.Device;
             foreach (var other in others)
             {
                 var key = app.Agent(other.HostId()).WireGuard.Keys.PublicKey;
                 Assert.Equal(key, Peer(set.Value, other.HostId())!.Value.GetProperty("publicKey").GetString());
-                Assert.Contains($"PublicKey = {key}", config);
-                foreach (var address in other.Addresses()) Assert.Contains(address, config);
+                await Eventually.Until(() => Task.FromResult(device.Configuration is { } config && config.Contains($"PublicKey = {key}") &&
+                    other.Addresses().All(config.Contains)), MeshWait, $"the wg-quick configuration of {vm.HostId()} names the peer and its addresses");
             }
         }
         var vpcPeers = (await tenant.VpcAsync()).GetProperty("peers").EnumerateArray().ToList();

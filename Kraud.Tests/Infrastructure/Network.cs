@@ -22,8 +22,8 @@ public static class Network
     /// <summary>Tests of the shared fleet give their capacity back, so that later specs (drains, N+2) find the room they expect.</summary>
     public static async Task DeletePodsAsync(this TenantScope tenant)
     {
-        var pods = (await tenant.Gql("{ pods(first: 500) { nodes { id } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes").EnumerateArray();
-        foreach (var pod in pods)
+        var pods = (await tenant.Gql("{ pods(first: 500) { nodes { id state } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes").EnumerateArray();
+        foreach (var pod in pods.Where(p => p.State() is not ("STOPPING" or "STOPPED")))
             (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
     }
 

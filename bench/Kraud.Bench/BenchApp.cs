@@ -112,7 +112,8 @@ public static class Stats
         sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
 }
 
-public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8)
+public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8,
+    int Tenants = 250)
 {
     public static Options Parse(string[] args)
     {
@@ -123,8 +124,11 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
         }
         var benchmark = args.FirstOrDefault(a => !a.StartsWith('-')) ?? "pods";
         var defaults = benchmark == "pods" ? (pods: "500", hosts: "20") : (pods: "1000", hosts: "100");
+        // The mesh benchmark's fleet: 1,000 pods of 5 replicas, 5,000 microVMs.
+        var replicas = Get("--replicas", benchmark == "mesh" ? "5" : "1");
         return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
-            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(Get("--replicas", "1")), bool.Parse(Get("--durable", "true")),
-            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")));
+            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(replicas), bool.Parse(Get("--durable", "true")),
+            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")),
+            int.Parse(Get("--tenants", "250")));
     }
 }

@@ -6,6 +6,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- recovery [--pods 1000] [--hosts 100]
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000]
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
+//   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
@@ -13,11 +14,12 @@ return (options.Help, options.Benchmark) switch
     (false, "recovery") => await RecoveryBench.RunAsync(options),
     (false, "audit") => await AuditBench.RunAsync(options),
     (false, "boot") => await BootBench.RunAsync(options),
+    (false, "mesh") => await MeshBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--events E] [--runs N] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|mesh [--pods N] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--runs N] [--durable true|false]");
     return asked ? 0 : 2;
 }
