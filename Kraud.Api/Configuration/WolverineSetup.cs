@@ -62,7 +62,8 @@ public static class WolverineSetup
             opts.BatchMessagesOf<Network.MeshChanged>(batch =>
             {
                 batch.BatchSize = 1000;
-                batch.TriggerTime = 20.Milliseconds();
+                // Each batch recomputes the whole fleet's peer sets: a burst of placements should cost one, not dozens.
+                batch.TriggerTime = 250.Milliseconds();
                 batch.LocalExecutionQueueName = Network.MeshHandler.Queue;
             });
             opts.LocalQueue(Network.MeshHandler.Queue).Sequential();
