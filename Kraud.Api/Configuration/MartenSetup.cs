@@ -58,7 +58,7 @@ public static class MartenSetup
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
-                opts.Schema.For<Kraud.Projections.Network.PeerSetAck>();
+                opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
                 opts.Schema.For<HostLiveness>();

@@ -37,9 +37,10 @@ public static class WolverineSetup
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds(),
                 600.Milliseconds(), 1.Seconds());
 
-            // Two transactions leased the same free address or prefix: the claim's key let only one commit; the other
+            // Two transactions leased the same free address or prefix (or acknowledged a peer set first): the key let only one commit; the other
             // decides again and takes the next free one.
-            opts.OnException<JasperFx.DocumentAlreadyExistsException>(e => e.DocType == typeof(Network.AddressClaim)).RetryWithCooldown(
+            opts.OnException<JasperFx.DocumentAlreadyExistsException>(e =>
+                    e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
 
             opts.TuneQueueTransport();

@@ -60,9 +60,17 @@ public static class PeerSetAppliedHandler
 {
     public static async Task Handle(PeerSetApplied report, IDocumentSession session, TimeProvider time)
     {
-        // One host's reports share a group id, so they are handled one after the other: no lost update between them.
+        // Reports of one host can be handled at the same moment: the acknowledgement is versioned (optimistic concurrency),
+        // so a late report of an older revision loses and, retried, sees the newer one and changes nothing.
         var ack = await session.LoadAsync<PeerSetAck>(report.HostId);
-        if (ack is not null && report.Revision <= ack.Revision) return;
-        session.Store(new PeerSetAck { Id = report.HostId, Revision = report.Revision, At = time.GetUtcNow() });
+        if (ack is null)
+        {
+            session.Insert(new PeerSetAck { Id = report.HostId, Revision = report.Revision, At = time.GetUtcNow() });
+            return;
+        }
+        if (report.Revision <= ack.Revision) return;
+        ack.Revision = report.Revision;
+        ack.At = time.GetUtcNow();
+        session.Store(ack);
     }
 }
