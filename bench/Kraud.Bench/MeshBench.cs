@@ -110,9 +110,12 @@ public static class MeshBench
             firstChange ??= views.Values.Any(v => v.Revision > before.GetValueOrDefault(v.HostId)?.Revision) ? now : null;
             removalApplied ??= peersOfVictim.All(h => views[h].Peers.All(p => p.HostId != victim.Id) && Applied(h)) ? now : null;
             var pods = await s.LoadManyAsync<PodView>(lost);
-            var state = string.Join(',', views.Values.OrderBy(v => v.HostId).Select(v => $"{v.Revision}/{acks.GetValueOrDefault(v.HostId)}"));
+            var state = string.Join(',', views.Values.Where(v => v.HostId != victim.Id).OrderBy(v => v.HostId)
+                .Select(v => $"{v.Revision}/{acks.GetValueOrDefault(v.HostId)}"));
             if (state != lastState) (lastState, stableSince) = (state, Stopwatch.StartNew());
-            var done = pods.All(p => p.State == PodState.Running && p.Pod.Instances.All(i => i.HostId != victim.Id)) && views.Keys.All(Applied);
+            // The powered-off host's newest set waits in its queue until it is back: it is not part of the converged mesh.
+            var done = pods.All(p => p.State == PodState.Running && p.Pod.Instances.All(i => i.HostId != victim.Id)) &&
+                       views.Keys.Where(h => h != victim.Id).All(Applied);
             if (done && converged is null) converged = now;
             if (!done) converged = null;
             return done && removalApplied is not null && stableSince.Elapsed > TimeSpan.FromSeconds(2);
