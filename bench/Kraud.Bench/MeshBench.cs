@@ -22,7 +22,9 @@ public static class MeshBench
     {
         var tenants = options.Tenants;
         var podsPerTenant = Math.Max(1, options.Pods / tenants);
-        await using var app = await BenchApp.StartAsync(options);
+        // The figures run from the committed failure, so detection may be slow: heartbeats every 5 s (FAILED after 30 s)
+        // keep 100 hosts' heartbeats from crowding a small machine while thousands of microVMs are placed.
+        await using var app = await BenchApp.StartAsync(options, ("Fleet:HeartbeatIntervalMs", "5000"), ("Fleet:HeartbeatTimeoutSeconds", "30"));
         var tokens = new List<(string Token, string Zone)>();
         for (var t = 0; t < tenants; t++)
         {
@@ -130,7 +132,7 @@ public static class MeshBench
 
         Console.WriteLine();
         Console.WriteLine($"Kraud mesh benchmark: {options.Hosts} simulated hosts, {tenants} tenants (each in one zone), {total} pods x {options.Replicas} = {vms} microVMs; " +
-                          $"host {victim.Name} ({victim.Host.Vms.Count} microVMs, peer of {peersOfVictim.Count} hosts) loses power; {Environment.ProcessorCount} cores; " +
+                          $"host {victim.Name} ({victim.Host.Vms.Count} microVMs, peer of {peersOfVictim.Count} hosts) loses power; heartbeats every 5 s, FAILED after 30 s; {Environment.ProcessorCount} cores; " +
                           $"setup {setupSeconds:F0} s");
         Console.WriteLine();
         Console.WriteLine("| metric | Kraud | baseline |");
