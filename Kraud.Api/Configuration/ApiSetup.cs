@@ -24,6 +24,10 @@ public static class ApiSetup
     {
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<TokenAuthenticator>();
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Ingresses.NetworkOptions.Section).Get<Ingresses.NetworkOptions>()
+                                    ?? new Ingresses.NetworkOptions());
+        services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
+        services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
         services.AddSingleton<Replay.EventLog>();
         services.AddSingleton<Operations.RebuildJobs>();
         services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));

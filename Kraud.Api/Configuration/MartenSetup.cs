@@ -44,6 +44,9 @@ public static class MartenSetup
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Kubernetes.KubernetesClusterViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Apps.AppInstanceViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
@@ -63,6 +66,10 @@ public static class MartenSetup
                 opts.Schema.For<Kraud.Api.Kubernetes.ClusterCaKey>();
                 opts.Schema.For<Kraud.Projections.Apps.AppInstanceView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Api.Apps.AppSecretValue>().Index(x => x.AppId);
+                opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
+                opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
+                opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
+                opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

@@ -41,6 +41,12 @@ public static class WolverineSetup
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds(),
                 600.Milliseconds(), 1.Seconds());
 
+            // Two transactions leased the same free address or prefix (or acknowledged a peer set first): the key let only one commit; the other
+            // decides again and takes the next free one.
+            opts.OnException<JasperFx.DocumentAlreadyExistsException>(e =>
+                    e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
+                5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
+
             opts.TuneQueueTransport();
             // Reports about one pod are handled one after the other (they all append to the pod's stream); reports
             // about different pods run in parallel. Host runtimes put the pod id in the message's group id.
@@ -65,6 +71,15 @@ public static class WolverineSetup
                 batch.LocalExecutionQueueName = Volumes.ScheduleVolumeHandler.Queue;
             });
             opts.LocalQueue(Volumes.ScheduleVolumeHandler.Queue).Sequential();
+            // Mesh changes coalesce: one computation of every peer set per batch, one batch at a time.
+            opts.BatchMessagesOf<Network.MeshChanged>(batch =>
+            {
+                batch.BatchSize = 1000;
+                // Each batch recomputes the whole fleet's peer sets: a burst of placements should cost one, not dozens.
+                batch.TriggerTime = 250.Milliseconds();
+                batch.LocalExecutionQueueName = Network.MeshHandler.Queue;
+            });
+            opts.LocalQueue(Network.MeshHandler.Queue).Sequential();
             opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
             opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
             // App rollouts (sagas) take their steps one at a time: a saga's state is never written by two steps at once.

@@ -67,7 +67,7 @@ public static class HostQueries
 
     public static HostDto ToDto(Host host, IReadOnlyDictionary<Guid, Pod> pods, DateTimeOffset? lastHeartbeat) =>
         new(host.Id, host.Name, host.Zone, host.Rack, Enums.Name(host.Role), Enums.Name(host.State), host.SevSnp, host.Cpu, host.MemoryMiB,
-            host.CpuUsed, host.MemoryUsedMiB, lastHeartbeat?.UtcDateTime, null,
+            host.CpuUsed, host.MemoryUsedMiB, lastHeartbeat?.UtcDateTime, host.WireGuardPublicKey,
             host.Vms.Values
                 .Select(vm => pods.GetValueOrDefault(vm.PodId) is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
                 .OfType<MicroVmDto>()

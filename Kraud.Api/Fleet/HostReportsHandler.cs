@@ -53,10 +53,14 @@ public static class HostReportsHandler
     /// <summary>A host runtime that starts up is registered the first time; afterwards its announcement changes nothing.</summary>
     public static async Task Handle(HostAnnounced a, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        if (await session.Events.FetchStreamStateAsync(a.HostId) is not null) return;
         var by = Principal.System("fleet");
-        var command = new RegisterHost(a.HostId, a.Name, a.Zone, a.Datacenter, a.Rack, Enum.Parse<HostRole>(a.Role, ignoreCase: true), a.Cpu,
-            a.MemoryMiB, a.NvmeGiB, a.SevSnp, by, time.GetUtcNow());
-        await RegisterHostHandler.Apply(session, context, command);
+        if (await session.Events.FetchStreamStateAsync(a.HostId) is null)
+        {
+            var command = new RegisterHost(a.HostId, a.Name, a.Zone, a.Datacenter, a.Rack, Enum.Parse<HostRole>(a.Role, ignoreCase: true), a.Cpu,
+                a.MemoryMiB, a.NvmeGiB, a.SevSnp, by, time.GetUtcNow());
+            await RegisterHostHandler.Apply(session, context, command);
+        }
+        if (a.WireGuardPublicKey is not null)
+            await Network.WireGuardKeyAnnouncement.RecordAsync(session, context, a.HostId, a.WireGuardPublicKey, a.WireGuardEndpoint ?? a.Name, time.GetUtcNow());
     }
 }

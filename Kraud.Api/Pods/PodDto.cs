@@ -25,7 +25,11 @@ public sealed record PodDto(
         pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList(), pod.Owner);
 
     public static MicroVmDto MicroVm(Pod pod, PodInstance i) =>
-        new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, null, null, i.StartedAt?.UtcDateTime, pod.Spec.EphemeralGiB, i.EphemeralEncrypted);
+        new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, Held(i, i.Ip6), Held(i, i.Ip4), i.StartedAt?.UtcDateTime, pod.Spec.EphemeralGiB,
+            i.EphemeralEncrypted);
+
+    /// <summary>A failed microVM gave its addresses back (they may belong to another one now).</summary>
+    private static string? Held(PodInstance i, string? address) => i.Phase == VmPhase.Failed ? null : address;
 
     private static string VmState(VmPhase phase) => phase switch
     {

@@ -21,15 +21,17 @@ public static class PodRequestHandler
 
     /// <summary>
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
-    /// stopped, and the volumes a new pod mounts attached in the same transaction.
+    /// stopped, the volumes a new pod mounts attached and its namespace's VPC overlay made, in the same transaction.
     /// </summary>
     public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
     {
         if (command is CreatePod create) command = await VolumeAttachments.ResolveMountsAsync(session, create);
         var pod = await PodStreams.ExecuteAsync(session, context, command, by, expectedVersion);
-        if (command is CreatePod)
+        if (command is CreatePod created)
         {
             await VolumeAttachments.AttachNewPodAsync(session, context, pod, by, command.At);
+            // The namespace's overlay exists before the scheduler leases the pod's first address from it (after this commit).
+            await Network.AddressBook.For(session).EnsureNamespaceAsync(context, created.TenantId, created.Spec.Namespace, by, created.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         }
         if (pod.State == PodState.Stopped)

@@ -38,6 +38,12 @@ public static class PodStreams
         var events = PodDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
+        var addressed = await Network.PodAddresses.DecideAsync(session, context, before, after, by, command.At);
+        if (addressed.Count > 0)
+        {
+            events = [.. events, .. addressed];
+            after = addressed.Aggregate(after, (state, e) => state.Evolve(e));
+        }
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
         Streams.Append(session, command.PodId, version, events, stamp);
@@ -65,6 +71,7 @@ public static class PodStreams
                             .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
                         Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after))));
+                    if (isNew) await Ingresses.DirectFirewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
@@ -85,7 +92,7 @@ public static class PodStreams
 
     private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> volumes, IReadOnlyDictionary<string, string> env) =>
         new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image, pod.Spec.Command, env, pod.Spec.Cpu, pod.Spec.MemoryMiB,
-            pod.Spec.EphemeralGiB, pod.Spec.Confidential, volumes.Count == 0 ? null : volumes);
+            pod.Spec.EphemeralGiB, pod.Spec.Confidential, volumes.Count == 0 ? null : volumes, vm.Ip6, vm.Ip4);
 
     private static string CommandName(PodCommand command) => command switch
     {

@@ -35,8 +35,10 @@ public static class SchedulePodHandler
             var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
             var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, (affinity as VolumeAffinity.Go)?.Zone,
                 pod.Spec.Confidential, pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
-            var result = affinity is VolumeAffinity.Refuse refused ? new Unschedulable(refused.Reason) : Placement.Place(placement, fleet.Values);
-            var command = result switch
+            var free = await Network.AddressBook.For(session).FreeAddressesAsync(context, pod.TenantId, pod.Spec.Namespace, Scheduler, now);
+            var command = (free < pod.Unplaced.Count
+                    ? new Unschedulable($"namespace {pod.Spec.Namespace} has {free} free VPC addresses, {pod.Unplaced.Count} needed")
+                    : affinity is VolumeAffinity.Refuse refused ? new Unschedulable(refused.Reason) : Placement.Place(placement, fleet.Values)) switch
             {
                 Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(), null, now),
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),

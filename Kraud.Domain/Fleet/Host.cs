@@ -36,6 +36,9 @@ public sealed record MicroVmPlaced(Guid HostId, Guid VmId, Guid PodId, Guid Tena
 /// <summary>The microVM is gone from the host (stopped or failed) and its capacity is free again.</summary>
 public sealed record MicroVmReleased(Guid HostId, Guid VmId, string Why, DateTimeOffset At);
 
+/// <summary>The host runtime announced the public half of its WireGuard key (its private half never leaves the host).</summary>
+public sealed record HostWireGuardKeyAnnounced(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
+
 public sealed record HostVm(Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB);
 
 /// <summary>The volume scheduler reserved room on this storage host for one replica of a volume.</summary>
@@ -58,6 +61,8 @@ public sealed record Host(
     public ImmutableDictionary<Guid, int> Replicas { get; init; } = ImmutableDictionary<Guid, int>.Empty;
 
     public int StorageUsedGiB => Replicas.Values.Sum();
+    public string? WireGuardPublicKey { get; init; }
+    public string? WireGuardEndpoint { get; init; }
 
     public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
     public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
@@ -82,6 +87,7 @@ public sealed record Host(
         MicroVmReleased e => this with { Vms = Vms.Remove(e.VmId) },
         StorageReserved e => this with { Replicas = Replicas.SetItem(e.VolumeId, e.SizeGiB) },
         StorageReleased e => this with { Replicas = Replicas.Remove(e.VolumeId) },
+        HostWireGuardKeyAnnounced e => this with { WireGuardPublicKey = e.PublicKey, WireGuardEndpoint = e.Endpoint },
         _ => this,
     };
 }
@@ -97,6 +103,8 @@ public sealed record UncordonHost(Guid HostId, Principal By, DateTimeOffset At);
 public sealed record DrainHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
+
+public sealed record AnnounceWireGuardKey(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
 
 public sealed record MarkHostAlive(Guid HostId, DateTimeOffset At);
 
@@ -143,6 +151,18 @@ public static class HostDecider
                 $"no heartbeat from {state.Name} since {c.LastHeartbeat:O} ({c.MissedHeartbeats} missed)", c.At)]
             : [];
 
+    /// <summary>A restarted host runtime makes a new key pair; the same key announced again changes nothing.</summary>
+    public static IReadOnlyList<object> Decide(AnnounceWireGuardKey c, Host state)
+    {
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        if (!WireGuardKey.IsPublicKey(c.PublicKey))
+            throw DomainException.Validation($"Host {state.Name} announced '{c.PublicKey}', which is not a WireGuard public key (32 bytes, base64).");
+        Names.RequireText(c.Endpoint, "endpoint", 255);
+        return state.WireGuardPublicKey == c.PublicKey && state.WireGuardEndpoint == c.Endpoint
+            ? []
+            : [new HostWireGuardKeyAnnounced(c.HostId, c.PublicKey, c.Endpoint, c.At)];
+    }
+
     public static IReadOnlyList<object> Decide(MarkHostAlive c, Host state) =>
         state is { Exists: true, State: HostState.Failed } ? [new HostRecovered(c.HostId, state.FailedAt ?? c.At, c.At)] : [];
 
@@ -157,5 +177,15 @@ public static class HostDecider
             HostState.Ready => [],
             _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is FAILED: it becomes READY when it is heard of again."),
         };
+    }
+}
+
+public static class WireGuardKey
+{
+    public static bool IsPublicKey(string? value)
+    {
+        if (value is not { Length: 44 }) return false;
+        Span<byte> bytes = stackalloc byte[33];
+        return Convert.TryFromBase64String(value, bytes, out var written) && written == 32;
     }
 }

@@ -13,7 +13,7 @@ public static class Queues
 public sealed record MicroVmSpec(
     Guid VmId, Guid PodId, Guid TenantId, int Replica, int Generation, string Image, IReadOnlyList<string> Command,
     IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential,
-    IReadOnlyList<VolumeAttachmentSpec>? Volumes = null)
+    IReadOnlyList<VolumeAttachmentSpec>? Volumes = null, string? Ip6 = null, string? Ip4 = null)
 {
     public IReadOnlyList<VolumeAttachmentSpec> Attachments => Volumes ?? [];
 }
@@ -90,4 +90,22 @@ public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
-    string Driver) : IHostReport;
+    string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null) : IHostReport;
+
+/// <summary>One peer of a host's WireGuard interface, as the control plane hands it to the host runtime.</summary>
+public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKey, string? Endpoint, IReadOnlyList<string> AllowedIps);
+
+/// <summary>The host's new peer set; a host applies a revision only if it is newer than the one it has.</summary>
+public sealed record ApplyPeerSet(Guid HostId, long Revision, IReadOnlyList<WireGuardPeer> Peers);
+
+/// <summary>The host rendered and applied this revision of its peer set.</summary>
+public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostReport;
+
+public sealed record FirewallRuleSpec(string Action, string Protocol, int Port, string Source);
+
+/// <summary>
+/// A DIRECT ingress exposes this microVM: install these rules in its configuration (an empty list removes the
+/// exposure). Traffic to the public address and port reaches the microVM's port only where a rule allows it.
+/// </summary>
+public sealed record ApplyFirewall(Guid HostId, Guid VmId, Guid PodId, Guid IngressId, string PublicAddress, string Protocol, int PublicPort, int VmPort,
+    IReadOnlyList<FirewallRuleSpec> Rules);

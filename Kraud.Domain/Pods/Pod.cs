@@ -16,6 +16,9 @@ public sealed record PodInstance(
 
     /// <summary>The host runtime confirmed the ephemeral disk is encrypted (and holds its key in memory only).</summary>
     public bool EphemeralEncrypted { get; init; }
+    /// <summary>The VPC addresses IPAM leased to this microVM.</summary>
+    public string? Ip6 { get; init; }
+    public string? Ip4 { get; init; }
 }
 
 /// <summary>A confidential pod's attestation: the measurement it expects and whether its microVM proved it, and when.</summary>
@@ -118,6 +121,7 @@ public sealed record Pod(
         PodVolumeAttached e => this with { Spec = Spec with { Volumes = [.. Spec.Mounts, e.Mount] } },
         PodVolumeDetached e => this with { Spec = Spec with { Volumes = Spec.Mounts.Where(m => m.VolumeId != e.VolumeId).ToList() } },
         EphemeralDiskEncrypted e => Update(e.VmId, i => i with { EphemeralEncrypted = true }),
+        PodReplicaAddressed e => Update(e.VmId, i => i with { Ip6 = e.Ip6, Ip4 = e.Ip4 }),
         PodReplicaVanished e => Update(e.VmId, i => i with { Phase = VmPhase.Scheduled, Reason = e.Reason, BootMs = null, StartedAt = null }),
         PodOwnedBy e => this with { Owner = e.Owner },
         PodLaunchMeasured e => this with { Attestation = new PodAttestation(e.Measurement, false, null) },

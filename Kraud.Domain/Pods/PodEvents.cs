@@ -81,3 +81,5 @@ public sealed record PodOwner(string Kind, Guid Id, string Name)
 
 /// <summary>The pod is part of another resource: only that resource scales or deletes it.</summary>
 public sealed record PodOwnedBy(Guid PodId, PodOwner Owner, DateTimeOffset At);
+/// <summary>IPAM gave the microVM its VPC addresses (held until it stops or fails).</summary>
+public sealed record PodReplicaAddressed(Guid PodId, Guid VmId, string Ip6, string Ip4, DateTimeOffset At);

@@ -5,6 +5,7 @@ using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.HostRuntime.Storage;
+using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;
@@ -24,6 +25,17 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public ReplicaStore Replicas => replicas;
 
     /// <summary>
+    /// The host's WireGuard interface and key pair. No driver programs a kernel interface yet: every host keeps its
+    /// rendered configuration in a simulated device.
+    /// </summary>
+    public WireGuardInterface WireGuard { get; } = new(new WireGuardKeys(), new SimulatedWireGuardDevice());
+
+    /// <summary>Firewalls of this host's microVMs that DIRECT ingresses expose.</summary>
+    public VmFirewalls Firewalls { get; } = new();
+
+    public string WireGuardEndpoint => definition.WireGuardEndpoint ?? $"{definition.Name}:{WireGuardInterface.ListenPort}";
+
+    /// <summary>
     /// A powered-off host sends no heartbeats and handles no commands (they wait in its queue), like a machine that
     /// lost power. Only the simulated fleet is switched off this way (fault injection in tests and demos).
     /// </summary>
@@ -39,7 +51,8 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public void PowerOn() => PoweredOn = true;
 
     public HostAnnounced Announcement() => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter, definition.Rack,
-        definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name);
+        definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name, WireGuard.Keys.PublicKey,
+        WireGuardEndpoint);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
@@ -78,5 +91,6 @@ public sealed class HostAgents : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
+        foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
     }
 }

@@ -27,8 +27,9 @@ public static class BootMicroVmHandler
             var result = await agent.Driver.BootAsync(spec, keys, ct);
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
-            if (!result.AlreadyRunning)
-                await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB));
+            // Also when it was running already: a boot sent again (the control plane took a stale heartbeat for a vanished
+            // VM) waits for this report, and the pod ignores a second one for a VM it knows is running.
+            await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB));
         }
         catch (MicroVmBootException e)
         {

@@ -76,4 +76,6 @@ public sealed class HostDefinition
     public bool SevSnp { get; set; }
     /// <summary>"simulated" (the default: no hypervisor) or "qemu-microvm" (real guests under QEMU, see Fleet:Qemu).</summary>
     public string Driver { get; set; } = "simulated";
+    /// <summary>Where other hosts reach this host's WireGuard interface (host:port); the host's name and port 51820 by default.</summary>
+    public string? WireGuardEndpoint { get; set; }
 }

@@ -96,7 +96,7 @@ public class CommandErrorSpecs(KraudApp app)
     [Fact]
     public async Task contract_fields_that_are_not_built_yet_say_so()
     {
-        var r = (await app.AsOperator("{ vpcs { id } }")).ShouldFailWith("NOT_IMPLEMENTED");
+        var r = (await app.AsOperator("{ volumes { totalCount } }")).ShouldFailWith("NOT_IMPLEMENTED");
         Assert.Contains("not available", r.FirstErrorMessage);
     }
 }

@@ -361,6 +361,7 @@ public class VolumeSpecs(KraudApp app)
         Assert.True(disk.GetProperty("encrypted").GetBoolean());
         Assert.Equal("ephemeral encryption", disk.GetProperty("isolationBarrier").GetString());
         Assert.StartsWith("all 2 volumes and ephemeral disks encrypted", mine.GetProperty("volumeEncryption").GetString());
+        Assert.StartsWith("wireguard: every path between hosts", mine.GetProperty("vpcEncryption").GetString());
 
         var past = (await tenant.Gql("query($t: DateTime!) { platformAt(asOf: $t) { volumes { id state encrypted } } }", new { t = DateTime.UtcNow }))
             .ShouldSucceed().Data.GetProperty("platformAt").GetProperty("volumes");

@@ -4,6 +4,7 @@ using Kraud.HostRuntime.Drivers;
 using Kraud.Projections.Fleet;
 using Marten;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Kraud.Tests.Infrastructure;
@@ -63,6 +64,7 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
+            builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
         });
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
@@ -71,6 +73,9 @@ public class KraudApp : IAsyncLifetime
             return await session.Query<HostView>().CountAsync() == expected;
         }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
     }
+
+    /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
+    public TestTxtRecords TxtRecords { get; } = new();
 
     public IDocumentStore Store => Host.Services.GetRequiredService<IDocumentStore>();
 

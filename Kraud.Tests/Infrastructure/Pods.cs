@@ -5,7 +5,7 @@ namespace Kraud.Tests.Infrastructure;
 
 public static class Pods
 {
-    public const string Fields = "id name namespace tenantId image cpu memoryMiB replicas confidential state reason version createdAt instances { id podId hostId state bootMs startedAt }";
+    public const string Fields = "id name namespace tenantId image cpu memoryMiB replicas confidential state reason version createdAt instances { id podId hostId state bootMs startedAt ip6 ip4 }";
 
     public static async Task<JsonElement> CreatePodAsync(this TenantScope tenant, string name, int replicas = 1, int cpu = 1, int memoryMiB = 256,
         string image = "nginx:1.27", string? zone = null, bool confidential = false)

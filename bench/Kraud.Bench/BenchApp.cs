@@ -123,7 +123,7 @@ public static class Stats
 }
 
 public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8,
-    int Storage = 12)
+    int Storage = 12, int Tenants = 250)
 {
     public static Options Parse(string[] args)
     {
@@ -139,9 +139,11 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
             "volumes" => (pods: "500", hosts: "4"),
             _ => (pods: "1000", hosts: "100"),
         };
+        // The mesh benchmark's fleet: 1,000 pods of 5 replicas, 5,000 microVMs.
+        var replicas = Get("--replicas", benchmark == "mesh" ? "5" : "1");
         return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
-            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(Get("--replicas", "1")), bool.Parse(Get("--durable", "true")),
+            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(replicas), bool.Parse(Get("--durable", "true")),
             args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")),
-            int.Parse(Get("--storage", "12")));
+            int.Parse(Get("--storage", "12")), int.Parse(Get("--tenants", "250")));
     }
 }

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.Ingresses;
+
+public sealed record CreateIngress(
+    Guid IngressId, Guid TenantId, string Name, IngressKind Kind, IReadOnlyList<IngressRoute> Routes, AuthPolicy? Auth, int? Port, string? Protocol,
+    IReadOnlyList<FirewallRule> Firewall, bool AcceptExposure, int FailuresTolerated, Principal By, DateTimeOffset At);
+
+/// <summary>What the decision needs to know about the world: the tenant's pods the routes name, the ingress hosts, a free public address.</summary>
+public sealed record IngressFacts(IReadOnlyDictionary<Guid, RoutedPod> Pods, IReadOnlyList<IngressHostSlot> IngressHosts, string? FreePublicAddress);
+
+/// <summary>A pod a route names, where its microVMs run (DIRECT binds to the rack of the first).</summary>
+public sealed record RoutedPod(Guid PodId, string Name, IReadOnlyList<(string Zone, string Rack)> Placements);
+
+/// <summary>An ingress host and how many more ingress replicas it can take (none unless it is READY).</summary>
+public sealed record IngressHostSlot(Guid HostId, string Name, string Zone, int Free);
+
+public sealed record AddIngressDomain(Guid IngressId, string Domain, string VerificationToken, DateTimeOffset At);
+
+public sealed record VerifyIngressDomain(Guid IngressId, string Domain, bool TxtRecordFound, string Evidence, DateTimeOffset At);
+
+public sealed record DeleteIngress(Guid IngressId, Principal By, DateTimeOffset At);
+
+public static partial class IngressDecider
+{
+    public const int MaxFailuresTolerated = 3;
+    public const string ExperimentalWarning =
+        "EXPERIMENTAL: a direct ingress exposes the microVM on a public address bound to one rack; there is no load balancing " +
+        "(that is yours to do) and the firewall rules you gave are all that stands between the internet and the microVM.";
+
+    [GeneratedRegex("^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")]
+    private static partial Regex HostName();
+
+    public static void RequireHostName(string value, string field)
+    {
+        if (!HostName().IsMatch(value))
+            throw DomainException.Validation($"{field} '{value}' is not a DNS name: lowercase labels separated by dots, e.g. shop.example.com.");
+    }
+
+    public static IReadOnlyList<object> Decide(CreateIngress c, Ingress state, IngressFacts facts)
+    {
+        if (state.Exists) throw DomainException.Conflict($"Ingress {c.IngressId} exists already.");
+        Names.RequireDnsLabel(c.Name, "name");
+        foreach (var r in c.Routes)
+        {
+            RequireHostName(r.Host, "routes.host");
+            if (!r.Path.StartsWith('/') || r.Path.Any(ch => char.IsWhiteSpace(ch) || char.IsControl(ch)))
+                throw DomainException.Validation($"routes.path '{r.Path}' must start with '/' and contain no white space.");
+            Names.RequireRange(r.Port, 1, 65535, "routes.port");
+            if (!facts.Pods.ContainsKey(r.PodId)) throw DomainException.NotFound("Pod", r.PodId);
+        }
+        if (c.Routes.GroupBy(r => (r.Host, r.Path)).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw DomainException.Validation($"Two routes for {twice.Key.Host}{twice.Key.Path}: each host and path goes to one pod.");
+
+        return c.Kind switch
+        {
+            IngressKind.Direct => Direct(c, facts),
+            _ => Managed(c, facts),
+        };
+    }
+
+    private static IReadOnlyList<object> Managed(CreateIngress c, IngressFacts facts)
+    {
+        if (c.Routes.Count == 0) throw DomainException.Validation("A managed ingress needs at least one route (host, path, pod, port).");
+        if (c.Firewall.Count > 0 || c.Port is not null || c.Protocol is not null)
+            throw DomainException.Validation("port, protocol and firewall belong to DIRECT ingresses; a managed ingress filters HTTP itself.");
+        if (c.Kind == IngressKind.Managed && c.Auth is not null)
+            throw DomainException.Validation("An auth policy needs kind AUTHENTICATED.");
+        if (c.Kind == IngressKind.Authenticated) RequirePolicy(c.Auth);
+        Names.RequireRange(c.FailuresTolerated, 1, MaxFailuresTolerated, "failuresTolerated");
+        var replicas = IngressPlacement.Place(c.FailuresTolerated, facts.IngressHosts);
+        return [new IngressCreated(c.IngressId, c.TenantId, c.Name, c.Kind, c.Routes, c.Auth, [], replicas, null, c.By.Actor, c.At)];
+    }
+
+    private static void RequirePolicy(AuthPolicy? auth)
+    {
+        if (auth is null)
+            throw DomainException.Validation("An AUTHENTICATED ingress needs an auth policy: method OIDC (issuer, audience), SAML (issuer) or BASIC.");
+        switch (auth.Method.ToUpperInvariant())
+        {
+            case "OIDC":
+                RequireHttpsUrl(auth.Issuer, "auth.issuer (the OIDC issuer)");
+                Names.RequireText(auth.Audience, "auth.audience (the OIDC client id)");
+                break;
+            case "SAML":
+                RequireHttpsUrl(auth.Issuer, "auth.issuer (the SAML identity provider's metadata URL)");
+                break;
+            case "BASIC":
+                if (auth.Issuer is not null || auth.Audience is not null || auth.AllowedGroups.Count > 0)
+                    throw DomainException.Validation("BASIC authentication takes no issuer, audience or groups.");
+                break;
+            default:
+                throw DomainException.Validation($"auth.method '{auth.Method}' is not one of OIDC, SAML, BASIC.");
+        }
+        if (auth.AllowedGroups.Any(string.IsNullOrWhiteSpace)) throw DomainException.Validation("auth.allowedGroups must not hold empty names.");
+    }
+
+    private static void RequireHttpsUrl(string? value, string field)
+    {
+        if (string.IsNullOrWhiteSpace(value)) throw DomainException.Validation($"{field} is required.");
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttps)
+            throw DomainException.Validation($"{field} '{value}' must be an https URL.");
+    }
+
+    private static IReadOnlyList<object> Direct(CreateIngress c, IngressFacts facts)
+    {
+        if (c.Auth is not null) throw DomainException.Validation("A direct ingress passes raw TCP/UDP: it cannot authenticate (use AUTHENTICATED).");
+        if (c.Routes.Count != 1) throw DomainException.Validation("A direct ingress exposes exactly one pod: give one route naming the pod and its port.");
+        if (c.Port is not { } port) throw DomainException.Validation("port (the public port) is required for a direct ingress.");
+        Names.RequireRange(port, 1, 65535, "port");
+        var protocol = (c.Protocol ?? "").ToUpperInvariant();
+        if (protocol is not ("TCP" or "UDP")) throw DomainException.Validation($"protocol '{c.Protocol}' is not one of TCP, UDP.");
+        if (c.Firewall.Count == 0)
+            throw DomainException.Validation("A direct ingress needs firewall rules: the microVM is exposed, and only the rules you state let traffic in.");
+        var rules = c.Firewall.Select(Normalize).ToList();
+        if (!c.AcceptExposure)
+            throw new DomainException(ErrorCode.Precondition,
+                "A direct ingress puts the microVM on a public address with no load balancer or filter in front of it except the firewall " +
+                "rules you give. Set acceptExposure: true to confirm you accept that exposure.");
+
+        var pod = facts.Pods[c.Routes[0].PodId];
+        if (pod.Placements.Count == 0)
+            throw new DomainException(ErrorCode.Precondition, $"Pod {pod.Name} runs nowhere yet: a direct ingress binds to the rack of its microVM.");
+        var (zone, rack) = pod.Placements[0];
+        var address = facts.FreePublicAddress ?? throw new DomainException(ErrorCode.Unschedulable, "No public address is free for a direct ingress.");
+        return [new IngressCreated(c.IngressId, c.TenantId, c.Name, c.Kind, c.Routes, null, rules, [], new DirectExposure(address, protocol, port, zone, rack),
+            c.By.Actor, c.At)];
+    }
+
+    private static FirewallRule Normalize(FirewallRule r)
+    {
+        var action = r.Action.ToUpperInvariant();
+        if (action is not ("ALLOW" or "DENY")) throw DomainException.Validation($"firewall.action '{r.Action}' is not one of ALLOW, DENY.");
+        var protocol = r.Protocol.ToUpperInvariant();
+        if (protocol is not ("TCP" or "UDP")) throw DomainException.Validation($"firewall.protocol '{r.Protocol}' is not one of TCP, UDP.");
+        Names.RequireRange(r.Port, 1, 65535, "firewall.port");
+        if (!IPNetwork.TryParse(r.Source, out var source) || source.ToString() != r.Source)
+            throw DomainException.Validation($"firewall.source '{r.Source}' is not a network in CIDR form (e.g. 203.0.113.0/24 or 0.0.0.0/0).");
+        return new FirewallRule(action, protocol, r.Port, r.Source);
+    }
+
+    public static IReadOnlyList<object> Decide(AddIngressDomain c, Ingress state)
+    {
+        RequireLive(state, c.IngressId);
+        RequireHostName(c.Domain, "name");
+        if (c.Domain.EndsWith("." + Ingress.PlatformDomain, StringComparison.Ordinal) || c.Domain == Ingress.PlatformDomain)
+            throw DomainException.Validation($"Names under {Ingress.PlatformDomain} are the platform's and serve without a domain.");
+        return state.Domains.ContainsKey(c.Domain) ? [] : [new IngressDomainAdded(c.IngressId, c.Domain, c.VerificationToken, c.At)];
+    }
+
+    public static IReadOnlyList<object> Decide(VerifyIngressDomain c, Ingress state)
+    {
+        RequireLive(state, c.IngressId);
+        if (!state.Domains.TryGetValue(c.Domain, out var domain)) throw DomainException.NotFound("Domain", c.Domain);
+        if (domain.Verified) return [];
+        if (!c.TxtRecordFound)
+            throw new DomainException(ErrorCode.Precondition,
+                $"{DomainVerification.RecordName(c.Domain)} has no TXT record \"{domain.VerificationToken}\" yet ({c.Evidence}). Publish it and verify again.");
+        return [new IngressDomainVerified(c.IngressId, c.Domain, c.Evidence, c.At)];
+    }
+
+    public static IReadOnlyList<object> Decide(DeleteIngress c, Ingress state)
+    {
+        if (!state.Exists) throw DomainException.NotFound("Ingress", c.IngressId);
+        return state.Deleted ? [] : [new IngressDeleted(c.IngressId, c.By.Actor, c.At)];
+    }
+
+    private static void RequireLive(Ingress state, Guid id)
+    {
+        if (!state.Exists || state.Deleted) throw DomainException.NotFound("Ingress", id);
+    }
+}
+
+public static class DomainVerification
+{
+    /// <summary>Where the tenant publishes the token: a TXT record at this name.</summary>
+    public static string RecordName(string domain) => "_kraud-challenge." + domain;
+}

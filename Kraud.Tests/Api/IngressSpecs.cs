@@ -1,0 +1,228 @@
+using System.Net;
+using System.Text.Json;
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+[Collection(ApiCollection.Name)]
+public class IngressSpecs(KraudApp app)
+{
+    private const string IngressFields = "id name tenantId kind state readiness replicas { hostId zone } routes { host path podId port } " +
+                                         "domains { name verified verificationToken } publicAddress warnings auth { method issuer audience allowedGroups } " +
+                                         "firewall { action protocol port source } zone rack";
+
+    private const string ConfigFields = "hostId hostName ingresses { ingressId name kind tlsHostnames auth { method issuer } routes { host path podId port backends } }";
+
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    private static Task<GqlResponse> CreateAsync(TenantScope tenant, object input) =>
+        tenant.Gql($"mutation($in: CreateIngressInput!) {{ createIngress(input: $in) {{ {IngressFields} }} }}", new { @in = input });
+
+    private async Task<JsonElement> HostConfigAsync(string hostId) =>
+        (await app.AsOperator($"query($h: ID!) {{ ingressHostConfig(hostId: $h) {{ {ConfigFields} }} }}", new { h = hostId })).ShouldSucceed()
+        .Data.GetProperty("ingressHostConfig");
+
+    private static JsonElement? EntryOf(JsonElement config, string ingressId) => config.GetProperty("ingresses").EnumerateArray()
+        .Where(i => i.GetProperty("ingressId").GetString() == ingressId).Cast<JsonElement?>().FirstOrDefault();
+
+    private static string Platform(string name) => $"{name}-{Guid.NewGuid():N}"[..24] + ".ingress.kraud.cloud";
+
+    [Fact]
+    public async Task a_managed_ingress_runs_2n_plus_1_replicas_across_two_zones_on_distinct_ingress_hosts_and_its_config_follows_the_pod()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("shop", replicas: 2)).Id(), "RUNNING");
+        var host = Platform("shop");
+        var ingress = (await CreateAsync(tenant, new { name = "shop", kind = "MANAGED", routes = new[] { new { host, path = "/", podId = pod.Id(), port = 8080 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+
+        Assert.Equal(("MANAGED", "USABLE", "ACTIVE"), (ingress.GetProperty("kind").GetString(), ingress.GetProperty("readiness").GetString(), ingress.GetProperty("state").GetString()));
+        Assert.Empty(ingress.GetProperty("warnings").EnumerateArray());
+        var replicas = ingress.GetProperty("replicas").EnumerateArray().ToList();
+        Assert.Equal(3, replicas.Count);
+        Assert.Equal(3, replicas.Select(r => r.HostId()).Distinct().Count());
+        Assert.All(replicas, r => Assert.Equal("Ingress", app.Agent(r.HostId()).Definition.Role));
+        Assert.Equal([1, 2], replicas.GroupBy(r => r.GetProperty("zone").GetString()).Select(g => g.Count()).Order());
+        Assert.All(replicas, r => Assert.Equal(app.Agent(r.HostId()).Definition.Zone, r.GetProperty("zone").GetString()));
+
+        // Every replica host loads the route with the pod's VPC addresses as backends; after a restart, the new ones.
+        var addresses = pod.Instances().Select(i => $"{i.GetProperty("ip4").GetString()}:8080").Order().ToList();
+        foreach (var replica in replicas)
+        {
+            var entry = EntryOf(await HostConfigAsync(replica.HostId()), ingress.Id())!.Value;
+            var route = Assert.Single(entry.GetProperty("routes").EnumerateArray());
+            Assert.Equal(addresses, route.GetProperty("backends").EnumerateArray().Select(b => b.GetString()!).Order());
+            Assert.Equal([host], entry.GetProperty("tlsHostnames").EnumerateArray().Select(h => h.GetString()));
+        }
+        (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            p => p.State() == "RUNNING" && p.Instances().All(i => pod.Instances().All(o => o.Id() != i.Id())), Wait, "the pod runs new microVMs");
+        var moved = restarted.Instances().Select(i => $"{i.GetProperty("ip4").GetString()}:8080").Order().ToList();
+        Assert.NotEqual(addresses, moved);
+        var after = Assert.Single(EntryOf(await HostConfigAsync(replicas[0].HostId()), ingress.Id())!.Value.GetProperty("routes").EnumerateArray());
+        Assert.Equal(moved, after.GetProperty("backends").EnumerateArray().Select(b => b.GetString()!).Order());
+
+        var other = await TenantScope.CreateAsync(app);
+        Assert.Empty((await other.Gql("{ ingresses { id } }")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray());
+        (await other.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() })).ShouldFailWith("NOT_FOUND");
+        Assert.Equal(ingress.Id(), Assert.Single((await tenant.Gql("{ ingresses { id } }")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray()).Id());
+
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
+        Assert.Null(EntryOf(await HostConfigAsync(replicas[0].HostId()), ingress.Id()));
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task a_zone_without_ingress_capacity_makes_a_managed_ingress_unschedulable_with_the_reason_and_appends_nothing()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("web")).Id(), "RUNNING");
+        var route = new[] { new { host = Platform("web"), path = "/", podId = pod.Id(), port = 80 } };
+        var events = await tenant.EventCountAsync();
+
+        var wide = (await CreateAsync(tenant, new { name = "wide", kind = "MANAGED", routes = route, failuresTolerated = 2 })).ShouldFailWith("UNSCHEDULABLE");
+        Assert.Contains("3 needed", wide.FirstErrorMessage);
+        Assert.Contains("5 replicas across 2 zones", wide.FirstErrorMessage);
+
+        var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Ingress", Zone: "fsn1-b" }).ToList();
+        foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        try
+        {
+            var refused = (await CreateAsync(tenant, new { name = "web", kind = "MANAGED", routes = route })).ShouldFailWith("UNSCHEDULABLE");
+            Assert.Contains("zone fsn1-b has 0 READY INGRESS host(s)", refused.FirstErrorMessage);
+            Assert.Contains("3 replicas across 2 zones", refused.FirstErrorMessage);
+        }
+        finally
+        {
+            foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        }
+        Assert.Equal(events, await tenant.EventCountAsync());
+        (await CreateAsync(tenant, new { name = "web", kind = "MANAGED", routes = route })).ShouldSucceed();
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task an_authenticated_ingress_needs_a_complete_auth_policy()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("admin")).Id(), "RUNNING");
+        var routes = new[] { new { host = Platform("admin"), path = "/", podId = pod.Id(), port = 80 } };
+        var events = await tenant.EventCountAsync();
+        foreach (var (auth, says) in new (object?, string)[]
+                 {
+                     (null, "needs an auth policy"),
+                     (new { method = "OIDC", issuer = "https://id.example.com" }, "audience"),
+                     (new { method = "OIDC", issuer = "http://id.example.com", audience = "kraud" }, "https"),
+                     (new { method = "SAML" }, "issuer"),
+                     (new { method = "LDAP" }, "OIDC, SAML, BASIC"),
+                 })
+        {
+            var r = (await CreateAsync(tenant, new { name = "admin", kind = "AUTHENTICATED", routes, auth })).ShouldFailWith("VALIDATION");
+            Assert.Contains(says, r.FirstErrorMessage);
+        }
+        (await CreateAsync(tenant, new { name = "admin", kind = "MANAGED", routes, auth = new { method = "BASIC" } })).ShouldFailWith("VALIDATION");
+        Assert.Equal(events, await tenant.EventCountAsync());
+
+        var ingress = (await CreateAsync(tenant, new
+            {
+                name = "admin", kind = "AUTHENTICATED", routes,
+                auth = new { method = "oidc", issuer = "https://id.example.com/realms/acme", audience = "kraud-admin", allowedGroups = new[] { "ops" } },
+            }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        Assert.Equal("EXPERIMENTAL", ingress.GetProperty("readiness").GetString());
+        Assert.Contains(ingress.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("EXPERIMENTAL"));
+        Assert.Equal(3, ingress.GetProperty("replicas").GetArrayLength());
+        var entry = EntryOf(await HostConfigAsync(ingress.GetProperty("replicas")[0].HostId()), ingress.Id())!.Value;
+        Assert.Equal(("OIDC", "https://id.example.com/realms/acme"),
+            (entry.GetProperty("auth").GetProperty("method").GetString(), entry.GetProperty("auth").GetProperty("issuer").GetString()));
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task a_direct_ingress_needs_accepted_exposure_and_its_firewall_reaches_every_microvm_of_the_pod()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("game", replicas: 2)).Id(), "RUNNING");
+        var routes = new[] { new { host = "game.example.com", path = "/", podId = pod.Id(), port = 7777 } };
+        var firewall = new[] { new { action = "ALLOW", protocol = "UDP", port = 7777, source = "198.51.100.0/24" } };
+        var events = await tenant.EventCountAsync();
+
+        var exposed = (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", firewall })).ShouldFailWith("PRECONDITION");
+        Assert.Contains("acceptExposure", exposed.FirstErrorMessage);
+        (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", acceptExposure = true })).ShouldFailWith("VALIDATION");
+        (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", acceptExposure = true,
+            firewall = new[] { new { action = "ALLOW", protocol = "UDP", port = 7777, source = "everyone" } } })).ShouldFailWith("VALIDATION");
+        Assert.Equal(events, await tenant.EventCountAsync());
+
+        var ingress = (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", firewall, acceptExposure = true }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        Assert.Equal("EXPERIMENTAL", ingress.GetProperty("readiness").GetString());
+        Assert.Contains(ingress.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("EXPERIMENTAL") && w.GetString()!.Contains("load balancing"));
+        Assert.True(IPNetwork.Parse("203.0.113.0/24").Contains(IPAddress.Parse(ingress.GetProperty("publicAddress").GetString()!)));
+        var first = app.Agent(pod.Instances()[0].HostId()).Definition;
+        Assert.Equal((first.Zone, first.Rack), (ingress.GetProperty("zone").GetString(), ingress.GetProperty("rack").GetString()));
+        Assert.Empty(ingress.GetProperty("replicas").EnumerateArray());
+
+        const string rule = "ip saddr 198.51.100.0/24 udp dport 7777 accept";
+        foreach (var vm in pod.Instances())
+            await Eventually.Until(() => Task.FromResult(app.Agent(vm.HostId()).Firewalls.For(Guid.Parse(vm.Id())).Any(r => r.Contains(rule))), Wait,
+                $"the host of microVM {vm.Id()} installed the firewall");
+
+        // A microVM booted later (restart) gets the rules with its boot.
+        (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            p => p.State() == "RUNNING" && p.Instances().All(i => pod.Instances().All(o => o.Id() != i.Id())), Wait, "the pod runs new microVMs");
+        foreach (var vm in restarted.Instances())
+            await Eventually.Until(() => Task.FromResult(app.Agent(vm.HostId()).Firewalls.For(Guid.Parse(vm.Id())).Any(r => r.Contains(rule))), Wait,
+                $"the new microVM {vm.Id()} has the firewall");
+
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
+        foreach (var vm in restarted.Instances())
+            await Eventually.Until(() => Task.FromResult(app.Agent(vm.HostId()).Firewalls.For(Guid.Parse(vm.Id())).Count == 0), Wait, "the exposure is gone");
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task a_custom_domain_serves_only_after_its_txt_record_is_verified_and_belongs_to_one_ingress_at_a_time()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("blog")).Id(), "RUNNING");
+        var domain = $"blog-{Guid.NewGuid():N}"[..16] + ".example.com";
+        var ingress = (await CreateAsync(tenant, new { name = "blog", kind = "MANAGED", routes = new[] { new { host = domain, path = "/", podId = pod.Id(), port = 80 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        Assert.Contains(ingress.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains(domain));
+        var replicaHost = ingress.GetProperty("replicas")[0].HostId();
+        Assert.Empty(EntryOf(await HostConfigAsync(replicaHost), ingress.Id())!.Value.GetProperty("routes").EnumerateArray());
+
+        var added = (await tenant.Gql("mutation($i: ID!, $n: String!) { addDomain(ingressId: $i, name: $n) { name verified verificationToken } }",
+            new { i = ingress.Id(), n = domain })).ShouldSucceed().Data.GetProperty("addDomain");
+        Assert.False(added.GetProperty("verified").GetBoolean());
+        var token = added.GetProperty("verificationToken").GetString()!;
+        Assert.StartsWith("kraud-verify=", token);
+
+        const string verify = "mutation($i: ID!, $n: String!) { verifyDomain(ingressId: $i, name: $n) { name verified } }";
+        var early = (await tenant.Gql(verify, new { i = ingress.Id(), n = domain })).ShouldFailWith("PRECONDITION");
+        Assert.Contains($"_kraud-challenge.{domain}", early.FirstErrorMessage);
+        app.TxtRecords.Publish($"_kraud-challenge.{domain}", "some-other-record");
+        app.TxtRecords.Publish($"_kraud-challenge.{domain}", token);
+        Assert.True((await tenant.Gql(verify, new { i = ingress.Id(), n = domain })).ShouldSucceed().Data.GetProperty("verifyDomain").GetProperty("verified").GetBoolean());
+
+        var entry = EntryOf(await HostConfigAsync(replicaHost), ingress.Id())!.Value;
+        Assert.Equal([domain], entry.GetProperty("tlsHostnames").EnumerateArray().Select(h => h.GetString()));
+        Assert.Equal($"{Assert.Single(pod.Instances()).GetProperty("ip4").GetString()}:80",
+            Assert.Single(Assert.Single(entry.GetProperty("routes").EnumerateArray()).GetProperty("backends").EnumerateArray()).GetString());
+
+        // The domain is this ingress's: another ingress, of this tenant or another, cannot have it until it is released.
+        var other = await TenantScope.CreateAsync(app);
+        var otherPod = await other.CreatePodAsync("blog");
+        var otherIngress = (await CreateAsync(other, new { name = "blog", kind = "MANAGED", routes = new[] { new { host = Platform("blog"), path = "/", podId = otherPod.Id(), port = 80 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        const string add = "mutation($i: ID!, $n: String!) { addDomain(ingressId: $i, name: $n) { name } }";
+        (await other.Gql(add, new { i = otherIngress.Id(), n = domain })).ShouldFailWith("CONFLICT");
+        (await other.Gql(add, new { i = ingress.Id(), n = "x." + domain })).ShouldFailWith("NOT_FOUND");
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
+        (await other.Gql(add, new { i = otherIngress.Id(), n = domain })).ShouldSucceed();
+        await tenant.DeletePodsAsync();
+        await other.DeletePodsAsync();
+    }
+}

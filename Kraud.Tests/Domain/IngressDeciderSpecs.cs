@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Sockets;
+using Kraud.Api.Ingresses;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.Ingresses;
+using Microsoft.Extensions.Configuration;
+
+namespace Kraud.Tests.Domain;
+
+public class IngressPlacementSpecs
+{
+    private static IngressHostSlot Slot(string name, string zone, int free = 8) => new(Guid.NewGuid(), name, zone, free);
+
+    [Fact]
+    public void n_plus_1_replicas_go_to_the_roomier_zone_and_n_to_the_other_on_distinct_hosts()
+    {
+        var hosts = new[] { Slot("a1", "a"), Slot("a2", "a", 1), Slot("b1", "b"), Slot("b2", "b"), Slot("b3", "b") };
+        var replicas = IngressPlacement.Place(1, hosts);
+        Assert.Equal(["b", "b", "a"], replicas.Select(r => r.Zone));
+        Assert.Equal(3, replicas.Select(r => r.HostId).Distinct().Count());
+        var two = IngressPlacement.Place(2, hosts.Append(Slot("a3", "a")).ToList());
+        Assert.Equal(5, two.Count);
+        Assert.Equal([2, 3], two.GroupBy(r => r.Zone).Select(g => g.Count()).Order());
+    }
+
+    [Fact]
+    public void a_zone_without_free_ingress_hosts_or_a_single_zone_is_unschedulable_with_the_reason()
+    {
+        var full = Assert.Throws<DomainException>(() => IngressPlacement.Place(1, [Slot("a1", "a"), Slot("a2", "a"), Slot("b1", "b", 0)]));
+        Assert.Equal(ErrorCode.Unschedulable, full.Code);
+        Assert.Contains("zone b has 0 READY INGRESS host(s) with free capacity, 1 needed", full.Message);
+        var single = Assert.Throws<DomainException>(() => IngressPlacement.Place(1, [Slot("a1", "a"), Slot("a2", "a")]));
+        Assert.Contains("2 zones", single.Message);
+    }
+}
+
+public class IngressDeciderSpecs
+{
+    private static readonly Guid Pod = Guid.NewGuid();
+    private static readonly IngressFacts Facts = new(new Dictionary<Guid, RoutedPod> { [Pod] = new(Pod, "web", [("a", "a1")]) },
+        [new(Guid.NewGuid(), "i1", "a", 8), new(Guid.NewGuid(), "i2", "a", 8), new(Guid.NewGuid(), "i3", "b", 8)], "203.0.113.7");
+
+    private static CreateIngress Direct(bool accept, params FirewallRule[] rules) => new(Guid.NewGuid(), Guid.NewGuid(), "game", IngressKind.Direct,
+        [new IngressRoute("game.example.com", "/", Pod, 7777)], null, 7777, "udp", rules, accept, 1, Principal.System("test"), DateTimeOffset.UnixEpoch);
+
+    [Fact]
+    public void a_direct_ingress_is_refused_until_the_exposure_is_accepted_and_then_binds_to_the_rack_of_the_pod()
+    {
+        var rule = new FirewallRule("allow", "udp", 7777, "0.0.0.0/0");
+        Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => IngressDecider.Decide(Direct(false, rule), Ingress.Initial, Facts)).Code);
+        Assert.Equal(ErrorCode.Validation, Assert.Throws<DomainException>(() => IngressDecider.Decide(Direct(true), Ingress.Initial, Facts)).Code);
+        Assert.Equal(ErrorCode.Validation, Assert.Throws<DomainException>(() =>
+            IngressDecider.Decide(Direct(true, rule with { Source = "10.0.0.1/8" }), Ingress.Initial, Facts)).Code);
+        var created = Assert.IsType<IngressCreated>(Assert.Single(IngressDecider.Decide(Direct(true, rule), Ingress.Initial, Facts)));
+        Assert.Equal(new DirectExposure("203.0.113.7", "UDP", 7777, "a", "a1"), created.Exposure);
+        Assert.Equal("ALLOW", Assert.Single(created.Firewall).Action);
+        Assert.Empty(created.Replicas);
+    }
+
+    [Fact]
+    public void a_route_to_a_pod_the_tenant_does_not_have_is_not_found_and_a_bad_host_is_invalid()
+    {
+        var c = new CreateIngress(Guid.NewGuid(), Guid.NewGuid(), "web", IngressKind.Managed, [new IngressRoute("web.example.com", "/", Guid.NewGuid(), 80)], null,
+            null, null, [], false, 1, Principal.System("test"), DateTimeOffset.UnixEpoch);
+        Assert.Equal(ErrorCode.NotFound, Assert.Throws<DomainException>(() => IngressDecider.Decide(c, Ingress.Initial, Facts)).Code);
+        var bad = c with { Routes = [new IngressRoute("not a host", "/", Pod, 80)] };
+        Assert.Equal(ErrorCode.Validation, Assert.Throws<DomainException>(() => IngressDecider.Decide(bad, Ingress.Initial, Facts)).Code);
+    }
+
+    [Fact]
+    public void a_domain_is_verified_only_by_its_txt_record_and_serves_its_subdomains_afterwards()
+    {
+        var c = new CreateIngress(Guid.NewGuid(), Guid.NewGuid(), "web", IngressKind.Managed, [new IngressRoute("www.shop.example", "/", Pod, 80)], null,
+            null, null, [], false, 1, Principal.System("test"), DateTimeOffset.UnixEpoch);
+        var ingress = Fold.Events<Ingress>(IngressDecider.Decide(c, Ingress.Initial, Facts));
+        ingress = IngressDecider.Decide(new AddIngressDomain(ingress.Id, "shop.example", "tok", DateTimeOffset.UnixEpoch), ingress)
+            .Aggregate(ingress, (s, e) => s.Evolve(e));
+        Assert.False(ingress.Serves("www.shop.example"));
+        Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() =>
+            IngressDecider.Decide(new VerifyIngressDomain(ingress.Id, "shop.example", false, "no TXT record", DateTimeOffset.UnixEpoch), ingress)).Code);
+        ingress = IngressDecider.Decide(new VerifyIngressDomain(ingress.Id, "shop.example", true, "TXT", DateTimeOffset.UnixEpoch), ingress)
+            .Aggregate(ingress, (s, e) => s.Evolve(e));
+        Assert.True(ingress.Serves("www.shop.example"));
+        Assert.False(ingress.Serves("evilshop.example"));
+    }
+}
+
+public class UdpTxtResolverSpecs
+{
+    [Fact]
+    public async Task the_default_resolver_asks_a_dns_server_for_txt_records_and_reads_its_answer()
+    {
+        using var server = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var port = ((IPEndPoint)server.Client.LocalEndPoint!).Port;
+        var answering = Task.Run(async () =>
+        {
+            var query = await server.ReceiveAsync();
+            // Echo the question, then one TXT answer (name by pointer to the question) made of two strings.
+            var answer = query.Buffer.ToList();
+            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1;
+            byte[] text1 = "kraud-verify="u8.ToArray(), text2 = "abc"u8.ToArray();
+            var rdata = new List<byte> { (byte)text1.Length };
+            rdata.AddRange(text1);
+            rdata.Add((byte)text2.Length);
+            rdata.AddRange(text2);
+            answer.AddRange([0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, (byte)rdata.Count]);
+            answer.AddRange(rdata);
+            await server.SendAsync(answer.ToArray(), query.RemoteEndPoint);
+            return query.Buffer;
+        });
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Network:DnsServer"] = $"127.0.0.1:{port}" }).Build();
+        var records = await new UdpTxtResolver(config).TxtAsync("_kraud-challenge.shop.example", CancellationToken.None);
+        Assert.Equal(["kraud-verify=abc"], records);
+        var question = await answering;
+        Assert.Equal(16, question[^3]); // QTYPE TXT
+    }
+}
