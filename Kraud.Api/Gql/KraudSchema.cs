@@ -42,25 +42,31 @@ public static class KraudSchema
             builder.ServiceProvider = services;
             var fields = new Fields(builder.Types);
             foreach (var map in Slices) map(fields);
-            RefuseUnbuilt(fields);
+            if (Unresolved(fields.Mapped) is { Count: > 0 } missing)
+                throw new InvalidOperationException($"schema.graphql has fields no slice resolves: {string.Join(", ", missing)}.");
         });
         schema.RegisterType(new JsonGraphType());
         return schema;
     }
 
-    /// <summary>Contract fields whose capability is not built yet answer with a clear NOT_IMPLEMENTED error instead of null.</summary>
-    private static void RefuseUnbuilt(Fields fields)
-    {
-        var document = GraphQLParser.Parser.Parse(Sdl);
-        foreach (var type in document.Definitions.OfType<GraphQLObjectTypeDefinition>().Where(t => (string)t.Name.Value is "Query" or "Mutation"))
-        foreach (var field in type.Fields?.Items ?? [])
-        {
-            var (typeName, fieldName) = ((string)type.Name.Value, (string)field.Name.Value);
-            if (fields.Mapped.Contains((typeName, fieldName))) continue;
-            fields.On<object?>(typeName, fieldName, _ => throw new ExecutionError(
-                $"{typeName}.{fieldName} is part of the contract but not available in this Kraud version yet.") { Code = "NOT_IMPLEMENTED" });
-        }
-    }
+    /// <summary>
+    /// Query and Mutation fields of the served schema (contract and additions, extensions included) without a resolver.
+    /// Every field must have one: a schema with an unresolved field would answer null where the contract promises data,
+    /// so Kraud refuses to start with one.
+    /// </summary>
+    public static IReadOnlyList<string> Unresolved(IReadOnlySet<(string Type, string Field)> mapped) =>
+        GraphQLParser.Parser.Parse(Sdl).Definitions
+            .SelectMany(d => d switch
+            {
+                GraphQLObjectTypeDefinition t => [((string)t.Name.Value, t.Fields?.Items ?? [])],
+                GraphQLObjectTypeExtension x => [((string)x.Name.Value, x.Fields?.Items ?? [])],
+                _ => Array.Empty<(string, List<GraphQLFieldDefinition>)>(),
+            })
+            .Where(t => t.Item1 is "Query" or "Mutation")
+            .SelectMany(t => t.Item2.Select(f => (Type: t.Item1, Field: (string)f.Name.Value)))
+            .Where(f => !mapped.Contains(f))
+            .Select(f => $"{f.Type}.{f.Field}")
+            .ToList();
 
     private static string ReadSdl()
     {

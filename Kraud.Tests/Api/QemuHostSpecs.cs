@@ -97,7 +97,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             for (var i = 0; i < 3; i++) storage.Add(HostProcess.Start(app, Unique("s"), zone, role: "Storage", nvmeGiB: 100));
             foreach (var s in storage) await s.WaitUntilRegisteredAsync(app);
             var tenant = await TenantScope.CreateAsync(app);
-            var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("realdisk", "BLOCK", 1, zone)).Id(), "HEALTHY", 60);
+            var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("realdisk", "BLOCK", 1, zone)).Id(), "HEALTHY", 180);
             Assert.Equal(storage.Select(s => s.Id.ToString()).Order(), volume.ReplicaHosts().Order());
 
             var marker = $"KRAUD-E2E-{Guid.NewGuid():N}";

@@ -83,18 +83,18 @@ public class VolumeSpecs(KraudApp app)
         (await tenant.TryCreateVolumeAsync("huge", "BLOCK", 1_000_000)).ShouldFailWith("VALIDATION");
         (await tenant.TryCreateVolumeAsync("zero", "BLOCK", 0)).ShouldFailWith("VALIDATION");
         (await tenant.TryCreateVolumeAsync("Not_A_Label")).ShouldFailWith("VALIDATION");
-        (await tenant.TryCreateVolumeAsync("nowhere", zone: "mars-1")).ShouldSucceed();
-        var after = await tenant.EventCountAsync();
-        Assert.Equal(before + 1, after);
-        (await tenant.TryCreateVolumeAsync("nowhere")).ShouldFailWith("CONFLICT");
-        Assert.Equal(after, await tenant.EventCountAsync());
+        Assert.Equal(before, await tenant.EventCountAsync());
 
         // A zone without storage hosts: the volume waits, and says why.
+        (await tenant.TryCreateVolumeAsync("nowhere", zone: "mars-1")).ShouldSucceed();
         var id = (await tenant.Gql("{ volumes { nodes { id name } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes")
             .EnumerateArray().Single(v => v.GetProperty("name").GetString() == "nowhere").Id();
         var pending = await Eventually.Get(async () => (await tenant.VolumeAsync(id))!.Value, v => v.GetProperty("reason").ValueKind == JsonValueKind.String,
             TimeSpan.FromSeconds(15), "the volume says why it waits");
         Assert.Equal("PENDING", pending.State());
+        var after = await tenant.EventCountAsync();
+        (await tenant.TryCreateVolumeAsync("nowhere")).ShouldFailWith("CONFLICT");
+        Assert.Equal(after, await tenant.EventCountAsync());
         Assert.Contains("mars-1", pending.GetProperty("reason").GetString());
     }
 
