@@ -139,7 +139,7 @@ public class DrainSpecs(KraudApp app)
             var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
             Assert.Single(moved.Instances());
-            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(20), "the drained host is empty and cordoned");
+            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(60), "the drained host is empty and cordoned");
             Assert.Contains((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data), e => e is HostDrained);
             Assert.Contains((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data), e => e is PodReplicaEvicted ev && ev.Reason.Contains("drained"));
             Assert.DoesNotContain(Guid.Parse(before.Instances()[0].Id()), app.Driver(hostId).Running);
