@@ -225,4 +225,23 @@ public class IngressSpecs(KraudApp app)
         await tenant.DeletePodsAsync();
         await other.DeletePodsAsync();
     }
+
+    [Fact]
+    public async Task the_platform_as_it_was_shows_an_ingress_while_it_existed_and_not_after_its_deletion()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("history")).Id(), "RUNNING");
+        var ingress = (await CreateAsync(tenant, new { name = "history", kind = "MANAGED", routes = new[] { new { host = Platform("history"), path = "/", podId = pod.Id(), port = 80 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        await Task.Delay(50);
+        var existed = DateTime.UtcNow;
+        await Task.Delay(50);
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() })).ShouldSucceed();
+
+        const string query = "query($t: DateTime!) { platformAt(asOf: $t) { ingresses { id kind routes { podId } } } }";
+        var then = (await tenant.Gql(query, new { t = existed })).ShouldSucceed().Data.GetProperty("platformAt").GetProperty("ingresses");
+        Assert.Equal(pod.Id(), Assert.Single(then.EnumerateArray(), i => i.Id() == ingress.Id()).GetProperty("routes")[0].GetProperty("podId").GetString());
+        var now = (await tenant.Gql(query, new { t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("platformAt").GetProperty("ingresses");
+        Assert.DoesNotContain(now.EnumerateArray(), i => i.Id() == ingress.Id());
+    }
 }
