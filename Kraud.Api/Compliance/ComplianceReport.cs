@@ -94,6 +94,21 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
                 return new ResourceEvidence(p.Id, "pod", $"{p.Namespace}/{p.Name}", p.State.ToString().ToUpperInvariant(), product.Name, product.SecurityBarrier,
                     product.Redundancy, on.Select(h => h.Name).Distinct().Order().ToList(), on.Select(h => h.Datacenter).Distinct().Order().ToList());
             }).ToList();
+            // An ingress is a resource too: its barrier is the product table's for its kind; where it runs, its replicas'
+            // hosts (a DIRECT ingress: the hosts of the pods it exposes, which hold its firewall).
+            var ingresses = await session.Query<Kraud.Projections.Ingresses.IngressView>().Where(i => i.TenantId == tenantId).ToListAsync(ct);
+            resources.AddRange(ingresses.Select(v => v.Ingress).Where(i => !i.Deleted).OrderBy(i => i.CreatedAt).Select(i =>
+            {
+                var product = ProductCatalog.All.Single(x => x.Name == i.Kind switch
+                {
+                    Kraud.Domain.Ingresses.IngressKind.Authenticated => "Authenticated Ingress",
+                    Kraud.Domain.Ingresses.IngressKind.Direct => "Direct Ingress",
+                    _ => "Managed Ingress",
+                });
+                var on = i.Replicas.Select(r => hosts.GetValueOrDefault(r.HostId)).OfType<Kraud.Domain.Fleet.Host>().ToList();
+                return new ResourceEvidence(i.Id, "ingress", i.Name, "ACTIVE", product.Name, product.SecurityBarrier, product.Redundancy,
+                    on.Select(h => h.Name).Distinct().Order().ToList(), on.Select(h => h.Datacenter).Distinct().Order().ToList());
+            }));
             var volumes = (await session.Query<VolumeView>().Where(v => v.TenantId == tenantId && v.State != VolumeState.Deleted)
                 .OrderBy(v => v.CreatedTicks).ToListAsync(ct)).Select(v => Evidence(v.Volume, hosts)).ToList();
             var disks = pods.SelectMany(p => p.Pod.Instances.Where(_ => p.Pod.Spec.EphemeralGiB > 0).Select(i => (Pod: p, Vm: i))).ToList();

@@ -233,6 +233,18 @@ public class IngressSpecs(KraudApp app)
         var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("history")).Id(), "RUNNING");
         var ingress = (await CreateAsync(tenant, new { name = "history", kind = "MANAGED", routes = new[] { new { host = Platform("history"), path = "/", podId = pod.Id(), port = 80 } } }))
             .ShouldSucceed().Data.GetProperty("createIngress");
+        // The compliance evidence lists it with the product table's barrier, on its replicas' hosts.
+        var report = await app.Host.Scenario(x =>
+        {
+            x.Get.Url("/api/exports/compliance-report?format=json");
+            x.WithRequestHeader("Authorization", $"Bearer {tenant.Token}");
+            x.StatusCodeShouldBe(200);
+        });
+        var evidence = Assert.Single(JsonDocument.Parse(await report.ReadAsTextAsync()).RootElement.GetProperty("tenants")[0].GetProperty("resources")
+            .EnumerateArray(), r => r.Id() == ingress.Id());
+        Assert.Equal(("ingress", "Managed Ingress", "isolated machine"), (evidence.GetProperty("kind").GetString(), evidence.GetProperty("product").GetString(),
+            evidence.GetProperty("isolationBarrier").GetString()));
+        Assert.Equal(3, evidence.GetProperty("hosts").GetArrayLength());
         await Task.Delay(50);
         var existed = DateTime.UtcNow;
         await Task.Delay(50);
