@@ -10,9 +10,15 @@ public sealed record Loaded<T>(T State, int Version) where T : IState<T>;
 /// <summary>What pod and volume streams share: load and fold, guard tenant and version, append what was decided.</summary>
 public static class Streams
 {
-    public static async Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, CancellationToken ct = default) where T : IState<T>
+    public static Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, CancellationToken ct = default) where T : IState<T> =>
+        LoadAsync<T>(session, id, asOf: null, ct);
+
+    /// <param name="asOf">Fold only the events committed up to this instant (time travel, as `pod(asOf:)` and `volume(asOf:)` ask).</param>
+    public static async Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, DateTime? asOf, CancellationToken ct = default) where T : IState<T>
     {
-        var stream = await session.Events.FetchStreamAsync(id, token: ct);
+        var stream = asOf is { } at
+            ? await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)), token: ct)
+            : await session.Events.FetchStreamAsync(id, token: ct);
         return new Loaded<T>(Fold.Events<T>(stream.Select(e => e.Data)), stream.Count);
     }
 

@@ -50,10 +50,8 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var stream = await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)),
-                    token: ctx.CancellationToken);
-                var state = Fold.Events<Pod>(stream.Select(e => e.Data));
-                pod = state.Exists ? PodDto.From(state, stream.Count) : null;
+var (state, version) = await Streams.LoadAsync<Pod>(session, id, asOf, ctx.CancellationToken);
+                pod = state.Exists ? PodDto.From(state, version) : null;
             }
             else
             {

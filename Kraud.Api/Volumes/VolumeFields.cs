@@ -54,10 +54,8 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var stream = await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)),
-                    token: ctx.CancellationToken);
-                var state = Fold.Events<Volume>(stream.Select(e => e.Data));
-                volume = state.Exists ? VolumeDto.From(state, stream.Count) : null;
+var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.CancellationToken);
+                volume = state.Exists ? VolumeDto.From(state, version) : null;
             }
             else
             {
