@@ -52,6 +52,9 @@ public static class WolverineSetup
             // about different pods run in parallel. Host runtimes put the pod id in the message's group id.
             opts.ListenToPostgresqlQueue(Queues.ControlPlane).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
                 .PartitionProcessingByGroupId(PartitionSlots.Five);
+            // Heartbeats (grouped by host) are read apart from the reports, so a burst of reports cannot delay them.
+            opts.ListenToPostgresqlQueue(Queues.Heartbeats).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
+                .PartitionProcessingByGroupId(PartitionSlots.Five);
 
             // One placement batch at a time: the scheduler reads free capacity and reserves it, and two concurrent
             // placements could otherwise both take the last free slot of a host. Batching is what makes it fast:

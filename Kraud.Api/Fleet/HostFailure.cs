@@ -37,7 +37,7 @@ public static class MarkHostFailedHandler
     }
 }
 
-/// <summary>Watches heartbeats: a READY, CORDONED or DRAINING host silent for longer than the window is marked FAILED.</summary>
+/// <summary>Watches heartbeats: a READY, CORDONED or DRAINING host silent for longer than the window (see <see cref="HeartbeatSilence"/>) is marked FAILED.</summary>
 public sealed class HostFailureDetector(IDocumentStore store, IWolverineRuntime runtime, FleetOptions fleet, TimeProvider time,
     ILogger<HostFailureDetector> logger) : BackgroundService
 {
@@ -50,17 +50,20 @@ public sealed class HostFailureDetector(IDocumentStore store, IWolverineRuntime 
             try
             {
                 await using var session = store.QuerySession();
-                var hosts = await session.Query<HostView>().Where(h => h.State != HostState.Failed).ToListAsync(stoppingToken);
+                var hosts = await session.Query<HostView>().ToListAsync(stoppingToken);
                 var liveness = (await session.Query<HostLiveness>().ToListAsync(stoppingToken)).ToDictionary(l => l.Id);
+                // A host that never sent a heartbeat is judged from when it registered.
+                var heard = hosts.ToDictionary(h => h.Id, h => liveness.TryGetValue(h.Id, out var l)
+                    ? new HeartbeatSilence.Heard(h.Id, l.LastSentAt, l.LastHeartbeat)
+                    : new HeartbeatSilence.Heard(h.Id, h.Host.RegisteredAt, h.Host.RegisteredAt));
                 var now = time.GetUtcNow();
-                foreach (var host in hosts)
+                var judged = hosts.Where(h => h.State != HostState.Failed).Select(h => heard[h.Id]);
+                foreach (var silent in HeartbeatSilence.Find(heard.Values, judged, now, window))
                 {
-                    // A host that never sent a heartbeat is judged from when it registered.
-                    var last = liveness.TryGetValue(host.Id, out var l) ? l.LastHeartbeat : host.Host.RegisteredAt;
-                    if (now - last <= window) continue;
-                    var missed = (int)((now - last).TotalMilliseconds / fleet.HeartbeatIntervalMs);
-                    logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", host.Name, missed, last);
-                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(host.Id, last, missed, now), stoppingToken);
+                    var last = heard[silent.HostId].LastHandledAt;
+                    var missed = (int)(silent.For.TotalMilliseconds / fleet.HeartbeatIntervalMs);
+                    logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", hosts.First(h => h.Id == silent.HostId).Name, missed, last);
+                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(silent.HostId, last, missed, now), stoppingToken);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -8,6 +8,9 @@ namespace Kraud.Domain.HostProtocol;
 public static class Queues
 {
     public const string ControlPlane = "kraud_control";
+
+    /// <summary>Heartbeats have a queue of their own: behind a burst of reports they would arrive late and make live hosts look dead.</summary>
+    public const string Heartbeats = "kraud_heartbeats";
 }
 
 public sealed record MicroVmSpec(
@@ -43,7 +46,7 @@ public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
 
 public sealed record StopMicroVm(Guid HostId, Guid VmId, Guid PodId);
 
-/// <summary>Everything a host runtime tells the control plane implements this, so one routing rule sends them all.</summary>
+/// <summary>Everything a host runtime tells the control plane implements this, so one routing rule sends them all (heartbeats aside: <see cref="Queues.Heartbeats"/>).</summary>
 public interface IHostReport
 {
     Guid HostId { get; }
@@ -84,8 +87,7 @@ public sealed record ReplicaDestroyed(Guid HostId, Guid VolumeId) : IVolumeRepor
 /// should run there (reconciliation) and declares the host failed when heartbeats stop.
 /// </summary>
 /// <param name="VolumeReplicas">The volumes whose replica this host holds healthy (storage hosts); null from runtimes that keep none.</param>
-public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt, IReadOnlyList<Guid>? VolumeReplicas = null)
-    : IHostReport;
+public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt, IReadOnlyList<Guid>? VolumeReplicas = null);
 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(

@@ -32,7 +32,7 @@ public static class HostRuntimeSetup
         return services;
     }
 
-    /// <summary>Listens on each host's queue and sends every host report to the control plane's queue.</summary>
+    /// <summary>Listens on each host's queue and sends every host report to the control plane's queues.</summary>
     public static void ServeHosts(this WolverineOptions opts, FleetOptions fleet)
     {
         opts.Discovery.IncludeAssembly(typeof(HostAgent).Assembly);
@@ -45,5 +45,6 @@ public static class HostRuntimeSetup
             rule.MessagesImplementing<IHostReport>();
             rule.ToPostgresqlQueue(Queues.ControlPlane);
         });
+        opts.PublishMessage<HostHeartbeat>().ToPostgresqlQueue(Queues.Heartbeats);
     }
 }
