@@ -70,6 +70,7 @@ public static class MartenSetup
                 opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
+                opts.Schema.For<Ingresses.IngressSlotClaim>().Index(x => x.HostId);
                 opts.Schema.For<HostLiveness>();
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);

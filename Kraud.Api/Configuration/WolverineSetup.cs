@@ -41,10 +41,10 @@ public static class WolverineSetup
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds(),
                 600.Milliseconds(), 1.Seconds());
 
-            // Two transactions leased the same free address or prefix (or acknowledged a peer set first): the key let only one commit; the other
+            // Two transactions leased the same free address or prefix, or ingress slot (or acknowledged a peer set first): the key let only one commit; the other
             // decides again and takes the next free one.
             opts.OnException<JasperFx.DocumentAlreadyExistsException>(e =>
-                    e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
+                    e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Ingresses.IngressSlotClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
 
             opts.TuneQueueTransport();
@@ -83,6 +83,8 @@ public static class WolverineSetup
                 batch.LocalExecutionQueueName = Network.MeshHandler.Queue;
             });
             opts.LocalQueue(Network.MeshHandler.Queue).Sequential();
+            opts.PublishMessage<Ingresses.RepairIngresses>().ToLocalQueue(Ingresses.RepairIngressesHandler.Queue);
+            opts.LocalQueue(Ingresses.RepairIngressesHandler.Queue).Sequential();
             opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
             opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
             // App rollouts (sagas) take their steps one at a time: a saga's state is never written by two steps at once.

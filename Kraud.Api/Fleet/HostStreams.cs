@@ -1,5 +1,6 @@
 using Kraud.Api.Common;
 using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
 using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
@@ -26,6 +27,7 @@ public static class HostStreams
         var stream = await session.Events.FetchStreamStateAsync(hostId);
         session.Stamp(context, by, null, command);
         session.Events.Append(hostId, stream!.Version + events.Count, events);
+        if (view!.Host.Role == HostRole.Ingress) await context.PublishAsync(new Ingresses.RepairIngresses(view.Host.Name));
         return new HostChange(view!.Host, events);
     }
 }

@@ -46,6 +46,8 @@ public static class RegisterHostHandler
         if (!zone.Exists) session.Events.StartStream(zoneId, zoneEvents);
         else if (zoneEvents.Count > 0) session.Events.Append(zoneId, zoneEvents);
         session.Insert(new NameClaim { Id = NameClaim.For("host", command.Name), OwnerId = command.HostId });
+        // A new INGRESS host may be the room a DEGRADED ingress waits for.
+        if (command.Role == HostRole.Ingress) await context.PublishAsync(new Ingresses.RepairIngresses(command.Name));
     }
 }
 

@@ -30,9 +30,6 @@ public sealed record VerifyDomainRequest(Guid IngressId, string Domain, Principa
 /// </summary>
 public static class IngressCommandHandler
 {
-    /// <summary>An ingress host takes one ingress replica per core.</summary>
-    public static int Capacity(Host host) => host.Cpu;
-
     public static async Task Handle(CreateIngress c, IDocumentSession session, IMessageContext context, NetworkOptions network)
     {
         RequireWriter(c.By);
@@ -45,12 +42,14 @@ public static class IngressCommandHandler
         var hosts = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
         var routed = pods.Values.ToDictionary(p => p.Id, p => new RoutedPod(p.Id, p.Name,
             p.Pod.Live.Where(i => hosts.ContainsKey(i.HostId)).OrderBy(i => i.Replica).Select(i => (hosts[i.HostId].Zone, hosts[i.HostId].Rack)).ToList()));
-        var facts = new IngressFacts(routed, await IngressHostsAsync(session, hosts.Values),
+        var slots = await IngressSlots.LoadAsync(session, hosts.Values);
+        var facts = new IngressFacts(routed, slots.Free(),
             c.Kind == IngressKind.Direct ? await FreePublicAddressAsync(session, network) : null);
 
         var events = IngressDecider.Decide(c, Ingress.Initial, facts);
         var ingress = Fold.Events<Ingress>(events);
         session.Events.StartStream(c.IngressId, events).Stamp(AuditStamp.For(context, c.By, c.TenantId, nameof(CreateIngress)));
+        slots.Apply(session, Ingress.Initial, events);
         session.Insert(new NameClaim { Id = NameClaim.For("ingress", c.TenantId.ToString(), c.Name), OwnerId = c.IngressId });
         if (ingress.Exposure is { } exposure)
         {
@@ -93,6 +92,7 @@ public static class IngressCommandHandler
         var events = IngressDecider.Decide(c, ingress);
         if (events.Count == 0) return;
         session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(DeleteIngress)));
+        (await IngressSlots.LoadAsync(session, (await session.Query<HostView>().ToListAsync()).Select(h => h.Host))).Apply(session, ingress, events);
         session.Delete<NameClaim>(NameClaim.For("ingress", ingress.TenantId.ToString(), ingress.Name));
         foreach (var domain in ingress.Domains.Keys) session.Delete<NameClaim>(NameClaim.For("domain", domain));
         if (ingress.Exposure is { } exposure)
@@ -114,16 +114,6 @@ public static class IngressCommandHandler
         var ingress = Fold.Events<Ingress>(stream.Select(e => e.Data));
         if (!ingress.Exists || (by.TenantId is { } tenant && ingress.TenantId != tenant)) throw DomainException.NotFound("Ingress", id);
         return (ingress, stream.Count);
-    }
-
-    private static async Task<IReadOnlyList<IngressHostSlot>> IngressHostsAsync(IQuerySession session, IEnumerable<Host> hosts)
-    {
-        var load = (await session.Query<IngressView>().Where(i => !i.Deleted).ToListAsync())
-            .SelectMany(i => i.Ingress.Replicas).GroupBy(r => r.HostId).ToDictionary(g => g.Key, g => g.Count());
-        // Hosts that are not READY stay in the list with no room, so a refusal can name the zone they leave empty.
-        return hosts.Where(h => h.Role == HostRole.Ingress)
-            .Select(h => new IngressHostSlot(h.Id, h.Name, h.Zone, h.State == HostState.Ready ? Capacity(h) - load.GetValueOrDefault(h.Id) : 0))
-            .ToList();
     }
 
     private static async Task<string?> FreePublicAddressAsync(IQuerySession session, NetworkOptions network)

@@ -22,7 +22,7 @@ public sealed record IngressDto(Guid Id, string Name, Guid TenantId, string Kind
     IReadOnlyList<RouteDto> Routes, IReadOnlyList<DomainDto> Domains, string? PublicAddress, IReadOnlyList<string> Warnings, AuthPolicyDto? Auth,
     IReadOnlyList<FirewallRuleDto> Firewall, string? Zone, string? Rack)
 {
-    public static IngressDto From(Ingress i) => new(i.Id, i.Name, i.TenantId, Enums.Name(i.Kind), i.Deleted ? "DELETED" : "ACTIVE",
+    public static IngressDto From(Ingress i) => new(i.Id, i.Name, i.TenantId, Enums.Name(i.Kind), i.Deleted ? "DELETED" : i.Degraded ? "DEGRADED" : "ACTIVE",
         i.Kind == IngressKind.Managed ? "USABLE" : "EXPERIMENTAL",
         i.Replicas.Select(r => new IngressReplicaDto(r.HostId, r.Zone)).ToList(),
         i.Routes.Select(r => new RouteDto(r.Host, r.Path, r.PodId, r.Port)).ToList(),
@@ -37,6 +37,9 @@ public sealed record IngressDto(Guid Id, string Name, Guid TenantId, string Kind
         var warnings = new List<string>();
         if (i.Kind == IngressKind.Direct) warnings.Add(IngressDecider.ExperimentalWarning);
         if (i.Kind == IngressKind.Authenticated) warnings.Add("EXPERIMENTAL: Authenticated Ingress is experimental (product table).");
+        if (i.Degraded)
+            warnings.Add($"DEGRADED: {i.Lost.Length} replica(s) lost with their host ({string.Join(", ", i.Lost.Select(r => r.HostName))}) wait for room " +
+                $"on another INGRESS host of their zone ({string.Join(", ", i.Lost.Select(r => r.Zone).Distinct())}); the other replicas serve meanwhile.");
         if (i.Kind != IngressKind.Direct)
             foreach (var host in i.Routes.Select(r => r.Host).Distinct().Where(h => !i.Serves(h)))
                 warnings.Add($"Routes for {host} do not serve until its domain is added and verified (addDomain, then verifyDomain).");

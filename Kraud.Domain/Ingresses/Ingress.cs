@@ -29,15 +29,27 @@ public sealed record IngressDomainVerified(Guid IngressId, string Domain, string
 
 public sealed record IngressDeleted(Guid IngressId, string By, DateTimeOffset At);
 
+/// <summary>The replica's host failed or is being drained: the replica now runs on another INGRESS host of the same zone.</summary>
+public sealed record IngressReplicaMoved(Guid IngressId, IngressReplica From, IngressReplica To, string Reason, DateTimeOffset At);
+
+/// <summary>The replica's host stopped serving and its zone has no INGRESS host to take it: the ingress runs short (DEGRADED) until one has room.</summary>
+public sealed record IngressReplicaLost(Guid IngressId, IngressReplica Replica, string Reason, DateTimeOffset At);
+
+/// <summary>A replica lost earlier runs again, on a host of the zone it was lost in.</summary>
+public sealed record IngressReplicaRestored(Guid IngressId, IngressReplica Replica, DateTimeOffset At);
+
 public sealed record IngressDomain(string Name, string VerificationToken, bool Verified);
 
 public sealed record Ingress(
     Guid Id, Guid TenantId, string Name, IngressKind Kind, bool Exists, bool Deleted, ImmutableArray<IngressRoute> Routes, AuthPolicy? Auth,
     ImmutableArray<FirewallRule> Firewall, ImmutableArray<IngressReplica> Replicas, DirectExposure? Exposure,
-    ImmutableSortedDictionary<string, IngressDomain> Domains, DateTimeOffset CreatedAt) : IState<Ingress>
+    ImmutableSortedDictionary<string, IngressDomain> Domains, DateTimeOffset CreatedAt, ImmutableArray<IngressReplica> Lost) : IState<Ingress>
 {
     public static Ingress Initial { get; } = new(Guid.Empty, Guid.Empty, "", IngressKind.Managed, false, false, [], null, [], [], null,
-        ImmutableSortedDictionary<string, IngressDomain>.Empty, default);
+        ImmutableSortedDictionary<string, IngressDomain>.Empty, default, []);
+
+    /// <summary>A managed ingress short of its 2N+1 replicas: it serves from the others, with fewer failures to spare.</summary>
+    public bool Degraded => !Lost.IsDefaultOrEmpty;
 
     /// <summary>Hosts under the platform's own zone serve at once; any other host name only after its domain is verified.</summary>
     public const string PlatformDomain = "ingress.kraud.cloud";
@@ -50,10 +62,13 @@ public sealed record Ingress(
     public Ingress Evolve(object @event) => @event switch
     {
         IngressCreated e => new Ingress(e.IngressId, e.TenantId, e.Name, e.Kind, true, false, [.. e.Routes], e.Auth, [.. e.Firewall], [.. e.Replicas],
-            e.Exposure, ImmutableSortedDictionary<string, IngressDomain>.Empty, e.At),
+            e.Exposure, ImmutableSortedDictionary<string, IngressDomain>.Empty, e.At, []),
         IngressDomainAdded e => this with { Domains = Domains.SetItem(e.Domain, new IngressDomain(e.Domain, e.VerificationToken, false)) },
         IngressDomainVerified e => this with { Domains = Domains.SetItem(e.Domain, Domains[e.Domain] with { Verified = true }) },
         IngressDeleted => this with { Deleted = true },
+        IngressReplicaMoved e => this with { Replicas = Replicas.Replace(Replicas.First(r => r.HostId == e.From.HostId), e.To) },
+        IngressReplicaLost e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.Replica.HostId), Lost = (Lost.IsDefault ? [] : Lost).Add(e.Replica) },
+        IngressReplicaRestored e => this with { Replicas = Replicas.Add(e.Replica), Lost = Lost.Remove(Lost.First(r => r.Zone == e.Replica.Zone)) },
         _ => this,
     };
 }

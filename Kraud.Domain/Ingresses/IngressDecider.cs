@@ -24,6 +24,9 @@ public sealed record VerifyIngressDomain(Guid IngressId, string Domain, bool Txt
 
 public sealed record DeleteIngress(Guid IngressId, Principal By, DateTimeOffset At);
 
+/// <summary>Keep a managed ingress on hosts that serve. <paramref name="Leaving"/>: the INGRESS hosts that stopped serving (failed, draining), with why.</summary>
+public sealed record RepairIngress(Guid IngressId, IReadOnlyDictionary<Guid, string> Leaving, DateTimeOffset At);
+
 public static partial class IngressDecider
 {
     public const int MaxFailuresTolerated = 3;
@@ -166,6 +169,40 @@ public static partial class IngressDecider
     {
         if (!state.Exists) throw DomainException.NotFound("Ingress", c.IngressId);
         return state.Deleted ? [] : [new IngressDeleted(c.IngressId, c.By.Actor, c.At)];
+    }
+
+    /// <summary>
+    /// A replica on a host that stopped serving moves to another INGRESS host of its zone (distinct from the ingress's
+    /// other hosts, so 2N+1 over two zones still holds); with none to take it, it is lost and the ingress DEGRADED, and a
+    /// lost replica comes back as soon as its zone has room again. Another zone would not do: N+1 and N per zone is what
+    /// lets either zone alone survive N failures.
+    /// </summary>
+    public static IReadOnlyList<object> Decide(RepairIngress c, Ingress state, IReadOnlyList<IngressHostSlot> hosts)
+    {
+        if (!state.Exists || state.Deleted || state.Kind == IngressKind.Direct) return [];
+        var free = hosts.ToDictionary(h => h.HostId, h => c.Leaving.ContainsKey(h.HostId) ? 0 : h.Free);
+        var used = state.Replicas.Select(r => r.HostId).ToHashSet();
+        IngressReplica? Take(string zone)
+        {
+            var host = hosts.Where(h => h.Zone == zone && free[h.HostId] > 0 && !used.Contains(h.HostId))
+                .OrderByDescending(h => free[h.HostId]).ThenBy(h => h.Name, StringComparer.Ordinal).FirstOrDefault();
+            if (host is null) return null;
+            free[host.HostId]--;
+            used.Add(host.HostId);
+            return new IngressReplica(host.HostId, host.Name, host.Zone);
+        }
+
+        var events = new List<object>();
+        foreach (var replica in state.Replicas.Where(r => c.Leaving.ContainsKey(r.HostId)))
+        {
+            var reason = c.Leaving[replica.HostId];
+            events.Add(Take(replica.Zone) is { } to
+                ? new IngressReplicaMoved(c.IngressId, replica, to, reason, c.At)
+                : new IngressReplicaLost(c.IngressId, replica, $"{reason}; zone {replica.Zone} has no other READY INGRESS host with free capacity", c.At));
+        }
+        foreach (var lost in state.Lost.IsDefault ? [] : state.Lost)
+            if (Take(lost.Zone) is { } to) events.Add(new IngressReplicaRestored(c.IngressId, to, c.At));
+        return events;
     }
 
     private static void RequireLive(Ingress state, Guid id)

@@ -101,6 +101,84 @@ public class IngressSpecs(KraudApp app)
         await tenant.DeletePodsAsync();
     }
 
+    private async Task<JsonElement> IngressAsync(TenantScope tenant, string id) =>
+        (await tenant.Gql($"{{ ingresses {{ {IngressFields} }} }}")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray().Single(i => i.Id() == id);
+
+    private static IReadOnlyList<string> HostsOf(JsonElement ingress) => ingress.GetProperty("replicas").EnumerateArray().Select(r => r.HostId()).ToList();
+
+    [Fact]
+    public async Task a_replica_on_a_failed_ingress_host_moves_within_its_zone_and_one_its_zone_cannot_take_is_lost_until_the_host_is_back()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("shop")).Id(), "RUNNING");
+        var ingress = (await CreateAsync(tenant, new { name = "shop", kind = "MANAGED", routes = new[] { new { host = Platform("shop"), path = "/", podId = pod.Id(), port = 80 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        var replicas = ingress.GetProperty("replicas").EnumerateArray().ToList();
+        // Two INGRESS hosts per zone: the zone with N (one) replica has a spare host, the zone with N+1 has none.
+        var byZone = replicas.GroupBy(r => r.GetProperty("zone").GetString()!).ToDictionary(g => g.Key, g => g.Select(r => r.HostId()).ToList());
+        var single = byZone.Single(z => z.Value.Count == 1);
+        var pair = byZone.Single(z => z.Value.Count == 2);
+        var powered = new List<string>();
+        try
+        {
+            var failed = single.Value[0];
+            app.Agent(failed).PowerOff();
+            powered.Add(failed);
+            var moved = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => !HostsOf(i).Contains(failed) && HostsOf(i).Count == 3,
+                TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the replica left the failed ingress host");
+            Assert.Equal("ACTIVE", moved.GetProperty("state").GetString());
+            var spare = HostsOf(moved).Except(HostsOf(ingress)).Single();
+            Assert.Equal(single.Key, app.Agent(spare).Definition.Zone);
+            Assert.NotNull(EntryOf(await HostConfigAsync(spare), ingress.Id()));
+            var move = Assert.Single((await app.EventsOf(Guid.Parse(ingress.Id()))).Select(e => e.Data).OfType<Kraud.Domain.Ingresses.IngressReplicaMoved>());
+            Assert.Contains("failed", move.Reason);
+
+            var lostHost = pair.Value[0];
+            app.Agent(lostHost).PowerOff();
+            powered.Add(lostHost);
+            var degraded = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "DEGRADED",
+                TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the ingress runs short");
+            Assert.Equal(new[] { pair.Value[1], spare }.Order(), HostsOf(degraded).Order());
+            Assert.Contains(degraded.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("DEGRADED") && w.GetString()!.Contains(pair.Key));
+            Assert.Null(EntryOf(await HostConfigAsync(lostHost), ingress.Id()));
+        }
+        finally
+        {
+            foreach (var host in powered) app.Agent(host).PowerOn();
+        }
+        var healed = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "ACTIVE" && HostsOf(i).Count == 3,
+            TimeSpan.FromSeconds(60), "the lost replica returns when its host is READY again");
+        Assert.Equal(2, HostsOf(healed).Count(h => app.Agent(h).Definition.Zone == pair.Key));
+        Assert.Equal(3, HostsOf(healed).Distinct().Count());
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task concurrent_creates_never_give_an_ingress_host_more_replicas_than_its_cores()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("burst")).Id(), "RUNNING");
+        var ingressHosts = app.Agents.All.Where(a => a.Definition.Role == "Ingress").ToList();
+        // More replicas than every ingress host together can run, all asked for at once.
+        var attempts = ingressHosts.Sum(h => h.Definition.Cpu) / 3 + 6;
+        var results = await Task.WhenAll(Enumerable.Range(0, attempts).Select(n => CreateAsync(tenant,
+            new { name = $"burst-{n}", kind = "MANAGED", routes = new[] { new { host = Platform($"b{n}"), path = "/", podId = pod.Id(), port = 80 } } })));
+        var created = results.Where(r => r.ErrorCodes.Count == 0).Select(r => r.Data.GetProperty("createIngress")).ToList();
+        Assert.All(results.Where(r => r.ErrorCodes.Count > 0), r => Assert.Contains(r.ErrorCodes[0], new[] { "UNSCHEDULABLE", "CONFLICT" }));
+        Assert.NotEmpty(created);
+        Assert.True(created.Count < attempts, $"{created.Count} of {attempts} fit");
+
+        var all = (await app.AsOperator("{ ingresses { id replicas { hostId } } }")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray()
+            .SelectMany(i => HostsOf(i)).GroupBy(h => h).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var host in ingressHosts)
+            Assert.True(all.GetValueOrDefault(host.Id.ToString()) <= host.Definition.Cpu, $"{host.Name} runs {all.GetValueOrDefault(host.Id.ToString())} replicas");
+        Assert.All(created, c => Assert.Equal(3, HostsOf(c).Distinct().Count()));
+
+        foreach (var c in created) (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = c.Id() })).ShouldSucceed();
+        await tenant.DeletePodsAsync();
+    }
+
     [Fact]
     public async Task an_authenticated_ingress_needs_a_complete_auth_policy()
     {

@@ -116,3 +116,69 @@ public class UdpTxtResolverSpecs
         Assert.Equal(16, question[^3]); // QTYPE TXT
     }
 }
+
+public class IngressRepairSpecs
+{
+    private static readonly IngressHostSlot A1 = new(Guid.NewGuid(), "a1", "a", 8), A2 = new(Guid.NewGuid(), "a2", "a", 8),
+        B1 = new(Guid.NewGuid(), "b1", "b", 8), B2 = new(Guid.NewGuid(), "b2", "b", 8), B3 = new(Guid.NewGuid(), "b3", "b", 3);
+
+    private static readonly DateTimeOffset At = DateTimeOffset.UnixEpoch;
+
+    /// <summary>A managed ingress tolerating one failure, placed on b1, b2 (N+1) and a1 (N).</summary>
+    private static Ingress Placed()
+    {
+        var pod = Guid.NewGuid();
+        var create = new CreateIngress(Guid.NewGuid(), Guid.NewGuid(), "shop", IngressKind.Managed, [new IngressRoute("shop.example.com", "/", pod, 80)], null,
+            null, null, [], false, 1, Principal.System("test"), At);
+        var ingress = Fold.Events<Ingress>(IngressDecider.Decide(create, Ingress.Initial,
+            new IngressFacts(new Dictionary<Guid, RoutedPod> { [pod] = new(pod, "web", []) }, [A1, B1, B2], null)));
+        Assert.Equal(["b1", "b2", "a1"], ingress.Replicas.Select(r => r.HostName));
+        return ingress;
+    }
+
+    private static IReadOnlyList<object> Repair(Ingress ingress, IReadOnlyList<IngressHostSlot> hosts, params IngressHostSlot[] leaving) =>
+        IngressDecider.Decide(new RepairIngress(ingress.Id, leaving.ToDictionary(h => h.HostId, h => $"ingress host {h.Name} failed"), At), ingress, hosts);
+
+    [Fact]
+    public void a_replica_on_a_failed_host_moves_to_the_roomiest_free_host_of_its_zone_that_the_ingress_does_not_use_yet()
+    {
+        var ingress = Placed();
+        var moved = Assert.IsType<IngressReplicaMoved>(Assert.Single(Repair(ingress, [A1, A2, B1, B2, B3], B1)));
+        Assert.Equal(("b1", "b3", "ingress host b1 failed"), (moved.From.HostName, moved.To.HostName, moved.Reason));
+        var after = ingress.Evolve(moved);
+        Assert.Equal(["b3", "b2", "a1"], after.Replicas.Select(r => r.HostName));
+        Assert.False(after.Degraded);
+        Assert.Empty(Repair(after, [A1, A2, B1, B2, B3], B1));
+    }
+
+    [Fact]
+    public void a_replica_whose_zone_has_no_room_is_lost_and_comes_back_when_the_zone_has_a_free_host_again()
+    {
+        var ingress = Placed();
+        var full = B3 with { Free = 0 };
+        var lost = Assert.IsType<IngressReplicaLost>(Assert.Single(Repair(ingress, [A1, A2, B1, B2, full], B1)));
+        Assert.Contains("zone b has no other READY INGRESS host with free capacity", lost.Reason);
+        var degraded = ingress.Evolve(lost);
+        Assert.True(degraded.Degraded);
+        Assert.Equal(["b2", "a1"], degraded.Replicas.Select(r => r.HostName));
+        // Room in the other zone does not count: N+1 and N per zone is the point.
+        Assert.Empty(Repair(degraded, [A1, A2, B1 with { Free = 0 }, B2, full]));
+
+        var restored = Assert.IsType<IngressReplicaRestored>(Assert.Single(Repair(degraded, [A1, A2, B1, B2, full])));
+        Assert.Equal("b1", restored.Replica.HostName);
+        var healed = degraded.Evolve(restored);
+        Assert.False(healed.Degraded);
+        Assert.Equal(3, healed.Replicas.Select(r => r.HostId).Distinct().Count());
+    }
+
+    [Fact]
+    public void two_replicas_leaving_at_once_never_land_on_one_host()
+    {
+        var ingress = Placed();
+        var events = Repair(ingress, [A1, A2, B1, B2, B3 with { Free = 1 }], B1, B2);
+        Assert.Equal(2, events.Count);
+        var after = events.Aggregate(ingress, (i, e) => i.Evolve(e));
+        Assert.Equal(["b3", "a1"], after.Replicas.Select(r => r.HostName));
+        Assert.True(after.Degraded);
+    }
+}
