@@ -6,6 +6,7 @@ using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Projections.Fleet;
+using Kraud.Projections.Ingresses;
 using Kraud.Projections.Pods;
 using Kraud.Projections.Volumes;
 using Marten;
@@ -59,6 +60,10 @@ public static class IncidentQuery
         var volumeIds = events.Where(e => e.Type.StartsWith("volume_", StringComparison.Ordinal)).Select(e => e.StreamId).Distinct().ToArray();
         var volumes = volumeIds.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(ct, volumeIds)).ToDictionary(v => v.Id, v => v.Name);
         string Volume(Guid id) => volumes.GetValueOrDefault(id, id.ToString());
+        var ingressIds = events.Where(e => e.Type.StartsWith("ingress_", StringComparison.Ordinal)).Select(e => e.StreamId).Distinct().ToArray();
+        var ingresses = ingressIds.Length == 0 ? [] : (await session.LoadManyAsync<IngressView>(ct, ingressIds)).ToDictionary(i => i.Id, i => i.Name);
+        string Ingress(Guid id) => ingresses.GetValueOrDefault(id, id.ToString());
+        string ReplicaHost(JsonElement data, string name) => Prop(data, name) is { } r ? Str(r, "HostName") : "?";
 
         var summary = new List<string>();
         var failedAt = new Dictionary<Guid, DateTime>();
@@ -100,6 +105,16 @@ public static class IncidentQuery
                     lastRecovered = e.At;
                     summary.Add($"{Time(e.At)} volume {Volume(e.StreamId)} has a healthy replica on {Host(Guid(e.Data, "HostId"))} again, " +
                                 $"{(e.At - failedAt.Values.Min()).TotalSeconds:F1} s after the failure.");
+                    break;
+                case "ingress_replica_moved":
+                    movedTo.Add(Guid(Prop(e.Data, "To")!.Value, "HostId"));
+                    summary.Add($"{Time(e.At)} ingress {Ingress(e.StreamId)} moved its replica from {ReplicaHost(e.Data, "From")} to {ReplicaHost(e.Data, "To")}.");
+                    break;
+                case "ingress_replica_lost":
+                    summary.Add($"{Time(e.At)} ingress {Ingress(e.StreamId)} lost its replica on {ReplicaHost(e.Data, "Replica")} and runs DEGRADED: {Str(e.Data, "Reason")}.");
+                    break;
+                case "ingress_replica_restored":
+                    summary.Add($"{Time(e.At)} ingress {Ingress(e.StreamId)} runs its lost replica again on {ReplicaHost(e.Data, "Replica")}.");
                     break;
                 case "pod_replica_running" when failedAt.Count > 0:
                     lastRecovered = e.At;

@@ -132,6 +132,9 @@ public class IngressSpecs(KraudApp app)
             Assert.NotNull(EntryOf(await HostConfigAsync(spare), ingress.Id()));
             var move = Assert.Single((await app.EventsOf(Guid.Parse(ingress.Id()))).Select(e => e.Data).OfType<Kraud.Domain.Ingresses.IngressReplicaMoved>());
             Assert.Contains("failed", move.Reason);
+            var incident = (await app.AsOperator("query($h: ID, $f: DateTime!, $t: DateTime!) { incident(hostId: $h, from: $f, to: $t) { summary } }",
+                new { h = failed, f = DateTime.UtcNow.AddMinutes(-2), t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("incident");
+            Assert.Contains(incident.GetProperty("summary").EnumerateArray(), l => l.GetString()!.Contains($"ingress shop moved its replica from {app.Agent(failed).Name} to {app.Agent(spare).Name}"));
 
             var lostHost = pair.Value[0];
             app.Agent(lostHost).PowerOff();
