@@ -1,5 +1,9 @@
+using System.Linq.Expressions;
 using System.Text;
+using GraphQL;
 using Kraud.Domain.Common;
+using Marten;
+using Marten.Linq.MatchesSql;
 
 namespace Kraud.Api.Gql;
 
@@ -27,4 +31,33 @@ public static class Cursor
 
     public static long DecodePosition(string? cursor) =>
         Decode(cursor, 1) is [var position] ? long.TryParse(position, out var p) ? p : throw DomainException.Validation($"after '{cursor}' is not a cursor this API handed out.") : 0;
+}
+
+/// <summary>
+/// first/after pages of read models in creation order (creation ticks, then id): keyset paging, so a page is one index
+/// range read however deep it is, and rows added meanwhile neither repeat nor shift the next page.
+/// </summary>
+public static class CreationOrderPages
+{
+    public const int MaxPageSize = 500;
+
+    public sealed record Page<T>(IReadOnlyList<T> Nodes, PageInfo PageInfo, int TotalCount);
+
+    public static async Task<Page<T>> ReadAsync<T>(IResolveFieldContext ctx, IQueryable<T> query, string what,
+        Expression<Func<T, long>> createdTicks, Expression<Func<T, Guid>> id) where T : notnull
+    {
+        var first = ctx.GetArgument<int?>("first") ?? 50;
+        Names.RequireRange(first, 1, MaxPageSize, "first");
+        var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
+        var total = await query.CountAsync(ctx.CancellationToken);
+        if (after is [var ticks, var last])
+        {
+            if (!long.TryParse(ticks, out var t) || !Guid.TryParse(last, out var g)) throw DomainException.Validation($"after is not a {what} cursor.");
+            query = query.Where(x => x.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
+        }
+        var page = await query.OrderBy(createdTicks).ThenBy(id).Take(first + 1).ToListAsync(ctx.CancellationToken);
+        var nodes = page.Take(first).ToList();
+        var (ticksOf, idOf) = (createdTicks.Compile(), id.Compile());
+        return new Page<T>(nodes, new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(ticksOf(nodes[^1]), idOf(nodes[^1]))), total);
+    }
 }

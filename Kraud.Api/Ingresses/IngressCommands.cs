@@ -32,7 +32,7 @@ public static class IngressCommandHandler
 {
     public static async Task Handle(CreateIngress c, IDocumentSession session, IMessageContext context, NetworkOptions network)
     {
-        RequireWriter(c.By);
+        c.By.RequireWriter();
         if (await session.LoadAsync<NameClaim>(NameClaim.For("ingress", c.TenantId.ToString(), c.Name)) is not null)
             throw DomainException.Conflict($"An ingress named {c.Name} exists already.");
 
@@ -60,7 +60,7 @@ public static class IngressCommandHandler
 
     public static async Task Handle(AddDomainRequest r, IDocumentSession session, IMessageContext context)
     {
-        RequireWriter(r.By);
+        r.By.RequireWriter();
         var (ingress, version) = await LoadAsync(session, r.IngressId, r.By);
         var domain = r.Domain.Trim().TrimEnd('.').ToLowerInvariant();
         var claim = await session.LoadAsync<NameClaim>(NameClaim.For("domain", domain));
@@ -75,7 +75,7 @@ public static class IngressCommandHandler
 
     public static async Task Handle(VerifyDomainRequest r, IDocumentSession session, IMessageContext context, IDomainVerifier verifier)
     {
-        RequireWriter(r.By);
+        r.By.RequireWriter();
         var (ingress, version) = await LoadAsync(session, r.IngressId, r.By);
         var domain = r.Domain.Trim().TrimEnd('.').ToLowerInvariant();
         if (!ingress.Domains.TryGetValue(domain, out var pending)) throw DomainException.NotFound("Domain", domain);
@@ -87,7 +87,7 @@ public static class IngressCommandHandler
 
     public static async Task Handle(DeleteIngress c, IDocumentSession session, IMessageContext context)
     {
-        RequireWriter(c.By);
+        c.By.RequireWriter();
         var (ingress, version) = await LoadAsync(session, c.IngressId, c.By);
         var events = IngressDecider.Decide(c, ingress);
         if (events.Count == 0) return;
@@ -100,11 +100,6 @@ public static class IngressCommandHandler
             session.Delete<AddressClaim>(AddressClaim.Public(exposure.PublicAddress));
             await DirectFirewall.SendAsync(session, context, ingress with { Firewall = [] });
         }
-    }
-
-    private static void RequireWriter(Principal by)
-    {
-        if (by.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
     }
 
     /// <summary>Another tenant's ingress is NOT_FOUND (existence does not leak), as are deleted ones for changes.</summary>

@@ -22,7 +22,7 @@ public static class KubernetesRequestHandler
     {
         var command = request.Command;
         var by = command.By;
-        if (by.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
+        by.RequireWriter();
         var stream = await session.Events.FetchStreamAsync(command.ClusterId);
         var before = Fold.Events<KubernetesCluster>(stream.Select(e => e.Data));
         if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant) throw DomainException.NotFound("Kubernetes cluster", command.ClusterId);

@@ -6,7 +6,6 @@ using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
 using Marten;
-using Marten.Linq.MatchesSql;
 
 namespace Kraud.Api.Pods;
 
@@ -15,31 +14,17 @@ public sealed record PodConnection(IReadOnlyList<PodDto> Nodes, PageInfo PageInf
 /// <summary>pods and pod: a tenant sees its own pods only; an operator sees all; an auditor sees none.</summary>
 public static class PodQueries
 {
-    public const int MaxPageSize = 500;
-
     public static void Map(Fields fields)
     {
         fields.Query("pods", async ctx =>
         {
             var principal = ctx.ResourceReader();
-            var first = ctx.GetArgument<int?>("first") ?? 50;
-            Names.RequireRange(first, 1, MaxPageSize, "first");
-            var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
             var ns = ctx.GetArgument<string?>("namespace");
-
             var query = ctx.Service<IQuerySession>().Query<PodView>().AsQueryable();
             if (principal.TenantId is { } tenant) query = query.Where(p => p.TenantId == tenant);
             if (ns is not null) query = query.Where(p => p.Namespace == ns);
-            var total = await query.CountAsync(ctx.CancellationToken);
-            if (after is [var ticks, var id])
-            {
-                if (!long.TryParse(ticks, out var t) || !Guid.TryParse(id, out var g)) throw DomainException.Validation("after is not a pod cursor.");
-                query = query.Where(p => p.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
-            }
-            var page = await query.OrderBy(p => p.CreatedTicks).ThenBy(p => p.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
-            var nodes = page.Take(first).ToList();
-            return new PodConnection(nodes.Select(PodDto.From).ToList(),
-                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].CreatedTicks, nodes[^1].Id)), total);
+            var page = await CreationOrderPages.ReadAsync(ctx, query, "pod", p => p.CreatedTicks, p => p.Id);
+            return new PodConnection(page.Nodes.Select(PodDto.From).ToList(), page.PageInfo, page.TotalCount);
         });
 
         fields.Query("pod", async ctx =>

@@ -15,7 +15,7 @@ public static class PodRequestHandler
 {
     public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
     {
-        if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
+        request.By.RequireWriter();
         await ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
     }
 

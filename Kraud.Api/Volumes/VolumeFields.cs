@@ -6,7 +6,6 @@ using Kraud.Domain.Common;
 using Kraud.Domain.Volumes;
 using Kraud.Projections.Volumes;
 using Marten;
-using Marten.Linq.MatchesSql;
 
 namespace Kraud.Api.Volumes;
 
@@ -28,8 +27,6 @@ public sealed record VolumeConnection(IReadOnlyList<VolumeDto> Nodes, PageInfo P
 /// <summary>createVolume, attachVolume, detachVolume, deleteVolume, volume and volumes. Tenants see their own; operators all; auditors none.</summary>
 public static class VolumeFields
 {
-    public const int MaxPageSize = 500;
-
     public static void Map(Fields fields)
     {
         fields.Mutation("createVolume", ctx =>
@@ -68,21 +65,10 @@ var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.Ca
         fields.Query("volumes", async ctx =>
         {
             var principal = ctx.ResourceReader();
-            var first = ctx.GetArgument<int?>("first") ?? 50;
-            Names.RequireRange(first, 1, MaxPageSize, "first");
-            var after = Cursor.Decode(ctx.GetArgument<string?>("after"), 2);
             var query = ctx.Service<IQuerySession>().Query<VolumeView>().Where(v => v.State != VolumeState.Deleted);
             if (principal.TenantId is { } tenant) query = query.Where(v => v.TenantId == tenant);
-            var total = await query.CountAsync(ctx.CancellationToken);
-            if (after is [var ticks, var id])
-            {
-                if (!long.TryParse(ticks, out var t) || !Guid.TryParse(id, out var g)) throw DomainException.Validation("after is not a volume cursor.");
-                query = query.Where(v => v.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
-            }
-            var page = await query.OrderBy(v => v.CreatedTicks).ThenBy(v => v.Id).Take(first + 1).ToListAsync(ctx.CancellationToken);
-            var nodes = page.Take(first).ToList();
-            return new VolumeConnection(nodes.Select(VolumeDto.From).ToList(),
-                new PageInfo(page.Count > first, nodes.Count == 0 ? null : Cursor.Encode(nodes[^1].CreatedTicks, nodes[^1].Id)), total);
+            var page = await CreationOrderPages.ReadAsync(ctx, query, "volume", v => v.CreatedTicks, v => v.Id);
+            return new VolumeConnection(page.Nodes.Select(VolumeDto.From).ToList(), page.PageInfo, page.TotalCount);
         });
     }
 

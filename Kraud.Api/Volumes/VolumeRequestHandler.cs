@@ -20,7 +20,7 @@ public static class VolumeRequestHandler
 {
     public static async Task Handle(VolumeRequest request, IDocumentSession session, IMessageContext context)
     {
-        if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
+        request.By.RequireWriter();
         switch (request.Command)
         {
             case CreateVolume create:

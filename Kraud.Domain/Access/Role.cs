@@ -20,6 +20,12 @@ public sealed record Principal(string TokenId, Role Role, Guid? TenantId, string
     /// <summary>Platform components (scheduler, host runtimes) act as themselves, with operator rights.</summary>
     public static Principal System(string component) => new($"system:{component}", Role.Operator, null, component);
 
+    /// <summary>Auditors read; every command refuses them before it looks at anything.</summary>
+    public void RequireWriter()
+    {
+        if (Role == Role.Auditor) throw Common.DomainException.Forbidden("AUDITOR tokens are read-only.");
+    }
+
     /// <summary>The tenant this principal acts for; operators must name one.</summary>
     public Guid RequireTenant(Guid? requested = null)
     {
