@@ -13,7 +13,7 @@ namespace Kraud.Api.Ingresses;
 public sealed record RepairIngresses(string HostName);
 
 /// <summary>
-/// Moves managed ingress replicas off INGRESS hosts that stopped serving (FAILED, DRAINING) and restores lost ones when
+/// Moves managed ingress replicas off INGRESS hosts that stopped serving (FAILED, drained) and restores lost ones when
 /// a host of their zone has room again. One repair at a time (a sequential queue), each deciding on fresh state; the
 /// slot claims keep it from overfilling a host that a concurrent createIngress fills at the same moment.
 /// </summary>
@@ -25,8 +25,9 @@ public static class RepairIngressesHandler
     public static async Task Handle(RepairIngresses command, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
         var hosts = (await session.Query<HostView>().ToListAsync()).Select(v => v.Host).ToList();
-        var leaving = hosts.Where(h => h.Role == HostRole.Ingress && h.State is HostState.Failed or HostState.Draining)
-            .ToDictionary(h => h.Id, h => h.State == HostState.Failed ? $"ingress host {h.Name} failed" : $"ingress host {h.Name} is being drained");
+        // An INGRESS host runs no microVMs, so its drain completes at once: drained counts as leaving until it is uncordoned.
+        var leaving = hosts.Where(h => h.Role == HostRole.Ingress && (h.State is HostState.Failed or HostState.Draining || h.Drained))
+            .ToDictionary(h => h.Id, h => h.State == HostState.Failed ? $"ingress host {h.Name} failed" : $"ingress host {h.Name} was drained");
         var ingresses = (await session.Query<IngressView>().Where(i => !i.Deleted && i.Ingress.Kind != IngressKind.Direct).ToListAsync())
             .Where(v => v.Ingress.Degraded || v.Ingress.Replicas.Any(r => leaving.ContainsKey(r.HostId)))
             .OrderBy(v => v.Ingress.CreatedAt).ThenBy(v => v.Id).ToList();

@@ -57,6 +57,9 @@ public sealed record Host(
 
     public DateTimeOffset? FailedAt { get; init; }
 
+    /// <summary>Drained and not taken back yet: what else runs there (ingress replicas) should move off too.</summary>
+    public bool Drained { get; init; }
+
     /// <summary>Volume replicas on this storage host and the GiB each takes.</summary>
     public ImmutableDictionary<Guid, int> Replicas { get; init; } = ImmutableDictionary<Guid, int>.Empty;
 
@@ -78,9 +81,9 @@ public sealed record Host(
         HostRegistered e => new Host(e.HostId, e.Name, e.Zone, e.Datacenter, e.Rack, e.Role, HostState.Ready, e.Cpu, e.MemoryMiB, e.NvmeGiB,
             e.SevSnp, true, e.At, ImmutableDictionary<Guid, HostVm>.Empty),
         HostCordoned => this with { State = HostState.Cordoned },
-        HostUncordoned => this with { State = HostState.Ready },
+        HostUncordoned => this with { State = HostState.Ready, Drained = false },
         HostDrainRequested => this with { State = HostState.Draining },
-        HostDrained => this with { State = HostState.Cordoned },
+        HostDrained => this with { State = HostState.Cordoned, Drained = true },
         HostFailed e => this with { State = HostState.Failed, FailedAt = e.At },
         HostRecovered => this with { State = HostState.Ready, FailedAt = null },
         MicroVmPlaced e => this with { Vms = Vms.SetItem(e.VmId, new HostVm(e.VmId, e.PodId, e.TenantId, e.Cpu, e.MemoryMiB)) },

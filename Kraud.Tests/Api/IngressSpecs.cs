@@ -158,6 +158,33 @@ public class IngressSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task draining_an_ingress_host_moves_its_replicas_to_another_host_of_the_zone()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("drained")).Id(), "RUNNING");
+        var ingress = (await CreateAsync(tenant, new { name = "drained", kind = "MANAGED", routes = new[] { new { host = Platform("drained"), path = "/", podId = pod.Id(), port = 80 } } }))
+            .ShouldSucceed().Data.GetProperty("createIngress");
+        // The zone with one replica has a spare INGRESS host to take it.
+        var host = ingress.GetProperty("replicas").EnumerateArray().GroupBy(r => r.GetProperty("zone").GetString()).Single(g => g.Count() == 1).Single().HostId();
+        (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = host })).ShouldSucceed();
+        try
+        {
+            var moved = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => !HostsOf(i).Contains(host) && HostsOf(i).Count == 3, Wait,
+                "the replica left the drained host");
+            Assert.Equal("ACTIVE", moved.GetProperty("state").GetString());
+            Assert.Null(EntryOf(await HostConfigAsync(host), ingress.Id()));
+            Assert.Contains("was drained", Assert.Single((await app.EventsOf(Guid.Parse(ingress.Id()))).Select(e => e.Data)
+                .OfType<Kraud.Domain.Ingresses.IngressReplicaMoved>()).Reason);
+        }
+        finally
+        {
+            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = host })).ShouldSucceed();
+        }
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
     public async Task concurrent_creates_never_give_an_ingress_host_more_replicas_than_its_cores()
     {
         var tenant = await TenantScope.CreateAsync(app);
