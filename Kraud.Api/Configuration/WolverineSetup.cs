@@ -52,8 +52,8 @@ public static class WolverineSetup
             // about different pods run in parallel. Host runtimes put the pod id in the message's group id.
             opts.ListenToPostgresqlQueue(Queues.ControlPlane).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
                 .PartitionProcessingByGroupId(PartitionSlots.Five);
-            // Heartbeats (grouped by host) are read apart from the reports, so a burst of reports cannot delay them.
-            opts.ListenToPostgresqlQueue(Queues.Heartbeats).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
+            // Heartbeats and peer-set acknowledgements (grouped by host) are read apart from the reports, so a burst of those cannot delay them.
+            opts.ListenToPostgresqlQueue(Queues.HostState).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
                 .PartitionProcessingByGroupId(PartitionSlots.Five);
 
             // One placement batch at a time: the scheduler reads free capacity and reserves it, and two concurrent

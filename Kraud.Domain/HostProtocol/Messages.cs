@@ -9,8 +9,11 @@ public static class Queues
 {
     public const string ControlPlane = "kraud_control";
 
-    /// <summary>Heartbeats have a queue of their own: behind a burst of reports they would arrive late and make live hosts look dead.</summary>
-    public const string Heartbeats = "kraud_heartbeats";
+    /// <summary>
+    /// Small reports about a host itself (<see cref="IHostStateReport"/>: heartbeats, peer-set acknowledgements) have a queue
+    /// of their own: behind a burst of pod and volume reports, heartbeats would arrive late and make live hosts look dead.
+    /// </summary>
+    public const string HostState = "kraud_host_state";
 }
 
 public sealed record MicroVmSpec(
@@ -46,8 +49,14 @@ public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
 
 public sealed record StopMicroVm(Guid HostId, Guid VmId, Guid PodId);
 
-/// <summary>Everything a host runtime tells the control plane implements this, so one routing rule sends them all (heartbeats aside: <see cref="Queues.Heartbeats"/>).</summary>
+/// <summary>Everything a host runtime tells the control plane about its work implements this, so one routing rule sends them all.</summary>
 public interface IHostReport
+{
+    Guid HostId { get; }
+}
+
+/// <summary>What a host runtime says about the host itself; these travel on <see cref="Queues.HostState"/>.</summary>
+public interface IHostStateReport
 {
     Guid HostId { get; }
 }
@@ -87,7 +96,8 @@ public sealed record ReplicaDestroyed(Guid HostId, Guid VolumeId) : IVolumeRepor
 /// should run there (reconciliation) and declares the host failed when heartbeats stop.
 /// </summary>
 /// <param name="VolumeReplicas">The volumes whose replica this host holds healthy (storage hosts); null from runtimes that keep none.</param>
-public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt, IReadOnlyList<Guid>? VolumeReplicas = null);
+public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, DateTimeOffset SentAt, IReadOnlyList<Guid>? VolumeReplicas = null)
+    : IHostStateReport;
 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 public sealed record HostAnnounced(
@@ -101,7 +111,7 @@ public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKe
 public sealed record ApplyPeerSet(Guid HostId, long Revision, IReadOnlyList<WireGuardPeer> Peers);
 
 /// <summary>The host rendered and applied this revision of its peer set.</summary>
-public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostReport;
+public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostStateReport;
 
 public sealed record FirewallRuleSpec(string Action, string Protocol, int Port, string Source);
 

@@ -45,6 +45,10 @@ public static class HostRuntimeSetup
             rule.MessagesImplementing<IHostReport>();
             rule.ToPostgresqlQueue(Queues.ControlPlane);
         });
-        opts.PublishMessage<HostHeartbeat>().ToPostgresqlQueue(Queues.Heartbeats);
+        opts.Publish(rule =>
+        {
+            rule.MessagesImplementing<IHostStateReport>();
+            rule.ToPostgresqlQueue(Queues.HostState);
+        });
     }
 }
