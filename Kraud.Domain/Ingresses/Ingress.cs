@@ -29,6 +29,9 @@ public sealed record IngressDomainVerified(Guid IngressId, string Domain, string
 
 public sealed record IngressDeleted(Guid IngressId, string By, DateTimeOffset At);
 
+/// <summary>The routes now go to other pods (an app upgrade hands its ingress to the new version's pods).</summary>
+public sealed record IngressRoutesChanged(Guid IngressId, IReadOnlyList<IngressRoute> Routes, string By, DateTimeOffset At);
+
 public sealed record IngressDomain(string Name, string VerificationToken, bool Verified);
 
 public sealed record Ingress(
@@ -54,6 +57,7 @@ public sealed record Ingress(
         IngressDomainAdded e => this with { Domains = Domains.SetItem(e.Domain, new IngressDomain(e.Domain, e.VerificationToken, false)) },
         IngressDomainVerified e => this with { Domains = Domains.SetItem(e.Domain, Domains[e.Domain] with { Verified = true }) },
         IngressDeleted => this with { Deleted = true },
+        IngressRoutesChanged e => this with { Routes = [.. e.Routes] },
         _ => this,
     };
 }
