@@ -193,7 +193,7 @@ public static class AppFields
             AppPhase.Upgrading => ("UPGRADING", app.Rollout?.DowntimeNote),
             AppPhase.Failed => ("FAILED", app.Reason),
             AppPhase.Deleting => PartsHealth.Of(app.Parts.Select(p => new PartsHealth.Part($"service {p.Service}", views.Pods.GetValueOrDefault(p.PodId)?.Pod))
-                .ToList(), true) is ("DELETED", _) && (app.Released || app.Volumes.IsEmpty) ? ("DELETED", null) : ("DELETING", null),
+                .ToList(), true) is ("DELETED", _) && app.Rollout is null && (app.Released || app.Volumes.IsEmpty) ? ("DELETED", null) : ("DELETING", null),
             _ => views.Health(app) switch
             {
                 ("RUNNING", null) => ("RUNNING", app.Reason),

@@ -296,6 +296,30 @@ public class AppsSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_launch_whose_ingress_cannot_be_placed_is_failed_naming_the_ingress_and_removes_its_pods_and_volumes()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Ingress", Zone: "fsn1-b" }).ToList();
+        foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        JsonElement failed;
+        try
+        {
+            var launch = (await LaunchApp(tenant, "nohost", "nextcloud", "30.0.2", new { host = PlatformHost("nohost"), files = 10 })).ShouldSucceed().Data
+                .GetProperty("launchApp").GetProperty("app");
+            failed = await WaitFor(tenant, launch.Id(), "FAILED", 120);
+        }
+        finally
+        {
+            foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        }
+        Assert.Matches("^ingress nohost-[0-9a-f]{8}: zone fsn1-b has 0 READY INGRESS host", failed.GetProperty("reason").GetString());
+        Assert.Equal("NOT_CREATED", Parts(failed).Single(p => p.GetProperty("kind").GetString() == "INGRESS").State());
+        Assert.All(Parts(failed).Where(p => p.GetProperty("kind").GetString() == "POD"), p => Assert.Equal("STOPPED", p.State()));
+        foreach (var volume in Parts(failed).Where(p => p.GetProperty("kind").GetString() == "VOLUME"))
+            await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+    }
+
+    [Fact]
     public async Task upgrading_postgresql_stops_the_old_pod_first_and_hands_the_same_volume_to_the_new_version()
     {
         var tenant = await TenantScope.CreateAsync(app);
