@@ -91,6 +91,7 @@ public sealed class AppRolloutSaga : Saga
                     // Checked here, not left to the commit: a refused commit would leave this step to retry forever instead of failing the rollout.
                     if (await session.LoadAsync<NameClaim>(NameClaim.For("volume", app.TenantId.ToString(), name)) is not null)
                         throw DomainException.Conflict($"a volume named {name} exists already");
+                    // The app's zone field places its volumes as it places its pods (every pod of the rollout carries it).
                     await VolumeRequestHandler.Handle(new VolumeRequest(new CreateVolume(v.VolumeId, app.TenantId, name,
                         Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now), AppStreams.Rollouts),
                         session, context);
@@ -104,8 +105,6 @@ public sealed class AppRolloutSaga : Saga
                         new CreatePod(part.PodId, app.TenantId, part.Spec, part.Replicas, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts);
                     break;
                 case CreateAppIngress { Ingress: var ingress, Routes: var routes }:
-                    if (await session.LoadAsync<NameClaim>(NameClaim.For("ingress", app.TenantId.ToString(), ingress.Name)) is not null)
-                        throw DomainException.Conflict($"an ingress named {ingress.Name} exists already");
                     await IngressCommandHandler.Handle(new CreateIngress(ingress.IngressId, app.TenantId, ingress.Name, IngressKind.Managed,
                         routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now),
                         session, context, network);

@@ -320,6 +320,21 @@ public class AppsSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task deleting_an_app_while_it_launches_removes_the_volume_and_pod_the_launch_created()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var id = (await LaunchApp(tenant, "brief", "postgresql", "16.4.0", new { storage = 5 })).ShouldSucceed().Data.GetProperty("launchApp").GetProperty("app").Id();
+        (await tenant.Gql("mutation($id: ID!) { deleteApp(id: $id) { state } }", new { id })).ShouldSucceed();
+        var deleted = await WaitFor(tenant, id, "DELETED", 60);
+        Assert.Contains((await app.EventsOf(Guid.Parse(id))).Select(e => e.Data), e => e is AppRolloutFailed { Reason: "the app was deleted during the rollout" });
+        foreach (var pod in Parts(deleted).Where(p => p.GetProperty("kind").GetString() == "POD" && p.GetProperty("pod").ValueKind == JsonValueKind.Object))
+            Assert.Equal("STOPPED", pod.State());
+        foreach (var volume in Parts(deleted).Where(p => p.GetProperty("kind").GetString() == "VOLUME" && p.GetProperty("volume").ValueKind == JsonValueKind.Object))
+            await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+        Assert.Empty((await tenant.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+    }
+
+    [Fact]
     public async Task upgrading_postgresql_stops_the_old_pod_first_and_hands_the_same_volume_to_the_new_version()
     {
         var tenant = await TenantScope.CreateAsync(app);
@@ -351,6 +366,37 @@ public class AppsSpecs(KraudApp app)
         var guest = Launched(pod.GetProperty("pod"));
         Assert.Equal(("postgres:16.6-bookworm", Guid.Parse(volumeId), password), (guest.Image, Assert.Single(guest.Volumes!).VolumeId, guest.Env["POSTGRES_PASSWORD"]));
         Assert.Single((await tenant.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+        await DeleteAndWaitAsync(tenant, id);
+    }
+
+    [Fact]
+    public async Task upgrading_nextcloud_keeps_its_volumes_and_its_ingress_whose_route_moves_to_the_new_web_pod()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var host = PlatformHost("share");
+        var id = (await LaunchApp(tenant, "share", "nextcloud", "30.0.2", new { host, files = 10, zone = "fsn1-b" })).ShouldSucceed().Data
+            .GetProperty("launchApp").GetProperty("app").Id();
+        var before = await WaitFor(tenant, id, "RUNNING", 120);
+        var ingressId = Parts(before).Single(p => p.GetProperty("kind").GetString() == "INGRESS").GetProperty("ingress").Id();
+        var volumes = Parts(before).Where(p => p.GetProperty("kind").GetString() == "VOLUME").Select(p => p.GetProperty("volume").Id()).ToList();
+        var oldPods = Parts(before).Where(p => p.GetProperty("kind").GetString() == "POD").Select(p => p.GetProperty("pod").Id()).ToList();
+
+        var upgrade = (await tenant.Gql($"mutation($a: ID!) {{ upgradeApp(id: $a, version: \"30.0.4\") {{ app {{ {Fields} }} }} }}", new { a = id }))
+            .ShouldSucceed().Data.GetProperty("upgradeApp").GetProperty("app");
+        Assert.Equal("downtime: db stopped before 30.0.4 starts (a BLOCK volume attaches to one pod at a time)", upgrade.GetProperty("reason").GetString());
+        var after = await Eventually.Get(() => Instance(tenant, id), a => a.State() == "RUNNING" && a.GetProperty("version").GetString() == "30.0.4",
+            TimeSpan.FromSeconds(120), "the app runs 30.0.4");
+
+        Assert.Equal(volumes, Parts(after).Where(p => p.GetProperty("kind").GetString() == "VOLUME").Select(p => p.GetProperty("volume").Id()));
+        var ingress = Parts(after).Single(p => p.GetProperty("kind").GetString() == "INGRESS").GetProperty("ingress");
+        var web = Part(after, "POD", "web").GetProperty("pod");
+        Assert.Equal((ingressId, "share-web-r2"), (ingress.Id(), web.GetProperty("name").GetString()));
+        Assert.Equal((host, web.Id()), (ingress.GetProperty("routes")[0].GetProperty("host").GetString(), ingress.GetProperty("routes")[0].GetProperty("podId").GetString()));
+        Assert.All(web.GetProperty("instances").EnumerateArray(), vm =>
+            Assert.Equal("nextcloud:30.0.4-apache", app.Driver(vm.GetProperty("hostId").GetString()!).Find(Guid.Parse(vm.Id()))!.Image));
+        Assert.Equal([Part(after, "POD", "db").GetProperty("pod").Id()],
+            Part(after, "VOLUME", "db-data").GetProperty("volume").GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        foreach (var pod in oldPods) await tenant.WaitForPodAsync(pod, "STOPPED");
         await DeleteAndWaitAsync(tenant, id);
     }
 
