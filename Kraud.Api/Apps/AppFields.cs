@@ -4,13 +4,17 @@ using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
+using Kraud.Api.Ingresses;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Apps;
+using Kraud.Projections.Ingresses;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 
 namespace Kraud.Api.Apps;
@@ -21,7 +25,7 @@ public sealed record AppServiceDto(string Name, string Image, int Cpu, int Memor
 public sealed record AppTemplateVersionDto(string Version, string Changelog, IReadOnlyList<AppConfigFieldDto> Config, IReadOnlyList<AppServiceDto> Services,
     IReadOnlyList<VolumeTemplate> Volumes, IReadOnlyList<IngressTemplate> Ingress, bool Launchable, string? UnavailableReason);
 public sealed record AppDto(string Name, string DisplayName, string Description, IReadOnlyList<AppTemplateVersionDto> Versions);
-public sealed record AppPartDto(string Kind, string Name, int Rollout, string State, PodDto? Pod);
+public sealed record AppPartDto(string Kind, string Name, int Rollout, string State, PodDto? Pod, VolumeDto? Volume = null, IngressDto? Ingress = null);
 public sealed record AppInstanceDto(Guid Id, string Name, string Namespace, Guid TenantId, string App, string Version, string State, string? Reason,
     IReadOnlyDictionary<string, string> Config, IReadOnlyList<string> SecretFields, IReadOnlyList<AppPartDto> Parts, IReadOnlyList<ChangelogEntry> Changelog,
     int Revision, DateTime CreatedAt);
@@ -31,8 +35,8 @@ public sealed record AppLaunchDto(AppInstanceDto App, IReadOnlyList<AppSecretDto
 /// <summary>Managed Apps: apps (the catalog), appInstances, appInstance, launchApp, upgradeApp, deleteApp.</summary>
 public static class AppFields
 {
-    /// <summary>What Kraud can create for an app today; flips when createVolume and createIngress exist (issues 4 and 5).</summary>
-    public static readonly AppCapabilities Capabilities = AppCapabilities.PodsOnly;
+    /// <summary>What Kraud can create for an app: pods, volumes (createVolume) and a managed ingress (createIngress), each a rollout step.</summary>
+    public static readonly AppCapabilities Capabilities = AppCapabilities.All;
 
     public static void Map(Fields fields)
     {
@@ -80,8 +84,8 @@ public static class AppFields
             if (principal.TenantId is { } tenant) query = query.Where(a => a.TenantId == tenant);
             if (ctx.GetArgument<string?>("namespace") is { } ns) query = query.Where(a => a.Namespace == ns);
             var views = await query.ToListAsync(ctx.CancellationToken);
-            var pods = await PodQueries.ViewsAsync(ctx, views.SelectMany(v => PodIds(v.App)));
-            return views.OrderBy(v => v.App.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods)).ToList();
+            var parts = await PartViews.LoadAsync(ctx, views.Select(v => v.App));
+            return views.OrderBy(v => v.App.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, parts)).ToList();
         });
         fields.Query("appInstance", async ctx =>
         {
@@ -89,7 +93,7 @@ public static class AppFields
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var view = await ctx.Service<IQuerySession>().LoadAsync<AppInstanceView>(id, ctx.CancellationToken);
             if (view is null || (principal.TenantId is { } tenant && view.TenantId != tenant)) return null;
-            return Dto(view, await PodQueries.ViewsAsync(ctx, PodIds(view.App)));
+            return Dto(view, await PartViews.LoadAsync(ctx, [view.App]));
         });
     }
 
@@ -130,33 +134,74 @@ public static class AppFields
         _ => Enums.Name(kind),
     };
 
-    private static IEnumerable<Guid> PodIds(AppInstance app) =>
-        app.Parts.Concat(app.Rollout?.Pods ?? []).Concat(app.FailedRollout?.Pods ?? []).Select(p => p.PodId);
-
     private static async Task<AppInstanceDto> LoadAsync(IResolveFieldContext ctx, Guid id)
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<AppInstanceView>(id, ctx.CancellationToken) ?? throw DomainException.NotFound("App", id);
-        return Dto(view, await PodQueries.ViewsAsync(ctx, PodIds(view.App)));
+        return Dto(view, await PartViews.LoadAsync(ctx, [view.App]));
     }
 
-    private static AppInstanceDto Dto(AppInstanceView view, IReadOnlyDictionary<Guid, PodView> pods)
+    /// <summary>The read models of the parts of some apps, loaded in three queries.</summary>
+    private sealed record PartViews(IReadOnlyDictionary<Guid, PodView> Pods, IReadOnlyDictionary<Guid, VolumeView> Volumes,
+        IReadOnlyDictionary<Guid, IngressView> Ingresses)
+    {
+        public static async Task<PartViews> LoadAsync(IResolveFieldContext ctx, IEnumerable<AppInstance> apps)
+        {
+            var rollouts = apps.SelectMany(a => new[] { a.Rollout, a.FailedRollout }.OfType<AppRollout>().Select(r => (a, r))).ToList();
+            var all = apps.ToList();
+            var session = ctx.Service<IQuerySession>();
+            var pods = await PodQueries.ViewsAsync(ctx, all.SelectMany(a => a.Parts).Concat(rollouts.SelectMany(x => x.r.Pods)).Select(p => p.PodId));
+            var volumeIds = all.SelectMany(a => a.Volumes).Concat(rollouts.SelectMany(x => x.r.VolumeParts)).Select(v => v.VolumeId).Distinct().ToArray();
+            var ingressIds = all.Select(a => a.Ingress).Concat(rollouts.Select(x => x.r.Ingress)).OfType<AppIngress>().Select(i => i.IngressId).Distinct().ToArray();
+            var volumes = volumeIds.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(ctx.CancellationToken, volumeIds)).ToDictionary(v => v.Id);
+            var ingresses = ingressIds.Length == 0 ? [] : (await session.LoadManyAsync<IngressView>(ctx.CancellationToken, ingressIds)).ToDictionary(i => i.Id);
+            return new PartViews(pods, volumes, ingresses);
+        }
+
+        public IEnumerable<AppPartDto> Of(int rollout, IEnumerable<AppPodPart> pods, IEnumerable<AppVolumePart> volumes, AppIngress? ingress)
+        {
+            foreach (var p in pods)
+                yield return Pods.TryGetValue(p.PodId, out var pod)
+                    ? new AppPartDto("POD", p.Service, rollout, Enums.Name(pod.State), PodDto.From(pod))
+                    : new AppPartDto("POD", p.Service, rollout, "NOT_CREATED", null);
+            foreach (var v in volumes)
+                yield return Volumes.TryGetValue(v.VolumeId, out var volume)
+                    ? new AppPartDto("VOLUME", v.Name, rollout, Enums.Name(volume.Volume.State), null, VolumeDto.From(volume))
+                    : new AppPartDto("VOLUME", v.Name, rollout, "NOT_CREATED", null);
+            if (ingress is null) yield break;
+            yield return Ingresses.TryGetValue(ingress.IngressId, out var view)
+                ? new AppPartDto("INGRESS", ingress.Name, rollout, view.Deleted ? "DELETED" : "ACTIVE", null, null, IngressDto.From(view.Ingress))
+                : new AppPartDto("INGRESS", ingress.Name, rollout, "NOT_CREATED", null);
+        }
+
+        public (string State, string? Reason) Health(AppInstance app) => AppHealth.Of(app.Parts, app.Volumes, app.Ingress,
+            app.Parts.Where(p => Pods.ContainsKey(p.PodId)).ToDictionary(p => p.PodId, p => Pods[p.PodId].Pod),
+            app.Volumes.Where(v => Volumes.ContainsKey(v.VolumeId)).ToDictionary(v => v.VolumeId, v => Volumes[v.VolumeId].Volume),
+            app.Ingress is { } i && Ingresses.TryGetValue(i.IngressId, out var view) ? view.Ingress : null);
+    }
+
+    private static AppInstanceDto Dto(AppInstanceView view, PartViews views)
     {
         var app = view.App;
-        AppPartDto Part(AppPodPart p, int rollout) => pods.TryGetValue(p.PodId, out var pod)
-            ? new AppPartDto("POD", p.Service, rollout, Enums.Name(pod.State), PodDto.From(pod))
-            : new AppPartDto("POD", p.Service, rollout, "NOT_CREATED", null);
-        var current = app.Parts.Select(p => Part(p, app.CurrentRollout)).ToList();
-        var rolling = app.Rollout?.Pods.Select(p => Part(p, app.Rollout.Number)).ToList() ?? [];
-        var rolledBack = app.FailedRollout?.Pods.Select(p => Part(p, app.FailedRollout.Number)).ToList() ?? [];
+        // The current parts; what a rollout in progress (or the last failed one) creates beside them: kept volumes and a kept ingress are listed once.
+        IEnumerable<AppPartDto> Of(AppRollout? r) => r is null ? []
+            : views.Of(r.Number, r.Pods, r.VolumeParts.Where(v => !v.Existing), r.Ingress is { Existing: false } i ? i : null);
+        var parts = views.Of(app.CurrentRollout, app.Parts, app.Volumes, app.Ingress).Concat(Of(app.Rollout)).Concat(Of(app.FailedRollout)).ToList();
         var (state, reason) = app.Phase switch
         {
+            AppPhase.Launching or AppPhase.Upgrading when app.RollingBack => ("ROLLING_BACK", app.Reason),
             AppPhase.Launching => ("LAUNCHING", null),
-            AppPhase.Upgrading => ("UPGRADING", null),
+            AppPhase.Upgrading => ("UPGRADING", app.Rollout?.DowntimeNote),
             AppPhase.Failed => ("FAILED", app.Reason),
-            _ => PartsHealth.Of(app.Parts.Concat(app.Rollout?.Pods ?? []).Select(p => new PartsHealth.Part($"service {p.Service}", pods.GetValueOrDefault(p.PodId)?.Pod))
-                .ToList(), app.Phase == AppPhase.Deleting) is var (s, r) && s == "RUNNING" ? (s, app.Reason) : (s, r),
+            AppPhase.Deleting => PartsHealth.Of(app.Parts.Select(p => new PartsHealth.Part($"service {p.Service}", views.Pods.GetValueOrDefault(p.PodId)?.Pod))
+                .ToList(), true) is ("DELETED", _) && app.Rollout is null && (app.Released || app.Volumes.IsEmpty) ? ("DELETED", null) : ("DELETING", null),
+            _ => views.Health(app) switch
+            {
+                ("RUNNING", null) => ("RUNNING", app.Reason),
+                ("RUNNING", var note) => ("DEGRADED", note),
+                var other => other,
+            },
         };
         return new AppInstanceDto(app.Id, app.Name, app.Namespace, app.TenantId, app.App, app.Version, state, reason, app.Config, app.SecretFields,
-            [.. current, .. rolling, .. rolledBack], app.History, view.Version, app.CreatedAt.UtcDateTime);
+            parts, app.History, view.Version, app.CreatedAt.UtcDateTime);
     }
 }

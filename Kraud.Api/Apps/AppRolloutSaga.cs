@@ -1,9 +1,16 @@
 using Kraud.Api.Common;
+using Kraud.Api.Ingresses;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
+using Kraud.Domain.Ingresses;
 using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Apps;
+using Kraud.Projections.Ingresses;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 using Wolverine;
 using Wolverine.Runtime;
@@ -23,11 +30,13 @@ public sealed class AppRolloutOptions
 }
 
 /// <summary>
-/// One launch or upgrade of an app, as a Wolverine saga: it creates the rollout's parts one step (one transaction) at a
-/// time, then waits (checked by <see cref="AppRolloutWatcher"/>) until every part is RUNNING, and completes the rollout;
-/// if a part cannot be created, fails, cannot be placed, or the time is up, it removes every part it created and fails the
-/// rollout with the reason. Today the parts are pods; a template's volumes and ingresses would be steps of their own (the
-/// app decider refuses templates with them until createVolume and createIngress exist).
+/// One launch or upgrade of an app, as a Wolverine saga: it takes the rollout's steps (<see cref="AppRolloutSteps"/>) one
+/// transaction at a time (stop old pods that hold a BLOCK volume, create new volumes, pods, the ingress) through the same
+/// handlers the tenant's own commands take, then waits (checked by <see cref="AppRolloutWatcher"/>) until every pod is
+/// RUNNING, every volume HEALTHY and the ingress placed, and completes the rollout. If a step is refused, a part fails, a
+/// volume cannot be placed, or the time is up, it rolls back: it deletes the pods and the ingress the rollout created,
+/// waits until those pods stopped (they let go of their volumes then), deletes the volumes it created, boots the old pods
+/// it had stopped again on their volumes, and only then fails the rollout with the reason naming the part.
 /// </summary>
 public sealed class AppRolloutSaga : Saga
 {
@@ -39,6 +48,9 @@ public sealed class AppRolloutSaga : Saga
     public DateTimeOffset Deadline { get; set; }
     public int TimeoutSeconds { get; set; }
 
+    /// <summary>Set once the rollout is rolling back: why.</summary>
+    public string? Failure { get; set; }
+
     public static Guid IdFor(Guid appId, int rollout) => DeterministicId.From("app-rollout", appId, rollout);
 
     public static async Task<(AppRolloutSaga, CreateAppRolloutPart)> Start(StartAppRollout start, IDocumentSession session, TimeProvider time,
@@ -47,86 +59,163 @@ public sealed class AppRolloutSaga : Saga
         var (app, _) = await AppStreams.LoadAsync(session, start.AppId);
         var saga = new AppRolloutSaga
         {
-            Id = start.SagaId, AppId = start.AppId, Rollout = start.Rollout, Parts = app.Rollout?.Number == start.Rollout ? app.Rollout.Pods.Count : 0,
+            Id = start.SagaId, AppId = start.AppId, Rollout = start.Rollout, Parts = app.Rollout?.Number == start.Rollout ? AppRolloutSteps.Of(app).Count : 0,
             Deadline = time.GetUtcNow().AddSeconds(options.TimeoutSeconds), TimeoutSeconds = options.TimeoutSeconds,
         };
         return (saga, new CreateAppRolloutPart(saga.Id, 0));
     }
 
-    public async Task<object?> Handle(CreateAppRolloutPart step, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public async Task<object?> Handle(CreateAppRolloutPart step, IDocumentSession session, IMessageContext context, TimeProvider time,
+        NetworkOptions network)
     {
-        if (step.Index != Created) return null; // a redelivered step
+        if (step.Index != Created || Failure is not null) return null; // a redelivered step, or one nudged twice
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
-        if (app.Rollout?.Number != Rollout) return await AbandonAsync(session, context, app, time);
-        if (Created >= Parts) return null;
-        // Whoever lets AppFields.Capabilities admit volumes or ingresses must add their steps here: until then such a
-        // rollout fails rather than run without the storage or the route its template asked for.
-        if (app.Rollout.NeedsVolumesOrIngresses)
-            return await FailAsync(session, context, app, "this rollout needs volumes or an ingress, and the saga has no steps that create them yet", time);
-        var part = app.Rollout.Pods[step.Index];
-        // Checked here, not left to the commit: a refused commit would leave this step to retry forever instead of failing the rollout.
-        if (await session.LoadAsync<NameClaim>(NameClaim.For("pod", app.TenantId.ToString(), part.Spec.Namespace, part.Spec.Name)) is not null)
-            return await FailAsync(session, context, app, $"service {part.Service}: a pod named {part.Spec.Namespace}/{part.Spec.Name} exists already", time);
+        if (app.Rollout?.Number != Rollout)
+        {
+            MarkCompleted();
+            return null;
+        }
+        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, app, "the app was deleted during the rollout", time);
+        var steps = AppRolloutSteps.Of(app);
+        if (Created >= steps.Count) return null;
+        var now = time.GetUtcNow();
         try
         {
-            await PodRequestHandler.ExecuteAsync(session, context,
-                new CreatePod(part.PodId, app.TenantId, part.Spec, part.Replicas, AppStreams.Rollouts, time.GetUtcNow(), app.Owner), AppStreams.Rollouts);
+            switch (steps[Created])
+            {
+                case StopOldPod stop:
+                    await AppStreams.DeletePodsAsync(session, context, app, [stop.Pod.PodId], now);
+                    break;
+                case CreateAppVolume { Volume: var v }:
+                    var name = AppPlan.VolumeName(app.Name, app.Id, v.Name);
+                    // Checked here, not left to the commit: a refused commit would leave this step to retry forever instead of failing the rollout.
+                    if (await session.LoadAsync<NameClaim>(NameClaim.For("volume", app.TenantId.ToString(), name)) is not null)
+                        throw DomainException.Conflict($"a volume named {name} exists already");
+                    // The app's zone field places its volumes as it places its pods (every pod of the rollout carries it).
+                    await VolumeRequestHandler.Handle(new VolumeRequest(new CreateVolume(v.VolumeId, app.TenantId, name,
+                        Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now), AppStreams.Rollouts),
+                        session, context);
+                    break;
+                case CreateAppPod { Pod: var part }:
+                    // Stop-before-start: the old pod lets go of its BLOCK volume once it stopped; until then this step waits.
+                    if (await HeldElsewhereAsync(session, part) is not null) return null;
+                    if (await session.LoadAsync<NameClaim>(NameClaim.For("pod", app.TenantId.ToString(), part.Spec.Namespace, part.Spec.Name)) is not null)
+                        throw DomainException.Conflict($"a pod named {part.Spec.Namespace}/{part.Spec.Name} exists already");
+                    await PodRequestHandler.ExecuteAsync(session, context,
+                        new CreatePod(part.PodId, app.TenantId, part.Spec, part.Replicas, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts);
+                    break;
+                case CreateAppIngress { Ingress: var ingress, Routes: var routes }:
+                    await IngressCommandHandler.Handle(new CreateIngress(ingress.IngressId, app.TenantId, ingress.Name, IngressKind.Managed,
+                        routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now),
+                        session, context, network);
+                    break;
+            }
         }
         catch (DomainException e)
         {
-            return await FailAsync(session, context, app, $"service {part.Service}: {e.Message}", time);
+            // A refusal after some of the step's events were queued (a pod appended, then its volume refused the attachment)
+            // must not commit half a part.
+            session.EjectAllPendingChanges();
+            return await RollBackAsync(session, context, app, $"{steps[Created].Part}: {e.Message}", time);
         }
         Created++;
         return Created < Parts ? new CreateAppRolloutPart(Id, Created) : null;
     }
 
-    public async Task Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time)
+    /// <summary>A writable BLOCK volume the pod mounts that another pod still holds.</summary>
+    private static async Task<Guid?> HeldElsewhereAsync(IQuerySession session, AppPodPart part)
+    {
+        foreach (var mount in part.Spec.Mounts.Where(m => m.Class == VolumeClass.Block))
+        {
+            var volume = (await VolumeStreams.LoadAsync(session, mount.VolumeId)).State;
+            if (volume.Attachments.Any(a => a.PodId != part.PodId)) return volume.Id;
+        }
+        return null;
+    }
+
+    public async Task<object?> Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
-        if (app.Rollout?.Number != Rollout || app.Phase == AppPhase.Deleting)
+        if (app.Rollout?.Number != Rollout)
         {
-            await AbandonAsync(session, context, app, time);
-            return;
+            MarkCompleted();
+            return null;
         }
+        if (Failure is not null) return await FinishRollbackAsync(session, context, app, time);
+        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, app, "the app was deleted during the rollout", time);
         var now = time.GetUtcNow();
         if (Created < Parts)
         {
-            if (now > Deadline) await FailAsync(session, context, app, $"only {Created} of {Parts} parts were created in time", time);
-            return;
+            if (now > Deadline)
+                return await RollBackAsync(session, context, app, $"{AppRolloutSteps.Of(app)[Created].Part}: not created within {TimeoutSeconds} s " +
+                    $"(step {Created + 1} of {Parts})", time);
+            // Nudges a step that waits (stop-before-start); a step already done ignores it.
+            return new CreateAppRolloutPart(Id, Created);
         }
-        var parts = app.Rollout.Pods;
-        var pods = (await session.LoadManyAsync<PodView>(parts.Select(p => p.PodId).ToArray())).ToDictionary(p => p.Id, p => p.Pod);
-        var (state, reason) = PartsHealth.Of(parts.Select(p => new PartsHealth.Part($"service {p.Service}", pods.GetValueOrDefault(p.PodId))).ToList(), false);
+        var (state, reason) = await HealthAsync(session, app.Rollout);
         if (state == "RUNNING")
         {
             await AppStreams.ExecuteAsync(session, context, new CompleteAppRollout(AppId, Rollout, now), AppStreams.Rollouts);
             MarkCompleted();
         }
-        else if (state == "DEGRADED") await FailAsync(session, context, app, reason!, time);
-        else if (now > Deadline) await FailAsync(session, context, app, $"not every part was RUNNING within {TimeoutSeconds} s ({reason ?? "still starting"})", time);
+        else if (state == "DEGRADED") return await RollBackAsync(session, context, app, reason!, time);
+        else if (now > Deadline) return await RollBackAsync(session, context, app, $"not every part was ready within {TimeoutSeconds} s ({reason ?? "still starting"})", time);
+        return null;
     }
 
-    /// <summary>Rollback: every part this rollout created is removed, then the rollout is failed with the reason.</summary>
-    private async Task<object?> FailAsync(IDocumentSession session, IMessageContext context, AppInstance app, string reason, TimeProvider time)
+    private static async Task<(string State, string? Reason)> HealthAsync(IQuerySession session, AppRollout rollout)
+    {
+        var volumes = (await session.LoadManyAsync<VolumeView>(rollout.VolumeParts.Select(v => v.VolumeId).ToArray())).ToDictionary(v => v.Id, v => v.Volume);
+        var ingress = rollout.Ingress is { } i ? (await session.LoadAsync<IngressView>(i.IngressId))?.Ingress : null;
+        var pods = (await session.LoadManyAsync<PodView>(rollout.Pods.Select(p => p.PodId).ToArray())).ToDictionary(p => p.Id, p => p.Pod);
+        return AppHealth.Of(rollout.Pods, rollout.VolumeParts, rollout.Ingress, pods, volumes, ingress);
+    }
+
+    /// <summary>
+    /// The start of a rollback: the app says so (with the reason), the rollout's pods and its new ingress are deleted now. What
+    /// must wait until those pods stopped (their volumes, the old pods to boot again) is done by <see cref="FinishRollbackAsync"/>.
+    /// </summary>
+    private async Task<object?> RollBackAsync(IDocumentSession session, IMessageContext context, AppInstance app, string reason, TimeProvider time)
     {
         var now = time.GetUtcNow();
-        await AppStreams.DeletePodsAsync(session, context, app, app.Rollout!.Pods.Take(Created).Select(p => p.PodId), now);
-        await AppStreams.ExecuteAsync(session, context, new FailAppRollout(AppId, Rollout, reason, now), AppStreams.Rollouts);
-        MarkCompleted();
+        var rollout = app.Rollout!;
+        Failure = reason;
+        if (rollout.Ingress is { Existing: false } ingress) await AppStreams.DeleteIngressAsync(session, context, ingress.IngressId, now);
+        await AppStreams.DeletePodsAsync(session, context, app, rollout.Pods.Select(p => p.PodId), now);
+        // With nothing to wait for (no volume created, no old pod stopped), the rollout fails in this transaction.
+        if (rollout.VolumeParts.All(v => v.Existing) && rollout.StoppedFirst.Count == 0) await FailAsync(session, context, now, null);
+        else await AppStreams.ExecuteAsync(session, context, new RollBackAppRollout(AppId, Rollout, reason, now), AppStreams.Rollouts);
         return null;
     }
 
-    /// <summary>The app was deleted while this rollout ran (or the rollout ended elsewhere): what it created goes too.</summary>
-    private async Task<object?> AbandonAsync(IDocumentSession session, IMessageContext context, AppInstance app, TimeProvider time)
+    private async Task<object?> FinishRollbackAsync(IDocumentSession session, IMessageContext context, AppInstance app, TimeProvider time)
     {
-        if (app.Rollout?.Number == Rollout)
-        {
-            var now = time.GetUtcNow();
-            await AppStreams.DeletePodsAsync(session, context, app, app.Rollout.Pods.Take(Created).Select(p => p.PodId), now);
-            await AppStreams.ExecuteAsync(session, context, new FailAppRollout(AppId, Rollout, "the app was deleted during the rollout", now), AppStreams.Rollouts);
-        }
-        MarkCompleted();
+        var rollout = app.Rollout!;
+        var now = time.GetUtcNow();
+        var stopped = app.Parts.Where(p => rollout.StoppedFirst.Contains(p.Service)).ToList();
+        var pods = (await session.LoadManyAsync<PodView>(rollout.Pods.Concat(stopped).Select(p => p.PodId).ToArray())).ToDictionary(p => p.Id, p => p.Pod);
+        if (pods.Values.Any(p => p.Exists && p.Deleting && p.State != PodState.Stopped)) return null;
+        if (!await AppStreams.DeleteVolumesAsync(session, context, rollout.VolumeParts.Where(v => !v.Existing), now)) return null;
+
+        // Old pods the upgrade stopped boot again (new pods of their spec, on the same volumes), unless the app is being deleted.
+        var restored = new List<AppPodPart>();
+        if (app.Phase != AppPhase.Deleting)
+            foreach (var old in stopped.Where(p => pods.GetValueOrDefault(p.PodId) is { Deleting: true }))
+            {
+                var again = old with { PodId = DeterministicId.From("app-pod-restored", AppId, Rollout, old.Service) };
+                await PodRequestHandler.ExecuteAsync(session, context,
+                    new CreatePod(again.PodId, app.TenantId, again.Spec, again.Replicas, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts);
+                restored.Add(again);
+            }
+        await FailAsync(session, context, now, restored);
         return null;
+    }
+
+    private async Task FailAsync(IDocumentSession session, IMessageContext context, DateTimeOffset now, IReadOnlyList<AppPodPart>? restored)
+    {
+        await AppStreams.ExecuteAsync(session, context, new FailAppRollout(AppId, Rollout, Failure!, now, restored is { Count: > 0 } ? restored : null),
+            AppStreams.Rollouts);
+        MarkCompleted();
     }
 
     public static void NotFound(CheckAppRollout check) { }
@@ -134,7 +223,10 @@ public sealed class AppRolloutSaga : Saga
     public static void NotFound(CreateAppRolloutPart step) { }
 }
 
-/// <summary>Nudges every rollout in progress once a second to look at its parts (sagas have no timers of their own here).</summary>
+/// <summary>
+/// Nudges every rollout in progress once a second to look at its parts (sagas have no timers of their own here), and every
+/// deleted app whose volumes wait for its pods to stop.
+/// </summary>
 public sealed class AppRolloutWatcher(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<AppRolloutWatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -147,6 +239,8 @@ public sealed class AppRolloutWatcher(IDocumentStore store, IWolverineRuntime ru
                 await using var session = store.QuerySession();
                 var rollouts = await session.Query<AppRolloutSaga>().Select(s => s.Id).ToListAsync(stoppingToken);
                 foreach (var id in rollouts) await new MessageBus(runtime).PublishAsync(new CheckAppRollout(id));
+                var released = await session.Query<AppInstanceView>().Where(a => a.Releasing).Select(a => a.Id).ToListAsync(stoppingToken);
+                foreach (var id in released) await new MessageBus(runtime).PublishAsync(new ReleaseAppVolumes(id));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -1,9 +1,14 @@
 using Kraud.Api.Common;
+using Kraud.Api.Ingresses;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
+using Kraud.Domain.Ingresses;
 using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Ingresses;
 using Marten;
 using Wolverine;
 
@@ -16,7 +21,7 @@ public static class AppRequestHandler
 {
     public static async Task Handle(AppRequest request, IDocumentSession session, IMessageContext context)
     {
-        if (request.By.Role == Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens are read-only.");
+        request.By.RequireWriter();
         await AppStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedRevision, request.Secrets);
     }
 }
@@ -60,16 +65,54 @@ public static class AppStreams
                     await context.PublishAsync(new StartAppRollout(AppRolloutSaga.IdFor(after.Id, after.Rollout!.Number), after.Id, after.Rollout.Number));
                     break;
                 case AppRolloutSucceeded when before.Rollout!.IsUpgrade:
+                    // The ingress goes over to the new pods before the old ones stop; one the new version no longer has goes.
+                    if (after.Ingress is { } ingress)
+                        await IngressCommandHandler.Handle(new SetIngressRoutes(ingress.IngressId,
+                            AppRolloutSteps.RoutesOf(before.Rollout).Select(r => Route(r.Route, r.PodId)).ToList(), Rollouts, command.At), session, context);
+                    else if (before.Ingress is { } dropped) await DeleteIngressAsync(session, context, dropped.IngressId, command.At);
                     await DeletePodsAsync(session, context, after, before.Parts.Select(p => p.PodId), command.At);
                     break;
                 case AppDeletionRequested:
                     session.Delete<NameClaim>(claim);
                     session.DeleteWhere<AppSecretValue>(s => s.AppId == after.Id);
                     await DeletePodsAsync(session, context, after, after.Parts.Select(p => p.PodId), command.At);
+                    // Volumes go once no pod mounts them (AppReleaseHandler): deleting an attached volume is refused.
+                    if (after.Ingress is { } own) await DeleteIngressAsync(session, context, own.IngressId, command.At);
                     break;
             }
         }
         return after;
+    }
+
+    public static IngressRoute Route(AppIngressPart route, Guid podId) => new(route.Host, route.Path, podId, route.Port);
+
+    /// <summary>Deletes an ingress of the app; one never created or deleted already is fine.</summary>
+    public static async Task DeleteIngressAsync(IDocumentSession session, IMessageContext context, Guid ingressId, DateTimeOffset at)
+    {
+        var view = await session.LoadAsync<IngressView>(ingressId);
+        if (view is null || view.Deleted) return;
+        await IngressCommandHandler.Handle(new DeleteIngress(ingressId, Rollouts, at), session, context);
+    }
+
+    /// <summary>
+    /// Deletes those of the app's volumes no pod mounts any more (a pod lets go of its volumes once it stopped); says whether
+    /// every one of them is deleted or being deleted now.
+    /// </summary>
+    public static async Task<bool> DeleteVolumesAsync(IDocumentSession session, IMessageContext context, IEnumerable<AppVolumePart> volumes, DateTimeOffset at)
+    {
+        var done = true;
+        foreach (var part in volumes)
+        {
+            var loaded = await VolumeStreams.LoadAsync(session, part.VolumeId);
+            if (loaded.State is not { Exists: true, Deleting: false, Deleted: false } volume) continue;
+            if (volume.Attachments.Count > 0)
+            {
+                done = false;
+                continue;
+            }
+            await VolumeStreams.ExecuteAsync(session, context, new DeleteVolume(part.VolumeId, Rollouts, at), Rollouts, loaded: loaded);
+        }
+        return done;
     }
 
     /// <summary>Deletes the app's own pods; one already gone or on its way out is fine (rollbacks and deletions may overlap).</summary>
@@ -81,5 +124,21 @@ public static class AppStreams
             if (!pod.Exists || pod.Deleting) continue;
             await PodRequestHandler.ExecuteAsync(session, context, new DeletePod(podId, Rollouts, at, app.Id), Rollouts);
         }
+    }
+}
+
+/// <summary>A deleted app's volumes, deleted once no pod mounts them; asked for every second by <see cref="AppRolloutWatcher"/>.</summary>
+public sealed record ReleaseAppVolumes(Guid AppId);
+
+public static class AppReleaseHandler
+{
+    public static async Task Handle(ReleaseAppVolumes release, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        var (app, _) = await AppStreams.LoadAsync(session, release.AppId);
+        // A rollout still running removes what it created itself; the app's own volumes wait until it is done.
+        if (app is not { Exists: true, Phase: AppPhase.Deleting, Released: false, Rollout: null }) return;
+        var now = time.GetUtcNow();
+        if (await AppStreams.DeleteVolumesAsync(session, context, app.Volumes, now))
+            await AppStreams.ExecuteAsync(session, context, new ReleaseApp(app.Id, now), AppStreams.Rollouts);
     }
 }

@@ -91,6 +91,7 @@ public static class WolverineSetup
             opts.PublishMessage<Apps.StartAppRollout>().ToLocalQueue(AppsQueue);
             opts.PublishMessage<Apps.CreateAppRolloutPart>().ToLocalQueue(AppsQueue);
             opts.PublishMessage<Apps.CheckAppRollout>().ToLocalQueue(AppsQueue);
+            opts.PublishMessage<Apps.ReleaseAppVolumes>().ToLocalQueue(AppsQueue);
             opts.LocalQueue(AppsQueue).Sequential();
 
             // The default fleet runs in this process: its host runtimes read their own queues, exactly as a

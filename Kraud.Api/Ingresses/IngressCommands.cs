@@ -36,14 +36,9 @@ public static class IngressCommandHandler
         if (await session.LoadAsync<NameClaim>(NameClaim.For("ingress", c.TenantId.ToString(), c.Name)) is not null)
             throw DomainException.Conflict($"An ingress named {c.Name} exists already.");
 
-        var pods = (await session.LoadManyAsync<PodView>(c.Routes.Select(r => r.PodId).Distinct().ToArray()))
-            .Where(p => p.TenantId == c.TenantId && p.State != PodState.Stopped && !p.Pod.Deleting)
-            .ToDictionary(p => p.Id, p => p);
         var hosts = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
-        var routed = pods.Values.ToDictionary(p => p.Id, p => new RoutedPod(p.Id, p.Name,
-            p.Pod.Live.Where(i => hosts.ContainsKey(i.HostId)).OrderBy(i => i.Replica).Select(i => (hosts[i.HostId].Zone, hosts[i.HostId].Rack)).ToList()));
         var slots = await IngressSlots.LoadAsync(session, hosts.Values);
-        var facts = new IngressFacts(routed, slots.Free(),
+        var facts = new IngressFacts(await RoutedPodsAsync(session, c.TenantId, c.Routes, hosts), slots.Free(),
             c.Kind == IngressKind.Direct ? await FreePublicAddressAsync(session, network) : null);
 
         var events = IngressDecider.Decide(c, Ingress.Initial, facts);
@@ -101,6 +96,24 @@ public static class IngressCommandHandler
             await DirectFirewall.SendAsync(session, context, ingress with { Firewall = [] });
         }
     }
+
+    public static async Task Handle(SetIngressRoutes c, IDocumentSession session, IMessageContext context)
+    {
+        c.By.RequireWriter();
+        var (ingress, version) = await LoadAsync(session, c.IngressId, c.By);
+        var hosts = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
+        var events = IngressDecider.Decide(c, ingress, new IngressFacts(await RoutedPodsAsync(session, ingress.TenantId, c.Routes, hosts), [], null));
+        if (events.Count == 0) return;
+        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(SetIngressRoutes)));
+    }
+
+    /// <summary>The tenant's live pods the routes name, with where their microVMs run.</summary>
+    private static async Task<Dictionary<Guid, RoutedPod>> RoutedPodsAsync(IQuerySession session, Guid tenantId, IEnumerable<IngressRoute> routes,
+        IReadOnlyDictionary<Guid, Host> hosts) =>
+        (await session.LoadManyAsync<PodView>(routes.Select(r => r.PodId).Distinct().ToArray()))
+            .Where(p => p.TenantId == tenantId && p.State != PodState.Stopped && !p.Pod.Deleting)
+            .ToDictionary(p => p.Id, p => new RoutedPod(p.Id, p.Name,
+                p.Pod.Live.Where(i => hosts.ContainsKey(i.HostId)).OrderBy(i => i.Replica).Select(i => (hosts[i.HostId].Zone, hosts[i.HostId].Rack)).ToList()));
 
     /// <summary>Another tenant's ingress is NOT_FOUND (existence does not leak), as are deleted ones for changes.</summary>
     private static async Task<(Ingress Ingress, int Version)> LoadAsync(IQuerySession session, Guid id, Principal by)

@@ -14,10 +14,17 @@ public sealed record ChangelogEntry(string Version, string Notes);
 public sealed record AppVolumeMount(string Service, string MountPath);
 
 /// <summary>A volume the template asks for, with its size from the config and where the services mount it: what a volume step creates.</summary>
-public sealed record AppVolumePart(string Name, Guid VolumeId, string Class, int SizeGiB, IReadOnlyList<AppVolumeMount> Mounts);
+/// <param name="Existing">The app has this volume from an earlier rollout (an upgrade keeps its data): no step creates it, no rollback deletes it.</param>
+public sealed record AppVolumePart(string Name, Guid VolumeId, string Class, int SizeGiB, IReadOnlyList<AppVolumeMount> Mounts, bool Existing = false);
 
 /// <summary>An ingress route the template asks for, with the host from the config: what an ingress step creates.</summary>
 public sealed record AppIngressPart(string Host, string Path, string Service, int Port);
+
+/// <summary>
+/// The app's one ingress, carrying every route of its template. It lives as long as the app: an upgrade points its routes at
+/// the new pods, so domains the tenant verified on it keep serving.
+/// </summary>
+public sealed record AppIngress(Guid IngressId, string Name, bool Existing = false);
 
 /// <summary>
 /// A launch or an upgrade in progress: the parts it creates, and the configuration and changelog that become the app's
@@ -25,12 +32,23 @@ public sealed record AppIngressPart(string Host, string Path, string Service, in
 /// </summary>
 public sealed record AppRollout(
     int Number, string Version, IReadOnlyList<AppPodPart> Pods, IReadOnlyDictionary<string, string> Config, IReadOnlyList<string> SecretFields,
-    IReadOnlyList<ChangelogEntry> Changelog, IReadOnlyList<AppVolumePart>? Volumes = null, IReadOnlyList<AppIngressPart>? Ingresses = null)
+    IReadOnlyList<ChangelogEntry> Changelog, IReadOnlyList<AppVolumePart>? Volumes = null, IReadOnlyList<AppIngressPart>? Ingresses = null,
+    AppIngress? Ingress = null, IReadOnlyList<string>? StopFirst = null)
 {
-    /// <summary>Parts only createVolume and createIngress can make: the rollout saga has no steps for them yet.</summary>
-    public bool NeedsVolumesOrIngresses => Volumes is { Count: > 0 } || Ingresses is { Count: > 0 };
-
     public bool IsUpgrade => Number > 1;
+
+    public IReadOnlyList<AppVolumePart> VolumeParts => Volumes ?? [];
+
+    public IReadOnlyList<AppIngressPart> Routes => Ingresses ?? [];
+
+    /// <summary>
+    /// Old services stopped before the new pods start: they mount a writable BLOCK volume the new version mounts too, and
+    /// such a volume attaches to one pod at a time. The app is down from their stop until the new pods run.
+    /// </summary>
+    public IReadOnlyList<string> StoppedFirst => StopFirst ?? [];
+
+    public string? DowntimeNote => StoppedFirst.Count == 0 ? null
+        : $"downtime: {string.Join(", ", StoppedFirst)} stopped before {Version} starts (a BLOCK volume attaches to one pod at a time)";
 }
 
 public sealed record AppLaunchRequested(
@@ -42,9 +60,16 @@ public sealed record AppUpgradeRequested(Guid AppId, string FromVersion, AppRoll
 public sealed record AppRolloutSucceeded(Guid AppId, int Rollout, DateTimeOffset At);
 
 /// <summary>A part failed or did not come up in time: what the rollout created was removed.</summary>
-public sealed record AppRolloutFailed(Guid AppId, int Rollout, string Reason, DateTimeOffset At);
+/// <param name="Restored">Old pods an upgrade had stopped first, booted again (new pods of the old spec, on the same volumes).</param>
+public sealed record AppRolloutFailed(Guid AppId, int Rollout, string Reason, DateTimeOffset At, IReadOnlyList<AppPodPart>? Restored = null);
+
+/// <summary>A part failed: the rollout removes what it created (and restarts what it stopped) before it is failed.</summary>
+public sealed record AppRollbackStarted(Guid AppId, int Rollout, string Reason, DateTimeOffset At);
 
 public sealed record AppDeletionRequested(Guid AppId, string By, DateTimeOffset At);
+
+/// <summary>Every pod of the deleted app stopped and its volumes are being crypto-erased: nothing of the app is left running.</summary>
+public sealed record AppReleased(Guid AppId, DateTimeOffset At);
 
 public sealed record AppInstance(
     Guid Id, Guid TenantId, string Name, string Namespace, string App, string Version, ImmutableSortedDictionary<string, string> Config,
@@ -65,6 +90,19 @@ public sealed record AppInstance(
     /// <summary>The rollout that made the app's current parts (0 before the launch completed).</summary>
     public int CurrentRollout { get; init; }
 
+    /// <summary>The app's volumes: kept from rollout to rollout, deleted only with the app.</summary>
+    public ImmutableList<AppVolumePart> Volumes { get; init; } = [];
+
+    public AppIngress? Ingress { get; init; }
+
+    public ImmutableList<AppIngressPart> Routes { get; init; } = [];
+
+    /// <summary>The rollout in progress failed and is removing what it created.</summary>
+    public bool RollingBack { get; init; }
+
+    /// <summary>A deleted app's volumes are deleted too (that waits until no pod mounts them).</summary>
+    public bool Released { get; init; }
+
     public AppInstance Evolve(object @event) => @event switch
     {
         AppLaunchRequested e => new AppInstance(e.AppId, e.TenantId, e.Name, e.Namespace, e.App, e.Rollout.Version,
@@ -75,15 +113,20 @@ public sealed record AppInstance(
             Version = Rollout.Version, Parts = [.. Rollout.Pods], Config = Rollout.Config.ToImmutableSortedDictionary(StringComparer.Ordinal),
             SecretFields = [.. Rollout.SecretFields], History = History.AddRange(Rollout.Changelog), Rollout = null, CurrentRollout = Rollout.Number,
             Phase = Phase == AppPhase.Deleting ? Phase : AppPhase.Running, Reason = null,
+            Volumes = [.. Rollout.VolumeParts], Ingress = Rollout.Ingress, Routes = [.. Rollout.Routes],
         },
+        AppRollbackStarted e when Rollout?.Number == e.Rollout => this with { RollingBack = true, Reason = e.Reason },
         AppRolloutFailed e when Rollout?.Number == e.Rollout => this with
         {
+            Parts = [.. Parts.Select(p => e.Restored?.FirstOrDefault(r => r.Service == p.Service) ?? p)],
+            RollingBack = false,
             Rollout = null,
             FailedRollout = Rollout,
             Phase = Phase == AppPhase.Deleting ? Phase : Rollout.IsUpgrade ? AppPhase.Running : AppPhase.Failed,
             Reason = Rollout.IsUpgrade ? $"upgrade to {Rollout.Version} failed: {e.Reason}" : e.Reason,
         },
         AppDeletionRequested => this with { Phase = AppPhase.Deleting },
+        AppReleased => this with { Released = true },
         _ => this,
     };
 }

@@ -5,12 +5,14 @@ using Kraud.Domain.Pods;
 namespace Kraud.Domain.Apps;
 
 /// <summary>
-/// What this Kraud version can create for an app. Pods always; volumes and ingresses once their capabilities exist (the
-/// rollout's volume and ingress steps are wired to createVolume/createIngress then). Templates needing more are refused.
+/// What a Kraud installation can create for an app: pods always; volumes and managed ingresses where the rollout's steps for
+/// them are wired (they are in the API). Templates needing more are refused before anything is appended.
 /// </summary>
 public sealed record AppCapabilities(bool Volumes, bool Ingresses)
 {
     public static AppCapabilities PodsOnly { get; } = new(false, false);
+
+    public static AppCapabilities All { get; } = new(true, true);
 }
 
 public abstract record AppCommand(Guid AppId, DateTimeOffset At);
@@ -24,8 +26,11 @@ public sealed record UpgradeApp(Guid AppId, AppTemplate Target, IReadOnlyList<Ch
     Principal By, DateTimeOffset At) : AppCommand(AppId, At);
 
 public sealed record CompleteAppRollout(Guid AppId, int Rollout, DateTimeOffset At) : AppCommand(AppId, At);
-public sealed record FailAppRollout(Guid AppId, int Rollout, string Reason, DateTimeOffset At) : AppCommand(AppId, At);
+public sealed record FailAppRollout(Guid AppId, int Rollout, string Reason, DateTimeOffset At, IReadOnlyList<AppPodPart>? Restored = null)
+    : AppCommand(AppId, At);
+public sealed record RollBackAppRollout(Guid AppId, int Rollout, string Reason, DateTimeOffset At) : AppCommand(AppId, At);
 public sealed record DeleteApp(Guid AppId, Principal By, DateTimeOffset At) : AppCommand(AppId, At);
+public sealed record ReleaseApp(Guid AppId, DateTimeOffset At) : AppCommand(AppId, At);
 
 public static class AppDecider
 {
@@ -37,7 +42,9 @@ public static class AppDecider
         (LaunchApp c, _) => [Launch(c)],
         (_, { Exists: false }) => throw DomainException.NotFound("App", command.AppId),
         (CompleteAppRollout c, _) => state.Rollout?.Number == c.Rollout ? [new AppRolloutSucceeded(c.AppId, c.Rollout, c.At)] : [],
-        (FailAppRollout c, _) => state.Rollout?.Number == c.Rollout ? [new AppRolloutFailed(c.AppId, c.Rollout, c.Reason, c.At)] : [],
+        (FailAppRollout c, _) => state.Rollout?.Number == c.Rollout ? [new AppRolloutFailed(c.AppId, c.Rollout, c.Reason, c.At, c.Restored)] : [],
+        (RollBackAppRollout c, _) => state.Rollout?.Number == c.Rollout && !state.RollingBack ? [new AppRollbackStarted(c.AppId, c.Rollout, c.Reason, c.At)] : [],
+        (ReleaseApp c, _) => state is { Phase: AppPhase.Deleting, Released: false } ? [new AppReleased(c.AppId, c.At)] : [],
         (_, { Phase: AppPhase.Deleting }) => throw new DomainException(ErrorCode.Precondition, $"App {state.Name} is being deleted."),
         (UpgradeApp c, _) => [Upgrade(c, state)],
         (DeleteApp c, _) => [new AppDeletionRequested(c.AppId, c.By.Actor, c.At)],
@@ -65,7 +72,7 @@ public static class AppDecider
         if (AppVersion.Parse(c.Target.Version) <= AppVersion.Parse(state.Version))
             throw DomainException.Validation($"version {c.Target.Version} is not newer than {state.Version}, the version app {state.Name} runs.");
         RequireCapabilities(c.Target, c.Capabilities);
-        var rollout = AppPlan.Rollout(c.AppId, state.TenantId, state.LastRollout + 1, state.Name, state.Namespace, c.Target, c.Config, c.Changelog);
+        var rollout = AppPlan.Rollout(c.AppId, state.TenantId, state.LastRollout + 1, state.Name, state.Namespace, c.Target, c.Config, c.Changelog, state);
         return new AppUpgradeRequested(c.AppId, state.Version, rollout, c.By.Actor, c.At);
     }
 

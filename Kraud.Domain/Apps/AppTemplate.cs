@@ -38,6 +38,8 @@ public static partial class AppTemplates
 
     public static readonly IReadOnlySet<string> VolumeClasses = new HashSet<string> { "BLOCK", "GFS", "RED" };
 
+    public const int MaxVolumeNameLength = 20;
+
     public static AppTemplate Validate(AppTemplate t)
     {
         Names.RequireDnsLabel(t.Name, "name");
@@ -68,6 +70,14 @@ public static partial class AppTemplates
         }
         foreach (var v in t.Volumes)
         {
+            Names.RequireDnsLabel(v.Name, $"{t.Name} {t.Version}: volume name");
+            // The volume's own name adds the app's name and id to it (volume names are per tenant), within a DNS label.
+            if (v.Name.Length > MaxVolumeNameLength)
+                throw DomainException.Validation($"{t.Name} {t.Version}: volume name '{v.Name}' is longer than {MaxVolumeNameLength} characters.");
+            var users = t.Services.Where(s => s.Volumes.Any(m => m.Volume == v.Name)).ToList();
+            if (v.Class == "BLOCK" && (users.Count > 1 || users.Sum(s => s.Replicas) > 1))
+                throw DomainException.Validation(
+                    $"{t.Name} {t.Version}: BLOCK volume '{v.Name}' attaches to one microVM, and {string.Join(", ", users.Select(s => $"{s.Name} ({s.Replicas} replicas)"))} mount it: share data with GFS.");
             if (!VolumeClasses.Contains(v.Class)) throw DomainException.Validation($"{t.Name} {t.Version}: volume '{v.Name}' has class '{v.Class}', not BLOCK, GFS or RED.");
             References(t, $"volume '{v.Name}'", [v.SizeGiB], ConfigKind.VolumeSize);
         }

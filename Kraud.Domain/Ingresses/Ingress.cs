@@ -37,6 +37,8 @@ public sealed record IngressReplicaLost(Guid IngressId, IngressReplica Replica, 
 
 /// <summary>A replica lost earlier runs again, on a host of the zone it was lost in.</summary>
 public sealed record IngressReplicaRestored(Guid IngressId, IngressReplica Replica, DateTimeOffset At);
+/// <summary>The routes now go to other pods (an app upgrade hands its ingress to the new version's pods).</summary>
+public sealed record IngressRoutesChanged(Guid IngressId, IReadOnlyList<IngressRoute> Routes, string By, DateTimeOffset At);
 
 public sealed record IngressDomain(string Name, string VerificationToken, bool Verified);
 
@@ -69,6 +71,7 @@ public sealed record Ingress(
         IngressReplicaMoved e => this with { Replicas = Replicas.Replace(Replicas.First(r => r.HostId == e.From.HostId), e.To) },
         IngressReplicaLost e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.Replica.HostId), Lost = (Lost.IsDefault ? [] : Lost).Add(e.Replica) },
         IngressReplicaRestored e => this with { Replicas = Replicas.Add(e.Replica), Lost = Lost.Remove(Lost.First(r => r.Zone == e.Replica.Zone)) },
+        IngressRoutesChanged e => this with { Routes = [.. e.Routes] },
         _ => this,
     };
 }

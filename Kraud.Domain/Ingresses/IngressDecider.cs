@@ -24,8 +24,10 @@ public sealed record VerifyIngressDomain(Guid IngressId, string Domain, bool Txt
 
 public sealed record DeleteIngress(Guid IngressId, Principal By, DateTimeOffset At);
 
-/// <summary>Keep a managed ingress on hosts that serve. <paramref name="Leaving"/>: the INGRESS hosts that stopped serving (failed, draining), with why.</summary>
+/// <summary>Keep a managed ingress on hosts that serve. <paramref name="Leaving"/>: the INGRESS hosts that stopped serving (failed, draining, drained), with why.</summary>
 public sealed record RepairIngress(Guid IngressId, IReadOnlyDictionary<Guid, string> Leaving, DateTimeOffset At);
+/// <summary>Points a managed ingress's routes at other pods (the app rollout uses it; the ingress, its name and its domains stay).</summary>
+public sealed record SetIngressRoutes(Guid IngressId, IReadOnlyList<IngressRoute> Routes, Principal By, DateTimeOffset At);
 
 public static partial class IngressDecider
 {
@@ -47,7 +49,18 @@ public static partial class IngressDecider
     {
         if (state.Exists) throw DomainException.Conflict($"Ingress {c.IngressId} exists already.");
         Names.RequireDnsLabel(c.Name, "name");
-        foreach (var r in c.Routes)
+        RequireRoutes(c.Routes, facts);
+
+        return c.Kind switch
+        {
+            IngressKind.Direct => Direct(c, facts),
+            _ => Managed(c, facts),
+        };
+    }
+
+    private static void RequireRoutes(IReadOnlyList<IngressRoute> routes, IngressFacts facts)
+    {
+        foreach (var r in routes)
         {
             RequireHostName(r.Host, "routes.host");
             if (!r.Path.StartsWith('/') || r.Path.Any(ch => char.IsWhiteSpace(ch) || char.IsControl(ch)))
@@ -55,14 +68,17 @@ public static partial class IngressDecider
             Names.RequireRange(r.Port, 1, 65535, "routes.port");
             if (!facts.Pods.ContainsKey(r.PodId)) throw DomainException.NotFound("Pod", r.PodId);
         }
-        if (c.Routes.GroupBy(r => (r.Host, r.Path)).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        if (routes.GroupBy(r => (r.Host, r.Path)).FirstOrDefault(g => g.Count() > 1) is { } twice)
             throw DomainException.Validation($"Two routes for {twice.Key.Host}{twice.Key.Path}: each host and path goes to one pod.");
+    }
 
-        return c.Kind switch
-        {
-            IngressKind.Direct => Direct(c, facts),
-            _ => Managed(c, facts),
-        };
+    public static IReadOnlyList<object> Decide(SetIngressRoutes c, Ingress state, IngressFacts facts)
+    {
+        RequireLive(state, c.IngressId);
+        if (state.Kind == IngressKind.Direct) throw DomainException.Validation("A direct ingress is bound to its pod's rack: create a new one instead.");
+        if (c.Routes.Count == 0) throw DomainException.Validation("A managed ingress needs at least one route (host, path, pod, port).");
+        RequireRoutes(c.Routes, facts);
+        return c.Routes.SequenceEqual(state.Routes) ? [] : [new IngressRoutesChanged(c.IngressId, c.Routes, c.By.Actor, c.At)];
     }
 
     private static IReadOnlyList<object> Managed(CreateIngress c, IngressFacts facts)

@@ -11,6 +11,10 @@ public sealed class AppInstanceView
     public Guid TenantId { get; set; }
     public string Namespace { get; set; } = "";
     public int Version { get; set; }
+
+    /// <summary>Deleted, with volumes that still have to go (the watcher looks for these).</summary>
+    public bool Releasing { get; set; }
+
     public AppInstance App { get; set; } = AppInstance.Initial;
 }
 
@@ -19,6 +23,7 @@ public sealed class AppInstanceViewProjection : SingleStreamProjection<AppInstan
     public override AppInstanceView? Evolve(AppInstanceView? snapshot, Guid id, IEvent e)
     {
         var app = (snapshot?.App ?? AppInstance.Initial).Evolve(e.Data);
-        return app.Exists ? new AppInstanceView { Id = app.Id, TenantId = app.TenantId, Namespace = app.Namespace, Version = (int)e.Version, App = app } : snapshot;
+        return app.Exists ? new AppInstanceView { Id = app.Id, TenantId = app.TenantId, Namespace = app.Namespace, Version = (int)e.Version, App = app,
+                Releasing = app is { Phase: AppPhase.Deleting, Released: false } && app.Volumes.Count > 0 } : snapshot;
     }
 }

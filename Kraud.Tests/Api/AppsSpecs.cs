@@ -9,7 +9,7 @@ namespace Kraud.Tests.Api;
 public class AppsSpecs(KraudApp app)
 {
     private const string PodFields = "id name namespace state owner { kind id }";
-    private const string Fields = $"id name namespace tenantId app version state reason config secretFields revision changelog {{ version notes }} parts {{ kind name rollout state pod {{ {PodFields} instances {{ id hostId }} }} }}";
+    private const string Fields = $"id name namespace tenantId app version state reason config secretFields revision changelog {{ version notes }} parts {{ kind name rollout state pod {{ {PodFields} instances {{ id hostId }} volumes {{ volumeId mountPath readOnly }} }} volume {{ id name class sizeGiB state encrypted attachedTo }} ingress {{ id name kind state routes {{ host path podId port }} replicas {{ hostId zone }} }} }}";
     private const string Launch = $"mutation($a: String!, $v: String!, $c: JSON, $n: String) {{ launchApp(app: $a, version: $v, config: $c, name: $n) {{ app {{ {Fields} }} generatedSecrets {{ name value }} changelog {{ version notes }} }} }}";
 
     private static Task<GqlResponse> LaunchApp(TenantScope tenant, string name = "cache", string app = "redis", string version = "7.2.6", object? config = null) =>
@@ -24,7 +24,7 @@ public class AppsSpecs(KraudApp app)
     private static IEnumerable<JsonElement> Parts(JsonElement app) => app.GetProperty("parts").EnumerateArray();
 
     [Fact]
-    public async Task the_catalog_offers_postgresql_redis_and_nextcloud_with_their_config_fields_and_says_which_cannot_launch_yet()
+    public async Task the_catalog_offers_postgresql_redis_and_nextcloud_with_their_config_fields_and_every_version_launches()
     {
         var tenant = await TenantScope.CreateAsync(app);
         var apps = (await tenant.Gql("{ apps { name displayName versions { version changelog launchable unavailableReason config { name kind required default options min max generated } services { name image replicas } volumes { name class sizeGiB } ingress { host service port } } } }"))
@@ -33,9 +33,12 @@ public class AppsSpecs(KraudApp app)
         Assert.Equal(["7.2.6", "7.4.1"], apps["redis"].GetProperty("versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
         Assert.True(apps["redis"].GetProperty("versions")[0].GetProperty("launchable").GetBoolean());
 
+        Assert.Equal(["16.4.0", "16.6.0"], apps["postgresql"].GetProperty("versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
+        Assert.All(apps.Values.SelectMany(a => a.GetProperty("versions").EnumerateArray()), v =>
+            Assert.Equal((true, JsonValueKind.Null), (v.GetProperty("launchable").GetBoolean(), v.GetProperty("unavailableReason").ValueKind)));
         var nextcloud = apps["nextcloud"].GetProperty("versions")[0];
-        Assert.False(nextcloud.GetProperty("launchable").GetBoolean());
-        Assert.Contains("volumes (files: GFS, db-data: BLOCK) and an ingress", nextcloud.GetProperty("unavailableReason").GetString());
+        Assert.Equal(["files:GFS", "db-data:BLOCK"], nextcloud.GetProperty("volumes").EnumerateArray()
+            .Select(v => $"{v.GetProperty("name").GetString()}:{v.GetProperty("class").GetString()}"));
         var kinds = nextcloud.GetProperty("config").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!, f => f.GetProperty("kind").GetString());
         Assert.Equal("INGRESS_HOST", kinds["host"]);
         Assert.Equal("VOLUME_SIZE", kinds["files"]);
@@ -161,17 +164,275 @@ public class AppsSpecs(KraudApp app)
     }
 
     [Fact]
-    public async Task apps_that_need_volumes_or_an_ingress_are_refused_until_those_exist_after_their_config_is_checked()
+    public async Task a_launch_with_a_bad_host_or_volume_size_is_refused_and_nothing_is_appended()
     {
         var tenant = await TenantScope.CreateAsync(app);
         var before = await tenant.EventCountAsync();
         var badHost = (await LaunchApp(tenant, "files", "nextcloud", "30.0.2", new { host = "Not A Host" })).ShouldFailWith("VALIDATION");
         Assert.Contains("config.host 'Not A Host' is not a host name", badHost.FirstErrorMessage);
         (await LaunchApp(tenant, "files", "nextcloud", "30.0.2", new { files = 5 })).ShouldFailWith("VALIDATION");
-        var refused = (await LaunchApp(tenant, "files", "nextcloud", "30.0.2", new { host = "cloud.example.com", files = 500 })).ShouldFailWith("PRECONDITION");
-        Assert.Contains("needs volumes (files: GFS, db-data: BLOCK) and an ingress ({{ host }}/ -> web:80)", refused.FirstErrorMessage);
-        (await LaunchApp(tenant, "db", "postgresql", "16.4.0", new { storage = 50 })).ShouldFailWith("PRECONDITION");
+        (await LaunchApp(tenant, "files", "nextcloud", "30.0.2", new { files = 500 })).ShouldFailWith("VALIDATION"); // host is required
+        var tooBig = (await LaunchApp(tenant, "db", "postgresql", "16.4.0", new { storage = 5000 })).ShouldFailWith("VALIDATION");
+        Assert.Contains("config.storage must be a size in GiB between 1 and 2000", tooBig.FirstErrorMessage);
         Assert.Equal(before, await tenant.EventCountAsync());
+    }
+
+    private static JsonElement Part(JsonElement app, string kind, string name, int? rollout = null) =>
+        Parts(app).Single(p => p.GetProperty("kind").GetString() == kind && p.GetProperty("name").GetString() == name
+                               && (rollout is null || p.GetProperty("rollout").GetInt32() == rollout));
+
+    private static string PlatformHost(string name) => $"{name}-{Guid.NewGuid():N}"[..20] + ".ingress.kraud.cloud";
+
+    /// <summary>The microVM of the pod (one replica), as its host runtime was told to boot it.</summary>
+    private Kraud.Domain.HostProtocol.MicroVmSpec Launched(JsonElement pod)
+    {
+        var vm = Assert.Single(pod.GetProperty("instances").EnumerateArray());
+        return app.Driver(vm.GetProperty("hostId").GetString()!).Find(Guid.Parse(vm.Id()))!;
+    }
+
+    [Fact]
+    public async Task launching_postgresql_runs_its_pod_on_a_healthy_encrypted_block_volume_that_only_its_tenant_sees()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var launch = (await LaunchApp(tenant, "pg", "postgresql", "16.4.0", new { storage = 5 })).ShouldSucceed().Data.GetProperty("launchApp").GetProperty("app");
+        Assert.Equal("LAUNCHING", launch.State());
+        var running = await WaitFor(tenant, launch.Id(), "RUNNING", 120);
+
+        var volume = Part(running, "VOLUME", "data");
+        Assert.Equal(("HEALTHY", 1), (volume.State(), volume.GetProperty("rollout").GetInt32()));
+        var v = volume.GetProperty("volume");
+        Assert.Equal(("BLOCK", 5, true), (v.GetProperty("class").GetString(), v.GetProperty("sizeGiB").GetInt32(), v.GetProperty("encrypted").GetBoolean()));
+        Assert.StartsWith("pg-data-", v.GetProperty("name").GetString());
+        var pod = Part(running, "POD", "postgres").GetProperty("pod");
+        Assert.Equal([pod.Id()], v.GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        var mount = Assert.Single(pod.GetProperty("volumes").EnumerateArray());
+        Assert.Equal((v.Id(), "/var/lib/postgresql/data", false), (mount.GetProperty("volumeId").GetString(), mount.GetProperty("mountPath").GetString(),
+            mount.GetProperty("readOnly").GetBoolean()));
+
+        // The guest boots with the volume, its replicas and its wrapped data key.
+        var disk = Assert.Single(Launched(pod).Volumes!);
+        Assert.Equal((Guid.Parse(v.Id()), "BLOCK", "/var/lib/postgresql/data", 3), (disk.VolumeId, disk.Class, disk.MountPath, disk.ReplicaHosts.Count));
+        Assert.NotNull(disk.Key);
+
+        var other = await TenantScope.CreateAsync(app);
+        Assert.Equal(JsonValueKind.Null, (await other.Gql("query($id: ID!) { volume(id: $id) { id } }", new { id = v.Id() })).ShouldSucceed().Data.GetProperty("volume").ValueKind);
+        Assert.Empty((await other.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+        Assert.Equal(JsonValueKind.Null, (await other.Gql("query($id: ID!) { appInstance(id: $id) { id } }", new { id = launch.Id() })).ShouldSucceed().Data
+            .GetProperty("appInstance").ValueKind);
+        (await other.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = v.Id() })).ShouldFailWith("NOT_FOUND");
+        // Attached to the app's pod: the tenant cannot pull it away either (the app deletes it with itself).
+        (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = v.Id() })).ShouldFailWith("PRECONDITION");
+        await DeleteAndWaitAsync(tenant, launch.Id());
+    }
+
+    /// <summary>deleteApp, then every part is gone: pods stopped, volumes crypto-erased (DELETED), the ingress deleted.</summary>
+    private async Task<JsonElement> DeleteAndWaitAsync(TenantScope tenant, string id)
+    {
+        var before = await Instance(tenant, id);
+        (await tenant.Gql("mutation($id: ID!) { deleteApp(id: $id) { state } }", new { id })).ShouldSucceed();
+        var deleted = await WaitFor(tenant, id, "DELETED", 60);
+        foreach (var pod in Parts(before).Where(p => p.GetProperty("kind").GetString() == "POD" && p.GetProperty("pod").ValueKind == JsonValueKind.Object))
+            await tenant.WaitForPodAsync(pod.GetProperty("pod").Id(), "STOPPED");
+        foreach (var volume in Parts(before).Where(p => p.GetProperty("kind").GetString() == "VOLUME" && p.GetProperty("volume").ValueKind == JsonValueKind.Object))
+            await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+        Assert.Empty((await tenant.Gql("{ ingresses { id } }")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray());
+        return deleted;
+    }
+
+    [Fact]
+    public async Task nextcloud_runs_on_its_volumes_behind_a_managed_ingress_routing_its_host_to_the_web_pod_and_deleting_it_leaves_nothing_behind()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var host = PlatformHost("cloud");
+        var launch = (await LaunchApp(tenant, "files", "nextcloud", "30.0.2", new { host, files = 20, zone = "fsn1-a" })).ShouldSucceed().Data.GetProperty("launchApp");
+        Assert.Equal(["admin-password", "db-password"], launch.GetProperty("generatedSecrets").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+        var running = await WaitFor(tenant, launch.GetProperty("app").Id(), "RUNNING", 120);
+
+        Assert.Equal(["POD:db", "POD:web", "VOLUME:files", "VOLUME:db-data", $"INGRESS:files-{running.Id().Replace("-", "")[..8]}"],
+            Parts(running).Select(p => $"{p.GetProperty("kind").GetString()}:{p.GetProperty("name").GetString()}"));
+        var web = Part(running, "POD", "web").GetProperty("pod");
+        var files = Part(running, "VOLUME", "files").GetProperty("volume");
+        Assert.Equal(("GFS", "HEALTHY"), (files.GetProperty("class").GetString(), files.State()));
+        Assert.Equal([web.Id()], files.GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(["files:/var/www/html", "files:/var/www/html"], web.GetProperty("instances").EnumerateArray()
+            .Select(vm => app.Driver(vm.GetProperty("hostId").GetString()!).Find(Guid.Parse(vm.Id()))!.Volumes!.Single())
+            .Select(d => $"{(d.VolumeId == Guid.Parse(files.Id()) ? "files" : "other")}:{d.MountPath}"));
+        Assert.Equal("BLOCK", Part(running, "VOLUME", "db-data").GetProperty("volume").GetProperty("class").GetString());
+
+        var ingress = Parts(running).Single(p => p.GetProperty("kind").GetString() == "INGRESS").GetProperty("ingress");
+        Assert.Equal(("MANAGED", "ACTIVE"), (ingress.GetProperty("kind").GetString(), ingress.State()));
+        var route = Assert.Single(ingress.GetProperty("routes").EnumerateArray());
+        Assert.Equal((host, "/", web.Id(), 80), (route.GetProperty("host").GetString(), route.GetProperty("path").GetString(), route.GetProperty("podId").GetString(),
+            route.GetProperty("port").GetInt32()));
+        Assert.Equal(2, ingress.GetProperty("replicas").EnumerateArray().Select(r => r.GetProperty("zone").GetString()).Distinct().Count());
+        // The ingress hosts route the host name to the web pod's microVMs.
+        var config = (await app.AsOperator("query($h: ID!) { ingressHostConfig(hostId: $h) { ingresses { ingressId routes { host backends } } } }",
+            new { h = ingress.GetProperty("replicas")[0].GetProperty("hostId").GetString() })).ShouldSucceed().Data.GetProperty("ingressHostConfig");
+        var served = config.GetProperty("ingresses").EnumerateArray().Single(i => i.GetProperty("ingressId").GetString() == ingress.Id()).GetProperty("routes")[0];
+        Assert.Equal(2, served.GetProperty("backends").GetArrayLength());
+
+        await DeleteAndWaitAsync(tenant, running.Id());
+    }
+
+    [Fact]
+    public async Task a_launch_whose_volume_cannot_be_placed_is_failed_naming_the_volume_and_leaves_no_pod_volume_or_ingress_behind()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        // 16000 GiB is more than any storage host of the fleet has.
+        var launch = (await LaunchApp(tenant, "huge", "nextcloud", "30.0.2", new { host = PlatformHost("huge"), files = 16000 })).ShouldSucceed().Data
+            .GetProperty("launchApp").GetProperty("app");
+        var failed = await WaitFor(tenant, launch.Id(), "FAILED", 120);
+        Assert.StartsWith("volume files: cannot be placed: No zone has 3 READY storage hosts with 16000 GiB free", failed.GetProperty("reason").GetString());
+        Assert.Contains((await app.EventsOf(Guid.Parse(failed.Id()))).Select(e => e.Data), e => e is AppRollbackStarted);
+
+        foreach (var pod in Parts(failed).Where(p => p.GetProperty("kind").GetString() == "POD"))
+            Assert.Equal("STOPPED", pod.State());
+        var volumes = Parts(failed).Where(p => p.GetProperty("kind").GetString() == "VOLUME").ToList();
+        Assert.Equal(2, volumes.Count);
+        foreach (var volume in volumes) await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+        Assert.Equal("DELETED", Parts(failed).Single(p => p.GetProperty("kind").GetString() == "INGRESS").State());
+        Assert.Empty((await tenant.Gql("{ ingresses { id } }")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray());
+        Assert.Empty((await tenant.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task a_launch_whose_ingress_cannot_be_placed_is_failed_naming_the_ingress_and_removes_its_pods_and_volumes()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Ingress", Zone: "fsn1-b" }).ToList();
+        foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        JsonElement failed;
+        try
+        {
+            var launch = (await LaunchApp(tenant, "nohost", "nextcloud", "30.0.2", new { host = PlatformHost("nohost"), files = 10 })).ShouldSucceed().Data
+                .GetProperty("launchApp").GetProperty("app");
+            failed = await WaitFor(tenant, launch.Id(), "FAILED", 120);
+        }
+        finally
+        {
+            foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        }
+        Assert.Matches("^ingress nohost-[0-9a-f]{8}: zone fsn1-b has 0 READY INGRESS host", failed.GetProperty("reason").GetString());
+        Assert.Equal("NOT_CREATED", Parts(failed).Single(p => p.GetProperty("kind").GetString() == "INGRESS").State());
+        Assert.All(Parts(failed).Where(p => p.GetProperty("kind").GetString() == "POD"), p => Assert.Equal("STOPPED", p.State()));
+        foreach (var volume in Parts(failed).Where(p => p.GetProperty("kind").GetString() == "VOLUME"))
+            await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+    }
+
+    [Fact]
+    public async Task deleting_an_app_while_it_launches_removes_the_volume_and_pod_the_launch_created()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var id = (await LaunchApp(tenant, "brief", "postgresql", "16.4.0", new { storage = 5 })).ShouldSucceed().Data.GetProperty("launchApp").GetProperty("app").Id();
+        (await tenant.Gql("mutation($id: ID!) { deleteApp(id: $id) { state } }", new { id })).ShouldSucceed();
+        var deleted = await WaitFor(tenant, id, "DELETED", 60);
+        Assert.Contains((await app.EventsOf(Guid.Parse(id))).Select(e => e.Data), e => e is AppRolloutFailed { Reason: "the app was deleted during the rollout" });
+        foreach (var pod in Parts(deleted).Where(p => p.GetProperty("kind").GetString() == "POD" && p.GetProperty("pod").ValueKind == JsonValueKind.Object))
+            Assert.Equal("STOPPED", pod.State());
+        foreach (var volume in Parts(deleted).Where(p => p.GetProperty("kind").GetString() == "VOLUME" && p.GetProperty("volume").ValueKind == JsonValueKind.Object))
+            await tenant.WaitForVolumeAsync(volume.GetProperty("volume").Id(), "DELETED", 60);
+        Assert.Empty((await tenant.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task upgrading_postgresql_stops_the_old_pod_first_and_hands_the_same_volume_to_the_new_version()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var launch = (await LaunchApp(tenant, "orders", "postgresql", "16.4.0", new { storage = 5 })).ShouldSucceed().Data.GetProperty("launchApp");
+        var password = launch.GetProperty("generatedSecrets")[0].GetProperty("value").GetString()!;
+        var id = launch.GetProperty("app").Id();
+        var before = await WaitFor(tenant, id, "RUNNING", 120);
+        var volumeId = Part(before, "VOLUME", "data").GetProperty("volume").Id();
+        var oldPod = Part(before, "POD", "postgres").GetProperty("pod").Id();
+
+        var grow = (await tenant.Gql("mutation($a: ID!) { upgradeApp(id: $a, version: \"16.6.0\", config: {storage: 50}) { app { id } } }", new { a = id }))
+            .ShouldFailWith("PRECONDITION");
+        Assert.Contains("volume 'data' is 5 GiB and this upgrade asks for 50 GiB: Kraud cannot resize volumes yet", grow.FirstErrorMessage);
+
+        var upgrade = (await tenant.Gql($"mutation($a: ID!) {{ upgradeApp(id: $a, version: \"16.6.0\") {{ app {{ {Fields} }} changelog {{ version notes }} }} }}",
+            new { a = id })).ShouldSucceed().Data.GetProperty("upgradeApp");
+        Assert.Equal("UPGRADING", upgrade.GetProperty("app").State());
+        Assert.Contains("downtime: postgres stopped before 16.6.0 starts", upgrade.GetProperty("app").GetProperty("reason").GetString());
+        Assert.Contains("short downtime", Assert.Single(upgrade.GetProperty("changelog").EnumerateArray()).GetProperty("notes").GetString());
+
+        var after = await Eventually.Get(() => Instance(tenant, id), a => a.State() == "RUNNING" && a.GetProperty("version").GetString() == "16.6.0",
+            TimeSpan.FromSeconds(120), "the app runs 16.6.0");
+        var volume = Part(after, "VOLUME", "data");
+        Assert.Equal(volumeId, volume.GetProperty("volume").Id());
+        var pod = Part(after, "POD", "postgres");
+        Assert.Equal(("orders-postgres-r2", 2), (pod.GetProperty("pod").GetProperty("name").GetString(), pod.GetProperty("rollout").GetInt32()));
+        Assert.Equal([pod.GetProperty("pod").Id()], volume.GetProperty("volume").GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        await tenant.WaitForPodAsync(oldPod, "STOPPED");
+        var guest = Launched(pod.GetProperty("pod"));
+        Assert.Equal(("postgres:16.6-bookworm", Guid.Parse(volumeId), password), (guest.Image, Assert.Single(guest.Volumes!).VolumeId, guest.Env["POSTGRES_PASSWORD"]));
+        Assert.Single((await tenant.Gql("{ volumes { nodes { id } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+        await DeleteAndWaitAsync(tenant, id);
+    }
+
+    [Fact]
+    public async Task upgrading_nextcloud_keeps_its_volumes_and_its_ingress_whose_route_moves_to_the_new_web_pod()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var host = PlatformHost("share");
+        var id = (await LaunchApp(tenant, "share", "nextcloud", "30.0.2", new { host, files = 10, zone = "fsn1-b" })).ShouldSucceed().Data
+            .GetProperty("launchApp").GetProperty("app").Id();
+        var before = await WaitFor(tenant, id, "RUNNING", 120);
+        var ingressId = Parts(before).Single(p => p.GetProperty("kind").GetString() == "INGRESS").GetProperty("ingress").Id();
+        var volumes = Parts(before).Where(p => p.GetProperty("kind").GetString() == "VOLUME").Select(p => p.GetProperty("volume").Id()).ToList();
+        var oldPods = Parts(before).Where(p => p.GetProperty("kind").GetString() == "POD").Select(p => p.GetProperty("pod").Id()).ToList();
+
+        var upgrade = (await tenant.Gql($"mutation($a: ID!) {{ upgradeApp(id: $a, version: \"30.0.4\") {{ app {{ {Fields} }} }} }}", new { a = id }))
+            .ShouldSucceed().Data.GetProperty("upgradeApp").GetProperty("app");
+        Assert.Equal("downtime: db stopped before 30.0.4 starts (a BLOCK volume attaches to one pod at a time)", upgrade.GetProperty("reason").GetString());
+        var after = await Eventually.Get(() => Instance(tenant, id), a => a.State() == "RUNNING" && a.GetProperty("version").GetString() == "30.0.4",
+            TimeSpan.FromSeconds(120), "the app runs 30.0.4");
+
+        Assert.Equal(volumes, Parts(after).Where(p => p.GetProperty("kind").GetString() == "VOLUME").Select(p => p.GetProperty("volume").Id()));
+        var ingress = Parts(after).Single(p => p.GetProperty("kind").GetString() == "INGRESS").GetProperty("ingress");
+        var web = Part(after, "POD", "web").GetProperty("pod");
+        Assert.Equal((ingressId, "share-web-r2"), (ingress.Id(), web.GetProperty("name").GetString()));
+        Assert.Equal((host, web.Id()), (ingress.GetProperty("routes")[0].GetProperty("host").GetString(), ingress.GetProperty("routes")[0].GetProperty("podId").GetString()));
+        Assert.All(web.GetProperty("instances").EnumerateArray(), vm =>
+            Assert.Equal("nextcloud:30.0.4-apache", app.Driver(vm.GetProperty("hostId").GetString()!).Find(Guid.Parse(vm.Id()))!.Image));
+        Assert.Equal([Part(after, "POD", "db").GetProperty("pod").Id()],
+            Part(after, "VOLUME", "db-data").GetProperty("volume").GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        foreach (var pod in oldPods) await tenant.WaitForPodAsync(pod, "STOPPED");
+        await DeleteAndWaitAsync(tenant, id);
+    }
+
+    [Fact]
+    public async Task a_failed_upgrade_boots_the_old_version_again_on_the_same_volume()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var id = (await LaunchApp(tenant, "ledger", "postgresql", "16.4.0", new { storage = 5 })).ShouldSucceed().Data.GetProperty("launchApp").GetProperty("app").Id();
+        var before = await WaitFor(tenant, id, "RUNNING", 120);
+        var volumeId = Part(before, "VOLUME", "data").GetProperty("volume").Id();
+        var oldPod = Part(before, "POD", "postgres").GetProperty("pod").Id();
+
+        foreach (var driver in app.Drivers) driver.FailImage("postgres:16.6-bookworm", "image postgres:16.6-bookworm: manifest unknown");
+        JsonElement after;
+        try
+        {
+            (await tenant.Gql("mutation($a: ID!) { upgradeApp(id: $a, version: \"16.6.0\") { app { id } } }", new { a = id })).ShouldSucceed();
+            after = await Eventually.Get(() => Instance(tenant, id), a => a.State() == "RUNNING" && a.GetProperty("reason").ValueKind == JsonValueKind.String,
+                TimeSpan.FromSeconds(120), "the failed upgrade is rolled back and the old version runs again");
+        }
+        finally
+        {
+            foreach (var driver in app.Drivers) driver.RepairImage("postgres:16.6-bookworm");
+        }
+        Assert.Equal("16.4.0", after.GetProperty("version").GetString());
+        Assert.Equal("upgrade to 16.6.0 failed: service postgres: image postgres:16.6-bookworm: manifest unknown", after.GetProperty("reason").GetString());
+        await tenant.WaitForPodAsync(oldPod, "STOPPED");
+        var restored = Part(after, "POD", "postgres", rollout: 1).GetProperty("pod");
+        Assert.NotEqual(oldPod, restored.Id());
+        Assert.Equal(("ledger-postgres-r1", "RUNNING"), (restored.GetProperty("name").GetString(), restored.State()));
+        var volume = Part(after, "VOLUME", "data").GetProperty("volume");
+        Assert.Equal((volumeId, "HEALTHY"), (volume.Id(), volume.State()));
+        Assert.Equal([restored.Id()], volume.GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(("postgres:16.4-bookworm", Guid.Parse(volumeId)), (Launched(restored).Image, Assert.Single(Launched(restored).Volumes!).VolumeId));
+        Assert.Equal("STOPPED", Part(after, "POD", "postgres", rollout: 2).State());
+        await DeleteAndWaitAsync(tenant, id);
     }
 
     [Fact]

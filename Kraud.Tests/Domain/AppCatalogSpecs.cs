@@ -2,6 +2,8 @@ using Kraud.Api.Apps;
 using Kraud.Domain.Access;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
 using Microsoft.Extensions.Configuration;
 
 namespace Kraud.Tests.Domain;
@@ -120,21 +122,85 @@ public sealed class AppCatalogSpecs : IDisposable
     }
 
     [Fact]
-    public void a_templates_volumes_and_ingress_are_planned_from_the_config_ready_for_createVolume_and_createIngress()
+    public void a_templates_volumes_are_created_before_the_pods_that_mount_them_and_its_ingress_after_routing_to_the_rollouts_pods()
     {
         var nextcloud = Load(new Dictionary<string, string?>()).Find("nextcloud", "30.0.2");
         var config = AppConfig.Resolve(nextcloud, new Dictionary<string, string?> { ["host"] = "cloud.example.com", ["files"] = "500" }, Zones, n => new string('p', n));
         var command = new LaunchApp(Guid.NewGuid(), Tenant, "files", "default", nextcloud, config, AppCapabilities.PodsOnly, Admin, Now);
         Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => AppDecider.Decide(command, AppInstance.Initial)).Code);
 
-        var rollout = Assert.IsType<AppLaunchRequested>(Assert.Single(AppDecider.Decide(command with { Capabilities = new AppCapabilities(true, true) },
-            AppInstance.Initial))).Rollout;
-        Assert.True(rollout.NeedsVolumesOrIngresses);
-        var files = rollout.Volumes!.Single(v => v.Name == "files");
-        Assert.Equal(("GFS", 500, new AppVolumeMount("web", "/var/www/html")), (files.Class, files.SizeGiB, Assert.Single(files.Mounts)));
-        Assert.Equal(10, rollout.Volumes!.Single(v => v.Name == "db-data").SizeGiB);
-        Assert.Equal(new AppIngressPart("cloud.example.com", "/", "web", 80), Assert.Single(rollout.Ingresses!));
-        Assert.Equal(["db", "web"], rollout.Pods.Select(p => p.Service));
+        var launch = Assert.IsType<AppLaunchRequested>(Assert.Single(AppDecider.Decide(command with { Capabilities = AppCapabilities.All }, AppInstance.Initial)));
+        var rollout = launch.Rollout;
+        var files = rollout.VolumeParts.Single(v => v.Name == "files");
+        Assert.Equal(("GFS", 500, new AppVolumeMount("web", "/var/www/html"), false), (files.Class, files.SizeGiB, Assert.Single(files.Mounts), files.Existing));
+        Assert.Equal(10, rollout.VolumeParts.Single(v => v.Name == "db-data").SizeGiB);
+        Assert.Equal(new AppIngressPart("cloud.example.com", "/", "web", 80), Assert.Single(rollout.Routes));
+        var web = rollout.Pods.Single(p => p.Service == "web");
+        Assert.Equal(new VolumeMount(files.VolumeId, "/var/www/html", false, VolumeClass.Gfs), Assert.Single(web.Spec.Mounts));
+
+        var steps = AppRolloutSteps.Of(Fold.Events<AppInstance>([launch]));
+        Assert.Equal(["volume files", "volume db-data", "service db", "service web", $"ingress files-{command.AppId:N}"[..22]], steps.Select(s => s.Part));
+        var ingress = Assert.IsType<CreateAppIngress>(steps[^1]);
+        Assert.Equal(web.PodId, Assert.Single(ingress.Routes).PodId);
+    }
+
+    [Fact]
+    public void an_upgrade_keeps_the_apps_volumes_and_stops_the_pod_holding_a_block_volume_before_its_new_version_starts()
+    {
+        var catalog = Load(new Dictionary<string, string?>());
+        var (v16_4, v16_6) = (catalog.Find("postgresql", "16.4.0"), catalog.Find("postgresql", "16.6.0"));
+        var appId = Guid.NewGuid();
+        var config = AppConfig.Resolve(v16_4, new Dictionary<string, string?> { ["storage"] = "5" }, Zones, n => new string('p', n));
+        var app = Fold.Events<AppInstance>(AppDecider.Decide(new LaunchApp(appId, Tenant, "db", "default", v16_4, config, AppCapabilities.All, Admin, Now),
+            AppInstance.Initial)).Evolve(new AppRolloutSucceeded(appId, 1, Now));
+        var volume = Assert.Single(app.Volumes);
+
+        var kept = AppConfig.Resolve(v16_6, new Dictionary<string, string?>(), Zones, _ => "", app.Config, app.SecretFields.ToHashSet());
+        var upgrade = Assert.IsType<AppUpgradeRequested>(Assert.Single(AppDecider.Decide(new UpgradeApp(appId, v16_6, [], kept, AppCapabilities.All, Admin, Now), app)));
+        var rollout = upgrade.Rollout;
+        var keptVolume = Assert.Single(rollout.VolumeParts);
+        Assert.Equal((volume.VolumeId, volume.SizeGiB, true), (keptVolume.VolumeId, keptVolume.SizeGiB, keptVolume.Existing));
+        Assert.Equal(volume.VolumeId, Assert.Single(Assert.Single(rollout.Pods).Spec.Mounts).VolumeId);
+        Assert.Equal(["postgres"], rollout.StoppedFirst);
+        Assert.Contains("downtime: postgres stopped before 16.6.0 starts", rollout.DowntimeNote);
+        var steps = AppRolloutSteps.Of(app.Evolve(upgrade));
+        Assert.Equal(app.Parts[0].PodId, Assert.IsType<StopOldPod>(steps[0]).Pod.PodId);
+        Assert.Equal(rollout.Pods[0].PodId, Assert.IsType<CreateAppPod>(Assert.Single(steps.Skip(1))).Pod.PodId);
+
+        // The restored pod takes the old one's place among the app's parts; the volume stays the app's.
+        var restored = app.Parts[0] with { PodId = Guid.NewGuid() };
+        var failed = app.Evolve(upgrade).Evolve(new AppRolloutFailed(appId, 2, "service postgres: boom", Now, [restored]));
+        Assert.Equal((AppPhase.Running, "16.4.0", restored.PodId, volume.VolumeId), (failed.Phase, failed.Version, Assert.Single(failed.Parts).PodId,
+            Assert.Single(failed.Volumes).VolumeId));
+
+        var grown = AppConfig.Resolve(v16_6, new Dictionary<string, string?> { ["storage"] = "50" }, Zones, _ => "", app.Config, app.SecretFields.ToHashSet());
+        var refused = Assert.Throws<DomainException>(() => AppDecider.Decide(new UpgradeApp(appId, v16_6, [], grown, AppCapabilities.All, Admin, Now), app));
+        Assert.Equal(ErrorCode.Precondition, refused.Code);
+        Assert.Contains("cannot resize volumes", refused.Message);
+    }
+
+    [Theory]
+    [InlineData("replicas: 1", "replicas: 2", "BLOCK volume 'data' attaches to one microVM")]
+    [InlineData("data", "Data", "volume name 'Data' is not a valid name")]
+    public void a_template_whose_block_volume_would_need_two_microvms_or_whose_volume_name_is_not_a_label_is_refused(string from, string to, string problem)
+    {
+        const string template = """
+            name: kv
+            version: 1.0.0
+            services:
+              - name: kv
+                image: "example/kv:1"
+                replicas: 1
+                volumes:
+                  - volume: data
+                    mountPath: /data
+            volumes:
+              - name: data
+                class: BLOCK
+                sizeGiB: "5"
+            """;
+        var error = Assert.Throws<InvalidOperationException>(() => AppCatalog.Parse(template.Replace(from, to), "kv.yaml"));
+        Assert.Contains(problem, error.Message);
     }
 
     public void Dispose()
