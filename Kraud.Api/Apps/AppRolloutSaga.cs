@@ -93,7 +93,7 @@ public sealed class AppRolloutSaga : Saga
                         throw DomainException.Conflict($"a volume named {name} exists already");
                     // The app's zone field places its volumes as it places its pods (every pod of the rollout carries it).
                     await VolumeRequestHandler.Handle(new VolumeRequest(new CreateVolume(v.VolumeId, app.TenantId, name,
-                        Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now), AppStreams.Rollouts),
+                        Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts),
                         session, context);
                     break;
                 case CreateAppPod { Pod: var part }:
@@ -106,7 +106,7 @@ public sealed class AppRolloutSaga : Saga
                     break;
                 case CreateAppIngress { Ingress: var ingress, Routes: var routes }:
                     await IngressCommandHandler.Handle(new CreateIngress(ingress.IngressId, app.TenantId, ingress.Name, IngressKind.Managed,
-                        routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now),
+                        routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now, app.Owner),
                         session, context, network);
                     break;
             }
@@ -180,7 +180,7 @@ public sealed class AppRolloutSaga : Saga
         var now = time.GetUtcNow();
         var rollout = app.Rollout!;
         Failure = reason;
-        if (rollout.Ingress is { Existing: false } ingress) await AppStreams.DeleteIngressAsync(session, context, ingress.IngressId, now);
+        if (rollout.Ingress is { Existing: false } ingress) await AppStreams.DeleteIngressAsync(session, context, AppId, ingress.IngressId, now);
         await AppStreams.DeletePodsAsync(session, context, app, rollout.Pods.Select(p => p.PodId), now);
         // With nothing to wait for (no volume created, no old pod stopped), the rollout fails in this transaction.
         if (rollout.VolumeParts.All(v => v.Existing) && rollout.StoppedFirst.Count == 0) await FailAsync(session, context, now, null);
@@ -195,7 +195,7 @@ public sealed class AppRolloutSaga : Saga
         var stopped = app.Parts.Where(p => rollout.StoppedFirst.Contains(p.Service)).ToList();
         var pods = (await session.LoadManyAsync<PodView>(rollout.Pods.Concat(stopped).Select(p => p.PodId).ToArray())).ToDictionary(p => p.Id, p => p.Pod);
         if (pods.Values.Any(p => p.Exists && p.Deleting && p.State != PodState.Stopped)) return null;
-        if (!await AppStreams.DeleteVolumesAsync(session, context, rollout.VolumeParts.Where(v => !v.Existing), now)) return null;
+        if (!await AppStreams.DeleteVolumesAsync(session, context, AppId, rollout.VolumeParts.Where(v => !v.Existing), now)) return null;
 
         // Old pods the upgrade stopped boot again (new pods of their spec, on the same volumes), unless the app is being deleted.
         var restored = new List<AppPodPart>();

@@ -68,8 +68,8 @@ public static class AppStreams
                     // The ingress goes over to the new pods before the old ones stop; one the new version no longer has goes.
                     if (after.Ingress is { } ingress)
                         await IngressCommandHandler.Handle(new SetIngressRoutes(ingress.IngressId,
-                            AppRolloutSteps.RoutesOf(before.Rollout).Select(r => Route(r.Route, r.PodId)).ToList(), Rollouts, command.At), session, context);
-                    else if (before.Ingress is { } dropped) await DeleteIngressAsync(session, context, dropped.IngressId, command.At);
+                            AppRolloutSteps.RoutesOf(before.Rollout).Select(r => Route(r.Route, r.PodId)).ToList(), Rollouts, command.At, after.Id), session, context);
+                    else if (before.Ingress is { } dropped) await DeleteIngressAsync(session, context, after.Id, dropped.IngressId, command.At);
                     await DeletePodsAsync(session, context, after, before.Parts.Select(p => p.PodId), command.At);
                     break;
                 case AppDeletionRequested:
@@ -77,7 +77,7 @@ public static class AppStreams
                     session.DeleteWhere<AppSecretValue>(s => s.AppId == after.Id);
                     await DeletePodsAsync(session, context, after, after.Parts.Select(p => p.PodId), command.At);
                     // Volumes go once no pod mounts them (AppReleaseHandler): deleting an attached volume is refused.
-                    if (after.Ingress is { } own) await DeleteIngressAsync(session, context, own.IngressId, command.At);
+                    if (after.Ingress is { } own) await DeleteIngressAsync(session, context, after.Id, own.IngressId, command.At);
                     break;
             }
         }
@@ -87,18 +87,19 @@ public static class AppStreams
     public static IngressRoute Route(AppIngressPart route, Guid podId) => new(route.Host, route.Path, podId, route.Port);
 
     /// <summary>Deletes an ingress of the app; one never created or deleted already is fine.</summary>
-    public static async Task DeleteIngressAsync(IDocumentSession session, IMessageContext context, Guid ingressId, DateTimeOffset at)
+    public static async Task DeleteIngressAsync(IDocumentSession session, IMessageContext context, Guid appId, Guid ingressId, DateTimeOffset at)
     {
         var view = await session.LoadAsync<IngressView>(ingressId);
         if (view is null || view.Deleted) return;
-        await IngressCommandHandler.Handle(new DeleteIngress(ingressId, Rollouts, at), session, context);
+        await IngressCommandHandler.Handle(new DeleteIngress(ingressId, Rollouts, at, appId), session, context);
     }
 
     /// <summary>
     /// Deletes those of the app's volumes no pod mounts any more (a pod lets go of its volumes once it stopped); says whether
     /// every one of them is deleted or being deleted now.
     /// </summary>
-    public static async Task<bool> DeleteVolumesAsync(IDocumentSession session, IMessageContext context, IEnumerable<AppVolumePart> volumes, DateTimeOffset at)
+    public static async Task<bool> DeleteVolumesAsync(IDocumentSession session, IMessageContext context, Guid appId, IEnumerable<AppVolumePart> volumes,
+        DateTimeOffset at)
     {
         var done = true;
         foreach (var part in volumes)
@@ -110,7 +111,7 @@ public static class AppStreams
                 done = false;
                 continue;
             }
-            await VolumeStreams.ExecuteAsync(session, context, new DeleteVolume(part.VolumeId, Rollouts, at), Rollouts, loaded: loaded);
+            await VolumeStreams.ExecuteAsync(session, context, new DeleteVolume(part.VolumeId, Rollouts, at, appId), Rollouts, loaded: loaded);
         }
         return done;
     }
@@ -138,7 +139,7 @@ public static class AppReleaseHandler
         // A rollout still running removes what it created itself; the app's own volumes wait until it is done.
         if (app is not { Exists: true, Phase: AppPhase.Deleting, Released: false, Rollout: null }) return;
         var now = time.GetUtcNow();
-        if (await AppStreams.DeleteVolumesAsync(session, context, app.Volumes, now))
+        if (await AppStreams.DeleteVolumesAsync(session, context, app.Id, app.Volumes, now))
             await AppStreams.ExecuteAsync(session, context, new ReleaseApp(app.Id, now), AppStreams.Rollouts);
     }
 }

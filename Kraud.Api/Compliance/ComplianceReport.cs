@@ -86,8 +86,8 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
                 // A pod a cluster or an app made is part of that product (and carries its barrier and redundancy).
                 var product = p.Pod.Spec.Confidential ? confidential : p.Pod.Owner?.Kind switch
                 {
-                    PodOwner.KubernetesCluster => ProductCatalog.All.Single(x => x.Name == "Managed Kubernetes"),
-                    PodOwner.App => ProductCatalog.All.Single(x => x.Name == "Managed Apps"),
+                    ResourceOwner.KubernetesCluster => ProductCatalog.All.Single(x => x.Name == "Managed Kubernetes"),
+                    ResourceOwner.App => ProductCatalog.All.Single(x => x.Name == "Managed Apps"),
                     _ => docker,
                 };
                 var on = p.Pod.Instances.Select(i => hosts.GetValueOrDefault(i.HostId)).OfType<Kraud.Domain.Fleet.Host>().ToList();

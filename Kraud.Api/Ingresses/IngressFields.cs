@@ -20,7 +20,7 @@ public sealed record FirewallRuleDto(string Action, string Protocol, int Port, s
 
 public sealed record IngressDto(Guid Id, string Name, Guid TenantId, string Kind, string State, string Readiness, IReadOnlyList<IngressReplicaDto> Replicas,
     IReadOnlyList<RouteDto> Routes, IReadOnlyList<DomainDto> Domains, string? PublicAddress, IReadOnlyList<string> Warnings, AuthPolicyDto? Auth,
-    IReadOnlyList<FirewallRuleDto> Firewall, string? Zone, string? Rack)
+    IReadOnlyList<FirewallRuleDto> Firewall, string? Zone, string? Rack, ResourceOwner? Owner)
 {
     public static IngressDto From(Ingress i) => new(i.Id, i.Name, i.TenantId, Enums.Name(i.Kind), i.Deleted ? "DELETED" : i.Degraded ? "DEGRADED" : "ACTIVE",
         i.Kind == IngressKind.Managed ? "USABLE" : "EXPERIMENTAL",
@@ -28,7 +28,7 @@ public sealed record IngressDto(Guid Id, string Name, Guid TenantId, string Kind
         i.Routes.Select(r => new RouteDto(r.Host, r.Path, r.PodId, r.Port)).ToList(),
         i.Domains.Values.Select(d => new DomainDto(d.Name, d.Verified, d.VerificationToken)).ToList(),
         i.Exposure?.PublicAddress, WarningsOf(i), PolicyOf(i.Auth),
-        i.Firewall.Select(r => new FirewallRuleDto(r.Action, r.Protocol, r.Port, r.Source)).ToList(), i.Exposure?.Zone, i.Exposure?.Rack);
+        i.Firewall.Select(r => new FirewallRuleDto(r.Action, r.Protocol, r.Port, r.Source)).ToList(), i.Exposure?.Zone, i.Exposure?.Rack, i.Owner);
 
     public static AuthPolicyDto? PolicyOf(AuthPolicy? a) => a is null ? null : new(a.Method.ToUpperInvariant(), a.Issuer, a.Audience, a.AllowedGroups);
 

@@ -1,3 +1,4 @@
+using Kraud.Domain.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
@@ -14,7 +15,7 @@ public sealed record AttestationDto(string Measurement, bool Verified, DateTime?
 public sealed record PodDto(
     Guid Id, string Name, string Namespace, Guid TenantId, string Image, int Cpu, int MemoryMiB, int Replicas, bool Confidential,
     string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, AttestationDto? Attestation,
-    IReadOnlyList<PodVolumeDto> Volumes, PodOwner? Owner = null)
+    IReadOnlyList<PodVolumeDto> Volumes, ResourceOwner? Owner = null)
 {
     public static PodDto From(PodView view) => From(view.Pod, view.Version);
 

@@ -84,21 +84,29 @@ public static class VolumeAttachments
         return create with { Spec = create.Spec with { Volumes = mounts } };
     }
 
-    /// <summary>The volumes a new pod mounts record the attachment in the pod's own transaction.</summary>
+    /// <summary>
+    /// The volumes a new pod mounts record the attachment in the pod's own transaction. An owned pod acts for its owner, so
+    /// an app's pods mount the app's volumes, and nobody else's pods do.
+    /// </summary>
     public static async Task AttachNewPodAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at)
     {
         foreach (var mount in pod.Spec.Mounts)
-            await VolumeStreams.ExecuteAsync(session, context, new AttachVolume(mount.VolumeId, pod.Id, pod.Spec.Zone, mount.MountPath, mount.ReadOnly, by, at), by);
+            await VolumeStreams.ExecuteAsync(session, context,
+                new AttachVolume(mount.VolumeId, pod.Id, pod.Spec.Zone, mount.MountPath, mount.ReadOnly, by, at, pod.Owner?.Id), by);
     }
 
-    /// <summary>A pod that stopped for good lets go of its volumes (a BLOCK volume may then be attached elsewhere).</summary>
+    /// <summary>
+    /// A pod that stopped for good lets go of its volumes (a BLOCK volume may then be attached elsewhere). That is a
+    /// consequence, not a request, so an owned volume lets go too.
+    /// </summary>
     public static async Task ReleaseAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at)
     {
         foreach (var mount in pod.Spec.Mounts)
         {
             var volume = await VolumeStreams.LoadAsync(session, mount.VolumeId);
             if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
-                await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at), Principal.System("volumes"), loaded: volume);
+                await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at, volume.State.Owner?.Id), Principal.System("volumes"),
+                    loaded: volume);
         }
     }
 

@@ -79,7 +79,7 @@ public sealed record AppInstance(
     public static AppInstance Initial { get; } = new(Guid.Empty, Guid.Empty, "", "", "", "", ImmutableSortedDictionary<string, string>.Empty, [], [], null,
         AppPhase.Launching, null, [], false, default);
 
-    public PodOwner Owner => new(PodOwner.App, Id, Name);
+    public ResourceOwner Owner => new(ResourceOwner.App, Id, Name);
 
     /// <summary>The number of the latest rollout started; numbers are never reused, since they name the rollout's pods.</summary>
     public int LastRollout { get; init; }

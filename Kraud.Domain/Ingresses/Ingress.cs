@@ -37,6 +37,9 @@ public sealed record IngressReplicaLost(Guid IngressId, IngressReplica Replica, 
 
 /// <summary>A replica lost earlier runs again, on a host of the zone it was lost in.</summary>
 public sealed record IngressReplicaRestored(Guid IngressId, IngressReplica Replica, DateTimeOffset At);
+/// <summary>The ingress is part of another resource (an app's entrance): only that resource re-routes or deletes it.</summary>
+public sealed record IngressOwnedBy(Guid IngressId, ResourceOwner Owner, DateTimeOffset At);
+
 /// <summary>The routes now go to other pods (an app upgrade hands its ingress to the new version's pods).</summary>
 public sealed record IngressRoutesChanged(Guid IngressId, IReadOnlyList<IngressRoute> Routes, string By, DateTimeOffset At);
 
@@ -49,6 +52,8 @@ public sealed record Ingress(
 {
     public static Ingress Initial { get; } = new(Guid.Empty, Guid.Empty, "", IngressKind.Managed, false, false, [], null, [], [], null,
         ImmutableSortedDictionary<string, IngressDomain>.Empty, default, []);
+
+    public ResourceOwner? Owner { get; init; }
 
     /// <summary>A managed ingress short of its 2N+1 replicas: it serves from the others, with fewer failures to spare.</summary>
     public bool Degraded => !Lost.IsDefaultOrEmpty;
@@ -68,6 +73,7 @@ public sealed record Ingress(
         IngressDomainAdded e => this with { Domains = Domains.SetItem(e.Domain, new IngressDomain(e.Domain, e.VerificationToken, false)) },
         IngressDomainVerified e => this with { Domains = Domains.SetItem(e.Domain, Domains[e.Domain] with { Verified = true }) },
         IngressDeleted => this with { Deleted = true },
+        IngressOwnedBy e => this with { Owner = e.Owner },
         IngressReplicaMoved e => this with { Replicas = Replicas.Replace(Replicas.First(r => r.HostId == e.From.HostId), e.To) },
         IngressReplicaLost e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.Replica.HostId), Lost = (Lost.IsDefault ? [] : Lost).Add(e.Replica) },
         IngressReplicaRestored e => this with { Replicas = Replicas.Add(e.Replica), Lost = Lost.Remove(Lost.First(r => r.Zone == e.Replica.Zone)) },

@@ -5,9 +5,10 @@ using Kraud.Domain.Common;
 
 namespace Kraud.Domain.Ingresses;
 
+/// <param name="Owner">Set when a product (an app) makes the ingress as one of its parts.</param>
 public sealed record CreateIngress(
     Guid IngressId, Guid TenantId, string Name, IngressKind Kind, IReadOnlyList<IngressRoute> Routes, AuthPolicy? Auth, int? Port, string? Protocol,
-    IReadOnlyList<FirewallRule> Firewall, bool AcceptExposure, int FailuresTolerated, Principal By, DateTimeOffset At);
+    IReadOnlyList<FirewallRule> Firewall, bool AcceptExposure, int FailuresTolerated, Principal By, DateTimeOffset At, ResourceOwner? Owner = null);
 
 /// <summary>What the decision needs to know about the world: the tenant's pods the routes name, the ingress hosts, a free public address.</summary>
 public sealed record IngressFacts(IReadOnlyDictionary<Guid, RoutedPod> Pods, IReadOnlyList<IngressHostSlot> IngressHosts, string? FreePublicAddress);
@@ -22,12 +23,13 @@ public sealed record AddIngressDomain(Guid IngressId, string Domain, string Veri
 
 public sealed record VerifyIngressDomain(Guid IngressId, string Domain, bool TxtRecordFound, string Evidence, DateTimeOffset At);
 
-public sealed record DeleteIngress(Guid IngressId, Principal By, DateTimeOffset At);
+/// <param name="OnBehalfOf">The owner removing its own ingress; an owned ingress refuses anyone else.</param>
+public sealed record DeleteIngress(Guid IngressId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null);
 
 /// <summary>Keep a managed ingress on hosts that serve. <paramref name="Leaving"/>: the INGRESS hosts that stopped serving (failed, draining, drained), with why.</summary>
 public sealed record RepairIngress(Guid IngressId, IReadOnlyDictionary<Guid, string> Leaving, DateTimeOffset At);
 /// <summary>Points a managed ingress's routes at other pods (the app rollout uses it; the ingress, its name and its domains stay).</summary>
-public sealed record SetIngressRoutes(Guid IngressId, IReadOnlyList<IngressRoute> Routes, Principal By, DateTimeOffset At);
+public sealed record SetIngressRoutes(Guid IngressId, IReadOnlyList<IngressRoute> Routes, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null);
 
 public static partial class IngressDecider
 {
@@ -51,11 +53,12 @@ public static partial class IngressDecider
         Names.RequireDnsLabel(c.Name, "name");
         RequireRoutes(c.Routes, facts);
 
-        return c.Kind switch
+        var created = c.Kind switch
         {
             IngressKind.Direct => Direct(c, facts),
             _ => Managed(c, facts),
         };
+        return c.Owner is { } owner ? [.. created, new IngressOwnedBy(c.IngressId, owner, c.At)] : created;
     }
 
     private static void RequireRoutes(IReadOnlyList<IngressRoute> routes, IngressFacts facts)
@@ -75,6 +78,7 @@ public static partial class IngressDecider
     public static IReadOnlyList<object> Decide(SetIngressRoutes c, Ingress state, IngressFacts facts)
     {
         RequireLive(state, c.IngressId);
+        if (state.Owner is { } owner && owner.Id != c.OnBehalfOf) throw owner.Refuses($"Ingress {state.Name}");
         if (state.Kind == IngressKind.Direct) throw DomainException.Validation("A direct ingress is bound to its pod's rack: create a new one instead.");
         if (c.Routes.Count == 0) throw DomainException.Validation("A managed ingress needs at least one route (host, path, pod, port).");
         RequireRoutes(c.Routes, facts);
@@ -184,7 +188,9 @@ public static partial class IngressDecider
     public static IReadOnlyList<object> Decide(DeleteIngress c, Ingress state)
     {
         if (!state.Exists) throw DomainException.NotFound("Ingress", c.IngressId);
-        return state.Deleted ? [] : [new IngressDeleted(c.IngressId, c.By.Actor, c.At)];
+        if (state.Deleted) return [];
+        if (state.Owner is { } owner && owner.Id != c.OnBehalfOf) throw owner.Refuses($"Ingress {state.Name}");
+        return [new IngressDeleted(c.IngressId, c.By.Actor, c.At)];
     }
 
     /// <summary>

@@ -85,7 +85,7 @@ public static class KubernetesPlan
 
     public static Guid NodePoolPodId(Guid clusterId, string pool) => DeterministicId.From("k8s-node-pool", clusterId, pool);
 
-    public static PodOwner Owner(KubernetesCluster cluster) => new(PodOwner.KubernetesCluster, cluster.Id, cluster.Name);
+    public static ResourceOwner Owner(KubernetesCluster cluster) => new(ResourceOwner.KubernetesCluster, cluster.Id, cluster.Name);
 
     public static IEnumerable<CreatePod> Pods(KubernetesCluster cluster, Principal by, DateTimeOffset at)
     {

@@ -43,7 +43,7 @@ public sealed record Pod(
     public PodAttestation? Attestation { get; init; }
 
     /// <summary>The product resource that made this pod and alone may scale or delete it; null for a tenant's own pods.</summary>
-    public PodOwner? Owner { get; init; }
+    public ResourceOwner? Owner { get; init; }
 
     public int NextGeneration(int replica) => Generations.GetValueOrDefault(replica);
 

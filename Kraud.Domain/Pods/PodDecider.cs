@@ -8,7 +8,7 @@ namespace Kraud.Domain.Pods;
 public abstract record PodCommand(Guid PodId, DateTimeOffset At);
 
 /// <param name="Owner">Set when a product resource (Kubernetes cluster, app) makes the pod as one of its parts.</param>
-public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, PodOwner? Owner = null)
+public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, ResourceOwner? Owner = null)
     : PodCommand(PodId, At);
 
 /// <param name="OnBehalfOf">The owner resource that scales its own pod; an owned pod refuses anyone else.</param>
@@ -102,8 +102,7 @@ public static class PodDecider
         return events;
     }
 
-    private static DomainException OwnedBy(PodOwner owner, Pod state) => new(ErrorCode.Precondition,
-        $"Pod {state.Spec.Namespace}/{state.Spec.Name} is part of {owner.Kind} '{owner.Name}' ({owner.Id}): change it through the {owner.Kind}.");
+    private static DomainException OwnedBy(ResourceOwner owner, Pod state) => owner.Refuses($"Pod {state.Spec.Namespace}/{state.Spec.Name}");
 
     private static IReadOnlyList<object> Scale(ScalePod c, Pod state)
     {

@@ -1,3 +1,4 @@
+using Kraud.Domain.Common;
 namespace Kraud.Domain.Pods;
 
 /// <summary>What the tenant asked for; immutable once requested (scale and restart are events of their own).</summary>
@@ -73,13 +74,7 @@ public sealed record PodReplicaAttested(Guid PodId, Guid VmId, Guid HostId, stri
 /// <summary>The host's attestation report for this microVM did not verify; the replica fails and its VM is stopped.</summary>
 public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
-/// <summary>What a pod belongs to when a product made it (a Kubernetes cluster's control plane or node pool, an app's service).</summary>
-public sealed record PodOwner(string Kind, Guid Id, string Name)
-{
-    public const string KubernetesCluster = "kubernetes cluster", App = "app";
-}
-
 /// <summary>The pod is part of another resource: only that resource scales or deletes it.</summary>
-public sealed record PodOwnedBy(Guid PodId, PodOwner Owner, DateTimeOffset At);
+public sealed record PodOwnedBy(Guid PodId, ResourceOwner Owner, DateTimeOffset At);
 /// <summary>IPAM gave the microVM its VPC addresses (held until it stops or fails).</summary>
 public sealed record PodReplicaAddressed(Guid PodId, Guid VmId, string Ip6, string Ip4, DateTimeOffset At);

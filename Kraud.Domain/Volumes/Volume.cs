@@ -20,6 +20,8 @@ public sealed record Volume(
     /// <summary>Hosts a replica of this volume failed on: placement does not pick them again for it.</summary>
     public ImmutableHashSet<Guid> FailedOn { get; init; } = [];
 
+    public Common.ResourceOwner? Owner { get; init; }
+
     /// <summary>The product table: BLOCK and GFS keep three copies in one zone, RED two.</summary>
     public static int DesiredReplicas(VolumeClass c) => c switch
     {
@@ -72,6 +74,7 @@ public sealed record Volume(
     public Volume Evolve(object @event) => @event switch
     {
         VolumeRequested e => new Volume(e.VolumeId, e.TenantId, e.Name, e.Class, e.SizeGiB, e.Zone, true, false, false, null, [], [], null, false, e.At),
+        VolumeOwnedBy e => this with { Owner = e.Owner },
         VolumePlacementRefused e => this with { PlacementRefusal = e.Reason },
         VolumeReplicaScheduled e => this with
         {

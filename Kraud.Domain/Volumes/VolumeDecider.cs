@@ -5,16 +5,18 @@ namespace Kraud.Domain.Volumes;
 
 public abstract record VolumeCommand(Guid VolumeId, DateTimeOffset At);
 
-public sealed record CreateVolume(Guid VolumeId, Guid TenantId, string Name, VolumeClass Class, int SizeGiB, string? Zone, Principal By, DateTimeOffset At)
-    : VolumeCommand(VolumeId, At);
+/// <param name="Owner">Set when a product (an app) makes the volume as one of its parts.</param>
+public sealed record CreateVolume(Guid VolumeId, Guid TenantId, string Name, VolumeClass Class, int SizeGiB, string? Zone, Principal By, DateTimeOffset At,
+    ResourceOwner? Owner = null) : VolumeCommand(VolumeId, At);
 
 /// <param name="PodZone">The zone the pod runs in, when it runs already.</param>
-public sealed record AttachVolume(Guid VolumeId, Guid PodId, string? PodZone, string MountPath, bool ReadOnly, Principal By, DateTimeOffset At)
-    : VolumeCommand(VolumeId, At);
+/// <param name="OnBehalfOf">The owner acting on its own volume (for an owned pod: the pod's owner); an owned volume refuses anyone else.</param>
+public sealed record AttachVolume(Guid VolumeId, Guid PodId, string? PodZone, string MountPath, bool ReadOnly, Principal By, DateTimeOffset At,
+    Guid? OnBehalfOf = null) : VolumeCommand(VolumeId, At);
 
-public sealed record DetachVolume(Guid VolumeId, Guid PodId, Principal By, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+public sealed record DetachVolume(Guid VolumeId, Guid PodId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : VolumeCommand(VolumeId, At);
 
-public sealed record DeleteVolume(Guid VolumeId, Principal By, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+public sealed record DeleteVolume(Guid VolumeId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : VolumeCommand(VolumeId, At);
 
 /// <summary>The scheduler's verdict for the volume's missing replicas: storage hosts for them, or why there are none.</summary>
 public sealed record ApplyVolumePlacement(Guid VolumeId, IReadOnlyList<ReplicaHost> Hosts, string? Refusal, DateTimeOffset At) : VolumeCommand(VolumeId, At);
@@ -43,6 +45,9 @@ public static class VolumeDecider
         (_, { Exists: false }) or (_, { Deleted: true }) when command is not RecordReplicaReport => throw DomainException.NotFound("Volume", command.VolumeId),
         (RecordReplicaReport c, _) => Report(c, state),
         (ApplyVolumePlacement c, _) => Place(c, state),
+        (AttachVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
+        (DetachVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
+        (DeleteVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
         (DetachVolume c, _) => Detach(c, state),
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Volume {state.Name} is being deleted."),
         (AttachVolume c, _) => Attach(c, state),
@@ -66,7 +71,8 @@ public static class VolumeDecider
         if (c.Class == VolumeClass.Ephemeral)
             throw DomainException.Validation(
                 "EPHEMERAL disks are made for each microVM when it boots and erased when it stops: set ephemeralGiB on the pod instead of creating a volume.");
-        return [new VolumeRequested(c.VolumeId, c.TenantId, c.Name, c.Class, c.SizeGiB, c.Zone, c.By.Actor, c.At)];
+        var requested = new VolumeRequested(c.VolumeId, c.TenantId, c.Name, c.Class, c.SizeGiB, c.Zone, c.By.Actor, c.At);
+        return c.Owner is { } owner ? [requested, new VolumeOwnedBy(c.VolumeId, owner, c.At)] : [requested];
     }
 
     private static IReadOnlyList<object> Attach(AttachVolume c, Volume state)

@@ -7,6 +7,9 @@ public enum VolumeState { Pending, Provisioning, Healthy, Degraded, Unavailable,
 public sealed record VolumeRequested(Guid VolumeId, Guid TenantId, string Name, VolumeClass Class, int SizeGiB, string? Zone, string RequestedBy,
     DateTimeOffset At);
 
+/// <summary>The volume is part of another resource (an app's data): only that resource attaches, detaches or deletes it.</summary>
+public sealed record VolumeOwnedBy(Guid VolumeId, Kraud.Domain.Common.ResourceOwner Owner, DateTimeOffset At);
+
 /// <summary>No storage host can take the volume's missing replicas now; placement is tried again when the fleet changes.</summary>
 public sealed record VolumePlacementRefused(Guid VolumeId, string Reason, DateTimeOffset At);
 

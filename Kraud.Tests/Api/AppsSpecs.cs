@@ -220,8 +220,21 @@ public class AppsSpecs(KraudApp app)
         Assert.Equal(JsonValueKind.Null, (await other.Gql("query($id: ID!) { appInstance(id: $id) { id } }", new { id = launch.Id() })).ShouldSucceed().Data
             .GetProperty("appInstance").ValueKind);
         (await other.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = v.Id() })).ShouldFailWith("NOT_FOUND");
-        // Attached to the app's pod: the tenant cannot pull it away either (the app deletes it with itself).
-        (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = v.Id() })).ShouldFailWith("PRECONDITION");
+        // The volume is the app's: the tenant can neither delete it, nor pull it from the app's pod, nor mount it elsewhere (the app deletes it with itself).
+        var owner = (await tenant.Gql("query($id: ID!) { volume(id: $id) { owner { kind id name } } }", new { id = v.Id() })).ShouldSucceed().Data
+            .GetProperty("volume").GetProperty("owner");
+        Assert.Equal(("app", launch.Id(), "pg"), (owner.GetProperty("kind").GetString(), owner.Id(), owner.GetProperty("name").GetString()));
+        var stray = await tenant.WaitForPodAsync((await tenant.CreatePodAsync("stray")).Id(), "RUNNING");
+        var events = await tenant.EventCountAsync();
+        foreach (var (mutation, args) in new (string, object)[]
+                 {
+                     ("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = v.Id() }),
+                     ("mutation($v: ID!, $p: ID!) { detachVolume(volumeId: $v, podId: $p) { id } }", new { v = v.Id(), p = pod.Id() }),
+                     ("mutation($v: ID!, $p: ID!) { attachVolume(volumeId: $v, podId: $p, mountPath: \"/data\", readOnly: true) { id } }", new { v = v.Id(), p = stray.Id() }),
+                 })
+            Assert.Contains($"is part of app 'pg' ({launch.Id()})", (await tenant.Gql(mutation, args)).ShouldFailWith("PRECONDITION").FirstErrorMessage);
+        Assert.Equal(events, await tenant.EventCountAsync());
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = stray.Id() })).ShouldSucceed();
         await DeleteAndWaitAsync(tenant, launch.Id());
     }
 
@@ -270,6 +283,9 @@ public class AppsSpecs(KraudApp app)
             new { h = ingress.GetProperty("replicas")[0].GetProperty("hostId").GetString() })).ShouldSucceed().Data.GetProperty("ingressHostConfig");
         var served = config.GetProperty("ingresses").EnumerateArray().Single(i => i.GetProperty("ingressId").GetString() == ingress.Id()).GetProperty("routes")[0];
         Assert.Equal(2, served.GetProperty("backends").GetArrayLength());
+        // The ingress is the app's: the tenant adds domains to it, but re-routing and deleting it is the app's business.
+        var refused = (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() })).ShouldFailWith("PRECONDITION");
+        Assert.Contains("is part of app", refused.FirstErrorMessage);
 
         await DeleteAndWaitAsync(tenant, running.Id());
     }

@@ -182,3 +182,31 @@ public class IngressRepairSpecs
         Assert.True(after.Degraded);
     }
 }
+
+public class IngressOwnershipSpecs
+{
+    [Fact]
+    public void an_ingress_an_app_made_is_rerouted_and_deleted_only_on_the_apps_behalf()
+    {
+        var pod = Guid.NewGuid();
+        var app = new ResourceOwner(ResourceOwner.App, Guid.NewGuid(), "share");
+        var by = Principal.System("test");
+        var facts = new IngressFacts(new Dictionary<Guid, RoutedPod> { [pod] = new(pod, "web", []) },
+            [new(Guid.NewGuid(), "a1", "a", 8), new(Guid.NewGuid(), "a2", "a", 8), new(Guid.NewGuid(), "b1", "b", 8)], null);
+        var route = new IngressRoute("share.example.com", "/", pod, 80);
+        var events = IngressDecider.Decide(new CreateIngress(Guid.NewGuid(), Guid.NewGuid(), "share", IngressKind.Managed, [route], null, null, null, [],
+            false, 1, by, DateTimeOffset.UnixEpoch, app), Ingress.Initial, facts);
+        var ingress = Fold.Events<Ingress>(events);
+        Assert.Equal(app, ingress.Owner);
+
+        foreach (var refused in new Func<IReadOnlyList<object>>[]
+                 {
+                     () => IngressDecider.Decide(new DeleteIngress(ingress.Id, by, DateTimeOffset.UnixEpoch), ingress),
+                     () => IngressDecider.Decide(new SetIngressRoutes(ingress.Id, [route with { Port = 8080 }], by, DateTimeOffset.UnixEpoch), ingress, facts),
+                 })
+            Assert.Contains("Ingress share is part of app 'share'", Assert.Throws<DomainException>(refused).Message);
+
+        Assert.Single(IngressDecider.Decide(new SetIngressRoutes(ingress.Id, [route with { Port = 8080 }], by, DateTimeOffset.UnixEpoch, app.Id), ingress, facts));
+        Assert.IsType<IngressDeleted>(Assert.Single(IngressDecider.Decide(new DeleteIngress(ingress.Id, by, DateTimeOffset.UnixEpoch, app.Id), ingress)));
+    }
+}

@@ -219,4 +219,30 @@ public class VolumeDeciderSpecs
         var other = healthy with { Id = Guid.NewGuid(), Zone = "z2" };
         Assert.Contains("one zone", Assert.IsType<VolumeAffinity.Refuse>(VolumeAffinity.For(null, [(VolumeId, healthy), (other.Id, other)])).Reason);
     }
+
+    [Fact]
+    public void a_volume_an_app_made_is_attached_detached_and_deleted_only_on_the_apps_behalf()
+    {
+        var app = new ResourceOwner(ResourceOwner.App, Guid.NewGuid(), "pg");
+        var (v, events) = When(Volume.Initial, new CreateVolume(VolumeId, Tenant, "data", VolumeClass.Block, 10, null, Admin, Now, app));
+        Assert.Equal(app, Assert.IsType<VolumeOwnedBy>(events[1]).Owner);
+
+        foreach (var command in new VolumeCommand[]
+                 {
+                     new AttachVolume(VolumeId, PodA, null, "/data", false, Admin, Now),
+                     new DetachVolume(VolumeId, PodA, Admin, Now),
+                     new DeleteVolume(VolumeId, Admin, Now),
+                     new DeleteVolume(VolumeId, Admin, Now, OnBehalfOf: Guid.NewGuid()),
+                 })
+        {
+            var refused = Assert.Throws<DomainException>(() => VolumeDecider.Decide(command, v));
+            Assert.Equal(ErrorCode.Precondition, refused.Code);
+            Assert.Contains($"Volume data is part of app 'pg' ({app.Id})", refused.Message);
+        }
+
+        var attached = When(v, new AttachVolume(VolumeId, PodA, null, "/data", false, Admin, Now, app.Id)).State;
+        var detached = When(attached, new DetachVolume(VolumeId, PodA, Admin, Now, app.Id)).State;
+        Assert.Empty(detached.Attachments);
+        Assert.True(When(detached, new DeleteVolume(VolumeId, Admin, Now, app.Id)).State.Deleting);
+    }
 }
