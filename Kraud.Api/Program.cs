@@ -9,7 +9,7 @@ var builder = WebApplication.CreateBuilder(args);
 var database = await builder.AddKraudDatabaseAsync();
 var fleet = builder.AddKraudFleet();
 builder.Services.AddKraudMarten(database.ConnectionString);
-builder.UseKraudWolverine(fleet);
+builder.UseKraudWolverine(fleet, database.ConnectionString);
 builder.Services.AddKraudApi();
 
 var app = builder.Build();

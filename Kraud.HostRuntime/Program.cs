@@ -47,7 +47,7 @@ builder.UseWolverine(opts =>
     opts.ServeHosts(fleet);
     opts.Durability.Mode = DurabilityMode.Solo;
 });
-builder.Services.AddHostAgents(fleet);
+builder.Services.AddHostAgents(fleet, connection);
 
 await builder.Build().RunAsync();
 return 0;

@@ -16,7 +16,7 @@ public static class WolverineSetup
     public const string SchedulerQueue = "scheduler";
     public const string AppsQueue = "apps";
 
-    public static void UseKraudWolverine(this WebApplicationBuilder builder, FleetOptions fleet)
+    public static void UseKraudWolverine(this WebApplicationBuilder builder, FleetOptions fleet, string connectionString)
     {
         builder.Host.UseWolverine(opts =>
         {
@@ -99,6 +99,6 @@ public static class WolverineSetup
             opts.ServeHosts(fleet);
         });
         // After UseWolverine: hosted services start in order, and the agents announce themselves through Wolverine.
-        builder.Services.AddHostAgents(fleet);
+        builder.Services.AddHostAgents(fleet, connectionString);
     }
 }

@@ -5,6 +5,7 @@ using Kraud.Domain.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
+using Kraud.HostRuntime.Agents;
 using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;
 using Marten;
@@ -38,7 +39,7 @@ public static class MarkHostFailedHandler
 }
 
 /// <summary>Watches heartbeats: a READY, CORDONED or DRAINING host silent for longer than the window (see <see cref="HeartbeatSilence"/>) is marked FAILED.</summary>
-public sealed class HostFailureDetector(IDocumentStore store, IWolverineRuntime runtime, FleetOptions fleet, TimeProvider time,
+public sealed class HostFailureDetector(IDocumentStore store, HostLeases leases, IWolverineRuntime runtime, FleetOptions fleet, TimeProvider time,
     ILogger<HostFailureDetector> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -51,19 +52,17 @@ public sealed class HostFailureDetector(IDocumentStore store, IWolverineRuntime 
             {
                 await using var session = store.QuerySession();
                 var hosts = await session.Query<HostView>().ToListAsync(stoppingToken);
-                var liveness = (await session.Query<HostLiveness>().ToListAsync(stoppingToken)).ToDictionary(l => l.Id);
-                // A host that never sent a heartbeat is judged from when it registered.
-                var heard = hosts.ToDictionary(h => h.Id, h => liveness.TryGetValue(h.Id, out var l)
-                    ? new HeartbeatSilence.Heard(h.Id, l.LastSentAt, l.LastHeartbeat)
-                    : new HeartbeatSilence.Heard(h.Id, h.Host.RegisteredAt, h.Host.RegisteredAt));
-                var now = time.GetUtcNow();
+                var (renewed, databaseNow) = await leases.ReadAsync(stoppingToken);
+                var lease = renewed.ToDictionary(l => l.HostId, l => l.RenewedAt);
+                // A host that never renewed its lease is judged from when it registered.
+                var heard = hosts.ToDictionary(h => h.Id, h => new HeartbeatSilence.Heard(h.Id, lease.TryGetValue(h.Id, out var at) ? at : h.Host.RegisteredAt));
                 var judged = hosts.Where(h => h.State != HostState.Failed).Select(h => heard[h.Id]);
-                foreach (var silent in HeartbeatSilence.Find(heard.Values, judged, now, window))
+                foreach (var silent in HeartbeatSilence.Find(heard.Values, judged, databaseNow, window))
                 {
-                    var last = heard[silent.HostId].LastHandledAt;
+                    var last = heard[silent.HostId].LastRenewed;
                     var missed = (int)(silent.For.TotalMilliseconds / fleet.HeartbeatIntervalMs);
                     logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", hosts.First(h => h.Id == silent.HostId).Name, missed, last);
-                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(silent.HostId, last, missed, now), stoppingToken);
+                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(silent.HostId, last, missed, time.GetUtcNow()), stoppingToken);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)

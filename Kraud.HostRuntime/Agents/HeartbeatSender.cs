@@ -7,8 +7,9 @@ using Wolverine.Runtime;
 
 namespace Kraud.HostRuntime.Agents;
 
-/// <summary>Each powered-on host tells the control plane every few seconds that it lives and which microVMs it runs.</summary>
-public sealed class HeartbeatSender(HostAgents agents, FleetOptions fleet, IWolverineRuntime runtime, TimeProvider time, ILogger<HeartbeatSender> logger)
+/// <summary>Each powered-on host renews its lease every few seconds and tells the control plane which microVMs it runs.</summary>
+public sealed class HeartbeatSender(HostAgents agents, HostLeases leases, FleetOptions fleet, IWolverineRuntime runtime, TimeProvider time,
+    ILogger<HeartbeatSender> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -16,6 +17,15 @@ public sealed class HeartbeatSender(HostAgents agents, FleetOptions fleet, IWolv
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(fleet.HeartbeatIntervalMs), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            try
+            {
+                // The lease says the host lives; the message below says what it runs.
+                await leases.RenewAsync(agents.All.Where(a => a.PoweredOn).Select(a => a.Id).ToList(), stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Could not renew the host leases");
+            }
             foreach (var agent in agents.All.Where(a => a.PoweredOn))
             {
                 try

@@ -16,9 +16,11 @@ namespace Kraud.HostRuntime.Configuration;
 /// <summary>One setup for both modes: the API's in-process fleet and a standalone host runtime process.</summary>
 public static class HostRuntimeSetup
 {
-    public static IServiceCollection AddHostAgents(this IServiceCollection services, FleetOptions fleet)
+    /// <param name="connectionString">The control plane's database, where the hosts renew their leases.</param>
+    public static IServiceCollection AddHostAgents(this IServiceCollection services, FleetOptions fleet, string connectionString)
     {
         services.TryAddSingleton(fleet);
+        services.TryAddSingleton(new HostLeases(connectionString));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
