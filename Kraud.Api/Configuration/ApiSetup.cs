@@ -37,7 +37,7 @@ public static class ApiSetup
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddHostedService<HostFailureDetector>();
         services.AddHostedService<Pods.FailedReplicaReconciler>();
-        services.AddHostedService<Volumes.VolumePlacementRetry>();
+        services.AddHostedService<Common.PlacementRetry>();
         services.AddKraudGraphQL();
         Confidential.AttestationTrustSetup.AddAttestationTrust(services);
         services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));

@@ -36,33 +36,3 @@ public static class ScheduleVolumeHandler
         }
     }
 }
-
-/// <summary>
-/// Volumes with replicas no storage host could take are tried again every few seconds, since hosts come back, are
-/// uncordoned or added without the volume hearing of it. Placing is idempotent (the scheduler re-reads the volume).
-/// </summary>
-public sealed class VolumePlacementRetry(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<VolumePlacementRetry> logger)
-    : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2), time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                await using var session = store.QuerySession();
-                var waiting = await session.Query<VolumeView>()
-                    .Where(v => v.State != VolumeState.Healthy && v.State != VolumeState.Deleted).ToListAsync(stoppingToken);
-                // Only refused ones: the others have a request in the (durable) scheduler queue already, and asking for
-                // every waiting volume each round would flood that queue under load.
-                foreach (var volume in waiting.Where(v => v.Volume.Unplaced > 0 && v.Volume.PlacementRefusal is not null))
-                    await new MessageBus(runtime).PublishAsync(new ScheduleVolume(volume.Id, null));
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Retrying volume placement failed this round");
-            }
-        }
-    }
-}

@@ -92,9 +92,13 @@ public sealed class BenchApp : IAsyncDisposable
         return json.GetProperty("data").Clone();
     }
 
-    public async Task<Guid> CreatePodAsync(string name, int replicas = 1) =>
-        Guid.Parse((await Gql(TenantToken, "mutation($n: String!, $r: Int) { createPod(input: {name: $n, image: \"nginx\", cpu: 1, memoryMiB: 64, replicas: $r}) { id } }",
-            new { n = name, r = replicas })).GetProperty("createPod").GetProperty("id").GetString()!);
+    public async Task<Guid> CreatePodAsync(string name, int replicas = 1, string ns = "default") =>
+        Guid.Parse((await Gql(TenantToken,
+            "mutation($n: String!, $r: Int, $ns: String) { createPod(input: {name: $n, namespace: $ns, image: \"nginx\", cpu: 1, memoryMiB: 64, replicas: $r}) { id } }",
+            new { n = name, r = replicas, ns })).GetProperty("createPod").GetProperty("id").GetString()!);
+
+    /// <summary>The n-th pod's namespace: a namespace's IPv4 overlay (a /23) holds 509 microVMs, so big runs spread over several.</summary>
+    public static string NamespaceFor(int n, int replicas) => $"ns{n * replicas / 500}";
 
     public static async Task WaitUntil(Func<Task<bool>> condition, string what, int seconds = 600)
     {

@@ -39,7 +39,7 @@ public static class PodsBench
                 var started = clock.ElapsedTicks;
                 try
                 {
-                    var id = await app.CreatePodAsync($"pod{n:00000}", options.Replicas);
+                    var id = await app.CreatePodAsync($"pod{n:00000}", options.Replicas, BenchApp.NamespaceFor(n, options.Replicas));
                     created[id] = (started, Stats.Ms(clock.ElapsedTicks - started));
                 }
                 catch (Exception e)

@@ -24,7 +24,7 @@ public static class RecoveryBench
         {
             while (Interlocked.Increment(ref next) is var n && n < options.Pods)
             {
-                var id = await app.CreatePodAsync($"pod{n:00000}");
+                var id = await app.CreatePodAsync($"pod{n:00000}", ns: BenchApp.NamespaceFor(n, 1));
                 lock (sync) ids.Add(id);
             }
         })));

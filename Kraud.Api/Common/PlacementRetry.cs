@@ -1,0 +1,43 @@
+using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
+using Marten;
+using Wolverine;
+using Wolverine.Runtime;
+
+namespace Kraud.Api.Common;
+
+/// <summary>
+/// Pods the scheduler found UNSCHEDULABLE and volumes whose replicas no storage host could take are tried again every
+/// few seconds: hosts come back, are uncordoned, added or emptied without those pods and volumes hearing of it.
+/// Placing is idempotent (the schedulers re-read the state, and the same refusal appends nothing).
+/// </summary>
+public sealed class PlacementRetry(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<PlacementRetry> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2), time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                // Only refused ones: the others have a request in the (durable) scheduler queues already, and asking for
+                // everything waiting each round would flood those queues under load.
+                await using var session = store.QuerySession();
+                var pods = await session.Query<PodView>().Where(p => p.State == PodState.Unschedulable).Select(p => p.Id).ToListAsync(stoppingToken);
+                foreach (var pod in pods) await new MessageBus(runtime).PublishAsync(new SchedulePod(pod, null));
+                var volumes = await session.Query<VolumeView>()
+                    .Where(v => v.State != VolumeState.Healthy && v.State != VolumeState.Deleted).ToListAsync(stoppingToken);
+                foreach (var volume in volumes.Where(v => v.Volume.Unplaced > 0 && v.Volume.PlacementRefusal is not null))
+                    await new MessageBus(runtime).PublishAsync(new ScheduleVolume(volume.Id, null));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Retrying placements failed this round");
+            }
+        }
+    }
+}
