@@ -6,6 +6,28 @@ namespace Kraud.Tests.Api;
 [Collection(ApiCollection.Name)]
 public class SchedulingSpecs(KraudApp app)
 {
+    [Fact]
+    public async Task an_unschedulable_pod_runs_once_its_zone_has_room_again()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Compute", Zone: "fsn1-b" }).ToList();
+        foreach (var host in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = host.Id })).ShouldSucceed();
+        string podId;
+        try
+        {
+            podId = (await tenant.CreatePodAsync("patient", zone: "fsn1-b")).Id();
+            var refused = await tenant.WaitForPodAsync(podId, "UNSCHEDULABLE");
+            Assert.Contains("fsn1-b", refused.GetProperty("reason").GetString());
+        }
+        finally
+        {
+            foreach (var host in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = host.Id })).ShouldSucceed();
+        }
+        // Nobody asks again: the scheduler tries unschedulable pods every few seconds.
+        var running = await tenant.WaitForPodAsync(podId, "RUNNING");
+        Assert.Equal("fsn1-b", app.Agent(running.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
+        await tenant.DeletePodsAsync();
+    }
 
     [Fact]
     public async Task a_pod_that_names_a_zone_runs_only_in_that_zone()
