@@ -44,7 +44,7 @@ public static class IngressCommandHandler
         var events = IngressDecider.Decide(c, Ingress.Initial, facts);
         var ingress = Fold.Events<Ingress>(events);
         session.Events.StartStream(c.IngressId, events).Stamp(AuditStamp.For(context, c.By, c.TenantId, nameof(CreateIngress)));
-        slots.Apply(session, Ingress.Initial, events);
+        slots.Apply(session, events);
         session.Insert(new NameClaim { Id = NameClaim.For("ingress", c.TenantId.ToString(), c.Name), OwnerId = c.IngressId });
         if (ingress.Exposure is { } exposure)
         {
@@ -87,7 +87,7 @@ public static class IngressCommandHandler
         var events = IngressDecider.Decide(c, ingress);
         if (events.Count == 0) return;
         session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(DeleteIngress)));
-        (await IngressSlots.LoadAsync(session, (await session.Query<HostView>().ToListAsync()).Select(h => h.Host))).Apply(session, ingress, events);
+        IngressSlots.ReleaseAll(session, ingress.Id);
         session.Delete<NameClaim>(NameClaim.For("ingress", ingress.TenantId.ToString(), ingress.Name));
         foreach (var domain in ingress.Domains.Keys) session.Delete<NameClaim>(NameClaim.For("domain", domain));
         if (ingress.Exposure is { } exposure)

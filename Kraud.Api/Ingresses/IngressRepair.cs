@@ -40,7 +40,7 @@ public static class RepairIngressesHandler
             if (events.Count == 0) continue;
             session.Events.Append(view.Id, view.Version + events.Count, events)
                 .Stamp(AuditStamp.For(context, Repair, view.TenantId, nameof(RepairIngress)));
-            slots.Apply(session, view.Ingress, events);
+            slots.Apply(session, events);
         }
     }
 }

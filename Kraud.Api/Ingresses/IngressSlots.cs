@@ -34,8 +34,8 @@ public sealed class IngressSlots
     public static async Task<IngressSlots> LoadAsync(IQuerySession session, IEnumerable<Host> hosts)
     {
         var ingressHosts = hosts.Where(h => h.Role == HostRole.Ingress).ToList();
-        var claims = await session.Query<IngressSlotClaim>().ToListAsync();
-        return new IngressSlots(ingressHosts, ingressHosts.ToDictionary(h => h.Id, h => claims.Where(c => c.HostId == h.Id).ToList()));
+        var claims = (await session.Query<IngressSlotClaim>().ToListAsync()).ToLookup(c => c.HostId);
+        return new IngressSlots(ingressHosts, ingressHosts.ToDictionary(h => h.Id, h => claims[h.Id].ToList()));
     }
 
     /// <summary>Every INGRESS host with the replicas it can still take; hosts that are not READY stay in the list with no room,
@@ -44,8 +44,11 @@ public sealed class IngressSlots
         .Select(h => new IngressHostSlot(h.Id, h.Name, h.Zone, h.State == HostState.Ready ? Math.Max(0, Capacity(h) - taken[h.Id].Count) : 0))
         .ToList();
 
-    /// <summary>Claims and releases what the events place and remove; <paramref name="before"/> is the ingress they apply to.</summary>
-    public void Apply(IDocumentSession session, Ingress before, IEnumerable<object> events)
+    /// <summary>A deleted ingress gives back every slot it holds; nothing needs to be read for that.</summary>
+    public static void ReleaseAll(IDocumentSession session, Guid ingressId) => session.DeleteWhere<IngressSlotClaim>(c => c.IngressId == ingressId);
+
+    /// <summary>Claims and releases what placement and repair events place and remove.</summary>
+    public void Apply(IDocumentSession session, IEnumerable<object> events)
     {
         foreach (var e in events)
             switch (e)
@@ -62,9 +65,6 @@ public sealed class IngressSlots
                     break;
                 case IngressReplicaRestored r:
                     Take(session, r.Replica.HostId, r.IngressId);
-                    break;
-                case IngressDeleted d:
-                    foreach (var r in before.Replicas) Release(session, r.HostId, d.IngressId);
                     break;
             }
     }
