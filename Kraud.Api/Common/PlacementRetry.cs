@@ -1,7 +1,9 @@
 using Kraud.Api.Pods;
 using Kraud.Api.Volumes;
+using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
+using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Kraud.Projections.Volumes;
 using Marten;
@@ -13,7 +15,8 @@ namespace Kraud.Api.Common;
 /// <summary>
 /// Pods the scheduler found UNSCHEDULABLE and volumes whose replicas no storage host could take are tried again every
 /// few seconds: hosts come back, are uncordoned, added or emptied without those pods and volumes hearing of it.
-/// Placing is idempotent (the schedulers re-read the state, and the same refusal appends nothing).
+/// Placing is idempotent (the schedulers re-read the state, and the same refusal appends nothing). Draining hosts are
+/// looked at again too, for the same reason.
 /// </summary>
 public sealed class PlacementRetry(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<PlacementRetry> logger) : BackgroundService
 {
@@ -33,6 +36,9 @@ public sealed class PlacementRetry(IDocumentStore store, IWolverineRuntime runti
                     .Where(v => v.State != VolumeState.Healthy && v.State != VolumeState.Deleted).ToListAsync(stoppingToken);
                 foreach (var volume in volumes.Where(v => v.Volume.Unplaced > 0 && v.Volume.PlacementRefusal is not null))
                     await new MessageBus(runtime).PublishAsync(new ScheduleVolume(volume.Id, null));
+                // A drain waits on placements too: a VM placed on the host just as its drain began is evicted by FinishDrain.
+                var draining = await session.Query<HostView>().Where(h => h.State == HostState.Draining).Select(h => h.Id).ToListAsync(stoppingToken);
+                foreach (var host in draining) await new MessageBus(runtime).PublishAsync(new FinishDrain(host, time.GetUtcNow()));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

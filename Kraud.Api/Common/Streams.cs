@@ -36,4 +36,19 @@ public static class Streams
     /// <summary>Appends with the version the decision was made on: a concurrent writer makes the commit fail, never lose an update.</summary>
     public static void Append(IDocumentSession session, Guid id, int version, IReadOnlyList<object> events, AuditStamp stamp) =>
         (version == 0 ? session.Events.StartStream(id, events) : session.Events.Append(id, version + events.Count, events)).Stamp(stamp);
+
+    /// <summary>
+    /// Locks streams that several writers append to without a version (a host's: every pod that starts or stops there).
+    /// Their inline views are folded onto the document each transaction read, so two such writers at once would lose
+    /// one's update (a host would forget a microVM it runs). Locked first, the second writer reads the first one's view.
+    /// Ids are locked in order, so two writers never wait on each other in a circle.
+    /// </summary>
+    public static async Task LockAsync(IDocumentSession session, IEnumerable<Guid> ids)
+    {
+        var sorted = ids.Distinct().Order().ToArray();
+        if (sorted.Length == 0) return;
+        await session.BeginTransactionAsync(CancellationToken.None);
+        await session.QueryAsync<Guid>(
+            $"select id from {session.DocumentStore.Options.Events.DatabaseSchemaName}.mt_streams where id = any(?) order by id for update", sorted);
+    }
 }

@@ -47,6 +47,22 @@ public static class CordonHostHandler
             is not { Before: var host }) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
             await PodStreams.ExecuteAsync(session, context,
-                new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmEvicted($"host {host.Name} is being drained"), command.At), command.By);
+                new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), command.By);
     }
+
+    /// <summary>
+    /// Ends a drain once the host is empty. Until then it evicts what is still there, which is a no-op for VMs already
+    /// stopping but moves one the scheduler placed as the drain began (it had read the host as READY).
+    /// </summary>
+    public static async Task Handle(FinishDrain command, IDocumentSession session, IMessageContext context)
+    {
+        var by = Principal.System("fleet");
+        if (await HostStreams.DecideAsync(session, context, command.HostId, by, "RecordHostDrained", host => HostDecider.Decide(command, host)) is not null)
+            return;
+        if (await session.LoadAsync<HostView>(command.HostId) is not { Host: { State: HostState.Draining } host }) return;
+        foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
+            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), by);
+    }
+
+    private static VmEvicted Evicted(Host host) => new($"host {host.Name} is being drained");
 }

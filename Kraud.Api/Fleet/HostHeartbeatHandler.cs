@@ -43,7 +43,9 @@ public static class HostHeartbeatHandler
             .Where(vm => pods.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
             .Select(vm => vm.VmId));
 
-        foreach (var vm in liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList())
+        var unknown = liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList();
+        if (unknown.Count > 0) await Streams.LockAsync(session, [view.Id]);
+        foreach (var vm in unknown)
         {
             session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
                 .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));

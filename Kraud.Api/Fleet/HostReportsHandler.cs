@@ -35,15 +35,6 @@ public static class HostReportsHandler
         var pod = await Record(session, context, r, new VmStopped(r.EphemeralErased), time);
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
-
-        // The last VM left a draining host: it is empty now, and says so.
-        var host = await session.LoadAsync<HostView>(r.HostId);
-        if (host?.Host is { State: HostState.Draining } draining && draining.Vms.Keys.All(vm => vm == r.VmId))
-        {
-            // No expected version: this transaction also appends the VM's release to the host's stream.
-            session.Events.Append(r.HostId, new HostDrained(r.HostId, time.GetUtcNow()))
-                .Stamp(AuditStamp.For(context, Principal.System("fleet"), null, "RecordHostDrained"));
-        }
     }
 
     private static Task<Pod> Record(IDocumentSession session, IMessageContext context, IMicroVmReport r, VmReport report, TimeProvider time) =>

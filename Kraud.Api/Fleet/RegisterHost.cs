@@ -39,6 +39,7 @@ public static class RegisterHostHandler
             throw DomainException.Conflict($"Host {command.Name} is registered already.");
         var events = HostDecider.Decide(command, Host.Initial);
         var zoneId = Zone.IdFor(command.Zone);
+        await Streams.LockAsync(session, [zoneId]);
         var zone = (await session.LoadAsync<ZoneView>(zoneId))?.Zone ?? Zone.Initial;
         var zoneEvents = ZoneDecider.ForHost(command, zone);
         session.Stamp(context, command.By, null, nameof(RegisterHost));

@@ -15,6 +15,7 @@ public static class WireGuardKeyAnnouncement
     public static async Task RecordAsync(IDocumentSession session, IMessageContext context, Guid hostId, string publicKey, string endpoint,
         DateTimeOffset at)
     {
+        await Streams.LockAsync(session, [hostId]);
         // The host may have been registered in this very transaction: fold what the session is about to commit too.
         var host = (await session.LoadAsync<HostView>(hostId))?.Host
                    ?? Fold.Events<Host>(session.PendingChanges.Streams().Where(s => s.Id == hostId).SelectMany(s => s.Events).Select(e => e.Data));

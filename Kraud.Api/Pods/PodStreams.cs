@@ -5,6 +5,7 @@ using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
+using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 
@@ -60,6 +61,9 @@ public static class PodStreams
         // Messages sent now carry this pod's correlation id, also when the handler decides for several pods.
         context.CorrelationId = stamp.CorrelationId;
         var reactions = PodReactions.HostCommands(before, after);
+        var released = PodReactions.ReleasedVms(before, after);
+        await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
+            .Concat(released.Select(vm => vm.HostId)));
         var volumes = reactions.Any(r => r is PodReactions.Boot) ? await VolumeMounts.ForBootAsync(session, after) : [];
         foreach (var reaction in reactions)
         {
@@ -78,8 +82,15 @@ public static class PodStreams
                     break;
             }
         }
-        foreach (var vm in PodReactions.ReleasedVms(before, after))
+        foreach (var vm in released)
             session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At)).Stamp(stamp);
+        if (released.Length > 0)
+        {
+            // Whether the host is empty now is decided after this commits, on the host's stream (see FinishDrain).
+            var hosts = await session.LoadManyAsync<HostView>(released.Select(vm => vm.HostId).Distinct());
+            foreach (var host in hosts.Where(h => h.State == HostState.Draining))
+                await context.PublishAsync(new FinishDrain(host.Id, command.At));
+        }
 
         if (command is not ApplyPlacement && after.Unplaced.Count > 0)
             await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId));

@@ -52,6 +52,7 @@ public static class VolumeStreams
         if (events.OfType<VolumeKeysDestroyed>().Any()) session.Delete<VolumeKeyRecord>(after.Id);
         if (events.OfType<VolumeDeleted>().Any()) session.Delete<NameClaim>(NameClaim.For("volume", after.TenantId.ToString(), after.Name));
 
+        await Streams.LockAsync(session, VolumeReactions.Reserved(before, after).Concat(VolumeReactions.Released(before, after)).Select(r => r.HostId));
         foreach (var r in VolumeReactions.Reserved(before, after))
             session.Events.Append(r.HostId, new StorageReserved(r.HostId, after.Id, after.SizeGiB, command.At)).Stamp(stamp);
         foreach (var r in VolumeReactions.Released(before, after))

@@ -105,6 +105,9 @@ public sealed record UncordonHost(Guid HostId, Principal By, DateTimeOffset At);
 
 public sealed record DrainHost(Guid HostId, Principal By, DateTimeOffset At);
 
+/// <summary>Asked whenever a draining host may have become empty; idempotent, so it is safe to ask often.</summary>
+public sealed record FinishDrain(Guid HostId, DateTimeOffset At);
+
 public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
 
 public sealed record AnnounceWireGuardKey(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
@@ -146,6 +149,13 @@ public static class HostDecider
             _ => throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is FAILED: its pods were moved when it failed."),
         };
     }
+
+    /// <summary>
+    /// A drain ends when the host runs nothing. It is decided on the host's stream, not by whoever released the last VM:
+    /// two VMs released at once each see the other still there, and neither would end it.
+    /// </summary>
+    public static IReadOnlyList<object> Decide(FinishDrain c, Host state) =>
+        state is { Exists: true, State: HostState.Draining, Vms.IsEmpty: true } ? [new HostDrained(c.HostId, c.At)] : [];
 
     /// <summary>Failure detection may fire more than once for one silence: a host fails once.</summary>
     public static IReadOnlyList<object> Decide(MarkHostFailed c, Host state) =>

@@ -1,4 +1,7 @@
+using Kraud.Domain.Common;
 using Kraud.HostRuntime.Agents;
+using Kraud.Projections.Fleet;
+using Marten;
 using Kraud.Tests.Infrastructure;
 
 namespace Kraud.Tests.Api;
@@ -27,6 +30,31 @@ public class SchedulingSpecs(KraudApp app)
         var running = await tenant.WaitForPodAsync(podId, "RUNNING");
         Assert.Equal("fsn1-b", app.Agent(running.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
         await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task every_host_keeps_count_of_its_microvms_when_many_start_and_stop_on_it_at_once()
+    {
+        // Hosts hear of placements and releases from many handlers at once; their views are what the scheduler places
+        // against, so each must stay exactly what its stream says.
+        var tenant = await TenantScope.CreateAsync(app);
+        var pods = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => tenant.CreatePodAsync($"busy-{i}", replicas: 3, zone: "fsn1-b")));
+        await Task.WhenAll(pods.Select(p => tenant.WaitForPodAsync(p.Id(), "RUNNING")));
+        await Task.WhenAll(pods.Select(p => tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = p.Id() })));
+        await Task.WhenAll(pods.Select(p => tenant.WaitForPodAsync(p.Id(), "STOPPED")));
+
+        await Eventually.Get(async () =>
+        {
+            await using var session = app.Store.QuerySession();
+            var differing = new List<string>();
+            foreach (var view in await session.Query<HostView>().ToListAsync())
+            {
+                var folded = Fold.Events<Kraud.Domain.Fleet.Host>((await session.Events.FetchStreamAsync(view.Id)).Select(e => e.Data));
+                if (!folded.Vms.Keys.ToHashSet().SetEquals(view.Host.Vms.Keys) || folded.State != view.State || folded.CpuUsed != view.CpuUsed)
+                    differing.Add($"{view.Name}: view {view.Host.Vms.Count} VMs, stream {folded.Vms.Count}");
+            }
+            return string.Join("; ", differing);
+        }, differing => differing == "", TimeSpan.FromSeconds(10), "every host's view is its stream folded");
     }
 
     [Fact]

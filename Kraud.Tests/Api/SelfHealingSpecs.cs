@@ -151,6 +151,32 @@ public class DrainSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_drained_host_whose_microvms_all_stop_at_once_still_ends_cordoned()
+    {
+        // Their stop reports are handled in parallel, and each sees the others' VMs still on the host.
+        var tenant = await TenantScope.CreateAsync(app);
+        var created = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => tenant.CreatePodAsync($"crowd-{i}", zone: "fsn1-a")));
+        var running = await Task.WhenAll(created.Select(p => tenant.WaitForPodAsync(p.Id(), "RUNNING")));
+        var hostId = running.SelectMany(p => p.Instances()).GroupBy(i => i.GetProperty("hostId").GetString()!).MaxBy(g => g.Count())!.Key;
+        try
+        {
+            (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(30), "the drained host is empty and cordoned");
+            Assert.Empty(app.Driver(hostId).Running);
+            foreach (var pod in created)
+            {
+                var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                    p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
+                Assert.Single(moved.Instances());
+            }
+        }
+        finally
+        {
+            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+        }
+    }
+
+    [Fact]
     public async Task only_operators_drain_hosts()
     {
         var tenant = await TenantScope.CreateAsync(app);
