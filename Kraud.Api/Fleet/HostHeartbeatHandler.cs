@@ -50,7 +50,7 @@ public static class HostHeartbeatHandler
             session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
                 .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));
             await context.EndpointFor(PodStreams.HostUri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
-            liveness.Unknown.Remove(vm);
+            liveness.Unknown[vm] = -HostLiveness.StopGrace;
         }
         foreach (var vm in liveness.Missing.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {

@@ -21,6 +21,12 @@ public sealed class HostLiveness
     /// <summary>One heartbeat can be older than a report it crossed on the way; two in a row are evidence.</summary>
     public const int Evidence = 2;
 
+    /// <summary>
+    /// Heartbeats already on their way still list a VM that was just told to stop: it is asked again (and recorded again)
+    /// only if it keeps running this many heartbeats longer.
+    /// </summary>
+    public const int StopGrace = 10;
+
     /// <summary>Counts consecutive sightings: what is seen again goes up, what is not seen any more is forgotten.</summary>
     public static Dictionary<Guid, int> Count(Dictionary<Guid, int> before, IEnumerable<Guid> seenNow) =>
         seenNow.Distinct().ToDictionary(id => id, id => before.GetValueOrDefault(id) + 1);
