@@ -45,10 +45,20 @@ public static class Streams
     /// </summary>
     public static async Task LockAsync(IDocumentSession session, IEnumerable<Guid> ids)
     {
-        var sorted = ids.Distinct().Order().ToArray();
+        var locked = Locked.GetOrCreateValue(session);
+        var sorted = ids.Where(id => !locked.Contains(id)).Distinct().Order().ToArray();
         if (sorted.Length == 0) return;
         await session.BeginTransactionAsync(CancellationToken.None);
         await session.QueryAsync<Guid>(
             $"select id from {session.DocumentStore.Options.Events.DatabaseSchemaName}.mt_streams where id = any(?) order by id for update", sorted);
+        locked.UnionWith(sorted);
     }
+
+    /// <summary>What each session's transaction holds already (the scheduler locks its hosts once per batch, not per pod).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IDocumentSession, HashSet<Guid>> Locked = new();
+
+    /// <summary>Two writers locked shared streams in a circle (the scheduler locks host by host as it places): PostgreSQL failed one.</summary>
+    public static bool IsLockCircle(Exception e) =>
+        e is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected }
+        || e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected };
 }

@@ -47,11 +47,8 @@ public static class WolverineSetup
                     e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Ingresses.IngressSlotClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
 
-            // Writers that lock several shared streams (Streams.LockAsync) can still meet in a circle across two handlers
-            // (the scheduler locks host by host as it places); PostgreSQL breaks the circle by failing one, which tries again.
-            opts.OnException(e => e is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected }
-                    || e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected })
-                .RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
+            // Writers that lock several shared streams can still meet in a circle; the one PostgreSQL failed tries again.
+            opts.OnException(Common.Streams.IsLockCircle).RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
 
             opts.TuneQueueTransport();
             // Reports about one pod are handled one after the other (they all append to the pod's stream); reports

@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
@@ -21,6 +22,9 @@ public static class SchedulePodHandler
 
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options)
     {
+        // Every compute host is locked for the batch in one statement, before its capacity is read: stops reported
+        // meanwhile wait for this commit, and a drain or cordon decided meanwhile meets its version check and decides again.
+        await Streams.LockAsync(session, await session.Query<HostView>().Where(h => h.Role == HostRole.Compute).Select(h => h.Id).ToListAsync());
         var fleet = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
