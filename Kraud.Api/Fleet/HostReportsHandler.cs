@@ -5,7 +5,6 @@ using Kraud.Domain.Confidential;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
-using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 
