@@ -294,8 +294,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                     whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
                 if (result.ExitCode == 0) return;
                 // qemu-img times a trial PBKDF run on the thread's cpu clock to size the stretching; on a busy machine that
-                // run can measure 0 ms, and it gives up. Nothing is wrong with the disk or the key: a new calibration does it.
-                if (attempt < 3 && result.Error.Contains("Unable to get accurate CPU usage")) continue;
+                // run can measure 0 ms, and it gives up (7 of 150 creations with both cores busy). Nothing is wrong with the
+                // disk or the key: a new calibration does it.
+                if (attempt < 5 && result.Error.Contains("Unable to get accurate CPU usage")) continue;
                 throw new MicroVmBootException($"qemu-img could not create the encrypted disk {Path.GetFileName(image)}: {result.Error.Trim()}");
             }
         }
