@@ -114,7 +114,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             var vmId = Guid.Parse(Assert.Single(running.Instances()).Id());
             var console = Path.Combine(state, "hosts", host.Name, "console", $"{vmId}.log");
             await Eventually.Until(async () => File.Exists(console) && (await File.ReadAllTextAsync(console)).Contains("KRAUD-EXIT status=0"),
-                TimeSpan.FromSeconds(60), "the guest wrote to the volume");
+                TimeSpan.FromSeconds(120), "the guest wrote to the volume");
 
             // The disk QEMU opened is encrypted with the volume's data key: the one the storage hosts made, which the
             // control plane keeps only wrapped under the fleet's key-encryption key.
