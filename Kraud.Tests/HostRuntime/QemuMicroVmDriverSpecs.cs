@@ -14,12 +14,51 @@ namespace Kraud.Tests.HostRuntime;
 public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly List<QemuMicroVmDriver> _drivers = [];
+    private readonly List<string> _scratch = [];
 
-    private QemuMicroVmDriver Driver(string host = "qemu-test")
+    private QemuMicroVmDriver Driver(string host = "qemu-test", string? qemuImg = null)
     {
-        var driver = QemuMicroVmDriver.Start(qemu.Options(), host);
+        var options = qemu.Options();
+        if (qemuImg is not null) options.QemuImg = qemuImg;
+        var driver = QemuMicroVmDriver.Start(options, host);
         _drivers.Add(driver);
         return driver;
+    }
+
+    /// <summary>
+    /// A qemu-img that answers the first <paramref name="failures"/> calls with <paramref name="error"/>, as the real one
+    /// does when its calibration misreads the cpu clock, and then runs the real one. Its calls are counted in the returned file.
+    /// </summary>
+    private (string Script, string Calls) FlakyQemuImg(int failures, string error)
+    {
+        var directory = Directory.CreateTempSubdirectory("kraud-qemu-img-").FullName;
+        _scratch.Add(directory);
+        var (script, calls) = (Path.Combine(directory, "qemu-img"), Path.Combine(directory, "calls"));
+        File.WriteAllText(script, $$"""
+            #!/bin/sh
+            n=$(( $(cat '{{calls}}' 2>/dev/null || echo 0) + 1 )); echo $n > '{{calls}}'
+            if [ $n -le {{failures}} ]; then echo "qemu-img: image: {{error}}" >&2; exit 1; fi
+            exec '{{QemuFixture.OnPath("qemu-img")}}' "$@"
+            """);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return (script, calls);
+    }
+
+    [Fact]
+    public async Task an_encrypted_disk_is_made_again_when_qemu_img_misreads_the_cpu_clock_but_not_on_other_errors()
+    {
+        var (flaky, calls) = FlakyQemuImg(failures: 2, "Unable to get accurate CPU usage");
+        var driver = Driver("qemu-calibration", flaky);
+        var spec = QemuFixture.Spec(ephemeralGiB: 1, "true");
+        await driver.BootAsync(spec, CancellationToken.None);
+        Assert.Equal("3", (await File.ReadAllTextAsync(calls)).Trim());
+        Assert.True(File.Exists(driver.EphemeralDiskOf(spec.VmId)));
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+
+        var (broken, brokenCalls) = FlakyQemuImg(failures: 5, "No space left on device");
+        var refused = await Assert.ThrowsAsync<MicroVmBootException>(() => Driver("qemu-no-space", broken).BootAsync(QemuFixture.Spec(ephemeralGiB: 1), CancellationToken.None));
+        Assert.Contains("No space left on device", refused.Message);
+        Assert.Equal("1", (await File.ReadAllTextAsync(brokenCalls)).Trim());
     }
 
     [Fact]
@@ -167,5 +206,6 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
     public async Task DisposeAsync()
     {
         foreach (var driver in _drivers) await driver.DisposeAsync();
+        foreach (var directory in _scratch) Directory.Delete(directory, recursive: true);
     }
 }

@@ -99,9 +99,11 @@ public sealed class QemuFixture : IAsyncLifetime
 
     private static void Require(string program, string package)
     {
-        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
-        if (!onPath) throw new InvalidOperationException($"{program} is missing: these tests boot real microVMs. apt-get install {package} (or run .ci/run).");
+        if (OnPath(program) is null) throw new InvalidOperationException($"{program} is missing: these tests boot real microVMs. apt-get install {package} (or run .ci/run).");
     }
+
+    public static string? OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
 
     private static string RepositoryRoot()
     {
