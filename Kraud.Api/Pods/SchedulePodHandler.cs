@@ -1,11 +1,9 @@
-using Kraud.Api.Common;
 using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
 using Kraud.HostRuntime.Configuration;
-using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 
@@ -22,10 +20,7 @@ public static class SchedulePodHandler
 
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options)
     {
-        // Every compute host is locked for the batch in one statement, before its capacity is read: stops reported
-        // meanwhile wait for this commit, and a drain or cordon decided meanwhile meets its version check and decides again.
-        await Streams.LockAsync(session, await session.Query<HostView>().Where(h => h.Role == HostRole.Compute).Select(h => h.Id).ToListAsync());
-        var fleet = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
+        var fleet = await Fleet.HostStreams.LockForPlacementAsync(session, HostRole.Compute);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
             var loaded = await PodStreams.LoadAsync(session, request.PodId);

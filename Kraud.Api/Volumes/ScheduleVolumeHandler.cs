@@ -2,7 +2,6 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Scheduling;
 using Kraud.Domain.Volumes;
-using Kraud.Projections.Fleet;
 using Kraud.Projections.Volumes;
 using Marten;
 using Wolverine;
@@ -21,7 +20,7 @@ public static class ScheduleVolumeHandler
 
     public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        var fleet = (await session.Query<HostView>().Where(h => h.Role == HostRole.Storage).ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
+        var fleet = await Fleet.HostStreams.LockForPlacementAsync(session, HostRole.Storage);
         foreach (var request in batch.DistinctBy(m => m.VolumeId))
         {
             var loaded = await VolumeStreams.LoadAsync(session, request.VolumeId);
