@@ -227,25 +227,18 @@ public sealed class AppRolloutSaga : Saga
 /// Nudges every rollout in progress once a second to look at its parts (sagas have no timers of their own here), and every
 /// deleted app whose volumes wait for its pods to stop.
 /// </summary>
-public sealed class AppRolloutWatcher(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<AppRolloutWatcher> logger) : BackgroundService
+public sealed class AppRolloutWatcher(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<AppRolloutWatcher> logger)
+    : PeriodicRound(time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
+    protected override string FailureMessage => "Checking app rollouts failed this round";
+
+    protected override async Task RoundAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                await using var session = store.QuerySession();
-                var rollouts = await session.Query<AppRolloutSaga>().Select(s => s.Id).ToListAsync(stoppingToken);
-                foreach (var id in rollouts) await new MessageBus(runtime).PublishAsync(new CheckAppRollout(id));
-                var released = await session.Query<AppInstanceView>().Where(a => a.Releasing).Select(a => a.Id).ToListAsync(stoppingToken);
-                foreach (var id in released) await new MessageBus(runtime).PublishAsync(new ReleaseAppVolumes(id));
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Checking app rollouts failed this round");
-            }
-        }
+        await using var session = store.QuerySession();
+        var rollouts = await session.Query<AppRolloutSaga>().Select(s => s.Id).ToListAsync(ct);
+        foreach (var id in rollouts) await new MessageBus(runtime).PublishAsync(new CheckAppRollout(id));
+        var released = await session.Query<AppInstanceView>().Where(a => a.Releasing).Select(a => a.Id).ToListAsync(ct);
+        foreach (var id in released) await new MessageBus(runtime).PublishAsync(new ReleaseAppVolumes(id));
     }
 }

@@ -47,24 +47,12 @@ public sealed class AuditDigests(IDocumentStore store, AuditSigningKey key, Time
 
 /// <summary>Signs the head of the chain at intervals (Kraud:AuditDigestIntervalSeconds, default 300).</summary>
 public sealed class AuditDigestSigner(AuditDigests digests, IConfiguration configuration, TimeProvider time, ILogger<AuditDigestSigner> logger)
-    : BackgroundService
+    : PeriodicRound(time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var interval = TimeSpan.FromSeconds(configuration.GetValue("Kraud:AuditDigestIntervalSeconds", 300));
-        using var timer = new PeriodicTimer(interval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                await digests.SignHeadAsync(stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Could not sign the audit chain's head");
-            }
-        }
-    }
+    protected override TimeSpan Interval => TimeSpan.FromSeconds(configuration.GetValue("Kraud:AuditDigestIntervalSeconds", 300));
+    protected override string FailureMessage => "Could not sign the audit chain's head";
+
+    protected override Task RoundAsync(CancellationToken ct) => digests.SignHeadAsync(ct);
 }
 
 public static class AuditDigestFields

@@ -40,35 +40,26 @@ public static class MarkHostFailedHandler
 
 /// <summary>Watches heartbeats: a READY, CORDONED or DRAINING host silent for longer than the window (see <see cref="HeartbeatSilence"/>) is marked FAILED.</summary>
 public sealed class HostFailureDetector(IDocumentStore store, HostLeases leases, IWolverineRuntime runtime, FleetOptions fleet, TimeProvider time,
-    ILogger<HostFailureDetector> logger) : BackgroundService
+    ILogger<HostFailureDetector> logger) : PeriodicRound(time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan Interval => TimeSpan.FromMilliseconds(Math.Clamp(fleet.HeartbeatIntervalMs / 2, 100, 1000));
+    protected override string FailureMessage => "Failure detection round failed";
+
+    protected override async Task RoundAsync(CancellationToken ct)
     {
-        var window = TimeSpan.FromSeconds(fleet.HeartbeatTimeoutSeconds);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Clamp(fleet.HeartbeatIntervalMs / 2, 100, 1000)), time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        await using var session = store.QuerySession();
+        var hosts = await session.Query<HostView>().ToListAsync(ct);
+        var (renewed, databaseNow) = await leases.ReadAsync(ct);
+        var lease = renewed.ToDictionary(l => l.HostId, l => l.RenewedAt);
+        // A host that never renewed its lease is judged from when it registered.
+        var heard = hosts.ToDictionary(h => h.Id, h => new HeartbeatSilence.Heard(h.Id, lease.TryGetValue(h.Id, out var at) ? at : h.Host.RegisteredAt));
+        var judged = hosts.Where(h => h.State != HostState.Failed).Select(h => heard[h.Id]);
+        foreach (var silent in HeartbeatSilence.Find(heard.Values, judged, databaseNow, TimeSpan.FromSeconds(fleet.HeartbeatTimeoutSeconds)))
         {
-            try
-            {
-                await using var session = store.QuerySession();
-                var hosts = await session.Query<HostView>().ToListAsync(stoppingToken);
-                var (renewed, databaseNow) = await leases.ReadAsync(stoppingToken);
-                var lease = renewed.ToDictionary(l => l.HostId, l => l.RenewedAt);
-                // A host that never renewed its lease is judged from when it registered.
-                var heard = hosts.ToDictionary(h => h.Id, h => new HeartbeatSilence.Heard(h.Id, lease.TryGetValue(h.Id, out var at) ? at : h.Host.RegisteredAt));
-                var judged = hosts.Where(h => h.State != HostState.Failed).Select(h => heard[h.Id]);
-                foreach (var silent in HeartbeatSilence.Find(heard.Values, judged, databaseNow, window))
-                {
-                    var last = heard[silent.HostId].LastRenewed;
-                    var missed = (int)(silent.For.TotalMilliseconds / fleet.HeartbeatIntervalMs);
-                    logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", hosts.First(h => h.Id == silent.HostId).Name, missed, last);
-                    await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(silent.HostId, last, missed, time.GetUtcNow()), stoppingToken);
-                }
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Failure detection round failed");
-            }
+            var last = heard[silent.HostId].LastRenewed;
+            var missed = (int)(silent.For.TotalMilliseconds / fleet.HeartbeatIntervalMs);
+            logger.LogWarning("Host {Host} missed {Missed} heartbeats (last {Last:O}): marking it FAILED", hosts.First(h => h.Id == silent.HostId).Name, missed, last);
+            await new MessageBus(runtime).InvokeAsync(new MarkHostFailed(silent.HostId, last, missed, Time.GetUtcNow()), ct);
         }
     }
 }
