@@ -5,7 +5,6 @@ using Kraud.Domain.Access;
 using Kraud.Api.Pods;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
-using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 using Host = Kraud.Domain.Fleet.Host;
@@ -57,9 +56,10 @@ public static class CordonHostHandler
     public static async Task Handle(FinishDrain command, IDocumentSession session, IMessageContext context)
     {
         var by = Principal.System("fleet");
-        if (await HostStreams.DecideAsync(session, context, command.HostId, by, "RecordHostDrained", host => HostDecider.Decide(command, host)) is not null)
+        Host? seen = null;
+        if (await HostStreams.DecideAsync(session, context, command.HostId, by, "RecordHostDrained", host => HostDecider.Decide(command, seen = host)) is not null)
             return;
-        if (await session.LoadAsync<HostView>(command.HostId) is not { Host: { State: HostState.Draining } host }) return;
+        if (seen is not { State: HostState.Draining } host) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
             await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), by);
     }
