@@ -316,7 +316,7 @@ public class AppsSpecs(KraudApp app)
     {
         var tenant = await TenantScope.CreateAsync(app);
         var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Ingress", Zone: "fsn1-b" }).ToList();
-        foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        foreach (var agent in zoneB) await app.CordonAsync(agent.Id);
         JsonElement failed;
         try
         {
@@ -326,7 +326,7 @@ public class AppsSpecs(KraudApp app)
         }
         finally
         {
-            foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+            foreach (var agent in zoneB) await app.UncordonAsync(agent.Id);
         }
         Assert.Matches("^ingress nohost-[0-9a-f]{8}: zone fsn1-b has 0 READY INGRESS host", failed.GetProperty("reason").GetString());
         Assert.Equal("NOT_CREATED", Parts(failed).Single(p => p.GetProperty("kind").GetString() == "INGRESS").State());

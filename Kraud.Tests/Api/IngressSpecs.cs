@@ -85,7 +85,7 @@ public class IngressSpecs(KraudApp app)
         Assert.Contains("5 replicas across 2 zones", wide.FirstErrorMessage);
 
         var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Ingress", Zone: "fsn1-b" }).ToList();
-        foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+        foreach (var agent in zoneB) await app.CordonAsync(agent.Id);
         try
         {
             var refused = (await CreateAsync(tenant, new { name = "web", kind = "MANAGED", routes = route })).ShouldFailWith("UNSCHEDULABLE");
@@ -94,7 +94,7 @@ public class IngressSpecs(KraudApp app)
         }
         finally
         {
-            foreach (var agent in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+            foreach (var agent in zoneB) await app.UncordonAsync(agent.Id);
         }
         Assert.Equal(events, await tenant.EventCountAsync());
         (await CreateAsync(tenant, new { name = "web", kind = "MANAGED", routes = route })).ShouldSucceed();
@@ -166,7 +166,7 @@ public class IngressSpecs(KraudApp app)
             .ShouldSucceed().Data.GetProperty("createIngress");
         // The zone with one replica has a spare INGRESS host to take it.
         var host = ingress.GetProperty("replicas").EnumerateArray().GroupBy(r => r.GetProperty("zone").GetString()).Single(g => g.Count() == 1).Single().HostId();
-        (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = host })).ShouldSucceed();
+        await app.DrainAsync(host);
         try
         {
             var moved = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => !HostsOf(i).Contains(host) && HostsOf(i).Count == 3, Wait,
@@ -178,7 +178,7 @@ public class IngressSpecs(KraudApp app)
         }
         finally
         {
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = host })).ShouldSucceed();
+            await app.UncordonAsync(host);
         }
         (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { state } }", new { id = ingress.Id() })).ShouldSucceed();
         await tenant.DeletePodsAsync();

@@ -14,7 +14,7 @@ public class SchedulingSpecs(KraudApp app)
     {
         var tenant = await TenantScope.CreateAsync(app);
         var zoneB = app.Agents.All.Where(a => a.Definition is { Role: "Compute", Zone: "fsn1-b" }).ToList();
-        foreach (var host in zoneB) (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = host.Id })).ShouldSucceed();
+        foreach (var host in zoneB) await app.CordonAsync(host.Id);
         string podId;
         try
         {
@@ -24,7 +24,7 @@ public class SchedulingSpecs(KraudApp app)
         }
         finally
         {
-            foreach (var host in zoneB) (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = host.Id })).ShouldSucceed();
+            foreach (var host in zoneB) await app.UncordonAsync(host.Id);
         }
         // Nobody asks again: the scheduler tries unschedulable pods every few seconds.
         var running = await tenant.WaitForPodAsync(podId, "RUNNING");
@@ -132,7 +132,7 @@ public class SchedulingSpecs(KraudApp app)
         var zoneB = app.Agents.All.Where(a => a.Definition.Zone == "fsn1-b" && a.Definition.Role == "Compute").OrderBy(a => a.Name).ToList();
         var cordoned = zoneB.Take(2).ToList();
         foreach (var agent in cordoned)
-            (await app.AsOperator("mutation($id: ID!) { cordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+            await app.CordonAsync(agent.Id);
         try
         {
             var pair = await tenant.CreatePodAsync("pair", replicas: 2, zone: "fsn1-b");
@@ -175,7 +175,7 @@ public class SchedulingSpecs(KraudApp app)
     private async Task UncordonAsync(IEnumerable<HostAgent> agents)
     {
         foreach (var agent in agents)
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = agent.Id })).ShouldSucceed();
+            await app.UncordonAsync(agent.Id);
     }
 }
 

@@ -134,8 +134,8 @@ public class DrainSpecs(KraudApp app)
         var hostId = before.Instances()[0].GetProperty("hostId").GetString()!;
         try
         {
-            var draining = (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
-            Assert.Contains(draining.Data.GetProperty("drainHost").GetProperty("state").GetString(), new[] { "DRAINING", "CORDONED" });
+            var draining = await app.DrainAsync(hostId);
+            Assert.Contains(draining, new[] { "DRAINING", "CORDONED" });
             var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
             Assert.Single(moved.Instances());
@@ -146,7 +146,7 @@ public class DrainSpecs(KraudApp app)
         }
         finally
         {
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+            await app.UncordonAsync(hostId);
         }
     }
 
@@ -160,7 +160,7 @@ public class DrainSpecs(KraudApp app)
         var hostId = running.SelectMany(p => p.Instances()).GroupBy(i => i.GetProperty("hostId").GetString()!).MaxBy(g => g.Count())!.Key;
         try
         {
-            (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+            await app.DrainAsync(hostId);
             await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(30), "the drained host is empty and cordoned");
             Assert.Empty(app.Driver(hostId).Running);
             foreach (var pod in created)
@@ -172,7 +172,7 @@ public class DrainSpecs(KraudApp app)
         }
         finally
         {
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = hostId })).ShouldSucceed();
+            await app.UncordonAsync(hostId);
         }
     }
 

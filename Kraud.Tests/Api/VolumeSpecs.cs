@@ -302,7 +302,7 @@ public class VolumeSpecs(KraudApp app)
 
         // Reschedule: draining the host moves the replica; the key of the VM that left is destroyed too.
         var secondHost = second.GetProperty("hostId").GetString()!;
-        (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = secondHost })).ShouldSucceed();
+        await app.DrainAsync(secondHost);
         try
         {
             await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
@@ -313,7 +313,7 @@ public class VolumeSpecs(KraudApp app)
         }
         finally
         {
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = secondHost })).ShouldSucceed();
+            await app.UncordonAsync(secondHost);
         }
     }
 

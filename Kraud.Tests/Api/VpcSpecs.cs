@@ -131,7 +131,7 @@ public class VpcSpecs(KraudApp app)
 
         // Move one replica: its host is drained, the replica runs elsewhere, and both old and new hosts' peers change.
         var moved = pod.Instances()[0];
-        (await app.AsOperator("mutation($id: ID!) { drainHost(id: $id) { state } }", new { id = moved.HostId() })).ShouldSucceed();
+        await app.DrainAsync(moved.HostId());
         try
         {
             var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
@@ -140,7 +140,7 @@ public class VpcSpecs(KraudApp app)
         }
         finally
         {
-            (await app.AsOperator("mutation($id: ID!) { uncordonHost(id: $id) { state } }", new { id = moved.HostId() })).ShouldSucceed();
+            await app.UncordonAsync(moved.HostId());
         }
 
         var last = (await tenant.PodAsync(pod.Id()))!.Value;

@@ -48,6 +48,17 @@ public class KraudApp : IAsyncLifetime
         return r.Data.GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("id").GetString() == hostId).GetProperty("state").GetString()!;
     }
 
+    /// <summary>Asks as the operator; answers the state the host is in afterwards.</summary>
+    public Task<string> CordonAsync(object hostId) => HostMutationAsync("cordonHost", hostId);
+
+    public Task<string> UncordonAsync(object hostId) => HostMutationAsync("uncordonHost", hostId);
+
+    public Task<string> DrainAsync(object hostId) => HostMutationAsync("drainHost", hostId);
+
+    private async Task<string> HostMutationAsync(string mutation, object hostId) =>
+        (await this.AsOperator($"mutation($id: ID!) {{ {mutation}(id: $id) {{ state }} }}", new { id = hostId.ToString() })).ShouldSucceed()
+        .Data.GetProperty(mutation).GetProperty("state").GetString()!;
+
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
