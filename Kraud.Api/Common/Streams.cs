@@ -40,7 +40,8 @@ public static class Streams
     /// <summary>
     /// Locks streams that several writers append to without a version (a host's: every pod that starts or stops there).
     /// Their inline views are folded onto the document each transaction read, so two such writers at once would lose
-    /// one's update (a host would forget a microVM it runs). Locked first, the second writer reads the first one's view.
+    /// one's update (a host would keep a microVM that stopped, or forget one that runs). Locked first, the second writer
+    /// reads the first one's view.
     /// Ids are locked in order, so two writers never wait on each other in a circle.
     /// </summary>
     public static async Task LockAsync(IDocumentSession session, IEnumerable<Guid> ids)
@@ -57,7 +58,10 @@ public static class Streams
     /// <summary>What each session's transaction holds already (the scheduler locks its hosts once per batch, not per pod).</summary>
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IDocumentSession, HashSet<Guid>> Locked = new();
 
-    /// <summary>Two writers locked shared streams in a circle (the scheduler locks host by host as it places): PostgreSQL failed one.</summary>
+    /// <summary>
+    /// Two writers locked shared streams in a circle (one transaction that decides for several pods locks their hosts pod
+    /// by pod): PostgreSQL failed one.
+    /// </summary>
     public static bool IsLockCircle(Exception e) =>
         e is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected }
         || e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected };

@@ -14,10 +14,6 @@ public sealed record HostChange(Host Before, IReadOnlyList<object> Events);
 public static class HostStreams
 {
     /// <summary>
-    /// The one path of every decision about a host (cordon, drain, failure, recovery): decide on its current state and
-    /// append with the stream's version. Returns null when nothing changed.
-    /// </summary>
-    /// <summary>
     /// A scheduler batch's hosts: every host of the role, locked in one statement before its capacity is read. Releases
     /// reported meanwhile wait for the batch to commit, and a cordon or drain decided meanwhile meets its version check
     /// and decides again on the new placements. Locked all at once, a batch never waits on other writers in a circle.
@@ -28,6 +24,10 @@ public static class HostStreams
         return (await session.Query<HostView>().Where(h => h.Role == role).ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
     }
 
+    /// <summary>
+    /// The one path of every decision about a host (cordon, drain, failure, recovery): decide on its current state and
+    /// append with the stream's version. Returns null when nothing changed.
+    /// </summary>
     public static async Task<HostChange?> DecideAsync(IDocumentSession session, IMessageContext context, Guid hostId, Principal by, string command,
         Func<Host, IReadOnlyList<object>> decide)
     {
