@@ -14,7 +14,8 @@ namespace Kraud.Api.Fleet;
 
 public sealed record HostDto(
     Guid Id, string Name, string Zone, string Rack, string Role, string State, bool SevSnp, int Cpu, int MemoryMiB, int CpuUsed,
-    int MemoryUsedMiB, DateTime? LastHeartbeat, string? WireguardPublicKey, IReadOnlyList<MicroVmDto> MicroVms);
+    int MemoryUsedMiB, DateTime? LastHeartbeat, string? WireguardPublicKey, IReadOnlyList<MicroVmDto> MicroVms, string? Accelerator,
+    string? AcceleratorReason);
 
 public sealed record ZoneDto(string Id, string Datacenter, IReadOnlyList<string> Racks, IReadOnlyList<HostDto> Hosts);
 
@@ -71,7 +72,8 @@ public static class HostQueries
             host.Vms.Values
                 .Select(vm => pods.GetValueOrDefault(vm.PodId) is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
                 .OfType<MicroVmDto>()
-                .ToList());
+                .ToList(),
+            host.Accelerator, host.AcceleratorReason);
 
     private static void RequireOperator(IResolveFieldContext ctx)
     {

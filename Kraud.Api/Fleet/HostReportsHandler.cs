@@ -51,6 +51,10 @@ public static class HostReportsHandler
             await RegisterHostHandler.Apply(session, context, command);
         }
         if (a.WireGuardPublicKey is not null)
-            await Network.WireGuardKeyAnnouncement.RecordAsync(session, context, a.HostId, a.WireGuardPublicKey, a.WireGuardEndpoint ?? a.Name, time.GetUtcNow());
+            await Network.WireGuardKeyAnnouncement.RecordAsync(session, context, a.HostId, a.Name, a.WireGuardPublicKey, a.WireGuardEndpoint ?? a.Name,
+                time.GetUtcNow());
+        if (a.Accelerator is not null)
+            await HostStreams.RecordAnnouncedAsync(session, context, a.HostId, nameof(ReportAccelerator),
+                host => HostDecider.Decide(new ReportAccelerator(a.HostId, a.Accelerator, a.AcceleratorReason ?? "", time.GetUtcNow()), host));
     }
 }

@@ -1,5 +1,6 @@
 using Kraud.Api.Common;
 using Kraud.Domain.Access;
+using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Projections.Fleet;
 using Marten;
@@ -40,5 +41,21 @@ public static class HostStreams
         session.Events.Append(hostId, stream!.Version + events.Count, events);
         if (view!.Host.Role == HostRole.Ingress) await context.PublishAsync(new Ingresses.RepairIngresses(view.Host.Name));
         return new HostChange(view!.Host, events);
+    }
+
+    /// <summary>
+    /// A fact a host runtime announces about its own host at start (its WireGuard key, its accelerator): appended without a
+    /// version, under the stream's lock like capacity events. The host may have been registered in this very transaction,
+    /// so what the session is about to commit is folded too. Returns what was appended (nothing when nothing changed).
+    /// </summary>
+    public static async Task<IReadOnlyList<object>> RecordAnnouncedAsync(IDocumentSession session, IMessageContext context, Guid hostId,
+        string command, Func<Host, IReadOnlyList<object>> decide)
+    {
+        await Streams.LockAsync(session, [hostId]);
+        var host = (await session.LoadAsync<HostView>(hostId))?.Host
+                   ?? Fold.Events<Host>(session.PendingChanges.Streams().Where(s => s.Id == hostId).SelectMany(s => s.Events).Select(e => e.Data));
+        var events = decide(host);
+        if (events.Count > 0) session.Events.Append(hostId, events).Stamp(AuditStamp.For(context, Principal.System($"host:{hostId}"), null, command));
+        return events;
     }
 }

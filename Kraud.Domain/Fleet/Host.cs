@@ -39,6 +39,9 @@ public sealed record MicroVmReleased(Guid HostId, Guid VmId, string Why, DateTim
 /// <summary>The host runtime announced the public half of its WireGuard key (its private half never leaves the host).</summary>
 public sealed record HostWireGuardKeyAnnounced(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
 
+/// <summary>The host runtime told how its guests are accelerated (KVM or TCG) and why; a host without a hypervisor never does.</summary>
+public sealed record HostAcceleratorReported(Guid HostId, string Accelerator, string Reason, DateTimeOffset At);
+
 public sealed record HostVm(Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB);
 
 /// <summary>The volume scheduler reserved room on this storage host for one replica of a volume.</summary>
@@ -67,6 +70,11 @@ public sealed record Host(
     public string? WireGuardPublicKey { get; init; }
     public string? WireGuardEndpoint { get; init; }
 
+    /// <summary>KVM or TCG: how this host's hypervisor runs guests, as its runtime last reported; null for simulated hosts.</summary>
+    public string? Accelerator { get; init; }
+
+    public string? AcceleratorReason { get; init; }
+
     public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
     public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
 
@@ -91,6 +99,7 @@ public sealed record Host(
         StorageReserved e => this with { Replicas = Replicas.SetItem(e.VolumeId, e.SizeGiB) },
         StorageReleased e => this with { Replicas = Replicas.Remove(e.VolumeId) },
         HostWireGuardKeyAnnounced e => this with { WireGuardPublicKey = e.PublicKey, WireGuardEndpoint = e.Endpoint },
+        HostAcceleratorReported e => this with { Accelerator = e.Accelerator, AcceleratorReason = e.Reason },
         _ => this,
     };
 }
@@ -111,6 +120,8 @@ public sealed record FinishDrain(Guid HostId, DateTimeOffset At);
 public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
 
 public sealed record AnnounceWireGuardKey(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
+
+public sealed record ReportAccelerator(Guid HostId, string Accelerator, string Reason, DateTimeOffset At);
 
 public sealed record MarkHostAlive(Guid HostId, DateTimeOffset At);
 
@@ -174,6 +185,18 @@ public static class HostDecider
         return state.WireGuardPublicKey == c.PublicKey && state.WireGuardEndpoint == c.Endpoint
             ? []
             : [new HostWireGuardKeyAnnounced(c.HostId, c.PublicKey, c.Endpoint, c.At)];
+    }
+
+    /// <summary>Each start of a host runtime reports its accelerator; only a change (a probe that now decides otherwise) is a fact.</summary>
+    public static IReadOnlyList<object> Decide(ReportAccelerator c, Host state)
+    {
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        if (c.Accelerator is not ("KVM" or "TCG"))
+            throw DomainException.Validation($"Host {state.Name} reported accelerator '{c.Accelerator}'; known are KVM and TCG.");
+        Names.RequireText(c.Reason, "reason", 500);
+        return state.Accelerator == c.Accelerator && state.AcceleratorReason == c.Reason
+            ? []
+            : [new HostAcceleratorReported(c.HostId, c.Accelerator, c.Reason, c.At)];
     }
 
     public static IReadOnlyList<object> Decide(MarkHostAlive c, Host state) =>

@@ -100,9 +100,12 @@ public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, 
     : IHostStateReport;
 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
+/// <param name="Accelerator">KVM or TCG, as the runtime's probe (or its configuration) chose for its guests; null without a hypervisor.</param>
+/// <param name="AcceleratorReason">Why that accelerator: what the probe saw, or that the configuration forced it.</param>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
-    string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null) : IHostReport;
+    string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null, string? Accelerator = null,
+    string? AcceleratorReason = null) : IHostReport;
 
 /// <summary>One peer of a host's WireGuard interface, as the control plane hands it to the host runtime.</summary>
 public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKey, string? Endpoint, IReadOnlyList<string> AllowedIps);

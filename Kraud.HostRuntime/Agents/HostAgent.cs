@@ -50,9 +50,9 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     public void PowerOn() => PoweredOn = true;
 
-    public HostAnnounced Announcement() => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter, definition.Rack,
-        definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name, WireGuard.Keys.PublicKey,
-        WireGuardEndpoint);
+    public HostAnnounced Announcement(Accelerator? accelerator) => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter,
+        definition.Rack, definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name,
+        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>

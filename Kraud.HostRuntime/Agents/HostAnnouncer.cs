@@ -13,10 +13,28 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
         // One bus (one correlation id) per host: their registrations are separate stories. Grouped by zone: the first
         // registrations of a zone all write its stream, so the control plane takes them one after the other.
         foreach (var agent in agents.All)
-            await new MessageBus(runtime).PublishAsync(agent.Announcement(), new DeliveryOptions { GroupId = "zone:" + agent.Definition.Zone });
+            await new MessageBus(runtime).PublishAsync(agent.Announcement(await AcceleratorOfAsync(agent, cancellationToken)),
+                new DeliveryOptions { GroupId = "zone:" + agent.Definition.Zone });
         if (agents.All.Count > 0)
             logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,
                 string.Join(", ", agents.All.Select(a => $"{a.Name} ({a.Definition.Role.ToLowerInvariant()}, {a.Definition.Zone}, {a.Driver.Name})")));
+    }
+
+    /// <summary>
+    /// Decided before the host is announced, so operators see with the host how its guests run. A host whose hypervisor cannot
+    /// be set up (no QEMU, no guest image) is still announced: its boots will fail with the reason.
+    /// </summary>
+    private async Task<Drivers.Accelerator?> AcceleratorOfAsync(HostAgent agent, CancellationToken ct)
+    {
+        try
+        {
+            return await agent.Driver.AcceleratorAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("Host {Host}: no accelerator could be chosen for its guests: {Reason}", agent.Name, e.Message);
+            return null;
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -21,11 +21,23 @@ public interface IMicroVmDriver
 
     IReadOnlyCollection<Guid> Running { get; }
 
+    /// <summary>How this driver's guests are accelerated (decided once, on first use); null for drivers without a hypervisor.</summary>
+    Task<Accelerator?> AcceleratorAsync(CancellationToken ct);
+
     /// <summary>
     /// A running VM died without being asked to stop (its hypervisor process exited). The VM is no longer in
     /// <see cref="Running"/> when this is raised; the host runtime reports it to the control plane as MicroVmFailed.
     /// </summary>
     event Action<MicroVmCrash>? Crashed;
+}
+
+/// <summary>How a hypervisor runs guest code on this host (KVM or TCG), and why it was chosen; operators see both with the host.</summary>
+/// <param name="Forced">The configuration chose it, not a probe.</param>
+public sealed record Accelerator(bool Kvm, string Reason, bool Forced = false)
+{
+    public string Name => Kvm ? "KVM" : "TCG";
+
+    public override string ToString() => $"{Name} ({Reason})";
 }
 
 public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);

@@ -36,6 +36,9 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
 
     public IReadOnlyCollection<Guid> Running => _running.Keys.ToList();
 
+    /// <summary>No hypervisor, nothing to accelerate.</summary>
+    public Task<Accelerator?> AcceleratorAsync(CancellationToken ct) => Task.FromResult<Accelerator?>(null);
+
     /// <summary>Simulated VMs never crash on their own: <see cref="Vanish"/> models a silent death, which is what reconciliation is for.</summary>
     public event Action<MicroVmCrash>? Crashed { add { } remove { } }
 

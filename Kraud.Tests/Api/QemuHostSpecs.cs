@@ -43,6 +43,12 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             var vmId = Guid.Parse(instance.GetProperty("id").GetString()!);
             Assert.Single(QemuFixture.QemuProcessesOf(vmId));
 
+            // Operators see how the host runs its guests, and why: this machine's probe decided it.
+            var hosts = (await app.AsOperator("{ hosts { id accelerator acceleratorReason } }")).ShouldSucceed().Data.GetProperty("hosts");
+            var qemuHost = hosts.EnumerateArray().Single(h => h.GetProperty("id").GetString() == host.Id.ToString());
+            Assert.Contains(qemuHost.GetProperty("accelerator").GetString(), new[] { "KVM", "TCG" });
+            Assert.False(string.IsNullOrWhiteSpace(qemuHost.GetProperty("acceleratorReason").GetString()));
+
             (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
             await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
             Assert.Empty(QemuFixture.QemuProcessesOf(vmId));
@@ -96,6 +102,10 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             await using var host = await StartQemuHostAsync(zone, state);
             for (var i = 0; i < 3; i++) storage.Add(HostProcess.Start(app, Unique("s"), zone, role: "Storage", nvmeGiB: 100));
             foreach (var s in storage) await s.WaitUntilRegisteredAsync(app);
+            // Simulated hosts run no hypervisor: nothing to accelerate.
+            var hosts = (await app.AsOperator("{ hosts { id accelerator } }")).ShouldSucceed().Data.GetProperty("hosts").EnumerateArray().ToList();
+            Assert.All(storage, s => Assert.Equal(System.Text.Json.JsonValueKind.Null,
+                hosts.Single(h => h.GetProperty("id").GetString() == s.Id.ToString()).GetProperty("accelerator").ValueKind));
             var tenant = await TenantScope.CreateAsync(app);
             var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("realdisk", "BLOCK", 1, zone)).Id(), "HEALTHY", 180);
             Assert.Equal(storage.Select(s => s.Id.ToString()).Order(), volume.ReplicaHosts().Order());

@@ -44,6 +44,151 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         return (script, calls);
     }
 
+    /// <summary>
+    /// A qemu-system-x86_64 that behaves as <paramref name="underKvm"/> says when asked for <c>-accel kvm</c> (or always, with
+    /// <paramref name="always"/>), and otherwise runs the real one. Every call's arguments are appended to the returned file.
+    /// </summary>
+    private (string Script, string Calls) FakeQemu(string underKvm, bool always = false)
+    {
+        var directory = Directory.CreateTempSubdirectory("kraud-qemu-system-").FullName;
+        _scratch.Add(directory);
+        var (script, calls) = (Path.Combine(directory, "qemu-system-x86_64"), Path.Combine(directory, "calls"));
+        var trigger = always ? "*" : "*' -accel kvm '*";
+        File.WriteAllText(script, $$"""
+            #!/bin/sh
+            echo "$*" >> '{{calls}}'
+            case " $* " in {{trigger}}) {{underKvm}};; esac
+            exec '{{QemuFixture.OnPath("qemu-system-x86_64")}}' "$@"
+            """);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return (script, calls);
+    }
+
+    /// <summary>As on machines whose /dev/kvm opens but runs no guest: the firmware's first line, then nothing, for ever.</summary>
+    private const string HangsAfterTheFirstLine = "echo 'Probing EDD (edd=off to disable)... ok'; exec sleep 600";
+
+    /// <summary>A KVM that works, played by TCG: the same arguments with the accelerator and cpu model it can run.</summary>
+    private static readonly string WorkingKvm =
+        $"for a in \"$@\"; do shift; case \"$a\" in kvm) set -- \"$@\" tcg;; host) set -- \"$@\" max;; *) set -- \"$@\" \"$a\";; esac; done; " +
+        $"exec '{QemuFixture.OnPath("qemu-system-x86_64")}' \"$@\"";
+
+    private QemuMicroVmDriver Driver(string qemuSystem, Action<QemuOptions> configure)
+    {
+        var options = qemu.Options();
+        options.QemuSystem = qemuSystem;
+        configure(options);
+        var driver = QemuMicroVmDriver.Start(options, $"qemu-accel-{Guid.NewGuid():N}"[..20]);
+        _drivers.Add(driver);
+        return driver;
+    }
+
+    /// <summary>Stands in for a /dev/kvm that exists, whatever this machine has.</summary>
+    private string KvmDevice()
+    {
+        var device = Path.Combine(Directory.CreateTempSubdirectory("kraud-kvm-").FullName, "kvm");
+        _scratch.Add(Path.GetDirectoryName(device)!);
+        File.WriteAllText(device, "");
+        return device;
+    }
+
+    private static int KvmCalls(string calls) =>
+        File.Exists(calls) ? File.ReadAllLines(calls).Count(l => $" {l} ".Contains(" -accel kvm ", StringComparison.Ordinal)) : 0;
+
+    [Fact]
+    public async Task where_a_guest_under_kvm_never_comes_up_the_probe_chooses_tcg_once_and_guests_boot_under_it()
+    {
+        var (fake, calls) = FakeQemu(HangsAfterTheFirstLine);
+        var kvm = KvmDevice();
+        var driver = Driver(fake, o => (o.KvmDevice, o.KvmProbeSeconds) = (kvm, 3));
+
+        var accelerator = await driver.AcceleratorAsync(CancellationToken.None);
+
+        Assert.Equal("TCG", accelerator!.Name);
+        Assert.Contains("was not ready within 3 s", accelerator.Reason);
+        Assert.Contains("Probing EDD", accelerator.Reason);
+        var spec = QemuFixture.Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+        Assert.Contains("-accel tcg", File.ReadAllLines(calls).Last());
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+        // Decided once: the boot did not probe again, and neither does a second driver of this runtime.
+        Assert.Equal(accelerator, await Driver(fake, o => (o.KvmDevice, o.KvmProbeSeconds) = (kvm, 3)).AcceleratorAsync(CancellationToken.None));
+        Assert.Equal(1, KvmCalls(calls));
+    }
+
+    [Fact]
+    public async Task where_a_guest_boots_under_kvm_the_probe_chooses_kvm()
+    {
+        var (fake, calls) = FakeQemu(WorkingKvm);
+        var driver = Driver(fake, o => (o.KvmDevice, o.KvmProbeSeconds) = (KvmDevice(), 90));
+
+        var accelerator = await driver.AcceleratorAsync(CancellationToken.None);
+
+        Assert.Equal("KVM", accelerator!.Name);
+        Assert.Contains("booted under KVM", accelerator.Reason);
+        var spec = QemuFixture.Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+        Assert.Contains("-accel kvm", File.ReadAllLines(calls).Last());
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task without_a_kvm_device_the_probe_chooses_tcg_without_trying_kvm()
+    {
+        var (fake, calls) = FakeQemu(HangsAfterTheFirstLine);
+        var driver = Driver(fake, o => o.KvmDevice = "/nonexistent/kvm");
+
+        var accelerator = await driver.AcceleratorAsync(CancellationToken.None);
+
+        Assert.Equal("TCG", accelerator!.Name);
+        Assert.Contains("/nonexistent/kvm does not exist", accelerator.Reason);
+        Assert.Equal(0, KvmCalls(calls));
+    }
+
+    [Fact]
+    public async Task kvm_false_forces_tcg_without_a_probe()
+    {
+        var (fake, calls) = FakeQemu(WorkingKvm);
+        var driver = Driver(fake, o => (o.Kvm, o.KvmDevice) = (false, KvmDevice()));
+
+        var spec = QemuFixture.Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+
+        var accelerator = await driver.AcceleratorAsync(CancellationToken.None);
+        Assert.Equal(("TCG", true), (accelerator!.Name, accelerator.Forced));
+        Assert.Equal(0, KvmCalls(calls));
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task kvm_true_forces_kvm_and_a_boot_that_then_hangs_says_kvm_does_not_run_guests_here()
+    {
+        var (fake, calls) = FakeQemu(HangsAfterTheFirstLine);
+        var driver = Driver(fake, o => (o.Kvm, o.KvmDevice, o.BootTimeoutSeconds) = (true, "/nonexistent/kvm", 4));
+
+        var failure = await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(QemuFixture.Spec(), CancellationToken.None));
+
+        Assert.Contains("did not report ready within 4 s under KVM", failure.Message);
+        Assert.Contains("KVM does not run guests on this host", failure.Message);
+        Assert.Contains("Probing EDD", failure.Message);
+        Assert.Equal(1, KvmCalls(calls));
+        Assert.Empty(driver.Running);
+    }
+
+    [Fact]
+    public async Task a_guest_that_prints_nothing_fails_at_the_first_output_deadline_with_the_accelerator_in_the_reason()
+    {
+        var (fake, _) = FakeQemu("echo 'qemu: nothing to see' >&2; exec sleep 600", always: true);
+        var driver = Driver(fake, o => (o.Kvm, o.FirstOutputSeconds, o.BootTimeoutSeconds) = (false, 2, 90));
+
+        var clock = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(QemuFixture.Spec(), CancellationToken.None));
+
+        Assert.InRange(clock.Elapsed.TotalSeconds, 1.5, 30);
+        Assert.Contains("printed nothing on its console within 2 s under TCG (forced by Fleet:Qemu:Kvm = false)", failure.Message);
+        Assert.Contains("nothing to see", failure.Message);
+        Assert.Empty(driver.Running);
+    }
+
     [Fact]
     public async Task an_encrypted_disk_is_made_again_when_qemu_img_misreads_the_cpu_clock_but_not_on_other_errors()
     {

@@ -21,6 +21,8 @@ public static class BootBench
         var qemuOptions = new QemuOptions { StateDirectory = state, GuestDirectory = guest, MaxMemoryMiB = 256, MaxCpus = 1, BootTimeoutSeconds = 120 };
         await using var driver = QemuMicroVmDriver.Start(qemuOptions, "bench");
         await driver.ImageAsync(CancellationToken.None);
+        // The driver's own choice (probe or configuration); the bare runs below reuse its exact arguments, accelerator included.
+        var accelerator = (await driver.AcceleratorAsync(CancellationToken.None))!;
 
         // One boot to learn the exact command line the driver uses, so that the bare runs use the same.
         var probe = Spec();
@@ -47,9 +49,9 @@ public static class BootBench
 
         viaDriver.Sort();
         bare.Sort();
-        var kvm = File.Exists("/dev/kvm") ? "KVM" : "TCG (no /dev/kvm)";
         Console.WriteLine();
-        Console.WriteLine($"Kraud boot benchmark: {runs} boots each, 1 vCPU, 256 MiB, no disk, {kvm}, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"Kraud boot benchmark: {runs} boots each, 1 vCPU, 256 MiB, no disk, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"Accelerator of every figure below: {accelerator.Name}, because {accelerator.Reason}");
         Console.WriteLine();
         Console.WriteLine("| metric | through the host runtime | bare qemu-system-x86_64 | ratio (target <= 1.1) |");
         Console.WriteLine("|---|---|---|---|");

@@ -26,6 +26,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     private const int ConsoleTailLines = 25;
 
+    internal const string GuestCommandLine = "console=ttyS0 loglevel=4 panic=-1 rdinit=/init";
+
     /// <summary>x86 kernels take at most 2048 bytes of command line, terminator included.</summary>
     private const int MaxKernelCommandLine = 2000;
 
@@ -76,6 +78,16 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     public event Action<MicroVmCrash>? Crashed;
 
+    /// <summary>
+    /// KVM or TCG for this driver's guests: forced by <see cref="QemuOptions.Kvm"/>, or probed once (see
+    /// <see cref="AcceleratorProbe"/>). Needs QEMU and the guest image, which it builds first if need be.
+    /// </summary>
+    public async Task<Accelerator?> AcceleratorAsync(CancellationToken ct) =>
+        await AcceleratorProbe.ChooseAsync(_options, QemuPath(), await ImageAsync(ct), _logger);
+
+    private string QemuPath() => ProcessRunner.Which(_options.QemuSystem)
+        ?? throw new MicroVmBootException($"{_options.QemuSystem} is not installed (Debian: apt-get install qemu-system-x86).");
+
     /// <summary>The guest image this driver boots (built and cached on first use).</summary>
     public async Task<GuestImage> ImageAsync(CancellationToken ct)
     {
@@ -119,7 +131,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             var failure = e switch
             {
                 MicroVmBootException boot => boot,
-                TimeoutException => new MicroVmBootException($"the guest did not report ready within {_options.BootTimeoutSeconds} s{vm.TailText()}"),
+                TimeoutException => new MicroVmBootException(
+                    $"the guest did not report ready within {_options.BootTimeoutSeconds} s{vm.UnderAccelerator()}{vm.TailText()}"),
                 OperationCanceledException => new MicroVmBootException("the boot was cancelled"),
                 _ => new MicroVmBootException($"{e.GetType().Name}: {e.Message}{vm.TailText()}"),
             };
@@ -153,8 +166,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     private async Task<double> StartAsync(Vm vm, CancellationToken ct)
     {
-        var qemu = ProcessRunner.Which(_options.QemuSystem)
-            ?? throw new MicroVmBootException($"{_options.QemuSystem} is not installed (Debian: apt-get install qemu-system-x86).");
+        var qemu = QemuPath();
         GuestImage image;
         try
         {
@@ -164,15 +176,19 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             throw new MicroVmBootException($"no guest image: {e.Message}");
         }
+        var accelerator = await AcceleratorProbe.ChooseAsync(_options, qemu, image, _logger);
+        vm.Accelerator = accelerator;
+        var kvm = accelerator.Kvm;
         var spec = vm.Spec;
         if (Directory.Exists(vm.Directory)) Directory.Delete(vm.Directory, recursive: true);
         Directory.CreateDirectory(vm.Directory);
         Directory.CreateDirectory(ConsoleDirectory);
 
-        var kvm = _options.Kvm ?? File.Exists("/dev/kvm");
         var cpus = Math.Max(1, _options.MaxCpus > 0 ? Math.Min(spec.Cpu, _options.MaxCpus) : spec.Cpu);
         var memory = Math.Max(MinMemoryMiB, _options.MaxMemoryMiB > 0 ? Math.Min(spec.MemoryMiB, _options.MaxMemoryMiB) : spec.MemoryMiB);
-        var append = new StringBuilder($"console=ttyS0 quiet panic=-1 rdinit=/init kraud.vm={spec.VmId}");
+        // loglevel=4 keeps the kernel as terse as "quiet" would, but not its boot stub: "Probing EDD" is then the guest's
+        // first console line, within a fraction of a second, so a guest that prints nothing is known to be stuck early.
+        var append = new StringBuilder($"{GuestCommandLine} kraud.vm={spec.VmId}");
         // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
         // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
         // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration.
@@ -242,7 +258,12 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         foreach (var arg in args) start.ArgumentList.Add(arg);
         vm.OpenConsole();
         var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) vm.OnConsole(e.Data); };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            vm.FirstOutput.TrySetResult();
+            vm.OnConsole(e.Data);
+        };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) vm.OnConsole("qemu: " + e.Data); };
         var started = Stopwatch.GetTimestamp();
         process.Start();
@@ -252,6 +273,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         vm.Exited = WatchAsync(vm);
+        _ = FailWhenSilentAsync(vm, TimeSpan.FromSeconds(_options.FirstOutputSeconds));
 
         foreach (var (pipe, encode) in secrets)
         {
@@ -268,7 +290,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         var ready = await vm.Ready.Task.WaitAsync(TimeSpan.FromSeconds(_options.BootTimeoutSeconds), ct);
         var bootMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}; ready after {BootMs:F0} ms ({Ready})",
-            spec.VmId, process.Id, cpus, memory, kvm ? "KVM" : "TCG", bootMs, ready);
+            spec.VmId, process.Id, cpus, memory, accelerator.Name, bootMs, ready);
         return bootMs;
     }
 
@@ -311,8 +333,18 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         var process = vm.Process!;
         // Also waits until the console has been read to its end, so the tail is complete.
         await process.WaitForExitAsync(CancellationToken.None);
-        vm.Ready.TrySetException(new MicroVmBootException($"QEMU exited with code {process.ExitCode} before the guest was ready{vm.TailText()}"));
+        vm.Ready.TrySetException(new MicroVmBootException(
+            $"QEMU exited with code {process.ExitCode} before the guest was ready{vm.UnderAccelerator()}{vm.TailText()}"));
         if (!vm.StopRequested && vm.Booted.Task.IsCompletedSuccessfully) await ReportCrashAsync(vm);
+    }
+
+    /// <summary>A guest silent for this long never started (a hung accelerator, a kernel that cannot run): fail it now.</summary>
+    private static async Task FailWhenSilentAsync(Vm vm, TimeSpan deadline)
+    {
+        await Task.WhenAny(vm.FirstOutput.Task, vm.Exited, Task.Delay(deadline));
+        if (!vm.FirstOutput.Task.IsCompleted && !vm.Exited.IsCompleted)
+            vm.Ready.TrySetException(new MicroVmBootException(
+                $"the guest printed nothing on its console within {deadline.TotalSeconds:F0} s{vm.UnderAccelerator()}{vm.TailText()}"));
     }
 
     private Task ReportCrashAsync(Vm vm)
@@ -492,6 +524,19 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public int CrashReported;
         public TaskCompletionSource Booted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource<string> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The guest's console said something (QEMU's own messages on stderr do not count).</summary>
+        public TaskCompletionSource FirstOutput { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Accelerator? Accelerator { get; set; }
+
+        /// <summary>For failure reasons: which accelerator ran the guest, and when the configuration forced KVM, that it does not work here.</summary>
+        public string UnderAccelerator() => Accelerator switch
+        {
+            null => "",
+            { Kvm: true, Forced: true } => $" under KVM ({Accelerator.Reason}): KVM does not run guests on this host; leave Fleet:Qemu:Kvm unset to let the probe choose",
+            _ => $" under {Accelerator}",
+        };
 
         public bool IsRunning => Booted.Task.IsCompletedSuccessfully && !StopRequested && Process is { HasExited: false };
 

@@ -36,8 +36,23 @@ public sealed class QemuOptions
     /// </summary>
     public int? GuestTscKhz { get; set; }
 
-    /// <summary>Use KVM: null means when /dev/kvm exists.</summary>
+    /// <summary>
+    /// Use KVM: true forces it, false forces TCG (software emulation), null (the default) lets a probe decide once per host
+    /// runtime: KVM only when a guest really boots under it (see <see cref="AcceleratorProbe"/>).
+    /// </summary>
     public bool? Kvm { get; set; }
+
+    /// <summary>The KVM device whose presence makes the probe try KVM at all.</summary>
+    public string KvmDevice { get; set; } = "/dev/kvm";
+
+    /// <summary>How long the probe guest may take under KVM to report ready (a guest under working KVM needs well under one).</summary>
+    public int KvmProbeSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// A guest that has printed nothing at all on its console after this long will never boot (a hung accelerator, a kernel
+    /// that cannot start): its boot fails then, not at <see cref="BootTimeoutSeconds"/>.
+    /// </summary>
+    public int FirstOutputSeconds { get; set; } = 10;
 
     public string ResolvedStateDirectory => Path.GetFullPath(StateDirectory);
     public string ResolvedGuestDirectory => Path.GetFullPath(GuestDirectory ?? Path.Combine(StateDirectory, "guest"));

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs the Debian packages the tests need when they are missing, builds the guest
+# image for real microVMs once, runs `dotnet test Kraud.sln` with any arguments given, and ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_update_once() { [ -n "$apt_updated" ] || { as_root apt-get update -qq && apt_updated=1; }; }
+install() { # install <why> <package>...
+  local why=$1; shift
+  echo "Installing $* (Debian packages: $why)"
+  apt_update_once && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || { echo "could not install $*"; exit 1; }
+}
+
+command -v dotnet >/dev/null || { echo "the .NET SDK (dotnet) is required"; exit 1; }
+
+# PostgreSQL server binaries: the test fixture starts its own throwaway cluster with them (no service is needed).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  install "the tests' throwaway database cluster" postgresql
+fi
+
+# Real microVMs (the qemu-microvm driver's tests): QEMU, qemu-img/qemu-io, a static busybox for the guest's initramfs.
+# wg (wireguard-tools): the WireGuard key specs check the host runtime's keys against `wg pubkey`.
+missing=()
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+{ command -v qemu-img && command -v qemu-io; } >/dev/null || missing+=(qemu-utils)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v wg >/dev/null || missing+=(wireguard-tools)
+[ ${#missing[@]} -eq 0 ] || install "real microVMs and WireGuard keys" "${missing[@]}"
+
+# The guest image downloads Debian's cloud kernel package with apt-get: its lists must know that package.
+apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-' \
+  || apt_update_once || { echo "apt-get update failed: the cloud kernel package cannot be found"; exit 1; }
+# Built once into the cache the tests use (kernel package download, initramfs); later runs find it there.
+dotnet run --project Kraud.HostRuntime -- guest-image --guest-dir .kraud/guest >/dev/null \
+  || { echo "could not build the guest image for real microVMs"; exit 1; }
+
+rm -rf TestResults
+dotnet test Kraud.sln "$@"
+status=$?
+
+trx=$(ls TestResults/*.trx 2>/dev/null | head -n 1)
+if [ -z "$trx" ]; then
+  echo "no test results were written (build failed?)"
+  echo "0 passed, 0 failed"
+  exit 1
+fi
+counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+value() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+passed=$(value passed); failed=$(value failed); errors=$(value error); timeouts=$(value timeout); aborted=$(value aborted)
+failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} + ${aborted:-0} ))
+echo "${passed:-0} passed, ${failed} failed"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then exit 1; fi
+exit 0
