@@ -10,6 +10,7 @@ using Wolverine.Postgresql;
 // A standalone host runtime for one physical host:
 //   dotnet run --project Kraud.HostRuntime -- --host <name> [--zone z --rack r --role Compute --cpu 16 --memory-mib 65536 --sev-snp true]
 //     [--nvme-gib 1024] [--kek-file <the fleet's key-encryption key, shared by every host runtime>]
+//     [--network wireguard --underlay kr-underlay --underlay-cidr 100.64.0.0/16 --underlay-address 100.64.0.10]
 // The host's definition comes from the Fleet:Hosts configuration entry of that name, or from the flags.
 //   dotnet run --project Kraud.HostRuntime -- guest-image [--guest-dir .kraud/guest] [--kernel-package linux-image-<abi>-cloud-amd64]
 // builds (or finds in its cache) the guest image the qemu-microvm driver boots, and prints where it is.
@@ -23,6 +24,7 @@ builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
     ["--host"] = "Host:Name", ["--zone"] = "Host:Zone", ["--rack"] = "Host:Rack", ["--role"] = "Host:Role", ["--cpu"] = "Host:Cpu",
     ["--memory-mib"] = "Host:MemoryMiB", ["--nvme-gib"] = "Host:NvmeGiB", ["--sev-snp"] = "Host:SevSnp", ["--driver"] = "Host:Driver",
     ["--state-dir"] = "Kraud:StateDirectory", ["--kek-file"] = "Fleet:KeyEncryptionKeyFile",
+    ["--network"] = "Fleet:Network", ["--underlay"] = "Fleet:Underlay", ["--underlay-cidr"] = "Fleet:UnderlayCidr", ["--underlay-address"] = "Host:UnderlayAddress",
 });
 var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
 // One state directory for the whole runtime unless Fleet:Qemu:StateDirectory names another one for the guests.

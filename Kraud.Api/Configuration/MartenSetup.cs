@@ -69,6 +69,7 @@ public static class MartenSetup
                 opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
                 opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
+                opts.Schema.For<Network.ServiceDiscoveryPushed>();
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
                 opts.Schema.For<Ingresses.IngressSlotClaim>().Index(x => x.HostId);
                 opts.Schema.For<HostLiveness>();

@@ -44,6 +44,7 @@ public static class MeshHandler
             await context.EndpointFor(PodStreams.HostUri(host.Name)).SendAsync(new ApplyPeerSet(host.Id, revision,
                 peers.Select(p => new WireGuardPeer(p.HostId, p.HostName, p.PublicKey, p.Endpoint, p.AllowedIps)).ToList()));
         }
+        await ServiceDiscoveryPush.SendAsync(session, context, hosts, pods, now);
     }
 
     /// <summary>Every microVM that holds VPC addresses: placed, booting, running or still stopping (failed ones gave theirs back).</summary>

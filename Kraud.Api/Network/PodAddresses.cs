@@ -30,7 +30,12 @@ public static class PodAddresses
             var (ip6, ip4) = await book.LeaseAsync(context, after.TenantId, after.Spec.Namespace, boot.Instance.VmId, by, at);
             leased.Add(new PodReplicaAddressed(after.Id, boot.Instance.VmId, ip6, ip4, at));
         }
-        if (changed || leased.Count > 0) await context.PublishAsync(new MeshChanged($"pod {after.Spec.Namespace}/{after.Spec.Name}"));
+        if (changed || leased.Count > 0 || !Serving(before).SetEquals(Serving(after)))
+            await context.PublishAsync(new MeshChanged($"pod {after.Spec.Namespace}/{after.Spec.Name}"));
         return leased;
     }
+
+    /// <summary>The microVMs a pod's name resolves to: when they change, the hosts' resolvers must hear of it too.</summary>
+    private static HashSet<Guid> Serving(Pod pod) =>
+        pod.Deleting ? [] : pod.Live.Where(i => i.Phase == VmPhase.Running).Select(i => i.VmId).ToHashSet();
 }

@@ -116,6 +116,18 @@ public sealed record ApplyPeerSet(Guid HostId, long Revision, IReadOnlyList<Wire
 /// <summary>The host rendered and applied this revision of its peer set.</summary>
 public sealed record PeerSetApplied(Guid HostId, long Revision) : IHostStateReport;
 
+/// <summary>A namespace of a tenant's VPC and its overlay prefixes.</summary>
+public sealed record NamespaceOverlay(string Name, string Ipv4Cidr, string Ipv6Cidr);
+
+/// <summary>One tenant as a host's data plane needs it: its prefixes (which addresses may talk to each other) and its service discovery table.</summary>
+public sealed record TenantNetwork(Guid TenantId, string Ipv6Prefix, IReadOnlyList<NamespaceOverlay> Namespaces, IReadOnlyList<Network.DnsRecord> Records);
+
+/// <summary>
+/// The tenants whose microVMs this host runs, with their service discovery tables: the host's resolver answers their
+/// guests from it and its firewall lets only addresses of one tenant talk. A host applies a revision only if it is newer.
+/// </summary>
+public sealed record ApplyServiceDiscovery(Guid HostId, long Revision, IReadOnlyList<TenantNetwork> Tenants);
+
 public sealed record FirewallRuleSpec(string Action, string Protocol, int Port, string Source);
 
 /// <summary>

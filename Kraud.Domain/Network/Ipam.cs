@@ -73,4 +73,22 @@ public static class Ipam
             if (!taken.Contains(offset)) return offset;
         return null;
     }
+
+    /// <summary>The gateway (and resolver) of the /23 an IPv4 microVM address lies in: host offset 1 of its block.</summary>
+    public static string Ipv4Gateway(string ip4)
+    {
+        var bytes = IPAddress.Parse(ip4).GetAddressBytes();
+        var value = ((uint)bytes[0] << 24) | ((uint)bytes[1] << 16) | ((uint)bytes[2] << 8) | bytes[3];
+        value = (value & ~0x1FFu) | 1;
+        return $"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}";
+    }
+
+    /// <summary>The gateway of the /64 an IPv6 microVM address lies in: interface id ::1.</summary>
+    public static string Ipv6Gateway(string ip6)
+    {
+        var bytes = IPAddress.Parse(ip6).GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        bytes[15] = 1;
+        return new IPAddress(bytes).ToString();
+    }
 }

@@ -11,7 +11,8 @@ using Microsoft.Extensions.Logging;
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
-public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas)
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas,
+    WireGuardKeys? keys = null, HostNamespace? network = null)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -25,15 +26,23 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public ReplicaStore Replicas => replicas;
 
     /// <summary>
-    /// The host's WireGuard interface and key pair. No driver programs a kernel interface yet: every host keeps its
-    /// rendered configuration in a simulated device.
+    /// The host's WireGuard interface and key pair: a wireguard-go device in the host's namespace when its network is real
+    /// (Fleet:Network = wireguard), otherwise a simulated device that keeps the rendered configuration.
     /// </summary>
-    public WireGuardInterface WireGuard { get; } = new(new WireGuardKeys(), new SimulatedWireGuardDevice());
+    public WireGuardInterface WireGuard { get; } = new(keys ?? new WireGuardKeys(),
+        network is null ? new SimulatedWireGuardDevice() : new NamespaceWireGuardDevice(network));
+
+    /// <summary>The host's network namespace (Fleet:Network = wireguard); null when its network is simulated.</summary>
+    public HostNamespace? Network => network;
+
+    /// <summary>The last service discovery table the control plane sent (kept by every host; served by a real network's resolver).</summary>
+    public ApplyServiceDiscovery? ServiceDiscovery { get; set; }
 
     /// <summary>Firewalls of this host's microVMs that DIRECT ingresses expose.</summary>
     public VmFirewalls Firewalls { get; } = new();
 
-    public string WireGuardEndpoint => definition.WireGuardEndpoint ?? $"{definition.Name}:{WireGuardInterface.ListenPort}";
+    public string WireGuardEndpoint => definition.WireGuardEndpoint
+        ?? $"{network?.UnderlayAddress ?? definition.Name}:{WireGuardInterface.ListenPort}";
 
     /// <summary>
     /// A powered-off host sends no heartbeats and handles no commands (they wait in its queue), like a machine that
@@ -73,24 +82,60 @@ public sealed class HostAgents : IAsyncDisposable
     public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null)
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
-        return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
+        var logger = loggers?.CreateLogger<HostAgent>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        var agents = new List<HostAgent>();
+        try
+        {
+            foreach (var h in fleet.Hosts) agents.Add(CreateAgent(fleet, h, kek, time, loggers, logger, authority));
+        }
+        catch
+        {
+            // A host whose namespace could not be made leaves nothing behind, nor do the ones made before it.
+            foreach (var made in agents) made.Network?.Dispose();
+            throw;
+        }
+        return new(agents);
+    }
+
+    private static HostAgent CreateAgent(FleetOptions fleet, HostDefinition h, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers, ILogger logger,
+        Lazy<SimulatedSevSnpAuthority> authority)
+    {
+        var keys = new WireGuardKeys();
+        var network = fleet.Network switch
+        {
+            NetworkModes.Simulated => null,
+            NetworkModes.WireGuard => HostNamespace.Start(fleet, h, keys.PrivateKey(), logger),
+            _ => throw new InvalidOperationException($"Fleet:Network is '{fleet.Network}'; known: {NetworkModes.Simulated}, {NetworkModes.WireGuard}."),
+        };
+        try
+        {
+            return new HostAgent(h, fleet.Datacenter, h.Driver switch
             {
                 "simulated" => new SimulatedDriver(new SimulatedDriverOptions
                 {
                     BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
                     SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
                 }, time),
-                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
+                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), network),
                 _ => throw new InvalidOperationException(
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time))));
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), keys, network);
+        }
+        catch
+        {
+            network?.Dispose();
+            keys.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
+        // After the drivers: their QEMUs run inside the namespaces.
+        foreach (var agent in _agents.Values) agent.Network?.Dispose();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
     }
 }

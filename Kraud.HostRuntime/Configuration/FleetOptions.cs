@@ -42,6 +42,19 @@ public sealed class FleetOptions
 
     public List<HostDefinition> Hosts { get; set; } = [];
 
+    /// <summary>
+    /// "simulated" (the default: WireGuard devices keep their configuration in memory, guests have no network device) or
+    /// "wireguard": each host gets a network namespace on the underlay bridge with a wireguard-go device, taps for its
+    /// guests, a resolver and nftables isolation (see <see cref="Network.HostNamespace"/>).
+    /// </summary>
+    public string Network { get; set; } = NetworkModes.Simulated;
+
+    /// <summary>The Linux bridge every host namespace joins (made with <see cref="UnderlayCidr"/>'s first address when missing).</summary>
+    public string Underlay { get; set; } = "kr-underlay";
+
+    /// <summary>The underlay's addresses: .1 is the bridge's own (the machine), hosts take theirs from the rest.</summary>
+    public string UnderlayCidr { get; set; } = "100.64.0.0/16";
+
     /// <summary>How hosts whose driver is qemu-microvm run their guests.</summary>
     public QemuOptions Qemu { get; set; } = new();
 
@@ -78,4 +91,12 @@ public sealed class HostDefinition
     public string Driver { get; set; } = "simulated";
     /// <summary>Where other hosts reach this host's WireGuard interface (host:port); the host's name and port 51820 by default.</summary>
     public string? WireGuardEndpoint { get; set; }
+    /// <summary>This host's address on the underlay (Fleet:Network = wireguard); default: derived from its name inside Fleet:UnderlayCidr.</summary>
+    public string? UnderlayAddress { get; set; }
+}
+
+public static class NetworkModes
+{
+    public const string Simulated = "simulated";
+    public const string WireGuard = "wireguard";
 }

@@ -74,3 +74,9 @@ public sealed class SimulatedWireGuardDevice : IWireGuardDevice
         Applied++;
     }
 }
+
+/// <summary>A wireguard-go device in the host's namespace (Fleet:Network = wireguard), configured with <c>wg syncconf</c>.</summary>
+public sealed class NamespaceWireGuardDevice(HostNamespace network) : IWireGuardDevice
+{
+    public void Apply(string interfaceName, string configuration) => network.ApplyWireGuard(configuration);
+}

@@ -11,12 +11,14 @@ public sealed class HostProcess : IAsyncDisposable
     private readonly string _workDir;
 
     public string Name { get; }
+    public string Zone { get; }
     public Guid Id => Kraud.Domain.Fleet.Host.IdFor(Name);
 
-    private HostProcess(Process process, string name, string workDir)
+    private HostProcess(Process process, string name, string zone, string workDir)
     {
         _process = process;
         Name = name;
+        Zone = zone;
         _workDir = workDir;
     }
 
@@ -50,7 +52,7 @@ public sealed class HostProcess : IAsyncDisposable
         var process = Process.Start(start)!;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new HostProcess(process, name, workDir);
+        return new HostProcess(process, name, zone, workDir);
     }
 
     public static string KekFile(KraudApp app) => Path.Combine(app.StateDirectory, "kek");
@@ -61,6 +63,22 @@ public sealed class HostProcess : IAsyncDisposable
             await using var session = app.Store.QuerySession();
             return await session.LoadAsync<HostView>(Id) is not null;
         }, TimeSpan.FromSeconds(60), $"host {Name} registered itself");
+
+    /// <summary>SIGTERM, as an operator stops the service: the runtime stops its microVMs and removes what it made. SIGKILL after a minute.</summary>
+    public async Task StopAsync()
+    {
+        if (_process.HasExited) return;
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString()])) await kill.WaitForExitAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await _process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            await KillAsync();
+        }
+    }
 
     /// <summary>SIGKILL: the host runtime gets no chance to say goodbye, as with a power cut.</summary>
     public async Task KillAsync()

@@ -27,6 +27,8 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
     [
         "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_mmio.ko",
         "kernel/drivers/block/virtio_blk.ko",
+        // The network device (kraud_network in the init script loads these three, in this order).
+        "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko",
     ];
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(5);
@@ -175,6 +177,31 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           insmod /lib/modules/$m.ko || echo "KRAUD-WARN cannot load $m"
         done
         arg() { for kv in $(cat /proc/cmdline); do case "$kv" in "$1="*) echo "${kv#*=}";; esac; done; }
+        # The guest's end of its tap (Fleet:Network = wireguard): kraud.net=ip4,gateway4[,ip6,gateway6], kraud.mtu. Addresses are
+        # host routes to the gateway, which the host answers for; the gateway's .1 is also the tenant's resolver.
+        kraud_network() {
+          net=$(arg kraud.net)
+          [ -n "$net" ] || return 0
+          for m in failover net_failover virtio_net; do insmod /lib/modules/$m.ko || echo "KRAUD-WARN cannot load $m"; done
+          n=0
+          while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 250 ]; do usleep 20000; n=$((n+1)); done
+          if [ ! -e /sys/class/net/eth0 ]; then
+            echo "KRAUD-FAILED the network device did not appear"
+            poweroff -f
+          fi
+          old_ifs=$IFS; IFS=,; set -- $net; IFS=$old_ifs
+          ip link set lo up
+          ip link set eth0 mtu "$(arg kraud.mtu)" up
+          ip addr add "$1/32" dev eth0 && ip route add "$2" dev eth0 && ip route add default via "$2" dev eth0 \
+            || echo "KRAUD-WARN cannot configure $1 via $2"
+          if [ -n "$3" ]; then
+            echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+            ip -6 addr add "$3/128" dev eth0 && ip -6 route add "$4" dev eth0 && ip -6 route add default via "$4" dev eth0 \
+              || echo "KRAUD-WARN cannot configure $3 via $4"
+          fi
+          mkdir -p /etc
+          echo "nameserver $2" > /etc/resolv.conf
+        }
         disks=$(arg kraud.disks)
         i=0
         present() { n=0; for d in /dev/vd?; do [ -b "$d" ] && n=$((n+1)); done; echo $n; }
@@ -183,6 +210,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           echo "KRAUD-FAILED only $(present) of ${disks} disks appeared"
           poweroff -f
         fi
+        kraud_network
         echo "KRAUD-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
         cmd=$(arg kraud.cmd)
         if [ -n "$cmd" ]; then

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -38,9 +39,12 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     private readonly SemaphoreSlim _imageGate = new(1, 1);
     private GuestImage? _image;
 
-    private QemuMicroVmDriver(QemuOptions options, string hostName, ILogger? logger)
+    private readonly HostNamespace? _network;
+
+    private QemuMicroVmDriver(QemuOptions options, string hostName, ILogger? logger, HostNamespace? network)
     {
         _options = options;
+        _network = network;
         _logger = logger ?? NullLogger.Instance;
         _images = new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox);
         var hostDirectory = Path.Combine(options.ResolvedStateDirectory, "hosts", hostName);
@@ -54,9 +58,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// pidfiles are in this host's state directory): after a crash of the host runtime nobody owns them any more, and
     /// the keys of their disks died with it.
     /// </summary>
-    public static QemuMicroVmDriver Start(QemuOptions options, string hostName, ILogger? logger = null)
+    /// <param name="network">The host's namespace when its network is real: each guest then gets a tap there and its QEMU runs inside.</param>
+    public static QemuMicroVmDriver Start(QemuOptions options, string hostName, ILogger? logger = null, HostNamespace? network = null)
     {
-        var driver = new QemuMicroVmDriver(options, hostName, logger);
+        var driver = new QemuMicroVmDriver(options, hostName, logger, network);
         driver.KillLeftovers();
         return driver;
     }
@@ -245,17 +250,18 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             disks++;
         }
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
+        AddNetworkDevice(vm, args, append);
         if (spec.Command.Count > 0) append.Append(" kraud.cmd=").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(CommandScript(spec))));
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
         args.AddRange(["-append", append.ToString()]);
 
-        var start = new ProcessStartInfo(qemu)
+        var start = new ProcessStartInfo(_network is null ? qemu : "ip")
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
             WorkingDirectory = vm.Directory,
         };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var arg in InHostNamespace(qemu, args)) start.ArgumentList.Add(arg);
         vm.OpenConsole();
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) =>
@@ -293,6 +299,23 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             spec.VmId, process.Id, cpus, memory, accelerator.Name, bootMs, ready);
         return bootMs;
     }
+
+    /// <summary>
+    /// Fleet:Network = wireguard: a virtio-net device on a tap in the host's namespace; the guest's init reads its addresses
+    /// from the kernel command line. The tap goes with the VM (<see cref="Vm.Clean"/>).
+    /// </summary>
+    private void AddNetworkDevice(Vm vm, List<string> args, StringBuilder append)
+    {
+        if (_network is null) return;
+        var nic = _network.Attach(vm.Spec);
+        vm.Released = () => _network.Detach(vm.Spec.VmId);
+        args.AddRange(["-netdev", $"tap,id=net0,ifname={nic.Tap},script=no,downscript=no", "-device", $"virtio-net-device,netdev=net0,mac={nic.Mac}"]);
+        append.Append(' ').Append(nic.KernelArguments);
+    }
+
+    /// <summary>The QEMU of a host with a namespace runs inside it (ip netns exec execs QEMU, so the pid stays QEMU's).</summary>
+    private IEnumerable<string> InHostNamespace(string qemu, List<string> args) =>
+        _network is null ? args : ["netns", "exec", _network.Name, qemu, .. args];
 
     /// <summary>
     /// LUKS formatted by qemu-img with the VM's key. PBKDF stretching (iter-time) only protects guessable passphrases;
@@ -518,6 +541,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public byte[]? Key { get; set; }
         public string? DiskImage { get; set; }
 
+        /// <summary>Gives back what the VM held outside its directory (its tap); runs once, with <see cref="Clean"/>.</summary>
+        public Action? Released { get; set; }
+
         /// <summary>Data keys of the volumes this VM mounts, unwrapped; zeroed with the VM.</summary>
         public Dictionary<Guid, byte[]> VolumeKeys { get; init; } = [];
         public volatile bool StopRequested;
@@ -584,6 +610,11 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
             }
             catch (IOException) { }
+            try
+            {
+                Released?.Invoke();
+            }
+            catch (InvalidOperationException) { } // the namespace went first (host runtime shutdown)
             lock (_tail)
             {
                 _console?.Dispose();

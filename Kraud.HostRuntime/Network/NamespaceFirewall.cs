@@ -1,0 +1,60 @@
+using System.Text;
+using Kraud.Domain.HostProtocol;
+
+namespace Kraud.HostRuntime.Network;
+
+/// <summary>
+/// The nftables table of a host namespace (inet kraud). A microVM's packets (they come in on a tap) are forwarded only to
+/// addresses of its own tenant: the pairs of the tenant's overlays (IPv4 /23s, and its IPv6 /48) are in a set the control
+/// plane's service discovery push keeps; everything else a guest sends through the host is dropped, the underlay among it.
+/// To the namespace itself a guest may only ask its resolver (port 53) and do IPv6 neighbour discovery, so neither the
+/// host runtime's sockets nor PostgreSQL (in the machine's namespace, behind the underlay) are reachable. Packets that
+/// arrive through WireGuard towards a tap pass the same tenant check.
+/// </summary>
+public static class NamespaceFirewall
+{
+    public const string Table = "kraud";
+
+    public static string Ruleset(string underlayCidr) => $$"""
+        table inet {{Table}}
+        delete table inet {{Table}}
+        table inet {{Table}} {
+          set same4 { type ipv4_addr . ipv4_addr; flags interval; }
+          set same6 { type ipv6_addr . ipv6_addr; flags interval; }
+          chain forward {
+            type filter hook forward priority 0; policy accept;
+            ct state established,related accept
+            iifname "{{HostNamespace.TapPrefix}}*" ip daddr {{underlayCidr}} counter drop
+            iifname "{{HostNamespace.TapPrefix}}*" ip saddr . ip daddr @same4 accept
+            iifname "{{HostNamespace.TapPrefix}}*" ip6 saddr . ip6 daddr @same6 accept
+            iifname "{{HostNamespace.TapPrefix}}*" counter drop
+            iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip saddr . ip daddr @same4 accept
+            iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip6 saddr . ip6 daddr @same6 accept
+            iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" counter drop
+          }
+          chain input {
+            type filter hook input priority 0; policy accept;
+            iifname != "{{HostNamespace.TapPrefix}}*" accept
+            ct state established,related accept
+            udp dport 53 accept
+            tcp dport 53 accept
+            icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept
+            counter drop
+          }
+        }
+
+        """;
+
+    /// <summary>Replaces the same-tenant pairs: every overlay of a tenant with every other of the same tenant.</summary>
+    public static string TenantSets(IReadOnlyList<TenantNetwork> tenants)
+    {
+        var text = new StringBuilder()
+            .Append("flush set inet ").Append(Table).Append(" same4\n")
+            .Append("flush set inet ").Append(Table).Append(" same6\n");
+        var pairs4 = tenants.SelectMany(t => t.Namespaces.SelectMany(a => t.Namespaces.Select(b => $"{a.Ipv4Cidr} . {b.Ipv4Cidr}"))).ToList();
+        var pairs6 = tenants.Select(t => $"{t.Ipv6Prefix} . {t.Ipv6Prefix}").ToList();
+        if (pairs4.Count > 0) text.Append("add element inet ").Append(Table).Append(" same4 { ").AppendJoin(", ", pairs4).Append(" }\n");
+        if (pairs6.Count > 0) text.Append("add element inet ").Append(Table).Append(" same6 { ").AppendJoin(", ", pairs6).Append(" }\n");
+        return text.ToString();
+    }
+}

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Kraud.HostRuntime.Network;
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+/// <summary>
+/// The data plane with real guests (issue 16): qemu-microvm host runtime processes, each in its own network namespace on
+/// an underlay bridge, carry VPC traffic between their microVMs through wireguard-go, serve the tenants' names and keep
+/// tenants apart with nftables. One datacenter is booted for the class.
+/// </summary>
+[Collection(ProcessFleetCollection.Name)]
+public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) : IClassFixture<Datacenter>
+{
+    [Fact]
+    public async Task a_pod_on_another_host_fetches_a_marker_by_vpc_address_and_by_name_only_through_wireguard_and_another_tenant_cannot()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var (a, b) = (await TenantScope.CreateAsync(app, "dpa"), await TenantScope.CreateAsync(app, "dpb"));
+        var marker = $"KRAUD-MARKER-{Guid.NewGuid():N}";
+
+        var web = await CreatePodAsync(a, "web", dc.Zones[0], $"mkdir -p /www && echo {marker} > /www/index.html && exec httpd -f -p 80 -h /www");
+        var webVm = Assert.Single((await a.WaitForPodAsync(web.Id(), "RUNNING", 180)).Instances());
+        var ip = webVm.GetProperty("ip4").GetString()!;
+
+        // Both clients boot at once, on the other host: tenant A's own, and tenant B's, which knows A's address.
+        var clients = await Task.WhenAll(
+            CreatePodAsync(a, "client", dc.Zones[1], Fetcher("a", ip)),
+            CreatePodAsync(b, "client", dc.Zones[1], Fetcher("b", ip)));
+        var running = await Task.WhenAll(a.WaitForPodAsync(clients[0].Id(), "RUNNING", 180), b.WaitForPodAsync(clients[1].Id(), "RUNNING", 180));
+        var (clientA, clientB) = (Assert.Single(running[0].Instances()), Assert.Single(running[1].Instances()));
+        Assert.NotEqual(dc.HostOf(webVm).Name, dc.HostOf(clientA).Name);
+        Assert.Equal(dc.HostOf(clientA).Name, dc.HostOf(clientB).Name);
+
+        await Eventually.Until(async () => (await Fetched(dc, clientA, "a by-ip", marker)) > 0 && (await Fetched(dc, clientA, "a by-name", marker)) > 0,
+            TimeSpan.FromSeconds(90), "tenant A's client fetched the marker by address and by name");
+
+        // Watch the underlay while the client fetches again: only WireGuard's UDP crosses it, and never the marker.
+        var capture = Path.Combine(dc.State, $"underlay-{Guid.NewGuid():N}.pcap");
+        Directory.CreateDirectory(dc.State);
+        using (var tcpdump = Process.Start(new ProcessStartInfo("tcpdump", ["-i", dc.Bridge, "-U", "-w", capture, "-s", "0"])
+               { RedirectStandardError = true, RedirectStandardOutput = true })!)
+        {
+            try
+            {
+                await Task.Delay(1000);
+                var (byIp, byName) = (await Fetched(dc, clientA, "a by-ip", marker), await Fetched(dc, clientA, "a by-name", marker));
+                await Eventually.Until(async () => await Fetched(dc, clientA, "a by-ip", marker) >= byIp + 2 && await Fetched(dc, clientA, "a by-name", marker) >= byName + 2,
+                    TimeSpan.FromSeconds(60), "two more fetches during the capture");
+            }
+            finally
+            {
+                Datacenter.Run("kill", "-INT", tcpdump.Id.ToString());
+                await tcpdump.WaitForExitAsync();
+            }
+        }
+        var packets = Datacenter.Run("tcpdump", "-r", capture, "-nn", "not arp and not icmp6").Output
+            .Split('\n').Where(l => l.Contains(" IP")).ToList();
+        Assert.NotEmpty(packets);
+        Assert.All(packets, p => Assert.Matches(@"\.51820[ :].*UDP|\.51820 > .*UDP", p));
+        Assert.DoesNotContain(marker, Datacenter.Run("tcpdump", "-r", capture, "-nn", "-A").Output);
+
+        // Tenant B asked all along, by A's address and by the same name: never an answer with A's marker.
+        var bLines = (await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b ")).ToList();
+        Assert.True(bLines.Count(l => l.StartsWith("KRAUD-TEST b by-ip", StringComparison.Ordinal)) >= 3, string.Join('\n', bLines));
+        Assert.DoesNotContain(bLines, l => l.Contains(marker));
+    }
+
+    [Fact]
+    public async Task a_host_runtime_with_a_real_network_makes_its_namespace_and_wireguard_device_and_leaves_nothing_when_it_stops()
+    {
+        await using var lab = new Datacenter();
+        await lab.StartAsync(app, hosts: 1, driver: "simulated");
+        var host = Assert.Single(lab.Hosts);
+        var ns = HostNamespace.NamespaceName(host.Name);
+        var device = "krw" + HostNamespace.HashOf(ns);
+        Assert.True(File.Exists($"/var/run/netns/{ns}"), $"namespace {ns}");
+        var wg = Datacenter.Run("ip", "netns", "exec", ns, "wg", "show", device, "public-key");
+        Assert.Equal(0, wg.ExitCode);
+        var announced = (await app.AsOperator("{ hosts { id wireguardPublicKey } }")).ShouldSucceed().Data.GetProperty("hosts").EnumerateArray()
+            .Single(h => h.GetProperty("id").GetString() == host.Id.ToString()).GetProperty("wireguardPublicKey").GetString();
+        Assert.Equal(announced, wg.Output.Trim());
+        Assert.Single(Datacenter.ProcessesNaming(device));
+
+        await lab.StopHostsAsync();
+        Assert.Empty(lab.Leftovers());
+    }
+
+    private static string Fetcher(string who, string ip) =>
+        $"while true; do " +
+        $"echo \"KRAUD-TEST {who} by-ip $(busybox timeout 5 busybox wget -q -O - http://{ip}/ 2>&1 | head -n 1)\"; " +
+        $"echo \"KRAUD-TEST {who} by-name $(busybox timeout 5 busybox wget -q -O - http://web/ 2>&1 | head -n 1)\"; " +
+        "sleep 1; done";
+
+    private static async Task<int> Fetched(Datacenter dc, JsonElement vm, string what, string marker) =>
+        (await dc.ConsoleLinesAsync(vm, $"KRAUD-TEST {what}")).Count(l => l.Contains(marker));
+
+    private static async Task<JsonElement> CreatePodAsync(TenantScope tenant, string name, string zone, string script) =>
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+        {
+            @in = new { name, image = "busybox", cpu = 1, memoryMiB = 256, zone, command = new[] { "sh", "-c", script } },
+        })).ShouldSucceed().Data.GetProperty("createPod");
+}

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Kraud.HostRuntime.Network;
+
+namespace Kraud.Tests.Infrastructure;
+
+/// <summary>
+/// A small datacenter on this machine for the data plane specs: an underlay bridge of its own (random name and /24, so
+/// other test runs on the machine never meet it) and qemu-microvm host runtime processes with Fleet:Network = wireguard,
+/// each in its own network namespace, each in a zone of its own so that a spec chooses the host by the zone. Booted once
+/// for the class (the first spec pays), torn down at its end; <see cref="Leftovers"/> names anything of it still there.
+/// </summary>
+public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly List<HostProcess> _hosts = [];
+    private readonly string _suffix = Guid.NewGuid().ToString("N")[..6];
+
+    public string Bridge => $"kru{_suffix}";
+
+    /// <summary>A random /24 of 100.64.0.0/16 (shared address space, RFC 6598): a route of its own in the machine's namespace.</summary>
+    public string UnderlayCidr { get; } = $"100.64.{Random.Shared.Next(0, 256)}.0/24";
+
+    public string State { get; } = Path.Combine(Path.GetTempPath(), $"kraud-dc-{Guid.NewGuid():N}");
+
+    public IReadOnlyList<HostProcess> Hosts => _hosts;
+
+    public IReadOnlyList<string> Zones => _hosts.Select(h => h.Zone).ToList();
+
+    /// <summary>Starts the bridge and <paramref name="hosts"/> host runtimes (in parallel) the first time a spec asks.</summary>
+    public async Task<Datacenter> StartAsync(ProcessFleetApp app, int hosts = 2, string driver = "qemu-microvm")
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_hosts.Count > 0) return this;
+            // Built here (or found in the cache), not by the first boot inside its timeout.
+            if (driver == "qemu-microvm") await new Kraud.HostRuntime.Drivers.Qemu.GuestImageBuilder(QemuFixture.GuestDirectory).EnsureAsync(CancellationToken.None);
+            Run("ip", "link", "add", Bridge, "type", "bridge");
+            Run("ip", "addr", "add", $"{UnderlayCidr[..UnderlayCidr.LastIndexOf('.')]}.1/24", "dev", Bridge);
+            Run("ip", "link", "set", Bridge, "up");
+            for (var i = 0; i < hosts; i++)
+            {
+                var name = $"n{i}-{Guid.NewGuid():N}"[..12];
+                _hosts.Add(HostProcess.Start(app, name, $"dc{i}-{_suffix}", driver: driver, environment: new Dictionary<string, string>
+                {
+                    ["Fleet__Network"] = "wireguard",
+                    ["Fleet__Underlay"] = Bridge,
+                    ["Fleet__UnderlayCidr"] = UnderlayCidr,
+                    ["Fleet__Qemu__StateDirectory"] = State,
+                    ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+                    ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+                    ["Fleet__Qemu__MaxCpus"] = "1",
+                    ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+                    ["Fleet__Qemu__BootTimeoutSeconds"] = "120",
+                }));
+            }
+            await Task.WhenAll(_hosts.Select(h => h.WaitUntilRegisteredAsync(app)));
+            return this;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public string ConsoleOf(HostProcess host, string vmId) => Path.Combine(State, "hosts", host.Name, "console", $"{vmId}.log");
+
+    public HostProcess HostOf(JsonElement instance) => _hosts.Single(h => h.Id.ToString() == instance.GetProperty("hostId").GetString());
+
+    /// <summary>Lines a guest printed with this prefix so far (guest scripts report what they saw on their console).</summary>
+    public async Task<IReadOnlyList<string>> ConsoleLinesAsync(JsonElement instance, string prefix)
+    {
+        var path = ConsoleOf(HostOf(instance), instance.GetProperty("id").GetString()!);
+        if (!File.Exists(path)) return [];
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var text = await new StreamReader(stream).ReadToEndAsync();
+        return text.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.TrimEnd('\r')).ToList();
+    }
+
+    /// <summary>What of this datacenter's hosts is still on the machine: namespaces, veths, wireguard-go devices and processes.</summary>
+    public IReadOnlyList<string> Leftovers()
+    {
+        var left = new List<string>();
+        foreach (var host in _hosts)
+        {
+            var ns = HostNamespace.NamespaceName(host.Name);
+            var hash = HostNamespace.HashOf(ns);
+            if (File.Exists($"/var/run/netns/{ns}")) left.Add($"network namespace {ns}");
+            if (Directory.Exists($"/sys/class/net/krv{hash}")) left.Add($"veth krv{hash}");
+            if (File.Exists($"/var/run/wireguard/krw{hash}.sock")) left.Add($"wireguard-go socket krw{hash}");
+            left.AddRange(ProcessesNaming($"krw{hash}").Select(pid => $"wireguard-go process {pid}"));
+        }
+        return left;
+    }
+
+    /// <summary>Processes whose command line holds this (unique, per run) name.</summary>
+    public static IReadOnlyList<int> ProcessesNaming(string name)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.QemuMicroVmDriver.IsAlive(pid))
+                    found.Add(pid);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return found;
+    }
+
+    /// <summary>Stops every host runtime as an operator would (SIGTERM: it removes what it made), then the bridge.</summary>
+    public async Task StopHostsAsync()
+    {
+        await Task.WhenAll(_hosts.Select(h => h.StopAsync()));
+    }
+
+    async ValueTask IAsyncDisposable.DisposeAsync() => await DisposeAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (_hosts.Count == 0) return;
+        await StopHostsAsync();
+        var left = Leftovers();
+        // Whatever a failed stop left is removed all the same (by its unique name or pid), so the machine stays clean.
+        foreach (var host in _hosts)
+        {
+            var ns = HostNamespace.NamespaceName(host.Name);
+            var hash = HostNamespace.HashOf(ns);
+            foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString());
+            Run("ip", "netns", "del", ns);
+            Run("ip", "link", "del", $"krv{hash}");
+            File.Delete($"/var/run/wireguard/krw{hash}.sock");
+        }
+        foreach (var host in _hosts) await host.DisposeAsync();
+        Run("ip", "link", "del", Bridge);
+        if (Directory.Exists(State)) Directory.Delete(State, recursive: true);
+        if (left.Count > 0) throw new InvalidOperationException($"The host runtimes left behind: {string.Join(", ", left)}");
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public static (int ExitCode, string Output) Run(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, output);
+    }
+}
