@@ -30,6 +30,17 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v wg >/dev/null || missing+=(wireguard-tools)
 [ ${#missing[@]} -eq 0 ] || install "real microVMs and WireGuard keys" "${missing[@]}"
 
+# The data plane specs (Fleet:Network = wireguard): network namespaces and taps (iproute2), userspace WireGuard
+# (wireguard-go: no kernel module on these machines), tenant isolation (nftables), a capture of the underlay (tcpdump),
+# and wrk for the ingress benchmark.
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v wireguard-go >/dev/null || missing+=(wireguard-go)
+command -v nft >/dev/null || missing+=(nftables)
+command -v tcpdump >/dev/null || missing+=(tcpdump)
+command -v curl >/dev/null || missing+=(curl)
+[ ${#missing[@]} -eq 0 ] || install "real VPC networking between hosts" "${missing[@]}"
+
 # The guest image downloads Debian's cloud kernel package with apt-get: its lists must know that package.
 apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-' \
   || apt_update_once || { echo "apt-get update failed: the cloud kernel package cannot be found"; exit 1; }

@@ -21,6 +21,9 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
     /// <summary>A random /24 of 100.64.0.0/16 (shared address space, RFC 6598): a route of its own in the machine's namespace.</summary>
     public string UnderlayCidr { get; } = $"100.64.{Random.Shared.Next(0, 256)}.0/24";
 
+    /// <summary>The bridge's own address: the machine, as the hosts see it on the underlay.</summary>
+    public string UnderlayGateway => $"{UnderlayCidr[..UnderlayCidr.LastIndexOf('.')]}.1";
+
     public string State { get; } = Path.Combine(Path.GetTempPath(), $"kraud-dc-{Guid.NewGuid():N}");
 
     public IReadOnlyList<HostProcess> Hosts => _hosts;
@@ -76,6 +79,13 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var text = await new StreamReader(stream).ReadToEndAsync();
         return text.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.TrimEnd('\r')).ToList();
+    }
+
+    /// <summary>The end of a guest's console, for failure messages.</summary>
+    public async Task<string> ConsoleTailAsync(JsonElement instance, int lines = 40)
+    {
+        var all = await ConsoleLinesAsync(instance, "");
+        return $"console of {instance.GetProperty("id").GetString()}:\n" + string.Join('\n', all.TakeLast(lines));
     }
 
     /// <summary>What of this datacenter's hosts is still on the machine: namespaces, veths, wireguard-go devices and processes.</summary>
