@@ -71,3 +71,6 @@ static async Task<int> GuestImageCommand(string[] args)
         return 1;
     }
 }
+
+/// <summary>Internal: the test assembly boots the API's Program, and ASP.NET Core would otherwise make this one public too.</summary>
+internal sealed partial class Program;

@@ -28,6 +28,7 @@ public static class ApiSetup
                                     ?? new Ingresses.NetworkOptions());
         services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
         services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
+        services.AddSingleton(sp => Ingresses.IngressCertificateAuthority.LoadOrCreate(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<Replay.EventLog>();
         services.AddSingleton<Operations.RebuildJobs>();
         services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));

@@ -70,6 +70,9 @@ public static class MartenSetup
                 opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<Network.ServiceDiscoveryPushed>();
+                opts.Schema.For<Ingresses.IngressConfigPushed>();
+                opts.Schema.For<Ingresses.IngressUserCredential>().Index(x => x.IngressId);
+                opts.Schema.For<Ingresses.IngressAccessLogEntry>().Index(x => x.IngressId).Index(x => x.At);
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
                 opts.Schema.For<Ingresses.IngressSlotClaim>().Index(x => x.HostId);
                 opts.Schema.For<HostLiveness>();

@@ -56,5 +56,9 @@ public static class HostReportsHandler
         if (a.Accelerator is not null)
             await HostStreams.RecordAnnouncedAsync(session, context, a.HostId, nameof(ReportAccelerator),
                 host => HostDecider.Decide(new ReportAccelerator(a.HostId, a.Accelerator, a.AcceleratorReason ?? "", time.GetUtcNow()), host));
+        if (a is { IngressEndpoint: { } endpoint, IngressTunnelAddress: { } tunnel }
+            && (await HostStreams.RecordAnnouncedAsync(session, context, a.HostId, nameof(AnnounceIngressProxy),
+                host => HostDecider.Decide(new AnnounceIngressProxy(a.HostId, endpoint, tunnel, time.GetUtcNow()), host))).Count > 0)
+            await context.PublishAsync(new Network.MeshChanged($"ingress host {a.Name} runs a proxy at {endpoint}"));
     }
 }

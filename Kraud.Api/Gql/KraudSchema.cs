@@ -32,7 +32,7 @@ public static class KraudSchema
         TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
         RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
         Kubernetes.KubernetesFields.Map, Apps.AppFields.Map,
-        Network.VpcQueries.Map, Ingresses.IngressFields.Map,
+        Network.VpcQueries.Map, Ingresses.IngressFields.Map, Ingresses.SetIngressUserField.Map, Ingresses.IngressAccessLogFields.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

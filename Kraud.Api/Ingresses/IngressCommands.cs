@@ -46,6 +46,7 @@ public static class IngressCommandHandler
         session.Events.StartStream(c.IngressId, events).Stamp(AuditStamp.For(context, c.By, c.TenantId, nameof(CreateIngress)));
         slots.Apply(session, events);
         session.Insert(new NameClaim { Id = NameClaim.For("ingress", c.TenantId.ToString(), c.Name), OwnerId = c.IngressId });
+        await Changed(context, ingress);
         if (ingress.Exposure is { } exposure)
         {
             session.Insert(new AddressClaim { Id = AddressClaim.Public(exposure.PublicAddress), OwnerId = c.IngressId });
@@ -78,7 +79,12 @@ public static class IngressCommandHandler
         var events = IngressDecider.Decide(new VerifyIngressDomain(ingress.Id, domain, found, evidence, r.At), ingress);
         if (events.Count == 0) return;
         session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, r.By, ingress.TenantId, nameof(VerifyIngressDomain)));
+        await Changed(context, ingress);
     }
+
+    /// <summary>Ingress hosts are sent what they serve, and peer with the hosts of the routes' microVMs: both follow every change.</summary>
+    private static ValueTask Changed(IMessageContext context, Ingress ingress) =>
+        context.PublishAsync(new Network.MeshChanged($"ingress {ingress.Name}"));
 
     public static async Task Handle(DeleteIngress c, IDocumentSession session, IMessageContext context)
     {
@@ -88,6 +94,7 @@ public static class IngressCommandHandler
         if (events.Count == 0) return;
         session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(DeleteIngress)));
         IngressSlots.ReleaseAll(session, ingress.Id);
+        await Changed(context, ingress);
         session.Delete<NameClaim>(NameClaim.For("ingress", ingress.TenantId.ToString(), ingress.Name));
         foreach (var domain in ingress.Domains.Keys) session.Delete<NameClaim>(NameClaim.For("domain", domain));
         if (ingress.Exposure is { } exposure)
@@ -105,6 +112,7 @@ public static class IngressCommandHandler
         var events = IngressDecider.Decide(c, ingress, new IngressFacts(await RoutedPodsAsync(session, ingress.TenantId, c.Routes, hosts), [], null));
         if (events.Count == 0) return;
         session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(SetIngressRoutes)));
+        await Changed(context, ingress);
     }
 
     /// <summary>The tenant's live pods the routes name, with where their microVMs run.</summary>
@@ -116,7 +124,7 @@ public static class IngressCommandHandler
                 p.Pod.Live.Where(i => hosts.ContainsKey(i.HostId)).OrderBy(i => i.Replica).Select(i => (hosts[i.HostId].Zone, hosts[i.HostId].Rack)).ToList()));
 
     /// <summary>Another tenant's ingress is NOT_FOUND (existence does not leak), as are deleted ones for changes.</summary>
-    private static async Task<(Ingress Ingress, int Version)> LoadAsync(IQuerySession session, Guid id, Principal by)
+    internal static async Task<(Ingress Ingress, int Version)> LoadAsync(IQuerySession session, Guid id, Principal by)
     {
         var stream = await session.Events.FetchStreamAsync(id);
         var ingress = Fold.Events<Ingress>(stream.Select(e => e.Data));

@@ -110,7 +110,7 @@ public static class IngressFields
     private static DomainDto DomainOf(IngressDto ingress, string name) =>
         ingress.Domains.Single(d => d.Name == name.Trim().TrimEnd('.').ToLowerInvariant());
 
-    private static async Task<IngressDto> LoadAsync(IResolveFieldContext ctx, Guid id)
+    internal static async Task<IngressDto> LoadAsync(IResolveFieldContext ctx, Guid id)
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<IngressView>(id, ctx.CancellationToken);
         var principal = ctx.Caller().Principal;

@@ -41,6 +41,7 @@ public static class RepairIngressesHandler
             session.Events.Append(view.Id, view.Version + events.Count, events)
                 .Stamp(AuditStamp.For(context, Repair, view.TenantId, nameof(RepairIngress)));
             slots.Apply(session, events);
+            await context.PublishAsync(new Network.MeshChanged($"ingress {view.Name} moved"));
         }
     }
 }

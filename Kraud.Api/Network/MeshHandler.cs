@@ -24,12 +24,15 @@ public static class MeshHandler
     public const string Queue = "mesh";
     private static readonly Principal Mesh = Principal.System("mesh");
 
-    public static async Task Handle(MeshChanged[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(MeshChanged[] batch, IDocumentSession session, IMessageContext context, TimeProvider time,
+        Ingresses.IngressCertificateAuthority ca)
     {
         var hosts = await session.Query<HostView>().ToListAsync();
         var pods = await session.Query<PodView>().Where(p => p.State != PodState.Stopped).ToListAsync();
         var current = (await session.Query<PeerSetView>().ToListAsync()).ToDictionary(v => v.HostId);
-        var sets = Domain.Network.Mesh.PeerSets(MeshVms(pods), MeshHosts(hosts));
+        var ingresses = await session.Query<Kraud.Projections.Ingresses.IngressView>()
+            .Where(i => !i.Deleted && i.Ingress.Kind != Domain.Ingresses.IngressKind.Direct).ToListAsync();
+        var sets = Domain.Network.Mesh.PeerSets(MeshVms(pods), MeshHosts(hosts), IngressLinks(ingresses, hosts, pods));
         var now = time.GetUtcNow();
         var stamp = AuditStamp.For(context, Mesh, null, "ComputePeerSets");
         foreach (var host in hosts.OrderBy(h => h.Name))
@@ -45,12 +48,25 @@ public static class MeshHandler
                 peers.Select(p => new WireGuardPeer(p.HostId, p.HostName, p.PublicKey, p.Endpoint, p.AllowedIps)).ToList()));
         }
         await ServiceDiscoveryPush.SendAsync(session, context, hosts, pods, now);
+        await Ingresses.IngressConfigPush.SendAsync(session, context, ca, hosts, now);
     }
 
     /// <summary>Every microVM that holds VPC addresses: placed, booting, running or still stopping (failed ones gave theirs back).</summary>
     public static IEnumerable<MeshVm> MeshVms(IEnumerable<PodView> pods) => pods.SelectMany(p => p.Pod.Instances
         .Where(i => i is { Ip4: not null, Ip6: not null } && i.Phase != VmPhase.Failed)
         .Select(i => new MeshVm(i.VmId, p.TenantId, i.HostId, i.Ip6!, i.Ip4!)));
+
+    /// <summary>Each ingress replica whose host runs a proxy reaches the microVMs of the pods its routes name (same tenant only).</summary>
+    public static IEnumerable<IngressLink> IngressLinks(IEnumerable<Kraud.Projections.Ingresses.IngressView> ingresses, IEnumerable<HostView> hosts,
+        IEnumerable<PodView> pods)
+    {
+        var tunnels = hosts.Where(h => h.Host.IngressTunnelAddress is not null).ToDictionary(h => h.Id, h => h.Host.IngressTunnelAddress!);
+        var podsById = pods.ToDictionary(p => p.Id);
+        return ingresses.SelectMany(i => i.Ingress.Replicas.Where(r => tunnels.ContainsKey(r.HostId)).SelectMany(r => i.Ingress.Routes
+            .Select(route => podsById.GetValueOrDefault(route.PodId)).Where(p => p is not null && p.TenantId == i.TenantId)
+            .SelectMany(p => p!.Pod.Instances.Where(vm => vm.Ip4 is not null && vm.Phase != VmPhase.Failed))
+            .Select(vm => new IngressLink(r.HostId, tunnels[r.HostId], vm.VmId))));
+    }
 
     public static IEnumerable<MeshHost> MeshHosts(IEnumerable<HostView> hosts) => hosts
         .Select(h => new MeshHost(h.Id, h.Name, h.State == HostState.Failed ? null : h.Host.WireGuardPublicKey, h.Host.WireGuardEndpoint));

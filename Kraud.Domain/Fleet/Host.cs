@@ -40,6 +40,9 @@ public sealed record MicroVmReleased(Guid HostId, Guid VmId, string Why, DateTim
 public sealed record HostWireGuardKeyAnnounced(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
 
 /// <summary>The host runtime told how its guests are accelerated (KVM or TCG) and why; a host without a hypervisor never does.</summary>
+/// <summary>An INGRESS host's proxy listens at Endpoint (ip:port) and reaches the VPCs from TunnelAddress through WireGuard.</summary>
+public sealed record HostIngressProxyAnnounced(Guid HostId, string Endpoint, string TunnelAddress, DateTimeOffset At);
+
 public sealed record HostAcceleratorReported(Guid HostId, string Accelerator, string Reason, DateTimeOffset At);
 
 public sealed record HostVm(Guid VmId, Guid PodId, Guid TenantId, int Cpu, int MemoryMiB);
@@ -75,6 +78,11 @@ public sealed record Host(
 
     public string? AcceleratorReason { get; init; }
 
+    /// <summary>Where this INGRESS host's proxy listens (ip:port) and its address inside the WireGuard mesh; null while it runs none.</summary>
+    public string? IngressEndpoint { get; init; }
+
+    public string? IngressTunnelAddress { get; init; }
+
     public int CpuUsed => Vms.Values.Sum(v => v.Cpu);
     public int MemoryUsedMiB => Vms.Values.Sum(v => v.MemoryMiB);
 
@@ -100,6 +108,7 @@ public sealed record Host(
         StorageReleased e => this with { Replicas = Replicas.Remove(e.VolumeId) },
         HostWireGuardKeyAnnounced e => this with { WireGuardPublicKey = e.PublicKey, WireGuardEndpoint = e.Endpoint },
         HostAcceleratorReported e => this with { Accelerator = e.Accelerator, AcceleratorReason = e.Reason },
+        HostIngressProxyAnnounced e => this with { IngressEndpoint = e.Endpoint, IngressTunnelAddress = e.TunnelAddress },
         _ => this,
     };
 }
@@ -120,6 +129,8 @@ public sealed record FinishDrain(Guid HostId, DateTimeOffset At);
 public sealed record MarkHostFailed(Guid HostId, DateTimeOffset LastHeartbeat, int MissedHeartbeats, DateTimeOffset At);
 
 public sealed record AnnounceWireGuardKey(Guid HostId, string PublicKey, string Endpoint, DateTimeOffset At);
+
+public sealed record AnnounceIngressProxy(Guid HostId, string Endpoint, string TunnelAddress, DateTimeOffset At);
 
 public sealed record ReportAccelerator(Guid HostId, string Accelerator, string Reason, DateTimeOffset At);
 
@@ -197,6 +208,20 @@ public static class HostDecider
         return state.Accelerator == c.Accelerator && state.AcceleratorReason == c.Reason
             ? []
             : [new HostAcceleratorReported(c.HostId, c.Accelerator, c.Reason, c.At)];
+    }
+
+    /// <summary>An INGRESS host runtime with a real network runs a proxy; only a changed address is a fact.</summary>
+    public static IReadOnlyList<object> Decide(AnnounceIngressProxy c, Host state)
+    {
+        if (!state.Exists) throw DomainException.NotFound("Host", c.HostId);
+        if (state.Role != HostRole.Ingress) throw new DomainException(ErrorCode.Precondition, $"Host {state.Name} is no INGRESS host; it runs no ingress proxy.");
+        if (!System.Net.IPEndPoint.TryParse(c.Endpoint, out var endpoint) || endpoint.Port == 0)
+            throw DomainException.Validation($"Host {state.Name} announced proxy endpoint '{c.Endpoint}', which is not ip:port.");
+        if (!System.Net.IPAddress.TryParse(c.TunnelAddress, out _))
+            throw DomainException.Validation($"Host {state.Name} announced tunnel address '{c.TunnelAddress}', which is no IP address.");
+        return state.IngressEndpoint == c.Endpoint && state.IngressTunnelAddress == c.TunnelAddress
+            ? []
+            : [new HostIngressProxyAnnounced(c.HostId, c.Endpoint, c.TunnelAddress, c.At)];
     }
 
     public static IReadOnlyList<object> Decide(MarkHostAlive c, Host state) =>

@@ -102,10 +102,12 @@ public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, 
 /// <summary>A host runtime came up: the control plane registers it if it does not know it yet.</summary>
 /// <param name="Accelerator">KVM or TCG, as the runtime's probe (or its configuration) chose for its guests; null without a hypervisor.</param>
 /// <param name="AcceleratorReason">Why that accelerator: what the probe saw, or that the configuration forced it.</param>
+/// <param name="IngressEndpoint">An INGRESS host's proxy (ip:port), when its network is real.</param>
+/// <param name="IngressTunnelAddress">The address that proxy reaches the VPCs from, through WireGuard.</param>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
     string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null, string? Accelerator = null,
-    string? AcceleratorReason = null) : IHostReport;
+    string? AcceleratorReason = null, string? IngressEndpoint = null, string? IngressTunnelAddress = null) : IHostReport;
 
 /// <summary>One peer of a host's WireGuard interface, as the control plane hands it to the host runtime.</summary>
 public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKey, string? Endpoint, IReadOnlyList<string> AllowedIps);
@@ -127,6 +129,31 @@ public sealed record TenantNetwork(Guid TenantId, string Ipv6Prefix, IReadOnlyLi
 /// guests from it and its firewall lets only addresses of one tenant talk. A host applies a revision only if it is newer.
 /// </summary>
 public sealed record ApplyServiceDiscovery(Guid HostId, long Revision, IReadOnlyList<TenantNetwork> Tenants);
+
+/// <summary>A route of an ingress as its proxy serves it: Host and path prefix to the VPC addresses (ip:port) of the pod's running microVMs.</summary>
+public sealed record IngressSiteRoute(string Host, string Path, IReadOnlyList<string> Backends);
+
+/// <summary>A BASIC user of an AUTHENTICATED ingress: the password only as PBKDF2-SHA256 (base64 of salt, iterations, hash).</summary>
+public sealed record IngressBasicUser(string Username, string PasswordHash);
+
+/// <summary>Who may pass: method OIDC (issuer, audience, groups), SAML (refused by the proxy) or BASIC (users).</summary>
+public sealed record IngressSiteAuth(string Method, string? Issuer, string? Audience, IReadOnlyList<string> AllowedGroups, IReadOnlyList<IngressBasicUser> Users);
+
+/// <summary>One ingress as an ingress host serves it.</summary>
+public sealed record IngressSite(Guid IngressId, Guid TenantId, string Name, string Kind, IReadOnlyList<string> Hostnames, IngressSiteAuth? Auth,
+    IReadOnlyList<IngressSiteRoute> Routes);
+
+/// <summary>A certificate and its key (PEM) from Kraud's ingress CA, for these names.</summary>
+public sealed record IngressCertificate(IReadOnlyList<string> Names, string CertificatePem, string KeyPem);
+
+/// <summary>What an INGRESS host's proxy serves now (hot-reloaded); a host applies a revision only if it is newer.</summary>
+public sealed record ApplyIngressConfig(Guid HostId, long Revision, IReadOnlyList<IngressSite> Sites, IReadOnlyList<IngressCertificate> Certificates);
+
+/// <summary>One request an ingress proxy answered.</summary>
+public sealed record IngressRequestLog(Guid IngressId, DateTimeOffset At, string Host, string Path, int Status, string? Upstream, double DurationMs);
+
+/// <summary>Requests an ingress host served since its last report (sent about once a second while there are any).</summary>
+public sealed record IngressRequestsServed(Guid HostId, IReadOnlyList<IngressRequestLog> Requests) : IHostReport;
 
 public sealed record FirewallRuleSpec(string Action, string Protocol, int Port, string Source);
 

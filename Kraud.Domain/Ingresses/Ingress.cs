@@ -43,6 +43,9 @@ public sealed record IngressOwnedBy(Guid IngressId, ResourceOwner Owner, DateTim
 /// <summary>The routes now go to other pods (an app upgrade hands its ingress to the new version's pods).</summary>
 public sealed record IngressRoutesChanged(Guid IngressId, IReadOnlyList<IngressRoute> Routes, string By, DateTimeOffset At);
 
+/// <summary>A BASIC user was added to the ingress, or its password replaced (the password's hash is kept outside the log).</summary>
+public sealed record IngressUserSet(Guid IngressId, string Username, string By, DateTimeOffset At);
+
 public sealed record IngressDomain(string Name, string VerificationToken, bool Verified);
 
 public sealed record Ingress(

@@ -19,6 +19,8 @@ public sealed record RoutedPod(Guid PodId, string Name, IReadOnlyList<(string Zo
 /// <summary>An ingress host and how many more ingress replicas it can take (none unless it is READY).</summary>
 public sealed record IngressHostSlot(Guid HostId, string Name, string Zone, int Free);
 
+public sealed record SetIngressUser(Guid IngressId, string Username, int PasswordLength, Principal By, DateTimeOffset At);
+
 public sealed record AddIngressDomain(Guid IngressId, string Domain, string VerificationToken, DateTimeOffset At);
 
 public sealed record VerifyIngressDomain(Guid IngressId, string Domain, bool TxtRecordFound, string Evidence, DateTimeOffset At);
@@ -183,6 +185,18 @@ public static partial class IngressDecider
             throw new DomainException(ErrorCode.Precondition,
                 $"{DomainVerification.RecordName(c.Domain)} has no TXT record \"{domain.VerificationToken}\" yet ({c.Evidence}). Publish it and verify again.");
         return [new IngressDomainVerified(c.IngressId, c.Domain, c.Evidence, c.At)];
+    }
+
+    /// <summary>A BASIC user of an AUTHENTICATED ingress; the password itself is hashed by the caller and never part of the event.</summary>
+    public static IReadOnlyList<object> Decide(SetIngressUser c, Ingress state)
+    {
+        RequireLive(state, c.IngressId);
+        if (state.Kind != IngressKind.Authenticated || !string.Equals(state.Auth?.Method, "BASIC", StringComparison.OrdinalIgnoreCase))
+            throw new DomainException(ErrorCode.Precondition, $"Ingress {state.Name} does not authenticate with BASIC: it has no users.");
+        if (string.IsNullOrEmpty(c.Username) || c.Username.Length > 64 || c.Username.Contains(':') || c.Username.Any(char.IsControl))
+            throw DomainException.Validation("username must have 1 to 64 characters, none of them ':' or a control character.");
+        if (c.PasswordLength is < 8 or > 256) throw DomainException.Validation("password must have 8 to 256 characters.");
+        return [new IngressUserSet(c.IngressId, c.Username, c.By.Actor, c.At)];
     }
 
     public static IReadOnlyList<object> Decide(DeleteIngress c, Ingress state)

@@ -12,7 +12,7 @@ namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
 public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas,
-    WireGuardKeys? keys = null, HostNamespace? network = null)
+    WireGuardKeys? keys = null, HostNamespace? network = null, Ingress.IngressProxy? ingress = null)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -34,6 +34,12 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     /// <summary>The host's network namespace (Fleet:Network = wireguard); null when its network is simulated.</summary>
     public HostNamespace? Network => network;
+
+    /// <summary>The reverse proxy of an INGRESS host with a real network; null otherwise.</summary>
+    public Ingress.IngressProxy? Ingress => ingress;
+
+    /// <summary>The last ingress configuration the control plane sent (every INGRESS host keeps it; a proxy serves it).</summary>
+    public ApplyIngressConfig? IngressConfig { get; set; }
 
     /// <summary>The last service discovery table the control plane sent (kept by every host; served by a real network's resolver).</summary>
     public ApplyServiceDiscovery? ServiceDiscovery { get; set; }
@@ -61,7 +67,8 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     public HostAnnounced Announcement(Accelerator? accelerator) => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter,
         definition.Rack, definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name,
-        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason);
+        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, ingress?.Endpoint,
+        ingress is null ? null : network?.IngressTunnelAddress);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
@@ -107,8 +114,14 @@ public sealed class HostAgents : IAsyncDisposable
             NetworkModes.WireGuard => HostNamespace.Start(fleet, h, keys.PrivateKey(), logger),
             _ => throw new InvalidOperationException($"Fleet:Network is '{fleet.Network}'; known: {NetworkModes.Simulated}, {NetworkModes.WireGuard}."),
         };
+        Ingress.IngressProxy? proxy = null;
         try
         {
+            if (network is not null && string.Equals(h.Role, "Ingress", StringComparison.OrdinalIgnoreCase))
+            {
+                network.UseIngressTunnel();
+                proxy = Ingress.IngressProxy.StartAsync(network, loggers).GetAwaiter().GetResult();
+            }
             return new HostAgent(h, fleet.Datacenter, h.Driver switch
             {
                 "simulated" => new SimulatedDriver(new SimulatedDriverOptions
@@ -120,10 +133,11 @@ public sealed class HostAgents : IAsyncDisposable
                 _ => throw new InvalidOperationException(
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), keys, network);
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), keys, network, proxy);
         }
         catch
         {
+            proxy?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             network?.Dispose();
             keys.Dispose();
             throw;
@@ -134,7 +148,9 @@ public sealed class HostAgents : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
-        // After the drivers: their QEMUs run inside the namespaces.
+        foreach (var agent in _agents.Values)
+            if (agent.Ingress is { } proxy) await proxy.DisposeAsync();
+        // After the drivers and proxies: their QEMUs and sockets live in the namespaces.
         foreach (var agent in _agents.Values) agent.Network?.Dispose();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
     }

@@ -31,6 +31,7 @@ public static class HostRuntimeSetup
         services.AddHostedService<HostAnnouncer>();
         services.AddHostedService<CrashReporter>();
         services.AddHostedService<HeartbeatSender>();
+        services.AddHostedService<Ingress.IngressAccessLogReporter>();
         return services;
     }
 

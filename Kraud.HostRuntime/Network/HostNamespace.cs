@@ -28,6 +28,12 @@ public sealed class HostNamespace : IDisposable
     /// <summary>Every microVM's tap starts so: the firewall tells guest traffic by it.</summary>
     public const string TapPrefix = "kt";
 
+    /// <summary>
+    /// Where INGRESS hosts' proxies reach the VPCs from: one /32 per ingress host on its WireGuard device, outside every VPC
+    /// (10.0.0.0/8, fd00::/8) and the underlay, derived from its underlay address so it is unique wherever that is.
+    /// </summary>
+    public const string IngressTunnelRange = "100.96.0.0/16";
+
     /// <summary>wireguard-go's MTU: guests use it too, so that no packet needs fragments inside the tunnel.</summary>
     public const int Mtu = 1420;
 
@@ -143,7 +149,21 @@ public sealed class HostNamespace : IDisposable
         // wireguard-go sends a packet only to the peer whose allowed IPs hold its destination, and drops the rest.
         Ip("route", "add", "10.0.0.0/8", "dev", WireGuardDevice);
         Ip("-6", "route", "add", "fd00::/8", "dev", WireGuardDevice);
+        Ip("route", "add", IngressTunnelRange, "dev", WireGuardDevice);
     }
+
+    /// <summary>This host's address in <see cref="IngressTunnelRange"/>: the last two bytes of its underlay address.</summary>
+    public string IngressTunnelAddress
+    {
+        get
+        {
+            var b = IPAddress.Parse(UnderlayAddress).GetAddressBytes();
+            return $"100.96.{b[2]}.{b[3]}";
+        }
+    }
+
+    /// <summary>An INGRESS host's proxy connects into the VPCs from its tunnel address (the only address of its WireGuard device).</summary>
+    public void UseIngressTunnel() => Ip("addr", "add", $"{IngressTunnelAddress}/32", "dev", WireGuardDevice);
 
     /// <summary>Loads a peer set rendered by <see cref="WireGuardInterface.Render"/> into the device.</summary>
     public void ApplyWireGuard(string configuration)

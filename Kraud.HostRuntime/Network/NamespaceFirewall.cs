@@ -9,7 +9,8 @@ namespace Kraud.HostRuntime.Network;
 /// plane's service discovery push keeps; everything else a guest sends through the host is dropped, the underlay among it.
 /// To the namespace itself a guest may only ask its resolver (port 53) and do IPv6 neighbour discovery, so neither the
 /// host runtime's sockets nor PostgreSQL (in the machine's namespace, behind the underlay) are reachable. Packets that
-/// arrive through WireGuard towards a tap pass the same tenant check.
+/// arrive through WireGuard towards a tap pass the same tenant check, or come from an ingress proxy's tunnel address (TCP
+/// only; WireGuard admits such a packet only from an ingress host whose routes lead to a microVM on this host).
 /// </summary>
 public static class NamespaceFirewall
 {
@@ -29,6 +30,7 @@ public static class NamespaceFirewall
             iifname "{{HostNamespace.TapPrefix}}*" ip6 saddr . ip6 daddr @same6 accept
             iifname "{{HostNamespace.TapPrefix}}*" counter drop
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip saddr . ip daddr @same4 accept
+            iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip saddr {{HostNamespace.IngressTunnelRange}} meta l4proto tcp accept
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip6 saddr . ip6 daddr @same6 accept
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" counter drop
           }
