@@ -3,14 +3,16 @@ using Kraud.HostRuntime.Agents;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Wolverine;
+using Wolverine.Runtime;
 
 namespace Kraud.HostRuntime.Ingress;
 
 /// <summary>Sends what each ingress proxy of this runtime answered to the control plane, about once a second, for the tenants' access logs.</summary>
-public sealed class IngressAccessLogReporter(HostAgents agents, IMessageBus bus, ILogger<IngressAccessLogReporter> logger) : BackgroundService
+public sealed class IngressAccessLogReporter(HostAgents agents, IWolverineRuntime runtime, ILogger<IngressAccessLogReporter> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var bus = new MessageBus(runtime);
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {

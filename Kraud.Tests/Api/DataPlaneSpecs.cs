@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Kraud.HostRuntime.Network;
 using Kraud.Tests.Infrastructure;
@@ -6,9 +9,9 @@ using Kraud.Tests.Infrastructure;
 namespace Kraud.Tests.Api;
 
 /// <summary>
-/// The data plane with real guests (issue 16): qemu-microvm host runtime processes, each in its own network namespace on
-/// an underlay bridge, carry VPC traffic between their microVMs through wireguard-go, serve the tenants' names and keep
-/// tenants apart with nftables. One datacenter is booted for the class.
+/// The data plane with real guests (issue 16): host runtime processes, each in its own network namespace on an underlay
+/// bridge, carry VPC traffic between their microVMs through wireguard-go, serve the tenants' names, keep tenants apart with
+/// nftables, and INGRESS hosts serve HTTPS through their proxies. One datacenter is booted for the class.
 /// </summary>
 [Collection(ProcessFleetCollection.Name)]
 public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) : IClassFixture<Datacenter>
@@ -17,30 +20,29 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
     public async Task a_pod_on_another_host_fetches_a_marker_by_vpc_address_and_by_name_only_through_wireguard_and_another_tenant_cannot()
     {
         var dc = await datacenter.StartAsync(app);
-        var (a, b) = (await TenantScope.CreateAsync(app, "dpa"), await TenantScope.CreateAsync(app, "dpb"));
-        var marker = $"KRAUD-MARKER-{Guid.NewGuid():N}";
-
-        var web = await CreatePodAsync(a, "web", dc.Zones[0], $"mkdir -p /www && echo {marker} > /www/index.html && exec httpd -f -p 80 -h /www");
-        var webVm = Assert.Single((await a.WaitForPodAsync(web.Id(), "RUNNING", 180)).Instances());
+        var web = await dc.WebAsync(app);
+        var a = web.Tenant;
+        var b = await TenantScope.CreateAsync(app, "dpb");
+        var webVm = (await a.WaitForPodAsync(web.PodId, "RUNNING", 180)).Instances()[0];
         var ip = webVm.GetProperty("ip4").GetString()!;
         // Something on the machine itself, behind the underlay (where the host runtimes and PostgreSQL are): guests must not reach it.
-        using var machine = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Any, 0);
+        using var machine = new TcpListener(IPAddress.Any, 0);
         machine.Start();
-        var underlay = $"{dc.UnderlayGateway}:{((System.Net.IPEndPoint)machine.LocalEndpoint).Port}";
+        var underlay = $"{dc.UnderlayGateway}:{((IPEndPoint)machine.LocalEndpoint).Port}";
         _ = ServeAsync(machine, "UNDERLAY-REACHED");
-        var hostNs = HostNamespace.NamespaceName(dc.Hosts[1].Name);
+        var clientHost = dc.Hosts.Single(h => h.Zone == dc.Zone(1) && h.Name.StartsWith('c'));
+        var hostNs = HostNamespace.NamespaceName(clientHost.Name);
         Assert.Contains("UNDERLAY-REACHED", Datacenter.Run("ip", "netns", "exec", hostNs, "busybox", "wget", "-q", "-O", "-", $"http://{underlay}/").Output);
 
-        // Both clients boot at once, on the other host: tenant A's own, and tenant B's, which knows A's address.
+        // Both clients boot at once, on the other zone's host: tenant A's own, and tenant B's, which knows A's address.
         var clients = await Task.WhenAll(
-            CreatePodAsync(a, "client", dc.Zones[1], Fetcher("a", ip)),
-            CreatePodAsync(b, "client", dc.Zones[1], Fetcher("b", ip, underlay)));
+            CreatePodAsync(a, "client", dc.Zone(1), Fetcher("a", ip)),
+            CreatePodAsync(b, "client", dc.Zone(1), Fetcher("b", ip, underlay)));
         var running = await Task.WhenAll(a.WaitForPodAsync(clients[0].Id(), "RUNNING", 180), b.WaitForPodAsync(clients[1].Id(), "RUNNING", 180));
         var (clientA, clientB) = (Assert.Single(running[0].Instances()), Assert.Single(running[1].Instances()));
         Assert.NotEqual(dc.HostOf(webVm).Name, dc.HostOf(clientA).Name);
-        Assert.Equal(dc.HostOf(clientA).Name, dc.HostOf(clientB).Name);
 
-        await Eventually.Until(async () => (await Fetched(dc, clientA, "a by-ip", marker)) > 0 && (await Fetched(dc, clientA, "a by-name", marker)) > 0,
+        await Eventually.Until(async () => (await Fetched(dc, clientA, "a by-ip", web.Marker)) > 0 && (await Fetched(dc, clientA, "a by-name", web.Marker)) > 0,
             TimeSpan.FromSeconds(90), "tenant A's client fetched the marker by address and by name");
 
         // Watch the underlay while the client fetches again: only WireGuard's UDP crosses it, and never the marker.
@@ -52,8 +54,9 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
             try
             {
                 await Task.Delay(1000);
-                var (byIp, byName) = (await Fetched(dc, clientA, "a by-ip", marker), await Fetched(dc, clientA, "a by-name", marker));
-                await Eventually.Until(async () => await Fetched(dc, clientA, "a by-ip", marker) >= byIp + 2 && await Fetched(dc, clientA, "a by-name", marker) >= byName + 2,
+                var (byIp, byName) = (await Fetched(dc, clientA, "a by-ip", web.Marker), await Fetched(dc, clientA, "a by-name", web.Marker));
+                await Eventually.Until(async () => await Fetched(dc, clientA, "a by-ip", web.Marker) >= byIp + 2
+                                                   && await Fetched(dc, clientA, "a by-name", web.Marker) >= byName + 2,
                     TimeSpan.FromSeconds(60), "two more fetches during the capture");
             }
             finally
@@ -62,29 +65,131 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
                 await tcpdump.WaitForExitAsync();
             }
         }
+        // Ingress hosts and heartbeats do not cross the bridge here: only hosts' WireGuard traffic does (ARP and IPv6 link-local aside).
         var packets = Datacenter.Run("tcpdump", "-r", capture, "-nn", "not arp and not icmp6").Output
             .Split('\n').Where(l => l.Contains(" IP")).ToList();
         Assert.NotEmpty(packets);
         Assert.All(packets, p => Assert.Matches(@"\.51820[ :].*UDP|\.51820 > .*UDP", p));
-        Assert.DoesNotContain(marker, Datacenter.Run("tcpdump", "-r", capture, "-nn", "-A").Output);
+        Assert.DoesNotContain(web.Marker, Datacenter.Run("tcpdump", "-r", capture, "-nn", "-A").Output);
 
         // Tenant B asks all along, by A's address and by the same name (each try gives up after 5 s): never an answer with A's marker.
-        await Eventually.Until(async () => (await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b by-name")).Count >= 2, TimeSpan.FromSeconds(90),
+        await Eventually.Until(async () => (await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b underlay")).Count >= 2, TimeSpan.FromSeconds(120),
             "tenant B's client tried twice");
         var bLines = await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b ");
         Assert.True(bLines.Count(l => l.StartsWith("KRAUD-TEST b by-ip", StringComparison.Ordinal)) >= 2, await dc.ConsoleTailAsync(clientB));
-        Assert.DoesNotContain(bLines, l => l.Contains(marker));
-        Assert.Contains(bLines, l => l.StartsWith("KRAUD-TEST b underlay", StringComparison.Ordinal));
+        Assert.DoesNotContain(bLines, l => l.Contains(web.Marker));
         Assert.DoesNotContain(bLines, l => l.Contains("UNDERLAY-REACHED"));
         // Dropped by the host namespace's firewall (its counters say so), not lost on the way.
         Assert.Matches(@"counter packets [1-9]", Datacenter.Run("ip", "netns", "exec", hostNs, "nft", "list", "chain", "inet", "kraud", "forward").Output);
+
+        await a.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = clients[0].Id() });
+        await b.DeletePodsAsync();
+    }
+
+    [Fact]
+    public async Task a_managed_ingress_serves_https_with_kraud_certificates_redirects_http_and_skips_a_killed_replica()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var web = await dc.WebAsync(app);
+        var name = $"shop{Guid.NewGuid():N}"[..12];
+        var host = $"{name}.{Kraud.Domain.Ingresses.Ingress.PlatformDomain}";
+        var custom = $"{name}.example.org";
+        var ingress = (await web.Tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id replicas { hostId zone endpoint } } }", new
+        {
+            @in = new
+            {
+                name, kind = "MANAGED",
+                routes = new[] { new { host, path = "/", podId = web.PodId, port = 80 }, new { host = custom, path = "/", podId = web.PodId, port = 80 } },
+            },
+        })).ShouldSucceed().Data.GetProperty("createIngress");
+        var endpoints = ingress.GetProperty("replicas").EnumerateArray().Select(r => r.GetProperty("endpoint").GetString()!).ToList();
+        Assert.Equal(3, endpoints.Count);
+        Assert.All(endpoints, e => Assert.StartsWith(dc.UnderlayCidr[..dc.UnderlayCidr.LastIndexOf('.')], e));
+
+        using var client = IngressClient(endpoints[0]);
+        // Every replica answers with the pod's page once its configuration arrived.
+        foreach (var endpoint in endpoints)
+        {
+            using var replica = IngressClient(endpoint);
+            var body = await Eventually.Get(async () => await TryGetAsync(replica, $"https://{host}/"), b => b.Status == 200, TimeSpan.FromSeconds(60),
+                $"the ingress replica at {endpoint} serves {host}");
+            Assert.Contains(web.Marker, body.Text);
+        }
+        var redirect = await client.GetAsync($"http://{host}/index.html?x=1");
+        Assert.Equal(HttpStatusCode.PermanentRedirect, redirect.StatusCode);
+        Assert.Equal($"https://{host}/index.html?x=1", redirect.Headers.Location!.ToString());
+
+        // A custom domain serves only once verified.
+        Assert.Equal(404, (await TryGetAsync(client, $"https://{custom}/")).Status);
+        var token = (await web.Tenant.Gql("mutation($i: ID!, $n: String!) { addDomain(ingressId: $i, name: $n) { verificationToken } }",
+            new { i = ingress.Id(), n = custom })).ShouldSucceed().Data.GetProperty("addDomain").GetProperty("verificationToken").GetString()!;
+        app.TxtRecords.Publish($"_kraud-challenge.{custom}", token);
+        (await web.Tenant.Gql("mutation($i: ID!, $n: String!) { verifyDomain(ingressId: $i, name: $n) { verified } }", new { i = ingress.Id(), n = custom }))
+            .ShouldSucceed();
+        await Eventually.Get(async () => await TryGetAsync(client, $"https://{custom}/"), b => b.Status == 200 && b.Text.Contains(web.Marker),
+            TimeSpan.FromSeconds(30), $"{custom} serves after verification");
+
+        // Round robin over both microVMs, then one is killed: the proxy skips it (at most one request meets it).
+        var pod = await web.Tenant.WaitForPodAsync(web.PodId, "RUNNING", 180);
+        var vms = pod.Instances().Select(i => (Id: i.Id(), Upstream: $"http://{i.GetProperty("ip4").GetString()}:80")).ToList();
+        for (var i = 0; i < 6; i++) Assert.Equal(200, (await TryGetAsync(client, $"https://{host}/")).Status);
+        var served = await Eventually.Get(() => AccessLogAsync(web.Tenant, ingress.Id()), log => vms.All(vm => log.Any(e => e.Upstream == vm.Upstream)),
+            TimeSpan.FromSeconds(30), "the access log shows both microVMs served");
+        Assert.All(served, e => Assert.Equal(host, e.Host));
+
+        var victim = vms[0];
+        using (var qemu = Process.GetProcessById(Assert.Single(QemuFixture.QemuProcessesOf(Guid.Parse(victim.Id))))) qemu.Kill();
+        var statuses = new List<int>();
+        for (var i = 0; i < 12; i++) statuses.Add((await TryGetAsync(client, $"https://{host}/")).Status);
+        Assert.True(statuses.Count(s => s != 200) <= 1, string.Join(",", statuses));
+        Assert.All(statuses.Skip(2), s => Assert.Equal(200, s));
+
+        // Another tenant sees neither the ingress nor its log.
+        var other = await TenantScope.CreateAsync(app, "dpo");
+        Assert.Equal("NOT_FOUND", (await other.Gql("query($i: ID!) { ingressAccessLog(ingressId: $i) { status } }", new { i = ingress.Id() })).ErrorCodes.Single());
+
+        await web.Tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() });
+        await Eventually.Get(() => web.Tenant.WaitForPodAsync(web.PodId, "RUNNING", 180), _ => true, TimeSpan.FromSeconds(200), "the web pod runs again");
+    }
+
+    [Fact]
+    public async Task an_authenticated_ingress_answers_401_without_or_with_wrong_credentials_and_passes_the_user_upstream_with_right_ones()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var web = await dc.WebAsync(app);
+        await web.Tenant.WaitForPodAsync(web.PodId, "RUNNING", 180);
+        var name = $"auth{Guid.NewGuid():N}"[..12];
+        var host = $"{name}.{Kraud.Domain.Ingresses.Ingress.PlatformDomain}";
+        var ingress = (await web.Tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id replicas { endpoint } } }", new
+        {
+            @in = new { name, kind = "AUTHENTICATED", auth = new { method = "BASIC" }, routes = new[] { new { host, path = "/", podId = web.PodId, port = 80 } } },
+        })).ShouldSucceed().Data.GetProperty("createIngress");
+        (await web.Tenant.Gql("mutation($i: ID!) { setIngressUser(ingressId: $i, username: \"alice\", password: \"correct horse\") { id } }",
+            new { i = ingress.Id() })).ShouldSucceed();
+        Assert.Equal("VALIDATION", (await web.Tenant.Gql("mutation($i: ID!) { setIngressUser(ingressId: $i, username: \"bob\", password: \"short\") { id } }",
+            new { i = ingress.Id() })).ErrorCodes.Single());
+
+        using var client = IngressClient(ingress.GetProperty("replicas")[0].GetProperty("endpoint").GetString()!);
+        var anonymous = await Eventually.Get(async () => await TryGetAsync(client, $"https://{host}/"), r => r.Status == 401, TimeSpan.FromSeconds(60),
+            "the ingress asks for credentials");
+        Assert.Contains("Basic", anonymous.Challenge);
+        Assert.Equal(401, (await TryGetAsync(client, $"https://{host}/", Basic("alice", "wrong horse"))).Status);
+        Assert.Equal(401, (await TryGetAsync(client, $"https://{host}/", Basic("mallory", "correct horse"))).Status);
+        var right = await Eventually.Get(async () => await TryGetAsync(client, $"https://{host}/", Basic("alice", "correct horse")), r => r.Status == 200,
+            TimeSpan.FromSeconds(30), "alice passes");
+        Assert.Contains(web.Marker, right.Text);
+        // The upstream learns who passed, and a client cannot claim to be someone else.
+        var who = await TryGetAsync(client, $"https://{host}/cgi-bin/who", Basic("alice", "correct horse"), ("X-Kraud-User", "root"));
+        Assert.Contains("user=alice", who.Text);
+
+        await web.Tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() });
     }
 
     [Fact]
     public async Task a_host_runtime_with_a_real_network_makes_its_namespace_and_wireguard_device_and_leaves_nothing_when_it_stops()
     {
         await using var lab = new Datacenter();
-        await lab.StartAsync(app, hosts: 1, driver: "simulated");
+        await lab.StartAsync(app, [new Datacenter.HostSpec(0, Driver: "simulated")]);
         var host = Assert.Single(lab.Hosts);
         var ns = HostNamespace.NamespaceName(host.Name);
         var device = "krw" + HostNamespace.HashOf(ns);
@@ -100,6 +205,66 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         Assert.Empty(lab.Leftovers());
     }
 
+    private sealed record Answer(int Status, string Text, string Challenge);
+
+    private sealed record LogEntry(string Host, int Status, string? Upstream);
+
+    private static async Task<IReadOnlyList<LogEntry>> AccessLogAsync(TenantScope tenant, string ingressId) =>
+        (await tenant.Gql("query($i: ID!) { ingressAccessLog(ingressId: $i, first: 1000) { host status upstream } }", new { i = ingressId }))
+        .ShouldSucceed().Data.GetProperty("ingressAccessLog").EnumerateArray()
+        .Select(e => new LogEntry(e.GetProperty("host").GetString()!, e.GetProperty("status").GetInt32(), e.GetProperty("upstream").GetString())).ToList();
+
+    private static string Basic(string user, string password) => "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{password}"));
+
+    private static async Task<Answer> TryGetAsync(HttpClient client, string url, string? authorization = null, params (string, string)[] headers)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        foreach (var (key, value) in headers) request.Headers.TryAddWithoutValidation(key, value);
+        try
+        {
+            using var response = await client.SendAsync(request);
+            return new Answer((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response.Headers.WwwAuthenticate.ToString());
+        }
+        catch (HttpRequestException e)
+        {
+            return new Answer(0, e.Message, "");
+        }
+    }
+
+    /// <summary>
+    /// A client that resolves every name to one ingress replica's endpoint (as a DNS record for the ingress would) and trusts
+    /// Kraud's ingress CA only, checking the name the way any browser does.
+    /// </summary>
+    private HttpClient IngressClient(string endpoint)
+    {
+        var target = IPEndPoint.Parse(endpoint);
+        var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(app.StateDirectory, "ingress-ca", "ca.pem")));
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromSeconds(5),
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(new IPEndPoint(target.Address, context.DnsEndPoint.Port == 80 ? 80 : target.Port), ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            },
+            SslOptions =
+            {
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                {
+                    if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.Add(ca);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    return chain.Build(new X509Certificate2(certificate));
+                },
+            },
+        };
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
+    }
+
     private static string Fetcher(string who, string ip, string? underlay = null) =>
         $"while true; do " +
         $"echo \"KRAUD-TEST {who} by-ip $(busybox timeout 5 busybox wget -q -O - http://{ip}/ 2>&1 | head -n 1)\"; " +
@@ -108,7 +273,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         "sleep 1; done";
 
     /// <summary>A bare HTTP answer to whoever connects, until the listener is stopped.</summary>
-    private static async Task ServeAsync(System.Net.Sockets.TcpListener listener, string body)
+    private static async Task ServeAsync(TcpListener listener, string body)
     {
         try
         {
@@ -120,7 +285,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
                 await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Length: {body.Length}\r\n\r\n{body}"));
             }
         }
-        catch (Exception e) when (e is ObjectDisposedException or System.Net.Sockets.SocketException or IOException) { }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException or IOException) { }
     }
 
     private static async Task<int> Fetched(Datacenter dc, JsonElement vm, string what, string marker) =>

@@ -28,24 +28,37 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public IReadOnlyList<HostProcess> Hosts => _hosts;
 
-    public IReadOnlyList<string> Zones => _hosts.Select(h => h.Zone).ToList();
 
-    /// <summary>Starts the bridge and <paramref name="hosts"/> host runtimes (in parallel) the first time a spec asks.</summary>
-    public async Task<Datacenter> StartAsync(ProcessFleetApp app, int hosts = 2, string driver = "qemu-microvm")
+    /// <summary>One host of the datacenter: which of its zones (0 or 1), its role and driver.</summary>
+    public sealed record HostSpec(int Zone, string Role = "Compute", string Driver = "qemu-microvm");
+
+    /// <summary>
+    /// The default layout: zone 0 has two qemu compute hosts (a pod of two replicas spans them) and two ingress hosts, zone 1
+    /// one compute host and one ingress host (an ingress's 2N+1 = 3 replicas span both zones).
+    /// </summary>
+    public static readonly IReadOnlyList<HostSpec> DefaultLayout =
+        [new(0), new(0), new(1), new(0, "Ingress", "simulated"), new(0, "Ingress", "simulated"), new(1, "Ingress", "simulated")];
+
+    public string Zone(int index) => $"dc{index}-{_suffix}";
+
+    /// <summary>Starts the bridge and the hosts (in parallel) the first time a spec asks.</summary>
+    public async Task<Datacenter> StartAsync(ProcessFleetApp app, IReadOnlyList<HostSpec>? layout = null)
     {
         await _gate.WaitAsync();
         try
         {
             if (_hosts.Count > 0) return this;
+            layout ??= DefaultLayout;
             // Built here (or found in the cache), not by the first boot inside its timeout.
-            if (driver == "qemu-microvm") await new Kraud.HostRuntime.Drivers.Qemu.GuestImageBuilder(QemuFixture.GuestDirectory).EnsureAsync(CancellationToken.None);
+            if (layout.Any(h => h.Driver == "qemu-microvm"))
+                await new Kraud.HostRuntime.Drivers.Qemu.GuestImageBuilder(QemuFixture.GuestDirectory).EnsureAsync(CancellationToken.None);
             Run("ip", "link", "add", Bridge, "type", "bridge");
-            Run("ip", "addr", "add", $"{UnderlayCidr[..UnderlayCidr.LastIndexOf('.')]}.1/24", "dev", Bridge);
+            Run("ip", "addr", "add", $"{UnderlayGateway}/24", "dev", Bridge);
             Run("ip", "link", "set", Bridge, "up");
-            for (var i = 0; i < hosts; i++)
+            foreach (var (spec, i) in layout.Select((h, i) => (h, i)))
             {
-                var name = $"n{i}-{Guid.NewGuid():N}"[..12];
-                _hosts.Add(HostProcess.Start(app, name, $"dc{i}-{_suffix}", driver: driver, environment: new Dictionary<string, string>
+                var name = $"{(spec.Role == "Ingress" ? "i" : "c")}{i}-{Guid.NewGuid():N}"[..12];
+                _hosts.Add(HostProcess.Start(app, name, Zone(spec.Zone), driver: spec.Driver, role: spec.Role, environment: new Dictionary<string, string>
                 {
                     ["Fleet__Network"] = "wireguard",
                     ["Fleet__Underlay"] = Bridge,
@@ -56,10 +69,43 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
                     ["Fleet__Qemu__MaxCpus"] = "1",
                     ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
                     ["Fleet__Qemu__BootTimeoutSeconds"] = "120",
+                    // This machine kind's KVM runs no guest (see the README): three hosts probing it at once cost each 5 s of a
+                    // start that already competes for two cores.
+                    ["Fleet__Qemu__Kvm"] = "false",
                 }));
             }
             await Task.WhenAll(_hosts.Select(h => h.WaitUntilRegisteredAsync(app)));
             return this;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Tenant A's web pod of the datacenter's specs: two microVMs (zone 0) whose busybox httpd serves a marker, and at
+    /// /cgi-bin/who the user an ingress named in X-Kraud-User. Made once.</summary>
+    public sealed record WebPod(TenantScope Tenant, string PodId, string Marker);
+
+    private WebPod? _web;
+
+    public async Task<WebPod> WebAsync(ProcessFleetApp app)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_web is not null) return _web;
+            var tenant = await TenantScope.CreateAsync(app, "dpa");
+            var marker = $"KRAUD-MARKER-{Guid.NewGuid():N}";
+            var script = $"mkdir -p /www/cgi-bin && echo {marker} > /www/index.html && " +
+                         "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"user=$HTTP_X_KRAUD_USER\"\\n' > /www/cgi-bin/who && " +
+                         "chmod +x /www/cgi-bin/who && exec httpd -f -p 80 -h /www";
+            var pod = (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+            {
+                @in = new { name = "web", image = "busybox", cpu = 1, memoryMiB = 256, replicas = 2, zone = Zone(0), command = new[] { "sh", "-c", script } },
+            })).ShouldSucceed().Data.GetProperty("createPod").Id();
+            await tenant.WaitForPodAsync(pod, "RUNNING", 240);
+            return _web = new WebPod(tenant, pod, marker);
         }
         finally
         {
