@@ -31,11 +31,15 @@ var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOpti
 if (builder.Configuration[$"{FleetOptions.Section}:Qemu:StateDirectory"] is null && builder.Configuration["Kraud:StateDirectory"] is { } state)
     fleet.Qemu.StateDirectory = state;
 fleet.SevSnp.AuthorityDirectory ??= Path.Combine(builder.Configuration["Kraud:StateDirectory"] ?? ".kraud", SevSnpOptions.DefaultDirectoryName);
-var name = builder.Configuration["Host:Name"]
-    ?? throw new InvalidOperationException("Name the host this runtime serves: --host <name>.");
-var definition = fleet.Hosts.FirstOrDefault(h => h.Name == name) ?? new HostDefinition { Name = name, Cpu = 16, MemoryMiB = 65536, NvmeGiB = 1024 };
-builder.Configuration.GetSection("Host").Bind(definition);
-fleet.Hosts = [definition];
+// Without --host, a runtime serves every host of its Fleet:Hosts (a lab rack in one process, as the API's in-process fleet).
+var name = builder.Configuration["Host:Name"] ?? (fleet.Hosts.Count > 0 ? fleet.Hosts[0].Name : null)
+    ?? throw new InvalidOperationException("Name the host this runtime serves: --host <name> (or list hosts in Fleet:Hosts).");
+if (builder.Configuration["Host:Name"] is not null)
+{
+    var definition = fleet.Hosts.FirstOrDefault(h => h.Name == name) ?? new HostDefinition { Name = name, Cpu = 16, MemoryMiB = 65536, NvmeGiB = 1024 };
+    builder.Configuration.GetSection("Host").Bind(definition);
+    fleet.Hosts = [definition];
+}
 
 var connection = builder.Configuration.GetConnectionString("Kraud") ?? builder.Configuration["KRAUD_DATABASE"]
     ?? throw new InvalidOperationException("Set the control plane's database: ConnectionStrings:Kraud or KRAUD_DATABASE.");

@@ -119,8 +119,10 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         Assert.Equal(HttpStatusCode.PermanentRedirect, redirect.StatusCode);
         Assert.Equal($"https://{host}/index.html?x=1", redirect.Headers.Location!.ToString());
 
-        // A custom domain serves only once verified.
-        Assert.Equal(404, (await TryGetAsync(client, $"https://{custom}/")).Status);
+        // A custom domain serves only once verified: before, the proxy has neither a certificate nor a route for it.
+        var unverified = await TryGetAsync(client, $"https://{custom}/");
+        Assert.NotEqual(200, unverified.Status);
+        Assert.DoesNotContain(web.Marker, unverified.Text);
         var token = (await web.Tenant.Gql("mutation($i: ID!, $n: String!) { addDomain(ingressId: $i, name: $n) { verificationToken } }",
             new { i = ingress.Id(), n = custom })).ShouldSucceed().Data.GetProperty("addDomain").GetProperty("verificationToken").GetString()!;
         app.TxtRecords.Publish($"_kraud-challenge.{custom}", token);

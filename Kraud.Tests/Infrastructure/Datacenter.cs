@@ -13,7 +13,14 @@ namespace Kraud.Tests.Infrastructure;
 public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly List<HostProcess> _hosts = [];
+    private readonly List<DcHost> _hosts = [];
+    private readonly List<HostProcess> _processes = [];
+
+    /// <summary>A host of the datacenter and the runtime process that serves it (one process per kind of host).</summary>
+    public sealed record DcHost(string Name, string Zone, string Role, HostProcess Process)
+    {
+        public Guid Id => Kraud.Domain.Fleet.Host.IdFor(Name);
+    }
     private readonly string _suffix = Guid.NewGuid().ToString("N")[..6];
 
     public string Bridge => $"kru{_suffix}";
@@ -26,7 +33,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public string State { get; } = Path.Combine(Path.GetTempPath(), $"kraud-dc-{Guid.NewGuid():N}");
 
-    public IReadOnlyList<HostProcess> Hosts => _hosts;
+    public IReadOnlyList<DcHost> Hosts => _hosts;
 
 
     /// <summary>One host of the datacenter: which of its zones (0 or 1), its role and driver.</summary>
@@ -55,26 +62,40 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             Run("ip", "link", "add", Bridge, "type", "bridge");
             Run("ip", "addr", "add", $"{UnderlayGateway}/24", "dev", Bridge);
             Run("ip", "link", "set", Bridge, "up");
-            foreach (var (spec, i) in layout.Select((h, i) => (h, i)))
+            var environment = new Dictionary<string, string>
             {
-                var name = $"{(spec.Role == "Ingress" ? "i" : "c")}{i}-{Guid.NewGuid():N}"[..12];
-                _hosts.Add(HostProcess.Start(app, name, Zone(spec.Zone), driver: spec.Driver, role: spec.Role, environment: new Dictionary<string, string>
+                ["Fleet__Network"] = "wireguard",
+                ["Fleet__Underlay"] = Bridge,
+                ["Fleet__UnderlayCidr"] = UnderlayCidr,
+                ["Fleet__Qemu__StateDirectory"] = State,
+                ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+                ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+                ["Fleet__Qemu__MaxCpus"] = "1",
+                ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+                ["Fleet__Qemu__BootTimeoutSeconds"] = "120",
+                // This machine kind's KVM runs no guest (see the README): hosts probing it at once cost each 5 s of a start that
+                // already competes for two cores.
+                ["Fleet__Qemu__Kvm"] = "false",
+            };
+            var named = layout.Select((h, i) => (Spec: h, Name: $"{(h.Role == "Ingress" ? "i" : "c")}{i}-{Guid.NewGuid():N}"[..12])).ToList();
+            // One runtime process per kind of host (each host its own namespace), started one after the other: six cold .NET
+            // processes at once on two cores (Wolverine compiling its handlers, the control plane its own for every first
+            // announcement) kept hosts from registering within a minute.
+            foreach (var group in named.GroupBy(h => (h.Spec.Role, h.Spec.Driver)))
+            {
+                var process = HostProcess.StartRack(app, group.Select(h => (h.Name, Zone(h.Spec.Zone), h.Spec.Role, h.Spec.Driver)).ToList(), environment);
+                _processes.Add(process);
+                var hosts = group.Select(h => new DcHost(h.Name, Zone(h.Spec.Zone), h.Spec.Role, process)).ToList();
+                _hosts.AddRange(hosts);
+                try
                 {
-                    ["Fleet__Network"] = "wireguard",
-                    ["Fleet__Underlay"] = Bridge,
-                    ["Fleet__UnderlayCidr"] = UnderlayCidr,
-                    ["Fleet__Qemu__StateDirectory"] = State,
-                    ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
-                    ["Fleet__Qemu__MaxMemoryMiB"] = "256",
-                    ["Fleet__Qemu__MaxCpus"] = "1",
-                    ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
-                    ["Fleet__Qemu__BootTimeoutSeconds"] = "120",
-                    // This machine kind's KVM runs no guest (see the README): three hosts probing it at once cost each 5 s of a
-                    // start that already competes for two cores.
-                    ["Fleet__Qemu__Kvm"] = "false",
-                }));
+                    await Task.WhenAll(hosts.Select(h => h.Process.WaitUntilRegisteredAsync(app, h.Name)));
+                }
+                catch (TimeoutException e)
+                {
+                    throw new TimeoutException(e.Message + "\n" + string.Join("\n", _processes.Select(p => $"--- {p.Name}:\n{p.OutputTail()}")), e);
+                }
             }
-            await Task.WhenAll(_hosts.Select(h => h.WaitUntilRegisteredAsync(app)));
             return this;
         }
         finally
@@ -113,9 +134,9 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         }
     }
 
-    public string ConsoleOf(HostProcess host, string vmId) => Path.Combine(State, "hosts", host.Name, "console", $"{vmId}.log");
+    public string ConsoleOf(DcHost host, string vmId) => Path.Combine(State, "hosts", host.Name, "console", $"{vmId}.log");
 
-    public HostProcess HostOf(JsonElement instance) => _hosts.Single(h => h.Id.ToString() == instance.GetProperty("hostId").GetString());
+    public DcHost HostOf(JsonElement instance) => _hosts.Single(h => h.Id.ToString() == instance.GetProperty("hostId").GetString());
 
     /// <summary>Lines a guest printed with this prefix so far (guest scripts report what they saw on their console).</summary>
     public async Task<IReadOnlyList<string>> ConsoleLinesAsync(JsonElement instance, string prefix)
@@ -171,7 +192,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
     /// <summary>Stops every host runtime as an operator would (SIGTERM: it removes what it made), then the bridge.</summary>
     public async Task StopHostsAsync()
     {
-        await Task.WhenAll(_hosts.Select(h => h.StopAsync()));
+        await Task.WhenAll(_processes.Select(p => p.StopAsync()));
     }
 
     async ValueTask IAsyncDisposable.DisposeAsync() => await DisposeAsync();
@@ -191,7 +212,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             Run("ip", "link", "del", $"krv{hash}");
             File.Delete($"/var/run/wireguard/krw{hash}.sock");
         }
-        foreach (var host in _hosts) await host.DisposeAsync();
+        foreach (var process in _processes) await process.DisposeAsync();
         Run("ip", "link", "del", Bridge);
         if (Directory.Exists(State)) Directory.Delete(State, recursive: true);
         if (left.Count > 0) throw new InvalidOperationException($"The host runtimes left behind: {string.Join(", ", left)}");

@@ -23,7 +23,8 @@ public sealed class HostProcess : IAsyncDisposable
     }
 
     public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384,
-        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null, string role = "Compute", int nvmeGiB = 1024)
+        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null, string role = "Compute", int nvmeGiB = 1024,
+        bool rack = false)
     {
         var workDir = Path.Combine(Path.GetTempPath(), $"kraud-host-{Guid.NewGuid():N}");
         Directory.CreateDirectory(workDir);
@@ -49,20 +50,74 @@ public sealed class HostProcess : IAsyncDisposable
             },
         };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
-        var process = Process.Start(start)!;
+        // A rack's hosts come from Fleet:Hosts: only the flags every host shares stay.
+        if (rack) start.ArgumentList.Clear();
+        if (rack) foreach (var arg in new[] { Dll(), "--kek-file", KekFile(app) }) start.ArgumentList.Add(arg);
+        var process = new Process { StartInfo = start };
+        var host = new HostProcess(process, name, zone, workDir);
+        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
+        process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new HostProcess(process, name, zone, workDir);
+        return host;
+    }
+
+    private readonly Queue<string> _output = new();
+
+    private void Keep(string? line)
+    {
+        if (line is null) return;
+        lock (_output)
+        {
+            _output.Enqueue(line);
+            if (_output.Count > 30) _output.Dequeue();
+        }
+    }
+
+    /// <summary>The last lines the process wrote, for failure messages.</summary>
+    public string OutputTail()
+    {
+        lock (_output) return string.Join('\n', _output);
+    }
+
+    /// <summary>One runtime process for several hosts (Fleet:Hosts, no --host): a lab rack costs one cold .NET process, not one per host.</summary>
+    public static HostProcess StartRack(KraudApp app, IReadOnlyList<(string Name, string Zone, string Role, string Driver)> hosts,
+        IReadOnlyDictionary<string, string> environment)
+    {
+        var all = new Dictionary<string, string>(environment);
+        foreach (var (h, i) in hosts.Select((h, i) => (h, i)))
+        {
+            all[$"Fleet__Hosts__{i}__Name"] = h.Name;
+            all[$"Fleet__Hosts__{i}__Zone"] = h.Zone;
+            all[$"Fleet__Hosts__{i}__Rack"] = "r1";
+            all[$"Fleet__Hosts__{i}__Role"] = h.Role;
+            all[$"Fleet__Hosts__{i}__Driver"] = h.Driver;
+            all[$"Fleet__Hosts__{i}__Cpu"] = "8";
+            all[$"Fleet__Hosts__{i}__MemoryMiB"] = "16384";
+            all[$"Fleet__Hosts__{i}__NvmeGiB"] = "100";
+        }
+        return Start(app, hosts[0].Name, hosts[0].Zone, environment: all, rack: true);
     }
 
     public static string KekFile(KraudApp app) => Path.Combine(app.StateDirectory, "kek");
 
-    public async Task WaitUntilRegisteredAsync(KraudApp app) =>
-        await Eventually.Until(async () =>
+    public async Task WaitUntilRegisteredAsync(KraudApp app, string? hostName = null)
+    {
+        var id = hostName is null ? Id : Kraud.Domain.Fleet.Host.IdFor(hostName);
+        try
         {
-            await using var session = app.Store.QuerySession();
-            return await session.LoadAsync<HostView>(Id) is not null;
-        }, TimeSpan.FromSeconds(60), $"host {Name} registered itself");
+            await Eventually.Until(async () =>
+            {
+                await using var session = app.Store.QuerySession();
+                return await session.LoadAsync<HostView>(id) is not null;
+            }, TimeSpan.FromSeconds(60), $"host {hostName ?? Name} registered itself");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message} Exited: {_process.HasExited}; its output:\n{OutputTail()}", e);
+        }
+    }
 
     /// <summary>SIGTERM, as an operator stops the service: the runtime stops its microVMs and removes what it made. SIGKILL after a minute.</summary>
     public async Task StopAsync()
