@@ -19,12 +19,14 @@ if (args.FirstOrDefault() == "guest-image") return await GuestImageCommand(args[
 var builder = Host.CreateApplicationBuilder(args);
 // Defaults for a host process started from anywhere; appsettings.json or Logging__* variables override them.
 builder.Logging.AddFilter("Wolverine", LogLevel.Warning).AddFilter("JasperFx", LogLevel.Warning).AddFilter("Weasel", LogLevel.Warning);
+// --config <file.json>: a fleet (or part of one) as a JSON file, as appsettings.json has it; flags still win.
+if (Array.IndexOf(args, "--config") is var at and >= 0 && at + 1 < args.Length) builder.Configuration.AddJsonFile(Path.GetFullPath(args[at + 1]));
 builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
 {
     ["--host"] = "Host:Name", ["--zone"] = "Host:Zone", ["--rack"] = "Host:Rack", ["--role"] = "Host:Role", ["--cpu"] = "Host:Cpu",
     ["--memory-mib"] = "Host:MemoryMiB", ["--nvme-gib"] = "Host:NvmeGiB", ["--sev-snp"] = "Host:SevSnp", ["--driver"] = "Host:Driver",
     ["--state-dir"] = "Kraud:StateDirectory", ["--kek-file"] = "Fleet:KeyEncryptionKeyFile",
-    ["--network"] = "Fleet:Network", ["--underlay"] = "Fleet:Underlay", ["--underlay-cidr"] = "Fleet:UnderlayCidr", ["--underlay-address"] = "Host:UnderlayAddress",
+    ["--config"] = "Kraud:ConfigFile", ["--network"] = "Fleet:Network", ["--underlay"] = "Fleet:Underlay", ["--underlay-cidr"] = "Fleet:UnderlayCidr", ["--underlay-address"] = "Host:UnderlayAddress",
 });
 var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
 // One state directory for the whole runtime unless Fleet:Qemu:StateDirectory names another one for the guests.

@@ -169,10 +169,11 @@ public sealed class IngressProxy : IAsyncDisposable
         return list;
     }
 
+    /// <summary>By SNI; a client that names no host (or an address) gets the platform's wildcard, as a default server would.</summary>
     private X509Certificate2? CertificateFor(string? name)
     {
-        if (name is null) return null;
         var certificates = _certificates;
+        if (name is null || IPAddress.TryParse(name, out _)) return certificates.GetValueOrDefault("*." + Kraud.Domain.Ingresses.Ingress.PlatformDomain);
         if (certificates.TryGetValue(name, out var exact)) return exact;
         var dot = name.IndexOf('.');
         return dot > 0 && certificates.TryGetValue("*" + name[dot..], out var wildcard) ? wildcard : null;

@@ -8,6 +8,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000]
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
 //   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
+//   dotnet run -c Release --project bench/Kraud.Bench -- dataplane [--runs 8]   (issue 16: WireGuard VPC vs plain bridge, ingress vs direct; root, real guests)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
@@ -17,11 +18,12 @@ return (options.Help, options.Benchmark) switch
     (false, "volumes") => await VolumesBench.RunAsync(options),
     (false, "boot") => await BootBench.RunAsync(options),
     (false, "mesh") => await MeshBench.RunAsync(options),
+    (false, "dataplane") => await DataPlaneBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--runs N] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|dataplane [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--runs N] [--durable true|false]");
     return asked ? 0 : 2;
 }
