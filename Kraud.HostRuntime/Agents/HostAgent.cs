@@ -4,8 +4,8 @@ using Kraud.HostRuntime.Confidential;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
-using Kraud.HostRuntime.Storage;
 using Kraud.HostRuntime.Network;
+using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;

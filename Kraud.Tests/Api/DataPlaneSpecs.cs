@@ -49,7 +49,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         var capture = Path.Combine(dc.State, $"underlay-{Guid.NewGuid():N}.pcap");
         Directory.CreateDirectory(dc.State);
         using (var tcpdump = Process.Start(new ProcessStartInfo("tcpdump", ["-i", dc.Bridge, "-U", "-w", capture, "-s", "0"])
-               { RedirectStandardError = true, RedirectStandardOutput = true })!)
+               { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false })!)
         {
             try
             {
@@ -61,7 +61,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
             }
             finally
             {
-                Datacenter.Run("kill", "-INT", tcpdump.Id.ToString());
+                Datacenter.Run("kill", "-INT", tcpdump.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 await tcpdump.WaitForExitAsync();
             }
         }
@@ -255,7 +255,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
             {
                 RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
                 {
-                    if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
+                    if (certificate is null || errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch)) return false;
                     using var chain = new X509Chain();
                     chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                     chain.ChainPolicy.CustomTrustStore.Add(ca);

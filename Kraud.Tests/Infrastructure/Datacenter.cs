@@ -177,7 +177,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         var found = new List<int>();
         foreach (var dir in Directory.GetDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            if (!int.TryParse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
             try
             {
                 if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.QemuMicroVmDriver.IsAlive(pid))
@@ -207,7 +207,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         {
             var ns = HostNamespace.NamespaceName(host.Name);
             var hash = HostNamespace.HashOf(ns);
-            foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString());
+            foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Run("ip", "netns", "del", ns);
             Run("ip", "link", "del", $"krv{hash}");
             File.Delete($"/var/run/wireguard/krw{hash}.sock");
@@ -222,7 +222,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public static (int ExitCode, string Output) Run(string file, params string[] args)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();

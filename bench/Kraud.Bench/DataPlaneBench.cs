@@ -79,6 +79,8 @@ public static class DataPlaneBench
             results[mode].Add(await NextRoundAsync(console));
         }
         Route(a, b, plain: false);
+        // The client's rounds would keep the server guest busy during the ingress measurement.
+        await driverA.StopAsync(client.VmId, CancellationToken.None);
 
         // Ingress: the proxy on A with a certificate of a throwaway Kraud CA, routing to the server guest.
         var ca = Api.Ingresses.IngressCertificateAuthority.LoadOrCreate(new ConfigurationBuilder()
@@ -109,7 +111,6 @@ public static class DataPlaneBench
         Console.WriteLine($"| p99 latency | {viaIngress.P99Ms:F1} ms | {direct.P99Ms:F1} ms | {viaIngress.P99Ms / direct.P99Ms:F2} |");
         Console.WriteLine($"| non-2xx/3xx or socket errors | {viaIngress.Errors} | {direct.Errors} | - |");
 
-        await driverA.StopAsync(client.VmId, CancellationToken.None);
         await driverB.StopAsync(server.VmId, CancellationToken.None);
         keysA.Dispose();
         keysB.Dispose();
@@ -134,12 +135,12 @@ public static class DataPlaneBench
         while (deadline.Elapsed < TimeSpan.FromMinutes(5))
         {
             var lines = File.Exists(console) ? ReadShared(console) : "";
-            var round = Regex.Matches(lines, @"KRAUD-BENCH round (\d+) end").Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))
+            var round = Rx.Matches(lines, @"KRAUD-BENCH round (\d+) end").Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))
                 .Where(n => n > after).DefaultIfEmpty(0).Min();
             if (round > 0)
             {
-                var ping = Regex.Match(lines, $@"KRAUD-BENCH {round} ping .*= [0-9.]+/([0-9.]+)/");
-                var tput = Regex.Match(lines, $@"KRAUD-BENCH {round} tput ([0-9.]+) ([0-9.]+) (\d+)");
+                var ping = Rx.Match(lines, $@"KRAUD-BENCH {round} ping .*= [0-9.]+/([0-9.]+)/");
+                var tput = Rx.Match(lines, $@"KRAUD-BENCH {round} tput ([0-9.]+) ([0-9.]+) (\d+)");
                 if (!ping.Success || !tput.Success) throw new InvalidOperationException($"round {round} measured nothing:\n{lines[^Math.Min(lines.Length, 2000)..]}");
                 var seconds = double.Parse(tput.Groups[2].Value, CultureInfo.InvariantCulture) - double.Parse(tput.Groups[1].Value, CultureInfo.InvariantCulture);
                 return (double.Parse(ping.Groups[1].Value, CultureInfo.InvariantCulture),
@@ -152,7 +153,7 @@ public static class DataPlaneBench
 
     private static IEnumerable<(int Round, bool Ended)> Rounds(string console) => !File.Exists(console)
         ? []
-        : Regex.Matches(ReadShared(console), @"KRAUD-BENCH round (\d+) (start|end)")
+        : Rx.Matches(ReadShared(console), @"KRAUD-BENCH round (\d+) (start|end)")
             .Select(m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value == "end"));
 
     private static string ReadShared(string path)
@@ -168,11 +169,11 @@ public static class DataPlaneBench
         List<string> args = ["-t1", "-c8", $"-d{seconds}s", "--latency", url];
         if (host is not null) args.InsertRange(0, ["-H", $"Host: {host}"]);
         var output = ns is null ? NetCommand.Run("wrk", args) : NetCommand.InNamespace(ns, "wrk", args);
-        var rps = double.Parse(Regex.Match(output, @"Requests/sec:\s+([0-9.]+)").Groups[1].Value, CultureInfo.InvariantCulture);
-        var p99 = Regex.Match(output, @"99%\s+([0-9.]+)(us|ms|s)");
+        var rps = double.Parse(Rx.Match(output, @"Requests/sec:\s+([0-9.]+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        var p99 = Rx.Match(output, @"99%\s+([0-9.]+)(us|ms|s)");
         var value = double.Parse(p99.Groups[1].Value, CultureInfo.InvariantCulture) * p99.Groups[2].Value switch { "us" => 0.001, "s" => 1000, _ => 1 };
-        var errors = Regex.Match(output, @"Non-2xx or 3xx responses: (\d+)") is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        if (Regex.Match(output, @"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)") is { Success: true } s)
+        var errors = Rx.Match(output, @"Non-2xx or 3xx responses: (\d+)") is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        if (Rx.Match(output, @"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)") is { Success: true } s)
             errors += Enumerable.Range(1, 4).Sum(i => int.Parse(s.Groups[i].Value, CultureInfo.InvariantCulture));
         return new WrkResult(rps, value, errors);
     }
@@ -191,5 +192,15 @@ public static class DataPlaneBench
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Kraud.sln"))) dir = dir.Parent;
         return dir?.FullName ?? throw new InvalidOperationException("Kraud.sln not found above the benchmark.");
+    }
+
+    /// <summary>Bounded regular expressions over guest and wrk output.</summary>
+    private static class Rx
+    {
+        private static readonly TimeSpan Limit = TimeSpan.FromSeconds(2);
+
+        public static Match Match(string input, string pattern) => Regex.Match(input, pattern, RegexOptions.None, Limit);
+
+        public static MatchCollection Matches(string input, string pattern) => Regex.Matches(input, pattern, RegexOptions.None, Limit);
     }
 }
