@@ -95,6 +95,37 @@ public class MeshSpecs
     }
 }
 
+public class DataPlaneAddressSpecs
+{
+    private static readonly Guid Tenant = Guid.NewGuid();
+    private static readonly MeshHost Compute = new(Guid.NewGuid(), "c1", "kc", "100.64.0.5:51820"), Other = new(Guid.NewGuid(), "c2", "ko", "100.64.0.6:51820"),
+        Edge = new(Guid.NewGuid(), "i1", "ki", "100.64.0.9:51820");
+
+    [Fact]
+    public void a_microvms_gateway_is_offset_one_of_its_overlay_in_both_families()
+    {
+        Assert.Equal("10.33.182.1", Ipam.Ipv4Gateway("10.33.182.2"));
+        Assert.Equal("10.33.182.1", Ipam.Ipv4Gateway("10.33.183.254"));
+        Assert.Equal("fd9c:f53e:7de9:1::1", Ipam.Ipv6Gateway("fd9c:f53e:7de9:1::1fe"));
+    }
+
+    [Fact]
+    public void an_ingress_host_peers_only_with_the_hosts_of_its_backends_and_each_side_allows_only_the_other_sides_addresses()
+    {
+        var backend = new MeshVm(Guid.NewGuid(), Tenant, Compute.HostId, "fd00::2", "10.0.0.2");
+        var elsewhere = new MeshVm(Guid.NewGuid(), Tenant, Other.HostId, "fd00::3", "10.0.0.3");
+        var sets = Mesh.PeerSets([backend, elsewhere], [Compute, Other, Edge], [new IngressLink(Edge.HostId, "100.96.0.9", backend.VmId)]);
+
+        var toCompute = Assert.Single(sets[Edge.HostId]);
+        Assert.Equal("c1", toCompute.HostName);
+        Assert.Equal(["10.0.0.2/32", "fd00::2/128"], toCompute.AllowedIps.ToArray());
+        var computePeers = sets[Compute.HostId].ToDictionary(p => p.HostName);
+        Assert.Equal(["100.96.0.9/32"], computePeers["i1"].AllowedIps.ToArray());
+        Assert.Equal(["10.0.0.3/32", "fd00::3/128"], computePeers["c2"].AllowedIps.ToArray());
+        Assert.DoesNotContain(sets[Other.HostId], p => p.HostName == "i1");
+    }
+}
+
 public class ServiceDiscoverySpecs
 {
     private static readonly DnsRecord[] Table =
