@@ -40,6 +40,8 @@ public sealed class HostNamespace : IDisposable
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Dictionary<Guid, GuestNic> _nics = [];
+    private readonly Dictionary<(Guid VmId, Guid IngressId), ApplyFirewall> _exposures = [];
+    private readonly HashSet<string> _publicAddresses = [];
     private Process? _wireguardGo;
     private Underlay? _underlay;
     private ServiceDiscoveryResolver? _resolver;
@@ -200,6 +202,8 @@ public sealed class HostNamespace : IDisposable
                 Ip("-6", "route", "add", $"{spec.Ip6}/128", "dev", tap);
             }
             _nics[spec.VmId] = nic;
+            // An exposure may have arrived before the microVM booted (the control plane sends it with the boot).
+            if (_exposures.Keys.Any(k => k.VmId == spec.VmId)) ApplyExposures();
         }
         return nic;
     }
@@ -210,6 +214,43 @@ public sealed class HostNamespace : IDisposable
         {
             if (!_nics.Remove(vmId, out var nic)) return;
             TryIp("link", "del", nic.Tap);
+            if (_exposures.Keys.Any(k => k.VmId == vmId)) ApplyExposures();
+        }
+    }
+
+    /// <summary>
+    /// A DIRECT ingress exposes a microVM of this host (an empty rule list ends that). The public address goes on the
+    /// underlay device, so the datacenter's network reaches it here as it would a floating address; the translation and
+    /// the tenant's rules go into nftables (<see cref="NamespaceFirewall.Exposures"/>).
+    /// </summary>
+    public void Expose(ApplyFirewall command)
+    {
+        lock (_lock)
+        {
+            if (command.Rules.Count == 0) _exposures.Remove((command.VmId, command.IngressId));
+            else _exposures[(command.VmId, command.IngressId)] = command;
+            ApplyExposures();
+        }
+    }
+
+    private void ApplyExposures()
+    {
+        // One microVM per public address and port: the first of the ingress's microVMs that runs here (a pod of several
+        // replicas is exposed through one of them; a DIRECT ingress has no balancer).
+        var live = _exposures.Values.Where(e => _nics.ContainsKey(e.VmId))
+            .GroupBy(e => (e.PublicAddress, e.PublicPort, e.Protocol)).Select(g => g.OrderBy(e => e.VmId).First())
+            .Select(e => (e, _nics[e.VmId].Ip4)).ToList();
+        NetCommand.InNamespace(Name, "nft", ["-f", "-"], NamespaceFirewall.Exposures(live));
+        var wanted = live.Select(l => l.e.PublicAddress).ToHashSet();
+        foreach (var address in wanted.Except(_publicAddresses).ToList())
+        {
+            Ip("addr", "add", $"{address}/32", "dev", UnderlayDevice);
+            _publicAddresses.Add(address);
+        }
+        foreach (var address in _publicAddresses.Except(wanted).ToList())
+        {
+            TryIp("addr", "del", $"{address}/32", "dev", UnderlayDevice);
+            _publicAddresses.Remove(address);
         }
     }
 

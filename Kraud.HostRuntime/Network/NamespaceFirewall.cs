@@ -11,6 +11,9 @@ namespace Kraud.HostRuntime.Network;
 /// host runtime's sockets nor PostgreSQL (in the machine's namespace, behind the underlay) are reachable. Packets that
 /// arrive through WireGuard towards a tap pass the same tenant check, or come from an ingress proxy's tunnel address (TCP
 /// only; WireGuard admits such a packet only from an ingress host whose routes lead to a microVM on this host).
+/// Anything else towards a tap (from the underlay, say) is dropped, except what a DIRECT ingress's exposure let in: the
+/// public address and port are translated (dnat) to the microVM's address and port, and the tenant's firewall rules
+/// decide in the <c>direct</c> chain, refilled with every change (<see cref="Exposures"/>).
 /// </summary>
 public static class NamespaceFirewall
 {
@@ -33,6 +36,13 @@ public static class NamespaceFirewall
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip saddr {{HostNamespace.IngressTunnelRange}} meta l4proto tcp accept
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" ip6 saddr . ip6 daddr @same6 accept
             iifname "krw*" oifname "{{HostNamespace.TapPrefix}}*" counter drop
+            oifname "{{HostNamespace.TapPrefix}}*" ct status dnat jump direct
+            oifname "{{HostNamespace.TapPrefix}}*" counter drop
+          }
+          chain direct {
+          }
+          chain expose {
+            type nat hook prerouting priority dstnat; policy accept;
           }
           chain input {
             type filter hook input priority 0; policy accept;
@@ -46,6 +56,31 @@ public static class NamespaceFirewall
         }
 
         """;
+
+    /// <summary>
+    /// The exposures of DIRECT ingresses whose microVM runs here, as one nft transaction: the translation of each public
+    /// address and port to the microVM (on packets from the underlay only), and its tenant's rules in order (the first
+    /// that matches wins; a rule's port is the public port a client connects to), then a drop for whatever no rule
+    /// allowed. IPv6 rules do not apply: public addresses are IPv4.
+    /// </summary>
+    public static string Exposures(IReadOnlyList<(ApplyFirewall Exposure, string VmIp4)> exposures)
+    {
+        var text = new StringBuilder()
+            .Append("flush chain inet ").Append(Table).Append(" direct\n")
+            .Append("flush chain inet ").Append(Table).Append(" expose\n");
+        foreach (var (e, vm) in exposures)
+        {
+            var protocol = e.Protocol.ToLowerInvariant();
+            text.Append(CultureInfo.InvariantCulture,
+                $"add rule inet {Table} expose iifname \"{HostNamespace.UnderlayDevice}\" ip daddr {e.PublicAddress} {protocol} dport {e.PublicPort} dnat ip to {vm}:{e.VmPort}\n");
+            var match = $"ip daddr {vm} {protocol} dport {e.VmPort} ct original ip daddr {e.PublicAddress}";
+            foreach (var rule in e.Rules.Where(r => !r.Source.Contains(':') && r.Protocol.Equals(e.Protocol, StringComparison.OrdinalIgnoreCase) && r.Port == e.PublicPort))
+                text.Append(CultureInfo.InvariantCulture,
+                    $"add rule inet {Table} direct {match} ip saddr {rule.Source} counter {(rule.Action.Equals("ALLOW", StringComparison.OrdinalIgnoreCase) ? "accept" : "drop")} comment \"{e.IngressId:N}\"\n");
+            text.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} direct {match} counter drop comment \"{e.IngressId:N} default\"\n");
+        }
+        return text.ToString();
+    }
 
     /// <summary>Replaces the same-tenant pairs: every overlay of a tenant with every other of the same tenant.</summary>
     public static string TenantSets(IReadOnlyList<TenantNetwork> tenants)

@@ -9,7 +9,8 @@ namespace Kraud.HostRuntime.Network;
 /// <summary>
 /// The firewalls of this host's exposed microVMs (DIRECT ingresses), rendered as the nftables ruleset that goes into
 /// each microVM's configuration: traffic to the public address and port is let in only where a tenant rule allows it,
-/// everything else is dropped. No driver loads it into a guest yet; the simulated hosts keep what they would load.
+/// everything else is dropped. No driver loads it into a guest; a host with a real network (Fleet:Network = wireguard)
+/// enforces the same rules in its namespace instead, in front of the microVM (<see cref="HostNamespace.Expose"/>).
 /// </summary>
 public sealed class VmFirewalls
 {
@@ -46,6 +47,7 @@ public static class ApplyFirewallHandler
     {
         var agent = agents.Get(command.HostId).RequirePower();
         agent.Firewalls.Apply(command);
+        agent.Network?.Expose(command);
         logger.LogInformation("Host {Host}: firewall of microVM {VmId} for ingress {Ingress} has {Rules} rules", agent.Name, command.VmId, command.IngressId,
             command.Rules.Count);
     }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Kraud.HostRuntime.Network;
 using Kraud.Tests.Infrastructure;
 
@@ -185,6 +186,57 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         Assert.Contains("user=alice", who.Text);
 
         await web.Tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() });
+    }
+
+    [Fact]
+    public async Task a_direct_ingress_forwards_its_public_port_to_the_pod_and_lets_in_only_the_sources_its_rules_allow()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var tenant = await TenantScope.CreateAsync(app, "dpd");
+        var marker = $"KRAUD-DIRECT-{Guid.NewGuid():N}";
+        var pod = (await CreatePodAsync(tenant, "game", dc.Zone(1), $"mkdir -p /www && echo {marker} > /www/index.html && exec httpd -f -p 8080 -h /www")).Id();
+        var vm = Assert.Single((await tenant.WaitForPodAsync(pod, "RUNNING", 180)).Instances());
+        var hostNs = HostNamespace.NamespaceName(dc.HostOf(vm).Name);
+        using var allowed = dc.NewClient();
+        using var denied = dc.NewClient();
+        // The first matching rule wins: the denied client's own address before the whole underlay.
+        var ingress = (await tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id publicAddress } }", new
+        {
+            @in = new
+            {
+                name = "game", kind = "DIRECT", port = 80, protocol = "TCP", acceptExposure = true,
+                routes = new[] { new { host = "game", path = "/", podId = pod, port = 8080 } },
+                firewall = new[]
+                {
+                    new { action = "DENY", protocol = "TCP", port = 80, source = $"{denied.Address}/32" },
+                    new { action = "ALLOW", protocol = "TCP", port = 80, source = dc.UnderlayCidr },
+                },
+            },
+        })).ShouldSucceed().Data.GetProperty("createIngress");
+        var exposed = ingress.GetProperty("publicAddress").GetString()!;
+        allowed.Route($"{exposed}/32");
+        denied.Route($"{exposed}/32");
+
+        var answer = await Eventually.Get(() => allowed.HttpGetAsync(exposed, 80), a => a.Contains(marker, StringComparison.Ordinal), TimeSpan.FromSeconds(60),
+            $"the allowed client reaches the pod at {exposed}:80");
+        Assert.StartsWith("HTTP/1.", answer);
+        var refused = await denied.HttpGetAsync(exposed, 80);
+        Assert.DoesNotContain(marker, refused);
+        Assert.StartsWith("no answer", refused);
+        // Dropped by the tenant's DENY rule in the pod's host namespace (its counter says so), not lost on the way.
+        var direct = Datacenter.Run("ip", "netns", "exec", hostNs, "nft", "list", "chain", "inet", "kraud", "direct").Output;
+        Assert.Matches($@"ip saddr {Regex.Escape(denied.Address)} counter packets [1-9]\d* bytes \d+ drop", direct);
+
+        // Only the exposure is open: the microVM's own VPC address is not reachable from the underlay, even routed to its host.
+        allowed.Route($"{vm.GetProperty("ip4").GetString()}/32", dc.HostOf(vm).UnderlayAddress(dc));
+        Assert.StartsWith("no answer", await allowed.HttpGetAsync(vm.GetProperty("ip4").GetString()!, 8080));
+
+        // Deleting the ingress closes the port.
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() })).ShouldSucceed();
+        await Eventually.Until(async () => (await allowed.HttpGetAsync(exposed, 80)).StartsWith("no answer", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the public port closes with the ingress");
+        Assert.DoesNotContain(exposed, Datacenter.Run("ip", "-n", hostNs, "addr", "show", "dev", HostNamespace.UnderlayDevice).Output);
+        await tenant.DeletePodsAsync();
     }
 
     [Fact]

@@ -20,6 +20,13 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
     public sealed record DcHost(string Name, string Zone, string Role, HostProcess Process)
     {
         public Guid Id => Kraud.Domain.Fleet.Host.IdFor(Name);
+
+        /// <summary>The host namespace's address on the underlay (derived from its name, as the runtime derives it).</summary>
+        public string UnderlayAddress(Datacenter dc)
+        {
+            var (network, prefix) = Cidr.Parse(dc.UnderlayCidr);
+            return Cidr.HostAddress(network, prefix, Name);
+        }
     }
     private readonly string _suffix = Guid.NewGuid().ToString("N")[..6];
 
@@ -134,6 +141,73 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         }
     }
 
+    private readonly List<Client> _clients = [];
+
+    /// <summary>
+    /// A machine on the underlay that is none of the hosts (a client from outside, as the datacenter's network delivers it):
+    /// a namespace of its own with a veth on the bridge and an address of the underlay no host has. Removed when disposed.
+    /// </summary>
+    public Client NewClient()
+    {
+        lock (_clients)
+        {
+            var (network, prefix) = Cidr.Parse(UnderlayCidr);
+            var taken = _hosts.Select(h => Cidr.HostAddress(network, prefix, h.Name)).Concat(_clients.Select(c => c.Address)).ToHashSet();
+            var address = Enumerable.Range(200, 54).Select(i => Cidr.Offset(network, (uint)i)).First(a => !taken.Contains(a));
+            var client = new Client($"krq{_suffix}{_clients.Count}", address);
+            Run("ip", "netns", "add", client.Namespace);
+            Check(Run("ip", "link", "add", client.Namespace, "type", "veth", "peer", "name", "eth0", "netns", client.Namespace));
+            Check(Run("ip", "link", "set", client.Namespace, "master", Bridge, "up"));
+            Check(Run("ip", "-n", client.Namespace, "addr", "add", $"{address}/{prefix}", "dev", "eth0"));
+            Check(Run("ip", "-n", client.Namespace, "link", "set", "eth0", "up"));
+            Check(Run("ip", "-n", client.Namespace, "link", "set", "lo", "up"));
+            _clients.Add(client);
+            return client;
+        }
+    }
+
+    private static void Check((int ExitCode, string Output) result)
+    {
+        if (result.ExitCode != 0) throw new InvalidOperationException(result.Output);
+    }
+
+    /// <summary>A client namespace (<see cref="NewClient"/>); its veth's root end has the namespace's name.</summary>
+    public sealed record Client(string Namespace, string Address) : IDisposable
+    {
+        /// <summary>Sends packets for <paramref name="destination"/> to the underlay, on-link or through <paramref name="via"/>.</summary>
+        public void Route(string destination, string? via = null) =>
+            Check(via is null ? Run("ip", "-n", Namespace, "route", "replace", destination, "dev", "eth0")
+                : Run("ip", "-n", Namespace, "route", "replace", destination, "via", via));
+
+        /// <summary>GET / over a TCP connection of this client: the answer, or why there was none (a dropped SYN times out).</summary>
+        public async Task<string> HttpGetAsync(string address, int port, TimeSpan? timeout = null)
+        {
+            using var socket = Netns.Socket(Namespace, System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream,
+                System.Net.Sockets.ProtocolType.Tcp);
+            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(4));
+            try
+            {
+                await socket.ConnectAsync(System.Net.IPAddress.Parse(address), port, cts.Token);
+                await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes($"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n"), cts.Token);
+                var answer = new MemoryStream();
+                var buffer = new byte[4096];
+                int read;
+                while ((read = await socket.ReceiveAsync(buffer, cts.Token)) > 0) answer.Write(buffer, 0, read);
+                return System.Text.Encoding.ASCII.GetString(answer.ToArray());
+            }
+            catch (OperationCanceledException)
+            {
+                return "no answer (timed out)";
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                return $"no answer ({e.SocketErrorCode})";
+            }
+        }
+
+        public void Dispose() => Run("ip", "netns", "del", Namespace);
+    }
+
     public string ConsoleOf(DcHost host, string vmId) => Path.Combine(State, "hosts", host.Name, "console", $"{vmId}.log");
 
     public DcHost HostOf(JsonElement instance) => _hosts.Single(h => h.Id.ToString() == instance.GetProperty("hostId").GetString());
@@ -213,6 +287,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             File.Delete($"/var/run/wireguard/krw{hash}.sock");
         }
         foreach (var process in _processes) await process.DisposeAsync();
+        foreach (var client in _clients) client.Dispose();
         Run("ip", "link", "del", Bridge);
         if (Directory.Exists(State)) Directory.Delete(State, recursive: true);
         if (left.Count > 0) throw new InvalidOperationException($"The host runtimes left behind: {string.Join(", ", left)}");
