@@ -132,26 +132,26 @@ public sealed class IngressProxy : IAsyncDisposable
             var routes = new List<RouteConfig>();
             var clusters = new List<ClusterConfig>();
             foreach (var site in config.Sites)
-            foreach (var (route, index) in site.Routes.Select((r, i) => (r, i)))
-            {
-                var id = $"{site.IngressId:N}-{index}";
-                var prefix = route.Path.TrimEnd('/');
-                routes.Add(new RouteConfig
+                foreach (var (route, index) in site.Routes.Select((r, i) => (r, i)))
                 {
-                    RouteId = id, ClusterId = id, Order = -prefix.Length,
-                    Match = new RouteMatch { Hosts = [route.Host], Path = prefix + "/{**rest}" },
-                    Metadata = new Dictionary<string, string> { ["ingress"] = site.IngressId.ToString() },
-                });
-                clusters.Add(new ClusterConfig
-                {
-                    ClusterId = id, LoadBalancingPolicy = "RoundRobin",
-                    HealthCheck = new HealthCheckConfig
+                    var id = $"{site.IngressId:N}-{index}";
+                    var prefix = route.Path.TrimEnd('/');
+                    routes.Add(new RouteConfig
                     {
-                        Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = RefusalPolicy.Name, ReactivationPeriod = Reactivation },
-                    },
-                    Destinations = route.Backends.ToDictionary(b => b, b => new DestinationConfig { Address = $"http://{b}" }),
-                });
-            }
+                        RouteId = id, ClusterId = id, Order = -prefix.Length,
+                        Match = new RouteMatch { Hosts = [route.Host], Path = prefix + "/{**rest}" },
+                        Metadata = new Dictionary<string, string> { ["ingress"] = site.IngressId.ToString() },
+                    });
+                    clusters.Add(new ClusterConfig
+                    {
+                        ClusterId = id, LoadBalancingPolicy = "RoundRobin",
+                        HealthCheck = new HealthCheckConfig
+                        {
+                            Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = RefusalPolicy.Name, ReactivationPeriod = Reactivation },
+                        },
+                        Destinations = route.Backends.ToDictionary(b => b, b => new DestinationConfig { Address = $"http://{b}" }),
+                    });
+                }
             _sites = config.Sites.ToDictionary(s => s.IngressId);
             _certificates = certificates;
             _auth.Use(config.Sites);

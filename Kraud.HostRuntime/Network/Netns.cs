@@ -36,7 +36,8 @@ public static class Netns
             {
                 error = e;
             }
-        }) { IsBackground = true, Name = $"netns {name}" };
+        })
+        { IsBackground = true, Name = $"netns {name}" };
         thread.Start();
         thread.Join();
         if (error is not null) throw error is IOException or SocketException ? error : new IOException(error.Message, error);

@@ -118,9 +118,9 @@ public sealed class ServiceDiscoveryResolver : IDisposable
     {
         if (table is null) return null;
         foreach (var tenant in table.Tenants)
-        foreach (var ns in tenant.Namespaces)
-            if (Contains(from.AddressFamily == AddressFamily.InterNetwork ? ns.Ipv4Cidr : ns.Ipv6Cidr, from))
-                return ServiceDiscovery.Resolve(tenant.Records, ns.Name, name);
+            foreach (var ns in tenant.Namespaces)
+                if (Contains(from.AddressFamily == AddressFamily.InterNetwork ? ns.Ipv4Cidr : ns.Ipv6Cidr, from))
+                    return ServiceDiscovery.Resolve(tenant.Records, ns.Name, name);
         return null;
     }
 

@@ -50,7 +50,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         var capture = Path.Combine(dc.State, $"underlay-{Guid.NewGuid():N}.pcap");
         Directory.CreateDirectory(dc.State);
         using (var tcpdump = Process.Start(new ProcessStartInfo("tcpdump", ["-i", dc.Bridge, "-U", "-w", capture, "-s", "0"])
-               { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false })!)
+        { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false })!)
         {
             try
             {

@@ -73,11 +73,11 @@ public static class DataPlaneBench
 
         var results = new Dictionary<string, List<(double RttMs, double MBps)>> { ["wireguard"] = [], ["bridge"] = [] };
         for (var i = 0; i < 3; i++)
-        foreach (var mode in new[] { "wireguard", "bridge" })
-        {
-            Route(a, b, plain: mode == "bridge");
-            results[mode].Add(await NextRoundAsync(console));
-        }
+            foreach (var mode in new[] { "wireguard", "bridge" })
+            {
+                Route(a, b, plain: mode == "bridge");
+                results[mode].Add(await NextRoundAsync(console));
+            }
         Route(a, b, plain: false);
         // The client's rounds would keep the server guest busy during the ingress measurement.
         await driverA.StopAsync(client.VmId, CancellationToken.None);
