@@ -120,7 +120,7 @@ public sealed class HostAgents : IAsyncDisposable
             if (network is not null && string.Equals(h.Role, "Ingress", StringComparison.OrdinalIgnoreCase))
             {
                 network.UseIngressTunnel();
-                proxy = Ingress.IngressProxy.StartAsync(network, loggers).GetAwaiter().GetResult();
+                proxy = Ingress.IngressProxy.StartAsync(network, loggers, fleet.IngressTrustedCaFile).GetAwaiter().GetResult();
             }
             return new HostAgent(h, fleet.Datacenter, h.Driver switch
             {

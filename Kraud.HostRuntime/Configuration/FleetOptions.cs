@@ -55,6 +55,12 @@ public sealed class FleetOptions
     /// <summary>The underlay's addresses: .1 is the bridge's own (the machine), hosts take theirs from the rest.</summary>
     public string UnderlayCidr { get; set; } = "100.64.0.0/16";
 
+    /// <summary>
+    /// A PEM file of extra root certificates that ingress proxies trust when they fetch an OIDC issuer's metadata and
+    /// keys (an identity provider behind a private CA); public CAs are trusted regardless.
+    /// </summary>
+    public string? IngressTrustedCaFile { get; set; }
+
     /// <summary>How hosts whose driver is qemu-microvm run their guests.</summary>
     public QemuOptions Qemu { get; set; } = new();
 

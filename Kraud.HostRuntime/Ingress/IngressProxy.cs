@@ -54,13 +54,13 @@ public sealed class IngressProxy : IAsyncDisposable
 
     public long Revision { get; private set; }
 
-    public static async Task<IngressProxy> StartAsync(HostNamespace network, ILoggerFactory? loggers)
+    public static async Task<IngressProxy> StartAsync(HostNamespace network, ILoggerFactory? loggers, string? trustedCaFile = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (loggers is not null) builder.Services.AddSingleton(loggers);
         var routes = new InMemoryConfigProvider([], []);
-        var auth = new IngressAuthenticator();
+        var auth = new IngressAuthenticator(trustedCaFile);
         var https = Listen(network, HttpsPort);
         var http = Listen(network, HttpPort);
         IngressProxy? proxy = null;
@@ -220,6 +220,7 @@ public sealed class IngressProxy : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        _auth.Dispose();
     }
 
     /// <summary>One refused or unanswered connection takes a microVM out of the rotation until <see cref="Reactivation"/> passes.</summary>

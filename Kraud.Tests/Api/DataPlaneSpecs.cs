@@ -189,6 +189,47 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
     }
 
     [Fact]
+    public async Task an_oidc_ingress_admits_only_unexpired_tokens_of_the_issuers_keys_for_its_audience_and_passes_the_user_upstream()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var web = await dc.WebAsync(app);
+        await web.Tenant.WaitForPodAsync(web.PodId, "RUNNING", 180);
+        await using var issuer = await TestOidcIssuer.StartAsync(dc.IssuerCa);
+        var name = $"oidc{Guid.NewGuid():N}"[..12];
+        var host = $"{name}.{Kraud.Domain.Ingresses.Ingress.PlatformDomain}";
+        var audience = $"kraud-{name}";
+        var ingress = (await web.Tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id replicas { endpoint } } }", new
+        {
+            @in = new
+            {
+                name, kind = "AUTHENTICATED", auth = new { method = "OIDC", issuer = issuer.Url, audience },
+                routes = new[] { new { host, path = "/", podId = web.PodId, port = 80 } },
+            },
+        })).ShouldSucceed().Data.GetProperty("createIngress");
+
+        using var client = IngressClient(ingress.GetProperty("replicas")[0].GetProperty("endpoint").GetString()!);
+        var anonymous = await Eventually.Get(async () => await TryGetAsync(client, $"https://{host}/"), r => r.Status == 401, TimeSpan.FromSeconds(60),
+            "the ingress asks for a token");
+        Assert.Contains("Bearer", anonymous.Challenge);
+        var right = await TryGetAsync(client, $"https://{host}/", "Bearer " + issuer.Token(audience, "alice@example.org"));
+        Assert.True(right.Status == 200, $"{right.Status}: {right.Text}");
+        Assert.Contains(web.Marker, right.Text);
+        var who = await TryGetAsync(client, $"https://{host}/cgi-bin/who", "Bearer " + issuer.Token(audience, "alice@example.org"), ("X-Kraud-User", "root"));
+        Assert.Contains("user=alice@example.org", who.Text);
+
+        // Refused: a key the issuer does not publish (under the published key's id), an expired token, another audience, garbage.
+        var foreign = await TryGetAsync(client, $"https://{host}/", "Bearer " + issuer.Token(audience, "mallory", foreign: true));
+        Assert.Equal((401, true), (foreign.Status, foreign.Text.Contains("not signed by the issuer's keys", StringComparison.Ordinal)));
+        var expired = await TryGetAsync(client, $"https://{host}/", "Bearer " + issuer.Token(audience, "alice@example.org", lifetime: TimeSpan.FromMinutes(-5)));
+        Assert.Equal((401, true), (expired.Status, expired.Text.Contains("expired", StringComparison.Ordinal)));
+        Assert.Equal(401, (await TryGetAsync(client, $"https://{host}/", "Bearer " + issuer.Token("someone-else", "alice@example.org"))).Status);
+        Assert.Equal(401, (await TryGetAsync(client, $"https://{host}/", "Bearer not.a.token")).Status);
+        Assert.Equal(401, (await TryGetAsync(client, $"https://{host}/", Basic("alice", "correct horse"))).Status);
+
+        await web.Tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.Id() });
+    }
+
+    [Fact]
     public async Task a_direct_ingress_forwards_its_public_port_to_the_pod_and_lets_in_only_the_sources_its_rules_allow()
     {
         var dc = await datacenter.StartAsync(app);

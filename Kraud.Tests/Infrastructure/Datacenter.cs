@@ -42,6 +42,9 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public IReadOnlyList<DcHost> Hosts => _hosts;
 
+    /// <summary>The private CA of the specs' OIDC issuers: the ingress hosts trust it (Fleet:IngressTrustedCaFile).</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 IssuerCa { get; } = TestOidcIssuer.NewCa();
+
 
     /// <summary>One host of the datacenter: which of its zones (0 or 1), its role and driver.</summary>
     public sealed record HostSpec(int Zone, string Role = "Compute", string Driver = "qemu-microvm");
@@ -69,8 +72,12 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             Run("ip", "link", "add", Bridge, "type", "bridge");
             Run("ip", "addr", "add", $"{UnderlayGateway}/24", "dev", Bridge);
             Run("ip", "link", "set", Bridge, "up");
+            Directory.CreateDirectory(State);
+            var issuerCa = Path.Combine(State, "oidc-ca.pem");
+            await File.WriteAllTextAsync(issuerCa, IssuerCa.ExportCertificatePem());
             var environment = new Dictionary<string, string>
             {
+                ["Fleet__IngressTrustedCaFile"] = issuerCa,
                 ["Fleet__Network"] = "wireguard",
                 ["Fleet__Underlay"] = Bridge,
                 ["Fleet__UnderlayCidr"] = UnderlayCidr,
