@@ -9,7 +9,7 @@ public sealed class CommandContext(ParseResult parse, CancellationToken cancella
 
     public ParseResult Parse { get; } = parse;
     public CancellationToken Cancellation { get; } = cancellation;
-    public Output Output { get; } = new(parse.GetValue(Cli.OutputOption));
+    public Output Output { get; } = new(parse.GetValue(CliCommand.OutputOption));
 
     public KraudClient Client => _client ??= KraudClient.FromConfig();
 
@@ -22,7 +22,7 @@ public sealed class CommandContext(ParseResult parse, CancellationToken cancella
     public void Dispose() => _client?.Dispose();
 }
 
-public static class Cli
+public static class CliCommand
 {
     public static readonly Option<OutputFormat> OutputOption = new("--output", "-o")
     {
