@@ -12,7 +12,8 @@ internal static class Program
             LoginCommands.Login(), LoginCommands.Context(), AccessCommands.WhoAmI(),
             PodCommands.Build(), VolumeCommands.Build(), IngressCommands.Build(),
             AccessCommands.Tenants(), AccessCommands.Tokens(), HostCommands.Build(),
-            AuditCommands.Build(), ReplayCommands.Timeline(), ReplayCommands.Incident(), ReplayCommands.PlatformAt(), ReplayCommands.Rebuild());
+            AuditCommands.Build(), ReplayCommands.Timeline(), ReplayCommands.Incident(), ReplayCommands.PlatformAt(), ReplayCommands.Rebuild(),
+            ComposeCommands.Up(), ComposeCommands.Down());
         root.Options.Add(CliCommand.OutputOption);
         return await root.Parse(args).InvokeAsync();
     }
