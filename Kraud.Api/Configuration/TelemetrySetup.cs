@@ -34,8 +34,8 @@ public static class TelemetrySetup
             .WithTracing(t =>
             {
                 t.SetSampler(new HostRuntime.Configuration.RequestRootedSampler())
-                    .AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments(MetricsPath)
-                                                                          && !http.Request.Path.StartsWithSegments("/health"))
+                    .AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments(MetricsPath, StringComparison.OrdinalIgnoreCase)
+                                                                          && !http.Request.Path.StartsWithSegments("/health", StringComparison.OrdinalIgnoreCase))
                     .AddSource(GraphQLTelemetryProvider.SourceName)
                     .AddNpgsql()
                     .AddSource("Marten", "Wolverine", KraudMetrics.TraceSourceName, HostTelemetry.HostRuntimeSource);
@@ -59,7 +59,7 @@ public static class TelemetrySetup
     /// </summary>
     public static void UseKraudMetricsEndpoint(this WebApplication app)
     {
-        app.UseWhen(http => http.Request.Path.StartsWithSegments(MetricsPath), branch => branch.Use(async (http, next) =>
+        app.UseWhen(http => http.Request.Path.StartsWithSegments(MetricsPath, StringComparison.OrdinalIgnoreCase), branch => branch.Use(async (http, next) =>
         {
             var principal = await http.RequestServices.GetRequiredService<TokenAuthenticator>()
                 .AuthenticateAsync(http.Request.Headers.Authorization.ToString(), http.RequestAborted);

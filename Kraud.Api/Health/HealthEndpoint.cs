@@ -47,7 +47,6 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
             await Send.ResponseAsync(new HealthResponse("unhealthy", false, daemon, 0, [], e.Message), 503, ct);
         }
     }
-
 }
 
 /// <summary>How far each async projection is behind the event log (read by /health and the kraud.projection.lag gauge).</summary>
@@ -57,7 +56,7 @@ public static class ProjectionProgress
     {
         long high;
         await using (var max = new NpgsqlCommand($"select coalesce(max(seq_id), 0) from {MartenSetup.Schema}.mt_events", connection))
-            high = Convert.ToInt64(await max.ExecuteScalarAsync(ct));
+            high = Convert.ToInt64(await max.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
         var lags = new List<ProjectionLag>();
         await using var cmd = new NpgsqlCommand($"select name, last_seq_id from {MartenSetup.Schema}.mt_event_progression where name like '%:%' order by name", connection);
         await using var reader = await cmd.ExecuteReaderAsync(ct);

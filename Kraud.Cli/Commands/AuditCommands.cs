@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Net.Http.Json;
-using AuditExportVerifier = Kraud.Api.Audit.AuditExportVerifier;
-using PublicKeyResponse = Kraud.Api.Audit.PublicKeyResponse;
 using Kraud.Cli.Api;
 using Kraud.Cli.Infrastructure;
 using Spectre.Console;
+using AuditExportVerifier = Kraud.Api.Audit.AuditExportVerifier;
+using PublicKeyResponse = Kraud.Api.Audit.PublicKeyResponse;
 
 namespace Kraud.Cli.Commands;
 
@@ -24,7 +24,7 @@ public static class AuditCommands
         cmd.Does(async c =>
         {
             var page = await c.RunAsync(AuditApi.Log, new { from = c.Get(From), to = c.Get(To), tenantId = c.Get(Tenant), first = c.Get(limit) });
-            c.Output.List(page.Nodes, new Column<AuditEntry>("SEQ", e => e.Seq.ToString()), new("AT", e => Output.Time(e.At)),
+            c.Output.List(page.Nodes, new Column<AuditEntry>("SEQ", e => e.Seq.ToString(CultureInfo.InvariantCulture)), new("AT", e => Output.Time(e.At)),
                 new("ACTOR", e => e.Actor), new("ACTION", e => e.Action), new("RESOURCE", e => e.ResourceId), new("OUTCOME", e => e.Outcome),
                 new("HASH", e => e.Hash[..12]));
         });
@@ -56,7 +56,7 @@ public static class AuditCommands
             if (target is not null)
             {
                 // The last JSONL line is the digest, not an entry.
-                var entries = c.Get(format) == "jsonl" ? copied.Entries - 1 : copied.Entries - 1;
+                var entries = copied.Entries - 1; // JSONL: the digest line; CSV: the header line
                 c.Output.Done(new { file = target.FullName, entries, bytes = copied.Bytes }, $"exported {entries} entries ({Bytes(copied.Bytes)}) to {target.FullName}");
             }
         });
@@ -98,8 +98,8 @@ public static class AuditCommands
             if (c.Get(file) is not { } export)
             {
                 var v = await c.RunAsync(AuditApi.Verify, new { tenantId = c.Get(Tenant) });
-                c.Output.One(v, new Column<AuditVerification>("VALID", x => x.Valid ? "true" : "false"), new("ENTRIES", x => x.Entries.ToString()),
-                    new("FIRST BROKEN", x => x.FirstBrokenSeq?.ToString()), new("HEAD", x => x.HeadHash));
+                c.Output.One(v, new Column<AuditVerification>("VALID", x => x.Valid ? "true" : "false"), new("ENTRIES", x => x.Entries.ToString(CultureInfo.InvariantCulture)),
+                    new("FIRST BROKEN", x => x.FirstBrokenSeq?.ToString(CultureInfo.InvariantCulture)), new("HEAD", x => x.HeadHash));
                 if (!v.Valid) throw new KraudApiException("TAMPERED", $"the audit chain is broken at entry {v.FirstBrokenSeq}");
                 return;
             }

@@ -15,7 +15,7 @@ public static class HostCommands
         list.Does(async c => c.Output.List(await c.RunAsync(FleetApi.Hosts, new { zone = c.Get(zone) }),
             new Column<Host>("NAME", h => h.Name), new("ZONE", h => h.Zone), new("RACK", h => h.Rack), new("ROLE", h => h.Role),
             new("STATE", h => h.State), new("CPU", h => $"{h.CpuUsed}/{h.Cpu}"), new("MEMORY", h => $"{h.MemoryUsedMiB}/{h.MemoryMiB}Mi"),
-            new("VMS", h => h.MicroVms.Count.ToString()), new("SEV-SNP", h => h.SevSnp ? "yes" : ""), new("ACCEL", h => h.Accelerator),
+            new("VMS", h => h.MicroVms.Count.ToString(CultureInfo.InvariantCulture)), new("SEV-SNP", h => h.SevSnp ? "yes" : ""), new("ACCEL", h => h.Accelerator),
             new("HEARTBEAT", h => Output.Time(h.LastHeartbeat))));
         return new Command("hosts", "The fleet (operators)").With(list,
             Change("cordon", "Take no new work on a host", FleetApi.Cordon),

@@ -76,7 +76,7 @@ public static class IngressCommands
     {
         var eq = spec.LastIndexOf('=');
         var colon = spec.LastIndexOf(':');
-        if (eq <= 0 || colon < eq || !int.TryParse(spec[(colon + 1)..], out var port))
+        if (eq <= 0 || colon < eq || !int.TryParse(spec[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port))
             throw new CliException($"--route {spec}: write HOST[/PATH]=POD_ID:PORT.");
         var target = spec[..eq];
         var slash = target.IndexOf('/');

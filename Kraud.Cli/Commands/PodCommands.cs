@@ -19,15 +19,15 @@ public static class PodCommands
     [
         new("NAME", p => p.Name), new("NAMESPACE", p => p.Namespace), new("IMAGE", p => p.Image),
         new("READY", p => $"{p.Instances.Count(i => i.State == "RUNNING")}/{p.Replicas}"), new("STATE", p => p.State),
-        new("CPU", p => p.Cpu.ToString()), new("MEMORY", p => $"{p.MemoryMiB}Mi"), new("ID", p => p.Id), new("REASON", p => p.Reason),
+        new("CPU", p => p.Cpu.ToString(CultureInfo.InvariantCulture)), new("MEMORY", p => $"{p.MemoryMiB}Mi"), new("ID", p => p.Id), new("REASON", p => p.Reason),
     ];
 
     private static readonly Column<Pod>[] Details =
     [
         new("ID", p => p.Id), new("NAME", p => p.Name), new("NAMESPACE", p => p.Namespace), new("IMAGE", p => p.Image),
         new("COMMAND", p => p.Command is { Count: > 0 } cmd ? string.Join(' ', cmd) : null), new("STATE", p => p.State),
-        new("REASON", p => p.Reason), new("REPLICAS", p => p.Replicas.ToString()), new("CPU", p => p.Cpu.ToString()),
-        new("MEMORY", p => $"{p.MemoryMiB}Mi"), new("VERSION", p => p.Version.ToString()), new("CREATED", p => Output.Time(p.CreatedAt)),
+        new("REASON", p => p.Reason), new("REPLICAS", p => p.Replicas.ToString(CultureInfo.InvariantCulture)), new("CPU", p => p.Cpu.ToString(CultureInfo.InvariantCulture)),
+        new("MEMORY", p => $"{p.MemoryMiB}Mi"), new("VERSION", p => p.Version.ToString(CultureInfo.InvariantCulture)), new("CREATED", p => Output.Time(p.CreatedAt)),
         new("MICROVMS", p => string.Join("\n", p.Instances.Select(i => $"{i.Id} {i.State} host {i.HostId} {i.Ip4} {i.Ip6}"))),
         new("VOLUMES", p => string.Join("\n", p.Volumes.Select(v => $"{v.VolumeId} at {v.MountPath}{(v.ReadOnly ? " (ro)" : "")}"))),
     ];

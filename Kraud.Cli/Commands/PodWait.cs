@@ -65,7 +65,7 @@ public static class PodWait
                 table.AddRow(Markup.Escape(p.Name), "-", "-", Coloured(p.State), Markup.Escape(p.Reason ?? ""));
             var n = 0;
             foreach (var i in p.Instances)
-                table.AddRow(Markup.Escape(p.Name), (++n).ToString(), Markup.Escape(i.HostId[..8]), Coloured(i.State),
+                table.AddRow(Markup.Escape(p.Name), (++n).ToString(CultureInfo.InvariantCulture), Markup.Escape(i.HostId[..8]), Coloured(i.State),
                     i.BootMs is { } ms ? $"{ms:0} ms" : "");
             if (p.State is "FAILED" or "UNSCHEDULABLE" && p.Reason is { } reason)
                 table.AddRow(Markup.Escape(p.Name), "", "", Coloured(p.State), Markup.Escape(reason));

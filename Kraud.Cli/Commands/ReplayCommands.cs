@@ -10,7 +10,7 @@ public static class ReplayCommands
 {
     private static readonly Column<EventRecord>[] EventColumns =
     [
-        new("SEQ", e => e.Seq.ToString()), new("AT", e => Output.Time(e.At)), new("STREAM", e => e.StreamId), new("V", e => e.Version.ToString()),
+        new("SEQ", e => e.Seq.ToString(CultureInfo.InvariantCulture)), new("AT", e => Output.Time(e.At)), new("STREAM", e => e.StreamId), new("V", e => e.Version.ToString(CultureInfo.InvariantCulture)),
         new("TYPE", e => e.Type), new("ACTOR", e => e.Actor),
     ];
 
@@ -60,7 +60,7 @@ public static class ReplayCommands
             c.Output.Console.WriteLine($"as of {Output.Time(s.AsOf)}: {s.Hosts.Count} hosts, {s.Pods.Count} pods, {s.Volumes.Count} volumes, {s.Ingresses.Count} ingresses");
             c.Output.List(s.Hosts, new Column<SnapshotHost>("HOST", h => h.Name), new("ZONE", h => h.Zone), new("ROLE", h => h.Role), new("STATE", h => h.State));
             c.Output.List(s.Pods, new Column<SnapshotPod>("POD", p => p.Name), new("NAMESPACE", p => p.Namespace), new("STATE", p => p.State),
-                new("REPLICAS", p => p.Replicas.ToString()), new("ID", p => p.Id));
+                new("REPLICAS", p => p.Replicas.ToString(CultureInfo.InvariantCulture)), new("ID", p => p.Id));
             if (s.Volumes.Count > 0) c.Output.List(s.Volumes, new Column<SnapshotVolume>("VOLUME", v => v.Name), new("STATE", v => v.State), new("ID", v => v.Id));
             if (s.Ingresses.Count > 0) c.Output.List(s.Ingresses, new Column<SnapshotIngress>("INGRESS", i => i.Name), new("KIND", i => i.Kind), new("STATE", i => i.State));
         });

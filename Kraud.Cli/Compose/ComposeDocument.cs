@@ -84,11 +84,11 @@ public sealed partial class ComposeDocument
                     lines[childPointer] = (int)keyNode.Start.Line;
                 }
                 foreach (var source in merged)
-                foreach (var (keyNode, value) in source.Children)
-                {
-                    var key = ((YamlScalarNode)keyNode).Value ?? "";
-                    if (!obj.ContainsKey(key)) obj[key] = Convert(value, pointer + Pointer(key), lines, vars, errors);
-                }
+                    foreach (var (keyNode, value) in source.Children)
+                    {
+                        var key = ((YamlScalarNode)keyNode).Value ?? "";
+                        if (!obj.ContainsKey(key)) obj[key] = Convert(value, pointer + Pointer(key), lines, vars, errors);
+                    }
                 return obj;
             case YamlSequenceNode sequence:
                 var array = new JsonArray();
@@ -122,10 +122,10 @@ public sealed partial class ComposeDocument
         return JsonValue.Create(text);
     }
 
-    [GeneratedRegex(@"^[-+]?[0-9]+$")]
+    [GeneratedRegex(@"^[-+]?[0-9]+$", RegexOptions.None, 1000)]
     private static partial Regex IntegerPattern();
 
-    [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")]
+    [GeneratedRegex(@"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", RegexOptions.None, 1000)]
     private static partial Regex FloatPattern();
 
     /// <summary>Compose interpolation: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; $$ is a dollar.</summary>
@@ -151,7 +151,7 @@ public sealed partial class ComposeDocument
         });
     }
 
-    [GeneratedRegex(@"\$\$|\$(?<plain>[A-Za-z_][A-Za-z0-9_]*)|\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?<op>:-|-|:\?|\?)(?<arg>[^}]*))?\}")]
+    [GeneratedRegex(@"\$\$|\$(?<plain>[A-Za-z_][A-Za-z0-9_]*)|\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?<op>:-|-|:\?|\?)(?<arg>[^}]*))?\}", RegexOptions.ExplicitCapture, 1000)]
     private static partial Regex Variable();
 }
 

@@ -81,7 +81,7 @@ public sealed class ComposePlan
             else if (replaced.Contains(want.Service) || have.Routes is not [var r] || r.Host != want.Host || r.Path != want.Path || r.Port != want.Port
                      || live.GetValueOrDefault(want.Service)?.Id != r.PodId)
                 changes.Add(new Change(ChangeKind.Replace, "ingress", want.Name, replaced.Contains(want.Service) ? $"{detail} (its pod is new)" : detail)
-                    { Ingress = want, ExistingIngress = have });
+                { Ingress = want, ExistingIngress = have });
         }
         foreach (var stale in ours.Where(i => project.Ingresses.All(w => w.Name != i.Name)))
             changes.Add(new Change(ChangeKind.Delete, "ingress", stale.Name, "no longer in the file") { ExistingIngress = stale });

@@ -254,7 +254,7 @@ public sealed partial class ComposeProject
     /// <summary>As Compose does: the directory's name, lower case, without what a project name may not hold.</summary>
     public static string ProjectNameOf(string directory) => NotInName().Replace(Path.GetFileName(directory).ToLowerInvariant(), "");
 
-    [GeneratedRegex("[^a-z0-9-]")]
+    [GeneratedRegex("[^a-z0-9-]", RegexOptions.None, 1000)]
     private static partial Regex NotInName();
 
     private static string? Label(string value)
@@ -270,7 +270,7 @@ public sealed partial class ComposeProject
         }
     }
 
-    private static int? Int(JsonNode? node) => node is JsonValue v && (v.TryGetValue<long>(out var l) ? (int?)l : int.TryParse(v.ToString(), out var i) ? i : null) is { } n ? n : null;
+    private static int? Int(JsonNode? node) => node is JsonValue v && (v.TryGetValue<long>(out var l) ? (int?)l : int.TryParse(v.ToString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) ? i : null) is { } n ? n : null;
 
     private static double? Number(JsonNode? node) => node is JsonValue v
         ? v.TryGetValue<double>(out var d) ? d : v.TryGetValue<long>(out var l) ? l : double.TryParse(v.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var p) ? p : null
@@ -281,8 +281,8 @@ public sealed partial class ComposeProject
     {
         var m = SizePattern().Match(text.Trim().ToLowerInvariant());
         if (!m.Success) return null;
-        var value = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-        var bytes = m.Groups[2].Value switch
+        var value = double.Parse(m.Groups["number"].Value, CultureInfo.InvariantCulture);
+        var bytes = m.Groups["unit"].Value switch
         {
             "" or "b" => value,
             "k" or "kb" => value * 1024,
@@ -293,7 +293,7 @@ public sealed partial class ComposeProject
         return double.IsNaN(bytes) ? null : (int)Math.Ceiling(bytes / 1024 / 1024);
     }
 
-    [GeneratedRegex(@"^([0-9]+(?:\.[0-9]+)?)\s*(b|k|kb|m|mb|g|gb)?$")]
+    [GeneratedRegex(@"^(?<number>[0-9]+(?:\.[0-9]+)?)\s*(?<unit>b|k|kb|m|mb|g|gb)?$", RegexOptions.ExplicitCapture, 1000)]
     private static partial Regex SizePattern();
 
     /// <summary>A command as a list, or as one string split the way a shell splits words (quotes, backslashes), as Compose does.</summary>
@@ -411,7 +411,7 @@ public sealed partial class ComposeProject
             }
             var container = text.Split('/')[0].Split(':')[^1];
             if (container.Contains('-')) refuse(ep, "port ranges cannot be published through an ingress");
-            else if (int.TryParse(container, out var port)) ports.Add(port);
+            else if (int.TryParse(container, NumberStyles.None, CultureInfo.InvariantCulture, out var port)) ports.Add(port);
             else refuse(ep, $"'{text}' is not a port");
         }
         return ports;

@@ -96,7 +96,8 @@ public sealed class Output
         JsonValue v when v.TryGetValue<bool>(out var b) => b,
         JsonValue v when v.TryGetValue<long>(out var l) => l,
         JsonValue v when v.TryGetValue<double>(out var d) => d,
-        _ => node.ToString(),
+        JsonValue v when v.TryGetValue<string>(out var text) => text,
+        _ => node.ToJsonString(),
     };
 
     private static Markup Cell(string header, string? value)
@@ -114,5 +115,5 @@ public sealed class Output
         _ => null,
     };
 
-    public static string Time(DateTime? at) => at is { } t ? t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'") : "-";
+    public static string Time(DateTime? at) => at is { } t ? t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) : "-";
 }

@@ -34,6 +34,7 @@ public sealed class KraudCli : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
+            UseShellExecute = false,
         };
         start.ArgumentList.Add(BuiltBesideTests.Dll("Kraud.Cli", "kraud"));
         foreach (var a in args) start.ArgumentList.Add(a);
@@ -48,10 +49,10 @@ public sealed class KraudCli : IDisposable
         {
             await process.WaitForExitAsync(timeout.Token);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kraud {string.Join(' ', args)} ran for 3 minutes: {await stdout} {await stderr}");
+            throw new TimeoutException($"kraud {string.Join(' ', args)} ran for 3 minutes: {await stdout} {await stderr}", e);
         }
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
@@ -69,6 +70,7 @@ public sealed class KraudCli : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
+            UseShellExecute = false,
             ArgumentList = { "-qefc", $"stty cols 160 rows 50; {command}", "/dev/null" },
         };
         Isolate(start.Environment);

@@ -38,6 +38,7 @@ public sealed partial class KraudProcess : IAsyncLifetime
             WorkingDirectory = WorkDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            UseShellExecute = false,
             // Port 0: the kernel picks a free port, and Kraud says which in its "Now listening on" line.
             ArgumentList = { dll, "--urls", "http://127.0.0.1:0", "--contentRoot", Path.GetDirectoryName(dll)! },
             Environment =
@@ -58,7 +59,7 @@ public sealed partial class KraudProcess : IAsyncLifetime
         {
             if (line is null) return;
             lock (_log) _log.Add(line);
-            if (ListeningLine().Match(line) is { Success: true } m) listening.TrySetResult(m.Groups[1].Value);
+            if (ListeningLine().Match(line) is { Success: true } m) listening.TrySetResult(m.Groups["url"].Value);
         }
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
@@ -72,7 +73,7 @@ public sealed partial class KraudProcess : IAsyncLifetime
         await Eventually.Until(async () => (await http.GetAsync("/health")).IsSuccessStatusCode, TimeSpan.FromSeconds(60), "Kraud.Api is healthy");
     }
 
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
+    [GeneratedRegex(@"Now listening on: (?<url>http://127\.0\.0\.1:\d+)", RegexOptions.ExplicitCapture, 1000)]
     private static partial Regex ListeningLine();
 
     public async Task DisposeAsync()

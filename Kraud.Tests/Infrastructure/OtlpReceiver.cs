@@ -56,13 +56,13 @@ public sealed class OtlpReceiver : IAsyncDisposable
         {
             var service = "";
             foreach (var resource in Fields(resourceSpans, 1))
-            foreach (var attribute in Fields(resource, 1))
-                if (Text(Fields(attribute, 1).FirstOrDefault()) == "service.name")
-                    service = Text(Fields(Fields(attribute, 2).First(), 1).FirstOrDefault());
+                foreach (var attribute in Fields(resource, 1))
+                    if (Text(Fields(attribute, 1).FirstOrDefault()) == "service.name")
+                        service = Text(Fields(Fields(attribute, 2).First(), 1).FirstOrDefault());
             foreach (var scopeSpans in Fields(resourceSpans, 2))
-            foreach (var span in Fields(scopeSpans, 2))
-                yield return new ReceivedSpan(service, Hex(Fields(span, 1).FirstOrDefault()), Hex(Fields(span, 2).FirstOrDefault()),
-                    Hex(Fields(span, 4).FirstOrDefault()), Text(Fields(span, 5).FirstOrDefault()));
+                foreach (var span in Fields(scopeSpans, 2))
+                    yield return new ReceivedSpan(service, Hex(Fields(span, 1).FirstOrDefault()), Hex(Fields(span, 2).FirstOrDefault()),
+                        Hex(Fields(span, 4).FirstOrDefault()), Text(Fields(span, 5).FirstOrDefault()));
         }
     }
 
