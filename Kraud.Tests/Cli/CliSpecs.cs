@@ -9,17 +9,6 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
 {
     private readonly KraudCli _cli = new();
 
-    /// <summary>A tenant of this test's own with an ADMIN token the CLI is logged in with.</summary>
-    private async Task<string> LoginAsNewTenantAdminAsync()
-    {
-        await _cli.RunAsync("login", "--url", kraud.Url, "--token", KraudProcess.OperatorToken, "--context", "op").ContinueWith(t => t.Result.ShouldSucceed());
-        var tenant = JsonDocument.Parse((await _cli.RunAsync("tenants", "create", $"t{Guid.NewGuid():N}"[..12], "-o", "json")).ShouldSucceed().Stdout)
-            .RootElement.GetProperty("id").GetString()!;
-        var token = (await _cli.RunAsync("tokens", "create", "laptop", "--role", "ADMIN", "--tenant", tenant)).ShouldSucceed().Stdout.Trim();
-        (await _cli.RunAsync("login", "--url", kraud.Url, "--token", token, "--context", "admin")).ShouldSucceed();
-        return tenant;
-    }
-
     [Fact]
     public async Task login_keeps_the_context_in_a_file_only_its_owner_can_read_and_a_wrong_token_is_refused_with_the_api_code()
     {
@@ -48,7 +37,7 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task a_pod_created_with_wait_runs_is_listed_as_json_and_yaml_and_deleted()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
 
         var created = (await _cli.RunAsync("pods", "create", "web", "--image", "nginx:1.27", "--replicas", "2", "--cpu", "1", "--memory-mib", "256",
             "-e", "MODE=prod", "--command", "nginx", "--command", "-g", "--wait")).ShouldSucceed();
@@ -80,7 +69,7 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task errors_print_the_api_code_and_message_and_exit_non_zero()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
         var missing = await _cli.RunAsync("pods", "get", Guid.NewGuid().ToString());
         Assert.Equal(1, missing.ExitCode);
         Assert.StartsWith("error: NOT_FOUND: ", missing.Stderr);
@@ -102,7 +91,7 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task an_audit_export_verifies_offline_and_a_changed_line_is_caught()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
         (await _cli.RunAsync("pods", "create", "audited", "--image", "nginx", "--wait")).ShouldSucceed();
         (await _cli.RunAsync("context", "use", "op")).ShouldSucceed();
         var file = Path.Combine(_cli.Home, "audit.jsonl");
@@ -124,7 +113,7 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task on_a_terminal_lists_are_tables_and_waiting_shows_each_replica()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
         var created = (await _cli.RunOnTerminalAsync("pods", "create", "tty", "--image", "nginx", "--replicas", "2", "--wait")).ShouldSucceed();
         Assert.Contains("REPLICA", created.Stdout); // the live table of replica states
         Assert.Contains("RUNNING", created.Stdout);

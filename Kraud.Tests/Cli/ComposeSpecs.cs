@@ -44,15 +44,6 @@ public sealed class ComposeSpecs(KraudProcess kraud) : IDisposable
         return file;
     }
 
-    private async Task LoginAsNewTenantAdminAsync()
-    {
-        (await _cli.RunAsync("login", "--url", kraud.Url, "--token", KraudProcess.OperatorToken, "--context", "op")).ShouldSucceed();
-        var tenant = JsonDocument.Parse((await _cli.RunAsync("tenants", "create", $"c{Guid.NewGuid():N}"[..12], "-o", "json")).ShouldSucceed().Stdout)
-            .RootElement.GetProperty("id").GetString()!;
-        var token = (await _cli.RunAsync("tokens", "create", "compose", "--role", "ADMIN", "--tenant", tenant)).ShouldSucceed().Stdout.Trim();
-        (await _cli.RunAsync("login", "--url", kraud.Url, "--token", token, "--context", "admin")).ShouldSucceed();
-    }
-
     private async Task<JsonElement> JsonAsync(params string[] args) => JsonDocument.Parse((await _cli.RunAsync(args)).ShouldSucceed().Stdout).RootElement;
 
     private async Task<List<JsonElement>> LivePodsAsync() =>
@@ -61,7 +52,7 @@ public sealed class ComposeSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task up_creates_the_services_volume_and_ingress_a_second_up_changes_nothing_a_new_replica_count_scales_only_that_pod_and_down_removes_them()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
         var file = await WriteAsync(Compose(webReplicas: 2));
 
         var up = (await _cli.RunAsync("up", "-f", file, "--wait")).ShouldSucceed();
@@ -122,7 +113,7 @@ public sealed class ComposeSpecs(KraudProcess kraud) : IDisposable
     [Fact]
     public async Task a_privileged_service_is_refused_with_its_line_before_anything_is_created()
     {
-        await LoginAsNewTenantAdminAsync();
+        await _cli.LoginAsNewTenantAdminAsync(kraud);
         var file = await WriteAsync(Compose(webReplicas: 1, privileged: true));
         var refused = await _cli.RunAsync("up", "-f", file);
         Assert.Equal(1, refused.ExitCode);

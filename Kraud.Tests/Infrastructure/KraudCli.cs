@@ -84,6 +84,20 @@ public sealed class KraudCli : IDisposable
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>
+    /// Logs in as the operator (context "op"), makes a tenant of this test's own and an ADMIN token for it, and logs in with
+    /// that (context "admin", now current), all through the CLI.
+    /// </summary>
+    public async Task<string> LoginAsNewTenantAdminAsync(KraudProcess kraud)
+    {
+        (await RunAsync("login", "--url", kraud.Url, "--token", KraudProcess.OperatorToken, "--context", "op")).ShouldSucceed();
+        var tenant = System.Text.Json.JsonDocument.Parse((await RunAsync("tenants", "create", $"t{Guid.NewGuid():N}"[..12], "-o", "json")).ShouldSucceed().Stdout)
+            .RootElement.GetProperty("id").GetString()!;
+        var token = (await RunAsync("tokens", "create", "laptop", "--role", "ADMIN", "--tenant", tenant)).ShouldSucceed().Stdout.Trim();
+        (await RunAsync("login", "--url", kraud.Url, "--token", token, "--context", "admin")).ShouldSucceed();
+        return tenant;
+    }
+
     private void Isolate(IDictionary<string, string?> env)
     {
         env["HOME"] = Home;
