@@ -39,15 +39,20 @@ public static class AcceleratorProbe
             case false: return new Accelerator(false, "forced by Fleet:Qemu:Kvm = false", Forced: true);
         }
         if (!File.Exists(options.KvmDevice)) return new Accelerator(false, $"{options.KvmDevice} does not exist");
-        var failure = await BootUnderKvmAsync(qemu, image, TimeSpan.FromSeconds(options.KvmProbeSeconds));
+        var failure = await BootUnderKvmAsync(qemu, image, options, TimeSpan.FromSeconds(options.KvmProbeSeconds));
         return failure is null
             ? new Accelerator(true, $"a probe guest booted under KVM within {options.KvmProbeSeconds} s")
             : new Accelerator(false, $"{options.KvmDevice} exists, but a probe guest under KVM {failure}");
     }
 
     /// <summary>Null when the guest reported ready before the deadline; otherwise what went wrong, as the tail of a sentence.</summary>
-    private static async Task<string?> BootUnderKvmAsync(string qemu, GuestImage image, TimeSpan deadline)
+    private static async Task<string?> BootUnderKvmAsync(string qemu, GuestImage image, QemuOptions options, TimeSpan deadline)
     {
+        // The TSC frequency too, as every boot gets it: a slow accelerator must not fail the probe by hanging in the
+        // kernel's TSC calibration.
+        var append = QemuMicroVmDriver.GuestTscKhz(options) is { } tscKhz
+            ? $"{QemuMicroVmDriver.GuestCommandLine} tsc_early_khz={tscKhz}"
+            : QemuMicroVmDriver.GuestCommandLine;
         var start = new ProcessStartInfo(qemu)
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
@@ -56,7 +61,7 @@ public static class AcceleratorProbe
                  {
                      "-name", $"kraud-kvm-probe-{Environment.ProcessId}", "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "128",
                      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
-                     "-kernel", image.Kernel, "-initrd", image.Initrd, "-append", QemuMicroVmDriver.GuestCommandLine,
+                     "-kernel", image.Kernel, "-initrd", image.Initrd, "-append", append,
                  })
             start.ArgumentList.Add(arg);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

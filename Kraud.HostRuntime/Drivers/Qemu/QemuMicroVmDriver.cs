@@ -191,8 +191,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         var append = new StringBuilder($"{GuestCommandLine} kraud.vm={spec.VmId}");
         // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
         // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
-        // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration.
-        if (!kvm && (_options.GuestTscKhz ?? HostTscKhz.Value) is { } tscKhz) append.Append(" tsc_early_khz=").Append(tscKhz);
+        // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration. Under KVM the guest's
+        // TSC is the host's as well, so the same value is right there, and a slow KVM cannot hang on it either.
+        if (GuestTscKhz(_options) is { } tscKhz) append.Append(" tsc_early_khz=").Append(tscKhz);
         List<string> args =
         [
             "-name", $"kraud-{spec.VmId}", "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max",
@@ -467,6 +468,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     }
 
     private static readonly Lazy<int?> HostTscKhz = new(ReadHostTscKhz);
+
+    internal static int? GuestTscKhz(QemuOptions options) => options.GuestTscKhz ?? HostTscKhz.Value;
 
     /// <summary>
     /// The host's TSC frequency: /proc/cpuinfo's "cpu MHz" is it only when the TSC is constant and its frequency known
