@@ -32,7 +32,7 @@ public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase dat
 
     private PlatformCheckpointProjection? _projection;
 
-    private PlatformCheckpointProjection Projection => _projection ??= new PlatformCheckpointProjection(store, Checkpoints,
+    private PlatformCheckpointProjection Projection => _projection ??= new PlatformCheckpointProjection(Checkpoints,
         Math.Max(1, options.CheckpointEveryEvents), TimeSpan.FromMinutes(options.CheckpointEveryMinutes), time);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

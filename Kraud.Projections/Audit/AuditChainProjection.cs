@@ -16,8 +16,45 @@ public sealed class AuditChainProjection : IProjection
     // and used only when it is newer than the stored one and directly precedes this batch.
     private AuditChainHead? _pending;
 
+    private readonly Lock _gate = new();
+    private int _holds;
+    private TaskCompletionSource _open = Opened();
+
+    private static TaskCompletionSource Opened()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.SetResult();
+        return open;
+    }
+
+    /// <summary>
+    /// Holds the daemon's agent at the start of its next batch until disposed: a bulk rebuild writes the chain
+    /// meanwhile (the coordinator brings a stopped or paused agent back within seconds, so stopping it is not enough).
+    /// </summary>
+    public IDisposable Hold()
+    {
+        lock (_gate)
+            if (_holds++ == 0) _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return new Held(this);
+    }
+
+    private sealed class Held(AuditChainProjection projection) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            lock (projection._gate)
+                if (--projection._holds == 0) projection._open.TrySetResult();
+        }
+    }
+
     public async Task ApplyAsync(IDocumentOperations operations, IReadOnlyList<IEvent> events, CancellationToken cancellation)
     {
+        Task open;
+        lock (_gate) open = _open.Task;
+        await open.WaitAsync(cancellation);
         if (events.Count == 0) return;
         var stored = await operations.LoadAsync<AuditChainHead>(AuditChainHead.PlatformChain, cancellation);
         var linker = new AuditChainLinker(Pick(stored, _pending, events[0].Sequence));

@@ -24,6 +24,16 @@ public sealed class RebuildProgress
 
     public void Advance(long events) => Interlocked.Add(ref _processed, events);
 
+    private readonly List<string> _stages = [];
+
+    /// <summary>Where the time went, stage by stage (logged when the rebuild ends).</summary>
+    public IReadOnlyList<string> Stages { get { lock (_stages) return [.. _stages]; } }
+
+    public void Stage(string what, TimeSpan took)
+    {
+        lock (_stages) _stages.Add($"{what} {took.TotalSeconds:F1} s");
+    }
+
     public override string ToString() =>
         $"{Processed:N0} of {Total:N0} events, {EventsPerSecond:N0} events/s, ETA {(Eta is { } eta ? $"{eta.TotalSeconds:F0} s" : "?")}";
 }

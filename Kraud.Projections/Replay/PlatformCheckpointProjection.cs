@@ -1,5 +1,4 @@
 using Kraud.Projections.Common;
-using Marten;
 
 namespace Kraud.Projections.Replay;
 
@@ -9,11 +8,10 @@ namespace Kraud.Projections.Replay;
 /// It only goes as far as it is told (the async daemon's high-water mark in the application), so a transaction still
 /// open below that mark can never be skipped. Not thread-safe: one caller at a time.
 /// </summary>
-public sealed class PlatformCheckpointProjection(IDocumentStore store, PlatformCheckpoints checkpoints, int everyEvents, TimeSpan everyInterval,
+public sealed class PlatformCheckpointProjection(PlatformCheckpoints checkpoints, int everyEvents, TimeSpan everyInterval,
     TimeProvider time)
 {
     public const string Name = "PlatformCheckpoints";
-    private const int BatchSize = 5_000;
 
     private PlatformState? _state;
     private long _seq;
@@ -32,26 +30,23 @@ public sealed class PlatformCheckpointProjection(IDocumentStore store, PlatformC
     {
         if (_state is null) await ResumeAsync(ct);
         progress?.Begin(Math.Max(0, upTo - _seq));
-        while (_seq < upTo)
+        if (_seq < upTo)
         {
-            var to = Math.Min(upTo, _seq + BatchSize);
-            var from = _seq;
-            await using (var session = store.QuerySession())
+            var events = checkpoints.Reader.ReadAsync("seq_id > @from and seq_id <= @to",
+                new Dictionary<string, object> { ["from"] = _seq, ["to"] = upTo }, _state!, ct);
+            var read = 0;
+            await foreach (var e in events)
             {
-                var events = await session.Events.QueryAllRawEvents()
-                    .Where(e => e.Sequence > from && e.Sequence <= to).OrderBy(e => e.Sequence).ToListAsync(ct);
-                foreach (var e in events)
-                {
-                    _state!.Apply(e.StreamId, e.Data);
-                    _seq = e.Sequence;
-                    if (e.Timestamp < _minAt) _minAt = e.Timestamp;
-                    if (e.Timestamp > _maxAt) _maxAt = e.Timestamp;
-                    if (++_pending >= everyEvents) await WriteAsync(ct);
-                }
-                progress?.Advance(events.Count);
+                if (e.Data is not null) _state!.Apply(e.StreamId, e.Data);
+                _seq = e.Seq;
+                if (e.At < _minAt) _minAt = e.At;
+                if (e.At > _maxAt) _maxAt = e.At;
+                if (++_pending >= everyEvents) await WriteAsync(ct);
+                if (++read % 10_000 == 0) progress?.Advance(10_000);
             }
+            progress?.Advance(read % 10_000);
             // Numbers the sequence gave to transactions that rolled back stay gaps for ever below the high-water mark.
-            _seq = to;
+            _seq = upTo;
         }
         if (_pending > 0 && time.GetUtcNow() - _lastWritten >= everyInterval) await WriteAsync(ct);
     }

@@ -24,6 +24,8 @@ public sealed record Checkpoint(long Seq, DateTimeOffset MaxAt);
 public sealed class PlatformCheckpoints(IDocumentStore store, string connectionString, string schema)
 {
     private string Checkpoints => $"{schema}.replay_checkpoints";
+
+    public PlatformEventReader Reader { get; } = new(store, connectionString, schema);
     private string States => $"{schema}.replay_states";
 
     public async Task EnsureSchemaAsync(CancellationToken ct)
@@ -164,9 +166,10 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
     {
         var window = await WindowAsync(asOf, asOf, includeFrom: false, ct);
         var state = await LoadAsync(window.Start, ct);
-        await using var session = store.QuerySession();
-        await foreach (var e in window.Events(session, asOf).ToAsyncEnumerable(ct))
-            state.Apply(e.StreamId, e.Data);
+        var events = Reader.ReadAsync("seq_id > @start and (seq_id <= @readTo or seq_id > @tail) and timestamp <= @to",
+            new Dictionary<string, object> { ["start"] = window.Start, ["readTo"] = window.ReadTo, ["tail"] = window.Tail, ["to"] = asOf }, state, ct);
+        await foreach (var e in events)
+            if (e.Data is not null) state.Apply(e.StreamId, e.Data);
         return state;
     }
 
@@ -214,10 +217,4 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
 }
 
 /// <summary>The sequence numbers a replay reads: (Start, ReadTo] and everything after Tail.</summary>
-public sealed record SeqWindow(long Start, long ReadTo, long Tail)
-{
-    public IQueryable<IEvent> Events(IQuerySession session, DateTimeOffset to) =>
-        session.Events.QueryAllRawEvents()
-            .Where(e => e.Sequence > Start && (e.Sequence <= ReadTo || e.Sequence > Tail) && e.Timestamp <= to)
-            .OrderBy(e => e.Sequence);
-}
+public sealed record SeqWindow(long Start, long ReadTo, long Tail);

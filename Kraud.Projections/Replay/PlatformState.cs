@@ -69,6 +69,9 @@ public sealed class PlatformState
         Changed.Add(streamId);
     }
 
+    /// <summary>Whether events of this stream change the state (it is a host, pod, volume or ingress it holds).</summary>
+    public bool Holds(Guid id) => Pods.ContainsKey(id) || Hosts.ContainsKey(id) || Volumes.ContainsKey(id) || Ingresses.ContainsKey(id);
+
     /// <summary>The state of one resource to store in a checkpoint, or null when it is gone (or never was one).</summary>
     public (ResourceKind Kind, object State, int Version)? Resource(Guid id) =>
         Pods.TryGetValue(id, out var pod) ? (ResourceKind.Pod, pod.State, pod.Version)

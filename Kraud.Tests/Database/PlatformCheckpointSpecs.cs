@@ -53,9 +53,9 @@ public sealed class PlatformCheckpointSpecs : IAsyncLifetime
         // Checkpoints are written while the history grows, by a projection that is restarted half-way (it resumes from
         // the last stored checkpoint).
         await history.AppendAsync(steps: 300);
-        await new PlatformCheckpointProjection(_store, checkpoints, 37, TimeSpan.FromDays(1), TimeProvider.System).CatchUpAsync(await LastSeqAsync(), null, default);
+        await new PlatformCheckpointProjection(checkpoints, 37, TimeSpan.FromDays(1), TimeProvider.System).CatchUpAsync(await LastSeqAsync(), null, default);
         await history.AppendAsync(steps: 300);
-        await new PlatformCheckpointProjection(_store, checkpoints, 37, TimeSpan.FromDays(1), TimeProvider.System).CatchUpAsync(await LastSeqAsync(), null, default);
+        await new PlatformCheckpointProjection(checkpoints, 37, TimeSpan.FromDays(1), TimeProvider.System).CatchUpAsync(await LastSeqAsync(), null, default);
         await history.AppendAsync(steps: 40); // after the last checkpoint: replays read these as the tail
 
         var times = await TimestampsAsync();
@@ -90,7 +90,7 @@ public sealed class PlatformCheckpointSpecs : IAsyncLifetime
         var history = new GeneratedHistory(_store, new Random(7));
         var checkpoints = new PlatformCheckpoints(_store, _connectionString, Schema);
         await history.AppendAsync(steps: 150);
-        var projection = new PlatformCheckpointProjection(_store, checkpoints, 23, TimeSpan.FromDays(1), TimeProvider.System);
+        var projection = new PlatformCheckpointProjection(checkpoints, 23, TimeSpan.FromDays(1), TimeProvider.System);
         await projection.CatchUpAsync(await LastSeqAsync(), null, default);
         var times = await TimestampsAsync();
         var middle = times[times.Count / 2];
