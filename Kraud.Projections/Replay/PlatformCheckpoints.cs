@@ -1,4 +1,5 @@
-using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using JasperFx.Events;
 using Kraud.Domain.Common;
 using Marten;
@@ -26,6 +27,12 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
     private string Checkpoints => $"{schema}.replay_checkpoints";
 
     public PlatformEventReader Reader { get; } = new(store, connectionString, schema);
+
+    /// <summary>
+    /// States are stored without their computed properties (a pod's State, Live, Unplaced…): they are not read back,
+    /// and they made a checkpoint about twice as large.
+    /// </summary>
+    private static readonly JsonSerializerOptions StateJson = new() { IgnoreReadOnlyProperties = true, Converters = { new JsonStringEnumConverter() } };
     private string States => $"{schema}.replay_states";
 
     public async Task EnsureSchemaAsync(CancellationToken ct)
@@ -64,7 +71,6 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
     /// </summary>
     public async Task WriteAsync(PlatformState state, long seq, DateTimeOffset minAt, DateTimeOffset maxAt, long events, CancellationToken ct)
     {
-        var serializer = store.Options.Serializer();
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var changed = state.Changed.ToArray();
@@ -84,7 +90,7 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
                 await copy.WriteAsync((char)resource.Kind, NpgsqlDbType.InternalChar, ct);
                 await copy.WriteAsync(resource.Version, NpgsqlDbType.Integer, ct);
                 await copy.WriteAsync(new NpgsqlRange<long>(seq, true, false, 0, false, true), NpgsqlDbType.Range | NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(serializer.ToJson(resource.State), NpgsqlDbType.Jsonb, ct);
+                await copy.WriteAsync(JsonSerializer.Serialize(resource.State, PlatformState.TypeOf(resource.Kind), StateJson), NpgsqlDbType.Jsonb, ct);
             }
             await copy.CompleteAsync(ct);
         }
@@ -107,7 +113,6 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
     {
         var state = new PlatformState();
         if (seq == 0) return state;
-        var serializer = store.Options.Serializer();
         await using var connection = await OpenAsync(ct);
         await using var cmd = new NpgsqlCommand($"select id, kind, version, state::text from {States} where valid @> @seq", connection);
         cmd.Parameters.AddWithValue("seq", seq);
@@ -115,8 +120,7 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
         while (await reader.ReadAsync(ct))
         {
             var kind = (ResourceKind)reader.GetChar(1);
-            using var json = new MemoryStream(Encoding.UTF8.GetBytes(reader.GetString(3)));
-            state.Restore(reader.GetGuid(0), kind, serializer.FromJson(PlatformState.TypeOf(kind), json), reader.GetInt32(2));
+            state.Restore(reader.GetGuid(0), kind, JsonSerializer.Deserialize(reader.GetString(3), PlatformState.TypeOf(kind), StateJson)!, reader.GetInt32(2));
         }
         return state;
     }
@@ -134,8 +138,7 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
         cmd.Parameters.AddWithValue("seq", seq);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct)) return null;
-        using var json = new MemoryStream(Encoding.UTF8.GetBytes(reader.GetString(2)));
-        return (store.Options.Serializer().FromJson(PlatformState.TypeOf((ResourceKind)reader.GetChar(0)), json), reader.GetInt32(1));
+        return (JsonSerializer.Deserialize(reader.GetString(2), PlatformState.TypeOf((ResourceKind)reader.GetChar(0)), StateJson)!, reader.GetInt32(1));
     }
 
     /// <summary>
