@@ -1,9 +1,9 @@
 using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
-using Kraud.Api.Volumes;
 
 namespace Kraud.Api.Replay;
 

@@ -86,7 +86,7 @@ public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase dat
             $"select coalesce((select last_seq_id from {MartenSetup.Schema}.mt_event_progression where name = 'HighWaterMark'), 0)", connection);
         try
         {
-            return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
         {

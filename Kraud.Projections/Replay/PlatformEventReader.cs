@@ -33,7 +33,8 @@ public sealed class PlatformEventReader(IDocumentStore store, string connectionS
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(
-            $"select seq_id, timestamp, stream_id, mt_dotnet_type, data::text from {schema}.mt_events where {where} order by seq_id", connection) { CommandTimeout = 0 };
+            $"select seq_id, timestamp, stream_id, mt_dotnet_type, data::text from {schema}.mt_events where {where} order by seq_id", connection)
+        { CommandTimeout = 0 };
         foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
         await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
         while (await reader.ReadAsync(ct))

@@ -1,6 +1,6 @@
+using System.Text.Json;
 using Kraud.Tests.Infrastructure;
 using Marten.Events;
-using System.Text.Json;
 using Npgsql;
 using Xunit.Abstractions;
 

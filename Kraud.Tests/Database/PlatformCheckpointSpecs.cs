@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using JasperFx;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Ingresses;
 using Kraud.Domain.Pods;
@@ -7,7 +8,6 @@ using Kraud.Projections.Replay;
 using Kraud.Tests.Infrastructure;
 using Marten;
 using Npgsql;
-using JasperFx;
 using Weasel.Core;
 
 namespace Kraud.Tests.Database;
@@ -234,104 +234,104 @@ internal sealed class GeneratedHistory(IDocumentStore store, Random random)
         switch (random.Next(100))
         {
             case < 30 or >= 97 when live.Count < 40:
-            {
-                var id = Guid.NewGuid();
-                var replicas = random.Next(1, 4);
-                Pod(session, id, new PodRequested(id, _tenant, new PodSpec($"p{PodIds.Count}", "default", "nginx", [], ImmutableDictionary<string, string>.Empty, 1, 64,
-                    null, false, 0), replicas, "test", now), start: true);
-                PodIds.Add(id);
-                for (var r = 0; r < replicas; r++) Schedule(session, id, r, now);
-                break;
-            }
+                {
+                    var id = Guid.NewGuid();
+                    var replicas = random.Next(1, 4);
+                    Pod(session, id, new PodRequested(id, _tenant, new PodSpec($"p{PodIds.Count}", "default", "nginx", [], ImmutableDictionary<string, string>.Empty, 1, 64,
+                        null, false, 0), replicas, "test", now), start: true);
+                    PodIds.Add(id);
+                    for (var r = 0; r < replicas; r++) Schedule(session, id, r, now);
+                    break;
+                }
             case < 55 when live.SelectMany(p => p.Instances).Any(i => i.Phase is VmPhase.Scheduled or VmPhase.Booting):
-            {
-                var pod = live.First(p => p.Instances.Any(i => i.Phase is VmPhase.Scheduled or VmPhase.Booting));
-                var vm = pod.Instances.First(i => i.Phase is VmPhase.Scheduled or VmPhase.Booting);
-                Pod(session, pod.Id, vm.Phase == VmPhase.Scheduled
-                    ? new PodReplicaBooting(pod.Id, vm.VmId, vm.HostId, now)
-                    : new PodReplicaRunning(pod.Id, vm.VmId, vm.HostId, random.Next(5, 500), now));
-                break;
-            }
+                {
+                    var pod = live.First(p => p.Instances.Any(i => i.Phase is VmPhase.Scheduled or VmPhase.Booting));
+                    var vm = pod.Instances.First(i => i.Phase is VmPhase.Scheduled or VmPhase.Booting);
+                    Pod(session, pod.Id, vm.Phase == VmPhase.Scheduled
+                        ? new PodReplicaBooting(pod.Id, vm.VmId, vm.HostId, now)
+                        : new PodReplicaRunning(pod.Id, vm.VmId, vm.HostId, random.Next(5, 500), now));
+                    break;
+                }
             case < 65 when live.Count > 0:
-            {
-                var pod = live[random.Next(live.Count)];
-                Pod(session, pod.Id, new PodDeletionRequested(pod.Id, "test", now));
-                PodDeletions++;
-                break;
-            }
+                {
+                    var pod = live[random.Next(live.Count)];
+                    Pod(session, pod.Id, new PodDeletionRequested(pod.Id, "test", now));
+                    PodDeletions++;
+                    break;
+                }
             case < 75 when _pods.Values.Any(p => p.Deleting && !p.Instances.IsEmpty):
-            {
-                var pod = _pods.Values.First(p => p.Deleting && !p.Instances.IsEmpty);
-                var vm = pod.Instances[0];
-                Pod(session, pod.Id, new PodReplicaStopped(pod.Id, vm.VmId, vm.HostId, now));
-                Host(session, vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, "stopped", now));
-                break;
-            }
+                {
+                    var pod = _pods.Values.First(p => p.Deleting && !p.Instances.IsEmpty);
+                    var vm = pod.Instances[0];
+                    Pod(session, pod.Id, new PodReplicaStopped(pod.Id, vm.VmId, vm.HostId, now));
+                    Host(session, vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, "stopped", now));
+                    break;
+                }
             case < 79 when live.Count > 0:
-            {
-                var pod = live[random.Next(live.Count)];
-                var to = random.Next(1, 4);
-                Pod(session, pod.Id, new PodScaled(pod.Id, pod.Replicas, to, "test", now));
-                foreach (var r in _pods[pod.Id].Unplaced) Schedule(session, pod.Id, r, now);
-                break;
-            }
+                {
+                    var pod = live[random.Next(live.Count)];
+                    var to = random.Next(1, 4);
+                    Pod(session, pod.Id, new PodScaled(pod.Id, pod.Replicas, to, "test", now));
+                    foreach (var r in _pods[pod.Id].Unplaced) Schedule(session, pod.Id, r, now);
+                    break;
+                }
             case < 83:
-            {
-                var compute = _hosts.Where(h => h.Role == HostRole.Compute).ToList();
-                var host = compute[random.Next(compute.Count)];
-                if (host.State == HostState.Failed)
                 {
-                    Host(session, host.Id, new HostRecovered(host.Id, host.FailedAt ?? now, now));
-                    break;
-                }
-                Host(session, host.Id, new HostFailed(host.Id, now.AddSeconds(-10), 5, "missed 5 heartbeats", now));
-                HostFailures++;
-                foreach (var pod in _pods.Values.Where(p => p.Instances.Any(i => i.HostId == host.Id)).ToList())
-                    foreach (var vm in pod.Instances.Where(i => i.HostId == host.Id).ToList())
+                    var compute = _hosts.Where(h => h.Role == HostRole.Compute).ToList();
+                    var host = compute[random.Next(compute.Count)];
+                    if (host.State == HostState.Failed)
                     {
-                        Pod(session, pod.Id, new PodReplicaLost(pod.Id, vm.VmId, host.Id, "host failed", true, now));
-                        Host(session, host.Id, new MicroVmReleased(host.Id, vm.VmId, "host failed", now));
-                        if (!pod.Deleting) Schedule(session, pod.Id, vm.Replica, now);
+                        Host(session, host.Id, new HostRecovered(host.Id, host.FailedAt ?? now, now));
+                        break;
                     }
-                break;
-            }
-            case < 90:
-            {
-                var id = Guid.NewGuid();
-                Volume(session, id, new VolumeRequested(id, _tenant, $"v{VolumeIds.Count}", VolumeClass.Red, 10, "z-a", "test", now), start: true);
-                VolumeIds.Add(id);
-                foreach (var host in _hosts.Where(h => h.Role == HostRole.Storage))
-                {
-                    Volume(session, id, new VolumeReplicaScheduled(id, host.Id, host.Name, "z-a", host == _hosts[6], now));
-                    Volume(session, id, new VolumeReplicaHealthy(id, host.Id, true, now));
-                }
-                break;
-            }
-            case < 94 when _volumes.Values.Any(v => !v.Deleting):
-            {
-                var volume = _volumes.Values.First(v => !v.Deleting);
-                Volume(session, volume.Id, new VolumeDeletionRequested(volume.Id, "test", now));
-                foreach (var replica in volume.Replicas) Volume(session, volume.Id, new VolumeReplicaErased(volume.Id, replica.HostId, now));
-                Volume(session, volume.Id, new VolumeDeleted(volume.Id, now));
-                VolumeDeletions++;
-                break;
-            }
-            case < 97:
-            {
-                if (_ingresses.Count > 2)
-                {
-                    var gone = _ingresses[0];
-                    _ingresses.RemoveAt(0);
-                    session.Events.Append(gone, new IngressDeleted(gone, "test", now));
+                    Host(session, host.Id, new HostFailed(host.Id, now.AddSeconds(-10), 5, "missed 5 heartbeats", now));
+                    HostFailures++;
+                    foreach (var pod in _pods.Values.Where(p => p.Instances.Any(i => i.HostId == host.Id)).ToList())
+                        foreach (var vm in pod.Instances.Where(i => i.HostId == host.Id).ToList())
+                        {
+                            Pod(session, pod.Id, new PodReplicaLost(pod.Id, vm.VmId, host.Id, "host failed", true, now));
+                            Host(session, host.Id, new MicroVmReleased(host.Id, vm.VmId, "host failed", now));
+                            if (!pod.Deleting) Schedule(session, pod.Id, vm.Replica, now);
+                        }
                     break;
                 }
-                var id = Guid.NewGuid();
-                var target = live.Count > 0 ? live[0].Id : Guid.NewGuid();
-                session.Events.StartStream(id, new IngressCreated(id, _tenant, $"i{id:N}"[..8], IngressKind.Managed,
-                    [new IngressRoute("web.ingress.kraud.cloud", "/", target, 80)], null, [], [new IngressReplica(_hosts[0].Id, _hosts[0].Name, "z-a")], null, "test", now));
-                _ingresses.Add(id);
-                break;
-            }
+            case < 90:
+                {
+                    var id = Guid.NewGuid();
+                    Volume(session, id, new VolumeRequested(id, _tenant, $"v{VolumeIds.Count}", VolumeClass.Red, 10, "z-a", "test", now), start: true);
+                    VolumeIds.Add(id);
+                    foreach (var host in _hosts.Where(h => h.Role == HostRole.Storage))
+                    {
+                        Volume(session, id, new VolumeReplicaScheduled(id, host.Id, host.Name, "z-a", host == _hosts[6], now));
+                        Volume(session, id, new VolumeReplicaHealthy(id, host.Id, true, now));
+                    }
+                    break;
+                }
+            case < 94 when _volumes.Values.Any(v => !v.Deleting):
+                {
+                    var volume = _volumes.Values.First(v => !v.Deleting);
+                    Volume(session, volume.Id, new VolumeDeletionRequested(volume.Id, "test", now));
+                    foreach (var replica in volume.Replicas) Volume(session, volume.Id, new VolumeReplicaErased(volume.Id, replica.HostId, now));
+                    Volume(session, volume.Id, new VolumeDeleted(volume.Id, now));
+                    VolumeDeletions++;
+                    break;
+                }
+            case < 97:
+                {
+                    if (_ingresses.Count > 2)
+                    {
+                        var gone = _ingresses[0];
+                        _ingresses.RemoveAt(0);
+                        session.Events.Append(gone, new IngressDeleted(gone, "test", now));
+                        break;
+                    }
+                    var id = Guid.NewGuid();
+                    var target = live.Count > 0 ? live[0].Id : Guid.NewGuid();
+                    session.Events.StartStream(id, new IngressCreated(id, _tenant, $"i{id:N}"[..8], IngressKind.Managed,
+                        [new IngressRoute("web.ingress.kraud.cloud", "/", target, 80)], null, [], [new IngressReplica(_hosts[0].Id, _hosts[0].Name, "z-a")], null, "test", now));
+                    _ingresses.Add(id);
+                    break;
+                }
             default:
                 var anyHost = _hosts[random.Next(_hosts.Count)];
                 Host(session, anyHost.Id, new HostWireGuardKeyAnnounced(anyHost.Id, Convert.ToBase64String(Guid.NewGuid().ToByteArray()), "10.0.0.1:51820", now));

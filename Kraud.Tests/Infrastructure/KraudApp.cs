@@ -72,7 +72,7 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Kraud:StateDirectory", StateDirectory);
             builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
             builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
+            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture));
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             // Checkpoints every few events, so that replays in tests start from one and fold the rest.
             builder.UseSetting("Replay:CheckpointEveryEvents", "50");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Kraud.Api.Replay;
@@ -117,7 +118,7 @@ public static class AuditBench
         Console.WriteLine();
         Console.WriteLine("| metric | Kraud | baseline (same run) |");
         Console.WriteLine("|---|---|---|");
-        Console.WriteLine($"| raw sequential read of mt_events (seq_id, data, headers) | {string.Join(" / ", raw.Concat([rawAfter]).Select(r => r.ToString("N0")))} events/s (3 reads) | - |");
+        Console.WriteLine($"| raw sequential read of mt_events (seq_id, data, headers) | {string.Join(" / ", raw.Concat([rawAfter]).Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))} events/s (3 reads) | - |");
         Console.WriteLine($"| bulk write of the history (COPY) | {appended / appendSeconds:N0} events/s | - |");
         Console.WriteLine($"| checkpoints written by the background writer | caught up {checkpointLagSeconds:F0} s after the write | - |");
         Console.WriteLine($"| audit chain rebuild | {audit.Rate:N0} events/s ({audit.Seconds:F1} s) | best raw read {rawBest:N0} events/s: ratio {audit.Rate / rawBest:F3} |");
@@ -171,6 +172,6 @@ public static class AuditBench
         await using var connection = new NpgsqlConnection(app.ConnectionString);
         await connection.OpenAsync();
         await using var cmd = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
     }
 }

@@ -93,7 +93,8 @@ public sealed class BulkHistory(IDocumentStore store, string connectionString, G
         written += await FlushAsync(connection);
         await using var versions = new NpgsqlCommand(
             "update kraud.mt_streams s set version = m.v from (select stream_id, max(version) v from kraud.mt_events group by stream_id) m " +
-            "where s.id = m.stream_id and s.version <> m.v", connection) { CommandTimeout = 0 };
+            "where s.id = m.stream_id and s.version <> m.v", connection)
+        { CommandTimeout = 0 };
         await versions.ExecuteNonQueryAsync();
         return written;
     }
