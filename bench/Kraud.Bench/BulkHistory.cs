@@ -171,7 +171,11 @@ public sealed class BulkHistory(IDocumentStore store, string connectionString, G
         if (_rows.Count == 0) return 0;
         var serializer = store.Options.Serializer();
         var seqs = new List<long>(_rows.Count);
-        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence') from generate_series(1, @n)", connection))
+        // The numbers are drawn inside the transaction that writes them: the daemon's high-water agent then sees a live
+        // transaction behind the gap and waits for it, instead of skipping the gap after a few seconds (drawn outside,
+        // a chunk committed after the mark had moved past it, and the checkpoint writer never saw it).
+        await using var tx = await connection.BeginTransactionAsync();
+        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence') from generate_series(1, @n)", connection, tx))
         {
             next.Parameters.AddWithValue("n", _rows.Count);
             await using var reader = await next.ExecuteReaderAsync();
@@ -217,6 +221,7 @@ public sealed class BulkHistory(IDocumentStore store, string connectionString, G
             }
             await copy.CompleteAsync();
         }
+        await tx.CommitAsync();
         var count = _rows.Count;
         _rows.Clear();
         _newStreams.Clear();
