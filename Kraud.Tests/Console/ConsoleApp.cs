@@ -65,6 +65,12 @@ public sealed class ConsoleApp : IAsyncLifetime
 
     public Task<GqlResponse> AsOperator(string query, object? variables = null) => GraphQL(KraudApp.OperatorToken, query, variables);
 
+    /// <summary>Waits until the audit chain (an async projection) holds an entry of this action since the instant, as the token reads it.</summary>
+    public Task WaitForAuditAsync(string token, string action, DateTime since) => Eventually.Until(async () =>
+        (await GraphQL(token, "query($f: DateTime) { auditLog(from: $f, first: 1000) { nodes { action } } }", new { f = since })).ShouldSucceed()
+        .Data.GetProperty("auditLog").GetProperty("nodes").EnumerateArray().Any(n => n.GetProperty("action").GetString() == action),
+        TimeSpan.FromSeconds(60), $"the audit chain holds {action}");
+
     public async Task DisposeAsync()
     {
         if (Browser is not null) await Browser.DisposeAsync();

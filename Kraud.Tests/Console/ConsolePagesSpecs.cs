@@ -1,5 +1,4 @@
 using Kraud.Tests.Infrastructure;
-using PuppeteerSharp;
 
 namespace Kraud.Tests.Console;
 
@@ -20,6 +19,8 @@ public class ConsolePagesSpecs(ConsoleApp app)
         })).ShouldSucceed().Data.GetProperty("createIngress").Id();
         var token = (await tenant.Gql("mutation($id: ID!) { addDomain(ingressId: $id, name: \"shop.example.com\") { verificationToken } }", new { id = ingress }))
             .ShouldSucceed().Data.GetProperty("addDomain").GetProperty("verificationToken").GetString()!;
+
+        await app.WaitForAuditAsync(tenant.Token, "pod_requested", DateTime.UtcNow.AddMinutes(-5));
 
         await using var page = await app.Browser.NewPageAsync(app.BaseAddress);
         await page.SignInAsync(tenant.Token);
@@ -55,7 +56,7 @@ public class ConsolePagesSpecs(ConsoleApp app)
         var downloads = Directory.CreateTempSubdirectory("kraud-console-downloads-");
         try
         {
-            await page.Page.Client.SendAsync("Browser.setDownloadBehavior", new { behavior = "allow", downloadPath = downloads.FullName });
+            await page.Page.Client.SendAsync("Page.setDownloadBehavior", new { behavior = "allow", downloadPath = downloads.FullName });
             await page.Page.ClickAsync("[data-testid=export]");
             await page.WaitForAsync("[data-testid=export-result] .notice.ok");
             var file = await Eventually.Get(() => Task.FromResult(downloads.GetFiles("kraud-audit-*.jsonl").FirstOrDefault()), f => f is not null,

@@ -1,7 +1,5 @@
 using System.Text.Json;
 using Kraud.Tests.Infrastructure;
-using PuppeteerSharp;
-using PuppeteerSharp.Input;
 
 namespace Kraud.Tests.Console;
 
@@ -13,7 +11,10 @@ public class ConsoleSpecs(ConsoleApp app)
 
     private static async Task SetValueAsync(ConsolePage page, string selector, string value)
     {
-        await page.Page.ClickAsync(selector, new ClickOptions { Count = 3 });
+        await page.Page.ClickAsync(selector);
+        await page.Page.Keyboard.DownAsync("Control");
+        await page.Page.Keyboard.PressAsync("a");
+        await page.Page.Keyboard.UpAsync("Control");
         await page.Page.Keyboard.PressAsync("Backspace");
         await page.Page.TypeAsync(selector, value);
     }
@@ -119,6 +120,9 @@ public class ConsoleSpecs(ConsoleApp app)
         {
             app.Agent(victim).PowerOn();
         }
+
+        // The strip shows the audit chain, which an async projection writes: wait until it holds the failure.
+        await app.WaitForAuditAsync(KraudApp.OperatorToken, "host_failed", before);
 
         await using var page = await app.Browser.NewPageAsync(app.BaseAddress);
         await page.SignInAsync(KraudApp.OperatorToken);

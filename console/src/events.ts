@@ -12,13 +12,20 @@ export interface WindowEvent {
   tenantId: string | null;
 }
 
-export async function eventsBetween(from: Date, to: Date, podIds: string[], tenantId: string | null, limit = 500): Promise<WindowEvent[]> {
+export async function eventsBetween(from: Date, to: Date, podIds: string[], tenantId: string | null, limit = 5000): Promise<WindowEvent[]> {
   if (session.readsAudit()) {
-    const r = await gql<{ auditLog: { nodes: AuditEntry[] } }>(
-      `query($f: DateTime, $t: DateTime, $tenant: ID, $n: Int) { auditLog(from: $f, to: $t, tenantId: $tenant, first: $n) {
-        nodes { seq at tenantId actor action resourceId outcome } } }`,
-      { f: from.toISOString(), t: to.toISOString(), tenant: tenantId, n: Math.min(limit, 1000) });
-    return r.auditLog.nodes.map((e) => ({ at: e.at, what: e.action, resourceId: e.resourceId, actor: e.actor, tenantId: e.tenantId }));
+    const out: WindowEvent[] = [];
+    let after: string | null = null;
+    while (out.length < limit) {
+      const r: { auditLog: { nodes: AuditEntry[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } = await gql(
+        `query($f: DateTime, $t: DateTime, $tenant: ID, $after: String) { auditLog(from: $f, to: $t, tenantId: $tenant, first: 1000, after: $after) {
+          pageInfo { hasNextPage endCursor } nodes { seq at tenantId actor action resourceId outcome } } }`,
+        { f: from.toISOString(), t: to.toISOString(), tenant: tenantId, after });
+      out.push(...r.auditLog.nodes.map((e) => ({ at: e.at, what: e.action, resourceId: e.resourceId, actor: e.actor, tenantId: e.tenantId })));
+      if (!r.auditLog.pageInfo.hasNextPage) break;
+      after = r.auditLog.pageInfo.endCursor;
+    }
+    return out.slice(0, limit);
   }
   const all: WindowEvent[] = [];
   for (const id of podIds.slice(0, 20)) {

@@ -15,7 +15,8 @@ export const podsPage: Page = async (root, { caps, signal }) => {
   const filter = h("input", { type: "search", placeholder: "Filter by name, namespace, image or state", "aria-label": "Filter pods" });
   fill(root,
     h("div", { class: "page-head" }, h("h1", null, "Pods"),
-      h("a", { class: "button primary", href: "#/pods/new", "data-testid": "create-pod" }, "Create pod")),
+      // Pods belong to tenants: the platform's operator creates none.
+      session.me().tenant ? h("a", { class: "button primary", href: "#/pods/new", "data-testid": "create-pod" }, "Create pod") : null),
     h("div", { class: "toolbar" }, filter, status),
     body);
 
