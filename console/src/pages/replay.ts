@@ -130,7 +130,8 @@ export const replayPage: Page = async (root, { caps, query }) => {
       if (mine !== request) return; // a later position was asked for meanwhile
       draw(r.platformAt);
       map.dataset.asOf = r.platformAt.asOf;
-      fill(status, `${r.platformAt.pods.length} pods, ${r.platformAt.hosts.length} hosts at ${clock(at)}`);
+      const n = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
+      fill(status, `${n(r.platformAt.pods.length, "pod")}, ${n(r.platformAt.hosts.length, "host")} at ${clock(at)}`);
     } catch (e) {
       if (mine === request) fill(map, errorBox(e));
     }
