@@ -69,6 +69,8 @@ public class KraudApp : IAsyncLifetime
         ("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture)),
         ("Fleet:HeartbeatTimeoutSeconds", heartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
         ("Logging:LogLevel:Default", "Warning"),
+        // Checkpoints every few events, so that replays in tests start from one and fold the rest.
+        ("Replay:CheckpointEveryEvents", "50"),
     ];
 
     /// <summary>Configuration a collection's application differs in.</summary>
