@@ -62,6 +62,7 @@ public static class ApiSetup
 
     public static WebApplication UseKraudApi(this WebApplication app)
     {
+        app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
         app.UseKraudConsole();
         app.UseFastEndpoints();

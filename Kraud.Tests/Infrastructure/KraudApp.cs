@@ -73,6 +73,11 @@ public class KraudApp : IAsyncLifetime
         ("Replay:CheckpointEveryEvents", "50"),
     ];
 
+    /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
@@ -82,7 +87,11 @@ public class KraudApp : IAsyncLifetime
         Host = await AlbaHost.For<Program>(builder =>
         {
             foreach (var (key, value) in TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings)) builder.UseSetting(key, value);
-            builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
+            builder.ConfigureTestServices(services =>
+            {
+                services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                ConfigureServices(services);
+            });
         });
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
