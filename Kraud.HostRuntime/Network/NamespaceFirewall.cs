@@ -60,7 +60,7 @@ public static class NamespaceFirewall
     /// <summary>
     /// The exposures of DIRECT ingresses whose microVM runs here, as one nft transaction: the translation of each public
     /// address and port to the microVM (on packets from the underlay only), and its tenant's rules in order (the first
-    /// that matches wins; a rule's port is the public port a client connects to), then a drop for whatever no rule
+    /// that matches wins; a rule's port is the microVM's port, as the rules the guest's own firewall would hold), then a drop for whatever no rule
     /// allowed. IPv6 rules do not apply: public addresses are IPv4.
     /// </summary>
     public static string Exposures(IReadOnlyList<(ApplyFirewall Exposure, string VmIp4)> exposures)
@@ -74,7 +74,7 @@ public static class NamespaceFirewall
             text.Append(CultureInfo.InvariantCulture,
                 $"add rule inet {Table} expose iifname \"{HostNamespace.UnderlayDevice}\" ip daddr {e.PublicAddress} {protocol} dport {e.PublicPort} dnat ip to {vm}:{e.VmPort}\n");
             var match = $"ip daddr {vm} {protocol} dport {e.VmPort} ct original ip daddr {e.PublicAddress}";
-            foreach (var rule in e.Rules.Where(r => !r.Source.Contains(':') && r.Protocol.Equals(e.Protocol, StringComparison.OrdinalIgnoreCase) && r.Port == e.PublicPort))
+            foreach (var rule in e.Rules.Where(r => !r.Source.Contains(':') && r.Protocol.Equals(e.Protocol, StringComparison.OrdinalIgnoreCase) && r.Port == e.VmPort))
                 text.Append(CultureInfo.InvariantCulture,
                     $"add rule inet {Table} direct {match} ip saddr {rule.Source} counter {(rule.Action.Equals("ALLOW", StringComparison.OrdinalIgnoreCase) ? "accept" : "drop")} comment \"{e.IngressId:N}\"\n");
             text.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} direct {match} counter drop comment \"{e.IngressId:N} default\"\n");

@@ -240,7 +240,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         var hostNs = HostNamespace.NamespaceName(dc.HostOf(vm).Name);
         using var allowed = dc.NewClient();
         using var denied = dc.NewClient();
-        // The first matching rule wins: the denied client's own address before the whole underlay.
+        // The first matching rule wins: the denied client's own address before the whole underlay. Rules name the pod's port.
         var ingress = (await tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id publicAddress } }", new
         {
             @in = new
@@ -249,8 +249,8 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
                 routes = new[] { new { host = "game", path = "/", podId = pod, port = 8080 } },
                 firewall = new[]
                 {
-                    new { action = "DENY", protocol = "TCP", port = 80, source = $"{denied.Address}/32" },
-                    new { action = "ALLOW", protocol = "TCP", port = 80, source = dc.UnderlayCidr },
+                    new { action = "DENY", protocol = "TCP", port = 8080, source = $"{denied.Address}/32" },
+                    new { action = "ALLOW", protocol = "TCP", port = 8080, source = dc.UnderlayCidr },
                 },
             },
         })).ShouldSucceed().Data.GetProperty("createIngress");
