@@ -52,6 +52,11 @@ public static class DataPlaneBench
             [new NamespaceOverlay("default", Overlay, "fd00:bbbb:cccc:1::/64")], [])]);
         a.ApplyServiceDiscovery(discovery);
         b.ApplyServiceDiscovery(discovery);
+        // The plain-bridge baseline: the hosts' firewalls let the tenant's packets in from the underlay as well (Kraud's own never
+        // does: only WireGuard and DIRECT exposures reach a tap), checked against the same tenant set as over WireGuard.
+        foreach (var ns in new[] { a, b })
+            NetCommand.InNamespace(ns.Name, "nft", ["-f", "-"],
+                $"insert rule inet kraud forward iifname \"{HostNamespace.UnderlayDevice}\" oifname \"{HostNamespace.TapPrefix}*\" ip saddr . ip daddr @same4 accept\n");
 
         await using var driverA = QemuMicroVmDriver.Start(fleet.Qemu, a.HostName, null, a);
         await using var driverB = QemuMicroVmDriver.Start(fleet.Qemu, b.HostName, null, b);
