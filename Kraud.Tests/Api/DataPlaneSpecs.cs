@@ -246,7 +246,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
             @in = new
             {
                 name = "game", kind = "DIRECT", port = 80, protocol = "TCP", acceptExposure = true,
-                routes = new[] { new { host = "game", path = "/", podId = pod, port = 8080 } },
+                routes = new[] { new { host = "game.example.com", path = "/", podId = pod, port = 8080 } },
                 firewall = new[]
                 {
                     new { action = "DENY", protocol = "TCP", port = 8080, source = $"{denied.Address}/32" },

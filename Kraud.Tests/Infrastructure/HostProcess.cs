@@ -53,7 +53,7 @@ public sealed class HostProcess : IAsyncDisposable
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         // A rack's hosts come from Fleet:Hosts: only the flags every host shares stay.
         if (rack) start.ArgumentList.Clear();
-        if (rack) foreach (var arg in new[] { Dll(), "--kek-file", KekFile(app) }) start.ArgumentList.Add(arg);
+        if (rack) foreach (var arg in new[] { BuiltBesideTests.Dll("Kraud.HostRuntime"), "--kek-file", KekFile(app) }) start.ArgumentList.Add(arg);
         var process = new Process { StartInfo = start };
         var host = new HostProcess(process, name, zone, workDir);
         process.OutputDataReceived += (_, e) => host.Keep(e.Data);
