@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Api.Tenants;
 using Kraud.Projections.Tenants;

@@ -15,7 +15,10 @@ using Wolverine;
 namespace Kraud.Api.Apps;
 
 /// <param name="Secrets">Launch and upgrade only: the secret values, stored as documents beside the events, never in them.</param>
-public sealed record AppRequest(AppCommand Command, Principal By, int? ExpectedRevision = null, IReadOnlyDictionary<string, string>? Secrets = null);
+public sealed record AppRequest(AppCommand Command, Principal By, int? ExpectedRevision = null, IReadOnlyDictionary<string, string>? Secrets = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 public static class AppRequestHandler
 {

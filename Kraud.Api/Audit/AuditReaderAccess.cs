@@ -1,4 +1,4 @@
-using Kraud.Api.Access;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 
 namespace Kraud.Api.Audit;

@@ -7,9 +7,6 @@ using Marten;
 
 namespace Kraud.Api.Audit;
 
-/// <summary>A refused command, on its way into the rejection chain (a sequential local queue, so links never race).</summary>
-public sealed record CommandRejected(DateTimeOffset At, Guid? TenantId, string Actor, string Command, string Code, string Reason, string? CorrelationId);
-
 public static class CommandRejectedHandler
 {
     public const string Queue = "rejections";

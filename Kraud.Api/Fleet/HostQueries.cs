@@ -1,4 +1,5 @@
 using GraphQL;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Api.Pods;
 using Kraud.Domain.Access;

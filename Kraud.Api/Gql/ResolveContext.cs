@@ -43,18 +43,11 @@ public static class ResolveContext
         {
             await bus.InvokeAsync(command, options, ctx.CancellationToken);
         }
-        catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
+        catch (Exception e) when (ErrorCodes.Map(e) is { } refusal)
         {
             // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
-            var name = command switch
-            {
-                Pods.PodRequest request => request.Command.GetType().Name,
-                Volumes.VolumeRequest request => request.Command.GetType().Name,
-                Kubernetes.KubernetesRequest request => request.Command.GetType().Name,
-                Apps.AppRequest request => request.Command.GetType().Name,
-                _ => command.GetType().Name,
-            };
-            await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
+            var name = (command is ICommandRequest request ? request.Command : command).GetType().Name;
+            await bus.PublishAsync(new CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
                 refusal.Message, caller.CorrelationId));
             throw;
         }

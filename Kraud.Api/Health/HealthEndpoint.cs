@@ -1,6 +1,6 @@
 using FastEndpoints;
 using JasperFx.Events.Daemon;
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Npgsql;
 using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
 
@@ -37,9 +37,9 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
         {
             await using var connection = new NpgsqlConnection(database.ConnectionString);
             await connection.OpenAsync(ct);
-            var high = await ScalarAsync(connection, $"select coalesce(max(seq_id), 0) from {MartenSetup.Schema}.mt_events", ct);
+            var high = await ScalarAsync(connection, $"select coalesce(max(seq_id), 0) from {KraudDatabase.Schema}.mt_events", ct);
             var lags = new List<ProjectionLag>();
-            await using (var cmd = new NpgsqlCommand($"select name, last_seq_id from {MartenSetup.Schema}.mt_event_progression where name like '%:%' order by name", connection))
+            await using (var cmd = new NpgsqlCommand($"select name, last_seq_id from {KraudDatabase.Schema}.mt_event_progression where name like '%:%' order by name", connection))
             await using (var reader = await cmd.ExecuteReaderAsync(ct))
                 while (await reader.ReadAsync(ct))
                     lags.Add(new ProjectionLag(reader.GetString(0), reader.GetInt64(1), Math.Max(0, high - reader.GetInt64(1))));

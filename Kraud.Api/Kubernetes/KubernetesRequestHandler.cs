@@ -10,7 +10,10 @@ using Wolverine;
 namespace Kraud.Api.Kubernetes;
 
 /// <param name="CaKeyPem">With a create only: the CA's private key, kept in a document of its own and never in an event.</param>
-public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedRevision = null, string? CaKeyPem = null);
+public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedRevision = null, string? CaKeyPem = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 /// <summary>
 /// Every cluster command: decide on the cluster's stream, then drive its parts through the pod path in the same

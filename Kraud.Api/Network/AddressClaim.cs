@@ -1,3 +1,5 @@
+using Kraud.Api.Common;
+
 namespace Kraud.Api.Network;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Kraud.Api.Network;
 /// address follows from it). The id is the address, so the database's primary key makes a double lease impossible:
 /// two transactions that pick the same free address cannot both commit, and the loser is retried on fresh state.
 /// </summary>
-public sealed class AddressClaim
+public sealed class AddressClaim : IContendedClaim
 {
     public string Id { get; set; } = "";
     public Guid OwnerId { get; set; }

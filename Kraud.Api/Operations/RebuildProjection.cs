@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using GraphQL;
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
@@ -66,8 +66,8 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, KraudDatabase dat
         await connection.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(
             $"""
-             select coalesce((select max(last_seq_id) from {MartenSetup.Schema}.mt_event_progression where name like @n),
-                             case when @completed then (select max(seq_id) from {MartenSetup.Schema}.mt_events) end, 0)
+             select coalesce((select max(last_seq_id) from {KraudDatabase.Schema}.mt_event_progression where name like @n),
+                             case when @completed then (select max(seq_id) from {KraudDatabase.Schema}.mt_events) end, 0)
              """, connection);
         cmd.Parameters.AddWithValue("completed", completed);
         cmd.Parameters.AddWithValue("n", name + ":%");

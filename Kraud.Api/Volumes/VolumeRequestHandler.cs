@@ -14,7 +14,10 @@ using Wolverine;
 namespace Kraud.Api.Volumes;
 
 /// <summary>A tenant's volume command as the API received it, with the version the caller expects the volume to be at.</summary>
-public sealed record VolumeRequest(VolumeCommand Command, Principal By, int? ExpectedVersion = null);
+public sealed record VolumeRequest(VolumeCommand Command, Principal By, int? ExpectedVersion = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 public static class VolumeRequestHandler
 {

@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Api.Volumes;
 using Kraud.Domain.Fleet;
@@ -10,7 +11,7 @@ using Marten;
 using Wolverine;
 using Wolverine.Runtime;
 
-namespace Kraud.Api.Common;
+namespace Kraud.Api.Fleet;
 
 /// <summary>
 /// Pods the scheduler found UNSCHEDULABLE and volumes whose replicas no storage host could take are tried again every
