@@ -16,6 +16,8 @@ public sealed class AppsSlice : KraudSlice
         services.AddSingleton(sp => AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<AppRolloutOptions>() ?? new AppRolloutOptions());
         services.AddHostedService<AppRolloutWatcher>();
+        services.AddSingleton<AppParts>();
+        services.AddSingleton<IPodEnvironment, AppSecretsEnvironment>();
     }
 
     public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<AppSecretValue>().Index(x => x.AppId);

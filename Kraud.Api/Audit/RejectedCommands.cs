@@ -34,7 +34,7 @@ public static class RejectedCommandFields
     {
         fields.Query("rejectedCommands", async ctx =>
         {
-            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null);
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null);
             var first = ctx.GetArgument<int?>("first") ?? 100;
             Names.RequireRange(first, 1, 1000, "first");
             var after = Cursor.DecodePosition(ctx.GetArgument<string?>("after"));
@@ -44,7 +44,7 @@ public static class RejectedCommandFields
         });
         fields.Query("verifyRejectedCommands", async ctx =>
         {
-            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, null);
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, null);
             return await AuditQueries.VerifyAsync<RejectedCommandEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
         });
     }

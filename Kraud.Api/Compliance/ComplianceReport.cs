@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text;
 using FastEndpoints;
-using Kraud.Api.Audit;
 using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;

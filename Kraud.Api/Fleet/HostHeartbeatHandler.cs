@@ -1,6 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
@@ -22,7 +20,8 @@ public static class HostHeartbeatHandler
 {
     private static readonly Principal Reconciler = Principal.System("reconciler");
 
-    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time, IPods pods,
+        IVolumes volumes)
     {
         var view = await session.LoadAsync<HostView>(heartbeat.HostId);
         if (view is null) return; // not registered yet: its announcement is on the way
@@ -38,9 +37,9 @@ public static class HostHeartbeatHandler
         liveness.Unknown = HostLiveness.Count(liveness.Unknown, running.Where(vm => !reserved.ContainsKey(vm)));
         // Only VMs the host left out can be missing; the pods are read for those alone (usually none).
         var absent = reserved.Values.Where(vm => !running.Contains(vm.VmId)).ToList();
-        var pods = await LoadPodsAsync(session, absent.Select(v => v.PodId));
+        var views = await LoadPodsAsync(session, absent.Select(v => v.PodId));
         liveness.Missing = HostLiveness.Count(liveness.Missing, absent
-            .Where(vm => pods.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
+            .Where(vm => views.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
             .Select(vm => vm.VmId));
 
         var unknown = liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList();
@@ -49,16 +48,16 @@ public static class HostHeartbeatHandler
         {
             session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
                 .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));
-            await context.EndpointFor(PodStreams.HostUri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
+            await context.EndpointFor(HostQueues.Uri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
             liveness.Unknown[vm] = -HostLiveness.StopGrace;
         }
         foreach (var vm in liveness.Missing.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
-            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(reserved[vm].PodId, vm, view.Id, new VmMissing(), now), Reconciler);
+            await pods.ExecuteAsync(session, context, new RecordVmReport(reserved[vm].PodId, vm, view.Id, new VmMissing(), now), Reconciler);
             liveness.Missing.Remove(vm);
         }
 
-        await ReconcileReplicasAsync(session, context, view, heartbeat, liveness, now);
+        await ReconcileReplicasAsync(session, context, volumes, view, heartbeat, liveness, now);
 
         liveness.LastHeartbeat = now;
         liveness.LastSentAt = heartbeat.SentAt;
@@ -70,19 +69,19 @@ public static class HostHeartbeatHandler
     /// A storage host reports the replicas it holds; one that should be HEALTHY there and is left out twice in a row has
     /// failed (a dead disk), so its volume is DEGRADED and re-replicates.
     /// </summary>
-    private static async Task ReconcileReplicasAsync(IDocumentSession session, IMessageContext context, HostView view, HostHeartbeat heartbeat,
-        HostLiveness liveness, DateTimeOffset now)
+    private static async Task ReconcileReplicasAsync(IDocumentSession session, IMessageContext context, IVolumes volumes, HostView view,
+        HostHeartbeat heartbeat, HostLiveness liveness, DateTimeOffset now)
     {
         if (heartbeat.VolumeReplicas is null || view.Host.Replicas.IsEmpty) return;
         var held = heartbeat.VolumeReplicas.ToHashSet();
         var absent = view.Host.Replicas.Keys.Where(v => !held.Contains(v)).ToArray();
-        var volumes = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
+        var views = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
         // A heartbeat sent before the replica was reported healthy says nothing about it (queues reorder and lag).
         liveness.MissingReplicas = HostLiveness.Count(liveness.MissingReplicas,
-            absent.Where(v => volumes.GetValueOrDefault(v)?.Volume.Replica(view.Id) is { Phase: ReplicaPhase.Healthy } r && r.Since < heartbeat.SentAt));
+            absent.Where(v => views.GetValueOrDefault(v)?.Volume.Replica(view.Id) is { Phase: ReplicaPhase.Healthy } r && r.Since < heartbeat.SentAt));
         foreach (var volume in liveness.MissingReplicas.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
-            await VolumeStreams.ExecuteAsync(session, context,
+            await volumes.ExecuteAsync(session, context,
                 new RecordReplicaReport(volume, view.Id, new ReplicaFailed($"storage host {view.Name} no longer reports its replica"), now), Reconciler);
             liveness.MissingReplicas.Remove(volume);
         }

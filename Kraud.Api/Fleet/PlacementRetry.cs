@@ -1,6 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;

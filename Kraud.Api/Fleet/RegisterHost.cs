@@ -46,7 +46,7 @@ public static class RegisterHostHandler
         else if (zoneEvents.Count > 0) session.Events.Append(zoneId, zoneEvents);
         session.Insert(new NameClaim { Id = NameClaim.For("host", command.Name), OwnerId = command.HostId });
         // A new INGRESS host may be the room a DEGRADED ingress waits for.
-        if (command.Role == HostRole.Ingress) await context.PublishAsync(new Ingresses.RepairIngresses(command.Name));
+        if (command.Role == HostRole.Ingress) await context.PublishAsync(new RepairIngresses(command.Name));
     }
 }
 

@@ -1,6 +1,8 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Domain.Common;
+using Kraud.Projections.Pods;
+using Marten;
 using Wolverine;
 
 namespace Kraud.Api.Gql;
@@ -25,6 +27,17 @@ public static class ResolveContext
         if (principal.Role == Kraud.Domain.Access.Role.Auditor) throw DomainException.Forbidden("AUDITOR tokens read audit data only.");
         return principal;
     }
+
+    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
+    public static async Task<Dictionary<Guid, PodView>> PodViewsAsync(this IResolveFieldContext ctx, IEnumerable<Guid> ids)
+    {
+        var all = ids.Distinct().ToArray();
+        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+    }
+
+    /// <summary>GraphQL DateTime arguments arrive without a kind; the contract says they are UTC.</summary>
+    public static DateTimeOffset? Utc(this IResolveFieldContext ctx, string argument) =>
+        ctx.GetArgument<DateTime?>(argument) is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
 
     public static DateTimeOffset Now(this IResolveFieldContext ctx) => ctx.Service<TimeProvider>().GetUtcNow();
 

@@ -14,6 +14,9 @@ public sealed class IngressesSlice : KraudSlice
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(NetworkOptions.Section).Get<NetworkOptions>() ?? new NetworkOptions());
         services.AddSingleton<ITxtResolver, UdpTxtResolver>();
         services.AddSingleton<IDomainVerifier, DnsTxtDomainVerifier>();
+        services.AddSingleton<IngressesContract>();
+        services.AddSingleton<IIngresses>(sp => sp.GetRequiredService<IngressesContract>());
+        services.AddSingleton<IBootFirewall>(sp => sp.GetRequiredService<IngressesContract>());
     }
 
     public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<IngressSlotClaim>().Index(x => x.HostId);

@@ -10,6 +10,8 @@ public sealed class NetworkSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => VpcQueries.Map(fields);
 
+    public override void AddServices(IServiceCollection services) => services.AddSingleton<IAddresses, AddressesContract>();
+
     public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<AddressClaim>().Index(x => x.Pool);
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

@@ -46,12 +46,4 @@ public static class PodQueries
             return pod is not null && (principal.TenantId is null || principal.TenantId == pod.TenantId) ? pod : null;
         });
     }
-
-
-    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
-    public static async Task<Dictionary<Guid, PodView>> ViewsAsync(IResolveFieldContext ctx, IEnumerable<Guid> ids)
-    {
-        var all = ids.Distinct().ToArray();
-        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
-    }
 }

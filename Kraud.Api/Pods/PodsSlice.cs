@@ -18,7 +18,11 @@ public sealed class PodsSlice : KraudSlice
         DeletePodField.Map(fields);
     }
 
-    public override void AddServices(IServiceCollection services) => services.AddHostedService<FailedReplicaReconciler>();
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<IPods, PodStreams>();
+        services.AddHostedService<FailedReplicaReconciler>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {

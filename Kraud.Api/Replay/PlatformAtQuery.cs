@@ -1,8 +1,5 @@
 using Kraud.Api.Common;
-using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -14,7 +11,7 @@ using Host = Kraud.Domain.Fleet.Host;
 namespace Kraud.Api.Replay;
 
 public sealed record PlatformSnapshot(DateTime AsOf, IReadOnlyList<HostDto> Hosts, IReadOnlyList<PodDto> Pods, IReadOnlyList<VolumeDto> Volumes,
-    IReadOnlyList<Ingresses.IngressDto> Ingresses);
+    IReadOnlyList<IngressDto> Ingresses);
 
 /// <summary>
 /// platformAt(asOf): the platform as it was at an instant, folded from the events up to then with the same Evolve the
@@ -31,12 +28,12 @@ public static class PlatformAtQuery
         var visiblePods = pods.Values.Where(p => principal.TenantId is null || p.Pod.TenantId == principal.TenantId)
             .OrderBy(p => p.Pod.CreatedAt).ThenBy(p => p.Pod.Id).Select(p => PodDto.From(p.Pod, p.Version)).ToList();
         var visibleHosts = principal.ReadsAllTenants
-            ? hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostQueries.ToDto(h, podStates, null)).ToList()
+            ? hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostDto.From(h, podStates, null)).ToList()
             : [];
         var visibleVolumes = volumes.Values.Where(v => !v.Volume.Deleted && (principal.TenantId is null || v.Volume.TenantId == principal.TenantId))
             .OrderBy(v => v.Volume.CreatedAt).ThenBy(v => v.Volume.Id).Select(v => VolumeDto.From(v.Volume, v.Version)).ToList();
         var visibleIngresses = ingresses.Values.Where(i => !i.Deleted && (principal.TenantId is null || i.TenantId == principal.TenantId))
-            .OrderBy(i => i.CreatedAt).ThenBy(i => i.Id).Select(Ingresses.IngressDto.From).ToList();
+            .OrderBy(i => i.CreatedAt).ThenBy(i => i.Id).Select(IngressDto.From).ToList();
         return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, visibleVolumes, visibleIngresses);
     });
 }

@@ -10,6 +10,8 @@ public sealed class VolumesSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => VolumeFields.Map(fields);
 
+    public override void AddServices(IServiceCollection services) => services.AddSingleton<IVolumes, VolumesContract>();
+
     public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<VolumeKeyRecord>();
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

@@ -6,9 +6,10 @@ namespace Kraud.Tests.Api;
 
 /// <summary>
 /// Kraud.Api's folders are slices (one per resource or capability) and a few shared rooms: Common (what every slice
-/// needs), Gql (GraphQL over HTTP), Configuration (start-up), Database (the embedded PostgreSQL). A slice is wired in
-/// through its own <see cref="KraudSlice"/>, so the shared rooms never import a slice. Read from the compiled
-/// assembly (every type a type's code uses), not from using directives.
+/// needs, the contracts and messages between slices), Gql (GraphQL over HTTP and the contract's types), Configuration
+/// (start-up), Database (the embedded PostgreSQL). A slice is wired in through its own <see cref="KraudSlice"/>, so the
+/// shared rooms never import a slice, and slices reach each other only through Common. Read from the compiled assembly
+/// (every type a type's code uses), not from using directives.
 /// </summary>
 public class ArchitectureSpecs
 {
@@ -42,7 +43,16 @@ public class ArchitectureSpecs
         // Configuration uses Common (KraudSlice) and Gql: a rule that could not see those would pass on anything.
         Assert.NotEmpty(Imports("Configuration", ["Common"]));
         Assert.NotEmpty(Imports("Pods", ["Common"]));
+        // And an import of a slice: these specs use Fleet's HostLiveness.
+        Assert.False(Types.InAssembly(typeof(ArchitectureSpecs).Assembly).That().ResideInNamespace("Kraud.Tests.Api")
+            .ShouldNot().HaveDependencyOn("Kraud.Api.Fleet").GetResult().IsSuccessful);
     }
+
+    public static TheoryData<string> SliceNames => new(Slices);
+
+    [Theory]
+    [MemberData(nameof(SliceNames))]
+    public void a_slice_imports_no_other_slice(string slice) => Assert.Empty(Imports(slice, Slices.Where(s => s != slice)));
 
     [Theory]
     [InlineData("Common")]

@@ -1,6 +1,4 @@
-using Kraud.Api.Common;
-
-namespace Kraud.Api.Network;
+namespace Kraud.Api.Common;
 
 /// <summary>
 /// An address or prefix held by one owner: a tenant's /48, a namespace's /23, a microVM's IPv4 address (its IPv6
