@@ -4,6 +4,7 @@ using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
+using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Kraud.Projections.Volumes;
@@ -21,7 +22,7 @@ public static class HostHeartbeatHandler
     private static readonly Principal Reconciler = Principal.System("reconciler");
 
     public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time, IPods pods,
-        IVolumes volumes)
+        IVolumes volumes, FleetOptions fleet)
     {
         var view = await session.LoadAsync<HostView>(heartbeat.HostId);
         if (view is null) return; // not registered yet: its announcement is on the way
@@ -34,7 +35,10 @@ public static class HostHeartbeatHandler
 
         var running = heartbeat.RunningVms.ToHashSet();
         var reserved = view.Host.Vms;
-        liveness.Unknown = HostLiveness.Count(liveness.Unknown, running.Where(vm => !reserved.ContainsKey(vm)));
+        var grace = TimeSpan.FromMilliseconds(fleet.HeartbeatIntervalMs * HostLiveness.StopGrace);
+        liveness.Unknown = HostLiveness.Count(liveness.Unknown,
+            HostLiveness.Strays(running.Where(vm => !reserved.ContainsKey(vm)), heartbeat.SentAt, liveness.StopsSent, grace));
+        liveness.StopsSent = liveness.StopsSent.Where(s => running.Contains(s.Key)).ToDictionary(s => s.Key, s => s.Value);
         // Only VMs the host left out can be missing; the pods are read for those alone (usually none).
         var absent = reserved.Values.Where(vm => !running.Contains(vm.VmId)).ToList();
         var views = await LoadPodsAsync(session, absent.Select(v => v.PodId));
@@ -49,7 +53,8 @@ public static class HostHeartbeatHandler
             session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
                 .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));
             await context.EndpointFor(HostQueues.Uri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
-            liveness.Unknown[vm] = -HostLiveness.StopGrace;
+            liveness.Unknown.Remove(vm);
+            liveness.StopsSent[vm] = now;
         }
         foreach (var vm in liveness.Missing.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
