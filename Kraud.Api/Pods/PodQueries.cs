@@ -5,6 +5,7 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Replay;
 using Marten;
 
 namespace Kraud.Api.Pods;
@@ -35,7 +36,8 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await Streams.LoadAsync<Pod>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await ctx.Service<PlatformCheckpoints>()
+                    .StreamAtAsync<Pod>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 pod = state.Exists ? PodDto.From(state, version) : null;
             }
             else

@@ -5,6 +5,7 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Volumes;
 using Kraud.Projections.Volumes;
+using Kraud.Projections.Replay;
 using Marten;
 
 namespace Kraud.Api.Volumes;
@@ -38,7 +39,8 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await ctx.Service<PlatformCheckpoints>()
+                    .StreamAtAsync<Volume>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;
             }
             else
