@@ -4,8 +4,8 @@ using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Volumes;
-using Kraud.Projections.Volumes;
 using Kraud.Projections.Replay;
+using Kraud.Projections.Volumes;
 using Marten;
 
 namespace Kraud.Api.Volumes;
