@@ -12,7 +12,7 @@ public sealed class IngressesSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(NetworkOptions.Section).Get<NetworkOptions>() ?? new NetworkOptions());
-        services.AddSingleton<ITxtResolver, UdpTxtResolver>();
+        services.AddSingleton<ITxtResolver, DnsTxtResolver>();
         services.AddSingleton<IDomainVerifier, DnsTxtDomainVerifier>();
         services.AddSingleton<IngressesContract>();
         services.AddSingleton<IIngresses>(sp => sp.GetRequiredService<IngressesContract>());
