@@ -6,7 +6,10 @@ namespace Kraud.Api.Common;
 /// Asks the scheduler to place whatever replicas of the pod have no host. It carries the request's correlation id,
 /// since the scheduler handles these in batches whose envelope belongs to no single request.
 /// </summary>
-public sealed record SchedulePod(Guid PodId, string? CorrelationId);
+/// <param name="TraceParent">The asking trace (W3C traceparent): the scheduler handles requests in batches, whose one
+/// envelope cannot carry every request's trace, so each request carries its own and the placement continues it.</param>
+/// <param name="At">When the pod asked for hosts: the placement latency is measured from here.</param>
+public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null);
 
 /// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
 public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);

@@ -3,10 +3,9 @@ using JasperFx.Events.Daemon;
 using Kraud.Api.Common;
 using Npgsql;
 using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
+using ProjectionLag = Kraud.Api.Common.ProjectionLag;
 
 namespace Kraud.Api.Health;
-
-public sealed record ProjectionLag(string Name, long Position, long Behind);
 
 public sealed record HealthResponse(string Status, bool Database, bool AsyncDaemon, long HighWaterMark, IReadOnlyList<ProjectionLag> Projections,
     string? Error);
@@ -37,12 +36,7 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
         {
             await using var connection = new NpgsqlConnection(database.ConnectionString);
             await connection.OpenAsync(ct);
-            var high = await ScalarAsync(connection, $"select coalesce(max(seq_id), 0) from {KraudDatabase.Schema}.mt_events", ct);
-            var lags = new List<ProjectionLag>();
-            await using (var cmd = new NpgsqlCommand($"select name, last_seq_id from {KraudDatabase.Schema}.mt_event_progression where name like '%:%' order by name", connection))
-            await using (var reader = await cmd.ExecuteReaderAsync(ct))
-                while (await reader.ReadAsync(ct))
-                    lags.Add(new ProjectionLag(reader.GetString(0), reader.GetInt64(1), Math.Max(0, high - reader.GetInt64(1))));
+            var (high, lags) = await ProjectionProgress.ReadAsync(connection, ct);
             var ok = daemon;
             await Send.ResponseAsync(new HealthResponse(ok ? "healthy" : "degraded", true, daemon, high, lags, ok ? null : "The async daemon is not running."),
                 ok ? 200 : 503, ct);
@@ -51,11 +45,5 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
         {
             await Send.ResponseAsync(new HealthResponse("unhealthy", false, daemon, 0, [], e.Message), 503, ct);
         }
-    }
-
-    private static async Task<long> ScalarAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 }

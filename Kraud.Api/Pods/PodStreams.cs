@@ -104,7 +104,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         }
 
         if (command is not ApplyPlacement && after.Unplaced.Count > 0)
-            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId));
+            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
     }
 
     private static string Why(Pod after, PodInstance vm) =>

@@ -15,8 +15,9 @@ public static class VmReportsHandler
         Record(session, context, pods, r, new VmBooting(), time);
 
     public static async Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time, AttestationTrust trust,
-        IPods pods)
+        IPods pods, Telemetry.KraudMetrics metrics)
     {
+        metrics.BootLatency.Record(r.BootMs / 1000.0);
         var booted = new VmBooted(r.BootMs, new AttestationEvidence(r.Attestation, trust), r.EncryptedEphemeralGiB);
         var pod = await Record(session, context, pods, r, booted, time);
         // A guest that failed attestation runs code nobody vouched for: it is stopped now, not at the next reconciliation.
