@@ -35,4 +35,12 @@ public abstract class KraudSlice
     public virtual void ConfigureWolverine(WolverineOptions wolverine)
     {
     }
+
+    /// <summary>
+    /// The slice's own middleware or endpoints outside GraphQL and FastEndpoints (e.g. static files), added after
+    /// metrics and correlation and before FastEndpoints, in the slices' order.
+    /// </summary>
+    public virtual void UsePipeline(WebApplication app)
+    {
+    }
 }

@@ -39,6 +39,7 @@ public static class ApiSetup
     {
         app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
+        foreach (var slice in KraudSlice.All) slice.UsePipeline(app);
         app.UseFastEndpoints();
         app.UseSwaggerGen();
         app.MapKraudGraphQL();
