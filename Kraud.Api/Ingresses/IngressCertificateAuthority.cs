@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Kraud.Api.Common;
 using Kraud.Api.Configuration;
 using Kraud.Domain.HostProtocol;
 using Microsoft.Extensions.Configuration;
@@ -27,7 +28,7 @@ public sealed class IngressCertificateAuthority
 
     public static IngressCertificateAuthority LoadOrCreate(IConfiguration configuration)
     {
-        var directory = configuration["Ingress:CaDirectory"] ?? Path.Combine(DatabaseSetup.StateDirectory(configuration), "ingress-ca");
+        var directory = configuration["Ingress:CaDirectory"] ?? Path.Combine(KraudDatabase.StateDirectory(configuration), "ingress-ca");
         var (certFile, keyFile) = (Path.Combine(directory, "ca.pem"), Path.Combine(directory, "ca.key"));
         if (!File.Exists(certFile) || !File.Exists(keyFile))
         {

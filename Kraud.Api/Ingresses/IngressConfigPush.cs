@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
@@ -48,7 +49,7 @@ public static class IngressConfigPush
             session.Store(new IngressConfigPushed { Id = host.Id, Revision = revision, Hash = hash });
             var names = new List<string> { "*." + Ingress.PlatformDomain };
             names.AddRange(sites.SelectMany(s => s.Hostnames).Where(h => !h.EndsWith("." + Ingress.PlatformDomain, StringComparison.Ordinal)).Distinct());
-            await context.EndpointFor(PodStreams.HostUri(host.Name)).SendAsync(new ApplyIngressConfig(host.Id, revision, sites, [ca.Issue(names, now)]));
+            await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyIngressConfig(host.Id, revision, sites, [ca.Issue(names, now)]));
         }
     }
 }

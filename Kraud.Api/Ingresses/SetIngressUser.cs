@@ -50,7 +50,7 @@ public static class SetIngressUserHandler
             Id = IngressUserCredential.For(ingress.Id, r.Username), IngressId = ingress.Id, Username = r.Username,
             PasswordHash = PasswordHash.Of(r.Password, RandomNumberGenerator.GetBytes(16)),
         });
-        await context.PublishAsync(new Network.MeshChanged($"ingress {ingress.Name} users"));
+        await context.PublishAsync(new MeshChanged($"ingress {ingress.Name} users"));
     }
 }
 

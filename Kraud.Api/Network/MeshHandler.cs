@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
@@ -25,7 +24,7 @@ public static class MeshHandler
     private static readonly Principal Mesh = Principal.System("mesh");
 
     public static async Task Handle(MeshChanged[] batch, IDocumentSession session, IMessageContext context, TimeProvider time,
-        Ingresses.IngressCertificateAuthority ca)
+        IIngressConfigPush ingressConfig)
     {
         var hosts = await session.Query<HostView>().ToListAsync();
         var pods = await session.Query<PodView>().Where(p => p.State != PodState.Stopped).ToListAsync();
@@ -44,11 +43,11 @@ public static class MeshHandler
             var change = new HostPeerSetChanged(host.Id, host.Name, revision, peers, now);
             session.Events.Append(PeerSetView.StreamFor(host.Id), change).Stamp(stamp);
             // A failed host gets its set when it is back (its queue keeps the command until then).
-            await context.EndpointFor(PodStreams.HostUri(host.Name)).SendAsync(new ApplyPeerSet(host.Id, revision,
+            await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyPeerSet(host.Id, revision,
                 peers.Select(p => new WireGuardPeer(p.HostId, p.HostName, p.PublicKey, p.Endpoint, p.AllowedIps)).ToList()));
         }
         await ServiceDiscoveryPush.SendAsync(session, context, hosts, pods, now);
-        await Ingresses.IngressConfigPush.SendAsync(session, context, ca, hosts, now);
+        await ingressConfig.SendAsync(session, context, hosts, now);
     }
 
     /// <summary>Every microVM that holds VPC addresses: placed, booting, running or still stopping (failed ones gave theirs back).</summary>

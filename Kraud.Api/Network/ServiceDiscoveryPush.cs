@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Domain.HostProtocol;
 using Kraud.Projections.Fleet;
@@ -47,7 +48,7 @@ public static class ServiceDiscoveryPush
             // Ticks of the deciding clock: one sequential queue decides, so revisions only grow.
             var revision = Math.Max((before?.Revision ?? 0) + 1, now.UtcTicks);
             session.Store(new ServiceDiscoveryPushed { Id = host.Id, Revision = revision, Hash = hash });
-            await context.EndpointFor(PodStreams.HostUri(host.Name)).SendAsync(new ApplyServiceDiscovery(host.Id, revision, tenants));
+            await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyServiceDiscovery(host.Id, revision, tenants));
         }
     }
 
