@@ -64,7 +64,6 @@ public static class PodStreams
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
-        var volumes = reactions.Any(r => r is PodReactions.Boot) ? await VolumeMounts.ForBootAsync(session, after) : [];
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -74,7 +73,7 @@ public static class PodStreams
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after))));
+                        Spec(after, vm, await VolumeMounts.ForBootAsync(session, context, after, vm), await Apps.AppSecrets.ResolveAsync(session, after))));
                     if (isNew) await Ingresses.DirectFirewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):
@@ -83,7 +82,10 @@ public static class PodStreams
             }
         }
         foreach (var vm in released)
+        {
             session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At)).Stamp(stamp);
+            await VolumeMounts.ReleaseAsync(session, context, after, vm);
+        }
         if (released.Length > 0)
         {
             // Whether the host is empty now is decided after this commits, on the host's stream (see FinishDrain).

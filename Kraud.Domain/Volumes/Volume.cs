@@ -5,7 +5,26 @@ namespace Kraud.Domain.Volumes;
 
 public enum ReplicaPhase { Provisioning, Healthy, Failed, Erasing }
 
-public sealed record VolumeReplica(Guid HostId, string HostName, ReplicaPhase Phase, bool MakesKey, bool Encrypted, DateTimeOffset Since);
+public sealed record VolumeReplica(Guid HostId, string HostName, ReplicaPhase Phase, bool MakesKey, bool Encrypted, DateTimeOffset Since)
+{
+    /// <summary>Where the replica's block export listens (real storage hosts); null for simulated storage, which holds keys only.</summary>
+    public ExportAddress? Export { get; init; }
+
+    /// <summary>How far filling this replica from its healthy peers has come (the last figures once it is done).</summary>
+    public ResyncProgress? Resync { get; init; }
+}
+
+/// <summary>A storage host's NBD export of one replica: only ciphertext goes in and out of it.</summary>
+public sealed record ExportAddress(string Address, int Port);
+
+public sealed record ResyncProgress(long SyncedBytes, long TotalBytes, double BytesPerSecond);
+
+/// <summary>
+/// Work on a volume of block exports that needs a compute host (which holds keys; storage hosts never do): writing the
+/// LUKS header with a new data key (<paramref name="Replica"/> null), or filling a replica from its healthy peers.
+/// </summary>
+/// <param name="VmId">The microVM whose QEMU does it online (it has the volume attached); null: the worker does it with no guest.</param>
+public sealed record VolumeWork(Guid? Replica, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset Since);
 
 public sealed record VolumeAttachment(Guid PodId, string MountPath, bool ReadOnly);
 
@@ -21,6 +40,31 @@ public sealed record Volume(
     public ImmutableHashSet<Guid> FailedOn { get; init; } = [];
 
     public Common.ResourceOwner? Owner { get; init; }
+
+    /// <summary>The work running on the volume now (see <see cref="VolumeWork"/>); null when none.</summary>
+    public VolumeWork? Work { get; init; }
+
+    /// <summary>Its replicas are block exports on real storage hosts: compute hosts write the data key's LUKS header and copy replicas.</summary>
+    public bool OnBlockExports => Replicas.Any(r => r.Export is not null);
+
+    /// <summary>
+    /// What a compute host must do next for a volume on block exports: format it once every replica serves (no key yet),
+    /// or fill a served replica that is not healthy from the healthy ones. Null when nothing waits (or it is being deleted).
+    /// </summary>
+    public VolumeWork? PendingWork(Guid workerHostId, string workerHostName, Guid? vmId, DateTimeOffset at)
+    {
+        if (!Exists || Deleting || Deleted || !OnBlockExports) return null;
+        var live = Replicas.Where(r => r.Phase != ReplicaPhase.Erasing).ToList();
+        if (KeyId is null)
+            return live.Count == Desired && live.All(r => r.Export is not null) ? new VolumeWork(null, workerHostId, workerHostName, null, at) : null;
+        if (Healthy == 0) return null;
+        return live.FirstOrDefault(r => r is { Phase: ReplicaPhase.Provisioning, Export: not null }) is { } target
+            ? new VolumeWork(target.HostId, workerHostId, workerHostName, vmId, at)
+            : null;
+    }
+
+    /// <summary>Work is waiting for a compute host to take it.</summary>
+    public bool NeedsWorker => Work is null && PendingWork(Guid.Empty, "", null, default) is not null;
 
     /// <summary>The product table: BLOCK and GFS keep three copies in one zone, RED two.</summary>
     public static int DesiredReplicas(VolumeClass c) => c switch
@@ -82,15 +126,29 @@ public sealed record Volume(
             PlacementRefusal = null,
             Replicas = Replicas.Add(new VolumeReplica(e.HostId, e.HostName, ReplicaPhase.Provisioning, e.MakesKey, false, e.At)),
         },
-        VolumeKeyCreated e => this with { KeyId = e.KeyId },
+        VolumeKeyCreated e => this with { KeyId = e.KeyId, Work = Work?.Replica is null ? null : Work },
         VolumeReplicaHealthy e => Update(e.HostId, r => r with { Phase = ReplicaPhase.Healthy, Encrypted = e.Encrypted, Since = e.At }).NoteHealth(),
-        VolumeReplicaFailed e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId) },
-        VolumeReplicaLost e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId) },
+        VolumeReplicaFailed e => this with
+        {
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId), Work = Work?.Replica == e.HostId ? null : Work,
+        },
+        VolumeReplicaLost e => this with
+        {
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId), Work = Work?.Replica == e.HostId ? null : Work,
+        },
+        VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
+        VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
+        VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },
+        VolumeReplicaResyncProgressed e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.SyncedBytes, e.TotalBytes, e.BytesPerSecond) }),
+        VolumeReplicaResynced e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.Bytes, e.Bytes, e.Seconds > 0 ? e.Bytes / e.Seconds : 0) })
+            with { Work = null },
+        VolumeWorkFailed => this with { Work = null },
         VolumeAttached e => this with { Attachments = Attachments.Add(new VolumeAttachment(e.PodId, e.MountPath, e.ReadOnly)) },
         VolumeDetached e => this with { Attachments = Attachments.RemoveAll(a => a.PodId == e.PodId) },
         VolumeDeletionRequested e => this with
         {
             Deleting = true,
+            Work = null,
             Replicas = Replicas.Select(r => r with { Phase = ReplicaPhase.Erasing, Since = e.At }).ToImmutableList(),
         },
         VolumeReplicaErased e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId) },

@@ -13,8 +13,12 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
         // One bus (one correlation id) per host: their registrations are separate stories. Grouped by zone: the first
         // registrations of a zone all write its stream, so the control plane takes them one after the other.
         foreach (var agent in agents.All)
+        {
+            // Replicas kept across a restart are served again before the host says it is there.
+            if (agent.Exports is { } exports) await exports.StartAsync(cancellationToken);
             await new MessageBus(runtime).PublishAsync(agent.Announcement(await AcceleratorOfAsync(agent, cancellationToken)),
                 new DeliveryOptions { GroupId = "zone:" + agent.Definition.Zone });
+        }
         if (agents.All.Count > 0)
             logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,
                 string.Join(", ", agents.All.Select(a => $"{a.Name} ({a.Definition.Role.ToLowerInvariant()}, {a.Definition.Zone}, {a.Driver.Name})")));
@@ -26,6 +30,8 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
     /// </summary>
     private async Task<Drivers.Accelerator?> AcceleratorOfAsync(HostAgent agent, CancellationToken ct)
     {
+        // A storage host runs no guests: nothing to accelerate, and no probe guest to boot.
+        if (agent.Definition.Role == "Storage") return null;
         try
         {
             return await agent.Driver.AcceleratorAsync(ct);
