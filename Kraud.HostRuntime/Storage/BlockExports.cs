@@ -161,7 +161,7 @@ public sealed class BlockExports : IAsyncDisposable
         var dir = Path.Combine(_directory, volumeId.ToString());
         var export = JsonSerializer.Deserialize<ReplicaExport>(await File.ReadAllTextAsync(Path.Combine(dir, "export.json"), ct))!;
         var replica = new Replica(volumeId, dir, export);
-        var socket = Path.Combine(dir, "qmp.sock");
+        var socket = QmpClient.SocketPathFor(dir);
         if (DaemonPid(dir) is { } pid)
         {
             replica.Daemon = Process.GetProcessById(pid);
@@ -273,6 +273,7 @@ public sealed class BlockExports : IAsyncDisposable
                 await daemon.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
             }
             Daemon?.Dispose();
+            File.Delete(QmpClient.SocketPathFor(directory));
         }
     }
 }

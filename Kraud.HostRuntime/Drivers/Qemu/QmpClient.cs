@@ -24,6 +24,18 @@ public sealed class QmpClient : IAsyncDisposable
         _reader = new StreamReader(_stream, Encoding.UTF8);
     }
 
+    /// <summary>
+    /// Where the QMP socket of whatever lives in <paramref name="directory"/> goes: a Unix socket path holds at most 107
+    /// bytes, and state directories nest deeper than that, so sockets live in one short directory, named by a hash.
+    /// </summary>
+    public static string SocketPathFor(string directory)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kraud-qmp");
+        Directory.CreateDirectory(dir);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(directory))))[..24];
+        return Path.Combine(dir, hash + ".sock");
+    }
+
     /// <summary>Connects once the socket accepts (QEMU creates it while starting), within <paramref name="timeout"/>.</summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken ct)
     {
