@@ -27,14 +27,20 @@ internal static class BlockJobs
         {
             ["type"] = "inet", ["host"] = export.Address, ["port"] = export.Port.ToString(CultureInfo.InvariantCulture),
         },
-        ["export"] = access.Identity, ["tls-creds"] = tlsCredsId,
+        ["export"] = access.Identity, ["tls-creds"] = tlsCredsId, ["open-timeout"] = OpenTimeoutSeconds,
     };
+
+    /// <summary>
+    /// A grant reaches the storage hosts on their own queues, beside the boot command to the compute host: the first
+    /// connection may come before the export admits it, so opening is tried again for this long.
+    /// </summary>
+    public const int OpenTimeoutSeconds = 15;
 
     /// <summary>The same node as -blockdev text (QEMU's command line); a replica that fails is never reconnected (reconnect-delay 0):
     /// it left the quorum for good and comes back only as a new, resynced replica.</summary>
     public static string NbdArg(string nodeName, ExportEndpoint export, ExportAccess access, string tlsCredsId) =>
         $"driver=nbd,node-name={nodeName},server.type=inet,server.host={export.Address},server.port={export.Port.ToString(CultureInfo.InvariantCulture)}," +
-        $"export={access.Identity},tls-creds={tlsCredsId}";
+        $"export={access.Identity},tls-creds={tlsCredsId},open-timeout={OpenTimeoutSeconds}";
 
     /// <summary>The client's key file for gnutls (identity:hex key), 0600, in a directory of its own as QEMU's tls-creds-psk wants it.</summary>
     public static string WritePskDirectory(string directory, ExportAccess access)
