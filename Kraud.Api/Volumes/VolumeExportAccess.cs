@@ -108,23 +108,23 @@ public static class VolumeExportAccess
             switch (e)
             {
                 case VolumeFormatStarted f:
-                {
-                    var access = await GrantAsync(session, context, after, WorkerIdentity(f.WorkerHostId), f.WorkerHostId, f.WorkerHostName, null);
-                    var exports = after.Replicas.Where(r => r.Export is not null && r.Phase != ReplicaPhase.Erasing).Select(Endpoint).ToList();
-                    await context.EndpointFor(PodStreams.HostUri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
-                    break;
-                }
+                    {
+                        var access = await GrantAsync(session, context, after, WorkerIdentity(f.WorkerHostId), f.WorkerHostId, f.WorkerHostName, null);
+                        var exports = after.Replicas.Where(r => r.Export is not null && r.Phase != ReplicaPhase.Erasing).Select(Endpoint).ToList();
+                        await context.EndpointFor(PodStreams.HostUri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
+                        break;
+                    }
                 case VolumeReplicaResyncStarted r:
-                {
-                    var access = r.VmId is { } vmId
-                        ? (await session.LoadAsync<ExportGrant>(ExportGrant.IdFor(after.Id, VmIdentity(vmId))))?.Access
-                          ?? await GrantAsync(session, context, after, VmIdentity(vmId), r.WorkerHostId, r.WorkerHostName, vmId)
-                        : await GrantAsync(session, context, after, WorkerIdentity(r.WorkerHostId), r.WorkerHostId, r.WorkerHostName, null);
-                    var sources = HealthyExports(after);
-                    await context.EndpointFor(PodStreams.HostUri(r.WorkerHostName)).SendAsync(new ResyncVolumeReplica(r.WorkerHostId, after.Id, r.VmId,
-                        Endpoint(after.Replica(r.HostId)!), sources, access, VoteThreshold(after.Class, sources.Count + 1)));
-                    break;
-                }
+                    {
+                        var access = r.VmId is { } vmId
+                            ? (await session.LoadAsync<ExportGrant>(ExportGrant.IdFor(after.Id, VmIdentity(vmId))))?.Access
+                              ?? await GrantAsync(session, context, after, VmIdentity(vmId), r.WorkerHostId, r.WorkerHostName, vmId)
+                            : await GrantAsync(session, context, after, WorkerIdentity(r.WorkerHostId), r.WorkerHostId, r.WorkerHostName, null);
+                        var sources = HealthyExports(after);
+                        await context.EndpointFor(PodStreams.HostUri(r.WorkerHostName)).SendAsync(new ResyncVolumeReplica(r.WorkerHostId, after.Id, r.VmId,
+                            Endpoint(after.Replica(r.HostId)!), sources, access, VoteThreshold(after.Class, sources.Count + 1)));
+                        break;
+                    }
             }
         }
         if (after.NeedsWorker) await context.PublishAsync(new FindVolumeWorker(after.Id));

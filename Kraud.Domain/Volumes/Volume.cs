@@ -130,18 +130,23 @@ public sealed record Volume(
         VolumeReplicaHealthy e => Update(e.HostId, r => r with { Phase = ReplicaPhase.Healthy, Encrypted = e.Encrypted, Since = e.At }).NoteHealth(),
         VolumeReplicaFailed e => this with
         {
-            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId), Work = Work?.Replica == e.HostId ? null : Work,
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
+            FailedOn = FailedOn.Add(e.HostId),
+            Work = Work?.Replica == e.HostId ? null : Work,
         },
         VolumeReplicaLost e => this with
         {
-            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId), Work = Work?.Replica == e.HostId ? null : Work,
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
+            FailedOn = FailedOn.Add(e.HostId),
+            Work = Work?.Replica == e.HostId ? null : Work,
         },
         VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
         VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
         VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },
         VolumeReplicaResyncProgressed e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.SyncedBytes, e.TotalBytes, e.BytesPerSecond) }),
         VolumeReplicaResynced e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.Bytes, e.Bytes, e.Seconds > 0 ? e.Bytes / e.Seconds : 0) })
-            with { Work = null },
+            with
+        { Work = null },
         VolumeWorkFailed => this with { Work = null },
         VolumeAttached e => this with { Attachments = Attachments.Add(new VolumeAttachment(e.PodId, e.MountPath, e.ReadOnly)) },
         VolumeDetached e => this with { Attachments = Attachments.RemoveAll(a => a.PodId == e.PodId) },

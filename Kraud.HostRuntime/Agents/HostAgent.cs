@@ -4,8 +4,8 @@ using Kraud.HostRuntime.Confidential;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
-using Kraud.HostRuntime.Storage;
 using Kraud.HostRuntime.Network;
+using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;
@@ -82,16 +82,16 @@ public sealed class HostAgents : IAsyncDisposable
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
         return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
+        {
+            "simulated" => new SimulatedDriver(new SimulatedDriverOptions
             {
-                "simulated" => new SimulatedDriver(new SimulatedDriverOptions
-                {
-                    BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
-                    SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
-                }, time),
-                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
-                _ => throw new InvalidOperationException(
-                    $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
-            },
+                BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
+                SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
+            }, time),
+            QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
+            _ => throw new InvalidOperationException(
+                $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
+        },
             kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time),
             IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>()) : null)));
     }

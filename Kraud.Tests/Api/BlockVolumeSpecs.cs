@@ -199,10 +199,10 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             await using var session = app.Store.QuerySession();
             var grant = Assert.Single(await session.Query<ExportGrant>().Where(g => g.VolumeId == Guid.Parse(volume.Id())).ToListAsync());
             var export = (await session.LoadAsync<Kraud.Projections.Volumes.VolumeView>(Guid.Parse(volume.Id())))!.Volume.Replicas[0].Export!;
-            Assert.True(await NbdReadAsync(export, grant.Identity, grant.Psk), "the granted client reads");
-            Assert.False(await NbdReadAsync(export, null, null), "a client without TLS is refused");
-            Assert.False(await NbdReadAsync(export, grant.Identity, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))), "a wrong key is refused");
-            Assert.False(await NbdReadAsync(export, VolumeExportAccess.VmIdentity(vmId), grant.Psk), "the writer's revoked identity is refused");
+            Assert.True(await NbdProbe.ReadAsync(export, grant.Identity, grant.Psk), "the granted client reads");
+            Assert.False(await NbdProbe.ReadAsync(export, null, null), "a client without TLS is refused");
+            Assert.False(await NbdProbe.ReadAsync(export, grant.Identity, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))), "a wrong key is refused");
+            Assert.False(await NbdProbe.ReadAsync(export, VolumeExportAccess.VmIdentity(vmId), grant.Psk), "the writer's revoked identity is refused");
             (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = reader.Id() })).ShouldSucceed();
             await tenant.WaitForPodAsync(reader.Id(), "STOPPED", seconds: 60);
         }
@@ -262,34 +262,4 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
     }
 
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
-
-    /// <summary>Reads the first sector of an export the way a compute host's QEMU would, with or without a TLS-PSK identity.</summary>
-    private static async Task<bool> NbdReadAsync(ExportAddress export, string? identity, string? psk)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), $"kraud-psk-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        try
-        {
-            var args = new List<string> { "-r" };
-            var node = $"driver=nbd,server.type=inet,server.host={export.Address},server.port={export.Port},export={identity ?? "anyone"}";
-            if (identity is not null)
-            {
-                await File.WriteAllTextAsync(Path.Combine(dir, "keys.psk"), $"{identity}:{psk}\n");
-                args.AddRange(["--object", $"tls-creds-psk,id=t,endpoint=client,dir={dir},username={identity}"]);
-                node += ",tls-creds=t";
-            }
-            args.AddRange(["--image-opts", node, "-c", "read 0 512"]);
-            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in args) start.ArgumentList.Add(a);
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            await process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            return process.ExitCode == 0 && (await output).Contains("read 512/512");
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
 }

@@ -72,7 +72,7 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Kraud:StateDirectory", StateDirectory);
             builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
             builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
+            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture));
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
             builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));

@@ -287,7 +287,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
         var start = new ProcessStartInfo(qemu)
         {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
             WorkingDirectory = vm.Directory,
         };
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -514,10 +517,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         try
         {
             var cpuinfo = File.ReadAllText("/proc/cpuinfo");
-            var flags = Regex.Match(cpuinfo, @"^flags\s*:(.*)$", RegexOptions.Multiline).Groups[1].Value.Split(' ');
-            var mhz = Regex.Match(cpuinfo, @"^cpu MHz\s*:\s*([0-9.]+)", RegexOptions.Multiline);
+            var flags = Regex.Match(cpuinfo, @"^flags\s*:(?<flags>.*)$", RegexOptions.Multiline | RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1)).Groups["flags"].Value.Split(' ');
+            var mhz = Regex.Match(cpuinfo, @"^cpu MHz\s*:\s*(?<mhz>[0-9.]+)", RegexOptions.Multiline | RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1));
             if (!flags.Contains("constant_tsc") || !flags.Contains("tsc_known_freq") || !mhz.Success) return null;
-            return (int)Math.Round(double.Parse(mhz.Groups[1].Value, CultureInfo.InvariantCulture) * 1000);
+            return (int)Math.Round(double.Parse(mhz.Groups["mhz"].Value, CultureInfo.InvariantCulture) * 1000);
         }
         catch (IOException)
         {
@@ -528,7 +531,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// <summary>QEMU splits option values at commas; a literal comma is written twice.</summary>
     private static string OptionValue(string value) => value.Replace(",", ",,");
 
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$", RegexOptions.None, matchTimeoutMilliseconds: 1000)]
     private static partial Regex EnvironmentName();
 
     // Test hooks (public because the test assembly cannot see this assembly's internals without also seeing its Program):

@@ -118,9 +118,9 @@ public sealed class QmpClient : IAsyncDisposable
                 var message = await ReadMessageAsync(bounded.Token);
                 if (message.TryGetProperty("event", out _)) lock (_events) _events.Add(message);
             }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
             {
-                throw new TimeoutException($"QMP event {name} did not come within {timeout.TotalSeconds:F0} s.");
+                throw new TimeoutException($"QMP event {name} did not come within {timeout.TotalSeconds:F0} s.", e);
             }
             finally
             {
