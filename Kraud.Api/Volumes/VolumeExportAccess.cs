@@ -34,7 +34,9 @@ public static class VolumeExportAccess
 {
     public static string VmIdentity(Guid vmId) => $"vm-{vmId:N}";
 
-    public static string WorkerIdentity(Guid hostId) => $"worker-{hostId:N}";
+    /// <summary>One identity per piece of work: a revocation of an earlier attempt's can never take the next one's access away.</summary>
+    public static string WorkerIdentity(Guid hostId, DateTimeOffset since) =>
+        $"worker-{hostId:N}-{since.UtcTicks.ToString("x", System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>How many replicas take a write before the guest hears it is done: a majority, and for RED one while it is degraded.</summary>
     public static int VoteThreshold(VolumeClass c, int replicas) => Math.Max(1, Math.Min(c == VolumeClass.Red ? 1 : 2, replicas));
@@ -101,7 +103,7 @@ public static class VolumeExportAccess
 
         // Work that ended: a worker keeps no access it no longer needs (a guest's QEMU keeps its own until it stops).
         if (before.Work is { VmId: null } ended && after.Work is null && !after.Deleted)
-            await RevokeAsync(session, context, after, WorkerIdentity(ended.WorkerHostId));
+            await RevokeAsync(session, context, after, WorkerIdentity(ended.WorkerHostId, ended.Since));
 
         foreach (var e in events)
         {
@@ -109,7 +111,7 @@ public static class VolumeExportAccess
             {
                 case VolumeFormatStarted f:
                     {
-                        var access = await GrantAsync(session, context, after, WorkerIdentity(f.WorkerHostId), f.WorkerHostId, f.WorkerHostName, null);
+                        var access = await GrantAsync(session, context, after, WorkerIdentity(f.WorkerHostId, f.At), f.WorkerHostId, f.WorkerHostName, null);
                         var exports = after.Replicas.Where(r => r.Export is not null && r.Phase != ReplicaPhase.Erasing).Select(Endpoint).ToList();
                         await context.EndpointFor(PodStreams.HostUri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
                         break;
@@ -119,7 +121,7 @@ public static class VolumeExportAccess
                         var access = r.VmId is { } vmId
                             ? (await session.LoadAsync<ExportGrant>(ExportGrant.IdFor(after.Id, VmIdentity(vmId))))?.Access
                               ?? await GrantAsync(session, context, after, VmIdentity(vmId), r.WorkerHostId, r.WorkerHostName, vmId)
-                            : await GrantAsync(session, context, after, WorkerIdentity(r.WorkerHostId), r.WorkerHostId, r.WorkerHostName, null);
+                            : await GrantAsync(session, context, after, WorkerIdentity(r.WorkerHostId, r.At), r.WorkerHostId, r.WorkerHostName, null);
                         var sources = HealthyExports(after);
                         await context.EndpointFor(PodStreams.HostUri(r.WorkerHostName)).SendAsync(new ResyncVolumeReplica(r.WorkerHostId, after.Id, r.VmId,
                             Endpoint(after.Replica(r.HostId)!), sources, access, VoteThreshold(after.Class, sources.Count + 1)));

@@ -119,13 +119,13 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var other = QemuMicroVmDriver.Start(Options("c1"), "c1");
         _drivers.Add(other);
         var read = QemuFixture.Spec(0, "sh", "-c", """
-            echo "KRAUD-READ $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 48) $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
+            echo "KRAUD-GOT $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 48) $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
             """) with
         {
             Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], [exports[0], exports[2], spare], reader, 2)],
         };
         await other.BootAsync(read, new Dictionary<Guid, byte[]> { [volumeId] = key }, CancellationToken.None);
-        Assert.Contains($"KRAUD-READ {marker} {sum}", await ConsoleUntilAsync(other, read.VmId, "KRAUD-READ", 120), StringComparison.Ordinal);
+        Assert.Contains($"KRAUD-GOT {marker} {sum}", await ConsoleUntilAsync(other, read.VmId, "KRAUD-GOT", 120), StringComparison.Ordinal);
 
         // The first guest's identity is revoked: its key no longer opens anything; neither does no TLS or a made-up key.
         foreach (var host in hosts) await host.RevokeAsync(volumeId, vm.Identity, CancellationToken.None);

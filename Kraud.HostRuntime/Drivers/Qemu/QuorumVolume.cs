@@ -167,5 +167,5 @@ internal static class LuksHeader
 
     public static string Nbd(string prefix, ExportEndpoint export, ExportAccess access) =>
         $"{prefix}driver=nbd,{prefix}server.type=inet,{prefix}server.host={export.Address},{prefix}server.port={export.Port}," +
-        $"{prefix}export={access.Identity},{prefix}tls-creds=t";
+        $"{prefix}export={access.Identity},{prefix}tls-creds=t,{prefix}open-timeout={BlockJobs.OpenTimeoutSeconds}";
 }
