@@ -128,11 +128,14 @@ public sealed class BlockExports : IAsyncDisposable
         {
             var keys = ReadKeys(replica.DirectoryPath);
             if (keys.Remove(identity)) await WriteKeysAsync(replica.DirectoryPath, keys);
+            // A daemon that died holds no connection of anyone's any more: forgetting the key is all there is to do.
+            if (replica.Daemon is not { HasExited: false }) return;
             try
             {
                 await replica.Qmp!.ExecuteAsync("block-export-del", new Dictionary<string, object> { ["id"] = identity, ["mode"] = "hard" }, ct);
             }
             catch (QmpException e) when (e.Description.Contains("not found", StringComparison.OrdinalIgnoreCase)) { }
+            catch (IOException) when (replica.Daemon.HasExited) { }
         }
         finally
         {
