@@ -86,9 +86,13 @@ public static partial class BlockIoBench
 
     private sealed record Figures(double SeqWrite, double SeqRead, double SmallWrite, double SmallRead);
 
-    /// <summary>Each step prints "KRAUD-T name nanoseconds" measured in the guest with date +%s%N around dd.</summary>
+    /// <summary>
+    /// Each step prints "KRAUD-T name centiseconds", the guest's own clock (/proc/uptime; busybox date has no
+    /// sub-second format) around dd.
+    /// </summary>
     private static string Script(string disk) => $$"""
-        t() { s=$(date +%s%N); "$@" 2>/dev/null; e=$(date +%s%N); echo "KRAUD-T $name $((e-s))"; }
+        now() { u=$(cut -d' ' -f1 /proc/uptime); echo $(( ${u%.*} * 100 + 1${u#*.} - 100 )); }
+        t() { s=$(now); "$@" 2>/dev/null; e=$(now); echo "KRAUD-T $name $((e-s))"; }
         name=seqw t dd if=/dev/zero of={{disk}} bs=1M count={{SeqMiB}} oflag=direct conv=fsync
         name=seqr t dd if={{disk}} of=/dev/null bs=1M count={{SeqMiB}} iflag=direct
         name=smallw t dd if=/dev/zero of={{disk}} bs=4k count={{SmallOps}} oflag=direct conv=fsync
@@ -105,19 +109,20 @@ public static partial class BlockIoBench
         string console;
         while (!(console = File.Exists(driver.ConsoleLogOf(spec.VmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId)) : "").Contains("KRAUD-DONE", StringComparison.Ordinal))
         {
+            if (console.Contains("KRAUD-EXIT", StringComparison.Ordinal)) throw new InvalidOperationException($"the guest's I/O script failed: {console}");
             if (deadline.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException("the guest did not finish its I/O in 10 minutes");
             await Task.Delay(500);
         }
         await driver.StopAsync(spec.VmId, CancellationToken.None);
         var ns = Timing().Matches(console).ToDictionary(m => m.Groups["name"].Value, m => double.Parse(m.Groups["ns"].Value, CultureInfo.InvariantCulture));
-        double Seconds(string name) => ns[name] / 1e9;
+        double Seconds(string name) => Math.Max(ns[name], 1) / 100;
         return new Figures(SeqMiB * 1.048576 / Seconds("seqw"), SeqMiB * 1.048576 / Seconds("seqr"), SmallOps / Seconds("smallw"), SmallOps / Seconds("smallr"));
     }
 
     private static MicroVmSpec Spec(int ephemeralGiB, string script) =>
         new(Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), 0, 0, "busybox", ["sh", "-c", script], new Dictionary<string, string>(), 1, 256, ephemeralGiB, false);
 
-    [GeneratedRegex(@"KRAUD-T (?<name>\w+) (?<ns>\d+)", RegexOptions.None, 1000)]
+    [GeneratedRegex(@"KRAUD-T (?<name>\w+) (?<ns>-?\d+)", RegexOptions.None, 1000)]
     private static partial Regex Timing();
 
     private static string RepositoryRoot()
