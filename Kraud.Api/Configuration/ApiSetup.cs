@@ -29,6 +29,10 @@ public static class ApiSetup
         services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
         services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
         services.AddSingleton<Replay.EventLog>();
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Replay.ReplayOptions.Section).Get<Replay.ReplayOptions>()
+                                    ?? new Replay.ReplayOptions());
+        services.AddSingleton<Replay.PlatformCheckpointer>();
+        services.AddHostedService(sp => sp.GetRequiredService<Replay.PlatformCheckpointer>());
         services.AddSingleton<Operations.RebuildJobs>();
         services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<Audit.AuditDigests>();
