@@ -38,8 +38,8 @@ public static class VolumeExportAccess
     public static string WorkerIdentity(Guid hostId, DateTimeOffset since) =>
         $"worker-{hostId:N}-{since.UtcTicks.ToString("x", System.Globalization.CultureInfo.InvariantCulture)}";
 
-    /// <summary>How many replicas take a write before the guest hears it is done: a majority, and for RED one while it is degraded.</summary>
-    public static int VoteThreshold(VolumeClass c, int replicas) => Math.Max(1, Math.Min(c == VolumeClass.Red ? 1 : 2, replicas));
+    /// <summary>How many replicas take a write before the guest hears it is done: the class's write quorum (never more than it has).</summary>
+    public static int VoteThreshold(VolumeClass c, int replicas) => Math.Max(1, Math.Min(Volume.WriteQuorum(c), replicas));
 
     public static IReadOnlyList<ExportEndpoint> HealthyExports(Volume volume) =>
         volume.Replicas.Where(r => r is { Phase: ReplicaPhase.Healthy, Export: not null })

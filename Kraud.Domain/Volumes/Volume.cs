@@ -76,14 +76,21 @@ public sealed record Volume(
 
     public int Desired => DesiredReplicas(Class);
 
+    /// <summary>
+    /// How many healthy copies a write needs before it is acknowledged, and so how many keep the volume usable: a majority
+    /// for BLOCK and GFS (2 of 3), one for RED. RED is the archival class the product sells as "serves with one of its two
+    /// copies gone": a majority of two is both, which would make every lost RED copy an outage.
+    /// </summary>
+    public static int WriteQuorum(VolumeClass c) => c == VolumeClass.Red ? 1 : DesiredReplicas(c) / 2 + 1;
+
     public int Healthy => Replicas.Count(r => r.Phase == ReplicaPhase.Healthy);
 
     /// <summary>Replicas the scheduler still has to find a storage host for.</summary>
     public int Unplaced => Deleting || !Exists ? 0 : Math.Max(0, Desired - Replicas.Count(r => r.Phase != ReplicaPhase.Erasing));
 
     /// <summary>
-    /// Healthy when every copy is; once it has been healthy, a majority of healthy copies keeps it usable (DEGRADED) and
-    /// fewer make it UNAVAILABLE. Before that it is PENDING until placed and PROVISIONING until every copy is ready.
+    /// Healthy when every copy is; once it has been healthy, a write quorum of healthy copies keeps it usable (DEGRADED)
+    /// and fewer make it UNAVAILABLE (see <see cref="WriteQuorum"/>). Before that it is PENDING until placed and PROVISIONING until every copy is ready.
     /// </summary>
     public VolumeState State
     {
@@ -93,17 +100,17 @@ public sealed record Volume(
             if (Deleting) return VolumeState.Unavailable;
             if (Healthy == Desired) return VolumeState.Healthy;
             if (!WasHealthy) return Replicas.IsEmpty ? VolumeState.Pending : VolumeState.Provisioning;
-            return Healthy * 2 > Desired ? VolumeState.Degraded : VolumeState.Unavailable;
+            return Healthy >= WriteQuorum(Class) ? VolumeState.Degraded : VolumeState.Unavailable;
         }
     }
 
-    /// <summary>Pods may start with it: its data is reachable through a majority of healthy copies.</summary>
+    /// <summary>Pods may start with it: its data is reachable through a write quorum of healthy copies.</summary>
     public bool Usable => State is VolumeState.Healthy or VolumeState.Degraded;
 
     public string? Reason => State switch
     {
         VolumeState.Unavailable when Deleting => "being deleted: the data keys are destroyed on every replica",
-        VolumeState.Unavailable => $"only {Healthy} of {Desired} replicas are healthy, fewer than a majority: pods that need this volume do not start",
+        VolumeState.Unavailable => $"only {Healthy} of {Desired} replicas are healthy, fewer than a write needs ({WriteQuorum(Class)}): pods that need this volume do not start",
         VolumeState.Degraded => $"{Healthy} of {Desired} replicas are healthy; " +
                                 (PlacementRefusal is null ? "the missing ones are being re-replicated" : $"no replacement can be placed: {PlacementRefusal}"),
         VolumeState.Pending or VolumeState.Provisioning when PlacementRefusal is not null => PlacementRefusal,

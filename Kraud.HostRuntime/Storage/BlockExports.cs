@@ -178,7 +178,7 @@ public sealed class BlockExports : IAsyncDisposable
             var start = new ProcessStartInfo(daemon) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in (string[])
                      [
-                         "--object", $"tls-creds-psk,id=tls,endpoint=server,dir={Option(Path.Combine(dir, "psk"))}",
+                         "--object", BlockJobs.TlsCreds("tls", "server", Path.Combine(dir, "psk")),
                          "--blockdev", $"driver=file,node-name=file,filename={Option(Path.Combine(dir, "data.raw"))}",
                          "--blockdev", "driver=raw,node-name=replica,file=file",
                          "--nbd-server", $"addr.type=inet,addr.host={export.Address},addr.port={export.Port.ToString(CultureInfo.InvariantCulture)},tls-creds=tls",

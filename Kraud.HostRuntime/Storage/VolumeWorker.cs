@@ -57,7 +57,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
             var quorum = $"driver=raw,offset=0,size={length},file.driver=quorum,file.vote-threshold={command.Exports.Count}," +
                          string.Join(',', command.Exports.Select((e, i) => LuksHeader.Nbd($"file.children.{i}.", e, command.Access)));
             var write = await ProcessRunner.RunAsync(qemuImg,
-                ["convert", "-n", "--object", $"tls-creds-psk,id=t,endpoint=client,dir={psk},username={command.Access.Identity}", "--image-opts",
+                ["convert", "-n", "--object", BlockJobs.TlsCreds("t", "client", psk, command.Access.Identity), "--image-opts",
                     "--target-image-opts", $"driver=raw,offset=0,size={length},file.driver=file,file.filename={header}", quorum],
                 TimeSpan.FromSeconds(120), ct);
             if (write.ExitCode != 0) throw new ResyncException($"could not write the LUKS header to the replicas: {write.Error.Trim()}");
@@ -84,7 +84,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         var socket = QmpClient.SocketPathFor(dir);
         var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
         var start = new ProcessStartInfo(daemonPath) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        var args = new List<string> { "--object", $"tls-creds-psk,id=tls,endpoint=client,dir={psk},username={command.Access.Identity}" };
+        var args = new List<string> { "--object", BlockJobs.TlsCreds("tls", "client", psk, command.Access.Identity) };
         foreach (var (source, i) in command.Sources.Select((s, i) => (s, i)))
             args.AddRange(["--blockdev", BlockJobs.NbdArg($"source{i}", source, command.Access, "tls")]);
         args.AddRange(["--blockdev", $"driver=quorum,node-name=peers,vote-threshold={Math.Clamp(command.VoteThreshold, 1, command.Sources.Count)}," +

@@ -115,14 +115,31 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
-    public void below_a_majority_of_healthy_replicas_a_volume_is_unavailable()
+    public void below_its_write_quorum_of_healthy_replicas_a_volume_is_unavailable()
     {
         var v = Healthy(Fleet());
         v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
         v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaFailed("disk"), Now)).State;
         Assert.Equal(VolumeState.Unavailable, v.State);
         Assert.False(v.Usable);
-        Assert.Contains("majority", v.Reason);
+        Assert.Contains("fewer than a write needs (2)", v.Reason);
+    }
+
+    [Fact]
+    public void a_red_volume_with_one_of_its_two_replicas_gone_is_degraded_and_usable_and_unavailable_with_none()
+    {
+        var v = Placed(Requested(VolumeClass.Red), Fleet());
+        var maker = v.Replicas.Single(r => r.MakesKey);
+        v = Ready(v, maker.HostId, Guid.NewGuid());
+        v = Ready(v, v.Replicas.Single(r => !r.MakesKey).HostId);
+        Assert.Equal(VolumeState.Healthy, v.State);
+        Assert.Equal(1, Volume.WriteQuorum(VolumeClass.Red));
+
+        var one = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
+        Assert.Equal(VolumeState.Degraded, one.State);
+        Assert.True(one.Usable);
+        var none = When(one, new RecordReplicaReport(one.Id, v.Replicas[1].HostId, new ReplicaHostFailed("x"), Now)).State;
+        Assert.Equal(VolumeState.Unavailable, none.State);
     }
 
     [Fact]

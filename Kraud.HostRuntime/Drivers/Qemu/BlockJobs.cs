@@ -42,6 +42,20 @@ internal static class BlockJobs
         $"driver=nbd,node-name={nodeName},server.type=inet,server.host={export.Address},server.port={export.Port.ToString(CultureInfo.InvariantCulture)}," +
         $"export={access.Identity},tls-creds={tlsCredsId},open-timeout={OpenTimeoutSeconds}";
 
+    /// <summary>
+    /// The ciphers of the NBD connections, on both ends: AES-GCM only. Left to its defaults, gnutls negotiated
+    /// CHACHA20-POLY1305 here, and nettle's ChaCha and Poly1305 took half of a storage daemon's cpu and halved a BLOCK
+    /// volume's throughput (measured with qemu-io through LUKS over a quorum of three exports: 22-33 MiB/s written, 57-60
+    /// with AES-GCM), while AES-GCM runs on the cpu's AES instructions (4 GB/s in openssl on these machines).
+    /// </summary>
+    public const string TlsPriority = "NORMAL:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM";
+
+    /// <summary>A tls-creds-psk object (QEMU's -object/--object syntax) for one end of a replica's NBD connection.</summary>
+    /// <param name="username">The client's identity; a server has none (it reads every identity's key from the file).</param>
+    public static string TlsCreds(string id, string endpoint, string pskDirectory, string? username = null) =>
+        $"tls-creds-psk,id={id},endpoint={endpoint},dir={pskDirectory.Replace(",", ",,")},priority={TlsPriority}" +
+        (username is null ? "" : $",username={username}");
+
     /// <summary>The client's key file for gnutls (identity:hex key), 0600, in a directory of its own as QEMU's tls-creds-psk wants it.</summary>
     public static string WritePskDirectory(string directory, ExportAccess access)
     {

@@ -29,7 +29,7 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     {
         var access = spec.Access ?? throw new MicroVmBootException($"volume {spec.VolumeId} has exports but no access for this microVM");
         yield return "-object";
-        yield return $"tls-creds-psk,id={Tls},endpoint=client,dir={pskDirectory.Replace(",", ",,")},username={access.Identity}";
+        yield return BlockJobs.TlsCreds(Tls, "client", pskDirectory, access.Identity);
         foreach (var export in spec.Exports!)
         {
             var node = NewNode();
@@ -148,7 +148,7 @@ internal static class LuksHeader
         var psk = BlockJobs.WritePskDirectory(Path.Combine(workDirectory, $"psk-{Guid.NewGuid():N}"), access);
         try
         {
-            string[] tls = ["--object", $"tls-creds-psk,id=t,endpoint=client,dir={psk.Replace(",", ",,")},username={access.Identity}"];
+            string[] tls = ["--object", BlockJobs.TlsCreds("t", "client", psk, access.Identity)];
             var info = await ProcessRunner.RunAsync(qemuImg, ["info", "--output=json", .. tls, "--image-opts", $"driver=luks,{Nbd("file.", from, access)}"],
                 TimeSpan.FromSeconds(60), ct);
             if (info.ExitCode != 0) throw new ResyncException($"cannot read the volume's LUKS header: {info.Error.Trim()}");
