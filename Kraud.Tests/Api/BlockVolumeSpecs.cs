@@ -221,7 +221,8 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             var needle = Encoding.ASCII.GetBytes(marker);
             foreach (var file in storage.SelectMany(s => Directory.EnumerateFiles(s.State, "*", SearchOption.AllDirectories)))
                 Assert.False(Contains(File.ReadAllBytes(file), needle), $"{file} holds the plaintext marker");
-            Assert.DoesNotContain(zone.Compute.SelectMany(c => Directory.EnumerateFiles(c.State, "*", SearchOption.AllDirectories)),
+            // (a compute host that has run nothing yet has no state directory)
+            Assert.DoesNotContain(zone.Compute.Where(c => Directory.Exists(c.State)).SelectMany(c => Directory.EnumerateFiles(c.State, "*", SearchOption.AllDirectories)),
                 f => f.Contains(volumeId, StringComparison.Ordinal));
 
             // Re-created on the other compute host, the pod reads what was written before.

@@ -256,7 +256,9 @@ public class VolumeSpecs(KraudApp app)
         // BLOCK needs 2 of its 3 copies for a write: with two hosts gone it cannot take one.
         var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("fragile", "BLOCK", 5, zone: "fsn1-b")).Id(), "HEALTHY");
         var spares = app.Agents.All.Where(a => a.Definition is { Zone: "fsn1-b", Role: "Storage" } && !volume.ReplicaHosts().Contains(a.Id.ToString())).ToList();
-        foreach (var spare in spares) spare.Replicas.FailNextProvisions(1, "disk controller offline");
+        // Every provision on a spare fails while the spec runs: the victims hold other specs' replicas too, whose
+        // re-replication would otherwise use up a single injected failure and let this volume's replacement through.
+        foreach (var spare in spares) spare.Replicas.FailNextProvisions(10_000, "disk controller offline");
         var victims = volume.ReplicaHosts().Take(2).ToList();
         foreach (var victim in victims) app.Agent(victim).PowerOff();
         try

@@ -12,7 +12,9 @@ namespace Kraud.Bench;
 /// <summary>
 /// I/O in a real guest on a BLOCK volume (LUKS over a quorum of three qemu-storage-daemon NBD exports with TLS-PSK, as
 /// the qemu-microvm driver attaches it) beside the same guest on a local LUKS file (its ephemeral disk): sequential write
-/// and read (1 MiB, O_DIRECT) and 4 KiB direct I/O, with busybox dd. The ratio volume/local is the figure (target ≥ 0.5
+/// and read (1 MiB, O_DIRECT), the same through the guest's page cache (a write ending in fsync, a read after dropping
+/// the cache: how applications write and read files, with the kernel's own request sizes and read-ahead), and 4 KiB
+/// direct I/O, with busybox dd. The ratio volume/local is the figure (target ≥ 0.5
 /// sequential). Then the resync rate of a re-replication: a fourth replica filled by the guest's QEMU while it runs.
 /// </summary>
 public static partial class BlockIoBench
