@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Kraud.Api.Pods;
+using Kraud.Api.Common;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
@@ -61,7 +61,7 @@ public static class VolumeExportAccess
         grant.VmId = vmId;
         session.Store(grant);
         foreach (var replica in volume.Replicas.Where(r => r is { Export: not null } && r.Phase != ReplicaPhase.Erasing))
-            await context.EndpointFor(PodStreams.HostUri(replica.HostName)).SendAsync(new GrantExportAccess(replica.HostId, volume.Id, grant.Access));
+            await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new GrantExportAccess(replica.HostId, volume.Id, grant.Access));
         return grant.Access;
     }
 
@@ -69,7 +69,7 @@ public static class VolumeExportAccess
     {
         session.Delete<ExportGrant>(ExportGrant.IdFor(volume.Id, identity));
         foreach (var replica in volume.Replicas.Where(r => r.Export is not null))
-            await context.EndpointFor(PodStreams.HostUri(replica.HostName)).SendAsync(new RevokeExportAccess(replica.HostId, volume.Id, identity));
+            await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new RevokeExportAccess(replica.HostId, volume.Id, identity));
     }
 
     /// <summary>What a compute host needs to boot a microVM with the volume: the healthy exports, its own access and the threshold.</summary>
@@ -96,7 +96,7 @@ public static class VolumeExportAccess
             : [];
         foreach (var exported in events.OfType<VolumeReplicaExported>())
             foreach (var grant in grants)
-                await context.EndpointFor(PodStreams.HostUri(after.Replica(exported.HostId)!.HostName))
+                await context.EndpointFor(HostQueues.Uri(after.Replica(exported.HostId)!.HostName))
                     .SendAsync(new GrantExportAccess(exported.HostId, after.Id, grant.Access));
         if (events.OfType<VolumeDeleted>().Any())
             foreach (var grant in grants) session.Delete(grant);
@@ -113,7 +113,7 @@ public static class VolumeExportAccess
                     {
                         var access = await GrantAsync(session, context, after, WorkerIdentity(f.WorkerHostId, f.At), f.WorkerHostId, f.WorkerHostName, null);
                         var exports = after.Replicas.Where(r => r.Export is not null && r.Phase != ReplicaPhase.Erasing).Select(Endpoint).ToList();
-                        await context.EndpointFor(PodStreams.HostUri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
+                        await context.EndpointFor(HostQueues.Uri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
                         break;
                     }
                 case VolumeReplicaResyncStarted r:
@@ -123,7 +123,7 @@ public static class VolumeExportAccess
                               ?? await GrantAsync(session, context, after, VmIdentity(vmId), r.WorkerHostId, r.WorkerHostName, vmId)
                             : await GrantAsync(session, context, after, WorkerIdentity(r.WorkerHostId, r.At), r.WorkerHostId, r.WorkerHostName, null);
                         var sources = HealthyExports(after);
-                        await context.EndpointFor(PodStreams.HostUri(r.WorkerHostName)).SendAsync(new ResyncVolumeReplica(r.WorkerHostId, after.Id, r.VmId,
+                        await context.EndpointFor(HostQueues.Uri(r.WorkerHostName)).SendAsync(new ResyncVolumeReplica(r.WorkerHostId, after.Id, r.VmId,
                             Endpoint(after.Replica(r.HostId)!), sources, access, VoteThreshold(after.Class, sources.Count + 1)));
                         break;
                     }

@@ -4,29 +4,11 @@ using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Volumes;
+using Kraud.Projections.Replay;
 using Kraud.Projections.Volumes;
 using Marten;
 
 namespace Kraud.Api.Volumes;
-
-/// <param name="SyncedBytes">For a replica being filled from its healthy peers (and the last figure once it is): bytes copied so far.</param>
-public sealed record ReplicaDto(Guid HostId, string State, double? SyncedBytes = null, double? TotalBytes = null)
-{
-    public static ReplicaDto From(Volume volume, VolumeReplica r) => new(r.HostId,
-        volume.Work?.Replica == r.HostId && r.Phase == ReplicaPhase.Provisioning ? "SYNCING" : Enums.Name(r.Phase),
-        r.Resync?.SyncedBytes, r.Resync?.TotalBytes);
-}
-
-public sealed record VolumeDto(
-    Guid Id, string Name, Guid TenantId, string Class, int SizeGiB, string? Zone, string State, IReadOnlyList<ReplicaDto> Replicas, int DesiredReplicas,
-    bool Encrypted, IReadOnlyList<Guid> AttachedTo, int Version, string? Reason, IReadOnlyList<string> Warnings, DateTime CreatedAt, ResourceOwner? Owner)
-{
-    public static VolumeDto From(VolumeView view) => From(view.Volume, view.Version);
-
-    public static VolumeDto From(Volume v, int version) => new(v.Id, v.Name, v.TenantId, Enums.Name(v.Class), v.SizeGiB, v.Zone, Enums.Name(v.State),
-        v.Replicas.Select(r => ReplicaDto.From(v, r)).ToList(), v.Desired, v.Encrypted,
-        v.Attachments.Select(a => a.PodId).ToList(), version, v.Reason, VolumeDecider.Warnings(v.Class), v.CreatedAt.UtcDateTime, v.Owner);
-}
 
 public sealed record VolumeConnection(IReadOnlyList<VolumeDto> Nodes, PageInfo PageInfo, int TotalCount);
 
@@ -57,7 +39,7 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await ctx.Service<Replay.PlatformCheckpointer>().Checkpoints
+                var (state, version) = await ctx.Service<PlatformCheckpoints>()
                     .StreamAtAsync<Volume>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;
             }

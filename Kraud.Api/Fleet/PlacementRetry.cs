@@ -1,5 +1,4 @@
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
+using Kraud.Api.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
@@ -10,7 +9,7 @@ using Marten;
 using Wolverine;
 using Wolverine.Runtime;
 
-namespace Kraud.Api.Common;
+namespace Kraud.Api.Fleet;
 
 /// <summary>
 /// Pods the scheduler found UNSCHEDULABLE and volumes whose replicas no storage host could take are tried again every
@@ -35,9 +34,6 @@ public sealed class PlacementRetry(IDocumentStore store, IWolverineRuntime runti
             .Where(v => v.State != VolumeState.Healthy && v.State != VolumeState.Deleted).ToListAsync(ct);
         foreach (var volume in volumes.Where(v => v.Volume.Unplaced > 0 && v.Volume.PlacementRefusal is not null))
             await new MessageBus(runtime).PublishAsync(new ScheduleVolume(volume.Id, null));
-        // Work on block exports waits for a compute host with a hypervisor in the zone, or for one that replaces a dead worker.
-        foreach (var volume in volumes.Where(v => v.Volume.NeedsWorker || v.Volume.Work is not null))
-            await new MessageBus(runtime).PublishAsync(new FindVolumeWorker(volume.Id));
         // A drain waits on placements too: a VM placed on the host just as its drain began is evicted by FinishDrain.
         var draining = await session.Query<HostView>().Where(h => h.State == HostState.Draining).Select(h => h.Id).ToListAsync(ct);
         foreach (var host in draining) await new MessageBus(runtime).PublishAsync(new FinishDrain(host, Time.GetUtcNow()));
