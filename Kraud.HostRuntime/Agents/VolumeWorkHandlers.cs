@@ -10,6 +10,7 @@ namespace Kraud.HostRuntime.Agents;
 /// <summary>A compute host with a real hypervisor makes a new volume's data key and writes its LUKS header to every replica.</summary>
 public static class FormatVolumeHandler
 {
+    [Wolverine.Attributes.MessageTimeout(BootMicroVmHandler.ExecutionTimeoutSeconds)]
     public static async Task Handle(FormatVolume command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
         ILogger<HostAgent> logger, CancellationToken ct)
     {
@@ -35,6 +36,12 @@ public static class FormatVolumeHandler
 /// </summary>
 public static class ResyncVolumeReplicaHandler
 {
+    /// <summary>
+    /// A copy runs as long as the volume is big (a 20 GiB volume at the 12 MB/s measured here: half an hour), far past
+    /// Wolverine's default of 60 s, which would cancel it without a report and leave the work hanging. Progress goes out
+    /// every second, and work whose compute host failed is abandoned by the control plane, so a day is only a backstop.
+    /// </summary>
+    [Wolverine.Attributes.MessageTimeout(24 * 3600)]
     public static async Task Handle(ResyncVolumeReplica command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
         ILogger<HostAgent> logger, CancellationToken ct)
     {
