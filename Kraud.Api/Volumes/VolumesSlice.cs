@@ -16,7 +16,11 @@ public sealed class VolumesSlice : KraudSlice
         services.AddHostedService<VolumeWorkRetry>();
     }
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<VolumeKeyRecord>();
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<VolumeKeyRecord>();
+        marten.AddDecider<Kraud.Domain.Volumes.Volume>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {
