@@ -21,7 +21,7 @@ public static class FindVolumeWorkerHandler
 
     public static async Task Handle(FindVolumeWorker request, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        var loaded = await VolumeStreams.LoadAsync(session, request.VolumeId);
+        var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);
         var volume = loaded.State;
         if (!volume.Exists || volume.Deleted) return;
         var now = time.GetUtcNow();
