@@ -32,6 +32,7 @@ public sealed class IngressesSlice : KraudSlice
         marten.Schema.For<IngressConfigPushed>();
         marten.Schema.For<IngressUserCredential>().Index(x => x.IngressId);
         marten.Schema.For<IngressAccessLogEntry>().Index(x => x.IngressId).Index(x => x.At);
+        marten.AddDecider<Kraud.Domain.Ingresses.Ingress>();
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

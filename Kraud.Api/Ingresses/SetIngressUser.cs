@@ -42,9 +42,10 @@ public static class SetIngressUserHandler
     public static async Task Handle(SetIngressUserRequest r, IDocumentSession session, IMessageContext context)
     {
         r.By.RequireWriter();
-        var (ingress, version) = await IngressCommandHandler.LoadAsync(session, r.IngressId, r.By);
+        var loaded = await IngressCommandHandler.FetchForWritingAsync(session, r.IngressId, r.By);
+        var ingress = loaded.State;
         var events = IngressDecider.Decide(new SetIngressUser(ingress.Id, r.Username, r.Password.Length, r.By, r.At), ingress);
-        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, r.By, ingress.TenantId, nameof(SetIngressUser)));
+        Streams.Append(loaded, events, AuditStamp.For(context, r.By, ingress.TenantId, nameof(SetIngressUser)));
         session.Store(new IngressUserCredential
         {
             Id = IngressUserCredential.For(ingress.Id, r.Username), IngressId = ingress.Id, Username = r.Username,

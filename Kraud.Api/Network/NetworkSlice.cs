@@ -16,6 +16,7 @@ public sealed class NetworkSlice : KraudSlice
     {
         marten.Schema.For<AddressClaim>().Index(x => x.Pool);
         marten.Schema.For<ServiceDiscoveryPushed>();
+        marten.AddDecider<Kraud.Domain.Network.Vpc>();
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

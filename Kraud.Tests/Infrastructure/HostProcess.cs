@@ -58,6 +58,14 @@ public sealed class HostProcess : IAsyncDisposable
         var host = new HostProcess(process, name, zone, workDir);
         process.OutputDataReceived += (_, e) => host.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
+        // KRAUD_TEST_HOST_LOGS=<dir> keeps each host runtime's output there, for looking into a failed spec.
+        if (Environment.GetEnvironmentVariable("KRAUD_TEST_HOST_LOGS") is { Length: > 0 } logs)
+        {
+            Directory.CreateDirectory(logs);
+            var log = TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"{name}.log"), append: true) { AutoFlush = true });
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+        }
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
