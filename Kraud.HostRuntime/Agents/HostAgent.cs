@@ -141,7 +141,7 @@ public sealed class HostAgents : IAsyncDisposable
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
             kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time),
-            IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>()) : null, keys, network, proxy);
+            IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>(), network) : null, keys, network, proxy);
         }
         catch
         {

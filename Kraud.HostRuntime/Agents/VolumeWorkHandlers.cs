@@ -70,6 +70,6 @@ public static class ResyncVolumeReplicaHandler
 internal static class VolumeWorkers
 {
     public static VolumeWorker Of(HostAgent agent, ILogger logger) => agent.Driver is QemuMicroVmDriver qemu
-        ? new VolumeWorker(qemu.Options, qemu.HostDirectory, logger)
+        ? new VolumeWorker(qemu.Options, qemu.HostDirectory, logger, qemu.Network)
         : throw new InvalidOperationException($"host {agent.Name} runs no real hypervisor: it cannot do volume work");
 }

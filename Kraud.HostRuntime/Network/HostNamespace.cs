@@ -164,6 +164,13 @@ public sealed class HostNamespace : IDisposable
         }
     }
 
+    /// <summary>
+    /// A command as it runs on a host: inside its namespace when it has one (ip netns exec execs the command, so the pid
+    /// stays the command's), as it is otherwise.
+    /// </summary>
+    public static (string File, IReadOnlyList<string> Args) Command(HostNamespace? network, string file, IEnumerable<string> args) =>
+        network is null ? (file, args.ToList()) : ("ip", ["netns", "exec", network.Name, file, .. args]);
+
     /// <summary>An INGRESS host's proxy connects into the VPCs from its tunnel address (the only address of its WireGuard device).</summary>
     public void UseIngressTunnel() => Ip("addr", "add", $"{IngressTunnelAddress}/32", "dev", WireGuardDevice);
 

@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -32,16 +33,25 @@ public sealed class BlockExports : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<Guid, Replica> _replicas = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly HostNamespace? _network;
 
-    public BlockExports(string directory, QemuOptions options, ILogger? logger = null)
+    /// <param name="network">
+    /// The host's namespace when its network is real: the daemons then run inside it and listen on its underlay address,
+    /// where compute hosts' QEMUs (in their own namespaces) reach them; Fleet:Qemu:ExportAddress is for hosts without one.
+    /// </param>
+    public BlockExports(string directory, QemuOptions options, ILogger? logger = null, HostNamespace? network = null)
     {
         _directory = directory;
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        _network = network;
     }
 
-    public static BlockExports ForHost(QemuOptions options, string hostName, ILogger? logger = null) =>
-        new(Path.Combine(options.ResolvedStateDirectory, "hosts", hostName, "replicas"), options, logger);
+    public static BlockExports ForHost(QemuOptions options, string hostName, ILogger? logger = null, HostNamespace? network = null) =>
+        new(Path.Combine(options.ResolvedStateDirectory, "hosts", hostName, "replicas"), options, logger, network);
+
+    /// <summary>Where this host's daemons listen.</summary>
+    private string ExportAddress => _network?.UnderlayAddress ?? _options.ExportAddress;
 
     public string Directory => _directory;
 
@@ -91,7 +101,7 @@ public sealed class BlockExports : IAsyncDisposable
                 await using (var file = new FileStream(data, FileMode.Create, FileAccess.Write)) file.SetLength((sizeMiB << 20) + HeaderRoomBytes);
                 await WriteKeysAsync(dir, new Dictionary<string, string>());
                 await File.WriteAllTextAsync(Path.Combine(dir, "export.json"),
-                    JsonSerializer.Serialize(new ReplicaExport(_options.ExportAddress, FreePort(_options.ExportAddress))), ct);
+                    JsonSerializer.Serialize(new ReplicaExport(ExportAddress, FreePort(ExportAddress))), ct);
             }
         }
         finally
@@ -175,8 +185,7 @@ public sealed class BlockExports : IAsyncDisposable
             var daemon = ProcessRunner.Which(_options.QemuStorageDaemon)
                 ?? throw new InvalidOperationException($"{_options.QemuStorageDaemon} is not installed (Debian: apt-get install qemu-system-x86).");
             if (File.Exists(socket)) File.Delete(socket);
-            var start = new ProcessStartInfo(daemon) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in (string[])
+            var (file, arguments) = HostNamespace.Command(_network, daemon,
                      [
                          "--object", BlockJobs.TlsCreds("tls", "server", Path.Combine(dir, "psk")),
                          "--blockdev", $"driver=file,node-name=file,filename={Option(Path.Combine(dir, "data.raw"))}",
@@ -184,8 +193,9 @@ public sealed class BlockExports : IAsyncDisposable
                          "--nbd-server", $"addr.type=inet,addr.host={export.Address},addr.port={export.Port.ToString(CultureInfo.InvariantCulture)},tls-creds=tls",
                          "--chardev", $"socket,id=qmp,path={Option(socket)},server=on,wait=off", "--monitor", "chardev=qmp",
                          "--pidfile", Path.Combine(dir, "daemon.pid"),
-                     ])
-                start.ArgumentList.Add(arg);
+                     ]);
+            var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in arguments) start.ArgumentList.Add(arg);
             var process = Process.Start(start) ?? throw new InvalidOperationException("qemu-storage-daemon did not start");
             process.OutputDataReceived += (_, e) => { if (e.Data is not null) _logger.LogInformation("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };
             process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _logger.LogWarning("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };
@@ -249,11 +259,17 @@ public sealed class BlockExports : IAsyncDisposable
         return File.ReadAllLines(path).Select(l => l.Split(':', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
     }
 
-    private static int FreePort(string address)
+    private int FreePort(string address)
     {
-        using var listener = new TcpListener(IPAddress.Parse(address), 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        // The underlay address exists only inside the host's namespace: the probe binds there.
+        return _network is null ? Probe() : Netns.Run(_network.Name, Probe);
+
+        int Probe()
+        {
+            using var listener = new TcpListener(IPAddress.Parse(address), 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
     }
 
     private static string Option(string value) => value.Replace(",", ",,");

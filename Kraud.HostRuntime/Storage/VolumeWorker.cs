@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Storage;
@@ -14,7 +15,8 @@ namespace Kraud.HostRuntime.Storage;
 /// a storage daemon of its own. Storage hosts could copy bytes too, but the data key must never reach them, and a compute
 /// host is where the key already is.
 /// </summary>
-public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILogger logger)
+/// <param name="network">The compute host's namespace when its network is real: what talks to the replicas runs inside it.</param>
+public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILogger logger, HostNamespace? network = null)
 {
     private string NewWorkDirectory(Guid volumeId)
     {
@@ -56,10 +58,10 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
             var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
             var quorum = $"driver=raw,offset=0,size={length},file.driver=quorum,file.vote-threshold={command.Exports.Count}," +
                          string.Join(',', command.Exports.Select((e, i) => LuksHeader.Nbd($"file.children.{i}.", e, command.Access)));
-            var write = await ProcessRunner.RunAsync(qemuImg,
+            var (file, arguments) = HostNamespace.Command(network, qemuImg,
                 ["convert", "-n", "--object", BlockJobs.TlsCreds("t", "client", psk, command.Access.Identity), "--image-opts",
-                    "--target-image-opts", $"driver=raw,offset=0,size={length},file.driver=file,file.filename={header}", quorum],
-                TimeSpan.FromSeconds(120), ct);
+                    "--target-image-opts", $"driver=raw,offset=0,size={length},file.driver=file,file.filename={header}", quorum]);
+            var write = await ProcessRunner.RunAsync(file, arguments, TimeSpan.FromSeconds(120), ct);
             if (write.ExitCode != 0) throw new ResyncException($"could not write the LUKS header to the replicas: {write.Error.Trim()}");
             logger.LogInformation("Volume {VolumeId}: LUKS header ({Bytes} bytes) written to {Count} replicas", command.VolumeId, length, command.Exports.Count);
             return kek.Wrap(Guid.NewGuid(), key);
@@ -83,7 +85,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         var daemonPath = ProcessRunner.Which(options.QemuStorageDaemon) ?? throw new ResyncException($"{options.QemuStorageDaemon} is not installed");
         var socket = QmpClient.SocketPathFor(dir);
         var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
-        var start = new ProcessStartInfo(daemonPath) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+
         var args = new List<string> { "--object", BlockJobs.TlsCreds("tls", "client", psk, command.Access.Identity) };
         foreach (var (source, i) in command.Sources.Select((s, i) => (s, i)))
             args.AddRange(["--blockdev", BlockJobs.NbdArg($"source{i}", source, command.Access, "tls")]);
@@ -91,7 +93,9 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
                                      string.Join(',', command.Sources.Select((_, i) => $"children.{i}=source{i}"))]);
         args.AddRange(["--blockdev", BlockJobs.NbdArg("target", command.Target, command.Access, "tls")]);
         args.AddRange(["--chardev", $"socket,id=qmp,path={socket},server=on,wait=off", "--monitor", "chardev=qmp"]);
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        var (file, arguments) = HostNamespace.Command(network, daemonPath, args);
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in arguments) start.ArgumentList.Add(arg);
         using var daemon = Process.Start(start) ?? throw new ResyncException("qemu-storage-daemon did not start");
         var errors = new StringBuilder();
         daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Kraud.HostRuntime.Network;
@@ -120,6 +121,10 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         Assert.Equal(HttpStatusCode.PermanentRedirect, redirect.StatusCode);
         Assert.Equal($"https://{host}/index.html?x=1", redirect.Headers.Location!.ToString());
 
+        // A connection open before a configuration change (the verification below) stays open and is served by the new one.
+        await using var kept = await KeptConnection.OpenAsync(IPEndPoint.Parse(endpoints[0]), host);
+        Assert.Equal(200, (await kept.GetAsync(host)).Status);
+
         // A custom domain serves only once verified: before, the proxy has neither a certificate nor a route for it.
         var unverified = await TryGetAsync(client, $"https://{custom}/");
         Assert.NotEqual(200, unverified.Status);
@@ -131,6 +136,9 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
             .ShouldSucceed();
         await Eventually.Get(async () => await TryGetAsync(client, $"https://{custom}/"), b => b.Status == 200 && b.Text.Contains(web.Marker),
             TimeSpan.FromSeconds(30), $"{custom} serves after verification");
+        var reloaded = await kept.GetAsync(custom);
+        Assert.Equal(200, reloaded.Status);
+        Assert.Contains(web.Marker, reloaded.Body);
 
         // Round robin over both microVMs, then one is killed: the proxy skips it (at most one request meets it).
         var pod = await web.Tenant.WaitForPodAsync(web.PodId, "RUNNING", 180);
@@ -281,6 +289,61 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
     }
 
     [Fact]
+    public async Task a_guest_on_a_real_network_has_its_nic_and_a_block_volume_whose_replicas_are_served_from_the_storage_hosts_namespaces()
+    {
+        var dc = await datacenter.StartAsync(app);
+        var tenant = await TenantScope.CreateAsync(app, "dpv");
+        var marker = $"KRAUD-VOLUME-{Guid.NewGuid():N}";
+        var pods = new List<string>();
+        string? volumeId = null;
+        try
+        {
+            volumeId = (await tenant.CreateVolumeAsync("data", "BLOCK", 1, dc.Zone(1))).Id();
+            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+            // Each replica's daemon listens on its storage host's underlay address, inside that host's namespace.
+            foreach (var hostId in volume.ReplicaHosts())
+            {
+                var storage = dc.Hosts.Single(h => h.Id.ToString() == hostId);
+                Assert.Equal("Storage", storage.Role);
+                var dir = Path.Combine(dc.State, "hosts", storage.Name, "replicas", volumeId);
+                using var export = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(dir, "export.json")));
+                Assert.Equal(storage.UnderlayAddress(dc), export.RootElement.GetProperty("Address").GetString());
+                var pid = (await File.ReadAllTextAsync(Path.Combine(dir, "daemon.pid"))).Trim();
+                Assert.Equal(Datacenter.Run("stat", "-L", "-c", "%i", $"/var/run/netns/{HostNamespace.NamespaceName(storage.Name)}").Output.Trim(),
+                    Datacenter.Run("stat", "-L", "-c", "%i", $"/proc/{pid}/ns/net").Output.Trim());
+            }
+
+            // The writer has its NIC with its VPC address and the volume; it fsyncs the marker through the quorum.
+            var writer = (await CreateVolumePodAsync(tenant, "writer", dc.Zone(1), volumeId,
+                $"printf '%s' '{marker}' | dd of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null && echo KRAUD-TEST written || echo KRAUD-TEST io-error; " +
+                "echo \"KRAUD-TEST net $(ip -4 addr show eth0 | grep inet)\"; exec sleep 3600")).Id();
+            pods.Add(writer);
+            var vm = Assert.Single((await tenant.WaitForPodAsync(writer, "RUNNING", 180)).Instances());
+            var lines = await Eventually.Get(() => dc.ConsoleLinesAsync(vm, "KRAUD-TEST"), l => l.Count >= 2, TimeSpan.FromSeconds(90),
+                "the writer reports its write and its network");
+            Assert.Contains("KRAUD-TEST written", lines);
+            Assert.Contains(lines, l => l.StartsWith("KRAUD-TEST net", StringComparison.Ordinal) && l.Contains($"inet {vm.GetProperty("ip4").GetString()}/"));
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = writer })).ShouldSucceed();
+            await tenant.WaitForPodAsync(writer, "STOPPED", 60);
+
+            // A new guest (no page cache of the first) reads the marker back from the storage hosts.
+            var reader = (await CreateVolumePodAsync(tenant, "reader", dc.Zone(1), volumeId,
+                "echo \"KRAUD-TEST read $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 45)\"; exec sleep 3600")).Id();
+            pods.Add(reader);
+            var readerVm = Assert.Single((await tenant.WaitForPodAsync(reader, "RUNNING", 180)).Instances());
+            var read = await Eventually.Get(() => dc.ConsoleLinesAsync(readerVm, "KRAUD-TEST read"), l => l.Count > 0, TimeSpan.FromSeconds(90),
+                $"the reader reports what it read\n{await dc.ConsoleTailAsync(readerVm)}");
+            Assert.Equal($"KRAUD-TEST read {marker}", read[0]);
+        }
+        finally
+        {
+            foreach (var pod in pods) await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod });
+            foreach (var pod in pods) await tenant.WaitForPodAsync(pod, "STOPPED", 60);
+            if (volumeId is not null) await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = volumeId });
+        }
+    }
+
+    [Fact]
     public async Task a_host_runtime_with_a_real_network_makes_its_namespace_and_wireguard_device_and_leaves_nothing_when_it_stops()
     {
         await using var lab = new Datacenter();
@@ -360,6 +423,68 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
     }
 
+    /// <summary>
+    /// One HTTP/1.1 keep-alive connection over TLS to an ingress endpoint, never reopened: a request that finds it closed
+    /// fails. The certificate is checked by <see cref="IngressClient"/>'s specs, not here.
+    /// </summary>
+    private sealed class KeptConnection(TcpClient tcp, System.Net.Security.SslStream tls) : IAsyncDisposable
+    {
+        public static async Task<KeptConnection> OpenAsync(IPEndPoint endpoint, string serverName)
+        {
+            var tcp = new TcpClient();
+            await tcp.ConnectAsync(endpoint.Address, endpoint.Port);
+            var tls = new System.Net.Security.SslStream(tcp.GetStream(), false, (_, _, _, _) => true);
+            await tls.AuthenticateAsClientAsync(serverName);
+            return new KeptConnection(tcp, tls);
+        }
+
+        public async Task<(int Status, string Body)> GetAsync(string host)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await tls.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n"), timeout.Token);
+            var head = new StringBuilder();
+            while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal)) head.Append((char)await ReadByteAsync(timeout.Token));
+            var lines = head.ToString().Split("\r\n");
+            var status = int.Parse(lines[0].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+            var body = new MemoryStream();
+            if (lines.FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)) is { } length)
+            {
+                for (var n = int.Parse(length["Content-Length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture); n > 0; n--)
+                    body.WriteByte(await ReadByteAsync(timeout.Token));
+            }
+            else
+            {
+                // Chunked: hex size lines, each chunk followed by CRLF, a zero-size chunk and a CRLF at the end.
+                while (true)
+                {
+                    var size = Convert.ToInt32(await ReadLineAsync(timeout.Token), 16);
+                    for (var n = 0; n < size; n++) body.WriteByte(await ReadByteAsync(timeout.Token));
+                    await ReadLineAsync(timeout.Token);
+                    if (size == 0) break;
+                }
+            }
+            return (status, System.Text.Encoding.UTF8.GetString(body.ToArray()));
+        }
+
+        private async Task<string> ReadLineAsync(CancellationToken ct)
+        {
+            var line = new StringBuilder();
+            while (!line.ToString().EndsWith("\r\n", StringComparison.Ordinal)) line.Append((char)await ReadByteAsync(ct));
+            return line.ToString().TrimEnd();
+        }
+
+        private readonly byte[] _one = new byte[1];
+
+        private async Task<byte> ReadByteAsync(CancellationToken ct) =>
+            await tls.ReadAsync(_one, ct) == 1 ? _one[0] : throw new IOException("the ingress closed the connection");
+
+        public async ValueTask DisposeAsync()
+        {
+            await tls.DisposeAsync();
+            tcp.Dispose();
+        }
+    }
+
     private static string Fetcher(string who, string ip, string? underlay = null) =>
         $"while true; do " +
         $"echo \"KRAUD-TEST {who} by-ip $(busybox timeout 5 busybox wget -q -O - http://{ip}/ 2>&1 | head -n 1)\"; " +
@@ -385,6 +510,16 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
 
     private static async Task<int> Fetched(Datacenter dc, JsonElement vm, string what, string marker) =>
         (await dc.ConsoleLinesAsync(vm, $"KRAUD-TEST {what}")).Count(l => l.Contains(marker));
+
+    private static async Task<JsonElement> CreateVolumePodAsync(TenantScope tenant, string name, string zone, string volumeId, string script) =>
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+        {
+            @in = new
+            {
+                name, image = "busybox", cpu = 1, memoryMiB = 256, zone, command = new[] { "sh", "-c", script },
+                volumes = new[] { new { volumeId, mountPath = "/data" } },
+            },
+        })).ShouldSucceed().Data.GetProperty("createPod");
 
     private static async Task<JsonElement> CreatePodAsync(TenantScope tenant, string name, string zone, string script) =>
         (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new

@@ -51,10 +51,14 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     /// <summary>
     /// The default layout: zone 0 has two qemu compute hosts (a pod of two replicas spans them) and two ingress hosts, zone 1
-    /// one compute host and one ingress host (an ingress's 2N+1 = 3 replicas span both zones).
+    /// one compute host, one ingress host (an ingress's 2N+1 = 3 replicas span both zones) and three qemu storage hosts (a
+    /// BLOCK volume's replicas, served from their namespaces over the underlay).
     /// </summary>
     public static readonly IReadOnlyList<HostSpec> DefaultLayout =
-        [new(0), new(0), new(1), new(0, "Ingress", "simulated"), new(0, "Ingress", "simulated"), new(1, "Ingress", "simulated")];
+    [
+        new(0), new(0), new(1), new(0, "Ingress", "simulated"), new(0, "Ingress", "simulated"), new(1, "Ingress", "simulated"),
+        new(1, "Storage"), new(1, "Storage"), new(1, "Storage"),
+    ];
 
     public string Zone(int index) => $"dc{index}-{_suffix}";
 
@@ -86,12 +90,14 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
                 ["Fleet__Qemu__MaxMemoryMiB"] = "256",
                 ["Fleet__Qemu__MaxCpus"] = "1",
                 ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+                // 1 GiB volumes become 96 MiB replicas.
+                ["Fleet__Qemu__MaxVolumeMiB"] = "96",
                 ["Fleet__Qemu__BootTimeoutSeconds"] = "120",
                 // This machine kind's KVM runs no guest (see the README): hosts probing it at once cost each 5 s of a start that
                 // already competes for two cores.
                 ["Fleet__Qemu__Kvm"] = "false",
             };
-            var named = layout.Select((h, i) => (Spec: h, Name: $"{(h.Role == "Ingress" ? "i" : "c")}{i}-{Guid.NewGuid():N}"[..12])).ToList();
+            var named = layout.Select((h, i) => (Spec: h, Name: $"{char.ToLowerInvariant(h.Role[0])}{i}-{Guid.NewGuid():N}"[..12])).ToList();
             // One runtime process per kind of host (each host its own namespace), started one after the other: six cold .NET
             // processes at once on two cores (Wolverine compiling its handlers, the control plane its own for every first
             // announcement) kept hosts from registering within a minute.

@@ -72,6 +72,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     public QemuOptions Options => _options;
 
+    /// <summary>The host's namespace when its network is real (its QEMUs and volume work run inside); null otherwise.</summary>
+    public HostNamespace? Network => _network;
+
     /// <summary>This host's state: its VMs, consoles and the scratch space of volume work.</summary>
     public string HostDirectory => Path.GetDirectoryName(VmsDirectory)!;
 
@@ -291,7 +294,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
         args.AddRange(["-append", append.ToString()]);
 
-        var start = new ProcessStartInfo(_network is null ? qemu : "ip")
+        var (file, arguments) = HostNamespace.Command(_network, qemu, args);
+        var start = new ProcessStartInfo(file)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -299,7 +303,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = vm.Directory,
         };
-        foreach (var arg in InHostNamespace(qemu, args)) start.ArgumentList.Add(arg);
+        foreach (var arg in arguments) start.ArgumentList.Add(arg);
         vm.OpenConsole();
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) =>
@@ -350,10 +354,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         args.AddRange(["-netdev", $"tap,id=net0,ifname={nic.Tap},script=no,downscript=no", "-device", $"virtio-net-device,netdev=net0,mac={nic.Mac}"]);
         append.Append(' ').Append(nic.KernelArguments);
     }
-
-    /// <summary>The QEMU of a host with a namespace runs inside it (ip netns exec execs QEMU, so the pid stays QEMU's).</summary>
-    private IEnumerable<string> InHostNamespace(string qemu, List<string> args) =>
-        _network is null ? args : ["netns", "exec", _network.Name, qemu, .. args];
 
     /// <summary>
     /// LUKS formatted by qemu-img with the VM's key. PBKDF stretching (iter-time) only protects guessable passphrases;
