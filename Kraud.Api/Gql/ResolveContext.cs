@@ -39,6 +39,9 @@ public static class ResolveContext
     public static DateTimeOffset? Utc(this IResolveFieldContext ctx, string argument) =>
         ctx.GetArgument<DateTime?>(argument) is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
 
+    /// <summary>The id of a resource this request creates (see <see cref="RequestIds"/>).</summary>
+    public static Guid NewId(this IResolveFieldContext ctx) => ctx.Caller().Ids.Next();
+
     public static DateTimeOffset Now(this IResolveFieldContext ctx) => ctx.Service<TimeProvider>().GetUtcNow();
 
     public static InputArgs Input(this IResolveFieldContext ctx, string argument) =>

@@ -33,7 +33,7 @@ public static class KubernetesFields
             var zones = await ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
             if (!zones.Contains(zone)) throw DomainException.Validation($"controlPlaneZone '{zone}' is not a zone of this platform ({string.Join(", ", zones)}).");
             var (caCertificate, caKey) = ClusterCertificates.CreateCa(name, now);
-            var command = new CreateKubernetesCluster(Guid.NewGuid(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
+            var command = new CreateKubernetesCluster(ctx.NewId(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
                 caCertificate, principal, now);
             await ctx.Invoke(new KubernetesRequest(command, CaKeyPem: caKey));
             return await LoadAsync(ctx, command.ClusterId);
