@@ -38,6 +38,8 @@ public static class ApiSetup
         services.AddHostedService<HostFailureDetector>();
         services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddHostedService<Common.PlacementRetry>();
+        services.AddSingleton<Logs.WorkloadLogReader>();
+        services.AddHostedService<Logs.WorkloadLogRetention>();
         services.AddKraudGraphQL();
         Confidential.AttestationTrustSetup.AddAttestationTrust(services);
         services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));

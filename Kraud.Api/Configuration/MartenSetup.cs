@@ -49,6 +49,7 @@ public static class MartenSetup
                 opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Images.RegistryCredentialViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(new AuditChainProjection(), ProjectionLifecycle.Async, AuditChainProjection.Name,
                     o =>
                     {
@@ -75,6 +76,10 @@ public static class MartenSetup
                 opts.Schema.For<Audit.AuditDigest>();
                 opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);
                 opts.Schema.For<RejectionChainHead>();
+                opts.Schema.For<Kraud.Projections.Images.RegistryCredentialView>().Index(x => x.TenantId);
+                opts.Schema.For<Images.RegistryCredentialSecret>().Index(x => x.TenantId);
+                opts.Schema.For<Images.PodPullSecret>();
+                opts.Schema.For<Images.HostSealingKey>();
             })
             .UseLightweightSessions()
             .AddAsyncDaemon(DaemonMode.Solo)

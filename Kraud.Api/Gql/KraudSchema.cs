@@ -33,6 +33,8 @@ public static class KraudSchema
         RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
         Kubernetes.KubernetesFields.Map, Apps.AppFields.Map,
         Network.VpcQueries.Map, Ingresses.IngressFields.Map,
+        Images.AddRegistryCredentialField.Map, Images.RemoveRegistryCredentialField.Map, Images.RegistryCredentialQueries.Map,
+        Logs.PodLogsQuery.Map,
     ];
 
     public static ISchema Build(IServiceProvider services)

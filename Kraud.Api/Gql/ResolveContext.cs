@@ -52,6 +52,7 @@ public static class ResolveContext
                 Volumes.VolumeRequest request => request.Command.GetType().Name,
                 Kubernetes.KubernetesRequest request => request.Command.GetType().Name,
                 Apps.AppRequest request => request.Command.GetType().Name,
+                Images.RegistryCredentialRequest request => request.Command.GetType().Name,
                 _ => command.GetType().Name,
             };
             await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",

@@ -13,10 +13,15 @@ public sealed record PodRequest(PodCommand Command, Principal By, int? ExpectedV
 
 public static class PodRequestHandler
 {
-    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context, PodImageResolution images, CancellationToken ct)
     {
         request.By.RequireWriter();
-        await ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+        var command = request.Command;
+        Images.PodPullSecret? pullSecret = null;
+        // A tenant's createPod resolves its image here; pods that products make (apps, clusters) name images nobody pulls.
+        if (command is CreatePod { Image: null } create) (command, pullSecret) = await images.ResolveAsync(session, create, ct);
+        await ExecuteAsync(session, context, command, request.By, request.ExpectedVersion);
+        if (pullSecret is not null) session.Store(pullSecret);
     }
 
     /// <summary>
@@ -34,8 +39,11 @@ public static class PodRequestHandler
             await Network.AddressBook.For(session).EnsureNamespaceAsync(context, created.TenantId, created.Spec.Namespace, by, created.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         }
-        if (pod.State == PodState.Stopped)
+        if (pod.Gone)
+        {
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
+            session.Delete<Images.PodPullSecret>(pod.Id);
+        }
         return pod;
     }
 }

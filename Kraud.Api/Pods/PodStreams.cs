@@ -50,7 +50,7 @@ public static class PodStreams
         Streams.Append(session, command.PodId, version, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
-        if (after.State == PodState.Stopped && before.State != PodState.Stopped)
+        if (after.Gone && !before.Gone)
             await VolumeAttachments.ReleaseAsync(session, context, after, by, command.At);
         return after;
     }
@@ -65,6 +65,7 @@ public static class PodStreams
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
         var volumes = reactions.Any(r => r is PodReactions.Boot) ? await VolumeMounts.ForBootAsync(session, after) : [];
+        var image = reactions.Any(r => r is PodReactions.Boot) ? await PodImageResolution.ForBootAsync(session, after) : null;
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -74,7 +75,7 @@ public static class PodStreams
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after))));
+                        Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after)) with { Oci = image }));
                     if (isNew) await Ingresses.DirectFirewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

@@ -4,6 +4,8 @@ using Kraud.HostRuntime.Confidential;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Images;
+using Kraud.HostRuntime.Logs;
 using Kraud.HostRuntime.Storage;
 using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
@@ -11,7 +13,8 @@ using Microsoft.Extensions.Logging;
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
-public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas)
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas,
+    SealingKeyPair sealing)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -20,6 +23,26 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     /// <summary>The fleet's key-encryption key: unwraps the data keys of the volumes this host's VMs mount or it stores.</summary>
     public KeyEncryptionKey Kek => kek;
+
+    /// <summary>The fleet's sealing key pair (from the key-encryption key): what registry credentials are sealed to for this host.</summary>
+    public SealingKeyPair Sealing => sealing;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _bootsReported = new();
+
+    /// <summary>The boot of this VM has been reported: its exit may be reported now (the control plane hears them in that order).</summary>
+    public void BootReported(Guid vmId) => _bootsReported.GetOrAdd(vmId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>Waits (a while at most) until the VM's boot was reported, and forgets it.</summary>
+    public async Task WhenBootReportedAsync(Guid vmId, TimeSpan atMost)
+    {
+        var reported = _bootsReported.GetOrAdd(vmId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await reported.Task.WaitAsync(atMost);
+        }
+        catch (TimeoutException) { }
+        _bootsReported.TryRemove(vmId, out _);
+    }
 
     /// <summary>The volume replicas this host keeps (storage hosts).</summary>
     public ReplicaStore Replicas => replicas;
@@ -52,7 +75,7 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     public HostAnnounced Announcement(Accelerator? accelerator) => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter,
         definition.Rack, definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name,
-        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason);
+        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, sealing.Public);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
@@ -70,9 +93,20 @@ public sealed class HostAgents : IAsyncDisposable
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
-    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null)
+    /// <param name="registries">How host runtimes reach registries (mirrors, insecure registries) when they pull images.</param>
+    /// <param name="logs">Where workload log lines go besides the host's files (the control plane's log table).</param>
+    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null,
+        RegistryOptions? registries = null, IWorkloadLogSink? logs = null)
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
+        var sealing = SealingKeyPair.From(kek);
+        var registry = new Lazy<DistributionClient>(() => new DistributionClient(registries ?? new RegistryOptions()));
+        WorkloadServices Workloads(HostDefinition h)
+        {
+            var logger = loggers?.CreateLogger<ImagePuller>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+            var cache = new ImageCache(QemuMicroVmDriver.ImageCacheDirectory(fleet.Qemu, h.Name), fleet.Qemu.ImageCacheMiB * 1024L * 1024, logger);
+            return new WorkloadServices(new ImagePuller(registry.Value, cache, new RootfsBuilder(fleet.Qemu, logger), logger), sealing, logs);
+        }
         return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
             {
                 "simulated" => new SimulatedDriver(new SimulatedDriverOptions
@@ -80,11 +114,11 @@ public sealed class HostAgents : IAsyncDisposable
                     BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
                     SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
                 }, time),
-                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>()),
+                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), Workloads(h)),
                 _ => throw new InvalidOperationException(
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time))));
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), sealing)));
     }
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
@@ -92,5 +126,6 @@ public sealed class HostAgents : IAsyncDisposable
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
+        foreach (var sealing in _agents.Values.Select(a => a.Sealing).Distinct()) sealing.Dispose();
     }
 }
