@@ -48,8 +48,8 @@ public static class AcceleratorProbe
     /// <summary>Null when the guest reported ready before the deadline; otherwise what went wrong, as the tail of a sentence.</summary>
     private static async Task<string?> BootUnderKvmAsync(string qemu, GuestImage image, QemuOptions options, TimeSpan deadline)
     {
-        // The TSC frequency too, as under TCG: a KVM guest takes it from kvmclock anyway, and a slow accelerator must not
-        // fail the probe by hanging in the kernel's TSC calibration.
+        // The TSC frequency too, as every boot gets it: a slow accelerator must not fail the probe by hanging in the
+        // kernel's TSC calibration.
         var append = QemuMicroVmDriver.GuestTscKhz(options) is { } tscKhz
             ? $"{QemuMicroVmDriver.GuestCommandLine} tsc_early_khz={tscKhz}"
             : QemuMicroVmDriver.GuestCommandLine;

@@ -200,10 +200,11 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         // loglevel=4 keeps the kernel as terse as "quiet" would, but not its boot stub: "Probing EDD" is then the guest's
         // first console line, within a fraction of a second, so a guest that prints nothing is known to be stuck early.
         var append = new StringBuilder($"{GuestCommandLine} kraud.vm={spec.VmId}");
-        if (!kvm && GuestTscKhz(_options) is { } tscKhz) append.Append(" tsc_early_khz=").Append(tscKhz);
         // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
         // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
-        // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration.
+        // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration. Under KVM the guest's
+        // TSC is the host's as well, so the same value is right there, and a slow KVM cannot hang on it either.
+        if (GuestTscKhz(_options) is { } tscKhz) append.Append(" tsc_early_khz=").Append(tscKhz);
         List<string> args =
         [
             "-name", $"kraud-{spec.VmId}", "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max",
