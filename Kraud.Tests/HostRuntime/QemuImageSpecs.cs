@@ -94,22 +94,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
     private static MicroVmSpec Spec(OciImage image, IReadOnlyDictionary<string, string>? env = null, params string[] command) =>
         QemuFixture.Spec(0, command) with { Oci = image, Env = env ?? new Dictionary<string, string>() };
 
-    private static async Task<string> WaitForLogAsync(QemuMicroVmDriver driver, Guid vmId, string text, int seconds = 90)
-    {
-        var path = driver.WorkloadLogOf(vmId);
-        try
-        {
-            await Eventually.Until(async () => File.Exists(path) && (await File.ReadAllTextAsync(path)).Contains(text), TimeSpan.FromSeconds(seconds),
-                $"the workload log shows '{text}'");
-        }
-        catch (TimeoutException e)
-        {
-            var log = File.Exists(path) ? await File.ReadAllTextAsync(path) : "(none)";
-            var console = File.Exists(driver.ConsoleLogOf(vmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(vmId)) : "(none)";
-            throw new TimeoutException($"{e.Message}\nworkload log:\n{log}\nconsole:\n{console}", e);
-        }
-        return await File.ReadAllTextAsync(path);
-    }
+    private static Task<string> WaitForLogAsync(QemuMicroVmDriver driver, Guid vmId, string text) => QemuFixture.WaitForWorkloadLogAsync(driver, vmId, text);
 
     [Fact]
     public async Task an_image_from_a_registry_runs_its_entrypoint_as_its_user_in_its_workdir_with_the_pods_command_and_env_over_the_images_and_honours_whiteouts()
