@@ -46,6 +46,7 @@ public sealed class HostProcess : IAsyncDisposable
                 ["Fleet__SevSnp__AuthorityDirectory"] = Path.Combine(app.StateDirectory, Kraud.HostRuntime.Configuration.SevSnpOptions.DefaultDirectoryName),
             },
         };
+        foreach (var (key, value) in app.RegistryEnvironment) start.Environment[key] = value;
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
         process.BeginOutputReadLine();

@@ -74,9 +74,12 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
             builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
+            // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
+            builder.UseSetting("Images:EmbeddedRegistry:Enabled", "true");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
             builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
         });
+        await PushImagesAsync(SpecImages);
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
         {
@@ -84,6 +87,32 @@ public class KraudApp : IAsyncLifetime
             return await session.Query<HostView>().CountAsync() == expected;
         }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
     }
+
+    /// <summary>
+    /// The images specs name, pushed to the application's registry (Docker Hub's mirror) as a busybox image each: the
+    /// simulated fleet never runs them, but createPod resolves every image to a digest.
+    /// </summary>
+    public static readonly string[] SpecImages = ["nginx:1.27", "nginx:latest", "x:1", "api:1", "vault:1.18", "postgres:16"];
+
+    public Kraud.Api.Images.EmbeddedRegistry Registry => Host.Services.GetRequiredService<Kraud.Api.Images.EmbeddedRegistry>();
+
+    /// <summary>Pushes the busybox image to the application's registry under these Docker Hub names (nginx:1.27 is docker.io/library/nginx:1.27).</summary>
+    public async Task PushImagesAsync(params string[] names)
+    {
+        _busybox ??= await Kraud.Api.Images.BusyboxImage.BuildAsync();
+        using var client = new Kraud.HostRuntime.Images.DistributionClient(Host.Services.GetRequiredService<Kraud.HostRuntime.Images.RegistryOptions>());
+        await _busybox.PushAsync(client, Registry.HostPort, names.Select(n => Kraud.Domain.Images.ImageReference.Parse(n))
+            .Select(r => $"{r.Repository}:{r.Tag}"), CancellationToken.None);
+    }
+
+    private Kraud.Api.Images.BusyboxImage? _busybox;
+
+    /// <summary>What a host runtime process needs to pull from the same registry as this application.</summary>
+    public IReadOnlyDictionary<string, string> RegistryEnvironment => new Dictionary<string, string>
+    {
+        ["Images__Mirrors__docker.io__0"] = Registry.Url.ToString(),
+        ["Images__InsecureRegistries__0"] = Registry.HostPort,
+    };
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
     public TestTxtRecords TxtRecords { get; } = new();
