@@ -16,14 +16,23 @@ public sealed class RegistryOptions
     /// </summary>
     public Dictionary<string, List<string>> Mirrors { get; set; } = [];
 
-    /// <summary>Registries (host[:port]) that may be spoken to over plain HTTP, as Docker's insecure-registries; all others need TLS.</summary>
+    /// <summary>
+    /// Registries that may be spoken to over plain HTTP, as Docker's insecure-registries: host[:port], or a network in CIDR
+    /// form (127.0.0.0/8) whose addresses it covers on any port. All others need TLS.
+    /// </summary>
     public List<string> InsecureRegistries { get; set; } = [];
 
     /// <summary>A registry that does not answer a request for a manifest or token within this long is unreachable.</summary>
     public int TimeoutSeconds { get; set; } = 20;
 
-    public bool IsInsecure(string hostPort) =>
-        InsecureRegistries.Any(r => string.Equals(ImageReference.NormalizeRegistry(r), ImageReference.NormalizeRegistry(hostPort), StringComparison.Ordinal));
+    public bool IsInsecure(string hostPort)
+    {
+        var registry = ImageReference.NormalizeRegistry(hostPort);
+        var host = registry.LastIndexOf(':') is var colon and > 0 ? registry[..colon] : registry;
+        return InsecureRegistries.Any(r => r.Contains('/')
+            ? System.Net.IPNetwork.TryParse(r, out var network) && System.Net.IPAddress.TryParse(host, out var address) && network.Contains(address)
+            : string.Equals(ImageReference.NormalizeRegistry(r), registry, StringComparison.Ordinal));
+    }
 
     /// <summary>Where the registry's API is: Docker Hub's API lives on registry-1.docker.io.</summary>
     public Uri EndpointOf(string registry)

@@ -76,6 +76,8 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
             builder.UseSetting("Images:EmbeddedRegistry:Enabled", "true");
+            // ... and the registries tests start on this machine are spoken to over plain HTTP.
+            builder.UseSetting("Images:InsecureRegistries:0", "127.0.0.0/8");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
             builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
         });
@@ -112,6 +114,7 @@ public class KraudApp : IAsyncLifetime
     {
         ["Images__Mirrors__docker.io__0"] = Registry.Url.ToString(),
         ["Images__InsecureRegistries__0"] = Registry.HostPort,
+        ["Images__InsecureRegistries__1"] = "127.0.0.0/8",
     };
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>

@@ -255,15 +255,17 @@ public sealed class TestImage : IDisposable
     }
 
     /// <summary>Pushes to registry/repository:tag with skopeo and answers the manifest digest the registry holds.</summary>
-    public async Task<string> PushAsync(TestRegistry registry, string repositoryAndTag)
+    public Task<string> PushAsync(TestRegistry registry, string repositoryAndTag) => PushAsync(registry.HostPort, registry.Login, repositoryAndTag);
+
+    public async Task<string> PushAsync(string hostPort, RegistryAuth? login, string repositoryAndTag)
     {
         List<string> args = ["copy", "--quiet", "--dest-tls-verify=false"];
-        if (registry.Login is { } login) args.AddRange(["--dest-creds", $"{login.Username}:{login.Password}"]);
-        args.AddRange([$"oci:{Ref}", $"docker://{registry.HostPort}/{repositoryAndTag}"]);
+        if (login is not null) args.AddRange(["--dest-creds", $"{login.Username}:{login.Password}"]);
+        args.AddRange([$"oci:{Ref}", $"docker://{hostPort}/{repositoryAndTag}"]);
         await Run("skopeo", [.. args]);
-        using var client = new DistributionClient(registry.Options());
+        using var client = new DistributionClient(new RegistryOptions { InsecureRegistries = ["127.0.0.0/8"] });
         var colon = repositoryAndTag.LastIndexOf(':');
-        return (await client.GetManifestAsync(registry.HostPort, repositoryAndTag[..colon], repositoryAndTag[(colon + 1)..], registry.Login, CancellationToken.None)).Digest;
+        return (await client.GetManifestAsync(hostPort, repositoryAndTag[..colon], repositoryAndTag[(colon + 1)..], login, CancellationToken.None)).Digest;
     }
 
     private static void Chmod(string path, UnixFileMode mode)
