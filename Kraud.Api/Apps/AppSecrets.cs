@@ -20,7 +20,7 @@ public sealed class AppSecretValue
 
 public static partial class AppSecrets
 {
-    [GeneratedRegex(@"\$\{secret:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[a-z0-9-]+)\}")]
+    [GeneratedRegex(@"\$\{secret:(?<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[a-z0-9-]+)\}", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
     private static partial Regex Reference();
 
     /// <summary>
@@ -29,9 +29,9 @@ public static partial class AppSecrets
     /// </summary>
     public static async Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod)
     {
-        var ids = pod.Spec.Env.Values.SelectMany(v => Reference().Matches(v)).Select(m => m.Groups[1].Value).Distinct().ToArray();
+        var ids = pod.Spec.Env.Values.SelectMany(v => Reference().Matches(v)).Select(m => m.Groups["id"].Value).Distinct().ToArray();
         if (ids.Length == 0) return pod.Spec.Env;
         var secrets = (await session.LoadManyAsync<AppSecretValue>(ids)).Where(s => s.TenantId == pod.TenantId).ToDictionary(s => s.Id, s => s.Value);
-        return pod.Spec.Env.ToDictionary(e => e.Key, e => Reference().Replace(e.Value, m => secrets.GetValueOrDefault(m.Groups[1].Value) ?? m.Value));
+        return pod.Spec.Env.ToDictionary(e => e.Key, e => Reference().Replace(e.Value, m => secrets.GetValueOrDefault(m.Groups["id"].Value) ?? m.Value));
     }
 }

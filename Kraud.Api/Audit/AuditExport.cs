@@ -20,9 +20,18 @@ public sealed record ExportedEntry(long Seq, long EventSeq, string At, Guid? Ten
 
     public AuditEntry ToEntry() => new()
     {
-        Id = Seq, EventSeq = EventSeq, At = DateTimeOffset.ParseExact(At, TimeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal),
-        TenantId = TenantId, Actor = Actor, Action = Action, ResourceId = ResourceId, Outcome = Outcome, CorrelationId = CorrelationId,
-        CausationId = CausationId, Hash = Hash, PreviousHash = PreviousHash,
+        Id = Seq,
+        EventSeq = EventSeq,
+        At = DateTimeOffset.ParseExact(At, TimeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal),
+        TenantId = TenantId,
+        Actor = Actor,
+        Action = Action,
+        ResourceId = ResourceId,
+        Outcome = Outcome,
+        CorrelationId = CorrelationId,
+        CausationId = CausationId,
+        Hash = Hash,
+        PreviousHash = PreviousHash,
     };
 
     public static readonly string[] CsvColumns =
@@ -37,7 +46,11 @@ public sealed record ExportedEntry(long Seq, long EventSeq, string At, Guid? Ten
 /// <summary>The signature that closes a JSONL export (its last line) or accompanies a CSV one (the Link header's target).</summary>
 /// <param name="Contiguous">true when the export is the whole chain up to its head (no tenant or time filter): then no entry may be missing.</param>
 public sealed record ExportDigest(string Format, long Entries, bool Contiguous, string Sha256, long HeadSeq, string HeadHash, DateTime SignedAt, string KeyId,
-    string Signature);
+    string Signature)
+{
+    /// <summary>The instant that was signed: exports write it in UTC, whatever kind a reader's parser gives the DateTime.</summary>
+    public DateTimeOffset SignedAtUtc => new(DateTime.SpecifyKind(SignedAt, DateTimeKind.Utc));
+}
 
 public sealed class AuditExportRequest
 {

@@ -84,7 +84,7 @@ public static class AuditExportVerifier
             return new(false, $"TAMPERED: the digest on line {lines.Count} does not cover these {lines.Count - 1} lines (lines were changed, added or removed).");
         if (AuditSigningKey.KeyIdOf(publicKey) != digest.KeyId)
             return new(false, $"UNVERIFIABLE: the export was signed with key {digest.KeyId}, not with the key given ({AuditSigningKey.KeyIdOf(publicKey)}).");
-        if (!AuditSigningKey.Verify(publicKey, AuditSignatures.Export(digest.Sha256, digest.Entries, digest.Contiguous, digest.HeadSeq, digest.HeadHash, digest.SignedAt), digest.Signature))
+        if (!AuditSigningKey.Verify(publicKey, AuditSignatures.Export(digest.Sha256, digest.Entries, digest.Contiguous, digest.HeadSeq, digest.HeadHash, digest.SignedAtUtc), digest.Signature))
             return new(false, $"TAMPERED: the digest's signature on line {lines.Count} is not valid for key {digest.KeyId}.");
         return new(true, $"VALID: {digest.Entries} entries, hashes and links intact, signed by key {digest.KeyId} at {digest.SignedAt:O}.");
     }
@@ -113,6 +113,6 @@ public static class AuditExportVerifier
             var published = await http.GetFromJsonAsync<PublicKeyResponse>(url, Json) ?? throw new JsonException("empty answer");
             return Convert.FromBase64String(published.PublicKey);
         }
-        throw new ArgumentException("give --key <base64> or --key-url <url>");
+        throw new ArgumentException("give --key <base64> or --key-url <url>", nameof(args));
     }
 }

@@ -7,11 +7,11 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Products;
+using Kraud.Domain.Volumes;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Kraud.Projections.Tenants;
 using Kraud.Projections.Volumes;
-using Kraud.Domain.Volumes;
 using Marten;
 
 namespace Kraud.Api.Compliance;
@@ -136,7 +136,10 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
     {
         var product = ProductCatalog.All.Single(p => p.Name.StartsWith(v.Class switch
         {
-            VolumeClass.Block => "Block", VolumeClass.Gfs => "GFS", VolumeClass.Red => "Red", _ => "Ephemeral",
+            VolumeClass.Block => "Block",
+            VolumeClass.Gfs => "GFS",
+            VolumeClass.Red => "Red",
+            _ => "Ephemeral",
         }, StringComparison.Ordinal));
         var on = v.Replicas.Select(r => hosts.GetValueOrDefault(r.HostId)).OfType<Kraud.Domain.Fleet.Host>().ToList();
         var confirmed = v.Replicas.Count(r => r.Phase == ReplicaPhase.Healthy && r.Encrypted);
@@ -175,7 +178,7 @@ public sealed class ComplianceReportEndpoint(TokenAuthenticator authenticator, I
 
     private static string Html(ComplianceReportDto r)
     {
-        static string E(object? v) => WebUtility.HtmlEncode(Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture) ?? "");
+        static string E(object? v) => WebUtility.HtmlEncode(Convert.ToString(v, CultureInfo.InvariantCulture) ?? "");
         var html = new StringBuilder();
         html.Append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Kraud compliance report</title>")
             .Append("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style>")

@@ -1,12 +1,12 @@
+using JasperFx;
 using JasperFx.CodeGeneration;
+using JasperFx.Core;
 using Kraud.Api.Pods;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Configuration;
-using JasperFx;
-using JasperFx.Core;
-using Wolverine.ErrorHandling;
 using Wolverine;
 using Wolverine.Configuration;
+using Wolverine.ErrorHandling;
 using Wolverine.Postgresql;
 
 namespace Kraud.Api.Configuration;

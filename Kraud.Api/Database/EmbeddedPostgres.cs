@@ -40,7 +40,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     private readonly ILogger? _logger;
     private readonly bool _durable;
-    private readonly object _stopGate = new();
+    private readonly Lock _stopGate = new();
     // Command prefix that drops from root to the postgres user; null when we are not root.
     private string[]? _asPostgres;
     private string _logFile = "";
@@ -681,7 +681,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         {
             await process.WaitForExitAsync(timeoutSource.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException timedOut)
         {
             try
             {
@@ -694,7 +694,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             var (_, partialErr) = await DrainAsync(stdout, stderr).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
             throw new TimeoutException(
-                $"{commandLine} did not finish within {timeout.TotalSeconds:0} s and was killed. stderr: {Tail(partialErr)}");
+                $"{commandLine} did not finish within {timeout.TotalSeconds:0} s and was killed. stderr: {Tail(partialErr)}", timedOut);
         }
 
         var (output, error) = await DrainAsync(stdout, stderr).ConfigureAwait(false);

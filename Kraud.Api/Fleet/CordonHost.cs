@@ -1,8 +1,8 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Domain.Access;
 using Kraud.Api.Pods;
+using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Marten;

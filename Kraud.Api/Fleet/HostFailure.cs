@@ -1,10 +1,10 @@
 using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Api.Volumes;
-using Kraud.Domain.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
 using Kraud.HostRuntime.Agents;
 using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;

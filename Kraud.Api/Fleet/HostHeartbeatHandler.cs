@@ -1,14 +1,14 @@
 using Kraud.Api.Common;
 using Kraud.Api.Pods;
 using Kraud.Api.Volumes;
-using Kraud.Domain.Volumes;
-using Kraud.Projections.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
+using Kraud.Domain.Volumes;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 using Wolverine;
 

@@ -14,7 +14,7 @@ public sealed class InputArgs(IDictionary<string, object?> values)
 
     public T? Optional<T>(string name) where T : class => values.TryGetValue(name, out var v) ? v as T : null;
 
-    public int? Int(string name) => values.TryGetValue(name, out var v) && v is not null ? Convert.ToInt32(v) : null;
+    public int? Int(string name) => values.TryGetValue(name, out var v) && v is not null ? Convert.ToInt32(v, CultureInfo.InvariantCulture) : null;
 
     public bool? Bool(string name) => values.TryGetValue(name, out var v) && v is bool b ? b : null;
 

@@ -14,7 +14,7 @@ public sealed class JsonGraphType : ScalarGraphType
         GraphQLBooleanValue b => b.BoolValue,
         GraphQLStringValue s => (string)s.Value,
         GraphQLIntValue i => long.Parse(i.Value.Span),
-        GraphQLFloatValue f => double.Parse(f.Value.Span, System.Globalization.CultureInfo.InvariantCulture),
+        GraphQLFloatValue f => double.Parse(f.Value.Span, CultureInfo.InvariantCulture),
         GraphQLEnumValue e => (string)e.Name.Value,
         GraphQLListValue l => l.Values?.Select(ParseLiteral).ToList() ?? [],
         GraphQLObjectValue o => o.Fields?.ToDictionary(f => (string)f.Name.Value, f => ParseLiteral(f.Value)) ?? [],

@@ -30,7 +30,7 @@ public static class Cursor
     }
 
     public static long DecodePosition(string? cursor) =>
-        Decode(cursor, 1) is [var position] ? long.TryParse(position, out var p) ? p : throw DomainException.Validation($"after '{cursor}' is not a cursor this API handed out.") : 0;
+        Decode(cursor, 1) is [var position] ? long.TryParse(position, CultureInfo.InvariantCulture, out var p) ? p : throw DomainException.Validation($"after '{cursor}' is not a cursor this API handed out.") : 0;
 }
 
 /// <summary>
@@ -52,7 +52,7 @@ public static class CreationOrderPages
         var total = await query.CountAsync(ctx.CancellationToken);
         if (after is [var ticks, var last])
         {
-            if (!long.TryParse(ticks, out var t) || !Guid.TryParse(last, out var g)) throw DomainException.Validation($"after is not a {what} cursor.");
+            if (!long.TryParse(ticks, CultureInfo.InvariantCulture, out var t) || !Guid.TryParse(last, out var g)) throw DomainException.Validation($"after is not a {what} cursor.");
             query = query.Where(x => x.MatchesSql("(cast(d.data ->> 'CreatedTicks' as bigint), d.id) > (?, ?)", t, g));
         }
         var page = await query.OrderBy(createdTicks).ThenBy(id).Take(first + 1).ToListAsync(ctx.CancellationToken);

@@ -56,6 +56,6 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
     private static async Task<long> ScalarAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 }

@@ -60,9 +60,9 @@ public sealed class UdpTxtResolver(IConfiguration configuration) : ITxtResolver
                 if (answer.Buffer.Length >= 2 && (answer.Buffer[0] << 8 | answer.Buffer[1]) == id) return Parse(answer.Buffer);
             }
         }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        catch (OperationCanceledException timedOut) when (!ct.IsCancellationRequested)
         {
-            throw new TimeoutException($"{server} did not answer within {Timeout.TotalSeconds:F0} s.");
+            throw new TimeoutException($"{server} did not answer within {Timeout.TotalSeconds:F0} s.", timedOut);
         }
     }
 

@@ -37,7 +37,7 @@ public sealed class WorkloadLogReader(KraudDatabase database) : IAsyncDisposable
         command.Parameters.AddWithValue("after", afterId);
         command.Parameters.Add(new NpgsqlParameter("replica", NpgsqlDbType.Integer) { Value = (object?)replica ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter("since", NpgsqlDbType.TimestampTz)
-            { Value = since is { } s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : DBNull.Value });
+        { Value = since is { } s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : DBNull.Value });
         command.Parameters.AddWithValue("limit", limit);
         var lines = new List<LogLineDto>();
         await using var reader = await command.ExecuteReaderAsync(ct);

@@ -71,7 +71,7 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, KraudDatabase dat
              """, connection);
         cmd.Parameters.AddWithValue("completed", completed);
         cmd.Parameters.AddWithValue("n", name + ":%");
-        return (int)Math.Min(int.MaxValue, Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)));
+        return (int)Math.Min(int.MaxValue, Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture));
     }
 
     private static void Require(string name)

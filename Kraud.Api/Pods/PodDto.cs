@@ -1,5 +1,5 @@
-using Kraud.Domain.Common;
 using Kraud.Api.Gql;
+using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
 

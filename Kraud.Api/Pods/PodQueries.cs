@@ -35,7 +35,7 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-var (state, version) = await Streams.LoadAsync<Pod>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await Streams.LoadAsync<Pod>(session, id, asOf, ctx.CancellationToken);
                 pod = state.Exists ? PodDto.From(state, version) : null;
             }
             else

@@ -46,7 +46,8 @@ public sealed class EventLog(KraudDatabase database)
         {
             using var data = JsonDocument.Parse(reader.GetString(5));
             events.Add(new EventRecord(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1).UtcDateTime, reader.GetGuid(2), (int)reader.GetInt64(3),
-                reader.GetString(4), data.RootElement.Clone(), Text(reader, 6), Text(reader, 8), Text(reader, 9)) { Tenant = Text(reader, 7) });
+                reader.GetString(4), data.RootElement.Clone(), Text(reader, 6), Text(reader, 8), Text(reader, 9))
+            { Tenant = Text(reader, 7) });
         }
         return events;
     }

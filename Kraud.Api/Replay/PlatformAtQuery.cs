@@ -1,12 +1,12 @@
 using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
 using Kraud.Api.Pods;
+using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
-using Kraud.Api.Volumes;
 using Marten;
 using Host = Kraud.Domain.Fleet.Host;
 

@@ -51,7 +51,7 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;
             }
             else

@@ -106,14 +106,23 @@ public sealed record AppInstance(
     public AppInstance Evolve(object @event) => @event switch
     {
         AppLaunchRequested e => new AppInstance(e.AppId, e.TenantId, e.Name, e.Namespace, e.App, e.Rollout.Version,
-            e.Rollout.Config.ToImmutableSortedDictionary(StringComparer.Ordinal), [.. e.Rollout.SecretFields], [], e.Rollout, AppPhase.Launching, null, [], true, e.At) { LastRollout = e.Rollout.Number },
+            e.Rollout.Config.ToImmutableSortedDictionary(StringComparer.Ordinal), [.. e.Rollout.SecretFields], [], e.Rollout, AppPhase.Launching, null, [], true, e.At)
+        { LastRollout = e.Rollout.Number },
         AppUpgradeRequested e => this with { Rollout = e.Rollout, Phase = AppPhase.Upgrading, Reason = null, LastRollout = e.Rollout.Number, FailedRollout = null },
         AppRolloutSucceeded e when Rollout?.Number == e.Rollout => this with
         {
-            Version = Rollout.Version, Parts = [.. Rollout.Pods], Config = Rollout.Config.ToImmutableSortedDictionary(StringComparer.Ordinal),
-            SecretFields = [.. Rollout.SecretFields], History = History.AddRange(Rollout.Changelog), Rollout = null, CurrentRollout = Rollout.Number,
-            Phase = Phase == AppPhase.Deleting ? Phase : AppPhase.Running, Reason = null,
-            Volumes = [.. Rollout.VolumeParts], Ingress = Rollout.Ingress, Routes = [.. Rollout.Routes],
+            Version = Rollout.Version,
+            Parts = [.. Rollout.Pods],
+            Config = Rollout.Config.ToImmutableSortedDictionary(StringComparer.Ordinal),
+            SecretFields = [.. Rollout.SecretFields],
+            History = History.AddRange(Rollout.Changelog),
+            Rollout = null,
+            CurrentRollout = Rollout.Number,
+            Phase = Phase == AppPhase.Deleting ? Phase : AppPhase.Running,
+            Reason = null,
+            Volumes = [.. Rollout.VolumeParts],
+            Ingress = Rollout.Ingress,
+            Routes = [.. Rollout.Routes],
         },
         AppRollbackStarted e when Rollout?.Number == e.Rollout => this with { RollingBack = true, Reason = e.Reason },
         AppRolloutFailed e when Rollout?.Number == e.Rollout => this with

@@ -8,7 +8,7 @@ public sealed record ResolvedConfig(IReadOnlyDictionary<string, string> Values, 
 
 public static partial class AppConfig
 {
-    [GeneratedRegex(@"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    [GeneratedRegex(@"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
     private static partial Regex HostName();
 
     public const int MinSecretLength = 12;
@@ -71,7 +71,7 @@ public static partial class AppConfig
                 if (!zones.Contains(value)) throw DomainException.Validation($"{field} '{value}' is not a zone of this platform ({string.Join(", ", zones.Order())}).");
                 break;
             case ConfigKind.VolumeSize:
-                if (!int.TryParse(value, out var size) || size < (f.Min ?? 1) || size > (f.Max ?? 16384))
+                if (!int.TryParse(value, CultureInfo.InvariantCulture, out var size) || size < (f.Min ?? 1) || size > (f.Max ?? 16384))
                     throw DomainException.Validation($"{field} must be a size in GiB between {f.Min ?? 1} and {f.Max ?? 16384}, got '{value}'.");
                 break;
             case ConfigKind.IngressHost:

@@ -22,7 +22,7 @@ public static class AppPlan
         var zone = t.Config.Where(f => f.Kind == ConfigKind.Zone).Select(f => config.Values.GetValueOrDefault(f.Name)).FirstOrDefault(z => z is not null);
         var secretFields = t.Config.Where(f => f.Kind == ConfigKind.Secret).Select(f => f.Name).ToHashSet();
         string Fill(string text) => AppTemplates.Placeholder().Replace(text, m =>
-            secretFields.Contains(m.Groups[1].Value) ? SecretReference(appId, m.Groups[1].Value) : config.Values.GetValueOrDefault(m.Groups[1].Value) ?? "");
+            secretFields.Contains(m.Groups["field"].Value) ? SecretReference(appId, m.Groups["field"].Value) : config.Values.GetValueOrDefault(m.Groups["field"].Value) ?? "");
 
         var kept = current?.Volumes ?? [];
         if (kept.FirstOrDefault(k => t.Volumes.All(v => v.Name != k.Name)) is { } dropped)
@@ -30,7 +30,7 @@ public static class AppPlan
                 $"{t.Name} {t.Version} has no volume '{dropped.Name}', which holds this app's data: Kraud does not delete an app's data on upgrade.");
         var volumes = t.Volumes.Select(v =>
         {
-            var size = int.Parse(Fill(v.SizeGiB));
+            var size = int.Parse(Fill(v.SizeGiB), CultureInfo.InvariantCulture);
             var mounts = t.Services.SelectMany(s => s.Volumes.Where(m => m.Volume == v.Name).Select(m => new AppVolumeMount(s.Name, m.MountPath))).ToList();
             if (kept.FirstOrDefault(k => k.Name == v.Name) is not { } old)
                 return new AppVolumePart(v.Name, DeterministicId.From("app-volume", appId, number, v.Name), v.Class, size, mounts);

@@ -33,7 +33,7 @@ public sealed record AppTemplate(
 /// <summary>Checks a template as it is loaded, so a broken catalog file fails at start with the file's problem, not at launch.</summary>
 public static partial class AppTemplates
 {
-    [GeneratedRegex(@"\{\{\s*([a-zA-Z0-9_-]+)\s*\}\}")]
+    [GeneratedRegex(@"\{\{\s*(?<field>[a-zA-Z0-9_-]+)\s*\}\}", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
     public static partial Regex Placeholder();
 
     public static readonly IReadOnlySet<string> VolumeClasses = new HashSet<string> { "BLOCK", "GFS", "RED" };
@@ -98,7 +98,7 @@ public static partial class AppTemplates
     {
         foreach (Match m in texts.SelectMany(text => Placeholder().Matches(text)))
         {
-            var field = t.Field(m.Groups[1].Value) ?? throw DomainException.Validation($"{t.Name} {t.Version}: {where} uses unknown field '{m.Groups[1].Value}'.");
+            var field = t.Field(m.Groups["field"].Value) ?? throw DomainException.Validation($"{t.Name} {t.Version}: {where} uses unknown field '{m.Groups["field"].Value}'.");
             if (kind is { } k && field.Kind != k) throw DomainException.Validation($"{t.Name} {t.Version}: {where} needs a field of kind {k}, '{field.Name}' is {field.Kind}.");
             if (notKind is { } n && field.Kind == n) throw DomainException.Validation($"{t.Name} {t.Version}: {where} must not use the {n} field '{field.Name}'.");
         }
@@ -113,7 +113,7 @@ public readonly record struct AppVersion(int Major, int Minor, int Patch) : ICom
         version = default;
         var parts = text.Split('.');
         if (parts.Length != 3 || !parts.All(p => p.Length is > 0 and < 6 && p.All(char.IsAsciiDigit))) return false;
-        version = new AppVersion(int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
+        version = new AppVersion(int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture), int.Parse(parts[2], CultureInfo.InvariantCulture));
         return true;
     }
 

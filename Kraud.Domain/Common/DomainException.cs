@@ -28,7 +28,7 @@ public sealed class DomainException(ErrorCode code, string message) : Exception(
         ErrorCode.Conflict => "CONFLICT",
         ErrorCode.Unschedulable => "UNSCHEDULABLE",
         ErrorCode.Precondition => "PRECONDITION",
-        _ => throw new ArgumentOutOfRangeException(nameof(Code)),
+        _ => throw new InvalidOperationException($"{Code} has no contract code."),
     };
 
     public static DomainException Validation(string message) => new(ErrorCode.Validation, message);

@@ -5,7 +5,7 @@ namespace Kraud.Domain.Common;
 /// <summary>Names that end up in DNS (pods, namespaces, hosts) follow RFC 1123 labels, as Kubernetes does.</summary>
 public static partial class Names
 {
-    [GeneratedRegex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    [GeneratedRegex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
     private static partial Regex DnsLabel();
 
     public static void RequireDnsLabel(string? value, string field)

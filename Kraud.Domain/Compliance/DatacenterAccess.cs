@@ -13,7 +13,7 @@ public sealed record RecordDatacenterAccess(Guid AccessId, string Person, DateTi
 
 public static partial class DatacenterAccessDecider
 {
-    [GeneratedRegex("^[0-9a-f]{64}$")]
+    [GeneratedRegex("^[0-9a-f]{64}$", RegexOptions.None, matchTimeoutMilliseconds: 1000)]
     private static partial Regex Sha256Hex();
 
     /// <summary>A small clock skew is tolerated; an entry in the future is a mistake.</summary>

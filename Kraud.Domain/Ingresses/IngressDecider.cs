@@ -38,7 +38,7 @@ public static partial class IngressDecider
         "EXPERIMENTAL: a direct ingress exposes the microVM on a public address bound to one rack; there is no load balancing " +
         "(that is yours to do) and the firewall rules you gave are all that stands between the internet and the microVM.";
 
-    [GeneratedRegex("^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")]
+    [GeneratedRegex("^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
     private static partial Regex HostName();
 
     public static void RequireHostName(string value, string field)

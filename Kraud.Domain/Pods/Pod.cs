@@ -146,7 +146,10 @@ public sealed record Pod(
         PodReplicaImagePulled e => Update(e.VmId, i => i with { ImageDownloadedBytes = e.DownloadedBytes }),
         PodReplicaExited e => Update(e.VmId, i => i with
         {
-            Phase = VmPhase.Failed, Reason = $"the workload exited with code {e.ExitCode}", FailedAt = e.At, ExitCode = e.ExitCode,
+            Phase = VmPhase.Failed,
+            Reason = $"the workload exited with code {e.ExitCode}",
+            FailedAt = e.At,
+            ExitCode = e.ExitCode,
         }),
         PodStopRequested => Retire(_ => true) with { Halted = true, UnschedulableReason = null },
         PodStartRequested => this with { Halted = false },

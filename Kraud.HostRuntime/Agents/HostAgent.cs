@@ -6,8 +6,8 @@ using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.HostRuntime.Images;
 using Kraud.HostRuntime.Logs;
-using Kraud.HostRuntime.Storage;
 using Kraud.HostRuntime.Network;
+using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.HostRuntime.Agents;
@@ -108,16 +108,16 @@ public sealed class HostAgents : IAsyncDisposable
             return new WorkloadServices(new ImagePuller(registry.Value, cache, new RootfsBuilder(fleet.Qemu, logger), logger), sealing, logs);
         }
         return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
+        {
+            "simulated" => new SimulatedDriver(new SimulatedDriverOptions
             {
-                "simulated" => new SimulatedDriver(new SimulatedDriverOptions
-                {
-                    BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
-                    SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
-                }, time),
-                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), Workloads(h)),
-                _ => throw new InvalidOperationException(
-                    $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
-            },
+                BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
+                SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
+            }, time),
+            QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), Workloads(h)),
+            _ => throw new InvalidOperationException(
+                $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
+        },
             kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), sealing)));
     }
 

@@ -33,18 +33,18 @@ public sealed class SevSnpFirmware : IDisposable
         switch (forgery)
         {
             case AttestationForgery.ForeignKey:
-            {
-                using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP384);
-                return new AttestationReport(launched.VmId, data, Convert.ToBase64String(foreign.SignData(signed, HashAlgorithmName.SHA384)), _chain);
-            }
+                {
+                    using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+                    return new AttestationReport(launched.VmId, data, Convert.ToBase64String(foreign.SignData(signed, HashAlgorithmName.SHA384)), _chain);
+                }
             case AttestationForgery.ForeignChain:
-            {
-                using var rogue = SimulatedSevSnpAuthority.CreateInMemory();
-                using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP384);
-                using var certificate = rogue.Certify(_hostName, foreign);
-                return new AttestationReport(launched.VmId, data, Convert.ToBase64String(foreign.SignData(signed, HashAlgorithmName.SHA384)),
-                    [certificate.ExportCertificatePem(), rogue.Intermediate.ExportCertificatePem(), rogue.Root.ExportCertificatePem()]);
-            }
+                {
+                    using var rogue = SimulatedSevSnpAuthority.CreateInMemory();
+                    using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+                    using var certificate = rogue.Certify(_hostName, foreign);
+                    return new AttestationReport(launched.VmId, data, Convert.ToBase64String(foreign.SignData(signed, HashAlgorithmName.SHA384)),
+                        [certificate.ExportCertificatePem(), rogue.Intermediate.ExportCertificatePem(), rogue.Root.ExportCertificatePem()]);
+                }
             default:
                 return new AttestationReport(launched.VmId, data, Convert.ToBase64String(_key.SignData(signed, HashAlgorithmName.SHA384)), _chain);
         }

@@ -28,13 +28,13 @@ public sealed class VmFirewalls
     {
         var text = new StringBuilder()
             .Append("table inet kraud_direct {\n")
-            .Append($"  # ingress {c.IngressId}: {c.Protocol.ToLowerInvariant()} {c.PublicAddress}:{c.PublicPort} -> microVM port {c.VmPort}\n")
+            .Append(CultureInfo.InvariantCulture, $"  # ingress {c.IngressId}: {c.Protocol.ToLowerInvariant()} {c.PublicAddress}:{c.PublicPort} -> microVM port {c.VmPort}\n")
             .Append("  chain input {\n    type filter hook input priority 0; policy drop;\n")
             .Append("    ct state established,related accept\n");
         foreach (var r in c.Rules)
         {
             var family = r.Source.Contains(':') ? "ip6" : "ip";
-            text.Append($"    {family} saddr {r.Source} {r.Protocol.ToLowerInvariant()} dport {r.Port} {(r.Action == "ALLOW" ? "accept" : "drop")}\n");
+            text.Append(CultureInfo.InvariantCulture, $"    {family} saddr {r.Source} {r.Protocol.ToLowerInvariant()} dport {r.Port} {(r.Action == "ALLOW" ? "accept" : "drop")}\n");
         }
         return text.Append("  }\n}\n").ToString();
     }

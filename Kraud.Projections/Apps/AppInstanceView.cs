@@ -23,7 +23,10 @@ public sealed class AppInstanceViewProjection : SingleStreamProjection<AppInstan
     public override AppInstanceView? Evolve(AppInstanceView? snapshot, Guid id, IEvent e)
     {
         var app = (snapshot?.App ?? AppInstance.Initial).Evolve(e.Data);
-        return app.Exists ? new AppInstanceView { Id = app.Id, TenantId = app.TenantId, Namespace = app.Namespace, Version = (int)e.Version, App = app,
-                Releasing = app is { Phase: AppPhase.Deleting, Released: false } && app.Volumes.Count > 0 } : snapshot;
+        return app.Exists ? new AppInstanceView
+        {
+            Id = app.Id, TenantId = app.TenantId, Namespace = app.Namespace, Version = (int)e.Version, App = app,
+            Releasing = app is { Phase: AppPhase.Deleting, Released: false } && app.Volumes.Count > 0
+        } : snapshot;
     }
 }

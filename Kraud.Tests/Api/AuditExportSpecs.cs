@@ -116,7 +116,7 @@ public class AuditExportSpecs(KraudApp app)
         var digest = JsonSerializer.Deserialize<ExportDigest>(await digestResult.ReadAsTextAsync(), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(csv)), digest.Sha256);
         Assert.True(Kraud.Api.Audit.AuditSigningKey.Verify(await PublicKeyAsync(),
-            AuditSignatures.Export(digest.Sha256, digest.Entries, digest.Contiguous, digest.HeadSeq, digest.HeadHash, digest.SignedAt), digest.Signature));
+            AuditSignatures.Export(digest.Sha256, digest.Entries, digest.Contiguous, digest.HeadSeq, digest.HeadHash, digest.SignedAtUtc), digest.Signature));
     }
 
     [Fact]
@@ -155,6 +155,7 @@ public class AuditExportSpecs(KraudApp app)
     {
         var start = new ProcessStartInfo("dotnet")
         {
+            UseShellExecute = false,
             ArgumentList = { Path.Combine(AppContext.BaseDirectory, "Kraud.Api.dll"), "audit", "verify", file, "--key", key },
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -142,7 +142,7 @@ public class IngressSpecs(KraudApp app)
             var degraded = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "DEGRADED",
                 TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the ingress runs short");
             Assert.Equal(new[] { pair.Value[1], spare }.Order(), HostsOf(degraded).Order());
-            Assert.Contains(degraded.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("DEGRADED") && w.GetString()!.Contains(pair.Key));
+            Assert.Contains(degraded.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("DEGRADED", StringComparison.Ordinal) && w.GetString()!.Contains(pair.Key));
             Assert.Null(EntryOf(await HostConfigAsync(lostHost), ingress.Id()));
         }
         finally
@@ -232,13 +232,15 @@ public class IngressSpecs(KraudApp app)
         Assert.Equal(events, await tenant.EventCountAsync());
 
         var ingress = (await CreateAsync(tenant, new
-            {
-                name = "admin", kind = "AUTHENTICATED", routes,
-                auth = new { method = "oidc", issuer = "https://id.example.com/realms/acme", audience = "kraud-admin", allowedGroups = new[] { "ops" } },
-            }))
+        {
+            name = "admin",
+            kind = "AUTHENTICATED",
+            routes,
+            auth = new { method = "oidc", issuer = "https://id.example.com/realms/acme", audience = "kraud-admin", allowedGroups = new[] { "ops" } },
+        }))
             .ShouldSucceed().Data.GetProperty("createIngress");
         Assert.Equal("EXPERIMENTAL", ingress.GetProperty("readiness").GetString());
-        Assert.Contains(ingress.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("EXPERIMENTAL"));
+        Assert.Contains(ingress.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("EXPERIMENTAL", StringComparison.Ordinal));
         Assert.Equal(3, ingress.GetProperty("replicas").GetArrayLength());
         var entry = EntryOf(await HostConfigAsync(ingress.GetProperty("replicas")[0].HostId()), ingress.Id())!.Value;
         Assert.Equal(("OIDC", "https://id.example.com/realms/acme"),
@@ -258,8 +260,16 @@ public class IngressSpecs(KraudApp app)
         var exposed = (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", firewall })).ShouldFailWith("PRECONDITION");
         Assert.Contains("acceptExposure", exposed.FirstErrorMessage);
         (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", acceptExposure = true })).ShouldFailWith("VALIDATION");
-        (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", acceptExposure = true,
-            firewall = new[] { new { action = "ALLOW", protocol = "UDP", port = 7777, source = "everyone" } } })).ShouldFailWith("VALIDATION");
+        (await CreateAsync(tenant, new
+        {
+            name = "game",
+            kind = "DIRECT",
+            routes,
+            port = 27015,
+            protocol = "UDP",
+            acceptExposure = true,
+            firewall = new[] { new { action = "ALLOW", protocol = "UDP", port = 7777, source = "everyone" } }
+        })).ShouldFailWith("VALIDATION");
         Assert.Equal(events, await tenant.EventCountAsync());
 
         var ingress = (await CreateAsync(tenant, new { name = "game", kind = "DIRECT", routes, port = 27015, protocol = "UDP", firewall, acceptExposure = true }))

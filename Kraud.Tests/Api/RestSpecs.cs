@@ -20,7 +20,7 @@ public class RestSpecs(KraudApp app)
         Assert.Equal("healthy", health.GetProperty("status").GetString());
         Assert.True(health.GetProperty("database").GetBoolean());
         Assert.True(health.GetProperty("asyncDaemon").GetBoolean());
-        Assert.Contains(health.GetProperty("projections").EnumerateArray(), p => p.GetProperty("name").GetString()!.StartsWith("AuditChain"));
+        Assert.Contains(health.GetProperty("projections").EnumerateArray(), p => p.GetProperty("name").GetString()!.StartsWith("AuditChain", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using Kraud.Domain.Common;
 using Kraud.HostRuntime.Agents;
 using Kraud.Projections.Fleet;
-using Marten;
 using Kraud.Tests.Infrastructure;
+using Marten;
 
 namespace Kraud.Tests.Api;
 

@@ -23,14 +23,14 @@ public class SelfHealingSpecs(KraudApp app)
         var pod = await tenant.CreatePodAsync("mover", zone: "fsn1-b");
         var before = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
         var hostId = before.Instances()[0].GetProperty("hostId").GetString()!;
-        var failedAt = DateTime.UtcNow;
+        var failedAt = DateTimeOffset.UtcNow;
         app.Agent(hostId).PowerOff();
         try
         {
             await Eventually.Until(async () => await app.HostStateAsync(hostId) == "FAILED", Recovery, "the silent host is FAILED");
             var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), Recovery, "the pod runs on another host");
-            Assert.True(DateTime.UtcNow - failedAt < Recovery);
+            Assert.True(DateTimeOffset.UtcNow - failedAt < Recovery);
             Assert.Equal("fsn1-b", app.Agent(after.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
 
             var hostFailed = Assert.Single((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data).OfType<HostFailed>(), e => e.At >= failedAt);
@@ -50,12 +50,12 @@ public class SelfHealingSpecs(KraudApp app)
 
         // The incident review tells the story from the events alone.
         var incident = (await app.AsOperator("query($h: ID, $f: DateTime!, $t: DateTime!) { incident(hostId: $h, from: $f, to: $t) { hostIds affectedPods summary events { type streamId } } }",
-            new { h = hostId, f = failedAt.AddSeconds(-1), t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("incident");
+            new { h = hostId, f = failedAt.UtcDateTime.AddSeconds(-1), t = DateTime.UtcNow.AddSeconds(1) })).ShouldSucceed().Data.GetProperty("incident");
         var summary = incident.GetProperty("summary").EnumerateArray().Select(l => l.GetString()!).ToList();
         Assert.Contains(summary, l => l.Contains("FAILED") && l.Contains("no heartbeat"));
         Assert.Contains(summary, l => l.Contains("pod default/mover") && l.Contains("lost its microVM"));
         Assert.Contains(summary, l => l.Contains("pod default/mover runs again"));
-        Assert.Contains(summary, l => l.StartsWith("Recovery took"));
+        Assert.Contains(summary, l => l.StartsWith("Recovery took", StringComparison.Ordinal));
         Assert.Contains(summary, l => l.Contains("was heard of again"));
         Assert.Contains(pod.Id(), incident.GetProperty("affectedPods").EnumerateArray().Select(p => p.GetString()));
         Assert.Contains(hostId, incident.GetProperty("hostIds").EnumerateArray().Select(p => p.GetString()));

@@ -412,8 +412,8 @@ public class VolumeSpecs(KraudApp app)
         }
         Assert.Contains(bodies, b => b.Contains(volume.Id()));
         foreach (var body in bodies)
-        foreach (var secret in secrets)
-            Assert.False(body.Contains(secret, StringComparison.Ordinal), $"a response contains key material: {body[..Math.Min(200, body.Length)]}");
+            foreach (var secret in secrets)
+                Assert.False(body.Contains(secret, StringComparison.Ordinal), $"a response contains key material: {body[..Math.Min(200, body.Length)]}");
         // The events name keys by id, never by value.
         var events = string.Join("\n", (await app.EventsOf(Guid.Parse(volume.Id()))).Select(e => JsonSerializer.Serialize(e.Data, e.Data.GetType())));
         foreach (var secret in secrets) Assert.DoesNotContain(secret, events);

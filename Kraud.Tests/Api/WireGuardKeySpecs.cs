@@ -40,8 +40,8 @@ public class WireGuardKeySpecs(KraudApp app)
         foreach (var agent in app.Agents.All) bodies.Add((await app.AsOperator(
             "query($h: ID!) { wireguardPeers(hostId: $h) { peers { publicKey endpoint allowedIps } } }", new { h = agent.Id })).Body);
         foreach (var body in bodies)
-        foreach (var key in privateKeys)
-            Assert.DoesNotContain(key, body);
+            foreach (var key in privateKeys)
+                Assert.DoesNotContain(key, body);
 
         // Nor in anything the control plane stored: events, read models, queued messages.
         await using var connection = new NpgsqlConnection(app.ConnectionString);
@@ -54,12 +54,12 @@ public class WireGuardKeySpecs(KraudApp app)
             while (await reader.ReadAsync()) tables.Add((reader.GetString(0), reader.GetString(1)));
         Assert.Contains(tables, t => t.Table == "mt_events");
         foreach (var (schema, table) in tables)
-        foreach (var key in privateKeys)
-        {
-            await using var find = new NpgsqlCommand($"select count(*) from \"{schema}\".\"{table}\" t where position(@k in t::text) > 0", connection);
-            find.Parameters.AddWithValue("k", key);
-            Assert.True((long)(await find.ExecuteScalarAsync())! == 0, $"a private key is stored in {schema}.{table}");
-        }
+            foreach (var key in privateKeys)
+            {
+                await using var find = new NpgsqlCommand($"select count(*) from \"{schema}\".\"{table}\" t where position(@k in t::text) > 0", connection);
+                find.Parameters.AddWithValue("k", key);
+                Assert.True((long)(await find.ExecuteScalarAsync())! == 0, $"a private key is stored in {schema}.{table}");
+            }
         await tenant.DeletePodsAsync();
     }
 
@@ -68,7 +68,7 @@ public class WireGuardKeySpecs(KraudApp app)
     {
         if (!File.Exists("/usr/bin/wg") && !(Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "wg"))))
             throw new InvalidOperationException("wg is missing: apt-get install wireguard-tools (or run .ci/run).");
-        var start = new ProcessStartInfo("wg", "pubkey") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("wg", "pubkey") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(start)!;
         await process.StandardInput.WriteLineAsync(privateKey);
         process.StandardInput.Close();

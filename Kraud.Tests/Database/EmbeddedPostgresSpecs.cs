@@ -43,7 +43,7 @@ public sealed class EmbeddedPostgresSpecs : IDisposable
     {
         var first = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false);
         var pidFile = Path.Combine(first.DataDirectory, "postmaster.pid");
-        var pid = int.Parse((await File.ReadAllLinesAsync(pidFile))[0]);
+        var pid = int.Parse((await File.ReadAllLinesAsync(pidFile))[0], CultureInfo.InvariantCulture);
         Process.GetProcessById(pid).Kill(entireProcessTree: false);
         await Task.Delay(500);
         Assert.True(File.Exists(pidFile), "a killed postmaster leaves its lock file behind");
@@ -56,7 +56,7 @@ public sealed class EmbeddedPostgresSpecs : IDisposable
     public async Task stopping_ends_the_server_process()
     {
         var pg = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false);
-        var pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(pg.DataDirectory, "postmaster.pid")))[0]);
+        var pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(pg.DataDirectory, "postmaster.pid")))[0], CultureInfo.InvariantCulture);
         await pg.StopAsync();
         await pg.StopAsync();
         Assert.False(File.Exists(Path.Combine(pg.DataDirectory, "postmaster.pid")));

@@ -11,8 +11,17 @@ public class PlacementSpecs
     {
         var host = Kraud.Domain.Fleet.Host.Initial with
         {
-            Id = Kraud.Domain.Fleet.Host.IdFor(name), Name = name, Zone = zone, Rack = "r1", Role = role, State = state, Cpu = cpu, MemoryMiB = memory,
-            SevSnp = sev, Exists = true, Vms = ImmutableDictionary<Guid, HostVm>.Empty,
+            Id = Kraud.Domain.Fleet.Host.IdFor(name),
+            Name = name,
+            Zone = zone,
+            Rack = "r1",
+            Role = role,
+            State = state,
+            Cpu = cpu,
+            MemoryMiB = memory,
+            SevSnp = sev,
+            Exists = true,
+            Vms = ImmutableDictionary<Guid, HostVm>.Empty,
         };
         return cpuUsed == 0 ? host : WithVms(host, 1, cpuUsed);
     }
@@ -41,7 +50,7 @@ public class PlacementSpecs
     public void replicas_of_one_pod_land_on_distinct_hosts()
     {
         // The big host stays the emptiest after one replica, so only the distinct-hosts rule sends the others elsewhere.
-        var placed = Names(Placement.Place(Request(3), [Host("a", cpu: 64), ..Hosts(4, "s")]));
+        var placed = Names(Placement.Place(Request(3), [Host("a", cpu: 64), .. Hosts(4, "s")]));
         Assert.Equal(["a", "s1", "s2"], placed);
     }
 
@@ -90,7 +99,7 @@ public class PlacementSpecs
     public void the_requested_zone_is_honoured()
     {
         // z1 has far more free cpu, so only the request sends the pod to z2.
-        List<Host> fleet = [..Hosts(4, "a", "z1", cpu: 64), ..Hosts(4, "b", "z2")];
+        List<Host> fleet = [.. Hosts(4, "a", "z1", cpu: 64), .. Hosts(4, "b", "z2")];
         Assert.Equal(["b1", "b2"], Names(Placement.Place(Request(2, zone: "z2"), fleet)));
         Assert.Equal("No READY compute host in zone z9.", Reason(Placement.Place(Request(1, zone: "z9"), fleet)));
     }
@@ -107,7 +116,7 @@ public class PlacementSpecs
     public void ordinary_pods_use_sev_snp_hosts_only_when_nothing_else_fits()
     {
         // Three SEV-SNP hosts, so that a 16-cpu replica on one of them could still move to another after two failures.
-        List<Host> fleet = [Host("sev1", sev: true, cpu: 64), Host("sev2", sev: true, cpu: 64), Host("sev3", sev: true, cpu: 64), ..Hosts(3, "a")];
+        List<Host> fleet = [Host("sev1", sev: true, cpu: 64), Host("sev2", sev: true, cpu: 64), Host("sev3", sev: true, cpu: 64), .. Hosts(3, "a")];
         Assert.Equal(["a1"], Names(Placement.Place(Request(1), fleet)));
         Assert.Equal(["sev1"], Names(Placement.Place(Request(1, cpu: 16), fleet)));
     }
@@ -164,18 +173,18 @@ public class PlacementSpecs
     public void without_a_requested_zone_the_zone_with_the_most_free_cpu_is_chosen()
     {
         // fsn1-a has more hosts and the first name, fsn1-b more free cpu (64 against 48).
-        List<Host> fleet = [..Hosts(6, "a", "fsn1-a"), ..Hosts(4, "b", "fsn1-b", cpu: 16)];
+        List<Host> fleet = [.. Hosts(6, "a", "fsn1-a"), .. Hosts(4, "b", "fsn1-b", cpu: 16)];
         Assert.Equal(["b1"], Names(Placement.Place(Request(1), fleet)));
 
         // Free cpu, not capacity, decides: with 5 cpu used on each of its hosts fsn1-b has 44 free.
-        List<Host> busier = [..Hosts(6, "a", "fsn1-a"), ..Hosts(4, "b", "fsn1-b", cpu: 16, cpuUsed: 5)];
+        List<Host> busier = [.. Hosts(6, "a", "fsn1-a"), .. Hosts(4, "b", "fsn1-b", cpu: 16, cpuUsed: 5)];
         Assert.Equal(["a1"], Names(Placement.Place(Request(1), busier)));
     }
 
     [Fact]
     public void zones_with_equal_free_cpu_are_chosen_by_name()
     {
-        List<Host> fleet = [..Hosts(4, "b", "fsn1-b"), ..Hosts(4, "a", "fsn1-a")];
+        List<Host> fleet = [.. Hosts(4, "b", "fsn1-b"), .. Hosts(4, "a", "fsn1-a")];
         Assert.Equal(["a1"], Names(Placement.Place(Request(1), fleet)));
     }
 
@@ -183,14 +192,14 @@ public class PlacementSpecs
     public void a_zone_that_cannot_take_the_pod_is_passed_over_for_the_next_one()
     {
         // fsn1-a has the most free cpu but only two hosts.
-        List<Host> fleet = [..Hosts(2, "a", "fsn1-a", cpu: 64), ..Hosts(3, "b", "fsn1-b")];
+        List<Host> fleet = [.. Hosts(2, "a", "fsn1-a", cpu: 64), .. Hosts(3, "b", "fsn1-b")];
         Assert.Equal(["b1"], Names(Placement.Place(Request(1), fleet)));
     }
 
     [Fact]
     public void when_no_zone_can_take_the_pod_the_reason_is_that_of_the_zone_with_the_most_free_cpu()
     {
-        List<Host> fleet = [..Hosts(2, "a", "fsn1-a", cpu: 64), ..Hosts(3, "b", "fsn1-b")];
+        List<Host> fleet = [.. Hosts(2, "a", "fsn1-a", cpu: 64), .. Hosts(3, "b", "fsn1-b")];
         Assert.Equal("None of the 2 zones with a READY compute host can take this pod; the best candidate, zone fsn1-a with 128 cpu free, " +
                      "refuses it. N+2: zone fsn1-a has only 2 READY compute hosts and so takes no pods but confidential ones: replicas must stay " +
                      "on distinct hosts after any two hosts fail, which needs at least 3 hosts (4 for this pod of 2 replicas).",
@@ -201,7 +210,7 @@ public class PlacementSpecs
     public void the_running_replicas_of_a_pod_pin_its_zone()
     {
         // fsn1-b is emptier, but the pod already runs in fsn1-a.
-        List<Host> fleet = [..Hosts(5, "b", "fsn1-b", cpu: 64), ..Hosts(4, "a", "fsn1-a")];
+        List<Host> fleet = [.. Hosts(5, "b", "fsn1-b", cpu: 64), .. Hosts(4, "a", "fsn1-a")];
         var inUse = fleet.Single(h => h.Name == "a1").Id;
         Assert.Equal(["a2"], Names(Placement.Place(Request(1) with { HostsInUse = [inUse] }, fleet)));
 
@@ -279,15 +288,15 @@ public class PlacementSpecs
         Assert.Equal("N+2: placing 1 replica of 16 cpu and 1024 MiB on big1 would leave zone z1 unable to absorb the loss of two hosts: " +
                      "if host big1 failed, its microVM of 16 cpu and 1024 MiB could not be re-placed: no other host of zone z1 has 16 cpu and " +
                      "1024 MiB free.",
-            Reason(Placement.Place(Request(1, cpu: 16), [..Hosts(1, "big", cpu: 32), ..Hosts(4, "s")])));
+            Reason(Placement.Place(Request(1, cpu: 16), [.. Hosts(1, "big", cpu: 32), .. Hosts(4, "s")])));
 
         // With one other big host, losing both leaves the VM homeless.
         Assert.EndsWith("if hosts big1 and big2 failed, the microVM of 16 cpu and 1024 MiB on big1 could not be re-placed: big2 is the only " +
                         "other host of zone z1 with 16 cpu and 1024 MiB free.",
-            Reason(Placement.Place(Request(1, cpu: 16), [..Hosts(2, "big", cpu: 32), ..Hosts(3, "s")])));
+            Reason(Placement.Place(Request(1, cpu: 16), [.. Hosts(2, "big", cpu: 32), .. Hosts(3, "s")])));
 
         // With two, any two failures leave one.
-        Assert.Equal(["big1"], Names(Placement.Place(Request(1, cpu: 16), [..Hosts(3, "big", cpu: 32), ..Hosts(2, "s")])));
+        Assert.Equal(["big1"], Names(Placement.Place(Request(1, cpu: 16), [.. Hosts(3, "big", cpu: 32), .. Hosts(2, "s")])));
     }
 
     [Fact]

@@ -27,13 +27,14 @@ public sealed class HostProcess : IAsyncDisposable
         Directory.CreateDirectory(workDir);
         var start = new ProcessStartInfo("dotnet")
         {
+            UseShellExecute = false,
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             ArgumentList =
             {
-                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(), "--memory-mib", memoryMiB.ToString(),
-                "--nvme-gib", nvmeGiB.ToString(), "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
+                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(CultureInfo.InvariantCulture), "--memory-mib", memoryMiB.ToString(CultureInfo.InvariantCulture),
+                "--nvme-gib", nvmeGiB.ToString(CultureInfo.InvariantCulture), "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
                 // One key-encryption key for the whole fleet, as a KMS would hand it to every host runtime.
                 "--kek-file", KekFile(app),
             },

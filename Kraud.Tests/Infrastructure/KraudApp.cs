@@ -72,7 +72,7 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Kraud:StateDirectory", StateDirectory);
             builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
             builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString());
+            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture));
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
             builder.UseSetting("Images:EmbeddedRegistry:Enabled", "true");

@@ -75,7 +75,7 @@ public sealed class QemuFixture : IAsyncLifetime
         await File.WriteAllTextAsync(keyFile, base64Key);
         try
         {
-            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
+            var start = new ProcessStartInfo("qemu-io") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in new[]
                      {
                          "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
@@ -87,8 +87,9 @@ public sealed class QemuFixture : IAsyncLifetime
             var error = process.StandardError.ReadToEndAsync();
             await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
             Assert.True(process.ExitCode == 0, $"qemu-io failed: {await error}");
-            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+((?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline)
-                .SelectMany(m => m.Groups[1].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
+            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+(?<hex>(?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline | RegexOptions.ExplicitCapture,
+                    TimeSpan.FromSeconds(5))
+                .SelectMany(m => m.Groups["hex"].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
             return Encoding.ASCII.GetString(bytes, 0, Math.Min(length, bytes.Length));
         }
         finally
@@ -103,7 +104,7 @@ public sealed class QemuFixture : IAsyncLifetime
         var found = new List<int>();
         foreach (var dir in Directory.GetDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
             try
             {
                 var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));

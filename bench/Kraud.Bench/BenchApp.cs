@@ -145,9 +145,9 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
         };
         // The mesh benchmark's fleet: 1,000 pods of 5 replicas, 5,000 microVMs.
         var replicas = Get("--replicas", benchmark == "mesh" ? "5" : "1");
-        return new Options(benchmark, int.Parse(Get("--pods", defaults.pods)), int.Parse(Get("--concurrency", "8")),
-            int.Parse(Get("--hosts", defaults.hosts)), int.Parse(replicas), bool.Parse(Get("--durable", "true")),
-            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000")), int.Parse(Get("--runs", "8")),
-            int.Parse(Get("--storage", "12")), int.Parse(Get("--tenants", "250")));
+        return new Options(benchmark, int.Parse(Get("--pods", defaults.pods), CultureInfo.InvariantCulture), int.Parse(Get("--concurrency", "8"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--hosts", defaults.hosts), CultureInfo.InvariantCulture), int.Parse(replicas, CultureInfo.InvariantCulture), bool.Parse(Get("--durable", "true")),
+            args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000"), CultureInfo.InvariantCulture), int.Parse(Get("--runs", "8"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--storage", "12"), CultureInfo.InvariantCulture), int.Parse(Get("--tenants", "250"), CultureInfo.InvariantCulture));
     }
 }

@@ -1,6 +1,6 @@
-using Kraud.HostRuntime.Drivers;
 using System.Diagnostics;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
 
 namespace Kraud.Bench;
@@ -68,7 +68,7 @@ public static class BootBench
 
     private static async Task<double> BareBootAsync(IReadOnlyList<string> args)
     {
-        var start = new ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        var start = new ProcessStartInfo(args[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args.Skip(1)) start.ArgumentList.Add(arg.StartsWith("kraud-", StringComparison.Ordinal) ? $"kraud-bare-{Guid.NewGuid():N}" : arg);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var process = new Process { StartInfo = start };

@@ -128,6 +128,6 @@ public static class PodsBench
             var values = (double[])reader.GetValue(i);
             phases.Add((name, values[0], values[1]));
         }
-        return (Convert.ToDouble(reader.GetValue(0)), phases);
+        return (Convert.ToDouble(reader.GetValue(0), CultureInfo.InvariantCulture), phases);
     }
 }

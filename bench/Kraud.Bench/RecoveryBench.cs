@@ -19,7 +19,7 @@ public static class RecoveryBench
         await using var app = await BenchApp.StartAsync(options);
         var ids = new List<Guid>();
         var next = -1;
-        var sync = new object();
+        Lock sync = new();
         await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(_ => Task.Run(async () =>
         {
             while (Interlocked.Increment(ref next) is var n && n < options.Pods)

@@ -23,7 +23,7 @@ public static class VolumesBench
         var healthyAt = new Dictionary<Guid, long>();
         var clock = Stopwatch.StartNew();
         var next = -1;
-        var sync = new object();
+        Lock sync = new();
         var creating = Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(_ => Task.Run(async () =>
         {
             while (Interlocked.Increment(ref next) is var n && n < options.Pods)

@@ -55,7 +55,10 @@ public static class AcceleratorProbe
             : QemuMicroVmDriver.GuestCommandLine;
         var start = new ProcessStartInfo(qemu)
         {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
         };
         foreach (var arg in new[]
                  {

@@ -100,9 +100,9 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
     public static async Task<string> ResolveKernelPackageAsync(CancellationToken ct)
     {
         var output = await Run("apt-cache", ["depends", KernelMetaPackage], null, ct);
-        var match = Regex.Match(output, @"Depends:\s*(linux-image-\S+-cloud-amd64)");
+        var match = Regex.Match(output, @"Depends:\s*(?<package>linux-image-\S+-cloud-amd64)", RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1));
         return match.Success
-            ? match.Groups[1].Value
+            ? match.Groups["package"].Value
             : throw new InvalidOperationException($"apt-cache knows no dependency of {KernelMetaPackage}; run apt-get update first.");
     }
 
@@ -155,7 +155,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
             : throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({result.ExitCode}): {result.Error.Trim()}");
     }
 
-    [GeneratedRegex(@"^linux-image-[0-9][0-9a-z.+~-]*-cloud-amd64$")]
+    [GeneratedRegex(@"^linux-image-[0-9][0-9a-z.+~-]*-cloud-amd64$", RegexOptions.None, matchTimeoutMilliseconds: 1000)]
     private static partial Regex KernelPackageName();
 
     /// <summary>

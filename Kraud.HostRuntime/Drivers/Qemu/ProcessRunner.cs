@@ -24,11 +24,11 @@ public static class ProcessRunner
             if (whileRunning is not null) await whileRunning(process);
             await process.WaitForExitAsync(bounded.Token);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException timedOut)
         {
             process.Kill(entireProcessTree: true);
             if (ct.IsCancellationRequested) throw;
-            throw new TimeoutException($"{file} did not finish within {timeout.TotalSeconds:F0} s.");
+            throw new TimeoutException($"{file} did not finish within {timeout.TotalSeconds:F0} s.", timedOut);
         }
         return new ProcessResult(process.ExitCode, await output, await error);
     }

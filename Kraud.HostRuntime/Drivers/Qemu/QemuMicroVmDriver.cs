@@ -265,7 +265,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
         var start = new ProcessStartInfo(qemu)
         {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
             WorkingDirectory = vm.Directory,
         };
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -484,10 +487,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         try
         {
             var cpuinfo = File.ReadAllText("/proc/cpuinfo");
-            var flags = Regex.Match(cpuinfo, @"^flags\s*:(.*)$", RegexOptions.Multiline).Groups[1].Value.Split(' ');
-            var mhz = Regex.Match(cpuinfo, @"^cpu MHz\s*:\s*([0-9.]+)", RegexOptions.Multiline);
+            var flags = Regex.Match(cpuinfo, @"^flags\s*:(?<flags>.*)$", RegexOptions.Multiline | RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1)).Groups["flags"].Value.Split(' ');
+            var mhz = Regex.Match(cpuinfo, @"^cpu MHz\s*:\s*(?<mhz>[0-9.]+)", RegexOptions.Multiline | RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1));
             if (!flags.Contains("constant_tsc") || !flags.Contains("tsc_known_freq") || !mhz.Success) return null;
-            return (int)Math.Round(double.Parse(mhz.Groups[1].Value, CultureInfo.InvariantCulture) * 1000);
+            return (int)Math.Round(double.Parse(mhz.Groups["mhz"].Value, CultureInfo.InvariantCulture) * 1000);
         }
         catch (IOException)
         {
