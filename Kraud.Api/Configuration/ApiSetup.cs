@@ -39,6 +39,10 @@ public static class ApiSetup
         services.AddHostedService<Pods.FailedReplicaReconciler>();
         services.AddHostedService<Common.PlacementRetry>();
         services.AddSingleton<Logs.WorkloadLogReader>();
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Docker.DockerApiOptions.Section).Get<Docker.DockerApiOptions>()
+                                    ?? new Docker.DockerApiOptions());
+        services.AddSingleton<Docker.DockerApiServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<Docker.DockerApiServer>());
         services.AddHostedService<Logs.WorkloadLogRetention>();
         services.AddKraudGraphQL();
         Confidential.AttestationTrustSetup.AddAttestationTrust(services);

@@ -78,6 +78,8 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Images:EmbeddedRegistry:Enabled", "true");
             // ... and the registries tests start on this machine are spoken to over plain HTTP.
             builder.UseSetting("Images:InsecureRegistries:0", "127.0.0.0/8");
+            // The Docker Engine API on a free port of its own (the real docker CLI talks to it).
+            builder.UseSetting("Docker:Url", "http://127.0.0.1:0");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
             builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
         });
@@ -108,6 +110,10 @@ public class KraudApp : IAsyncLifetime
     }
 
     private Kraud.Api.Images.BusyboxImage? _busybox;
+
+    /// <summary>Where the Docker Engine API of this application listens.</summary>
+    public Uri DockerUrl => Host.Services.GetRequiredService<Kraud.Api.Docker.DockerApiServer>().Url
+                            ?? throw new InvalidOperationException("The Docker API is not served: Docker:Url is not set.");
 
     /// <summary>What a host runtime process needs to pull from the same registry as this application.</summary>
     public IReadOnlyDictionary<string, string> RegistryEnvironment => new Dictionary<string, string>
