@@ -12,6 +12,7 @@ await builder.AddKraudImagesAsync();
 builder.Services.AddKraudMarten(database.ConnectionString);
 builder.UseKraudWolverine(fleet, database.ConnectionString);
 builder.Services.AddKraudApi();
+builder.AddKraudTelemetry();
 
 var app = builder.Build();
 app.UseKraudApi();

@@ -4,6 +4,7 @@ using Kraud.Api.Access;
 using Kraud.Api.Common;
 using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
+using Kraud.Api.WebConsole;
 using Kraud.HostRuntime.Configuration;
 
 namespace Kraud.Api.Configuration;
@@ -29,6 +30,10 @@ public static class ApiSetup
         services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
         services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
         services.AddSingleton<Replay.EventLog>();
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Replay.ReplayOptions.Section).Get<Replay.ReplayOptions>()
+                                    ?? new Replay.ReplayOptions());
+        services.AddSingleton<Replay.PlatformCheckpointer>();
+        services.AddHostedService(sp => sp.GetRequiredService<Replay.PlatformCheckpointer>());
         services.AddSingleton<Operations.RebuildJobs>();
         services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<Audit.AuditDigests>();
@@ -63,7 +68,9 @@ public static class ApiSetup
 
     public static WebApplication UseKraudApi(this WebApplication app)
     {
+        app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
+        app.UseKraudConsole();
         app.UseFastEndpoints();
         app.UseSwaggerGen();
         app.MapKraudGraphQL();

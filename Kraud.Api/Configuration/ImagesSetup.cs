@@ -11,6 +11,12 @@ public sealed class EmbeddedRegistryOptions
 
     /// <summary>Where it keeps its data; default &lt;state&gt;/registry.</summary>
     public string? Directory { get; set; }
+
+    /// <summary>
+    /// More Docker Hub names the busybox image is pushed under (e.g. nginx:1.27, postgres:16): a fleet without internet
+    /// can then run the README's examples and the tests' fixtures by those names. What runs is busybox, not nginx.
+    /// </summary>
+    public List<string> Seed { get; set; } = [];
 }
 
 public static class ImagesSetup
@@ -34,7 +40,7 @@ public static class ImagesSetup
                     logger: logger);
                 options.InsecureRegistries.Add(registry.HostPort);
                 options.Mirrors[ImageReference.DockerHub] = [registry.Url.ToString(), .. options.Mirrors.GetValueOrDefault(ImageReference.DockerHub) ?? []];
-                await SeedAsync(options, registry, logger);
+                await SeedAsync(options, registry, embedded.Seed, logger);
                 builder.Services.AddSingleton(registry);
                 builder.Services.AddHostedService<EmbeddedRegistryStopper>();
             }
@@ -52,19 +58,28 @@ public static class ImagesSetup
         builder.Services.AddSingleton<Pods.PodImageResolution>();
     }
 
-    /// <summary>busybox:latest and busybox:&lt;version&gt;, unless the registry has this very image already.</summary>
-    private static async Task SeedAsync(RegistryOptions options, EmbeddedRegistry registry, ILogger logger)
+    /// <summary>busybox:latest, busybox:&lt;version&gt; and the seed names, each unless the registry has this very image under it already.</summary>
+    private static async Task SeedAsync(RegistryOptions options, EmbeddedRegistry registry, IEnumerable<string> seed, ILogger logger)
     {
         var image = await BusyboxImage.BuildAsync();
         using var client = new DistributionClient(options);
-        try
-        {
-            var current = await client.GetManifestAsync(registry.HostPort, "library/busybox", "latest", null, CancellationToken.None);
-            if (current.Digest == image.ManifestDigest) return;
-        }
-        catch (RegistryException e) when (e.Failure == RegistryFailure.NotFound) { }
-        await image.PushAsync(client, registry.HostPort, ["library/busybox:latest", $"library/busybox:{image.Version}"], CancellationToken.None);
-        logger.LogInformation("Registry {Url}: busybox {Version} ({Digest}) pushed as docker.io/library/busybox", registry.Url, image.Version, image.ManifestDigest);
+        var names = new[] { "busybox:latest", $"busybox:{image.Version}" }.Concat(seed).Select(n => ImageReference.Parse(n))
+            .Where(r => r.Registry == ImageReference.DockerHub).Select(r => (r.Repository, Tag: r.Tag ?? "latest")).Distinct().ToList();
+        var missing = new List<string>();
+        foreach (var (repository, tag) in names)
+            try
+            {
+                if ((await client.GetManifestAsync(registry.HostPort, repository, tag, null, CancellationToken.None)).Digest != image.ManifestDigest)
+                    missing.Add($"{repository}:{tag}");
+            }
+            catch (RegistryException e) when (e.Failure == RegistryFailure.NotFound)
+            {
+                missing.Add($"{repository}:{tag}");
+            }
+        if (missing.Count == 0) return;
+        await image.PushAsync(client, registry.HostPort, missing, CancellationToken.None);
+        logger.LogInformation("Registry {Url}: busybox {Version} ({Digest}) pushed as {Names}", registry.Url, image.Version, image.ManifestDigest,
+            string.Join(", ", missing));
     }
 
     /// <summary>Stops the registry after everything else has stopped using it.</summary>

@@ -2,77 +2,155 @@ using System.Collections.Concurrent;
 using GraphQL;
 using Kraud.Api.Configuration;
 using Kraud.Api.Gql;
+using Kraud.Api.Replay;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Projections.Audit;
+using Kraud.Projections.Common;
+using Kraud.Projections.Replay;
+using Marten;
 using Npgsql;
 using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
 
 namespace Kraud.Api.Operations;
 
-public sealed record RebuildJob(string Name, string State, int EventsProcessed);
+/// <summary>A rebuild as the API shows it: how far it got (events of the log up to its high-water mark when it began), how fast, and how long it still needs.</summary>
+public sealed record RebuildJob(string Name, string State, int EventsProcessed, int EventsTotal, double EventsPerSecond, double? EtaSeconds,
+    DateTime StartedAt, double ElapsedSeconds);
 
 /// <summary>
 /// Rebuilds a projection from the events while the API keeps serving: the job runs in the background and reports how
-/// far it got. One rebuild per projection at a time.
+/// far it got. One rebuild per projection at a time. The audit chain and the platform checkpoints are rebuilt by bulk
+/// readers of their own (AuditChainRebuild, PlatformCheckpointProjection) up to the daemon's high-water mark, and the
+/// daemon's agent goes on from there; the inline read models go through Marten's daemon.
 /// </summary>
-public sealed class RebuildJobs(MartenCoordinator coordinator, KraudDatabase database, ILogger<RebuildJobs> logger)
+public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore store, KraudDatabase database, PlatformCheckpointer checkpointer,
+    AuditChainProjection auditChain, ILogger<RebuildJobs> logger)
 {
-    /// <summary>The projections Kraud registers (see MartenSetup): the async audit chain and the inline read models.</summary>
-    public static readonly IReadOnlyList<string> Names = [AuditChainProjection.Name, "PodView", "HostView", "TenantView", "ApiTokenView"];
+    /// <summary>The projections Kraud registers (see MartenSetup) and the platform projection's checkpoints.</summary>
+    public static readonly IReadOnlyList<string> Names =
+        [AuditChainProjection.Name, PlatformCheckpointProjection.Name, "PodView", "HostView", "TenantView", "ApiTokenView"];
 
-    private readonly ConcurrentDictionary<string, (Task Task, DateTimeOffset Started)> _jobs = new();
+    private readonly ConcurrentDictionary<string, Job> _jobs = new();
+
+    private sealed record Job(Task Task, RebuildProgress Progress, DateTimeOffset Started);
 
     public RebuildJob Start(string name)
     {
         Require(name);
-        var job = _jobs.AddOrUpdate(name, Run, (n, existing) => existing.Task.IsCompleted ? Run(n) : existing);
-        return Describe(name, job.Task);
+        return Describe(name, _jobs.AddOrUpdate(name, Run, (n, existing) => existing.Task.IsCompleted ? Run(n) : existing));
     }
 
-    public async Task<RebuildJob?> StatusAsync(string name, CancellationToken ct)
+    public RebuildJob? Status(string name)
     {
         Require(name);
-        if (!_jobs.TryGetValue(name, out var job)) return null;
-        var state = Describe(name, job.Task);
-        return state with { EventsProcessed = await ProgressAsync(name, job.Task.IsCompletedSuccessfully, ct) };
+        return _jobs.TryGetValue(name, out var job) ? Describe(name, job) : null;
     }
 
-    private (Task, DateTimeOffset) Run(string name) => (Task.Run(async () =>
+    private Job Run(string name)
     {
-        logger.LogWarning("Rebuilding projection {Projection}", name);
-        var daemon = coordinator.DaemonForMainDatabase();
-        await daemon.RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
-        // A rebuilt async projection is left stopped at the end of the log: it has to go on with what comes next.
-        if (name == AuditChainProjection.Name) await daemon.StartAgentAsync($"{name}:All", CancellationToken.None);
-        logger.LogWarning("Rebuilt projection {Projection}", name);
-    }), DateTimeOffset.UtcNow);
-
-    private static RebuildJob Describe(string name, Task task) => new(name, task.Status switch
-    {
-        TaskStatus.RanToCompletion => "COMPLETED",
-        TaskStatus.Faulted => $"FAILED: {task.Exception?.GetBaseException().Message}",
-        TaskStatus.Canceled => "CANCELED",
-        _ => "RUNNING",
-    }, 0);
+        var progress = new RebuildProgress();
+        return new Job(Task.Run(async () =>
+        {
+            logger.LogWarning("Rebuilding projection {Projection}", name);
+            using var stop = new CancellationTokenSource();
+            var reporting = ReportAsync(name, progress, stop.Token);
+            try
+            {
+                await (name switch
+                {
+                    AuditChainProjection.Name => RebuildAuditChainAsync(progress),
+                    PlatformCheckpointProjection.Name => checkpointer.RebuildAsync(progress, CancellationToken.None),
+                    _ => RebuildThroughDaemonAsync(name, progress),
+                });
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                await reporting;
+            }
+            logger.LogWarning("Rebuilt projection {Projection}: {Progress} in {Seconds:F1} s ({Stages})", name, progress, progress.Elapsed.TotalSeconds,
+                string.Join(", ", progress.Stages));
+        }), progress, DateTimeOffset.UtcNow);
+    }
 
     /// <summary>
-    /// Async projections record their position; inline ones do not, and a completed rebuild of one went through the
-    /// whole log, so its position is the log's end.
+    /// The daemon's agent is held, the chain is rewritten up to the high-water mark, and the agent goes on from there (the
+    /// batch it was held in fails on the position the rebuild left, and it starts again from that position). Should the
+    /// bulk rebuild fail, the agent starts from event 0 instead: slow, but the chain ends up whole and exact.
     /// </summary>
-    private async Task<int> ProgressAsync(string name, bool completed, CancellationToken ct)
+    private async Task RebuildAuditChainAsync(RebuildProgress progress)
     {
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand(
-            $"""
-             select coalesce((select max(last_seq_id) from {MartenSetup.Schema}.mt_event_progression where name like @n),
-                             case when @completed then (select max(seq_id) from {MartenSetup.Schema}.mt_events) end, 0)
-             """, connection);
-        cmd.Parameters.AddWithValue("completed", completed);
-        cmd.Parameters.AddWithValue("n", name + ":%");
-        return (int)Math.Min(int.MaxValue, Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture));
+        var shard = $"{AuditChainProjection.Name}:All";
+        // The pause lets a batch the agent is writing finish; once the daemon runs again, the agent waits at the hold
+        // (held during the pause, it would keep the pause waiting for it).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await coordinator.PauseAsync();
+        using var held = auditChain.Hold();
+        var upTo = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
+        await coordinator.ResumeAsync();
+        progress.Stage("pause the daemon", clock.Elapsed);
+        try
+        {
+            await new AuditChainRebuild(store, database.ConnectionString, MartenSetup.Schema).RunAsync(upTo, progress, CancellationToken.None);
+        }
+        catch
+        {
+            await using var connection = new NpgsqlConnection(database.ConnectionString);
+            await connection.OpenAsync();
+            await using var reset = new NpgsqlCommand($"update {MartenSetup.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
+            reset.Parameters.AddWithValue("shard", shard);
+            await reset.ExecuteNonQueryAsync();
+            throw;
+        }
+        finally
+        {
+            auditChain.Forget();
+        }
     }
+
+    private async Task RebuildThroughDaemonAsync(string name, RebuildProgress progress)
+    {
+        var total = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
+        progress.Begin(total);
+        await coordinator.DaemonForMainDatabase().RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        // Marten's rebuild of an inline projection tells no progress on the way: it went through the whole log.
+        progress.Advance(total);
+    }
+
+    /// <summary>The console shows a long rebuild's progress every few seconds.</summary>
+    private async Task ReportAsync(string name, RebuildProgress progress, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), ct);
+                logger.LogWarning("Rebuilding projection {Projection}: {Progress}", name, progress);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the rebuild ended
+        }
+    }
+
+    private static RebuildJob Describe(string name, Job job)
+    {
+        var p = job.Progress;
+        var state = job.Task.Status switch
+        {
+            TaskStatus.RanToCompletion => "COMPLETED",
+            TaskStatus.Faulted => $"FAILED: {job.Task.Exception?.GetBaseException().Message}",
+            TaskStatus.Canceled => "CANCELED",
+            _ => "RUNNING",
+        };
+        return new RebuildJob(name, state, Clamp(p.Processed), Clamp(p.Total), Math.Round(p.EventsPerSecond, 1),
+            state == "RUNNING" && p.Eta is { } eta ? Math.Round(eta.TotalSeconds, 1) : state == "COMPLETED" ? 0 : null,
+            job.Started.UtcDateTime, Math.Round(p.Elapsed.TotalSeconds, 2));
+    }
+
+    private static int Clamp(long n) => (int)Math.Min(int.MaxValue, n);
 
     private static void Require(string name)
     {
@@ -85,18 +163,15 @@ public static class RebuildProjectionFields
 {
     public static void Map(Fields fields)
     {
-        fields.Mutation("rebuildProjection", async ctx =>
+        fields.Mutation("rebuildProjection", ctx =>
         {
             RequireOperator(ctx);
-            var jobs = ctx.Service<RebuildJobs>();
-            var name = ctx.GetArgument<string>("name");
-            jobs.Start(name);
-            return (await jobs.StatusAsync(name, ctx.CancellationToken))!;
+            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Start(ctx.GetArgument<string>("name")));
         });
-        fields.Query("rebuildJob", async ctx =>
+        fields.Query("rebuildJob", ctx =>
         {
             RequireOperator(ctx);
-            return await ctx.Service<RebuildJobs>().StatusAsync(ctx.GetArgument<string>("name"), ctx.CancellationToken);
+            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Status(ctx.GetArgument<string>("name")));
         });
     }
 

@@ -35,7 +35,8 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await Streams.LoadAsync<Pod>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await ctx.Service<Replay.PlatformCheckpointer>().Checkpoints
+                    .StreamAtAsync<Pod>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 pod = state.Exists ? PodDto.From(state, version) : null;
             }
             else

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Kraud.Api.Configuration;
 using Kraud.Projections.Audit;
+using Kraud.Projections.Replay;
 using Npgsql;
 
 namespace Kraud.Api.Replay;
@@ -16,15 +17,20 @@ public sealed record EventRecord(long Seq, DateTime At, Guid StreamId, int Versi
 /// Reads the event log directly (SQL over Marten's mt_events): timelines follow correlation ids across streams, which
 /// Marten's LINQ over raw events does not offer.
 /// </summary>
-public sealed class EventLog(KraudDatabase database)
+public sealed class EventLog(KraudDatabase database, PlatformCheckpointer checkpointer)
 {
     private const string Columns =
         "seq_id, timestamp, stream_id, version, type, data::text, headers ->> '" + AuditHeaders.Actor + "', headers ->> '" + AuditHeaders.Tenant +
         "', correlation_id, causation_id";
 
-    /// <summary>The events of one stream in a window, and every event that shares a correlation id with them (what they caused or were caused with).</summary>
+    /// <summary>
+    /// The events of one stream in a window, and every event that shares a correlation id with them (what they caused or
+    /// were caused with). A window that ends reads only the sequence numbers the checkpoints say can hold its events,
+    /// instead of the whole log.
+    /// </summary>
     public async Task<IReadOnlyList<EventRecord>> CausalClosureAsync(Guid streamId, DateTimeOffset? from, DateTimeOffset? to, CancellationToken ct)
     {
+        var window = to is { } end ? await checkpointer.Checkpoints.WindowAsync(from, end, includeFrom: true, ct) : new SeqWindow(0, long.MaxValue, 0);
         var sql = $"""
             with own as (
               select seq_id, correlation_id from {MartenSetup.Schema}.mt_events
@@ -32,12 +38,16 @@ public sealed class EventLog(KraudDatabase database)
             select {Columns} from {MartenSetup.Schema}.mt_events e
             where (e.stream_id = @stream or e.correlation_id in (select correlation_id from own where correlation_id is not null))
               and (@from is null or e.timestamp >= @from) and (@to is null or e.timestamp <= @to)
+              and e.seq_id > @start and (e.seq_id <= @readTo or e.seq_id > @tail)
             order by seq_id
             """;
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(sql, connection);
         cmd.Parameters.AddWithValue("stream", streamId);
+        cmd.Parameters.AddWithValue("start", window.Start);
+        cmd.Parameters.AddWithValue("readTo", window.ReadTo);
+        cmd.Parameters.AddWithValue("tail", window.Tail);
         cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset?>("from", NpgsqlTypes.NpgsqlDbType.TimestampTz) { TypedValue = from });
         cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset?>("to", NpgsqlTypes.NpgsqlDbType.TimestampTz) { TypedValue = to });
         var events = new List<EventRecord>();

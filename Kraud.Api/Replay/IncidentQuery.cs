@@ -8,6 +8,7 @@ using Kraud.Domain.Common;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Ingresses;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Replay;
 using Kraud.Projections.Volumes;
 using Marten;
 
@@ -36,7 +37,8 @@ public static class IncidentQuery
 
         var hostIds = ctx.GetArgument<string?>("hostId") is { } id
             ? [Ids.Parse(id, "Host")]
-            : await FailedHostsAsync(session, from, to, ctx.CancellationToken);
+            : await FailedHostsAsync(session, await ctx.Service<PlatformCheckpointer>().Checkpoints.WindowAsync(from, to, includeFrom: true, ctx.CancellationToken),
+                from, to, ctx.CancellationToken);
         var events = new SortedDictionary<long, EventRecord>();
         foreach (var host in hostIds)
             foreach (var e in await log.CausalClosureAsync(host, from, to, ctx.CancellationToken))
@@ -44,8 +46,10 @@ public static class IncidentQuery
         return await ReportAsync(session, from, to, hostIds, events.Values.ToList(), ctx.CancellationToken);
     });
 
-    private static async Task<List<Guid>> FailedHostsAsync(IQuerySession session, DateTimeOffset from, DateTimeOffset to, CancellationToken ct) =>
+    /// <summary>Hosts that failed in the window, read from the sequence numbers the checkpoints say can hold it.</summary>
+    private static async Task<List<Guid>> FailedHostsAsync(IQuerySession session, SeqWindow window, DateTimeOffset from, DateTimeOffset to, CancellationToken ct) =>
         (await session.Events.QueryAllRawEvents()
+            .Where(e => e.Sequence > window.Start && (e.Sequence <= window.ReadTo || e.Sequence > window.Tail))
             .Where(e => e.EventTypeName == "host_failed" && e.Timestamp >= from && e.Timestamp <= to)
             .Select(e => e.StreamId).ToListAsync(ct)).Distinct().ToList();
 

@@ -51,7 +51,8 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await Streams.LoadAsync<Volume>(session, id, asOf, ctx.CancellationToken);
+                var (state, version) = await ctx.Service<Replay.PlatformCheckpointer>().Checkpoints
+                    .StreamAtAsync<Volume>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;
             }
             else

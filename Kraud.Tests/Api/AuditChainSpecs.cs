@@ -1,6 +1,8 @@
+using System.Text.Json;
 using Kraud.Tests.Infrastructure;
 using Marten.Events;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace Kraud.Tests.Api;
 
@@ -80,7 +82,7 @@ public class AuditChainSpecs(KraudApp app)
 }
 
 [Collection(ApiCollection.Name)]
-public class ProjectionRebuildSpecs(KraudApp app)
+public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
 {
     private async Task<List<(long Id, string Data)>> EntriesAsync()
     {
@@ -93,15 +95,74 @@ public class ProjectionRebuildSpecs(KraudApp app)
         return rows;
     }
 
-    private async Task RebuildAsync(string name)
+    private async Task<JsonElement> RebuildAsync(string name)
     {
-        var started = (await app.AsOperator("mutation($n: String!) { rebuildProjection(name: $n) { name state } }", new { n = name })).ShouldSucceed();
+        var started = (await app.AsOperator("mutation($n: String!) { rebuildProjection(name: $n) { name state startedAt } }", new { n = name })).ShouldSucceed();
         Assert.Equal(name, started.Data.GetProperty("rebuildProjection").GetProperty("name").GetString());
-        var done = await Eventually.Get(async () => (await app.AsOperator("query($n: String!) { rebuildJob(name: $n) { state eventsProcessed } }", new { n = name }))
+        var done = await Eventually.Get(async () => (await app.AsOperator(
+                    "query($n: String!) { rebuildJob(name: $n) { state eventsProcessed eventsTotal eventsPerSecond etaSeconds elapsedSeconds } }", new { n = name }))
                 .ShouldSucceed().Data.GetProperty("rebuildJob"),
             j => j.GetProperty("state").GetString() != "RUNNING", TimeSpan.FromSeconds(60), $"{name} was rebuilt");
         Assert.Equal("COMPLETED", done.GetProperty("state").GetString());
         Assert.True(done.GetProperty("eventsProcessed").GetInt32() > 0);
+        Assert.InRange(done.GetProperty("eventsProcessed").GetInt32(), 1, done.GetProperty("eventsTotal").GetInt32());
+        Assert.True(done.GetProperty("eventsPerSecond").GetDouble() > 0);
+        Assert.Equal(0, done.GetProperty("etaSeconds").GetDouble());
+        return done;
+    }
+
+    private async Task<long> LastSeqAsync()
+    {
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select max(seq_id) from kraud.mt_events", connection);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    [Fact]
+    public async Task a_rebuild_of_the_audit_chain_while_pods_are_created_ends_with_the_chain_a_rebuild_at_rest_makes()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var created = new System.Collections.Concurrent.ConcurrentBag<(string Id, DateTime At)>();
+        using var stop = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // About 100 createPod/s: eight writers, each paced at one call every 80 ms, until the rebuild is over (at most 400).
+        var writers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested && created.Count < 400; i++)
+            {
+                var pod = await tenant.CreatePodAsync($"load-{w}-{i}", memoryMiB: 64);
+                created.Add((pod.Id(), DateTime.UtcNow));
+                var due = TimeSpan.FromMilliseconds(80 * (i + 1)) - clock.Elapsed;
+                if (due > TimeSpan.Zero) await Task.Delay(due);
+            }
+        })).ToList();
+
+        await Eventually.Until(() => Task.FromResult(created.Count >= 40), TimeSpan.FromSeconds(30), "the load runs");
+        var rebuildStarted = DateTime.UtcNow;
+        var before = await LastSeqAsync();
+        var job = await RebuildAsync("AuditChain");
+        var rebuildEnded = DateTime.UtcNow;
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+        output.WriteLine($"{created.Count} pods created in {clock.Elapsed.TotalSeconds:F1} s ({created.Count / clock.Elapsed.TotalSeconds:F0}/s); " +
+                         $"the rebuild took {job.GetProperty("elapsedSeconds").GetDouble():F2} s for {job.GetProperty("eventsProcessed").GetInt32()} events");
+        Assert.Contains(created, p => p.At < rebuildStarted);
+        Assert.Contains(created, p => p.At > rebuildEnded);
+        Assert.True(await LastSeqAsync() > before, "events were appended while the chain was rebuilt");
+
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(60));
+        var underLoad = await EntriesAsync();
+        await RebuildAsync("AuditChain");
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(60));
+        var atRest = await EntriesAsync();
+        Assert.True(atRest.Count >= underLoad.Count);
+        Assert.Equal(underLoad, atRest.Take(underLoad.Count));
+        Assert.True((await app.AsOperator("{ verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+
+        foreach (var (id, _) in created)
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id })).ShouldSucceed();
     }
 
     [Fact]

@@ -59,6 +59,32 @@ public class KraudApp : IAsyncLifetime
         (await this.AsOperator($"mutation($id: ID!) {{ {mutation}(id: $id) {{ state }} }}", new { id = hostId.ToString() })).ShouldSucceed()
         .Data.GetProperty(mutation).GetProperty("state").GetString()!;
 
+    /// <summary>What every test application runs with: its own database and state, the test operator token, fast simulated hosts.</summary>
+    public static IEnumerable<(string Key, string Value)> TestSettings(string connectionString, string stateDirectory, int heartbeatTimeoutSeconds) =>
+    [
+        ("ConnectionStrings:Kraud", connectionString),
+        ("KRAUD_BOOTSTRAP_TOKEN", OperatorToken),
+        ("Kraud:StateDirectory", stateDirectory),
+        ("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString(CultureInfo.InvariantCulture)),
+        ("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture)),
+        ("Fleet:HeartbeatTimeoutSeconds", heartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
+        ("Logging:LogLevel:Default", "Warning"),
+        // Checkpoints every few events, so that replays in tests start from one and fold the rest.
+        ("Replay:CheckpointEveryEvents", "50"),
+        // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
+        ("Images:EmbeddedRegistry:Enabled", "true"),
+        // ... and the registries tests start on this machine are spoken to over plain HTTP.
+        ("Images:InsecureRegistries:0", "127.0.0.0/8"),
+        // The Docker Engine API on a free port of its own (the real docker CLI talks to it).
+        ("Docker:Url", "http://127.0.0.1:0"),
+        .. SpecImages.Select((name, i) => ($"Images:EmbeddedRegistry:Seed:{i.ToString(CultureInfo.InvariantCulture)}", name)),
+    ];
+
+    /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
@@ -67,23 +93,13 @@ public class KraudApp : IAsyncLifetime
         ConnectionString = await TestDatabase.CreateAsync("kraud");
         Host = await AlbaHost.For<Program>(builder =>
         {
-            builder.UseSetting("ConnectionStrings:Kraud", ConnectionString);
-            builder.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);
-            builder.UseSetting("Kraud:StateDirectory", StateDirectory);
-            builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture));
-            builder.UseSetting("Logging:LogLevel:Default", "Warning");
-            // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
-            builder.UseSetting("Images:EmbeddedRegistry:Enabled", "true");
-            // ... and the registries tests start on this machine are spoken to over plain HTTP.
-            builder.UseSetting("Images:InsecureRegistries:0", "127.0.0.0/8");
-            // The Docker Engine API on a free port of its own (the real docker CLI talks to it).
-            builder.UseSetting("Docker:Url", "http://127.0.0.1:0");
-            foreach (var (key, value) in Settings) builder.UseSetting(key, value);
-            builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
+            foreach (var (key, value) in TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings)) builder.UseSetting(key, value);
+            builder.ConfigureTestServices(services =>
+            {
+                services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                ConfigureServices(services);
+            });
         });
-        await PushImagesAsync(SpecImages);
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
         {
@@ -93,8 +109,8 @@ public class KraudApp : IAsyncLifetime
     }
 
     /// <summary>
-    /// The images specs name, pushed to the application's registry (Docker Hub's mirror) as a busybox image each: the
-    /// simulated fleet never runs them, but createPod resolves every image to a digest.
+    /// The images specs name, pushed to the application's registry (Docker Hub's mirror) as a busybox image each
+    /// (Images:EmbeddedRegistry:Seed): the simulated fleet never runs them, but createPod resolves every image to a digest.
     /// </summary>
     public static readonly string[] SpecImages = ["nginx:1.27", "nginx:latest", "x:1", "api:1", "vault:1.18", "postgres:16"];
 

@@ -26,6 +26,16 @@ public static class TestDatabase
         return new NpgsqlConnectionStringBuilder(server) { Database = name, Pooling = true, MaxPoolSize = 60 }.ConnectionString;
     }
 
+    /// <summary>Drops a database <see cref="CreateAsync"/> made (its connections closed first).</summary>
+    public static async Task DropAsync(string connectionString)
+    {
+        var name = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        await using var connection = new NpgsqlConnection(await Server.Value);
+        await connection.OpenAsync();
+        await using var drop = new NpgsqlCommand($"drop database if exists {name} with (force)", connection);
+        await drop.ExecuteNonQueryAsync();
+    }
+
     private static async Task<string> StartServerAsync()
     {
         if (Environment.GetEnvironmentVariable("KRAUD_TEST_DATABASE") is { Length: > 0 } external) return external;

@@ -127,7 +127,7 @@ public static class Stats
 }
 
 public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8,
-    int Storage = 12, int Tenants = 250)
+    int Storage = 12, int Tenants = 250, int Live = 5_000, bool ReadModels = true)
 {
     public static Options Parse(string[] args)
     {
@@ -148,6 +148,7 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
         return new Options(benchmark, int.Parse(Get("--pods", defaults.pods), CultureInfo.InvariantCulture), int.Parse(Get("--concurrency", "8"), CultureInfo.InvariantCulture),
             int.Parse(Get("--hosts", defaults.hosts), CultureInfo.InvariantCulture), int.Parse(replicas, CultureInfo.InvariantCulture), bool.Parse(Get("--durable", "true")),
             args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000"), CultureInfo.InvariantCulture), int.Parse(Get("--runs", "8"), CultureInfo.InvariantCulture),
-            int.Parse(Get("--storage", "12"), CultureInfo.InvariantCulture), int.Parse(Get("--tenants", "250"), CultureInfo.InvariantCulture));
+            int.Parse(Get("--storage", "12"), CultureInfo.InvariantCulture), int.Parse(Get("--tenants", "250"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--live", "5000"), CultureInfo.InvariantCulture), bool.Parse(Get("--read-models", "true")));
     }
 }

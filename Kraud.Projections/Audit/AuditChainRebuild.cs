@@ -1,0 +1,188 @@
+using System.Threading.Channels;
+using Kraud.Projections.Common;
+using Marten;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Kraud.Projections.Audit;
+
+/// <summary>
+/// Rebuilds the audit chain from mt_events without the async daemon, at close to the speed PostgreSQL reads the log:
+/// one sequential read of the columns the chain is made of (never the event bodies), the chain linked and hashed in a
+/// tight loop, and the entries written by binary COPY on a second connection while the next ones are read. The
+/// secondary indexes are dropped for the load and made again after it (one sort instead of a million inserts).
+/// It goes up to <c>upTo</c> (the daemon's high-water mark: nothing below it is still being committed) and leaves the
+/// head and the daemon's position there, so the daemon's agent, stopped by the caller for the rebuild, goes on from
+/// the next event: the chain is the one a rebuild at rest makes.
+/// </summary>
+public sealed class AuditChainRebuild(IDocumentStore store, string connectionString, string schema)
+{
+    private const int ChunkRows = 20_000;
+    private const int Writers = 3;
+    private string Entries => $"{schema}.mt_doc_auditentry";
+
+    public async Task<AuditChainHead> RunAsync(long upTo, RebuildProgress progress, CancellationToken ct)
+    {
+        await store.Storage.Database.EnsureStorageExistsAsync(typeof(AuditEntry), ct);
+        await store.Storage.Database.EnsureStorageExistsAsync(typeof(AuditChainHead), ct);
+        await using var writer = new NpgsqlConnection(connectionString);
+        await writer.OpenAsync(ct);
+        progress.Begin(upTo); // sequence numbers, so a little more than the events where transactions rolled back
+        var shard = $"{AuditChainProjection.Name}:All";
+        var startedAt = await ProgressionAsync(writer, shard, ct);
+        await ExecuteAsync(writer, $"truncate {Entries}; delete from {schema}.mt_doc_auditchainhead where id = '{AuditChainHead.PlatformChain}'", ct);
+        var indexes = await SecondaryIndexesAsync(writer, ct);
+        foreach (var (name, _) in indexes) await ExecuteAsync(writer, $"drop index if exists {schema}.{name}", ct);
+        AuditChainHead head;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            head = await LoadAsync(upTo, progress, ct);
+            progress.Stage("read, link and copy", clock.Elapsed);
+        }
+        finally
+        {
+            clock.Restart();
+            foreach (var (_, definition) in indexes)
+                await ExecuteAsync(writer, definition.Replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", StringComparison.Ordinal), CancellationToken.None);
+            progress.Stage("indexes", clock.Elapsed);
+        }
+
+        // The head and the daemon's position in one transaction, and only if the daemon's agent (paused) did not move
+        // meanwhile: had it, its entries would be mixed with these.
+        await using var tx = await writer.BeginTransactionAsync(ct);
+        await using (var position = new NpgsqlCommand(startedAt is null
+                             ? $"insert into {schema}.mt_event_progression (name, last_seq_id, last_updated) values (@shard, @seq, now()) on conflict (name) do nothing"
+                             : $"update {schema}.mt_event_progression set last_seq_id = @seq, last_updated = now() where name = @shard and last_seq_id = @started",
+                         writer, tx))
+        {
+            position.Parameters.AddWithValue("shard", shard);
+            position.Parameters.AddWithValue("seq", head.LastEventSeq);
+            position.Parameters.AddWithValue("started", startedAt ?? 0);
+            if (await position.ExecuteNonQueryAsync(ct) != 1)
+                throw new InvalidOperationException($"The daemon's {shard} agent ran during the rebuild; the chain is not trusted.");
+        }
+        await using (var headRow = new NpgsqlCommand(
+                         $"insert into {schema}.mt_doc_auditchainhead (id, data, mt_version, mt_dotnet_type) values (@id, @data, @version, @type) " +
+                         "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_last_modified = now()", writer, tx))
+        {
+            headRow.Parameters.AddWithValue("id", head.Id);
+            headRow.Parameters.Add(new NpgsqlParameter("data", NpgsqlDbType.Jsonb) { Value = store.Options.Serializer().ToJson(head) });
+            headRow.Parameters.AddWithValue("version", Guid.CreateVersion7());
+            headRow.Parameters.AddWithValue("type", typeof(AuditChainHead).FullName!);
+            await headRow.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return head;
+    }
+
+    /// <summary>
+    /// One reader reads, links, hashes and renders the entries; two writers copy the chunks in on connections of their
+    /// own, so PostgreSQL parses one chunk's JSON while the next is read and another written.
+    /// </summary>
+    private async Task<AuditChainHead> LoadAsync(long upTo, RebuildProgress progress, CancellationToken ct)
+    {
+        var chunks = Channel.CreateBounded<List<(long Id, string Json)>>(new BoundedChannelOptions(Writers * 2) { SingleWriter = true });
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reading = Task.Run(() => ReadAndLinkAsync(upTo, chunks.Writer, progress, failed.Token), failed.Token);
+        var writing = Enumerable.Range(0, Writers).Select(_ => Task.Run(() => WriteAsync(chunks.Reader, failed.Token), failed.Token)).ToList();
+        try
+        {
+            await Task.WhenAll(writing);
+            return await reading;
+        }
+        catch
+        {
+            await failed.CancelAsync(); // the others would wait for each other for ever
+            throw;
+        }
+    }
+
+    private async Task WriteAsync(ChannelReader<List<(long Id, string Json)>> chunks, CancellationToken ct)
+    {
+        var type = typeof(AuditEntry).FullName;
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await foreach (var chunk in chunks.ReadAllAsync(ct))
+        {
+            await using var copy = await connection.BeginBinaryImportAsync($"copy {Entries} (id, data, mt_version, mt_dotnet_type) from stdin (format binary)", ct);
+            foreach (var (id, json) in chunk)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(id, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(json, NpgsqlDbType.Jsonb, ct);
+                await copy.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(type, NpgsqlDbType.Varchar, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+    }
+
+    private async Task<AuditChainHead> ReadAndLinkAsync(long upTo, ChannelWriter<List<(long Id, string Json)>> chunks, RebuildProgress progress, CancellationToken ct)
+    {
+        try
+        {
+            var serializer = store.Options.Serializer();
+            var linker = new AuditChainLinker(new AuditChainHead());
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(ct);
+            await using var cmd = new NpgsqlCommand($"""
+                select seq_id, timestamp, stream_id, type, correlation_id, causation_id, headers ->> '{AuditHeaders.Actor}', headers ->> '{AuditHeaders.Tenant}',
+                       headers ->> '{AuditHeaders.Command}', headers ->> '{AuditHeaders.CommandId}'
+                from {schema}.mt_events where seq_id <= @upTo order by seq_id
+                """, connection) { CommandTimeout = 0 };
+            cmd.Parameters.AddWithValue("upTo", upTo);
+            await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
+            var chunk = new List<(long, string)>(ChunkRows + 2);
+            var read = 0;
+            while (await reader.ReadAsync(ct))
+            {
+                linker.Link(new AuditedEvent(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1), reader.IsDBNull(2) ? Guid.Empty : reader.GetGuid(2),
+                    reader.GetString(3), Text(reader, 4), Text(reader, 5), Text(reader, 6), Text(reader, 7), Text(reader, 8), Text(reader, 9)),
+                    entry => chunk.Add((entry.Id, serializer.ToJson(entry))));
+                if (++read % 10_000 == 0) progress.Advance(10_000);
+                if (chunk.Count < ChunkRows) continue;
+                await chunks.WriteAsync(chunk, ct);
+                chunk = new List<(long, string)>(ChunkRows + 2);
+            }
+            if (chunk.Count > 0) await chunks.WriteAsync(chunk, ct);
+            progress.Advance(read % 10_000);
+            progress.Stage("read and link (beside the copy)", progress.Elapsed);
+            var head = linker.Head;
+            // Gaps at the end of the range are behind the head too.
+            if (head.LastEventSeq < upTo) head.LastEventSeq = upTo;
+            return head;
+        }
+        finally
+        {
+            chunks.Complete();
+        }
+    }
+
+    private async Task<long?> ProgressionAsync(NpgsqlConnection connection, string shard, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"select last_seq_id from {schema}.mt_event_progression where name = @shard", connection);
+        cmd.Parameters.AddWithValue("shard", shard);
+        return await cmd.ExecuteScalarAsync(ct) is long seq ? seq : null;
+    }
+
+    private static string? Text(NpgsqlDataReader reader, int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+
+    private async Task<List<(string Name, string Definition)>> SecondaryIndexesAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(
+            "select indexname, indexdef from pg_indexes where schemaname = @schema and tablename = 'mt_doc_auditentry' and indexname not like 'pkey%'", connection);
+        cmd.Parameters.AddWithValue("schema", schema);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var indexes = new List<(string, string)>();
+        while (await reader.ReadAsync(ct)) indexes.Add((reader.GetString(0), reader.GetString(1)));
+        return indexes;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+}

@@ -1,0 +1,223 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using JasperFx.Events;
+using Kraud.Domain.Common;
+using Marten;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Kraud.Projections.Replay;
+
+/// <summary>A checkpoint: the platform state after every event up to Seq, and the time span of the events it covers.</summary>
+public sealed record Checkpoint(long Seq, DateTimeOffset MaxAt);
+
+/// <summary>
+/// Checkpoints of the platform projection, kept in PostgreSQL. A resource's state is stored once per checkpoint at which
+/// it had changed, valid for the range of checkpoint sequence numbers until it changed again or went, so a checkpoint
+/// costs what changed since the previous one and reading one costs what the platform held then (a GiST index on the
+/// range finds the rows valid at a checkpoint).
+///
+/// Event timestamps are commit-transaction times and need not grow with the sequence, so a replay to an instant can use
+/// a checkpoint only when every event it covers is at or before the instant (its MaxAt), and must then read the
+/// events after it that are at or before the instant: those of each later interval whose earliest event (MinAt) is
+/// not after the instant, and the events after the last checkpoint.
+/// </summary>
+public sealed class PlatformCheckpoints(IDocumentStore store, string connectionString, string schema)
+{
+    private string Checkpoints => $"{schema}.replay_checkpoints";
+
+    public PlatformEventReader Reader { get; } = new(store, connectionString, schema);
+
+    /// <summary>
+    /// States are stored without their computed properties (a pod's State, Live, Unplaced…): they are not read back,
+    /// and they made a checkpoint about twice as large.
+    /// </summary>
+    private static readonly JsonSerializerOptions StateJson = new() { IgnoreReadOnlyProperties = true, Converters = { new JsonStringEnumConverter() } };
+    private string States => $"{schema}.replay_states";
+
+    public async Task EnsureSchemaAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await ExecuteAsync(connection, $"""
+            create schema if not exists {schema};
+            create table if not exists {Checkpoints} (
+              seq bigint primary key, min_at timestamptz not null, max_at timestamptz not null, events bigint not null,
+              resources int not null, written_at timestamptz not null default now());
+            create table if not exists {States} (
+              id uuid not null, kind "char" not null, version int not null, valid int8range not null, state jsonb not null);
+            create index if not exists replay_states_valid on {States} using gist (valid);
+            create index if not exists replay_states_id on {States} (id);
+            """, ct);
+    }
+
+    /// <summary>Forgets every checkpoint (a rebuild starts from event 0).</summary>
+    public async Task ClearAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await ExecuteAsync(connection, $"truncate {Checkpoints}, {States}", ct);
+    }
+
+    public async Task<Checkpoint?> LatestAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"select seq, max_at from {Checkpoints} order by seq desc limit 1", connection);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? new Checkpoint(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1)) : null;
+    }
+
+    /// <summary>
+    /// Writes the checkpoint at <paramref name="seq"/>: closes the rows of every resource that changed or went since the
+    /// previous one and stores the new state of those still there, in one transaction with the checkpoint's row.
+    /// </summary>
+    public async Task WriteAsync(PlatformState state, long seq, DateTimeOffset minAt, DateTimeOffset maxAt, long events, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var changed = state.Changed.ToArray();
+        await using (var close = new NpgsqlCommand($"update {States} set valid = int8range(lower(valid), @seq) where id = any(@ids) and upper_inf(valid)", connection, tx))
+        {
+            close.Parameters.AddWithValue("seq", seq);
+            close.Parameters.AddWithValue("ids", changed);
+            await close.ExecuteNonQueryAsync(ct);
+        }
+        await using (var copy = await connection.BeginBinaryImportAsync($"copy {States} (id, kind, version, valid, state) from stdin (format binary)", ct))
+        {
+            foreach (var id in changed)
+            {
+                if (state.Resource(id) is not { } resource) continue;
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(id, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync((char)resource.Kind, NpgsqlDbType.InternalChar, ct);
+                await copy.WriteAsync(resource.Version, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(new NpgsqlRange<long>(seq, true, false, 0, false, true), NpgsqlDbType.Range | NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(JsonSerializer.Serialize(resource.State, PlatformState.TypeOf(resource.Kind), StateJson), NpgsqlDbType.Jsonb, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await using (var row = new NpgsqlCommand(
+                         $"insert into {Checkpoints} (seq, min_at, max_at, events, resources) values (@seq, @min, @max, @events, " +
+                         $"(select count(*) from {States} where valid @> @seq))", connection, tx))
+        {
+            row.Parameters.AddWithValue("seq", seq);
+            row.Parameters.AddWithValue("min", minAt);
+            row.Parameters.AddWithValue("max", maxAt);
+            row.Parameters.AddWithValue("events", events);
+            await row.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        state.Changed.Clear();
+    }
+
+    /// <summary>The platform state stored with the checkpoint at <paramref name="seq"/> (empty for 0: before any event).</summary>
+    public async Task<PlatformState> LoadAsync(long seq, CancellationToken ct)
+    {
+        var state = new PlatformState();
+        if (seq == 0) return state;
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"select id, kind, version, state::text from {States} where valid @> @seq", connection);
+        cmd.Parameters.AddWithValue("seq", seq);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var kind = (ResourceKind)reader.GetChar(1);
+            state.Restore(reader.GetGuid(0), kind, JsonSerializer.Deserialize(reader.GetString(3), PlatformState.TypeOf(kind), StateJson)!, reader.GetInt32(2));
+        }
+        return state;
+    }
+
+    /// <summary>
+    /// One resource as the checkpoint at <paramref name="seq"/> stored it, or null when it did not exist then (not yet,
+    /// or gone).
+    /// </summary>
+    public async Task<(object State, int Version)?> LoadResourceAsync(Guid id, long seq, CancellationToken ct)
+    {
+        if (seq == 0) return null;
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"select kind, version, state::text from {States} where id = @id and valid @> @seq", connection);
+        cmd.Parameters.AddWithValue("id", id);
+        cmd.Parameters.AddWithValue("seq", seq);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct)) return null;
+        return (JsonSerializer.Deserialize(reader.GetString(2), PlatformState.TypeOf((ResourceKind)reader.GetChar(0)), StateJson)!, reader.GetInt32(1));
+    }
+
+    /// <summary>
+    /// Where a replay of the events committed in [from, to] starts and which sequence numbers it must read:
+    /// Start is the latest checkpoint all of whose events are before from (or at or before it when
+    /// <paramref name="includeFrom"/> is false: the replay then starts from the checkpoint's state), ReadTo the end of the
+    /// last checkpoint interval holding an event at or before to, and Tail the last checkpoint (events after it are
+    /// always read).
+    /// </summary>
+    public async Task<SeqWindow> WindowAsync(DateTimeOffset? from, DateTimeOffset to, bool includeFrom, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"""
+            select coalesce((select max(seq) from {Checkpoints} where @from is not null and (max_at < @from or (not @incl and max_at <= @from))), 0),
+                   coalesce((select max(seq) from {Checkpoints} where min_at <= @to), 0),
+                   coalesce((select max(seq) from {Checkpoints}), 0)
+            """, connection);
+        cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset?>("from", NpgsqlDbType.TimestampTz) { TypedValue = from });
+        cmd.Parameters.AddWithValue("to", to);
+        cmd.Parameters.AddWithValue("incl", includeFrom);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return new SeqWindow(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    /// <summary>The platform as it was at <paramref name="asOf"/>: the nearest usable checkpoint plus the events after it up to then.</summary>
+    public async Task<PlatformState> AtAsync(DateTimeOffset asOf, CancellationToken ct)
+    {
+        var window = await WindowAsync(asOf, asOf, includeFrom: false, ct);
+        var state = await LoadAsync(window.Start, ct);
+        var events = Reader.ReadAsync("seq_id > @start and (seq_id <= @readTo or seq_id > @tail) and timestamp <= @to",
+            new Dictionary<string, object> { ["start"] = window.Start, ["readTo"] = window.ReadTo, ["tail"] = window.Tail, ["to"] = asOf }, state, ct);
+        await foreach (var e in events)
+            if (e.Data is not null) state.Apply(e.StreamId, e.Data);
+        return state;
+    }
+
+    /// <summary>
+    /// One pod's or volume's stream folded up to <paramref name="asOf"/> (time travel): its state in the nearest usable
+    /// checkpoint plus its later events, or, when that checkpoint does not hold it, its stream from the start.
+    /// </summary>
+    public async Task<(T State, int Version)> StreamAtAsync<T>(Guid id, DateTimeOffset asOf, CancellationToken ct) where T : IState<T>
+    {
+        var window = await WindowAsync(asOf, asOf, includeFrom: false, ct);
+        var stored = await LoadResourceAsync(id, window.Start, ct);
+        var (state, version, after) = stored is ({ } s, var v) && s is T known ? (known, v, window.Start) : (T.Initial, 0, 0L);
+        await using var session = store.QuerySession();
+        await foreach (var e in session.Events.QueryAllRawEvents()
+                           .Where(e => e.StreamId == id && e.Sequence > after && e.Timestamp <= asOf).OrderBy(e => e.Sequence).ToAsyncEnumerable(ct))
+        {
+            state = state.Evolve(e.Data);
+            version++;
+        }
+        return (state, version);
+    }
+
+    /// <summary>The reference: the platform at <paramref name="asOf"/> folded from event 0, with no checkpoint. Slow by design.</summary>
+    public async Task<PlatformState> FoldFromStartAsync(DateTimeOffset asOf, CancellationToken ct)
+    {
+        var state = new PlatformState();
+        await using var session = store.QuerySession();
+        await foreach (var e in session.Events.QueryAllRawEvents().Where(e => e.Timestamp <= asOf).OrderBy(e => e.Sequence).ToAsyncEnumerable(ct))
+            state.Apply(e.StreamId, e.Data);
+        return state;
+    }
+
+    private async Task<NpgsqlConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        return connection;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+}
+
+/// <summary>The sequence numbers a replay reads: (Start, ReadTo] and everything after Tail.</summary>
+public sealed record SeqWindow(long Start, long ReadTo, long Tail);
