@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Kraud.Api.Access;
@@ -30,6 +32,7 @@ public sealed class DockerApiServer(DockerApiOptions options, IServiceProvider s
     internal static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
     private WebApplication? _app;
+    private HalfCloseFront? _front;
 
     /// <summary>The address it listens on once started (the port it got when Docker:Url asked for port 0).</summary>
     public Uri? Url { get; private set; }
@@ -37,31 +40,52 @@ public sealed class DockerApiServer(DockerApiOptions options, IServiceProvider s
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(options.Url)) return;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(options.Url);
-        builder.Logging.ClearProviders();
+        var url = Uri.TryCreate(options.Url, UriKind.Absolute, out var parsed) && parsed.Scheme == Uri.UriSchemeHttp
+            ? parsed
+            : throw new InvalidOperationException($"Docker:Url must be an http:// URL with a host and a port (e.g. http://127.0.0.1:2375), not '{options.Url}'");
+        var bind = url.Host switch
+        {
+            "localhost" => IPAddress.Loopback,
+            "*" or "+" or "0.0.0.0" => IPAddress.Any,
+            _ => IPAddress.TryParse(url.Host.Trim('[', ']'), out var address)
+                ? address
+                : throw new InvalidOperationException($"Docker:Url must name an IP address or localhost, not '{url.Host}'"),
+        };
+        // An empty builder: no configuration, logging or URLs of the application's (appsettings' Urls would win over a
+        // UseUrls here), only Kestrel and routing. Kestrel listens on a loopback port of its own behind the front (below).
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(new ApplicationServices(services));
         var app = builder.Build();
+        app.UseRouting();
         DockerSystem.Map(app);
         DockerRun.Map(app);
         DockerPs.Map(app);
         DockerLogs.Map(app);
+        DockerAttach.Map(app);
         DockerLifecycle.Map(app);
         // Any other route (images, networks, volumes, swarm objects that `docker inspect` also tries): Docker's "not found".
         app.MapFallback((HttpContext http) => Error(http, StatusCodes.Status404NotFound, $"page not found: {http.Request.Method} {http.Request.Path} is not served by Kraud"));
         await app.StartAsync(cancellationToken);
         _app = app;
-        Url = new Uri(app.Urls.First());
+        var backend = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features
+            .Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
+        _front = HalfCloseFront.Start(new IPEndPoint(bind, url.Port), new IPEndPoint(IPAddress.Loopback, backend.Port), logger);
+        // The bound address: with port 0 the kernel chose one.
+        Url = new Uri($"http://{(bind.Equals(IPAddress.Any) ? "127.0.0.1" : url.Host)}:{_front.Port.ToString(CultureInfo.InvariantCulture)}");
         logger.LogInformation("Docker Engine API (v{Version}) on {Url}", ApiVersion, Url);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_front is not null) await _front.DisposeAsync();
         if (_app is not null) await _app.StopAsync(cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (_front is not null) await _front.DisposeAsync();
         if (_app is not null) await _app.DisposeAsync();
     }
 
@@ -133,3 +157,107 @@ public sealed record DockerCall(HttpContext Http, Caller Caller, IServiceProvide
 
 /// <summary>The application's services, as the Docker listener's own request pipeline reaches them.</summary>
 internal sealed record ApplicationServices(IServiceProvider Provider);
+
+/// <summary>
+/// The Docker listener's TCP front, which passes bytes both ways between a client and Kestrel. It is there for one
+/// thing: the docker CLI half-closes an attached connection (it has no stdin to send, so it shuts down its sending side
+/// at once) and then reads the container's output for as long as the container runs, as the Docker daemon allows;
+/// Kestrel takes a client's FIN for the end of the connection and aborts the response. So a FIN from the client is
+/// passed on to Kestrel only on connections that were not upgraded (HTTP/1.1 101): there it still means the client is
+/// gone. On an upgraded one, the client's going shows as a failed write, and the front then closes both sides.
+/// </summary>
+internal sealed class HalfCloseFront : IAsyncDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly IPEndPoint _backend;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _accepting = Task.CompletedTask;
+
+    private HalfCloseFront(TcpListener listener, IPEndPoint backend, ILogger logger) => (_listener, _backend, _logger) = (listener, backend, logger);
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    public static HalfCloseFront Start(IPEndPoint bind, IPEndPoint backend, ILogger logger)
+    {
+        var listener = new TcpListener(bind);
+        listener.Start();
+        var front = new HalfCloseFront(listener, backend, logger);
+        front._accepting = front.AcceptAsync();
+        return front;
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            _ = ServeAsync(client);
+        }
+    }
+
+    private async Task ServeAsync(TcpClient client)
+    {
+        var backend = new TcpClient();
+        Task toClient = Task.CompletedTask, toBackend = Task.CompletedTask;
+        try
+        {
+            await backend.ConnectAsync(_backend, _stop.Token);
+            var upgraded = false;
+            toClient = PumpAsync(backend.GetStream(), client.GetStream(), first => Volatile.Write(ref upgraded, first.StartsWith("HTTP/1.1 101", StringComparison.Ordinal)));
+            toBackend = PumpAsync(client.GetStream(), backend.GetStream(), null);
+            if (await Task.WhenAny(toClient, toBackend) == toBackend)
+            {
+                // The client is done sending (FIN) or gone (reset).
+                if (!toBackend.IsCompletedSuccessfully) backend.Client.Close();
+                else if (!Volatile.Read(ref upgraded)) backend.Client.Shutdown(SocketShutdown.Send);
+                await toClient;
+            }
+            client.Client.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _logger.LogDebug("Docker API connection ended: {Reason}", e.Message);
+        }
+        finally
+        {
+            client.Dispose();
+            backend.Dispose();
+            await toClient.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await toBackend.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Copies until the source ends; <paramref name="onFirst"/> sees the start of the first chunk (the status line of a response).</summary>
+    private async Task PumpAsync(NetworkStream from, NetworkStream to, Action<string>? onFirst)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+        {
+            if (onFirst is not null)
+            {
+                onFirst(System.Text.Encoding.ASCII.GetString(buffer, 0, Math.Min(read, 16)));
+                onFirst = null;
+            }
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        await _accepting;
+        _listener.Dispose();
+        _stop.Dispose();
+    }
+}

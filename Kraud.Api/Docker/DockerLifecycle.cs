@@ -36,7 +36,9 @@ public static class DockerLifecycle
     private static async Task<IResult> RemoveAsync(DockerCall call)
     {
         var pod = await DockerContainers.FindAsync(call, Id(call));
-        if (!call.Flag("force") && DockerContainers.StateOf(pod, call.Now).Running)
+        // As docker: only a container that does not run goes without -f. A pod that is not stopped and has not exited is
+        // running or about to (booting, or replacing an exited replica).
+        if (!call.Flag("force") && !pod.Pod.Halted && DockerContainers.StateOf(pod, call.Now).State != "exited")
             throw DomainException.Conflict(
                 $"You cannot remove a running container {DockerContainers.IdOf(pod.Id)}. Stop the container before attempting removal or force remove");
         if (call.Flag("v")) throw DomainException.Validation("--volumes (-v) is not supported by Kraud: volumes are deleted with deleteVolume");

@@ -61,7 +61,7 @@ public static class DockerLogs
     }
 
     /// <summary>One frame of Docker's stream multiplexing: stream (1 stdout, 2 stderr), three zero bytes, the payload's length big-endian.</summary>
-    private static async Task WriteFrameAsync(Stream body, LogLineDto line, bool timestamps, CancellationToken ct)
+    internal static async Task WriteFrameAsync(Stream body, LogLineDto line, bool timestamps, CancellationToken ct)
     {
         var text = (timestamps ? line.At.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture) + " " : "") + line.Line + "\n";
         var payload = Encoding.UTF8.GetBytes(text);

@@ -8,9 +8,9 @@ using Marten;
 namespace Kraud.Api.Docker;
 
 /// <summary>
-/// `docker run -d --name web -e K=V --cpus 1 -m 256m IMAGE [CMD…]`: POST /containers/create makes the pod exactly as
+/// `docker run [-d] --name web -e K=V --cpus 1 -m 256m IMAGE [CMD…]`: POST /containers/create makes the pod exactly as
 /// createPod does (the same PodRequest through the same handler: resolution, events, audit, errors); POST
-/// /containers/{id}/start has nothing left to do for a new pod, and starts a stopped one. What Kraud cannot honour is
+/// /containers/{id}/start has nothing left to do for a new pod, and starts a stopped one (attached runs: DockerAttach). What Kraud cannot honour is
 /// refused naming the flag, before anything is created. Without --cpus and -m a container gets 1 vCPU and 256 MiB.
 /// </summary>
 public static class DockerRun
@@ -21,7 +21,6 @@ public static class DockerRun
     {
         DockerApiServer.Route(app, "POST", "/containers/create", CreateAsync);
         DockerApiServer.Route(app, "POST", "/containers/{id}/start", StartAsync);
-        DockerApiServer.Route(app, "POST", "/containers/{id}/wait", WaitAsync);
     }
 
     private static async Task<IResult> CreateAsync(DockerCall call)
@@ -71,39 +70,6 @@ public static class DockerRun
         return Results.NoContent();
     }
 
-    /// <summary>
-    /// Answers when the container's workload exits (or it is stopped or removed), with the exit code. The headers go at
-    /// once, as the daemon's do: `docker run` waits for them before it starts the container.
-    /// </summary>
-    private static async Task<IResult> WaitAsync(DockerCall call)
-    {
-        var pod = await DockerContainers.FindAsync(call, (string)call.Http.GetRouteValue("id")!);
-        var session = call.Service<IQuerySession>();
-        var http = call.Http;
-        var ct = http.RequestAborted;
-        var nextExit = call.Query("condition") == "next-exit";
-        http.Response.StatusCode = StatusCodes.Status200OK;
-        http.Response.ContentType = "application/json";
-        await http.Response.StartAsync(ct);
-        await http.Response.Body.FlushAsync(ct);
-        try
-        {
-            while (true)
-            {
-                var view = await session.LoadAsync<PodView>(pod.Id, ct);
-                var state = view is null ? null : DockerContainers.StateOf(view, call.Now);
-                if (view is null || view.Pod.Gone || (state!.State == "exited" && !(nextExit && view.Version == pod.Version)))
-                {
-                    await http.Response.WriteAsync(JsonSerializer.Serialize(new { StatusCode = state?.ExitCode ?? 0, Error = (object?)null }, DockerApiServer.Json), ct);
-                    break;
-                }
-                await Task.Delay(500, ct);
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
-        return Results.Empty;
-    }
-
     private static string? Text(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
@@ -118,23 +84,21 @@ public static class DockerRun
 
 /// <summary>
 /// Which docker run flags a create request used that Kraud cannot honour, named as the user typed them. Every setting that
-/// is not at its default and not one Kraud maps (image, command, --env, --cpus, --memory, --name) is refused: a
+/// is not at its default and not one Kraud maps (image, command, --env, --cpus, --memory, --name, attaching stdout and stderr) is refused: a
 /// container must not run with a flag silently ignored.
 /// </summary>
 public static class UnsupportedFlags
 {
     private static readonly Dictionary<string, string> ConfigFlags = new(StringComparer.Ordinal)
     {
-        ["Hostname"] = "--hostname", ["Domainname"] = "--domainname", ["User"] = "--user (-u)", ["AttachStdin"] = "--attach stdin (-a)",
-        ["AttachStdout"] = "running attached: use docker run -d (--detach), then docker logs -f",
-        ["AttachStderr"] = "running attached: use docker run -d (--detach), then docker logs -f", ["Tty"] = "--tty (-t)",
+        ["Hostname"] = "--hostname", ["Domainname"] = "--domainname", ["User"] = "--user (-u)", ["AttachStdin"] = "--interactive (-i) / --attach stdin (-a)", ["Tty"] = "--tty (-t)",
         ["OpenStdin"] = "--interactive (-i)", ["StdinOnce"] = "--interactive (-i)", ["ExposedPorts"] = "--expose / --publish (-p): an ingress publishes a pod",
         ["Volumes"] = "--volume (-v): Kraud volumes are attached with attachVolume", ["WorkingDir"] = "--workdir (-w)", ["Entrypoint"] = "--entrypoint",
         ["Labels"] = "--label (-l)", ["Healthcheck"] = "--health-cmd", ["StopSignal"] = "--stop-signal", ["StopTimeout"] = "--stop-timeout",
         ["MacAddress"] = "--mac-address", ["NetworkDisabled"] = "--network none", ["Shell"] = "SHELL", ["OnBuild"] = "ONBUILD",
     };
 
-    private static readonly HashSet<string> Mapped = ["Image", "Cmd", "Env", "HostConfig", "NetworkingConfig", "ArgsEscaped", "Memory", "NanoCpus", "ConsoleSize"];
+    private static readonly HashSet<string> Mapped = ["Image", "Cmd", "Env", "AttachStdout", "AttachStderr", "HostConfig", "NetworkingConfig", "ArgsEscaped", "Memory", "NanoCpus", "ConsoleSize"];
 
     private static readonly Dictionary<string, string> HostFlags = new(StringComparer.Ordinal)
     {

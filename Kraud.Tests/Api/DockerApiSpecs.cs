@@ -129,15 +129,48 @@ public sealed class DockerApiSpecs(KraudApp app)
     }
 
     [Fact]
-    public async Task docker_run_without_detach_is_refused_pointing_at_run_d_and_logs_f()
+    public async Task docker_run_attached_prints_the_workloads_stdout_and_stderr_until_it_exits_and_exits_with_its_code()
+    {
+        var (tenant, docker) = await TenantWithDockerAsync();
+        using var _ = docker;
+        var name = $"once-{Guid.NewGuid():N}"[..12];
+
+        var run = docker.RunAsync("run", "--name", name, "nginx:1.27", "sh", "-c", "echo attached; exit 3");
+
+        var pod = await Eventually.Get(async () =>
+        {
+            await using var session = app.Store.QuerySession();
+            return await session.Query<PodView>().Where(p => p.TenantId == tenant.Id && p.Name == name).SingleOrDefaultAsync();
+        }, p => p is not null, TimeSpan.FromSeconds(60), "docker run created the pod");
+        var running = await tenant.WaitForPodAsync(pod!.Id.ToString(), "RUNNING");
+        var vm = Guid.Parse(Assert.Single(running.Instances()).Id());
+        // The simulated host plays the workload: two lines, then the exit the command would make.
+        var shipper = app.Host.Services.GetRequiredService<WorkloadLogShipper>();
+        shipper.Enqueue(new WorkloadLogLine(tenant.Id, pod.Id, vm, 0, DateTimeOffset.UtcNow, "stdout", "attached"));
+        shipper.Enqueue(new WorkloadLogLine(tenant.Id, pod.Id, vm, 0, DateTimeOffset.UtcNow, "stderr", "attached warning"));
+        await shipper.FlushAsync(CancellationToken.None);
+        Assert.False(run.IsCompleted, "docker run stays attached while the workload runs");
+        Assert.True(app.Drivers.Single(d => d.Running.Contains(vm)).ExitWorkload(vm, 3));
+
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True((result.ExitCode, result.Output) == (3, "attached"), $"docker run exited {result.ExitCode}: {result.Output} {result.Error}");
+        Assert.Equal("attached warning", result.Error);
+        Assert.Contains((await app.EventsOf(pod.Id)).Select(e => e.Data), e => e is PodReplicaExited { ExitCode: 3 });
+        (await docker.RunAsync("rm", "-f", name)).ShouldSucceed();
+    }
+
+    [Fact]
+    public async Task docker_run_with_stdin_is_refused_naming_the_flag_and_nothing_is_created()
     {
         var (tenant, docker) = await TenantWithDockerAsync();
         using var _ = docker;
         var before = await tenant.EventCountAsync();
 
-        var refused = await docker.RunAsync("run", "nginx:1.27", "echo", "hi");
+        var refused = await docker.RunAsync("run", "-i", "nginx:1.27", "echo", "hi");
 
-        Assert.Contains("docker run -d (--detach), then docker logs -f", refused.Error);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--interactive (-i)", refused.Error);
+        Assert.Contains("not supported by Kraud", refused.Error);
         Assert.Equal(before, await tenant.EventCountAsync());
     }
 
