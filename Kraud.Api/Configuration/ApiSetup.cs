@@ -1,10 +1,7 @@
 using FastEndpoints;
 using FastEndpoints.Swagger;
-using Kraud.Api.Access;
 using Kraud.Api.Common;
-using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
-using Kraud.Api.WebConsole;
 using Kraud.HostRuntime.Configuration;
 
 namespace Kraud.Api.Configuration;
@@ -15,45 +12,23 @@ public static class ApiSetup
     {
         var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
         if (!fleet.InProcess) fleet.Hosts = [];
-        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(DatabaseSetup.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
+        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(KraudDatabase.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
         builder.Services.AddSingleton(fleet);
-        builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
         return fleet;
+    }
+
+    /// <summary>Each slice's asynchronous preparation (<see cref="KraudSlice.PrepareAsync"/>), before the services are added.</summary>
+    public static async Task PrepareKraudSlicesAsync(this WebApplicationBuilder builder)
+    {
+        foreach (var slice in KraudSlice.All) await slice.PrepareAsync(builder);
     }
 
     public static IServiceCollection AddKraudApi(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<TokenAuthenticator>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Ingresses.NetworkOptions.Section).Get<Ingresses.NetworkOptions>()
-                                    ?? new Ingresses.NetworkOptions());
-        services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
-        services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
-        services.AddSingleton<Replay.EventLog>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Replay.ReplayOptions.Section).Get<Replay.ReplayOptions>()
-                                    ?? new Replay.ReplayOptions());
-        services.AddSingleton<Replay.PlatformCheckpointer>();
-        services.AddHostedService(sp => sp.GetRequiredService<Replay.PlatformCheckpointer>());
-        services.AddSingleton<Operations.RebuildJobs>();
-        services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
-        services.AddSingleton<Audit.AuditDigests>();
-        services.AddHostedService<Audit.AuditDigestSigner>();
-        services.AddSingleton<OperatorBootstrap>();
-        services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
-        services.AddHostedService<HostFailureDetector>();
-        services.AddHostedService<Pods.FailedReplicaReconciler>();
-        services.AddHostedService<Common.PlacementRetry>();
-        services.AddSingleton<Logs.WorkloadLogReader>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Docker.DockerApiOptions.Section).Get<Docker.DockerApiOptions>()
-                                    ?? new Docker.DockerApiOptions());
-        services.AddSingleton<Docker.DockerApiServer>();
-        services.AddHostedService(sp => sp.GetRequiredService<Docker.DockerApiServer>());
-        services.AddHostedService<Logs.WorkloadLogRetention>();
         services.AddKraudGraphQL();
-        Confidential.AttestationTrustSetup.AddAttestationTrust(services);
-        services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<Apps.AppRolloutOptions>() ?? new Apps.AppRolloutOptions());
-        services.AddHostedService<Apps.AppRolloutWatcher>();
+        foreach (var slice in KraudSlice.All) slice.AddServices(services);
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {
@@ -70,7 +45,7 @@ public static class ApiSetup
     {
         app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
-        app.UseKraudConsole();
+        foreach (var slice in KraudSlice.All) slice.UsePipeline(app);
         app.UseFastEndpoints();
         app.UseSwaggerGen();
         app.MapKraudGraphQL();

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Kraud.Api.Access;
 using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
@@ -112,7 +111,7 @@ public sealed class DockerApiServer(DockerApiOptions options, IServiceProvider s
         {
             return await handle(new DockerCall(http, caller, scope.ServiceProvider));
         }
-        catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
+        catch (Exception e) when (Gql.ErrorCodes.Map(e) is { } refusal)
         {
             return Error(http, refusal.Code switch
             {

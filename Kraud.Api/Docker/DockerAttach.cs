@@ -1,4 +1,4 @@
-using Kraud.Api.Logs;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
@@ -38,7 +38,7 @@ public static class DockerAttach
             throw DomainException.Validation("--interactive (-i) and --attach stdin are not supported by Kraud: a workload has no stdin");
         if (!call.Flag("stream") && !call.Flag("logs")) throw DomainException.Validation("Bad parameters: attach needs stream or logs");
         var (stdout, stderr) = (call.Flag("stdout"), call.Flag("stderr"));
-        var logs = call.Service<WorkloadLogReader>();
+        var logs = call.Service<IWorkloadLogs>();
         var session = call.Service<IQuerySession>();
         var http = call.Http;
         var ct = http.RequestAborted;

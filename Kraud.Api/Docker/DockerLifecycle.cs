@@ -1,4 +1,4 @@
-using Kraud.Api.Pods;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 

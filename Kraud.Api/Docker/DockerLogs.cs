@@ -1,6 +1,6 @@
+using Kraud.Api.Common;
 using System.Buffers.Binary;
 using System.Text;
-using Kraud.Api.Logs;
 using Kraud.Domain.Common;
 using Kraud.Projections.Pods;
 using Marten;
@@ -33,7 +33,7 @@ public static class DockerLogs
             : null;
         var timestamps = call.Flag("timestamps");
         var follow = call.Flag("follow");
-        var logs = call.Service<WorkloadLogReader>();
+        var logs = call.Service<IWorkloadLogs>();
         var session = call.Service<IQuerySession>();
         var http = call.Http;
         var ct = http.RequestAborted;

@@ -18,7 +18,10 @@ public sealed record RegistryCredentialDto(Guid Id, string Registry, string User
 /// addRegistryCredential as the handler receives it: the password already sealed under the control plane's key, so not
 /// even this in-process message holds it in clear.
 /// </summary>
-public sealed record RegistryCredentialRequest(AddRegistryCredential Command, string SealedPassword);
+public sealed record RegistryCredentialRequest(AddRegistryCredential Command, string SealedPassword) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 public static class AddRegistryCredentialField
 {

@@ -26,7 +26,7 @@ public sealed class RegistryCredentialKey
 
     public static RegistryCredentialKey Load(IConfiguration configuration)
     {
-        var path = configuration["Images:CredentialKeyFile"] ?? Path.Combine(DatabaseSetup.StateDirectory(configuration), DefaultFile);
+        var path = configuration["Images:CredentialKeyFile"] ?? Path.Combine(Common.KraudDatabase.StateDirectory(configuration), DefaultFile);
         if (File.Exists(path))
         {
             var existing = Convert.FromBase64String(File.ReadAllText(path).Trim());

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using FastEndpoints;
-using Kraud.Api.Access;
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;

@@ -1,4 +1,5 @@
 using GraphQL;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;

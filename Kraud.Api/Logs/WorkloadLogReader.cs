@@ -1,18 +1,15 @@
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.HostRuntime.Logs;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace Kraud.Api.Logs;
 
-/// <summary>One stored line of a workload, as podLogs and the log stream return it.</summary>
-public sealed record LogLineDto(long Id, DateTime At, Guid MicroVmId, int Replica, string Stream, string Line);
-
 /// <summary>
 /// Reads the workload lines host runtimes shipped (<see cref="WorkloadLogTable"/>). Every read names the pod and its
 /// tenant: a line is returned only if both match, so no query can reach another tenant's lines.
 /// </summary>
-public sealed class WorkloadLogReader(KraudDatabase database) : IAsyncDisposable
+public sealed class WorkloadLogReader(KraudDatabase database) : IWorkloadLogs, IAsyncDisposable
 {
     public const int MaxLines = 10_000;
 

@@ -4,7 +4,7 @@ using Kraud.Domain.Access;
 using Kraud.Projections.Access;
 using Marten;
 
-namespace Kraud.Api.Access;
+namespace Kraud.Api.Common;
 
 /// <summary>Turns an Authorization header into a principal, or null when it names no valid token.</summary>
 public sealed class TokenAuthenticator(IDocumentStore store, IConfiguration configuration)

@@ -1,7 +1,7 @@
 using Kraud.Projections.Fleet;
 using Marten;
 
-namespace Kraud.Api.Fleet;
+namespace Kraud.Api.Common;
 
 public static class ZoneNames
 {

@@ -1,5 +1,4 @@
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
+using Kraud.Api.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
@@ -10,7 +9,7 @@ using Marten;
 using Wolverine;
 using Wolverine.Runtime;
 
-namespace Kraud.Api.Common;
+namespace Kraud.Api.Fleet;
 
 /// <summary>
 /// Pods the scheduler found UNSCHEDULABLE and volumes whose replicas no storage host could take are tried again every

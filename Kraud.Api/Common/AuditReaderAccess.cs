@@ -1,7 +1,7 @@
-using Kraud.Api.Access;
+using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 
-namespace Kraud.Api.Audit;
+namespace Kraud.Api.Common;
 
 /// <summary>The REST side of the audit log's access rules (the same as auditLog's): who may read, and whose entries.</summary>
 public static class AuditReaderAccess
@@ -21,7 +21,7 @@ public static class AuditReaderAccess
         }
         try
         {
-            var scope = AuditQueries.ScopeOf(principal, requestedTenant);
+            var scope = ScopeOf(principal, requestedTenant);
             if (!formats.Contains(format)) throw DomainException.Validation($"format '{format}' is not one of {string.Join(", ", formats)}.");
             return (true, scope);
         }
@@ -31,6 +31,14 @@ public static class AuditReaderAccess
             return (false, null);
         }
     }
+
+    /// <summary>Whose entries a principal may read: null means every tenant's.</summary>
+    public static Guid? ScopeOf(Principal principal, Guid? requested) => principal switch
+    {
+        { ReadsAllTenants: true } => requested,
+        { Role: Role.Admin or Role.Auditor } => principal.RequireTenant(requested),
+        _ => throw DomainException.Forbidden("The audit log is readable by operators, auditors and the tenant's ADMIN."),
+    };
 
     private static Task Refuse(HttpContext http, int status, string code, string message, CancellationToken ct)
     {

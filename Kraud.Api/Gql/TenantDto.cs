@@ -1,6 +1,6 @@
 using Kraud.Projections.Tenants;
 
-namespace Kraud.Api.Tenants;
+namespace Kraud.Api.Gql;
 
 public sealed record TenantDto(Guid Id, string Name, DateTime CreatedAt, object? Vpc)
 {

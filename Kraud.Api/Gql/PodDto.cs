@@ -1,9 +1,8 @@
-using Kraud.Api.Gql;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
 
-namespace Kraud.Api.Pods;
+namespace Kraud.Api.Gql;
 
 public sealed record MicroVmDto(Guid Id, Guid PodId, Guid HostId, string State, double? BootMs, string? Ip6, string? Ip4, DateTime? StartedAt,
     int EphemeralGiB, bool EphemeralEncrypted, int? ExitCode = null, DateTime? ExitedAt = null, double? ImageDownloadedBytes = null);

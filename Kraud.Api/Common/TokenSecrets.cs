@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Kraud.Api.Access;
+namespace Kraud.Api.Common;
 
 public static class TokenSecrets
 {

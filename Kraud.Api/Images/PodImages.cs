@@ -1,4 +1,4 @@
-using Kraud.Api.Images;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Images;
@@ -6,7 +6,7 @@ using Kraud.Domain.Pods;
 using Kraud.HostRuntime.Images;
 using Marten;
 
-namespace Kraud.Api.Pods;
+namespace Kraud.Api.Images;
 
 /// <summary>
 /// createPod's image: the reference resolved once, with the tenant's credential for its registry, to the linux/amd64
@@ -14,9 +14,9 @@ namespace Kraud.Api.Pods;
 /// spec is checked first, so bad input never costs a round trip. An image, repository or tag the registry does not have
 /// is VALIDATION, a registry that cannot be reached PRECONDITION; either way nothing is appended.
 /// </summary>
-public sealed class PodImageResolution(ImageResolver resolver, RegistryCredentials credentials)
+public sealed class PodImages(ImageResolver resolver, RegistryCredentials credentials) : IPodImages
 {
-    public async Task<(CreatePod Command, PodPullSecret? PullSecret)> ResolveAsync(IQuerySession session, CreatePod create, CancellationToken ct)
+    public async Task<CreatePod> ResolveAsync(IDocumentSession session, CreatePod create, CancellationToken ct)
     {
         PodDecider.Validate(create.Spec, create.Replicas);
         var reference = ImageReference.Parse(create.Spec.Image);
@@ -44,14 +44,17 @@ public sealed class PodImageResolution(ImageResolver resolver, RegistryCredentia
             ? new PodPullSecret { Id = create.PodId, TenantId = create.TenantId, Credential = sealedCredential }
             : throw new DomainException(ErrorCode.Precondition,
                 $"image '{create.Spec.Image}' needs the credential for {reference.Registry}, and no host runtime has announced the key to seal it for them yet");
-        return (create with { Image = image }, pullSecret);
+        if (pullSecret is not null) session.Store(pullSecret);
+        return create with { Image = image };
     }
 
     /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential sealed for the host runtimes.</summary>
-    public static async Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod)
+    public async Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod)
     {
         if (pod.Image is not { } image) return null;
         var secret = await session.LoadAsync<PodPullSecret>(pod.Id);
         return new OciImage(image.Registry, image.Repository, image.Digest, secret?.TenantId == pod.TenantId ? secret.Credential : null);
     }
+
+    public void Release(IDocumentSession session, Pod pod) => session.Delete<PodPullSecret>(pod.Id);
 }

@@ -1,8 +1,9 @@
-using Kraud.Api.Images;
+using Kraud.Api.Common;
 using Kraud.Domain.Images;
 using Kraud.HostRuntime.Images;
+using Marten;
 
-namespace Kraud.Api.Configuration;
+namespace Kraud.Api.Images;
 
 /// <summary>The "Images:EmbeddedRegistry" section: a registry Kraud starts for itself as Docker Hub's mirror (no internet here).</summary>
 public sealed class EmbeddedRegistryOptions
@@ -19,14 +20,31 @@ public sealed class EmbeddedRegistryOptions
     public List<string> Seed { get; set; } = [];
 }
 
-public static class ImagesSetup
+/// <summary>Images: registries, registry credentials, createPod's image resolution, and the embedded registry.</summary>
+public sealed class ImagesSlice : KraudSlice
 {
+    public override void MapFields(Fields fields)
+    {
+        AddRegistryCredentialField.Map(fields);
+        RemoveRegistryCredentialField.Map(fields);
+        RegistryCredentialQueries.Map(fields);
+    }
+
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<RegistryCredentialSecret>().Index(x => x.TenantId);
+        marten.Schema.For<PodPullSecret>();
+        marten.Schema.For<HostSealingKey>();
+    }
+
+    public override Task PrepareAsync(WebApplicationBuilder builder) => AddKraudImagesAsync(builder);
+
     /// <summary>
     /// Registry settings (Images:Mirrors, Images:InsecureRegistries), the clients that resolve images at createPod, the
     /// control plane's key for registry passwords, and, with Images:EmbeddedRegistry:Enabled, a registry of Kraud's own,
     /// filled with a busybox image built from this machine's busybox-static and made Docker Hub's mirror.
     /// </summary>
-    public static async Task AddKraudImagesAsync(this WebApplicationBuilder builder)
+    private static async Task AddKraudImagesAsync(WebApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(RegistryOptions.Section).Get<RegistryOptions>() ?? new RegistryOptions();
         var embedded = builder.Configuration.GetSection("Images:EmbeddedRegistry").Get<EmbeddedRegistryOptions>() ?? new EmbeddedRegistryOptions();
@@ -36,7 +54,7 @@ public static class ImagesSetup
             var logger = loggers.CreateLogger("Kraud.EmbeddedRegistry");
             try
             {
-                var registry = await EmbeddedRegistry.StartAsync(embedded.Directory ?? Path.Combine(DatabaseSetup.StateDirectory(builder.Configuration), "registry"),
+                var registry = await EmbeddedRegistry.StartAsync(embedded.Directory ?? Path.Combine(KraudDatabase.StateDirectory(builder.Configuration), "registry"),
                     logger: logger);
                 options.InsecureRegistries.Add(registry.HostPort);
                 options.Mirrors[ImageReference.DockerHub] = [registry.Url.ToString(), .. options.Mirrors.GetValueOrDefault(ImageReference.DockerHub) ?? []];
@@ -55,7 +73,7 @@ public static class ImagesSetup
         builder.Services.AddSingleton<ImageResolver>();
         builder.Services.AddSingleton(sp => RegistryCredentialKey.Load(sp.GetRequiredService<IConfiguration>()));
         builder.Services.AddSingleton<RegistryCredentials>();
-        builder.Services.AddSingleton<Pods.PodImageResolution>();
+        builder.Services.AddSingleton<IPodImages, PodImages>();
     }
 
     /// <summary>busybox:latest, busybox:&lt;version&gt; and the seed names, each unless the registry has this very image under it already.</summary>

@@ -1,4 +1,4 @@
-using Kraud.Api.Volumes;
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -19,9 +19,9 @@ public static class SchedulePodHandler
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
-        Telemetry.KraudMetrics metrics)
+        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics)
     {
-        var fleet = await Fleet.HostStreams.LockForPlacementAsync(session, HostRole.Compute);
+        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Compute);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
@@ -34,14 +34,14 @@ public static class SchedulePodHandler
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
             var now = time.GetUtcNow();
-            var affinity = await VolumeMounts.AffinityAsync(session, pod);
+            var affinity = await volumes.AffinityAsync(session, pod);
             // A volume still being set up: the pod stays PENDING; the volume asks for it again once it is usable.
             if (affinity is VolumeAffinity.Wait) continue;
             // Replicas that ran before lost their host: placing them again is what the N+2 reserve is kept for.
             var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
             var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, (affinity as VolumeAffinity.Go)?.Zone,
                 pod.Spec.Confidential, pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
-            var free = await Network.AddressBook.For(session).FreeAddressesAsync(context, pod.TenantId, pod.Spec.Namespace, Scheduler, now);
+            var free = await addresses.FreeAddressesAsync(session, context, pod.TenantId, pod.Spec.Namespace, Scheduler, now);
             var command = (free < pod.Unplaced.Count
                     ? new Unschedulable($"namespace {pod.Spec.Namespace} has {free} free VPC addresses, {pod.Unplaced.Count} needed")
                     : affinity is VolumeAffinity.Refuse refused ? new Unschedulable(refused.Reason) : Placement.Place(placement, fleet.Values)) switch
@@ -50,7 +50,7 @@ public static class SchedulePodHandler
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),
                 var other => throw new InvalidOperationException($"Unknown placement result {other}"),
             };
-            var after = await PodStreams.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
+            var after = await pods.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
             if (command.Placements.Count > 0)
             {
                 metrics.Placements.Add(command.Placements.Count);

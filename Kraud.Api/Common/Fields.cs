@@ -2,9 +2,9 @@ using GraphQL;
 using GraphQL.Resolvers;
 using GraphQL.Utilities;
 
-namespace Kraud.Api.Gql;
+namespace Kraud.Api.Common;
 
-/// <summary>Where each slice attaches its resolvers to the schema-first types of schema.graphql.</summary>
+/// <summary>Where each slice attaches its resolvers to the schema-first types of the contract (docs/contract.graphql).</summary>
 public sealed class Fields(TypeSettings types)
 {
     private readonly HashSet<(string Type, string Field)> _mapped = [];

@@ -1,9 +1,9 @@
-using Kraud.Api.Fleet;
+using Kraud.Api.Common;
 using Kraud.Domain.Fleet;
 using Marten;
 using Wolverine;
 
-namespace Kraud.Api.Network;
+namespace Kraud.Api.Fleet;
 
 /// <summary>A host runtime's public WireGuard key, from its announcement; a new key makes the mesh recompute peer sets.</summary>
 public static class WireGuardKeyAnnouncement

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using GraphQL;
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Replay;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Projections.Audit;
@@ -12,7 +11,7 @@ using Marten;
 using Npgsql;
 using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
 
-namespace Kraud.Api.Operations;
+namespace Kraud.Api.Replay;
 
 /// <summary>A rebuild as the API shows it: how far it got (events of the log up to its high-water mark when it began), how fast, and how long it still needs.</summary>
 public sealed record RebuildJob(string Name, string State, int EventsProcessed, int EventsTotal, double EventsPerSecond, double? EtaSeconds,
@@ -92,13 +91,13 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
         progress.Stage("pause the daemon", clock.Elapsed);
         try
         {
-            await new AuditChainRebuild(store, database.ConnectionString, MartenSetup.Schema).RunAsync(upTo, progress, CancellationToken.None);
+            await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
         }
         catch
         {
             await using var connection = new NpgsqlConnection(database.ConnectionString);
             await connection.OpenAsync();
-            await using var reset = new NpgsqlCommand($"update {MartenSetup.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
+            await using var reset = new NpgsqlCommand($"update {KraudDatabase.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
             reset.Parameters.AddWithValue("shard", shard);
             await reset.ExecuteNonQueryAsync();
             throw;

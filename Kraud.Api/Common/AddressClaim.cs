@@ -1,11 +1,11 @@
-namespace Kraud.Api.Network;
+namespace Kraud.Api.Common;
 
 /// <summary>
 /// An address or prefix held by one owner: a tenant's /48, a namespace's /23, a microVM's IPv4 address (its IPv6
 /// address follows from it). The id is the address, so the database's primary key makes a double lease impossible:
 /// two transactions that pick the same free address cannot both commit, and the loser is retried on fresh state.
 /// </summary>
-public sealed class AddressClaim
+public sealed class AddressClaim : IContendedClaim
 {
     public string Id { get; set; } = "";
     public Guid OwnerId { get; set; }
