@@ -1,6 +1,6 @@
-using Kraud.Api.Common;
 using System.Buffers.Binary;
 using System.Text;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Projections.Pods;
 using Marten;

@@ -1,5 +1,5 @@
-using Kraud.Api.Common;
 using System.Text.Json;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
