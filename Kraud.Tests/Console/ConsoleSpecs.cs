@@ -212,6 +212,7 @@ public class ConsoleSpecs(ConsoleApp app)
         // An image reference is resolved at create time, so Kraud refuses one with markup; the refusal quotes it, as text.
         const string image = "<script>window.__pwned=1</script><img/src=x/onerror=window.__pwned=2>";
         await page.OpenAsync("pods/new");
+        await page.WaitForAsync("[data-testid=pod-name]");
         await page.Page.TypeAsync("[data-testid=pod-name]", "tagged");
         await page.Page.TypeAsync("[data-testid=pod-image]", image);
         await page.Page.ClickAsync("[data-testid=pod-submit]");
@@ -221,7 +222,11 @@ public class ConsoleSpecs(ConsoleApp app)
 
         // Pod names are DNS labels, so Kraud refuses a name with markup: the refusal, which quotes it, is text too.
         const string name = "<img src=x onerror=\"window.__pwned=3\">";
+        // A fresh form: away and back (the same route again would keep the fields as they are).
+        await page.OpenAsync("pods");
+        await page.WaitForAsync("[data-testid=pods]");
         await page.OpenAsync("pods/new");
+        await page.WaitForAsync("[data-testid=pod-name]");
         await page.Page.TypeAsync("[data-testid=pod-name]", name);
         await page.Page.TypeAsync("[data-testid=pod-image]", "nginx:1.27");
         await page.Page.ClickAsync("[data-testid=pod-submit]");
