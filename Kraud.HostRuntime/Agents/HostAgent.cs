@@ -13,8 +13,8 @@ using Microsoft.Extensions.Logging;
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
-public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas,
-    SealingKeyPair sealing)
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, Lazy<KeyEncryptionKey> kek, ReplicaStore replicas,
+    Lazy<SealingKeyPair> sealing, BlockExports? exports = null)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -22,10 +22,13 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public IMicroVmDriver Driver => driver;
 
     /// <summary>The fleet's key-encryption key: unwraps the data keys of the volumes this host's VMs mount or it stores.</summary>
-    public KeyEncryptionKey Kek => kek;
+    public KeyEncryptionKey Kek => kek.Value;
 
     /// <summary>The fleet's sealing key pair (from the key-encryption key): what registry credentials are sealed to for this host.</summary>
-    public SealingKeyPair Sealing => sealing;
+    public SealingKeyPair Sealing => sealing.Value;
+
+    /// <summary>The sealing key pair if some host of this runtime derived it (only those that pull private images do).</summary>
+    internal Lazy<SealingKeyPair> SealingKeys => sealing;
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _bootsReported = new();
 
@@ -44,8 +47,14 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
         _bootsReported.TryRemove(vmId, out _);
     }
 
-    /// <summary>The volume replicas this host keeps (storage hosts).</summary>
+    /// <summary>The volume replicas this host keeps (simulated storage hosts: keys, no bytes).</summary>
     public ReplicaStore Replicas => replicas;
+
+    /// <summary>The replicas of a real storage host (driver qemu-microvm): ciphertext files served over NBD; null elsewhere.</summary>
+    public BlockExports? Exports => exports;
+
+    /// <summary>The volumes whose replica this host holds, for its heartbeats.</summary>
+    public IReadOnlyCollection<Guid> HeldReplicas => exports?.Volumes ?? replicas.Volumes;
 
     /// <summary>
     /// The host's WireGuard interface and key pair. No driver programs a kernel interface yet: every host keeps its
@@ -73,9 +82,10 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     public void PowerOn() => PoweredOn = true;
 
+    // A real storage host announces no sealing key: it runs no workload and never loads the key-encryption key it derives from.
     public HostAnnounced Announcement(Accelerator? accelerator) => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter,
         definition.Rack, definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name,
-        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, sealing.Public);
+        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, exports is null ? sealing.Value.Public : null);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
@@ -93,13 +103,15 @@ public sealed class HostAgents : IAsyncDisposable
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
+    /// <param name="kek">Loaded only by hosts that use it: a real storage host never holds it (it never sees a key).</param>
     /// <param name="registries">How host runtimes reach registries (mirrors, insecure registries) when they pull images.</param>
     /// <param name="logs">Where workload log lines go besides the host's files (the control plane's log table).</param>
-    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null,
+    public static HostAgents Create(FleetOptions fleet, Lazy<KeyEncryptionKey> kek, TimeProvider time, ILoggerFactory? loggers = null,
         RegistryOptions? registries = null, IWorkloadLogSink? logs = null)
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
-        var sealing = SealingKeyPair.From(kek);
+        // Derived from the key-encryption key, so only when a host opens a sealed registry credential.
+        var sealing = new Lazy<SealingKeyPair>(() => SealingKeyPair.From(kek.Value));
         var registry = new Lazy<DistributionClient>(() => new DistributionClient(registries ?? new RegistryOptions()));
         WorkloadServices Workloads(HostDefinition h)
         {
@@ -118,14 +130,19 @@ public sealed class HostAgents : IAsyncDisposable
             _ => throw new InvalidOperationException(
                 $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
         },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), sealing)));
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), sealing,
+            IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>()) : null)));
     }
+
+    /// <summary>A storage host whose driver is qemu-microvm keeps real bytes: qemu-storage-daemon exports, not simulated keys.</summary>
+    public static bool IsBlockStorage(HostDefinition h) => h.Driver == QemuMicroVmDriver.DriverName && h.Role == "Storage";
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
+        foreach (var exports in _agents.Values.Select(a => a.Exports).OfType<BlockExports>()) await exports.DisposeAsync();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
-        foreach (var sealing in _agents.Values.Select(a => a.Sealing).Distinct()) sealing.Dispose();
+        foreach (var sealing in _agents.Values.Select(a => a.SealingKeys).Distinct().Where(s => s.IsValueCreated)) sealing.Value.Dispose();
     }
 }

@@ -10,7 +10,13 @@ namespace Kraud.HostRuntime.Drivers.Qemu;
 
 /// <summary>What a qemu-microvm host needs to run OCI images: its image cache and puller, the fleet's key to open sealed
 /// registry credentials, and where workload log lines go besides the host's own files.</summary>
-public sealed record WorkloadServices(ImagePuller Images, SealingKeyPair Sealing, IWorkloadLogSink? Logs);
+public sealed record WorkloadServices(ImagePuller Images, Lazy<SealingKeyPair> SealingKeys, IWorkloadLogSink? Logs)
+{
+    public WorkloadServices(ImagePuller images, SealingKeyPair sealing, IWorkloadLogSink? logs) : this(images, new Lazy<SealingKeyPair>(() => sealing), logs) { }
+
+    /// <summary>Opens registry credentials sealed for this host; derived on first use (a storage host never loads the key-encryption key).</summary>
+    public SealingKeyPair Sealing => SealingKeys.Value;
+}
 
 /// <summary>
 /// The workload of a microVM (kept apart from booting and disks): the image pulled before QEMU starts and attached as a
