@@ -10,11 +10,17 @@ namespace Kraud.Tests.Api;
 
 /// <summary>The real docker CLI against Kraud's Docker Engine API, on the simulated fleet.</summary>
 [Collection(ApiCollection.Name)]
-public sealed class DockerApiSpecs(KraudApp app)
+public sealed class DockerApiSpecs(KraudApp app) : IAsyncLifetime
 {
+    private readonly SpecTenants _tenants = new(app);
+
+    public Task InitializeAsync() => _tenants.InitializeAsync();
+
+    public Task DisposeAsync() => _tenants.DisposeAsync();
+
     private async Task<(TenantScope Tenant, DockerCli Docker)> TenantWithDockerAsync()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         return (tenant, new DockerCli(app.DockerUrl, tenant.Token));
     }
 

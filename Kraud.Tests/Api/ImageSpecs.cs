@@ -10,8 +10,14 @@ namespace Kraud.Tests.Api;
 
 /// <summary>createPod resolves the pod's image in a real registry; the simulated fleet records the digest it was given.</summary>
 [Collection(ApiCollection.Name)]
-public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
+public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>, IAsyncLifetime
 {
+    private readonly SpecTenants _tenants = new(app);
+
+    public Task InitializeAsync() => _tenants.InitializeAsync();
+
+    public Task DisposeAsync() => _tenants.DisposeAsync();
+
     private const string PodFields = "id state reason version imageDigest instances { id hostId state exitCode }";
 
     private static async Task<GqlResponse> CreatePodAsync(TenantScope tenant, string image, string name = "web", int replicas = 1, string[]? command = null) =>
@@ -27,7 +33,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [Fact]
     public async Task create_pod_resolves_the_image_to_its_digest_which_the_pod_shows_its_events_record_and_every_microvm_is_given()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var digest = await BusyboxDigestAsync();
 
         var created = (await CreatePodAsync(tenant, "nginx:1.27", replicas: 2)).ShouldSucceed().Data.GetProperty("createPod");
@@ -49,7 +55,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [Fact]
     public async Task a_tag_moved_after_create_changes_nothing_for_the_pod_scale_and_restart_run_the_digest_it_resolved()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var name = $"moving-{Guid.NewGuid():N}"[..15];
         using var first = await TestImage.BusyboxAsync();
         await first.ConfigAsync(cmd: ["sh", "-c", "echo first"]);
@@ -90,7 +96,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [InlineData("Upper/Case-{0}")]
     public async Task an_unknown_or_malformed_image_repository_or_tag_is_validation_naming_it_and_nothing_is_appended(string pattern)
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var image = string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, Guid.NewGuid().ToString("N")[..8]);
         var before = await tenant.EventCountAsync();
 
@@ -104,7 +110,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [Fact]
     public async Task an_unreachable_registry_is_a_precondition_and_nothing_is_appended_but_the_refusal_is_audited()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var before = await tenant.EventCountAsync();
 
         // Nothing listens on port 1.
@@ -122,7 +128,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [Fact]
     public async Task an_image_without_entrypoint_or_cmd_needs_a_command()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         using var image = await TestImage.BusyboxAsync();
         var name = $"nocmd-{Guid.NewGuid():N}"[..14];
         await image.ConfigAsync();
@@ -135,7 +141,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>
     [Fact]
     public async Task when_a_workload_exits_its_microvm_shows_the_exit_code_and_the_replica_is_replaced_after_its_back_off()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var pod = (await CreatePodAsync(tenant, "nginx:1.27", name: "exits")).ShouldSucceed().Data.GetProperty("createPod");
         var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
         var vm = Guid.Parse(Assert.Single(running.Instances()).Id());

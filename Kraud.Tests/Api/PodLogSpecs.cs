@@ -12,8 +12,14 @@ namespace Kraud.Tests.Api;
 /// podLogs and the log stream, each tenant its own pods' lines only.
 /// </summary>
 [Collection(ApiCollection.Name)]
-public sealed class PodLogSpecs(KraudApp app)
+public sealed class PodLogSpecs(KraudApp app) : IAsyncLifetime
 {
+    private readonly SpecTenants _tenants = new(app);
+
+    public Task InitializeAsync() => _tenants.InitializeAsync();
+
+    public Task DisposeAsync() => _tenants.DisposeAsync();
+
     private WorkloadLogShipper Shipper => app.Host.Services.GetRequiredService<WorkloadLogShipper>();
 
     private async Task<(JsonElement Pod, Guid Vm)> RunningPodAsync(TenantScope tenant, string name = "logger", int replicas = 1)
@@ -36,7 +42,7 @@ public sealed class PodLogSpecs(KraudApp app)
     [Fact]
     public async Task pod_logs_show_the_pods_lines_in_order_by_replica_tail_and_since_and_another_tenant_gets_not_found()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var (pod, _) = await RunningPodAsync(tenant, replicas: 2);
         var vms = pod.Instances().Select(i => Guid.Parse(i.Id())).ToList();
         var t0 = DateTimeOffset.UtcNow.AddMinutes(-5);
@@ -53,7 +59,7 @@ public sealed class PodLogSpecs(KraudApp app)
         Assert.Equal(["one-a", "zero-c"], (await PodLogsAsync(tenant, pod.Id(), since: t0.AddSeconds(30).UtcDateTime)).ShouldSucceed().Data.GetProperty("podLogs")
             .EnumerateArray().Select(l => l.GetProperty("line").GetString()));
 
-        var other = await TenantScope.CreateAsync(app);
+        var other = await _tenants.NewAsync();
         (await PodLogsAsync(other, pod.Id())).ShouldFailWith("NOT_FOUND");
         // A line wrongly stamped with another tenant never shows up under this pod either.
         Shipper.Enqueue(new WorkloadLogLine(other.Id, Guid.Parse(pod.Id()), vms[0], 0, DateTimeOffset.UtcNow, "stdout", "foreign"));
@@ -65,7 +71,7 @@ public sealed class PodLogSpecs(KraudApp app)
     [Fact]
     public async Task the_log_stream_sends_ndjson_or_server_sent_events_and_follows_new_lines_for_the_pods_tenant_only()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var (pod, vm) = await RunningPodAsync(tenant, "follower");
         await ShipAsync(tenant, pod, vm, 0, DateTimeOffset.UtcNow, "stdout", "first", "second");
         using var client = app.Host.Server.CreateClient();
@@ -94,7 +100,7 @@ public sealed class PodLogSpecs(KraudApp app)
             Assert.Contains("\"stream\":\"stderr\"", third);
         }
 
-        var other = await TenantScope.CreateAsync(app);
+        var other = await _tenants.NewAsync();
         using var foreign = new HttpRequestMessage(HttpMethod.Get, $"/api/pods/{pod.Id()}/logs");
         foreign.Headers.Authorization = new AuthenticationHeaderValue("Bearer", other.Token);
         Assert.Equal(System.Net.HttpStatusCode.NotFound, (await client.SendAsync(foreign)).StatusCode);

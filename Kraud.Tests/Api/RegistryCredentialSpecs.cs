@@ -9,8 +9,14 @@ namespace Kraud.Tests.Api;
 
 /// <summary>Private registries: a tenant's ADMIN stores a login, Kraud checks it, resolves and pulls with it, and never shows the password.</summary>
 [Collection(ApiCollection.Name)]
-public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries registries) : IClassFixture<ImageRegistries>
+public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries registries) : IClassFixture<ImageRegistries>, IAsyncLifetime
 {
+    private readonly SpecTenants _tenants = new(app);
+
+    public Task InitializeAsync() => _tenants.InitializeAsync();
+
+    public Task DisposeAsync() => _tenants.DisposeAsync();
+
     private const string Fields = "id registry username createdAt";
 
     private static Task<GqlResponse> AddAsync(TenantScope tenant, string registry, string username, string password) =>
@@ -50,7 +56,7 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
     [Fact]
     public async Task an_admin_adds_a_credential_the_registry_accepts_it_is_listed_without_its_password_and_the_password_is_stored_nowhere_in_clear()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var login = registries.Basic.Login!;
 
         var added = (await AddAsync(tenant, registries.Basic.HostPort, login.Username, login.Password)).ShouldSucceed();
@@ -62,7 +68,7 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
         Assert.DoesNotContain(login.Password, added.Body + listed.Body);
         Assert.DoesNotContain(login.Password, await EverythingStoredAsync());
         // Another tenant sees nothing of it and cannot remove it.
-        var other = await TenantScope.CreateAsync(app);
+        var other = await _tenants.NewAsync();
         Assert.Empty((await other.Gql("{ registryCredentials { id } }")).ShouldSucceed().Data.GetProperty("registryCredentials").EnumerateArray());
         (await other.Gql("mutation($id: ID!) { removeRegistryCredential(id: $id) }", new { id = credential.Id() })).ShouldFailWith("NOT_FOUND");
         // One login per registry.
@@ -72,7 +78,7 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
     [Fact]
     public async Task a_wrong_password_is_refused_with_a_clear_error_and_nothing_is_appended()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var before = await tenant.EventCountAsync();
 
         var refused = (await AddAsync(tenant, registries.Basic.HostPort, registries.Basic.Login!.Username, "not-the-password")).ShouldFailWith("VALIDATION");
@@ -96,8 +102,8 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
         var repository = $"private/app-{Guid.NewGuid():N}"[..20];
         var digest = await PushPrivateAsync(registry, repository);
         var image = $"{registry.HostPort}/{repository}:1";
-        var tenant = await TenantScope.CreateAsync(app);
-        var stranger = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
+        var stranger = await _tenants.NewAsync();
         var before = await stranger.EventCountAsync();
 
         Assert.Contains("addRegistryCredential", (await CreatePodAsync(stranger, image)).ShouldFailWith("VALIDATION").FirstErrorMessage);
@@ -124,7 +130,7 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
         var registry = registries.Basic;
         var repository = $"private/gone-{Guid.NewGuid():N}"[..21];
         await PushPrivateAsync(registry, repository);
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var id = (await AddAsync(tenant, registry.HostPort, registry.Login!.Username, registry.Login.Password)).ShouldSucceed()
             .Data.GetProperty("addRegistryCredential").Id();
         (await CreatePodAsync(tenant, $"{registry.HostPort}/{repository}:1", "before")).ShouldSucceed();
