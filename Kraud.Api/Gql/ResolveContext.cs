@@ -48,23 +48,30 @@ public static class ResolveContext
         new(ctx.GetArgument<Dictionary<string, object?>>(argument) ?? throw DomainException.Validation($"{argument} is required."));
 
     /// <summary>Sends a command through Wolverine and waits for its handler; the request's correlation id and client address go along.</summary>
-    public static async Task Invoke(this IResolveFieldContext ctx, object command)
+    public static Task Invoke(this IResolveFieldContext ctx, object command) =>
+        InvokeCommandAsync(ctx.RequestServices!, ctx.Caller(), command, ctx.CancellationToken);
+
+    /// <summary>
+    /// The one way a caller's command reaches its handler (GraphQL fields, the Docker API): through Wolverine, with the
+    /// caller's correlation id and address; a refusal with a contract code appends nothing and is audited in the
+    /// rejected-commands chain.
+    /// </summary>
+    public static async Task InvokeCommandAsync(IServiceProvider services, Caller caller, object command, CancellationToken ct)
     {
-        var caller = ctx.Caller();
-        var bus = ctx.Service<IMessageContext>();
+        var bus = services.GetRequiredService<IMessageContext>();
         bus.CorrelationId = caller.CorrelationId;
         var options = new DeliveryOptions();
         if (caller.ClientAddress is not null) options.Headers[SessionStamp.ClientHeader] = caller.ClientAddress;
         try
         {
-            await bus.InvokeAsync(command, options, ctx.CancellationToken);
+            await bus.InvokeAsync(command, options, ct);
         }
         catch (Exception e) when (ErrorCodes.Map(e) is { } refusal)
         {
             // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
             var name = (command is ICommandRequest request ? request.Command : command).GetType().Name;
-            await bus.PublishAsync(new CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
-                refusal.Message, caller.CorrelationId));
+            await bus.PublishAsync(new CommandRejected(services.GetRequiredService<TimeProvider>().GetUtcNow(), caller.Principal.TenantId,
+                caller.Principal.Actor, name, refusal.Code ?? "ERROR", refusal.Message, caller.CorrelationId));
             throw;
         }
     }

@@ -10,18 +10,15 @@ using Wolverine;
 
 namespace Kraud.Api.Pods;
 
-/// <summary>A tenant's pod command as the API received it, with the version the caller expects the pod to be at.</summary>
-public sealed record PodRequest(PodCommand Command, Principal By, int? ExpectedVersion = null) : ICommandRequest
-{
-    object ICommandRequest.Command => Command;
-}
-
 public static class PodRequestHandler
 {
-    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods)
+    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods, IPodImages images, CancellationToken ct)
     {
         request.By.RequireWriter();
-        await pods.RequestAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+        var command = request.Command;
+        // A tenant's createPod resolves its image here; pods that products make (apps, clusters) name images nobody pulls.
+        if (command is CreatePod { Image: null } create) command = await images.ResolveAsync(session, create, ct);
+        await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
     }
 }
 

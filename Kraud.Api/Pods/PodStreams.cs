@@ -16,7 +16,7 @@ namespace Kraud.Api.Pods;
 /// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
 /// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
-public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvironment environment, IBootFirewall firewall) : IPods
+public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvironment environment, IBootFirewall firewall, IPodImages images) : IPods
 {
     /// <summary>The pod's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
     public static Task<Loaded<Pod>> FetchForWritingAsync(IDocumentSession session, Guid podId, CancellationToken ct = default) =>
@@ -37,7 +37,8 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
             await addresses.EnsureNamespaceAsync(session, context, created.TenantId, created.Spec.Namespace, by, created.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         }
-        if (pod.State == PodState.Stopped)
+        // Gone, not merely stopped: a pod stopped with StopPod (docker stop) keeps its name and can start again.
+        if (pod.Gone)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
         return pod;
     }
@@ -63,8 +64,11 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         Streams.Append(loaded, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
-        if (after.State == PodState.Stopped && before.State != PodState.Stopped)
+        if (after.Gone && !before.Gone)
+        {
             await volumes.ReleaseAsync(session, context, after, by, command.At);
+            images.Release(session, after);
+        }
         return after;
     }
 
@@ -77,6 +81,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
+        var image = reactions.Any(r => r is PodReactions.Boot) ? await images.ForBootAsync(session, after) : null;
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -87,7 +92,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
                             .Stamp(stamp);
                     // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
                     await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await environment.ResolveAsync(session, after))));
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await environment.ResolveAsync(session, after)) with { Oci = image }));
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

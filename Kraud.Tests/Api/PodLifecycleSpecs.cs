@@ -13,7 +13,8 @@ public class PodLifecycleSpecs(KraudApp app)
         var tenant = await TenantScope.CreateAsync(app);
         var created = await tenant.CreatePodAsync("web", replicas: 3, cpu: 2, memoryMiB: 512);
         Assert.Equal("PENDING", created.State());
-        Assert.Equal(1, created.GetProperty("version").GetInt32());
+        // Two facts: the pod was requested, and its image resolved to a digest.
+        Assert.Equal(2, created.GetProperty("version").GetInt32());
         Assert.Equal(tenant.Id.ToString(), created.GetProperty("tenantId").GetString());
 
         var running = await tenant.WaitForPodAsync(created.Id(), "RUNNING");
