@@ -27,8 +27,24 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
     /// </summary>
     public async Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
     {
-        if (command is CreatePod create) command = await volumes.ResolveMountsAsync(session, create);
-        var pod = await ExecuteAsync(session, context, command, by, expectedVersion);
+        Loaded<Pod>? loaded = null;
+        if (command is CreatePod create)
+        {
+            loaded = await LoadAsync(session, create.PodId);
+            // A retry of a create that committed (its answer was lost): the decider answers the pod as it is and appends
+            // nothing, and its name claim, volumes and overlay are there already.
+            if (loaded.State.Exists)
+            {
+                var existing = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
+                // The first attempt's ask to the scheduler may have been lost with its answer; asking again is harmless
+                // (the scheduler skips a pod with nothing left to place).
+                if (existing.Unplaced.Count > 0)
+                    await context.PublishAsync(new SchedulePod(existing.Id, context.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
+                return existing;
+            }
+            command = await volumes.ResolveMountsAsync(session, create);
+        }
+        var pod = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
         if (command is CreatePod created)
         {
             await volumes.AttachNewPodAsync(session, context, pod, by, command.At);

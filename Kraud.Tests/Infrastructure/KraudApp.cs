@@ -90,6 +90,7 @@ public class KraudApp : IAsyncLifetime
             builder.ConfigureTestServices(services =>
             {
                 services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
                 ConfigureServices(services);
             });
         });
@@ -100,6 +101,9 @@ public class KraudApp : IAsyncLifetime
             return await session.Query<HostView>().CountAsync() == expected;
         }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
     }
+
+    /// <summary>Commits made to fail after they committed (armed by a test for a pod name).</summary>
+    public CommitFaults CommitFaults { get; } = new();
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
     public TestTxtRecords TxtRecords { get; } = new();

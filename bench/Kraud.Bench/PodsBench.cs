@@ -24,6 +24,7 @@ public static class PodsBench
             await BenchApp.WaitUntil(async () => { await using var s = app.Store.QuerySession(); return (await s.LoadAsync<PodView>(id))?.State == PodState.Running; }, "warm-up pod runs");
         }
 
+        var (commitsBefore, statementsBefore) = await DatabaseWorkAsync(app.ConnectionString);
         var created = new ConcurrentDictionary<Guid, (long Started, double CreateMs)>();
         var running = new ConcurrentDictionary<Guid, double>();
         var clock = Stopwatch.StartNew();
@@ -73,6 +74,10 @@ public static class PodsBench
         var createSeconds = clock.Elapsed.TotalSeconds;
         await watcher;
         var totalSeconds = clock.Elapsed.TotalSeconds;
+        var (commitsAfter, statementsAfter) = await DatabaseWorkAsync(app.ConnectionString);
+        int podsThere;
+        await using (var session = app.Store.QuerySession())
+            podsThere = await session.Query<PodView>().CountAsync(p => p.Name.StartsWith("pod"));
 
         var createMs = created.Values.Select(v => v.CreateMs).Order().ToList();
         var runMs = running.Values.Order().ToList();
@@ -91,12 +96,29 @@ public static class PodsBench
         Console.WriteLine($"| createPod latency p50 / p90 / p99 | {Stats.P(createMs, 50):F0} / {Stats.P(createMs, 90):F0} / {Stats.P(createMs, 99):F0} ms | API call latency p99 <= 1000 ms |");
         Console.WriteLine($"| create -> RUNNING p50 / p90 / p99 | {Stats.P(runMs, 50):F0} / {Stats.P(runMs, 90):F0} / {Stats.P(runMs, 99):F0} ms | pod startup p99 <= 5000 ms |");
         Console.WriteLine($"| failed creates | {failures} | 0 |");
+        Console.WriteLine($"| pods that exist / answered as created | {podsThere} / {created.Count} | equal |");
+        Console.WriteLine($"| commits per pod (whole database, idle polling included) | {(commitsAfter - commitsBefore) / (double)options.Pods:F1} | - |");
+        Console.WriteLine($"| rows fetched + written per pod (whole database) | {(statementsAfter - statementsBefore) / (double)options.Pods:F0} | - |");
         Console.WriteLine();
         Console.WriteLine("| phase (commit to commit) | p50 | p99 |");
         Console.WriteLine("|---|---|---|");
         foreach (var (name, p50, p99) in phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
         Console.WriteLine();
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>Commits and rows touched in the bench's database so far (pg_stat_database; includes idle queue polling).</summary>
+    private static async Task<(long Commits, long Rows)> DatabaseWorkAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        // The statistics collector reports with a delay of up to half a second: wait for it so both ends are comparable.
+        await using (var flush = new NpgsqlCommand("select pg_stat_clear_snapshot(), pg_sleep(0.6)", connection)) await flush.ExecuteNonQueryAsync();
+        await using var cmd = new NpgsqlCommand(
+            "select xact_commit, tup_inserted + tup_updated + tup_deleted + tup_fetched from pg_stat_database where datname = current_database()", connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     /// <summary>The pods' own events, as PostgreSQL timestamped them: the scheduler's rate, and how long each hop took.</summary>
