@@ -26,6 +26,22 @@ public static class Streams
     }
 
     /// <summary>
+    /// Many streams folded from one query (the scheduler's batch: one round trip instead of one per pod). A stream
+    /// without events is the initial state at version 0, as <see cref="LoadAsync{T}(IQuerySession, Guid, CancellationToken)"/> gives it.
+    /// </summary>
+    public static async Task<Dictionary<Guid, Loaded<T>>> LoadManyAsync<T>(IQuerySession session, IReadOnlyCollection<Guid> ids, CancellationToken ct = default)
+        where T : IState<T>
+    {
+        if (ids.Count == 0) return [];
+        var wanted = ids.Distinct().ToArray();
+        var events = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(wanted)).OrderBy(e => e.Sequence).ToListAsync(ct);
+        var byStream = events.GroupBy(e => e.StreamId).ToDictionary(g => g.Key, g => g.ToList());
+        return wanted.ToDictionary(id => id, id => byStream.TryGetValue(id, out var stream)
+            ? new Loaded<T>(Fold.Events<T>(stream.Select(e => e.Data)), stream.Count)
+            : new Loaded<T>(Fold.Events<T>([]), 0));
+    }
+
+    /// <summary>
     /// Another tenant's resource does not exist for the caller (NOT_FOUND, so existence does not leak), and a stale
     /// expected version is CONFLICT before anything is decided.
     /// </summary>
