@@ -8,5 +8,9 @@ public sealed class KubernetesSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => KubernetesFields.Map(fields);
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<ClusterCaKey>();
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<ClusterCaKey>();
+        marten.AddDecider<Kraud.Domain.Kubernetes.KubernetesCluster>();
+    }
 }

@@ -11,15 +11,16 @@ using Wolverine;
 namespace Kraud.Api.Pods;
 
 /// <summary>
-/// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
+/// The one path every pod command takes: fetch the stream for writing, check the caller may see it and the version it expects,
 /// decide, append, and turn the change into host work (reserve or free capacity, boot or stop microVMs, schedule).
 /// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
 /// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
 public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvironment environment, IBootFirewall firewall) : IPods
 {
-    public static Task<Loaded<Pod>> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default) =>
-        Streams.LoadAsync<Pod>(session, podId, ct);
+    /// <summary>The pod's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
+    public static Task<Loaded<Pod>> FetchForWritingAsync(IDocumentSession session, Guid podId, CancellationToken ct = default) =>
+        Streams.FetchForWritingAsync<Pod>(session, podId, ct);
 
     /// <summary>
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
@@ -30,7 +31,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         Loaded<Pod>? loaded = null;
         if (command is CreatePod create)
         {
-            loaded = await LoadAsync(session, create.PodId);
+            loaded = await FetchForWritingAsync(session, create.PodId);
             // A retry of a create that committed (its answer was lost): the decider answers the pod as it is and appends
             // nothing, and its name claim, volumes and overlay are there already.
             if (loaded.State.Exists)
@@ -60,7 +61,8 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
     {
-        var (before, version) = loaded ?? await LoadAsync(session, command.PodId);
+        loaded ??= await FetchForWritingAsync(session, command.PodId);
+        var (before, version) = loaded;
         Streams.Guard("Pod", command.PodId, before.Exists, before.TenantId, version, by, expectedVersion);
 
         var events = PodDecider.Decide(command, before);
@@ -74,7 +76,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         }
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
-        Streams.Append(session, command.PodId, version, events, stamp);
+        Streams.Append(loaded, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
         if (after.State == PodState.Stopped && before.State != PodState.Stopped)

@@ -22,10 +22,7 @@ public static class SchedulePodHandler
         IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics)
     {
         var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Compute);
-        var requests = batch.DistinctBy(m => m.PodId).ToList();
-        // Every pod of the batch in one read; pods are independent, so placing one does not change another's stream.
-        var streams = await Streams.LoadManyAsync<Pod>(session, requests.Select(r => r.PodId).ToList());
-        foreach (var request in requests)
+        foreach (var request in batch.DistinctBy(m => m.PodId))
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
             using var activity = request.TraceParent is { } parent
@@ -33,7 +30,7 @@ public static class SchedulePodHandler
                 : null;
             activity?.SetTag("kraud.pod.id", request.PodId.ToString());
             activity?.SetTag("kraud.scheduler.batch_size", batch.Length);
-            var loaded = streams[request.PodId];
+            var loaded = await PodStreams.FetchForWritingAsync(session, request.PodId);
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
             var now = time.GetUtcNow();

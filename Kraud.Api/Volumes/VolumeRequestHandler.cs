@@ -59,7 +59,7 @@ public static class VolumeAttachments
         int? expectedVersion)
     {
         var pod = await LoadPodAsync(session, attach.PodId, by);
-        var volume = await VolumeStreams.LoadAsync(session, attach.VolumeId);
+        var volume = await VolumeStreams.FetchForWritingAsync(session, attach.VolumeId);
         if (volume.State.Exists && volume.State.TenantId != pod.TenantId) throw DomainException.NotFound("Volume", attach.VolumeId);
         if (pod.Live.Any() && volume.State is { Exists: true, Usable: false } v)
             throw new DomainException(ErrorCode.Precondition,
@@ -74,7 +74,7 @@ public static class VolumeAttachments
         int? expectedVersion)
     {
         await VolumeStreams.ExecuteAsync(session, context, detach, by, expectedVersion);
-        var pod = await Streams.LoadAsync<Pod>(session, detach.PodId);
+        var pod = await Streams.FetchForWritingAsync<Pod>(session, detach.PodId);
         if (pod.State is { Exists: true, Deleting: false })
             await pods.ExecuteAsync(session, context, new DetachPodVolume(detach.PodId, detach.VolumeId, by, detach.At), by, loaded: pod);
     }
@@ -86,7 +86,7 @@ public static class VolumeAttachments
         var mounts = new List<VolumeMount>();
         foreach (var mount in create.Spec.Mounts)
         {
-            var volume = (await VolumeStreams.LoadAsync(session, mount.VolumeId)).State;
+            var volume = (await Streams.LoadAsync<Volume>(session, mount.VolumeId)).State;
             if (!volume.Exists || volume.Deleted || volume.TenantId != create.TenantId) throw DomainException.NotFound("Volume", mount.VolumeId);
             mounts.Add(mount with { Class = volume.Class });
         }
@@ -112,7 +112,7 @@ public static class VolumeAttachments
     {
         foreach (var mount in pod.Spec.Mounts)
         {
-            var volume = await VolumeStreams.LoadAsync(session, mount.VolumeId);
+            var volume = await VolumeStreams.FetchForWritingAsync(session, mount.VolumeId);
             if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
                 await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at, volume.State.Owner?.Id), Principal.System("volumes"),
                     loaded: volume);
