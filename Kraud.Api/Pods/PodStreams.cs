@@ -93,7 +93,6 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
-        var mounts = reactions.Any(r => r is PodReactions.Boot) ? await volumes.ForBootAsync(session, after) : [];
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -102,8 +101,9 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
                     if (isNew)
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
+                    // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
                     await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, mounts, await environment.ResolveAsync(session, after))));
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await environment.ResolveAsync(session, after))));
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):
@@ -112,7 +112,10 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
             }
         }
         foreach (var vm in released)
+        {
             session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At)).Stamp(stamp);
+            await volumes.RevokeAccessAsync(session, context, after, vm);
+        }
         if (released.Length > 0)
         {
             // Whether the host is empty now is decided after this commits, on the host's stream (see FinishDrain).

@@ -145,15 +145,32 @@ public static class VolumeMounts
         return VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
     }
 
-    public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod)
+    /// <summary>
+    /// The volumes of one microVM that boots: for block exports also where they are and its own access to them, granted on
+    /// every replica now (in the same transaction as the boot command, so both or neither leave).
+    /// </summary>
+    public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm)
     {
         if (pod.Spec.Mounts.Count == 0) return [];
         var ids = pod.Spec.Mounts.Select(m => m.VolumeId).ToArray();
         var views = (await session.LoadManyAsync<VolumeView>(ids)).ToDictionary(v => v.Id);
         var keys = (await session.LoadManyAsync<VolumeKeyRecord>(ids)).ToDictionary(k => k.Id, k => k.Key);
-        return pod.Spec.Mounts.Select(m => new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly,
-                views.GetValueOrDefault(m.VolumeId)?.Volume.SizeGiB ?? 0, keys.GetValueOrDefault(m.VolumeId),
-                views.GetValueOrDefault(m.VolumeId)?.Volume.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []))
-            .ToList();
+        var specs = new List<VolumeAttachmentSpec>();
+        foreach (var m in pod.Spec.Mounts)
+        {
+            var volume = views.GetValueOrDefault(m.VolumeId)?.Volume;
+            var spec = new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly, volume?.SizeGiB ?? 0,
+                keys.GetValueOrDefault(m.VolumeId), volume?.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []);
+            specs.Add(volume is null ? spec : await VolumeExportAccess.ForBootAsync(session, context, spec, volume, vm));
+        }
+        return specs;
+    }
+
+    /// <summary>A microVM that is gone loses its access to the pod's volumes.</summary>
+    public static async Task ReleaseAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm)
+    {
+        if (pod.Spec.Mounts.Count == 0) return;
+        var views = await session.LoadManyAsync<VolumeView>(pod.Spec.Mounts.Select(m => m.VolumeId).ToArray());
+        foreach (var view in views) await VolumeExportAccess.RevokeVmAsync(session, context, view.Volume, vm.VmId);
     }
 }

@@ -65,14 +65,17 @@ public static class VolumeStreams
                     if (withKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(after.Id))?.Key
                                          ?? throw new InvalidOperationException($"Volume {after.Id} has a key id but no wrapped key in the key store.");
                     var peers = after.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
+                    // A block export holds ciphertext only: its storage host is never sent the key, not even wrapped.
                     await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
-                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey ? key : null, peers));
+                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey && !after.OnBlockExports ? key : null, peers));
                     break;
                 case VolumeReactions.Destroy(var hostId, var hostName):
                     await context.EndpointFor(HostQueues.Uri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
                     break;
             }
         }
+
+        await VolumeExportAccess.ApplyAsync(session, context, events, before, after);
 
         if (command is not ApplyVolumePlacement && after.Unplaced > 0)
             await context.PublishAsync(new ScheduleVolume(after.Id, stamp.CorrelationId));

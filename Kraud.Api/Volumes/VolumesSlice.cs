@@ -10,7 +10,11 @@ public sealed class VolumesSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => VolumeFields.Map(fields);
 
-    public override void AddServices(IServiceCollection services) => services.AddSingleton<IVolumes, VolumesContract>();
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<IVolumes, VolumesContract>();
+        services.AddHostedService<VolumeWorkRetry>();
+    }
 
     public override void ConfigureMarten(StoreOptions marten)
     {
