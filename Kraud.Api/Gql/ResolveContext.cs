@@ -45,7 +45,18 @@ public static class ResolveContext
         new(ctx.GetArgument<Dictionary<string, object?>>(argument) ?? throw DomainException.Validation($"{argument} is required."));
 
     /// <summary>Sends a command through Wolverine and waits for its handler; the request's correlation id and client address go along.</summary>
-    public static async Task Invoke(this IResolveFieldContext ctx, object command)
+    public static Task Invoke(this IResolveFieldContext ctx, object command) =>
+        ctx.InvokeCore(command, (bus, options) => bus.InvokeAsync(command, options, ctx.CancellationToken));
+
+    /// <summary>As <see cref="Invoke(IResolveFieldContext, object)"/>, answered with what the handler returns.</summary>
+    public static async Task<T> Invoke<T>(this IResolveFieldContext ctx, object command)
+    {
+        T answer = default!;
+        await ctx.InvokeCore(command, async (bus, options) => answer = await bus.InvokeAsync<T>(command, options, ctx.CancellationToken));
+        return answer;
+    }
+
+    private static async Task InvokeCore(this IResolveFieldContext ctx, object command, Func<IMessageContext, DeliveryOptions, Task> invoke)
     {
         var caller = ctx.Caller();
         var bus = ctx.Service<IMessageContext>();
@@ -54,7 +65,7 @@ public static class ResolveContext
         if (caller.ClientAddress is not null) options.Headers[SessionStamp.ClientHeader] = caller.ClientAddress;
         try
         {
-            await bus.InvokeAsync(command, options, ctx.CancellationToken);
+            await invoke(bus, options);
         }
         catch (Exception e) when (ErrorCodes.Map(e) is { } refusal)
         {

@@ -26,12 +26,12 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
     /// stopped, the volumes a new pod mounts attached and its namespace's VPC overlay made, in the same transaction.
     /// </summary>
-    public async Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    public async Task<DecidedPod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
+        int? expectedVersion = null)
     {
-        Loaded<Pod>? loaded = null;
+        var loaded = await FetchForWritingAsync(session, command.PodId);
         if (command is CreatePod create)
         {
-            loaded = await FetchForWritingAsync(session, create.PodId);
             // A retry of a create that committed (its answer was lost): the decider answers the pod as it is and appends
             // nothing, and its name claim, volumes and overlay are there already.
             if (loaded.State.Exists)
@@ -41,7 +41,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
                 // (the scheduler skips a pod with nothing left to place).
                 if (existing.Unplaced.Count > 0)
                     await context.PublishAsync(new SchedulePod(existing.Id, context.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
-                return existing;
+                return new DecidedPod(existing, VersionAfter(loaded));
             }
             command = await volumes.ResolveMountsAsync(session, create);
         }
@@ -55,8 +55,11 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         }
         if (pod.State == PodState.Stopped)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
-        return pod;
+        return new DecidedPod(pod, VersionAfter(loaded));
     }
+
+    /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
+    private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
 
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
