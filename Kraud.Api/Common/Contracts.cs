@@ -15,13 +15,16 @@ namespace Kraud.Api.Common;
 // goes by message (Messages.cs) or through read models (Kraud.Projections).
 
 /// <summary>Pods, as other slices drive them (Pods implements it).</summary>
+/// <summary>A pod as a command left it, with its stream's version after the command: what the API answers, without reading it back.</summary>
+public sealed record DecidedPod(Pod Pod, int Version);
+
 public interface IPods
 {
     /// <summary>
     /// A pod command with what goes with it: on create the name claim, the volumes it mounts and its namespace's VPC
     /// overlay; the name claim given back once the pod stopped.
     /// </summary>
-    Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null);
+    Task<DecidedPod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null);
 
     /// <summary>
     /// The path every pod command takes: load, check tenant and expected version, decide, append, and turn the change into

@@ -49,14 +49,27 @@ public static class ResolveContext
 
     /// <summary>Sends a command through Wolverine and waits for its handler; the request's correlation id and client address go along.</summary>
     public static Task Invoke(this IResolveFieldContext ctx, object command) =>
-        InvokeCommandAsync(ctx.RequestServices!, ctx.Caller(), command, ctx.CancellationToken);
+        InvokeCommandAsync(ctx.RequestServices!, ctx.Caller(), command, (bus, options) => bus.InvokeAsync(command, options, ctx.CancellationToken));
+
+    /// <summary>As <see cref="Invoke(IResolveFieldContext, object)"/>, answered with what the handler returns.</summary>
+    public static async Task<T> Invoke<T>(this IResolveFieldContext ctx, object command)
+    {
+        T answer = default!;
+        await InvokeCommandAsync(ctx.RequestServices!, ctx.Caller(), command,
+            async (bus, options) => answer = await bus.InvokeAsync<T>(command, options, ctx.CancellationToken));
+        return answer;
+    }
+
+    /// <inheritdoc cref="InvokeCommandAsync(IServiceProvider, Caller, object, Func{IMessageContext, DeliveryOptions, Task})"/>
+    public static Task InvokeCommandAsync(IServiceProvider services, Caller caller, object command, CancellationToken ct) =>
+        InvokeCommandAsync(services, caller, command, (bus, options) => bus.InvokeAsync(command, options, ct));
 
     /// <summary>
     /// The one way a caller's command reaches its handler (GraphQL fields, the Docker API): through Wolverine, with the
     /// caller's correlation id and address; a refusal with a contract code appends nothing and is audited in the
     /// rejected-commands chain.
     /// </summary>
-    public static async Task InvokeCommandAsync(IServiceProvider services, Caller caller, object command, CancellationToken ct)
+    private static async Task InvokeCommandAsync(IServiceProvider services, Caller caller, object command, Func<IMessageContext, DeliveryOptions, Task> invoke)
     {
         var bus = services.GetRequiredService<IMessageContext>();
         bus.CorrelationId = caller.CorrelationId;
@@ -64,7 +77,7 @@ public static class ResolveContext
         if (caller.ClientAddress is not null) options.Headers[SessionStamp.ClientHeader] = caller.ClientAddress;
         try
         {
-            await bus.InvokeAsync(command, options, ct);
+            await invoke(bus, options);
         }
         catch (Exception e) when (ErrorCodes.Map(e) is { } refusal)
         {

@@ -12,26 +12,29 @@ namespace Kraud.Api.Pods;
 
 public static class PodRequestHandler
 {
-    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods, IPodImages images, CancellationToken ct)
+    /// <summary>The pod as decided is the answer (callers invoke with InvokeAsync&lt;DecidedPod&gt;, so it is not sent on as a message).</summary>
+    public static async Task<DecidedPod> Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods, IPodImages images,
+        CancellationToken ct)
     {
         request.By.RequireWriter();
         var command = request.Command;
         // A tenant's createPod resolves its image here; pods that products make (apps, clusters) name images nobody pulls.
         if (command is CreatePod { Image: null } create) command = await images.ResolveAsync(session, create, ct);
-        await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
+        return await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
     }
 }
 
-/// <summary>What every pod mutation does: its command through Wolverine, then the pod as it is now.</summary>
+/// <summary>
+/// What every pod mutation does: its command through Wolverine, answered with the pod as the command decided it (the same
+/// state and version the inline view commits), not read back after the write.
+/// </summary>
 public static class PodMutation
 {
     public static Guid PodId(IResolveFieldContext ctx) => Ids.Parse(ctx.GetArgument<string>("id"), "Pod");
 
     public static async Task<PodDto> SendAsync(IResolveFieldContext ctx, PodCommand command, int? expectedVersion)
     {
-        await ctx.Invoke(new PodRequest(command, ctx.Caller().Principal, expectedVersion));
-        var view = await ctx.Service<IQuerySession>().LoadAsync<PodView>(command.PodId, ctx.CancellationToken)
-            ?? throw DomainException.NotFound("Pod", command.PodId);
-        return PodDto.From(view);
+        var decided = await ctx.Invoke<DecidedPod>(new PodRequest(command, ctx.Caller().Principal, expectedVersion));
+        return PodDto.From(decided.Pod, decided.Version);
     }
 }

@@ -26,10 +26,26 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
     /// stopped, the volumes a new pod mounts attached and its namespace's VPC overlay made, in the same transaction.
     /// </summary>
-    public async Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    public async Task<DecidedPod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
+        int? expectedVersion = null)
     {
-        if (command is CreatePod create) command = await volumes.ResolveMountsAsync(session, create);
-        var pod = await ExecuteAsync(session, context, command, by, expectedVersion);
+        var loaded = await FetchForWritingAsync(session, command.PodId);
+        if (command is CreatePod create)
+        {
+            // A retry of a create that committed (its answer was lost): the decider answers the pod as it is and appends
+            // nothing, and its name claim, volumes and overlay are there already.
+            if (loaded.State.Exists)
+            {
+                var existing = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
+                // The first attempt's ask to the scheduler may have been lost with its answer; asking again is harmless
+                // (the scheduler skips a pod with nothing left to place).
+                if (existing.Unplaced.Count > 0)
+                    await context.PublishAsync(new SchedulePod(existing.Id, context.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
+                return new DecidedPod(existing, VersionAfter(loaded));
+            }
+            command = await volumes.ResolveMountsAsync(session, create);
+        }
+        var pod = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
         if (command is CreatePod created)
         {
             await volumes.AttachNewPodAsync(session, context, pod, by, command.At);
@@ -40,8 +56,11 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         // Gone, not merely stopped: a pod stopped with StopPod (docker stop) keeps its name and can start again.
         if (pod.Gone)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
-        return pod;
+        return new DecidedPod(pod, VersionAfter(loaded));
     }
+
+    /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
+    private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
 
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)

@@ -72,6 +72,9 @@ public static class PodDecider
 
     public static IReadOnlyList<object> Decide(PodCommand command, Pod state) => (command, state) switch
     {
+        // A pod's id is made for one createPod request, so only a retry of that request (its first attempt committed,
+        // its answer was lost) names a pod that exists: it is answered with the pod, and nothing is appended again.
+        (CreatePod c, { Exists: true } s) when IsSameCreate(c, s) => [],
         (CreatePod c, { Exists: true }) => throw DomainException.Conflict($"Pod {c.PodId} exists already."),
         (CreatePod c, _) => Create(c),
         (_, { Exists: false }) => throw DomainException.NotFound("Pod", command.PodId),
@@ -95,6 +98,12 @@ public static class PodDecider
         (DetachPodVolume c, _) => Detach(c, state),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
     };
+
+    /// <summary>The pod was created by this very command: same id, tenant, name, namespace, image and size.</summary>
+    public static bool IsSameCreate(CreatePod c, Pod state) =>
+        state.Exists && state.Id == c.PodId && state.TenantId == c.TenantId && state.Spec.Name == c.Spec.Name && state.Spec.Namespace == c.Spec.Namespace
+        && state.Spec.Image == c.Spec.Image && state.Spec.Cpu == c.Spec.Cpu && state.Spec.MemoryMiB == c.Spec.MemoryMiB && state.Replicas == c.Replicas
+        && state.Owner == c.Owner;
 
     private static IReadOnlyList<object> Create(CreatePod c)
     {

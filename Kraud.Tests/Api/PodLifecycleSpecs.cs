@@ -87,6 +87,26 @@ public class PodLifecycleSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_pod_mutation_answers_the_pod_at_the_version_its_own_events_reached()
+    {
+        // The answer is built from what the command decided, not read back: it must be what the stream says right after it.
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("answered");
+        var podId = Guid.Parse(pod.Id());
+        var events = await app.EventsOf(podId);
+        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodRequested).Version, pod.GetProperty("version").GetInt32());
+        Assert.Equal("PENDING", pod.State());
+        await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+
+        var scaled = (await tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version replicas } }", new { id = pod.Id() }))
+            .ShouldSucceed().Data.GetProperty("scalePod");
+        events = await app.EventsOf(podId);
+        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodScaled).Version, scaled.GetProperty("version").GetInt32());
+        Assert.Equal(2, scaled.GetProperty("replicas").GetInt32());
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
     public async Task scaling_up_places_new_replicas_and_scaling_down_stops_the_extra_ones()
     {
         var tenant = await TenantScope.CreateAsync(app);

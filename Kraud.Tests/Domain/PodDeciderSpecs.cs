@@ -35,6 +35,18 @@ public class PodDeciderSpecs
         (pod, i) => When(pod, new RecordVmReport(PodId, i.VmId, i.HostId, new VmBooted(12.5), Now)).State);
 
     [Fact]
+    public void the_same_create_again_appends_nothing_and_another_create_on_its_id_is_a_conflict()
+    {
+        var create = new CreatePod(PodId, Tenant, Spec(), 3, Admin, Now);
+        var (created, _) = When(Pod.Initial, create);
+
+        Assert.Empty(PodDecider.Decide(create with { At = Now.AddSeconds(1) }, created));
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { Replicas = 2 }, created)).ContractCode);
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { TenantId = Guid.NewGuid() }, created)).ContractCode);
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { Spec = Spec() with { Name = "other" } }, created)).ContractCode);
+    }
+
+    [Fact]
     public void creating_a_pod_requests_it_and_leaves_it_pending()
     {
         var (state, events) = When(Pod.Initial, new CreatePod(PodId, Tenant, Spec(), 3, Admin, Now));

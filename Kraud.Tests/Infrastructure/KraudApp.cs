@@ -97,6 +97,7 @@ public class KraudApp : IAsyncLifetime
             builder.ConfigureTestServices(services =>
             {
                 services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
                 ConfigureServices(services);
             });
         });
@@ -138,6 +139,9 @@ public class KraudApp : IAsyncLifetime
         ["Images__InsecureRegistries__0"] = Registry.HostPort,
         ["Images__InsecureRegistries__1"] = "127.0.0.0/8",
     };
+
+    /// <summary>Commits made to fail after they committed (armed by a test for a pod name).</summary>
+    public CommitFaults CommitFaults { get; } = new();
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
     public TestTxtRecords TxtRecords { get; } = new();
