@@ -47,6 +47,13 @@ public static class ApiSetup
         services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<Apps.AppRolloutOptions>() ?? new Apps.AppRolloutOptions());
         services.AddHostedService<Apps.AppRolloutWatcher>();
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(KubernetesApi.KubernetesApiOptions.Section).Get<KubernetesApi.KubernetesApiOptions>()
+                                    ?? new KubernetesApi.KubernetesApiOptions());
+        services.AddSingleton<KubernetesApi.ServingCertificates>();
+        services.AddSingleton(sp => KubernetesApi.SecretSeal.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddSingleton<KubernetesApi.KubernetesApiListener>();
+        services.AddHostedService(sp => sp.GetRequiredService<KubernetesApi.KubernetesApiListener>());
+        services.AddHostedService<KubernetesApi.DeploymentRollouts>();
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {

@@ -47,6 +47,7 @@ public static class MartenSetup
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Kubernetes.KubernetesClusterViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Apps.AppInstanceViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.KubernetesApi.KubeObjectViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);
@@ -67,6 +68,8 @@ public static class MartenSetup
                 opts.Schema.For<Volumes.VolumeKeyRecord>();
                 opts.Schema.For<Kraud.Projections.Kubernetes.KubernetesClusterView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Api.Kubernetes.ClusterCaKey>();
+                opts.Schema.For<Kraud.Projections.KubernetesApi.KubeObjectView>().Index(x => x.ClusterId);
+                opts.Schema.For<KubernetesApi.KubeSecretData>();
                 opts.Schema.For<Kraud.Projections.Apps.AppInstanceView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Api.Apps.AppSecretValue>().Index(x => x.AppId);
                 opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);

@@ -74,7 +74,8 @@ public static class PodStreams
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
                     await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, volumes, await Apps.AppSecrets.ResolveAsync(session, after))));
+                        Spec(after, vm, volumes, await KubernetesApi.KubeSecretReferences.ResolveAsync(session, context, after.TenantId,
+                            await Apps.AppSecrets.ResolveAsync(session, after)))));
                     if (isNew) await Ingresses.DirectFirewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

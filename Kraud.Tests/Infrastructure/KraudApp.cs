@@ -76,6 +76,8 @@ public class KraudApp : IAsyncLifetime
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             // Checkpoints every few events, so that replays in tests start from one and fold the rest.
             builder.UseSetting("Replay:CheckpointEveryEvents", "50");
+            // Every collection serves the clusters' Kubernetes API on a free loopback port of its own.
+            builder.UseSetting("Kubernetes:ApiUrl", "https://127.0.0.1:0");
             foreach (var (key, value) in Settings) builder.UseSetting(key, value);
             builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
         });

@@ -1,0 +1,70 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Kraud.Domain.Common;
+
+namespace Kraud.Domain.KubernetesApi;
+
+/// <summary>Kubernetes' naming rules and how Kubernetes names map onto Kraud's.</summary>
+public static partial class KubeNames
+{
+    /// <summary>Kubernetes' own alphabet for generated suffixes (no vowels, no look-alikes).</summary>
+    private const string Alphabet = "bcdfghjklmnpqrstvwxz2456789";
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: 1000)]
+    private static partial Regex DnsSubdomain();
+
+    /// <summary>Deployments must leave room for the ReplicaSet's and the pod's suffixes within a 63-character DNS label.</summary>
+    public const int MaxDeploymentName = 46;
+
+    public static void RequireObjectName(string kind, string name)
+    {
+        switch (kind)
+        {
+            case "Namespace" or "Service":
+                Names.RequireDnsLabel(name, "metadata.name");
+                break;
+            case "Deployment":
+                Names.RequireDnsLabel(name, "metadata.name");
+                if (name.Length > MaxDeploymentName)
+                    throw DomainException.Validation(
+                        $"metadata.name '{name}' is longer than {MaxDeploymentName} characters (its ReplicaSets and pods add suffixes within 63).");
+                break;
+            default:
+                if (string.IsNullOrEmpty(name) || name.Length > 253 || !DnsSubdomain().IsMatch(name))
+                    throw DomainException.Validation(
+                        $"metadata.name '{name}' is not a valid name: a DNS subdomain of lowercase letters, digits, '-' and '.', at most 253 characters.");
+                break;
+        }
+    }
+
+    /// <summary>A stable short hash in Kubernetes' alphabet (pod-template-hash, pod suffixes).</summary>
+    public static string Hash(string text, int length)
+    {
+        var bytes = SHA256.HashData(Encoding.UTF8.GetBytes(text));
+        var chars = new char[length];
+        for (var i = 0; i < length; i++) chars[i] = Alphabet[bytes[i] % Alphabet.Length];
+        return new string(chars);
+    }
+
+    public static string ReplicaSetName(string deployment, string templateHash) => $"{deployment}-{templateHash}";
+
+    /// <summary>
+    /// The Kraud pod of a ReplicaSet: its name carries the revision too, because a Deployment deleted and applied again
+    /// makes the same ReplicaSet name while the old pod may still be stopping (and pod names are unique per namespace).
+    /// </summary>
+    public static string ReplicaSetPodName(string replicaSet, int revision) => $"{replicaSet}-{revision}";
+
+    /// <summary>A Kubernetes pod is one microVM of the ReplicaSet's Kraud pod: a new microVM (restart, reschedule) is a new pod.</summary>
+    public static string PodName(string replicaSet, Guid vmId) => $"{replicaSet}-{Hash(vmId.ToString(), 5)}";
+
+    /// <summary>
+    /// The Kraud namespace a cluster's Kubernetes namespace maps to (each gets a VPC overlay of its own). Both names are
+    /// DNS labels; when together they are too long, a hash keeps the pair unique.
+    /// </summary>
+    public static string KraudNamespace(string clusterName, string k8sNamespace)
+    {
+        var full = $"k8s-{clusterName}-{k8sNamespace}";
+        return full.Length <= 63 ? full : $"k8s-{clusterName}-{Hash(k8sNamespace, 10)}";
+    }
+}
