@@ -186,7 +186,7 @@ public static class Admission
         var templateText = KubeJson.CanonicalText(manifest["spec"]?["template"]);
         var specNode = (JsonObject)manifest["spec"]!;
         specNode["replicas"] = replicas;
-        return (new WorkloadIntent(KubeNames.Hash(templateText, 10), replicas), pod);
+        return (new WorkloadIntent(KubeNames.Hash(templateText, 10), replicas, templateText), pod);
     }
 
     private static decimal? Quantity(IDictionary<string, ResourceQuantity>? limits, IDictionary<string, ResourceQuantity>? requests, string name) =>

@@ -85,6 +85,8 @@ public sealed class ClusterObjects
 
     private long Seq(Guid stream) => seqs.GetValueOrDefault(stream);
 
+    public bool NamespaceTerminating(string name) => views.Any(v => v.Kind == "Namespace" && v.Name == name && v.Terminating);
+
     public bool NamespaceExists(string name) => BuiltInNamespaces.Contains(name) || views.Any(v => v.Kind == "Namespace" && v.Name == name);
 
     /// <summary>Namespaces every cluster has (not stored: they cannot be deleted).</summary>
@@ -146,7 +148,8 @@ public sealed class ClusterObjects
         {
             case "Namespace":
                 json["spec"] = new JsonObject { ["finalizers"] = new JsonArray("kubernetes") };
-                json["status"] = new JsonObject { ["phase"] = "Active" };
+                json["status"] = new JsonObject { ["phase"] = o.TerminatingSince is null ? "Active" : "Terminating" };
+                if (o.TerminatingSince is { } since) meta["deletionTimestamp"] = KubeJson.Time(since);
                 break;
             case "Secret":
                 var values = secrets.TryGetValue(view.Id, out var data) ? seal.Open(data.Sealed, view.Id) : [];
@@ -210,16 +213,16 @@ public sealed class ClusterObjects
         };
     }
 
-    private static V1PodTemplateSpec Template(KubeObjectView deployment) =>
-        KubeJson.ToModel<V1Deployment>(JsonNode.Parse(deployment.Object.Manifest)!).Spec.Template;
+    /// <summary>The pod template a ReplicaSet runs: its own, as it was when the ReplicaSet was made.</summary>
+    private static V1PodTemplateSpec TemplateOf(KubeReplicaSet rs) => KubeJson.ToModel<V1PodTemplateSpec>(JsonNode.Parse(rs.Template)!);
 
     private IEnumerable<KubeItem> ReplicaSetsOf(KubeObjectView deployment)
     {
-        var manifest = KubeJson.ToModel<V1Deployment>(JsonNode.Parse(deployment.Object.Manifest)!);
         foreach (var set in ReplicaSetsOfView(deployment))
         {
             var rs = set.ReplicaSet;
-            var labels = new Dictionary<string, string>(manifest.Spec.Template.Metadata?.Labels ?? new Dictionary<string, string>()) { ["pod-template-hash"] = rs.TemplateHash };
+            var template = TemplateOf(rs);
+            var labels = new Dictionary<string, string>(template.Metadata?.Labels ?? new Dictionary<string, string>()) { ["pod-template-hash"] = rs.TemplateHash };
             var replicas = rs.Retired ? 0 : rs.Replicas;
             var model = new V1ReplicaSet
             {
@@ -241,7 +244,7 @@ public sealed class ClusterObjects
                 {
                     Replicas = replicas,
                     Selector = new V1LabelSelector { MatchLabels = labels },
-                    Template = new V1PodTemplateSpec { Metadata = new V1ObjectMeta { Labels = labels }, Spec = manifest.Spec.Template.Spec },
+                    Template = new V1PodTemplateSpec { Metadata = new V1ObjectMeta { Labels = labels, Annotations = template.Metadata?.Annotations }, Spec = template.Spec },
                 },
                 Status = new V1ReplicaSetStatus
                 {
@@ -260,11 +263,11 @@ public sealed class ClusterObjects
     /// <summary>A Kubernetes pod per microVM of the ReplicaSet's Kraud pod, and one Pending per replica still waiting for a host.</summary>
     private IEnumerable<KubeItem> PodsOf(KubeObjectView deployment)
     {
-        var template = Template(deployment);
         foreach (var set in ReplicaSetsOfView(deployment))
         {
             if (set.Pod is not { } pod) continue;
             var rs = set.ReplicaSet;
+            var template = TemplateOf(rs);
             var labels = new Dictionary<string, string>(template.Metadata?.Labels ?? new Dictionary<string, string>()) { ["pod-template-hash"] = rs.TemplateHash };
             var instances = pod.Instances.Select(i => (i.Replica, i.VmId, Instance: (PodInstance?)i)).ToList();
             if (!rs.Retired && !pod.Deleting)

@@ -11,7 +11,7 @@ using Wolverine.Runtime;
 namespace Kraud.Api.KubernetesApi;
 
 /// <summary>
-/// The Deployment controller's part that waits: once a Deployment's newest ReplicaSet runs all its replicas, the older
+/// The controllers' part that waits (and the namespace controller): once a Deployment's newest ReplicaSet runs all its replicas, the older
 /// ones are retired (their Kraud pods deleted). Until then they keep serving, so a rollout never runs fewer replicas than asked.
 /// </summary>
 public sealed class DeploymentRollouts(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<DeploymentRollouts> logger)
@@ -25,6 +25,7 @@ public sealed class DeploymentRollouts(IDocumentStore store, IWolverineRuntime r
     protected override async Task RoundAsync(CancellationToken ct)
     {
         await using var session = store.QuerySession();
+        await FinalizeNamespacesAsync(session, ct);
         var rolling = await session.Query<KubeObjectView>().Where(v => v.RollingOut).ToListAsync(ct);
         foreach (var view in rolling)
         {
@@ -42,6 +43,24 @@ public sealed class DeploymentRollouts(IDocumentStore store, IWolverineRuntime r
             catch (Exception e) when (Configuration.ErrorCodes.Map(e) is not null)
             {
                 // Changed meanwhile (a new template, a delete): the next round looks again.
+            }
+        }
+    }
+
+    /// <summary>The namespace controller: a Terminating namespace is deleted with what it still holds.</summary>
+    private async Task FinalizeNamespacesAsync(IQuerySession session, CancellationToken ct)
+    {
+        var terminating = await session.Query<KubeObjectView>().Where(v => v.Terminating).ToListAsync(ct);
+        foreach (var view in terminating)
+        {
+            var key = new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name);
+            try
+            {
+                await new MessageBus(runtime).InvokeAsync(new KubeObjectRequest(new DeleteKubeObject(key, Controller, Time.GetUtcNow(), Finalize: true)), ct);
+            }
+            catch (Exception e) when (Configuration.ErrorCodes.Map(e) is not null)
+            {
+                // Deleted or changed meanwhile: the next round looks again.
             }
         }
     }

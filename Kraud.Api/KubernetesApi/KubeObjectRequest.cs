@@ -26,9 +26,9 @@ public static class KubeObjectRequestHandler
     {
         var command = request.Command;
         command.By.RequireWriter();
-        if (command is DeleteKubeObject { Key.Kind: "Namespace" } deleteNamespace)
+        if (command is DeleteKubeObject { Key.Kind: "Namespace", Finalize: true } deleteNamespace)
         {
-            // A namespace takes everything in it along, in the same transaction.
+            // The namespace controller's last step: what the Terminating namespace still holds goes with it, in one transaction.
             var inside = await session.Query<KubeObjectView>()
                 .Where(v => v.ClusterId == command.Key.ClusterId && v.Namespace == deleteNamespace.Key.Name).ToListAsync();
             foreach (var view in inside)

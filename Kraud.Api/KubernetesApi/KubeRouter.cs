@@ -18,6 +18,7 @@ public sealed class KubeRouter(IServiceProvider services)
 {
     public async Task HandleAsync(HttpContext http)
     {
+        KubeApiException refusal;
         try
         {
             var segments = (http.Request.Path.Value ?? "").Split('/', StringSplitOptions.RemoveEmptyEntries);
@@ -31,19 +32,40 @@ public sealed class KubeRouter(IServiceProvider services)
             await using var scope = services.CreateAsyncScope();
             var request = new KubeRequest(http, caller, scope.ServiceProvider, rest);
             await request.DispatchAsync();
+            return;
         }
         catch (KubeApiException e)
         {
-            if (!http.Response.HasStarted) await KubeStatus.WriteAsync(http, e);
-        }
-        catch (Exception e) when (KubeStatus.FromKraud(e, "", "") is { } refusal)
-        {
-            if (!http.Response.HasStarted) await KubeStatus.WriteAsync(http, refusal);
+            refusal = e;
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
+            return;
+        }
+        catch (Exception e) when (KubeStatus.FromKraud(e, "", "") is { } kraud)
+        {
+            refusal = kraud;
+        }
+        catch (Exception e)
+        {
+            // A bug of Kraud's: logged with its stack, and answered as the API server answers one (500, InternalError), so
+            // kubectl prints what went wrong instead of an empty body.
+            Logger.LogError(e, "Kubernetes API request {Method} {Path} failed", http.Request.Method, http.Request.Path);
+            refusal = new KubeApiException(500, "InternalError", $"Internal error occurred: {e.GetType().Name}: {e.Message}");
+        }
+        if (http.Response.HasStarted) return;
+        try
+        {
+            await KubeStatus.WriteAsync(http, refusal);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Logger.LogError(e, "Writing the Kubernetes Status {Code} for {Method} {Path} failed", refusal.Code, http.Request.Method, http.Request.Path);
+            throw;
         }
     }
+
+    private ILogger Logger => services.GetRequiredService<ILogger<KubeRouter>>();
 }
 
 /// <summary>One request, authenticated, with the services of its own scope.</summary>
@@ -293,6 +315,8 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
     {
         snapshot ??= await SnapshotAsync();
         if (kind.Namespaced && !snapshot.NamespaceExists(ns!)) throw KubeApiException.NotFound("namespaces", ns!);
+        if (kind.Namespaced && mode == PutMode.Create && snapshot.NamespaceTerminating(ns!))
+            throw KubeApiException.Forbidden($"{kind.Plural} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated");
         if (kind == KubeKinds.Namespace && ClusterObjects.BuiltInNamespaces.Contains(name))
             throw mode == PutMode.Create ? new KubeApiException(409, "AlreadyExists", $"namespaces \"{name}\" already exists", "namespaces", name)
                 : KubeApiException.MethodNotAllowed($"namespace {name} is built in and cannot be changed");
@@ -351,7 +375,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
         var key = new KubeObjectKey(caller.Cluster.Id, kind.Kind, ns ?? "", name);
         if (Query("dryRun") is not "All")
             await InvokeAsync(new KubeObjectRequest(new DeleteKubeObject(key, caller.Principal, time.GetUtcNow())), kind, name);
-        await WriteAsync(KubeStatus.Success(kind.Plural, name, KubeJson.Text(item.Json, "metadata.uid")));
+        await WriteJsonAsync(KubeStatus.Success(kind.Plural, name, KubeJson.Text(item.Json, "metadata.uid")));
     }
 
     private static V1Scale Scale(KubeItem deployment) => new()

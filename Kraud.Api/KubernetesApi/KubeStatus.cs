@@ -1,5 +1,4 @@
-using k8s;
-using k8s.Models;
+using System.Text.Json.Nodes;
 using Kraud.Domain.Common;
 
 namespace Kraud.Api.KubernetesApi;
@@ -31,16 +30,23 @@ public sealed class KubeApiException(int code, string reason, string message, st
 
 public static class KubeStatus
 {
-    public static V1Status Of(KubeApiException e) => new()
+    // Built as JSON rather than with k8s.Models.V1Status: the client library reads a Status but cannot write one (its
+    // converter's Write throws NotImplementedException).
+    public static JsonObject Of(KubeApiException e)
     {
-        ApiVersion = "v1", Kind = "Status", Status = "Failure", Message = e.Message, Reason = e.Reason, Code = e.Code,
-        Details = e.Name is null ? null : new V1StatusDetails { Name = e.Name, Kind = e.Kind },
-        Metadata = new V1ListMeta(),
-    };
+        var status = new JsonObject
+        {
+            ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure", ["message"] = e.Message,
+            ["reason"] = e.Reason, ["code"] = e.Code,
+        };
+        if (e.Name is not null) status["details"] = new JsonObject { ["name"] = e.Name, ["kind"] = e.Kind };
+        return status;
+    }
 
-    public static V1Status Success(string kind, string name, string? uid) => new()
+    public static JsonObject Success(string kind, string name, string? uid) => new()
     {
-        ApiVersion = "v1", Kind = "Status", Status = "Success", Details = new V1StatusDetails { Name = name, Kind = kind, Uid = uid }, Metadata = new V1ListMeta(),
+        ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success",
+        ["details"] = new JsonObject { ["name"] = name, ["kind"] = kind, ["uid"] = uid },
     };
 
     /// <summary>A refused Kraud command (or a lost race) in Kubernetes' terms; null for anything else (a bug: 500).</summary>
@@ -66,7 +72,7 @@ public static class KubeStatus
         http.Response.StatusCode = e.Code;
         if (e.Code == 401) http.Response.Headers.WWWAuthenticate = "Bearer realm=\"kraud\"";
         http.Response.ContentType = "application/json";
-        await http.Response.WriteAsync(KubernetesJson.Serialize(Of(e)), http.RequestAborted);
+        await http.Response.WriteAsync(Of(e).ToJsonString(), http.RequestAborted);
     }
 }
 

@@ -28,14 +28,22 @@ public sealed record KubeObjectCreated(
 public sealed record KubeObjectChanged(Guid ObjectId, Guid ClusterId, string Kind, string Namespace, string Name, string Manifest, long Generation, string By,
     DateTimeOffset At);
 
+/// <summary>
+/// A namespace's deletion was asked for. It is Terminating, as in Kubernetes: what it holds can still be deleted (kubectl
+/// delete -f deletes the namespace first, then its contents) but nothing new is created in it, and the namespace controller
+/// deletes what remains, then the namespace.
+/// </summary>
+public sealed record KubeNamespaceTerminating(Guid ObjectId, Guid ClusterId, string Name, string By, DateTimeOffset At);
+
 public sealed record KubeObjectDeleted(Guid ObjectId, Guid ClusterId, string Kind, string Namespace, string Name, string By, DateTimeOffset At);
 
 /// <summary>
 /// A Deployment's pod template got a ReplicaSet of its own: a Kraud pod (<paramref name="PodId"/>) that runs its replicas.
-/// A new template gets a new one; the previous ones are retired once it runs.
+/// A new template gets a new one; the previous ones are retired once it runs. <paramref name="Template"/> is the pod
+/// template it runs (canonical JSON), so that each ReplicaSet and its pods show their own template, not the Deployment's newest.
 /// </summary>
 public sealed record KubeReplicaSetCreated(Guid ObjectId, Guid ClusterId, string Name, Guid PodId, string TemplateHash, int Revision, int Replicas,
-    DateTimeOffset At);
+    string Template, DateTimeOffset At);
 
 /// <summary>The Deployment's replica count was applied to its current ReplicaSet's pod.</summary>
 public sealed record KubeReplicaSetScaled(Guid ObjectId, Guid ClusterId, Guid PodId, int From, int To, DateTimeOffset At);
@@ -43,7 +51,7 @@ public sealed record KubeReplicaSetScaled(Guid ObjectId, Guid ClusterId, Guid Po
 /// <summary>An older ReplicaSet's pod was deleted: the newer one runs, or the Deployment was scaled to zero or deleted.</summary>
 public sealed record KubeReplicaSetRetired(Guid ObjectId, Guid ClusterId, Guid PodId, string Reason, DateTimeOffset At);
 
-public sealed record KubeReplicaSet(string Name, Guid PodId, string TemplateHash, int Revision, int Replicas, bool Retired);
+public sealed record KubeReplicaSet(string Name, Guid PodId, string TemplateHash, int Revision, int Replicas, bool Retired, string Template);
 
 public sealed record KubeObject(
     Guid Id, Guid ClusterId, Guid TenantId, string ApiVersion, string Kind, string Namespace, string Name, Guid Uid, string Manifest, long Generation,
@@ -54,6 +62,9 @@ public sealed record KubeObject(
     /// <summary>The highest ReplicaSet revision the object ever used (kept across deletes, so a re-created Deployment never reuses a pod id).</summary>
     public int LastRevision { get; init; }
 
+    /// <summary>When a namespace's deletion was asked for (it is Terminating); null otherwise.</summary>
+    public DateTimeOffset? TerminatingSince { get; init; }
+
     public KubeReplicaSet? CurrentReplicaSet => ReplicaSets.LastOrDefault(r => !r.Retired);
 
     public IEnumerable<KubeReplicaSet> LiveReplicaSets => ReplicaSets.Where(r => !r.Retired);
@@ -63,10 +74,11 @@ public sealed record KubeObject(
         KubeObjectCreated e => new KubeObject(e.ObjectId, e.ClusterId, e.TenantId, e.ApiVersion, e.Kind, e.Namespace, e.Name, e.Uid, e.Manifest, 1, true,
             e.At, []) { LastRevision = LastRevision },
         KubeObjectChanged e => this with { Manifest = e.Manifest, Generation = e.Generation },
-        KubeObjectDeleted => this with { Exists = false },
+        KubeNamespaceTerminating e => this with { TerminatingSince = e.At },
+        KubeObjectDeleted => this with { Exists = false, TerminatingSince = null },
         KubeReplicaSetCreated e => this with
         {
-            ReplicaSets = ReplicaSets.Add(new KubeReplicaSet(e.Name, e.PodId, e.TemplateHash, e.Revision, e.Replicas, false)),
+            ReplicaSets = ReplicaSets.Add(new KubeReplicaSet(e.Name, e.PodId, e.TemplateHash, e.Revision, e.Replicas, false, e.Template)),
             LastRevision = Math.Max(LastRevision, e.Revision),
         },
         KubeReplicaSetScaled e => this with { ReplicaSets = ReplicaSets.Select(r => r.PodId == e.PodId ? r with { Replicas = e.To } : r).ToImmutableList() },
@@ -77,8 +89,8 @@ public sealed record KubeObject(
 
 public abstract record KubeObjectCommand(KubeObjectKey Key, Principal By, DateTimeOffset At);
 
-/// <summary>What a Deployment asks to run, as far as deciding needs it: which template (by hash) and how many replicas.</summary>
-public sealed record WorkloadIntent(string TemplateHash, int Replicas);
+/// <summary>What a Deployment asks to run, as far as deciding needs it: which template (its canonical JSON and hash) and how many replicas.</summary>
+public sealed record WorkloadIntent(string TemplateHash, int Replicas, string Template);
 
 /// <summary>
 /// Create or replace an object. The caller (the API, which knows the wire types) hands in the canonical manifest, whether
@@ -98,7 +110,8 @@ public enum PutMode
     Replace,
 }
 
-public sealed record DeleteKubeObject(KubeObjectKey Key, Principal By, DateTimeOffset At) : KubeObjectCommand(Key, By, At);
+/// <param name="Finalize">The namespace controller's delete of a Terminating namespace, once it deleted what the namespace held.</param>
+public sealed record DeleteKubeObject(KubeObjectKey Key, Principal By, DateTimeOffset At, bool Finalize = false) : KubeObjectCommand(Key, By, At);
 
 /// <summary>The rollout retires ReplicaSets older than the current one (which runs), or all of them for a deleted or scaled-to-zero Deployment.</summary>
 public sealed record RetireReplicaSets(KubeObjectKey Key, IReadOnlyList<Guid> PodIds, string Reason, Principal By, DateTimeOffset At)
@@ -117,6 +130,9 @@ public static class KubeObjectDecider
             throw DomainException.Conflict($"{command.Key} was deleted and created again (uid {state.Uid}, not {uid}): read it again."),
         (PutKubeObject c, _) => Put(c, state),
         (DeleteKubeObject c, { Exists: false }) => throw DomainException.NotFound(c.Key.Kind, Display(c.Key)),
+        (DeleteKubeObject { Key.Kind: "Namespace", Finalize: false } c, { TerminatingSince: null }) =>
+            [new KubeNamespaceTerminating(state.Id, c.Key.ClusterId, c.Key.Name, c.By.Actor, c.At)],
+        (DeleteKubeObject { Key.Kind: "Namespace", Finalize: false }, _) => [],
         (DeleteKubeObject c, _) => [.. Retire(state, state.LiveReplicaSets.Select(r => r.PodId), $"{c.Key} was deleted", c.At),
             new KubeObjectDeleted(state.Id, c.Key.ClusterId, c.Key.Kind, c.Key.Namespace, c.Key.Name, c.By.Actor, c.At)],
         (RetireReplicaSets c, _) => Retire(state, c.PodIds, c.Reason, c.At),
@@ -173,7 +189,7 @@ public static class KubeObjectDecider
         var revision = state.LastRevision + 1;
         var name = KubeNames.ReplicaSetName(key.Name, workload.TemplateHash);
         var podId = DeterministicId.From("k8s-replicaset", key.StreamId, created ? c.NewUid : state.Uid, revision);
-        yield return new KubeReplicaSetCreated(key.StreamId, key.ClusterId, name, podId, workload.TemplateHash, revision, workload.Replicas, c.At);
+        yield return new KubeReplicaSetCreated(key.StreamId, key.ClusterId, name, podId, workload.TemplateHash, revision, workload.Replicas, workload.Template, c.At);
     }
 
     private static IReadOnlyList<object> Retire(KubeObject state, IEnumerable<Guid> podIds, string reason, DateTimeOffset at)

@@ -24,6 +24,9 @@ public sealed class KubeObjectView
 
     /// <summary>More than one ReplicaSet runs: a rollout waits for the newest before it retires the others.</summary>
     public bool RollingOut { get; set; }
+
+    /// <summary>A namespace whose deletion was asked for: the namespace controller deletes what it holds, then it.</summary>
+    public bool Terminating { get; set; }
 }
 
 public sealed class KubeObjectViewProjection : SingleStreamProjection<KubeObjectView, Guid>
@@ -37,6 +40,7 @@ public sealed class KubeObjectViewProjection : SingleStreamProjection<KubeObject
         {
             Id = state.Id, ClusterId = state.ClusterId, TenantId = state.TenantId, Kind = state.Kind, Namespace = state.Namespace, Name = state.Name,
             Version = (int)e.Version, Object = state, RollingOut = state.LiveReplicaSets.Count() > 1,
+            Terminating = state.TerminatingSince is not null,
         };
     }
 }

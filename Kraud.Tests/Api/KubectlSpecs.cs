@@ -1,0 +1,131 @@
+using System.Text.Json;
+using Kraud.Tests.Infrastructure;
+
+namespace Kraud.Tests.Api;
+
+/// <summary>
+/// Managed Kubernetes through the real kubectl: the kubeconfig from Kraud's `kubeconfig` query reaches the cluster's API
+/// over HTTPS (a serving certificate under the cluster's CA, the client certificate of the kubeconfig), and manifests run
+/// as Kraud pods.
+/// </summary>
+[Collection(ApiCollection.Name)]
+public class KubectlSpecs(KraudApp app)
+{
+    internal const string Manifest = """
+        apiVersion: v1
+        kind: Namespace
+        metadata:
+          name: shop
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+          namespace: shop
+          labels: {app: web}
+        spec:
+          replicas: 3
+          selector:
+            matchLabels: {app: web}
+          template:
+            metadata:
+              labels: {app: web}
+            spec:
+              containers:
+              - name: nginx
+                image: nginx:1.27
+                command: ["nginx", "-g", "daemon off;"]
+                env:
+                - {name: MODE, value: production}
+                resources:
+                  limits: {cpu: "1", memory: 256Mi}
+        """;
+
+    internal static async Task<(TenantScope Tenant, string ClusterId, Kubectl Kubectl)> ClusterAsync(KraudApp app)
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var cluster = (await tenant.Gql("""
+            mutation { createKubernetesCluster(name: "prod", version: "1.32", controlPlaneZone: "fsn1-a",
+              nodePools: [{name: "workers", nodes: 3, cpu: 2, memoryMiB: 2048}]) { id apiEndpoint } }
+            """)).ShouldSucceed().Data.GetProperty("createKubernetesCluster");
+        var id = cluster.GetProperty("id").GetString()!;
+        Assert.StartsWith("https://127.0.0.1:", cluster.GetProperty("apiEndpoint").GetString());
+        var kubeconfig = (await tenant.Gql("query($id: ID!) { kubeconfig(clusterId: $id) }", new { id })).ShouldSucceed().Data.GetProperty("kubeconfig").GetString()!;
+        return (tenant, id, new Kubectl(kubeconfig));
+    }
+
+    private static async Task<JsonElement> WaitForPods(Kubectl kubectl, Func<JsonElement[], bool> done, string what, int seconds = 60) =>
+        await Eventually.Get(async () =>
+            {
+                var pods = (await kubectl.RunAsync("get", "pods", "-n", "shop", "-o", "json")).ShouldSucceed().Json();
+                return pods;
+            }, p => done([.. p.GetProperty("items").EnumerateArray()]), TimeSpan.FromSeconds(seconds), what);
+
+    private static string Phase(JsonElement pod) => pod.GetProperty("status").GetProperty("phase").GetString()!;
+
+    private static string Image(JsonElement pod) => pod.GetProperty("spec").GetProperty("containers")[0].GetProperty("image").GetString()!;
+
+    private static Task WaitForPodsGone(Kubectl kubectl) => Eventually.Until(async () =>
+    {
+        var pods = (await kubectl.RunAsync("get", "pods", "-A", "-o", "json")).ShouldSucceed().Json();
+        return pods.GetProperty("items").GetArrayLength() == 0;
+    }, TimeSpan.FromSeconds(30), "no pod is left");
+
+    [Fact]
+    public async Task kubectl_discovers_the_api_applies_a_deployment_scales_it_applies_again_without_change_and_deletes_it()
+    {
+        var (_, _, kubectl) = await ClusterAsync(app);
+        using var _k = kubectl;
+
+        var version = (await kubectl.RunAsync("version", "-o", "json")).ShouldSucceed().Json();
+        Assert.Equal("32", version.GetProperty("serverVersion").GetProperty("minor").GetString());
+        var resources = (await kubectl.RunAsync("api-resources")).ShouldSucceed().Output;
+        Assert.Contains("deployments", resources);
+        Assert.Contains("namespaces", resources);
+        var explain = (await kubectl.RunAsync("explain", "deployment.spec.replicas")).ShouldSucceed().Output;
+        Assert.Contains("replicas", explain);
+
+        var file = kubectl.WriteFile("shop.yaml", Manifest);
+        var applied = (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed().Output;
+        Assert.Contains("namespace/shop created", applied);
+        Assert.Contains("deployment.apps/web created", applied);
+
+        var running = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run");
+        Assert.Equal(3, running.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("spec").GetProperty("nodeName").GetString()).Distinct().Count());
+        var wide = (await kubectl.RunAsync("get", "pods", "-n", "shop", "-o", "wide")).ShouldSucceed().Output;
+        Assert.Equal(3, wide.Split('\n').Count(l => l.StartsWith("web-", StringComparison.Ordinal) && l.Contains("Running", StringComparison.Ordinal)));
+        (await kubectl.RunAsync("rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s")).ShouldSucceed();
+
+        var again = (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed().Output;
+        Assert.Contains("namespace/shop unchanged", again);
+        Assert.Contains("deployment.apps/web unchanged", again);
+
+        // Four, not five: the product's N+2 rule keeps a pod's replicas on distinct hosts with two spare, and a zone of the
+        // test fleet has six compute hosts (a fifth replica stays Pending with the scheduler's reason).
+        (await kubectl.RunAsync("scale", "deployment/web", "-n", "shop", "--replicas=4")).ShouldSucceed();
+        await WaitForPods(kubectl, p => p.Length == 4 && p.All(x => Phase(x) == "Running"), "4 pods run");
+        (await kubectl.RunAsync("rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s")).ShouldSucceed();
+        var deployment = (await kubectl.RunAsync("get", "deployment", "web", "-n", "shop", "-o", "json")).ShouldSucceed().Json();
+        Assert.Equal(4, deployment.GetProperty("status").GetProperty("readyReplicas").GetInt32());
+
+        // A new image is a new ReplicaSet; the old one is retired once the new one runs every replica.
+        (await kubectl.RunAsync("set", "image", "deployment/web", "-n", "shop", "nginx=nginx:1.28")).ShouldSucceed();
+        (await kubectl.RunAsync("rollout", "status", "deployment/web", "-n", "shop", "--timeout=90s")).ShouldSucceed();
+        var rolled = await WaitForPods(kubectl, p => p.Length == 4 && p.All(x => Phase(x) == "Running" && Image(x) == "nginx:1.28"), "4 pods of the new image run");
+        Assert.Single(rolled.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("metadata").GetProperty("labels").GetProperty("pod-template-hash").GetString()).Distinct());
+        var sets = (await kubectl.RunAsync("get", "replicasets", "-n", "shop", "-o", "json")).ShouldSucceed().Json().GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal(2, sets.Count);
+        Assert.Equal([0, 4], sets.Select(r => r.GetProperty("spec").GetProperty("replicas").GetInt32()).Order());
+        var described = (await kubectl.RunAsync("describe", "deployment", "web", "-n", "shop")).ShouldSucceed().Output;
+        Assert.Contains("nginx:1.28", described);
+        Assert.Contains("NewReplicaSetAvailable", described);
+
+        // kubectl deletes in the file's order: the namespace first (it is Terminating until its contents are gone), then the Deployment.
+        var deleted = (await kubectl.RunAsync("delete", "-f", file)).ShouldSucceed().Output;
+        Assert.Contains("namespace \"shop\" deleted", deleted);
+        Assert.Contains("deployment.apps \"web\" deleted", deleted);
+        await Eventually.Until(async () => (await kubectl.RunAsync("get", "namespace", "shop")).Error.Contains("NotFound", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the namespace is gone");
+        await WaitForPodsGone(kubectl);
+    }
+}
