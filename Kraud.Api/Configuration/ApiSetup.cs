@@ -4,6 +4,7 @@ using Kraud.Api.Access;
 using Kraud.Api.Common;
 using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
+using Kraud.Api.WebConsole;
 using Kraud.HostRuntime.Configuration;
 
 namespace Kraud.Api.Configuration;
@@ -68,7 +69,9 @@ public static class ApiSetup
 
     public static WebApplication UseKraudApi(this WebApplication app)
     {
+        app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
+        app.UseKraudConsole();
         app.UseFastEndpoints();
         app.UseSwaggerGen();
         app.MapKraudGraphQL();

@@ -12,6 +12,8 @@ public static class GraphQLSetup
         services.AddGraphQL(b => b
             .AddSchema(sp => KraudSchema.Build(sp), GraphQL.DI.ServiceLifetime.Singleton)
             .AddSystemTextJson()
+            // A span per GraphQL execution (operation name and type), under the HTTP request's.
+            .UseTelemetry()
             .AddUnhandledExceptionHandler(ctx =>
             {
                 if (ErrorCodes.Map(ctx.OriginalException) is { } error) ctx.Exception = error;

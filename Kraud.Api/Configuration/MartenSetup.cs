@@ -33,6 +33,9 @@ public static class MartenSetup
                 opts.DatabaseSchemaName = Schema;
                 opts.UseSystemTextJsonForSerialization(EnumStorage.AsString);
                 opts.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
+                // Spans for the connections a request's sessions open, and counters of appended events (OpenTelemetry).
+                opts.OpenTelemetry.TrackConnections = JasperFx.OpenTelemetry.TrackLevel.Normal;
+                opts.OpenTelemetry.TrackEventCounters();
 
                 // Who and why travel with every event: the audit chain and incident timelines read them back.
                 opts.Events.MetadataConfig.CorrelationIdEnabled = true;

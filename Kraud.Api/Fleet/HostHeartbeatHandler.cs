@@ -22,8 +22,10 @@ public static class HostHeartbeatHandler
 {
     private static readonly Principal Reconciler = Principal.System("reconciler");
 
-    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time,
+        Telemetry.KraudMetrics metrics)
     {
+        metrics.Heartbeats.Add(1, new KeyValuePair<string, object?>("host", heartbeat.HostId.ToString()));
         var view = await session.LoadAsync<HostView>(heartbeat.HostId);
         if (view is null) return; // not registered yet: its announcement is on the way
         var liveness = await session.LoadAsync<HostLiveness>(heartbeat.HostId) ?? new HostLiveness { Id = heartbeat.HostId };

@@ -16,8 +16,10 @@ public static class HostReportsHandler
     public static Task Handle(MicroVmBootStarted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Record(session, context, r, new VmBooting(), time);
 
-    public static async Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time, AttestationTrust trust)
+    public static async Task Handle(MicroVmBooted r, IDocumentSession session, IMessageContext context, TimeProvider time, AttestationTrust trust,
+        Telemetry.KraudMetrics metrics)
     {
+        metrics.BootLatency.Record(r.BootMs / 1000.0);
         var pod = await Record(session, context, r, new VmBooted(r.BootMs, new AttestationEvidence(r.Attestation, trust), r.EncryptedEphemeralGiB), time);
         // A guest that failed attestation runs code nobody vouched for: it is stopped now, not at the next reconciliation.
         // No pod id on the stop: the replica is FAILED already, and the host's answer has nothing to add to the pod.

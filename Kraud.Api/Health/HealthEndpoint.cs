@@ -37,12 +37,7 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
         {
             await using var connection = new NpgsqlConnection(database.ConnectionString);
             await connection.OpenAsync(ct);
-            var high = await ScalarAsync(connection, $"select coalesce(max(seq_id), 0) from {MartenSetup.Schema}.mt_events", ct);
-            var lags = new List<ProjectionLag>();
-            await using (var cmd = new NpgsqlCommand($"select name, last_seq_id from {MartenSetup.Schema}.mt_event_progression where name like '%:%' order by name", connection))
-            await using (var reader = await cmd.ExecuteReaderAsync(ct))
-                while (await reader.ReadAsync(ct))
-                    lags.Add(new ProjectionLag(reader.GetString(0), reader.GetInt64(1), Math.Max(0, high - reader.GetInt64(1))));
+            var (high, lags) = await ProjectionProgress.ReadAsync(connection, ct);
             var ok = daemon;
             await Send.ResponseAsync(new HealthResponse(ok ? "healthy" : "degraded", true, daemon, high, lags, ok ? null : "The async daemon is not running."),
                 ok ? 200 : 503, ct);
@@ -52,10 +47,21 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
             await Send.ResponseAsync(new HealthResponse("unhealthy", false, daemon, 0, [], e.Message), 503, ct);
         }
     }
+}
 
-    private static async Task<long> ScalarAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
+/// <summary>How far each async projection is behind the event log (read by /health and the kraud.projection.lag gauge).</summary>
+public static class ProjectionProgress
+{
+    public static async Task<(long HighWaterMark, List<ProjectionLag> Lags)> ReadAsync(NpgsqlConnection connection, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        long high;
+        await using (var max = new NpgsqlCommand($"select coalesce(max(seq_id), 0) from {MartenSetup.Schema}.mt_events", connection))
+            high = Convert.ToInt64(await max.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        var lags = new List<ProjectionLag>();
+        await using var cmd = new NpgsqlCommand($"select name, last_seq_id from {MartenSetup.Schema}.mt_event_progression where name like '%:%' order by name", connection);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            lags.Add(new ProjectionLag(reader.GetString(0), reader.GetInt64(1), Math.Max(0, high - reader.GetInt64(1))));
+        return (high, lags);
     }
 }

@@ -15,7 +15,8 @@ public sealed record AttestationDto(string Measurement, bool Verified, DateTime?
 public sealed record PodDto(
     Guid Id, string Name, string Namespace, Guid TenantId, string Image, int Cpu, int MemoryMiB, int Replicas, bool Confidential,
     string State, string? Reason, int Version, DateTime CreatedAt, IReadOnlyList<MicroVmDto> Instances, AttestationDto? Attestation,
-    IReadOnlyList<PodVolumeDto> Volumes, ResourceOwner? Owner = null)
+    IReadOnlyList<PodVolumeDto> Volumes, ResourceOwner? Owner = null, IReadOnlyList<string>? Command = null,
+    IReadOnlyDictionary<string, string>? Env = null)
 {
     public static PodDto From(PodView view) => From(view.Pod, view.Version);
 
@@ -23,7 +24,7 @@ public sealed record PodDto(
         pod.Spec.Cpu, pod.Spec.MemoryMiB, pod.Replicas, pod.Spec.Confidential, Enums.Name(pod.State), pod.Reason, version,
         pod.CreatedAt.UtcDateTime, pod.Instances.Select(i => MicroVm(pod, i)).ToList(),
         pod.Attestation is { } a ? new AttestationDto(a.Measurement, a.Verified, a.VerifiedAt?.UtcDateTime) : null,
-        pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList(), pod.Owner);
+        pod.Spec.Mounts.Select(m => new PodVolumeDto(m.VolumeId, m.MountPath, m.ReadOnly)).ToList(), pod.Owner, pod.Spec.Command, pod.Spec.Env);
 
     public static MicroVmDto MicroVm(Pod pod, PodInstance i) =>
         new(i.VmId, pod.Id, i.HostId, VmState(i.Phase), i.BootMs, Held(i, i.Ip6), Held(i, i.Ip4), i.StartedAt?.UtcDateTime, pod.Spec.EphemeralGiB,

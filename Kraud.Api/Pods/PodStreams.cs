@@ -17,7 +17,10 @@ namespace Kraud.Api.Pods;
 /// Asks the scheduler to place whatever replicas of the pod have no host. It carries the request's correlation id,
 /// since the scheduler handles these in batches whose envelope belongs to no single request.
 /// </summary>
-public sealed record SchedulePod(Guid PodId, string? CorrelationId);
+/// <param name="TraceParent">The asking trace (W3C traceparent): the scheduler handles requests in batches, whose one
+/// envelope cannot carry every request's trace, so each request carries its own and the placement continues it.</param>
+/// <param name="At">When the pod asked for hosts: the placement latency is measured from here.</param>
+public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null);
 
 /// <summary>
 /// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
@@ -94,7 +97,7 @@ public static class PodStreams
         }
 
         if (command is not ApplyPlacement && after.Unplaced.Count > 0)
-            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId));
+            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
     }
 
     private static string Why(Pod after, PodInstance vm) =>

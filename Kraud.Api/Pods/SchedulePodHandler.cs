@@ -18,11 +18,18 @@ public static class SchedulePodHandler
 {
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
-    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options)
+    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
+        Telemetry.KraudMetrics metrics)
     {
         var fleet = await Fleet.HostStreams.LockForPlacementAsync(session, HostRole.Compute);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
+            // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
+            using var activity = request.TraceParent is { } parent
+                ? Telemetry.KraudMetrics.Tracing.StartActivity("kraud.scheduler.place", System.Diagnostics.ActivityKind.Internal, parent)
+                : null;
+            activity?.SetTag("kraud.pod.id", request.PodId.ToString());
+            activity?.SetTag("kraud.scheduler.batch_size", batch.Length);
             var loaded = await PodStreams.LoadAsync(session, request.PodId);
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
@@ -44,6 +51,12 @@ public static class SchedulePodHandler
                 var other => throw new InvalidOperationException($"Unknown placement result {other}"),
             };
             var after = await PodStreams.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
+            if (command.Placements.Count > 0)
+            {
+                metrics.Placements.Add(command.Placements.Count);
+                if (request.At is { } asked) metrics.PlacementLatency.Record((now - asked).TotalSeconds);
+            }
+            else activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, command.UnschedulableReason);
 
             // The next pod of the batch sees this one's reservations.
             foreach (var vm in after.Instances.Where(i => pod.Instance(i.VmId) is null))

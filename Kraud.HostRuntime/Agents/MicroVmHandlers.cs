@@ -18,6 +18,11 @@ public static class BootMicroVmHandler
         var agent = agents.Get(command.HostId).RequirePower();
         var spec = command.Spec;
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
+        // The boot is a span of the trace that asked for the pod; the reports sent from inside it carry it back.
+        using var activity = Configuration.TelemetrySetup.HostRuntime.StartActivity("kraud.microvm.boot");
+        activity?.SetTag("kraud.host", agent.Name);
+        activity?.SetTag("kraud.microvm.id", spec.VmId.ToString());
+        activity?.SetTag("kraud.pod.id", spec.PodId.ToString());
         var reports = Reports.For(runtime, context);
         await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
         var keys = new Dictionary<Guid, byte[]>();
@@ -29,11 +34,13 @@ public static class BootMicroVmHandler
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
             // Also when it was running already: a boot sent again (the control plane took a stale heartbeat for a vanished
             // VM) waits for this report, and the pod ignores a second one for a VM it knows is running.
+            activity?.SetTag("kraud.microvm.boot_ms", result.BootMs);
             await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB));
         }
         catch (MicroVmBootException e)
         {
             logger.LogWarning("Host {Host} failed to boot microVM {VmId} of pod {PodId}: {Reason}", agent.Name, spec.VmId, spec.PodId, e.Message);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
             await reports.PublishAsync(new MicroVmFailed(agent.Id, spec.VmId, spec.PodId, e.Message));
         }
         finally

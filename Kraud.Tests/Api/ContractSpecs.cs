@@ -26,9 +26,14 @@ public class ContractSpecs(KraudApp app)
         var missing = new List<string>();
         var checkedItems = 0;
 
-        foreach (var definition in contract.Definitions.OfType<GraphQLTypeDefinition>())
+        // `extend type` blocks are contract too (the CLI's additions are written so).
+        foreach (var definition in contract.Definitions.Where(d => d is GraphQLTypeDefinition or GraphQLObjectTypeExtension))
         {
-            var name = (string)definition.Name.Value;
+            var name = definition switch
+            {
+                GraphQLTypeDefinition t => (string)t.Name.Value,
+                _ => (string)((GraphQLObjectTypeExtension)definition).Name.Value,
+            };
             if (!served.TryGetValue(name, out var type))
             {
                 missing.Add($"type {name}");
@@ -37,8 +42,9 @@ public class ContractSpecs(KraudApp app)
             checkedItems++;
             switch (definition)
             {
-                case GraphQLObjectTypeDefinition o:
-                    foreach (var field in o.Fields?.Items ?? [])
+                case GraphQLObjectTypeDefinition or GraphQLObjectTypeExtension:
+                    var fields = definition is GraphQLObjectTypeDefinition o ? o.Fields : ((GraphQLObjectTypeExtension)definition).Fields;
+                    foreach (var field in fields?.Items ?? [])
                     {
                         checkedItems++;
                         var servedField = Find(type, "fields", field.Name.Value);

@@ -33,7 +33,7 @@ public sealed class HostProcess : IAsyncDisposable
             RedirectStandardError = true,
             ArgumentList =
             {
-                Dll(), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(CultureInfo.InvariantCulture), "--memory-mib", memoryMiB.ToString(CultureInfo.InvariantCulture),
+                BuiltBesideTests.Dll("Kraud.HostRuntime"), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(CultureInfo.InvariantCulture), "--memory-mib", memoryMiB.ToString(CultureInfo.InvariantCulture),
                 "--nvme-gib", nvmeGiB.ToString(CultureInfo.InvariantCulture), "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
                 // One key-encryption key for the whole fleet, as a KMS would hand it to every host runtime.
                 "--kek-file", KekFile(app),
@@ -69,17 +69,6 @@ public sealed class HostProcess : IAsyncDisposable
         if (_process.HasExited) return;
         _process.Kill(entireProcessTree: true);
         await _process.WaitForExitAsync();
-    }
-
-    /// <summary>The host runtime built beside this test assembly (same configuration: Debug or Release).</summary>
-    private static string Dll()
-    {
-        var testDir = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = testDir.Parent!.Name;
-        var root = testDir;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Kraud.sln"))) root = root.Parent;
-        var dll = Path.Combine(root!.FullName, "Kraud.HostRuntime", "bin", configuration, testDir.Name, "Kraud.HostRuntime.dll");
-        return File.Exists(dll) ? dll : throw new FileNotFoundException("Build the solution first: the host runtime is missing.", dll);
     }
 
     public async ValueTask DisposeAsync()

@@ -59,6 +59,27 @@ public class KraudApp : IAsyncLifetime
         (await this.AsOperator($"mutation($id: ID!) {{ {mutation}(id: $id) {{ state }} }}", new { id = hostId.ToString() })).ShouldSucceed()
         .Data.GetProperty(mutation).GetProperty("state").GetString()!;
 
+    /// <summary>What every test application runs with: its own database and state, the test operator token, fast simulated hosts.</summary>
+    public static IEnumerable<(string Key, string Value)> TestSettings(string connectionString, string stateDirectory, int heartbeatTimeoutSeconds) =>
+    [
+        ("ConnectionStrings:Kraud", connectionString),
+        ("KRAUD_BOOTSTRAP_TOKEN", OperatorToken),
+        ("Kraud:StateDirectory", stateDirectory),
+        ("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString(CultureInfo.InvariantCulture)),
+        ("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture)),
+        ("Fleet:HeartbeatTimeoutSeconds", heartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
+        ("Logging:LogLevel:Default", "Warning"),
+        // Checkpoints every few events, so that replays in tests start from one and fold the rest.
+        ("Replay:CheckpointEveryEvents", "50"),
+        // Every application serves the clusters' Kubernetes API on a free loopback port of its own.
+        ("Kubernetes:ApiUrl", "https://127.0.0.1:0"),
+    ];
+
+    /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
@@ -67,19 +88,12 @@ public class KraudApp : IAsyncLifetime
         ConnectionString = await TestDatabase.CreateAsync("kraud");
         Host = await AlbaHost.For<Program>(builder =>
         {
-            builder.UseSetting("ConnectionStrings:Kraud", ConnectionString);
-            builder.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);
-            builder.UseSetting("Kraud:StateDirectory", StateDirectory);
-            builder.UseSetting("Fleet:SimulatedBootDelayMs", BootDelayMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString());
-            builder.UseSetting("Fleet:HeartbeatTimeoutSeconds", HeartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture));
-            builder.UseSetting("Logging:LogLevel:Default", "Warning");
-            // Checkpoints every few events, so that replays in tests start from one and fold the rest.
-            builder.UseSetting("Replay:CheckpointEveryEvents", "50");
-            // Every collection serves the clusters' Kubernetes API on a free loopback port of its own.
-            builder.UseSetting("Kubernetes:ApiUrl", "https://127.0.0.1:0");
-            foreach (var (key, value) in Settings) builder.UseSetting(key, value);
-            builder.ConfigureTestServices(services => services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords));
+            foreach (var (key, value) in TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings)) builder.UseSetting(key, value);
+            builder.ConfigureTestServices(services =>
+            {
+                services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                ConfigureServices(services);
+            });
         });
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
