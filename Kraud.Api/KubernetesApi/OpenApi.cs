@@ -136,24 +136,37 @@ public static class OpenApi
         return paths;
     }
 
-    public static Task WriteV2Async(HttpContext http, string version)
+    private static readonly ConcurrentDictionary<string, (string Json, byte[] Protobuf)> V2Cache = new();
+
+    private static (string Json, byte[] Protobuf) V2(string version) => V2Cache.GetOrAdd(version, _ =>
     {
-        var text = Cache.GetOrAdd("v2", _ =>
+        var generator = new Generator("#/definitions/", v3: false);
+        var paths = Paths(KubeKinds.All, generator, v3: false);
+        foreach (var extra in new[] { typeof(V1Status), typeof(V1Scale) }) generator.Schema(extra);
+        var document = new JsonObject
         {
-            var generator = new Generator("#/definitions/", v3: false);
-            var paths = Paths(KubeKinds.All, generator, v3: false);
-            foreach (var extra in new[] { typeof(V1Status), typeof(V1Scale) }) generator.Schema(extra);
-            return new JsonObject
-            {
-                ["swagger"] = "2.0", ["info"] = new JsonObject { ["title"] = "Kubernetes (served by Kraud)", ["version"] = $"v{version}.0" }, ["paths"] = paths,
-                ["definitions"] = new JsonObject(generator.Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))),
-            }.ToJsonString();
-        });
-        if (http.Request.Headers.Accept.ToString().Contains("protobuf", StringComparison.Ordinal) &&
-            !http.Request.Headers.Accept.ToString().Contains("json", StringComparison.Ordinal))
-            throw new KubeApiException(406, "NotAcceptable", "the OpenAPI v2 document is served as JSON (application/json) only; OpenAPI v3 is at /openapi/v3");
+            ["swagger"] = "2.0", ["info"] = new JsonObject { ["title"] = "Kubernetes (served by Kraud)", ["version"] = $"v{version}.0" }, ["paths"] = paths,
+            ["definitions"] = new JsonObject(generator.Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))),
+        };
+        return (document.ToJsonString(), OpenApiProtobuf.Encode(document));
+    });
+
+    /// <summary>OpenAPI v2 as JSON, or as protocol buffers for a client that asks for those first (kubectl before 1.27 does).</summary>
+    public static async Task WriteV2Async(HttpContext http, string version)
+    {
+        var (json, protobuf) = V2(version);
+        var accept = http.Request.Headers.Accept.ToString();
+        var wantsProtobuf = accept.Contains("protobuf", StringComparison.Ordinal) &&
+                            (!accept.Contains("json", StringComparison.Ordinal) ||
+                             accept.IndexOf("protobuf", StringComparison.Ordinal) < accept.IndexOf("json", StringComparison.Ordinal));
+        if (wantsProtobuf)
+        {
+            http.Response.ContentType = OpenApiProtobuf.MediaType;
+            await http.Response.Body.WriteAsync(protobuf, http.RequestAborted);
+            return;
+        }
         http.Response.ContentType = "application/json";
-        return http.Response.WriteAsync(text, http.RequestAborted);
+        await http.Response.WriteAsync(json, http.RequestAborted);
     }
 
     private static string V3(string groupVersionPath, string version) => Cache.GetOrAdd("v3/" + groupVersionPath, _ =>
