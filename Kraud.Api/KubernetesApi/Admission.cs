@@ -72,6 +72,13 @@ public static class Admission
                 manifest["data"] = new JsonObject(secretData.OrderBy(p => p.Key, StringComparer.Ordinal)
                     .Select(p => KeyValuePair.Create(p.Key, (JsonNode?)$"sealed:{seal.Fingerprint(p.Value, objectId)}")));
                 manifest["type"] ??= "Opaque";
+                // kubectl apply keeps the whole manifest it applied in an annotation, values included: that goes into the
+                // sealed document too (under a key no Secret key can have), so kubectl's three-way merge still works.
+                if (manifest["metadata"]?["annotations"] is JsonObject annotations && annotations[LastApplied] is { } lastApplied)
+                {
+                    annotations.Remove(LastApplied);
+                    secretData = new Dictionary<string, string>(secretData, StringComparer.Ordinal) { [SealedLastApplied] = lastApplied.GetValue<string>() };
+                }
                 break;
             case V1ConfigMap configMap:
                 foreach (var key in (configMap.Data?.Keys ?? []).Concat(configMap.BinaryData?.Keys ?? [])) RequireDataKey(kind, name, key);
@@ -84,6 +91,11 @@ public static class Admission
         var spec = KubeJson.CanonicalText(canonical["spec"]) + KubeJson.CanonicalText(canonical["data"]);
         return new Admitted(canonical, canonical.ToJsonString(), spec, workload, template, secretData);
     }
+
+    public const string LastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+    /// <summary>Where a Secret's last-applied-configuration annotation is sealed: not a valid data key, so never one of its values.</summary>
+    public const string SealedLastApplied = ":" + LastApplied;
 
     private static void RequireDataKey(KubeKind kind, string name, string key)
     {

@@ -152,7 +152,12 @@ public sealed class ClusterObjects
                 if (o.TerminatingSince is { } since) meta["deletionTimestamp"] = KubeJson.Time(since);
                 break;
             case "Secret":
-                var values = secrets.TryGetValue(view.Id, out var data) ? seal.Open(data.Sealed, view.Id) : [];
+                var values = new Dictionary<string, string>(secrets.TryGetValue(view.Id, out var data) ? seal.Open(data.Sealed, view.Id) : [], StringComparer.Ordinal);
+                if (values.Remove(Admission.SealedLastApplied, out var lastApplied))
+                {
+                    var annotations = meta["annotations"] as JsonObject ?? (JsonObject)(meta["annotations"] = new JsonObject());
+                    annotations[Admission.LastApplied] = lastApplied;
+                }
                 if (values.Count > 0) json["data"] = new JsonObject(values.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value)));
                 else json.Remove("data");
                 break;

@@ -40,6 +40,18 @@ public static class KubeStatus
             ["reason"] = e.Reason, ["code"] = e.Code,
         };
         if (e.Name is not null) status["details"] = new JsonObject { ["name"] = e.Name, ["kind"] = e.Kind };
+        // kubectl prints an Invalid refusal's causes, not its message ("The Deployment "web" is invalid: * spec.replicas: …"),
+        // so the field and what is wrong with it go there as well.
+        if (e.Reason == "Invalid" && status["details"] is JsonObject details && e.Message.IndexOf(" is invalid: ", StringComparison.Ordinal) is var at and >= 0)
+        {
+            var problem = e.Message[(at + " is invalid: ".Length)..];
+            var colon = problem.IndexOf(": ", StringComparison.Ordinal);
+            var field = colon > 0 && !problem[..colon].Contains(' ', StringComparison.Ordinal) ? problem[..colon] : null;
+            details["causes"] = new JsonArray(new JsonObject
+            {
+                ["reason"] = "FieldValueInvalid", ["message"] = field is null ? problem : problem[(colon + 2)..], ["field"] = field,
+            });
+        }
         return status;
     }
 
