@@ -1,5 +1,5 @@
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Tenants;
 using Kraud.Projections.Tenants;
 using Marten;
 

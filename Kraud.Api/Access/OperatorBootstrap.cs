@@ -1,4 +1,4 @@
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Projections.Access;
 using Marten;
@@ -19,7 +19,7 @@ public sealed class OperatorBootstrap(IDocumentStore store, IWolverineRuntime ru
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (!string.IsNullOrEmpty(configuration[TokenAuthenticator.BootstrapVariable])) return;
-        var path = Path.Combine(DatabaseSetup.StateDirectory(configuration), TokenFile);
+        var path = Path.Combine(KraudDatabase.StateDirectory(configuration), TokenFile);
         var secret = await EnsureOperatorTokenAsync(path, cancellationToken);
         if (secret is not null)
             logger.LogWarning("No operator token existed: issued one, shown only this once and saved to {Path}:\n\n    {Token}\n", path, secret);

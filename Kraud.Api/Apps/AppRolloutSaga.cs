@@ -1,7 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Ingresses;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
 using Kraud.Domain.Ingresses;
@@ -66,7 +63,7 @@ public sealed class AppRolloutSaga : Saga
     }
 
     public async Task<object?> Handle(CreateAppRolloutPart step, IDocumentSession session, IMessageContext context, TimeProvider time,
-        NetworkOptions network)
+        AppParts parts)
     {
         if (step.Index != Created || Failure is not null) return null; // a redelivered step, or one nudged twice
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
@@ -75,7 +72,7 @@ public sealed class AppRolloutSaga : Saga
             MarkCompleted();
             return null;
         }
-        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, app, "the app was deleted during the rollout", time);
+        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, parts, app, "the app was deleted during the rollout", time);
         var steps = AppRolloutSteps.Of(app);
         if (Created >= steps.Count) return null;
         var now = time.GetUtcNow();
@@ -84,7 +81,7 @@ public sealed class AppRolloutSaga : Saga
             switch (steps[Created])
             {
                 case StopOldPod stop:
-                    await AppStreams.DeletePodsAsync(session, context, app, [stop.Pod.PodId], now);
+                    await AppStreams.DeletePodsAsync(session, context, parts, app, [stop.Pod.PodId], now);
                     break;
                 case CreateAppVolume { Volume: var v }:
                     var name = AppPlan.VolumeName(app.Name, app.Id, v.Name);
@@ -92,22 +89,21 @@ public sealed class AppRolloutSaga : Saga
                     if (await session.LoadAsync<NameClaim>(NameClaim.For("volume", app.TenantId.ToString(), name)) is not null)
                         throw DomainException.Conflict($"a volume named {name} exists already");
                     // The app's zone field places its volumes as it places its pods (every pod of the rollout carries it).
-                    await VolumeRequestHandler.Handle(new VolumeRequest(new CreateVolume(v.VolumeId, app.TenantId, name,
-                        Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts),
-                        session, context);
+                    await parts.Volumes.CreateAsync(session, context, new CreateVolume(v.VolumeId, app.TenantId, name,
+                        Enum.Parse<VolumeClass>(v.Class, ignoreCase: true), v.SizeGiB, app.Rollout.Pods[0].Spec.Zone, AppStreams.Rollouts, now, app.Owner),
+                        AppStreams.Rollouts);
                     break;
                 case CreateAppPod { Pod: var part }:
                     // Stop-before-start: the old pod lets go of its BLOCK volume once it stopped; until then this step waits.
                     if (await HeldElsewhereAsync(session, part) is not null) return null;
                     if (await session.LoadAsync<NameClaim>(NameClaim.For("pod", app.TenantId.ToString(), part.Spec.Namespace, part.Spec.Name)) is not null)
                         throw DomainException.Conflict($"a pod named {part.Spec.Namespace}/{part.Spec.Name} exists already");
-                    await PodRequestHandler.ExecuteAsync(session, context,
+                    await parts.Pods.RequestAsync(session, context,
                         new CreatePod(part.PodId, app.TenantId, part.Spec, part.Replicas, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts);
                     break;
                 case CreateAppIngress { Ingress: var ingress, Routes: var routes }:
-                    await IngressCommandHandler.Handle(new CreateIngress(ingress.IngressId, app.TenantId, ingress.Name, IngressKind.Managed,
-                        routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now, app.Owner),
-                        session, context, network);
+                    await parts.Ingresses.CreateAsync(session, context, new CreateIngress(ingress.IngressId, app.TenantId, ingress.Name, IngressKind.Managed,
+                        routes.Select(r => AppStreams.Route(r.Route, r.PodId)).ToList(), null, null, null, [], false, 1, AppStreams.Rollouts, now, app.Owner));
                     break;
             }
         }
@@ -116,7 +112,7 @@ public sealed class AppRolloutSaga : Saga
             // A refusal after some of the step's events were queued (a pod appended, then its volume refused the attachment)
             // must not commit half a part.
             session.EjectAllPendingChanges();
-            return await RollBackAsync(session, context, app, $"{steps[Created].Part}: {e.Message}", time);
+            return await RollBackAsync(session, context, parts, app, $"{steps[Created].Part}: {e.Message}", time);
         }
         Created++;
         return Created < Parts ? new CreateAppRolloutPart(Id, Created) : null;
@@ -127,13 +123,13 @@ public sealed class AppRolloutSaga : Saga
     {
         foreach (var mount in part.Spec.Mounts.Where(m => m.Class == VolumeClass.Block))
         {
-            var volume = (await VolumeStreams.LoadAsync(session, mount.VolumeId)).State;
+            var volume = (await Streams.LoadAsync<Volume>(session, mount.VolumeId)).State;
             if (volume.Attachments.Any(a => a.PodId != part.PodId)) return volume.Id;
         }
         return null;
     }
 
-    public async Task<object?> Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public async Task<object?> Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time, AppParts parts)
     {
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
         if (app.Rollout?.Number != Rollout)
@@ -141,13 +137,13 @@ public sealed class AppRolloutSaga : Saga
             MarkCompleted();
             return null;
         }
-        if (Failure is not null) return await FinishRollbackAsync(session, context, app, time);
-        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, app, "the app was deleted during the rollout", time);
+        if (Failure is not null) return await FinishRollbackAsync(session, context, parts, app, time);
+        if (app.Phase == AppPhase.Deleting) return await RollBackAsync(session, context, parts, app, "the app was deleted during the rollout", time);
         var now = time.GetUtcNow();
         if (Created < Parts)
         {
             if (now > Deadline)
-                return await RollBackAsync(session, context, app, $"{AppRolloutSteps.Of(app)[Created].Part}: not created within {TimeoutSeconds} s " +
+                return await RollBackAsync(session, context, parts, app, $"{AppRolloutSteps.Of(app)[Created].Part}: not created within {TimeoutSeconds} s " +
                     $"(step {Created + 1} of {Parts})", time);
             // Nudges a step that waits (stop-before-start); a step already done ignores it.
             return new CreateAppRolloutPart(Id, Created);
@@ -155,11 +151,11 @@ public sealed class AppRolloutSaga : Saga
         var (state, reason) = await HealthAsync(session, app.Rollout);
         if (state == "RUNNING")
         {
-            await AppStreams.ExecuteAsync(session, context, new CompleteAppRollout(AppId, Rollout, now), AppStreams.Rollouts);
+            await AppStreams.ExecuteAsync(session, context, parts, new CompleteAppRollout(AppId, Rollout, now), AppStreams.Rollouts);
             MarkCompleted();
         }
-        else if (state == "DEGRADED") return await RollBackAsync(session, context, app, reason!, time);
-        else if (now > Deadline) return await RollBackAsync(session, context, app, $"not every part was ready within {TimeoutSeconds} s ({reason ?? "still starting"})", time);
+        else if (state == "DEGRADED") return await RollBackAsync(session, context, parts, app, reason!, time);
+        else if (now > Deadline) return await RollBackAsync(session, context, parts, app, $"not every part was ready within {TimeoutSeconds} s ({reason ?? "still starting"})", time);
         return null;
     }
 
@@ -175,27 +171,27 @@ public sealed class AppRolloutSaga : Saga
     /// The start of a rollback: the app says so (with the reason), the rollout's pods and its new ingress are deleted now. What
     /// must wait until those pods stopped (their volumes, the old pods to boot again) is done by <see cref="FinishRollbackAsync"/>.
     /// </summary>
-    private async Task<object?> RollBackAsync(IDocumentSession session, IMessageContext context, AppInstance app, string reason, TimeProvider time)
+    private async Task<object?> RollBackAsync(IDocumentSession session, IMessageContext context, AppParts parts, AppInstance app, string reason, TimeProvider time)
     {
         var now = time.GetUtcNow();
         var rollout = app.Rollout!;
         Failure = reason;
-        if (rollout.Ingress is { Existing: false } ingress) await AppStreams.DeleteIngressAsync(session, context, AppId, ingress.IngressId, now);
-        await AppStreams.DeletePodsAsync(session, context, app, rollout.Pods.Select(p => p.PodId), now);
+        if (rollout.Ingress is { Existing: false } ingress) await AppStreams.DeleteIngressAsync(session, context, parts, AppId, ingress.IngressId, now);
+        await AppStreams.DeletePodsAsync(session, context, parts, app, rollout.Pods.Select(p => p.PodId), now);
         // With nothing to wait for (no volume created, no old pod stopped), the rollout fails in this transaction.
-        if (rollout.VolumeParts.All(v => v.Existing) && rollout.StoppedFirst.Count == 0) await FailAsync(session, context, now, null);
-        else await AppStreams.ExecuteAsync(session, context, new RollBackAppRollout(AppId, Rollout, reason, now), AppStreams.Rollouts);
+        if (rollout.VolumeParts.All(v => v.Existing) && rollout.StoppedFirst.Count == 0) await FailAsync(session, context, parts, now, null);
+        else await AppStreams.ExecuteAsync(session, context, parts, new RollBackAppRollout(AppId, Rollout, reason, now), AppStreams.Rollouts);
         return null;
     }
 
-    private async Task<object?> FinishRollbackAsync(IDocumentSession session, IMessageContext context, AppInstance app, TimeProvider time)
+    private async Task<object?> FinishRollbackAsync(IDocumentSession session, IMessageContext context, AppParts parts, AppInstance app, TimeProvider time)
     {
         var rollout = app.Rollout!;
         var now = time.GetUtcNow();
         var stopped = app.Parts.Where(p => rollout.StoppedFirst.Contains(p.Service)).ToList();
         var pods = (await session.LoadManyAsync<PodView>(rollout.Pods.Concat(stopped).Select(p => p.PodId).ToArray())).ToDictionary(p => p.Id, p => p.Pod);
         if (pods.Values.Any(p => p.Exists && p.Deleting && p.State != PodState.Stopped)) return null;
-        if (!await AppStreams.DeleteVolumesAsync(session, context, AppId, rollout.VolumeParts.Where(v => !v.Existing), now)) return null;
+        if (!await AppStreams.DeleteVolumesAsync(session, context, parts, AppId, rollout.VolumeParts.Where(v => !v.Existing), now)) return null;
 
         // Old pods the upgrade stopped boot again (new pods of their spec, on the same volumes), unless the app is being deleted.
         var restored = new List<AppPodPart>();
@@ -203,17 +199,17 @@ public sealed class AppRolloutSaga : Saga
             foreach (var old in stopped.Where(p => pods.GetValueOrDefault(p.PodId) is { Deleting: true }))
             {
                 var again = old with { PodId = DeterministicId.From("app-pod-restored", AppId, Rollout, old.Service) };
-                await PodRequestHandler.ExecuteAsync(session, context,
+                await parts.Pods.RequestAsync(session, context,
                     new CreatePod(again.PodId, app.TenantId, again.Spec, again.Replicas, AppStreams.Rollouts, now, app.Owner), AppStreams.Rollouts);
                 restored.Add(again);
             }
-        await FailAsync(session, context, now, restored);
+        await FailAsync(session, context, parts, now, restored);
         return null;
     }
 
-    private async Task FailAsync(IDocumentSession session, IMessageContext context, DateTimeOffset now, IReadOnlyList<AppPodPart>? restored)
+    private async Task FailAsync(IDocumentSession session, IMessageContext context, AppParts parts, DateTimeOffset now, IReadOnlyList<AppPodPart>? restored)
     {
-        await AppStreams.ExecuteAsync(session, context, new FailAppRollout(AppId, Rollout, Failure!, now, restored is { Count: > 0 } ? restored : null),
+        await AppStreams.ExecuteAsync(session, context, parts, new FailAppRollout(AppId, Rollout, Failure!, now, restored is { Count: > 0 } ? restored : null),
             AppStreams.Rollouts);
         MarkCompleted();
     }

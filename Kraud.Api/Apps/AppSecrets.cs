@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Kraud.Api.Common;
 using Kraud.Domain.Pods;
 using Marten;
 
@@ -34,4 +35,10 @@ public static partial class AppSecrets
         var secrets = (await session.LoadManyAsync<AppSecretValue>(ids)).Where(s => s.TenantId == pod.TenantId).ToDictionary(s => s.Id, s => s.Value);
         return pod.Spec.Env.ToDictionary(e => e.Key, e => Reference().Replace(e.Value, m => secrets.GetValueOrDefault(m.Groups["id"].Value) ?? m.Value));
     }
+}
+
+/// <summary>A booting microVM's environment, secret references resolved (see <see cref="IPodEnvironment"/>).</summary>
+public sealed class AppSecretsEnvironment : IPodEnvironment
+{
+    public Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod) => AppSecrets.ResolveAsync(session, pod);
 }

@@ -1,7 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Ingresses;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Apps;
 using Kraud.Domain.Common;
@@ -15,14 +12,17 @@ using Wolverine;
 namespace Kraud.Api.Apps;
 
 /// <param name="Secrets">Launch and upgrade only: the secret values, stored as documents beside the events, never in them.</param>
-public sealed record AppRequest(AppCommand Command, Principal By, int? ExpectedRevision = null, IReadOnlyDictionary<string, string>? Secrets = null);
+public sealed record AppRequest(AppCommand Command, Principal By, int? ExpectedRevision = null, IReadOnlyDictionary<string, string>? Secrets = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 public static class AppRequestHandler
 {
-    public static async Task Handle(AppRequest request, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(AppRequest request, IDocumentSession session, IMessageContext context, AppParts parts)
     {
         request.By.RequireWriter();
-        await AppStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedRevision, request.Secrets);
+        await AppStreams.ExecuteAsync(session, context, parts, request.Command, request.By, request.ExpectedRevision, request.Secrets);
     }
 }
 
@@ -40,7 +40,7 @@ public static class AppStreams
         return (Fold.Events<AppInstance>(stream.Select(e => e.Data)), stream.Count);
     }
 
-    public static async Task<AppInstance> ExecuteAsync(IDocumentSession session, IMessageContext context, AppCommand command, Principal by,
+    public static async Task<AppInstance> ExecuteAsync(IDocumentSession session, IMessageContext context, AppParts parts, AppCommand command, Principal by,
         int? expectedRevision = null, IReadOnlyDictionary<string, string>? secrets = null)
     {
         var (before, version) = await LoadAsync(session, command.AppId);
@@ -67,17 +67,17 @@ public static class AppStreams
                 case AppRolloutSucceeded when before.Rollout!.IsUpgrade:
                     // The ingress goes over to the new pods before the old ones stop; one the new version no longer has goes.
                     if (after.Ingress is { } ingress)
-                        await IngressCommandHandler.Handle(new SetIngressRoutes(ingress.IngressId,
-                            AppRolloutSteps.RoutesOf(before.Rollout).Select(r => Route(r.Route, r.PodId)).ToList(), Rollouts, command.At, after.Id), session, context);
-                    else if (before.Ingress is { } dropped) await DeleteIngressAsync(session, context, after.Id, dropped.IngressId, command.At);
-                    await DeletePodsAsync(session, context, after, before.Parts.Select(p => p.PodId), command.At);
+                        await parts.Ingresses.SetRoutesAsync(session, context, new SetIngressRoutes(ingress.IngressId,
+                            AppRolloutSteps.RoutesOf(before.Rollout).Select(r => Route(r.Route, r.PodId)).ToList(), Rollouts, command.At, after.Id));
+                    else if (before.Ingress is { } dropped) await DeleteIngressAsync(session, context, parts, after.Id, dropped.IngressId, command.At);
+                    await DeletePodsAsync(session, context, parts, after, before.Parts.Select(p => p.PodId), command.At);
                     break;
                 case AppDeletionRequested:
                     session.Delete<NameClaim>(claim);
                     session.DeleteWhere<AppSecretValue>(s => s.AppId == after.Id);
-                    await DeletePodsAsync(session, context, after, after.Parts.Select(p => p.PodId), command.At);
+                    await DeletePodsAsync(session, context, parts, after, after.Parts.Select(p => p.PodId), command.At);
                     // Volumes go once no pod mounts them (AppReleaseHandler): deleting an attached volume is refused.
-                    if (after.Ingress is { } own) await DeleteIngressAsync(session, context, after.Id, own.IngressId, command.At);
+                    if (after.Ingress is { } own) await DeleteIngressAsync(session, context, parts, after.Id, own.IngressId, command.At);
                     break;
             }
         }
@@ -87,43 +87,43 @@ public static class AppStreams
     public static IngressRoute Route(AppIngressPart route, Guid podId) => new(route.Host, route.Path, podId, route.Port);
 
     /// <summary>Deletes an ingress of the app; one never created or deleted already is fine.</summary>
-    public static async Task DeleteIngressAsync(IDocumentSession session, IMessageContext context, Guid appId, Guid ingressId, DateTimeOffset at)
+    public static async Task DeleteIngressAsync(IDocumentSession session, IMessageContext context, AppParts parts, Guid appId, Guid ingressId, DateTimeOffset at)
     {
         var view = await session.LoadAsync<IngressView>(ingressId);
         if (view is null || view.Deleted) return;
-        await IngressCommandHandler.Handle(new DeleteIngress(ingressId, Rollouts, at, appId), session, context);
+        await parts.Ingresses.DeleteAsync(session, context, new DeleteIngress(ingressId, Rollouts, at, appId));
     }
 
     /// <summary>
     /// Deletes those of the app's volumes no pod mounts any more (a pod lets go of its volumes once it stopped); says whether
     /// every one of them is deleted or being deleted now.
     /// </summary>
-    public static async Task<bool> DeleteVolumesAsync(IDocumentSession session, IMessageContext context, Guid appId, IEnumerable<AppVolumePart> volumes,
+    public static async Task<bool> DeleteVolumesAsync(IDocumentSession session, IMessageContext context, AppParts parts, Guid appId, IEnumerable<AppVolumePart> volumes,
         DateTimeOffset at)
     {
         var done = true;
         foreach (var part in volumes)
         {
-            var loaded = await VolumeStreams.LoadAsync(session, part.VolumeId);
+            var loaded = await Streams.LoadAsync<Volume>(session, part.VolumeId);
             if (loaded.State is not { Exists: true, Deleting: false, Deleted: false } volume) continue;
             if (volume.Attachments.Count > 0)
             {
                 done = false;
                 continue;
             }
-            await VolumeStreams.ExecuteAsync(session, context, new DeleteVolume(part.VolumeId, Rollouts, at, appId), Rollouts, loaded: loaded);
+            await parts.Volumes.ExecuteAsync(session, context, new DeleteVolume(part.VolumeId, Rollouts, at, appId), Rollouts, loaded: loaded);
         }
         return done;
     }
 
     /// <summary>Deletes the app's own pods; one already gone or on its way out is fine (rollbacks and deletions may overlap).</summary>
-    public static async Task DeletePodsAsync(IDocumentSession session, IMessageContext context, AppInstance app, IEnumerable<Guid> podIds, DateTimeOffset at)
+    public static async Task DeletePodsAsync(IDocumentSession session, IMessageContext context, AppParts parts, AppInstance app, IEnumerable<Guid> podIds, DateTimeOffset at)
     {
         foreach (var podId in podIds)
         {
-            var (pod, _) = await PodStreams.LoadAsync(session, podId);
+            var (pod, _) = await Streams.LoadAsync<Pod>(session, podId);
             if (!pod.Exists || pod.Deleting) continue;
-            await PodRequestHandler.ExecuteAsync(session, context, new DeletePod(podId, Rollouts, at, app.Id), Rollouts);
+            await parts.Pods.RequestAsync(session, context, new DeletePod(podId, Rollouts, at, app.Id), Rollouts);
         }
     }
 }
@@ -133,13 +133,17 @@ public sealed record ReleaseAppVolumes(Guid AppId);
 
 public static class AppReleaseHandler
 {
-    public static async Task Handle(ReleaseAppVolumes release, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(ReleaseAppVolumes release, IDocumentSession session, IMessageContext context, TimeProvider time,
+        AppParts parts)
     {
         var (app, _) = await AppStreams.LoadAsync(session, release.AppId);
         // A rollout still running removes what it created itself; the app's own volumes wait until it is done.
         if (app is not { Exists: true, Phase: AppPhase.Deleting, Released: false, Rollout: null }) return;
         var now = time.GetUtcNow();
-        if (await AppStreams.DeleteVolumesAsync(session, context, app.Id, app.Volumes, now))
-            await AppStreams.ExecuteAsync(session, context, new ReleaseApp(app.Id, now), AppStreams.Rollouts);
+        if (await AppStreams.DeleteVolumesAsync(session, context, parts, app.Id, app.Volumes, now))
+            await AppStreams.ExecuteAsync(session, context, parts, new ReleaseApp(app.Id, now), AppStreams.Rollouts);
     }
 }
+
+/// <summary>The resources an app is made of, driven in the app's own transactions through their slices' contracts.</summary>
+public sealed record AppParts(IPods Pods, IVolumes Volumes, IIngresses Ingresses);

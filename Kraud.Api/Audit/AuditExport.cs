@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using FastEndpoints;
-using Kraud.Api.Access;
+using Kraud.Api.Common;
 using Kraud.Projections.Audit;
 using Marten;
 

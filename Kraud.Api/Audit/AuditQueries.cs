@@ -31,7 +31,7 @@ public static class AuditQueries
     {
         fields.Query("auditLog", async ctx =>
         {
-            var tenant = ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
             var first = ctx.GetArgument<int?>("first") ?? 100;
             Names.RequireRange(first, 1, 1000, "first");
             var after = Cursor.DecodePosition(ctx.GetArgument<string?>("after"));
@@ -44,7 +44,7 @@ public static class AuditQueries
 
         fields.Query("verifyAuditChain", async ctx =>
         {
-            var tenant = ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, OptionalId(ctx));
             return await VerifyAsync<AuditEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
         });
     }
@@ -87,14 +87,6 @@ public static class AuditQueries
 
     private static Guid? OptionalId(IResolveFieldContext ctx) =>
         ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null;
-
-    /// <summary>Whose entries a principal may read: null means every tenant's.</summary>
-    public static Guid? ScopeOf(Principal principal, Guid? requested) => principal switch
-    {
-        { ReadsAllTenants: true } => requested,
-        { Role: Role.Admin or Role.Auditor } => principal.RequireTenant(requested),
-        _ => throw DomainException.Forbidden("The audit log is readable by operators, auditors and the tenant's ADMIN."),
-    };
 
     private static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
 }

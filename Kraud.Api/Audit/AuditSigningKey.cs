@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using NSec.Cryptography;
 
 namespace Kraud.Api.Audit;
@@ -30,7 +30,7 @@ public sealed class AuditSigningKey : IDisposable
 
     public static AuditSigningKey Load(IConfiguration configuration)
     {
-        var path = configuration["Kraud:AuditSigningKeyFile"] ?? Path.Combine(DatabaseSetup.StateDirectory(configuration), DefaultFile);
+        var path = configuration["Kraud:AuditSigningKeyFile"] ?? Path.Combine(KraudDatabase.StateDirectory(configuration), DefaultFile);
         if (File.Exists(path))
             return new AuditSigningKey(Key.Import(Ed25519, Convert.FromBase64String(File.ReadAllText(path).Trim()), KeyBlobFormat.RawPrivateKey,
                 new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None }));

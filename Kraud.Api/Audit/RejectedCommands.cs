@@ -7,9 +7,6 @@ using Marten;
 
 namespace Kraud.Api.Audit;
 
-/// <summary>A refused command, on its way into the rejection chain (a sequential local queue, so links never race).</summary>
-public sealed record CommandRejected(DateTimeOffset At, Guid? TenantId, string Actor, string Command, string Code, string Reason, string? CorrelationId);
-
 public static class CommandRejectedHandler
 {
     public const string Queue = "rejections";
@@ -37,7 +34,7 @@ public static class RejectedCommandFields
     {
         fields.Query("rejectedCommands", async ctx =>
         {
-            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null);
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, ctx.GetArgument<string?>("tenantId") is { } id ? Ids.Parse(id, "Tenant") : null);
             var first = ctx.GetArgument<int?>("first") ?? 100;
             Names.RequireRange(first, 1, 1000, "first");
             var after = Cursor.DecodePosition(ctx.GetArgument<string?>("after"));
@@ -47,7 +44,7 @@ public static class RejectedCommandFields
         });
         fields.Query("verifyRejectedCommands", async ctx =>
         {
-            var tenant = AuditQueries.ScopeOf(ctx.Caller().Principal, null);
+            var tenant = AuditReaderAccess.ScopeOf(ctx.Caller().Principal, null);
             return await AuditQueries.VerifyAsync<RejectedCommandEntry>(ctx.Service<IQuerySession>(), tenant, ctx.CancellationToken);
         });
     }

@@ -1,6 +1,9 @@
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
+using Kraud.Domain.Fleet;
+using Kraud.Projections.Fleet;
 using Marten;
+using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Common;
 
@@ -53,6 +56,17 @@ public static class Streams
         await session.QueryAsync<Guid>(
             $"select id from {session.DocumentStore.Options.Events.DatabaseSchemaName}.mt_streams where id = any(?) order by id for update", sorted);
         locked.UnionWith(sorted);
+    }
+
+    /// <summary>
+    /// A scheduler batch's hosts: every host of the role, locked in one statement before its capacity is read. Releases
+    /// reported meanwhile wait for the batch to commit, and a cordon or drain decided meanwhile meets its version check
+    /// and decides again on the new placements. Locked all at once, a batch never waits on other writers in a circle.
+    /// </summary>
+    public static async Task<Dictionary<Guid, Host>> LockHostsForPlacementAsync(IDocumentSession session, HostRole role)
+    {
+        await LockAsync(session, await session.Query<HostView>().Where(h => h.Role == role).Select(h => h.Id).ToListAsync());
+        return (await session.Query<HostView>().Where(h => h.Role == role).ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
     }
 
     /// <summary>What each session's transaction holds already (the scheduler locks its hosts once per batch, not per pod).</summary>

@@ -1,8 +1,7 @@
 using System.Net;
 using System.Text;
 using FastEndpoints;
-using Kraud.Api.Access;
-using Kraud.Api.Audit;
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;

@@ -1,10 +1,7 @@
 using FastEndpoints;
 using FastEndpoints.Swagger;
-using Kraud.Api.Access;
 using Kraud.Api.Common;
-using Kraud.Api.Fleet;
 using Kraud.Api.Gql;
-using Kraud.Api.WebConsole;
 using Kraud.HostRuntime.Configuration;
 
 namespace Kraud.Api.Configuration;
@@ -15,9 +12,8 @@ public static class ApiSetup
     {
         var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
         if (!fleet.InProcess) fleet.Hosts = [];
-        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(DatabaseSetup.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
+        fleet.SevSnp.AuthorityDirectory ??= Path.Combine(KraudDatabase.StateDirectory(builder.Configuration), SevSnpOptions.DefaultDirectoryName);
         builder.Services.AddSingleton(fleet);
-        builder.Services.AddSingleton(new FleetDatacenter(fleet.Datacenter));
         return fleet;
     }
 
@@ -25,36 +21,8 @@ public static class ApiSetup
     {
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<TokenAuthenticator>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Ingresses.NetworkOptions.Section).Get<Ingresses.NetworkOptions>()
-                                    ?? new Ingresses.NetworkOptions());
-        services.AddSingleton<Ingresses.ITxtResolver, Ingresses.UdpTxtResolver>();
-        services.AddSingleton<Ingresses.IDomainVerifier, Ingresses.DnsTxtDomainVerifier>();
-        services.AddSingleton<Replay.EventLog>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(Replay.ReplayOptions.Section).Get<Replay.ReplayOptions>()
-                                    ?? new Replay.ReplayOptions());
-        services.AddSingleton<Replay.PlatformCheckpointer>();
-        services.AddHostedService(sp => sp.GetRequiredService<Replay.PlatformCheckpointer>());
-        services.AddSingleton<Operations.RebuildJobs>();
-        services.AddSingleton(sp => Audit.AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
-        services.AddSingleton<Audit.AuditDigests>();
-        services.AddHostedService<Audit.AuditDigestSigner>();
-        services.AddSingleton<OperatorBootstrap>();
-        services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
-        services.AddHostedService<HostFailureDetector>();
-        services.AddHostedService<Pods.FailedReplicaReconciler>();
-        services.AddHostedService<Common.PlacementRetry>();
         services.AddKraudGraphQL();
-        Confidential.AttestationTrustSetup.AddAttestationTrust(services);
-        services.AddSingleton(sp => Apps.AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<Apps.AppRolloutOptions>() ?? new Apps.AppRolloutOptions());
-        services.AddHostedService<Apps.AppRolloutWatcher>();
-        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(KubernetesApi.KubernetesApiOptions.Section).Get<KubernetesApi.KubernetesApiOptions>()
-                                    ?? new KubernetesApi.KubernetesApiOptions());
-        services.AddSingleton<KubernetesApi.ServingCertificates>();
-        services.AddSingleton(sp => KubernetesApi.SecretSeal.Load(sp.GetRequiredService<IConfiguration>()));
-        services.AddSingleton<KubernetesApi.KubernetesApiListener>();
-        services.AddHostedService(sp => sp.GetRequiredService<KubernetesApi.KubernetesApiListener>());
-        services.AddHostedService<KubernetesApi.DeploymentRollouts>();
+        foreach (var slice in KraudSlice.All) slice.AddServices(services);
         services.AddFastEndpoints(o => o.Assemblies = [typeof(ApiSetup).Assembly]);
         services.SwaggerDocument(o =>
         {
@@ -71,7 +39,7 @@ public static class ApiSetup
     {
         app.UseKraudMetricsEndpoint();
         app.UseCorrelation();
-        app.UseKraudConsole();
+        foreach (var slice in KraudSlice.All) slice.UsePipeline(app);
         app.UseFastEndpoints();
         app.UseSwaggerGen();
         app.MapKraudGraphQL();

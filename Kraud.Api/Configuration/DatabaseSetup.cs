@@ -1,9 +1,7 @@
+using Kraud.Api.Common;
 using Kraud.Api.Database;
 
 namespace Kraud.Api.Configuration;
-
-/// <summary>The database Kraud runs on: an external PostgreSQL, or the embedded one it started itself.</summary>
-public sealed record KraudDatabase(string ConnectionString, bool Embedded, string Description);
 
 public static class DatabaseSetup
 {
@@ -23,7 +21,7 @@ public static class DatabaseSetup
         else
         {
             using var loggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
-            var dataDirectory = Path.Combine(StateDirectory(builder.Configuration), "pg");
+            var dataDirectory = Path.Combine(KraudDatabase.StateDirectory(builder.Configuration), "pg");
             var embedded = await EmbeddedPostgres.StartAsync(dataDirectory, "kraud", loggers.CreateLogger("Kraud.EmbeddedPostgres"));
             builder.Services.AddSingleton(embedded);
             builder.Services.AddHostedService<EmbeddedPostgresStopper>();
@@ -32,10 +30,6 @@ public static class DatabaseSetup
         builder.Services.AddSingleton(database);
         return database;
     }
-
-    /// <summary>Where Kraud keeps local state (.kraud beside where it runs, unless Kraud:StateDirectory says otherwise).</summary>
-    public static string StateDirectory(IConfiguration configuration) =>
-        Path.GetFullPath(configuration["Kraud:StateDirectory"] ?? ".kraud");
 
     /// <summary>Stops the embedded server after everything else has stopped using it.</summary>
     private sealed class EmbeddedPostgresStopper(EmbeddedPostgres postgres, IHostApplicationLifetime lifetime) : IHostedService

@@ -2,7 +2,6 @@ using JasperFx;
 using JasperFx.Events.Daemon;
 using JasperFx.Events.Projections;
 using Kraud.Api.Common;
-using Kraud.Api.Fleet;
 using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Access;
 using Kraud.Projections.Audit;
@@ -17,8 +16,6 @@ namespace Kraud.Api.Configuration;
 
 public static class MartenSetup
 {
-    public const string Schema = "kraud";
-
     public static IServiceCollection AddKraudMarten(this IServiceCollection services, string connectionString)
     {
         // Pooled connections skip the DISCARD ALL on return: Kraud sets no session state, and it was the cheapest
@@ -30,7 +27,7 @@ public static class MartenSetup
         services.AddMarten(opts =>
             {
                 opts.Connection(connectionString);
-                opts.DatabaseSchemaName = Schema;
+                opts.DatabaseSchemaName = KraudDatabase.Schema;
                 opts.UseSystemTextJsonForSerialization(EnumStorage.AsString);
                 opts.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
                 // Spans for the connections a request's sessions open, and counters of appended events (OpenTelemetry).
@@ -68,22 +65,12 @@ public static class MartenSetup
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<Kraud.Projections.Volumes.VolumeView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
-                opts.Schema.For<Volumes.VolumeKeyRecord>();
                 opts.Schema.For<Kraud.Projections.Kubernetes.KubernetesClusterView>().Index(x => x.TenantId);
-                opts.Schema.For<Kraud.Api.Kubernetes.ClusterCaKey>();
-                opts.Schema.For<Kraud.Projections.KubernetesApi.KubeObjectView>().Index(x => x.ClusterId);
-                opts.Schema.For<KubernetesApi.KubeSecretData>();
                 opts.Schema.For<Kraud.Projections.Apps.AppInstanceView>().Index(x => x.TenantId);
-                opts.Schema.For<Kraud.Api.Apps.AppSecretValue>().Index(x => x.AppId);
-                opts.Schema.For<Network.AddressClaim>().Index(x => x.Pool);
                 opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
-                opts.Schema.For<Ingresses.IngressSlotClaim>().Index(x => x.HostId);
-                opts.Schema.For<HostLiveness>();
-                opts.Schema.For<Audit.AuditDigest>();
-                opts.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);
-                opts.Schema.For<RejectionChainHead>();
+                foreach (var slice in KraudSlice.All) slice.ConfigureMarten(opts);
             })
             .UseLightweightSessions()
             .AddAsyncDaemon(DaemonMode.Solo)

@@ -1,5 +1,5 @@
 using GraphQL.Telemetry;
-using Kraud.Api.Access;
+using Kraud.Api.Common;
 using Kraud.Api.Telemetry;
 using Kraud.Domain.Access;
 using Npgsql;

@@ -1,7 +1,7 @@
 using JasperFx;
 using JasperFx.CodeGeneration;
 using JasperFx.Core;
-using Kraud.Api.Pods;
+using Kraud.Api.Common;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Configuration;
 using Wolverine;
@@ -13,9 +13,6 @@ namespace Kraud.Api.Configuration;
 
 public static class WolverineSetup
 {
-    public const string SchedulerQueue = "scheduler";
-    public const string AppsQueue = "apps";
-
     public static void UseKraudWolverine(this WebApplicationBuilder builder, FleetOptions fleet, string connectionString)
     {
         builder.Host.UseWolverine(opts =>
@@ -44,11 +41,11 @@ public static class WolverineSetup
             // Two transactions leased the same free address or prefix, or ingress slot (or acknowledged a peer set first): the key let only one commit; the other
             // decides again and takes the next free one.
             opts.OnException<JasperFx.DocumentAlreadyExistsException>(e =>
-                    e.DocType == typeof(Network.AddressClaim) || e.DocType == typeof(Ingresses.IngressSlotClaim) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
+                    e.DocType.IsAssignableTo(typeof(IContendedClaim)) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
 
             // Writers that lock several shared streams can still meet in a circle; the one PostgreSQL failed tries again.
-            opts.OnException(Common.Streams.IsLockCircle).RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
+            opts.OnException(Streams.IsLockCircle).RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
 
             opts.TuneQueueTransport();
             // Reports about one pod are handled one after the other (they all append to the pod's stream); reports
@@ -59,43 +56,8 @@ public static class WolverineSetup
             opts.ListenToPostgresqlQueue(Queues.HostState).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
                 .PartitionProcessingByGroupId(PartitionSlots.Five);
 
-            // One placement batch at a time: the scheduler reads free capacity and reserves it, and two concurrent
-            // placements could otherwise both take the last free slot of a host. Batching is what makes it fast:
-            // one capacity read and one transaction for up to a few hundred pods.
-            opts.BatchMessagesOf<SchedulePod>(batch =>
-            {
-                batch.BatchSize = 250;
-                batch.TriggerTime = 5.Milliseconds();
-                batch.LocalExecutionQueueName = SchedulerQueue;
-            });
-            opts.LocalQueue(SchedulerQueue).Sequential();
-            // Volumes have a scheduler of their own (storage room, not cpu), one batch at a time for the same reason.
-            opts.BatchMessagesOf<Volumes.ScheduleVolume>(batch =>
-            {
-                batch.BatchSize = 250;
-                batch.TriggerTime = 5.Milliseconds();
-                batch.LocalExecutionQueueName = Volumes.ScheduleVolumeHandler.Queue;
-            });
-            opts.LocalQueue(Volumes.ScheduleVolumeHandler.Queue).Sequential();
-            // Mesh changes coalesce: one computation of every peer set per batch, one batch at a time.
-            opts.BatchMessagesOf<Network.MeshChanged>(batch =>
-            {
-                batch.BatchSize = 1000;
-                // Each batch recomputes the whole fleet's peer sets: a burst of placements should cost one, not dozens.
-                batch.TriggerTime = 250.Milliseconds();
-                batch.LocalExecutionQueueName = Network.MeshHandler.Queue;
-            });
-            opts.LocalQueue(Network.MeshHandler.Queue).Sequential();
-            opts.PublishMessage<Ingresses.RepairIngresses>().ToLocalQueue(Ingresses.RepairIngressesHandler.Queue);
-            opts.LocalQueue(Ingresses.RepairIngressesHandler.Queue).Sequential();
-            opts.PublishMessage<Audit.CommandRejected>().ToLocalQueue(Audit.CommandRejectedHandler.Queue);
-            opts.LocalQueue(Audit.CommandRejectedHandler.Queue).Sequential();
-            // App rollouts (sagas) take their steps one at a time: a saga's state is never written by two steps at once.
-            opts.PublishMessage<Apps.StartAppRollout>().ToLocalQueue(AppsQueue);
-            opts.PublishMessage<Apps.CreateAppRolloutPart>().ToLocalQueue(AppsQueue);
-            opts.PublishMessage<Apps.CheckAppRollout>().ToLocalQueue(AppsQueue);
-            opts.PublishMessage<Apps.ReleaseAppVolumes>().ToLocalQueue(AppsQueue);
-            opts.LocalQueue(AppsQueue).Sequential();
+            // Each slice's queues and batching (the schedulers, the mesh, sagas, repairs, the rejection chain).
+            foreach (var slice in KraudSlice.All) slice.ConfigureWolverine(opts);
 
             // The default fleet runs in this process: its host runtimes read their own queues, exactly as a
             // standalone Kraud.HostRuntime process would.

@@ -1,7 +1,6 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -40,12 +39,12 @@ public static class CordonHostHandler
     public static async Task Handle(UncordonHost command, IDocumentSession session, IMessageContext context) =>
         await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(UncordonHost), host => HostDecider.Decide(command, host));
 
-    public static async Task Handle(DrainHost command, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(DrainHost command, IDocumentSession session, IMessageContext context, IPods pods)
     {
         if (await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(DrainHost), host => HostDecider.Decide(command, host))
             is not { Before: var host }) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
-            await PodStreams.ExecuteAsync(session, context,
+            await pods.ExecuteAsync(session, context,
                 new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), command.By);
     }
 
@@ -53,7 +52,7 @@ public static class CordonHostHandler
     /// Ends a drain once the host is empty. Until then it evicts what is still there, which is a no-op for VMs already
     /// stopping but moves one the scheduler placed as the drain began (it had read the host as READY).
     /// </summary>
-    public static async Task Handle(FinishDrain command, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(FinishDrain command, IDocumentSession session, IMessageContext context, IPods pods)
     {
         var by = Principal.System("fleet");
         Host? seen = null;
@@ -61,7 +60,7 @@ public static class CordonHostHandler
             return;
         if (seen is not { State: HostState.Draining } host) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
-            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), by);
+            await pods.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), by);
     }
 
     private static VmEvicted Evicted(Host host) => new($"host {host.Name} is being drained");

@@ -1,6 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -22,18 +20,18 @@ public static class MarkHostFailedHandler
 {
     private static readonly Principal Detector = Principal.System("failure-detector");
 
-    public static async Task Handle(MarkHostFailed command, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(MarkHostFailed command, IDocumentSession session, IMessageContext context, IPods pods, IVolumes volumes)
     {
         if (await HostStreams.DecideAsync(session, context, command.HostId, Detector, nameof(MarkHostFailed), host => HostDecider.Decide(command, host))
             is not { } change) return;
 
         var reason = ((HostFailed)change.Events[0]).Reason;
         foreach (var vm in change.Before.Vms.Values.OrderBy(v => v.PodId))
-            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmHostFailed($"host failed: {reason}"), command.At),
+            await pods.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, new VmHostFailed($"host failed: {reason}"), command.At),
                 Detector);
         // A storage host's replicas are lost with it: their volumes are DEGRADED (or worse) and re-replicate elsewhere.
         foreach (var volumeId in change.Before.Replicas.Keys.Order())
-            await VolumeStreams.ExecuteAsync(session, context,
+            await volumes.ExecuteAsync(session, context,
                 new RecordReplicaReport(volumeId, command.HostId, new ReplicaHostFailed($"storage host failed: {reason}"), command.At), Detector);
     }
 }

@@ -1,11 +1,10 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
+using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Kraud.Projections.Volumes;
@@ -22,8 +21,8 @@ public static class HostHeartbeatHandler
 {
     private static readonly Principal Reconciler = Principal.System("reconciler");
 
-    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time,
-        Telemetry.KraudMetrics metrics)
+    public static async Task Handle(HostHeartbeat heartbeat, IDocumentSession session, IMessageContext context, TimeProvider time, IPods pods,
+        IVolumes volumes, FleetOptions fleet, Telemetry.KraudMetrics metrics)
     {
         metrics.Heartbeats.Add(1, new KeyValuePair<string, object?>("host", heartbeat.HostId.ToString()));
         var view = await session.LoadAsync<HostView>(heartbeat.HostId);
@@ -37,12 +36,15 @@ public static class HostHeartbeatHandler
 
         var running = heartbeat.RunningVms.ToHashSet();
         var reserved = view.Host.Vms;
-        liveness.Unknown = HostLiveness.Count(liveness.Unknown, running.Where(vm => !reserved.ContainsKey(vm)));
+        var grace = TimeSpan.FromMilliseconds(fleet.HeartbeatIntervalMs * HostLiveness.StopGrace);
+        liveness.Unknown = HostLiveness.Count(liveness.Unknown,
+            HostLiveness.Strays(running.Where(vm => !reserved.ContainsKey(vm)), heartbeat.SentAt, liveness.StopsSent, grace));
+        liveness.StopsSent = liveness.StopsSent.Where(s => running.Contains(s.Key)).ToDictionary(s => s.Key, s => s.Value);
         // Only VMs the host left out can be missing; the pods are read for those alone (usually none).
         var absent = reserved.Values.Where(vm => !running.Contains(vm.VmId)).ToList();
-        var pods = await LoadPodsAsync(session, absent.Select(v => v.PodId));
+        var views = await LoadPodsAsync(session, absent.Select(v => v.PodId));
         liveness.Missing = HostLiveness.Count(liveness.Missing, absent
-            .Where(vm => pods.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
+            .Where(vm => views.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
             .Select(vm => vm.VmId));
 
         var unknown = liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList();
@@ -51,16 +53,17 @@ public static class HostHeartbeatHandler
         {
             session.Events.Append(view.Id, new UnknownMicroVmStopped(view.Id, vm, "no pod owns this microVM on this host", now))
                 .Stamp(AuditStamp.For(context, Reconciler, null, "StopUnknownMicroVm", scope: vm.ToString()));
-            await context.EndpointFor(PodStreams.HostUri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
-            liveness.Unknown[vm] = -HostLiveness.StopGrace;
+            await context.EndpointFor(HostQueues.Uri(view.Name)).SendAsync(new StopMicroVm(view.Id, vm, Guid.Empty));
+            liveness.Unknown.Remove(vm);
+            liveness.StopsSent[vm] = now;
         }
         foreach (var vm in liveness.Missing.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
-            await PodStreams.ExecuteAsync(session, context, new RecordVmReport(reserved[vm].PodId, vm, view.Id, new VmMissing(), now), Reconciler);
+            await pods.ExecuteAsync(session, context, new RecordVmReport(reserved[vm].PodId, vm, view.Id, new VmMissing(), now), Reconciler);
             liveness.Missing.Remove(vm);
         }
 
-        await ReconcileReplicasAsync(session, context, view, heartbeat, liveness, now);
+        await ReconcileReplicasAsync(session, context, volumes, view, heartbeat, liveness, now);
 
         liveness.LastHeartbeat = now;
         liveness.LastSentAt = heartbeat.SentAt;
@@ -72,19 +75,19 @@ public static class HostHeartbeatHandler
     /// A storage host reports the replicas it holds; one that should be HEALTHY there and is left out twice in a row has
     /// failed (a dead disk), so its volume is DEGRADED and re-replicates.
     /// </summary>
-    private static async Task ReconcileReplicasAsync(IDocumentSession session, IMessageContext context, HostView view, HostHeartbeat heartbeat,
-        HostLiveness liveness, DateTimeOffset now)
+    private static async Task ReconcileReplicasAsync(IDocumentSession session, IMessageContext context, IVolumes volumes, HostView view,
+        HostHeartbeat heartbeat, HostLiveness liveness, DateTimeOffset now)
     {
         if (heartbeat.VolumeReplicas is null || view.Host.Replicas.IsEmpty) return;
         var held = heartbeat.VolumeReplicas.ToHashSet();
         var absent = view.Host.Replicas.Keys.Where(v => !held.Contains(v)).ToArray();
-        var volumes = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
+        var views = absent.Length == 0 ? [] : (await session.LoadManyAsync<VolumeView>(absent)).ToDictionary(v => v.Id);
         // A heartbeat sent before the replica was reported healthy says nothing about it (queues reorder and lag).
         liveness.MissingReplicas = HostLiveness.Count(liveness.MissingReplicas,
-            absent.Where(v => volumes.GetValueOrDefault(v)?.Volume.Replica(view.Id) is { Phase: ReplicaPhase.Healthy } r && r.Since < heartbeat.SentAt));
+            absent.Where(v => views.GetValueOrDefault(v)?.Volume.Replica(view.Id) is { Phase: ReplicaPhase.Healthy } r && r.Since < heartbeat.SentAt));
         foreach (var volume in liveness.MissingReplicas.Where(m => m.Value >= HostLiveness.Evidence).Select(m => m.Key).ToList())
         {
-            await VolumeStreams.ExecuteAsync(session, context,
+            await volumes.ExecuteAsync(session, context,
                 new RecordReplicaReport(volume, view.Id, new ReplicaFailed($"storage host {view.Name} no longer reports its replica"), now), Reconciler);
             liveness.MissingReplicas.Remove(volume);
         }

@@ -1,6 +1,6 @@
 using GraphQL;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -11,11 +11,6 @@ using Marten;
 using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Fleet;
-
-public sealed record HostDto(
-    Guid Id, string Name, string Zone, string Rack, string Role, string State, bool SevSnp, int Cpu, int MemoryMiB, int CpuUsed,
-    int MemoryUsedMiB, DateTime? LastHeartbeat, string? WireguardPublicKey, IReadOnlyList<MicroVmDto> MicroVms, string? Accelerator,
-    string? AcceleratorReason);
 
 public sealed record ZoneDto(string Id, string Datacenter, IReadOnlyList<string> Racks, IReadOnlyList<HostDto> Hosts);
 
@@ -63,17 +58,8 @@ public static class HostQueries
         var pods = podIds.Length == 0
             ? new Dictionary<Guid, Pod>()
             : (await session.LoadManyAsync<PodView>(ctx.CancellationToken, podIds)).ToDictionary(p => p.Id, p => p.Pod);
-        return views.Select(v => ToDto(v.Host, pods, liveness.GetValueOrDefault(v.Id)?.LastHeartbeat)).ToList();
+        return views.Select(v => HostDto.From(v.Host, pods, liveness.GetValueOrDefault(v.Id)?.LastHeartbeat)).ToList();
     }
-
-    public static HostDto ToDto(Host host, IReadOnlyDictionary<Guid, Pod> pods, DateTimeOffset? lastHeartbeat) =>
-        new(host.Id, host.Name, host.Zone, host.Rack, Enums.Name(host.Role), Enums.Name(host.State), host.SevSnp, host.Cpu, host.MemoryMiB,
-            host.CpuUsed, host.MemoryUsedMiB, lastHeartbeat?.UtcDateTime, host.WireGuardPublicKey,
-            host.Vms.Values
-                .Select(vm => pods.GetValueOrDefault(vm.PodId) is { } pod && pod.Instance(vm.VmId) is { } i ? PodDto.MicroVm(pod, i) : null)
-                .OfType<MicroVmDto>()
-                .ToList(),
-            host.Accelerator, host.AcceleratorReason);
 
     private static void RequireOperator(IResolveFieldContext ctx)
     {

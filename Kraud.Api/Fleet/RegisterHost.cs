@@ -3,6 +3,7 @@ using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
+using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
@@ -17,16 +18,13 @@ public static class RegisterHostField
     {
         var input = ctx.Input("input");
         var name = input.Required<string>("name");
-        var command = new RegisterHost(Host.IdFor(name), name, input.Required<string>("zone"), ctx.Service<FleetDatacenter>().Name,
+        var command = new RegisterHost(Host.IdFor(name), name, input.Required<string>("zone"), ctx.Service<FleetOptions>().Datacenter,
             input.Required<string>("rack"), Enums.Parse<HostRole>(input.Required<string>("role"), "role"), input.Int("cpu") ?? 0,
             input.Int("memoryMiB") ?? 0, input.Int("nvmeGiB") ?? 0, input.Bool("sevSnp") ?? false, ctx.Caller().Principal, ctx.Now());
         await ctx.Invoke(command);
         return await HostQueries.LoadAsync(ctx, command.HostId);
     });
 }
-
-/// <summary>The datacenter this control plane's fleet stands in (FSN1-DC2 unless configured).</summary>
-public sealed record FleetDatacenter(string Name);
 
 public static class RegisterHostHandler
 {
@@ -48,7 +46,7 @@ public static class RegisterHostHandler
         else if (zoneEvents.Count > 0) session.Events.Append(zoneId, zoneEvents);
         session.Insert(new NameClaim { Id = NameClaim.For("host", command.Name), OwnerId = command.HostId });
         // A new INGRESS host may be the room a DEGRADED ingress waits for.
-        if (command.Role == HostRole.Ingress) await context.PublishAsync(new Ingresses.RepairIngresses(command.Name));
+        if (command.Role == HostRole.Ingress) await context.PublishAsync(new RepairIngresses(command.Name));
     }
 }
 

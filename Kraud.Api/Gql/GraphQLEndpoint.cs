@@ -3,7 +3,6 @@ using GraphQL;
 using GraphQL.Transport;
 using GraphQL.Types;
 using GraphQLParser.AST;
-using Kraud.Api.Access;
 using Kraud.Api.Common;
 
 namespace Kraud.Api.Gql;

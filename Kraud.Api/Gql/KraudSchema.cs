@@ -1,39 +1,17 @@
 using GraphQL;
 using GraphQL.Types;
 using GraphQLParser.AST;
-using Kraud.Api.Access;
-using Kraud.Api.Audit;
-using Kraud.Api.Fleet;
-using Kraud.Api.Operations;
-using Kraud.Api.Pods;
-using Kraud.Api.Products;
-using Kraud.Api.Replay;
-using Kraud.Api.Tenants;
+using Kraud.Api.Common;
 
 namespace Kraud.Api.Gql;
 
 /// <summary>
-/// The served schema is schema.graphql itself (the public contract plus Kraud's additions), so the names clients see
-/// cannot drift from the contract; each slice attaches its resolvers to it.
+/// The served schema is docs/contract.graphql itself (the public contract with Kraud's additions, marked as such), embedded
+/// in the assembly, so the names clients see cannot drift from the contract; each slice attaches its resolvers to it.
 /// </summary>
 public static class KraudSchema
 {
     public static string Sdl { get; } = ReadSdl();
-
-    private static readonly Action<Fields>[] Slices =
-    [
-        MeQuery.Map, ProductsQuery.Map,
-        TenantQueries.Map, CreateTenantField.Map,
-        CreateApiTokenField.Map, RevokeApiTokenField.Map,
-        PodQueries.Map, PodMutations.Map,
-        Volumes.VolumeFields.Map,
-        HostQueries.Map, RegisterHostField.Map, CordonHostFields.Map,
-        AuditQueries.Map, AuditDigestFields.Map, RejectedCommandFields.Map,
-        TimelineQuery.Map, PlatformAtQuery.Map, IncidentQuery.Map,
-        RebuildProjectionFields.Map, Compliance.DatacenterAccessFields.Map,
-        Kubernetes.KubernetesFields.Map, Apps.AppFields.Map,
-        Network.VpcQueries.Map, Ingresses.IngressFields.Map,
-    ];
 
     public static ISchema Build(IServiceProvider services)
     {
@@ -41,9 +19,9 @@ public static class KraudSchema
         {
             builder.ServiceProvider = services;
             var fields = new Fields(builder.Types);
-            foreach (var map in Slices) map(fields);
+            foreach (var slice in KraudSlice.All) slice.MapFields(fields);
             if (Unresolved(fields.Mapped) is { Count: > 0 } missing)
-                throw new InvalidOperationException($"schema.graphql has fields no slice resolves: {string.Join(", ", missing)}.");
+                throw new InvalidOperationException($"contract.graphql has fields no slice resolves: {string.Join(", ", missing)}.");
         });
         schema.RegisterType(new JsonGraphType());
         return schema;
@@ -70,8 +48,8 @@ public static class KraudSchema
 
     private static string ReadSdl()
     {
-        using var stream = typeof(KraudSchema).Assembly.GetManifestResourceStream("Kraud.schema.graphql")
-            ?? throw new InvalidOperationException("schema.graphql is not embedded in Kraud.Api.");
+        using var stream = typeof(KraudSchema).Assembly.GetManifestResourceStream("Kraud.contract.graphql")
+            ?? throw new InvalidOperationException("docs/contract.graphql is not embedded in Kraud.Api.");
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
     }

@@ -1,6 +1,8 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Domain.Common;
+using Kraud.Projections.Pods;
+using Marten;
 using Wolverine;
 
 namespace Kraud.Api.Gql;
@@ -26,6 +28,17 @@ public static class ResolveContext
         return principal;
     }
 
+    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
+    public static async Task<Dictionary<Guid, PodView>> PodViewsAsync(this IResolveFieldContext ctx, IEnumerable<Guid> ids)
+    {
+        var all = ids.Distinct().ToArray();
+        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
+    }
+
+    /// <summary>GraphQL DateTime arguments arrive without a kind; the contract says they are UTC.</summary>
+    public static DateTimeOffset? Utc(this IResolveFieldContext ctx, string argument) =>
+        ctx.GetArgument<DateTime?>(argument) is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
+
     public static DateTimeOffset Now(this IResolveFieldContext ctx) => ctx.Service<TimeProvider>().GetUtcNow();
 
     public static InputArgs Input(this IResolveFieldContext ctx, string argument) =>
@@ -43,18 +56,11 @@ public static class ResolveContext
         {
             await bus.InvokeAsync(command, options, ctx.CancellationToken);
         }
-        catch (Exception e) when (Configuration.ErrorCodes.Map(e) is { } refusal)
+        catch (Exception e) when (ErrorCodes.Map(e) is { } refusal)
         {
             // Refused: nothing was appended, but the refusal itself is audited (in a chain of its own).
-            var name = command switch
-            {
-                Pods.PodRequest request => request.Command.GetType().Name,
-                Volumes.VolumeRequest request => request.Command.GetType().Name,
-                Kubernetes.KubernetesRequest request => request.Command.GetType().Name,
-                Apps.AppRequest request => request.Command.GetType().Name,
-                _ => command.GetType().Name,
-            };
-            await bus.PublishAsync(new Audit.CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
+            var name = (command is ICommandRequest request ? request.Command : command).GetType().Name;
+            await bus.PublishAsync(new CommandRejected(ctx.Now(), caller.Principal.TenantId, caller.Principal.Actor, name, refusal.Code ?? "ERROR",
                 refusal.Message, caller.CorrelationId));
             throw;
         }

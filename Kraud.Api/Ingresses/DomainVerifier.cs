@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using DnsClient;
 using Kraud.Domain.Ingresses;
 
 namespace Kraud.Api.Ingresses;
@@ -11,7 +11,7 @@ public interface IDomainVerifier
     Task<(bool Found, string Evidence)> CheckAsync(string domain, string token, CancellationToken ct);
 }
 
-/// <summary>TXT records of a name; the default asks a DNS server over UDP, tests swap in records of their own.</summary>
+/// <summary>TXT records of a name; the default asks a DNS server (<see cref="DnsTxtResolver"/>), tests swap in records of their own.</summary>
 public interface ITxtResolver
 {
     Task<IReadOnlyList<string>> TxtAsync(string name, CancellationToken ct);
@@ -29,7 +29,7 @@ public sealed class DnsTxtDomainVerifier(ITxtResolver resolver) : IDomainVerifie
                 ? (true, $"TXT {name} = \"{token}\"")
                 : (false, records.Count == 0 ? $"no TXT record at {name}" : $"TXT {name} holds {string.Join(", ", records.Select(r => $"\"{r}\""))}");
         }
-        catch (Exception e) when (e is SocketException or TimeoutException or InvalidDataException)
+        catch (Exception e) when (e is SocketException or TimeoutException or InvalidDataException or DnsResponseException)
         {
             return (false, $"DNS lookup of {name} failed: {e.Message}");
         }
@@ -37,97 +37,32 @@ public sealed class DnsTxtDomainVerifier(ITxtResolver resolver) : IDomainVerifie
 }
 
 /// <summary>
-/// A minimal DNS client (RFC 1035): one TXT question over UDP to the configured server (Network:DnsServer, host:port)
-/// or the first nameserver of /etc/resolv.conf, with a timeout. Enough for a verification check; no caching.
+/// TXT records through DnsClient: the configured server (Network:DnsServer, host or host:port) or the system's
+/// resolvers, three seconds per try, no cache (a verification asks for the record as it is now). A name that does not
+/// exist has no records; any other error of the server is one.
 /// </summary>
-public sealed class UdpTxtResolver(IConfiguration configuration) : ITxtResolver
+public sealed class DnsTxtResolver(IConfiguration configuration) : ITxtResolver
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
+    private readonly LookupClient _client = Create(configuration["Network:DnsServer"]);
 
     public async Task<IReadOnlyList<string>> TxtAsync(string name, CancellationToken ct)
     {
-        var server = Server();
-        var id = (ushort)Random.Shared.Next(ushort.MaxValue);
-        using var udp = new UdpClient(server.AddressFamily);
-        await udp.SendAsync(Query(id, name), server, ct);
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        bounded.CancelAfter(Timeout);
-        try
-        {
-            while (true)
-            {
-                var answer = await udp.ReceiveAsync(bounded.Token);
-                if (answer.Buffer.Length >= 2 && (answer.Buffer[0] << 8 | answer.Buffer[1]) == id) return Parse(answer.Buffer);
-            }
-        }
-        catch (OperationCanceledException timedOut) when (!ct.IsCancellationRequested)
-        {
-            throw new TimeoutException($"{server} did not answer within {Timeout.TotalSeconds:F0} s.", timedOut);
-        }
+        var response = await _client.QueryAsync(name, QueryType.TXT, QueryClass.IN, ct);
+        if (response.HasError && response.Header.ResponseCode != DnsHeaderResponseCode.NotExistentDomain)
+            throw new InvalidDataException($"DNS server answered {response.ErrorMessage}.");
+        // A record of several strings is one text, as RFC 7208 reads them.
+        return response.Answers.TxtRecords().Select(r => string.Concat(r.Text)).ToList();
     }
 
-    private IPEndPoint Server()
+    private static LookupClient Create(string? server)
     {
-        var configured = configuration["Network:DnsServer"];
-        if (!string.IsNullOrEmpty(configured)) return IPEndPoint.Parse(configured.Contains(':') ? configured : configured + ":53");
-        var line = File.Exists("/etc/resolv.conf")
-            ? File.ReadLines("/etc/resolv.conf").Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("nameserver ", StringComparison.Ordinal))
-            : null;
-        return new IPEndPoint(line is null ? IPAddress.Loopback : IPAddress.Parse(line["nameserver ".Length..].Trim()), 53);
-    }
-
-    public static byte[] Query(ushort id, string name)
-    {
-        var bytes = new List<byte> { (byte)(id >> 8), (byte)id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
-        foreach (var label in name.TrimEnd('.').Split('.'))
-        {
-            bytes.Add((byte)label.Length);
-            bytes.AddRange(Encoding.ASCII.GetBytes(label));
-        }
-        bytes.AddRange([0, 0, 16, 0, 1]); // root, QTYPE TXT, QCLASS IN
-        return [.. bytes];
-    }
-
-    /// <summary>The TXT strings of every answer record (multi-string records joined, as RFC 7208 reads them).</summary>
-    public static IReadOnlyList<string> Parse(byte[] message)
-    {
-        if (message.Length < 12) throw new InvalidDataException("DNS answer shorter than its header.");
-        var rcode = message[3] & 0x0f;
-        if (rcode == 3) return []; // NXDOMAIN
-        if (rcode != 0) throw new InvalidDataException($"DNS server answered with RCODE {rcode}.");
-        int questions = message[4] << 8 | message[5], answers = message[6] << 8 | message[7];
-        var at = 12;
-        for (var q = 0; q < questions; q++) at = SkipName(message, at) + 4;
-        var result = new List<string>();
-        for (var a = 0; a < answers; a++)
-        {
-            at = SkipName(message, at);
-            int type = message[at] << 8 | message[at + 1], length = message[at + 8] << 8 | message[at + 9];
-            at += 10;
-            if (type == 16)
-            {
-                var text = new StringBuilder();
-                for (var p = at; p < at + length;)
-                {
-                    var size = message[p];
-                    text.Append(Encoding.UTF8.GetString(message, p + 1, size));
-                    p += size + 1;
-                }
-                result.Add(text.ToString());
-            }
-            at += length;
-        }
-        return result;
-    }
-
-    private static int SkipName(byte[] message, int at)
-    {
-        while (true)
-        {
-            var length = message[at];
-            if (length == 0) return at + 1;
-            if ((length & 0xc0) == 0xc0) return at + 2;
-            at += length + 1;
-        }
+        var options = string.IsNullOrEmpty(server)
+            ? new LookupClientOptions()
+            : new LookupClientOptions(IPEndPoint.Parse(server.Contains(':', StringComparison.Ordinal) ? server : server + ":53"));
+        options.UseCache = false;
+        options.Timeout = TimeSpan.FromSeconds(3);
+        options.Retries = 1;
+        options.ThrowDnsErrors = false;
+        return new LookupClient(options);
     }
 }

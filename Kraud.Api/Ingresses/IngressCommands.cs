@@ -1,8 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using Kraud.Api.Common;
-using Kraud.Api.Network;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -164,7 +162,7 @@ public static class DirectFirewall
         var pod = await session.LoadAsync<PodView>(ingress.Routes[0].PodId);
         if (pod is null) return;
         foreach (var vm in pod.Pod.Live)
-            await context.EndpointFor(PodStreams.HostUri(vm.HostName)).SendAsync(Command(ingress, vm.HostId, vm.VmId, pod.Id));
+            await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(Command(ingress, vm.HostId, vm.VmId, pod.Id));
     }
 
     /// <summary>The rules of every live DIRECT ingress that exposes this pod, for a microVM of it that is booting.</summary>
@@ -178,7 +176,7 @@ public static class DirectFirewall
             Exposures.AddOrUpdate(session, exposures);
         }
         foreach (var ingress in exposures.Where(i => i.Routes[0].PodId == podId))
-            await context.EndpointFor(PodStreams.HostUri(hostName)).SendAsync(Command(ingress, hostId, vmId, podId));
+            await context.EndpointFor(HostQueues.Uri(hostName)).SendAsync(Command(ingress, hostId, vmId, podId));
     }
 
     private static ApplyFirewall Command(Ingress ingress, Guid hostId, Guid vmId, Guid podId) => new(hostId, vmId, podId, ingress.Id,

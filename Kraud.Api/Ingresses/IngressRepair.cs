@@ -9,9 +9,6 @@ using Wolverine;
 
 namespace Kraud.Api.Ingresses;
 
-/// <summary>An INGRESS host changed state (failed, drained, back, new): managed ingresses may have replicas to move or restore.</summary>
-public sealed record RepairIngresses(string HostName);
-
 /// <summary>
 /// Moves managed ingress replicas off INGRESS hosts that stopped serving (FAILED, drained) and restores lost ones when
 /// a host of their zone has room again. One repair at a time (a sequential queue), each deciding on fresh state; the

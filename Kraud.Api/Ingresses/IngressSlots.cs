@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Ingresses;
 using Marten;
@@ -6,7 +7,7 @@ using Host = Kraud.Domain.Fleet.Host;
 namespace Kraud.Api.Ingresses;
 
 /// <summary>One numbered slot of an INGRESS host, taken by one replica of one ingress. The id is host and slot number.</summary>
-public sealed class IngressSlotClaim
+public sealed class IngressSlotClaim : IContendedClaim
 {
     public string Id { get; set; } = "";
     public Guid HostId { get; set; }

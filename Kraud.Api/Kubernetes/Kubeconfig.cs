@@ -25,7 +25,7 @@ public static class Kubeconfig
             - name: {cluster.Name}
               cluster:
                 server: {server}
-                tls-server-name: {KubernetesApi.ServingCertificates.ServerName(cluster.Id)}
+                tls-server-name: {ClusterApi.ServingCertificates.ServerName(cluster.Id)}
                 certificate-authority-data: {B64(cluster.CaCertificatePem)}
             users:
             - name: {user}

@@ -1,7 +1,6 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Kubernetes;
@@ -31,7 +30,7 @@ public static class KubernetesFields
             var pools = ctx.GetArgument<List<Dictionary<string, object?>>>("nodePools").Select(p => new InputArgs(p))
                 .Select(p => new NodePoolRequest(p.Required<string>("name"), p.Int("nodes") ?? 0, p.Int("cpu") ?? 0, p.Int("memoryMiB") ?? 0)).ToList();
             var zone = ctx.GetArgument<string>("controlPlaneZone");
-            var zones = await Fleet.ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
+            var zones = await ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
             if (!zones.Contains(zone)) throw DomainException.Validation($"controlPlaneZone '{zone}' is not a zone of this platform ({string.Join(", ", zones)}).");
             var (caCertificate, caKey) = ClusterCertificates.CreateCa(name, now);
             var command = new CreateKubernetesCluster(Guid.NewGuid(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
@@ -67,7 +66,7 @@ public static class KubernetesFields
             var query = ctx.Service<IQuerySession>().Query<KubernetesClusterView>().AsQueryable();
             if (principal.TenantId is { } tenant) query = query.Where(c => c.TenantId == tenant);
             var views = await query.ToListAsync(ctx.CancellationToken);
-            var pods = await PodQueries.ViewsAsync(ctx, views.SelectMany(v => v.Cluster.PodIds));
+            var pods = await ctx.PodViewsAsync(views.SelectMany(v => v.Cluster.PodIds));
             return views.OrderBy(v => v.Cluster.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods, ApiBase(ctx))).ToList();
         });
         fields.Query("kubernetesCluster", async ctx =>
@@ -76,7 +75,7 @@ public static class KubernetesFields
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken);
             if (view is null || (principal.TenantId is { } tenant && view.TenantId != tenant)) return null;
-            return Dto(view, await PodQueries.ViewsAsync(ctx, view.Cluster.PodIds), ApiBase(ctx));
+            return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds), ApiBase(ctx));
         });
         fields.Query("kubeconfig", async ctx =>
         {
@@ -88,7 +87,7 @@ public static class KubernetesFields
             var view = await session.LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken);
             if (view is null || view.TenantId != principal.TenantId) throw DomainException.NotFound("Kubernetes cluster", id);
             var caKey = await session.LoadAsync<ClusterCaKey>(id, ctx.CancellationToken) ?? throw DomainException.NotFound("Kubernetes cluster", id);
-            var apiBase = ctx.Service<KubernetesApi.KubernetesApiListener>().BaseAddress
+            var apiBase = ctx.Service<ClusterApi.KubernetesApiListener>().BaseAddress
                           ?? throw new DomainException(ErrorCode.Precondition,
                               "This Kraud serves no Kubernetes API (Kubernetes:ApiUrl is not set), so a kubeconfig would name no server.");
             var now = ctx.Now();
@@ -103,10 +102,10 @@ public static class KubernetesFields
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken)
             ?? throw DomainException.NotFound("Kubernetes cluster", id);
-        return Dto(view, await PodQueries.ViewsAsync(ctx, view.Cluster.PodIds), ApiBase(ctx));
+        return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds), ApiBase(ctx));
     }
 
-    private static Uri? ApiBase(IResolveFieldContext ctx) => ctx.Service<KubernetesApi.KubernetesApiListener>().BaseAddress;
+    private static Uri? ApiBase(IResolveFieldContext ctx) => ctx.Service<ClusterApi.KubernetesApiListener>().BaseAddress;
 
     private static KubernetesClusterDto Dto(KubernetesClusterView view, IReadOnlyDictionary<Guid, PodView> pods, Uri? apiBase)
     {

@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Kubernetes;
@@ -10,7 +9,10 @@ using Wolverine;
 namespace Kraud.Api.Kubernetes;
 
 /// <param name="CaKeyPem">With a create only: the CA's private key, kept in a document of its own and never in an event.</param>
-public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedRevision = null, string? CaKeyPem = null);
+public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedRevision = null, string? CaKeyPem = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 /// <summary>
 /// Every cluster command: decide on the cluster's stream, then drive its parts through the pod path in the same
@@ -18,7 +20,7 @@ public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedR
 /// </summary>
 public static class KubernetesRequestHandler
 {
-    public static async Task Handle(KubernetesRequest request, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(KubernetesRequest request, IDocumentSession session, IMessageContext context, IPods pods)
     {
         var command = request.Command;
         var by = command.By;
@@ -42,16 +44,16 @@ public static class KubernetesRequestHandler
             case CreateKubernetesCluster:
                 session.Insert(new NameClaim { Id = claim, OwnerId = after.Id });
                 session.Store(new ClusterCaKey { Id = after.Id, KeyPem = request.CaKeyPem ?? throw new InvalidOperationException("A new cluster needs its CA key.") });
-                foreach (var pod in KubernetesPlan.Pods(after, by, command.At)) await PodRequestHandler.ExecuteAsync(session, context, pod, by);
+                foreach (var pod in KubernetesPlan.Pods(after, by, command.At)) await pods.RequestAsync(session, context, pod, by);
                 break;
             case ScaleNodePool scale:
                 var pool = after.NodePools.Single(p => p.Name == scale.Pool);
-                await PodRequestHandler.ExecuteAsync(session, context, new ScalePod(pool.PodId, pool.Nodes, by, command.At, after.Id), by);
+                await pods.RequestAsync(session, context, new ScalePod(pool.PodId, pool.Nodes, by, command.At, after.Id), by);
                 break;
             case DeleteKubernetesCluster:
                 session.Delete<NameClaim>(claim);
                 session.Delete<ClusterCaKey>(after.Id);
-                foreach (var podId in after.PodIds) await PodRequestHandler.ExecuteAsync(session, context, new DeletePod(podId, by, command.At, after.Id), by);
+                foreach (var podId in after.PodIds) await pods.RequestAsync(session, context, new DeletePod(podId, by, command.At, after.Id), by);
                 break;
         }
     }

@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
@@ -41,7 +40,7 @@ public static class MeshHandler
             var change = new HostPeerSetChanged(host.Id, host.Name, revision, peers, now);
             session.Events.Append(PeerSetView.StreamFor(host.Id), change).Stamp(stamp);
             // A failed host gets its set when it is back (its queue keeps the command until then).
-            await context.EndpointFor(PodStreams.HostUri(host.Name)).SendAsync(new ApplyPeerSet(host.Id, revision,
+            await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyPeerSet(host.Id, revision,
                 peers.Select(p => new WireGuardPeer(p.HostId, p.HostName, p.PublicKey, p.Endpoint, p.AllowedIps)).ToList()));
         }
     }

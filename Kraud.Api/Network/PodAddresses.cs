@@ -1,12 +1,10 @@
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Pods;
 using Marten;
 using Wolverine;
 
 namespace Kraud.Api.Network;
-
-/// <summary>Tells the mesh that these tenants' microVMs or the hosts' keys changed: peer sets are computed again.</summary>
-public sealed record MeshChanged(string Why);
 
 /// <summary>
 /// IPAM's part in every pod decision: a new microVM gets its addresses (an event on the pod's stream, in the same

@@ -1,7 +1,6 @@
 using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Tenants;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;

@@ -5,6 +5,7 @@ using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Pods;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Replay;
 using Marten;
 
 namespace Kraud.Api.Pods;
@@ -35,7 +36,7 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await ctx.Service<Replay.PlatformCheckpointer>().Checkpoints
+                var (state, version) = await ctx.Service<PlatformCheckpoints>()
                     .StreamAtAsync<Pod>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 pod = state.Exists ? PodDto.From(state, version) : null;
             }
@@ -46,13 +47,5 @@ public static class PodQueries
             }
             return pod is not null && (principal.TenantId is null || principal.TenantId == pod.TenantId) ? pod : null;
         });
-    }
-
-
-    /// <summary>The pods with these ids, by id: what products (clusters, apps) read their parts' state from.</summary>
-    public static async Task<Dictionary<Guid, PodView>> ViewsAsync(IResolveFieldContext ctx, IEnumerable<Guid> ids)
-    {
-        var all = ids.Distinct().ToArray();
-        return all.Length == 0 ? [] : (await ctx.Service<IQuerySession>().LoadManyAsync<PodView>(ctx.CancellationToken, all)).ToDictionary(p => p.Id);
     }
 }

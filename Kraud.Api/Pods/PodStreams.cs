@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -9,31 +8,51 @@ using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 
-using Host = Kraud.Domain.Fleet.Host;
-
 namespace Kraud.Api.Pods;
-
-/// <summary>
-/// Asks the scheduler to place whatever replicas of the pod have no host. It carries the request's correlation id,
-/// since the scheduler handles these in batches whose envelope belongs to no single request.
-/// </summary>
-/// <param name="TraceParent">The asking trace (W3C traceparent): the scheduler handles requests in batches, whose one
-/// envelope cannot carry every request's trace, so each request carries its own and the placement continues it.</param>
-/// <param name="At">When the pod asked for hosts: the placement latency is measured from here.</param>
-public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null);
 
 /// <summary>
 /// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
 /// decide, append, and turn the change into host work (reserve or free capacity, boot or stop microVMs, schedule).
-/// Host commands leave through the outbox, so they are sent only if the events commit.
+/// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
+/// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
-public static class PodStreams
+public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerable<IPodEnvironment> environments, IBootFirewall firewall) : IPods
 {
     public static Task<Loaded<Pod>> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default) =>
         Streams.LoadAsync<Pod>(session, podId, ct);
 
-    /// <param name="loaded">The pod as the caller already read it in this session (the scheduler does), so it is not read twice.</param>
-    public static async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
+    /// <summary>
+    /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
+    /// stopped, the volumes a new pod mounts attached and its namespace's VPC overlay made, in the same transaction.
+    /// </summary>
+    public async Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    {
+        if (command is CreatePod create) command = await volumes.ResolveMountsAsync(session, create);
+        var pod = await ExecuteAsync(session, context, command, by, expectedVersion);
+        if (command is CreatePod created)
+        {
+            await volumes.AttachNewPodAsync(session, context, pod, by, command.At);
+            // The namespace's overlay exists before the scheduler leases the pod's first address from it (after this commit).
+            await addresses.EnsureNamespaceAsync(session, context, created.TenantId, created.Spec.Namespace, by, created.At);
+            session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
+        }
+        if (pod.State == PodState.Stopped)
+            session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
+        return pod;
+    }
+
+    /// <summary>
+    /// The booting microVM's environment: each slice that puts references into a pod's environment (an app's generated
+    /// secrets, a Kubernetes Secret) resolves its own, one after the other.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> EnvironmentAsync(IQuerySession session, Pod pod)
+    {
+        var env = pod.Spec.Env;
+        foreach (var environment in environments) env = await environment.ResolveAsync(session, pod with { Spec = pod.Spec with { Env = env } });
+        return env;
+    }
+
+    public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
     {
         var (before, version) = loaded ?? await LoadAsync(session, command.PodId);
@@ -42,7 +61,7 @@ public static class PodStreams
         var events = PodDecider.Decide(command, before);
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
-        var addressed = await Network.PodAddresses.DecideAsync(session, context, before, after, by, command.At);
+        var addressed = await addresses.DecideAsync(session, context, before, after, by, command.At);
         if (addressed.Count > 0)
         {
             events = [.. events, .. addressed];
@@ -54,11 +73,11 @@ public static class PodStreams
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
         if (after.State == PodState.Stopped && before.State != PodState.Stopped)
-            await VolumeAttachments.ReleaseAsync(session, context, after, by, command.At);
+            await volumes.ReleaseAsync(session, context, after, by, command.At);
         return after;
     }
 
-    private static async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after,
+    private async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after,
         AuditStamp stamp)
     {
         // Messages sent now carry this pod's correlation id, also when the handler decides for several pods.
@@ -67,7 +86,7 @@ public static class PodStreams
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
-        var volumes = reactions.Any(r => r is PodReactions.Boot) ? await VolumeMounts.ForBootAsync(session, after) : [];
+        var mounts = reactions.Any(r => r is PodReactions.Boot) ? await volumes.ForBootAsync(session, after) : [];
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -76,13 +95,12 @@ public static class PodStreams
                     if (isNew)
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
-                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, volumes, await KubernetesApi.KubeSecretReferences.ResolveAsync(session, context, after.TenantId,
-                            await Apps.AppSecrets.ResolveAsync(session, after)))));
-                    if (isNew) await Ingresses.DirectFirewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
+                    await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
+                        Spec(after, vm, mounts, await EnvironmentAsync(session, after))));
+                    if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):
-                    await context.EndpointFor(HostUri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
+                    await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new StopMicroVm(vm.HostId, vm.VmId, after.Id));
                     break;
             }
         }
@@ -103,11 +121,9 @@ public static class PodStreams
     private static string Why(Pod after, PodInstance vm) =>
         after.Instance(vm.VmId) is { Phase: VmPhase.Failed, Reason: var reason } ? $"failed: {reason}" : "stopped";
 
-    public static Uri HostUri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
-
-    private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> volumes, IReadOnlyDictionary<string, string> env) =>
+    private static MicroVmSpec Spec(Pod pod, PodInstance vm, IReadOnlyList<VolumeAttachmentSpec> mounts, IReadOnlyDictionary<string, string> env) =>
         new(vm.VmId, pod.Id, pod.TenantId, vm.Replica, vm.Generation, pod.Spec.Image, pod.Spec.Command, env, pod.Spec.Cpu, pod.Spec.MemoryMiB,
-            pod.Spec.EphemeralGiB, pod.Spec.Confidential, volumes.Count == 0 ? null : volumes, vm.Ip6, vm.Ip4);
+            pod.Spec.EphemeralGiB, pod.Spec.Confidential, mounts.Count == 0 ? null : mounts, vm.Ip6, vm.Ip4);
 
     private static string CommandName(PodCommand command) => command switch
     {

@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Products;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.Projections.Audit;
 using Kraud.Projections.Replay;
 using Npgsql;
@@ -33,9 +33,9 @@ public sealed class EventLog(KraudDatabase database, PlatformCheckpointer checkp
         var window = to is { } end ? await checkpointer.Checkpoints.WindowAsync(from, end, includeFrom: true, ct) : new SeqWindow(0, long.MaxValue, 0);
         var sql = $"""
             with own as (
-              select seq_id, correlation_id from {MartenSetup.Schema}.mt_events
+              select seq_id, correlation_id from {KraudDatabase.Schema}.mt_events
               where stream_id = @stream and (@from is null or timestamp >= @from) and (@to is null or timestamp <= @to))
-            select {Columns} from {MartenSetup.Schema}.mt_events e
+            select {Columns} from {KraudDatabase.Schema}.mt_events e
             where (e.stream_id = @stream or e.correlation_id in (select correlation_id from own where correlation_id is not null))
               and (@from is null or e.timestamp >= @from) and (@to is null or e.timestamp <= @to)
               and e.seq_id > @start and (e.seq_id <= @readTo or e.seq_id > @tail)

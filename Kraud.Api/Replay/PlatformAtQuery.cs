@@ -1,14 +1,12 @@
-using Kraud.Api.Fleet;
+using Kraud.Api.Common;
 using Kraud.Api.Gql;
-using Kraud.Api.Pods;
-using Kraud.Api.Volumes;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 
 namespace Kraud.Api.Replay;
 
 public sealed record PlatformSnapshot(DateTime AsOf, IReadOnlyList<HostDto> Hosts, IReadOnlyList<PodDto> Pods, IReadOnlyList<VolumeDto> Volumes,
-    IReadOnlyList<Ingresses.IngressDto> Ingresses);
+    IReadOnlyList<IngressDto> Ingresses);
 
 /// <summary>
 /// platformAt(asOf): the platform as it was at an instant: the nearest checkpoint of the platform projection before it
@@ -27,12 +25,12 @@ public static class PlatformAtQuery
         var visiblePods = platform.Pods.Values.Where(p => principal.TenantId is null || p.State.TenantId == principal.TenantId)
             .OrderBy(p => p.State.CreatedAt).ThenBy(p => p.State.Id).Select(p => PodDto.From(p.State, p.Version)).ToList();
         var visibleHosts = principal.ReadsAllTenants
-            ? platform.Hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostQueries.ToDto(h, podStates, null)).ToList()
+            ? platform.Hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h => HostDto.From(h, podStates, null)).ToList()
             : [];
         var visibleVolumes = platform.Volumes.Values.Where(v => principal.TenantId is null || v.State.TenantId == principal.TenantId)
             .OrderBy(v => v.State.CreatedAt).ThenBy(v => v.State.Id).Select(v => VolumeDto.From(v.State, v.Version)).ToList();
         var visibleIngresses = platform.Ingresses.Values.Where(i => principal.TenantId is null || i.State.TenantId == principal.TenantId)
-            .OrderBy(i => i.State.CreatedAt).ThenBy(i => i.State.Id).Select(i => Ingresses.IngressDto.From(i.State)).ToList();
+            .OrderBy(i => i.State.CreatedAt).ThenBy(i => i.State.Id).Select(i => IngressDto.From(i.State)).ToList();
         return new PlatformSnapshot(asOf.UtcDateTime, visibleHosts, visiblePods, visibleVolumes, visibleIngresses);
     });
 }

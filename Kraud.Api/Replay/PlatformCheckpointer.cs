@@ -1,4 +1,4 @@
-using Kraud.Api.Configuration;
+using Kraud.Api.Common;
 using Kraud.Projections.Common;
 using Kraud.Projections.Replay;
 using Marten;
@@ -28,7 +28,7 @@ public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase dat
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    public PlatformCheckpoints Checkpoints { get; } = new(store, database.ConnectionString, MartenSetup.Schema);
+    public PlatformCheckpoints Checkpoints { get; } = new(store, database.ConnectionString, KraudDatabase.Schema);
 
     private PlatformCheckpointProjection? _projection;
 
@@ -83,7 +83,7 @@ public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase dat
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(
-            $"select coalesce((select last_seq_id from {MartenSetup.Schema}.mt_event_progression where name = 'HighWaterMark'), 0)", connection);
+            $"select coalesce((select last_seq_id from {KraudDatabase.Schema}.mt_event_progression where name = 'HighWaterMark'), 0)", connection);
         try
         {
             return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);

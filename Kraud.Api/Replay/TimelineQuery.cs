@@ -20,8 +20,4 @@ public static class TimelineQuery
 
     public static IReadOnlyList<EventRecord> VisibleTo(Principal principal, IReadOnlyList<EventRecord> events) =>
         principal.TenantId is { } tenant ? events.Where(e => e.Tenant == tenant.ToString()).ToList() : events;
-
-    /// <summary>GraphQL DateTime arguments arrive without a kind; the contract says they are UTC.</summary>
-    public static DateTimeOffset? Utc(this IResolveFieldContext ctx, string argument) =>
-        ctx.GetArgument<DateTime?>(argument) is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
 }

@@ -1,5 +1,4 @@
-using Kraud.Api.Configuration;
-using Kraud.Api.Health;
+using Kraud.Api.Common;
 using Kraud.Projections.Fleet;
 using Kraud.Projections.Pods;
 using Marten;

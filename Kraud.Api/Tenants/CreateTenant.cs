@@ -20,13 +20,13 @@ public static class CreateTenantField
 
 public static class CreateTenantHandler
 {
-    public static async Task Handle(CreateTenant command, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(CreateTenant command, IDocumentSession session, IMessageContext context, IAddresses addresses)
     {
         var events = TenantDecider.Decide(command, Tenant.Initial);
         session.Stamp(context, command.By, command.TenantId, nameof(CreateTenant));
         session.Events.StartStream(command.TenantId, events);
         session.Insert(new NameClaim { Id = NameClaim.For("tenant", command.Name), OwnerId = command.TenantId });
         // Every tenant has its VPC (its /48) from the start; namespaces get their overlays with their first pod.
-        await Network.AddressBook.For(session).EnsureVpcAsync(context, command.TenantId, command.By, command.At);
+        await addresses.EnsureVpcAsync(session, context, command.TenantId, command.By, command.At);
     }
 }

@@ -1,3 +1,4 @@
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Scheduling;
@@ -20,7 +21,7 @@ public static class ScheduleVolumeHandler
 
     public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        var fleet = await Fleet.HostStreams.LockForPlacementAsync(session, HostRole.Storage);
+        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Storage);
         foreach (var request in batch.DistinctBy(m => m.VolumeId))
         {
             var loaded = await VolumeStreams.LoadAsync(session, request.VolumeId);

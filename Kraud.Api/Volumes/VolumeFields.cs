@@ -4,23 +4,11 @@ using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Volumes;
+using Kraud.Projections.Replay;
 using Kraud.Projections.Volumes;
 using Marten;
 
 namespace Kraud.Api.Volumes;
-
-public sealed record ReplicaDto(Guid HostId, string State);
-
-public sealed record VolumeDto(
-    Guid Id, string Name, Guid TenantId, string Class, int SizeGiB, string? Zone, string State, IReadOnlyList<ReplicaDto> Replicas, int DesiredReplicas,
-    bool Encrypted, IReadOnlyList<Guid> AttachedTo, int Version, string? Reason, IReadOnlyList<string> Warnings, DateTime CreatedAt, ResourceOwner? Owner)
-{
-    public static VolumeDto From(VolumeView view) => From(view.Volume, view.Version);
-
-    public static VolumeDto From(Volume v, int version) => new(v.Id, v.Name, v.TenantId, Enums.Name(v.Class), v.SizeGiB, v.Zone, Enums.Name(v.State),
-        v.Replicas.Select(r => new ReplicaDto(r.HostId, Enums.Name(r.Phase))).ToList(), v.Desired, v.Encrypted,
-        v.Attachments.Select(a => a.PodId).ToList(), version, v.Reason, VolumeDecider.Warnings(v.Class), v.CreatedAt.UtcDateTime, v.Owner);
-}
 
 public sealed record VolumeConnection(IReadOnlyList<VolumeDto> Nodes, PageInfo PageInfo, int TotalCount);
 
@@ -51,7 +39,7 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                var (state, version) = await ctx.Service<Replay.PlatformCheckpointer>().Checkpoints
+                var (state, version) = await ctx.Service<PlatformCheckpoints>()
                     .StreamAtAsync<Volume>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;
             }

@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.HostProtocol;
@@ -14,30 +13,38 @@ using Wolverine;
 namespace Kraud.Api.Volumes;
 
 /// <summary>A tenant's volume command as the API received it, with the version the caller expects the volume to be at.</summary>
-public sealed record VolumeRequest(VolumeCommand Command, Principal By, int? ExpectedVersion = null);
+public sealed record VolumeRequest(VolumeCommand Command, Principal By, int? ExpectedVersion = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
+}
 
 public static class VolumeRequestHandler
 {
-    public static async Task Handle(VolumeRequest request, IDocumentSession session, IMessageContext context)
+    public static async Task Handle(VolumeRequest request, IDocumentSession session, IMessageContext context, IPods pods)
     {
         request.By.RequireWriter();
         switch (request.Command)
         {
             case CreateVolume create:
-                await VolumeStreams.ExecuteAsync(session, context, create, request.By, request.ExpectedVersion);
-                // Same transaction as the first event: of two creates with one name, the second fails at commit.
-                session.Insert(new NameClaim { Id = NameClaim.For("volume", create.TenantId.ToString(), create.Name), OwnerId = create.VolumeId });
+                await CreateAsync(session, context, create, request.By, request.ExpectedVersion);
                 break;
             case AttachVolume attach:
-                await VolumeAttachments.AttachAsync(session, context, attach, request.By, request.ExpectedVersion);
+                await VolumeAttachments.AttachAsync(session, context, pods, attach, request.By, request.ExpectedVersion);
                 break;
             case DetachVolume detach:
-                await VolumeAttachments.DetachAsync(session, context, detach, request.By, request.ExpectedVersion);
+                await VolumeAttachments.DetachAsync(session, context, pods, detach, request.By, request.ExpectedVersion);
                 break;
             default:
                 await VolumeStreams.ExecuteAsync(session, context, request.Command, request.By, request.ExpectedVersion);
                 break;
         }
+    }
+
+    public static async Task CreateAsync(IDocumentSession session, IMessageContext context, CreateVolume create, Principal by, int? expectedVersion = null)
+    {
+        await VolumeStreams.ExecuteAsync(session, context, create, by, expectedVersion);
+        // Same transaction as the first event: of two creates with one name, the second fails at commit.
+        session.Insert(new NameClaim { Id = NameClaim.For("volume", create.TenantId.ToString(), create.Name), OwnerId = create.VolumeId });
     }
 }
 
@@ -48,7 +55,8 @@ public static class VolumeRequestHandler
 /// </summary>
 public static class VolumeAttachments
 {
-    public static async Task AttachAsync(IDocumentSession session, IMessageContext context, AttachVolume attach, Principal by, int? expectedVersion)
+    public static async Task AttachAsync(IDocumentSession session, IMessageContext context, IPods pods, AttachVolume attach, Principal by,
+        int? expectedVersion)
     {
         var pod = await LoadPodAsync(session, attach.PodId, by);
         var volume = await VolumeStreams.LoadAsync(session, attach.VolumeId);
@@ -58,16 +66,17 @@ public static class VolumeAttachments
                 $"Volume {v.Name} is {v.State.ToString().ToUpperInvariant()}: the pod's microVMs would restart without it. Attach it once it is HEALTHY.");
         var after = await VolumeStreams.ExecuteAsync(session, context, attach with { PodZone = await ZoneOfAsync(session, pod) }, by, expectedVersion,
             loaded: volume);
-        await PodStreams.ExecuteAsync(session, context,
+        await pods.ExecuteAsync(session, context,
             new AttachPodVolume(pod.Id, new VolumeMount(after.Id, attach.MountPath, attach.ReadOnly, after.Class), by, attach.At), by);
     }
 
-    public static async Task DetachAsync(IDocumentSession session, IMessageContext context, DetachVolume detach, Principal by, int? expectedVersion)
+    public static async Task DetachAsync(IDocumentSession session, IMessageContext context, IPods pods, DetachVolume detach, Principal by,
+        int? expectedVersion)
     {
         await VolumeStreams.ExecuteAsync(session, context, detach, by, expectedVersion);
-        var pod = await PodStreams.LoadAsync(session, detach.PodId);
+        var pod = await Streams.LoadAsync<Pod>(session, detach.PodId);
         if (pod.State is { Exists: true, Deleting: false })
-            await PodStreams.ExecuteAsync(session, context, new DetachPodVolume(detach.PodId, detach.VolumeId, by, detach.At), by, loaded: pod);
+            await pods.ExecuteAsync(session, context, new DetachPodVolume(detach.PodId, detach.VolumeId, by, detach.At), by, loaded: pod);
     }
 
     /// <summary>A new pod's mounts get the class of their volume, which the caller may not know; volumes of other tenants do not exist for it.</summary>
@@ -112,7 +121,7 @@ public static class VolumeAttachments
 
     private static async Task<Pod> LoadPodAsync(IQuerySession session, Guid podId, Principal by)
     {
-        var pod = (await PodStreams.LoadAsync(session, podId)).State;
+        var pod = (await Streams.LoadAsync<Pod>(session, podId)).State;
         if (!pod.Exists || (by.TenantId is { } tenant && pod.TenantId != tenant)) throw DomainException.NotFound("Pod", podId);
         if (pod.Deleting) throw new DomainException(ErrorCode.Precondition, $"Pod {podId} is being deleted.");
         return pod;

@@ -1,5 +1,4 @@
 using Kraud.Api.Common;
-using Kraud.Api.Pods;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
@@ -11,11 +10,8 @@ using Wolverine;
 
 namespace Kraud.Api.Volumes;
 
-/// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
-public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);
-
 /// <summary>
-/// The one path every volume command takes, as <see cref="PodStreams"/> is for pods: load, check tenant and version,
+/// The one path every volume command takes, as PodStreams is for pods: load, check tenant and version,
 /// decide, append, and turn the change into host work (reserve or free storage, set up or erase replicas, keep or
 /// destroy the wrapped data key) and follow-ups (placement, pods that waited for the volume).
 /// </summary>
@@ -67,11 +63,11 @@ public static class VolumeStreams
                     if (withKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(after.Id))?.Key
                                          ?? throw new InvalidOperationException($"Volume {after.Id} has a key id but no wrapped key in the key store.");
                     var peers = after.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
-                    await context.EndpointFor(PodStreams.HostUri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
+                    await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
                         after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey ? key : null, peers));
                     break;
                 case VolumeReactions.Destroy(var hostId, var hostName):
-                    await context.EndpointFor(PodStreams.HostUri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
+                    await context.EndpointFor(HostQueues.Uri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
                     break;
             }
         }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using Kraud.Api.Network;
+using Kraud.Api.Common;
 using Kraud.Domain.Pods;
 using Kraud.Tests.Infrastructure;
 using Marten;

@@ -86,7 +86,7 @@ public class IngressDeciderSpecs
     }
 }
 
-public class UdpTxtResolverSpecs
+public class DnsTxtResolverSpecs
 {
     [Fact]
     public async Task the_default_resolver_asks_a_dns_server_for_txt_records_and_reads_its_answer()
@@ -96,9 +96,12 @@ public class UdpTxtResolverSpecs
         var answering = Task.Run(async () =>
         {
             var query = await server.ReceiveAsync();
-            // Echo the question, then one TXT answer (name by pointer to the question) made of two strings.
-            var answer = query.Buffer.ToList();
-            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1;
+            // Echo the header and the question (not the EDNS record the client adds), then one TXT answer (name by pointer
+            // to the question) made of two strings.
+            var questionEnd = 12;
+            while (query.Buffer[questionEnd] != 0) questionEnd += query.Buffer[questionEnd] + 1;
+            var answer = query.Buffer.Take(questionEnd + 5).ToList();
+            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1; answer[10] = 0; answer[11] = 0;
             byte[] text1 = "kraud-verify="u8.ToArray(), text2 = "abc"u8.ToArray();
             var rdata = new List<byte> { (byte)text1.Length };
             rdata.AddRange(text1);
@@ -110,10 +113,12 @@ public class UdpTxtResolverSpecs
             return query.Buffer;
         });
         var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Network:DnsServer"] = $"127.0.0.1:{port}" }).Build();
-        var records = await new UdpTxtResolver(config).TxtAsync("_kraud-challenge.shop.example", CancellationToken.None);
+        var records = await new DnsTxtResolver(config).TxtAsync("_kraud-challenge.shop.example", CancellationToken.None);
         Assert.Equal(["kraud-verify=abc"], records);
         var question = await answering;
-        Assert.Equal(16, question[^3]); // QTYPE TXT
+        var end = 12;
+        while (question[end] != 0) end += question[end] + 1;
+        Assert.Equal(16, question[end + 2]); // QTYPE TXT
     }
 }
 

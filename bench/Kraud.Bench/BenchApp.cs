@@ -45,7 +45,7 @@ public sealed class BenchApp : IAsyncDisposable
         var root = Path.Combine(Path.GetTempPath(), $"kraud-bench-{Guid.NewGuid():N}"[..30]);
         var postgres = await EmbeddedPostgres.StartAsync(Path.Combine(root, "pg"), "kraud_bench", durable: options.Durable);
         // Any type of Kraud.Api names its entry point (this program has a Program class of its own).
-        var host = await AlbaHost.For<Kraud.Api.Configuration.KraudDatabase>(b =>
+        var host = await AlbaHost.For<Kraud.Api.Common.KraudDatabase>(b =>
         {
             b.UseSetting("ConnectionStrings:Kraud", postgres.ConnectionString);
             b.UseSetting("KRAUD_BOOTSTRAP_TOKEN", OperatorToken);

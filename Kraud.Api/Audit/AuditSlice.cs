@@ -1,0 +1,37 @@
+using Kraud.Api.Common;
+using Kraud.Projections.Audit;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Audit;
+
+/// <summary>The audit log and its hash chain, signed digests, exports, and the chain of refused commands.</summary>
+public sealed class AuditSlice : KraudSlice
+{
+    public override void MapFields(Fields fields)
+    {
+        AuditQueries.Map(fields);
+        AuditDigestFields.Map(fields);
+        RejectedCommandFields.Map(fields);
+    }
+
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton(sp => AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddSingleton<AuditDigests>();
+        services.AddHostedService<AuditDigestSigner>();
+    }
+
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<AuditDigest>();
+        marten.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);
+        marten.Schema.For<RejectionChainHead>();
+    }
+
+    public override void ConfigureWolverine(WolverineOptions wolverine)
+    {
+        wolverine.PublishMessage<CommandRejected>().ToLocalQueue(CommandRejectedHandler.Queue);
+        wolverine.LocalQueue(CommandRejectedHandler.Queue).Sequential();
+    }
+}

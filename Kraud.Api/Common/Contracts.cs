@@ -1,0 +1,100 @@
+using Kraud.Domain.Access;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Ingresses;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Scheduling;
+using Kraud.Domain.Volumes;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Common;
+
+// What slices ask of each other inside one transaction: a pod and the volumes it mounts, a host and what runs on it, an
+// app and its parts commit together or not at all. Each contract is implemented by the slice that owns the stream and
+// registered by its KraudSlice; callers get it injected and never see the owner's code. Everything else between slices
+// goes by message (Messages.cs) or through read models (Kraud.Projections).
+
+/// <summary>Pods, as other slices drive them (Pods implements it).</summary>
+public interface IPods
+{
+    /// <summary>
+    /// A pod command with what goes with it: on create the name claim, the volumes it mounts and its namespace's VPC
+    /// overlay; the name claim given back once the pod stopped.
+    /// </summary>
+    Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null);
+
+    /// <summary>
+    /// The path every pod command takes: load, check tenant and expected version, decide, append, and turn the change into
+    /// host work (capacity, boot and stop commands through the outbox, scheduling).
+    /// </summary>
+    /// <param name="loaded">The pod as the caller already read it in this session, so it is not read twice.</param>
+    Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null,
+        string? correlationId = null, Loaded<Pod>? loaded = null);
+}
+
+/// <summary>Volumes, as pods, hosts and apps need them (Volumes implements it).</summary>
+public interface IVolumes
+{
+    /// <summary>The path every volume command takes (as <see cref="IPods.ExecuteAsync"/> for pods).</summary>
+    Task<Volume> ExecuteAsync(IDocumentSession session, IMessageContext context, VolumeCommand command, Principal by, int? expectedVersion = null,
+        Loaded<Volume>? loaded = null);
+
+    /// <summary>A new volume with its name claim.</summary>
+    Task CreateAsync(IDocumentSession session, IMessageContext context, CreateVolume create, Principal by);
+
+    /// <summary>A new pod's mounts get the class of their volume; volumes of other tenants do not exist for it.</summary>
+    Task<CreatePod> ResolveMountsAsync(IQuerySession session, CreatePod create);
+
+    /// <summary>The volumes a new pod mounts record the attachment in the pod's own transaction.</summary>
+    Task AttachNewPodAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at);
+
+    /// <summary>A pod that stopped for good lets go of its volumes.</summary>
+    Task ReleaseAsync(IDocumentSession session, IMessageContext context, Pod pod, Principal by, DateTimeOffset at);
+
+    /// <summary>Where the pod's volumes let it run (the pod's own zone request included).</summary>
+    Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod);
+
+    /// <summary>What a compute host needs to mount a pod's volumes: where the replicas are, and the wrapped data key.</summary>
+    Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod);
+}
+
+/// <summary>IPAM within one transaction (Network implements it).</summary>
+public interface IAddresses
+{
+    /// <summary>The tenant's VPC, started with a /48 no other VPC holds when it has none.</summary>
+    Task EnsureVpcAsync(IDocumentSession session, IMessageContext context, Guid tenantId, Principal by, DateTimeOffset at);
+
+    /// <summary>The namespace's overlay; a new namespace gets a /23 no other namespace holds.</summary>
+    Task EnsureNamespaceAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at);
+
+    /// <summary>How many more microVMs the namespace's /23 can take.</summary>
+    Task<int> FreeAddressesAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at);
+
+    /// <summary>A pod decision's addresses: leases for new microVMs (events for the pod's stream), releases for gone ones.</summary>
+    Task<IReadOnlyList<object>> DecideAsync(IDocumentSession session, IMessageContext context, Pod before, Pod after, Principal by, DateTimeOffset at);
+}
+
+/// <summary>
+/// A booting microVM's environment, secret references resolved: Apps resolves its generated secrets, Kubernetes its Secrets;
+/// Pods applies every implementation in turn, each to what the one before returned.
+/// </summary>
+public interface IPodEnvironment
+{
+    Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod);
+}
+
+/// <summary>The firewall of every DIRECT ingress that exposes a pod, for a microVM of it that boots (Ingresses implements it).</summary>
+public interface IBootFirewall
+{
+    Task SendForBootAsync(IDocumentSession session, IMessageContext context, Guid podId, Guid hostId, string hostName, Guid vmId);
+}
+
+/// <summary>Ingresses, as apps create, re-route and delete theirs (Ingresses implements it).</summary>
+public interface IIngresses
+{
+    Task CreateAsync(IDocumentSession session, IMessageContext context, CreateIngress command);
+
+    Task SetRoutesAsync(IDocumentSession session, IMessageContext context, SetIngressRoutes command);
+
+    Task DeleteAsync(IDocumentSession session, IMessageContext context, DeleteIngress command);
+}

@@ -1,0 +1,27 @@
+using Host = Kraud.Domain.Fleet.Host;
+
+namespace Kraud.Api.Common;
+
+/// <summary>
+/// Asks the scheduler to place whatever replicas of the pod have no host. It carries the request's correlation id,
+/// since the scheduler handles these in batches whose envelope belongs to no single request.
+/// </summary>
+/// <param name="TraceParent">The asking trace (W3C traceparent): the scheduler handles requests in batches, whose one
+/// envelope cannot carry every request's trace, so each request carries its own and the placement continues it.</param>
+/// <param name="At">When the pod asked for hosts: the placement latency is measured from here.</param>
+public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null);
+
+/// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
+public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);
+
+/// <summary>Tells the mesh that these tenants' microVMs or the hosts' keys changed: peer sets are computed again.</summary>
+public sealed record MeshChanged(string Why);
+
+/// <summary>An INGRESS host changed state (failed, drained, back, new): managed ingresses may have replicas to move or restore.</summary>
+public sealed record RepairIngresses(string HostName);
+
+/// <summary>Where a host runtime reads its commands: its own PostgreSQL queue.</summary>
+public static class HostQueues
+{
+    public static Uri Uri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
+}

@@ -1,0 +1,29 @@
+using Kraud.Api.Common;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Ingresses;
+
+/// <summary>Managed, authenticated and direct ingresses, their domains and their repair.</summary>
+public sealed class IngressesSlice : KraudSlice
+{
+    public override void MapFields(Fields fields) => IngressFields.Map(fields);
+
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(NetworkOptions.Section).Get<NetworkOptions>() ?? new NetworkOptions());
+        services.AddSingleton<ITxtResolver, DnsTxtResolver>();
+        services.AddSingleton<IDomainVerifier, DnsTxtDomainVerifier>();
+        services.AddSingleton<IngressesContract>();
+        services.AddSingleton<IIngresses>(sp => sp.GetRequiredService<IngressesContract>());
+        services.AddSingleton<IBootFirewall>(sp => sp.GetRequiredService<IngressesContract>());
+    }
+
+    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<IngressSlotClaim>().Index(x => x.HostId);
+
+    public override void ConfigureWolverine(WolverineOptions wolverine)
+    {
+        wolverine.PublishMessage<RepairIngresses>().ToLocalQueue(RepairIngressesHandler.Queue);
+        wolverine.LocalQueue(RepairIngressesHandler.Queue).Sequential();
+    }
+}

@@ -1,0 +1,80 @@
+using Kraud.Api.Common;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Domain.KubernetesApi;
+using Kraud.Domain.Pods;
+using Kraud.Projections.KubernetesApi;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Kubernetes.ClusterApi;
+
+/// <summary>
+/// A write to a cluster's Kubernetes API as a Kraud command.
+/// </summary>
+/// <param name="ExpectedVersion">The object's stream version the client's resourceVersion stood for (stale: 409).</param>
+/// <param name="Template">A Deployment's pod template as a Kraud pod (its name is the ReplicaSet's, given when one is made).</param>
+/// <param name="SecretSealed">A Secret's values, sealed: stored beside the object, never in its events.</param>
+public sealed record KubeObjectRequest(KubeObjectCommand Command, int? ExpectedVersion = null, PodSpec? Template = null, string? SecretSealed = null);
+
+public static class KubeObjectRequestHandler
+{
+    public const string DeploymentOwner = "kubernetes deployment";
+
+    public static async Task Handle(KubeObjectRequest request, IDocumentSession session, IMessageContext context, IPods pods)
+    {
+        var command = request.Command;
+        command.By.RequireWriter();
+        if (command is DeleteKubeObject { Key.Kind: "Namespace", Finalize: true } deleteNamespace)
+        {
+            // The namespace controller's last step: what the Terminating namespace still holds goes with it, in one transaction.
+            var inside = await session.Query<KubeObjectView>()
+                .Where(v => v.ClusterId == command.Key.ClusterId && v.Namespace == deleteNamespace.Key.Name).ToListAsync();
+            foreach (var view in inside)
+                await ExecuteAsync(session, context, pods, new DeleteKubeObject(new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name), command.By,
+                    command.At), null, null, null);
+        }
+        await ExecuteAsync(session, context, pods, command, request.ExpectedVersion, request.Template, request.SecretSealed);
+    }
+
+    private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
+        string? secretSealed)
+    {
+        var id = command.Key.StreamId;
+        var stream = await session.Events.FetchStreamAsync(id);
+        var before = Fold.Events<KubeObject>(stream.Select(e => e.Data));
+        if (before.Exists && before.ClusterId != command.Key.ClusterId) throw new InvalidOperationException($"Stream {id} belongs to another cluster.");
+        if (expectedVersion is { } expected && expected != stream.Count)
+            throw DomainException.Conflict($"the object has been modified; please apply your changes to the latest version and try again");
+        var events = KubeObjectDecider.Decide(command, before);
+        var by = command.By;
+        if (secretSealed is not null && command is PutKubeObject put)
+            session.Store(new KubeSecretData { Id = id, TenantId = put.TenantId, ClusterId = command.Key.ClusterId, Sealed = secretSealed });
+        if (events.Count == 0) return;
+        var after = events.Aggregate(before, (s, e) => s.Evolve(e));
+        var stamp = AuditStamp.For(context, by, after.TenantId, command is PutKubeObject { Mode: PutMode.Create } ? "CreateKubernetesObject"
+            : command is PutKubeObject ? "UpdateKubernetesObject" : command is DeleteKubeObject ? "DeleteKubernetesObject" : command.GetType().Name,
+            scope: id.ToString());
+        (stream.Count == 0 ? session.Events.StartStream(id, events) : session.Events.Append(id, stream.Count + events.Count, events)).Stamp(stamp);
+
+        var owner = new ResourceOwner(DeploymentOwner, id, $"{command.Key.Namespace}/{command.Key.Name}");
+        foreach (var e in events)
+            switch (e)
+            {
+                case KubeReplicaSetCreated created:
+                    var spec = (template ?? throw new InvalidOperationException("A new ReplicaSet needs its pod template.")) with { Name = KubeNames.ReplicaSetPodName(created.Name, created.Revision) };
+                    await pods.RequestAsync(session, context,
+                        new CreatePod(created.PodId, after.TenantId, spec, created.Replicas, by, command.At, owner), by);
+                    break;
+                case KubeReplicaSetScaled scaled:
+                    await pods.RequestAsync(session, context, new ScalePod(scaled.PodId, scaled.To, by, command.At, id), by);
+                    break;
+                case KubeReplicaSetRetired retired:
+                    await pods.RequestAsync(session, context, new DeletePod(retired.PodId, by, command.At, id), by);
+                    break;
+                case KubeObjectDeleted when command.Key.Kind == KubeKinds.Secret.Kind:
+                    session.Delete<KubeSecretData>(id);
+                    break;
+            }
+    }
+}

@@ -1,0 +1,40 @@
+using JasperFx.Core;
+using Kraud.Api.Common;
+using Wolverine;
+
+namespace Kraud.Api.Pods;
+
+/// <summary>Pods (Managed Docker): their use cases, the scheduler, and the replacement of failed replicas.</summary>
+public sealed class PodsSlice : KraudSlice
+{
+    public const string SchedulerQueue = "scheduler";
+
+    public override void MapFields(Fields fields)
+    {
+        PodQueries.Map(fields);
+        CreatePodField.Map(fields);
+        ScalePodField.Map(fields);
+        RestartPodField.Map(fields);
+        DeletePodField.Map(fields);
+    }
+
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<IPods, PodStreams>();
+        services.AddHostedService<FailedReplicaReconciler>();
+    }
+
+    public override void ConfigureWolverine(WolverineOptions wolverine)
+    {
+        // One placement batch at a time: the scheduler reads free capacity and reserves it, and two concurrent
+        // placements could otherwise both take the last free slot of a host. Batching is what makes it fast:
+        // one capacity read and one transaction for up to a few hundred pods.
+        wolverine.BatchMessagesOf<SchedulePod>(batch =>
+        {
+            batch.BatchSize = 250;
+            batch.TriggerTime = 5.Milliseconds();
+            batch.LocalExecutionQueueName = SchedulerQueue;
+        });
+        wolverine.LocalQueue(SchedulerQueue).Sequential();
+    }
+}

@@ -1,0 +1,66 @@
+using Kraud.Api.Common;
+using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Pods;
+using Kraud.Domain.Scheduling;
+using Kraud.HostRuntime.Configuration;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Pods;
+
+/// <summary>
+/// The scheduler. Requests arrive in batches on one sequential queue: the fleet's free capacity is read once, each pod
+/// is placed against the capacity the previous ones left (all its unplaced replicas or none), and the whole batch
+/// commits in one transaction. One at a time, so two placements never take the same free slot.
+/// </summary>
+public static class SchedulePodHandler
+{
+    private static readonly Principal Scheduler = Principal.System("scheduler");
+
+    public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
+        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics)
+    {
+        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Compute);
+        foreach (var request in batch.DistinctBy(m => m.PodId))
+        {
+            // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
+            using var activity = request.TraceParent is { } parent
+                ? Telemetry.KraudMetrics.Tracing.StartActivity("kraud.scheduler.place", System.Diagnostics.ActivityKind.Internal, parent)
+                : null;
+            activity?.SetTag("kraud.pod.id", request.PodId.ToString());
+            activity?.SetTag("kraud.scheduler.batch_size", batch.Length);
+            var loaded = await PodStreams.LoadAsync(session, request.PodId);
+            var pod = loaded.State;
+            if (!pod.Exists || pod.Unplaced.Count == 0) continue;
+            var now = time.GetUtcNow();
+            var affinity = await volumes.AffinityAsync(session, pod);
+            // A volume still being set up: the pod stays PENDING; the volume asks for it again once it is usable.
+            if (affinity is VolumeAffinity.Wait) continue;
+            // Replicas that ran before lost their host: placing them again is what the N+2 reserve is kept for.
+            var recovery = pod.Unplaced.All(pod.Generations.ContainsKey);
+            var placement = new PlacementRequest(pod.Id, pod.Unplaced, pod.Spec.Cpu, pod.Spec.MemoryMiB, (affinity as VolumeAffinity.Go)?.Zone,
+                pod.Spec.Confidential, pod.Live.Select(i => i.HostId).ToHashSet(), EnforceNPlus2: options.EnforceNPlus2 && !recovery);
+            var free = await addresses.FreeAddressesAsync(session, context, pod.TenantId, pod.Spec.Namespace, Scheduler, now);
+            var command = (free < pod.Unplaced.Count
+                    ? new Unschedulable($"namespace {pod.Spec.Namespace} has {free} free VPC addresses, {pod.Unplaced.Count} needed")
+                    : affinity is VolumeAffinity.Refuse refused ? new Unschedulable(refused.Reason) : Placement.Place(placement, fleet.Values)) switch
+            {
+                Placed placed => new ApplyPlacement(pod.Id, placed.Hosts.Select(p => new ReplicaPlacement(p.Replica, p.Host.Id, p.Host.Name)).ToList(), null, now),
+                Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),
+                var other => throw new InvalidOperationException($"Unknown placement result {other}"),
+            };
+            var after = await pods.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
+            if (command.Placements.Count > 0)
+            {
+                metrics.Placements.Add(command.Placements.Count);
+                if (request.At is { } asked) metrics.PlacementLatency.Record((now - asked).TotalSeconds);
+            }
+            else activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, command.UnschedulableReason);
+
+            // The next pod of the batch sees this one's reservations.
+            foreach (var vm in after.Instances.Where(i => pod.Instance(i.VmId) is null))
+                fleet[vm.HostId] = fleet[vm.HostId].Evolve(new MicroVmPlaced(vm.HostId, vm.VmId, pod.Id, pod.TenantId, pod.Spec.Cpu, pod.Spec.MemoryMiB, now));
+        }
+    }
+}

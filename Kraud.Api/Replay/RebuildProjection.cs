@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using GraphQL;
+using Kraud.Api.Common;
+using Kraud.Api.Gql;
+using Kraud.Domain.Access;
+using Kraud.Domain.Common;
+using Kraud.Projections.Audit;
+using Kraud.Projections.Common;
+using Kraud.Projections.Replay;
+using Marten;
+using Npgsql;
+using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
+
+namespace Kraud.Api.Replay;
+
+/// <summary>A rebuild as the API shows it: how far it got (events of the log up to its high-water mark when it began), how fast, and how long it still needs.</summary>
+public sealed record RebuildJob(string Name, string State, int EventsProcessed, int EventsTotal, double EventsPerSecond, double? EtaSeconds,
+    DateTime StartedAt, double ElapsedSeconds);
+
+/// <summary>
+/// Rebuilds a projection from the events while the API keeps serving: the job runs in the background and reports how
+/// far it got. One rebuild per projection at a time. The audit chain and the platform checkpoints are rebuilt by bulk
+/// readers of their own (AuditChainRebuild, PlatformCheckpointProjection) up to the daemon's high-water mark, and the
+/// daemon's agent goes on from there; the inline read models go through Marten's daemon.
+/// </summary>
+public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore store, KraudDatabase database, PlatformCheckpointer checkpointer,
+    AuditChainProjection auditChain, ILogger<RebuildJobs> logger)
+{
+    /// <summary>The projections Kraud registers (see MartenSetup) and the platform projection's checkpoints.</summary>
+    public static readonly IReadOnlyList<string> Names =
+        [AuditChainProjection.Name, PlatformCheckpointProjection.Name, "PodView", "HostView", "TenantView", "ApiTokenView"];
+
+    private readonly ConcurrentDictionary<string, Job> _jobs = new();
+
+    private sealed record Job(Task Task, RebuildProgress Progress, DateTimeOffset Started);
+
+    public RebuildJob Start(string name)
+    {
+        Require(name);
+        return Describe(name, _jobs.AddOrUpdate(name, Run, (n, existing) => existing.Task.IsCompleted ? Run(n) : existing));
+    }
+
+    public RebuildJob? Status(string name)
+    {
+        Require(name);
+        return _jobs.TryGetValue(name, out var job) ? Describe(name, job) : null;
+    }
+
+    private Job Run(string name)
+    {
+        var progress = new RebuildProgress();
+        return new Job(Task.Run(async () =>
+        {
+            logger.LogWarning("Rebuilding projection {Projection}", name);
+            using var stop = new CancellationTokenSource();
+            var reporting = ReportAsync(name, progress, stop.Token);
+            try
+            {
+                await (name switch
+                {
+                    AuditChainProjection.Name => RebuildAuditChainAsync(progress),
+                    PlatformCheckpointProjection.Name => checkpointer.RebuildAsync(progress, CancellationToken.None),
+                    _ => RebuildThroughDaemonAsync(name, progress),
+                });
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                await reporting;
+            }
+            logger.LogWarning("Rebuilt projection {Projection}: {Progress} in {Seconds:F1} s ({Stages})", name, progress, progress.Elapsed.TotalSeconds,
+                string.Join(", ", progress.Stages));
+        }), progress, DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// The daemon's agent is held, the chain is rewritten up to the high-water mark, and the agent goes on from there (the
+    /// batch it was held in fails on the position the rebuild left, and it starts again from that position). Should the
+    /// bulk rebuild fail, the agent starts from event 0 instead: slow, but the chain ends up whole and exact.
+    /// </summary>
+    private async Task RebuildAuditChainAsync(RebuildProgress progress)
+    {
+        var shard = $"{AuditChainProjection.Name}:All";
+        // The pause lets a batch the agent is writing finish; once the daemon runs again, the agent waits at the hold
+        // (held during the pause, it would keep the pause waiting for it).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await coordinator.PauseAsync();
+        using var held = auditChain.Hold();
+        var upTo = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
+        await coordinator.ResumeAsync();
+        progress.Stage("pause the daemon", clock.Elapsed);
+        try
+        {
+            await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
+        }
+        catch
+        {
+            await using var connection = new NpgsqlConnection(database.ConnectionString);
+            await connection.OpenAsync();
+            await using var reset = new NpgsqlCommand($"update {KraudDatabase.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
+            reset.Parameters.AddWithValue("shard", shard);
+            await reset.ExecuteNonQueryAsync();
+            throw;
+        }
+        finally
+        {
+            auditChain.Forget();
+        }
+    }
+
+    private async Task RebuildThroughDaemonAsync(string name, RebuildProgress progress)
+    {
+        var total = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
+        progress.Begin(total);
+        await coordinator.DaemonForMainDatabase().RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        // Marten's rebuild of an inline projection tells no progress on the way: it went through the whole log.
+        progress.Advance(total);
+    }
+
+    /// <summary>The console shows a long rebuild's progress every few seconds.</summary>
+    private async Task ReportAsync(string name, RebuildProgress progress, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), ct);
+                logger.LogWarning("Rebuilding projection {Projection}: {Progress}", name, progress);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the rebuild ended
+        }
+    }
+
+    private static RebuildJob Describe(string name, Job job)
+    {
+        var p = job.Progress;
+        var state = job.Task.Status switch
+        {
+            TaskStatus.RanToCompletion => "COMPLETED",
+            TaskStatus.Faulted => $"FAILED: {job.Task.Exception?.GetBaseException().Message}",
+            TaskStatus.Canceled => "CANCELED",
+            _ => "RUNNING",
+        };
+        return new RebuildJob(name, state, Clamp(p.Processed), Clamp(p.Total), Math.Round(p.EventsPerSecond, 1),
+            state == "RUNNING" && p.Eta is { } eta ? Math.Round(eta.TotalSeconds, 1) : state == "COMPLETED" ? 0 : null,
+            job.Started.UtcDateTime, Math.Round(p.Elapsed.TotalSeconds, 2));
+    }
+
+    private static int Clamp(long n) => (int)Math.Min(int.MaxValue, n);
+
+    private static void Require(string name)
+    {
+        if (!Names.Contains(name))
+            throw DomainException.Validation($"'{name}' is not a projection Kraud has; it has {string.Join(", ", Names)}.");
+    }
+}
+
+public static class RebuildProjectionFields
+{
+    public static void Map(Fields fields)
+    {
+        fields.Mutation("rebuildProjection", ctx =>
+        {
+            RequireOperator(ctx);
+            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Start(ctx.GetArgument<string>("name")));
+        });
+        fields.Query("rebuildJob", ctx =>
+        {
+            RequireOperator(ctx);
+            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Status(ctx.GetArgument<string>("name")));
+        });
+    }
+
+    private static void RequireOperator(IResolveFieldContext ctx)
+    {
+        if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can rebuild projections.");
+    }
+}

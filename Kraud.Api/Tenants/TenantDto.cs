@@ -1,8 +1,0 @@
-using Kraud.Projections.Tenants;
-
-namespace Kraud.Api.Tenants;
-
-public sealed record TenantDto(Guid Id, string Name, DateTime CreatedAt, object? Vpc)
-{
-    public static TenantDto From(TenantView v) => new(v.Id, v.Name, v.CreatedAt.UtcDateTime, null);
-}
