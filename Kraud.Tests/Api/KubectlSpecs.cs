@@ -128,4 +128,33 @@ public class KubectlSpecs(KraudApp app)
             TimeSpan.FromSeconds(30), "the namespace is gone");
         await WaitForPodsGone(kubectl);
     }
+
+    [Fact]
+    public async Task a_deployments_timeline_lists_its_kubernetes_history_and_the_audit_log_shows_who_applied_it()
+    {
+        var (tenant, _, kubectl) = await ClusterAsync(app);
+        using var _k = kubectl;
+        var file = kubectl.WriteFile("shop.yaml", Manifest);
+        (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed();
+        (await kubectl.RunAsync("scale", "deployment/web", "-n", "shop", "--replicas=2")).ShouldSucceed();
+        var deployment = (await kubectl.RunAsync("get", "deployment", "web", "-n", "shop", "-o", "json")).ShouldSucceed().Json();
+        var resourceId = deployment.GetProperty("metadata").GetProperty("annotations").GetProperty("kraud.cloud/resource-id").GetString()!;
+
+        var timeline = (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type actor streamId } }", new { id = resourceId }))
+            .ShouldSucceed().Data.GetProperty("timeline").EnumerateArray().ToList();
+        var types = timeline.Where(e => e.GetProperty("streamId").GetString() == resourceId).Select(e => e.GetProperty("type").GetString()!).ToList();
+        Assert.Equal(["kube_object_created", "kube_replica_set_created", "kube_object_changed", "kube_replica_set_scaled"],
+            types.Select(t => t.Split('.').Last()).ToList());
+        // The Kraud pod the ReplicaSet runs is in the Deployment's causal history too.
+        Assert.Contains(timeline, e => e.GetProperty("type").GetString()!.Contains("pod_requested", StringComparison.Ordinal));
+
+        var actor = timeline.First().GetProperty("actor").GetString()!;
+        Assert.StartsWith("token:", actor);
+        var audit = await Eventually.Get(async () => (await tenant.Gql("{ auditLog(first: 200) { nodes { actor action resourceId } } }")).ShouldSucceed()
+                .Data.GetProperty("auditLog").GetProperty("nodes").EnumerateArray().ToList(),
+            nodes => nodes.Count(n => n.GetProperty("resourceId").GetString() == resourceId) >= 2, TimeSpan.FromSeconds(30), "the audit log has the applies");
+        var entries = audit.Where(n => n.GetProperty("resourceId").GetString() == resourceId).ToList();
+        Assert.Contains(entries, n => n.GetProperty("action").GetString() == "CreateKubernetesObject" && n.GetProperty("actor").GetString() == actor);
+        Assert.Contains(entries, n => n.GetProperty("action").GetString() == "UpdateKubernetesObject" && n.GetProperty("actor").GetString() == actor);
+    }
 }

@@ -131,6 +131,8 @@ public sealed class ClusterObjects
         views.Where(v => v.Kind == kind.Kind && (ns is null || v.Namespace == ns)).Select(Render);
 
     /// <summary>A stored object as served: its manifest with what the server owns (uid, resourceVersion, generation, status).</summary>
+    public const string ResourceIdAnnotation = "kraud.cloud/resource-id";
+
     public KubeItem Render(KubeObjectView view)
     {
         var o = view.Object;
@@ -144,6 +146,9 @@ public sealed class ClusterObjects
         meta["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture);
         meta["creationTimestamp"] = KubeJson.Time(o.CreatedAt);
         if (kind.Namespaced) meta["namespace"] = o.Namespace;
+        // Kraud's id of the object's event stream: what `timeline(resourceId:)` and the audit log know it by.
+        var annotations = meta["annotations"] as JsonObject ?? (JsonObject)(meta["annotations"] = new JsonObject());
+        annotations[ResourceIdAnnotation] = view.Id.ToString();
         if (kind == KubeKinds.Deployment) meta["generation"] = o.Generation;
         switch (kind.Kind)
         {
@@ -156,7 +161,6 @@ public sealed class ClusterObjects
                 var values = new Dictionary<string, string>(secrets.TryGetValue(view.Id, out var data) ? seal.Open(data.Sealed, view.Id) : [], StringComparer.Ordinal);
                 if (values.Remove(Admission.SealedLastApplied, out var lastApplied))
                 {
-                    var annotations = meta["annotations"] as JsonObject ?? (JsonObject)(meta["annotations"] = new JsonObject());
                     annotations[Admission.LastApplied] = lastApplied;
                 }
                 if (values.Count > 0) json["data"] = new JsonObject(values.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value)));
