@@ -72,7 +72,8 @@ public sealed record KubeObject(
     public KubeObject Evolve(object @event) => @event switch
     {
         KubeObjectCreated e => new KubeObject(e.ObjectId, e.ClusterId, e.TenantId, e.ApiVersion, e.Kind, e.Namespace, e.Name, e.Uid, e.Manifest, 1, true,
-            e.At, []) { LastRevision = LastRevision },
+            e.At, [])
+        { LastRevision = LastRevision },
         KubeObjectChanged e => this with { Manifest = e.Manifest, Generation = e.Generation },
         KubeNamespaceTerminating e => this with { TerminatingSince = e.At },
         KubeObjectDeleted => this with { Exists = false, TerminatingSince = null },

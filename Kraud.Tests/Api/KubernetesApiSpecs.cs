@@ -1,7 +1,9 @@
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
-using JasperFx.Events;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
 using Kraud.Domain.KubernetesApi;
 using Kraud.Tests.Infrastructure;
 using Marten;
@@ -206,5 +208,49 @@ public class KubernetesApiSpecs(KraudApp app)
         Assert.Contains(clusterId, text);
         Assert.DoesNotContain(password, text);
         Assert.DoesNotContain(Convert.ToBase64String(Encoding.UTF8.GetBytes(password)), text);
+    }
+
+    [Fact]
+    public async Task the_official_csharp_client_creates_replaces_scales_and_deletes_and_a_stale_update_gets_409()
+    {
+        var (_, _, kubectl) = await KubectlSpecs.ClusterAsync(app);
+        using var _k = kubectl;
+        using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(kubectl.KubeconfigPath));
+        Assert.Contains((await client.CoreV1.ListNamespaceAsync()).Items, n => n.Metadata.Name == "default");
+
+        var labels = new Dictionary<string, string> { ["app"] = "api" };
+        var created = await client.AppsV1.CreateNamespacedDeploymentAsync(new V1Deployment
+        {
+            Metadata = new V1ObjectMeta { Name = "api", NamespaceProperty = "default" },
+            Spec = new V1DeploymentSpec
+            {
+                Replicas = 1, Selector = new V1LabelSelector { MatchLabels = labels },
+                Template = new V1PodTemplateSpec
+                {
+                    Metadata = new V1ObjectMeta { Labels = labels },
+                    Spec = new V1PodSpec { Containers = [new V1Container { Name = "api", Image = "nginx:1.27" }] },
+                },
+            },
+        }, "default");
+        Assert.NotNull(created.Metadata.Uid);
+
+        // A read, then another writer's change, then a replace of what was read: 409, nothing appended.
+        var read = await client.AppsV1.ReadNamespacedDeploymentAsync("api", "default");
+        await client.AppsV1.PatchNamespacedDeploymentAsync(new V1Patch("""{"metadata":{"labels":{"team":"payments"}}}""", V1Patch.PatchType.MergePatch),
+            "api", "default");
+        read.Spec.Replicas = 3;
+        var stale = await Assert.ThrowsAsync<HttpOperationException>(() => client.AppsV1.ReplaceNamespacedDeploymentAsync(read, "api", "default"));
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, stale.Response.StatusCode);
+        Assert.Equal(1, (await client.AppsV1.ReadNamespacedDeploymentAsync("api", "default")).Spec.Replicas);
+
+        // The scale subresource, as client libraries and autoscalers use it.
+        await client.AppsV1.PatchNamespacedDeploymentScaleAsync(new V1Patch("""{"spec":{"replicas":2}}""", V1Patch.PatchType.MergePatch), "api", "default");
+        var scaled = await Eventually.Get(() => client.AppsV1.ReadNamespacedDeploymentAsync("api", "default"),
+            d => d.Status?.ReadyReplicas == 2, TimeSpan.FromSeconds(60), "2 replicas are ready");
+        Assert.Equal("payments", scaled.Metadata.Labels["team"]);
+
+        await client.AppsV1.DeleteNamespacedDeploymentAsync("api", "default");
+        var gone = await Assert.ThrowsAsync<HttpOperationException>(() => client.AppsV1.ReadNamespacedDeploymentAsync("api", "default"));
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, gone.Response.StatusCode);
     }
 }

@@ -1,4 +1,3 @@
-using Kraud.Api.Common;
 using System.Collections;
 using System.Globalization;
 using System.Reflection;
@@ -7,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using k8s.Models;
+using Kraud.Api.Common;
 using Kraud.Domain.Common;
 using Kraud.Domain.KubernetesApi;
 using Kraud.Domain.Pods;

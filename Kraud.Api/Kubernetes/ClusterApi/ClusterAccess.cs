@@ -1,5 +1,5 @@
-using Kraud.Api.Common;
 using System.Security.Cryptography.X509Certificates;
+using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Kubernetes;
 using Kraud.Projections.Kubernetes;

@@ -1,7 +1,6 @@
-using Kraud.Api.Common;
 using System.Text.Json.Nodes;
 using k8s.Models;
-
+using Kraud.Api.Common;
 using Kraud.Domain.Kubernetes;
 using Kraud.Domain.KubernetesApi;
 using Kraud.Domain.Pods;
@@ -420,11 +419,11 @@ public sealed class ClusterObjects
 
     private static Corev1Event Event(string ns, string kind, string name, string uid, string reason, string message, DateTimeOffset at, string component,
         string id, string type = "Normal") => new()
-    {
-        ApiVersion = "v1", Kind = "Event",
-        Metadata = new V1ObjectMeta { Name = $"{id}", NamespaceProperty = ns, Uid = Domain.Common.DeterministicId.From("k8s-event", ns, id).ToString(), CreationTimestamp = at.UtcDateTime },
-        InvolvedObject = new V1ObjectReference { Kind = kind, Name = name, NamespaceProperty = ns, Uid = uid, ApiVersion = kind == "Pod" ? "v1" : "apps/v1" },
-        Reason = reason, Message = message, Type = type, Count = 1, FirstTimestamp = at.UtcDateTime, LastTimestamp = at.UtcDateTime,
-        Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
-    };
+        {
+            ApiVersion = "v1", Kind = "Event",
+            Metadata = new V1ObjectMeta { Name = $"{id}", NamespaceProperty = ns, Uid = Domain.Common.DeterministicId.From("k8s-event", ns, id).ToString(), CreationTimestamp = at.UtcDateTime },
+            InvolvedObject = new V1ObjectReference { Kind = kind, Name = name, NamespaceProperty = ns, Uid = uid, ApiVersion = kind == "Pod" ? "v1" : "apps/v1" },
+            Reason = reason, Message = message, Type = type, Count = 1, FirstTimestamp = at.UtcDateTime, LastTimestamp = at.UtcDateTime,
+            Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
+        };
 }

@@ -1,10 +1,9 @@
-using Kraud.Api.Common;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
-
+using Kraud.Api.Common;
 using Kraud.Domain.KubernetesApi;
 using Marten;
 using Wolverine;

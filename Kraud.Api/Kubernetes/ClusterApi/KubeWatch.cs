@@ -1,7 +1,6 @@
-using Kraud.Api.Common;
 using System.Globalization;
 using System.Text.Json.Nodes;
-
+using Kraud.Api.Common;
 using Marten;
 
 namespace Kraud.Api.Kubernetes.ClusterApi;

@@ -1,7 +1,7 @@
-using Kraud.Api.Common;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Kraud.Api.Common;
 
 
 namespace Kraud.Api.Kubernetes.ClusterApi;
