@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Kraud.Api.Common;
 
-
 namespace Kraud.Api.Kubernetes.ClusterApi;
 
 /// <summary>
