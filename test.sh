@@ -25,10 +25,12 @@ fi
 # wg (wireguard-tools): the WireGuard key specs check the host runtime's keys against `wg pubkey`.
 missing=()
 command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+# qemu-storage-daemon (qemu-system-common, which qemu-system-x86 pulls in): real storage hosts serve replicas with it.
+command -v qemu-storage-daemon >/dev/null || missing+=(qemu-system-common)
 { command -v qemu-img && command -v qemu-io; } >/dev/null || missing+=(qemu-utils)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v wg >/dev/null || missing+=(wireguard-tools)
-[ ${#missing[@]} -eq 0 ] || install "real microVMs and WireGuard keys" "${missing[@]}"
+[ ${#missing[@]} -eq 0 ] || install "real microVMs, volume replicas and WireGuard keys" "${missing[@]}"
 
 # kubectl: the Managed Kubernetes specs drive each cluster's Kubernetes API with the real one (any kubectl on PATH; Debian's
 # kubernetes-client is kubectl 1.20, which Kraud's API serves as well as current ones).

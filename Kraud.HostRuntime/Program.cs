@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers.Qemu;
 using Microsoft.Extensions.Configuration;
@@ -9,58 +10,61 @@ using Wolverine.Postgresql;
 
 // A standalone host runtime for one physical host:
 //   dotnet run --project Kraud.HostRuntime -- --host <name> [--zone z --rack r --role Compute --cpu 16 --memory-mib 65536 --sev-snp true]
-//     [--nvme-gib 1024] [--kek-file <the fleet's key-encryption key, shared by every host runtime>]
-// The host's definition comes from the Fleet:Hosts configuration entry of that name, or from the flags.
+//     [--nvme-gib 1024] [--kek-file <the fleet's key-encryption key, shared by every host runtime>] [--Section:Key value …]
+// The host's definition comes from the Fleet:Hosts configuration entry of that name, or from the flags (`--help` lists them).
 //   dotnet run --project Kraud.HostRuntime -- guest-image [--guest-dir .kraud/guest] [--kernel-package linux-image-<abi>-cloud-amd64]
 // builds (or finds in its cache) the guest image the qemu-microvm driver boots, and prints where it is.
-if (args.FirstOrDefault() == "guest-image") return await GuestImageCommand(args[1..]);
+// The generic host handles SIGTERM and Ctrl+C itself (a graceful stop of its microVMs and queues), so the parser does not.
+return await HostCommandLine.Build(RunHostAsync, GuestImageAsync).Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
-var builder = Host.CreateApplicationBuilder(args);
-// Defaults for a host process started from anywhere; appsettings.json or Logging__* variables override them.
-builder.Logging.AddFilter("Wolverine", LogLevel.Warning).AddFilter("JasperFx", LogLevel.Warning).AddFilter("Weasel", LogLevel.Warning);
-builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
+static async Task<int> RunHostAsync(string[] configurationArgs, CancellationToken ct)
 {
-    ["--host"] = "Host:Name", ["--zone"] = "Host:Zone", ["--rack"] = "Host:Rack", ["--role"] = "Host:Role", ["--cpu"] = "Host:Cpu",
-    ["--memory-mib"] = "Host:MemoryMiB", ["--nvme-gib"] = "Host:NvmeGiB", ["--sev-snp"] = "Host:SevSnp", ["--driver"] = "Host:Driver",
-    ["--state-dir"] = "Kraud:StateDirectory", ["--kek-file"] = "Fleet:KeyEncryptionKeyFile",
-});
-var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
-// One state directory for the whole runtime unless Fleet:Qemu:StateDirectory names another one for the guests.
-if (builder.Configuration[$"{FleetOptions.Section}:Qemu:StateDirectory"] is null && builder.Configuration["Kraud:StateDirectory"] is { } state)
-    fleet.Qemu.StateDirectory = state;
-fleet.SevSnp.AuthorityDirectory ??= Path.Combine(builder.Configuration["Kraud:StateDirectory"] ?? ".kraud", SevSnpOptions.DefaultDirectoryName);
-var name = builder.Configuration["Host:Name"]
-    ?? throw new InvalidOperationException("Name the host this runtime serves: --host <name>.");
-var definition = fleet.Hosts.FirstOrDefault(h => h.Name == name) ?? new HostDefinition { Name = name, Cpu = 16, MemoryMiB = 65536, NvmeGiB = 1024 };
-builder.Configuration.GetSection("Host").Bind(definition);
-fleet.Hosts = [definition];
+    var builder = Host.CreateApplicationBuilder(configurationArgs);
+    // Defaults for a host process started from anywhere; appsettings.json or Logging__* variables override them.
+    builder.Logging.AddFilter("Wolverine", LogLevel.Warning).AddFilter("JasperFx", LogLevel.Warning).AddFilter("Weasel", LogLevel.Warning);
+    var fleet = builder.Configuration.GetSection(FleetOptions.Section).Get<FleetOptions>() ?? new FleetOptions();
+    // One state directory for the whole runtime unless Fleet:Qemu:StateDirectory names another one for the guests.
+    if (builder.Configuration[$"{FleetOptions.Section}:Qemu:StateDirectory"] is null && builder.Configuration["Kraud:StateDirectory"] is { } state)
+        fleet.Qemu.StateDirectory = state;
+    fleet.SevSnp.AuthorityDirectory ??= Path.Combine(builder.Configuration["Kraud:StateDirectory"] ?? ".kraud", SevSnpOptions.DefaultDirectoryName);
+    if (builder.Configuration["Host:Name"] is not { Length: > 0 } name)
+    {
+        await Console.Error.WriteLineAsync("Name the host this runtime serves: --host <name> (see --help).");
+        return 2;
+    }
+    var definition = fleet.Hosts.FirstOrDefault(h => h.Name == name) ?? new HostDefinition { Name = name, Cpu = 16, MemoryMiB = 65536, NvmeGiB = 1024 };
+    builder.Configuration.GetSection("Host").Bind(definition);
+    fleet.Hosts = [definition];
 
-var connection = builder.Configuration.GetConnectionString("Kraud") ?? builder.Configuration["KRAUD_DATABASE"]
-    ?? throw new InvalidOperationException("Set the control plane's database: ConnectionStrings:Kraud or KRAUD_DATABASE.");
+    if ((builder.Configuration.GetConnectionString("Kraud") ?? builder.Configuration["KRAUD_DATABASE"]) is not { Length: > 0 } connection)
+    {
+        await Console.Error.WriteLineAsync("Set the control plane's database: ConnectionStrings:Kraud or KRAUD_DATABASE.");
+        return 2;
+    }
 
-builder.UseWolverine(opts =>
+    builder.UseWolverine(opts =>
+    {
+        opts.ServiceName = $"kraud-host-{name}";
+        // Each host process keeps its own inbox/outbox tables: processes that share them would recover each other's messages.
+        opts.PersistMessagesWithPostgresql(connection, "hostrt_" + name.Replace('-', '_')).EnableMessageTransport(_ => { });
+        opts.TuneQueueTransport();
+        opts.ServeHosts(fleet);
+        opts.Durability.Mode = DurabilityMode.Solo;
+    });
+    builder.Services.AddHostAgents(fleet, connection);
+    builder.AddHostRuntimeTelemetry($"kraud-host-{name}");
+
+    await builder.Build().RunAsync(ct);
+    return 0;
+}
+
+static async Task<int> GuestImageAsync(string? guestDirectory, string? kernelPackage, string? stateDirectory, CancellationToken ct)
 {
-    opts.ServiceName = $"kraud-host-{name}";
-    // Each host process keeps its own inbox/outbox tables: processes that share them would recover each other's messages.
-    opts.PersistMessagesWithPostgresql(connection, "hostrt_" + name.Replace('-', '_')).EnableMessageTransport(_ => { });
-    opts.TuneQueueTransport();
-    opts.ServeHosts(fleet);
-    opts.Durability.Mode = DurabilityMode.Solo;
-});
-builder.Services.AddHostAgents(fleet, connection);
-builder.AddHostRuntimeTelemetry($"kraud-host-{name}");
-
-await builder.Build().RunAsync();
-return 0;
-
-static async Task<int> GuestImageCommand(string[] args)
-{
-    string? Flag(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
-    var options = new QemuOptions { GuestDirectory = Flag("--guest-dir"), KernelPackage = Flag("--kernel-package") };
-    if (Flag("--state-dir") is { } state) options.StateDirectory = state;
+    var options = new QemuOptions { GuestDirectory = guestDirectory, KernelPackage = kernelPackage };
+    if (stateDirectory is { } state) options.StateDirectory = state;
     try
     {
-        var image = await new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox).EnsureAsync(CancellationToken.None);
+        var image = await new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox).EnsureAsync(ct);
         Console.WriteLine($"kernel package {image.KernelPackage}\nkernel {image.Kernel}\ninitrd {image.Initrd}");
         return 0;
     }

@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Marten;
 
 namespace Kraud.Api.Access;
 
@@ -11,6 +12,8 @@ public sealed class AccessSlice : KraudSlice
         CreateApiTokenField.Map(fields);
         RevokeApiTokenField.Map(fields);
     }
+
+    public override void ConfigureMarten(StoreOptions marten) => marten.AddDecider<Kraud.Domain.Access.ApiToken>();
 
     public override void AddServices(IServiceCollection services)
     {

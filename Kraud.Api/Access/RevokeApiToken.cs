@@ -22,11 +22,10 @@ public static class RevokeApiTokenHandler
 {
     public static async Task Handle(RevokeApiToken command, IDocumentSession session, IMessageContext context)
     {
-        var stream = await session.Events.FetchStreamAsync(command.TokenId);
-        var state = Fold.Events<ApiToken>(stream.Select(e => e.Data));
+        var loaded = await Streams.FetchForWritingAsync<ApiToken>(session, command.TokenId);
+        var state = loaded.State;
         var events = ApiTokenDecider.Decide(command, state);
         if (events.Count == 0) return;
-        session.Stamp(context, command.By, state.TenantId, "RevokeApiToken");
-        session.Events.Append(command.TokenId, stream.Count + events.Count, events);
+        Streams.Append(loaded, events, AuditStamp.For(context, command.By, state.TenantId, "RevokeApiToken"));
     }
 }

@@ -34,16 +34,18 @@ public static class AppStreams
 {
     public static readonly Principal Rollouts = Principal.System("app-rollout");
 
+    /// <summary>Read only (the rollout saga's checks): commands go through <see cref="ExecuteAsync"/>.</summary>
     public static async Task<(AppInstance State, int Version)> LoadAsync(IQuerySession session, Guid appId)
     {
-        var stream = await session.Events.FetchStreamAsync(appId);
-        return (Fold.Events<AppInstance>(stream.Select(e => e.Data)), stream.Count);
+        var (state, version) = await Streams.LoadAsync<AppInstance>(session, appId);
+        return (state, version);
     }
 
     public static async Task<AppInstance> ExecuteAsync(IDocumentSession session, IMessageContext context, AppParts parts, AppCommand command, Principal by,
         int? expectedRevision = null, IReadOnlyDictionary<string, string>? secrets = null)
     {
-        var (before, version) = await LoadAsync(session, command.AppId);
+        var loaded = await Streams.FetchForWritingAsync<AppInstance>(session, command.AppId);
+        var (before, version) = loaded;
         if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant) throw DomainException.NotFound("App", command.AppId);
         if (expectedRevision is { } expected && expected != version)
             throw DomainException.Conflict($"App {command.AppId} is at revision {version}, not {expected}: reload it and try again.");
@@ -51,7 +53,7 @@ public static class AppStreams
         if (events.Count == 0) return before;
         var after = events.Aggregate(before, (s, e) => s.Evolve(e));
         var stamp = AuditStamp.For(context, by, after.TenantId, command.GetType().Name, scope: command.AppId.ToString());
-        (version == 0 ? session.Events.StartStream(command.AppId, events) : session.Events.Append(command.AppId, version + events.Count, events)).Stamp(stamp);
+        Streams.Append(loaded, events, stamp);
 
         var claim = NameClaim.For("app", after.TenantId.ToString(), after.Namespace, after.Name);
         foreach (var e in events)
@@ -104,7 +106,7 @@ public static class AppStreams
         var done = true;
         foreach (var part in volumes)
         {
-            var loaded = await Streams.LoadAsync<Volume>(session, part.VolumeId);
+            var loaded = await Streams.FetchForWritingAsync<Volume>(session, part.VolumeId);
             if (loaded.State is not { Exists: true, Deleting: false, Deleted: false } volume) continue;
             if (volume.Attachments.Count > 0)
             {

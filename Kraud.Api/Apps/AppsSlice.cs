@@ -20,7 +20,11 @@ public sealed class AppsSlice : KraudSlice
         services.AddSingleton<IPodEnvironment, AppSecretsEnvironment>();
     }
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<AppSecretValue>().Index(x => x.AppId);
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<AppSecretValue>().Index(x => x.AppId);
+        marten.AddDecider<Kraud.Domain.Apps.AppInstance>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {

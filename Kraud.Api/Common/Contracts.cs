@@ -54,8 +54,14 @@ public interface IVolumes
     /// <summary>Where the pod's volumes let it run (the pod's own zone request included).</summary>
     Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod);
 
-    /// <summary>What a compute host needs to mount a pod's volumes: where the replicas are, and the wrapped data key.</summary>
-    Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod);
+    /// <summary>
+    /// What a compute host needs to mount a pod's volumes in one microVM: where the replicas are, the wrapped data key, and
+    /// for block exports the microVM's own access, granted on every replica in this transaction (with the boot command).
+    /// </summary>
+    Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm);
+
+    /// <summary>A microVM that is gone (stopped, failed, lost) loses its access to the pod's volumes' exports.</summary>
+    Task RevokeAccessAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm);
 }
 
 /// <summary>IPAM within one transaction (Network implements it).</summary>

@@ -41,9 +41,12 @@ public static class SessionStamp
     /// Stamps just these events: a handler that decides for several resources at once (the batching scheduler) gives
     /// each its own tenant, command and correlation id.
     /// </summary>
-    public static void Stamp(this StreamAction stream, AuditStamp stamp)
+    public static void Stamp(this StreamAction stream, AuditStamp stamp) => stream.Events.Stamp(stamp);
+
+    /// <summary>Stamps these events (those just appended to a stream fetched for writing).</summary>
+    public static void Stamp(this IEnumerable<IEvent> events, AuditStamp stamp)
     {
-        foreach (var e in stream.Events)
+        foreach (var e in events)
         {
             e.CorrelationId = stamp.CorrelationId;
             e.CausationId = stamp.CausationId;

@@ -1,23 +1,53 @@
+using JasperFx.Events;
+using JasperFx.Events.Projections;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
 using Kraud.Projections.Fleet;
 using Marten;
+using Marten.Events.Aggregation;
 using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Common;
 
-/// <summary>A decider's state folded from its stream, with the stream's version (what an append must expect).</summary>
-public sealed record Loaded<T>(T State, int Version) where T : IState<T>;
+/// <summary>
+/// A decider's state folded from its stream, with the stream's version. Fetched for writing, it also holds Marten's
+/// handle to the stream (<see cref="Stream"/>): what is decided is appended there, and Marten checks at commit that the
+/// stream is still at <see cref="Version"/>.
+/// </summary>
+public sealed record Loaded<T>(T State, int Version) where T : class, IState<T>
+{
+    public IEventStream<T>? Stream { get; init; }
+}
 
-/// <summary>What pod and volume streams share: load and fold, guard tenant and version, append what was decided.</summary>
+/// <summary>
+/// What every decider's stream shares: fetch it for writing (Marten's FetchForWriting, folded by the decider's own
+/// Evolve), guard tenant and version, append what was decided; and read-only loads for queries and time travel.
+/// </summary>
 public static class Streams
 {
-    public static Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, CancellationToken ct = default) where T : IState<T> =>
+    /// <summary>
+    /// Lets Marten fold a decider's state (FetchForWriting): a live aggregation through the decider's own Evolve, so
+    /// Kraud.Domain stays free of Marten and no copy of the state is stored beside the read models.
+    /// </summary>
+    public static void AddDecider<T>(this StoreOptions marten) where T : class, IState<T> =>
+        marten.Projections.Add(new DeciderProjection<T>(), ProjectionLifecycle.Live);
+
+    /// <summary>The stream folded for a decision that will be appended in this session (see <see cref="Append{T}"/>).</summary>
+    public static async Task<Loaded<T>> FetchForWritingAsync<T>(IDocumentSession session, Guid id, CancellationToken ct = default)
+        where T : class, IState<T>
+    {
+        var stream = await session.Events.FetchForWriting<T>(id, ct);
+        return new Loaded<T>(stream.Aggregate ?? T.Initial, (int)(stream.StartingVersion ?? 0)) { Stream = stream };
+    }
+
+    /// <summary>Read only (queries, other slices' checks): nothing is appended on what this returns.</summary>
+    public static Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, CancellationToken ct = default) where T : class, IState<T> =>
         LoadAsync<T>(session, id, asOf: null, ct);
 
     /// <param name="asOf">Fold only the events committed up to this instant (time travel, as `pod(asOf:)` and `volume(asOf:)` ask).</param>
-    public static async Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, DateTime? asOf, CancellationToken ct = default) where T : IState<T>
+    public static async Task<Loaded<T>> LoadAsync<T>(IQuerySession session, Guid id, DateTime? asOf, CancellationToken ct = default)
+        where T : class, IState<T>
     {
         var stream = asOf is { } at
             ? await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)), token: ct)
@@ -36,9 +66,17 @@ public static class Streams
             throw DomainException.Conflict($"{kind} {id} is at version {version}, not {expected}: reload it and try again.");
     }
 
-    /// <summary>Appends with the version the decision was made on: a concurrent writer makes the commit fail, never lose an update.</summary>
-    public static void Append(IDocumentSession session, Guid id, int version, IReadOnlyList<object> events, AuditStamp stamp) =>
-        (version == 0 ? session.Events.StartStream(id, events) : session.Events.Append(id, version + events.Count, events)).Stamp(stamp);
+    /// <summary>
+    /// Appends to the stream as it was fetched: Marten expects the version the decision was made on, so a concurrent
+    /// writer makes the commit fail (CONFLICT, or a retry on fresh state for system writers), never lose an update.
+    /// </summary>
+    public static void Append<T>(Loaded<T> loaded, IReadOnlyList<object> events, AuditStamp stamp) where T : class, IState<T>
+    {
+        var stream = loaded.Stream ?? throw new InvalidOperationException($"{typeof(T).Name} was loaded for reading: fetch it for writing to append.");
+        var before = stream.Events.Count;
+        stream.AppendMany(events);
+        stream.Events.Skip(before).Stamp(stamp);
+    }
 
     /// <summary>
     /// Locks streams that several writers append to without a version (a host's: every pod that starts or stops there).
@@ -79,4 +117,16 @@ public static class Streams
     public static bool IsLockCircle(Exception e) =>
         e is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected }
         || e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected };
+}
+
+/// <summary>
+/// A decider's state as Marten folds it for <see cref="Streams.FetchForWritingAsync{T}"/>: the decider's own Evolve, from its
+/// Initial. (Marten refuses an Evolve override when the state type also has methods named Apply or Create: deciders' states
+/// name their steps otherwise.)
+/// </summary>
+public sealed class DeciderProjection<T> : SingleStreamProjection<T, Guid> where T : class, IState<T>
+{
+    public DeciderProjection() => Name = typeof(T).Name + "Decider";
+
+    public override T Evolve(T? snapshot, Guid id, IEvent e) => (snapshot ?? T.Initial).Evolve(e.Data);
 }

@@ -4,7 +4,14 @@ using Kraud.Projections.Volumes;
 
 namespace Kraud.Api.Gql;
 
-public sealed record ReplicaDto(Guid HostId, string State);
+/// <param name="SyncedBytes">For a replica being filled from its healthy peers (and the last figure once it is): bytes copied so far.</param>
+public sealed record ReplicaDto(Guid HostId, string State, double? SyncedBytes = null, double? TotalBytes = null)
+{
+    /// <summary>A replica being filled by the volume's current work shows as SYNCING.</summary>
+    public static ReplicaDto From(Volume volume, VolumeReplica r) => new(r.HostId,
+        volume.Work?.Replica == r.HostId && r.Phase == ReplicaPhase.Provisioning ? "SYNCING" : Enums.Name(r.Phase),
+        r.Resync?.SyncedBytes, r.Resync?.TotalBytes);
+}
 
 public sealed record VolumeDto(
     Guid Id, string Name, Guid TenantId, string Class, int SizeGiB, string? Zone, string State, IReadOnlyList<ReplicaDto> Replicas, int DesiredReplicas,
@@ -13,6 +20,6 @@ public sealed record VolumeDto(
     public static VolumeDto From(VolumeView view) => From(view.Volume, view.Version);
 
     public static VolumeDto From(Volume v, int version) => new(v.Id, v.Name, v.TenantId, Enums.Name(v.Class), v.SizeGiB, v.Zone, Enums.Name(v.State),
-        v.Replicas.Select(r => new ReplicaDto(r.HostId, Enums.Name(r.Phase))).ToList(), v.Desired, v.Encrypted,
+        v.Replicas.Select(r => ReplicaDto.From(v, r)).ToList(), v.Desired, v.Encrypted,
         v.Attachments.Select(a => a.PodId).ToList(), version, v.Reason, VolumeDecider.Warnings(v.Class), v.CreatedAt.UtcDateTime, v.Owner);
 }

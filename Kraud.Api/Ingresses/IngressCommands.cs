@@ -54,7 +54,8 @@ public static class IngressCommandHandler
     public static async Task Handle(AddDomainRequest r, IDocumentSession session, IMessageContext context)
     {
         r.By.RequireWriter();
-        var (ingress, version) = await LoadAsync(session, r.IngressId, r.By);
+        var loaded = await FetchForWritingAsync(session, r.IngressId, r.By);
+        var ingress = loaded.State;
         var domain = r.Domain.Trim().TrimEnd('.').ToLowerInvariant();
         var claim = await session.LoadAsync<NameClaim>(NameClaim.For("domain", domain));
         if (claim is not null && claim.OwnerId != ingress.Id)
@@ -62,29 +63,31 @@ public static class IngressCommandHandler
         var token = "kraud-verify=" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var events = IngressDecider.Decide(new AddIngressDomain(ingress.Id, domain, token, r.At), ingress);
         if (events.Count == 0) return;
-        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, r.By, ingress.TenantId, nameof(AddIngressDomain)));
+        Streams.Append(loaded, events, AuditStamp.For(context, r.By, ingress.TenantId, nameof(AddIngressDomain)));
         session.Insert(new NameClaim { Id = NameClaim.For("domain", domain), OwnerId = ingress.Id });
     }
 
     public static async Task Handle(VerifyDomainRequest r, IDocumentSession session, IMessageContext context, IDomainVerifier verifier)
     {
         r.By.RequireWriter();
-        var (ingress, version) = await LoadAsync(session, r.IngressId, r.By);
+        var loaded = await FetchForWritingAsync(session, r.IngressId, r.By);
+        var ingress = loaded.State;
         var domain = r.Domain.Trim().TrimEnd('.').ToLowerInvariant();
         if (!ingress.Domains.TryGetValue(domain, out var pending)) throw DomainException.NotFound("Domain", domain);
         var (found, evidence) = pending.Verified ? (true, "verified before") : await verifier.CheckAsync(domain, pending.VerificationToken, CancellationToken.None);
         var events = IngressDecider.Decide(new VerifyIngressDomain(ingress.Id, domain, found, evidence, r.At), ingress);
         if (events.Count == 0) return;
-        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, r.By, ingress.TenantId, nameof(VerifyIngressDomain)));
+        Streams.Append(loaded, events, AuditStamp.For(context, r.By, ingress.TenantId, nameof(VerifyIngressDomain)));
     }
 
     public static async Task Handle(DeleteIngress c, IDocumentSession session, IMessageContext context)
     {
         c.By.RequireWriter();
-        var (ingress, version) = await LoadAsync(session, c.IngressId, c.By);
+        var loaded = await FetchForWritingAsync(session, c.IngressId, c.By);
+        var ingress = loaded.State;
         var events = IngressDecider.Decide(c, ingress);
         if (events.Count == 0) return;
-        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(DeleteIngress)));
+        Streams.Append(loaded, events, AuditStamp.For(context, c.By, ingress.TenantId, nameof(DeleteIngress)));
         IngressSlots.ReleaseAll(session, ingress.Id);
         session.Delete<NameClaim>(NameClaim.For("ingress", ingress.TenantId.ToString(), ingress.Name));
         foreach (var domain in ingress.Domains.Keys) session.Delete<NameClaim>(NameClaim.For("domain", domain));
@@ -98,11 +101,12 @@ public static class IngressCommandHandler
     public static async Task Handle(SetIngressRoutes c, IDocumentSession session, IMessageContext context)
     {
         c.By.RequireWriter();
-        var (ingress, version) = await LoadAsync(session, c.IngressId, c.By);
+        var loaded = await FetchForWritingAsync(session, c.IngressId, c.By);
+        var ingress = loaded.State;
         var hosts = (await session.Query<HostView>().ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
         var events = IngressDecider.Decide(c, ingress, new IngressFacts(await RoutedPodsAsync(session, ingress.TenantId, c.Routes, hosts), [], null));
         if (events.Count == 0) return;
-        session.Events.Append(ingress.Id, version + events.Count, events).Stamp(AuditStamp.For(context, c.By, ingress.TenantId, nameof(SetIngressRoutes)));
+        Streams.Append(loaded, events, AuditStamp.For(context, c.By, ingress.TenantId, nameof(SetIngressRoutes)));
     }
 
     /// <summary>The tenant's live pods the routes name, with where their microVMs run.</summary>
@@ -114,12 +118,11 @@ public static class IngressCommandHandler
                 p.Pod.Live.Where(i => hosts.ContainsKey(i.HostId)).OrderBy(i => i.Replica).Select(i => (hosts[i.HostId].Zone, hosts[i.HostId].Rack)).ToList()));
 
     /// <summary>Another tenant's ingress is NOT_FOUND (existence does not leak), as are deleted ones for changes.</summary>
-    private static async Task<(Ingress Ingress, int Version)> LoadAsync(IQuerySession session, Guid id, Principal by)
+    private static async Task<Loaded<Ingress>> FetchForWritingAsync(IDocumentSession session, Guid id, Principal by)
     {
-        var stream = await session.Events.FetchStreamAsync(id);
-        var ingress = Fold.Events<Ingress>(stream.Select(e => e.Data));
-        if (!ingress.Exists || (by.TenantId is { } tenant && ingress.TenantId != tenant)) throw DomainException.NotFound("Ingress", id);
-        return (ingress, stream.Count);
+        var loaded = await Streams.FetchForWritingAsync<Ingress>(session, id);
+        if (!loaded.State.Exists || (by.TenantId is { } tenant && loaded.State.TenantId != tenant)) throw DomainException.NotFound("Ingress", id);
+        return loaded;
     }
 
     private static async Task<string?> FreePublicAddressAsync(IQuerySession session, NetworkOptions network)

@@ -19,7 +19,11 @@ public sealed class IngressesSlice : KraudSlice
         services.AddSingleton<IBootFirewall>(sp => sp.GetRequiredService<IngressesContract>());
     }
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<IngressSlotClaim>().Index(x => x.HostId);
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<IngressSlotClaim>().Index(x => x.HostId);
+        marten.AddDecider<Kraud.Domain.Ingresses.Ingress>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {

@@ -25,18 +25,17 @@ public static class KubernetesRequestHandler
         var command = request.Command;
         var by = command.By;
         by.RequireWriter();
-        var stream = await session.Events.FetchStreamAsync(command.ClusterId);
-        var before = Fold.Events<KubernetesCluster>(stream.Select(e => e.Data));
+        var loaded = await Streams.FetchForWritingAsync<KubernetesCluster>(session, command.ClusterId);
+        var before = loaded.State;
         if (before.Exists && by.TenantId is { } tenant && before.TenantId != tenant) throw DomainException.NotFound("Kubernetes cluster", command.ClusterId);
-        if (request.ExpectedRevision is { } expected && expected != stream.Count)
-            throw DomainException.Conflict($"Kubernetes cluster {command.ClusterId} is at revision {stream.Count}, not {expected}: reload it and try again.");
+        if (request.ExpectedRevision is { } expected && expected != loaded.Version)
+            throw DomainException.Conflict($"Kubernetes cluster {command.ClusterId} is at revision {loaded.Version}, not {expected}: reload it and try again.");
 
         var events = KubernetesDecider.Decide(command, before);
         if (events.Count == 0) return;
         var after = events.Aggregate(before, (s, e) => s.Evolve(e));
         var stamp = AuditStamp.For(context, by, after.TenantId, command.GetType().Name, scope: command.ClusterId.ToString());
-        (stream.Count == 0 ? session.Events.StartStream(command.ClusterId, events) : session.Events.Append(command.ClusterId, stream.Count + events.Count, events))
-            .Stamp(stamp);
+        Streams.Append(loaded, events, stamp);
 
         var claim = NameClaim.For("kubernetes", after.TenantId.ToString(), after.Name);
         switch (command)

@@ -26,5 +26,6 @@ public sealed class KubernetesSlice : KraudSlice
         marten.Schema.For<ClusterCaKey>();
         marten.Schema.For<Kraud.Projections.KubernetesApi.KubeObjectView>().Index(x => x.ClusterId);
         marten.Schema.For<KubeSecretData>();
+        marten.AddDecider<Kraud.Domain.Kubernetes.KubernetesCluster>();
     }
 }

@@ -10,8 +10,8 @@ using Wolverine;
 namespace Kraud.Api.Network;
 
 /// <summary>
-/// IPAM within one transaction: tenant VPCs, namespace overlays and microVM leases. VPC appends carry the stream's
-/// version and every prefix and address is an <see cref="AddressClaim"/> inserted in the same transaction, so two
+/// IPAM within one transaction: tenant VPCs, namespace overlays and microVM leases. A VPC's stream is fetched for
+/// writing once per transaction (Marten checks its version at commit) and every prefix and address is an <see cref="AddressClaim"/> inserted in the same transaction, so two
 /// transactions that pick the same thing cannot both commit; the loser is retried on fresh state. One book per
 /// session: a handler that decides for many pods (the scheduler's batch) sees its own earlier leases.
 /// </summary>
@@ -21,7 +21,8 @@ public sealed class AddressBook
     private static readonly ConditionalWeakTable<IDocumentSession, AddressBook> Books = new();
 
     private readonly IDocumentSession _session;
-    private readonly Dictionary<Guid, (Vpc Vpc, long? Version)> _vpcs = [];
+    /// <summary>Each VPC as this transaction changed it, and its stream as fetched for writing (appended to as it changes).</summary>
+    private readonly Dictionary<Guid, (Vpc Vpc, Loaded<Vpc> Stream)> _vpcs = [];
     private readonly Dictionary<string, HashSet<int>> _taken = [];
 
     private AddressBook(IDocumentSession session) => _session = session;
@@ -33,12 +34,11 @@ public sealed class AddressBook
     {
         var id = Vpc.IdFor(tenantId);
         if (_vpcs.TryGetValue(id, out var known)) return known.Vpc;
-        var stream = await _session.Events.FetchStreamAsync(id);
-        if (stream.Count > 0)
+        var stream = await Streams.FetchForWritingAsync<Vpc>(_session, id);
+        if (stream.Version > 0)
         {
-            var vpc = Fold.Events<Vpc>(stream.Select(e => e.Data));
-            _vpcs[id] = (vpc, stream[^1].Version);
-            return vpc;
+            _vpcs[id] = (stream.State, stream);
+            return stream.State;
         }
         for (var attempt = 0; attempt < MaxUlaAttempts; attempt++)
         {
@@ -46,9 +46,9 @@ public sealed class AddressBook
             if (await _session.LoadAsync<AddressClaim>(AddressClaim.Ula(prefix)) is not null) continue;
             var events = VpcDecider.Decide(new CreateVpc(tenantId, prefix, at), Vpc.Initial);
             _session.Insert(new AddressClaim { Id = AddressClaim.Ula(prefix), OwnerId = id });
-            _session.Events.StartStream(id, events).Stamp(AuditStamp.For(context, by, tenantId, nameof(CreateVpc), scope: id.ToString()));
+            Streams.Append(stream, events, AuditStamp.For(context, by, tenantId, nameof(CreateVpc), scope: id.ToString()));
             var vpc = Fold.Events<Vpc>(events);
-            _vpcs[id] = (vpc, null);
+            _vpcs[id] = (vpc, stream);
             return vpc;
         }
         throw new InvalidOperationException($"No free IPv6 ULA prefix after {MaxUlaAttempts} attempts.");
@@ -64,12 +64,12 @@ public sealed class AddressBook
         var block = await FreeBlockAsync(Ipam.Ipv4BlockStart(tenantId, ns));
         var events = VpcDecider.Decide(new AddVpcNamespace(tenantId, ns, block, at), vpc);
         var stamp = AuditStamp.For(context, by, tenantId, nameof(AddVpcNamespace), scope: $"{vpc.Id}/{ns}");
-        var version = _vpcs[vpc.Id].Version;
-        // A VPC started in this transaction has no version to expect yet; its StartStream takes these events too.
-        (version is { } v ? _session.Events.Append(vpc.Id, v + events.Count, events) : _session.Events.Append(vpc.Id, events)).Stamp(stamp);
+        // A VPC started in this transaction: its stream starts with these events too.
+        var stream = _vpcs[vpc.Id].Stream;
+        Streams.Append(stream, events, stamp);
         _session.Insert(new AddressClaim { Id = AddressClaim.Block(Ipam.Ipv4Block(block)), OwnerId = vpc.Id });
         var after = events.Aggregate(vpc, (s, e) => s.Evolve(e));
-        _vpcs[vpc.Id] = (after, version is { } w ? w + events.Count : null);
+        _vpcs[vpc.Id] = (after, stream);
         return (after, after.Namespaces[ns]);
     }
 

@@ -12,7 +12,11 @@ public sealed class NetworkSlice : KraudSlice
 
     public override void AddServices(IServiceCollection services) => services.AddSingleton<IAddresses, AddressesContract>();
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<AddressClaim>().Index(x => x.Pool);
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<AddressClaim>().Index(x => x.Pool);
+        marten.AddDecider<Kraud.Domain.Network.Vpc>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {

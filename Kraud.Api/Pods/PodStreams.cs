@@ -11,15 +11,16 @@ using Wolverine;
 namespace Kraud.Api.Pods;
 
 /// <summary>
-/// The one path every pod command takes: load the stream, check the caller may see it and the version it expects,
+/// The one path every pod command takes: fetch the stream for writing, check the caller may see it and the version it expects,
 /// decide, append, and turn the change into host work (reserve or free capacity, boot or stop microVMs, schedule).
 /// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
 /// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
 public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerable<IPodEnvironment> environments, IBootFirewall firewall) : IPods
 {
-    public static Task<Loaded<Pod>> LoadAsync(IQuerySession session, Guid podId, CancellationToken ct = default) =>
-        Streams.LoadAsync<Pod>(session, podId, ct);
+    /// <summary>The pod's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
+    public static Task<Loaded<Pod>> FetchForWritingAsync(IDocumentSession session, Guid podId, CancellationToken ct = default) =>
+        Streams.FetchForWritingAsync<Pod>(session, podId, ct);
 
     /// <summary>
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
@@ -55,7 +56,8 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
     {
-        var (before, version) = loaded ?? await LoadAsync(session, command.PodId);
+        loaded ??= await FetchForWritingAsync(session, command.PodId);
+        var (before, version) = loaded;
         Streams.Guard("Pod", command.PodId, before.Exists, before.TenantId, version, by, expectedVersion);
 
         var events = PodDecider.Decide(command, before);
@@ -69,7 +71,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         }
 
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
-        Streams.Append(session, command.PodId, version, events, stamp);
+        Streams.Append(loaded, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
         if (after.State == PodState.Stopped && before.State != PodState.Stopped)
@@ -86,7 +88,6 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
-        var mounts = reactions.Any(r => r is PodReactions.Boot) ? await volumes.ForBootAsync(session, after) : [];
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -95,8 +96,9 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
                     if (isNew)
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
+                    // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
                     await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, mounts, await EnvironmentAsync(session, after))));
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await EnvironmentAsync(session, after))));
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):
@@ -105,7 +107,10 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
             }
         }
         foreach (var vm in released)
+        {
             session.Events.Append(vm.HostId, new MicroVmReleased(vm.HostId, vm.VmId, Why(after, vm), command.At)).Stamp(stamp);
+            await volumes.RevokeAccessAsync(session, context, after, vm);
+        }
         if (released.Length > 0)
         {
             // Whether the host is empty now is decided after this commits, on the host's stream (see FinishDrain).

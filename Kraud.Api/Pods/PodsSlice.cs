@@ -1,5 +1,6 @@
 using JasperFx.Core;
 using Kraud.Api.Common;
+using Marten;
 using Wolverine;
 
 namespace Kraud.Api.Pods;
@@ -17,6 +18,8 @@ public sealed class PodsSlice : KraudSlice
         RestartPodField.Map(fields);
         DeletePodField.Map(fields);
     }
+
+    public override void ConfigureMarten(StoreOptions marten) => marten.AddDecider<Kraud.Domain.Pods.Pod>();
 
     public override void AddServices(IServiceCollection services)
     {

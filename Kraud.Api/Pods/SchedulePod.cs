@@ -30,7 +30,7 @@ public static class SchedulePodHandler
                 : null;
             activity?.SetTag("kraud.pod.id", request.PodId.ToString());
             activity?.SetTag("kraud.scheduler.batch_size", batch.Length);
-            var loaded = await PodStreams.LoadAsync(session, request.PodId);
+            var loaded = await PodStreams.FetchForWritingAsync(session, request.PodId);
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
             var now = time.GetUtcNow();

@@ -24,7 +24,7 @@ public static class ScheduleVolumeHandler
         var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Storage);
         foreach (var request in batch.DistinctBy(m => m.VolumeId))
         {
-            var loaded = await VolumeStreams.LoadAsync(session, request.VolumeId);
+            var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);
             var volume = loaded.State;
             if (volume.Unplaced == 0) continue;
             var now = time.GetUtcNow();

@@ -10,7 +10,29 @@ namespace Kraud.Api.Volumes;
 public static class VolumeReportsHandler
 {
     public static Task Handle(ReplicaProvisioned r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
-        Record(session, context, r, new ReplicaReady(r.Encrypted, r.NewKey?.KeyId, r.NewKey?.KekId), time, r.NewKey);
+        Record(session, context, r, new ReplicaReady(r.Encrypted, r.NewKey?.KeyId, r.NewKey?.KekId,
+            r.Export is { } x ? new ExportAddress(x.Address, x.Port) : null), time, r.NewKey);
+
+    public static Task Handle(ReplicaUnreachableReport r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        VolumeStreams.ExecuteAsync(session, context, new RecordReplicaReport(r.VolumeId, r.ReplicaHostId,
+            new ReplicaUnreachable($"compute host lost it: {r.Reason}"), time.GetUtcNow()), Principal.System($"host:{r.HostId}"));
+
+    public static Task Handle(VolumeFormatted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Work(session, context, r, new VolumeFormatDone(r.Key.KeyId, r.Key.KekId), time, r.Key);
+
+    public static Task Handle(ReplicaResyncProgress r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Work(session, context, r, new ResyncProgressed(r.ReplicaHostId, r.SyncedBytes, r.TotalBytes, r.BytesPerSecond), time);
+
+    public static Task Handle(ReplicaResynced r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Work(session, context, r, new ResyncDone(r.ReplicaHostId, r.Bytes, r.Seconds, r.PauseMs), time);
+
+    public static Task Handle(VolumeWorkFailedReport r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Work(session, context, r, new WorkFailed(r.ReplicaHostId, r.Reason), time);
+
+    private static Task<Volume> Work(IDocumentSession session, IMessageContext context, IVolumeReport r, WorkReport report, TimeProvider time,
+        WrappedKey? newKey = null) =>
+        VolumeStreams.ExecuteAsync(session, context, new RecordWorkReport(r.VolumeId, r.HostId, report, time.GetUtcNow()),
+            Principal.System($"host:{r.HostId}"), newKey: newKey);
 
     public static Task Handle(ReplicaProvisionFailed r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Record(session, context, r, new ReplicaFailed(r.Reason), time);

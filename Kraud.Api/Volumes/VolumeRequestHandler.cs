@@ -59,7 +59,7 @@ public static class VolumeAttachments
         int? expectedVersion)
     {
         var pod = await LoadPodAsync(session, attach.PodId, by);
-        var volume = await VolumeStreams.LoadAsync(session, attach.VolumeId);
+        var volume = await VolumeStreams.FetchForWritingAsync(session, attach.VolumeId);
         if (volume.State.Exists && volume.State.TenantId != pod.TenantId) throw DomainException.NotFound("Volume", attach.VolumeId);
         if (pod.Live.Any() && volume.State is { Exists: true, Usable: false } v)
             throw new DomainException(ErrorCode.Precondition,
@@ -74,7 +74,7 @@ public static class VolumeAttachments
         int? expectedVersion)
     {
         await VolumeStreams.ExecuteAsync(session, context, detach, by, expectedVersion);
-        var pod = await Streams.LoadAsync<Pod>(session, detach.PodId);
+        var pod = await Streams.FetchForWritingAsync<Pod>(session, detach.PodId);
         if (pod.State is { Exists: true, Deleting: false })
             await pods.ExecuteAsync(session, context, new DetachPodVolume(detach.PodId, detach.VolumeId, by, detach.At), by, loaded: pod);
     }
@@ -86,7 +86,7 @@ public static class VolumeAttachments
         var mounts = new List<VolumeMount>();
         foreach (var mount in create.Spec.Mounts)
         {
-            var volume = (await VolumeStreams.LoadAsync(session, mount.VolumeId)).State;
+            var volume = (await Streams.LoadAsync<Volume>(session, mount.VolumeId)).State;
             if (!volume.Exists || volume.Deleted || volume.TenantId != create.TenantId) throw DomainException.NotFound("Volume", mount.VolumeId);
             mounts.Add(mount with { Class = volume.Class });
         }
@@ -112,7 +112,7 @@ public static class VolumeAttachments
     {
         foreach (var mount in pod.Spec.Mounts)
         {
-            var volume = await VolumeStreams.LoadAsync(session, mount.VolumeId);
+            var volume = await VolumeStreams.FetchForWritingAsync(session, mount.VolumeId);
             if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
                 await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at, volume.State.Owner?.Id), Principal.System("volumes"),
                     loaded: volume);
@@ -145,15 +145,32 @@ public static class VolumeMounts
         return VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
     }
 
-    public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod)
+    /// <summary>
+    /// The volumes of one microVM that boots: for block exports also where they are and its own access to them, granted on
+    /// every replica now (in the same transaction as the boot command, so both or neither leave).
+    /// </summary>
+    public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm)
     {
         if (pod.Spec.Mounts.Count == 0) return [];
         var ids = pod.Spec.Mounts.Select(m => m.VolumeId).ToArray();
         var views = (await session.LoadManyAsync<VolumeView>(ids)).ToDictionary(v => v.Id);
         var keys = (await session.LoadManyAsync<VolumeKeyRecord>(ids)).ToDictionary(k => k.Id, k => k.Key);
-        return pod.Spec.Mounts.Select(m => new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly,
-                views.GetValueOrDefault(m.VolumeId)?.Volume.SizeGiB ?? 0, keys.GetValueOrDefault(m.VolumeId),
-                views.GetValueOrDefault(m.VolumeId)?.Volume.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []))
-            .ToList();
+        var specs = new List<VolumeAttachmentSpec>();
+        foreach (var m in pod.Spec.Mounts)
+        {
+            var volume = views.GetValueOrDefault(m.VolumeId)?.Volume;
+            var spec = new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly, volume?.SizeGiB ?? 0,
+                keys.GetValueOrDefault(m.VolumeId), volume?.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []);
+            specs.Add(volume is null ? spec : await VolumeExportAccess.ForBootAsync(session, context, spec, volume, vm));
+        }
+        return specs;
+    }
+
+    /// <summary>A microVM that is gone loses its access to the pod's volumes.</summary>
+    public static async Task ReleaseAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm)
+    {
+        if (pod.Spec.Mounts.Count == 0) return;
+        var views = await session.LoadManyAsync<VolumeView>(pod.Spec.Mounts.Select(m => m.VolumeId).ToArray());
+        foreach (var view in views) await VolumeExportAccess.RevokeVmAsync(session, context, view.Volume, vm.VmId);
     }
 }

@@ -11,20 +11,22 @@ using Wolverine;
 namespace Kraud.Api.Volumes;
 
 /// <summary>
-/// The one path every volume command takes, as PodStreams is for pods: load, check tenant and version,
+/// The one path every volume command takes, as PodStreams is for pods: fetch for writing, check tenant and version,
 /// decide, append, and turn the change into host work (reserve or free storage, set up or erase replicas, keep or
 /// destroy the wrapped data key) and follow-ups (placement, pods that waited for the volume).
 /// </summary>
 public static class VolumeStreams
 {
-    public static Task<Loaded<Volume>> LoadAsync(IQuerySession session, Guid volumeId, CancellationToken ct = default) =>
-        Streams.LoadAsync<Volume>(session, volumeId, ct);
+    /// <summary>The volume's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
+    public static Task<Loaded<Volume>> FetchForWritingAsync(IDocumentSession session, Guid volumeId, CancellationToken ct = default) =>
+        Streams.FetchForWritingAsync<Volume>(session, volumeId, ct);
 
     /// <param name="newKey">The data key a replica generated, wrapped: kept in the key store if the decider accepts it.</param>
     public static async Task<Volume> ExecuteAsync(IDocumentSession session, IMessageContext context, VolumeCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Volume>? loaded = null, WrappedKey? newKey = null)
     {
-        var (before, version) = loaded ?? await LoadAsync(session, command.VolumeId);
+        loaded ??= await FetchForWritingAsync(session, command.VolumeId);
+        var (before, version) = loaded;
         Streams.Guard("Volume", command.VolumeId, before.Exists, before.TenantId, version, by, expectedVersion);
 
         var events = VolumeDecider.Decide(command, before);
@@ -32,7 +34,7 @@ public static class VolumeStreams
         var after = events.Aggregate(before, (state, e) => state.Evolve(e));
 
         var stamp = AuditStamp.For(context, by, after.TenantId, command.GetType().Name, correlationId, scope: command.VolumeId.ToString());
-        Streams.Append(session, command.VolumeId, version, events, stamp);
+        Streams.Append(loaded, events, stamp);
 
         await ApplyEffectsAsync(session, context, command, events, before, after, stamp, newKey);
         return after;
@@ -63,14 +65,17 @@ public static class VolumeStreams
                     if (withKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(after.Id))?.Key
                                          ?? throw new InvalidOperationException($"Volume {after.Id} has a key id but no wrapped key in the key store.");
                     var peers = after.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
+                    // A block export holds ciphertext only: its storage host is never sent the key, not even wrapped.
                     await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
-                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey ? key : null, peers));
+                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey && !after.OnBlockExports ? key : null, peers));
                     break;
                 case VolumeReactions.Destroy(var hostId, var hostName):
                     await context.EndpointFor(HostQueues.Uri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
                     break;
             }
         }
+
+        await VolumeExportAccess.ApplyAsync(session, context, events, before, after);
 
         if (command is not ApplyVolumePlacement && after.Unplaced > 0)
             await context.PublishAsync(new ScheduleVolume(after.Id, stamp.CorrelationId));

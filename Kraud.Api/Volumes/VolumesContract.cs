@@ -29,5 +29,9 @@ public sealed class VolumesContract : IVolumes
 
     public Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod) => VolumeMounts.AffinityAsync(session, pod);
 
-    public Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IQuerySession session, Pod pod) => VolumeMounts.ForBootAsync(session, pod);
+    public Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm) =>
+        VolumeMounts.ForBootAsync(session, context, pod, vm);
+
+    public Task RevokeAccessAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm) =>
+        VolumeMounts.ReleaseAsync(session, context, pod, vm);
 }

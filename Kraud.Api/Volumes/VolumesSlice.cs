@@ -10,9 +10,17 @@ public sealed class VolumesSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => VolumeFields.Map(fields);
 
-    public override void AddServices(IServiceCollection services) => services.AddSingleton<IVolumes, VolumesContract>();
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<IVolumes, VolumesContract>();
+        services.AddHostedService<VolumeWorkRetry>();
+    }
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<VolumeKeyRecord>();
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<VolumeKeyRecord>();
+        marten.AddDecider<Kraud.Domain.Volumes.Volume>();
+    }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
     {

@@ -31,8 +31,44 @@ public sealed record MicroVmSpec(
 public sealed record WrappedKey(Guid KeyId, string KekId, string Sealed);
 
 /// <summary>A volume a microVM mounts, with what its host needs to reach and decrypt it (no key: the volume has none yet, and the VM cannot boot).</summary>
+/// <param name="Exports">The healthy replicas' block exports (real storage hosts): QEMU attaches a quorum of them under its LUKS
+/// layer. Null or empty for simulated storage.</param>
+/// <param name="Access">The identity and pre-shared key this microVM's QEMU presents to every export.</param>
+/// <param name="VoteThreshold">How many replicas must take a write before the guest is told it is done.</param>
 public sealed record VolumeAttachmentSpec(Guid VolumeId, string Class, string MountPath, bool ReadOnly, int SizeGiB, WrappedKey? Key,
-    IReadOnlyList<string> ReplicaHosts);
+    IReadOnlyList<string> ReplicaHosts, IReadOnlyList<ExportEndpoint>? Exports = null, ExportAccess? Access = null, int VoteThreshold = 0);
+
+/// <summary>One replica's NBD export, as a compute host reaches it.</summary>
+public sealed record ExportEndpoint(Guid HostId, string HostName, string Address, int Port);
+
+/// <summary>
+/// A client's right to a volume's exports: its TLS-PSK identity (also the name of its export) and the key, hex. Not a data
+/// key: it opens ciphertext only.
+/// </summary>
+public sealed record ExportAccess(string Identity, string Psk);
+
+/// <summary>Where a real storage host serves a replica.</summary>
+public sealed record ReplicaExport(string Address, int Port);
+
+/// <summary>Admit this client to the host's replica of the volume (a storage host adds its key and an export named after it).</summary>
+public sealed record GrantExportAccess(Guid HostId, Guid VolumeId, ExportAccess Access);
+
+/// <summary>Forget the client's key and drop its connections to the host's replica of the volume.</summary>
+public sealed record RevokeExportAccess(Guid HostId, Guid VolumeId, string Identity);
+
+/// <summary>
+/// To a compute host (it holds the key-encryption key): generate the volume's data key and write one LUKS header through
+/// every replica's export, then report the key wrapped (<see cref="VolumeFormatted"/>).
+/// </summary>
+public sealed record FormatVolume(Guid HostId, Guid VolumeId, IReadOnlyList<ExportEndpoint> Exports, ExportAccess Access);
+
+/// <summary>
+/// To a compute host: fill <paramref name="Target"/> from <paramref name="Sources"/> (the healthy replicas) and check that it
+/// then holds what they hold. With <paramref name="VmId"/> the running microVM's QEMU does it while the guest writes, and
+/// takes the new replica into its quorum; without, a storage daemon of the host's does it.
+/// </summary>
+public sealed record ResyncVolumeReplica(Guid HostId, Guid VolumeId, Guid? VmId, ExportEndpoint Target, IReadOnlyList<ExportEndpoint> Sources,
+    ExportAccess Access, int VoteThreshold);
 
 /// <summary>
 /// Set up this host's replica of a volume, encrypted with the volume's data key. Without <paramref name="Key"/> the host
@@ -85,7 +121,23 @@ public interface IVolumeReport : IHostReport
 }
 
 /// <param name="NewKey">The data key this replica generated, wrapped; null when it was given one.</param>
-public sealed record ReplicaProvisioned(Guid HostId, Guid VolumeId, bool Encrypted, WrappedKey? NewKey) : IVolumeReport;
+/// <param name="Export">A real storage host's export of the (empty) replica; null from simulated storage.</param>
+public sealed record ReplicaProvisioned(Guid HostId, Guid VolumeId, bool Encrypted, WrappedKey? NewKey, ReplicaExport? Export = null) : IVolumeReport;
+
+/// <summary>The compute host formatted the volume with the data key it generated (wrapped here).</summary>
+public sealed record VolumeFormatted(Guid HostId, Guid VolumeId, WrappedKey Key) : IVolumeReport;
+
+public sealed record ReplicaResyncProgress(Guid HostId, Guid VolumeId, Guid ReplicaHostId, long SyncedBytes, long TotalBytes, double BytesPerSecond)
+    : IVolumeReport;
+
+/// <param name="PauseMs">How long the guest was paused while its quorum took the replica in (0 without a guest).</param>
+public sealed record ReplicaResynced(Guid HostId, Guid VolumeId, Guid ReplicaHostId, long Bytes, double Seconds, double PauseMs) : IVolumeReport;
+
+/// <summary>Formatting (no replica) or a resync failed on this compute host.</summary>
+public sealed record VolumeWorkFailedReport(Guid HostId, Guid VolumeId, Guid? ReplicaHostId, string Reason) : IVolumeReport;
+
+/// <summary>A microVM's QEMU on this compute host lost a replica from its quorum: the export stopped answering.</summary>
+public sealed record ReplicaUnreachableReport(Guid HostId, Guid VolumeId, Guid ReplicaHostId, string Reason) : IVolumeReport;
 
 public sealed record ReplicaProvisionFailed(Guid HostId, Guid VolumeId, string Reason) : IVolumeReport;
 

@@ -89,12 +89,12 @@ public sealed record Pod(
     public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
 
     /// <summary>A new microVM (scheduled, restarted, booted again) has proven nothing yet: the attestation waits for its report.</summary>
-    public Pod Evolve(object @event) => Apply(@event) is var next && @event is PodReplicaScheduled or PodRestarted or PodReplicaVanished
+    public Pod Evolve(object @event) => Next(@event) is var next && @event is PodReplicaScheduled or PodRestarted or PodReplicaVanished
         && next.Attestation is { } attestation
             ? next with { Attestation = attestation with { Verified = false, VerifiedAt = null } }
             : next;
 
-    private Pod Apply(object @event) => @event switch
+    private Pod Next(object @event) => @event switch
     {
         PodRequested e => new Pod(e.PodId, e.TenantId, e.Spec, e.Replicas, true, false, null, [], e.At),
         PodReplicaScheduled e => this with

@@ -5,7 +5,26 @@ namespace Kraud.Domain.Volumes;
 
 public enum ReplicaPhase { Provisioning, Healthy, Failed, Erasing }
 
-public sealed record VolumeReplica(Guid HostId, string HostName, ReplicaPhase Phase, bool MakesKey, bool Encrypted, DateTimeOffset Since);
+public sealed record VolumeReplica(Guid HostId, string HostName, ReplicaPhase Phase, bool MakesKey, bool Encrypted, DateTimeOffset Since)
+{
+    /// <summary>Where the replica's block export listens (real storage hosts); null for simulated storage, which holds keys only.</summary>
+    public ExportAddress? Export { get; init; }
+
+    /// <summary>How far filling this replica from its healthy peers has come (the last figures once it is done).</summary>
+    public ResyncProgress? Resync { get; init; }
+}
+
+/// <summary>A storage host's NBD export of one replica: only ciphertext goes in and out of it.</summary>
+public sealed record ExportAddress(string Address, int Port);
+
+public sealed record ResyncProgress(long SyncedBytes, long TotalBytes, double BytesPerSecond);
+
+/// <summary>
+/// Work on a volume of block exports that needs a compute host (which holds keys; storage hosts never do): writing the
+/// LUKS header with a new data key (<paramref name="Replica"/> null), or filling a replica from its healthy peers.
+/// </summary>
+/// <param name="VmId">The microVM whose QEMU does it online (it has the volume attached); null: the worker does it with no guest.</param>
+public sealed record VolumeWork(Guid? Replica, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset Since);
 
 public sealed record VolumeAttachment(Guid PodId, string MountPath, bool ReadOnly);
 
@@ -22,6 +41,31 @@ public sealed record Volume(
 
     public Common.ResourceOwner? Owner { get; init; }
 
+    /// <summary>The work running on the volume now (see <see cref="VolumeWork"/>); null when none.</summary>
+    public VolumeWork? Work { get; init; }
+
+    /// <summary>Its replicas are block exports on real storage hosts: compute hosts write the data key's LUKS header and copy replicas.</summary>
+    public bool OnBlockExports => Replicas.Any(r => r.Export is not null);
+
+    /// <summary>
+    /// What a compute host must do next for a volume on block exports: format it once every replica serves (no key yet),
+    /// or fill a served replica that is not healthy from the healthy ones. Null when nothing waits (or it is being deleted).
+    /// </summary>
+    public VolumeWork? PendingWork(Guid workerHostId, string workerHostName, Guid? vmId, DateTimeOffset at)
+    {
+        if (!Exists || Deleting || Deleted || !OnBlockExports) return null;
+        var live = Replicas.Where(r => r.Phase != ReplicaPhase.Erasing).ToList();
+        if (KeyId is null)
+            return live.Count == Desired && live.All(r => r.Export is not null) ? new VolumeWork(null, workerHostId, workerHostName, null, at) : null;
+        if (Healthy == 0) return null;
+        return live.FirstOrDefault(r => r is { Phase: ReplicaPhase.Provisioning, Export: not null }) is { } target
+            ? new VolumeWork(target.HostId, workerHostId, workerHostName, vmId, at)
+            : null;
+    }
+
+    /// <summary>Work is waiting for a compute host to take it.</summary>
+    public bool NeedsWorker => Work is null && PendingWork(Guid.Empty, "", null, default) is not null;
+
     /// <summary>The product table: BLOCK and GFS keep three copies in one zone, RED two.</summary>
     public static int DesiredReplicas(VolumeClass c) => c switch
     {
@@ -32,14 +76,21 @@ public sealed record Volume(
 
     public int Desired => DesiredReplicas(Class);
 
+    /// <summary>
+    /// How many healthy copies a write needs before it is acknowledged, and so how many keep the volume usable: a majority
+    /// for BLOCK and GFS (2 of 3), one for RED. RED is the archival class the product sells as "serves with one of its two
+    /// copies gone": a majority of two is both, which would make every lost RED copy an outage.
+    /// </summary>
+    public static int WriteQuorum(VolumeClass c) => c == VolumeClass.Red ? 1 : DesiredReplicas(c) / 2 + 1;
+
     public int Healthy => Replicas.Count(r => r.Phase == ReplicaPhase.Healthy);
 
     /// <summary>Replicas the scheduler still has to find a storage host for.</summary>
     public int Unplaced => Deleting || !Exists ? 0 : Math.Max(0, Desired - Replicas.Count(r => r.Phase != ReplicaPhase.Erasing));
 
     /// <summary>
-    /// Healthy when every copy is; once it has been healthy, a majority of healthy copies keeps it usable (DEGRADED) and
-    /// fewer make it UNAVAILABLE. Before that it is PENDING until placed and PROVISIONING until every copy is ready.
+    /// Healthy when every copy is; once it has been healthy, a write quorum of healthy copies keeps it usable (DEGRADED)
+    /// and fewer make it UNAVAILABLE (see <see cref="WriteQuorum"/>). Before that it is PENDING until placed and PROVISIONING until every copy is ready.
     /// </summary>
     public VolumeState State
     {
@@ -49,17 +100,17 @@ public sealed record Volume(
             if (Deleting) return VolumeState.Unavailable;
             if (Healthy == Desired) return VolumeState.Healthy;
             if (!WasHealthy) return Replicas.IsEmpty ? VolumeState.Pending : VolumeState.Provisioning;
-            return Healthy * 2 > Desired ? VolumeState.Degraded : VolumeState.Unavailable;
+            return Healthy >= WriteQuorum(Class) ? VolumeState.Degraded : VolumeState.Unavailable;
         }
     }
 
-    /// <summary>Pods may start with it: its data is reachable through a majority of healthy copies.</summary>
+    /// <summary>Pods may start with it: its data is reachable through a write quorum of healthy copies.</summary>
     public bool Usable => State is VolumeState.Healthy or VolumeState.Degraded;
 
     public string? Reason => State switch
     {
         VolumeState.Unavailable when Deleting => "being deleted: the data keys are destroyed on every replica",
-        VolumeState.Unavailable => $"only {Healthy} of {Desired} replicas are healthy, fewer than a majority: pods that need this volume do not start",
+        VolumeState.Unavailable => $"only {Healthy} of {Desired} replicas are healthy, fewer than a write needs ({WriteQuorum(Class)}): pods that need this volume do not start",
         VolumeState.Degraded => $"{Healthy} of {Desired} replicas are healthy; " +
                                 (PlacementRefusal is null ? "the missing ones are being re-replicated" : $"no replacement can be placed: {PlacementRefusal}"),
         VolumeState.Pending or VolumeState.Provisioning when PlacementRefusal is not null => PlacementRefusal,
@@ -82,15 +133,34 @@ public sealed record Volume(
             PlacementRefusal = null,
             Replicas = Replicas.Add(new VolumeReplica(e.HostId, e.HostName, ReplicaPhase.Provisioning, e.MakesKey, false, e.At)),
         },
-        VolumeKeyCreated e => this with { KeyId = e.KeyId },
+        VolumeKeyCreated e => this with { KeyId = e.KeyId, Work = Work?.Replica is null ? null : Work },
         VolumeReplicaHealthy e => Update(e.HostId, r => r with { Phase = ReplicaPhase.Healthy, Encrypted = e.Encrypted, Since = e.At }).NoteHealth(),
-        VolumeReplicaFailed e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId) },
-        VolumeReplicaLost e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId), FailedOn = FailedOn.Add(e.HostId) },
+        VolumeReplicaFailed e => this with
+        {
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
+            FailedOn = FailedOn.Add(e.HostId),
+            Work = Work?.Replica == e.HostId ? null : Work,
+        },
+        VolumeReplicaLost e => this with
+        {
+            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
+            FailedOn = FailedOn.Add(e.HostId),
+            Work = Work?.Replica == e.HostId ? null : Work,
+        },
+        VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
+        VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
+        VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },
+        VolumeReplicaResyncProgressed e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.SyncedBytes, e.TotalBytes, e.BytesPerSecond) }),
+        VolumeReplicaResynced e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.Bytes, e.Bytes, e.Seconds > 0 ? e.Bytes / e.Seconds : 0) })
+            with
+        { Work = null },
+        VolumeWorkFailed => this with { Work = null },
         VolumeAttached e => this with { Attachments = Attachments.Add(new VolumeAttachment(e.PodId, e.MountPath, e.ReadOnly)) },
         VolumeDetached e => this with { Attachments = Attachments.RemoveAll(a => a.PodId == e.PodId) },
         VolumeDeletionRequested e => this with
         {
             Deleting = true,
+            Work = null,
             Replicas = Replicas.Select(r => r with { Phase = ReplicaPhase.Erasing, Since = e.At }).ToImmutableList(),
         },
         VolumeReplicaErased e => this with { Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId) },

@@ -29,7 +29,32 @@ public abstract record ReplicaReport;
 
 /// <param name="NewKeyId">The replica generated the volume's data key; the control plane stored it wrapped under this id.</param>
 /// <param name="KekId">Which key-encryption key wrapped it.</param>
-public sealed record ReplicaReady(bool Encrypted, Guid? NewKeyId = null, string? KekId = null) : ReplicaReport;
+/// <param name="Export">A real storage host serves the (still empty) replica there; it holds no key, so it is not healthy yet.</param>
+public sealed record ReplicaReady(bool Encrypted, Guid? NewKeyId = null, string? KekId = null, ExportAddress? Export = null) : ReplicaReport;
+
+/// <summary>A compute host that has the volume attached lost the replica from its quorum (its export stopped answering).</summary>
+public sealed record ReplicaUnreachable(string Reason) : ReplicaReport;
+
+/// <summary>
+/// Gives the volume's pending work to a compute host (see <see cref="Volume.PendingWork"/>): the one whose microVM
+/// <paramref name="VmId"/> has it attached, or a worker. <paramref name="Abandon"/>: the current work's host is gone, take it away.
+/// </summary>
+public sealed record StartVolumeWork(Guid VolumeId, Guid WorkerHostId, string WorkerHostName, Guid? VmId, bool Abandon, DateTimeOffset At)
+    : VolumeCommand(VolumeId, At);
+
+/// <summary>What the compute host doing a volume's work reports.</summary>
+public sealed record RecordWorkReport(Guid VolumeId, Guid WorkerHostId, WorkReport Report, DateTimeOffset At) : VolumeCommand(VolumeId, At);
+
+public abstract record WorkReport;
+
+/// <summary>The worker generated the data key, wrapped it (the control plane keeps it under <paramref name="KeyId"/>) and wrote the LUKS header to every replica.</summary>
+public sealed record VolumeFormatDone(Guid KeyId, string KekId) : WorkReport;
+
+public sealed record ResyncProgressed(Guid ReplicaHostId, long SyncedBytes, long TotalBytes, double BytesPerSecond) : WorkReport;
+
+public sealed record ResyncDone(Guid ReplicaHostId, long Bytes, double Seconds, double PauseMs) : WorkReport;
+
+public sealed record WorkFailed(Guid? ReplicaHostId, string Reason) : WorkReport;
 public sealed record ReplicaFailed(string Reason) : ReplicaReport;
 public sealed record ReplicaHostFailed(string Reason) : ReplicaReport;
 public sealed record ReplicaErased : ReplicaReport;
@@ -42,8 +67,10 @@ public static class VolumeDecider
     {
         (CreateVolume c, { Exists: true }) => throw DomainException.Conflict($"Volume {c.VolumeId} exists already."),
         (CreateVolume c, _) => Create(c),
-        (_, { Exists: false }) or (_, { Deleted: true }) when command is not RecordReplicaReport => throw DomainException.NotFound("Volume", command.VolumeId),
+        (_, { Exists: false }) or (_, { Deleted: true }) when command is not (RecordReplicaReport or RecordWorkReport or StartVolumeWork) => throw DomainException.NotFound("Volume", command.VolumeId),
         (RecordReplicaReport c, _) => Report(c, state),
+        (RecordWorkReport c, _) => WorkReported(c, state),
+        (StartVolumeWork c, _) => StartWork(c, state),
         (ApplyVolumePlacement c, _) => Place(c, state),
         (AttachVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
         (DetachVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
@@ -113,7 +140,7 @@ public static class VolumeDecider
             || c.Hosts.Any(h => state.Replica(h.HostId) is not null) || c.Hosts.Any(h => state.Zone is { } z && h.Zone != z))
             throw new InvalidOperationException($"The placement for volume {c.VolumeId} breaks its rules: distinct new hosts in its zone, no more than missing.");
         // One replica generates the data key; until it exists the others wait for it.
-        var keyMaker = state.KeyId is null && state.Replicas.All(r => !r.MakesKey);
+        var keyMaker = state.KeyId is null && state.Replicas.All(r => !r.MakesKey) && !state.OnBlockExports;
         return c.Hosts.Select((h, i) => (object)new VolumeReplicaScheduled(c.VolumeId, h.HostId, h.HostName, h.Zone, keyMaker && i == 0, c.At)).ToList();
     }
 
@@ -128,6 +155,10 @@ public static class VolumeDecider
             (ReplicaHostFailed f, _) => [new VolumeReplicaLost(c.VolumeId, c.HostId, f.Reason, c.At)],
             (_, ReplicaPhase.Erasing) => [],
             (ReplicaFailed f, _) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, f.Reason, c.At)],
+            (ReplicaUnreachable u, ReplicaPhase.Healthy) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, u.Reason, c.At)],
+            (ReplicaUnreachable, _) => [],
+            (ReplicaReady { Export: { } export }, ReplicaPhase.Provisioning) =>
+                replica.Export == export ? [] : [new VolumeReplicaExported(c.VolumeId, c.HostId, export.Address, export.Port, c.At)],
             (ReplicaReady { NewKeyId: { } key } r, ReplicaPhase.Provisioning) when replica.MakesKey && state.KeyId is null =>
                 [new VolumeKeyCreated(c.VolumeId, key, c.HostId, r.KekId ?? "", c.At), new VolumeReplicaHealthy(c.VolumeId, c.HostId, r.Encrypted, c.At)],
             (ReplicaReady { NewKeyId: not null }, ReplicaPhase.Provisioning) =>
@@ -138,6 +169,43 @@ public static class VolumeDecider
         };
         var after = events.Aggregate(state, (s, e) => s.Evolve(e));
         return [.. events, .. Completion(after, c.At)];
+    }
+
+    private static IReadOnlyList<object> StartWork(StartVolumeWork c, Volume state)
+    {
+        if (state.Work is { } current)
+        {
+            if (!c.Abandon || current.WorkerHostId != c.WorkerHostId) return [];
+            return [new VolumeWorkFailed(c.VolumeId, current.WorkerHostId, current.Replica, $"its host {current.WorkerHostName} is gone", c.At)];
+        }
+        if (c.Abandon) return [];
+        return state.PendingWork(c.WorkerHostId, c.WorkerHostName, c.VmId, c.At) switch
+        {
+            null => [],
+            { Replica: null } => [new VolumeFormatStarted(c.VolumeId, c.WorkerHostId, c.WorkerHostName, c.At)],
+            { Replica: { } replica } work => [new VolumeReplicaResyncStarted(c.VolumeId, replica, c.WorkerHostId, c.WorkerHostName, work.VmId, c.At)],
+        };
+    }
+
+    /// <summary>Only the current work's host is listened to: a late report of an abandoned attempt changes nothing.</summary>
+    private static IReadOnlyList<object> WorkReported(RecordWorkReport c, Volume state)
+    {
+        if (state.Work is not { } work || work.WorkerHostId != c.WorkerHostId || state.Deleting) return [];
+        return (c.Report, work.Replica) switch
+        {
+            (VolumeFormatDone done, null) when state.KeyId is null =>
+            [
+                new VolumeKeyCreated(c.VolumeId, done.KeyId, c.WorkerHostId, done.KekId, c.At),
+                .. state.Replicas.Where(r => r is { Phase: ReplicaPhase.Provisioning, Export: not null })
+                    .Select(r => (object)new VolumeReplicaHealthy(c.VolumeId, r.HostId, true, c.At)),
+            ],
+            (ResyncProgressed p, { } replica) when p.ReplicaHostId == replica =>
+                [new VolumeReplicaResyncProgressed(c.VolumeId, replica, p.SyncedBytes, p.TotalBytes, p.BytesPerSecond, c.At)],
+            (ResyncDone d, { } replica) when d.ReplicaHostId == replica && state.Replica(replica) is { Phase: ReplicaPhase.Provisioning } =>
+                [new VolumeReplicaResynced(c.VolumeId, replica, d.Bytes, d.Seconds, d.PauseMs, c.At), new VolumeReplicaHealthy(c.VolumeId, replica, true, c.At)],
+            (WorkFailed f, var replica) when f.ReplicaHostId == replica => [new VolumeWorkFailed(c.VolumeId, c.WorkerHostId, replica, f.Reason, c.At)],
+            _ => [],
+        };
     }
 
     /// <summary>A volume being deleted is gone once no replica holds its data key any more.</summary>
@@ -172,8 +240,13 @@ public static class VolumeReactions
             if (was is null && r.Phase == ReplicaPhase.Provisioning && (r.MakesKey || after.KeyId is not null))
                 commands.Add(new Provision(r, WithKey: !r.MakesKey));
             // The key exists now: the replicas that waited for it are set up.
-            if (was is not null && before.KeyId is null && after.KeyId is not null && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false })
+            if (was is not null && before.KeyId is null && after.KeyId is not null && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false }
+                && !after.OnBlockExports)
                 commands.Add(new Provision(r, WithKey: true));
+            // The first replica turned out to be a block export, which needs no key: the others are set up now (empty),
+            // and a compute host writes the key's LUKS header through all of them.
+            if (was is not null && !before.OnBlockExports && after.OnBlockExports && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false, Export: null })
+                commands.Add(new Provision(r, WithKey: false));
             if (r.Phase == ReplicaPhase.Erasing && was is { Phase: not ReplicaPhase.Erasing })
                 commands.Add(new Destroy(r.HostId, r.HostName));
         }

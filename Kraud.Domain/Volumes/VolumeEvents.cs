@@ -43,3 +43,29 @@ public sealed record VolumeReplicaErased(Guid VolumeId, Guid HostId, DateTimeOff
 public sealed record VolumeKeysDestroyed(Guid VolumeId, Guid? KeyId, DateTimeOffset At);
 
 public sealed record VolumeDeleted(Guid VolumeId, DateTimeOffset At);
+
+/// <summary>A real storage host serves its replica as an NBD export there (ciphertext only; access is granted per client).</summary>
+public sealed record VolumeReplicaExported(Guid VolumeId, Guid HostId, string Address, int Port, DateTimeOffset At);
+
+/// <summary>
+/// A compute host (a hypervisor: it may hold keys) generates the volume's data key and writes one LUKS header through every
+/// replica's export; the volume is healthy once it reported the wrapped key (<see cref="VolumeKeyCreated"/>).
+/// </summary>
+public sealed record VolumeFormatStarted(Guid VolumeId, Guid WorkerHostId, string WorkerHostName, DateTimeOffset At);
+
+/// <summary>
+/// A compute host fills the replica on <paramref name="HostId"/> from the healthy ones: the QEMU of the microVM that has
+/// the volume attached (<paramref name="VmId"/>, while it keeps running), or a storage daemon of the worker's.
+/// </summary>
+public sealed record VolumeReplicaResyncStarted(Guid VolumeId, Guid HostId, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset At);
+
+public sealed record VolumeReplicaResyncProgressed(Guid VolumeId, Guid HostId, long SyncedBytes, long TotalBytes, double BytesPerSecond, DateTimeOffset At);
+
+/// <summary>
+/// The replica holds what its peers hold: copied, then read back through a quorum with it that found no block where it
+/// differs. <paramref name="PauseMs"/> is how long the guest was paused to take it into its quorum (0 without a guest).
+/// </summary>
+public sealed record VolumeReplicaResynced(Guid VolumeId, Guid HostId, long Bytes, double Seconds, double PauseMs, DateTimeOffset At);
+
+/// <summary>Formatting or a resync did not finish (the worker says why); it is tried again.</summary>
+public sealed record VolumeWorkFailed(Guid VolumeId, Guid WorkerHostId, Guid? HostId, string Reason, DateTimeOffset At);

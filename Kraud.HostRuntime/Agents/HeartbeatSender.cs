@@ -34,7 +34,7 @@ public sealed class HeartbeatSender(HostAgents agents, HostLeases leases, FleetO
                     // A bus per heartbeat: each gets a correlation id of its own, so what reconciliation decides
                     // from one heartbeat is not linked to everything decided from all the others.
                     await new MessageBus(runtime).PublishAsync(new HostHeartbeat(agent.Id, agent.Driver.Running.ToList(), time.GetUtcNow(),
-                        agent.Replicas.Volumes.ToList()),
+                        agent.HeldReplicas.ToList()),
                         new DeliveryOptions { GroupId = agent.Id.ToString() });
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

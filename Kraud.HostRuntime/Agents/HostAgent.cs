@@ -11,7 +11,8 @@ using Microsoft.Extensions.Logging;
 namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
-public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, KeyEncryptionKey kek, ReplicaStore replicas)
+public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, Lazy<KeyEncryptionKey> kek, ReplicaStore replicas,
+    BlockExports? exports = null)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -19,10 +20,16 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
     public IMicroVmDriver Driver => driver;
 
     /// <summary>The fleet's key-encryption key: unwraps the data keys of the volumes this host's VMs mount or it stores.</summary>
-    public KeyEncryptionKey Kek => kek;
+    public KeyEncryptionKey Kek => kek.Value;
 
-    /// <summary>The volume replicas this host keeps (storage hosts).</summary>
+    /// <summary>The volume replicas this host keeps (simulated storage hosts: keys, no bytes).</summary>
     public ReplicaStore Replicas => replicas;
+
+    /// <summary>The replicas of a real storage host (driver qemu-microvm): ciphertext files served over NBD; null elsewhere.</summary>
+    public BlockExports? Exports => exports;
+
+    /// <summary>The volumes whose replica this host holds, for its heartbeats.</summary>
+    public IReadOnlyCollection<Guid> HeldReplicas => exports?.Volumes ?? replicas.Volumes;
 
     /// <summary>
     /// The host's WireGuard interface and key pair. No driver programs a kernel interface yet: every host keeps its
@@ -70,7 +77,8 @@ public sealed class HostAgents : IAsyncDisposable
 
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
-    public static HostAgents Create(FleetOptions fleet, KeyEncryptionKey kek, TimeProvider time, ILoggerFactory? loggers = null)
+    /// <param name="kek">Loaded only by hosts that use it: a real storage host never holds it (it never sees a key).</param>
+    public static HostAgents Create(FleetOptions fleet, Lazy<KeyEncryptionKey> kek, TimeProvider time, ILoggerFactory? loggers = null)
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
         return new(fleet.Hosts.Select(h => new HostAgent(h, fleet.Datacenter, h.Driver switch
@@ -84,13 +92,18 @@ public sealed class HostAgents : IAsyncDisposable
             _ => throw new InvalidOperationException(
                 $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
         },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time))));
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time),
+            IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>()) : null)));
     }
+
+    /// <summary>A storage host whose driver is qemu-microvm keeps real bytes: qemu-storage-daemon exports, not simulated keys.</summary>
+    public static bool IsBlockStorage(HostDefinition h) => h.Driver == QemuMicroVmDriver.DriverName && h.Role == "Storage";
 
     /// <summary>Drivers that run real processes stop them with the host runtime (the container disposes this singleton).</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var driver in _agents.Values.Select(a => a.Driver).OfType<IAsyncDisposable>()) await driver.DisposeAsync();
+        foreach (var exports in _agents.Values.Select(a => a.Exports).OfType<BlockExports>()) await exports.DisposeAsync();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
     }
 }

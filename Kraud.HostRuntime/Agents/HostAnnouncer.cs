@@ -17,7 +17,12 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        foreach (var agent in agents.All) await AnnounceAsync(agent, accelerator: null);
+        foreach (var agent in agents.All)
+        {
+            // Replicas kept across a restart are served again before the host says it is there.
+            if (agent.Exports is { } exports) await exports.StartAsync(cancellationToken);
+            await AnnounceAsync(agent, accelerator: null);
+        }
         if (agents.All.Count > 0)
             logger.LogInformation("Host runtime serves {Count} host(s): {Hosts}", agents.All.Count,
                 string.Join(", ", agents.All.Select(a => $"{a.Name} ({a.Definition.Role.ToLowerInvariant()}, {a.Definition.Zone}, {a.Driver.Name})")));
@@ -34,6 +39,8 @@ public sealed class HostAnnouncer(HostAgents agents, IWolverineRuntime runtime, 
     /// <summary>A host whose hypervisor cannot be set up (no QEMU, no guest image) stays without one: its boots fail with the reason.</summary>
     private async Task AnnounceAcceleratorAsync(HostAgent agent, CancellationToken ct)
     {
+        // A storage host runs no guests: nothing to accelerate, and no probe guest to boot.
+        if (agent.Definition.Role == "Storage") return;
         try
         {
             if (await agent.Driver.AcceleratorAsync(ct) is { } accelerator) await AnnounceAsync(agent, accelerator);

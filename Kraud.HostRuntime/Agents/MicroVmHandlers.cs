@@ -12,6 +12,14 @@ namespace Kraud.HostRuntime.Agents;
 /// </summary>
 public static class BootMicroVmHandler
 {
+    /// <summary>
+    /// Wolverine cancels a handler after 60 s by default: a TCG guest on a loaded host took longer, its boot was cancelled
+    /// without a report, and the pod stayed BOOTING (QemuHostSpecs, seen in a full test run). The driver enforces its own
+    /// boot timeout (Fleet:Qemu:BootTimeoutSeconds) and reports the failure; this bound is only a backstop above it.
+    /// </summary>
+    public const int ExecutionTimeoutSeconds = 900;
+
+    [Wolverine.Attributes.MessageTimeout(ExecutionTimeoutSeconds)]
     public static async Task Handle(BootMicroVm command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
         ILogger<HostAgent> logger, CancellationToken ct)
     {

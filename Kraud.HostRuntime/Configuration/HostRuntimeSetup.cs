@@ -25,7 +25,7 @@ public static class HostRuntimeSetup
         services.AddSingleton(sp =>
         {
             var state = sp.GetService<IConfiguration>()?["Kraud:StateDirectory"] ?? ".kraud";
-            var kek = KeyEncryptionKey.LoadOrCreate(fleet.KeyEncryptionKeyFile ?? Path.Combine(state, "kek"));
+            var kek = new Lazy<KeyEncryptionKey>(() => KeyEncryptionKey.LoadOrCreate(fleet.KeyEncryptionKeyFile ?? Path.Combine(state, "kek")));
             return HostAgents.Create(fleet, kek, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>());
         });
         services.AddHostedService<HostAnnouncer>();

@@ -10,7 +10,7 @@ namespace Kraud.HostRuntime.Storage;
 /// under the fleet's key-encryption key for the control plane to keep, unwrapped by each replica, and destroyed on
 /// erase or power loss. Faults can be injected, as with the simulated hypervisor.
 /// </summary>
-public sealed class ReplicaStore(KeyEncryptionKey kek, TimeSpan resyncDelay, TimeProvider time)
+public sealed class ReplicaStore(Lazy<KeyEncryptionKey> kek, TimeSpan resyncDelay, TimeProvider time)
 {
     private readonly ConcurrentDictionary<Guid, Replica> _replicas = new();
     private readonly ConcurrentQueue<string> _failures = new();
@@ -38,7 +38,7 @@ public sealed class ReplicaStore(KeyEncryptionKey kek, TimeSpan resyncDelay, Tim
         {
             try
             {
-                dataKey = kek.Unwrap(given);
+                dataKey = kek.Value.Unwrap(given);
             }
             catch (CryptographicException e)
             {
@@ -50,7 +50,7 @@ public sealed class ReplicaStore(KeyEncryptionKey kek, TimeSpan resyncDelay, Tim
         else
         {
             dataKey = RandomNumberGenerator.GetBytes(32);
-            generated = kek.Wrap(Guid.NewGuid(), dataKey);
+            generated = kek.Value.Wrap(Guid.NewGuid(), dataKey);
         }
         if (!_replicas.TryAdd(command.VolumeId, new Replica(command.VolumeId, command.SizeGiB, dataKey)))
         {

@@ -250,18 +250,21 @@ public class VolumeSpecs(KraudApp app)
     }
 
     [Fact]
-    public async Task a_volume_below_a_majority_of_healthy_replicas_is_unavailable_and_pods_that_need_it_do_not_start()
+    public async Task a_volume_below_its_write_quorum_of_healthy_replicas_is_unavailable_and_pods_that_need_it_do_not_start()
     {
         var tenant = await TenantScope.CreateAsync(app);
-        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("fragile", "RED", 5, zone: "fsn1-b")).Id(), "HEALTHY");
+        // BLOCK needs 2 of its 3 copies for a write: with two hosts gone it cannot take one.
+        var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("fragile", "BLOCK", 5, zone: "fsn1-b")).Id(), "HEALTHY");
         var spares = app.Agents.All.Where(a => a.Definition is { Zone: "fsn1-b", Role: "Storage" } && !volume.ReplicaHosts().Contains(a.Id.ToString())).ToList();
-        foreach (var spare in spares) spare.Replicas.FailNextProvisions(1, "disk controller offline");
-        var victim = volume.ReplicaHosts()[0];
-        app.Agent(victim).PowerOff();
+        // Every provision on a spare fails while the spec runs: the victims hold other specs' replicas too, whose
+        // re-replication would otherwise use up a single injected failure and let this volume's replacement through.
+        foreach (var spare in spares) spare.Replicas.FailNextProvisions(10_000, "disk controller offline");
+        var victims = volume.ReplicaHosts().Take(2).ToList();
+        foreach (var victim in victims) app.Agent(victim).PowerOff();
         try
         {
             var unavailable = await tenant.WaitForVolumeAsync(volume.Id(), "UNAVAILABLE", (int)Recovery.TotalSeconds);
-            Assert.Contains("majority", unavailable.GetProperty("reason").GetString());
+            Assert.Contains("fewer than a write needs (2)", unavailable.GetProperty("reason").GetString());
             var pod = await tenant.CreatePodWithVolumeAsync("needs-it", volume.Id());
             var refused = await tenant.WaitForPodAsync(pod.Id(), "UNSCHEDULABLE");
             Assert.Contains("UNAVAILABLE", refused.GetProperty("reason").GetString());
@@ -270,7 +273,7 @@ public class VolumeSpecs(KraudApp app)
         finally
         {
             foreach (var spare in spares) spare.Replicas.ClearFaults();
-            await PowerBackOnAsync(victim);
+            foreach (var victim in victims) await PowerBackOnAsync(victim);
         }
     }
 

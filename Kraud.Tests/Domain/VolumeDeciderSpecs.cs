@@ -115,14 +115,31 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
-    public void below_a_majority_of_healthy_replicas_a_volume_is_unavailable()
+    public void below_its_write_quorum_of_healthy_replicas_a_volume_is_unavailable()
     {
         var v = Healthy(Fleet());
         v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
         v = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaFailed("disk"), Now)).State;
         Assert.Equal(VolumeState.Unavailable, v.State);
         Assert.False(v.Usable);
-        Assert.Contains("majority", v.Reason);
+        Assert.Contains("fewer than a write needs (2)", v.Reason);
+    }
+
+    [Fact]
+    public void a_red_volume_with_one_of_its_two_replicas_gone_is_degraded_and_usable_and_unavailable_with_none()
+    {
+        var v = Placed(Requested(VolumeClass.Red), Fleet());
+        var maker = v.Replicas.Single(r => r.MakesKey);
+        v = Ready(v, maker.HostId, Guid.NewGuid());
+        v = Ready(v, v.Replicas.Single(r => !r.MakesKey).HostId);
+        Assert.Equal(VolumeState.Healthy, v.State);
+        Assert.Equal(1, Volume.WriteQuorum(VolumeClass.Red));
+
+        var one = When(v, new RecordReplicaReport(v.Id, v.Replicas[0].HostId, new ReplicaHostFailed("x"), Now)).State;
+        Assert.Equal(VolumeState.Degraded, one.State);
+        Assert.True(one.Usable);
+        var none = When(one, new RecordReplicaReport(one.Id, v.Replicas[1].HostId, new ReplicaHostFailed("x"), Now)).State;
+        Assert.Equal(VolumeState.Unavailable, none.State);
     }
 
     [Fact]
@@ -244,5 +261,94 @@ public class VolumeDeciderSpecs
         var detached = When(attached, new DetachVolume(VolumeId, PodA, Admin, Now, app.Id)).State;
         Assert.Empty(detached.Attachments);
         Assert.True(When(detached, new DeleteVolume(VolumeId, Admin, Now, app.Id)).State.Deleting);
+    }
+
+    private static readonly Guid Worker = Guid.NewGuid(), Vm = Guid.NewGuid();
+
+    private static Volume Exported(Volume v, Guid host, int port) =>
+        When(v, new RecordReplicaReport(v.Id, host, new ReplicaReady(true, Export: new ExportAddress("127.0.0.1", port)), Now)).State;
+
+    /// <summary>Placed on three real storage hosts, every replica serving its (empty) export, formatted by a compute host.</summary>
+    private static Volume HealthyOnExports()
+    {
+        var v = Placed(Requested(), Fleet());
+        v = v.Replicas.Select((r, i) => (r, i)).Aggregate(v, (s, x) => Exported(s, x.r.HostId, 10800 + x.i));
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        return When(v, new RecordWorkReport(v.Id, Worker, new VolumeFormatDone(Guid.NewGuid(), "kek-1"), Now)).State;
+    }
+
+    [Fact]
+    public void a_volume_on_block_exports_is_formatted_by_a_compute_host_once_every_replica_serves_and_its_storage_hosts_never_make_a_key()
+    {
+        var v = Placed(Requested(), Fleet());
+        var first = v.Replicas[0];
+        var (exported, events) = When(v, new RecordReplicaReport(v.Id, first.HostId, new ReplicaReady(true, Export: new ExportAddress("127.0.0.1", 10800)), Now));
+        Assert.IsType<VolumeReplicaExported>(Assert.Single(events));
+        Assert.True(exported.OnBlockExports);
+        // The others, which waited for a key, are set up now without one.
+        var provisions = VolumeReactions.HostCommands(v, exported).OfType<VolumeReactions.Provision>().ToList();
+        Assert.Equal(exported.Replicas.Where(r => r.HostId != first.HostId).Select(r => r.HostId).Order(), provisions.Select(p => p.Replica.HostId).Order());
+        Assert.All(provisions, p => Assert.False(p.WithKey));
+        Assert.False(exported.NeedsWorker); // not before every replica serves
+
+        var all = exported.Replicas.Skip(1).Aggregate(exported, (s, r) => Exported(s, r.HostId, 10801));
+        Assert.True(all.NeedsWorker);
+        var (formatting, started) = When(all, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now));
+        Assert.IsType<VolumeFormatStarted>(Assert.Single(started));
+        Assert.Empty(When(formatting, new StartVolumeWork(v.Id, Guid.NewGuid(), "c2", null, false, Now)).Events); // one worker at a time
+
+        // A report from another host (an abandoned worker) changes nothing; the worker's own makes the volume healthy.
+        Assert.Empty(When(formatting, new RecordWorkReport(v.Id, Guid.NewGuid(), new VolumeFormatDone(Guid.NewGuid(), "kek-1"), Now)).Events);
+        var (healthy, done) = When(formatting, new RecordWorkReport(v.Id, Worker, new VolumeFormatDone(Guid.NewGuid(), "kek-1"), Now));
+        Assert.Equal(Worker, Assert.IsType<VolumeKeyCreated>(done[0]).HostId);
+        Assert.Equal(3, done.OfType<VolumeReplicaHealthy>().Count(h => h.Encrypted));
+        Assert.Equal(VolumeState.Healthy, healthy.State);
+        Assert.True(healthy.Encrypted);
+        Assert.Null(healthy.Work);
+    }
+
+    [Fact]
+    public void a_replacement_on_block_exports_is_healthy_only_after_a_resync_reported_it_equal_and_its_progress_is_recorded()
+    {
+        var v = HealthyOnExports();
+        var lost = v.Replicas[0].HostId;
+        v = When(v, new RecordReplicaReport(v.Id, lost, new ReplicaHostFailed("gone"), Now)).State;
+        var spare = Storage("s4");
+        v = When(v, new ApplyVolumePlacement(v.Id, [new ReplicaHost(spare.Id, spare.Name, "z1")], null, Now)).State;
+        Assert.False(v.Replica(spare.Id)!.MakesKey);
+        var exported = Exported(v, spare.Id, 10900);
+        Assert.Equal(VolumeState.Degraded, exported.State); // served is not healthy: it holds nothing yet
+
+        var (syncing, started) = When(exported, new StartVolumeWork(v.Id, Worker, "c1", Vm, false, Now));
+        var resync = Assert.IsType<VolumeReplicaResyncStarted>(Assert.Single(started));
+        Assert.Equal((spare.Id, Vm), (resync.HostId, resync.VmId));
+        var progressed = When(syncing, new RecordWorkReport(v.Id, Worker, new ResyncProgressed(spare.Id, 10, 100, 5), Now)).State;
+        Assert.Equal(new ResyncProgress(10, 100, 5), progressed.Replica(spare.Id)!.Resync);
+        Assert.Equal(VolumeState.Degraded, progressed.State);
+
+        // A failed attempt frees the work for another try; a finished one makes the replica healthy.
+        var failed = When(progressed, new RecordWorkReport(v.Id, Worker, new WorkFailed(spare.Id, "the guest stopped"), Now)).State;
+        Assert.True(failed.NeedsWorker);
+        var (healed, done) = When(progressed, new RecordWorkReport(v.Id, Worker, new ResyncDone(spare.Id, 100, 2, 3.5), Now));
+        Assert.IsType<VolumeReplicaResynced>(done[0]);
+        Assert.Equal(VolumeState.Healthy, healed.State);
+        Assert.Equal(new ResyncProgress(100, 100, 50), healed.Replica(spare.Id)!.Resync);
+    }
+
+    [Fact]
+    public void work_whose_host_is_gone_is_abandoned_and_a_replica_the_guest_lost_from_its_quorum_fails()
+    {
+        var v = HealthyOnExports();
+        var lost = v.Replicas[0].HostId;
+        v = When(v, new RecordReplicaReport(v.Id, lost, new ReplicaUnreachable("connection reset"), Now)).State;
+        Assert.Equal(VolumeState.Degraded, v.State);
+        Assert.Contains(lost, v.FailedOn);
+        var spare = Storage("s4");
+        v = Exported(When(v, new ApplyVolumePlacement(v.Id, [new ReplicaHost(spare.Id, spare.Name, "z1")], null, Now)).State, spare.Id, 10900);
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        Assert.Empty(When(v, new StartVolumeWork(v.Id, Guid.NewGuid(), "c2", null, true, Now)).Events); // only the current worker is abandoned
+        var (abandoned, events) = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, true, Now));
+        Assert.Contains("gone", Assert.IsType<VolumeWorkFailed>(Assert.Single(events)).Reason);
+        Assert.True(abandoned.NeedsWorker);
     }
 }

@@ -49,6 +49,14 @@ public sealed class HostProcess : IAsyncDisposable
         };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
+        // KRAUD_TEST_HOST_LOGS=<dir> keeps each host runtime's output there, for looking into a failed spec.
+        if (Environment.GetEnvironmentVariable("KRAUD_TEST_HOST_LOGS") is { Length: > 0 } logs)
+        {
+            Directory.CreateDirectory(logs);
+            var log = TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"{name}.log"), append: true) { AutoFlush = true });
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+        }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return new HostProcess(process, name, workDir);

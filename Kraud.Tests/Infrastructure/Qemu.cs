@@ -33,6 +33,7 @@ public sealed class QemuFixture : IAsyncLifetime
         Require("qemu-system-x86_64", "qemu-system-x86");
         Require("qemu-img", "qemu-utils");
         Require("qemu-io", "qemu-utils");
+        Require("qemu-storage-daemon", "qemu-system-common");
         if (!File.Exists("/bin/busybox")) throw new InvalidOperationException("/bin/busybox is missing: apt-get install busybox-static (or run .ci/run).");
         Directory.CreateDirectory(StateDirectory);
         // Built once here (or found in the cache) so that no test pays for it inside its boot timeout.

@@ -7,6 +7,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- volumes  [--pods 500] [--storage 12] [--concurrency 8]   (--pods counts volumes)
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000] [--live 5000] [--read-models true]   (issue 21)
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
+//   dotnet run -c Release --project bench/Kraud.Bench -- blockio  (a guest's I/O on a BLOCK volume of real exports beside a local LUKS disk; resync MB/s)
 //   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
@@ -17,11 +18,12 @@ return (options.Help, options.Benchmark) switch
     (false, "volumes") => await VolumesBench.RunAsync(options),
     (false, "boot") => await BootBench.RunAsync(options),
     (false, "mesh") => await MeshBench.RunAsync(options),
+    (false, "blockio") => await BlockIoBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|blockio [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false]");
     return asked ? 0 : 2;
 }

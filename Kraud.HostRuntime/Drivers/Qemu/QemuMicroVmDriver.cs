@@ -65,6 +65,24 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     public string VmsDirectory { get; }
 
+    public QemuOptions Options => _options;
+
+    /// <summary>This host's state: its VMs, consoles and the scratch space of volume work.</summary>
+    public string HostDirectory => Path.GetDirectoryName(VmsDirectory)!;
+
+    /// <summary>
+    /// Fills a new replica of a volume the running microVM has attached, in its own QEMU while the guest keeps writing, and
+    /// takes it into the guest's quorum (see <see cref="QuorumVolume.ResyncAsync"/>).
+    /// </summary>
+    public async Task<ResyncOutcome> ResyncAsync(ResyncVolumeReplica command, Func<CopyProgress, Task> progress, CancellationToken ct)
+    {
+        if (command.VmId is not { } vmId || !_vms.TryGetValue(vmId, out var vm) || !vm.IsRunning)
+            throw new ResyncException($"microVM {command.VmId} does not run here");
+        if (!vm.Quorums.TryGetValue(command.VolumeId, out var quorum)) throw new ResyncException($"microVM {vmId} has no quorum for volume {command.VolumeId}");
+        vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), ct);
+        return await quorum.ResyncAsync(vm.Qmp, command, vm.Directory, _options, progress, ct);
+    }
+
     public string ConsoleDirectory { get; }
 
     /// <summary>
@@ -225,6 +243,20 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         foreach (var (volume, index) in spec.Attachments.Select((v, i) => (v, i)))
         {
             if (!vm.VolumeKeys.TryGetValue(volume.VolumeId, out var volumeKey)) throw new MicroVmBootException($"no data key for volume {volume.VolumeId}");
+            if (volume.Exports is { Count: > 0 })
+            {
+                // The volume's bytes are on its storage hosts: a quorum of their exports under this QEMU's LUKS layer.
+                var quorum = new QuorumVolume(index, volume);
+                vm.Quorums[volume.VolumeId] = quorum;
+                var quorumKeyPipe = Path.Combine(vm.Directory, $"volume{index}.key");
+                SecretPipe.Create(quorumKeyPipe);
+                secrets.Add((quorumKeyPipe, () => Encoding.ASCII.GetBytes(Convert.ToBase64String(volumeKey))));
+                args.AddRange(["-object", $"secret,id={quorum.Secret},file={OptionValue(quorumKeyPipe)}"]);
+                args.AddRange(quorum.Args(BlockJobs.WritePskDirectory(Path.Combine(vm.Directory, $"volume{index}.psk"), volume.Access!)));
+                disks++;
+                continue;
+            }
+            // Simulated storage hosts keep keys, no bytes: a local image stands in for their replicas.
             var volumeImage = VolumeImageOf(volume.VolumeId);
             if (!File.Exists(volumeImage))
             {
@@ -246,6 +278,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             disks++;
         }
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
+        // Replicas join a running guest's quorum through QEMU's machine protocol.
+        if (vm.Quorums.Count > 0) args.AddRange(["-qmp", $"unix:{OptionValue(vm.QmpSocket)},server=on,wait=off"]);
         if (spec.Command.Count > 0) append.Append(" kraud.cmd=").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(CommandScript(spec))));
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
@@ -524,6 +558,13 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public byte[]? Key { get; set; }
         public string? DiskImage { get; set; }
 
+        /// <summary>Volumes on block exports, by volume id: their quorum as this VM's QEMU has it now.</summary>
+        public Dictionary<Guid, QuorumVolume> Quorums { get; } = [];
+
+        public string QmpSocket { get; } = QmpClient.SocketPathFor(directory);
+
+        public QmpClient? Qmp { get; set; }
+
         /// <summary>Data keys of the volumes this VM mounts, unwrapped; zeroed with the VM.</summary>
         public Dictionary<Guid, byte[]> VolumeKeys { get; init; } = [];
         public volatile bool StopRequested;
@@ -581,6 +622,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public void Clean()
         {
             if (Interlocked.Exchange(ref _cleaned, 1) == 1) return;
+            _ = Qmp?.DisposeAsync().AsTask();
+            if (Quorums.Count > 0) File.Delete(QmpSocket);
             if (Key is not null) CryptographicOperations.ZeroMemory(Key);
             Key = null;
             foreach (var k in VolumeKeys.Values) CryptographicOperations.ZeroMemory(k);

@@ -25,6 +25,17 @@ public sealed class QemuOptions
     /// <summary>Upper bound for the ephemeral disk in MiB (0: the pod's EphemeralGiB). Images are sparse, but test disks are small.</summary>
     public int MaxEphemeralMiB { get; set; }
 
+    /// <summary>Upper bound for a volume replica in MiB on storage hosts (0: the volume's size). Replicas are sparse, but test volumes are small.</summary>
+    public int MaxVolumeMiB { get; set; }
+
+    public string QemuStorageDaemon { get; set; } = "qemu-storage-daemon";
+
+    /// <summary>
+    /// Where a storage host's NBD exports listen. Loopback while hosts share one machine; a storage host's underlay address
+    /// once the data plane gives it one (the TLS-PSK access per client holds either way).
+    /// </summary>
+    public string ExportAddress { get; set; } = "127.0.0.1";
+
     public int BootTimeoutSeconds { get; set; } = 60;
 
     /// <summary>How long a guest may take to power off after being asked before its QEMU is killed.</summary>

@@ -1,0 +1,55 @@
+using Kraud.Domain.Access;
+using Kraud.Domain.Fleet;
+using Kraud.Domain.Volumes;
+using Kraud.Projections.Fleet;
+using Marten;
+using Wolverine;
+
+namespace Kraud.Api.Volumes;
+
+/// <summary>A volume on block exports has work for a compute host (format, resync), or its current work's host is gone.</summary>
+public sealed record FindVolumeWorker(Guid VolumeId);
+
+/// <summary>
+/// Picks the compute host for a volume's work. A microVM that has the volume attached does it in its own QEMU, online (its
+/// guest keeps writing; a copy made beside it would miss those writes); otherwise the READY compute host of the volume's
+/// zone that runs a real hypervisor and the fewest microVMs. Storage hosts never do it: the work needs the data key.
+/// </summary>
+public static class FindVolumeWorkerHandler
+{
+    private static readonly Principal Scheduler = Principal.System("volume-worker");
+
+    public static async Task Handle(FindVolumeWorker request, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);
+        var volume = loaded.State;
+        if (!volume.Exists || volume.Deleted) return;
+        var now = time.GetUtcNow();
+        if (volume.Work is { } work)
+        {
+            var host = await session.LoadAsync<HostView>(work.WorkerHostId);
+            var vmGone = work.VmId is { } vm && await session.LoadAsync<ExportGrant>(ExportGrant.IdFor(volume.Id, VolumeExportAccess.VmIdentity(vm))) is null;
+            if (host is { State: not HostState.Failed } && !vmGone) return;
+            // The abandonment asks for a worker again once it committed.
+            await VolumeStreams.ExecuteAsync(session, context,
+                new StartVolumeWork(volume.Id, work.WorkerHostId, work.WorkerHostName, work.VmId, Abandon: true, now), Scheduler, loaded: loaded);
+            return;
+        }
+        if (!volume.NeedsWorker) return;
+
+        var grants = await session.Query<ExportGrant>().Where(g => g.VolumeId == volume.Id && g.VmId != null).ToListAsync();
+        var hosts = (await session.Query<HostView>().Where(h => h.Zone == volume.Zone).ToListAsync()).ToDictionary(h => h.Id);
+        bool Real(Guid id) => hosts.TryGetValue(id, out var h) && h is { State: HostState.Ready or HostState.Cordoned or HostState.Draining }
+                                                             && h.Host.Accelerator is not null;
+        // A pending format has no guest yet; a resync goes to the guest that writes the volume, when its hypervisor is real.
+        var online = volume.KeyId is null ? null : grants.FirstOrDefault(g => Real(g.ClientHostId));
+        var (workerId, workerName, vmId) = online is not null
+            ? (online.ClientHostId, online.ClientHostName, online.VmId)
+            : hosts.Values.Where(h => h is { Role: HostRole.Compute, State: HostState.Ready } && h.Host.Accelerator is not null)
+                .OrderBy(h => h.Host.Vms.Count).ThenBy(h => h.Name, StringComparer.Ordinal)
+                .Select(h => (h.Id, h.Name, (Guid?)null)).FirstOrDefault();
+        if (workerName is null) return; // no compute host with a hypervisor in the zone now: PlacementRetry asks again
+        await VolumeStreams.ExecuteAsync(session, context, new StartVolumeWork(volume.Id, workerId, workerName, vmId, Abandon: false, now), Scheduler,
+            loaded: loaded);
+    }
+}

@@ -1,0 +1,171 @@
+using System.Text.Json;
+using Kraud.Domain.HostProtocol;
+
+namespace Kraud.HostRuntime.Drivers.Qemu;
+
+/// <summary>
+/// A volume on block exports as a microVM's QEMU attaches it: one NBD node per healthy replica's export (TLS-PSK with
+/// this microVM's identity), a quorum node over them that acknowledges a write once every replica answered and at least
+/// <see cref="VolumeAttachmentSpec.VoteThreshold"/> took it, and QEMU's LUKS layer on top with the volume's data key. So
+/// plaintext exists only in this QEMU and the guest; the replicas get ciphertext.
+/// </summary>
+internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
+{
+    private readonly List<(Guid HostId, string Node, string Child)> _children = [];
+    private int _added;
+    private int _nodes;
+
+    public VolumeAttachmentSpec Spec => spec;
+    public string Tls => $"voltls{index}";
+    public string Quorum => $"volq{index}";
+    public string Luks => $"vol{index}";
+    public string Secret => $"volkey{index}";
+    public SemaphoreSlim Changes { get; } = new(1, 1);
+
+    public IReadOnlyList<(Guid HostId, string Node, string Child)> Children => _children;
+
+    /// <summary>The QEMU arguments (after the key's secret object); <paramref name="pskDirectory"/> holds this VM's key file.</summary>
+    public IEnumerable<string> Args(string pskDirectory)
+    {
+        var access = spec.Access ?? throw new MicroVmBootException($"volume {spec.VolumeId} has exports but no access for this microVM");
+        yield return "-object";
+        yield return BlockJobs.TlsCreds(Tls, "client", pskDirectory, access.Identity);
+        foreach (var export in spec.Exports!)
+        {
+            var node = NewNode();
+            _children.Add((export.HostId, node, $"children.{_added++}"));
+            yield return "-blockdev";
+            yield return BlockJobs.NbdArg(node, export, access, Tls);
+        }
+        yield return "-blockdev";
+        yield return $"driver=quorum,node-name={Quorum},vote-threshold={Math.Clamp(spec.VoteThreshold, 1, _children.Count)}," +
+                     string.Join(',', _children.Select((c, i) => $"children.{i}={c.Node}"));
+        yield return "-blockdev";
+        yield return $"driver=luks,key-secret={Secret},node-name={Luks},read-only={(spec.ReadOnly ? "on" : "off")},file={Quorum}";
+        yield return "-device";
+        yield return $"virtio-blk-device,drive={Luks}";
+    }
+
+    public string NewNode() => $"vol{index}n{_nodes++}";
+
+    /// <summary>
+    /// Fills <paramref name="command"/>'s target replica while the guest runs, then takes it into the quorum and drops the
+    /// replicas that are no longer the volume's. The copy runs above the LUKS layer (QEMU mirrors only from a device's
+    /// top node), into a LUKS node over the target that has the volume's header: same key, same sectors, so the target
+    /// ends up with the very same ciphertext. The guest is paused only to end the mirror and change the quorum.
+    /// </summary>
+    public async Task<ResyncOutcome> ResyncAsync(QmpClient qmp, ResyncVolumeReplica command, string workDirectory, QemuOptions options,
+        Func<CopyProgress, Task> progress, CancellationToken ct)
+    {
+        await Changes.WaitAsync(ct);
+        try
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var access = spec.Access!;
+            await LuksHeader.CopyAsync(options, command.Sources[0], command.Target, access, workDirectory, ct);
+            var node = NewNode();
+            var top = node + "luks";
+            await qmp.ExecuteAsync("blockdev-add", BlockJobs.NbdNode(node, command.Target, access, Tls), ct);
+            long bytes;
+            try
+            {
+                await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object>
+                {
+                    ["driver"] = "luks", ["node-name"] = top, ["key-secret"] = Secret, ["file"] = node,
+                }, ct);
+                var last = new CopyProgress(0, 0, 0);
+                await BlockJobs.MirrorUntilReadyAsync(qmp, $"resync{index}", Luks, top, p =>
+                {
+                    last = p;
+                    return progress(p);
+                }, ct);
+                bytes = last.TotalBytes;
+            }
+            catch
+            {
+                await ForgetAsync(qmp, top);
+                await ForgetAsync(qmp, node);
+                throw;
+            }
+
+            var paused = System.Diagnostics.Stopwatch.GetTimestamp();
+            await qmp.ExecuteAsync("stop", null, ct);
+            double pauseMs;
+            try
+            {
+                await BlockJobs.FinishMirrorAsync(qmp, $"resync{index}", ct);
+                await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = top }, ct);
+                await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["node"] = node }, ct);
+                _children.Add((command.Target.HostId, node, $"children.{_added++}"));
+                var keep = command.Sources.Select(s => s.HostId).Append(command.Target.HostId).ToHashSet();
+                foreach (var gone in _children.Where(c => !keep.Contains(c.HostId)).ToList())
+                {
+                    await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = gone.Child }, ct);
+                    await ForgetAsync(qmp, gone.Node);
+                    _children.Remove(gone);
+                }
+            }
+            finally
+            {
+                await qmp.ExecuteAsync("cont", null, CancellationToken.None);
+                pauseMs = System.Diagnostics.Stopwatch.GetElapsedTime(paused).TotalMilliseconds;
+            }
+
+            var differences = await BlockJobs.ScrubAsync(qmp, Quorum, node, $"scrub{index}", ct);
+            if (differences.Count > 0)
+            {
+                var child = _children.Single(c => c.Node == node);
+                await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, ct);
+                await ForgetAsync(qmp, node);
+                _children.Remove(child);
+                throw new ResyncException($"the new replica differs from its peers: {string.Join("; ", differences.Take(3))}");
+            }
+            return new ResyncOutcome(bytes, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, pauseMs);
+        }
+        finally
+        {
+            Changes.Release();
+        }
+    }
+
+    private static async Task ForgetAsync(QmpClient qmp, string node)
+    {
+        try
+        {
+            await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = node }, CancellationToken.None);
+        }
+        catch (QmpException) { }
+    }
+}
+
+/// <summary>The LUKS header of a volume, copied as ciphertext from one replica's export to another's (no key needed).</summary>
+internal static class LuksHeader
+{
+    public static async Task CopyAsync(QemuOptions options, ExportEndpoint from, ExportEndpoint to, ExportAccess access, string workDirectory,
+        CancellationToken ct)
+    {
+        var qemuImg = ProcessRunner.Which(options.QemuImg) ?? throw new ResyncException($"{options.QemuImg} is not installed (apt-get install qemu-utils)");
+        var psk = BlockJobs.WritePskDirectory(Path.Combine(workDirectory, $"psk-{Guid.NewGuid():N}"), access);
+        try
+        {
+            string[] tls = ["--object", BlockJobs.TlsCreds("t", "client", psk, access.Identity)];
+            var info = await ProcessRunner.RunAsync(qemuImg, ["info", "--output=json", .. tls, "--image-opts", $"driver=luks,{Nbd("file.", from, access)}"],
+                TimeSpan.FromSeconds(60), ct);
+            if (info.ExitCode != 0) throw new ResyncException($"cannot read the volume's LUKS header: {info.Error.Trim()}");
+            var header = JsonDocument.Parse(info.Output).RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("payload-offset").GetInt64();
+            var copy = await ProcessRunner.RunAsync(qemuImg,
+                ["convert", "-n", .. tls, "--image-opts", "--target-image-opts",
+                    $"driver=raw,offset=0,size={header},{Nbd("file.", from, access)}", $"driver=raw,offset=0,size={header},{Nbd("file.", to, access)}"],
+                TimeSpan.FromSeconds(120), ct);
+            if (copy.ExitCode != 0) throw new ResyncException($"cannot copy the LUKS header to the new replica: {copy.Error.Trim()}");
+        }
+        finally
+        {
+            Directory.Delete(psk, recursive: true);
+        }
+    }
+
+    public static string Nbd(string prefix, ExportEndpoint export, ExportAccess access) =>
+        $"{prefix}driver=nbd,{prefix}server.type=inet,{prefix}server.host={export.Address},{prefix}server.port={export.Port}," +
+        $"{prefix}export={access.Identity},{prefix}tls-creds=t,{prefix}open-timeout={BlockJobs.OpenTimeoutSeconds}";
+}

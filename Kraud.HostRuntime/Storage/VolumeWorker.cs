@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Microsoft.Extensions.Logging;
+
+namespace Kraud.HostRuntime.Storage;
+
+/// <summary>
+/// Volume work a compute host does when no guest of it has the volume: writing a new volume's LUKS header (the data key
+/// is made here, on a hypervisor, and leaves only wrapped), and filling a replacement replica from the healthy ones with
+/// a storage daemon of its own. Storage hosts could copy bytes too, but the data key must never reach them, and a compute
+/// host is where the key already is.
+/// </summary>
+public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILogger logger)
+{
+    private string NewWorkDirectory(Guid volumeId)
+    {
+        var dir = Path.Combine(hostDirectory, "work", $"{volumeId:N}-{Guid.NewGuid():N}"[..45]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private string QemuImg() => ProcessRunner.Which(options.QemuImg) ?? throw new ResyncException($"{options.QemuImg} is not installed (apt-get install qemu-utils)");
+
+    /// <summary>
+    /// Generates the data key, makes a LUKS header with it (qemu-img, on a scratch file here) and writes that header through a
+    /// quorum of every replica's export that needs all of them to take it, so the replicas start out identical.
+    /// </summary>
+    public async Task<WrappedKey> FormatAsync(FormatVolume command, KeyEncryptionKey kek, CancellationToken ct)
+    {
+        var dir = NewWorkDirectory(command.VolumeId);
+        var key = RandomNumberGenerator.GetBytes(32);
+        var secret = Encoding.ASCII.GetBytes(Convert.ToBase64String(key));
+        try
+        {
+            var qemuImg = QemuImg();
+            var header = Path.Combine(dir, "header.luks");
+            var pipe = Path.Combine(dir, "format.key");
+            for (var attempt = 1; ; attempt++)
+            {
+                SecretPipe.Create(pipe);
+                var create = await ProcessRunner.RunAsync(qemuImg,
+                    ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={pipe}", "-o", "key-secret=k,iter-time=10", header, "16M"],
+                    TimeSpan.FromSeconds(60), ct,
+                    whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
+                if (create.ExitCode == 0) break;
+                // qemu-img's PBKDF calibration can read 0 ms of cpu on a busy machine (see QemuMicroVmDriver): a new try does it.
+                if (attempt < 5 && create.Error.Contains("Unable to get accurate CPU usage")) continue;
+                throw new ResyncException($"qemu-img could not make the LUKS header: {create.Error.Trim()}");
+            }
+            var info = await ProcessRunner.RunAsync(qemuImg, ["info", "--output=json", header], TimeSpan.FromSeconds(30), ct);
+            var length = JsonDocument.Parse(info.Output).RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("payload-offset").GetInt64();
+            var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
+            var quorum = $"driver=raw,offset=0,size={length},file.driver=quorum,file.vote-threshold={command.Exports.Count}," +
+                         string.Join(',', command.Exports.Select((e, i) => LuksHeader.Nbd($"file.children.{i}.", e, command.Access)));
+            var write = await ProcessRunner.RunAsync(qemuImg,
+                ["convert", "-n", "--object", BlockJobs.TlsCreds("t", "client", psk, command.Access.Identity), "--image-opts",
+                    "--target-image-opts", $"driver=raw,offset=0,size={length},file.driver=file,file.filename={header}", quorum],
+                TimeSpan.FromSeconds(120), ct);
+            if (write.ExitCode != 0) throw new ResyncException($"could not write the LUKS header to the replicas: {write.Error.Trim()}");
+            logger.LogInformation("Volume {VolumeId}: LUKS header ({Bytes} bytes) written to {Count} replicas", command.VolumeId, length, command.Exports.Count);
+            return kek.Wrap(Guid.NewGuid(), key);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(secret);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Fills the target from the healthy replicas with no guest attached: a qemu-storage-daemon here mirrors the quorum of
+    /// the sources (ciphertext: no key needed) into the target, then reads the quorum with the target in it to prove it
+    /// holds what they hold.
+    /// </summary>
+    public async Task<ResyncOutcome> ResyncAsync(ResyncVolumeReplica command, Func<CopyProgress, Task> progress, CancellationToken ct)
+    {
+        var dir = NewWorkDirectory(command.VolumeId);
+        var daemonPath = ProcessRunner.Which(options.QemuStorageDaemon) ?? throw new ResyncException($"{options.QemuStorageDaemon} is not installed");
+        var socket = QmpClient.SocketPathFor(dir);
+        var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
+        var start = new ProcessStartInfo(daemonPath) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var args = new List<string> { "--object", BlockJobs.TlsCreds("tls", "client", psk, command.Access.Identity) };
+        foreach (var (source, i) in command.Sources.Select((s, i) => (s, i)))
+            args.AddRange(["--blockdev", BlockJobs.NbdArg($"source{i}", source, command.Access, "tls")]);
+        args.AddRange(["--blockdev", $"driver=quorum,node-name=peers,vote-threshold={Math.Clamp(command.VoteThreshold, 1, command.Sources.Count)}," +
+                                     string.Join(',', command.Sources.Select((_, i) => $"children.{i}=source{i}"))]);
+        args.AddRange(["--blockdev", BlockJobs.NbdArg("target", command.Target, command.Access, "tls")]);
+        args.AddRange(["--chardev", $"socket,id=qmp,path={socket},server=on,wait=off", "--monitor", "chardev=qmp"]);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var daemon = Process.Start(start) ?? throw new ResyncException("qemu-storage-daemon did not start");
+        var errors = new StringBuilder();
+        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
+        daemon.OutputDataReceived += (_, _) => { };
+        daemon.BeginErrorReadLine();
+        daemon.BeginOutputReadLine();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await using var qmp = await QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(30), ct);
+            var last = new CopyProgress(0, 0, 0);
+            await BlockJobs.MirrorUntilReadyAsync(qmp, "resync", "peers", "target", p =>
+            {
+                last = p;
+                return progress(p);
+            }, ct);
+            await BlockJobs.FinishMirrorAsync(qmp, "resync", ct);
+            await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = "peers", ["node"] = "target" }, ct);
+            var differences = await BlockJobs.ScrubAsync(qmp, "peers", "target", "scrub", ct);
+            if (differences.Count > 0) throw new ResyncException($"the new replica differs from its peers: {string.Join("; ", differences.Take(3))}");
+            return new ResyncOutcome(last.TotalBytes, Stopwatch.GetElapsedTime(started).TotalSeconds, 0);
+        }
+        catch (Exception e) when (e is IOException or QmpException or TimeoutException)
+        {
+            throw new ResyncException($"{e.Message} {errors}".Trim());
+        }
+        finally
+        {
+            if (!daemon.HasExited) daemon.Kill();
+            await daemon.WaitForExitAsync(CancellationToken.None);
+            File.Delete(socket);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,330 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Kraud.Api.Volumes;
+using Kraud.Domain.Volumes;
+using Kraud.Tests.Infrastructure;
+using Marten;
+
+namespace Kraud.Tests.Api;
+
+/// <summary>
+/// One zone of real hosts for the volume specs: two qemu-microvm compute host processes, shared by the specs of the class
+/// (booted once, in parallel); each spec starts the storage host processes it may kill.
+/// </summary>
+public sealed class BlockZoneFixture : IAsyncLifetime
+{
+    private readonly List<(HostProcess Host, string State)> _storage = [];
+    private ProcessFleetApp _app = null!;
+
+    public string Zone { get; } = $"blk-{Guid.NewGuid():N}"[..12];
+    public List<(HostProcess Host, string State)> Compute { get; } = [];
+
+    public static string NewState() => Path.Combine(Path.GetTempPath(), $"kraud-blk-{Guid.NewGuid():N}"[..26]);
+
+    public async Task StartAsync(ProcessFleetApp app)
+    {
+        if (Compute.Count > 0) return;
+        _app = app;
+        for (var i = 0; i < 2; i++)
+        {
+            var state = NewState();
+            Compute.Add((HostProcess.Start(app, $"c{i}-{Guid.NewGuid():N}"[..10], Zone, driver: "qemu-microvm", environment: Qemu(state)), state));
+        }
+        await Task.WhenAll(Compute.Select(c => c.Host.WaitUntilRegisteredAsync(app)));
+    }
+
+    /// <summary>Storage host processes of this zone whose replicas live under their own state directories.</summary>
+    public async Task<List<(HostProcess Host, string State)>> StartStorageAsync(int count)
+    {
+        var started = Enumerable.Range(0, count).Select(_ =>
+        {
+            var state = NewState();
+            return (HostProcess.Start(_app, $"s-{Guid.NewGuid():N}"[..10], Zone, role: "Storage", nvmeGiB: 100, driver: "qemu-microvm",
+                environment: Qemu(state)), state);
+        }).ToList();
+        _storage.AddRange(started);
+        await Task.WhenAll(started.Select(s => s.Item1.WaitUntilRegisteredAsync(_app)));
+        return started;
+    }
+
+    /// <summary>
+    /// Kills a spec's storage hosts and removes their state once the spec is done: a storage host left serving in the shared
+    /// zone would be the emptiest place for the next spec's replacement replicas, and that spec expects its own host there.
+    /// </summary>
+    public async Task RetireAsync(IEnumerable<(HostProcess Host, string State)> hosts)
+    {
+        foreach (var (host, state) in hosts.ToList())
+        {
+            _storage.RemoveAll(s => s.Host == host);
+            await host.DisposeAsync();
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
+
+    private static Dictionary<string, string> Qemu(string state) => new()
+    {
+        ["Fleet__Qemu__StateDirectory"] = state,
+        ["Fleet__Qemu__GuestDirectory"] = QemuFixture.GuestDirectory,
+        ["Fleet__Qemu__MaxMemoryMiB"] = "256",
+        ["Fleet__Qemu__MaxCpus"] = "1",
+        ["Fleet__Qemu__MaxEphemeralMiB"] = "64",
+        // 1 GiB volumes become 96 MiB replicas: room for 64 MiB of data, small enough to copy within a test.
+        ["Fleet__Qemu__MaxVolumeMiB"] = "96",
+    };
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var (host, state) in Compute.Concat(_storage))
+        {
+            await host.DisposeAsync();
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
+}
+
+[Collection(ProcessFleetCollection.Name)]
+public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone) : IClassFixture<BlockZoneFixture>, IClassFixture<QemuFixture>
+{
+    /// <summary>
+    /// The guest writes a plaintext marker to the first sector, 64 MiB of random data after it, fsyncing each MiB, then the
+    /// SHA-256 of those 64 MiB into the second sector.
+    /// </summary>
+    private static string Writer(string marker) => $$"""
+        m='{{marker}}'
+        printf '%s%s%s%s' "$m" "$m" "$m" "$m" | dd of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR marker; exit 1; }
+        i=0
+        while [ $i -lt 64 ]; do
+          dd if=/dev/urandom of=/dev/vda bs=1M count=1 seek=$((i+1)) conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
+          i=$((i+1)); echo "written $i MiB"
+        done
+        sum=$(dd if=/dev/vda bs=1M skip=1 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
+        printf '%s' "$sum" | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR sum; exit 1; }
+        sync
+        echo "KRAUD-SUM $sum"
+        """;
+
+    private const string Reader = """
+        want=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 64)
+        got=$(dd if=/dev/vda bs=1M skip=1 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
+        echo "KRAUD-READBACK want=$want got=$got"
+        """;
+
+    private async Task<JsonElement> CreatePodAsync(TenantScope tenant, string name, string volumeId, string script) =>
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }", new
+        {
+            @in = new
+            {
+                name, image = "busybox", cpu = 1, memoryMiB = 256, zone = zone.Zone, command = new[] { "sh", "-c", script },
+                volumes = new[] { new { volumeId, mountPath = "/data" } },
+            },
+        })).ShouldSucceed().Data.GetProperty("createPod");
+
+    private async Task<(Guid VmId, string HostId, string Console)> RunningAsync(TenantScope tenant, string podId)
+    {
+        var running = await tenant.WaitForPodAsync(podId, "RUNNING", seconds: 180);
+        var instance = Assert.Single(running.Instances());
+        var hostId = instance.GetProperty("hostId").GetString()!;
+        var (host, state) = zone.Compute.Single(c => c.Host.Id.ToString() == hostId);
+        var vmId = Guid.Parse(instance.Id());
+        return (vmId, hostId, Path.Combine(state, "hosts", host.Name, "console", $"{vmId}.log"));
+    }
+
+    private static async Task<string> ConsoleUntilAsync(string console, string what, int seconds) =>
+        await Eventually.Get(async () => File.Exists(console) ? await File.ReadAllTextAsync(console) : "", c => c.Contains(what) || c.Contains("KRAUD-EXIT"),
+            TimeSpan.FromSeconds(seconds), $"the guest printed {what}");
+
+    private async Task<List<object>> EventsOf(string id) => (await app.EventsOf(Guid.Parse(id))).Select(e => e.Data).ToList();
+
+    /// <summary>What a spec made goes, whether it passed or not: its pods (their guests), its volume, then its storage hosts.</summary>
+    private async Task CleanUpAsync(TenantScope tenant, IEnumerable<string> podIds, string? volumeId, List<(HostProcess Host, string State)> storage)
+    {
+        foreach (var podId in podIds) await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = podId });
+        foreach (var podId in podIds)
+        {
+            try
+            {
+                await tenant.WaitForPodAsync(podId, "STOPPED", seconds: 60);
+            }
+            catch (TimeoutException)
+            {
+                // A guest that does not stop in time is the compute host's to kill; the storage hosts go anyway.
+            }
+        }
+        if (volumeId is not null) await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = volumeId });
+        await zone.RetireAsync(storage);
+    }
+
+    private static string ReplicaFile(string state, HostProcess host, string volumeId) =>
+        Path.Combine(state, "hosts", host.Name, "replicas", volumeId, "data.raw");
+
+    [Fact]
+    public async Task a_block_volume_keeps_its_bytes_on_three_storage_hosts_through_a_storage_host_killed_mid_write_and_a_pod_moved_to_another_compute_host()
+    {
+        await zone.StartAsync(app);
+        var storage = await zone.StartStorageAsync(4);
+        var tenant = await TenantScope.CreateAsync(app);
+        var pods = new List<string>();
+        string? volumeId = null;
+        try
+        {
+            volumeId = (await tenant.CreateVolumeAsync("blk", "BLOCK", 1, zone.Zone)).Id();
+            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+            Assert.True(volume.GetProperty("encrypted").GetBoolean());
+            var replicas = volume.ReplicaHosts();
+            Assert.Equal(3, replicas.Count);
+            // The key was made on a compute host: no storage host was ever sent one, not even wrapped.
+            var created = Assert.Single((await EventsOf(volumeId)).OfType<VolumeKeyCreated>());
+            Assert.Contains(zone.Compute, c => c.Host.Id == created.HostId);
+
+            var marker = $"KRAUD-PLAINTEXT-{Guid.NewGuid():N}";
+            var writer = await CreatePodAsync(tenant, "writer", volumeId, Writer(marker));
+            pods.Add(writer.Id());
+            var (vmId, firstHost, console) = await RunningAsync(tenant, writer.Id());
+            await ConsoleUntilAsync(console, "written 16 MiB", 180);
+
+            // SIGKILL a storage host holding a replica (its runtime and its storage daemons) while the guest writes.
+            var victim = storage.Single(s => s.Host.Id.ToString() == replicas[0]);
+            await victim.Host.KillAsync();
+            var done = await ConsoleUntilAsync(console, "KRAUD-EXIT", 300);
+            Assert.DoesNotContain("KRAUD-IO-ERROR", done);
+            Assert.DoesNotContain("I/O error", done);
+            Assert.Contains("KRAUD-EXIT status=0", done);
+            var sum = done.Split('\n').Single(l => l.StartsWith("KRAUD-SUM ", StringComparison.Ordinal))["KRAUD-SUM ".Length..].Trim();
+
+            // The lost replica is replaced on the spare storage host, filled while the guest runs, and healthy only once equal.
+            var spare = storage.Single(s => !replicas.Contains(s.Host.Id.ToString()));
+            var healed = await Eventually.Get(async () => (await tenant.Gql(
+                    "query($id: ID!) { volume(id: $id) { state replicas { hostId state syncedBytes totalBytes } } }", new { id = volumeId }))
+                .ShouldSucceed().Data.GetProperty("volume"),
+                v => v.State() == "HEALTHY" && v.ReplicaHosts().Contains(spare.Host.Id.ToString()), TimeSpan.FromSeconds(240), "the volume is HEALTHY on the spare");
+            var rebuilt = healed.GetProperty("replicas").EnumerateArray().Single(r => r.GetProperty("hostId").GetString() == spare.Host.Id.ToString());
+            Assert.True(rebuilt.GetProperty("totalBytes").GetDouble() >= 64 << 20);
+            Assert.Equal(rebuilt.GetProperty("totalBytes").GetDouble(), rebuilt.GetProperty("syncedBytes").GetDouble());
+            var events = await EventsOf(volumeId);
+            var started = Assert.Single(events.OfType<VolumeReplicaResyncStarted>());
+            Assert.Equal(vmId, started.VmId); // online: in the QEMU of the guest that writes
+            Assert.Contains(events.OfType<VolumeReplicaResyncProgressed>(), p => p.HostId == spare.Host.Id && p.BytesPerSecond > 0 && p.TotalBytes > 0);
+            var resynced = Assert.Single(events.OfType<VolumeReplicaResynced>());
+            Assert.InRange(resynced.PauseMs, 0, 5_000);
+
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = writer.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(writer.Id(), "STOPPED", seconds: 60);
+
+            // The three replicas hold the same bytes; no file of any storage host holds the plaintext; the compute host keeps none.
+            var holders = storage.Where(s => healed.ReplicaHosts().Contains(s.Host.Id.ToString())).ToList();
+            var digests = holders.Select(s => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(ReplicaFile(s.State, s.Host, volumeId))))).ToList();
+            Assert.Single(digests.Distinct());
+            var needle = Encoding.ASCII.GetBytes(marker);
+            foreach (var file in storage.SelectMany(s => Directory.EnumerateFiles(s.State, "*", SearchOption.AllDirectories)))
+                Assert.False(Contains(File.ReadAllBytes(file), needle), $"{file} holds the plaintext marker");
+            // (a compute host that has run nothing yet has no state directory)
+            Assert.DoesNotContain(zone.Compute.Where(c => Directory.Exists(c.State)).SelectMany(c => Directory.EnumerateFiles(c.State, "*", SearchOption.AllDirectories)),
+                f => f.Contains(volumeId, StringComparison.Ordinal));
+
+            // Re-created on the other compute host, the pod reads what was written before.
+            await app.CordonAsync(firstHost);
+            try
+            {
+                var reader = await CreatePodAsync(tenant, "reader", volumeId, Reader);
+                pods.Add(reader.Id());
+                var (_, secondHost, readerConsole) = await RunningAsync(tenant, reader.Id());
+                Assert.NotEqual(firstHost, secondHost);
+                var read = await ConsoleUntilAsync(readerConsole, "KRAUD-READBACK", 180);
+                Assert.Contains($"KRAUD-READBACK want={sum} got={sum}", read);
+
+                // Only the reader's QEMU gets in: no TLS, an unknown key, or the stopped writer's identity are refused.
+                await using var session = app.Store.QuerySession();
+                var grant = Assert.Single(await session.Query<ExportGrant>().Where(g => g.VolumeId == Guid.Parse(volumeId)).ToListAsync());
+                var export = (await session.LoadAsync<Kraud.Projections.Volumes.VolumeView>(Guid.Parse(volumeId)))!.Volume.Replicas[0].Export!;
+                Assert.True(await NbdProbe.ReadAsync(export, grant.Identity, grant.Psk), "the granted client reads");
+                Assert.False(await NbdProbe.ReadAsync(export, null, null), "a client without TLS is refused");
+                Assert.False(await NbdProbe.ReadAsync(export, grant.Identity, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32))), "a wrong key is refused");
+                Assert.False(await NbdProbe.ReadAsync(export, VolumeExportAccess.VmIdentity(vmId), grant.Psk), "the writer's revoked identity is refused");
+                (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = reader.Id() })).ShouldSucceed();
+                await tenant.WaitForPodAsync(reader.Id(), "STOPPED", seconds: 60);
+            }
+            finally
+            {
+                await app.UncordonAsync(firstHost);
+            }
+        }
+        finally
+        {
+            await CleanUpAsync(tenant, pods, volumeId, storage);
+        }
+    }
+
+    [Fact]
+    public async Task a_red_volume_serves_reads_and_writes_with_one_of_its_two_replicas_gone_and_is_repaired_when_a_storage_host_is_back()
+    {
+        await zone.StartAsync(app);
+        var storage = await zone.StartStorageAsync(2);
+        var tenant = await TenantScope.CreateAsync(app);
+        var pods = new List<string>();
+        string? volumeId = null;
+        try
+        {
+            volumeId = (await tenant.CreateVolumeAsync("red", "RED", 1, zone.Zone)).Id();
+            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+            var replicas = volume.ReplicaHosts();
+            Assert.Equal(2, replicas.Count);
+
+            // Rounds of write, fsync and a read that bypasses the guest's cache (O_DIRECT), one a second, for as long as the
+            // spec needs: it stops the pod once it saw rounds after the repair (the bound only keeps a lost guest from running on).
+            const string rounds = """
+                i=0
+                while [ $i -lt 900 ]; do
+                  dd if=/dev/urandom of=/run/block bs=1M count=1 2>/dev/null
+                  want=$(sha256sum /run/block | cut -d' ' -f1)
+                  dd if=/run/block of=/dev/vda bs=1M count=1 seek=$((i % 32)) oflag=direct conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR write $i; exit 1; }
+                  got=$(dd if=/dev/vda bs=1M count=1 skip=$((i % 32)) iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+                  [ "$want" = "$got" ] || { echo KRAUD-MISMATCH round $i; exit 1; }
+                  i=$((i+1)); echo "round $i ok"; sleep 1
+                done
+                """;
+            var pod = await CreatePodAsync(tenant, "archiver", volumeId, rounds);
+            pods.Add(pod.Id());
+            var (_, _, console) = await RunningAsync(tenant, pod.Id());
+            await ConsoleUntilAsync(console, "round 3 ok", 180);
+            int Rounds() => File.ReadAllText(console).Split('\n').Count(l => l.Contains(" ok", StringComparison.Ordinal));
+
+            // With its only peer gone, a RED volume is DEGRADED (not UNAVAILABLE): one copy takes its writes.
+            var victim = storage.Single(s => s.Host.Id.ToString() == replicas[1]);
+            await victim.Host.KillAsync();
+            var degraded = await Eventually.Get(async () => (await tenant.VolumeAsync(volumeId))!.Value, v => v.State() is "DEGRADED" or "UNAVAILABLE",
+                TimeSpan.FromSeconds(60), "the volume lost a replica");
+            Assert.Equal("DEGRADED", degraded.State());
+            var degradedAt = Rounds();
+            await ConsoleUntilAsync(console, $"round {degradedAt + 3} ok", 120);
+
+            // A storage host is back (a new one in the zone): the replica is placed there, filled from the survivor, taken in.
+            var back = Assert.Single(await zone.StartStorageAsync(1));
+            storage.Add(back);
+            await Eventually.Until(async () => (await tenant.VolumeAsync(volumeId))!.Value is var v && v.State() == "HEALTHY"
+                                               && v.ReplicaHosts().Contains(back.Host.Id.ToString()),
+                TimeSpan.FromSeconds(240), "the volume is HEALTHY again with the new storage host");
+            var healedAt = Rounds();
+            var after = await ConsoleUntilAsync(console, $"round {healedAt + 3} ok", 120);
+            Assert.DoesNotContain("KRAUD-IO-ERROR", after);
+            Assert.DoesNotContain("KRAUD-MISMATCH", after);
+            Assert.DoesNotContain("KRAUD-EXIT", after);
+
+            // Stopped (its QEMU finishes the writes it has before it exits), the two replicas hold the same bytes.
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
+            var survivor = storage.Single(s => s.Host.Id.ToString() == replicas[0]);
+            Assert.Equal(SHA256.HashData(File.ReadAllBytes(ReplicaFile(survivor.State, survivor.Host, volumeId))),
+                SHA256.HashData(File.ReadAllBytes(ReplicaFile(back.State, back.Host, volumeId))));
+        }
+        finally
+        {
+            await CleanUpAsync(tenant, pods, volumeId, storage);
+        }
+    }
+
+    private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+}

@@ -1,0 +1,149 @@
+using System.Security.Cryptography;
+using System.Text;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Storage;
+using Kraud.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Kraud.Tests.HostRuntime;
+
+/// <summary>
+/// The host runtime's half of volumes with bytes, without a control plane: storage hosts' exports (real
+/// qemu-storage-daemons), a compute host's worker that formats, and a real guest whose QEMU writes through a quorum of
+/// them, loses one and takes a replacement in while it writes.
+/// </summary>
+[Collection(QemuCollection.Name)]
+public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
+{
+    private readonly List<BlockExports> _storage = [];
+    private readonly List<QemuMicroVmDriver> _drivers = [];
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"kraud-bs-{Guid.NewGuid():N}"[..22]);
+
+    private QemuOptions Options(string name)
+    {
+        var options = qemu.Options(Path.Combine(_root, name));
+        options.MaxVolumeMiB = 80;
+        return options;
+    }
+
+    private BlockExports StorageHost(string name)
+    {
+        var exports = BlockExports.ForHost(Options(name), name);
+        _storage.Add(exports);
+        return exports;
+    }
+
+    private static ExportAccess NewAccess(string identity) => new(identity, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+
+    private static async Task<ExportEndpoint> ServeAsync(BlockExports host, string name, Guid volumeId, params ExportAccess[] clients)
+    {
+        var export = await host.ProvisionAsync(volumeId, 1, CancellationToken.None);
+        foreach (var client in clients) await host.GrantAsync(volumeId, client.Identity, client.Psk, CancellationToken.None);
+        return new ExportEndpoint(Guid.NewGuid(), name, export.Address, export.Port);
+    }
+
+    private static async Task<string> ConsoleUntilAsync(QemuMicroVmDriver driver, Guid vmId, string what, int seconds) =>
+        await Eventually.Get(async () => File.Exists(driver.ConsoleLogOf(vmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(vmId)) : "",
+            c => c.Contains(what, StringComparison.Ordinal) || c.Contains("KRAUD-EXIT", StringComparison.Ordinal), TimeSpan.FromSeconds(seconds),
+            $"the guest printed {what}");
+
+    [Fact]
+    public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
+    {
+        var volumeId = Guid.NewGuid();
+        var hosts = Enumerable.Range(0, 4).Select(i => StorageHost($"s{i}")).ToList();
+        var worker = NewAccess("worker-test");
+        var exports = new List<ExportEndpoint>();
+        for (var i = 0; i < 3; i++) exports.Add(await ServeAsync(hosts[i], $"s{i}", volumeId, worker));
+
+        // A compute host makes the key and writes one header through all three; the storage hosts got no key.
+        var kek = KeyEncryptionKey.LoadOrCreate(Path.Combine(_root, "kek"));
+        var compute = QemuMicroVmDriver.Start(Options("c0"), "c0");
+        _drivers.Add(compute);
+        var volumeWorker = new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance);
+        var wrapped = await volumeWorker.FormatAsync(new FormatVolume(Guid.NewGuid(), volumeId, exports, worker), kek, CancellationToken.None);
+        var headers = exports.Select((_, i) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(hosts[i].ReplicaFileOf(volumeId))))).ToList();
+        Assert.Single(headers.Distinct());
+        foreach (var host in hosts.Take(3)) await host.RevokeAsync(volumeId, worker.Identity, CancellationToken.None);
+
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var marker = $"KRAUD-PLAINTEXT-{Guid.NewGuid():N}";
+        var spec = QemuFixture.Spec(0, "sh", "-c", $$"""
+            printf '%s' '{{marker}}' | dd of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null || echo KRAUD-IO-ERROR marker
+            i=0
+            while [ $i -lt 48 ]; do
+              dd if=/dev/urandom of=/dev/vda bs=1M count=1 seek=$((i+1)) conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
+              i=$((i+1)); echo "written $i MiB"
+            done
+            echo "KRAUD-SUM $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
+        };
+        var key = kek.Unwrap(wrapped);
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = key }, CancellationToken.None);
+        await ConsoleUntilAsync(compute, spec.VmId, "written 8 MiB", 120);
+
+        // SIGKILL one storage daemon in the middle of the writes.
+        using (var daemon = System.Diagnostics.Process.GetProcessById(hosts[1].DaemonOf(volumeId)!.Value)) daemon.Kill();
+
+        // A replacement on the fourth host, filled by the guest's own QEMU while it writes, then taken into its quorum.
+        var spare = await ServeAsync(hosts[3], "s3", volumeId, vm);
+        var progress = new List<CopyProgress>();
+        var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, spare, [exports[0], exports[2]], vm, 2),
+            p =>
+            {
+                progress.Add(p);
+                return Task.CompletedTask;
+            }, CancellationToken.None);
+        Assert.True(outcome.Bytes >= 48L << 20);
+        Assert.InRange(outcome.PauseMs, 0, 5_000);
+        Assert.Contains(progress, p => p.BytesPerSecond > 0 && p.TotalBytes > 0);
+
+        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-SUM", 300);
+        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
+        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
+        var sum = console.Split('\n').Single(l => l.StartsWith("KRAUD-SUM ", StringComparison.Ordinal))["KRAUD-SUM ".Length..].Trim();
+        // The compute host crashes right after the guest's last fsync: its QEMU is SIGKILLed, nothing is flushed on the way out.
+        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
+        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+
+        // Same bytes on the survivors and the replacement; the plaintext is on none of them.
+        var replicas = new[] { hosts[0], hosts[2], hosts[3] }.Select(h => File.ReadAllBytes(h.ReplicaFileOf(volumeId))).ToList();
+        Assert.Single(replicas.Select(r => Convert.ToHexString(SHA256.HashData(r))).Distinct());
+        Assert.All(hosts, h => Assert.DoesNotContain(marker, Encoding.ASCII.GetString(File.ReadAllBytes(h.ReplicaFileOf(volumeId))), StringComparison.Ordinal));
+
+        // Another guest (another compute host's QEMU) over the three reads what the first one wrote before it crashed.
+        var reader = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in new[] { hosts[0], hosts[2], hosts[3] }) await host.GrantAsync(volumeId, reader.Identity, reader.Psk, CancellationToken.None);
+        var other = QemuMicroVmDriver.Start(Options("c1"), "c1");
+        _drivers.Add(other);
+        var read = QemuFixture.Spec(0, "sh", "-c", """
+            echo "KRAUD-GOT $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 48) $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], [exports[0], exports[2], spare], reader, 2)],
+        };
+        await other.BootAsync(read, new Dictionary<Guid, byte[]> { [volumeId] = key }, CancellationToken.None);
+        Assert.Contains($"KRAUD-GOT {marker} {sum}", await ConsoleUntilAsync(other, read.VmId, "KRAUD-GOT", 120), StringComparison.Ordinal);
+
+        // The first guest's identity is revoked: its key no longer opens anything; neither does no TLS or a made-up key.
+        foreach (var host in hosts) await host.RevokeAsync(volumeId, vm.Identity, CancellationToken.None);
+        var address = new Kraud.Domain.Volumes.ExportAddress(exports[0].Address, exports[0].Port);
+        Assert.True(await NbdProbe.ReadAsync(address, reader.Identity, reader.Psk));
+        Assert.False(await NbdProbe.ReadAsync(address, vm.Identity, vm.Psk));
+        Assert.False(await NbdProbe.ReadAsync(address, null, null));
+        Assert.False(await NbdProbe.ReadAsync(address, reader.Identity, NewAccess("x").Psk));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var driver in _drivers) await driver.DisposeAsync();
+        foreach (var storage in _storage) await storage.DisposeAsync();
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+}
