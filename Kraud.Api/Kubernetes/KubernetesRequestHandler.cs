@@ -53,6 +53,7 @@ public static class KubernetesRequestHandler
                 session.Delete<NameClaim>(claim);
                 session.Delete<ClusterCaKey>(after.Id);
                 foreach (var podId in after.PodIds) await pods.RequestAsync(session, context, new DeletePod(podId, by, command.At, after.Id), by);
+                await ClusterApi.KubeObjectRequestHandler.DeleteClusterObjectsAsync(session, context, pods, after.Id, by, command.At);
                 break;
         }
     }

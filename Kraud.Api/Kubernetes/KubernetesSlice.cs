@@ -27,5 +27,6 @@ public sealed class KubernetesSlice : KraudSlice
         marten.Schema.For<Kraud.Projections.KubernetesApi.KubeObjectView>().Index(x => x.ClusterId);
         marten.Schema.For<KubeSecretData>();
         marten.AddDecider<Kraud.Domain.Kubernetes.KubernetesCluster>();
+        marten.AddDecider<Kraud.Domain.KubernetesApi.KubeObject>();
     }
 }

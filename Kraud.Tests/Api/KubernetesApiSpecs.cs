@@ -43,8 +43,8 @@ public class KubernetesApiSpecs(KraudApp app)
     [Fact]
     public async Task a_client_certificate_of_another_clusters_ca_or_a_revoked_one_is_refused_with_401()
     {
-        var (tenant, clusterId, kubectl) = await KubectlSpecs.ClusterAsync(app);
-        using var _k = kubectl;
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var (tenant, clusterId, kubectl) = (cluster.Tenant, cluster.Id, cluster.Kubectl);
         (await kubectl.RunAsync("get", "namespaces")).ShouldSucceed();
 
         var other = (await tenant.Gql("""
@@ -69,8 +69,8 @@ public class KubernetesApiSpecs(KraudApp app)
     [Fact]
     public async Task another_tenants_token_gets_401_and_a_member_reads_but_an_auditor_cannot_write()
     {
-        var (tenant, _, kubectl) = await KubectlSpecs.ClusterAsync(app);
-        using var _k = kubectl;
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var (tenant, kubectl) = (cluster.Tenant, cluster.Kubectl);
         var file = kubectl.WriteFile("shop.yaml", KubectlSpecs.Manifest);
         (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed();
         var kubeconfig = File.ReadAllText(kubectl.KubeconfigPath);
@@ -95,8 +95,8 @@ public class KubernetesApiSpecs(KraudApp app)
     [Fact]
     public async Task a_malformed_manifest_is_refused_with_422_and_appends_nothing()
     {
-        var (_, clusterId, kubectl) = await KubectlSpecs.ClusterAsync(app);
-        using var _k = kubectl;
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var (clusterId, kubectl) = (cluster.Id, cluster.Kubectl);
         var file = kubectl.WriteFile("bad.yaml", """
             apiVersion: apps/v1
             kind: Deployment
@@ -144,8 +144,8 @@ public class KubernetesApiSpecs(KraudApp app)
     [Fact]
     public async Task configmaps_and_secrets_are_served_and_a_secrets_values_are_in_no_event()
     {
-        var (_, clusterId, kubectl) = await KubectlSpecs.ClusterAsync(app);
-        using var _k = kubectl;
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var (clusterId, kubectl) = (cluster.Id, cluster.Kubectl);
         const string password = "s3cr3t-never-in-an-event";
         var file = kubectl.WriteFile("config.yaml", """
             apiVersion: v1
@@ -213,8 +213,8 @@ public class KubernetesApiSpecs(KraudApp app)
     [Fact]
     public async Task the_official_csharp_client_creates_replaces_scales_and_deletes_and_a_stale_update_gets_409()
     {
-        var (_, _, kubectl) = await KubectlSpecs.ClusterAsync(app);
-        using var _k = kubectl;
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
         using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(kubectl.KubeconfigPath));
         Assert.Contains((await client.CoreV1.ListNamespaceAsync()).Items, n => n.Metadata.Name == "default");
 

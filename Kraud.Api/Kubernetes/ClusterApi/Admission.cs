@@ -88,6 +88,14 @@ public static class Admission
                 Service(service, name, manifest);
                 break;
         }
+        // What the server writes into metadata when it serves an object comes back in every patch (kubectl's three-way merge
+        // patches what it read) and every replace of what was read: it is not the client's, so an apply that changes nothing
+        // else appends nothing. An annotations object left empty is as good as none.
+        if (meta["annotations"] is JsonObject served)
+        {
+            served.Remove(ClusterObjects.ResourceIdAnnotation);
+            if (served.Count == 0) meta.Remove("annotations");
+        }
         var canonical = (JsonObject)KubeJson.Canonical(manifest)!;
         var spec = KubeJson.CanonicalText(canonical["spec"]) + KubeJson.CanonicalText(canonical["data"]);
         return new Admitted(canonical, canonical.ToJsonString(), spec, workload, template, secretData);

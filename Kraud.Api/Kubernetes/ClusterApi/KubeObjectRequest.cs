@@ -37,15 +37,30 @@ public static class KubeObjectRequestHandler
         await ExecuteAsync(session, context, pods, command, request.ExpectedVersion, request.Template, request.SecretSealed);
     }
 
+    /// <summary>
+    /// A deleted cluster takes its Kubernetes objects with it, in the cluster's own transaction: its Deployments' pods stop
+    /// (nobody could reach them through the cluster's API again), its sealed Secrets go. Namespaces go last, finalized at once.
+    /// </summary>
+    public static async Task DeleteClusterObjectsAsync(IDocumentSession session, IMessageContext context, IPods pods, Guid clusterId, Principal by,
+        DateTimeOffset at)
+    {
+        var views = await session.Query<KubeObjectView>().Where(v => v.ClusterId == clusterId).ToListAsync();
+        foreach (var view in views.OrderBy(v => v.Kind == KubeKinds.Namespace.Kind))
+            await ExecuteAsync(session, context, pods, new DeleteKubeObject(new KubeObjectKey(clusterId, view.Kind, view.Namespace, view.Name), by, at,
+                Finalize: view.Kind == KubeKinds.Namespace.Kind), null, null, null);
+    }
+
     private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
         string? secretSealed)
     {
         var id = command.Key.StreamId;
-        var stream = await session.Events.FetchStreamAsync(id);
-        var before = Fold.Events<KubeObject>(stream.Select(e => e.Data));
+        var loaded = await Streams.FetchForWritingAsync<KubeObject>(session, id);
+        var before = loaded.State;
         if (before.Exists && before.ClusterId != command.Key.ClusterId) throw new InvalidOperationException($"Stream {id} belongs to another cluster.");
-        if (expectedVersion is { } expected && expected != stream.Count)
-            throw DomainException.Conflict($"the object has been modified; please apply your changes to the latest version and try again");
+        Streams.Guard(command.Key.Kind, id, before.Exists, before.TenantId, loaded.Version, command.By, expectedVersion: null);
+        // A client's resourceVersion names the stream version it read; Kubernetes clients know this message for a stale one.
+        if (expectedVersion is { } expected && expected != loaded.Version)
+            throw DomainException.Conflict("the object has been modified; please apply your changes to the latest version and try again");
         var events = KubeObjectDecider.Decide(command, before);
         var by = command.By;
         if (secretSealed is not null && command is PutKubeObject put)
@@ -55,7 +70,7 @@ public static class KubeObjectRequestHandler
         var stamp = AuditStamp.For(context, by, after.TenantId, command is PutKubeObject { Mode: PutMode.Create } ? "CreateKubernetesObject"
             : command is PutKubeObject ? "UpdateKubernetesObject" : command is DeleteKubeObject ? "DeleteKubernetesObject" : command.GetType().Name,
             scope: id.ToString());
-        (stream.Count == 0 ? session.Events.StartStream(id, events) : session.Events.Append(id, stream.Count + events.Count, events)).Stamp(stamp);
+        Streams.Append(loaded, events, stamp);
 
         var owner = new ResourceOwner(DeploymentOwner, id, $"{command.Key.Namespace}/{command.Key.Name}");
         foreach (var e in events)
