@@ -131,6 +131,29 @@ public class KubectlSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task deleting_the_cluster_stops_the_pods_of_its_deployments_and_forgets_its_objects()
+    {
+        await using var cluster = await ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        (await kubectl.RunAsync("apply", "-f", kubectl.WriteFile("shop.yaml", Manifest))).ShouldSucceed();
+        await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run");
+        var deployment = (await kubectl.RunAsync("get", "deployment", "web", "-n", "shop", "-o", "json")).ShouldSucceed().Json();
+        var streamId = Guid.Parse(deployment.GetProperty("metadata").GetProperty("annotations").GetProperty("kraud.cloud/resource-id").GetString()!);
+
+        (await cluster.Tenant.Gql("mutation($id: ID!) { deleteKubernetesCluster(id: $id) { id } }", new { id = cluster.Id })).ShouldSucceed();
+
+        await Eventually.Until(async () =>
+        {
+            var pods = (await cluster.Tenant.Gql("{ pods(first: 200) { nodes { name state } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes")
+                .EnumerateArray().ToList();
+            return pods.Count > 0 && pods.All(p => p.GetProperty("state").GetString() == "STOPPED");
+        }, TimeSpan.FromSeconds(60), "the Deployment's pods stopped with the cluster's machines");
+        var history = await app.EventsOf(streamId);
+        Assert.IsType<Kraud.Domain.KubernetesApi.KubeObjectDeleted>(history.Select(e => e.Data).Last(e => e is not Kraud.Domain.KubernetesApi.KubeReplicaSetRetired));
+        Assert.Contains(history, e => e.Data is Kraud.Domain.KubernetesApi.KubeReplicaSetRetired);
+    }
+
+    [Fact]
     public async Task a_deployments_timeline_lists_its_kubernetes_history_and_the_audit_log_shows_who_applied_it()
     {
         await using var cluster = await ClusterAsync(app);

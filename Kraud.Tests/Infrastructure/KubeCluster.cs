@@ -20,8 +20,9 @@ public sealed class KubeCluster(TenantScope tenant, string id, Kubectl kubectl) 
     /// <summary>Deletes the tenant's clusters and waits until every pod it had is stopped (its microVMs released).</summary>
     public static async Task RemoveEverythingOfAsync(TenantScope tenant)
     {
-        var clusters = (await tenant.Gql("{ kubernetesClusters { id } }")).ShouldSucceed().Data.GetProperty("kubernetesClusters").EnumerateArray()
-            .Select(c => c.GetProperty("id").GetString()!).ToList();
+        // A cluster the spec deleted itself is DELETING or DELETED already: only the others are deleted here.
+        var clusters = (await tenant.Gql("{ kubernetesClusters { id state } }")).ShouldSucceed().Data.GetProperty("kubernetesClusters").EnumerateArray()
+            .Where(c => c.GetProperty("state").GetString() is not ("DELETING" or "DELETED")).Select(c => c.GetProperty("id").GetString()!).ToList();
         foreach (var cluster in clusters) (await tenant.Gql("mutation($id: ID!) { deleteKubernetesCluster(id: $id) { id } }", new { id = cluster })).ShouldSucceed();
         await Eventually.Until(async () =>
         {
