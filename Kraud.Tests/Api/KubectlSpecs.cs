@@ -130,6 +130,37 @@ public class KubectlSpecs(KraudApp app)
         await WaitForPodsGone(kubectl);
     }
 
+    private static string Name(JsonElement pod) => pod.GetProperty("metadata").GetProperty("name").GetString()!;
+
+    [Fact]
+    public async Task kubectl_delete_pod_replaces_the_replica_with_a_new_pod_as_a_deployment_does()
+    {
+        await using var cluster = await ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        (await kubectl.RunAsync("apply", "-f", kubectl.WriteFile("shop.yaml", Manifest))).ShouldSucceed();
+        var before = (await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run")).GetProperty("items").EnumerateArray()
+            .Select(Name).ToList();
+        var victim = before[1];
+
+        var deleted = (await kubectl.RunAsync("delete", "pod", victim, "-n", "shop")).ShouldSucceed().Output;
+        Assert.Contains($"pod \"{victim}\" deleted", deleted);
+
+        var after = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running") && p.All(x => Name(x) != victim),
+            "the ReplicaSet runs 3 pods again, a new one in place of the deleted");
+        var names = after.GetProperty("items").EnumerateArray().Select(Name).ToList();
+        Assert.Equal(2, names.Intersect(before).Count());
+        (await kubectl.RunAsync("rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s")).ShouldSucceed();
+        Assert.Contains("NotFound", (await kubectl.RunAsync("delete", "pod", victim, "-n", "shop")).Error);
+
+        // A pod is the Deployment's to make: its template is not changed by a delete, and the Kraud pod records who asked.
+        var deployment = (await kubectl.RunAsync("get", "deployment", "web", "-n", "shop", "-o", "json")).ShouldSucceed().Json();
+        Assert.Equal(1, deployment.GetProperty("metadata").GetProperty("generation").GetInt32());
+        var podId = Guid.Parse(after.GetProperty("items")[0].GetProperty("metadata").GetProperty("ownerReferences")[0].GetProperty("uid").GetString()!);
+        var evicted = Assert.Single((await app.EventsOf(podId)).Select(e => e.Data).OfType<Kraud.Domain.Pods.PodReplicaEvicted>());
+        Assert.Contains(victim, evicted.Reason);
+        Assert.Contains("token:", evicted.Reason);
+    }
+
     [Fact]
     public async Task deleting_the_cluster_stops_the_pods_of_its_deployments_and_forgets_its_objects()
     {

@@ -192,6 +192,9 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
             case ("PUT" or "PATCH", { } name, "scale") when kind == KubeKinds.Deployment:
                 await ScaleAsync(kind, route.Namespace!, name);
                 return;
+            case ("DELETE", { } name, null) when kind == KubeKinds.Pod:
+                await DeletePodAsync(route.Namespace!, name);
+                return;
             case ("DELETE", { } name, null) when kind.Stored:
                 await DeleteAsync(kind, route.Namespace, name);
                 return;
@@ -345,7 +348,9 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
         return KubeJson.CanonicalText(node["spec"]) + KubeJson.CanonicalText(node["data"]);
     }
 
-    private async Task InvokeAsync(KubeObjectRequest request, KubeKind kind, string name)
+    private Task InvokeAsync(KubeObjectRequest request, KubeKind kind, string name) => InvokeAsync(request, request.Command.GetType().Name, kind, name);
+
+    private async Task InvokeAsync(object request, string commandName, KubeKind kind, string name)
     {
         var bus = services.GetRequiredService<IMessageBus>();
         var options = new DeliveryOptions();
@@ -362,7 +367,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
         }
         // Refused: nothing was appended, and the refusal is audited in the chain of refused commands.
         await bus.PublishAsync(new Common.CommandRejected(time.GetUtcNow(), caller.Cluster.TenantId, caller.Principal.Actor,
-            request.Command.GetType().Name, refusal.Reason, refusal.Message, null));
+            commandName, refusal.Reason, refusal.Message, null));
         throw refusal;
     }
 
@@ -376,6 +381,23 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
         if (Query("dryRun") is not "All")
             await InvokeAsync(new KubeObjectRequest(new DeleteKubeObject(key, caller.Principal, time.GetUtcNow())), kind, name);
         await WriteJsonAsync(KubeStatus.Success(kind.Plural, name, KubeJson.Text(item.Json, "metadata.uid")));
+    }
+
+    private async Task DeletePodAsync(string ns, string name)
+    {
+        var snapshot = await SnapshotAsync();
+        var pod = snapshot.Get(KubeKinds.Pod, ns, name) ?? throw NotFound(KubeKinds.Pod, name);
+        var deployment = snapshot.List(KubeKinds.Deployment, ns).Select(d => snapshot.View(KubeKinds.Deployment, ns, d.Name)!)
+            .Single(v => v.Object.ReplicaSets.Any(r => r.PodId == pod.StreamId));
+        // A replica still waiting for a host has no microVM yet: there is nothing to replace.
+        if (KubeJson.Text(pod.Json, "spec.nodeName") is { Length: > 0 } && Query("dryRun") is not "All")
+        {
+            // A pod's uid is its microVM's id (see ClusterObjects.PodsOf).
+            var vmId = Guid.Parse(KubeJson.Text(pod.Json, "metadata.uid")!);
+            await InvokeAsync(new DeleteKubePod(deployment.Id, pod.StreamId, vmId, name, caller.Principal, time.GetUtcNow()), nameof(DeleteKubePod),
+                KubeKinds.Pod, name);
+        }
+        await WriteJsonAsync(KubeStatus.Success(KubeKinds.Pod.Plural, name, KubeJson.Text(pod.Json, "metadata.uid")));
     }
 
     private static V1Scale Scale(KubeItem deployment) => new()
