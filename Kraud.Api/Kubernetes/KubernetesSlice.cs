@@ -18,6 +18,7 @@ public sealed class KubernetesSlice : KraudSlice
         services.AddSingleton<KubernetesApiListener>();
         services.AddHostedService(sp => sp.GetRequiredService<KubernetesApiListener>());
         services.AddHostedService<DeploymentRollouts>();
+        services.AddHostedService<ServiceLoadBalancers>();
         services.AddSingleton<IPodEnvironment, KubeSecretsEnvironment>();
     }
 

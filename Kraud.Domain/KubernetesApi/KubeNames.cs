@@ -58,6 +58,28 @@ public static partial class KubeNames
     /// <summary>A Kubernetes pod is one microVM of the ReplicaSet's Kraud pod: a new microVM (restart, reschedule) is a new pod.</summary>
     public static string PodName(string replicaSet, Guid vmId) => $"{replicaSet}-{Hash(vmId.ToString(), 5)}";
 
+    /// <summary>A Service of type LoadBalancer's managed ingress: one per Service object (a Service made again gets a new one).</summary>
+    public static Guid LoadBalancerIngressId(Guid serviceStreamId, Guid serviceUid) => DeterministicId.From("k8s-service-lb", serviceStreamId, serviceUid);
+
+    /// <summary>The ingress's name among the tenant's ingresses (unique per tenant, as cluster names are).</summary>
+    public static string LoadBalancerIngressName(string clusterName, string k8sNamespace, string service)
+    {
+        var full = $"k8s-{clusterName}-{k8sNamespace}-{service}";
+        return full.Length <= 63 ? full : $"k8s-{clusterName}-{Hash($"{k8sNamespace}/{service}", 12)}";
+    }
+
+    /// <summary>
+    /// The host name a LoadBalancer Service answers at, under the platform's ingress domain (served without a domain
+    /// check): the Service, its namespace and the cluster, so that no other cluster's Service gets the same.
+    /// </summary>
+    public static string LoadBalancerHost(Guid clusterId, string k8sNamespace, string service)
+    {
+        var cluster = clusterId.ToString("N")[..8];
+        var label = $"{service}-{k8sNamespace}-{cluster}";
+        if (label.Length > 63) label = $"svc-{Hash($"{k8sNamespace}/{service}", 12)}-{cluster}";
+        return $"{label}.{Ingresses.Ingress.PlatformDomain}";
+    }
+
     /// <summary>
     /// The Kraud namespace a cluster's Kubernetes namespace maps to (each gets a VPC overlay of its own). Both names are
     /// DNS labels; when together they are too long, a hash keeps the pair unique.

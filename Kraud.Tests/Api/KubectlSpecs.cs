@@ -161,6 +161,68 @@ public class KubectlSpecs(KraudApp app)
         Assert.Contains("token:", evicted.Reason);
     }
 
+    private static async Task<List<JsonElement>> IngressesAsync(TenantScope tenant) =>
+        [.. (await tenant.Gql("{ ingresses { id name kind state routes { host path podId port } owner { kind id name } } }")).ShouldSucceed()
+            .Data.GetProperty("ingresses").EnumerateArray()];
+
+    private static string OwnerPodId(JsonElement pods) =>
+        pods.GetProperty("items")[0].GetProperty("metadata").GetProperty("ownerReferences")[0].GetProperty("uid").GetString()!;
+
+    [Fact]
+    public async Task a_load_balancer_service_gets_a_managed_ingress_that_follows_the_deployments_rollout_and_goes_with_the_service()
+    {
+        await using var cluster = await ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        var file = kubectl.WriteFile("shop.yaml", Manifest + """
+
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec:
+              type: LoadBalancer
+              selector: {app: web}
+              ports: [{port: 80, targetPort: 8080}]
+            """);
+        (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed();
+        var pods = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run");
+
+        var service = await Eventually.Get(async () => (await kubectl.RunAsync("get", "service", "web", "-n", "shop", "-o", "json")).ShouldSucceed().Json(),
+            s => s.GetProperty("status").GetProperty("loadBalancer").TryGetProperty("ingress", out _), TimeSpan.FromSeconds(30), "the Service has its load balancer");
+        var hostname = service.GetProperty("status").GetProperty("loadBalancer").GetProperty("ingress")[0].GetProperty("hostname").GetString()!;
+        Assert.EndsWith(".ingress.kraud.cloud", hostname);
+        Assert.StartsWith("web-shop-", hostname);
+        Assert.Contains(hostname, (await kubectl.RunAsync("get", "services", "-n", "shop")).ShouldSucceed().Output);
+
+        var ingress = Assert.Single(await IngressesAsync(cluster.Tenant));
+        Assert.Equal("MANAGED", ingress.GetProperty("kind").GetString());
+        Assert.Equal("kubernetes service", ingress.GetProperty("owner").GetProperty("kind").GetString());
+        var route = Assert.Single(ingress.GetProperty("routes").EnumerateArray());
+        Assert.Equal((hostname, "/", OwnerPodId(pods), 8080),
+            (route.GetProperty("host").GetString(), route.GetProperty("path").GetString(), route.GetProperty("podId").GetString(), route.GetProperty("port").GetInt32()));
+        // The ingress is the Service's: a tenant's own command cannot re-route or delete it.
+        (await cluster.Tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress.GetProperty("id").GetString() })).ShouldFailWith("PRECONDITION");
+
+        // A new template is a new ReplicaSet (a new Kraud pod): the ingress routes to it once the rollout made it current.
+        (await kubectl.RunAsync("set", "image", "deployment/web", "-n", "shop", "nginx=nginx:1.28")).ShouldSucceed();
+        (await kubectl.RunAsync("rollout", "status", "deployment/web", "-n", "shop", "--timeout=90s")).ShouldSucceed();
+        var rolled = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running" && Image(x) == "nginx:1.28"), "3 pods of the new image run");
+        var newPod = OwnerPodId(rolled);
+        Assert.NotEqual(OwnerPodId(pods), newPod);
+        await Eventually.Until(async () => (await IngressesAsync(cluster.Tenant)).Single().GetProperty("routes")[0].GetProperty("podId").GetString() == newPod,
+            TimeSpan.FromSeconds(30), "the ingress routes to the new ReplicaSet's pod");
+
+        // Two ports cannot be one managed ingress's route: refused with 422, nothing appended.
+        var twoPorts = kubectl.WriteFile("two.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: two, namespace: shop}\n" +
+            "spec: {type: LoadBalancer, selector: {app: web}, ports: [{name: a, port: 80}, {name: b, port: 81}]}\n");
+        var refused = await kubectl.RunAsync("apply", "-f", twoPorts);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("one HTTP port", refused.Error);
+
+        (await kubectl.RunAsync("delete", "service", "web", "-n", "shop")).ShouldSucceed();
+        Assert.DoesNotContain(await IngressesAsync(cluster.Tenant), i => i.GetProperty("state").GetString() != "DELETED");
+    }
+
     [Fact]
     public async Task deleting_the_cluster_stops_the_pods_of_its_deployments_and_forgets_its_objects()
     {

@@ -133,6 +133,10 @@ public static class Admission
         var type = service.Spec?.Type ?? "ClusterIP";
         if (type is not ("ClusterIP" or "LoadBalancer" or "NodePort" or "ExternalName"))
             throw KubeApiException.Invalid("Service", name, $"spec.type: Unsupported value: \"{type}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"");
+        // A managed ingress routes HTTP by host and path: one host has one route, so one port.
+        if (type == "LoadBalancer" && service.Spec?.Ports is { Count: > 1 } many)
+            throw KubeApiException.Invalid("Service", name,
+                $"spec.ports: Too many: {many.Count}: a LoadBalancer Service is a Kraud managed ingress, which routes one HTTP port (make a Service per port)");
         foreach (var port in service.Spec?.Ports ?? [])
             if (port.Port is < 1 or > 65535)
                 throw KubeApiException.Invalid("Service", name, $"spec.ports[].port: Invalid value: {port.Port}: must be between 1 and 65535, inclusive");

@@ -4,6 +4,7 @@ using Kraud.Api.Common;
 using Kraud.Domain.Kubernetes;
 using Kraud.Domain.KubernetesApi;
 using Kraud.Domain.Pods;
+using Kraud.Projections.Ingresses;
 using Kraud.Projections.KubernetesApi;
 using Kraud.Projections.Pods;
 using Marten;
@@ -28,6 +29,9 @@ public sealed class ClusterObjects
     private readonly IReadOnlyDictionary<Guid, KubeSecretData> secrets;
     private readonly SecretSeal seal;
     private readonly DateTimeOffset now;
+
+    /// <summary>The managed ingresses of LoadBalancer Services, by ingress id.</summary>
+    private IReadOnlyDictionary<Guid, IngressView> loadBalancers = new Dictionary<Guid, IngressView>();
 
     private ClusterObjects(KubernetesCluster cluster, IReadOnlyList<KubeObjectView> views, IReadOnlyDictionary<Guid, PodView> pods,
         IReadOnlyDictionary<Guid, long> seqs, IReadOnlyDictionary<Guid, KubeSecretData> secrets, SecretSeal seal, long head, DateTimeOffset now)
@@ -56,9 +60,14 @@ public sealed class ClusterObjects
         var podViews = podIds.Length == 0 ? [] : await session.LoadManyAsync<PodView>(ct, podIds);
         var secretIds = stored.Where(v => v.Kind == KubeKinds.Secret.Kind).Select(v => v.Id).ToArray();
         var secretData = secretIds.Length == 0 ? [] : await session.LoadManyAsync<KubeSecretData>(ct, secretIds);
-        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).ToArray(), ct);
+        var ingressIds = stored.Where(v => v.Kind == KubeKinds.Service.Kind).Select(v => KubeNames.LoadBalancerIngressId(v.Id, v.Object.Uid)).ToArray();
+        var ingressViews = ingressIds.Length == 0 ? [] : await session.LoadManyAsync<IngressView>(ct, ingressIds);
+        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(ingressIds).ToArray(), ct);
         return new ClusterObjects(cluster, stored, podViews.Where(p => p.TenantId == cluster.TenantId).ToDictionary(p => p.Id), sequences,
-            secretData.ToDictionary(s => s.Id), seal, head, now);
+            secretData.ToDictionary(s => s.Id), seal, head, now)
+        {
+            loadBalancers = ingressViews.Where(i => i is { Deleted: false, Ingress.Exists: true } && i.TenantId == cluster.TenantId).ToDictionary(i => i.Id),
+        };
     }
 
     public static async Task<long> HeadAsync(KraudDatabase database, CancellationToken ct)
@@ -139,7 +148,8 @@ public sealed class ClusterObjects
         var json = JsonNode.Parse(o.Manifest)!.AsObject();
         json["apiVersion"] = kind.ApiVersion;
         json["kind"] = kind.Kind;
-        var rv = Math.Max(Seq(view.Id), o.ReplicaSets.Select(r => Seq(r.PodId)).DefaultIfEmpty().Max());
+        // A Deployment changes with its ReplicaSets' pods, a LoadBalancer Service with its ingress.
+        var rv = new[] { Seq(view.Id), Seq(KubeNames.LoadBalancerIngressId(view.Id, o.Uid)) }.Concat(o.ReplicaSets.Select(r => Seq(r.PodId))).Max();
         var meta = KubeJson.Metadata(json);
         meta["uid"] = o.Uid.ToString();
         meta["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -169,13 +179,20 @@ public sealed class ClusterObjects
                 json["status"] = KubeJson.ToNode(DeploymentStatus(view));
                 break;
             case "Service":
-                json["status"] = ServiceStatus(json);
+                json["status"] = ServiceStatus(view);
                 break;
         }
         return new KubeItem(kind, o.Namespace, o.Name, rv, json, view.Id);
     }
 
-    private static JsonObject ServiceStatus(JsonObject json) => new() { ["loadBalancer"] = new JsonObject() };
+    /// <summary>A LoadBalancer Service shows its managed ingress's host once the ingress exists (kubectl's EXTERNAL-IP).</summary>
+    private JsonObject ServiceStatus(KubeObjectView view)
+    {
+        var balancer = new JsonObject();
+        if (loadBalancers.TryGetValue(KubeNames.LoadBalancerIngressId(view.Id, view.Object.Uid), out var ingress) && ingress.Ingress.Routes is [var route, ..])
+            balancer["ingress"] = new JsonArray(new JsonObject { ["hostname"] = route.Host });
+        return new JsonObject { ["loadBalancer"] = balancer };
+    }
 
     private sealed record ReplicaSetPods(KubeReplicaSet ReplicaSet, Pod? Pod, long Seq)
     {

@@ -21,7 +21,7 @@ public static class KubeObjectRequestHandler
 {
     public const string DeploymentOwner = "kubernetes deployment";
 
-    public static async Task Handle(KubeObjectRequest request, IDocumentSession session, IMessageContext context, IPods pods)
+    public static async Task Handle(KubeObjectRequest request, IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses)
     {
         var command = request.Command;
         command.By.RequireWriter();
@@ -31,26 +31,26 @@ public static class KubeObjectRequestHandler
             var inside = await session.Query<KubeObjectView>()
                 .Where(v => v.ClusterId == command.Key.ClusterId && v.Namespace == deleteNamespace.Key.Name).ToListAsync();
             foreach (var view in inside)
-                await ExecuteAsync(session, context, pods, new DeleteKubeObject(new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name), command.By,
+                await ExecuteAsync(session, context, pods, ingresses, new DeleteKubeObject(new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name), command.By,
                     command.At), null, null, null);
         }
-        await ExecuteAsync(session, context, pods, command, request.ExpectedVersion, request.Template, request.SecretSealed);
+        await ExecuteAsync(session, context, pods, ingresses, command, request.ExpectedVersion, request.Template, request.SecretSealed);
     }
 
     /// <summary>
     /// A deleted cluster takes its Kubernetes objects with it, in the cluster's own transaction: its Deployments' pods stop
     /// (nobody could reach them through the cluster's API again), its sealed Secrets go. Namespaces go last, finalized at once.
     /// </summary>
-    public static async Task DeleteClusterObjectsAsync(IDocumentSession session, IMessageContext context, IPods pods, Guid clusterId, Principal by,
+    public static async Task DeleteClusterObjectsAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, Guid clusterId, Principal by,
         DateTimeOffset at)
     {
         var views = await session.Query<KubeObjectView>().Where(v => v.ClusterId == clusterId).ToListAsync();
         foreach (var view in views.OrderBy(v => v.Kind == KubeKinds.Namespace.Kind))
-            await ExecuteAsync(session, context, pods, new DeleteKubeObject(new KubeObjectKey(clusterId, view.Kind, view.Namespace, view.Name), by, at,
+            await ExecuteAsync(session, context, pods, ingresses, new DeleteKubeObject(new KubeObjectKey(clusterId, view.Kind, view.Namespace, view.Name), by, at,
                 Finalize: view.Kind == KubeKinds.Namespace.Kind), null, null, null);
     }
 
-    private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
+    private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
         string? secretSealed)
     {
         var id = command.Key.StreamId;
@@ -89,6 +89,9 @@ public static class KubeObjectRequestHandler
                     break;
                 case KubeObjectDeleted when command.Key.Kind == KubeKinds.Secret.Kind:
                     session.Delete<KubeSecretData>(id);
+                    break;
+                case KubeObjectDeleted when command.Key.Kind == KubeKinds.Service.Kind:
+                    await SyncServiceLoadBalancerHandler.DeleteForServiceAsync(session, context, ingresses, before, command.At);
                     break;
             }
     }

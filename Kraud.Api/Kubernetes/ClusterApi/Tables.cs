@@ -54,7 +54,9 @@ public static class Tables
             Name,
             new("Type", "string", 0, (o, _) => KubeJson.Text(o, "spec.type") ?? "ClusterIP"),
             new("Cluster-IP", "string", 0, (o, _) => KubeJson.Text(o, "spec.clusterIP") ?? "None"),
-            new("External-IP", "string", 0, (o, _) => "<none>"),
+            // As kubectl prints it: a LoadBalancer's address once it has one, <pending> until then.
+            new("External-IP", "string", 0, (o, _) => o["status"]?["loadBalancer"]?["ingress"]?[0]?["hostname"]?.GetValue<string>()
+                ?? (KubeJson.Text(o, "spec.type") == "LoadBalancer" ? "<pending>" : "<none>")),
             new("Port(s)", "string", 0, (o, _) => string.Join(',', (o["spec"]?["ports"] as JsonArray ?? []).Select(p => $"{p?["port"]}/{p?["protocol"] ?? "TCP"}")) is { Length: > 0 } ports ? ports : "<none>"),
             Age,
         ],
