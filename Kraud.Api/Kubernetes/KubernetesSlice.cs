@@ -19,6 +19,7 @@ public sealed class KubernetesSlice : KraudSlice
         services.AddHostedService(sp => sp.GetRequiredService<KubernetesApiListener>());
         services.AddHostedService<DeploymentRollouts>();
         services.AddHostedService<ServiceLoadBalancers>();
+        services.AddHostedService<ClaimVolumeReclaimer>();
         services.AddSingleton<IPodEnvironment, KubeSecretsEnvironment>();
     }
 
@@ -27,6 +28,7 @@ public sealed class KubernetesSlice : KraudSlice
         marten.Schema.For<ClusterCaKey>();
         marten.Schema.For<Kraud.Projections.KubernetesApi.KubeObjectView>().Index(x => x.ClusterId);
         marten.Schema.For<KubeSecretData>();
+        marten.Schema.For<KubeClaimVolume>();
         marten.AddDecider<Kraud.Domain.Kubernetes.KubernetesCluster>();
         marten.AddDecider<Kraud.Domain.KubernetesApi.KubeObject>();
     }

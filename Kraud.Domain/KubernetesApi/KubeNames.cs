@@ -58,6 +58,16 @@ public static partial class KubeNames
     /// <summary>A Kubernetes pod is one microVM of the ReplicaSet's Kraud pod: a new microVM (restart, reschedule) is a new pod.</summary>
     public static string PodName(string replicaSet, Guid vmId) => $"{replicaSet}-{Hash(vmId.ToString(), 5)}";
 
+    /// <summary>A PersistentVolumeClaim's Kraud volume: one per claim object (a claim made again gets a new, empty one).</summary>
+    public static Guid ClaimVolumeId(Guid claimStreamId, Guid claimUid) => DeterministicId.From("k8s-pvc", claimStreamId, claimUid);
+
+    /// <summary>The claim's volume's name among the tenant's volumes (unique per tenant, as cluster names are).</summary>
+    public static string ClaimVolumeName(string clusterName, string k8sNamespace, string claim, Guid claimUid)
+    {
+        var full = $"k8s-{clusterName}-{k8sNamespace}-{claim}-{Hash(claimUid.ToString(), 5)}";
+        return full.Length <= 63 ? full : $"k8s-{clusterName}-{Hash($"{k8sNamespace}/{claim}/{claimUid}", 12)}";
+    }
+
     /// <summary>A Service of type LoadBalancer's managed ingress: one per Service object (a Service made again gets a new one).</summary>
     public static Guid LoadBalancerIngressId(Guid serviceStreamId, Guid serviceUid) => DeterministicId.From("k8s-service-lb", serviceStreamId, serviceUid);
 

@@ -268,6 +268,77 @@ public class KubectlSpecs(KraudApp app)
         }
     }
 
+    private static async Task<List<JsonElement>> VolumesAsync(TenantScope tenant) =>
+        [.. (await tenant.Gql("{ volumes(first: 100) { nodes { id name class sizeGiB state attachedTo } } }")).ShouldSucceed()
+            .Data.GetProperty("volumes").GetProperty("nodes").EnumerateArray()];
+
+    [Fact]
+    public async Task a_persistent_volume_claim_is_a_kraud_volume_that_a_deployments_pod_mounts_and_it_goes_after_the_claim()
+    {
+        await using var cluster = await ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        var file = kubectl.WriteFile("db.yaml", """
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata: {name: pgdata, namespace: default}
+            spec:
+              storageClassName: block
+              accessModes: [ReadWriteOnce]
+              resources: {requests: {storage: 10Gi}}
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: db, namespace: default}
+            spec:
+              replicas: 1
+              selector: {matchLabels: {app: db}}
+              template:
+                metadata: {labels: {app: db}}
+                spec:
+                  containers:
+                  - name: postgres
+                    image: postgres:16
+                    volumeMounts: [{name: data, mountPath: /var/lib/postgresql}]
+                  volumes:
+                  - name: data
+                    persistentVolumeClaim: {claimName: pgdata}
+            """);
+        (await kubectl.RunAsync("apply", "-f", file)).ShouldSucceed();
+
+        var claim = await Eventually.Get(async () => (await kubectl.RunAsync("get", "pvc", "pgdata", "-o", "json")).ShouldSucceed().Json(),
+            c => c.GetProperty("status").GetProperty("phase").GetString() == "Bound", TimeSpan.FromSeconds(60), "the claim is Bound");
+        Assert.Equal("10Gi", claim.GetProperty("status").GetProperty("capacity").GetProperty("storage").GetString());
+        var volumeName = claim.GetProperty("spec").GetProperty("volumeName").GetString()!;
+        Assert.Contains("Bound", (await kubectl.RunAsync("get", "pvc")).ShouldSucceed().Output);
+        var pods = await Eventually.Get(async () => (await kubectl.RunAsync("get", "pods", "-o", "json")).ShouldSucceed().Json(),
+            p => p.GetProperty("items").EnumerateArray().Any(x => Phase(x) == "Running"), TimeSpan.FromSeconds(60), "the database pod runs");
+        var volume = Assert.Single(await VolumesAsync(cluster.Tenant), v => v.GetProperty("name").GetString() == volumeName);
+        Assert.Equal(("BLOCK", 10), (volume.GetProperty("class").GetString(), volume.GetProperty("sizeGiB").GetInt32()));
+        Assert.Equal([OwnerPodId(pods)], volume.GetProperty("attachedTo").EnumerateArray().Select(a => a.GetString()));
+
+        // What Kraud cannot do is said before anything is written: another class, a resize, a claim that is not there.
+        var refusals = new[]
+        {
+            ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: fast, namespace: default}\n" +
+             "spec: {storageClassName: ssd, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n", "supported values: \"block\""),
+            ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: pgdata, namespace: default}\n" +
+             "spec: {storageClassName: block, accessModes: [ReadWriteOnce], resources: {requests: {storage: 20Gi}}}\n", "cannot resize"),
+            ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: shared, namespace: default}\n" +
+             "spec: {storageClassName: block, accessModes: [ReadWriteMany], resources: {requests: {storage: 1Gi}}}\n", "storageClassName gfs is shared"),
+        };
+        foreach (var (manifest, message) in refusals)
+        {
+            var refused = await kubectl.RunAsync("apply", "-f", kubectl.WriteFile("bad.yaml", manifest));
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains(message, refused.Error);
+        }
+        Assert.Single(await VolumesAsync(cluster.Tenant));
+
+        (await kubectl.RunAsync("delete", "-f", file)).ShouldSucceed();
+        await Eventually.Until(async () => (await VolumesAsync(cluster.Tenant)).All(v => v.GetProperty("state").GetString() == "DELETED"),
+            TimeSpan.FromSeconds(60), "the claim's volume is deleted once its pod let go of it");
+    }
+
     [Fact]
     public async Task deleting_the_cluster_stops_the_pods_of_its_deployments_and_forgets_its_objects()
     {

@@ -15,7 +15,7 @@ namespace Kraud.Api.Kubernetes.ClusterApi;
 
 /// <summary>An object the API accepted: its canonical manifest (what events keep), and what Kraud runs for it.</summary>
 public sealed record Admitted(JsonObject Manifest, string Text, string SpecText, WorkloadIntent? Workload, PodSpec? Template,
-    IReadOnlyDictionary<string, string>? SecretData);
+    IReadOnlyDictionary<string, string>? SecretData, ClaimVolume? Claim = null);
 
 /// <summary>
 /// What the API server checks before anything is appended: the body decodes as the kind's wire type (with
@@ -61,6 +61,7 @@ public static class Admission
         WorkloadIntent? workload = null;
         PodSpec? template = null;
         IReadOnlyDictionary<string, string>? secretData = null;
+        ClaimVolume? claimVolume = null;
         switch (model)
         {
             case V1Deployment deployment:
@@ -81,6 +82,9 @@ public static class Admission
                     secretData = new Dictionary<string, string>(secretData, StringComparer.Ordinal) { [SealedLastApplied] = lastApplied.GetValue<string>() };
                 }
                 break;
+            case V1PersistentVolumeClaim claim:
+                claimVolume = Claim(claim, name, ns!, objects, cluster);
+                break;
             case V1ConfigMap configMap:
                 foreach (var key in (configMap.Data?.Keys ?? []).Concat(configMap.BinaryData?.Keys ?? [])) RequireDataKey(kind, name, key);
                 break;
@@ -98,7 +102,7 @@ public static class Admission
         }
         var canonical = (JsonObject)KubeJson.Canonical(manifest)!;
         var spec = KubeJson.CanonicalText(canonical["spec"]) + KubeJson.CanonicalText(canonical["data"]);
-        return new Admitted(canonical, canonical.ToJsonString(), spec, workload, template, secretData);
+        return new Admitted(canonical, canonical.ToJsonString(), spec, workload, template, secretData, claimVolume);
     }
 
     public const string LastApplied = "kubectl.kubernetes.io/last-applied-configuration";
@@ -126,6 +130,33 @@ public static class Admission
             values[key] = Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
         }
         return values;
+    }
+
+    /// <summary>The storage classes a claim may name: Kraud's volume classes (BLOCK is the default, as a cluster's default class).</summary>
+    public static readonly IReadOnlyDictionary<string, Domain.Volumes.VolumeClass> StorageClasses = new Dictionary<string, Domain.Volumes.VolumeClass>(StringComparer.Ordinal)
+    {
+        ["block"] = Domain.Volumes.VolumeClass.Block, ["gfs"] = Domain.Volumes.VolumeClass.Gfs, ["red"] = Domain.Volumes.VolumeClass.Red,
+    };
+
+    private static ClaimVolume Claim(V1PersistentVolumeClaim claim, string name, string ns, ClusterObjects objects, Domain.Kubernetes.KubernetesCluster cluster)
+    {
+        string Invalid(string message) => throw KubeApiException.Invalid("PersistentVolumeClaim", name, message);
+        var spec = claim.Spec ?? throw KubeApiException.Invalid("PersistentVolumeClaim", name, "spec: Required value");
+        var className = spec.StorageClassName ?? "block";
+        if (!StorageClasses.TryGetValue(className, out var volumeClass))
+            Invalid($"spec.storageClassName: Unsupported value: \"{className}\": supported values: \"block\", \"gfs\", \"red\"");
+        if (Quantity(spec.Resources?.Requests, null, "storage") is not { } bytes || bytes <= 0) Invalid("spec.resources.requests[storage]: Required value");
+        var sizeGiB = (int)Math.Min(int.MaxValue, Math.Ceiling(bytes / (1024m * 1024m * 1024m)));
+        var modes = spec.AccessModes ?? [];
+        if (modes.Count == 0) Invalid("spec.accessModes: Required value");
+        if (volumeClass != Domain.Volumes.VolumeClass.Gfs && modes.Any(m => m is "ReadWriteMany"))
+            Invalid($"spec.accessModes: Unsupported value: \"ReadWriteMany\": a {className} volume is one disk for one microVM; storageClassName gfs is shared");
+        // Kraud cannot resize or change a volume's class: a claim's spec stays as it was made, as Kubernetes keeps it (bar growth).
+        if (objects.View(KubeKinds.PersistentVolumeClaim, ns, name) is { } existing
+            && KubeJson.ToModel<V1PersistentVolumeClaim>(JsonNode.Parse(existing.Object.Manifest)!).Spec is { } before
+            && ((before.StorageClassName ?? "block") != className || Quantity(before.Resources?.Requests, null, "storage") != bytes))
+            Invalid("spec: Forbidden: spec is immutable after creation: Kraud cannot resize a volume or change its class");
+        return new ClaimVolume(volumeClass, sizeGiB, cluster.ControlPlaneZone, cluster.Name);
     }
 
     private static void Service(V1Service service, string name, JsonObject manifest)
@@ -170,8 +201,7 @@ public static class Admission
         var c = containers[0];
         if (string.IsNullOrWhiteSpace(c.Name)) Invalid("spec.template.spec.containers[0].name: Required value");
         if (string.IsNullOrWhiteSpace(c.Image)) Invalid("spec.template.spec.containers[0].image: Required value");
-        if (spec.Template.Spec.Volumes is { Count: > 0 } || c.VolumeMounts is { Count: > 0 })
-            Invalid("spec.template.spec.volumes: Kraud does not mount ConfigMap, Secret or PersistentVolumeClaim volumes into a Deployment's microVMs yet");
+        var mounts = Mounts(spec.Template.Spec.Volumes ?? [], c.VolumeMounts ?? [], ns, objects, Invalid);
 
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var from in c.EnvFrom ?? [])
@@ -207,11 +237,41 @@ public static class Admission
         var memory = Quantity(resources?.Limits, resources?.Requests, "memory") is { } bytes ? (int)Math.Ceiling(bytes / (1024m * 1024m)) : 256;
         var command = (c.Command ?? []).Concat(c.Args ?? []).ToList();
         var pod = new PodSpec(name, KubeNames.KraudNamespace(cluster.Name, ns), c.Image, command, env, Math.Max(1, cpu), Math.Max(64, memory), cluster.ControlPlaneZone,
-            false, 0);
+            false, 0, mounts.Count == 0 ? null : mounts);
         var templateText = KubeJson.CanonicalText(manifest["spec"]?["template"]);
         var specNode = (JsonObject)manifest["spec"]!;
         specNode["replicas"] = replicas;
         return (new WorkloadIntent(KubeNames.Hash(templateText, 10), replicas, templateText), pod);
+    }
+
+    /// <summary>
+    /// The pod's volumes as Kraud mounts: each persistentVolumeClaim volume the container mounts is the claim's Kraud volume
+    /// (its class is filled in by the Volumes slice). ConfigMap and Secret volumes are not mounted (env only).
+    /// </summary>
+    private static List<VolumeMount> Mounts(IList<V1Volume> volumes, IList<V1VolumeMount> volumeMounts, string ns, ClusterObjects objects,
+        Func<string, string> invalid)
+    {
+        var mounts = new List<VolumeMount>();
+        foreach (var volume in volumes)
+            if (volume.PersistentVolumeClaim is null)
+                invalid($"spec.template.spec.volumes[{volume.Name}]: Kraud mounts persistentVolumeClaim volumes only (ConfigMaps and Secrets go into env)");
+        foreach (var mount in volumeMounts)
+        {
+            var volume = volumes.FirstOrDefault(v => v.Name == mount.Name);
+            if (volume?.PersistentVolumeClaim is not { } source)
+            {
+                invalid($"spec.template.spec.containers[0].volumeMounts[{mount.Name}]: Not found: no volume named \"{mount.Name}\"");
+                continue;
+            }
+            if (objects.View(KubeKinds.PersistentVolumeClaim, ns, source.ClaimName) is not { } claim)
+            {
+                invalid($"spec.template.spec.volumes[{volume.Name}].persistentVolumeClaim: PersistentVolumeClaim \"{source.ClaimName}\" not found in namespace \"{ns}\" (apply it first)");
+                continue;
+            }
+            mounts.Add(new VolumeMount(KubeNames.ClaimVolumeId(claim.Id, claim.Object.Uid), mount.MountPath, mount.ReadOnlyProperty == true || source.ReadOnlyProperty == true,
+                Domain.Volumes.VolumeClass.Block));
+        }
+        return mounts;
     }
 
     private static decimal? Quantity(IDictionary<string, ResourceQuantity>? limits, IDictionary<string, ResourceQuantity>? requests, string name) =>

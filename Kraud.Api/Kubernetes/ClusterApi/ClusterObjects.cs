@@ -7,6 +7,7 @@ using Kraud.Domain.Pods;
 using Kraud.Projections.Ingresses;
 using Kraud.Projections.KubernetesApi;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 using Npgsql;
 
@@ -32,6 +33,9 @@ public sealed class ClusterObjects
 
     /// <summary>The managed ingresses of LoadBalancer Services, by ingress id.</summary>
     private IReadOnlyDictionary<Guid, IngressView> loadBalancers = new Dictionary<Guid, IngressView>();
+
+    /// <summary>The Kraud volumes of PersistentVolumeClaims, by volume id.</summary>
+    private IReadOnlyDictionary<Guid, VolumeView> claimVolumes = new Dictionary<Guid, VolumeView>();
 
     private ClusterObjects(KubernetesCluster cluster, IReadOnlyList<KubeObjectView> views, IReadOnlyDictionary<Guid, PodView> pods,
         IReadOnlyDictionary<Guid, long> seqs, IReadOnlyDictionary<Guid, KubeSecretData> secrets, SecretSeal seal, long head, DateTimeOffset now)
@@ -62,11 +66,14 @@ public sealed class ClusterObjects
         var secretData = secretIds.Length == 0 ? [] : await session.LoadManyAsync<KubeSecretData>(ct, secretIds);
         var ingressIds = stored.Where(v => v.Kind == KubeKinds.Service.Kind).Select(v => KubeNames.LoadBalancerIngressId(v.Id, v.Object.Uid)).ToArray();
         var ingressViews = ingressIds.Length == 0 ? [] : await session.LoadManyAsync<IngressView>(ct, ingressIds);
-        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(ingressIds).ToArray(), ct);
+        var claimVolumeIds = stored.Where(v => v.Kind == KubeKinds.PersistentVolumeClaim.Kind).Select(v => KubeNames.ClaimVolumeId(v.Id, v.Object.Uid)).ToArray();
+        var volumeViews = claimVolumeIds.Length == 0 ? [] : await session.LoadManyAsync<VolumeView>(ct, claimVolumeIds);
+        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(ingressIds).Concat(claimVolumeIds).ToArray(), ct);
         return new ClusterObjects(cluster, stored, podViews.Where(p => p.TenantId == cluster.TenantId).ToDictionary(p => p.Id), sequences,
             secretData.ToDictionary(s => s.Id), seal, head, now)
         {
             loadBalancers = ingressViews.Where(i => i is { Deleted: false, Ingress.Exists: true } && i.TenantId == cluster.TenantId).ToDictionary(i => i.Id),
+            claimVolumes = volumeViews.Where(v => v.TenantId == cluster.TenantId).ToDictionary(v => v.Id),
         };
     }
 
@@ -149,7 +156,8 @@ public sealed class ClusterObjects
         json["apiVersion"] = kind.ApiVersion;
         json["kind"] = kind.Kind;
         // A Deployment changes with its ReplicaSets' pods, a LoadBalancer Service with its ingress.
-        var rv = new[] { Seq(view.Id), Seq(KubeNames.LoadBalancerIngressId(view.Id, o.Uid)) }.Concat(o.ReplicaSets.Select(r => Seq(r.PodId))).Max();
+        var rv = new[] { Seq(view.Id), Seq(KubeNames.LoadBalancerIngressId(view.Id, o.Uid)), Seq(KubeNames.ClaimVolumeId(view.Id, o.Uid)) }
+            .Concat(o.ReplicaSets.Select(r => Seq(r.PodId))).Max();
         var meta = KubeJson.Metadata(json);
         meta["uid"] = o.Uid.ToString();
         meta["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -181,8 +189,29 @@ public sealed class ClusterObjects
             case "Service":
                 json["status"] = ServiceStatus(view);
                 break;
+            case "PersistentVolumeClaim":
+                ClaimStatus(view, json);
+                break;
         }
         return new KubeItem(kind, o.Namespace, o.Name, rv, json, view.Id);
+    }
+
+    /// <summary>A claim is Bound once its Kraud volume is HEALTHY (its replicas placed and formatted); its volume is named by id.</summary>
+    private void ClaimStatus(KubeObjectView view, JsonObject json)
+    {
+        var volumeId = KubeNames.ClaimVolumeId(view.Id, view.Object.Uid);
+        var status = new JsonObject { ["phase"] = "Pending" };
+        if (claimVolumes.TryGetValue(volumeId, out var volume))
+        {
+            if (json["spec"] is JsonObject spec) spec["volumeName"] = volume.Name;
+            if (volume.State is Domain.Volumes.VolumeState.Healthy or Domain.Volumes.VolumeState.Degraded)
+            {
+                status["phase"] = "Bound";
+                status["accessModes"] = json["spec"]?["accessModes"]?.DeepClone();
+                status["capacity"] = new JsonObject { ["storage"] = $"{volume.Volume.SizeGiB}Gi" };
+            }
+        }
+        json["status"] = status;
     }
 
     /// <summary>A LoadBalancer Service shows its managed ingress's host once the ingress exists (kubectl's EXTERNAL-IP).</summary>

@@ -35,7 +35,10 @@ public static class KubeKinds
     public static readonly KubeKind Deployment = new("apps", "v1", "Deployment", "deployments", true, true, typeof(V1Deployment), ["deploy"], ["scale", "status"]);
     public static readonly KubeKind ReplicaSet = new("apps", "v1", "ReplicaSet", "replicasets", true, false, typeof(V1ReplicaSet), ["rs"], []);
 
-    public static IReadOnlyList<KubeKind> All { get; } = [Namespace, ConfigMap, Secret, Service, Pod, Node, Event, Deployment, ReplicaSet];
+    public static readonly KubeKind PersistentVolumeClaim = new("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, true,
+        typeof(V1PersistentVolumeClaim), ["pvc"], []);
+
+    public static IReadOnlyList<KubeKind> All { get; } = [Namespace, ConfigMap, Secret, Service, PersistentVolumeClaim, Pod, Node, Event, Deployment, ReplicaSet];
 
     public static IReadOnlyList<string> GroupVersionPaths { get; } = All.Select(k => k.GroupVersionPath).Distinct().ToList();
 

@@ -15,13 +15,18 @@ namespace Kraud.Api.Kubernetes.ClusterApi;
 /// <param name="ExpectedVersion">The object's stream version the client's resourceVersion stood for (stale: 409).</param>
 /// <param name="Template">A Deployment's pod template as a Kraud pod (its name is the ReplicaSet's, given when one is made).</param>
 /// <param name="SecretSealed">A Secret's values, sealed: stored beside the object, never in its events.</param>
-public sealed record KubeObjectRequest(KubeObjectCommand Command, int? ExpectedVersion = null, PodSpec? Template = null, string? SecretSealed = null);
+/// <param name="Claim">A new PersistentVolumeClaim's volume: what the Kraud volume is made of.</param>
+public sealed record KubeObjectRequest(KubeObjectCommand Command, int? ExpectedVersion = null, PodSpec? Template = null, string? SecretSealed = null,
+    ClaimVolume? Claim = null);
+
+/// <summary>The Kraud volume a PersistentVolumeClaim asks for (its storageClassName is the class).</summary>
+public sealed record ClaimVolume(Domain.Volumes.VolumeClass Class, int SizeGiB, string Zone, string ClusterName);
 
 public static class KubeObjectRequestHandler
 {
     public const string DeploymentOwner = "kubernetes deployment";
 
-    public static async Task Handle(KubeObjectRequest request, IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses)
+    public static async Task Handle(KubeObjectRequest request, IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, IVolumes volumes)
     {
         var command = request.Command;
         command.By.RequireWriter();
@@ -31,27 +36,27 @@ public static class KubeObjectRequestHandler
             var inside = await session.Query<KubeObjectView>()
                 .Where(v => v.ClusterId == command.Key.ClusterId && v.Namespace == deleteNamespace.Key.Name).ToListAsync();
             foreach (var view in inside)
-                await ExecuteAsync(session, context, pods, ingresses, new DeleteKubeObject(new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name), command.By,
+                await ExecuteAsync(session, context, pods, ingresses, volumes, new DeleteKubeObject(new KubeObjectKey(view.ClusterId, view.Kind, view.Namespace, view.Name), command.By,
                     command.At), null, null, null);
         }
-        await ExecuteAsync(session, context, pods, ingresses, command, request.ExpectedVersion, request.Template, request.SecretSealed);
+        await ExecuteAsync(session, context, pods, ingresses, volumes, command, request.ExpectedVersion, request.Template, request.SecretSealed, request.Claim);
     }
 
     /// <summary>
     /// A deleted cluster takes its Kubernetes objects with it, in the cluster's own transaction: its Deployments' pods stop
     /// (nobody could reach them through the cluster's API again), its sealed Secrets go. Namespaces go last, finalized at once.
     /// </summary>
-    public static async Task DeleteClusterObjectsAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, Guid clusterId, Principal by,
+    public static async Task DeleteClusterObjectsAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, IVolumes volumes, Guid clusterId, Principal by,
         DateTimeOffset at)
     {
         var views = await session.Query<KubeObjectView>().Where(v => v.ClusterId == clusterId).ToListAsync();
         foreach (var view in views.OrderBy(v => v.Kind == KubeKinds.Namespace.Kind))
-            await ExecuteAsync(session, context, pods, ingresses, new DeleteKubeObject(new KubeObjectKey(clusterId, view.Kind, view.Namespace, view.Name), by, at,
+            await ExecuteAsync(session, context, pods, ingresses, volumes, new DeleteKubeObject(new KubeObjectKey(clusterId, view.Kind, view.Namespace, view.Name), by, at,
                 Finalize: view.Kind == KubeKinds.Namespace.Kind), null, null, null);
     }
 
-    private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
-        string? secretSealed)
+    private static async Task ExecuteAsync(IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, IVolumes volumes, KubeObjectCommand command, int? expectedVersion, PodSpec? template,
+        string? secretSealed, ClaimVolume? claim = null)
     {
         var id = command.Key.StreamId;
         var loaded = await Streams.FetchForWritingAsync<KubeObject>(session, id);
@@ -89,6 +94,16 @@ public static class KubeObjectRequestHandler
                     break;
                 case KubeObjectDeleted when command.Key.Kind == KubeKinds.Secret.Kind:
                     session.Delete<KubeSecretData>(id);
+                    break;
+                case KubeObjectCreated { Kind: "PersistentVolumeClaim" } created:
+                    // The claim's volume is made with it (Bound once the volume is HEALTHY); it is deleted once the claim is gone and
+                    // no pod holds it any more (ClaimVolumeReclaimer), as a PersistentVolume of reclaimPolicy Delete.
+                    var wanted = claim ?? throw new InvalidOperationException("A new PersistentVolumeClaim needs its volume.");
+                    var volumeId = KubeNames.ClaimVolumeId(id, created.Uid);
+                    await volumes.CreateAsync(session, context, new Domain.Volumes.CreateVolume(volumeId, created.TenantId,
+                        KubeNames.ClaimVolumeName(wanted.ClusterName, created.Namespace, created.Name, created.Uid), wanted.Class, wanted.SizeGiB, wanted.Zone,
+                        by, command.At), by);
+                    session.Store(new KubeClaimVolume { Id = volumeId, TenantId = created.TenantId, ClusterId = created.ClusterId, ClaimId = id, ClaimUid = created.Uid });
                     break;
                 case KubeObjectDeleted when command.Key.Kind == KubeKinds.Service.Kind:
                     await SyncServiceLoadBalancerHandler.DeleteForServiceAsync(session, context, ingresses, before, command.At);

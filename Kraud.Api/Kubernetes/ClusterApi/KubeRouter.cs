@@ -337,7 +337,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
         {
             return (new KubeItem(kind, ns ?? "", name, 0, admitted.Manifest, key.StreamId), mode == PutMode.Create);
         }
-        await InvokeAsync(new KubeObjectRequest(command, expectedVersion, admitted.Template, sealedSecret), kind, name);
+        await InvokeAsync(new KubeObjectRequest(command, expectedVersion, admitted.Template, sealedSecret, admitted.Claim), kind, name);
         var after = await SnapshotAsync();
         return (after.Get(kind, ns, name) ?? throw NotFound(kind, name), before is null);
     }

@@ -60,6 +60,19 @@ public static class Tables
             new("Port(s)", "string", 0, (o, _) => string.Join(',', (o["spec"]?["ports"] as JsonArray ?? []).Select(p => $"{p?["port"]}/{p?["protocol"] ?? "TCP"}")) is { Length: > 0 } ports ? ports : "<none>"),
             Age,
         ],
+        "PersistentVolumeClaim" =>
+        [
+            Name,
+            new("Status", "string", 0, (o, _) => KubeJson.Text(o, "status.phase") ?? "Pending"),
+            new("Volume", "string", 0, (o, _) => KubeJson.Text(o, "spec.volumeName") ?? ""),
+            new("Capacity", "string", 0, (o, _) => o["status"]?["capacity"]?["storage"]?.GetValue<string>() ?? ""),
+            new("Access Modes", "string", 0, (o, _) => string.Join(',', (o["spec"]?["accessModes"] as JsonArray ?? []).Select(m => m?.GetValue<string>() switch
+            {
+                "ReadWriteOnce" => "RWO", "ReadOnlyMany" => "ROX", "ReadWriteMany" => "RWX", var other => other,
+            }))),
+            new("StorageClass", "string", 0, (o, _) => KubeJson.Text(o, "spec.storageClassName") ?? "block"),
+            Age,
+        ],
         "ConfigMap" => [Name, new("Data", "integer", 0, (o, _) => (o["data"] as JsonObject)?.Count ?? 0), Age],
         "Secret" => [Name, new("Type", "string", 0, (o, _) => KubeJson.Text(o, "type") ?? "Opaque"), new("Data", "integer", 0, (o, _) => (o["data"] as JsonObject)?.Count ?? 0), Age],
         "Namespace" => [Name, new("Status", "string", 0, (o, _) => KubeJson.Text(o, "status.phase") ?? "Active"), Age],
