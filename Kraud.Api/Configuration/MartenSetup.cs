@@ -47,6 +47,7 @@ public static class MartenSetup
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Kubernetes.KubernetesClusterViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Apps.AppInstanceViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.KubernetesApi.KubeObjectViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);

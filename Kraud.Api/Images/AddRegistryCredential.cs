@@ -31,7 +31,7 @@ public static class AddRegistryCredentialField
         var input = ctx.Input("input");
         var password = input.Required<string>("password");
         RegistryCredentialDecider.RequirePassword(password);
-        var command = new AddRegistryCredential(Guid.NewGuid(), caller.RequireTenant(), input.Required<string>("registry"), input.Required<string>("username"),
+        var command = new AddRegistryCredential(ctx.NewId(), caller.RequireTenant(), input.Required<string>("registry"), input.Required<string>("username"),
             caller, ctx.Now());
         var key = ctx.Service<RegistryCredentials>().Key;
         await ctx.Invoke(new RegistryCredentialRequest(command, key.Seal(password, SealingContext(command))));

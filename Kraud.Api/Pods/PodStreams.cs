@@ -16,7 +16,8 @@ namespace Kraud.Api.Pods;
 /// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
 /// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
-public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvironment environment, IBootFirewall firewall, IPodImages images) : IPods
+public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerable<IPodEnvironment> environments, IBootFirewall firewall, IPodImages images)
+    : IPods
 {
     /// <summary>The pod's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
     public static Task<Loaded<Pod>> FetchForWritingAsync(IDocumentSession session, Guid podId, CancellationToken ct = default) =>
@@ -61,6 +62,17 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
 
     /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
     private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
+
+    /// <summary>
+    /// The booting microVM's environment: each slice that puts references into a pod's environment (an app's generated
+    /// secrets, a Kubernetes Secret) resolves its own, one after the other.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> EnvironmentAsync(IQuerySession session, Pod pod)
+    {
+        var env = pod.Spec.Env;
+        foreach (var environment in environments) env = await environment.ResolveAsync(session, pod with { Spec = pod.Spec with { Env = env } });
+        return env;
+    }
 
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
         int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
@@ -111,7 +123,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
                             .Stamp(stamp);
                     // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
                     await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await environment.ResolveAsync(session, after)) with { Oci = image }));
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await EnvironmentAsync(session, after)) with { Oci = image }));
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

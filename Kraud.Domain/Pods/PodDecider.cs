@@ -22,6 +22,12 @@ public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At, Guid
 public sealed record StopPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 public sealed record StartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 
+/// <summary>
+/// One replica's microVM is to go and the replica to run anew (on the host the scheduler picks): what deleting a Kubernetes
+/// pod of a Deployment does. Its owner asks for it, as for a scale.
+/// </summary>
+public sealed record EvictPodReplica(Guid PodId, Guid VmId, string Reason, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
+
 /// <summary>Mount a volume (the volume's own stream decided it may be attached); live microVMs restart to get it.</summary>
 public sealed record AttachPodVolume(Guid PodId, VolumeMount Mount, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 
@@ -86,7 +92,9 @@ public static class PodDecider
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
         (ScalePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (DeletePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
+        (EvictPodReplica { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (ScalePod c, _) => Scale(c, state),
+        (EvictPodReplica c, _) => Evict(c, state),
         (RestartPod c, _) => [Restart(c, state)],
         (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
         (StopPod, { Halted: true }) => [],
@@ -149,6 +157,14 @@ public static class PodDecider
         RequireMounts(state.Spec.Mounts, c.Replicas);
         return c.Replicas == state.Replicas ? [] : [new PodScaled(c.PodId, state.Replicas, c.Replicas, c.By.Actor, c.At)];
     }
+
+    /// <summary>A microVM already stopping goes anyway (nothing to add); one the pod no longer has is not found.</summary>
+    private static IReadOnlyList<object> Evict(EvictPodReplica c, Pod state) => state.Instance(c.VmId) switch
+    {
+        null => throw DomainException.NotFound("microVM", c.VmId),
+        { Phase: VmPhase.Stopping } => [],
+        var vm => [new PodReplicaEvicted(c.PodId, vm.VmId, vm.HostId, c.Reason, c.At)],
+    };
 
     public const int MaxVolumes = 16;
 

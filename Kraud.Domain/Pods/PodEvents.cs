@@ -46,7 +46,10 @@ public sealed record PodReplicaLost(Guid PodId, Guid VmId, Guid HostId, string R
 /// <summary>The host no longer reports a microVM that should run there: it is booted again (same id, same host).</summary>
 public sealed record PodReplicaVanished(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
-/// <summary>The replica has to leave its host (the host is drained): its VM is stopped and the replica placed elsewhere.</summary>
+/// <summary>
+/// The replica has to leave its host (the host is drained, or its owner asked for a new microVM: a Kubernetes pod was
+/// deleted): its VM is stopped and the replica placed again.
+/// </summary>
 public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
 /// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>

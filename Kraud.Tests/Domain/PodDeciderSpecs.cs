@@ -181,6 +181,26 @@ public class PodDeciderSpecs
     }
 
     [Fact]
+    public void evicting_a_replica_for_its_owner_stops_that_microvm_and_leaves_the_replica_to_be_placed_again()
+    {
+        var owner = new ResourceOwner("kubernetes deployment", Guid.NewGuid(), "shop/web");
+        var pod = Running() with { Owner = owner };
+        var victim = pod.Instances.Single(i => i.Replica == 1);
+
+        var refused = Assert.Throws<DomainException>(() => PodDecider.Decide(new EvictPodReplica(PodId, victim.VmId, "deleted", Admin, Now), pod));
+        Assert.Contains("shop/web", refused.Message);
+
+        var (state, events) = When(pod, new EvictPodReplica(PodId, victim.VmId, "Kubernetes pod web-x was deleted", Admin, Now, OnBehalfOf: owner.Id));
+        var evicted = Assert.IsType<PodReplicaEvicted>(Assert.Single(events));
+        Assert.Equal((victim.VmId, victim.HostId, "Kubernetes pod web-x was deleted"), (evicted.VmId, evicted.HostId, evicted.Reason));
+        Assert.Equal(VmPhase.Stopping, state.Instance(victim.VmId)!.Phase);
+        Assert.Equal([1], state.Unplaced);
+        Assert.Empty(PodDecider.Decide(new EvictPodReplica(PodId, victim.VmId, "again", Admin, Now, owner.Id), state));
+        Assert.Equal(ErrorCode.NotFound,
+            Assert.Throws<DomainException>(() => PodDecider.Decide(new EvictPodReplica(PodId, Guid.NewGuid(), "none", Admin, Now, owner.Id), state)).Code);
+    }
+
+    [Fact]
     public void an_unschedulable_verdict_is_recorded_once_with_its_reason()
     {
         var pod = Given(new PodRequested(PodId, Tenant, Spec(), 1, "token:t1", Now));

@@ -78,6 +78,8 @@ public class KraudApp : IAsyncLifetime
         // The Docker Engine API on a free port of its own (the real docker CLI talks to it).
         ("Docker:Url", "http://127.0.0.1:0"),
         .. SpecImages.Select((name, i) => ($"Images:EmbeddedRegistry:Seed:{i.ToString(CultureInfo.InvariantCulture)}", name)),
+        // Every application serves the clusters' Kubernetes API on a free loopback port of its own.
+        ("Kubernetes:ApiUrl", "https://127.0.0.1:0"),
     ];
 
     /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
