@@ -33,7 +33,10 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
 
-            var pod = await tenant.CreatePodAsync("real", zone: zone);
+            // A workload that keeps running (the image's own Cmd, sh, exits at once and its microVM powers off with it).
+            var pod = (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+                new { @in = new { name = "real", image = "nginx:1.27", cpu = 1, memoryMiB = 256, zone, command = new[] { "sleep", "3600" } } }))
+                .ShouldSucceed().Data.GetProperty("createPod");
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
 
             var instance = Assert.Single(running.Instances());
