@@ -33,7 +33,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
 
-            var pod = await tenant.CreatePodAsync("real", zone: zone);
+            var pod = await LongRunningPodAsync(tenant, "real", zone);
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
 
             var instance = Assert.Single(running.Instances());
@@ -131,6 +131,12 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         }
     }
 
+    /// <summary>A pod whose workload keeps running: the image's own Cmd (sh) exits at once, and its microVM powers off with it.</summary>
+    private static async Task<System.Text.Json.JsonElement> LongRunningPodAsync(TenantScope tenant, string name, string zone) =>
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+            new { @in = new { name, image = "nginx:1.27", cpu = 1, memoryMiB = 256, zone, command = new[] { "sleep", "3600" } } }))
+        .ShouldSucceed().Data.GetProperty("createPod");
+
     private static async Task<System.Text.Json.JsonElement> PodAsync(TenantScope tenant, string id, string fields) =>
         (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ id {fields} }} }}", new { id })).ShouldSucceed().Data.GetProperty("pod");
 
@@ -143,7 +149,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         {
             await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
-            var pod = await tenant.CreatePodAsync("doomed", zone: zone);
+            var pod = await LongRunningPodAsync(tenant, "doomed", zone);
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
             var vmId = Guid.Parse(Assert.Single(running.Instances()).GetProperty("id").GetString()!);
 
