@@ -56,7 +56,7 @@ public class ConcurrentCreateSpecs(KraudApp app)
         Assert.Equal(before + 1, app.CommitFaults.Fired);
         var pod = answer.Data.GetProperty("createPod");
         Assert.Equal(name, pod.GetProperty("name").GetString());
-        Assert.Equal(1, pod.GetProperty("version").GetInt32());
+        Assert.Equal(2, pod.GetProperty("version").GetInt32()); // PodRequested, PodImageResolved
         var id = Guid.Parse(pod.Id());
         await using (var session = app.Store.QuerySession())
         {

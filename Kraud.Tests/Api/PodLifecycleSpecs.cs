@@ -94,7 +94,8 @@ public class PodLifecycleSpecs(KraudApp app)
         var pod = await tenant.CreatePodAsync("answered");
         var podId = Guid.Parse(pod.Id());
         var events = await app.EventsOf(podId);
-        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodRequested).Version, pod.GetProperty("version").GetInt32());
+        // A create appends the request and the image's digest; the scheduler's events may follow before this read.
+        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodImageResolved).Version, pod.GetProperty("version").GetInt32());
         Assert.Equal("PENDING", pod.State());
         await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
 
