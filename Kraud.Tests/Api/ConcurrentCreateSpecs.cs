@@ -10,14 +10,21 @@ namespace Kraud.Tests.Api;
 /// other, an error means nothing was created, and a retried create answers its own pod.
 /// </summary>
 [Collection(ApiCollection.Name)]
-public class ConcurrentCreateSpecs(KraudApp app)
+public class ConcurrentCreateSpecs(KraudApp app) : IAsyncLifetime
 {
+    // 64 pods of the shared fleet: left running they would take the room later specs' placements count on.
+    private readonly SpecTenants _tenants = new(app);
+
+    public Task InitializeAsync() => _tenants.InitializeAsync();
+
+    public Task DisposeAsync() => _tenants.DisposeAsync();
+
     private const string Create = "mutation($in: CreatePodInput!) { createPod(input: $in) { id name namespace state version } }";
 
     [Fact]
     public async Task sixty_four_concurrent_creates_in_one_new_namespace_answer_sixty_four_pods_and_create_exactly_those()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var answers = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => Task.Run(() => tenant.Gql(Create,
             new { @in = new { name = $"burst-{i:00}", @namespace = "burst", image = "nginx:1.27", cpu = 1, memoryMiB = 64 } }))));
 
@@ -46,7 +53,7 @@ public class ConcurrentCreateSpecs(KraudApp app)
     [Fact]
     public async Task a_create_whose_commit_answer_is_lost_is_retried_and_answers_the_same_pod()
     {
-        var tenant = await TenantScope.CreateAsync(app);
+        var tenant = await _tenants.NewAsync();
         var name = $"lost-{Guid.NewGuid():N}"[..20];
         var before = app.CommitFaults.Fired;
         app.CommitFaults.FailAfterCommitOfPod(name);
