@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Kraud.Api.Common;
+using Kraud.Domain.KubernetesApi;
 using Marten;
 
 namespace Kraud.Api.Kubernetes.ClusterApi;
@@ -42,6 +43,12 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
                     {
                         foreach (var item in now.Values.Where(i => since == 0 || i.ResourceVersion > since))
                             await SendAsync(since == 0 ? "ADDED" : "MODIFIED", item, time.GetUtcNow(), ct);
+                        // Deleted after the client's resourceVersion and before this first look (kubectl delete --wait lists, then
+                        // watches from the list's version): the log says so, or the client would wait for a DELETED forever.
+                        if (since > 0 && kind.Stored)
+                            foreach (var gone in await DeletedSinceAsync(session, since, ct))
+                                if (!now.ContainsKey($"{gone.Namespace}/{gone.Name}") && selectors.Matches(gone))
+                                    await SendAsync("DELETED", gone, time.GetUtcNow(), ct);
                     }
                     else
                     {
@@ -66,6 +73,20 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
         {
             // timeoutSeconds passed or the client went away: the watch ends as the API server ends it, by closing the stream.
         }
+    }
+
+    private async Task<IReadOnlyList<KubeItem>> DeletedSinceAsync(IQuerySession session, long since, CancellationToken ct)
+    {
+        var events = await session.Events.QueryAllRawEvents().Where(e => e.Sequence > since && e.EventTypeName == "kube_object_deleted").ToListAsync(ct);
+        return events.Select(e => (e.Sequence, Deleted: (KubeObjectDeleted)e.Data))
+            .Where(e => e.Deleted.ClusterId == caller.Cluster.Id && e.Deleted.Kind == kind.Kind && (ns is null || e.Deleted.Namespace == ns))
+            .Select(e => new KubeItem(kind, e.Deleted.Namespace, e.Deleted.Name, e.Sequence, new JsonObject
+            {
+                ["apiVersion"] = kind.ApiVersion, ["kind"] = kind.Kind,
+                ["metadata"] = kind.Namespaced
+                    ? new JsonObject { ["name"] = e.Deleted.Name, ["namespace"] = e.Deleted.Namespace, ["resourceVersion"] = e.Sequence.ToString(CultureInfo.InvariantCulture) }
+                    : new JsonObject { ["name"] = e.Deleted.Name, ["resourceVersion"] = e.Sequence.ToString(CultureInfo.InvariantCulture) },
+            }, e.Deleted.ObjectId)).ToList();
     }
 
     /// <summary>What a client sees of an object, less its resourceVersion (which moves with its siblings' events).</summary>
