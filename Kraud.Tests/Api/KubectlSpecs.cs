@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Text.Json;
 using Kraud.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kraud.Tests.Api;
 
@@ -133,6 +135,40 @@ public class KubectlSpecs(KraudApp app)
     }
 
     private static string Name(JsonElement pod) => pod.GetProperty("metadata").GetProperty("name").GetString()!;
+
+    [Fact]
+    public async Task kubectl_logs_prints_what_the_pods_own_microvm_wrote_with_tail_and_timestamps()
+    {
+        await using var cluster = await ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        (await kubectl.RunAsync("apply", "-f", kubectl.WriteFile("shop.yaml", Manifest))).ShouldSucceed();
+        var pods = (await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run")).GetProperty("items").EnumerateArray().ToList();
+        var (mine, other) = (pods[0], pods[1]);
+        static (Guid Pod, Guid Vm, int Replica) Of(JsonElement pod)
+        {
+            var metadata = pod.GetProperty("metadata");
+            var annotations = metadata.GetProperty("annotations");
+            return (Guid.Parse(metadata.GetProperty("ownerReferences")[0].GetProperty("uid").GetString()!),
+                Guid.Parse(annotations.GetProperty("kraud.cloud/microvm").GetString()!), int.Parse(annotations.GetProperty("kraud.cloud/replica").GetString()!, CultureInfo.InvariantCulture));
+        }
+        // What the host runtime ships from the guests' workloads: two lines of this pod's microVM, one of another replica's.
+        var shipper = app.Host.Services.GetRequiredService<Kraud.HostRuntime.Logs.WorkloadLogShipper>();
+        var at = new DateTimeOffset(2026, 12, 6, 3, 12, 0, TimeSpan.Zero);
+        var (podId, vm, replica) = Of(mine);
+        var (_, otherVm, otherReplica) = Of(other);
+        shipper.Enqueue(new Kraud.HostRuntime.Logs.WorkloadLogLine(cluster.Tenant.Id, podId, vm, replica, at, "stdout", "listening on :80"));
+        shipper.Enqueue(new Kraud.HostRuntime.Logs.WorkloadLogLine(cluster.Tenant.Id, podId, otherVm, otherReplica, at, "stdout", "another replica"));
+        shipper.Enqueue(new Kraud.HostRuntime.Logs.WorkloadLogLine(cluster.Tenant.Id, podId, vm, replica, at.AddSeconds(1), "stderr", "GET / 200"));
+        await shipper.FlushAsync(CancellationToken.None);
+
+        var all = (await kubectl.RunAsync("logs", Name(mine), "-n", "shop")).ShouldSucceed().Output;
+        Assert.Equal(["listening on :80", "GET / 200"], all.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("GET / 200", (await kubectl.RunAsync("logs", Name(mine), "-n", "shop", "--tail=1")).ShouldSucceed().Output.Trim());
+        Assert.Equal("2026-12-06T03:12:01.0000000Z GET / 200",
+            (await kubectl.RunAsync("logs", Name(mine), "-n", "shop", "--tail=1", "--timestamps")).ShouldSucceed().Output.Trim());
+        Assert.Equal("another replica", (await kubectl.RunAsync("logs", Name(other), "-n", "shop")).ShouldSucceed().Output.Trim());
+        Assert.Contains("NotFound", (await kubectl.RunAsync("logs", "web-gone-00000", "-n", "shop")).Error);
+    }
 
     [Fact]
     public async Task kubectl_delete_pod_replaces_the_replica_with_a_new_pod_as_a_deployment_does()

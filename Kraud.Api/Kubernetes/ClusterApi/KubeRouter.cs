@@ -178,7 +178,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
                 await WriteAsync(Scale((await SnapshotAsync()).Get(kind, route.Namespace, name) ?? throw NotFound(kind, name)));
                 return;
             case ("GET", { } name, "log"):
-                await PodLogs.WriteAsync(http, (await SnapshotAsync()).Get(kind, route.Namespace, name) ?? throw NotFound(kind, name), services);
+                await PodLogs.WriteAsync(http, (await SnapshotAsync()).Get(kind, route.Namespace, name) ?? throw NotFound(kind, name), caller.Cluster.TenantId, services);
                 return;
             case ("POST", null, null) when kind.Stored:
                 await CreateAsync(kind, route.Namespace);
