@@ -168,6 +168,13 @@ public class KubectlSpecs(KraudApp app)
             (await kubectl.RunAsync("logs", Name(mine), "-n", "shop", "--tail=1", "--timestamps")).ShouldSucceed().Output.Trim());
         Assert.Equal("another replica", (await kubectl.RunAsync("logs", Name(other), "-n", "shop")).ShouldSucceed().Output.Trim());
         Assert.Contains("NotFound", (await kubectl.RunAsync("logs", "web-gone-00000", "-n", "shop")).Error);
+
+        // -f: a line shipped while kubectl follows reaches it (the request's own timeout ends the follow).
+        var following = kubectl.RunAsync("logs", Name(mine), "-n", "shop", "-f", "--tail=1", "--request-timeout=8s");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        shipper.Enqueue(new Kraud.HostRuntime.Logs.WorkloadLogLine(cluster.Tenant.Id, podId, vm, replica, at.AddSeconds(2), "stdout", "GET /health 200"));
+        await shipper.FlushAsync(CancellationToken.None);
+        Assert.Equal(["GET / 200", "GET /health 200"], (await following).Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
     [Fact]
