@@ -75,6 +75,9 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var vm = NewAccess($"vm-{Guid.NewGuid():N}");
         foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
         var marker = $"KRAUD-PLAINTEXT-{Guid.NewGuid():N}";
+        // The guest syncs before it reports its sum, then stays up: reading the file updates its atime, and a workload that
+        // exits powers its microVM off, writing on the way out. The crash below must find no write in flight, or the
+        // replicas could differ in a block the quorum was writing when the host died.
         var spec = QemuFixture.Spec(0, "sh", "-c", $$"""
             printf '%s' '{{marker}}' | dd of=/data/marker bs=512 count=1 conv=fsync 2>/dev/null || echo KRAUD-IO-ERROR marker
             i=0
@@ -82,7 +85,10 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
               dd if=/dev/urandom of=/data/blob bs=1M count=1 seek=$i conv=notrunc,fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
               i=$((i+1)); echo "written $i MiB"
             done
-            echo "KRAUD-SUM $(sha256sum /data/blob | cut -d' ' -f1)"
+            sum=$(sha256sum /data/blob | cut -d' ' -f1)
+            sync
+            echo "KRAUD-SUM $sum"
+            exec sleep 3600
             """) with
         {
             Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
