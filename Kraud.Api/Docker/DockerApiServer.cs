@@ -78,14 +78,20 @@ public sealed class DockerApiServer(DockerApiOptions options, IServiceProvider s
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_front is not null) await _front.DisposeAsync();
+        await StopFrontAsync();
         if (_app is not null) await _app.StopAsync(cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (_front is not null) await _front.DisposeAsync();
+        // The host stops the server and then disposes it: the front is closed once.
+        await StopFrontAsync();
         if (_app is not null) await _app.DisposeAsync();
+    }
+
+    private async Task StopFrontAsync()
+    {
+        if (Interlocked.Exchange(ref _front, null) is { } front) await front.DisposeAsync();
     }
 
     /// <summary>Maps a route with and without the API version prefix (/v1.41/containers/json and /containers/json).</summary>
