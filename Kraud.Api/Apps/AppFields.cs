@@ -45,7 +45,7 @@ public static class AppFields
             var template = ctx.Service<AppCatalog>().Find(ctx.GetArgument<string>("app"), ctx.GetArgument<string>("version"));
             var zones = await ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
             var config = AppConfig.Resolve(template, Given(ctx), zones, Generate);
-            var command = new LaunchApp(Guid.NewGuid(), principal.RequireTenant(), ctx.GetArgument<string?>("name") ?? template.Name,
+            var command = new LaunchApp(ctx.NewId(), principal.RequireTenant(), ctx.GetArgument<string?>("name") ?? template.Name,
                 ctx.GetArgument<string?>("namespace") ?? "default", template, config, Capabilities, principal, ctx.Now());
             await ctx.Invoke(new AppRequest(command, principal, Secrets: config.Secrets));
             return new AppLaunchDto(await LoadAsync(ctx, command.AppId), Shown(config), [new ChangelogEntry(template.Version, template.Changelog.Trim())]);

@@ -39,9 +39,19 @@ public sealed class AuditDigests(IDocumentStore store, AuditSigningKey key, Time
             Id = head.LastEntry, HeadHash = head.Hash, SignedAt = at, KeyId = key.KeyId,
             Signature = key.Sign(AuditSignatures.Digest(head.LastEntry, head.Hash, at)),
         };
-        session.Store(digest);
-        await session.SaveChangesAsync(ct);
-        return digest;
+        // Insert, not upsert: when two nodes sign the same head at once, the second finds the first's digest rather than
+        // replacing it, so a head never has two signatures (one of them handed out and then lost).
+        session.Insert(digest);
+        try
+        {
+            await session.SaveChangesAsync(ct);
+            return digest;
+        }
+        catch (JasperFx.DocumentAlreadyExistsException)
+        {
+            await using var reader = store.QuerySession();
+            return await reader.LoadAsync<AuditDigest>(head.LastEntry, ct);
+        }
     }
 }
 

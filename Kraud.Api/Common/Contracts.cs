@@ -15,13 +15,16 @@ namespace Kraud.Api.Common;
 // goes by message (Messages.cs) or through read models (Kraud.Projections).
 
 /// <summary>Pods, as other slices drive them (Pods implements it).</summary>
+/// <summary>A pod as a command left it, with its stream's version after the command: what the API answers, without reading it back.</summary>
+public sealed record DecidedPod(Pod Pod, int Version);
+
 public interface IPods
 {
     /// <summary>
     /// A pod command with what goes with it: on create the name claim, the volumes it mounts and its namespace's VPC
     /// overlay; the name claim given back once the pod stopped.
     /// </summary>
-    Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null);
+    Task<DecidedPod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null);
 
     /// <summary>
     /// The path every pod command takes: load, check tenant and expected version, decide, append, and turn the change into
@@ -80,7 +83,10 @@ public interface IAddresses
     Task<IReadOnlyList<object>> DecideAsync(IDocumentSession session, IMessageContext context, Pod before, Pod after, Principal by, DateTimeOffset at);
 }
 
-/// <summary>A booting microVM's environment, secret references resolved (Apps implements it).</summary>
+/// <summary>
+/// A booting microVM's environment, secret references resolved: Apps resolves its generated secrets, Kubernetes its Secrets;
+/// Pods applies every implementation in turn, each to what the one before returned.
+/// </summary>
 public interface IPodEnvironment
 {
     Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod);
@@ -109,4 +115,35 @@ public interface IIngresses
     Task SetRoutesAsync(IDocumentSession session, IMessageContext context, SetIngressRoutes command);
 
     Task DeleteAsync(IDocumentSession session, IMessageContext context, DeleteIngress command);
+}
+
+/// <summary>A pod's image, as Pods needs it (Images implements it).</summary>
+public interface IPodImages
+{
+    /// <summary>
+    /// createPod's image reference resolved to the digest every microVM of the pod runs (VALIDATION for an image the
+    /// registry does not have, PRECONDITION for a registry that cannot be reached); the tenant's pull credential for its
+    /// registry, sealed for the host runtimes, is stored in this session.
+    /// </summary>
+    Task<CreatePod> ResolveAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
+
+    /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential.</summary>
+    Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod);
+
+    /// <summary>A pod that is gone lets go of its pull credential.</summary>
+    void Release(IDocumentSession session, Pod pod);
+}
+
+/// <summary>One stored line of a workload, as podLogs, the log stream and `docker logs` return it.</summary>
+public sealed record LogLineDto(long Id, DateTime At, Guid MicroVmId, int Replica, string Stream, string Line);
+
+/// <summary>The workload lines host runtimes shipped, read by tenant and pod (Logs implements it).</summary>
+public interface IWorkloadLogs
+{
+    /// <param name="tail">The last this many lines; null: the first ones up to the reader's cap.</param>
+    /// <param name="afterId">Only lines stored after this one (a follower's position).</param>
+    Task<IReadOnlyList<LogLineDto>> ReadAsync(Guid tenant, Guid pod, int? replica, int? tail, DateTime? since, long afterId, CancellationToken ct);
+
+    /// <summary>The position of the pod's newest line (0: none yet).</summary>
+    Task<long> LastIdAsync(Guid tenant, Guid pod, CancellationToken ct);
 }

@@ -26,6 +26,12 @@ public abstract class KraudSlice
     {
     }
 
+    /// <summary>
+    /// What the slice must do before the application's services are registered, asynchronously (e.g. start a child
+    /// process whose address its configuration needs). Its services may be registered here too.
+    /// </summary>
+    public virtual Task PrepareAsync(WebApplicationBuilder builder) => Task.CompletedTask;
+
     /// <summary>The slice's own documents (read models are Kraud.Projections', registered with Marten's setup).</summary>
     public virtual void ConfigureMarten(StoreOptions marten)
     {

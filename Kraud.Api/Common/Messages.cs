@@ -1,3 +1,5 @@
+using Kraud.Domain.Access;
+using Kraud.Domain.Pods;
 using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Api.Common;
@@ -24,4 +26,13 @@ public sealed record RepairIngresses(string HostName);
 public static class HostQueues
 {
     public static Uri Uri(string hostName) => new($"postgresql://{Host.QueueName(hostName)}");
+}
+
+/// <summary>
+/// A tenant's pod command as an API received it (GraphQL's pod mutations, the Docker API), with the version the caller
+/// expects the pod to be at. Pods handles it: one path, so both APIs make the same events, audit entries and errors.
+/// </summary>
+public sealed record PodRequest(PodCommand Command, Principal By, int? ExpectedVersion = null) : ICommandRequest
+{
+    object ICommandRequest.Command => Command;
 }

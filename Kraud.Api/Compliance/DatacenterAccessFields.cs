@@ -25,7 +25,7 @@ public static class DatacenterAccessFields
         {
             var input = ctx.Input("input");
             var at = input.Required<DateTime>("at");
-            var command = new RecordDatacenterAccess(Guid.NewGuid(), input.Required<string>("person"), new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)),
+            var command = new RecordDatacenterAccess(ctx.NewId(), input.Required<string>("person"), new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)),
                 input.Required<string>("datacenter"), input.Required<string>("reason"), input.Required<string>("cameraSnapshotSha256"),
                 await KnownDatacentersAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken), ctx.Caller().Principal, ctx.Now());
             await ctx.Invoke(command);

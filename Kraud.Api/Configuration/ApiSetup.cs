@@ -17,6 +17,12 @@ public static class ApiSetup
         return fleet;
     }
 
+    /// <summary>Each slice's asynchronous preparation (<see cref="KraudSlice.PrepareAsync"/>), before the services are added.</summary>
+    public static async Task PrepareKraudSlicesAsync(this WebApplicationBuilder builder)
+    {
+        foreach (var slice in KraudSlice.All) await slice.PrepareAsync(builder);
+    }
+
     public static IServiceCollection AddKraudApi(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);

@@ -47,11 +47,13 @@ public static class MartenSetup
                 opts.Projections.Add<TenantViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Kubernetes.KubernetesClusterViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Apps.AppInstanceViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.KubernetesApi.KubeObjectViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.VpcViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Network.PeerSetViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Ingresses.IngressViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<ApiTokenViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add<Kraud.Projections.Compliance.DatacenterAccessViewProjection>(ProjectionLifecycle.Inline);
+                opts.Projections.Add<Kraud.Projections.Images.RegistryCredentialViewProjection>(ProjectionLifecycle.Inline);
                 opts.Projections.Add(auditChain, ProjectionLifecycle.Async, AuditChainProjection.Name,
                     o =>
                     {
@@ -69,6 +71,7 @@ public static class MartenSetup
                 opts.Schema.For<Kraud.Projections.Network.PeerSetAck>().UseOptimisticConcurrency(true);
                 opts.Schema.For<Kraud.Projections.Network.VpcView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Projections.Ingresses.IngressView>().Index(x => x.TenantId);
+                opts.Schema.For<Kraud.Projections.Images.RegistryCredentialView>().Index(x => x.TenantId);
                 foreach (var slice in KraudSlice.All) slice.ConfigureMarten(opts);
             })
             .UseLightweightSessions()

@@ -44,6 +44,11 @@ public static class WolverineSetup
                     e.DocType.IsAssignableTo(typeof(IContendedClaim)) || e.DocType == typeof(Kraud.Projections.Network.PeerSetAck)).RetryWithCooldown(
                 5.Milliseconds(), 15.Milliseconds(), 40.Milliseconds(), 80.Milliseconds(), 150.Milliseconds(), 300.Milliseconds());
 
+            // The connection failed (a network error, a restart of PostgreSQL): decide again on what is committed. Before
+            // the commit nothing was written; after it (the answer was lost) the retry finds its own work done: a create
+            // names the pod its first attempt started and answers it (PodDecider), other commands decide on the new state.
+            opts.OnException<Npgsql.NpgsqlException>(e => e.IsTransient).RetryWithCooldown(20.Milliseconds(), 200.Milliseconds(), 1.Seconds());
+
             // Writers that lock several shared streams can still meet in a circle; the one PostgreSQL failed tries again.
             opts.OnException(Streams.IsLockCircle).RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
 

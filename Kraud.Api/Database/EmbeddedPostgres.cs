@@ -40,6 +40,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     private readonly ILogger? _logger;
     private readonly bool _durable;
+    private readonly IReadOnlyDictionary<string, string> _serverSettings;
     private readonly Lock _stopGate = new();
     // Command prefix that drops from root to the postgres user; null when we are not root.
     private string[]? _asPostgres;
@@ -48,11 +49,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private int _postmasterPid;
     private Task? _stopTask;
 
-    private EmbeddedPostgres(string binDirectory, ILogger? logger, bool durable)
+    private EmbeddedPostgres(string binDirectory, ILogger? logger, bool durable, IReadOnlyDictionary<string, string>? serverSettings)
     {
         BinDirectory = binDirectory;
         _logger = logger;
         _durable = durable;
+        _serverSettings = serverSettings ?? new Dictionary<string, string>();
     }
 
     public string ConnectionString { get; private set; } = "";
@@ -69,18 +71,20 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     /// </summary>
     /// <param name="durable">false turns off fsync, synchronous_commit and full_page_writes: much faster,
     /// but a machine crash can corrupt the cluster. Meant for tests.</param>
+    /// <param name="serverSettings">Further server settings (-c name=value), e.g. the benchmark's pg_stat_statements.</param>
     public static async Task<EmbeddedPostgres> StartAsync(
         string dataDirectory,
         string databaseName = "kraud",
         ILogger? logger = null,
         bool durable = true,
-        CancellationToken ct = default)
+        CancellationToken ct = default,
+        IReadOnlyDictionary<string, string>? serverSettings = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
         ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);
         var binDirectory = FindBinDirectory() ?? throw new PostgresBinariesNotFoundException();
 
-        var pg = new EmbeddedPostgres(binDirectory, logger, durable);
+        var pg = new EmbeddedPostgres(binDirectory, logger, durable, serverSettings);
         try
         {
             await pg.StartCoreAsync(Path.GetFullPath(dataDirectory), databaseName, ct).ConfigureAwait(false);
@@ -490,6 +494,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             if (!_durable)
             {
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+            }
+            foreach (var (name, value) in _serverSettings)
+            {
+                options += $" -c {name}={ShellQuote(value)}";
             }
 
             _logger?.LogDebug("Starting PostgreSQL from {DataDirectory} on port {Port} (attempt {Attempt})", DataDirectory, port, attempt);

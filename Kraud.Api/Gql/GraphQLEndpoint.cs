@@ -87,7 +87,7 @@ public static class GraphQLEndpoint
             return;
         }
 
-        var caller = new Caller(principal, http.Connection.RemoteIpAddress?.ToString(), Correlation.Of(http));
+        var caller = new Caller(principal, http.Connection.RemoteIpAddress?.ToString(), Correlation.Of(http)) { Ids = RequestIds.Of(http) };
         var result = await services.GetRequiredService<IDocumentExecuter<ISchema>>().ExecuteAsync(options =>
         {
             options.Query = request.Query;
@@ -104,7 +104,7 @@ public static class GraphQLEndpoint
         await serializer.WriteAsync(http.Response.Body, result, http.RequestAborted);
     }
 
-    private static bool IsMutation(string query, string? operationName)
+    public static bool IsMutation(string query, string? operationName)
     {
         try
         {
@@ -126,7 +126,7 @@ public static class GraphQLEndpoint
             : GraphQLResponse + "; charset=utf-8";
     }
 
-    private static async Task WriteErrorAsync(HttpContext http, IGraphQLTextSerializer serializer, int status, string code, string message)
+    public static async Task WriteErrorAsync(HttpContext http, IGraphQLTextSerializer serializer, int status, string code, string message)
     {
         http.Response.StatusCode = status;
         http.Response.ContentType = ResponseType(http);

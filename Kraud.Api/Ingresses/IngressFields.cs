@@ -31,7 +31,7 @@ public static class IngressFields
             var caller = ctx.Caller().Principal;
             var input = ctx.Input("input");
             var auth = input.Has("auth") ? new InputArgs((IDictionary<string, object?>)ctx.GetArgument<Dictionary<string, object?>>("input")["auth"]!) : null;
-            var command = new CreateIngress(Guid.NewGuid(), caller.RequireTenant(), input.Required<string>("name"),
+            var command = new CreateIngress(ctx.NewId(), caller.RequireTenant(), input.Required<string>("name"),
                 Enums.Parse<IngressKind>(input.Required<string>("kind"), "kind"),
                 input.Objects("routes").Select(r => new IngressRoute(r.Required<string>("host").ToLowerInvariant(), r.Optional<string>("path") ?? "/",
                     Ids.Parse(r.Required<string>("podId"), "Pod"), r.Int("port") ?? 0)).ToList(),

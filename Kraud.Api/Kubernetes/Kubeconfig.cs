@@ -7,13 +7,15 @@ namespace Kraud.Api.Kubernetes;
 public static class Kubeconfig
 {
     /// <summary>
-    /// Where the API server would be published. Nothing answers there: Kraud models the cluster's control-plane machines and
-    /// PKI, not a running kube-apiserver (see README, Managed Kubernetes).
+    /// The cluster's Kubernetes API (Kubernetes:ApiUrl, one listener for every cluster, the cluster by path); null when
+    /// Kraud serves none.
     /// </summary>
-    public static string Server(KubernetesCluster cluster) => $"https://{cluster.Name}.{cluster.Id:N}.k8s.kraud.internal:6443";
+    public static string? Server(KubernetesCluster cluster, Uri? apiBase) => apiBase is null ? null : $"{apiBase.ToString().TrimEnd('/')}/clusters/{cluster.Id}";
 
-    public static string Render(KubernetesCluster cluster, IssuedCertificate client)
+    public static string Render(KubernetesCluster cluster, IssuedCertificate client, Uri? apiBase)
     {
+        var server = Server(cluster, apiBase) ?? throw new Domain.Common.DomainException(Domain.Common.ErrorCode.Precondition,
+            "This Kraud serves no Kubernetes API (Kubernetes:ApiUrl is not set), so a kubeconfig would name no server.");
         static string B64(string pem) => Convert.ToBase64String(Encoding.UTF8.GetBytes(pem));
         var user = $"{cluster.Name}-admin";
         return $"""
@@ -22,7 +24,8 @@ public static class Kubeconfig
             clusters:
             - name: {cluster.Name}
               cluster:
-                server: {Server(cluster)}
+                server: {server}
+                tls-server-name: {ClusterApi.ServingCertificates.ServerName(cluster.Id)}
                 certificate-authority-data: {B64(cluster.CaCertificatePem)}
             users:
             - name: {user}

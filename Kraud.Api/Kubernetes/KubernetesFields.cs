@@ -15,7 +15,7 @@ public sealed record NodePoolDto(string Name, int Nodes, int Cpu, int MemoryMiB,
 
 public sealed record KubernetesClusterDto(
     Guid Id, string Name, Guid TenantId, string Version, string ControlPlaneZone, string State, string? Reason, PodDto ControlPlane,
-    IReadOnlyList<NodePoolDto> NodePools, string CaCertificate, int Revision, DateTime CreatedAt);
+    IReadOnlyList<NodePoolDto> NodePools, string CaCertificate, int Revision, DateTime CreatedAt, string? ApiEndpoint);
 
 /// <summary>Managed Kubernetes: createKubernetesCluster, scaleNodePool, deleteKubernetesCluster, kubernetesClusters, kubernetesCluster, kubeconfig.</summary>
 public static class KubernetesFields
@@ -33,7 +33,7 @@ public static class KubernetesFields
             var zones = await ZoneNames.AllAsync(ctx.Service<IQuerySession>(), ctx.CancellationToken);
             if (!zones.Contains(zone)) throw DomainException.Validation($"controlPlaneZone '{zone}' is not a zone of this platform ({string.Join(", ", zones)}).");
             var (caCertificate, caKey) = ClusterCertificates.CreateCa(name, now);
-            var command = new CreateKubernetesCluster(Guid.NewGuid(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
+            var command = new CreateKubernetesCluster(ctx.NewId(), principal.RequireTenant(), name, ctx.GetArgument<string>("version"), zone, pools,
                 caCertificate, principal, now);
             await ctx.Invoke(new KubernetesRequest(command, CaKeyPem: caKey));
             return await LoadAsync(ctx, command.ClusterId);
@@ -52,6 +52,14 @@ public static class KubernetesFields
             return await LoadAsync(ctx, id);
         });
 
+        fields.Mutation("revokeKubeconfig", async ctx =>
+        {
+            var principal = ctx.Caller().Principal;
+            if (principal.Role != Role.Admin) throw DomainException.Forbidden("Only an ADMIN of the cluster's tenant revokes its client certificates.");
+            var id = Ids.Parse(ctx.GetArgument<string>("clusterId"), "Kubernetes cluster");
+            await ctx.Invoke(new KubernetesRequest(new RevokeKubeconfig(id, ctx.GetArgument<string>("serialNumber").ToUpperInvariant(), principal, ctx.Now())));
+            return await LoadAsync(ctx, id);
+        });
         fields.Query("kubernetesClusters", async ctx =>
         {
             var principal = ctx.ResourceReader();
@@ -59,7 +67,7 @@ public static class KubernetesFields
             if (principal.TenantId is { } tenant) query = query.Where(c => c.TenantId == tenant);
             var views = await query.ToListAsync(ctx.CancellationToken);
             var pods = await ctx.PodViewsAsync(views.SelectMany(v => v.Cluster.PodIds));
-            return views.OrderBy(v => v.Cluster.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods)).ToList();
+            return views.OrderBy(v => v.Cluster.CreatedAt).ThenBy(v => v.Id).Select(v => Dto(v, pods, ApiBase(ctx))).ToList();
         });
         fields.Query("kubernetesCluster", async ctx =>
         {
@@ -67,7 +75,7 @@ public static class KubernetesFields
             if (!Guid.TryParse(ctx.GetArgument<string>("id"), out var id)) return null;
             var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken);
             if (view is null || (principal.TenantId is { } tenant && view.TenantId != tenant)) return null;
-            return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds));
+            return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds), ApiBase(ctx));
         });
         fields.Query("kubeconfig", async ctx =>
         {
@@ -79,11 +87,14 @@ public static class KubernetesFields
             var view = await session.LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken);
             if (view is null || view.TenantId != principal.TenantId) throw DomainException.NotFound("Kubernetes cluster", id);
             var caKey = await session.LoadAsync<ClusterCaKey>(id, ctx.CancellationToken) ?? throw DomainException.NotFound("Kubernetes cluster", id);
+            var apiBase = ctx.Service<ClusterApi.KubernetesApiListener>().BaseAddress
+                          ?? throw new DomainException(ErrorCode.Precondition,
+                              "This Kraud serves no Kubernetes API (Kubernetes:ApiUrl is not set), so a kubeconfig would name no server.");
             var now = ctx.Now();
             var client = ClusterCertificates.IssueClient(view.Cluster.CaCertificatePem, caKey.KeyPem, principal.Actor, "system:masters", now);
             // Recorded first: if the cluster is being deleted the command is refused and no credentials leave.
             await ctx.Invoke(new KubernetesRequest(new IssueKubeconfig(id, principal.Actor, client.SerialNumber, client.NotAfter, principal, now)));
-            return Kubeconfig.Render(view.Cluster, client);
+            return Kubeconfig.Render(view.Cluster, client, apiBase);
         });
     }
 
@@ -91,10 +102,12 @@ public static class KubernetesFields
     {
         var view = await ctx.Service<IQuerySession>().LoadAsync<KubernetesClusterView>(id, ctx.CancellationToken)
             ?? throw DomainException.NotFound("Kubernetes cluster", id);
-        return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds));
+        return Dto(view, await ctx.PodViewsAsync(view.Cluster.PodIds), ApiBase(ctx));
     }
 
-    private static KubernetesClusterDto Dto(KubernetesClusterView view, IReadOnlyDictionary<Guid, PodView> pods)
+    private static Uri? ApiBase(IResolveFieldContext ctx) => ctx.Service<ClusterApi.KubernetesApiListener>().BaseAddress;
+
+    private static KubernetesClusterDto Dto(KubernetesClusterView view, IReadOnlyDictionary<Guid, PodView> pods, Uri? apiBase)
     {
         var c = view.Cluster;
         PodDto Pod(Guid id) => pods.TryGetValue(id, out var p) ? PodDto.From(p) : throw new InvalidOperationException($"Pod {id} of cluster {c.Id} is missing.");
@@ -103,6 +116,6 @@ public static class KubernetesFields
         var (state, reason) = PartsHealth.Of(parts, c.Deleting);
         return new KubernetesClusterDto(c.Id, c.Name, c.TenantId, c.Version, c.ControlPlaneZone, state, reason, Pod(c.ControlPlanePodId),
             c.NodePools.Select(p => new NodePoolDto(p.Name, p.Nodes, p.Cpu, p.MemoryMiB, Pod(p.PodId))).ToList(), c.CaCertificatePem, view.Version,
-            c.CreatedAt.UtcDateTime);
+            c.CreatedAt.UtcDateTime, Kubeconfig.Server(c, apiBase));
     }
 }

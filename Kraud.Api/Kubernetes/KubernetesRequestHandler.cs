@@ -20,7 +20,7 @@ public sealed record KubernetesRequest(KubernetesCommand Command, int? ExpectedR
 /// </summary>
 public static class KubernetesRequestHandler
 {
-    public static async Task Handle(KubernetesRequest request, IDocumentSession session, IMessageContext context, IPods pods)
+    public static async Task Handle(KubernetesRequest request, IDocumentSession session, IMessageContext context, IPods pods, IIngresses ingresses, IVolumes volumes)
     {
         var command = request.Command;
         var by = command.By;
@@ -53,6 +53,7 @@ public static class KubernetesRequestHandler
                 session.Delete<NameClaim>(claim);
                 session.Delete<ClusterCaKey>(after.Id);
                 foreach (var podId in after.PodIds) await pods.RequestAsync(session, context, new DeletePod(podId, by, command.At, after.Id), by);
+                await ClusterApi.KubeObjectRequestHandler.DeleteClusterObjectsAsync(session, context, pods, ingresses, volumes, after.Id, by, command.At);
                 break;
         }
     }

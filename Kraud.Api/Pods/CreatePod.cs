@@ -21,7 +21,7 @@ public static class CreatePodField
             // The class is filled in from the volume itself when the command is handled.
             input.Objects("volumes").Select(v => new VolumeMount(Ids.Parse(v.Required<string>("volumeId"), "Volume"), v.Required<string>("mountPath"),
                 v.Bool("readOnly") ?? false, default)).ToList());
-        var command = new CreatePod(Guid.NewGuid(), caller.Principal.RequireTenant(), spec, input.Int("replicas") ?? 1, caller.Principal, ctx.Now());
+        var command = new CreatePod(ctx.NewId(), caller.Principal.RequireTenant(), spec, input.Int("replicas") ?? 1, caller.Principal, ctx.Now());
         return await PodMutation.SendAsync(ctx, command, null);
     });
 }

@@ -10,31 +10,31 @@ using Wolverine;
 
 namespace Kraud.Api.Pods;
 
-/// <summary>A tenant's pod command as the API received it, with the version the caller expects the pod to be at.</summary>
-public sealed record PodRequest(PodCommand Command, Principal By, int? ExpectedVersion = null) : ICommandRequest
-{
-    object ICommandRequest.Command => Command;
-}
-
 public static class PodRequestHandler
 {
-    public static async Task Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods)
+    /// <summary>The pod as decided is the answer (callers invoke with InvokeAsync&lt;DecidedPod&gt;, so it is not sent on as a message).</summary>
+    public static async Task<DecidedPod> Handle(PodRequest request, IDocumentSession session, IMessageContext context, IPods pods, IPodImages images,
+        CancellationToken ct)
     {
         request.By.RequireWriter();
-        await pods.RequestAsync(session, context, request.Command, request.By, request.ExpectedVersion);
+        var command = request.Command;
+        // A tenant's createPod resolves its image here; pods that products make (apps, clusters) name images nobody pulls.
+        if (command is CreatePod { Image: null } create) command = await images.ResolveAsync(session, create, ct);
+        return await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
     }
 }
 
-/// <summary>What every pod mutation does: its command through Wolverine, then the pod as it is now.</summary>
+/// <summary>
+/// What every pod mutation does: its command through Wolverine, answered with the pod as the command decided it (the same
+/// state and version the inline view commits), not read back after the write.
+/// </summary>
 public static class PodMutation
 {
     public static Guid PodId(IResolveFieldContext ctx) => Ids.Parse(ctx.GetArgument<string>("id"), "Pod");
 
     public static async Task<PodDto> SendAsync(IResolveFieldContext ctx, PodCommand command, int? expectedVersion)
     {
-        await ctx.Invoke(new PodRequest(command, ctx.Caller().Principal, expectedVersion));
-        var view = await ctx.Service<IQuerySession>().LoadAsync<PodView>(command.PodId, ctx.CancellationToken)
-            ?? throw DomainException.NotFound("Pod", command.PodId);
-        return PodDto.From(view);
+        var decided = await ctx.Invoke<DecidedPod>(new PodRequest(command, ctx.Caller().Principal, expectedVersion));
+        return PodDto.From(decided.Pod, decided.Version);
     }
 }

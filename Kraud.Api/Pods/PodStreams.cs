@@ -16,7 +16,8 @@ namespace Kraud.Api.Pods;
 /// Host commands leave through the outbox, so they are sent only if the events commit. What a pod needs of its volumes,
 /// its addresses, its secrets and its firewall comes through the other slices' contracts.
 /// </summary>
-public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvironment environment, IBootFirewall firewall) : IPods
+public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerable<IPodEnvironment> environments, IBootFirewall firewall, IPodImages images)
+    : IPods
 {
     /// <summary>The pod's stream for a decision appended in this session (Marten's FetchForWriting).</summary>
     public static Task<Loaded<Pod>> FetchForWritingAsync(IDocumentSession session, Guid podId, CancellationToken ct = default) =>
@@ -26,10 +27,26 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
     /// A pod command with what goes with it kept in step: the name claim taken on create and given back once the pod
     /// stopped, the volumes a new pod mounts attached and its namespace's VPC overlay made, in the same transaction.
     /// </summary>
-    public async Task<Pod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null)
+    public async Task<DecidedPod> RequestAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
+        int? expectedVersion = null)
     {
-        if (command is CreatePod create) command = await volumes.ResolveMountsAsync(session, create);
-        var pod = await ExecuteAsync(session, context, command, by, expectedVersion);
+        var loaded = await FetchForWritingAsync(session, command.PodId);
+        if (command is CreatePod create)
+        {
+            // A retry of a create that committed (its answer was lost): the decider answers the pod as it is and appends
+            // nothing, and its name claim, volumes and overlay are there already.
+            if (loaded.State.Exists)
+            {
+                var existing = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
+                // The first attempt's ask to the scheduler may have been lost with its answer; asking again is harmless
+                // (the scheduler skips a pod with nothing left to place).
+                if (existing.Unplaced.Count > 0)
+                    await context.PublishAsync(new SchedulePod(existing.Id, context.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
+                return new DecidedPod(existing, VersionAfter(loaded));
+            }
+            command = await volumes.ResolveMountsAsync(session, create);
+        }
+        var pod = await ExecuteAsync(session, context, command, by, expectedVersion, loaded: loaded);
         if (command is CreatePod created)
         {
             await volumes.AttachNewPodAsync(session, context, pod, by, command.At);
@@ -37,9 +54,24 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
             await addresses.EnsureNamespaceAsync(session, context, created.TenantId, created.Spec.Namespace, by, created.At);
             session.Insert(new NameClaim { Id = NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name), OwnerId = pod.Id });
         }
-        if (pod.State == PodState.Stopped)
+        // Gone, not merely stopped: a pod stopped with StopPod (docker stop) keeps its name and can start again.
+        if (pod.Gone)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
-        return pod;
+        return new DecidedPod(pod, VersionAfter(loaded));
+    }
+
+    /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
+    private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
+
+    /// <summary>
+    /// The booting microVM's environment: each slice that puts references into a pod's environment (an app's generated
+    /// secrets, a Kubernetes Secret) resolves its own, one after the other.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> EnvironmentAsync(IQuerySession session, Pod pod)
+    {
+        var env = pod.Spec.Env;
+        foreach (var environment in environments) env = await environment.ResolveAsync(session, pod with { Spec = pod.Spec with { Env = env } });
+        return env;
     }
 
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
@@ -63,8 +95,11 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         Streams.Append(loaded, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
-        if (after.State == PodState.Stopped && before.State != PodState.Stopped)
+        if (after.Gone && !before.Gone)
+        {
             await volumes.ReleaseAsync(session, context, after, by, command.At);
+            images.Release(session, after);
+        }
         return after;
     }
 
@@ -77,6 +112,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
         var released = PodReactions.ReleasedVms(before, after);
         await Streams.LockAsync(session, reactions.OfType<PodReactions.Boot>().Where(b => b.IsNew).Select(b => b.Instance.HostId)
             .Concat(released.Select(vm => vm.HostId)));
+        var image = reactions.Any(r => r is PodReactions.Boot) ? await images.ForBootAsync(session, after) : null;
         foreach (var reaction in reactions)
         {
             switch (reaction)
@@ -87,7 +123,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IPodEnvir
                             .Stamp(stamp);
                     // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
                     await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await environment.ResolveAsync(session, after))));
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await EnvironmentAsync(session, after)) with { Oci = image }));
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

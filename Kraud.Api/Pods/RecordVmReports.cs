@@ -18,7 +18,8 @@ public static class VmReportsHandler
         IPods pods, Telemetry.KraudMetrics metrics)
     {
         metrics.BootLatency.Record(r.BootMs / 1000.0);
-        var booted = new VmBooted(r.BootMs, new AttestationEvidence(r.Attestation, trust), r.EncryptedEphemeralGiB);
+        var booted = new VmBooted(r.BootMs, new AttestationEvidence(r.Attestation, trust), r.EncryptedEphemeralGiB,
+            r.ImageDigest is { } digest ? new PulledImage(digest, r.DownloadedBytes) : null);
         var pod = await Record(session, context, pods, r, booted, time);
         // A guest that failed attestation runs code nobody vouched for: it is stopped now, not at the next reconciliation.
         // No pod id on the stop: the replica is FAILED already, and the host's answer has nothing to add to the pod.
@@ -29,11 +30,16 @@ public static class VmReportsHandler
     public static Task Handle(MicroVmFailed r, IDocumentSession session, IMessageContext context, TimeProvider time, IPods pods) =>
         Record(session, context, pods, r, new VmFailed(r.Reason), time);
 
+    /// <summary>The workload exited: recorded at the time the host saw it, with its code; the replica is then replaced after its back-off.</summary>
+    public static Task Handle(MicroVmExited r, IDocumentSession session, IMessageContext context, IPods pods) =>
+        pods.ExecuteAsync(session, context, new RecordVmReport(r.PodId, r.VmId, r.HostId, new VmExited(r.ExitCode, r.EphemeralErased), r.ExitedAt),
+            Principal.System($"host:{r.HostId}"));
+
     public static async Task Handle(MicroVmStopped r, IDocumentSession session, IMessageContext context, TimeProvider time, IPods pods)
     {
         if (r.PodId == Guid.Empty) return; // a VM no pod owned, stopped by reconciliation: the host stream recorded it already
         var pod = await Record(session, context, pods, r, new VmStopped(r.EphemeralErased), time);
-        if (pod.State == PodState.Stopped)
+        if (pod.Gone)
             session.Delete<NameClaim>(NameClaim.For("pod", pod.TenantId.ToString(), pod.Spec.Namespace, pod.Spec.Name));
     }
 

@@ -26,6 +26,6 @@ public sealed class FailedReplicaReconciler(IDocumentStore store, IWolverineRunt
         var failed = await session.Query<PodView>().Where(p => p.State == PodState.Failed).ToListAsync(ct);
         var now = Time.GetUtcNow();
         foreach (var pod in failed.Where(p => p.Pod.ReplaceableFailures(now).Count > 0))
-            await new MessageBus(runtime).InvokeAsync(new PodRequest(new ReplaceFailedReplicas(pod.Id, now), Reconciler), ct);
+            await new MessageBus(runtime).InvokeAsync<DecidedPod>(new PodRequest(new ReplaceFailedReplicas(pod.Id, now), Reconciler), ct);
     }
 }

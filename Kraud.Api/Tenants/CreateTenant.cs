@@ -11,7 +11,7 @@ public static class CreateTenantField
 {
     public static void Map(Fields fields) => fields.Mutation("createTenant", async ctx =>
     {
-        var command = new CreateTenant(Guid.NewGuid(), ctx.Input("input").Required<string>("name"), ctx.Caller().Principal, ctx.Now());
+        var command = new CreateTenant(ctx.NewId(), ctx.Input("input").Required<string>("name"), ctx.Caller().Principal, ctx.Now());
         await ctx.Invoke(command);
         var tenant = await ctx.Service<IQuerySession>().LoadAsync<TenantView>(command.TenantId, ctx.CancellationToken);
         return TenantDto.From(tenant!);

@@ -21,7 +21,7 @@ public static class VolumeFields
         {
             var caller = ctx.Caller().Principal;
             var input = ctx.Input("input");
-            return Send(ctx, new CreateVolume(Guid.NewGuid(), caller.RequireTenant(), input.Required<string>("name"),
+            return Send(ctx, new CreateVolume(ctx.NewId(), caller.RequireTenant(), input.Required<string>("name"),
                 Enums.Parse<VolumeClass>(input.Required<string>("class"), "class"), input.Int("sizeGiB") ?? 0, input.Optional<string>("zone"), caller,
                 ctx.Now()), null);
         });

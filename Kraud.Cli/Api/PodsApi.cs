@@ -11,6 +11,9 @@ public sealed record Pod(string Id, string Name, string Namespace, string Image,
     int MemoryMiB, int Replicas, bool Confidential, string State, string? Reason, int Version, DateTime CreatedAt,
     IReadOnlyList<MicroVm> Instances, IReadOnlyList<PodVolume> Volumes);
 
+/// <summary>One line of a pod's workload log, as GET /api/pods/{id}/logs streams it.</summary>
+public sealed record PodLogLine(DateTime At, string MicroVmId, int Replica, string Stream, string Line);
+
 public sealed record PageInfo(bool HasNextPage, string? EndCursor);
 
 public sealed record PodConnection(IReadOnlyList<Pod> Nodes, PageInfo PageInfo, int TotalCount);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using Kraud.Cli.Api;
 using Kraud.Cli.Infrastructure;
 
@@ -13,7 +14,7 @@ public static class PodCommands
     private static readonly Option<int> Timeout = new("--timeout") { Description = "Seconds --wait waits at most", DefaultValueFactory = _ => 300 };
     private static readonly Option<int?> ExpectedVersion = new("--expected-version") { Description = "Refuse (CONFLICT) if the pod changed since this version" };
 
-    public static Command Build() => new Command("pods", "Pods: microVMs running an image").With(Create(), List(), Get(), Scale(), Restart(), Delete());
+    public static Command Build() => new Command("pods", "Pods: microVMs running an image").With(Create(), List(), Get(), Scale(), Restart(), Delete(), Logs());
 
     public static readonly Column<Pod>[] Columns =
     [
@@ -124,6 +125,52 @@ public static class PodCommands
             var found = await PodsApi.FindAsync(c, c.Get(Pod), c.Get(Namespace));
             var pod = await c.RunAsync(PodsApi.Delete, new { id = found.Id, expectedVersion = c.Get(ExpectedVersion) });
             c.Output.Done(pod, $"pod {pod.Name} deleted, {pod.State}");
+        });
+        return cmd;
+    }
+
+    /// <summary>
+    /// kraud pods logs: the pod's workload lines from GET /api/pods/{id}/logs (NDJSON), stdout lines on stdout and stderr
+    /// lines on stderr as the workload wrote them. --follow keeps the stream open and prints new lines as the hosts ship
+    /// them, until Ctrl-C or the pod is deleted. -o json prints the stream as it comes (one JSON object a line), -o yaml a
+    /// YAML sequence of the same objects.
+    /// </summary>
+    private static Command Logs()
+    {
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines as the pod writes them (until Ctrl-C or the pod is deleted)" };
+        var replica = new Option<int?>("--replica") { Description = "Only this replica's lines (0, 1, …)" };
+        var tail = new Option<int?>("--tail") { Description = "Only the last N lines (with --follow: then the new ones)" };
+        var timestamps = new Option<bool>("--timestamps") { Description = "Begin each line with the time it was written (UTC)" };
+        var cmd = new Command("logs", "Print a pod's workload output (stdout and stderr)").With(Pod, Namespace, follow, replica, tail, timestamps);
+        cmd.Does(async c =>
+        {
+            if (c.Get(tail) is < 0) throw new CliException("--tail must not be negative.");
+            if (c.Get(replica) is < 0) throw new CliException("--replica must not be negative.");
+            var pod = await PodsApi.FindAsync(c, c.Get(Pod), c.Get(Namespace));
+            var query = new List<string>();
+            if (c.Get(follow)) query.Add("follow=true");
+            if (c.Get(replica) is { } r) query.Add($"replica={r.ToString(CultureInfo.InvariantCulture)}");
+            if (c.Get(tail) is { } t) query.Add($"tail={t.ToString(CultureInfo.InvariantCulture)}");
+            using var response = await c.Client.GetAsync($"api/pods/{pod.Id}/logs" + (query.Count > 0 ? "?" + string.Join('&', query) : ""), c.Cancellation);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(c.Cancellation));
+            // Several replicas write into one stream: each line says whose it is, unless one replica was asked for.
+            var prefix = pod.Replicas > 1 && c.Get(replica) is null;
+            while (await reader.ReadLineAsync(c.Cancellation) is { } json)
+            {
+                if (json.Length == 0) continue;
+                if (c.Output.Format != OutputFormat.Table)
+                {
+                    await Console.Out.WriteLineAsync(c.Output.Format == OutputFormat.Yaml ? "- " + json : json);
+                    await Console.Out.FlushAsync(c.Cancellation);
+                    continue;
+                }
+                var line = JsonSerializer.Deserialize<PodLogLine>(json, KraudClient.Json)!;
+                var text = (c.Get(timestamps) ? line.At.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z' ", CultureInfo.InvariantCulture) : "")
+                           + (prefix ? $"[{line.Replica.ToString(CultureInfo.InvariantCulture)}] " : "") + line.Line;
+                var writer = line.Stream == "stderr" ? Console.Error : Console.Out;
+                await writer.WriteLineAsync(text);
+                await writer.FlushAsync(c.Cancellation);
+            }
         });
         return cmd;
     }

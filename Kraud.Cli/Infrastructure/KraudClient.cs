@@ -67,7 +67,12 @@ public sealed class KraudClient : IDisposable
             var body = await response.Content.ReadAsStringAsync(ct);
             try
             {
-                ThrowOnErrors(JsonDocument.Parse(body).RootElement);
+                var root = JsonDocument.Parse(body).RootElement;
+                ThrowOnErrors(root);
+                // REST resources answer a refusal as {"error": CODE, "message": …}.
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("error", out var code) && code.ValueKind == JsonValueKind.String
+                    && root.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.String)
+                    throw new KraudApiException(code.GetString()!, message.GetString()!);
             }
             catch (JsonException)
             {

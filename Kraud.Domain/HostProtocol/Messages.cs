@@ -16,13 +16,31 @@ public static class Queues
     public const string HostState = "kraud_host_state";
 }
 
+/// <param name="Oci">The resolved image to pull and run (null: the pod names an image nobody resolved, and the guest runs its command
+/// in Kraud's own initramfs).</param>
 public sealed record MicroVmSpec(
     Guid VmId, Guid PodId, Guid TenantId, int Replica, int Generation, string Image, IReadOnlyList<string> Command,
     IReadOnlyDictionary<string, string> Env, int Cpu, int MemoryMiB, int EphemeralGiB, bool Confidential,
-    IReadOnlyList<VolumeAttachmentSpec>? Volumes = null, string? Ip6 = null, string? Ip4 = null)
+    IReadOnlyList<VolumeAttachmentSpec>? Volumes = null, string? Ip6 = null, string? Ip4 = null, OciImage? Oci = null)
 {
     public IReadOnlyList<VolumeAttachmentSpec> Attachments => Volumes ?? [];
 }
+
+/// <summary>
+/// The image a microVM runs, pinned by its manifest digest. <paramref name="Credential"/> is the tenant's registry
+/// credential sealed for the fleet's host runtimes (<see cref="SealedSecret"/>); null for public images.
+/// </summary>
+public sealed record OciImage(string Registry, string Repository, string Digest, SealedRegistryCredential? Credential = null);
+
+/// <summary>A registry credential on its way to a host runtime: the username in clear, the password sealed.</summary>
+public sealed record SealedRegistryCredential(string Registry, string Username, SealedSecret Password);
+
+/// <summary>
+/// A secret sealed to a public key only host runtimes can open (X25519 + HKDF-SHA256 + AES-256-GCM): the sender's
+/// ephemeral public key, the nonce and the ciphertext with its tag, each base64; <paramref name="RecipientKeyId"/> names
+/// the recipient key.
+/// </summary>
+public sealed record SealedSecret(string RecipientKeyId, string EphemeralPublicKey, string Nonce, string Ciphertext);
 
 /// <summary>
 /// A data key as it travels and rests: encrypted (AES-256-GCM) under the fleet's key-encryption key, which only host
@@ -107,8 +125,15 @@ public sealed record MicroVmBootStarted(Guid HostId, Guid VmId, Guid PodId) : IM
 
 /// <param name="Attestation">A confidential guest's attestation report from the host's SEV-SNP firmware (null for ordinary guests).</param>
 /// <param name="EncryptedEphemeralGiB">The size of the ephemeral disk the host runtime set up encrypted (0: none).</param>
+/// <param name="ImageDigest">The manifest digest the host verified and booted (null when the VM ran no image).</param>
+/// <param name="DownloadedBytes">What the host downloaded for the image (0: every layer was in its cache).</param>
 public sealed record MicroVmBooted(Guid HostId, Guid VmId, Guid PodId, double BootMs, Confidential.AttestationReport? Attestation = null,
-    int EncryptedEphemeralGiB = 0) : IMicroVmReport;
+    int EncryptedEphemeralGiB = 0, string? ImageDigest = null, long DownloadedBytes = 0) : IMicroVmReport;
+
+/// <summary>The microVM's workload exited with this code at that time, and the microVM powered off.</summary>
+/// <param name="EphemeralErased">The VM's ephemeral data key was destroyed with it.</param>
+public sealed record MicroVmExited(Guid HostId, Guid VmId, Guid PodId, int ExitCode, DateTimeOffset ExitedAt, bool EphemeralErased = false)
+    : IMicroVmReport;
 
 public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
 
@@ -156,10 +181,15 @@ public sealed record HostHeartbeat(Guid HostId, IReadOnlyList<Guid> RunningVms, 
 /// <param name="AcceleratorReason">Why that accelerator: what the probe saw, or that the configuration forced it.</param>
 /// <param name="IngressEndpoint">An INGRESS host's proxy (ip:port), when its network is real.</param>
 /// <param name="IngressTunnelAddress">The address that proxy reaches the VPCs from, through WireGuard.</param>
+/// <param name="SealingKey">The public key secrets for this host are sealed to (registry credentials); derived from the fleet's
+/// key-encryption key, so every host runtime of the fleet has the same one.</param>
 public sealed record HostAnnounced(
     Guid HostId, string Name, string Zone, string Datacenter, string Rack, string Role, int Cpu, int MemoryMiB, int NvmeGiB, bool SevSnp,
     string Driver, string? WireGuardPublicKey = null, string? WireGuardEndpoint = null, string? Accelerator = null,
-    string? AcceleratorReason = null, string? IngressEndpoint = null, string? IngressTunnelAddress = null) : IHostReport;
+    string? AcceleratorReason = null, SealingKey? SealingKey = null, string? IngressEndpoint = null, string? IngressTunnelAddress = null) : IHostReport;
+
+/// <summary>A public X25519 key (base64) and its id.</summary>
+public sealed record SealingKey(string KeyId, string PublicKey);
 
 /// <summary>One peer of a host's WireGuard interface, as the control plane hands it to the host runtime.</summary>
 public sealed record WireGuardPeer(Guid HostId, string HostName, string PublicKey, string? Endpoint, IReadOnlyList<string> AllowedIps);

@@ -18,6 +18,8 @@ public sealed record ScaleNodePool(Guid ClusterId, string Pool, int Nodes, Princ
 public sealed record IssueKubeconfig(Guid ClusterId, string Subject, string SerialNumber, DateTimeOffset NotAfter, Principal By, DateTimeOffset At)
     : KubernetesCommand(ClusterId, By, At);
 
+public sealed record RevokeKubeconfig(Guid ClusterId, string SerialNumber, Principal By, DateTimeOffset At) : KubernetesCommand(ClusterId, By, At);
+
 public sealed record DeleteKubernetesCluster(Guid ClusterId, Principal By, DateTimeOffset At) : KubernetesCommand(ClusterId, By, At);
 
 public static class KubernetesDecider
@@ -30,6 +32,9 @@ public static class KubernetesDecider
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Kubernetes cluster {state.Name} is being deleted."),
         (ScaleNodePool c, _) => Scale(c, state),
         (IssueKubeconfig c, _) => [new KubeconfigIssued(c.ClusterId, c.Subject, c.SerialNumber, c.NotAfter, c.By.Actor, c.At)],
+        (RevokeKubeconfig c, _) when !state.ClientCertificates.TryGetValue(c.SerialNumber, out _) =>
+            throw DomainException.NotFound("Client certificate", c.SerialNumber),
+        (RevokeKubeconfig c, _) => state.ClientCertificates[c.SerialNumber] ? [] : [new KubeconfigRevoked(c.ClusterId, c.SerialNumber, c.By.Actor, c.At)],
         (DeleteKubernetesCluster c, _) => [new KubernetesClusterDeletionRequested(c.ClusterId, c.By.Actor, c.At)],
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
     };

@@ -19,6 +19,12 @@ public sealed record PodInstance(
     /// <summary>The VPC addresses IPAM leased to this microVM.</summary>
     public string? Ip6 { get; init; }
     public string? Ip4 { get; init; }
+
+    /// <summary>The exit code of the workload, once it exited (the microVM is FAILED until the reconciler replaces it).</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>What its host downloaded for the pod's image when it booted this microVM (0: all from its cache).</summary>
+    public long? ImageDownloadedBytes { get; init; }
 }
 
 /// <summary>A confidential pod's attestation: the measurement it expects and whether its microVM proved it, and when.</summary>
@@ -37,7 +43,16 @@ public sealed record Pod(
 
     /// <summary>Replica indexes that have no live microVM and so wait for the scheduler.</summary>
     public IReadOnlyList<int> Unplaced =>
-        Deleting ? [] : Enumerable.Range(0, Replicas).Where(r => Live.All(i => i.Replica != r)).ToList();
+        Deleting || Halted ? [] : Enumerable.Range(0, Replicas).Where(r => Live.All(i => i.Replica != r)).ToList();
+
+    /// <summary>The image createPod resolved (null for pods of products that name images they do not pull).</summary>
+    public Images.ResolvedImage? Image { get; init; }
+
+    /// <summary>Stopped by the tenant (docker stop) and not deleted: no microVM runs until it is started again.</summary>
+    public bool Halted { get; init; }
+
+    /// <summary>Deleted and every microVM gone: its name and volumes are free.</summary>
+    public bool Gone => Deleting && Instances.IsEmpty;
 
     /// <summary>Confidential pods only: the expected launch measurement and the state of the current microVM's proof.</summary>
     public PodAttestation? Attestation { get; init; }
@@ -54,7 +69,7 @@ public sealed record Pod(
     {
         get
         {
-            if (Deleting) return Instances.IsEmpty ? PodState.Stopped : PodState.Stopping;
+            if (Deleting || Halted) return Instances.IsEmpty ? PodState.Stopped : PodState.Stopping;
             var live = Live.ToList();
             if (live.Any(i => i.Phase == VmPhase.Failed)) return PodState.Failed;
             if (UnschedulableReason is not null) return PodState.Unschedulable;
@@ -82,7 +97,7 @@ public sealed record Pod(
         TimeSpan.FromSeconds(Math.Min(300, Math.Pow(2, Math.Max(0, Generations.GetValueOrDefault(replica) - 1))));
 
     /// <summary>Failed replicas the reconciler may replace now (confidential pods are never moved or replaced automatically).</summary>
-    public IReadOnlyList<PodInstance> ReplaceableFailures(DateTimeOffset now) => Deleting || Spec.Confidential
+    public IReadOnlyList<PodInstance> ReplaceableFailures(DateTimeOffset now) => Deleting || Halted || Spec.Confidential
         ? []
         : Live.Where(i => i.Phase == VmPhase.Failed && i.FailedAt is { } at && now - at >= RestartBackoff(i.Replica)).ToList();
 
@@ -127,6 +142,17 @@ public sealed record Pod(
         PodLaunchMeasured e => this with { Attestation = new PodAttestation(e.Measurement, false, null) },
         PodReplicaAttested e => this with { Attestation = Attestation! with { Verified = true, VerifiedAt = e.At } },
         PodReplicaAttestationFailed => this with { Attestation = Attestation! with { Verified = false, VerifiedAt = null } },
+        PodImageResolved e => this with { Image = e.Image },
+        PodReplicaImagePulled e => Update(e.VmId, i => i with { ImageDownloadedBytes = e.DownloadedBytes }),
+        PodReplicaExited e => Update(e.VmId, i => i with
+        {
+            Phase = VmPhase.Failed,
+            Reason = $"the workload exited with code {e.ExitCode}",
+            FailedAt = e.At,
+            ExitCode = e.ExitCode,
+        }),
+        PodStopRequested => Retire(_ => true) with { Halted = true, UnschedulableReason = null },
+        PodStartRequested => this with { Halted = false },
         _ => this,
     };
 

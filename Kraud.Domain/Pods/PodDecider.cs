@@ -8,13 +8,25 @@ namespace Kraud.Domain.Pods;
 public abstract record PodCommand(Guid PodId, DateTimeOffset At);
 
 /// <param name="Owner">Set when a product resource (Kubernetes cluster, app) makes the pod as one of its parts.</param>
-public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, ResourceOwner? Owner = null)
+/// <param name="Image">What the image reference resolved to (createPod resolves it before deciding; products' pods do not).</param>
+public sealed record CreatePod(Guid PodId, Guid TenantId, PodSpec Spec, int Replicas, Principal By, DateTimeOffset At, ResourceOwner? Owner = null,
+    Images.ResolvedImage? Image = null)
     : PodCommand(PodId, At);
 
 /// <param name="OnBehalfOf">The owner resource that scales its own pod; an owned pod refuses anyone else.</param>
 public sealed record ScalePod(Guid PodId, int Replicas, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 public sealed record RestartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
 public sealed record DeletePod(Guid PodId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
+
+/// <summary>Stop every microVM of the pod and keep the pod (docker stop); <see cref="StartPod"/> runs it again.</summary>
+public sealed record StopPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+public sealed record StartPod(Guid PodId, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
+
+/// <summary>
+/// One replica's microVM is to go and the replica to run anew (on the host the scheduler picks): what deleting a Kubernetes
+/// pod of a Deployment does. Its owner asks for it, as for a scale.
+/// </summary>
+public sealed record EvictPodReplica(Guid PodId, Guid VmId, string Reason, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : PodCommand(PodId, At);
 
 /// <summary>Mount a volume (the volume's own stream decided it may be attached); live microVMs restart to get it.</summary>
 public sealed record AttachPodVolume(Guid PodId, VolumeMount Mount, Principal By, DateTimeOffset At) : PodCommand(PodId, At);
@@ -36,7 +48,14 @@ public sealed record RecordVmReport(Guid PodId, Guid VmId, Guid HostId, VmReport
 public abstract record VmReport;
 public sealed record VmBooting : VmReport;
 /// <param name="Attestation">The host's attestation report and the roots the control plane trusts; what a confidential pod's VM must pass.</param>
-public sealed record VmBooted(double BootMs, AttestationEvidence? Attestation = null, int EncryptedEphemeralGiB = 0) : VmReport;
+/// <param name="Image">The image digest the host verified and booted, and how many bytes it downloaded for it (null without an image).</param>
+public sealed record VmBooted(double BootMs, AttestationEvidence? Attestation = null, int EncryptedEphemeralGiB = 0, PulledImage? Image = null) : VmReport;
+
+public sealed record PulledImage(string Digest, long DownloadedBytes);
+
+/// <summary>The VM's workload exited (and the VM powered off).</summary>
+/// <param name="EphemeralErased">The host runtime destroyed the VM's ephemeral data key with it.</param>
+public sealed record VmExited(int ExitCode, bool EphemeralErased) : VmReport;
 
 public sealed record AttestationEvidence(AttestationReport? Report, AttestationTrust Trust);
 public sealed record VmFailed(string Reason) : VmReport;
@@ -59,6 +78,9 @@ public static class PodDecider
 
     public static IReadOnlyList<object> Decide(PodCommand command, Pod state) => (command, state) switch
     {
+        // A pod's id is made for one createPod request, so only a retry of that request (its first attempt committed,
+        // its answer was lost) names a pod that exists: it is answered with the pod, and nothing is appended again.
+        (CreatePod c, { Exists: true } s) when IsSameCreate(c, s) => [],
         (CreatePod c, { Exists: true }) => throw DomainException.Conflict($"Pod {c.PodId} exists already."),
         (CreatePod c, _) => Create(c),
         (_, { Exists: false }) => throw DomainException.NotFound("Pod", command.PodId),
@@ -70,36 +92,59 @@ public static class PodDecider
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Pod {command.PodId} is being deleted."),
         (ScalePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (DeletePod { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
+        (EvictPodReplica { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw OwnedBy(o, state),
         (ScalePod c, _) => Scale(c, state),
+        (EvictPodReplica c, _) => Evict(c, state),
         (RestartPod c, _) => [Restart(c, state)],
         (DeletePod c, _) => [new PodDeletionRequested(c.PodId, c.By.Actor, c.At)],
+        (StopPod, { Halted: true }) => [],
+        (StopPod, { Owner: { } o }) => throw OwnedBy(o, state),
+        (StopPod c, _) => [new PodStopRequested(c.PodId, c.By.Actor, c.At)],
+        (StartPod, { Halted: false }) => [],
+        (StartPod c, _) => [new PodStartRequested(c.PodId, c.By.Actor, c.At)],
         (AttachPodVolume c, _) => Attach(c, state),
         (DetachPodVolume c, _) => Detach(c, state),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.GetType().Name),
     };
 
+    /// <summary>The pod was created by this very command: same id, tenant, name, namespace, image and size.</summary>
+    public static bool IsSameCreate(CreatePod c, Pod state) =>
+        state.Exists && state.Id == c.PodId && state.TenantId == c.TenantId && state.Spec.Name == c.Spec.Name && state.Spec.Namespace == c.Spec.Namespace
+        && state.Spec.Image == c.Spec.Image && state.Spec.Cpu == c.Spec.Cpu && state.Spec.MemoryMiB == c.Spec.MemoryMiB && state.Replicas == c.Replicas
+        && state.Owner == c.Owner;
+
     private static IReadOnlyList<object> Create(CreatePod c)
     {
         var s = c.Spec;
+        Validate(s, c.Replicas);
+        List<object> events = [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
+        if (c.Image is { } image) events.Add(new PodImageResolved(c.PodId, image, c.At));
+        if (c.Owner is { } owner) events.Add(new PodOwnedBy(c.PodId, owner, c.At));
+        if (s.Confidential) events.Add(new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At));
+        return events;
+    }
+
+    /// <summary>
+    /// What a pod spec must satisfy to be created; createPod checks it before it asks a registry about the image, so bad
+    /// input is refused without a network round trip.
+    /// </summary>
+    public static void Validate(PodSpec s, int replicas)
+    {
         Names.RequireDnsLabel(s.Name, "name");
         Names.RequireDnsLabel(s.Namespace, "namespace");
         Names.RequireText(s.Image, "image", 500);
         if (s.Image.Any(char.IsWhiteSpace)) throw DomainException.Validation($"image '{s.Image}' must not contain white space.");
         Names.RequireRange(s.Cpu, 1, 64, "cpu");
         Names.RequireRange(s.MemoryMiB, 64, 256 * 1024, "memoryMiB");
-        Names.RequireRange(c.Replicas, 1, MaxReplicas, "replicas");
+        Names.RequireRange(replicas, 1, MaxReplicas, "replicas");
         Names.RequireRange(s.EphemeralGiB, 0, 4096, "ephemeralGiB");
         if (s.Zone is not null) Names.RequireDnsLabel(s.Zone, "zone");
-        if (s.Confidential && c.Replicas != 1)
+        if (s.Confidential && replicas != 1)
             throw DomainException.Validation("Confidential Compute runs on one node (AMD SEV-SNP) and is not replicated: replicas must be 1.");
-        RequireMounts(s.Mounts, c.Replicas);
+        RequireMounts(s.Mounts, replicas);
         foreach (var key in s.Env.Keys)
             if (key.Length == 0 || key.Length > 256 || key.Contains('=') || key.Any(char.IsControl))
                 throw DomainException.Validation($"env name '{key}' is not valid: 1-256 characters without '=' or control characters.");
-        List<object> events = [new PodRequested(c.PodId, c.TenantId, s, c.Replicas, c.By.Actor, c.At)];
-        if (c.Owner is { } owner) events.Add(new PodOwnedBy(c.PodId, owner, c.At));
-        if (s.Confidential) events.Add(new PodLaunchMeasured(c.PodId, LaunchConfigurations.For(s).Measurement(), c.At));
-        return events;
     }
 
     private static DomainException OwnedBy(ResourceOwner owner, Pod state) => owner.Refuses($"Pod {state.Spec.Namespace}/{state.Spec.Name}");
@@ -112,6 +157,14 @@ public static class PodDecider
         RequireMounts(state.Spec.Mounts, c.Replicas);
         return c.Replicas == state.Replicas ? [] : [new PodScaled(c.PodId, state.Replicas, c.Replicas, c.By.Actor, c.At)];
     }
+
+    /// <summary>A microVM already stopping goes anyway (nothing to add); one the pod no longer has is not found.</summary>
+    private static IReadOnlyList<object> Evict(EvictPodReplica c, Pod state) => state.Instance(c.VmId) switch
+    {
+        null => throw DomainException.NotFound("microVM", c.VmId),
+        { Phase: VmPhase.Stopping } => [],
+        var vm => [new PodReplicaEvicted(c.PodId, vm.VmId, vm.HostId, c.Reason, c.At)],
+    };
 
     public const int MaxVolumes = 16;
 
@@ -195,20 +248,26 @@ public static class PodDecider
             (VmEvicted e, _) => [new PodReplicaEvicted(c.PodId, c.VmId, c.HostId, e.Reason, c.At)],
             (VmMissing, VmPhase.Running) => [new PodReplicaVanished(c.PodId, c.VmId, c.HostId, "the host no longer reports it running", c.At)],
             (VmBooting, VmPhase.Scheduled) => [new PodReplicaBooting(c.PodId, c.VmId, c.HostId, c.At)],
-            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) when state.Attestation is { } expected => WithDisk(c, b, Attest(c, b, vm, expected)),
-            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => WithDisk(c, b, [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)]),
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) when state.Attestation is { } expected => WithImage(c, b, WithDisk(c, b, Attest(c, b, vm, expected))),
+            (VmBooted b, VmPhase.Scheduled or VmPhase.Booting) => WithImage(c, b, WithDisk(c, b, [new PodReplicaRunning(c.PodId, c.VmId, c.HostId, b.BootMs, c.At)])),
+            (VmExited x, VmPhase.Running or VmPhase.Booting or VmPhase.Scheduled) => [new PodReplicaExited(c.PodId, c.VmId, c.HostId, x.ExitCode, c.At),
+                .. Erased(c, vm, x.EphemeralErased ? "the workload exited and its host runtime destroyed the key" : null)],
             (VmFailed f, _) => [new PodReplicaFailed(c.PodId, c.VmId, c.HostId, f.Reason, c.At)],
             _ => [],
         };
     }
 
-    /// <summary>A confidential guest is RUNNING only once its host proved it launched exactly what the pod asked for.</summary>
+    /// <summary>The digest the host verified and booted, recorded before the VM's start: replay tells which digest ran when.</summary>
+    private static IReadOnlyList<object> WithImage(RecordVmReport c, VmBooted b, IReadOnlyList<object> events) =>
+        b.Image is { } image ? [new PodReplicaImagePulled(c.PodId, c.VmId, c.HostId, image.Digest, image.DownloadedBytes, c.At), .. events] : events;
+
     /// <summary>A VM that runs with an ephemeral disk its host confirmed encrypted: recorded beside its start.</summary>
     private static IReadOnlyList<object> WithDisk(RecordVmReport c, VmBooted b, IReadOnlyList<object> events) =>
         b.EncryptedEphemeralGiB > 0 && events.OfType<PodReplicaRunning>().Any()
             ? [.. events, new EphemeralDiskEncrypted(c.PodId, c.VmId, c.HostId, b.EncryptedEphemeralGiB, c.At)]
             : events;
 
+    /// <summary>A confidential guest is RUNNING only once its host proved it launched exactly what the pod asked for.</summary>
     private static IReadOnlyList<object> Attest(RecordVmReport c, VmBooted booted, PodInstance vm, PodAttestation expected)
     {
         var verdict = booted.Attestation is { } evidence

@@ -46,7 +46,10 @@ public sealed record PodReplicaLost(Guid PodId, Guid VmId, Guid HostId, string R
 /// <summary>The host no longer reports a microVM that should run there: it is booted again (same id, same host).</summary>
 public sealed record PodReplicaVanished(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
-/// <summary>The replica has to leave its host (the host is drained): its VM is stopped and the replica placed elsewhere.</summary>
+/// <summary>
+/// The replica has to leave its host (the host is drained, or its owner asked for a new microVM: a Kubernetes pod was
+/// deleted): its VM is stopped and the replica placed again.
+/// </summary>
 public sealed record PodReplicaEvicted(Guid PodId, Guid VmId, Guid HostId, string Reason, DateTimeOffset At);
 
 /// <summary>The reconciler gave up on a failed microVM after its back-off: the replica is placed again as a new generation.</summary>
@@ -78,3 +81,21 @@ public sealed record PodReplicaAttestationFailed(Guid PodId, Guid VmId, Guid Hos
 public sealed record PodOwnedBy(Guid PodId, ResourceOwner Owner, DateTimeOffset At);
 /// <summary>IPAM gave the microVM its VPC addresses (held until it stops or fails).</summary>
 public sealed record PodReplicaAddressed(Guid PodId, Guid VmId, string Ip6, string Ip4, DateTimeOffset At);
+
+/// <summary>
+/// createPod resolved the pod's image to the manifest digest for linux/amd64 that every one of its microVMs runs; scale,
+/// restart and reschedules never resolve again.
+/// </summary>
+public sealed record PodImageResolved(Guid PodId, Images.ResolvedImage Image, DateTimeOffset At);
+
+/// <summary>The host verified and unpacked the pod's image for this microVM; <paramref name="DownloadedBytes"/> is 0 when its cache held every layer.</summary>
+public sealed record PodReplicaImagePulled(Guid PodId, Guid VmId, Guid HostId, string Digest, long DownloadedBytes, DateTimeOffset At);
+
+/// <summary>The workload of the microVM exited with this code, and the microVM with it; the replica is replaced after its back-off.</summary>
+public sealed record PodReplicaExited(Guid PodId, Guid VmId, Guid HostId, int ExitCode, DateTimeOffset At);
+
+/// <summary>The tenant stopped the pod (docker stop): its microVMs stop, the pod keeps its name, spec and replicas until started again.</summary>
+public sealed record PodStopRequested(Guid PodId, string By, DateTimeOffset At);
+
+/// <summary>A stopped pod was started again (docker start): its replicas are placed anew.</summary>
+public sealed record PodStartRequested(Guid PodId, string By, DateTimeOffset At);

@@ -10,20 +10,23 @@ namespace Kraud.HostRuntime.Agents;
 
 /// <summary>
 /// A VM that dies on its own (its QEMU exits unasked) is reported as MicroVmFailed, with the driver's reason (the
-/// console tail). Drivers raise the crash on whatever thread noticed it; the report is sent from here, in order.
+/// console tail); one whose workload exited, as MicroVmExited with the exit code, after its boot was reported. Drivers
+/// raise both on whatever thread noticed it; the reports are sent from here, in order.
 /// </summary>
 public sealed class CrashReporter(HostAgents agents, IWolverineRuntime runtime, ILogger<CrashReporter> logger) : BackgroundService
 {
-    private readonly Channel<MicroVmFailed> _failures = Channel.CreateUnbounded<MicroVmFailed>();
-    private readonly List<(IMicroVmDriver Driver, Action<MicroVmCrash> Handler)> _subscriptions = [];
+    private readonly Channel<(HostAgent Agent, IMicroVmReport Report)> _reports = Channel.CreateUnbounded<(HostAgent, IMicroVmReport)>();
+    private readonly List<(IMicroVmDriver Driver, Action<MicroVmCrash> Crash, Action<MicroVmExit> Exit)> _subscriptions = [];
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         foreach (var agent in agents.All)
         {
-            Action<MicroVmCrash> handler = crash => _failures.Writer.TryWrite(new MicroVmFailed(agent.Id, crash.VmId, crash.PodId, crash.Reason));
-            agent.Driver.Crashed += handler;
-            _subscriptions.Add((agent.Driver, handler));
+            Action<MicroVmCrash> crash = c => _reports.Writer.TryWrite((agent, new MicroVmFailed(agent.Id, c.VmId, c.PodId, c.Reason)));
+            Action<MicroVmExit> exit = x => _reports.Writer.TryWrite((agent, new MicroVmExited(agent.Id, x.VmId, x.PodId, x.ExitCode, x.ExitedAt, x.EphemeralErased)));
+            agent.Driver.Crashed += crash;
+            agent.Driver.Exited += exit;
+            _subscriptions.Add((agent.Driver, crash, exit));
         }
         return base.StartAsync(cancellationToken);
     }
@@ -31,23 +34,37 @@ public sealed class CrashReporter(HostAgents agents, IWolverineRuntime runtime, 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var bus = new MessageBus(runtime);
-        await foreach (var failure in _failures.Reader.ReadAllAsync(stoppingToken))
+        await foreach (var (agent, report) in _reports.Reader.ReadAllAsync(stoppingToken))
         {
             try
             {
-                logger.LogWarning("Host {Host}: microVM {VmId} of pod {PodId} crashed", failure.HostId, failure.VmId, failure.PodId);
-                await bus.PublishAsync(failure, new DeliveryOptions { GroupId = failure.PodId.ToString() });
+                if (report is MicroVmExited exited)
+                {
+                    // A workload that exits at once may do so before the handler reported its boot: the control plane hears the boot first.
+                    await agent.WhenBootReportedAsync(exited.VmId, TimeSpan.FromSeconds(30));
+                    logger.LogInformation("Host {Host}: the workload of microVM {VmId} of pod {PodId} exited with code {Code}", agent.Name, exited.VmId,
+                        exited.PodId, exited.ExitCode);
+                }
+                else
+                {
+                    logger.LogWarning("Host {Host}: microVM {VmId} of pod {PodId} crashed", agent.Name, report.VmId, report.PodId);
+                }
+                await bus.PublishAsync(report, new DeliveryOptions { GroupId = report.PodId.ToString() });
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                logger.LogError(e, "Could not report the crash of microVM {VmId}", failure.VmId);
+                logger.LogError(e, "Could not report the end of microVM {VmId}", report.VmId);
             }
         }
     }
 
     public override Task StopAsync(CancellationToken cancellationToken)
     {
-        foreach (var (driver, handler) in _subscriptions) driver.Crashed -= handler;
+        foreach (var (driver, crash, exit) in _subscriptions)
+        {
+            driver.Crashed -= crash;
+            driver.Exited -= exit;
+        }
         return base.StopAsync(cancellationToken);
     }
 }

@@ -4,6 +4,8 @@ using Kraud.HostRuntime.Confidential;
 using Kraud.HostRuntime.Configuration;
 using Kraud.HostRuntime.Drivers;
 using Kraud.HostRuntime.Drivers.Qemu;
+using Kraud.HostRuntime.Images;
+using Kraud.HostRuntime.Logs;
 using Kraud.HostRuntime.Network;
 using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Logging;
@@ -12,7 +14,7 @@ namespace Kraud.HostRuntime.Agents;
 
 /// <summary>The runtime of one physical host: its identity and the driver that runs its microVMs.</summary>
 public sealed class HostAgent(HostDefinition definition, string datacenter, IMicroVmDriver driver, Lazy<KeyEncryptionKey> kek, ReplicaStore replicas,
-    BlockExports? exports = null, WireGuardKeys? keys = null, HostNamespace? network = null, Ingress.IngressProxy? ingress = null)
+    Lazy<SealingKeyPair> sealing, BlockExports? exports = null, WireGuardKeys? keys = null, HostNamespace? network = null, Ingress.IngressProxy? ingress = null)
 {
     public Guid Id { get; } = Host.IdFor(definition.Name);
     public string Name => definition.Name;
@@ -21,6 +23,29 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     /// <summary>The fleet's key-encryption key: unwraps the data keys of the volumes this host's VMs mount or it stores.</summary>
     public KeyEncryptionKey Kek => kek.Value;
+
+    /// <summary>The fleet's sealing key pair (from the key-encryption key): what registry credentials are sealed to for this host.</summary>
+    public SealingKeyPair Sealing => sealing.Value;
+
+    /// <summary>The sealing key pair if some host of this runtime derived it (only those that pull private images do).</summary>
+    internal Lazy<SealingKeyPair> SealingKeys => sealing;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _bootsReported = new();
+
+    /// <summary>The boot of this VM has been reported: its exit may be reported now (the control plane hears them in that order).</summary>
+    public void BootReported(Guid vmId) => _bootsReported.GetOrAdd(vmId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>Waits (a while at most) until the VM's boot was reported, and forgets it.</summary>
+    public async Task WhenBootReportedAsync(Guid vmId, TimeSpan atMost)
+    {
+        var reported = _bootsReported.GetOrAdd(vmId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await reported.Task.WaitAsync(atMost);
+        }
+        catch (TimeoutException) { }
+        _bootsReported.TryRemove(vmId, out _);
+    }
 
     /// <summary>The volume replicas this host keeps (simulated storage hosts: keys, no bytes).</summary>
     public ReplicaStore Replicas => replicas;
@@ -71,10 +96,11 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
 
     public void PowerOn() => PoweredOn = true;
 
+    // A real storage host announces no sealing key: it runs no workload and never loads the key-encryption key it derives from.
     public HostAnnounced Announcement(Accelerator? accelerator) => new(Id, definition.Name, definition.Zone, definition.Datacenter ?? datacenter,
         definition.Rack, definition.Role, definition.Cpu, definition.MemoryMiB, definition.NvmeGiB, definition.SevSnp, driver.Name,
-        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, ingress?.Endpoint,
-        ingress is null ? null : network?.IngressTunnelAddress);
+        WireGuard.Keys.PublicKey, WireGuardEndpoint, accelerator?.Name, accelerator?.Reason, exports is null ? sealing.Value.Public : null,
+        ingress?.Endpoint, ingress is null ? null : network?.IngressTunnelAddress);
 }
 
 /// <summary>The host agents this process runs: the whole simulated fleet in the API, one host in a standalone runtime.</summary>
@@ -93,14 +119,26 @@ public sealed class HostAgents : IAsyncDisposable
     public HostAgent? Find(string name) => _agents.Values.FirstOrDefault(a => a.Name == name);
 
     /// <param name="kek">Loaded only by hosts that use it: a real storage host never holds it (it never sees a key).</param>
-    public static HostAgents Create(FleetOptions fleet, Lazy<KeyEncryptionKey> kek, TimeProvider time, ILoggerFactory? loggers = null)
+    /// <param name="registries">How host runtimes reach registries (mirrors, insecure registries) when they pull images.</param>
+    /// <param name="logs">Where workload log lines go besides the host's files (the control plane's log table).</param>
+    public static HostAgents Create(FleetOptions fleet, Lazy<KeyEncryptionKey> kek, TimeProvider time, ILoggerFactory? loggers = null,
+        RegistryOptions? registries = null, IWorkloadLogSink? logs = null)
     {
         var authority = new Lazy<SimulatedSevSnpAuthority>(() => SimulatedSevSnpAuthority.LoadOrCreate(fleet.SevSnp.ResolvedAuthorityDirectory));
+        // Derived from the key-encryption key, so only when a host opens a sealed registry credential.
+        var sealing = new Lazy<SealingKeyPair>(() => SealingKeyPair.From(kek.Value));
+        var registry = new Lazy<DistributionClient>(() => new DistributionClient(registries ?? new RegistryOptions()));
         var logger = loggers?.CreateLogger<HostAgent>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        WorkloadServices Workloads(HostDefinition h)
+        {
+            var pullLogger = loggers?.CreateLogger<ImagePuller>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+            var cache = new ImageCache(QemuMicroVmDriver.ImageCacheDirectory(fleet.Qemu, h.Name), fleet.Qemu.ImageCacheMiB * 1024L * 1024, pullLogger);
+            return new WorkloadServices(new ImagePuller(registry.Value, cache, new RootfsBuilder(fleet.Qemu, pullLogger), pullLogger), sealing, logs);
+        }
         var agents = new List<HostAgent>();
         try
         {
-            foreach (var h in fleet.Hosts) agents.Add(CreateAgent(fleet, h, kek, time, loggers, logger, authority));
+            foreach (var h in fleet.Hosts) agents.Add(CreateAgent(fleet, h, kek, sealing, Workloads, time, loggers, logger, authority));
         }
         catch
         {
@@ -111,8 +149,8 @@ public sealed class HostAgents : IAsyncDisposable
         return new(agents);
     }
 
-    private static HostAgent CreateAgent(FleetOptions fleet, HostDefinition h, Lazy<KeyEncryptionKey> kek, TimeProvider time, ILoggerFactory? loggers, ILogger logger,
-        Lazy<SimulatedSevSnpAuthority> authority)
+    private static HostAgent CreateAgent(FleetOptions fleet, HostDefinition h, Lazy<KeyEncryptionKey> kek, Lazy<SealingKeyPair> sealing,
+        Func<HostDefinition, WorkloadServices> workloads, TimeProvider time, ILoggerFactory? loggers, ILogger logger, Lazy<SimulatedSevSnpAuthority> authority)
     {
         var keys = new WireGuardKeys();
         var network = fleet.Network switch
@@ -136,11 +174,11 @@ public sealed class HostAgents : IAsyncDisposable
                     BootDelay = TimeSpan.FromMilliseconds(fleet.SimulatedBootDelayMs),
                     SevSnp = h.SevSnp ? new SevSnpFirmware(h.Name, authority.Value) : null,
                 }, time),
-                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), network),
+                QemuMicroVmDriver.DriverName => QemuMicroVmDriver.Start(fleet.Qemu, h.Name, loggers?.CreateLogger<QemuMicroVmDriver>(), workloads(h), network),
                 _ => throw new InvalidOperationException(
                     $"Host {h.Name}: unknown driver '{h.Driver}'. Known drivers: simulated, {QemuMicroVmDriver.DriverName}."),
             },
-            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time),
+            kek, new ReplicaStore(kek, TimeSpan.FromMilliseconds(fleet.SimulatedResyncDelayMs), time), sealing,
             IsBlockStorage(h) ? BlockExports.ForHost(fleet.Qemu, h.Name, loggers?.CreateLogger<BlockExports>(), network) : null, keys, network, proxy);
         }
         catch
@@ -165,5 +203,6 @@ public sealed class HostAgents : IAsyncDisposable
         // After the drivers and proxies: their QEMUs and sockets live in the namespaces.
         foreach (var agent in _agents.Values) agent.Network?.Dispose();
         foreach (var agent in _agents.Values) agent.WireGuard.Keys.Dispose();
+        foreach (var sealing in _agents.Values.Select(a => a.SealingKeys).Distinct().Where(s => s.IsValueCreated)) sealing.Value.Dispose();
     }
 }

@@ -43,7 +43,9 @@ public static class BootMicroVmHandler
             // Also when it was running already: a boot sent again (the control plane took a stale heartbeat for a vanished
             // VM) waits for this report, and the pod ignores a second one for a VM it knows is running.
             activity?.SetTag("kraud.microvm.boot_ms", result.BootMs);
-            await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB));
+            await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB,
+                result.ImageDigest, result.DownloadedBytes));
+            agent.BootReported(spec.VmId);
         }
         catch (MicroVmBootException e)
         {

@@ -2,6 +2,8 @@ using JasperFx.Core;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Agents;
+using Kraud.HostRuntime.Images;
+using Kraud.HostRuntime.Logs;
 using Kraud.HostRuntime.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,11 +24,15 @@ public static class HostRuntimeSetup
         services.TryAddSingleton(fleet);
         services.TryAddSingleton(new HostLeases(connectionString));
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => sp.GetService<IConfiguration>()?.GetSection(RegistryOptions.Section).Get<RegistryOptions>() ?? new RegistryOptions());
+        services.TryAddSingleton(sp => new WorkloadLogShipper(connectionString, sp.GetRequiredService<ILogger<WorkloadLogShipper>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<WorkloadLogShipper>());
         services.AddSingleton(sp =>
         {
             var state = sp.GetService<IConfiguration>()?["Kraud:StateDirectory"] ?? ".kraud";
             var kek = new Lazy<KeyEncryptionKey>(() => KeyEncryptionKey.LoadOrCreate(fleet.KeyEncryptionKeyFile ?? Path.Combine(state, "kek")));
-            return HostAgents.Create(fleet, kek, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>());
+            return HostAgents.Create(fleet, kek, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILoggerFactory>(),
+                sp.GetRequiredService<RegistryOptions>(), sp.GetRequiredService<WorkloadLogShipper>());
         });
         services.AddHostedService<HostAnnouncer>();
         services.AddHostedService<CrashReporter>();

@@ -29,6 +29,12 @@ public interface IMicroVmDriver
     /// <see cref="Running"/> when this is raised; the host runtime reports it to the control plane as MicroVmFailed.
     /// </summary>
     event Action<MicroVmCrash>? Crashed;
+
+    /// <summary>
+    /// A VM's workload exited (and the VM with it). The VM is no longer in <see cref="Running"/> when this is raised; the
+    /// host runtime reports it to the control plane as MicroVmExited.
+    /// </summary>
+    event Action<MicroVmExit>? Exited;
 }
 
 /// <summary>How a hypervisor runs guest code on this host (KVM or TCG), and why it was chosen; operators see both with the host.</summary>
@@ -42,9 +48,15 @@ public sealed record Accelerator(bool Kvm, string Reason, bool Forced = false)
 
 public sealed record MicroVmCrash(Guid VmId, Guid PodId, string Reason);
 
+/// <param name="EphemeralErased">The VM's ephemeral data key was destroyed with it.</param>
+public sealed record MicroVmExit(Guid VmId, Guid PodId, int ExitCode, DateTimeOffset ExitedAt, bool EphemeralErased);
+
 /// <param name="Attestation">For a confidential guest on a SEV-SNP host: the firmware's report of what it launched.</param>
 /// <param name="EncryptedEphemeralGiB">Size of the ephemeral disk set up encrypted with a key held only in memory; 0 when none.</param>
-public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, AttestationReport? Attestation = null, int EncryptedEphemeralGiB = 0);
+/// <param name="ImageDigest">The manifest digest of the image the VM runs, as the host verified it (null without an image).</param>
+/// <param name="DownloadedBytes">What this boot downloaded for its image (0: the host's cache held it).</param>
+public sealed record BootResult(Guid VmId, double BootMs, bool AlreadyRunning, AttestationReport? Attestation = null, int EncryptedEphemeralGiB = 0,
+    string? ImageDigest = null, long DownloadedBytes = 0);
 
 public sealed class MicroVmBootException(string reason) : Exception(reason);
 

@@ -42,7 +42,22 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     /// <summary>Simulated VMs never crash on their own: <see cref="Vanish"/> models a silent death, which is what reconciliation is for.</summary>
     public event Action<MicroVmCrash>? Crashed { add { } remove { } }
 
+    public event Action<MicroVmExit>? Exited;
+
     public MicroVmSpec? Find(Guid vmId) => _running.GetValueOrDefault(vmId);
+
+    /// <summary>
+    /// The VM's workload exits with this code (fault injection): the VM is gone and the exit is raised as a real
+    /// driver's would be. False when the VM does not run here.
+    /// </summary>
+    public bool ExitWorkload(Guid vmId, int exitCode)
+    {
+        var spec = Find(vmId);
+        var hadKey = HoldsEphemeralKey(vmId);
+        if (spec is null || !Remove(vmId)) return false;
+        Exited?.Invoke(new MicroVmExit(vmId, spec.PodId, exitCode, time.GetUtcNow(), EphemeralErased: hadKey));
+        return true;
+    }
 
     /// <summary>The next <paramref name="count"/> boots on this host fail with <paramref name="reason"/>.</summary>
     public void FailNextBoots(int count, string reason)
@@ -92,7 +107,9 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         if (!_running.TryAdd(spec.VmId, launched)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
         if (spec.EphemeralGiB > 0) _ephemeralKeys[spec.VmId] = RandomNumberGenerator.GetBytes(32);
         _volumeKeys[spec.VmId] = volumeKeys.ToDictionary(k => k.Key, k => k.Value.ToArray());
-        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, report, spec.EphemeralGiB);
+        // No image is pulled here: the digest the control plane resolved is what the VM records (Find shows it).
+        return new BootResult(spec.VmId, Stopwatch.GetElapsedTime(started).TotalMilliseconds, AlreadyRunning: false, report, spec.EphemeralGiB,
+            ImageDigest: spec.Oci?.Digest);
     }
 
     public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(Remove(vmId));

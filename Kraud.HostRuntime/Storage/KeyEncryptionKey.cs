@@ -74,6 +74,13 @@ public sealed class KeyEncryptionKey
         return dataKey;
     }
 
+    /// <summary>
+    /// A key for another purpose, derived from this one (HKDF-SHA256 with the purpose as info): every host runtime of the
+    /// fleet derives the same, and nothing derived reveals the key-encryption key.
+    /// </summary>
+    public byte[] Derive(string purpose, int length = 32) =>
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, length, salt: [], info: System.Text.Encoding.UTF8.GetBytes(purpose));
+
     /// <summary>For tests that must prove no response or export contains it.</summary>
     public byte[] ExportForTests() => _key.ToArray();
 }

@@ -1,6 +1,9 @@
 using System.Text.Json;
+using Kraud.Api.Audit;
 using Kraud.Tests.Infrastructure;
+using Marten;
 using Marten.Events;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Xunit.Abstractions;
 
@@ -39,6 +42,28 @@ public class AuditChainSpecs(KraudApp app)
             await Execute(connection, $"update kraud.mt_doc_auditentry set data = jsonb_set(data, '{{Actor}}', '\"{victim.GetProperty("actor").GetString()}\"') where id = @id", seq);
         }
         Assert.True((await app.AsOperator(Verify)).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+    }
+
+    [Fact]
+    public async Task two_api_nodes_signing_the_same_head_at_once_leave_one_digest_and_both_hand_out_that_one()
+    {
+        await TenantScope.CreateAsync(app); // moves the head past any digest signed so far
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var key = app.Host.Services.GetRequiredService<AuditSigningKey>();
+        // Two nodes with clocks a second apart: their signatures of one head differ, so a second digest would show.
+        var nodes = new[] { new AuditDigests(app.Store, key, TimeProvider.System), new AuditDigests(app.Store, key, new ClockAhead(TimeSpan.FromSeconds(1))) };
+
+        var signed = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => nodes[i % 2].SignHeadAsync(CancellationToken.None))));
+
+        var head = Assert.Single(signed.Select(d => d!.Id).Distinct());
+        await using var session = app.Store.QuerySession();
+        var stored = await session.LoadAsync<AuditDigest>(head);
+        Assert.All(signed, d => Assert.Equal((stored!.SignedAt, stored.Signature), (d!.SignedAt, d.Signature)));
+    }
+
+    private sealed class ClockAhead(TimeSpan by) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + by;
     }
 
     [Fact]

@@ -90,27 +90,31 @@ public sealed class BlockZoneFixture : IAsyncLifetime
 public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone) : IClassFixture<BlockZoneFixture>, IClassFixture<QemuFixture>
 {
     /// <summary>
-    /// The guest writes a plaintext marker to the first sector, 64 MiB of random data after it, fsyncing each MiB, then the
-    /// SHA-256 of those 64 MiB into the second sector.
+    /// The workload (busybox, the volume mounted at /data by the guest's /init, which makes its file system) writes a
+    /// plaintext marker file, 64 MiB of random data in a file, fsyncing each MiB, then the SHA-256 of those 64 MiB, and
+    /// stays up: a workload that exits powers its microVM off (and the replica is started again), which would end the
+    /// QEMU the online resync runs in.
     /// </summary>
     private static string Writer(string marker) => $$"""
         m='{{marker}}'
-        printf '%s%s%s%s' "$m" "$m" "$m" "$m" | dd of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR marker; exit 1; }
+        printf '%s%s%s%s' "$m" "$m" "$m" "$m" | dd of=/data/marker bs=512 count=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR marker; exit 1; }
         i=0
         while [ $i -lt 64 ]; do
-          dd if=/dev/urandom of=/dev/vda bs=1M count=1 seek=$((i+1)) conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
+          dd if=/dev/urandom of=/data/blob bs=1M count=1 seek=$i conv=notrunc,fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
           i=$((i+1)); echo "written $i MiB"
         done
-        sum=$(dd if=/dev/vda bs=1M skip=1 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
-        printf '%s' "$sum" | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR sum; exit 1; }
+        sum=$(sha256sum /data/blob | cut -d' ' -f1)
+        printf '%s' "$sum" | dd of=/data/sum bs=512 count=1 conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR sum; exit 1; }
         sync
         echo "KRAUD-SUM $sum"
+        exec sleep 3600
         """;
 
     private const string Reader = """
-        want=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 64)
-        got=$(dd if=/dev/vda bs=1M skip=1 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)
+        want=$(cat /data/sum)
+        got=$(sha256sum /data/blob | cut -d' ' -f1)
         echo "KRAUD-READBACK want=$want got=$got"
+        exec sleep 3600
         """;
 
     private async Task<JsonElement> CreatePodAsync(TenantScope tenant, string name, string volumeId, string script) =>
@@ -123,19 +127,26 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             },
         })).ShouldSucceed().Data.GetProperty("createPod");
 
-    private async Task<(Guid VmId, string HostId, string Console)> RunningAsync(TenantScope tenant, string podId)
+    /// <summary>The guest's output on its host: the console (the kernel, /init, KRAUD-EXIT) and the workload's own log.</summary>
+    private sealed record GuestOutput(string Console, string Workload)
+    {
+        public async Task<string> ReadAsync() =>
+            (File.Exists(Console) ? await File.ReadAllTextAsync(Console) : "") + (File.Exists(Workload) ? await File.ReadAllTextAsync(Workload) : "");
+    }
+
+    private async Task<(Guid VmId, string HostId, GuestOutput Output)> RunningAsync(TenantScope tenant, string podId)
     {
         var running = await tenant.WaitForPodAsync(podId, "RUNNING", seconds: 180);
         var instance = Assert.Single(running.Instances());
         var hostId = instance.GetProperty("hostId").GetString()!;
         var (host, state) = zone.Compute.Single(c => c.Host.Id.ToString() == hostId);
         var vmId = Guid.Parse(instance.Id());
-        return (vmId, hostId, Path.Combine(state, "hosts", host.Name, "console", $"{vmId}.log"));
+        var hostDirectory = Path.Combine(state, "hosts", host.Name);
+        return (vmId, hostId, new GuestOutput(Path.Combine(hostDirectory, "console", $"{vmId}.log"), Path.Combine(hostDirectory, "logs", $"{vmId}.log")));
     }
 
-    private static async Task<string> ConsoleUntilAsync(string console, string what, int seconds) =>
-        await Eventually.Get(async () => File.Exists(console) ? await File.ReadAllTextAsync(console) : "", c => c.Contains(what) || c.Contains("KRAUD-EXIT"),
-            TimeSpan.FromSeconds(seconds), $"the guest printed {what}");
+    private static async Task<string> ConsoleUntilAsync(GuestOutput output, string what, int seconds) =>
+        await Eventually.Get(output.ReadAsync, c => c.Contains(what) || c.Contains("KRAUD-EXIT"), TimeSpan.FromSeconds(seconds), $"the guest printed {what}");
 
     private async Task<List<object>> EventsOf(string id) => (await app.EventsOf(Guid.Parse(id))).Select(e => e.Data).ToList();
 
@@ -189,11 +200,12 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             // SIGKILL a storage host holding a replica (its runtime and its storage daemons) while the guest writes.
             var victim = storage.Single(s => s.Host.Id.ToString() == replicas[0]);
             await victim.Host.KillAsync();
-            var done = await ConsoleUntilAsync(console, "KRAUD-EXIT", 300);
+            var done = await ConsoleUntilAsync(console, "KRAUD-SUM", 300);
             Assert.DoesNotContain("KRAUD-IO-ERROR", done);
             Assert.DoesNotContain("I/O error", done);
-            Assert.Contains("KRAUD-EXIT status=0", done);
-            var sum = done.Split('\n').Single(l => l.StartsWith("KRAUD-SUM ", StringComparison.Ordinal))["KRAUD-SUM ".Length..].Trim();
+            Assert.DoesNotContain("KRAUD-EXIT", done); // the script ran to its end: an error would have exited it
+            // The workload's log is in CRI format (time, stream, F, the line).
+            var sum = done.Split('\n').Single(l => l.Contains(" KRAUD-SUM ", StringComparison.Ordinal)).Split("KRAUD-SUM ")[1].Trim();
 
             // The lost replica is replaced on the spare storage host, filled while the guest runs, and healthy only once equal.
             var spare = storage.Single(s => !replicas.Contains(s.Host.Id.ToString()));
@@ -278,10 +290,10 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             const string rounds = """
                 i=0
                 while [ $i -lt 900 ]; do
-                  dd if=/dev/urandom of=/run/block bs=1M count=1 2>/dev/null
-                  want=$(sha256sum /run/block | cut -d' ' -f1)
-                  dd if=/run/block of=/dev/vda bs=1M count=1 seek=$((i % 32)) oflag=direct conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR write $i; exit 1; }
-                  got=$(dd if=/dev/vda bs=1M count=1 skip=$((i % 32)) iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+                  dd if=/dev/urandom of=/tmp/block bs=1M count=1 2>/dev/null
+                  want=$(sha256sum /tmp/block | cut -d' ' -f1)
+                  dd if=/tmp/block of=/data/rounds bs=1M count=1 seek=$((i % 32)) oflag=direct conv=notrunc,fsync 2>/dev/null || { echo KRAUD-IO-ERROR write $i; exit 1; }
+                  got=$(dd if=/data/rounds bs=1M count=1 skip=$((i % 32)) iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
                   [ "$want" = "$got" ] || { echo KRAUD-MISMATCH round $i; exit 1; }
                   i=$((i+1)); echo "round $i ok"; sleep 1
                 done
@@ -290,7 +302,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             pods.Add(pod.Id());
             var (_, _, console) = await RunningAsync(tenant, pod.Id());
             await ConsoleUntilAsync(console, "round 3 ok", 180);
-            int Rounds() => File.ReadAllText(console).Split('\n').Count(l => l.Contains(" ok", StringComparison.Ordinal));
+            async Task<int> RoundsAsync() => (await console.ReadAsync()).Split('\n').Count(l => l.Contains("round ", StringComparison.Ordinal) && l.EndsWith(" ok", StringComparison.Ordinal));
 
             // With its only peer gone, a RED volume is DEGRADED (not UNAVAILABLE): one copy takes its writes.
             var victim = storage.Single(s => s.Host.Id.ToString() == replicas[1]);
@@ -298,7 +310,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             var degraded = await Eventually.Get(async () => (await tenant.VolumeAsync(volumeId))!.Value, v => v.State() is "DEGRADED" or "UNAVAILABLE",
                 TimeSpan.FromSeconds(60), "the volume lost a replica");
             Assert.Equal("DEGRADED", degraded.State());
-            var degradedAt = Rounds();
+            var degradedAt = await RoundsAsync();
             await ConsoleUntilAsync(console, $"round {degradedAt + 3} ok", 120);
 
             // A storage host is back (a new one in the zone): the replica is placed there, filled from the survivor, taken in.
@@ -307,7 +319,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
             await Eventually.Until(async () => (await tenant.VolumeAsync(volumeId))!.Value is var v && v.State() == "HEALTHY"
                                                && v.ReplicaHosts().Contains(back.Host.Id.ToString()),
                 TimeSpan.FromSeconds(240), "the volume is HEALTHY again with the new storage host");
-            var healedAt = Rounds();
+            var healedAt = await RoundsAsync();
             var after = await ConsoleUntilAsync(console, $"round {healedAt + 3} ok", 120);
             Assert.DoesNotContain("KRAUD-IO-ERROR", after);
             Assert.DoesNotContain("KRAUD-MISMATCH", after);

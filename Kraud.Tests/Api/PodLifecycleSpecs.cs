@@ -13,7 +13,8 @@ public class PodLifecycleSpecs(KraudApp app)
         var tenant = await TenantScope.CreateAsync(app);
         var created = await tenant.CreatePodAsync("web", replicas: 3, cpu: 2, memoryMiB: 512);
         Assert.Equal("PENDING", created.State());
-        Assert.Equal(1, created.GetProperty("version").GetInt32());
+        // Two facts: the pod was requested, and its image resolved to a digest.
+        Assert.Equal(2, created.GetProperty("version").GetInt32());
         Assert.Equal(tenant.Id.ToString(), created.GetProperty("tenantId").GetString());
 
         var running = await tenant.WaitForPodAsync(created.Id(), "RUNNING");
@@ -83,6 +84,27 @@ public class PodLifecycleSpecs(KraudApp app)
         Assert.Equal(tenant.Id.ToString(), requestedEvent.Headers!["tenant"]?.ToString());
         Assert.Equal("CreatePod", requestedEvent.Headers!["command"]?.ToString());
         Assert.False(string.IsNullOrEmpty(requestedEvent.CorrelationId));
+    }
+
+    [Fact]
+    public async Task a_pod_mutation_answers_the_pod_at_the_version_its_own_events_reached()
+    {
+        // The answer is built from what the command decided, not read back: it must be what the stream says right after it.
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("answered");
+        var podId = Guid.Parse(pod.Id());
+        var events = await app.EventsOf(podId);
+        // A create appends the request and the image's digest; the scheduler's events may follow before this read.
+        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodImageResolved).Version, pod.GetProperty("version").GetInt32());
+        Assert.Equal("PENDING", pod.State());
+        await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+
+        var scaled = (await tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version replicas } }", new { id = pod.Id() }))
+            .ShouldSucceed().Data.GetProperty("scalePod");
+        events = await app.EventsOf(podId);
+        Assert.Equal(events.Single(e => e.Data is Kraud.Domain.Pods.PodScaled).Version, scaled.GetProperty("version").GetInt32());
+        Assert.Equal(2, scaled.GetProperty("replicas").GetInt32());
+        await tenant.DeletePodsAsync();
     }
 
     [Fact]

@@ -33,7 +33,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
 
-            var pod = await tenant.CreatePodAsync("real", zone: zone);
+            var pod = await LongRunningPodAsync(tenant, "real", zone);
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
 
             var instance = Assert.Single(running.Instances());
@@ -62,6 +62,84 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         }
     }
 
+    /// <summary>
+    /// The issue's whole path: a registry the test starts, an image it builds and pushes (an entrypoint that prints a
+    /// marker and its environment, a whited-out file), a pod of it on a qemu-microvm host through GraphQL and a second one
+    /// through the real docker CLI; the marker in podLogs and docker logs, the digest on the pod and in docker inspect.
+    /// </summary>
+    [Fact]
+    public async Task an_image_the_test_pushed_runs_in_a_real_guest_through_graphql_and_docker_run_and_a_second_pod_of_it_on_the_host_pulls_nothing()
+    {
+        var zone = Unique("qimg");
+        var state = Path.Combine(Path.GetTempPath(), $"kraud-qemu-host-{Guid.NewGuid():N}");
+        await using var registry = await TestRegistry.StartAsync();
+        using var hello = await Kraud.Tests.HostRuntime.ImageRegistries.HelloAsync();
+        var repository = $"e2e/hello-{Guid.NewGuid():N}"[..18];
+        var digest = await hello.PushAsync(registry, $"{repository}:1");
+        var image = $"{registry.HostPort}/{repository}:1";
+        const string fields = "imageDigest state instances { id hostId state imageDownloadedBytes }";
+        try
+        {
+            await using var host = await StartQemuHostAsync(zone, state);
+            var tenant = await TenantScope.CreateAsync(app);
+
+            var first = (await tenant.Gql($"mutation($in: CreatePodInput!) {{ createPod(input: $in) {{ id {fields} }} }}", new
+            {
+                @in = new { name = "hello", image, cpu = 1, memoryMiB = 256, zone, env = new Dictionary<string, string> { ["OVERRIDE"] = "graphql" } },
+            })).ShouldSucceed().Data.GetProperty("createPod");
+            Assert.Equal(digest, first.GetProperty("imageDigest").GetString());
+            await tenant.WaitForPodAsync(first.Id(), "RUNNING", seconds: 180);
+            var logs = await Eventually.Get(async () => (await tenant.Gql("query($id: ID!) { podLogs(podId: $id) { stream line } }", new { id = first.Id() }))
+                    .ShouldSucceed().Data.GetProperty("podLogs").EnumerateArray().Select(l => $"{l.GetProperty("stream").GetString()} {l.GetProperty("line").GetString()}").ToList(),
+                l => l.Any(x => x.Contains("OVERLAY-WRITABLE", StringComparison.Ordinal)), TimeSpan.FromSeconds(120), "the workload's lines reached podLogs");
+            Assert.Contains("stdout HELLO-MARKER args=default-arg user=1000:1000 pwd=/app greeting=from-image override=graphql home=/home/app", logs);
+            Assert.Contains("stdout WHITEOUT-HONOURED", logs);
+            Assert.Contains("stderr to-stderr", logs);
+            var firstVm = Assert.Single((await PodAsync(tenant, first.Id(), fields)).Instances());
+            Assert.Equal(host.Id.ToString(), firstVm.GetProperty("hostId").GetString());
+            Assert.True(firstVm.GetProperty("imageDownloadedBytes").GetDouble() > 1_000_000, "the first pod pulled the image's layers");
+
+            using var docker = new DockerCli(app.DockerUrl, tenant.Token);
+            var id = (await docker.RunAsync("run", "-d", "--name", "hello2", "-e", "OVERRIDE=docker", "-m", "256m", image, "from-docker")).ShouldSucceed().Output;
+            await tenant.WaitForPodAsync(Guid.ParseExact(id, "N").ToString(), "RUNNING", seconds: 180);
+            var second = await PodAsync(tenant, Guid.ParseExact(id, "N").ToString(), fields);
+            Assert.Equal(digest, second.GetProperty("imageDigest").GetString());
+            var secondVm = Assert.Single(second.Instances());
+            Assert.Equal(host.Id.ToString(), secondVm.GetProperty("hostId").GetString());
+            // The layers and the root file system are in the host's cache: the second pod of the image downloads nothing.
+            Assert.Equal(0, secondVm.GetProperty("imageDownloadedBytes").GetDouble());
+
+            var dockerLogs = await Eventually.Get(() => docker.RunAsync("logs", "hello2"), r => r.Output.Contains("OVERLAY-WRITABLE", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(120), "docker logs shows the workload's lines");
+            Assert.Contains("HELLO-MARKER args=from-docker user=1000:1000 pwd=/app greeting=from-image override=docker home=/home/app", dockerLogs.Output);
+            Assert.Equal("to-stderr", dockerLogs.Error);
+            var ps = (await docker.RunAsync("ps", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}}")).ShouldSucceed().Output.Split('\n');
+            Assert.Contains($"{id} hello2 {image} running", ps);
+            Assert.Contains(ps, l => l.EndsWith($" hello {image} running", StringComparison.Ordinal));
+            Assert.Equal(digest, (await docker.RunAsync("inspect", "--format", "{{.Image}}", "hello2")).ShouldSucceed().Output);
+
+            var vm = Guid.Parse(secondVm.Id());
+            (await docker.RunAsync("rm", "-f", "hello2")).ShouldSucceed();
+            Assert.DoesNotContain("hello2", (await docker.RunAsync("ps", "-a", "--format", "{{.Names}}")).ShouldSucceed().Output.Split('\n'));
+            await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(vm).Count == 0), TimeSpan.FromSeconds(60), "the removed container's QEMU is gone");
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = first.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(first.Id(), "STOPPED", seconds: 60);
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+        }
+    }
+
+    /// <summary>A pod whose workload keeps running: the image's own Cmd (sh) exits at once, and its microVM powers off with it.</summary>
+    private static async Task<System.Text.Json.JsonElement> LongRunningPodAsync(TenantScope tenant, string name, string zone) =>
+        (await tenant.Gql("mutation($in: CreatePodInput!) { createPod(input: $in) { id } }",
+            new { @in = new { name, image = "nginx:1.27", cpu = 1, memoryMiB = 256, zone, command = new[] { "sleep", "3600" } } }))
+        .ShouldSucceed().Data.GetProperty("createPod");
+
+    private static async Task<System.Text.Json.JsonElement> PodAsync(TenantScope tenant, string id, string fields) =>
+        (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ id {fields} }} }}", new { id })).ShouldSucceed().Data.GetProperty("pod");
+
     [Fact]
     public async Task when_the_qemu_of_a_running_pod_dies_its_replica_fails_with_the_console_tail_and_a_new_microvm_replaces_it()
     {
@@ -71,7 +149,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         {
             await using var host = await StartQemuHostAsync(zone, state);
             var tenant = await TenantScope.CreateAsync(app);
-            var pod = await tenant.CreatePodAsync("doomed", zone: zone);
+            var pod = await LongRunningPodAsync(tenant, "doomed", zone);
             var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 120);
             var vmId = Guid.Parse(Assert.Single(running.Instances()).GetProperty("id").GetString()!);
 

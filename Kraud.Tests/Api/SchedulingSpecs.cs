@@ -99,7 +99,8 @@ public class SchedulingSpecs(KraudApp app)
     public async Task a_failed_replica_is_replaced_by_a_new_microvm_after_its_back_off()
     {
         var tenant = await TenantScope.CreateAsync(app);
-        var image = $"registry.example/flaky-{Guid.NewGuid():N}:1";
+        var image = $"flaky-{Guid.NewGuid():N}:1";
+        await app.PushImagesAsync(image);
         foreach (var driver in app.Drivers) driver.FailImage(image, "kernel panic");
         var pod = await tenant.CreatePodAsync("flaky", image: image);
         var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED");
@@ -116,7 +117,8 @@ public class SchedulingSpecs(KraudApp app)
     public async Task a_microvm_that_fails_to_boot_makes_the_pod_failed_with_the_hosts_reason()
     {
         var tenant = await TenantScope.CreateAsync(app);
-        var image = $"registry.example/broken-{Guid.NewGuid():N}:1";
+        var image = $"broken-{Guid.NewGuid():N}:1";
+        await app.PushImagesAsync(image);
         foreach (var driver in app.Drivers) driver.FailImage(image, "image pull failed: manifest unknown");
         var pod = await tenant.CreatePodAsync("broken", image: image);
         var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED");

@@ -122,5 +122,61 @@ public sealed class CliSpecs(KraudProcess kraud) : IDisposable
         Assert.Contains("tty", listed.Stdout);
     }
 
+    [Fact]
+    public async Task pods_logs_prints_the_workloads_lines_by_stream_replica_and_tail_and_follow_prints_new_lines_until_the_pod_is_deleted()
+    {
+        var tenant = Guid.Parse(await _cli.LoginAsNewTenantAdminAsync(kraud));
+        var pod = JsonDocument.Parse((await _cli.RunAsync("pods", "create", "logger", "--image", "nginx:1.27", "--replicas", "2", "--memory-mib", "256",
+            "--wait", "-o", "json")).ShouldSucceed().Stdout).RootElement;
+        var podId = Guid.Parse(pod.GetProperty("id").GetString()!);
+        var vms = pod.GetProperty("instances").EnumerateArray().Select(i => Guid.Parse(i.GetProperty("id").GetString()!)).ToList();
+        // The simulated hosts run no workload: the test ships its lines as a host runtime does, with the host's own shipper.
+        using var shipper = new Kraud.HostRuntime.Logs.WorkloadLogShipper(kraud.ConnectionString,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Kraud.HostRuntime.Logs.WorkloadLogShipper>.Instance);
+        async Task ShipAsync(int replica, string stream, string line)
+        {
+            shipper.Enqueue(new Kraud.HostRuntime.Logs.WorkloadLogLine(tenant, podId, vms[replica], replica, DateTimeOffset.UtcNow, stream, line));
+            await shipper.FlushAsync(CancellationToken.None);
+        }
+        await ShipAsync(0, "stdout", "first of replica 0");
+        await ShipAsync(1, "stdout", "first of replica 1");
+        await ShipAsync(0, "stderr", "a warning of replica 0");
+
+        var all = (await _cli.RunAsync("pods", "logs", "logger")).ShouldSucceed();
+        Assert.Equal(["[0] first of replica 0", "[1] first of replica 1"], Lines(all.Stdout));
+        Assert.Equal(["[0] a warning of replica 0"], Lines(all.Stderr));
+        var one = (await _cli.RunAsync("pods", "logs", "logger", "--replica", "1", "--timestamps")).ShouldSucceed();
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z first of replica 1$", Assert.Single(Lines(one.Stdout)));
+        Assert.Empty(one.Stderr);
+        var tail = (await _cli.RunAsync("pods", "logs", pod.GetProperty("id").GetString()!, "--tail", "1")).ShouldSucceed();
+        Assert.Empty(Lines(tail.Stdout));
+        Assert.Equal(["[0] a warning of replica 0"], Lines(tail.Stderr));
+        var json = Lines((await _cli.RunAsync("pods", "logs", "logger", "-o", "json")).ShouldSucceed().Stdout).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["stdout", "stdout", "stderr"], json.Select(l => l.GetProperty("stream").GetString()));
+        Assert.Equal(vms[1].ToString(), json[1].GetProperty("microVmId").GetString());
+        Assert.Equal(2, (await _cli.RunAsync("pods", "logs", "logger", "--tail", "-1")).ExitCode);
+
+        await using var follow = _cli.Start("pods", "logs", "logger", "--follow", "--replica", "0");
+        await follow.UntilPrintedAsync("first of replica 0", TimeSpan.FromSeconds(60));
+        await ShipAsync(0, "stdout", "later of replica 0");
+        await ShipAsync(1, "stdout", "later of replica 1");
+        await follow.UntilPrintedAsync("later of replica 0", TimeSpan.FromSeconds(30));
+        Assert.False(follow.HasExited, "--follow keeps following");
+        (await _cli.RunAsync("pods", "delete", "logger")).ShouldSucceed();
+        var followed = await follow.ExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, followed.ExitCode);
+        Assert.Equal(["first of replica 0", "later of replica 0"], Lines(followed.Stdout));
+
+        // Another tenant's admin finds no such pod, and sees none of its lines.
+        using var stranger = new KraudCli();
+        await stranger.LoginAsNewTenantAdminAsync(kraud);
+        var refused = await stranger.RunAsync("pods", "logs", podId.ToString());
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("NOT_FOUND", refused.Stderr);
+        Assert.DoesNotContain("replica", refused.Stdout);
+    }
+
+    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     public void Dispose() => _cli.Dispose();
 }

@@ -35,6 +35,18 @@ public class PodDeciderSpecs
         (pod, i) => When(pod, new RecordVmReport(PodId, i.VmId, i.HostId, new VmBooted(12.5), Now)).State);
 
     [Fact]
+    public void the_same_create_again_appends_nothing_and_another_create_on_its_id_is_a_conflict()
+    {
+        var create = new CreatePod(PodId, Tenant, Spec(), 3, Admin, Now);
+        var (created, _) = When(Pod.Initial, create);
+
+        Assert.Empty(PodDecider.Decide(create with { At = Now.AddSeconds(1) }, created));
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { Replicas = 2 }, created)).ContractCode);
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { TenantId = Guid.NewGuid() }, created)).ContractCode);
+        Assert.Equal("CONFLICT", Assert.Throws<DomainException>(() => PodDecider.Decide(create with { Spec = Spec() with { Name = "other" } }, created)).ContractCode);
+    }
+
+    [Fact]
     public void creating_a_pod_requests_it_and_leaves_it_pending()
     {
         var (state, events) = When(Pod.Initial, new CreatePod(PodId, Tenant, Spec(), 3, Admin, Now));
@@ -166,6 +178,26 @@ public class PodDeciderSpecs
         Assert.Contains(reactions, r => r is PodReactions.Boot b && b.Instance.VmId == fresh.VmId);
         Assert.Contains(reactions, r => r is PodReactions.Stop s && s.Instance.VmId == old.VmId);
         Assert.IsType<PodRestarted>(Assert.Single(events));
+    }
+
+    [Fact]
+    public void evicting_a_replica_for_its_owner_stops_that_microvm_and_leaves_the_replica_to_be_placed_again()
+    {
+        var owner = new ResourceOwner("kubernetes deployment", Guid.NewGuid(), "shop/web");
+        var pod = Running() with { Owner = owner };
+        var victim = pod.Instances.Single(i => i.Replica == 1);
+
+        var refused = Assert.Throws<DomainException>(() => PodDecider.Decide(new EvictPodReplica(PodId, victim.VmId, "deleted", Admin, Now), pod));
+        Assert.Contains("shop/web", refused.Message);
+
+        var (state, events) = When(pod, new EvictPodReplica(PodId, victim.VmId, "Kubernetes pod web-x was deleted", Admin, Now, OnBehalfOf: owner.Id));
+        var evicted = Assert.IsType<PodReplicaEvicted>(Assert.Single(events));
+        Assert.Equal((victim.VmId, victim.HostId, "Kubernetes pod web-x was deleted"), (evicted.VmId, evicted.HostId, evicted.Reason));
+        Assert.Equal(VmPhase.Stopping, state.Instance(victim.VmId)!.Phase);
+        Assert.Equal([1], state.Unplaced);
+        Assert.Empty(PodDecider.Decide(new EvictPodReplica(PodId, victim.VmId, "again", Admin, Now, owner.Id), state));
+        Assert.Equal(ErrorCode.NotFound,
+            Assert.Throws<DomainException>(() => PodDecider.Decide(new EvictPodReplica(PodId, Guid.NewGuid(), "none", Admin, Now, owner.Id), state)).Code);
     }
 
     [Fact]

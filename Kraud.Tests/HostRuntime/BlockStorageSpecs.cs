@@ -43,8 +43,13 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return new ExportEndpoint(Guid.NewGuid(), name, export.Address, export.Port);
     }
 
+    /// <summary>The console (kernel, /init, KRAUD-EXIT) and the workload's log (its stdout, in CRI format) together.</summary>
+    private static async Task<string> OutputOf(QemuMicroVmDriver driver, Guid vmId) =>
+        (File.Exists(driver.ConsoleLogOf(vmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(vmId)) : "")
+        + (File.Exists(driver.WorkloadLogOf(vmId)) ? await File.ReadAllTextAsync(driver.WorkloadLogOf(vmId)) : "");
+
     private static async Task<string> ConsoleUntilAsync(QemuMicroVmDriver driver, Guid vmId, string what, int seconds) =>
-        await Eventually.Get(async () => File.Exists(driver.ConsoleLogOf(vmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(vmId)) : "",
+        await Eventually.Get(() => OutputOf(driver, vmId),
             c => c.Contains(what, StringComparison.Ordinal) || c.Contains("KRAUD-EXIT", StringComparison.Ordinal), TimeSpan.FromSeconds(seconds),
             $"the guest printed {what}");
 
@@ -70,14 +75,20 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var vm = NewAccess($"vm-{Guid.NewGuid():N}");
         foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
         var marker = $"KRAUD-PLAINTEXT-{Guid.NewGuid():N}";
+        // The guest syncs before it reports its sum, then stays up: reading the file updates its atime, and a workload that
+        // exits powers its microVM off, writing on the way out. The crash below must find no write in flight, or the
+        // replicas could differ in a block the quorum was writing when the host died.
         var spec = QemuFixture.Spec(0, "sh", "-c", $$"""
-            printf '%s' '{{marker}}' | dd of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null || echo KRAUD-IO-ERROR marker
+            printf '%s' '{{marker}}' | dd of=/data/marker bs=512 count=1 conv=fsync 2>/dev/null || echo KRAUD-IO-ERROR marker
             i=0
             while [ $i -lt 48 ]; do
-              dd if=/dev/urandom of=/dev/vda bs=1M count=1 seek=$((i+1)) conv=fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
+              dd if=/dev/urandom of=/data/blob bs=1M count=1 seek=$i conv=notrunc,fsync 2>/dev/null || { echo KRAUD-IO-ERROR at $i; exit 1; }
               i=$((i+1)); echo "written $i MiB"
             done
-            echo "KRAUD-SUM $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
+            sum=$(sha256sum /data/blob | cut -d' ' -f1)
+            sync
+            echo "KRAUD-SUM $sum"
+            exec sleep 3600
             """) with
         {
             Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
@@ -105,7 +116,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-SUM", 300);
         Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
         Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
-        var sum = console.Split('\n').Single(l => l.StartsWith("KRAUD-SUM ", StringComparison.Ordinal))["KRAUD-SUM ".Length..].Trim();
+        var sum = console.Split('\n').Single(l => l.Contains(" KRAUD-SUM ", StringComparison.Ordinal)).Split("KRAUD-SUM ")[1].Trim();
         // The compute host crashes right after the guest's last fsync: its QEMU is SIGKILLed, nothing is flushed on the way out.
         using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
         await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
@@ -121,7 +132,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var other = QemuMicroVmDriver.Start(Options("c1"), "c1");
         _drivers.Add(other);
         var read = QemuFixture.Spec(0, "sh", "-c", """
-            echo "KRAUD-GOT $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 48) $(dd if=/dev/vda bs=1M skip=1 count=48 2>/dev/null | sha256sum | cut -d' ' -f1)"
+            echo "KRAUD-GOT $(cat /data/marker) $(sha256sum /data/blob | cut -d' ' -f1)"
             """) with
         {
             Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], [exports[0], exports[2], spare], reader, 2)],

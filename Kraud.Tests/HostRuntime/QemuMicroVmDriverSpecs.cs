@@ -196,7 +196,7 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
     {
         var (flaky, calls) = FlakyQemuImg(failures: 2, "Unable to get accurate CPU usage");
         var driver = Driver("qemu-calibration", flaky);
-        var spec = QemuFixture.Spec(ephemeralGiB: 1, "true");
+        var spec = QemuFixture.Spec(ephemeralGiB: 1, "sleep", "600");
         await driver.BootAsync(spec, CancellationToken.None);
         // Two injected failures, then the real qemu-img, which can itself misread the clock on a busy machine (CI saw 5).
         Assert.InRange(int.Parse((await File.ReadAllTextAsync(calls)).Trim(), CultureInfo.InvariantCulture), 3, 5);
@@ -263,10 +263,9 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         var driver = Driver();
         var marker = $"KRAUD-MARKER-{Guid.NewGuid():N}";
         var spec = QemuFixture.Spec(ephemeralGiB: 1, "sh", "-c",
-            $"printf '%s' '{marker}' | dd of=/dev/vda conv=fsync 2>/dev/null && sync && echo marker-on-disk");
+            $"printf '%s' '{marker}' | dd of=/dev/vda conv=fsync 2>/dev/null && sync && echo marker-on-disk && exec sleep 600");
         await driver.BootAsync(spec, CancellationToken.None);
-        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId))).Contains("KRAUD-EXIT status=0"),
-            TimeSpan.FromSeconds(60), "the guest wrote its marker");
+        await QemuFixture.WaitForWorkloadLogAsync(driver, spec.VmId, "marker-on-disk");
 
         var image = driver.EphemeralDiskOf(spec.VmId)!;
         var key = driver.EphemeralKeyOf(spec.VmId)!;
@@ -322,13 +321,13 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
         var marker = $"KRAUD-VOLUME-{Guid.NewGuid():N}";
         var volume = new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, new WrappedKey(Guid.NewGuid(), "kek-test", "unused by the driver"), []);
-        // Ephemeral disk first (/dev/vda), the volume second (/dev/vdb).
-        var writer = QemuFixture.Spec(ephemeralGiB: 1, "sh", "-c", $"printf '%s' '{marker}' | dd of=/dev/vdb conv=fsync 2>/dev/null && sync && echo written")
+        // Ephemeral disk first (/dev/vda), the volume second (/dev/vdb); /init made a file system on the volume and mounted it at /data.
+        var writer = QemuFixture.Spec(ephemeralGiB: 1, "sh", "-c",
+                $"printf '%s' '{marker}' | dd of=/dev/vdb conv=fsync 2>/dev/null && echo 'file-{marker}' > /data/marker.txt && sync && echo written && exec sleep 600")
             with
         { Volumes = [volume] };
         await driver.BootAsync(writer, new Dictionary<Guid, byte[]> { [volumeId] = key.ToArray() }, CancellationToken.None);
-        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(writer.VmId))).Contains("KRAUD-EXIT status=0"),
-            TimeSpan.FromSeconds(60), "the guest wrote to its volume");
+        await QemuFixture.WaitForWorkloadLogAsync(driver, writer.VmId, "written");
         var image = driver.VolumeImageOf(volumeId);
         var base64Key = Convert.ToBase64String(key);
         Assert.DoesNotContain(base64Key, await File.ReadAllTextAsync($"/proc/{driver.ProcessIdOf(writer.VmId)!.Value}/cmdline"));
@@ -338,10 +337,11 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         Assert.True(File.Exists(image));
 
         // Another microVM mounting the volume (only) reads what the first one wrote.
-        var reader = QemuFixture.Spec(0, "sh", "-c", $"echo found-$(dd if=/dev/vda bs={marker.Length} count=1 2>/dev/null)") with { Volumes = [volume] };
+        var reader = QemuFixture.Spec(0, "sh", "-c", $"echo found-$(dd if=/dev/vda bs={marker.Length} count=1 2>/dev/null) $(cat /data/marker.txt); exec sleep 600")
+            with
+        { Volumes = [volume] };
         await driver.BootAsync(reader, new Dictionary<Guid, byte[]> { [volumeId] = key.ToArray() }, CancellationToken.None);
-        await Eventually.Until(async () => (await File.ReadAllTextAsync(driver.ConsoleLogOf(reader.VmId))).Contains($"found-{marker}"),
-            TimeSpan.FromSeconds(60), "the second guest read the data");
+        await QemuFixture.WaitForWorkloadLogAsync(driver, reader.VmId, $"found-{marker} file-{marker}");
         Assert.True(await driver.StopAsync(reader.VmId, CancellationToken.None));
 
         // Without the right key QEMU cannot open it, and the microVM does not boot.

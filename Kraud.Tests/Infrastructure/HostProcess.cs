@@ -50,6 +50,7 @@ public sealed class HostProcess : IAsyncDisposable
                 ["Fleet__SevSnp__AuthorityDirectory"] = Path.Combine(app.StateDirectory, Kraud.HostRuntime.Configuration.SevSnpOptions.DefaultDirectoryName),
             },
         };
+        foreach (var (key, value) in app.RegistryEnvironment) start.Environment[key] = value;
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         // A rack's hosts come from Fleet:Hosts: only the flags every host shares stay.
         if (rack) start.ArgumentList.Clear();

@@ -71,6 +71,15 @@ public class KraudApp : IAsyncLifetime
         ("Logging:LogLevel:Default", "Warning"),
         // Checkpoints every few events, so that replays in tests start from one and fold the rest.
         ("Replay:CheckpointEveryEvents", "50"),
+        // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
+        ("Images:EmbeddedRegistry:Enabled", "true"),
+        // ... and the registries tests start on this machine are spoken to over plain HTTP.
+        ("Images:InsecureRegistries:0", "127.0.0.0/8"),
+        // The Docker Engine API on a free port of its own (the real docker CLI talks to it).
+        ("Docker:Url", "http://127.0.0.1:0"),
+        .. SpecImages.Select((name, i) => ($"Images:EmbeddedRegistry:Seed:{i.ToString(CultureInfo.InvariantCulture)}", name)),
+        // Every application serves the clusters' Kubernetes API on a free loopback port of its own.
+        ("Kubernetes:ApiUrl", "https://127.0.0.1:0"),
     ];
 
     /// <summary>Services a collection's application adds or replaces (after the application's own).</summary>
@@ -90,6 +99,7 @@ public class KraudApp : IAsyncLifetime
             builder.ConfigureTestServices(services =>
             {
                 services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+                services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
                 ConfigureServices(services);
             });
         });
@@ -100,6 +110,40 @@ public class KraudApp : IAsyncLifetime
             return await session.Query<HostView>().CountAsync() == expected;
         }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
     }
+
+    /// <summary>
+    /// The images specs name, pushed to the application's registry (Docker Hub's mirror) as a busybox image each
+    /// (Images:EmbeddedRegistry:Seed): the simulated fleet never runs them, but createPod resolves every image to a digest.
+    /// </summary>
+    public static readonly string[] SpecImages = ["nginx:1.27", "nginx:latest", "x:1", "api:1", "vault:1.18", "postgres:16"];
+
+    public Kraud.Api.Images.EmbeddedRegistry Registry => Host.Services.GetRequiredService<Kraud.Api.Images.EmbeddedRegistry>();
+
+    /// <summary>Pushes the busybox image to the application's registry under these Docker Hub names (nginx:1.27 is docker.io/library/nginx:1.27).</summary>
+    public async Task PushImagesAsync(params string[] names)
+    {
+        _busybox ??= await Kraud.Api.Images.BusyboxImage.BuildAsync();
+        using var client = new Kraud.HostRuntime.Images.DistributionClient(Host.Services.GetRequiredService<Kraud.HostRuntime.Images.RegistryOptions>());
+        await _busybox.PushAsync(client, Registry.HostPort, names.Select(n => Kraud.Domain.Images.ImageReference.Parse(n))
+            .Select(r => $"{r.Repository}:{r.Tag}"), CancellationToken.None);
+    }
+
+    private Kraud.Api.Images.BusyboxImage? _busybox;
+
+    /// <summary>Where the Docker Engine API of this application listens.</summary>
+    public Uri DockerUrl => Host.Services.GetRequiredService<Kraud.Api.Docker.DockerApiServer>().Url
+                            ?? throw new InvalidOperationException("The Docker API is not served: Docker:Url is not set.");
+
+    /// <summary>What a host runtime process needs to pull from the same registry as this application.</summary>
+    public IReadOnlyDictionary<string, string> RegistryEnvironment => new Dictionary<string, string>
+    {
+        ["Images__Mirrors__docker.io__0"] = Registry.Url.ToString(),
+        ["Images__InsecureRegistries__0"] = Registry.HostPort,
+        ["Images__InsecureRegistries__1"] = "127.0.0.0/8",
+    };
+
+    /// <summary>Commits made to fail after they committed (armed by a test for a pod name).</summary>
+    public CommitFaults CommitFaults { get; } = new();
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
     public TestTxtRecords TxtRecords { get; } = new();

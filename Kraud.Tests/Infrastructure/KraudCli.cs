@@ -58,6 +58,22 @@ public sealed class KraudCli : IDisposable
     }
 
     /// <summary>
+    /// Starts a command that keeps running (kraud pods logs -f); its output is read line by line as it comes, so a test
+    /// can wait for a line before it makes the next one.
+    /// </summary>
+    public RunningCli Start(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = Home, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(BuiltBesideTests.Dll("Kraud.Cli", "kraud"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        Isolate(start.Environment);
+        return new RunningCli(Process.Start(start)!);
+    }
+
+    /// <summary>
     /// On a terminal: the CLI runs under a pseudo-terminal made by script(1) (util-linux, on every Debian), as a person
     /// at a shell would see it.
     /// </summary>
@@ -112,5 +128,75 @@ public sealed class KraudCli : IDisposable
     public void Dispose()
     {
         if (Directory.Exists(Home)) Directory.Delete(Home, recursive: true);
+    }
+}
+
+/// <summary>A CLI process that is still running, with what it printed so far.</summary>
+public sealed class RunningCli : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly System.Text.StringBuilder _stdout = new(), _stderr = new();
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _open = 2;
+
+    public RunningCli(Process process)
+    {
+        _process = process;
+        process.StandardInput.Close();
+        process.OutputDataReceived += (_, e) => Note(_stdout, e.Data);
+        process.ErrorDataReceived += (_, e) => Note(_stderr, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    private void Note(System.Text.StringBuilder to, string? line)
+    {
+        if (line is null)
+        {
+            if (Interlocked.Decrement(ref _open) == 0) _closed.TrySetResult();
+            return;
+        }
+        lock (to) to.AppendLine(line);
+    }
+
+    public string Stdout
+    {
+        get
+        {
+            lock (_stdout) return _stdout.ToString();
+        }
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr) return _stderr.ToString();
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public Task UntilPrintedAsync(string text, TimeSpan timeout) =>
+        Eventually.Until(() => Task.FromResult(Stdout.Contains(text, StringComparison.Ordinal) || Stderr.Contains(text, StringComparison.Ordinal)),
+            timeout, $"the CLI printed '{text}' (stdout: {Stdout} stderr: {Stderr})");
+
+    /// <summary>Waits for the process to end by itself; its exit code and everything it printed.</summary>
+    public async Task<CliResult> ExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cancel.Token);
+        await _closed.Task.WaitAsync(cancel.Token);
+        return new CliResult(_process.ExitCode, Stdout, Stderr);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
     }
 }

@@ -51,8 +51,12 @@ public sealed partial class KraudProcess : IAsyncLifetime
                 ["Logging__LogLevel__Default"] = "Warning",
                 ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
                 ["ASPNETCORE_ENVIRONMENT"] = "Production",
+                // Docker Hub's mirror, a registry of the process's own with the images the CLI's specs name (no internet here).
+                ["Images__EmbeddedRegistry__Enabled"] = "true",
             },
         };
+        for (var i = 0; i < KraudApp.SpecImages.Length; i++)
+            start.Environment[$"Images__EmbeddedRegistry__Seed__{i.ToString(CultureInfo.InvariantCulture)}"] = KraudApp.SpecImages[i];
         var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         _process = Process.Start(start)!;
         void OnLine(string? line)

@@ -42,3 +42,35 @@ public static class Pods
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 }
+
+/// <summary>
+/// The tenants one spec of a shared collection made. Disposed after the spec, whether it passed or not, it deletes their pods
+/// and waits until they stopped: the collection's fleet is shared, and replicas a spec leaves running take the room that later
+/// specs' placements (and the zones' N+2 reserve) count on.
+/// </summary>
+public sealed class SpecTenants(KraudApp app) : IAsyncLifetime
+{
+    private readonly List<TenantScope> _tenants = [];
+
+    public async Task<TenantScope> NewAsync(string prefix = "t")
+    {
+        var tenant = await TenantScope.CreateAsync(app, prefix);
+        lock (_tenants) _tenants.Add(tenant);
+        return tenant;
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var tenant in _tenants)
+        {
+            var pods = (await tenant.Gql("{ pods(first: 100) { nodes { id state } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes")
+                .EnumerateArray().Where(p => p.State() != "STOPPED").ToList();
+            // A STOPPING pod is being deleted already (docker rm -f): it only has to finish.
+            foreach (var pod in pods.Where(p => p.State() != "STOPPING"))
+                (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
+            foreach (var pod in pods) await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
+        }
+    }
+}

@@ -49,6 +49,24 @@ public sealed class QemuFixture : IAsyncLifetime
     public static MicroVmSpec Spec(int ephemeralGiB = 0, params string[] command) =>
         new(Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), 0, 0, "busybox", command, new Dictionary<string, string>(), 1, 256, ephemeralGiB, false);
 
+    /// <summary>Waits until the VM's workload wrote <paramref name="text"/> (its log on the host); the log and the console tell why not.</summary>
+    public static async Task<string> WaitForWorkloadLogAsync(QemuMicroVmDriver driver, Guid vmId, string text, int seconds = 90)
+    {
+        var path = driver.WorkloadLogOf(vmId);
+        try
+        {
+            await Eventually.Until(async () => File.Exists(path) && (await File.ReadAllTextAsync(path)).Contains(text), TimeSpan.FromSeconds(seconds),
+                $"the workload log shows '{text}'");
+        }
+        catch (TimeoutException e)
+        {
+            var log = File.Exists(path) ? await File.ReadAllTextAsync(path) : "(none)";
+            var console = File.Exists(driver.ConsoleLogOf(vmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(vmId)) : "(none)";
+            throw new TimeoutException($"{e.Message}\nworkload log:\n{log}\nconsole:\n{console}", e);
+        }
+        return await File.ReadAllTextAsync(path);
+    }
+
     /// <summary>The guest's view of the disk, read on the host through QEMU's own LUKS driver with the VM's key.</summary>
     public static async Task<string> DecryptedPrefixAsync(string image, string base64Key, int length)
     {

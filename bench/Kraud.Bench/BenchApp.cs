@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Alba;
 using Kraud.Api.Database;
@@ -19,18 +20,35 @@ public sealed class BenchApp : IAsyncDisposable
     public const string OperatorToken = "krd_bench_operator";
     private readonly string _root;
     private readonly EmbeddedPostgres _postgres;
+    private readonly PosixSignalRegistration[] _signals;
 
     public IAlbaHost Host { get; }
     public string TenantToken { get; private set; } = "";
     public IDocumentStore Store => Host.Services.GetRequiredService<IDocumentStore>();
     public HostAgents Agents => Host.Services.GetRequiredService<HostAgents>();
     public string ConnectionString => _postgres.ConnectionString;
+    public string PostgresDataDirectory => _postgres.DataDirectory;
 
-    private BenchApp(string root, EmbeddedPostgres postgres, IAlbaHost host)
+    private BenchApp(string root, EmbeddedPostgres postgres, PosixSignalRegistration[] signals, IAlbaHost host)
     {
         _root = root;
         _postgres = postgres;
+        _signals = signals;
         Host = host;
+    }
+
+    // A bench killed by SIGTERM or Ctrl-C would otherwise leave its PostgreSQL cluster running on the shared machine:
+    // stop it before the process ends (the default handling of the signal then ends the process).
+    private static PosixSignalRegistration[] StopOnSignals(EmbeddedPostgres postgres, string root)
+    {
+        void Stop(PosixSignalContext context)
+        {
+            Console.Error.WriteLine($"{context.Signal}: stopping the bench's PostgreSQL ({postgres.DataDirectory})");
+            try { postgres.StopAsync().Wait(TimeSpan.FromSeconds(60)); }
+            catch (AggregateException e) { Console.Error.WriteLine($"could not stop PostgreSQL: {e.InnerException?.Message}"); }
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+        return [PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop), PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop)];
     }
 
     /// <summary>Entries of appsettings.json's default fleet: every one is overwritten, so only the bench's hosts run.</summary>
@@ -43,7 +61,25 @@ public sealed class BenchApp : IAsyncDisposable
     public static async Task<BenchApp> StartAsync(Options options, int storageHosts, params (string Key, string Value)[] settings)
     {
         var root = Path.Combine(Path.GetTempPath(), $"kraud-bench-{Guid.NewGuid():N}"[..30]);
-        var postgres = await EmbeddedPostgres.StartAsync(Path.Combine(root, "pg"), "kraud_bench", durable: options.Durable);
+        // pg_stat_statements counts the statements (round trips, at most) each pod costs.
+        var postgres = await EmbeddedPostgres.StartAsync(Path.Combine(root, "pg"), "kraud_bench", durable: options.Durable,
+            serverSettings: new Dictionary<string, string> { ["shared_preload_libraries"] = "pg_stat_statements" });
+        var signals = StopOnSignals(postgres, root);
+        try
+        {
+            return await StartAppAsync(options, storageHosts, settings, root, postgres, signals);
+        }
+        catch
+        {
+            foreach (var signal in signals) signal.Dispose();
+            await postgres.StopAsync();
+            throw;
+        }
+    }
+
+    private static async Task<BenchApp> StartAppAsync(Options options, int storageHosts, (string Key, string Value)[] settings, string root, EmbeddedPostgres postgres,
+        PosixSignalRegistration[] signals)
+    {
         // Any type of Kraud.Api names its entry point (this program has a Program class of its own).
         var host = await AlbaHost.For<Kraud.Api.Common.KraudDatabase>(b =>
         {
@@ -69,7 +105,7 @@ public sealed class BenchApp : IAsyncDisposable
             }
             foreach (var (key, value) in settings) b.UseSetting(key, value);
         });
-        var app = new BenchApp(root, postgres, host);
+        var app = new BenchApp(root, postgres, signals, host);
         var hosts = Math.Max(options.Hosts + storageHosts, DefaultFleetEntries);
         await WaitUntil(async () => { await using var s = app.Store.QuerySession(); return await s.Query<HostView>().CountAsync() == hosts; }, "the fleet registered");
 
@@ -112,6 +148,7 @@ public sealed class BenchApp : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var signal in _signals) signal.Dispose();
         await Host.DisposeAsync();
         await _postgres.StopAsync();
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
@@ -141,6 +178,7 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
         {
             "pods" => (pods: "500", hosts: "20"),
             "volumes" => (pods: "500", hosts: "4"),
+            "kubectl" => (pods: "100", hosts: "20"),
             _ => (pods: "1000", hosts: "100"),
         };
         // The mesh benchmark's fleet: 1,000 pods of 5 replicas, 5,000 microVMs.

@@ -92,9 +92,10 @@ public static partial class BlockIoBench
 
     /// <summary>
     /// Each step prints "KRAUD-T name centiseconds", the guest's own clock (/proc/uptime; busybox date has no
-    /// sub-second format) around dd.
+    /// sub-second format) around dd. The guest's /init mounted the volume at /data: unmounted first, the raw disk is measured.
     /// </summary>
     private static string Script(string disk) => $$"""
+        umount /data 2>/dev/null
         now() { u=$(cut -d' ' -f1 /proc/uptime); echo $(( ${u%.*} * 100 + 1${u#*.} - 100 )); }
         t() { s=$(now); "$@" 2>/dev/null; e=$(now); echo "KRAUD-T $name $((e-s))"; }
         name=seqw t dd if=/dev/zero of={{disk}} bs=1M count={{SeqMiB}} oflag=direct conv=fsync
@@ -114,7 +115,10 @@ public static partial class BlockIoBench
         await driver.BootAsync(spec, keys, CancellationToken.None);
         var deadline = Stopwatch.StartNew();
         string console;
-        while (!(console = File.Exists(driver.ConsoleLogOf(spec.VmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId)) : "").Contains("KRAUD-DONE", StringComparison.Ordinal))
+        // The script's lines are in the workload's log; KRAUD-EXIT (a failed script) on the console.
+        while (!(console = (File.Exists(driver.ConsoleLogOf(spec.VmId)) ? await File.ReadAllTextAsync(driver.ConsoleLogOf(spec.VmId)) : "")
+                           + (File.Exists(driver.WorkloadLogOf(spec.VmId)) ? await File.ReadAllTextAsync(driver.WorkloadLogOf(spec.VmId)) : ""))
+                   .Contains("KRAUD-DONE", StringComparison.Ordinal))
         {
             if (console.Contains("KRAUD-EXIT", StringComparison.Ordinal)) throw new InvalidOperationException($"the guest's I/O script failed: {console}");
             if (deadline.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException("the guest did not finish its I/O in 10 minutes");

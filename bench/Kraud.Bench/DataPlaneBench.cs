@@ -58,8 +58,8 @@ public static class DataPlaneBench
             NetCommand.InNamespace(ns.Name, "nft", ["-f", "-"],
                 $"insert rule inet kraud forward iifname \"{HostNamespace.UnderlayDevice}\" oifname \"{HostNamespace.TapPrefix}*\" ip saddr . ip daddr @same4 accept\n");
 
-        await using var driverA = QemuMicroVmDriver.Start(fleet.Qemu, a.HostName, null, a);
-        await using var driverB = QemuMicroVmDriver.Start(fleet.Qemu, b.HostName, null, b);
+        await using var driverA = QemuMicroVmDriver.Start(fleet.Qemu, a.HostName, null, network: a);
+        await using var driverB = QemuMicroVmDriver.Start(fleet.Qemu, b.HostName, null, network: b);
         var accelerator = (await driverA.AcceleratorAsync(CancellationToken.None))!;
         var bytes = options.Runs * 2 * 1024 * 1024;
         var server = Spec(tenant, ServerIp, $"mkdir -p /www && head -c 512 /dev/zero > /www/index.html && dd if=/dev/zero of=/www/big bs=1M count={bytes / 1024 / 1024} 2>/dev/null && " +

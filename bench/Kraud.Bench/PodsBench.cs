@@ -24,6 +24,7 @@ public static class PodsBench
             await BenchApp.WaitUntil(async () => { await using var s = app.Store.QuerySession(); return (await s.LoadAsync<PodView>(id))?.State == PodState.Running; }, "warm-up pod runs");
         }
 
+        var before = await DatabaseWorkAsync(app, start: true);
         var created = new ConcurrentDictionary<Guid, (long Started, double CreateMs)>();
         var running = new ConcurrentDictionary<Guid, double>();
         var clock = Stopwatch.StartNew();
@@ -73,6 +74,12 @@ public static class PodsBench
         var createSeconds = clock.Elapsed.TotalSeconds;
         await watcher;
         var totalSeconds = clock.Elapsed.TotalSeconds;
+        var work = await DatabaseWorkAsync(app) - before;
+        var top = await TopStatementsAsync(app.ConnectionString, 12);
+        var slowest = await TopStatementsAsync(app.ConnectionString, 8, byTime: true);
+        int podsThere;
+        await using (var session = app.Store.QuerySession())
+            podsThere = await session.Query<PodView>().CountAsync(p => p.Name.StartsWith("pod"));
 
         var createMs = created.Values.Select(v => v.CreateMs).Order().ToList();
         var runMs = running.Values.Order().ToList();
@@ -91,12 +98,104 @@ public static class PodsBench
         Console.WriteLine($"| createPod latency p50 / p90 / p99 | {Stats.P(createMs, 50):F0} / {Stats.P(createMs, 90):F0} / {Stats.P(createMs, 99):F0} ms | API call latency p99 <= 1000 ms |");
         Console.WriteLine($"| create -> RUNNING p50 / p90 / p99 | {Stats.P(runMs, 50):F0} / {Stats.P(runMs, 90):F0} / {Stats.P(runMs, 99):F0} ms | pod startup p99 <= 5000 ms |");
         Console.WriteLine($"| failed creates | {failures} | 0 |");
+        Console.WriteLine($"| pods that exist / answered as created | {podsThere} / {created.Count} | equal |");
+        Console.WriteLine($"| commits per pod (whole database, idle polling included) | {work.Commits / (double)options.Pods:F1} | - |");
+        Console.WriteLine($"| statements per pod (pg_stat_statements; round trips at most) | {work.Statements / (double)options.Pods:F1} | - |");
+        Console.WriteLine($"| rows fetched + written per pod (whole database) | {work.Rows / (double)options.Pods:F0} | - |");
+        Console.WriteLine($"| CPU per pod: API process / PostgreSQL | {work.ApiCpuSeconds * 1000 / options.Pods:F1} / {work.PostgresCpuSeconds * 1000 / options.Pods:F1} ms | - |");
         Console.WriteLine();
         Console.WriteLine("| phase (commit to commit) | p50 | p99 |");
         Console.WriteLine("|---|---|---|");
         foreach (var (name, p50, p99) in phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
         Console.WriteLine();
+        foreach (var (title, statements) in new[] { ("most frequent", top), ("most database time", slowest) })
+        {
+            Console.WriteLine($"| statement ({title}, from the warm-up's end) | calls per pod | ms per pod |");
+            Console.WriteLine("|---|---|---|");
+            foreach (var (calls, ms, query) in statements)
+                Console.WriteLine($"| {(query.Length > 110 ? query[..110] + "…" : query).Replace("|", "\\|", StringComparison.Ordinal)} | {calls / (double)options.Pods:F2} | {ms / options.Pods:F2} |");
+            Console.WriteLine();
+        }
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// The work done so far: commits and rows of the bench's database (pg_stat_database), statements the application sent
+    /// (pg_stat_statements, top level: each is at most one round trip, fewer when Npgsql batches them), and CPU seconds of
+    /// this process (the API and its simulated fleet) and of PostgreSQL's processes. Idle queue polling is included.
+    /// </summary>
+    public sealed record Work(long Commits, long Rows, long Statements, double ApiCpuSeconds, double PostgresCpuSeconds)
+    {
+        public static Work operator -(Work a, Work b) =>
+            new(a.Commits - b.Commits, a.Rows - b.Rows, a.Statements - b.Statements, a.ApiCpuSeconds - b.ApiCpuSeconds, a.PostgresCpuSeconds - b.PostgresCpuSeconds);
+    }
+
+    /// <param name="start">Starts the statement counts anew (the measured run's beginning): they then count from zero.</param>
+    public static async Task<Work> DatabaseWorkAsync(BenchApp app, bool start = false)
+    {
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using (var extension = new NpgsqlCommand("create extension if not exists pg_stat_statements", connection)) await extension.ExecuteNonQueryAsync();
+        // The statistics collector reports with a delay of up to half a second: wait for it so both ends are comparable.
+        await using (var flush = new NpgsqlCommand("select pg_stat_clear_snapshot(), pg_sleep(0.6)", connection)) await flush.ExecuteNonQueryAsync();
+        await using var cmd = new NpgsqlCommand(
+            "select xact_commit, tup_inserted + tup_updated + tup_deleted + tup_fetched, " +
+            "(select coalesce(sum(calls), 0)::bigint from pg_stat_statements s where s.dbid = d.datid and s.query not like '%pg_stat%') " +
+            "from pg_stat_database d where datname = current_database()", connection);
+        Work work;
+        await using (var reader = await cmd.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+            work = new Work(reader.GetInt64(0), reader.GetInt64(1), start ? 0 : reader.GetInt64(2), Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds,
+                PostgresCpuSeconds(app.PostgresDataDirectory));
+        }
+        if (start)
+        {
+            await using var reset = new NpgsqlCommand("select pg_stat_statements_reset()", connection);
+            await reset.ExecuteNonQueryAsync();
+        }
+        return work;
+    }
+
+    /// <summary>The statements the application sent most often since the measured run started, with their share of the time.</summary>
+    public static async Task<List<(long Calls, double TotalMs, string Query)>> TopStatementsAsync(string connectionString, int count, bool byTime = false)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand(
+            "select calls, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements " +
+            "where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%' order by " + (byTime ? "total_exec_time" : "calls") + " desc limit $1", connection);
+        cmd.Parameters.AddWithValue(count);
+        var top = new List<(long, double, string)>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) top.Add((reader.GetInt64(0), reader.GetDouble(1), reader.GetString(2)));
+        return top;
+    }
+
+    /// <summary>
+    /// User and system CPU of the postmaster and its children (backends, checkpointer, WAL writer) from /proc. Backends that
+    /// ended in between are not counted; the application's pool keeps its connections, so those are few.
+    /// </summary>
+    private static double PostgresCpuSeconds(string dataDirectory)
+    {
+        var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadLines(pidFile).First(), CultureInfo.InvariantCulture, out var postmaster)) return double.NaN;
+        double ticks = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            // Fields after the command (which may hold spaces): state ppid ... utime is field 14, stime 15.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
+            if (pid != postmaster && parent != postmaster) continue;
+            ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+        // USER_HZ is 100 on Linux.
+        return ticks / 100.0;
     }
 
     /// <summary>The pods' own events, as PostgreSQL timestamped them: the scheduler's rate, and how long each hop took.</summary>

@@ -7,9 +7,11 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- volumes  [--pods 500] [--storage 12] [--concurrency 8]   (--pods counts volumes)
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000] [--live 5000] [--read-models true]   (issue 21)
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
+//   dotnet run -c Release --project bench/Kraud.Bench -- images   [--runs 3]   (issue 15; real microVMs, a registry, skopeo and umoci)
 //   dotnet run -c Release --project bench/Kraud.Bench -- blockio  (a guest's I/O on a BLOCK volume of real exports beside a local LUKS disk; resync MB/s)
 //   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
 //   dotnet run -c Release --project bench/Kraud.Bench -- dataplane [--runs 8]   (issue 16: WireGuard VPC vs plain bridge, ingress vs direct; root, real guests)
+//   dotnet run -c Release --project bench/Kraud.Bench -- kubectl  [--pods 100] [--hosts 20]   (issue 23: kubectl apply of N Deployments beside GraphQL)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
@@ -19,13 +21,15 @@ return (options.Help, options.Benchmark) switch
     (false, "volumes") => await VolumesBench.RunAsync(options),
     (false, "boot") => await BootBench.RunAsync(options),
     (false, "mesh") => await MeshBench.RunAsync(options),
+    (false, "images") => await ImagesBench.RunAsync(options),
     (false, "blockio") => await BlockIoBench.RunAsync(options),
     (false, "dataplane") => await DataPlaneBench.RunAsync(options),
+    (false, "kubectl") => await KubectlBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|blockio|dataplane [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false] [--kvm true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false] [--kvm true|false]");
     return asked ? 0 : 2;
 }

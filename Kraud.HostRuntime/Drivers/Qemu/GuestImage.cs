@@ -20,7 +20,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
     public const string KernelMetaPackage = "linux-image-cloud-amd64";
 
     /// <summary>Bumped whenever the layout of the initramfs changes in a way the hashed inputs do not show.</summary>
-    private const string FormatVersion = "kraud-guest-1";
+    private const string FormatVersion = "kraud-guest-2";
 
     /// <summary>Load order matters: each module needs the symbols of the ones before it.</summary>
     internal static readonly string[] Modules =
@@ -29,6 +29,8 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
         "kernel/drivers/block/virtio_blk.ko",
         // The network device (kraud_network in the init script loads these three, in this order).
         "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko",
+        // OCI images: the workload's channels (virtio-console), its read-only root file system (erofs) and the writable overlay.
+        "kernel/drivers/char/virtio_console.ko", "kernel/lib/libcrc32c.ko", "kernel/fs/erofs/erofs.ko", "kernel/fs/overlayfs/overlay.ko",
     ];
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(5);
@@ -52,7 +54,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
             throw new InvalidOperationException($"{busybox} is dynamically linked; the guest has no libc. Install busybox-static.");
 
         var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
-            FormatVersion, Path.GetFileName(deb), Convert.ToHexStringLower(SHA256.HashData(busyboxBytes)), InitScript, string.Join(',', Modules)))))[..16];
+            FormatVersion, Path.GetFileName(deb), Convert.ToHexStringLower(SHA256.HashData(busyboxBytes)), InitScript, WorkloadFunctions, string.Join(',', Modules)))))[..16];
         var directory = Path.Combine(CacheDirectory, $"{abi}-{key}");
         var image = new GuestImage(Path.Combine(directory, "vmlinuz"), Path.Combine(directory, "initrd.cpio"), package, directory);
         if (File.Exists(image.Kernel) && File.Exists(image.Initrd)) return image;
@@ -74,6 +76,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
             cpio.File("bin/busybox", busyboxBytes, executable: true);
             cpio.Symlink("bin/sh", "busybox");
             cpio.File("init", Encoding.ASCII.GetBytes(InitScript), executable: true);
+            cpio.File("lib/kraud-workload.sh", Encoding.ASCII.GetBytes(WorkloadFunctions), executable: false);
             foreach (var module in Modules)
             {
                 var path = Path.Combine(unpacked, "lib", "modules", abi, module);
@@ -118,7 +121,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
     }
 
     /// <summary>A static ELF has no PT_INTERP program header.</summary>
-    internal static bool IsDynamicallyLinked(byte[] elf)
+    public static bool IsDynamicallyLinked(byte[] elf)
     {
         if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[4] != 2) throw new InvalidOperationException("busybox is not a 64-bit ELF file.");
         var phoff = (long)BitConverter.ToUInt64(elf, 0x20);
@@ -159,10 +162,14 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
 
     /// <summary>
     /// PID 1 of every guest. The host runtime reads the console for KRAUD-* lines: READY (with the guest's uptime) once the
-    /// disks are there, FAILED when the guest cannot come up. It runs the pod's command from the kernel command line
-    /// (kraud.cmd, base64 of a shell script) and powers off when the console sends KRAUD-POWEROFF. The modules come
-    /// from the kernel package because the cloud kernel builds virtio-mmio and virtio-blk as modules; the devices are
-    /// found through ACPI (LNRO0005), since that kernel has no virtio_mmio.device= support.
+    /// disks are there and the workload's file systems are mounted, FAILED when the guest cannot come up, EXIT with the
+    /// workload's exit code (the guest then powers off). With kraud.config=1 the host sends the workload's definition on the
+    /// virtio-console port kraud.config (see <see cref="GuestWorkload"/>): with an image it mounts the image's erofs read-only
+    /// under a writable overlay on the ephemeral disk (tmpfs without one), mounts the volumes and runs the workload chrooted
+    /// into it as the image's user; stdout and stderr go to the ports kraud.stdout and kraud.stderr. It powers off when the
+    /// console sends KRAUD-POWEROFF. The modules come from the kernel package because the cloud kernel builds virtio-mmio,
+    /// virtio-blk and the rest as modules; the devices are found through ACPI (LNRO0005), since that kernel has no
+    /// virtio_mmio.device= support.
     /// </summary>
     public const string InitScript = """
         #!/bin/sh
@@ -174,6 +181,9 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
         mount -t tmpfs tmpfs /run
         mount -t tmpfs tmpfs /tmp
         for m in virtio_ring virtio virtio_mmio virtio_blk; do
+          insmod /lib/modules/$m.ko || echo "KRAUD-WARN cannot load $m"
+        done
+        for m in virtio_console libcrc32c erofs overlay; do
           insmod /lib/modules/$m.ko || echo "KRAUD-WARN cannot load $m"
         done
         arg() { for kv in $(cat /proc/cmdline); do case "$kv" in "$1="*) echo "${kv#*=}";; esac; done; }
@@ -202,6 +212,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           mkdir -p /etc
           echo "nameserver $2" > /etc/resolv.conf
         }
+        . /lib/kraud-workload.sh
         disks=$(arg kraud.disks)
         i=0
         present() { n=0; for d in /dev/vd?; do [ -b "$d" ] && n=$((n+1)); done; echo $n; }
@@ -211,18 +222,114 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           poweroff -f
         fi
         kraud_network
+        kraud_workload_setup
         echo "KRAUD-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
-        cmd=$(arg kraud.cmd)
-        if [ -n "$cmd" ]; then
-          echo "$cmd" | base64 -d > /run/kraud-command
-          ( sh /run/kraud-command; echo "KRAUD-EXIT status=$?" ) &
-        fi
+        kraud_workload_start
         while read -r line; do
           case "$line" in KRAUD-POWEROFF*) break;; esac
         done
+        kraud_workload_stop
         echo "KRAUD-HALT uptime=$(cut -d' ' -f1 /proc/uptime)"
-        sync
-        poweroff -f
+        kraud_shutdown
+
+        """;
+
+    /// <summary>
+    /// The workload part of <see cref="InitScript"/>: shell functions it calls (kept apart so the rest of /init can change
+    /// without touching them). The host's definition of the workload (/run/kraud/config) sets kraud_image, kraud_uid,
+    /// kraud_gid and kraud_workdir and defines kraud_volumes (mounts, through kraud_mount_volume) and kraud_workload (the
+    /// command with its environment, run through whatever prefix it is given).
+    /// </summary>
+    public const string WorkloadFunctions = """
+        kraud_fail() { echo "KRAUD-FAILED $*"; sync; poweroff -f; }
+        kraud_disk() { for b in /sys/block/vd*; do [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && echo "/dev/${b##*/}" && return; done; }
+        kraud_port() { for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name" 2>/dev/null)" = "$1" ] && echo "/dev/${p##*/}" && return; done; }
+        kraud_wait_port() {
+          i=0
+          while [ -z "$(kraud_port "$1")" ] && [ $i -lt 500 ]; do usleep 20000; i=$((i+1)); done
+          kraud_port "$1"
+        }
+        kraud_has_fs() { [ "$(dd if="$1" bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')" = "53ef" ]; }
+        kraud_mount_volume() {
+          dev=$(kraud_disk "$1"); target="$kraud_root$3"
+          [ -n "$dev" ] || kraud_fail "the disk of volume $3 ($1) is missing"
+          if ! kraud_has_fs "$dev"; then
+            [ "$2" = ro ] && kraud_fail "volume $3 holds no file system and is mounted read-only"
+            mke2fs -q -F "$dev" >/dev/null 2>&1 || kraud_fail "cannot make a file system on volume $3"
+          fi
+          mkdir -p "$target"
+          mount -t ext4 -o "$2" "$dev" "$target" || kraud_fail "cannot mount volume $3"
+          kraud_mounted="$target $kraud_mounted"
+        }
+        kraud_mount_rootfs() {
+          image=$(kraud_disk kraud-rootfs)
+          [ -n "$image" ] || kraud_fail "the image's root file system disk is missing"
+          mkdir -p /run/kraud/image /run/kraud/rw /run/kraud/root
+          mount -t erofs -o ro "$image" /run/kraud/image || kraud_fail "cannot mount the image's root file system"
+          scratch=$(kraud_disk kraud-ephemeral)
+          if [ -n "$scratch" ]; then
+            # Fewer inodes than mke2fs's default: the inode tables are written out in full, through the disk's encryption.
+            mke2fs -q -F -i 65536 "$scratch" >/dev/null 2>&1 || kraud_fail "cannot make a file system on the ephemeral disk"
+            mount -t ext4 "$scratch" /run/kraud/rw || kraud_fail "cannot mount the ephemeral disk"
+            kraud_mounted="/run/kraud/rw"
+          else
+            mount -t tmpfs -o mode=0755 tmpfs /run/kraud/rw
+          fi
+          mkdir -p /run/kraud/rw/upper /run/kraud/rw/work
+          mount -t overlay overlay -o lowerdir=/run/kraud/image,upperdir=/run/kraud/rw/upper,workdir=/run/kraud/rw/work /run/kraud/root \
+            || kraud_fail "cannot mount the writable overlay"
+          r=/run/kraud/root
+          mkdir -p "$r/proc" "$r/sys" "$r/dev" "$r/tmp"
+          mount -t proc proc "$r/proc" && mount -t sysfs sysfs "$r/sys" && mount -t devtmpfs devtmpfs "$r/dev" || kraud_fail "cannot mount /proc, /sys, /dev"
+          mkdir -p "$r/dev/pts" "$r/dev/shm"
+          mount -t devpts devpts "$r/dev/pts"; mount -t tmpfs -o mode=1777 shm "$r/dev/shm"
+          # The tenant's resolver (kraud_network wrote it) in the image's root, where the workload looks for it.
+          if [ -f /etc/resolv.conf ]; then mkdir -p "$r/etc" && cat /etc/resolv.conf > "$r/etc/resolv.conf"; fi
+          kraud_root=$r
+          kraud_mounted="$r/dev/shm $r/dev/pts $r/dev $r/sys $r/proc $r $kraud_mounted"
+        }
+        kraud_workload_setup() {
+          kraud_root=""; kraud_mounted=""
+          [ "$(arg kraud.config)" = 1 ] || return 0
+          port=$(kraud_wait_port kraud.config)
+          [ -n "$port" ] || kraud_fail "the host's workload port did not appear"
+          IFS= read -r config < "$port"
+          mkdir -p /run/kraud
+          echo "$config" | base64 -d > /run/kraud/config || kraud_fail "the workload definition is not base64"
+          . /run/kraud/config
+          [ "$kraud_image" = 1 ] && kraud_mount_rootfs
+          type kraud_volumes >/dev/null 2>&1 && kraud_volumes
+          return 0
+        }
+        kraud_run() {
+          out=$(kraud_port kraud.stdout); err=$(kraud_port kraud.stderr)
+          if [ "$kraud_image" = 1 ]; then
+            mkdir -p "$kraud_root$kraud_workdir"
+            kraud_workload /bin/busybox nsenter "-r$kraud_root" "-w$kraud_root$kraud_workdir" -S "$kraud_uid" -G "$kraud_gid" -F -- \
+              < /dev/null > "${out:-/dev/console}" 2> "${err:-/dev/console}"
+          else
+            kraud_workload < /dev/null > "${out:-/dev/console}" 2> "${err:-/dev/console}"
+          fi
+        }
+        kraud_workload_start() {
+          type kraud_workload >/dev/null 2>&1 || return 0
+          # The watcher survives a stop's SIGTERM (its handler resets to the default in the workload) to report the exit.
+          ( trap ':' TERM; ( kraud_run ); status=$?; echo "KRAUD-EXIT status=$status"; kraud_shutdown ) &
+          kraud_pid=$!
+        }
+        kraud_workload_stop() {
+          [ -n "$kraud_pid" ] || return 0
+          kill -TERM -1 2>/dev/null
+          i=0
+          while [ $i -lt 30 ] && kill -0 "$kraud_pid" 2>/dev/null; do usleep 100000; i=$((i+1)); done
+          kill -KILL -1 2>/dev/null
+        }
+        kraud_shutdown() {
+          sync
+          for m in $kraud_mounted; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+          sync
+          poweroff -f
+        }
 
         """;
 }

@@ -3,10 +3,10 @@ using System.Runtime.InteropServices;
 
 namespace Kraud.HostRuntime.Drivers.Qemu;
 
-internal sealed record ProcessResult(int ExitCode, string Output, string Error);
+public sealed record ProcessResult(int ExitCode, string Output, string Error);
 
 /// <summary>Short-lived helper commands (apt-get, dpkg-deb, qemu-img): always bounded by a timeout, killed when it passes.</summary>
-internal static class ProcessRunner
+public static class ProcessRunner
 {
     public static async Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, CancellationToken ct,
         string? workingDirectory = null, Func<Process, Task>? whileRunning = null)
@@ -46,7 +46,7 @@ internal static class ProcessRunner
 /// Hands a secret to a QEMU process through a FIFO: the key travels through a kernel pipe buffer, never touches a disk,
 /// never appears on a command line, and the 0600 FIFO is unlinked as soon as the reader has opened it.
 /// </summary>
-internal static class SecretPipe
+public static class SecretPipe
 {
     [DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
     private static extern int MkFifo(string path, uint mode);
@@ -90,5 +90,25 @@ internal static class SecretPipe
             // The pipe was drained and closed before the writer wrote: the secret went nowhere, as intended.
         }
         if (File.Exists(path)) File.Delete(path);
+    }
+
+    /// <summary>
+    /// Opens a FIFO another process writes (QEMU's side of a console port) once that process has opened it. When
+    /// <paramref name="writerGone"/> completes first (the process died before it opened it), the open is released by
+    /// opening the write end here; the stream then reads what is buffered and ends.
+    /// </summary>
+    public static async Task<Stream> OpenForReadingAsync(string path, Task writerGone)
+    {
+        // Opening the read end blocks until a writer has opened the write end.
+        var reader = Task.Run(() => (Stream)new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0));
+        if (await Task.WhenAny(reader, writerGone) != reader && !reader.IsCompleted)
+        {
+            try
+            {
+                await using var release = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            }
+            catch (IOException) { } // the open returned meanwhile
+        }
+        return await reader;
     }
 }

@@ -35,22 +35,25 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     private readonly QemuOptions _options;
     private readonly GuestImageBuilder _images;
     private readonly ILogger _logger;
+    private readonly WorkloadServices? _workloads;
     private readonly ConcurrentDictionary<Guid, Vm> _vms = new();
     private readonly SemaphoreSlim _imageGate = new(1, 1);
     private GuestImage? _image;
 
     private readonly HostNamespace? _network;
 
-    private QemuMicroVmDriver(QemuOptions options, string hostName, ILogger? logger, HostNamespace? network)
+    private QemuMicroVmDriver(QemuOptions options, string hostName, ILogger? logger, WorkloadServices? workloads, HostNamespace? network)
     {
         _options = options;
         _network = network;
         _logger = logger ?? NullLogger.Instance;
+        _workloads = workloads;
         _images = new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox);
         var hostDirectory = Path.Combine(options.ResolvedStateDirectory, "hosts", hostName);
         VmsDirectory = Path.Combine(hostDirectory, "vms");
         VolumesDirectory = Path.Combine(options.ResolvedStateDirectory, "volumes");
         ConsoleDirectory = Path.Combine(hostDirectory, "console");
+        LogsDirectory = Path.Combine(hostDirectory, "logs");
     }
 
     /// <summary>
@@ -58,10 +61,12 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// pidfiles are in this host's state directory): after a crash of the host runtime nobody owns them any more, and
     /// the keys of their disks died with it.
     /// </summary>
+    /// <param name="workloads">Image cache, sealing key and log sink; without them the driver runs only pods whose image nobody resolved.</param>
     /// <param name="network">The host's namespace when its network is real: each guest then gets a tap there and its QEMU runs inside.</param>
-    public static QemuMicroVmDriver Start(QemuOptions options, string hostName, ILogger? logger = null, HostNamespace? network = null)
+    public static QemuMicroVmDriver Start(QemuOptions options, string hostName, ILogger? logger = null, WorkloadServices? workloads = null,
+        HostNamespace? network = null)
     {
-        var driver = new QemuMicroVmDriver(options, hostName, logger, network);
+        var driver = new QemuMicroVmDriver(options, hostName, logger, workloads, network);
         driver.KillLeftovers();
         return driver;
     }
@@ -114,6 +119,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     private string QemuPath() => ProcessRunner.Which(_options.QemuSystem)
         ?? throw new MicroVmBootException($"{_options.QemuSystem} is not installed (Debian: apt-get install qemu-system-x86).");
 
+    /// <summary>Where a host's image cache lives: hosts/&lt;host&gt;/images under the state directory.</summary>
+    public static string ImageCacheDirectory(QemuOptions options, string hostName) =>
+        Path.Combine(options.ResolvedStateDirectory, "hosts", hostName, "images");
+
     /// <summary>The guest image this driver boots (built and cached on first use).</summary>
     public async Task<GuestImage> ImageAsync(CancellationToken ct)
     {
@@ -146,8 +155,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             var bootMs = await StartAsync(vm, ct);
             vm.Booted.SetResult();
+            var encrypted = vm.Key is null ? 0 : spec.EphemeralGiB;
             if (vm.Process!.HasExited) await ReportCrashAsync(vm);
-            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, EncryptedEphemeralGiB: vm.Key is null ? 0 : spec.EphemeralGiB);
+            return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, EncryptedEphemeralGiB: encrypted, ImageDigest: vm.Image?.Rootfs.Digest,
+                DownloadedBytes: vm.Image?.DownloadedBytes ?? 0);
         }
         catch (Exception e)
         {
@@ -209,6 +220,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         if (Directory.Exists(vm.Directory)) Directory.Delete(vm.Directory, recursive: true);
         Directory.CreateDirectory(vm.Directory);
         Directory.CreateDirectory(ConsoleDirectory);
+        await PullImageAsync(vm, ct);
 
         var cpus = Math.Max(1, _options.MaxCpus > 0 ? Math.Min(spec.Cpu, _options.MaxCpus) : spec.Cpu);
         var memory = Math.Max(MinMemoryMiB, _options.MaxMemoryMiB > 0 ? Math.Min(spec.MemoryMiB, _options.MaxMemoryMiB) : spec.MemoryMiB);
@@ -244,7 +256,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             [
                 "-object", $"secret,id=ephkey,file={OptionValue(keyPipe)}",
                 "-blockdev", $"driver=luks,key-secret=ephkey,node-name=eph,file.driver=file,file.filename={OptionValue(vm.DiskImage)}",
-                "-device", "virtio-blk-device,drive=eph",
+                "-device", $"virtio-blk-device,drive=eph,serial={GuestWorkload.EphemeralSerial}",
             ]);
             disks++;
         }
@@ -281,17 +293,18 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 "-object", $"secret,id=volkey{index},file={OptionValue(keyPipe)}",
                 "-blockdev", $"driver=luks,key-secret=volkey{index},node-name=vol{index},read-only={(volume.ReadOnly ? "on" : "off")}," +
                              $"file.driver=file,file.filename={OptionValue(volumeImage)}",
-                "-device", $"virtio-blk-device,drive=vol{index}",
+                "-device", $"virtio-blk-device,drive=vol{index},serial={GuestWorkload.VolumeSerial(index)}",
             ]);
             disks++;
         }
+        disks += ImageDiskArguments(vm, args);
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
         AddNetworkDevice(vm, args, append);
         // Replicas join a running guest's quorum through QEMU's machine protocol.
         if (vm.Quorums.Count > 0) args.AddRange(["-qmp", $"unix:{OptionValue(vm.QmpSocket)},server=on,wait=off"]);
-        if (spec.Command.Count > 0) append.Append(" kraud.cmd=").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(CommandScript(spec))));
+        WorkloadChannelArguments(vm, args, append);
         if (append.Length > MaxKernelCommandLine)
-            throw new MicroVmBootException($"the pod's command and environment take {append.Length} bytes; the kernel command line holds {MaxKernelCommandLine}");
+            throw new MicroVmBootException($"the kernel command line takes {append.Length} bytes; it holds {MaxKernelCommandLine}");
         args.AddRange(["-append", append.ToString()]);
 
         var (file, arguments) = HostNamespace.Command(_network, qemu, args);
@@ -322,6 +335,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         process.BeginErrorReadLine();
         vm.Exited = WatchAsync(vm);
         _ = FailWhenSilentAsync(vm, TimeSpan.FromSeconds(_options.FirstOutputSeconds));
+        StartWorkloadChannels(vm);
 
         foreach (var (pipe, encode) in secrets)
         {
@@ -408,14 +422,21 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 $"the guest printed nothing on its console within {deadline.TotalSeconds:F0} s{vm.UnderAccelerator()}{vm.TailText()}"));
     }
 
-    private Task ReportCrashAsync(Vm vm)
+    private async Task ReportCrashAsync(Vm vm)
     {
-        if (Interlocked.Exchange(ref vm.CrashReported, 1) == 1 || !_vms.TryRemove(new KeyValuePair<Guid, Vm>(vm.Spec.VmId, vm))) return Task.CompletedTask;
+        if (Interlocked.Exchange(ref vm.CrashReported, 1) == 1 || !_vms.TryRemove(new KeyValuePair<Guid, Vm>(vm.Spec.VmId, vm))) return;
+        // The workload's last lines are in its log before anyone hears that it ended.
+        try
+        {
+            await vm.Channels.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (TimeoutException) { }
+        var keyHeld = vm.Key is not null;
+        vm.Clean();
+        if (ReportExit(vm, keyHeld)) return;
         var reason = $"QEMU exited unexpectedly (exit code {vm.Process!.ExitCode}){vm.TailText()}";
         _logger.LogWarning("microVM {VmId} of pod {PodId} crashed: {Reason}", vm.Spec.VmId, vm.Spec.PodId, reason);
-        vm.Clean();
         Crashed?.Invoke(new MicroVmCrash(vm.Spec.VmId, vm.Spec.PodId, reason));
-        return Task.CompletedTask;
     }
 
     /// <summary>Asks the guest to power off on its console, then kills QEMU when it has not exited by the deadline.</summary>
@@ -511,22 +532,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
     }
 
-    /// <summary>The pod's command as a shell script: its environment exported, then its argv, each word single-quoted.</summary>
-    internal static string CommandScript(MicroVmSpec spec)
-    {
-        var script = new StringBuilder();
-        foreach (var (key, value) in spec.Env.OrderBy(e => e.Key, StringComparer.Ordinal))
-        {
-            if (!EnvironmentName().IsMatch(key)) throw new MicroVmBootException($"'{key}' is not a valid environment variable name");
-            script.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
-        }
-        script.Append("exec");
-        foreach (var word in spec.Command) script.Append(' ').Append(Quote(word));
-        return script.Append('\n').ToString();
-
-        static string Quote(string word) => "'" + word.Replace("'", "'\\''") + "'";
-    }
-
     private static readonly Lazy<int?> HostTscKhz = new(ReadHostTscKhz);
 
     internal static int? GuestTscKhz(QemuOptions options) => options.GuestTscKhz ?? HostTscKhz.Value;
@@ -553,9 +558,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     /// <summary>QEMU splits option values at commas; a literal comma is written twice.</summary>
     private static string OptionValue(string value) => value.Replace(",", ",,");
-
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$", RegexOptions.None, matchTimeoutMilliseconds: 1000)]
-    private static partial Regex EnvironmentName();
 
     // Test hooks (public because the test assembly cannot see this assembly's internals without also seeing its Program):
     // the encryption test reads the disk through the key, the crash test kills the process.
@@ -603,6 +605,20 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
         public Accelerator? Accelerator { get; set; }
 
+        /// <summary>The image this VM runs, held in the host's cache while it runs.</summary>
+        public Images.PulledImage? Image { get; set; }
+
+        /// <summary>The workload's definition for the guest (base64 line), zeroed once fed.</summary>
+        public byte[]? WorkloadMessage { get; set; }
+
+        public Logs.WorkloadLog? Log { get; set; }
+
+        /// <summary>The feeding of the definition and the reading of stdout and stderr; done when QEMU is gone.</summary>
+        public Task Channels { get; set; } = Task.CompletedTask;
+
+        public int? ExitCode { get; set; }
+        public DateTimeOffset? ExitedAt { get; set; }
+
         /// <summary>For failure reasons: which accelerator ran the guest, and when the configuration forced KVM, that it does not work here.</summary>
         public string UnderAccelerator() => Accelerator switch
         {
@@ -635,6 +651,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             }
             var ready = line.IndexOf("KRAUD-READY", StringComparison.Ordinal);
             if (ready >= 0) Ready.TrySetResult(line[ready..]);
+            NoteWorkloadExit(this, line);
             var failed = line.IndexOf("KRAUD-FAILED", StringComparison.Ordinal);
             if (failed >= 0) Ready.TrySetException(new MicroVmBootException(line[(failed + "KRAUD-FAILED".Length)..].Trim()));
         }
@@ -654,6 +671,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             Key = null;
             foreach (var k in VolumeKeys.Values) CryptographicOperations.ZeroMemory(k);
             VolumeKeys.Clear();
+            Image?.Dispose();
+            Log?.Dispose();
             try
             {
                 if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);

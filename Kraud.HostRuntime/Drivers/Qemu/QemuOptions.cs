@@ -15,6 +15,11 @@ public sealed class QemuOptions
     public string Busybox { get; set; } = "/bin/busybox";
     public string QemuSystem { get; set; } = "qemu-system-x86_64";
     public string QemuImg { get; set; } = "qemu-img";
+    public string Umoci { get; set; } = "umoci";
+    public string MkfsErofs { get; set; } = "mkfs.erofs";
+
+    /// <summary>The size cap of each host's image cache (layers and root file systems), least recently used first out.</summary>
+    public int ImageCacheMiB { get; set; } = 20480;
 
     /// <summary>Upper bound for a guest's memory (0: as the pod asks). Test machines cannot give every pod what it asks.</summary>
     public int MaxMemoryMiB { get; set; }

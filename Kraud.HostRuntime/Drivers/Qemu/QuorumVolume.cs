@@ -43,7 +43,8 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
         yield return "-blockdev";
         yield return $"driver=luks,key-secret={Secret},node-name={Luks},read-only={(spec.ReadOnly ? "on" : "off")},file={Quorum}";
         yield return "-device";
-        yield return $"virtio-blk-device,drive={Luks}";
+        // The serial is how the guest's /init finds the volume's disk to mount (disks appear in no fixed order).
+        yield return $"virtio-blk-device,drive={Luks},serial={GuestWorkload.VolumeSerial(index)}";
     }
 
     public string NewNode() => $"vol{index}n{_nodes++}";

@@ -1,0 +1,60 @@
+using Kraud.Api.Common;
+using Kraud.Domain.Common;
+using Kraud.Domain.HostProtocol;
+using Kraud.Domain.Images;
+using Kraud.Domain.Pods;
+using Kraud.HostRuntime.Images;
+using Marten;
+
+namespace Kraud.Api.Images;
+
+/// <summary>
+/// createPod's image: the reference resolved once, with the tenant's credential for its registry, to the linux/amd64
+/// manifest digest every microVM of the pod will run (scale, restart and reschedules never ask the registry again). The
+/// spec is checked first, so bad input never costs a round trip. An image, repository or tag the registry does not have
+/// is VALIDATION, a registry that cannot be reached PRECONDITION; either way nothing is appended.
+/// </summary>
+public sealed class PodImages(ImageResolver resolver, RegistryCredentials credentials) : IPodImages
+{
+    public async Task<CreatePod> ResolveAsync(IDocumentSession session, CreatePod create, CancellationToken ct)
+    {
+        PodDecider.Validate(create.Spec, create.Replicas);
+        var reference = ImageReference.Parse(create.Spec.Image);
+        var auth = await credentials.AuthForAsync(session, create.TenantId, reference.Registry, ct);
+        ResolvedImage image;
+        try
+        {
+            image = await resolver.ResolveAsync(reference, auth, ct);
+        }
+        catch (RegistryException e)
+        {
+            throw e.Failure switch
+            {
+                RegistryFailure.Unreachable => new DomainException(ErrorCode.Precondition,
+                    $"image '{create.Spec.Image}' ({reference}): the registry {reference.Registry} cannot be reached: {e.Message}"),
+                RegistryFailure.NotFound => DomainException.Validation($"image '{create.Spec.Image}' ({reference}) does not exist: {e.Message}"),
+                RegistryFailure.Unauthorized when auth is null => DomainException.Validation(
+                    $"image '{create.Spec.Image}' ({reference}): {e.Message}; if it is private, add a credential for {reference.Registry} with addRegistryCredential"),
+                _ => DomainException.Validation($"image '{create.Spec.Image}' ({reference}): {e.Message}"),
+            };
+        }
+        if (image.Entrypoint.Count == 0 && image.Cmd.Count == 0 && create.Spec.Command.Count == 0)
+            throw DomainException.Validation($"image '{create.Spec.Image}' has no Entrypoint or Cmd: give the pod a command.");
+        var pullSecret = auth is null ? null : await RegistryCredentials.SealForHostsAsync(session, create.TenantId, reference.Registry, auth, ct) is { } sealedCredential
+            ? new PodPullSecret { Id = create.PodId, TenantId = create.TenantId, Credential = sealedCredential }
+            : throw new DomainException(ErrorCode.Precondition,
+                $"image '{create.Spec.Image}' needs the credential for {reference.Registry}, and no host runtime has announced the key to seal it for them yet");
+        if (pullSecret is not null) session.Store(pullSecret);
+        return create with { Image = image };
+    }
+
+    /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential sealed for the host runtimes.</summary>
+    public async Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod)
+    {
+        if (pod.Image is not { } image) return null;
+        var secret = await session.LoadAsync<PodPullSecret>(pod.Id);
+        return new OciImage(image.Registry, image.Repository, image.Digest, secret?.TenantId == pod.TenantId ? secret.Credential : null);
+    }
+
+    public void Release(IDocumentSession session, Pod pod) => session.Delete<PodPullSecret>(pod.Id);
+}

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Kraud.HostRuntime.Images;
+
+/// <summary>
+/// One host's image cache, shared by all its microVMs: blobs (layers, configs, manifests) stored by their SHA-256 digest
+/// and only after their bytes matched it, and the read-only root filesystems built from them, one per manifest digest.
+/// Its size is capped: when a pull takes it above <see cref="CapBytes"/>, the least recently used entries that no running
+/// microVM or pull holds are deleted (last use is the file's modification time, set on every use).
+/// </summary>
+public sealed class ImageCache
+{
+    private readonly ConcurrentDictionary<string, Lazy<Task<long>>> _downloads = new();
+    private readonly Dictionary<string, int> _pins = [];
+    private readonly Lock _lock = new();
+    private readonly ILogger _logger;
+
+    public ImageCache(string directory, long capBytes, ILogger? logger = null)
+    {
+        Directory = Path.GetFullPath(directory);
+        CapBytes = capBytes;
+        _logger = logger ?? NullLogger.Instance;
+        System.IO.Directory.CreateDirectory(BlobsDirectory);
+        System.IO.Directory.CreateDirectory(RootfsDirectory);
+        // Half-written downloads and builds of a previous run are worth nothing: their digests were never checked.
+        if (System.IO.Directory.Exists(TempDirectory)) System.IO.Directory.Delete(TempDirectory, recursive: true);
+        System.IO.Directory.CreateDirectory(TempDirectory);
+    }
+
+    public string Directory { get; }
+    public long CapBytes { get; }
+    public string BlobsDirectory => Path.Combine(Directory, "blobs", "sha256");
+    public string RootfsDirectory => Path.Combine(Directory, "rootfs");
+    public string TempDirectory => Path.Combine(Directory, "tmp");
+
+    public string BlobPath(string digest) => Path.Combine(BlobsDirectory, Digests.Hex(digest));
+
+    public string RootfsPath(string manifestDigest) => Path.Combine(RootfsDirectory, Digests.Hex(manifestDigest) + ".erofs");
+
+    public string RunConfigPath(string manifestDigest) => Path.Combine(RootfsDirectory, Digests.Hex(manifestDigest) + ".json");
+
+    /// <summary>True (and marked as used now) when the blob is here.</summary>
+    public bool HasBlob(string digest) => Touch(BlobPath(digest));
+
+    public bool HasRootfs(string manifestDigest) => File.Exists(RunConfigPath(manifestDigest)) && Touch(RootfsPath(manifestDigest)) && Touch(RunConfigPath(manifestDigest));
+
+    /// <summary>
+    /// Makes sure the blob is in the cache: downloads it unless it is there, checking size and digest as the bytes arrive,
+    /// and moves it in only when they match. Concurrent requests for one digest share one download. Returns the bytes
+    /// downloaded (0 when it was cached).
+    /// </summary>
+    public Task<long> EnsureBlobAsync(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct)
+    {
+        if (HasBlob(blob.Digest)) return Task.FromResult(0L);
+        var download = _downloads.GetOrAdd(blob.Digest, _ => new Lazy<Task<long>>(() => DownloadAsync(blob, open, progress, ct)));
+        return AwaitAndForget(blob.Digest, download);
+    }
+
+    private async Task<long> AwaitAndForget(string digest, Lazy<Task<long>> download)
+    {
+        try
+        {
+            return await download.Value;
+        }
+        finally
+        {
+            _downloads.TryRemove(new KeyValuePair<string, Lazy<Task<long>>>(digest, download));
+        }
+    }
+
+    private async Task<long> DownloadAsync(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct)
+    {
+        var target = BlobPath(blob.Digest);
+        var partial = Path.Combine(TempDirectory, $"{Digests.Hex(blob.Digest)}.{Guid.NewGuid():N}.partial");
+        try
+        {
+            using var response = await open(ct);
+            if (response.Length is { } announced && announced != blob.Size)
+                throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} is {blob.Size} bytes by its manifest, but the registry sends {announced}");
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long total = 0, reported = 0;
+            await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = await response.Content.ReadAsync(buffer, ct)) > 0)
+                {
+                    total += read;
+                    // A registry that sends more than the manifest says is refused before it fills the disk.
+                    if (total > blob.Size)
+                        throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} is {blob.Size} bytes by its manifest, but the registry sent more");
+                    hash.AppendData(buffer, 0, read);
+                    await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    if (total - reported >= 8 << 20)
+                    {
+                        progress?.Invoke(total - reported);
+                        reported = total;
+                    }
+                }
+            }
+            progress?.Invoke(total - reported);
+            var digest = "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (total != blob.Size || digest != blob.Digest)
+                throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} arrived as {total} bytes with the digest {digest}");
+            File.Move(partial, target, overwrite: true);
+            return total;
+        }
+        catch (IOException e) when (e is not EndOfStreamException)
+        {
+            throw new RegistryException(RegistryFailure.Unreachable, $"the download of blob {blob.Digest} broke off: {e.Message}", e);
+        }
+        finally
+        {
+            if (File.Exists(partial)) File.Delete(partial);
+        }
+    }
+
+    /// <summary>Keeps these entries (blob digests, manifest digests of root filesystems) from eviction until disposed.</summary>
+    public IDisposable Pin(IEnumerable<string> digests)
+    {
+        var keys = digests.Distinct().ToList();
+        lock (_lock)
+            foreach (var key in keys) _pins[key] = _pins.GetValueOrDefault(key) + 1;
+        return new Pinned(this, keys);
+    }
+
+    private void Unpin(IReadOnlyList<string> keys)
+    {
+        lock (_lock)
+            foreach (var key in keys)
+                if (_pins.TryGetValue(key, out var count) && --count <= 0) _pins.Remove(key);
+                else if (count > 0) _pins[key] = count;
+    }
+
+    /// <summary>Total bytes held (blobs and root filesystems).</summary>
+    public long SizeBytes() => Entries().Sum(e => e.Bytes);
+
+    /// <summary>
+    /// Deletes least recently used entries nobody holds until the cache fits its cap again; returns what it deleted. An
+    /// image bigger than the cap stays while it runs: the cap bounds what is kept, not what runs.
+    /// </summary>
+    public IReadOnlyList<string> Evict()
+    {
+        lock (_lock)
+        {
+            var entries = Entries().ToList();
+            var total = entries.Sum(e => e.Bytes);
+            var evicted = new List<string>();
+            foreach (var entry in entries.OrderBy(e => e.LastUse))
+            {
+                if (total <= CapBytes) break;
+                if (_pins.ContainsKey(entry.Digest)) continue;
+                foreach (var file in entry.Files)
+                    try
+                    {
+                        File.Delete(file);
+                    }
+                    catch (IOException e)
+                    {
+                        _logger.LogWarning("Image cache: cannot delete {File}: {Error}", file, e.Message);
+                    }
+                total -= entry.Bytes;
+                evicted.Add(entry.Digest);
+            }
+            if (evicted.Count > 0)
+                _logger.LogInformation("Image cache {Directory}: evicted {Count} entries, {Size} MiB held of {Cap} MiB", Directory, evicted.Count,
+                    total >> 20, CapBytes >> 20);
+            return evicted;
+        }
+    }
+
+    private sealed record Entry(string Digest, IReadOnlyList<string> Files, long Bytes, DateTime LastUse);
+
+    private IEnumerable<Entry> Entries()
+    {
+        foreach (var blob in new DirectoryInfo(BlobsDirectory).EnumerateFiles())
+            yield return new Entry("sha256:" + blob.Name, [blob.FullName], blob.Length, blob.LastWriteTimeUtc);
+        foreach (var rootfs in new DirectoryInfo(RootfsDirectory).EnumerateFiles("*.erofs"))
+        {
+            var config = Path.ChangeExtension(rootfs.FullName, ".json");
+            var configBytes = File.Exists(config) ? new FileInfo(config).Length : 0;
+            yield return new Entry("rootfs:sha256:" + Path.GetFileNameWithoutExtension(rootfs.Name), [config, rootfs.FullName], rootfs.Length + configBytes,
+                rootfs.LastWriteTimeUtc);
+        }
+    }
+
+    /// <summary>The pin key of a root filesystem (blobs are pinned by their digest).</summary>
+    public static string RootfsKey(string manifestDigest) => "rootfs:" + manifestDigest;
+
+    private static bool Touch(string path)
+    {
+        try
+        {
+            if (!File.Exists(path)) return false;
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false; // evicted just now
+        }
+    }
+
+    private sealed class Pinned(ImageCache cache, IReadOnlyList<string> keys) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) cache.Unpin(keys);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Drivers;
+using Microsoft.Extensions.Logging;
+
+namespace Kraud.HostRuntime.Images;
+
+/// <summary>An image ready for a microVM, held in the cache until <see cref="Dispose"/> (when the microVM is gone).</summary>
+public sealed class PulledImage(PreparedRootfs rootfs, long downloadedBytes, IDisposable pin) : IDisposable
+{
+    public PreparedRootfs Rootfs => rootfs;
+
+    /// <summary>Bytes this pull downloaded; 0 when the cache had everything.</summary>
+    public long DownloadedBytes => downloadedBytes;
+
+    public void Dispose() => pin.Dispose();
+}
+
+/// <summary>
+/// Pulls what a microVM runs onto its host: the manifest by its digest (never a tag: the control plane pinned it), the
+/// config and the layers into the host's <see cref="ImageCache"/> (every digest checked, up to three layers at once),
+/// then the root filesystem built once per digest. A second microVM of the image on this host downloads and builds
+/// nothing. Progress goes to the log with bytes.
+/// </summary>
+public sealed class ImagePuller(DistributionClient registry, ImageCache cache, RootfsBuilder builder, ILogger logger)
+{
+    private const int ParallelLayers = 3;
+    private readonly ConcurrentDictionary<string, Lazy<Task<(PreparedRootfs Rootfs, long Downloaded)>>> _builds = new();
+
+    public ImageCache Cache => cache;
+
+    public async Task<PulledImage> PullAsync(OciImage image, RegistryAuth? auth, CancellationToken ct)
+    {
+        // Held from the start: what this pull needs must not be evicted by another one under its feet.
+        var rootfsPin = cache.Pin([ImageCache.RootfsKey(image.Digest)]);
+        try
+        {
+            if (RootfsBuilder.Load(cache, image.Digest) is { } cached) return new PulledImage(cached, 0, rootfsPin);
+            var mine = new Lazy<Task<(PreparedRootfs, long)>>(() => BuildAsync(image, auth, ct));
+            var build = _builds.GetOrAdd(image.Digest, mine);
+            (PreparedRootfs Rootfs, long Downloaded) built;
+            try
+            {
+                built = await build.Value;
+            }
+            finally
+            {
+                _builds.TryRemove(new KeyValuePair<string, Lazy<Task<(PreparedRootfs, long)>>>(image.Digest, build));
+            }
+            cache.Evict();
+            // A microVM that waited for another one's pull downloaded nothing itself.
+            return new PulledImage(built.Rootfs, build == mine ? built.Downloaded : 0, rootfsPin);
+        }
+        catch
+        {
+            rootfsPin.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<(PreparedRootfs, long)> BuildAsync(OciImage image, RegistryAuth? auth, CancellationToken ct)
+    {
+        var name = $"{image.Registry}/{image.Repository}@{image.Digest}";
+        var started = Stopwatch.GetTimestamp();
+        var manifest = await registry.GetManifestAsync(image.Registry, image.Repository, image.Digest, auth, ct);
+        if (manifest.IsIndex) throw new RegistryException(RegistryFailure.Invalid, $"{name} is an index, not the platform manifest the control plane resolves to");
+        var config = manifest.Config();
+        var layers = manifest.Layers();
+        using var blobPin = cache.Pin([config.Digest, .. layers.Select(l => l.Digest)]);
+        long total = layers.Sum(l => l.Size), downloaded = 0;
+        var configBytes = await registry.GetBlobBytesAsync(image.Registry, image.Repository, config, auth, ct);
+        logger.LogInformation("Pulling {Image}: {Layers} layers, {Size:F1} MiB", name, layers.Count, total / 1048576.0);
+        using var gate = new SemaphoreSlim(ParallelLayers);
+        await Task.WhenAll(layers.Select(async layer =>
+        {
+            await gate.WaitAsync(ct);
+            try
+            {
+                var bytes = await cache.EnsureBlobAsync(layer, token => registry.OpenBlobAsync(image.Registry, image.Repository, layer.Digest, auth, token),
+                    chunk =>
+                    {
+                        var now = Interlocked.Add(ref downloaded, chunk);
+                        logger.LogInformation("Pulling {Image}: {Done:F1} of {Size:F1} MiB", name, now / 1048576.0, total / 1048576.0);
+                    }, ct);
+                if (bytes == 0) logger.LogDebug("Pulling {Image}: layer {Layer} is cached", name, layer.Digest);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        logger.LogInformation("Pulled {Image}: {Downloaded:F1} MiB downloaded, {Cached:F1} MiB from the cache, in {Ms:F0} ms", name, downloaded / 1048576.0,
+            (total - downloaded) / 1048576.0, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        try
+        {
+            return (await builder.BuildAsync(cache, manifest, configBytes, ct), downloaded);
+        }
+        catch (MicroVmBootException e)
+        {
+            throw new MicroVmBootException($"image {name}: {e.Message}");
+        }
+    }
+}

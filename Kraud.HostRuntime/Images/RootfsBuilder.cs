@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Kraud.HostRuntime.Drivers;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Microsoft.Extensions.Logging;
+
+namespace Kraud.HostRuntime.Images;
+
+/// <summary>The user an image runs as, resolved against the image's own /etc/passwd and /etc/group.</summary>
+public sealed record ImageUser(uint Uid, uint Gid, string Home);
+
+/// <summary>A root filesystem ready to boot: the erofs image file and how to run what is in it.</summary>
+public sealed record PreparedRootfs(string Digest, string RootfsPath, ImageRunConfig Config, ImageUser User);
+
+/// <summary>
+/// Turns an image's verified layers into one read-only erofs file system. The layers are applied by umoci (the OCI
+/// reference tooling: layer order, whiteouts and opaque directories as the OCI image spec defines them, ownership,
+/// modes, links and xattrs) from an OCI layout made of links into the cache, and mkfs.erofs packs the result. The image's
+/// user is resolved here, against the image's /etc/passwd and /etc/group, as Docker does when a container starts.
+/// </summary>
+public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
+{
+    private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(15);
+
+    public async Task<PreparedRootfs> BuildAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob, CancellationToken ct)
+    {
+        var umoci = ProcessRunner.Which(options.Umoci) ?? throw new MicroVmBootException($"{options.Umoci} is not installed (Debian: apt-get install umoci).");
+        var mkfs = ProcessRunner.Which(options.MkfsErofs)
+                   ?? throw new MicroVmBootException($"{options.MkfsErofs} is not installed (Debian: apt-get install erofs-utils).");
+        var work = Path.Combine(cache.TempDirectory, $"build-{Guid.NewGuid():N}");
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var layout = Path.Combine(work, "layout");
+            WriteLayout(cache, manifest, configBlob, layout);
+            var rootfs = Path.Combine(work, "rootfs");
+            List<string> unpack = ["raw", "unpack"];
+            // As root (the host runtime is), umoci keeps the image's owners; otherwise it maps everything to the caller.
+            if (Environment.UserName != "root") unpack.Add("--rootless");
+            unpack.AddRange(["--image", $"{layout}:kraud", rootfs]);
+            await Run(umoci, unpack, ct);
+            var unpacked = Stopwatch.GetElapsedTime(started);
+
+            var config = ImageRunConfig.Parse(configBlob);
+            var user = ResolveUser(rootfs, config.User);
+            var image = Path.Combine(work, "rootfs.erofs");
+            await Run(mkfs, ["--quiet", image, rootfs], ct);
+
+            File.Move(image, cache.RootfsPath(manifest.Digest), overwrite: true);
+            var runConfig = Path.Combine(work, "run.json");
+            await File.WriteAllTextAsync(runConfig, JsonSerializer.Serialize(new StoredRunConfig(manifest.Digest, config, user)), ct);
+            File.Move(runConfig, cache.RunConfigPath(manifest.Digest), overwrite: true);
+            logger.LogInformation("Image {Digest}: unpacked in {Unpack:F0} ms, erofs of {Size} MiB in {Total:F0} ms", manifest.Digest,
+                unpacked.TotalMilliseconds, new FileInfo(cache.RootfsPath(manifest.Digest)).Length >> 20, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            return new PreparedRootfs(manifest.Digest, cache.RootfsPath(manifest.Digest), config, user);
+        }
+        finally
+        {
+            try
+            {
+                if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+            }
+            catch (IOException e)
+            {
+                logger.LogWarning("Image build directory {Directory} not removed: {Error}", work, e.Message);
+            }
+        }
+    }
+
+    /// <summary>A root filesystem built before (by this or an earlier run of the host runtime).</summary>
+    public static PreparedRootfs? Load(ImageCache cache, string manifestDigest)
+    {
+        if (!cache.HasRootfs(manifestDigest)) return null;
+        try
+        {
+            var stored = JsonSerializer.Deserialize<StoredRunConfig>(File.ReadAllText(cache.RunConfigPath(manifestDigest)));
+            return stored is null || stored.Digest != manifestDigest ? null : new PreparedRootfs(manifestDigest, cache.RootfsPath(manifestDigest), stored.Config, stored.User);
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    private sealed record StoredRunConfig(string Digest, ImageRunConfig Config, ImageUser User);
+
+    /// <summary>
+    /// An OCI image layout umoci can read: the cached blobs linked in, and the manifest rewritten with OCI media types
+    /// (Docker's schema 2 names the same gzip tar layers and JSON config differently).
+    /// </summary>
+    private static void WriteLayout(ImageCache cache, ManifestDocument manifest, byte[] configBlob, string layout)
+    {
+        var blobs = Path.Combine(layout, "blobs", "sha256");
+        Directory.CreateDirectory(blobs);
+        File.WriteAllText(Path.Combine(layout, "oci-layout"), """{"imageLayoutVersion":"1.0.0"}""");
+        var config = manifest.Config();
+        File.WriteAllBytes(Path.Combine(blobs, Digests.Hex(config.Digest)), configBlob);
+        var layers = new JsonArray();
+        foreach (var layer in manifest.Layers())
+        {
+            var type = MediaTypes.OciLayerType(layer.MediaType)
+                       ?? throw new MicroVmBootException($"layer {layer.Digest} is of type {layer.MediaType}, which Kraud cannot unpack");
+            File.CreateSymbolicLink(Path.Combine(blobs, Digests.Hex(layer.Digest)), cache.BlobPath(layer.Digest));
+            layers.Add(new JsonObject { ["mediaType"] = type, ["digest"] = layer.Digest, ["size"] = layer.Size });
+        }
+        var oci = Encoding.UTF8.GetBytes(new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = MediaTypes.OciManifest,
+            ["config"] = new JsonObject { ["mediaType"] = MediaTypes.OciConfig, ["digest"] = config.Digest, ["size"] = config.Size },
+            ["layers"] = layers,
+        }.ToJsonString());
+        var ociDigest = Digests.Of(oci);
+        File.WriteAllBytes(Path.Combine(blobs, Digests.Hex(ociDigest)), oci);
+        File.WriteAllText(Path.Combine(layout, "index.json"), new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["manifests"] = new JsonArray(new JsonObject
+            {
+                ["mediaType"] = MediaTypes.OciManifest, ["digest"] = ociDigest, ["size"] = oci.Length,
+                ["annotations"] = new JsonObject { ["org.opencontainers.image.ref.name"] = "kraud" },
+            }),
+        }.ToJsonString());
+    }
+
+    /// <summary>
+    /// user, uid, user:group or uid:gid, as Docker reads an image's User: names are looked up in the image's own files; a
+    /// numeric uid without an entry runs with gid 0 and HOME=/.
+    /// </summary>
+    internal static ImageUser ResolveUser(string rootfs, string spec)
+    {
+        var passwd = ReadTable(rootfs, "etc/passwd");
+        var parts = spec.Split(':', 2);
+        var userPart = parts[0];
+        string[]? entry = null;
+        uint uid, gid = 0;
+        if (userPart.Length == 0)
+        {
+            uid = 0;
+            entry = passwd.FirstOrDefault(p => p.Length >= 6 && p[2] == "0");
+        }
+        else if (uint.TryParse(userPart, out uid))
+        {
+            entry = passwd.FirstOrDefault(p => p.Length >= 6 && p[2] == userPart);
+        }
+        else
+        {
+            entry = passwd.FirstOrDefault(p => p.Length >= 6 && p[0] == userPart)
+                    ?? throw new MicroVmBootException($"unable to find user {userPart}: no matching entries in the image's passwd file");
+            if (!uint.TryParse(entry[2], out uid)) throw new MicroVmBootException($"the image's passwd file gives user {userPart} the uid '{entry[2]}'");
+        }
+        if (entry is not null && uint.TryParse(entry[3], out var primary)) gid = primary;
+        if (parts.Length == 2 && parts[1].Length > 0)
+        {
+            if (!uint.TryParse(parts[1], out gid))
+            {
+                var group = ReadTable(rootfs, "etc/group").FirstOrDefault(g => g.Length >= 3 && g[0] == parts[1])
+                            ?? throw new MicroVmBootException($"unable to find group {parts[1]}: no matching entries in the image's group file");
+                if (!uint.TryParse(group[2], out gid)) throw new MicroVmBootException($"the image's group file gives group {parts[1]} the gid '{group[2]}'");
+            }
+        }
+        var home = entry is { Length: >= 6 } && entry[5].Length > 0 ? entry[5] : "/";
+        return new ImageUser(uid, gid, home);
+    }
+
+    /// <summary>A colon-separated file of the image; a symbolic link is not followed (it would point into the host).</summary>
+    private static IReadOnlyList<string[]> ReadTable(string rootfs, string relative)
+    {
+        var path = Path.Combine(rootfs, relative);
+        var info = new FileInfo(path);
+        if (!info.Exists || info.LinkTarget is not null || new DirectoryInfo(Path.GetDirectoryName(path)!).LinkTarget is not null) return [];
+        return File.ReadAllLines(path).Where(l => l.Length > 0 && !l.StartsWith('#')).Select(l => l.Split(':')).ToList();
+    }
+
+    private async Task Run(string tool, IReadOnlyList<string> args, CancellationToken ct)
+    {
+        var result = await ProcessRunner.RunAsync(tool, args, ToolTimeout, ct);
+        if (result.ExitCode != 0)
+            throw new MicroVmBootException($"{Path.GetFileName(tool)} failed ({result.ExitCode}): {result.Error.Trim()} {result.Output.Trim()}".Trim());
+    }
+}
