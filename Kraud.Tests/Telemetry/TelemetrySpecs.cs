@@ -43,15 +43,16 @@ public sealed class TelemetrySpecs(TracedApp app)
         var boot = await Eventually.Get(() => Task.FromResult(receiver.Spans.FirstOrDefault(s => s.Name == "kraud.microvm.boot" && s.TraceId == trace.ToHexString())),
             s => s is not null, TimeSpan.FromSeconds(30), "the host runtime exported its boot span");
         Assert.Equal($"kraud-host-{host.Name}", boot!.Service);
-        var hostSpans = receiver.Spans.Where(s => s.TraceId == trace.ToHexString()).ToList();
-        // The control plane's span the host continued (the send of the boot command) ends when the send is done, which can
-        // be after the host already exported its boot.
-        await Eventually.Until(() => Task.FromResult(app.Spans.Snapshot().Any(s => s.TraceId == trace && hostSpans.Any(h => h.ParentSpanId == s.SpanId.ToHexString()))),
-            TimeSpan.FromSeconds(10), "a host span's parent is a span of the control plane");
+        // The host's span that continued the control plane's (its Wolverine handler span, around the boot) ends after the boot
+        // and may come in a later export batch; the control plane's span it continued may end after the host exported.
+        List<ReceivedSpan> HostSpans() => receiver.Spans.Where(s => s.TraceId == trace.ToHexString()).ToList();
+        await Eventually.Until(() => Task.FromResult(app.Spans.Snapshot().Any(s => s.TraceId == trace && HostSpans().Any(h => h.ParentSpanId == s.SpanId.ToHexString()))),
+            TimeSpan.FromSeconds(20), () => "a host span's parent is a span of the control plane; the control plane's spans of the trace: " + string.Join(", ",
+                app.Spans.Snapshot().Where(s => s.TraceId == trace).Select(s => $"{s.Source.Name}/{s.OperationName} {s.SpanId.ToHexString()}<-{s.ParentSpanId.ToHexString()}"))
+                + "; the host's: " + string.Join(", ", HostSpans().Select(s => $"{s.Name} {s.SpanId}<-{s.ParentSpanId}")));
 
         // ...and the control plane handled the host's report in that trace, as a child of a span of the host process.
-        var hostSpanIds = hostSpans.Select(s => s.SpanId).ToHashSet();
-        await Eventually.Until(() => Task.FromResult(app.Spans.Snapshot().Any(s => s.TraceId == trace && hostSpanIds.Contains(s.ParentSpanId.ToHexString()))),
+        await Eventually.Until(() => Task.FromResult(app.Spans.Snapshot().Any(s => s.TraceId == trace && HostSpans().Any(h => h.SpanId == s.ParentSpanId.ToHexString()))),
             TimeSpan.FromSeconds(30), "the control plane continued the trace from the host's report");
     }
 
