@@ -87,13 +87,14 @@ value() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
 passed=$(value passed); failed=$(value failed); errors=$(value error); timeouts=$(value timeout); aborted=$(value aborted)
 # A fixture that fails to start or clean up (xUnit's "Test Collection Cleanup Failure") fails no single test: the
 # TRX records it as a run-level error, and it fails the run, so it counts as a failure here too.
-run_errors=$(grep -c '<RunInfo [^>]*outcome="Error"' "$trx")
+# (Its RunInfos also repeat each failed test's "[FAIL]" line: those are counted once, above.)
+run_errors=$(grep -o '<Text>[^<]*</Text>' "$trx" | grep -vc '\[FAIL\]</Text>')
 failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} + ${aborted:-0} + ${run_errors:-0} ))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "dotnet test exited with $status although no test failed: counted as one failure"
   failed=1
 fi
-[ "${run_errors:-0}" -eq 0 ] || grep -o '<Text>[^<]*</Text>' "$trx" | sed 's/<[^>]*>//g'
+[ "${run_errors:-0}" -eq 0 ] || grep -o '<Text>[^<]*</Text>' "$trx" | grep -v '\[FAIL\]</Text>' | sed 's/<[^>]*>//g'
 echo "${passed:-0} passed, ${failed} failed"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then exit 1; fi
 exit 0

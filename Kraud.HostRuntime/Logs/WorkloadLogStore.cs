@@ -44,21 +44,44 @@ public static class WorkloadLogTable
 /// host's own files stay the complete record: while the database cannot be reached, up to 20,000 lines wait here and
 /// the oldest are dropped beyond that (with a warning). Each microVM keeps its last <see cref="MaxLinesPerMicroVm"/> lines.
 /// </summary>
-public sealed class WorkloadLogShipper(string connectionString, ILogger<WorkloadLogShipper> logger) : BackgroundService, IWorkloadLogSink
+public sealed class WorkloadLogShipper : BackgroundService, IWorkloadLogSink
 {
     public const int MaxLinesPerMicroVm = 10_000;
     private const int BatchSize = 500, Buffered = 20_000;
 
-    private readonly Channel<WorkloadLogLine> _lines = Channel.CreateBounded<WorkloadLogLine>(
-        new BoundedChannelOptions(Buffered) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-
-    private readonly NpgsqlDataSource _source = NpgsqlDataSource.Create(connectionString);
+    private readonly Channel<WorkloadLogLine> _lines;
+    private readonly NpgsqlDataSource _source;
+    private readonly ILogger<WorkloadLogShipper> _logger;
     private readonly Dictionary<Guid, int> _sinceTrim = [];
     private long _dropped;
 
+    // Lines enqueued, and lines inserted or dropped: a flush waits until every line enqueued before it is one or the other,
+    // also those the shipping loop already took into a batch of its own.
+    private long _enqueued, _settled;
+    private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public WorkloadLogShipper(string connectionString, ILogger<WorkloadLogShipper> logger)
+    {
+        _source = NpgsqlDataSource.Create(connectionString);
+        _logger = logger;
+        _lines = Channel.CreateBounded<WorkloadLogLine>(
+            new BoundedChannelOptions(Buffered) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true }, _ =>
+            {
+                Interlocked.Increment(ref _dropped);
+                Settle(1);
+            });
+    }
+
     public void Enqueue(WorkloadLogLine line)
     {
-        if (!_lines.Writer.TryWrite(line)) Interlocked.Increment(ref _dropped);
+        Interlocked.Increment(ref _enqueued);
+        _lines.Writer.TryWrite(line);
+    }
+
+    private void Settle(int lines)
+    {
+        Interlocked.Add(ref _settled, lines);
+        Interlocked.Exchange(ref _progress, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -89,6 +112,7 @@ public sealed class WorkloadLogShipper(string connectionString, ILogger<Workload
                     created = true;
                 }
                 await InsertAsync(batch, stoppingToken);
+                Settle(batch.Count);
                 batch.Clear();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -97,7 +121,7 @@ public sealed class WorkloadLogShipper(string connectionString, ILogger<Workload
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
             {
-                logger.LogWarning("Workload logs: {Count} lines wait, the control plane's database refused them: {Error}", batch.Count, e.Message);
+                _logger.LogWarning("Workload logs: {Count} lines wait, the control plane's database refused them: {Error}", batch.Count, e.Message);
                 try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
@@ -108,18 +132,28 @@ public sealed class WorkloadLogShipper(string connectionString, ILogger<Workload
                 }
             }
             if (Interlocked.Exchange(ref _dropped, 0) is var dropped and > 0)
-                logger.LogWarning("Workload logs: {Count} lines were dropped while the database was behind (the host's files keep them)", dropped);
+                _logger.LogWarning("Workload logs: {Count} lines were dropped while the database was behind (the host's files keep them)", dropped);
         }
     }
 
-    /// <summary>Sends what is buffered now; tests and shutdown call it.</summary>
+    /// <summary>Returns once every line enqueued before the call is in the database (or was dropped); tests call it.</summary>
     public async Task FlushAsync(CancellationToken ct)
     {
+        var target = Interlocked.Read(ref _enqueued);
         var batch = new List<WorkloadLogLine>();
         while (_lines.Reader.TryRead(out var line)) batch.Add(line);
-        if (batch.Count == 0) return;
-        await WorkloadLogTable.EnsureAsync(_source, ct);
-        await InsertAsync(batch, ct);
+        if (batch.Count > 0)
+        {
+            await WorkloadLogTable.EnsureAsync(_source, ct);
+            await InsertAsync(batch, ct);
+            Settle(batch.Count);
+        }
+        while (true)
+        {
+            var progress = Volatile.Read(ref _progress);
+            if (Interlocked.Read(ref _settled) >= target) return;
+            await progress.Task.WaitAsync(ct);
+        }
     }
 
     private async Task InsertAsync(IReadOnlyList<WorkloadLogLine> batch, CancellationToken ct)

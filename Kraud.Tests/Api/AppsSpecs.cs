@@ -6,8 +6,13 @@ namespace Kraud.Tests.Api;
 
 /// <summary>Managed Apps: the YAML catalog, launch as a saga (all parts RUNNING, or rolled back and FAILED), upgrade, delete, secrets.</summary>
 [Collection(ApiCollection.Name)]
-public class AppsSpecs(KraudApp app)
+public class AppsSpecs(KraudApp app) : IAsyncLifetime
 {
+    // An app's parts take several vCPUs and GiBs each, and its zone keeps its N+2 reserve: room earlier specs may hold.
+    public Task InitializeAsync() => app.ReclaimFleetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
     private const string PodFields = "id name namespace state owner { kind id }";
     private const string Fields = $"id name namespace tenantId app version state reason config secretFields revision changelog {{ version notes }} parts {{ kind name rollout state pod {{ {PodFields} instances {{ id hostId }} volumes {{ volumeId mountPath readOnly }} }} volume {{ id name class sizeGiB state encrypted attachedTo }} ingress {{ id name kind state routes {{ host path podId port }} replicas {{ hostId zone }} }} }}";
     private const string Launch = $"mutation($a: String!, $v: String!, $c: JSON, $n: String) {{ launchApp(app: $a, version: $v, config: $c, name: $n) {{ app {{ {Fields} }} generatedSecrets {{ name value }} changelog {{ version notes }} }} }}";

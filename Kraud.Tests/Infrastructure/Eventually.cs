@@ -3,13 +3,16 @@ namespace Kraud.Tests.Infrastructure;
 /// <summary>Waits for something the platform does asynchronously (scheduling, booting, async projections).</summary>
 public static class Eventually
 {
-    public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    public static Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what) => Until(condition, timeout, () => what);
+
+    /// <param name="what">Told when the time is up: what was awaited, with what was seen instead.</param>
+    public static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, Func<string> what)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             if (await condition()) return;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0} s waiting until {what}.");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0} s waiting until {what()}.");
             await Task.Delay(50);
         }
     }

@@ -32,6 +32,31 @@ public class KraudApp : IAsyncLifetime
 
     public virtual int HeartbeatTimeoutSeconds => 5;
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<TenantScope> _tenants = new();
+
+    internal void Track(TenantScope tenant) => _tenants.Enqueue(tenant);
+
+    /// <summary>
+    /// Removes what every earlier spec of the collection left running, for specs whose placements need the fleet's room
+    /// (an app's parts, the zones' N+2 reserve): specs of a collection run one at a time, so none of it is in use.
+    /// </summary>
+    public async Task ReclaimFleetAsync()
+    {
+        // The operator sees every tenant's pods: only tenants with a live one (an app's or cluster's parts among them) are visited.
+        var live = new HashSet<Guid>();
+        string? after = null;
+        do
+        {
+            var page = (await this.AsOperator("query($after: String) { pods(first: 200, after: $after) { nodes { tenantId state } pageInfo { hasNextPage endCursor } } }",
+                new { after })).ShouldSucceed().Data.GetProperty("pods");
+            foreach (var pod in page.GetProperty("nodes").EnumerateArray().Where(p => p.State() != "STOPPED"))
+                live.Add(Guid.Parse(pod.GetProperty("tenantId").GetString()!));
+            var info = page.GetProperty("pageInfo");
+            after = info.GetProperty("hasNextPage").GetBoolean() ? info.GetProperty("endCursor").GetString() : null;
+        } while (after is not null);
+        foreach (var tenant in _tenants.Where(t => live.Contains(t.Id))) await tenant.RemoveWorkloadsAsync();
+    }
+
     public HostAgent Agent(string hostId) => Agents.All.Single(a => a.Id.ToString() == hostId);
 
     public SimulatedDriver Driver(string hostId) => (SimulatedDriver)Agent(hostId).Driver;

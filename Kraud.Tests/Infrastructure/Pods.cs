@@ -63,14 +63,6 @@ public sealed class SpecTenants(KraudApp app) : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var tenant in _tenants)
-        {
-            var pods = (await tenant.Gql("{ pods(first: 100) { nodes { id state } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes")
-                .EnumerateArray().Where(p => p.State() != "STOPPED").ToList();
-            // A STOPPING pod is being deleted already (docker rm -f): it only has to finish.
-            foreach (var pod in pods.Where(p => p.State() != "STOPPING"))
-                (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-            foreach (var pod in pods) await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
-        }
+        foreach (var tenant in _tenants) await tenant.RemoveWorkloadsAsync();
     }
 }
