@@ -225,14 +225,26 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public DcHost HostOf(JsonElement instance) => _hosts.Single(h => h.Id.ToString() == instance.GetProperty("hostId").GetString());
 
-    /// <summary>Lines a guest printed with this prefix so far (guest scripts report what they saw on their console).</summary>
+    /// <summary>
+    /// Lines a guest printed with this prefix so far: on its console (its init) or, from its workload, on stdout and stderr
+    /// (the host's CRI-format log file of the microVM: time, stream, tag, line).
+    /// </summary>
     public async Task<IReadOnlyList<string>> ConsoleLinesAsync(JsonElement instance, string prefix)
     {
-        var path = ConsoleOf(HostOf(instance), instance.GetProperty("id").GetString()!);
+        var host = HostOf(instance);
+        var vmId = instance.GetProperty("id").GetString()!;
+        var console = await ReadSharedAsync(ConsoleOf(host, vmId));
+        var workload = (await ReadSharedAsync(Path.Combine(State, "hosts", host.Name, "logs", $"{vmId}.log")))
+            .Select(l => l.Split(' ', 4)).Where(f => f.Length == 4).Select(f => f[3]);
+        return console.Concat(workload).Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+    }
+
+    private static async Task<IReadOnlyList<string>> ReadSharedAsync(string path)
+    {
         if (!File.Exists(path)) return [];
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var text = await new StreamReader(stream).ReadToEndAsync();
-        return text.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.TrimEnd('\r')).ToList();
+        return text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
     }
 
     /// <summary>The end of a guest's console, for failure messages.</summary>
