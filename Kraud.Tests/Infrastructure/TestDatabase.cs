@@ -1,3 +1,4 @@
+using System.Globalization;
 using Kraud.Api.Database;
 using Npgsql;
 
@@ -39,10 +40,35 @@ public static class TestDatabase
     private static async Task<string> StartServerAsync()
     {
         if (Environment.GetEnvironmentVariable("KRAUD_TEST_DATABASE") is { Length: > 0 } external) return external;
+        SweepLeftovers();
         _directory = Path.Combine(Path.GetTempPath(), $"kraud-tests-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
         _embedded = await EmbeddedPostgres.StartAsync(Path.Combine(_directory, "pg"), "kraud_tests", durable: false);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
         return _embedded.ConnectionString;
+    }
+
+    /// <summary>
+    /// Removes the clusters of earlier runs whose test process is gone: ProcessExit does not run when the test platform
+    /// kills its testhost (a timeout, a cancelled run). A cluster whose postgres still runs is left alone.
+    /// </summary>
+    private static void SweepLeftovers()
+    {
+        foreach (var directory in Directory.EnumerateDirectories(Path.GetTempPath(), "kraud-tests-*"))
+        {
+            var owner = Path.GetFileName(directory).Split('-') is [_, _, var pid, ..] && int.TryParse(pid, CultureInfo.InvariantCulture, out var p) ? p : 0;
+            if (owner == 0 || owner == Environment.ProcessId || Directory.Exists($"/proc/{owner}")) continue;
+            var postmaster = Path.Combine(directory, "pg", "postmaster.pid");
+            if (File.Exists(postmaster) && int.TryParse(File.ReadLines(postmaster).FirstOrDefault(), CultureInfo.InvariantCulture, out var server) && Directory.Exists($"/proc/{server}"))
+                continue;
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Someone else's, or in use: not ours to force.
+            }
+        }
     }
 
     private static void Stop()
