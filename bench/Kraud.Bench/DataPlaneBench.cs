@@ -29,6 +29,8 @@ public static class DataPlaneBench
     {
         var suffix = Guid.NewGuid().ToString("N")[..6];
         var state = Path.Combine(Path.GetTempPath(), $"kraud-dp-bench-{suffix}");
+        // Declared first, so disposed last: after the guests and namespaces, also when a measurement throws.
+        using var removeState = new RemovedAtDispose(state);
         var fleet = new FleetOptions
         {
             Network = NetworkModes.WireGuard, Underlay = $"krb{suffix}", UnderlayCidr = $"100.64.{Random.Shared.Next(0, 256)}.0/24",
@@ -74,7 +76,8 @@ public static class DataPlaneBench
             "echo \"KRAUD-BENCH round $n end\"; sleep 1; done");
         await Task.WhenAll(driverB.BootAsync(server, new Dictionary<Guid, byte[]>(), CancellationToken.None),
             driverA.BootAsync(client, new Dictionary<Guid, byte[]>(), CancellationToken.None));
-        var console = driverA.ConsoleLogOf(client.VmId);
+        // The workload's stdout: the host's CRI log file of the microVM (its console has only the init's lines).
+        var console = driverA.WorkloadLogOf(client.VmId);
 
         var results = new Dictionary<string, List<(double RttMs, double MBps)>> { ["wireguard"] = [], ["bridge"] = [] };
         for (var i = 0; i < 3; i++)
@@ -119,7 +122,6 @@ public static class DataPlaneBench
         await driverB.StopAsync(server.VmId, CancellationToken.None);
         keysA.Dispose();
         keysB.Dispose();
-        if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
         return 0;
     }
 
@@ -207,5 +209,14 @@ public static class DataPlaneBench
         public static Match Match(string input, string pattern) => Regex.Match(input, pattern, RegexOptions.None, Limit);
 
         public static MatchCollection Matches(string input, string pattern) => Regex.Matches(input, pattern, RegexOptions.None, Limit);
+    }
+}
+
+/// <summary>A scratch directory removed when the benchmark ends, however it ends.</summary>
+internal sealed class RemovedAtDispose(string directory) : IDisposable
+{
+    public void Dispose()
+    {
+        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
     }
 }
