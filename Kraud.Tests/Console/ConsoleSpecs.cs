@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Kraud.HostRuntime.Logs;
 using Kraud.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kraud.Tests.Console;
 
@@ -66,8 +68,22 @@ public class ConsoleSpecs(ConsoleApp app)
         Assert.True(await page.CountAsync("[data-testid=timeline] tr[data-event=pod_replica_running]") >= 3);
         await page.ScreenshotAsync("timeline");
 
+        // The workload's lines as the host runtime ships them (the simulated driver's guests print nothing themselves).
+        var replica0 = (await tenant.PodAsync(podId)).Instances()[0];
+        var shipper = app.Services.GetRequiredService<WorkloadLogShipper>();
+        async Task ShipAsync(string stream, string line)
+        {
+            shipper.Enqueue(new WorkloadLogLine(Guid.Parse(tenant.Id), Guid.Parse(podId), Guid.Parse(replica0.Id()), 0, DateTimeOffset.UtcNow, stream, line));
+            await shipper.FlushAsync(CancellationToken.None);
+        }
+        await ShipAsync("stdout", "listening on :80");
         await page.Page.ClickAsync("[data-tab=logs]");
-        await page.WaitForAsync("[data-testid=logs], .panel .notice.warn");
+        await page.Page.WaitForFunctionAsync("() => document.querySelector('[data-testid=logs]')?.textContent.includes('listening on :80')");
+        await page.Page.ClickAsync("[data-testid=follow]");
+        await ShipAsync("stderr", "GET /health 503");
+        await page.Page.WaitForFunctionAsync("() => [...document.querySelectorAll('[data-testid=logs] .line.stderr')].some(l => l.textContent.includes('GET /health 503'))");
+        Assert.Equal(1, await page.CountAsync("[data-testid=logs] .line.stdout"));
+        await page.ScreenshotAsync("logs");
         page.ShouldHaveLoggedNoErrors();
     }
 
