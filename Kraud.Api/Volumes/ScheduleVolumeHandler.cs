@@ -19,10 +19,9 @@ public static class ScheduleVolumeHandler
     public const string Queue = "volume-scheduler";
     private static readonly Principal Scheduler = Principal.System("volume-scheduler");
 
-    public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time,
-        PlacementCapacities capacity)
+    public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
-        var fleet = await capacity.Storage.LockAsync(session);
+        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Storage);
         foreach (var request in batch.DistinctBy(m => m.VolumeId))
         {
             var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);
