@@ -59,7 +59,7 @@ public sealed class BlockZoneFixture : IAsyncLifetime
         {
             _storage.RemoveAll(s => s.Host == host);
             await host.DisposeAsync();
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 
@@ -81,7 +81,7 @@ public sealed class BlockZoneFixture : IAsyncLifetime
         foreach (var (host, state) in Compute.Concat(_storage))
         {
             await host.DisposeAsync();
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 }

@@ -58,7 +58,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         }
         finally
         {
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 
@@ -127,7 +127,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         }
         finally
         {
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 
@@ -168,7 +168,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         }
         finally
         {
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 
@@ -224,7 +224,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         finally
         {
             foreach (var s in storage) await s.DisposeAsync();
-            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            StateDirectories.Remove(state);
         }
     }
 }

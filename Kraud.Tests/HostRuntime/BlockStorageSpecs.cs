@@ -155,6 +155,6 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     {
         foreach (var driver in _drivers) await driver.DisposeAsync();
         foreach (var storage in _storage) await storage.DisposeAsync();
-        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+        StateDirectories.Remove(_root);
     }
 }

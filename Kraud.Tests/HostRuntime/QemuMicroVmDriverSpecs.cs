@@ -355,6 +355,6 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
     public async Task DisposeAsync()
     {
         foreach (var driver in _drivers) await driver.DisposeAsync();
-        foreach (var directory in _scratch) Directory.Delete(directory, recursive: true);
+        foreach (var directory in _scratch) StateDirectories.Remove(directory);
     }
 }

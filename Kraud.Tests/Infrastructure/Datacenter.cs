@@ -314,7 +314,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         foreach (var process in _processes) await process.DisposeAsync();
         foreach (var client in _clients) client.Dispose();
         Run("ip", "link", "del", Bridge);
-        if (Directory.Exists(State)) Directory.Delete(State, recursive: true);
+        StateDirectories.Remove(State);
         if (left.Count > 0) throw new InvalidOperationException($"The host runtimes left behind: {string.Join(", ", left)}");
     }
 

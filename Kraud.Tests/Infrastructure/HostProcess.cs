@@ -157,6 +157,6 @@ public sealed class HostProcess : IAsyncDisposable
     {
         await KillAsync();
         _process.Dispose();
-        if (Directory.Exists(_workDir)) Directory.Delete(_workDir, recursive: true);
+        StateDirectories.Remove(_workDir);
     }
 }

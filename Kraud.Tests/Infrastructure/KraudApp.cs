@@ -182,7 +182,7 @@ public class KraudApp : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await Host.DisposeAsync();
-        if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, recursive: true);
+        StateDirectories.Remove(StateDirectory);
     }
 }
 

@@ -36,6 +36,17 @@ public sealed class QmpClient : IAsyncDisposable
         return Path.Combine(dir, hash + ".sock");
     }
 
+    /// <summary>
+    /// Removes the sockets <see cref="SocketPathFor"/> gave <paramref name="root"/> and the directories under it: QEMU leaves
+    /// its socket behind when it is killed, and the shared directory outlives every state directory.
+    /// </summary>
+    public static void RemoveSocketsUnder(string root)
+    {
+        if (!Directory.Exists(root)) return;
+        foreach (var directory in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).Prepend(root))
+            File.Delete(SocketPathFor(directory));
+    }
+
     /// <summary>Connects once the socket accepts (QEMU creates it while starting), within <paramref name="timeout"/>.</summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken ct)
     {
