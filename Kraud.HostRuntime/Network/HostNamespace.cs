@@ -247,17 +247,19 @@ public sealed class HostNamespace : IDisposable
         var live = _exposures.Values.Where(e => _nics.ContainsKey(e.VmId))
             .GroupBy(e => (e.PublicAddress, e.PublicPort, e.Protocol)).Select(g => g.OrderBy(e => e.VmId).First())
             .Select(e => (e, _nics[e.VmId].Ip4)).ToList();
-        NetCommand.InNamespace(Name, "nft", ["-f", "-"], NamespaceFirewall.Exposures(live));
+        // Addresses leave before their rules and arrive after them: a port that answers has its address and rules in
+        // place, and a port that no longer answers has already given its address back.
         var wanted = live.Select(l => l.e.PublicAddress).ToHashSet();
-        foreach (var address in wanted.Except(_publicAddresses).ToList())
-        {
-            Ip("addr", "add", $"{address}/32", "dev", UnderlayDevice);
-            _publicAddresses.Add(address);
-        }
         foreach (var address in _publicAddresses.Except(wanted).ToList())
         {
             TryIp("addr", "del", $"{address}/32", "dev", UnderlayDevice);
             _publicAddresses.Remove(address);
+        }
+        NetCommand.InNamespace(Name, "nft", ["-f", "-"], NamespaceFirewall.Exposures(live));
+        foreach (var address in wanted.Except(_publicAddresses).ToList())
+        {
+            Ip("addr", "add", $"{address}/32", "dev", UnderlayDevice);
+            _publicAddresses.Add(address);
         }
     }
 
