@@ -126,9 +126,8 @@ public class KubectlSpecs(KraudApp app)
         // kubectl deletes in the file's order: the namespace first (Terminating: its contents can still be deleted), then the
         // Deployment. The namespace controller deletes what the namespace holds meanwhile; when it reaches the Deployment
         // before kubectl does, kubectl's delete finds nothing, as against any API server (hence --ignore-not-found).
-        // --wait=false, and the outcome checked below: a watch can miss a DELETED that happens between kubectl's list and its
-        // watch's first look (a known race, see docs/ARCHITECTURE.md), and kubectl would then wait for it until it gives up.
-        var deleted = (await kubectl.RunAsync("delete", "-f", file, "--ignore-not-found", "--wait=false")).ShouldSucceed().Output;
+        // kubectl waits for each object to go (a list, then a watch from the list's resourceVersion).
+        var deleted = (await kubectl.RunAsync("delete", "-f", file, "--ignore-not-found", "--timeout=60s")).ShouldSucceed().Output;
         Assert.Contains("namespace \"shop\" deleted", deleted);
         await Eventually.Until(async () => (await kubectl.RunAsync("get", "namespace", "shop")).Error.Contains("NotFound", StringComparison.Ordinal),
             TimeSpan.FromSeconds(30), "the namespace is gone");
@@ -189,8 +188,8 @@ public class KubectlSpecs(KraudApp app)
             .Select(Name).ToList();
         var victim = before[1];
 
-        // --wait=false (see the first spec): that the pod is gone and replaced is checked below.
-        var deleted = (await kubectl.RunAsync("delete", "pod", victim, "-n", "shop", "--wait=false")).ShouldSucceed().Output;
+        // kubectl returns once the pod is gone (its microVM stopped); the ReplicaSet has made another meanwhile.
+        var deleted = (await kubectl.RunAsync("delete", "pod", victim, "-n", "shop", "--timeout=60s")).ShouldSucceed().Output;
         Assert.Contains($"pod \"{victim}\" deleted", deleted);
 
         var after = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running") && p.All(x => Name(x) != victim),

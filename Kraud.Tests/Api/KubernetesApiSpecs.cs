@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
@@ -7,6 +8,7 @@ using k8s.Models;
 using Kraud.Domain.KubernetesApi;
 using Kraud.Tests.Infrastructure;
 using Marten;
+using Npgsql;
 
 namespace Kraud.Tests.Api;
 
@@ -218,20 +220,7 @@ public class KubernetesApiSpecs(KraudApp app)
         using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(kubectl.KubeconfigPath));
         Assert.Contains((await client.CoreV1.ListNamespaceAsync()).Items, n => n.Metadata.Name == "default");
 
-        var labels = new Dictionary<string, string> { ["app"] = "api" };
-        var created = await client.AppsV1.CreateNamespacedDeploymentAsync(new V1Deployment
-        {
-            Metadata = new V1ObjectMeta { Name = "api", NamespaceProperty = "default" },
-            Spec = new V1DeploymentSpec
-            {
-                Replicas = 1, Selector = new V1LabelSelector { MatchLabels = labels },
-                Template = new V1PodTemplateSpec
-                {
-                    Metadata = new V1ObjectMeta { Labels = labels },
-                    Spec = new V1PodSpec { Containers = [new V1Container { Name = "api", Image = "nginx:1.27" }] },
-                },
-            },
-        }, "default");
+        var created = await client.AppsV1.CreateNamespacedDeploymentAsync(Deployment("api", "nginx:1.27"), "default");
         Assert.NotNull(created.Metadata.Uid);
 
         // A read, then another writer's change, then a replace of what was read: 409, nothing appended.
@@ -252,5 +241,79 @@ public class KubernetesApiSpecs(KraudApp app)
         await client.AppsV1.DeleteNamespacedDeploymentAsync("api", "default");
         var gone = await Assert.ThrowsAsync<HttpOperationException>(() => client.AppsV1.ReadNamespacedDeploymentAsync("api", "default"));
         Assert.Equal(System.Net.HttpStatusCode.NotFound, gone.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task a_watch_from_a_lists_resource_version_sends_what_was_deleted_or_added_before_its_first_look()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Kubectl.KubeconfigPath));
+        await client.AppsV1.CreateNamespacedDeploymentAsync(Deployment("gone", "nginx:1.27"), "default");
+        var pod = (await Eventually.Get(() => client.CoreV1.ListNamespacedPodAsync("default"), l => l.Items.Count == 1 && l.Items[0].Status.Phase == "Running",
+            TimeSpan.FromSeconds(60), "the Deployment's pod runs")).Items[0].Metadata.Name;
+        var pods = (await client.CoreV1.ListNamespacedPodAsync("default")).Metadata.ResourceVersion;
+        var deployments = (await client.AppsV1.ListNamespacedDeploymentAsync("default")).Metadata.ResourceVersion;
+        var configMaps = (await client.CoreV1.ListNamespacedConfigMapAsync("default")).Metadata.ResourceVersion;
+
+        // All of it happens after the lists and before any watch looks: a pod (its microVM replaced), the Deployment, a new ConfigMap.
+        await client.CoreV1.DeleteNamespacedPodAsync(pod, "default");
+        await Eventually.Until(async () => (await client.CoreV1.ListNamespacedPodAsync("default")).Items.All(p => p.Metadata.Name != pod),
+            TimeSpan.FromSeconds(60), "the deleted pod's microVM is gone");
+        await client.AppsV1.DeleteNamespacedDeploymentAsync("gone", "default");
+        await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "late" }, Data = new Dictionary<string, string> { ["k"] = "v" } }, "default");
+
+        Assert.Contains(("DELETED", pod), await WatchAsync(cluster, "/api/v1/namespaces/default/pods", pods));
+        Assert.Equal([("DELETED", "gone")], await WatchAsync(cluster, "/apis/apps/v1/namespaces/default/deployments", deployments));
+        Assert.Equal([("ADDED", "late")], await WatchAsync(cluster, "/api/v1/namespaces/default/configmaps", configMaps));
+    }
+
+    [Fact]
+    public async Task a_lists_resource_version_stops_before_an_event_number_a_transaction_still_holds()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Kubectl.KubeconfigPath));
+        // A writer that has taken its sequence number and not committed: later writers' events become visible before its own.
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        var held = await connection.BeginTransactionAsync();
+        long taken;
+        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence')", connection, held)) taken = (long)(await next.ExecuteScalarAsync())!;
+        var created = await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "after" } }, "default");
+        Assert.True(long.Parse(created.Metadata.ResourceVersion, CultureInfo.InvariantCulture) > taken);
+
+        var listed = long.Parse((await client.CoreV1.ListNamespacedConfigMapAsync("default")).Metadata.ResourceVersion, CultureInfo.InvariantCulture);
+        Assert.True(listed < taken, $"a list while {taken} is held says {listed}");
+
+        // Rolled back, the number never comes: the list's version passes it once no transaction can still fill it.
+        await held.RollbackAsync();
+        await Eventually.Until(async () => long.Parse((await client.CoreV1.ListNamespacedConfigMapAsync("default")).Metadata.ResourceVersion, CultureInfo.InvariantCulture) > taken,
+            TimeSpan.FromSeconds(60), $"the list's version passes the rolled-back {taken}");
+    }
+
+    private static V1Deployment Deployment(string name, string image)
+    {
+        var labels = new Dictionary<string, string> { ["app"] = name };
+        return new V1Deployment
+        {
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = "default" },
+            Spec = new V1DeploymentSpec
+            {
+                Replicas = 1, Selector = new V1LabelSelector { MatchLabels = labels },
+                Template = new V1PodTemplateSpec
+                {
+                    Metadata = new V1ObjectMeta { Labels = labels },
+                    Spec = new V1PodSpec { Containers = [new V1Container { Name = name, Image = image }] },
+                },
+            },
+        };
+    }
+
+    /// <summary>The (type, name) of every event a watch from a resourceVersion sends in its first seconds.</summary>
+    private static async Task<List<(string Type, string Name)>> WatchAsync(KubeCluster cluster, string path, string resourceVersion)
+    {
+        // --raw takes the path from the server's root: the cluster's API lives under /clusters/<id>.
+        var stream = (await cluster.Kubectl.RunAsync("get", "--raw", $"/clusters/{cluster.Id}{path}?watch=1&resourceVersion={resourceVersion}&timeoutSeconds=3")).ShouldSucceed().Output;
+        return stream.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement)
+            .Select(e => (e.GetProperty("type").GetString()!, e.GetProperty("object").GetProperty("metadata").GetProperty("name").GetString()!)).ToList();
     }
 }

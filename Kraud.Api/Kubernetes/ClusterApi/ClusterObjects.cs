@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using JasperFx.Events;
 using k8s.Models;
 using Kraud.Api.Common;
 using Kraud.Domain.Kubernetes;
@@ -55,20 +56,72 @@ public sealed class ClusterObjects
 
     public IReadOnlyList<KubeObjectView> Views => views;
 
+    /// <summary>The moment the objects are rendered at (conditions' times, a terminating pod's deletionTimestamp).</summary>
+    public DateTimeOffset Now => now;
+
     public static async Task<ClusterObjects> LoadAsync(KubernetesCluster cluster, IQuerySession session, KraudDatabase database, SecretSeal seal,
         DateTimeOffset now, CancellationToken ct)
     {
         var head = await HeadAsync(database, ct);
         var stored = await session.Query<KubeObjectView>().Where(v => v.ClusterId == cluster.Id).ToListAsync(ct);
-        var podIds = stored.SelectMany(v => v.Object.ReplicaSets.Select(r => r.PodId)).Concat(cluster.NodePools.Select(p => p.PodId)).Distinct().ToArray();
+        var podIds = PodIdsOf(cluster, stored);
         var podViews = podIds.Length == 0 ? [] : await session.LoadManyAsync<PodView>(ct, podIds);
+        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(IngressIdsOf(stored)).Concat(ClaimVolumeIdsOf(stored)).ToArray(), ct);
+        return await AssembleAsync(cluster, session, seal, stored, podViews, sequences, head, now, ct);
+    }
+
+    /// <summary>
+    /// The cluster's objects as they were at a resourceVersion, folded from the log: what a watch from that version
+    /// compares the present with (an object there and gone now was DELETED after it, even if it went before the watch's
+    /// first look). Secrets' values, load balancers and claims' volumes are read as they are now: they only colour content.
+    /// </summary>
+    public static async Task<ClusterObjects> LoadAtAsync(KubernetesCluster cluster, IQuerySession session, SecretSeal seal, long at,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        var present = await session.Query<KubeObjectView>().Where(v => v.ClusterId == cluster.Id).Select(v => v.Id).ToListAsync(ct);
+        var deletedSince = (await session.Events.QueryAllRawEvents().Where(e => e.Sequence > at && e.EventTypeName == "kube_object_deleted").ToListAsync(ct))
+            .Select(e => (KubeObjectDeleted)e.Data).Where(d => d.ClusterId == cluster.Id).Select(d => d.ObjectId);
+        var sequences = new Dictionary<Guid, long>();
+        var objects = new KubeObjectViewProjection();
+        var stored = await FoldAsync<KubeObjectView>(session, present.Concat(deletedSince).Distinct().ToArray(), at, sequences, objects.Evolve, ct);
+        var podProjection = new PodViewProjection();
+        var podViews = await FoldAsync<PodView>(session, PodIdsOf(cluster, stored), at, sequences, podProjection.Evolve, ct);
+        return await AssembleAsync(cluster, session, seal, stored, podViews, sequences, at, now, ct);
+    }
+
+    /// <summary>Each stream's view as of a sequence number, from its events up to it (the projections' own Evolve).</summary>
+    private static async Task<IReadOnlyList<TView>> FoldAsync<TView>(IQuerySession session, Guid[] streams, long at, Dictionary<Guid, long> sequences,
+        Func<TView?, Guid, IEvent, TView?> evolve, CancellationToken ct) where TView : class
+    {
+        if (streams.Length == 0) return [];
+        var events = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(streams) && e.Sequence <= at).OrderBy(e => e.Sequence).ToListAsync(ct);
+        var folded = new Dictionary<Guid, TView?>();
+        foreach (var e in events)
+        {
+            folded[e.StreamId] = evolve(folded.GetValueOrDefault(e.StreamId), e.StreamId, e);
+            sequences[e.StreamId] = e.Sequence;
+        }
+        return folded.Values.OfType<TView>().ToList();
+    }
+
+    private static Guid[] PodIdsOf(KubernetesCluster cluster, IReadOnlyList<KubeObjectView> stored) =>
+        stored.SelectMany(v => v.Object.ReplicaSets.Select(r => r.PodId)).Concat(cluster.NodePools.Select(p => p.PodId)).Distinct().ToArray();
+
+    private static Guid[] IngressIdsOf(IReadOnlyList<KubeObjectView> stored) =>
+        stored.Where(v => v.Kind == KubeKinds.Service.Kind).Select(v => KubeNames.LoadBalancerIngressId(v.Id, v.Object.Uid)).ToArray();
+
+    private static Guid[] ClaimVolumeIdsOf(IReadOnlyList<KubeObjectView> stored) =>
+        stored.Where(v => v.Kind == KubeKinds.PersistentVolumeClaim.Kind).Select(v => KubeNames.ClaimVolumeId(v.Id, v.Object.Uid)).ToArray();
+
+    private static async Task<ClusterObjects> AssembleAsync(KubernetesCluster cluster, IQuerySession session, SecretSeal seal, IReadOnlyList<KubeObjectView> stored,
+        IReadOnlyList<PodView> podViews, IReadOnlyDictionary<Guid, long> sequences, long head, DateTimeOffset now, CancellationToken ct)
+    {
         var secretIds = stored.Where(v => v.Kind == KubeKinds.Secret.Kind).Select(v => v.Id).ToArray();
         var secretData = secretIds.Length == 0 ? [] : await session.LoadManyAsync<KubeSecretData>(ct, secretIds);
-        var ingressIds = stored.Where(v => v.Kind == KubeKinds.Service.Kind).Select(v => KubeNames.LoadBalancerIngressId(v.Id, v.Object.Uid)).ToArray();
+        var ingressIds = IngressIdsOf(stored);
         var ingressViews = ingressIds.Length == 0 ? [] : await session.LoadManyAsync<IngressView>(ct, ingressIds);
-        var claimVolumeIds = stored.Where(v => v.Kind == KubeKinds.PersistentVolumeClaim.Kind).Select(v => KubeNames.ClaimVolumeId(v.Id, v.Object.Uid)).ToArray();
+        var claimVolumeIds = ClaimVolumeIdsOf(stored);
         var volumeViews = claimVolumeIds.Length == 0 ? [] : await session.LoadManyAsync<VolumeView>(ct, claimVolumeIds);
-        var sequences = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(ingressIds).Concat(claimVolumeIds).ToArray(), ct);
         return new ClusterObjects(cluster, stored, podViews.Where(p => p.TenantId == cluster.TenantId).ToDictionary(p => p.Id), sequences,
             secretData.ToDictionary(s => s.Id), seal, head, now)
         {
@@ -77,11 +130,25 @@ public sealed class ClusterObjects
         };
     }
 
+    /// <summary>
+    /// The newest sequence number below which no event can still appear: a list's resourceVersion. A transaction takes
+    /// its numbers when it appends and shows them when it commits, so a later number can show before an earlier one; a
+    /// watch from a version past such a gap would never see the earlier event. So the head stops before the first gap
+    /// the async daemon's high-water mark has not yet passed (it skips a rolled-back transaction's gap after a while).
+    /// </summary>
     public static async Task<long> HeadAsync(KraudDatabase database, CancellationToken ct)
     {
+        var schema = KraudDatabase.Schema;
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand($"select coalesce(max(seq_id), 0) from {KraudDatabase.Schema}.mt_events", connection);
+        await using var cmd = new NpgsqlCommand($"""
+            with top as (select coalesce(max(seq_id), 0) as head from {schema}.mt_events),
+                 mark as (select greatest(coalesce((select last_seq_id from {schema}.mt_event_progression where name = 'HighWaterMark'), 0),
+                                          (select head from top) - 10000) as passed)
+            select coalesce((select min(s) - 1 from generate_series((select passed from mark) + 1, (select head from top)) s
+                             where not exists (select 1 from {schema}.mt_events e where e.seq_id = s)),
+                            (select head from top))
+            """, connection);
         return (long)(await cmd.ExecuteScalarAsync(ct))!;
     }
 

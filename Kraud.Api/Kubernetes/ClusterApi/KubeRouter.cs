@@ -397,7 +397,10 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
             await InvokeAsync(new DeleteKubePod(deployment.Id, pod.StreamId, vmId, name, caller.Principal, time.GetUtcNow()), nameof(DeleteKubePod),
                 KubeKinds.Pod, name);
         }
-        await WriteJsonAsync(KubeStatus.Success(KubeKinds.Pod.Plural, name, KubeJson.Text(pod.Json, "metadata.uid")));
+        // As an API server answers a graceful delete: the pod, terminating (clients' typed delete reads a Pod back).
+        var terminating = (JsonObject)pod.Json.DeepClone();
+        KubeJson.Metadata(terminating)["deletionTimestamp"] ??= KubeJson.Time(time.GetUtcNow());
+        await WriteJsonAsync(terminating);
     }
 
     private static V1Scale Scale(KubeItem deployment) => new()

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Kraud.Api.Common;
-using Kraud.Domain.KubernetesApi;
 using Marten;
 
 namespace Kraud.Api.Kubernetes.ClusterApi;
@@ -39,30 +38,20 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
                 {
                     var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), ct);
                     var now = snapshot.List(kind, ns).Where(selectors.Matches).ToDictionary(i => $"{i.Namespace}/{i.Name}");
-                    if (known is null)
+                    // The first look compares with the cluster as it was at the client's resourceVersion, so what was deleted
+                    // between its list and this look is DELETED too (kubectl delete --wait lists, then watches from the list's version).
+                    var before = known ?? (since == 0 ? [] : (await ClusterObjects.LoadAtAsync(caller.Cluster, session, seal, since, snapshot.Now, ct))
+                        .List(kind, ns).Where(selectors.Matches).ToDictionary(i => $"{i.Namespace}/{i.Name}"));
+                    foreach (var (key, item) in now)
                     {
-                        foreach (var item in now.Values.Where(i => since == 0 || i.ResourceVersion > since))
-                            await SendAsync(since == 0 ? "ADDED" : "MODIFIED", item, time.GetUtcNow(), ct);
-                        // Deleted after the client's resourceVersion and before this first look (kubectl delete --wait lists, then
-                        // watches from the list's version): the log says so, or the client would wait for a DELETED forever.
-                        if (since > 0 && kind.Stored)
-                            foreach (var gone in await DeletedSinceAsync(session, since, ct))
-                                if (!now.ContainsKey($"{gone.Namespace}/{gone.Name}") && selectors.Matches(gone))
-                                    await SendAsync("DELETED", gone, time.GetUtcNow(), ct);
+                        if (!before.TryGetValue(key, out var was)) await SendAsync("ADDED", item, time.GetUtcNow(), ct);
+                        else if ((known is null && item.ResourceVersion > since) || Content(was) != Content(item)) await SendAsync("MODIFIED", item, time.GetUtcNow(), ct);
                     }
-                    else
+                    foreach (var (_, item) in before.Where(k => !now.ContainsKey(k.Key)))
                     {
-                        foreach (var (key, item) in now)
-                        {
-                            if (!known.TryGetValue(key, out var before)) await SendAsync("ADDED", item, time.GetUtcNow(), ct);
-                            else if (Content(before) != Content(item)) await SendAsync("MODIFIED", item, time.GetUtcNow(), ct);
-                        }
-                        foreach (var (key, item) in known.Where(k => !now.ContainsKey(k.Key)))
-                        {
-                            var gone = (JsonObject)item.Json.DeepClone();
-                            KubeJson.Metadata(gone)["resourceVersion"] = snapshot.Head.ToString(CultureInfo.InvariantCulture);
-                            await SendAsync("DELETED", item with { Json = gone, ResourceVersion = snapshot.Head }, time.GetUtcNow(), ct);
-                        }
+                        var gone = (JsonObject)item.Json.DeepClone();
+                        KubeJson.Metadata(gone)["resourceVersion"] = snapshot.Head.ToString(CultureInfo.InvariantCulture);
+                        await SendAsync("DELETED", item with { Json = gone, ResourceVersion = snapshot.Head }, time.GetUtcNow(), ct);
                     }
                     known = now;
                 }
@@ -73,20 +62,6 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
         {
             // timeoutSeconds passed or the client went away: the watch ends as the API server ends it, by closing the stream.
         }
-    }
-
-    private async Task<IReadOnlyList<KubeItem>> DeletedSinceAsync(IQuerySession session, long since, CancellationToken ct)
-    {
-        var events = await session.Events.QueryAllRawEvents().Where(e => e.Sequence > since && e.EventTypeName == "kube_object_deleted").ToListAsync(ct);
-        return events.Select(e => (e.Sequence, Deleted: (KubeObjectDeleted)e.Data))
-            .Where(e => e.Deleted.ClusterId == caller.Cluster.Id && e.Deleted.Kind == kind.Kind && (ns is null || e.Deleted.Namespace == ns))
-            .Select(e => new KubeItem(kind, e.Deleted.Namespace, e.Deleted.Name, e.Sequence, new JsonObject
-            {
-                ["apiVersion"] = kind.ApiVersion, ["kind"] = kind.Kind,
-                ["metadata"] = kind.Namespaced
-                    ? new JsonObject { ["name"] = e.Deleted.Name, ["namespace"] = e.Deleted.Namespace, ["resourceVersion"] = e.Sequence.ToString(CultureInfo.InvariantCulture) }
-                    : new JsonObject { ["name"] = e.Deleted.Name, ["resourceVersion"] = e.Sequence.ToString(CultureInfo.InvariantCulture) },
-            }, e.Deleted.ObjectId)).ToList();
     }
 
     /// <summary>What a client sees of an object, less its resourceVersion (which moves with its siblings' events).</summary>
