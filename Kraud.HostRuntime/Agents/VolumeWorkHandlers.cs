@@ -22,10 +22,13 @@ public static class FormatVolumeHandler
             var key = await worker.FormatAsync(command, agent.Kek, ct);
             await reports.PublishAsync(new VolumeFormatted(agent.Id, command.VolumeId, key));
         }
-        catch (Exception e) when (e is ResyncException or IOException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is not HostPoweredOffException && !ct.IsCancellationRequested)
         {
-            logger.LogWarning("Host {Host} could not format volume {VolumeId}: {Reason}", agent.Name, command.VolumeId, e.Message);
-            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, null, e.Message));
+            // Any failure is reported, expected or not: unreported, the volume would wait for this host's format forever
+            // (the control plane only takes work back from a host that failed). A cancelled one is the host stopping, and a
+            // powered-off host runs it again when it is back.
+            logger.LogWarning(e, "Host {Host} could not format volume {VolumeId}: {Reason}", agent.Name, command.VolumeId, e.Message);
+            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, null, e is ResyncException ? e.Message : $"{e.GetType().Name}: {e.Message}"));
         }
     }
 }
@@ -58,8 +61,9 @@ public static class ResyncVolumeReplicaHandler
                 agent.Name, command.VolumeId, command.Target.HostName, outcome.Bytes, outcome.Seconds, outcome.PauseMs);
             await reports.PublishAsync(new ReplicaResynced(agent.Id, command.VolumeId, command.Target.HostId, outcome.Bytes, outcome.Seconds, outcome.PauseMs));
         }
-        catch (Exception e) when (e is ResyncException or QmpException or IOException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is not HostPoweredOffException && !ct.IsCancellationRequested)
         {
+            // As with a format: every failure is reported, or the volume would wait for this copy forever.
             logger.LogWarning("Host {Host} could not fill the replica of volume {VolumeId} on {Target}: {Reason}", agent.Name, command.VolumeId,
                 command.Target.HostName, e.Message);
             await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, command.Target.HostId, e.Message));

@@ -40,19 +40,8 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         {
             var qemuImg = QemuImg();
             var header = Path.Combine(dir, "header.luks");
-            var pipe = Path.Combine(dir, "format.key");
-            for (var attempt = 1; ; attempt++)
-            {
-                SecretPipe.Create(pipe);
-                var create = await ProcessRunner.RunAsync(qemuImg,
-                    ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={pipe}", "-o", "key-secret=k,iter-time=10", header, "16M"],
-                    TimeSpan.FromSeconds(60), ct,
-                    whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
-                if (create.ExitCode == 0) break;
-                // qemu-img's PBKDF calibration can read 0 ms of cpu on a busy machine (see QemuMicroVmDriver): a new try does it.
-                if (attempt < 5 && create.Error.Contains("Unable to get accurate CPU usage")) continue;
-                throw new ResyncException($"qemu-img could not make the LUKS header: {create.Error.Trim()}");
-            }
+            var create = await LuksImage.CreateAsync(qemuImg, header, "16M", secret, Path.Combine(dir, "format.key"), ct);
+            if (create.ExitCode != 0) throw new ResyncException($"qemu-img could not make the LUKS header: {create.Error.Trim()}");
             var info = await ProcessRunner.RunAsync(qemuImg, ["info", "--output=json", header], TimeSpan.FromSeconds(30), ct);
             var length = JsonDocument.Parse(info.Output).RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("payload-offset").GetInt64();
             var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);

@@ -21,6 +21,9 @@ public sealed class BlockZoneFixture : IAsyncLifetime
     public string Zone { get; } = $"blk-{Guid.NewGuid():N}"[..12];
     public List<(HostProcess Host, string State)> Compute { get; } = [];
 
+    /// <summary>Every host process of the zone now: its compute hosts and the storage hosts of the spec running.</summary>
+    public IEnumerable<HostProcess> Hosts => Compute.Concat(_storage).Select(h => h.Host);
+
     public static string NewState() => Path.Combine(Path.GetTempPath(), $"kraud-blk-{Guid.NewGuid():N}"[..26]);
 
     public async Task StartAsync(ProcessFleetApp app)
@@ -169,6 +172,22 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         await zone.RetireAsync(storage);
     }
 
+    /// <summary>
+    /// Waits until the volume is HEALTHY. If it is not, the failure carries what the zone's hosts last wrote: its format
+    /// and its copies run on a compute host, its replicas on storage hosts, and the test process keeps only their output.
+    /// </summary>
+    private async Task<JsonElement> HealthyAsync(TenantScope tenant, string volumeId)
+    {
+        try
+        {
+            return await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException(e.Message + string.Concat(zone.Hosts.Select(h => $"\n--- host {h.Name}:\n{h.OutputTail()}")), e);
+        }
+    }
+
     private static string ReplicaFile(string state, HostProcess host, string volumeId) =>
         Path.Combine(state, "hosts", host.Name, "replicas", volumeId, "data.raw");
 
@@ -183,7 +202,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         try
         {
             volumeId = (await tenant.CreateVolumeAsync("blk", "BLOCK", 1, zone.Zone)).Id();
-            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+            var volume = await HealthyAsync(tenant, volumeId);
             Assert.True(volume.GetProperty("encrypted").GetBoolean());
             var replicas = volume.ReplicaHosts();
             Assert.Equal(3, replicas.Count);
@@ -281,7 +300,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         try
         {
             volumeId = (await tenant.CreateVolumeAsync("red", "RED", 1, zone.Zone)).Id();
-            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 180);
+            var volume = await HealthyAsync(tenant, volumeId);
             var replicas = volume.ReplicaHosts();
             Assert.Equal(2, replicas.Count);
 

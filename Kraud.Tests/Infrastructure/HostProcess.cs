@@ -81,7 +81,7 @@ public sealed class HostProcess : IAsyncDisposable
         lock (_output)
         {
             _output.Enqueue(line);
-            if (_output.Count > 30) _output.Dequeue();
+            if (_output.Count > 100) _output.Dequeue();
         }
     }
 

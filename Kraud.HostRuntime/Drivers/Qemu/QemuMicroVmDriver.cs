@@ -369,33 +369,17 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         append.Append(' ').Append(nic.KernelArguments);
     }
 
-    /// <summary>
-    /// LUKS formatted by qemu-img with the VM's key. PBKDF stretching (iter-time) only protects guessable passphrases;
-    /// this key is 256 random bits, and every QEMU start would pay the stretching again (2 s by default).
-    /// </summary>
+    /// <summary>LUKS formatted by qemu-img with the VM's key (<see cref="LuksImage"/>).</summary>
     private async Task CreateEncryptedDiskAsync(string image, byte[] key, long sizeMiB, string pipeDirectory, CancellationToken ct)
     {
         var qemuImg = ProcessRunner.Which(_options.QemuImg)
             ?? throw new MicroVmBootException($"{_options.QemuImg} is not installed (Debian: apt-get install qemu-utils).");
-        var pipe = Path.Combine(pipeDirectory, "create.key");
         var secret = Encoding.ASCII.GetBytes(Convert.ToBase64String(key));
         try
         {
-            for (var attempt = 1; ; attempt++)
-            {
-                SecretPipe.Create(pipe);
-                var result = await ProcessRunner.RunAsync(qemuImg,
-                    ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={OptionValue(pipe)}", "-o", "key-secret=k,iter-time=10",
-                        image, $"{sizeMiB}M"],
-                    TimeSpan.FromSeconds(60), ct,
-                    whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
-                if (result.ExitCode == 0) return;
-                // qemu-img times a trial PBKDF run on the thread's cpu clock to size the stretching; on a busy machine that
-                // run can measure 0 ms, and it gives up (7 of 150 creations with both cores busy). Nothing is wrong with the
-                // disk or the key: a new calibration does it.
-                if (attempt < 5 && result.Error.Contains("Unable to get accurate CPU usage")) continue;
+            var result = await LuksImage.CreateAsync(qemuImg, image, $"{sizeMiB}M", secret, Path.Combine(pipeDirectory, "create.key"), ct);
+            if (result.ExitCode != 0)
                 throw new MicroVmBootException($"qemu-img could not create the encrypted disk {Path.GetFileName(image)}: {result.Error.Trim()}");
-            }
         }
         finally
         {
