@@ -97,14 +97,19 @@ public static class Streams
     }
 
     /// <summary>
-    /// A scheduler batch's hosts: every host of the role, locked in one statement before its capacity is read. Releases
-    /// reported meanwhile wait for the batch to commit, and a cordon or drain decided meanwhile meets its version check
-    /// and decides again on the new placements. Locked all at once, a batch never waits on other writers in a circle.
+    /// A scheduler batch's hosts (see <see cref="PlacementCapacity"/>): locked in one statement that also reads their versions.
+    /// Releases reported meanwhile wait for the batch to commit, and a cordon or drain decided meanwhile meets its version
+    /// check and decides again on the new placements. Locked all at once, a batch never waits on other writers in a circle.
     /// </summary>
-    public static async Task<Dictionary<Guid, Host>> LockHostsForPlacementAsync(IDocumentSession session, HostRole role)
+    public static async Task<Dictionary<Guid, long>> LockReadingVersionsAsync(IDocumentSession session, IEnumerable<Guid> ids)
     {
-        await LockAsync(session, await session.Query<HostView>().Where(h => h.Role == role).Select(h => h.Id).ToListAsync());
-        return (await session.Query<HostView>().Where(h => h.Role == role).ToListAsync()).ToDictionary(h => h.Id, h => h.Host);
+        var sorted = ids.Distinct().Order().ToArray();
+        await session.BeginTransactionAsync(CancellationToken.None);
+        var rows = await session.QueryAsync<string>(
+            $"select id::text || ' ' || version::text from {session.DocumentStore.Options.Events.DatabaseSchemaName}.mt_streams " +
+            "where id = any(?) order by id for update", sorted);
+        Locked.GetOrCreateValue(session).UnionWith(sorted);
+        return rows.Select(r => r.Split(' ')).ToDictionary(r => Guid.Parse(r[0]), r => long.Parse(r[1], CultureInfo.InvariantCulture));
     }
 
     /// <summary>What each session's transaction holds already (the scheduler locks its hosts once per batch, not per pod).</summary>

@@ -17,6 +17,8 @@ public sealed class FleetSlice : KraudSlice
     {
         services.AddHostedService<HostFailureDetector>();
         services.AddHostedService<PlacementRetry>();
+        // The schedulers' copies of free capacity live as long as the process: a restart reads them in full again.
+        services.AddSingleton<PlacementCapacities>();
     }
 
     public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<HostLiveness>();

@@ -10,8 +10,9 @@ using Wolverine;
 namespace Kraud.Api.Pods;
 
 /// <summary>
-/// The scheduler. Requests arrive in batches on one sequential queue: the fleet's free capacity is read once, each pod
-/// is placed against the capacity the previous ones left (all its unplaced replicas or none), and the whole batch
+/// The scheduler. Requests arrive in batches on one sequential queue: the fleet's free capacity comes from the copy the
+/// scheduler keeps in memory (<see cref="PlacementCapacity"/>: hosts locked, only those changed by others read again), each
+/// pod is placed against the capacity the previous ones left (all its unplaced replicas or none), and the whole batch
 /// commits in one transaction. One at a time, so two placements never take the same free slot.
 /// </summary>
 public static class SchedulePodHandler
@@ -19,9 +20,9 @@ public static class SchedulePodHandler
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
-        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics)
+        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity)
     {
-        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Compute);
+        var fleet = await capacity.Compute.LockAsync(session);
         foreach (var request in batch.DistinctBy(m => m.PodId))
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).

@@ -19,9 +19,10 @@ public static class ScheduleVolumeHandler
     public const string Queue = "volume-scheduler";
     private static readonly Principal Scheduler = Principal.System("volume-scheduler");
 
-    public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time)
+    public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time,
+        PlacementCapacities capacity)
     {
-        var fleet = await Streams.LockHostsForPlacementAsync(session, HostRole.Storage);
+        var fleet = await capacity.Storage.LockAsync(session);
         foreach (var request in batch.DistinctBy(m => m.VolumeId))
         {
             var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);

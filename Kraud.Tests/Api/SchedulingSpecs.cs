@@ -3,6 +3,7 @@ using Kraud.HostRuntime.Agents;
 using Kraud.Projections.Fleet;
 using Kraud.Tests.Infrastructure;
 using Marten;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kraud.Tests.Api;
 
@@ -124,6 +125,28 @@ public class SchedulingSpecs(KraudApp app)
         var failed = await tenant.WaitForPodAsync(pod.Id(), "FAILED");
         Assert.Equal("image pull failed: manifest unknown", failed.GetProperty("reason").GetString());
         Assert.Equal("FAILED", Assert.Single(failed.Instances()).State());
+    }
+
+    [Fact]
+    public async Task the_scheduler_reads_again_only_the_hosts_that_changed_since_its_last_batch()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var capacity = app.Host.Services.GetRequiredService<Kraud.Api.Common.PlacementCapacities>().Compute;
+        var computeHosts = app.Agents.All.Count(a => a.Definition.Role == "Compute");
+        var first = await tenant.CreatePodAsync("warm");
+        await tenant.WaitForPodAsync(first.Id(), "RUNNING");
+
+        // One host cordoned and uncordoned meanwhile: its stream moved, the others' did not.
+        var moved = app.Agents.All.First(a => a.Definition.Role == "Compute");
+        await app.CordonAsync(moved.Id);
+        await app.UncordonAsync(moved.Id);
+        var readBefore = capacity.HostsRead;
+        var second = await tenant.CreatePodAsync("next");
+        await tenant.WaitForPodAsync(second.Id(), "RUNNING");
+
+        var read = capacity.HostsRead - readBefore;
+        Assert.InRange(read, 1, computeHosts - 1);
+        await tenant.DeletePodsAsync();
     }
 
     [Fact]
