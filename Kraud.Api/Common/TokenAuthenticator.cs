@@ -12,6 +12,17 @@ public sealed class TokenAuthenticator(IDocumentStore store, IConfiguration conf
     public const string BootstrapVariable = "KRAUD_BOOTSTRAP_TOKEN";
     public const string BootstrapTokenId = "bootstrap";
 
+    private static readonly object RequestItem = new();
+
+    /// <summary>The request's caller, looked up once per request: the idempotency middleware and the endpoint both ask.</summary>
+    public async Task<Principal?> AuthenticateAsync(HttpContext http)
+    {
+        if (http.Items.TryGetValue(RequestItem, out var known)) return (Principal?)known;
+        var principal = await AuthenticateAsync(http.Request.Headers.Authorization.ToString(), http.RequestAborted);
+        http.Items[RequestItem] = principal;
+        return principal;
+    }
+
     public async Task<Principal?> AuthenticateAsync(string? authorization, CancellationToken ct)
     {
         if (authorization is null || !authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return null;

@@ -66,8 +66,7 @@ public static class GraphQLEndpoint
     private static async Task ExecuteAsync(HttpContext http, IGraphQLTextSerializer serializer, GraphQLRequest? request, bool viaGet)
     {
         var services = http.RequestServices;
-        var principal = await services.GetRequiredService<TokenAuthenticator>()
-            .AuthenticateAsync(http.Request.Headers.Authorization.ToString(), http.RequestAborted);
+        var principal = await services.GetRequiredService<TokenAuthenticator>().AuthenticateAsync(http);
         if (principal is null)
         {
             http.Response.Headers.WWWAuthenticate = "Bearer";

@@ -5,6 +5,7 @@ using GraphQL;
 using JasperFx;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
+using Kraud.Domain.Common;
 using Marten;
 
 namespace Kraud.Api.Idempotency;
@@ -49,7 +50,7 @@ public sealed class IdempotentMutations(IDocumentStore store, TokenAuthenticator
                 $"{Header} must be 1 to {MaxKeyLength} visible ASCII characters (a UUID is a good key).");
             return;
         }
-        var principal = await authenticator.AuthenticateAsync(http.Request.Headers.Authorization.ToString(), http.RequestAborted);
+        var principal = await authenticator.AuthenticateAsync(http);
         var body = await BufferAsync(http.Request);
         if (principal is null || !IsMutation(body))
         {
@@ -233,26 +234,9 @@ public sealed class IdempotentMutations(IDocumentStore store, TokenAuthenticator
     }
 
     /// <summary>AES-GCM under a key only the client holds (derived from its Idempotency-Key): a database reader learns no answer.</summary>
-    private static string Seal(byte[] answer, string key, string scope)
-    {
-        var nonce = RandomNumberGenerator.GetBytes(AesGcm.NonceByteSizes.MaxSize);
-        var sealedAnswer = new byte[nonce.Length + answer.Length + AesGcm.TagByteSizes.MaxSize];
-        nonce.CopyTo(sealedAnswer, 0);
-        using var aes = new AesGcm(AnswerKey(key, scope), AesGcm.TagByteSizes.MaxSize);
-        aes.Encrypt(nonce, answer, sealedAnswer.AsSpan(nonce.Length, answer.Length), sealedAnswer.AsSpan(nonce.Length + answer.Length));
-        return Convert.ToBase64String(sealedAnswer);
-    }
+    private static string Seal(byte[] answer, string key, string scope) => Convert.ToBase64String(Aead.Seal(AnswerKey(key, scope), answer, []));
 
-    private static byte[] Open(string sealedAnswer, string key, string scope)
-    {
-        var bytes = Convert.FromBase64String(sealedAnswer);
-        var nonce = AesGcm.NonceByteSizes.MaxSize;
-        var tag = AesGcm.TagByteSizes.MaxSize;
-        var answer = new byte[bytes.Length - nonce - tag];
-        using var aes = new AesGcm(AnswerKey(key, scope), tag);
-        aes.Decrypt(bytes.AsSpan(0, nonce), bytes.AsSpan(nonce, answer.Length), bytes.AsSpan(nonce + answer.Length), answer);
-        return answer;
-    }
+    private static byte[] Open(string sealedAnswer, string key, string scope) => Aead.Open(AnswerKey(key, scope), Convert.FromBase64String(sealedAnswer), []);
 
     private static byte[] AnswerKey(string key, string scope) =>
         HKDF.DeriveKey(HashAlgorithmName.SHA256, Encoding.UTF8.GetBytes(key), 32, Encoding.UTF8.GetBytes(scope), "kraud idempotent answer"u8.ToArray());

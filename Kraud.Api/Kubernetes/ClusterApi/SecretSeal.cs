@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Kraud.Api.Common;
+using Kraud.Domain.Common;
+using Kraud.HostRuntime.Storage;
 
 namespace Kraud.Api.Kubernetes.ClusterApi;
 
@@ -27,45 +29,27 @@ public sealed class SecretSeal
 
     private SecretSeal(byte[] key) => this.key = key;
 
-    public static SecretSeal Load(IConfiguration configuration)
-    {
-        var path = configuration["Kubernetes:SecretKeyFile"] ?? Path.Combine(KraudDatabase.StateDirectory(configuration), "k8s-secret-key");
-        if (File.Exists(path)) return new SecretSeal(Convert.FromBase64String(File.ReadAllText(path).Trim()));
-        var fresh = RandomNumberGenerator.GetBytes(32);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var temporary = path + ".new";
-        File.WriteAllText(temporary, Convert.ToBase64String(fresh) + "\n");
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        try
-        {
-            File.Move(temporary, path, overwrite: false);
-        }
-        catch (IOException)
-        {
-            // Another process of the same state directory made one first: use that.
-            File.Delete(temporary);
-            return new SecretSeal(Convert.FromBase64String(File.ReadAllText(path).Trim()));
-        }
-        return new SecretSeal(fresh);
-    }
+    public static SecretSeal Load(IConfiguration configuration) =>
+        new(KeyFile.LoadOrCreate(configuration["Kubernetes:SecretKeyFile"] ?? Path.Combine(KraudDatabase.StateDirectory(configuration), "k8s-secret-key")));
 
-    public string Seal(IReadOnlyDictionary<string, string> data, Guid objectId)
-    {
-        var plain = JsonSerializer.SerializeToUtf8Bytes(data);
-        var nonce = RandomNumberGenerator.GetBytes(12);
-        var cipher = new byte[plain.Length];
-        var tag = new byte[16];
-        using var aes = new AesGcm(key, 16);
-        aes.Encrypt(nonce, plain, cipher, tag, objectId.ToByteArray());
-        return Convert.ToBase64String([.. nonce, .. tag, .. cipher]);
-    }
+    public string Seal(IReadOnlyDictionary<string, string> data, Guid objectId) =>
+        Convert.ToBase64String(Aead.Seal(key, JsonSerializer.SerializeToUtf8Bytes(data), objectId.ToByteArray()));
 
     public Dictionary<string, string> Open(string sealedText, Guid objectId)
     {
         var bytes = Convert.FromBase64String(sealedText);
-        var plain = new byte[bytes.Length - 28];
-        using var aes = new AesGcm(key, 16);
-        aes.Decrypt(bytes.AsSpan(0, 12), bytes.AsSpan(28), bytes.AsSpan(12, 16), plain, objectId.ToByteArray());
+        byte[] plain;
+        try
+        {
+            plain = Aead.Open(key, bytes, objectId.ToByteArray());
+        }
+        catch (CryptographicException) when (bytes.Length >= 28)
+        {
+            // Sealed before Aead (2026-12-06): the tag came before the ciphertext.
+            plain = new byte[bytes.Length - 28];
+            using var aes = new AesGcm(key, 16);
+            aes.Decrypt(bytes.AsSpan(0, 12), bytes.AsSpan(28), bytes.AsSpan(12, 16), plain, objectId.ToByteArray());
+        }
         return JsonSerializer.Deserialize<Dictionary<string, string>>(plain) ?? [];
     }
 
