@@ -65,6 +65,7 @@ public static class MartenSetup
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();
+                opts.Schema.For<HostPushed>();
                 opts.Schema.For<Kraud.Projections.Volumes.VolumeView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
                 opts.Schema.For<Kraud.Projections.Kubernetes.KubernetesClusterView>().Index(x => x.TenantId);
                 opts.Schema.For<Kraud.Projections.Apps.AppInstanceView>().Index(x => x.TenantId);

@@ -9,14 +9,6 @@ using Wolverine;
 
 namespace Kraud.Api.Ingresses;
 
-/// <summary>What an ingress host's proxy was last sent (a hash of the configuration without certificates), so an unchanged one is not sent again.</summary>
-public sealed class IngressConfigPushed
-{
-    public Guid Id { get; set; }
-    public long Revision { get; set; }
-    public string Hash { get; set; } = "";
-}
-
 /// <summary>
 /// Pushes to every INGRESS host that runs a proxy what <see cref="IngressHostConfig"/> renders for it (the same rendering
 /// <c>ingressHostConfig</c> shows), with its BASIC users' password hashes and a certificate of Kraud's ingress CA for its
@@ -30,7 +22,7 @@ public static class IngressConfigPush
     {
         var proxies = hosts.Where(h => h is { Role: HostRole.Ingress } && h.Host.IngressEndpoint is not null && h.State != HostState.Failed).ToList();
         if (proxies.Count == 0) return;
-        var pushed = (await session.LoadManyAsync<IngressConfigPushed>(proxies.Select(h => h.Id).ToArray())).ToDictionary(p => p.Id);
+        var pushes = await HostPushes.LoadAsync(session, nameof(ApplyIngressConfig), proxies.Select(h => h.Id));
         foreach (var host in proxies)
         {
             var rendered = await IngressHostConfig.RenderAsync(session, host.Id, CancellationToken.None);
@@ -41,12 +33,7 @@ public static class IngressConfigPush
                     i.Routes.Select(r => new IngressSiteRoute(r.Host, r.Path, r.Backends)).ToList()))
                 .ToList();
             // The runtime's key is new with every start: a restarted proxy, which lost its configuration, is sent it again.
-            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
-                System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { sites, host.Host.WireGuardPublicKey })));
-            var before = pushed.GetValueOrDefault(host.Id);
-            if (before?.Hash == hash) continue;
-            var revision = Math.Max((before?.Revision ?? 0) + 1, now.UtcTicks);
-            session.Store(new IngressConfigPushed { Id = host.Id, Revision = revision, Hash = hash });
+            if (pushes.Next(host.Id, new { sites, host.Host.WireGuardPublicKey }, now) is not { } revision) continue;
             var names = new List<string> { "*." + Ingress.PlatformDomain };
             names.AddRange(sites.SelectMany(s => s.Hostnames).Where(h => !h.EndsWith("." + Ingress.PlatformDomain, StringComparison.Ordinal)).Distinct());
             await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyIngressConfig(host.Id, revision, sites, [ca.Issue(names, now)]));

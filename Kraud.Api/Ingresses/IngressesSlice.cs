@@ -29,7 +29,6 @@ public sealed class IngressesSlice : KraudSlice
     public override void ConfigureMarten(StoreOptions marten)
     {
         marten.Schema.For<IngressSlotClaim>().Index(x => x.HostId);
-        marten.Schema.For<IngressConfigPushed>();
         marten.Schema.For<IngressUserCredential>().Index(x => x.IngressId);
         marten.Schema.For<IngressAccessLogEntry>().Index(x => x.IngressId).Index(x => x.At);
         marten.AddDecider<Kraud.Domain.Ingresses.Ingress>();

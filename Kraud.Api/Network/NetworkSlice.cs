@@ -15,7 +15,6 @@ public sealed class NetworkSlice : KraudSlice
     public override void ConfigureMarten(StoreOptions marten)
     {
         marten.Schema.For<AddressClaim>().Index(x => x.Pool);
-        marten.Schema.For<ServiceDiscoveryPushed>();
         marten.AddDecider<Kraud.Domain.Network.Vpc>();
     }
 

@@ -9,14 +9,6 @@ using Wolverine;
 
 namespace Kraud.Api.Network;
 
-/// <summary>What a host's data plane was last sent (hash of its <see cref="ApplyServiceDiscovery"/> content), so unchanged tables are not sent again.</summary>
-public sealed class ServiceDiscoveryPushed
-{
-    public Guid Id { get; set; }
-    public long Revision { get; set; }
-    public string Hash { get; set; } = "";
-}
-
 /// <summary>
 /// Pushes to each host that runs real guests (its runtime reported an accelerator) the tenants of its microVMs with their
 /// overlays and service discovery tables (<see cref="VpcQueries.DnsTable"/>, the same table <c>Vpc.dns</c> shows): its
@@ -31,7 +23,7 @@ public static class ServiceDiscoveryPush
         var real = hosts.Where(h => h.Host.Accelerator is not null && h.State != Domain.Fleet.HostState.Failed).ToList();
         if (real.Count == 0) return;
         var vpcs = (await session.Query<VpcView>().ToListAsync()).ToDictionary(v => v.TenantId, v => v.Vpc);
-        var pushed = (await session.LoadManyAsync<ServiceDiscoveryPushed>(real.Select(h => h.Id).ToArray())).ToDictionary(p => p.Id);
+        var pushes = await HostPushes.LoadAsync(session, nameof(ApplyServiceDiscovery), real.Select(h => h.Id));
         var byTenant = pods.GroupBy(p => p.TenantId).ToDictionary(g => g.Key, g => g.Select(p => p.Pod).ToList());
         foreach (var host in real)
         {
@@ -42,16 +34,8 @@ public static class ServiceDiscoveryPush
                     VpcQueries.DnsTable(byTenant.GetValueOrDefault(t) ?? [])))
                 .ToList();
             // The runtime's key is new with every start: a restarted runtime, which lost its table, is sent it again.
-            var hash = Hash(tenants, host.Host.WireGuardPublicKey);
-            var before = pushed.GetValueOrDefault(host.Id);
-            if (before?.Hash == hash) continue;
-            // Ticks of the deciding clock: one sequential queue decides, so revisions only grow.
-            var revision = Math.Max((before?.Revision ?? 0) + 1, now.UtcTicks);
-            session.Store(new ServiceDiscoveryPushed { Id = host.Id, Revision = revision, Hash = hash });
+            if (pushes.Next(host.Id, new { tenants, runtimeKey = host.Host.WireGuardPublicKey }, now) is not { } revision) continue;
             await context.EndpointFor(HostQueues.Uri(host.Name)).SendAsync(new ApplyServiceDiscovery(host.Id, revision, tenants));
         }
     }
-
-    private static string Hash(IReadOnlyList<TenantNetwork> tenants, string? runtimeKey) => Convert.ToHexStringLower(
-        System.Security.Cryptography.SHA256.HashData(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { tenants, runtimeKey })));
 }
