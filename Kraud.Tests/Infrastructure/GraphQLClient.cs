@@ -48,4 +48,20 @@ public static class GraphQLClient
 
     public static Task<GqlResponse> AsOperator(this KraudApp app, string query, object? variables = null) =>
         app.Host.GraphQL(KraudApp.OperatorToken, query, variables);
+
+    /// <summary>Every pod a caller sees, with the given fields, read page by page (a page holds at most 100).</summary>
+    public static async Task<List<JsonElement>> AllPodsAsync(Func<string, object?, Task<GqlResponse>> gql, string fields)
+    {
+        var pods = new List<JsonElement>();
+        string? after = null;
+        do
+        {
+            var page = (await gql($"query($after: String) {{ pods(first: 100, after: $after) {{ nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+                new { after })).ShouldSucceed().Data.GetProperty("pods");
+            pods.AddRange(page.GetProperty("nodes").EnumerateArray());
+            var info = page.GetProperty("pageInfo");
+            after = info.GetProperty("hasNextPage").GetBoolean() ? info.GetProperty("endCursor").GetString() : null;
+        } while (after is not null);
+        return pods;
+    }
 }

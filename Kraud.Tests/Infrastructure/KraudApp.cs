@@ -43,17 +43,8 @@ public class KraudApp : IAsyncLifetime
     public async Task ReclaimFleetAsync()
     {
         // The operator sees every tenant's pods: only tenants with a live one (an app's or cluster's parts among them) are visited.
-        var live = new HashSet<Guid>();
-        string? after = null;
-        do
-        {
-            var page = (await this.AsOperator("query($after: String) { pods(first: 200, after: $after) { nodes { tenantId state } pageInfo { hasNextPage endCursor } } }",
-                new { after })).ShouldSucceed().Data.GetProperty("pods");
-            foreach (var pod in page.GetProperty("nodes").EnumerateArray().Where(p => p.State() != "STOPPED"))
-                live.Add(Guid.Parse(pod.GetProperty("tenantId").GetString()!));
-            var info = page.GetProperty("pageInfo");
-            after = info.GetProperty("hasNextPage").GetBoolean() ? info.GetProperty("endCursor").GetString() : null;
-        } while (after is not null);
+        var live = (await GraphQLClient.AllPodsAsync(this.AsOperator, "tenantId state")).Where(p => p.State() != "STOPPED")
+            .Select(p => Guid.Parse(p.GetProperty("tenantId").GetString()!)).ToHashSet();
         foreach (var tenant in _tenants.Where(t => live.Contains(t.Id))) await tenant.RemoveWorkloadsAsync();
     }
 

@@ -30,16 +30,7 @@ public sealed record TenantScope(KraudApp App, Guid Id, string Name, string Toke
         foreach (var cluster in clusters.Where(c => c.State() is not ("DELETING" or "DELETED")))
             (await Gql("mutation($id: ID!) { deleteKubernetesCluster(id: $id) { id } }", new { id = cluster.Id() })).ShouldSucceed();
 
-        var live = new List<JsonElement>();
-        string? after = null;
-        do
-        {
-            var page = (await Gql("query($after: String) { pods(first: 100, after: $after) { nodes { id state owner { id } } pageInfo { hasNextPage endCursor } } }",
-                new { after })).ShouldSucceed().Data.GetProperty("pods");
-            live.AddRange(page.GetProperty("nodes").EnumerateArray().Where(p => p.State() != "STOPPED"));
-            var info = page.GetProperty("pageInfo");
-            after = info.GetProperty("hasNextPage").GetBoolean() ? info.GetProperty("endCursor").GetString() : null;
-        } while (after is not null);
+        var live = (await GraphQLClient.AllPodsAsync((query, variables) => Gql(query, variables), "id state owner { id }")).Where(p => p.State() != "STOPPED").ToList();
         // A STOPPING pod is being deleted already (docker rm -f); an owned one goes with its app or cluster.
         foreach (var pod in live.Where(p => p.State() != "STOPPING" && p.GetProperty("owner").ValueKind == JsonValueKind.Null))
             (await Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
