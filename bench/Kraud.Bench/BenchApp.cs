@@ -88,6 +88,9 @@ public sealed class BenchApp : IAsyncDisposable
             b.UseSetting("Kraud:StateDirectory", Path.Combine(root, "state"));
             b.UseSetting("Logging:LogLevel:Default", "Warning");
             b.UseSetting("Fleet:SimulatedBootDelayMs", "0");
+            // createPod resolves the image's digest: a registry of Kraud's own serves "nginx" as Docker Hub's mirror (no internet here).
+            b.UseSetting("Images:EmbeddedRegistry:Enabled", "true");
+            b.UseSetting("Images:EmbeddedRegistry:Seed:0", "nginx");
             for (var i = 0; i < Math.Max(options.Hosts + storageHosts, DefaultFleetEntries); i++)
             {
                 // Identical compute hosts in two zones, then the storage hosts; entries past those overwrite the default
