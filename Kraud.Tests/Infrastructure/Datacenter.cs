@@ -97,7 +97,20 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
                 // already competes for two cores.
                 ["Fleet__Qemu__Kvm"] = "false",
             };
-            var named = layout.Select((h, i) => (Spec: h, Name: $"{char.ToLowerInvariant(h.Role[0])}{i}-{Guid.NewGuid():N}"[..12])).ToList();
+            // A host's underlay address is derived from its name (a hash into the /24), so two names can land on one address:
+            // both namespaces would then answer ARP for it, and a client would reach the wrong host (CI saw every ingress
+            // replica refuse connections). Names are drawn until each has an address of its own.
+            var (network, prefix) = Cidr.Parse(UnderlayCidr);
+            var addresses = new HashSet<string>();
+            string NewName(HostSpec h, int i)
+            {
+                while (true)
+                {
+                    var name = $"{char.ToLowerInvariant(h.Role[0])}{i}-{Guid.NewGuid():N}"[..12];
+                    if (addresses.Add(Cidr.HostAddress(network, prefix, name))) return name;
+                }
+            }
+            var named = layout.Select((h, i) => (Spec: h, Name: NewName(h, i))).ToList();
             // One runtime process per kind of host (each host its own namespace), started one after the other: six cold .NET
             // processes at once on two cores (Wolverine compiling its handlers, the control plane its own for every first
             // announcement) kept hosts from registering within a minute.

@@ -31,9 +31,10 @@ public static class DataPlaneBench
         var state = Path.Combine(Path.GetTempPath(), $"kraud-dp-bench-{suffix}");
         // Declared first, so disposed last: after the guests and namespaces, also when a measurement throws.
         using var removeState = new RemovedAtDispose(state);
+        var subnet = Random.Shared.Next(0, 256);
         var fleet = new FleetOptions
         {
-            Network = NetworkModes.WireGuard, Underlay = $"krb{suffix}", UnderlayCidr = $"100.64.{Random.Shared.Next(0, 256)}.0/24",
+            Network = NetworkModes.WireGuard, Underlay = $"krb{suffix}", UnderlayCidr = $"100.64.{subnet}.0/24",
             Qemu = new QemuOptions
             {
                 StateDirectory = state, GuestDirectory = Path.Combine(RepositoryRoot(), ".kraud", "guest"), MaxMemoryMiB = 256, MaxCpus = 1,
@@ -42,8 +43,8 @@ public static class DataPlaneBench
         };
         var (keysA, keysB) = (new HostRuntime.Network.WireGuardKeys(), new HostRuntime.Network.WireGuardKeys());
         // A: the client guest and the ingress proxy; B: the server guest.
-        using var a = HostNamespace.Start(fleet, new HostDefinition { Name = $"bench-a-{suffix}", Role = "Ingress" }, keysA.PrivateKey(), NullLogger.Instance);
-        using var b = HostNamespace.Start(fleet, new HostDefinition { Name = $"bench-b-{suffix}" }, keysB.PrivateKey(), NullLogger.Instance);
+        using var a = HostNamespace.Start(fleet, new HostDefinition { Name = $"bench-a-{suffix}", Role = "Ingress", UnderlayAddress = $"100.64.{subnet}.10" }, keysA.PrivateKey(), NullLogger.Instance);
+        using var b = HostNamespace.Start(fleet, new HostDefinition { Name = $"bench-b-{suffix}", UnderlayAddress = $"100.64.{subnet}.11" }, keysB.PrivateKey(), NullLogger.Instance);
         a.UseIngressTunnel();
         a.ApplyWireGuard(WireGuardInterface.Render(keysA.PrivateKey(),
             [new WireGuardPeer(Guid.Empty, b.HostName, keysB.PublicKey, $"{b.UnderlayAddress}:51820", [$"{ServerIp}/32"])]));
