@@ -11,27 +11,31 @@ public static class KeyFile
 {
     public static byte[] LoadOrCreate(string path)
     {
-        if (File.Exists(path))
-        {
-            var existing = Convert.FromBase64String(File.ReadAllText(path).Trim());
-            return existing.Length == 32 ? existing : throw new InvalidOperationException($"{path} does not hold a 256-bit key.");
-        }
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var key = RandomNumberGenerator.GetBytes(32);
-        // Written whole beside it, then moved into place: no process ever reads a half-written key.
-        var temporary = $"{path}.{Guid.NewGuid():N}.new";
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var file = new StreamWriter(new FileStream(temporary, options))) file.Write(Convert.ToBase64String(key));
-        try
+        // Creating the file is the claim (O_EXCL: one process wins); the others read what the winner writes, waiting
+        // while it is still half written. (File.Move without overwrite is not atomic on Linux: two racers both "won".)
+        for (var attempt = 0; ; attempt++)
         {
-            File.Move(temporary, path, overwrite: false);
+            if (!File.Exists(path))
+            {
+                try
+                {
+                    var key = RandomNumberGenerator.GetBytes(32);
+                    using (var file = new StreamWriter(new FileStream(path, options))) file.Write(Convert.ToBase64String(key));
+                    return key;
+                }
+                catch (IOException) when (File.Exists(path))
+                {
+                    // Another process created it first.
+                }
+            }
+            var text = File.ReadAllText(path).Trim();
+            var existing = text.Length == 44 ? Convert.FromBase64String(text) : [];
+            if (existing.Length == 32) return existing;
+            if (attempt >= 200) throw new InvalidOperationException($"{path} does not hold a 256-bit key.");
+            Thread.Sleep(10);
         }
-        catch (IOException) when (File.Exists(path))
-        {
-            File.Delete(temporary);
-            return LoadOrCreate(path);
-        }
-        return key;
     }
 }
