@@ -188,10 +188,10 @@ public sealed class BlockExports : IAsyncDisposable
             var (file, arguments) = HostNamespace.Command(_network, daemon,
                      [
                          "--object", BlockJobs.TlsCreds("tls", "server", Path.Combine(dir, "psk")),
-                         "--blockdev", $"driver=file,node-name=file,filename={Option(Path.Combine(dir, "data.raw"))}",
+                         "--blockdev", $"driver=file,node-name=file,filename={QemuOption.Value(Path.Combine(dir, "data.raw"))}",
                          "--blockdev", "driver=raw,node-name=replica,file=file",
                          "--nbd-server", $"addr.type=inet,addr.host={export.Address},addr.port={export.Port.ToString(CultureInfo.InvariantCulture)},tls-creds=tls",
-                         "--chardev", $"socket,id=qmp,path={Option(socket)},server=on,wait=off", "--monitor", "chardev=qmp",
+                         "--chardev", $"socket,id=qmp,path={QemuOption.Value(socket)},server=on,wait=off", "--monitor", "chardev=qmp",
                          "--pidfile", Path.Combine(dir, "daemon.pid"),
                      ]);
             var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -271,8 +271,6 @@ public sealed class BlockExports : IAsyncDisposable
             return ((IPEndPoint)listener.LocalEndpoint).Port;
         }
     }
-
-    private static string Option(string value) => value.Replace(",", ",,");
 
     private sealed class Replica(Guid volumeId, string directory, ReplicaExport export)
     {

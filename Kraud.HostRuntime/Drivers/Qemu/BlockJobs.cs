@@ -53,7 +53,7 @@ internal static class BlockJobs
     /// <summary>A tls-creds-psk object (QEMU's -object/--object syntax) for one end of a replica's NBD connection.</summary>
     /// <param name="username">The client's identity; a server has none (it reads every identity's key from the file).</param>
     public static string TlsCreds(string id, string endpoint, string pskDirectory, string? username = null) =>
-        $"tls-creds-psk,id={id},endpoint={endpoint},dir={pskDirectory.Replace(",", ",,")},priority={TlsPriority}" +
+        $"tls-creds-psk,id={id},endpoint={endpoint},dir={QemuOption.Value(pskDirectory)},priority={TlsPriority}" +
         (username is null ? "" : $",username={username}");
 
     /// <summary>The client's key file for gnutls (identity:hex key), 0600, in a directory of its own as QEMU's tls-creds-psk wants it.</summary>

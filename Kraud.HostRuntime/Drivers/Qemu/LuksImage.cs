@@ -21,7 +21,7 @@ public static class LuksImage
         {
             SecretPipe.Create(pipe);
             var result = await ProcessRunner.RunAsync(qemuImg,
-                ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={pipe.Replace(",", ",,")}", "-o", "key-secret=k,iter-time=10", image, size],
+                ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={QemuOption.Value(pipe)}", "-o", "key-secret=k,iter-time=10", image, size],
                 TimeSpan.FromSeconds(60), ct,
                 whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
             if (result.ExitCode == 0 || attempt == MaxAttempts || !result.Error.Contains("Unable to get accurate CPU usage", StringComparison.Ordinal))

@@ -81,7 +81,7 @@ public sealed partial class QemuMicroVmDriver
         if (vm.Image is null) return 0;
         args.AddRange(
         [
-            "-blockdev", $"driver=file,node-name=rootfs,filename={OptionValue(vm.Image.Rootfs.RootfsPath)},read-only=on",
+            "-blockdev", $"driver=file,node-name=rootfs,filename={QemuOption.Value(vm.Image.Rootfs.RootfsPath)},read-only=on",
             "-device", $"virtio-blk-device,drive=rootfs,serial={GuestWorkload.RootfsSerial}",
         ]);
         return 1;
@@ -101,7 +101,7 @@ public sealed partial class QemuMicroVmDriver
             var path = Path.Combine(vm.Directory, name);
             SecretPipe.Create(path + ".in");
             SecretPipe.Create(path + ".out");
-            args.AddRange(["-chardev", $"pipe,id={id},path={OptionValue(path)}", "-device", $"virtserialport,chardev={id},name={name}"]);
+            args.AddRange(["-chardev", $"pipe,id={id},path={QemuOption.Value(path)}", "-device", $"virtserialport,chardev={id},name={name}"]);
         }
         append.Append(" kraud.config=1");
     }

@@ -254,8 +254,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             secrets.Add((keyPipe, vm.EncodedKey));
             args.AddRange(
             [
-                "-object", $"secret,id=ephkey,file={OptionValue(keyPipe)}",
-                "-blockdev", $"driver=luks,key-secret=ephkey,node-name=eph,file.driver=file,file.filename={OptionValue(vm.DiskImage)}",
+                "-object", $"secret,id=ephkey,file={QemuOption.Value(keyPipe)}",
+                "-blockdev", $"driver=luks,key-secret=ephkey,node-name=eph,file.driver=file,file.filename={QemuOption.Value(vm.DiskImage)}",
                 "-device", $"virtio-blk-device,drive=eph,serial={GuestWorkload.EphemeralSerial}",
             ]);
             disks++;
@@ -271,7 +271,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 var quorumKeyPipe = Path.Combine(vm.Directory, $"volume{index}.key");
                 SecretPipe.Create(quorumKeyPipe);
                 secrets.Add((quorumKeyPipe, () => Encoding.ASCII.GetBytes(Convert.ToBase64String(volumeKey))));
-                args.AddRange(["-object", $"secret,id={quorum.Secret},file={OptionValue(quorumKeyPipe)}"]);
+                args.AddRange(["-object", $"secret,id={quorum.Secret},file={QemuOption.Value(quorumKeyPipe)}"]);
                 args.AddRange(quorum.Args(BlockJobs.WritePskDirectory(Path.Combine(vm.Directory, $"volume{index}.psk"), volume.Access!)));
                 disks++;
                 continue;
@@ -290,9 +290,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             secrets.Add((keyPipe, () => Encoding.ASCII.GetBytes(Convert.ToBase64String(volumeKey))));
             args.AddRange(
             [
-                "-object", $"secret,id=volkey{index},file={OptionValue(keyPipe)}",
+                "-object", $"secret,id=volkey{index},file={QemuOption.Value(keyPipe)}",
                 "-blockdev", $"driver=luks,key-secret=volkey{index},node-name=vol{index},read-only={(volume.ReadOnly ? "on" : "off")}," +
-                             $"file.driver=file,file.filename={OptionValue(volumeImage)}",
+                             $"file.driver=file,file.filename={QemuOption.Value(volumeImage)}",
                 "-device", $"virtio-blk-device,drive=vol{index},serial={GuestWorkload.VolumeSerial(index)}",
             ]);
             disks++;
@@ -301,7 +301,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
         AddNetworkDevice(vm, args, append);
         // Replicas join a running guest's quorum through QEMU's machine protocol.
-        if (vm.Quorums.Count > 0) args.AddRange(["-qmp", $"unix:{OptionValue(vm.QmpSocket)},server=on,wait=off"]);
+        if (vm.Quorums.Count > 0) args.AddRange(["-qmp", $"unix:{QemuOption.Value(vm.QmpSocket)},server=on,wait=off"]);
         WorkloadChannelArguments(vm, args, append);
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the kernel command line takes {append.Length} bytes; it holds {MaxKernelCommandLine}");
@@ -539,9 +539,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             return null;
         }
     }
-
-    /// <summary>QEMU splits option values at commas; a literal comma is written twice.</summary>
-    private static string OptionValue(string value) => value.Replace(",", ",,");
 
     // Test hooks (public because the test assembly cannot see this assembly's internals without also seeing its Program):
     // the encryption test reads the disk through the key, the crash test kills the process.
