@@ -28,7 +28,7 @@ public static class FormatVolumeHandler
             // (the control plane only takes work back from a host that failed). A cancelled one is the host stopping, and a
             // powered-off host runs it again when it is back.
             logger.LogWarning(e, "Host {Host} could not format volume {VolumeId}: {Reason}", agent.Name, command.VolumeId, e.Message);
-            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, null, e is ResyncException ? e.Message : $"{e.GetType().Name}: {e.Message}"));
+            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, null, VolumeWorkers.Reason(e)));
         }
     }
 }
@@ -64,9 +64,9 @@ public static class ResyncVolumeReplicaHandler
         catch (Exception e) when (e is not HostPoweredOffException && !ct.IsCancellationRequested)
         {
             // As with a format: every failure is reported, or the volume would wait for this copy forever.
-            logger.LogWarning("Host {Host} could not fill the replica of volume {VolumeId} on {Target}: {Reason}", agent.Name, command.VolumeId,
+            logger.LogWarning(e, "Host {Host} could not fill the replica of volume {VolumeId} on {Target}: {Reason}", agent.Name, command.VolumeId,
                 command.Target.HostName, e.Message);
-            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, command.Target.HostId, e.Message));
+            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, command.Target.HostId, VolumeWorkers.Reason(e)));
         }
     }
 }
@@ -76,4 +76,8 @@ internal static class VolumeWorkers
     public static VolumeWorker Of(HostAgent agent, ILogger logger) => agent.Driver is QemuMicroVmDriver qemu
         ? new VolumeWorker(qemu.Options, qemu.HostDirectory, logger, qemu.Network)
         : throw new InvalidOperationException($"host {agent.Name} runs no real hypervisor: it cannot do volume work");
+
+    /// <summary>Why volume work failed, as the volume's events say it: a failure the work expects in its own words, another with its type.</summary>
+    public static string Reason(Exception e) =>
+        e is ResyncException or QmpException or IOException or InvalidOperationException or TimeoutException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 }

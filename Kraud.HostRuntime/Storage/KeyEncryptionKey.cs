@@ -34,6 +34,7 @@ public sealed class KeyEncryptionKey
             throw new CryptographicException($"data key {wrapped.KeyId} is wrapped under {wrapped.KekId}, and this host runtime holds {Id}");
         return Aead.Open(_key, Convert.FromBase64String(wrapped.Sealed), wrapped.KeyId.ToByteArray());
     }
+
     /// <summary>
     /// A key for another purpose, derived from this one (HKDF-SHA256 with the purpose as info): every host runtime of the
     /// fleet derives the same, and nothing derived reveals the key-encryption key.

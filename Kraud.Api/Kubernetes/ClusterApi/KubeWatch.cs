@@ -37,11 +37,10 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
                 await using (var session = store.QuerySession())
                 {
                     var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), ct);
-                    var now = snapshot.List(kind, ns).Where(selectors.Matches).ToDictionary(i => $"{i.Namespace}/{i.Name}");
+                    var now = Watched(snapshot);
                     // The first look compares with the cluster as it was at the client's resourceVersion, so what was deleted
                     // between its list and this look is DELETED too (kubectl delete --wait lists, then watches from the list's version).
-                    var before = known ?? (since == 0 ? [] : (await ClusterObjects.LoadAtAsync(caller.Cluster, session, seal, since, snapshot.Now, ct))
-                        .List(kind, ns).Where(selectors.Matches).ToDictionary(i => $"{i.Namespace}/{i.Name}"));
+                    var before = known ?? (since == 0 ? [] : Watched(await ClusterObjects.LoadAtAsync(caller.Cluster, session, seal, since, snapshot.Now, ct)));
                     foreach (var (key, item) in now)
                     {
                         if (!before.TryGetValue(key, out var was)) await SendAsync("ADDED", item, time.GetUtcNow(), ct);
@@ -63,6 +62,10 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
             // timeoutSeconds passed or the client went away: the watch ends as the API server ends it, by closing the stream.
         }
     }
+
+    /// <summary>What this watch lists of the cluster's objects, by namespace and name.</summary>
+    private Dictionary<string, KubeItem> Watched(ClusterObjects objects) =>
+        objects.List(kind, ns).Where(selectors.Matches).ToDictionary(i => $"{i.Namespace}/{i.Name}");
 
     /// <summary>What a client sees of an object, less its resourceVersion (which moves with its siblings' events).</summary>
     private static string Content(KubeItem item)

@@ -45,10 +45,8 @@ public sealed class SecretSeal
         }
         catch (CryptographicException) when (bytes.Length >= 28)
         {
-            // Sealed before Aead (2026-12-06): the tag came before the ciphertext.
-            plain = new byte[bytes.Length - 28];
-            using var aes = new AesGcm(key, 16);
-            aes.Decrypt(bytes.AsSpan(0, 12), bytes.AsSpan(28), bytes.AsSpan(12, 16), plain, objectId.ToByteArray());
+            // Sealed before Aead (2026-12-06): nonce, tag, then the ciphertext. Put in Aead's order, it opens the same way.
+            plain = Aead.Open(key, [.. bytes[..12], .. bytes[28..], .. bytes[12..28]], objectId.ToByteArray());
         }
         return JsonSerializer.Deserialize<Dictionary<string, string>>(plain) ?? [];
     }
