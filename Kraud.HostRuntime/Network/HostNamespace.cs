@@ -280,12 +280,8 @@ public sealed class HostNamespace : IDisposable
         _resolver?.Dispose();
         if (_wireguardGo is { } wg)
         {
-            try
-            {
-                if (!wg.HasExited) wg.Kill();
-                wg.WaitForExit(10_000);
-            }
-            catch (InvalidOperationException) { }
+            // Its device and socket are gone only with it: a namespace of the same name made next must not meet them.
+            Drivers.Qemu.ProcessExit.KillAsync(wg, $"wireguard-go {WireGuardDevice}", _logger).GetAwaiter().GetResult();
             wg.Dispose();
         }
         // Deleting the namespace deletes its taps, its end of the veth pair and so the root end too.

@@ -113,8 +113,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         }
         finally
         {
-            if (!daemon.HasExited) daemon.Kill();
-            await daemon.WaitForExitAsync(CancellationToken.None);
+            await ProcessExit.KillAsync(daemon, $"qemu-storage-daemon resyncing volume {command.VolumeId}", logger);
             File.Delete(socket);
             Directory.Delete(dir, recursive: true);
         }

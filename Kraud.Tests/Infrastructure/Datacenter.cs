@@ -292,7 +292,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             if (!int.TryParse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
             try
             {
-                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.QemuMicroVmDriver.IsAlive(pid))
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.ProcessExit.IsAlive(pid))
                     found.Add(pid);
             }
             catch (IOException) { }

@@ -109,7 +109,7 @@ public sealed class QemuFixture : IAsyncLifetime
             try
             {
                 var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
-                if (cmdline.Contains($"\0kraud-{vmId}\0") && QemuMicroVmDriver.IsAlive(pid)) found.Add(pid);
+                if (cmdline.Contains($"\0kraud-{vmId}\0") && ProcessExit.IsAlive(pid)) found.Add(pid);
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
