@@ -62,6 +62,7 @@ public sealed class EmbeddedRegistry : IAsyncDisposable
             var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             start.ArgumentList.Add("serve");
             start.ArgumentList.Add(config);
+            // A Process, not CliWrap: the registry serves until Kraud stops, and its pid goes into the pidfile at once.
             var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start");
             var registry = new EmbeddedRegistry(process, directory, port, logger ?? NullLogger.Instance);
             process.OutputDataReceived += (_, e) => registry.Note(e.Data);

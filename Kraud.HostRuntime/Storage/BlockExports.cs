@@ -196,6 +196,7 @@ public sealed class BlockExports : IAsyncDisposable
                      ]);
             var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in arguments) start.ArgumentList.Add(arg);
+            // A Process, not CliWrap: the daemon serves the replica until it is stopped, and a later runtime adopts it by pid.
             var process = Process.Start(start) ?? throw new InvalidOperationException("qemu-storage-daemon did not start");
             process.OutputDataReceived += (_, e) => { if (e.Data is not null) _logger.LogInformation("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };
             process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _logger.LogWarning("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };

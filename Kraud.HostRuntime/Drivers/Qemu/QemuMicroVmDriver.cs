@@ -343,6 +343,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         };
         foreach (var arg in arguments) start.ArgumentList.Add(arg);
         vm.OpenConsole();
+        // A Process, not CliWrap: QEMU lives as long as the VM, its console is read line by line while it runs and
+        // POWEROFF is written to its stdin, and its pid goes into the pidfile at once.
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) =>
         {
