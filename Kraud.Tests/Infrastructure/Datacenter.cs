@@ -292,7 +292,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             if (!int.TryParse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
             try
             {
-                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.QemuMicroVmDriver.IsAlive(pid))
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.ProcessExit.IsAlive(pid))
                     found.Add(pid);
             }
             catch (IOException) { }
@@ -335,11 +335,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public static (int ExitCode, string Output) Run(string file, params string[] args)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output);
+        var result = Kraud.HostRuntime.Drivers.Qemu.ProcessRunner.Run(file, args, TimeSpan.FromSeconds(60));
+        return (result.ExitCode, result.Output + result.Error);
     }
 }

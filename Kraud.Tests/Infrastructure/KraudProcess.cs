@@ -58,6 +58,7 @@ public sealed partial class KraudProcess : IAsyncLifetime
         for (var i = 0; i < KraudApp.SpecImages.Length; i++)
             start.Environment[$"Images__EmbeddedRegistry__Seed__{i.ToString(CultureInfo.InvariantCulture)}"] = KraudApp.SpecImages[i];
         var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A Process, not CliWrap: the server runs for the whole spec and is stopped by it.
         _process = Process.Start(start)!;
         void OnLine(string? line)
         {

@@ -69,6 +69,7 @@ public static class AcceleratorProbe
             start.ArgumentList.Add(arg);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var lastLines = new ConcurrentQueue<string>();
+        // A Process, not CliWrap: the probe guest is read until it says it is ready, then killed.
         using var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => Seen(e.Data);
         process.ErrorDataReceived += (_, e) => Seen(e.Data);
