@@ -19,7 +19,7 @@ public sealed record StopFileServer(Guid VolumeId);
 /// The file server pods of GFS volumes: created when the volume first becomes usable, stopped when it is deleted, and, when
 /// one starts serving (first boot, or back on another host after a failover), the pods that waited for it are placed.
 /// </summary>
-public static class FileServerHandlers
+public static class FileServerHandler
 {
     private static readonly Principal Controller = Principal.System("file-server");
 
