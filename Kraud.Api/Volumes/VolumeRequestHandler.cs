@@ -114,7 +114,8 @@ public static class VolumeAttachments
         foreach (var mount in pod.Spec.Mounts)
         {
             var volume = await VolumeStreams.FetchForWritingAsync(session, mount.VolumeId);
-            if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
+            // A volume deleted meanwhile (a GFS volume is deleted while its own file server still stops) has let go already.
+            if (!volume.State.Deleted && volume.State.Attachments.Any(a => a.PodId == pod.Id))
                 await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at, volume.State.Owner?.Id), Principal.System("volumes"),
                     loaded: volume);
         }

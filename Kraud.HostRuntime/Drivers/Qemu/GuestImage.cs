@@ -376,7 +376,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           [ -d "/sys/module/$m" ] || insmod "/lib/modules/$m.ko" || fail "cannot load $m"
         done
         mkdir -p "$root/data" "$root/v4recovery" || fail "cannot write to $root"
-        mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd || fail "cannot mount the nfsd control file system"
+        grep -q " /proc/fs/nfsd " /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd || fail "cannot mount the nfsd control file system"
         echo 10 > /proc/fs/nfsd/nfsv4leasetime && echo 10 > /proc/fs/nfsd/nfsv4gracetime || fail "cannot set the lease and grace times"
         echo "$root/v4recovery" > /proc/fs/nfsd/nfsv4recoverydir || fail "cannot set the recovery directory"
         echo "-3 +4 +4.1 +4.2" > /proc/fs/nfsd/versions || fail "cannot choose NFSv4"
