@@ -6,8 +6,8 @@ using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
 using Kraud.Domain.Volumes;
 using Kraud.Projections.Fleet;
-using Kraud.Projections.Volumes;
 using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 using Wolverine;
 
@@ -175,7 +175,8 @@ public static class VolumeMounts
                 var server = (await session.LoadAsync<PodView>(FileServer.PodId(volume.Id)))?.Pod;
                 specs.Add(spec with
                 {
-                    Key = null, ReplicaHosts = [],
+                    Key = null,
+                    ReplicaHosts = [],
                     FileServer = FileServer.Address(server) ?? FileServer.Addressed(server) ?? throw new DomainException(ErrorCode.Precondition,
                         $"the file server of volume {volume.Name} has no address yet: pods that mount it start once it serves"),
                 });

@@ -192,6 +192,15 @@ public sealed class GfsVolumeSpecs(ProcessFleetApp app, Datacenter datacenter, I
             Assert.Contains(replicaFiles, f => f.EndsWith(Path.Combine(volumeId, "data.raw"), StringComparison.Ordinal));
             foreach (var file in replicaFiles)
                 Assert.False(File.ReadAllBytes(file).AsSpan().IndexOf(needle) >= 0, $"{file} holds the plaintext marker");
+
+            // The volume cannot be deleted while pods mount it; once they are gone it is, and its file server stops with it.
+            (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = volumeId })).ShouldFailWith("PRECONDITION");
+            foreach (var pod in pods) (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod })).ShouldSucceed();
+            foreach (var pod in pods) await tenant.WaitForPodAsync(pod, "STOPPED", 60);
+            pods.Clear();
+            (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = volumeId })).ShouldSucceed();
+            await tenant.WaitForPodAsync(moved.GetProperty("podId").GetString()!, "STOPPED", 60);
+            volumeId = null;
         }
         finally
         {
