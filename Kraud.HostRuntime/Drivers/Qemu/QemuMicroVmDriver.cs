@@ -287,6 +287,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
         foreach (var (volume, index) in spec.Attachments.Select((v, i) => (v, i)))
         {
+            // Mounted over the VPC from its file server by the guest itself (see GuestWorkload): no device here.
+            if (volume.FileServer is not null) continue;
             if (!vm.VolumeKeys.TryGetValue(volume.VolumeId, out var volumeKey)) throw new MicroVmBootException($"no data key for volume {volume.VolumeId}");
             if (volume.Exports is { Count: > 0 })
             {
