@@ -16,11 +16,16 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         "volume-work-retry",
     ];
 
-    private static async Task<IReadOnlyList<NodeStatus>> SettledAsync(IAlbaHost node, int nodes) =>
+    private static Task<IReadOnlyList<NodeStatus>> SettledAsync(IAlbaHost node, int nodes, TimeSpan? within = null) =>
+        SettledAsync(node, nodes, within ?? TimeSpan.FromSeconds(30), null);
+
+    /// <summary>Waits until the cluster has this many nodes (among them <paramref name="including"/>), each run-once role held by one.</summary>
+    private static async Task<IReadOnlyList<NodeStatus>> SettledAsync(IAlbaHost node, int nodes, TimeSpan within, string? including) =>
         (await Eventually.Get(() => ClusterApp.HealthAsync(node),
-            h => h.Nodes!.Count == nodes && RunOnce.All(r => h.Nodes!.Count(n => n.Roles.Contains(r)) == 1)
+            h => h.Nodes!.Count == nodes && (including is null || h.Nodes!.Any(n => n.Id == including && n.Roles.Count > 0))
+                                     && RunOnce.All(r => h.Nodes!.Count(n => n.Roles.Contains(r)) == 1)
                                      && h.Nodes!.Any(n => n.Roles.Any(r => r.StartsWith("projection:", StringComparison.Ordinal))),
-            TimeSpan.FromSeconds(30), $"{nodes} nodes hold every run-once role once")).Nodes!;
+            within > TimeSpan.Zero ? within : TimeSpan.Zero, $"{nodes} nodes hold every run-once role once")).Nodes!;
 
     private static Task<GqlResponse> Gql(IAlbaHost node, string token, string query, object? variables = null) => node.GraphQL(token, query, variables);
 
@@ -108,6 +113,58 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         var stopped = history.FindLastIndex(h => h.Node == holderName && h.Change == "stopped");
         var handedOver = history.FindLastIndex(h => h is { Role: "scheduler", Change: "started" } && h.Node != holderName);
         Assert.True(took >= 0 && took < stopped && stopped < handedOver, $"the handover is logged: {string.Join("; ", history)}");
+    }
+
+    [Fact]
+    public async Task a_node_that_is_killed_loses_its_roles_to_the_other_node_within_10_seconds_and_placement_goes_on()
+    {
+        await using var node = ApiNodeProcess.Start(app, app.NodeName("killed"));
+        var nodes = await SettledProcessAsync(node, app.Nodes.Count + 1);
+        var held = nodes.Single(n => n.Id == node.Name).Roles;
+        Assert.NotEmpty(held);
+
+        var killing = Stopwatch.StartNew();
+        await node.KillAsync();
+        await SettledAsync(app.Host, app.Nodes.Count, TimeSpan.FromSeconds(10) - killing.Elapsed);
+        var movedAfter = killing.Elapsed;
+        output.WriteLine($"the roles {string.Join(", ", held)} moved {movedAfter.TotalSeconds:F1} s after the kill");
+        Assert.True(movedAfter < TimeSpan.FromSeconds(10), $"the killed node's roles moved {movedAfter.TotalSeconds:F1} s after the kill");
+
+        // The scheduler works wherever it went.
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = await tenant.CreatePodAsync("after-kill", zone: app.Zone);
+        await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 30);
+    }
+
+    [Fact]
+    public async Task a_node_stopped_with_SIGTERM_hands_its_roles_back_and_exits_cleanly()
+    {
+        await using var node = ApiNodeProcess.Start(app, app.NodeName("termed"));
+        var nodes = await SettledProcessAsync(node, app.Nodes.Count + 1);
+        Assert.NotEmpty(nodes.Single(n => n.Id == node.Name).Roles);
+        await node.WaitUntilServingAsync(TimeSpan.FromSeconds(60));
+
+        var exited = await node.TerminateAsync(TimeSpan.FromSeconds(40));
+        Assert.True(node.ExitCode == 0, $"exit code {node.ExitCode}:\n{node.OutputTail()}");
+        // Handed back, not taken after a silence: the others hold everything well before a dead node's 5 s would pass.
+        var clock = Stopwatch.StartNew();
+        await SettledAsync(app.Host, app.Nodes.Count, TimeSpan.FromSeconds(10));
+        output.WriteLine($"exited {exited.TotalSeconds:F1} s after SIGTERM; its roles were held again {clock.Elapsed.TotalSeconds:F1} s after the exit");
+        var health = await ClusterApp.HealthAsync(app.Host);
+        Assert.Contains(health.Handovers!, h => h.Node == node.Name && h.Change == "stopped");
+    }
+
+    /// <summary>A node process starts cold (JIT, schema checks): it has longer to join and be given roles.</summary>
+    private async Task<IReadOnlyList<NodeStatus>> SettledProcessAsync(ApiNodeProcess node, int nodes)
+    {
+        try
+        {
+            return await SettledAsync(app.Host, nodes, TimeSpan.FromSeconds(90), node.Name);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message} Exited: {node.HasExited}; its output:\n{node.OutputTail()}", e);
+        }
     }
 
     private static async Task StateOnAsync(IAlbaHost node, TenantScope tenant, string pod, string state, TimeSpan timeout) =>
