@@ -19,7 +19,14 @@ app.UseKraudApi();
 app.Logger.LogInformation("Kraud uses {Database}; simulated fleet of {Hosts} hosts in {Datacenter}", database.Description, fleet.Hosts.Count, fleet.Datacenter);
 // JasperFx commands (e.g. `projections rebuild`, `codegen write`) when asked for one; else just serve.
 if (args.Length > 0 && !args[0].StartsWith('-')) return await app.RunJasperFxCommands(args);
-await app.RunAsync();
+try
+{
+    await app.RunAsync();
+}
+catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+{
+    // Stopped (SIGTERM) while still starting: nothing was served yet, so nothing is lost; an orchestrator sees a clean exit.
+}
 return 0;
 
 /// <summary>Visible to Alba and the benchmark, which boot the real application.</summary>

@@ -60,7 +60,9 @@ static async Task<int> RunHostAsync(string[] configurationArgs, CancellationToke
         opts.PersistMessagesWithPostgresql(connection, "hostrt_" + name.Replace('-', '_')).EnableMessageTransport(_ => { });
         opts.TuneQueueTransport();
         opts.ServeHosts(fleet);
-        opts.Durability.Mode = DurabilityMode.Solo;
+        // Balanced even though the schema is the process's own: a runtime restarted under the same host name finds its
+        // predecessor's node dead and recovers its in-flight messages, as the control plane's nodes do for each other.
+        opts.Durability.Mode = DurabilityMode.Balanced;
     });
     builder.Services.AddHostAgents(fleet, connection);
     builder.AddHostRuntimeTelemetry($"kraud-host-{name}");

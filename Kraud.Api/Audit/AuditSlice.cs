@@ -19,7 +19,7 @@ public sealed class AuditSlice : KraudSlice
     {
         services.AddSingleton(sp => AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<AuditDigests>();
-        services.AddHostedService<AuditDigestSigner>();
+        services.AddRunOnceRound<AuditDigestSigner>("audit-digests");
     }
 
     public override void ConfigureMarten(StoreOptions marten)

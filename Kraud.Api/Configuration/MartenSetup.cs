@@ -76,9 +76,11 @@ public static class MartenSetup
                 foreach (var slice in KraudSlice.All) slice.ConfigureMarten(opts);
             })
             .UseLightweightSessions()
-            .AddAsyncDaemon(DaemonMode.Solo)
+            // No AddAsyncDaemon: Wolverine runs each async projection on one node of the cluster (an agent, as the rounds are)
+            // and moves it when that node goes.
             .IntegrateWithWolverine(w =>
             {
+                w.UseWolverineManagedEventSubscriptionDistribution = true;
                 w.MessageStorageSchemaName = "wolverine";
                 w.TransportSchemaName = QueueTransport.Schema;
             });

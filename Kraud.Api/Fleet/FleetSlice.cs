@@ -15,8 +15,8 @@ public sealed class FleetSlice : KraudSlice
 
     public override void AddServices(IServiceCollection services)
     {
-        services.AddHostedService<HostFailureDetector>();
-        services.AddHostedService<PlacementRetry>();
+        services.AddRunOnceRound<HostFailureDetector>("failure-detection");
+        services.AddRunOnceRound<PlacementRetry>("placement-retry");
         // The schedulers' copies of free capacity live as long as the process: a restart reads them in full again.
         services.AddSingleton<PlacementCapacities>();
     }

@@ -17,9 +17,9 @@ public sealed class KubernetesSlice : KraudSlice
         services.AddSingleton(sp => SecretSeal.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<KubernetesApiListener>();
         services.AddHostedService(sp => sp.GetRequiredService<KubernetesApiListener>());
-        services.AddHostedService<DeploymentRollouts>();
-        services.AddHostedService<ServiceLoadBalancers>();
-        services.AddHostedService<ClaimVolumeReclaimer>();
+        services.AddRunOnceRound<DeploymentRollouts>("kubernetes-rollouts");
+        services.AddRunOnceRound<ServiceLoadBalancers>("kubernetes-load-balancers");
+        services.AddRunOnceRound<ClaimVolumeReclaimer>("kubernetes-volume-reclaim");
         services.AddSingleton<IPodEnvironment, KubeSecretsEnvironment>();
     }
 

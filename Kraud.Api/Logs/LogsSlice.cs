@@ -11,6 +11,6 @@ public sealed class LogsSlice : KraudSlice
     {
         services.AddSingleton<WorkloadLogReader>();
         services.AddSingleton<IWorkloadLogs>(sp => sp.GetRequiredService<WorkloadLogReader>());
-        services.AddHostedService<WorkloadLogRetention>();
+        services.AddRunOnceRound<WorkloadLogRetention>("log-retention");
     }
 }

@@ -24,7 +24,7 @@ public sealed class PodsSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IPods, PodStreams>();
-        services.AddHostedService<FailedReplicaReconciler>();
+        services.AddRunOnceRound<FailedReplicaReconciler>("failed-replicas");
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
@@ -39,5 +39,6 @@ public sealed class PodsSlice : KraudSlice
             batch.LocalExecutionQueueName = SchedulerQueue;
         });
         wolverine.LocalQueue(SchedulerQueue).Sequential();
+        wolverine.RouteToTheScheduler<SchedulePod>(Common.SchedulerQueue.Name);
     }
 }

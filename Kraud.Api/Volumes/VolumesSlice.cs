@@ -13,7 +13,7 @@ public sealed class VolumesSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IVolumes, VolumesContract>();
-        services.AddHostedService<VolumeWorkRetry>();
+        services.AddRunOnceRound<VolumeWorkRetry>("volume-work-retry");
     }
 
     public override void ConfigureMarten(StoreOptions marten)
@@ -33,5 +33,6 @@ public sealed class VolumesSlice : KraudSlice
             batch.LocalExecutionQueueName = ScheduleVolumeHandler.Queue;
         });
         wolverine.LocalQueue(ScheduleVolumeHandler.Queue).Sequential();
+        wolverine.RouteToTheScheduler<ScheduleVolume>(SchedulerQueue.Volumes);
     }
 }

@@ -17,7 +17,7 @@ public class KraudApp : IAsyncLifetime
 {
     public const string OperatorToken = "krd_test_operator_token_0123456789";
 
-    public IAlbaHost Host { get; private set; } = null!;
+    public IAlbaHost Host { get; protected set; } = null!;
     public string ConnectionString { get; private set; } = "";
     public string StateDirectory { get; } = Path.Combine(Path.GetTempPath(), $"kraud-state-{Guid.NewGuid():N}");
 
@@ -106,19 +106,10 @@ public class KraudApp : IAsyncLifetime
     /// <summary>Configuration a collection's application differs in.</summary>
     protected virtual IEnumerable<(string Key, string Value)> Settings => [];
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         ConnectionString = await TestDatabase.CreateAsync("kraud");
-        Host = await AlbaHost.For<Program>(builder =>
-        {
-            foreach (var (key, value) in TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings)) builder.UseSetting(key, value);
-            builder.ConfigureTestServices(services =>
-            {
-                services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
-                services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
-                ConfigureServices(services);
-            });
-        });
+        Host = await BootNodeAsync([]);
         var expected = Agents.All.Count;
         await Eventually.Until(async () =>
         {
@@ -126,6 +117,19 @@ public class KraudApp : IAsyncLifetime
             return await session.Query<HostView>().CountAsync() == expected;
         }, TimeSpan.FromSeconds(60), "every simulated host registered itself");
     }
+
+    /// <summary>One control-plane node of this application (the first is <see cref="Host"/>; a cluster spec boots more on the same database).</summary>
+    protected Task<IAlbaHost> BootNodeAsync(IEnumerable<(string Key, string Value)> node) => AlbaHost.For<Program>(builder =>
+    {
+        foreach (var (key, value) in TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings).Concat(node))
+            builder.UseSetting(key, value);
+        builder.ConfigureTestServices(services =>
+        {
+            services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
+            services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
+            ConfigureServices(services);
+        });
+    });
 
     /// <summary>
     /// The images specs name, pushed to the application's registry (Docker Hub's mirror) as a busybox image each
@@ -170,7 +174,7 @@ public class KraudApp : IAsyncLifetime
 
     public IEnumerable<SimulatedDriver> Drivers => Agents.All.Select(a => a.Driver).OfType<SimulatedDriver>();
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Host.DisposeAsync();
         StateDirectories.Remove(StateDirectory);
