@@ -2,7 +2,7 @@ using Kraud.Api.Common;
 
 namespace Kraud.Api.Replay;
 
-/// <summary>Replay for incident reviews: timelines, the platform at a past moment and its checkpoints, incidents, projection rebuilds, event archives.</summary>
+/// <summary>Replay for incident reviews: timelines, the platform at a past moment and its checkpoints, incidents, projection rebuilds.</summary>
 public sealed class ReplaySlice : KraudSlice
 {
     public override void MapFields(Fields fields)
@@ -11,7 +11,6 @@ public sealed class ReplaySlice : KraudSlice
         PlatformAtQuery.Map(fields);
         IncidentQuery.Map(fields);
         RebuildProjectionFields.Map(fields);
-        ArchiveEventsField.Map(fields);
     }
 
     public override void AddServices(IServiceCollection services)
@@ -23,6 +22,5 @@ public sealed class ReplaySlice : KraudSlice
         // The checkpoints are a read model (Kraud.Projections): pod(asOf:) and volume(asOf:) read them too.
         services.AddSingleton(sp => sp.GetRequiredService<PlatformCheckpointer>().Checkpoints);
         services.AddSingleton<RebuildJobs>();
-        services.AddSingleton<EventArchiver>();
     }
 }

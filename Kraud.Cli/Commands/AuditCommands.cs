@@ -123,7 +123,7 @@ public static class AuditCommands
             if (!archive.Exists) throw new CliException($"{archive.FullName} does not exist.");
             var publicKey = c.Get(key) is { } k ? Convert.FromBase64String(k) : await PlatformKeyAsync(c);
             await using var stream = archive.OpenRead();
-            var result = Kraud.Api.Replay.EventArchiveVerifier.Verify(stream, publicKey);
+            var result = Kraud.Api.Audit.EventArchiveVerifier.Verify(stream, publicKey);
             if (!result.Valid) throw new KraudApiException(result.Message.Split(':')[0], result.Message[(result.Message.IndexOf(':') + 1)..].Trim());
             c.Output.Done(new { valid = true, message = result.Message }, result.Message);
         });

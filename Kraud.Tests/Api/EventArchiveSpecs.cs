@@ -75,7 +75,7 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         var json = lines[entryLine][65..].Replace("\"outcome\":\"", "\"outcome\":\"x", StringComparison.Ordinal);
         var previousHash = entryLine == 0 ? Kraud.Projections.Audit.AuditEntry.Genesis : lines[entryLine - 1][..64];
         edited = lines.ToList();
-        edited[entryLine] = $"{Kraud.Api.Replay.EventArchiveFormat.NextHash(previousHash, json)} {json}";
+        edited[entryLine] = $"{Kraud.Api.Audit.EventArchiveFormat.NextHash(previousHash, json)} {json}";
         var rehashed = await _cli.RunAsync("audit", "verify-archive", await WriteAsync(edited), "--key", PublicKey);
         Assert.Equal(1, rehashed.ExitCode);
         Assert.Contains($"TAMPERED: line {entryLine + 1}", rehashed.Stderr);
@@ -96,7 +96,7 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         Assert.Equal(first.GetProperty("toSeq").GetInt64() + 1, second.GetProperty("fromSeq").GetInt64());
         Assert.Equal(first.GetProperty("toEntry").GetInt64() + 1, second.GetProperty("fromEntry").GetInt64());
         (await _cli.RunAsync("audit", "verify-archive", second.GetProperty("file").GetString()!, "--key", PublicKey)).ShouldSucceed();
-        var records = await app.Store.QuerySession().Query<Kraud.Api.Replay.EventArchiveRecord>().CountAsync();
+        var records = await app.Store.QuerySession().Query<Kraud.Api.Audit.EventArchiveRecord>().CountAsync();
         Assert.True(records >= 2);
     }
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using Kraud.Api.Audit;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Access;
@@ -9,7 +8,7 @@ using Kraud.Projections.Audit;
 using Marten;
 using Npgsql;
 
-namespace Kraud.Api.Replay;
+namespace Kraud.Api.Audit;
 
 /// <summary>One archive written: the part of the log and of the audit chain it holds, and where the file is.</summary>
 public sealed class EventArchiveRecord

@@ -3,9 +3,8 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Kraud.Api.Audit;
 
-namespace Kraud.Api.Replay;
+namespace Kraud.Api.Audit;
 
 /// <summary>The first line of an archive: which part of the log and of the audit chain it holds.</summary>
 public sealed record ArchiveHeader(string Format, long FromSeq, long ToSeq, long FromEntry, long ToEntry, string PreviousHash, DateTime CreatedAt);
