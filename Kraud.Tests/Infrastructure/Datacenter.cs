@@ -312,6 +312,12 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
     {
         if (_hosts.Count(h => h.Process == host.Process) != 1) throw new InvalidOperationException($"host {host.Name} shares its runtime process");
         await host.Process.KillAsync();
+        RemoveMachineState(host);
+    }
+
+    /// <summary>What the machine keeps of a host: its wireguard-go (by its unique device name), namespace, veth and socket.</summary>
+    private static void RemoveMachineState(DcHost host)
+    {
         var ns = HostNamespace.NamespaceName(host.Name);
         var hash = HostNamespace.HashOf(ns);
         foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -334,15 +340,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         await StopHostsAsync();
         var left = Leftovers();
         // Whatever a failed stop left is removed all the same (by its unique name or pid), so the machine stays clean.
-        foreach (var host in _hosts)
-        {
-            var ns = HostNamespace.NamespaceName(host.Name);
-            var hash = HostNamespace.HashOf(ns);
-            foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Run("ip", "netns", "del", ns);
-            Run("ip", "link", "del", $"krv{hash}");
-            File.Delete($"/var/run/wireguard/krw{hash}.sock");
-        }
+        foreach (var host in _hosts) RemoveMachineState(host);
         foreach (var process in _processes) await process.DisposeAsync();
         foreach (var client in _clients) client.Dispose();
         Run("ip", "link", "del", Bridge);
