@@ -62,12 +62,7 @@ public static class VolumeStreams
             switch (reaction)
             {
                 case VolumeReactions.Provision(var replica, var withKey):
-                    if (withKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(after.Id))?.Key
-                                         ?? throw new InvalidOperationException($"Volume {after.Id} has a key id but no wrapped key in the key store.");
-                    var peers = after.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
-                    // A block export holds ciphertext only: its storage host is never sent the key, not even wrapped.
-                    await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, after.Id, after.TenantId,
-                        after.Class.ToString().ToUpperInvariant(), after.SizeGiB, withKey && !after.OnBlockExports ? key : null, peers));
+                    key = await ProvisionAsync(session, context, after, replica, withKey, key);
                     break;
                 case VolumeReactions.Destroy(var hostId, var hostName):
                     await context.EndpointFor(HostQueues.Uri(hostName)).SendAsync(new DestroyVolumeReplica(hostId, after.Id));
@@ -88,6 +83,28 @@ public static class VolumeStreams
         }
         if (after.Deleting && !before.Deleting && before.Class == VolumeClass.Gfs && before.OnBlockExports)
             await context.PublishAsync(new StopFileServer(after.Id));
+    }
+
+    /// <summary>
+    /// Tells the replica's storage host to set it up, and starts the command's deadline (ReplicaAnswerDeadline): the
+    /// command can be lost on its way, and nothing else would notice while the host stays alive.
+    /// </summary>
+    /// <param name="withKey">The replica needs the volume's data key (simulated storage; a block export never gets it).</param>
+    /// <param name="key">The wrapped key if the caller has it already.</param>
+    /// <param name="attempt">How many times this command has been sent, this time included.</param>
+    /// <returns>The wrapped key if it was needed, for the next replica of the same change.</returns>
+    public static async Task<WrappedKey?> ProvisionAsync(IDocumentSession session, IMessageContext context, Volume volume, VolumeReplica replica,
+        bool withKey, WrappedKey? key, int attempt = 1)
+    {
+        // A block export holds ciphertext only: its storage host is never sent the key, not even wrapped.
+        var sendsKey = withKey && !volume.OnBlockExports;
+        if (sendsKey) key ??= (await session.LoadAsync<VolumeKeyRecord>(volume.Id))?.Key
+                              ?? throw new InvalidOperationException($"Volume {volume.Id} has a key id but no wrapped key in the key store.");
+        var peers = volume.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList();
+        await context.EndpointFor(HostQueues.Uri(replica.HostName)).SendAsync(new ProvisionVolumeReplica(replica.HostId, volume.Id, volume.TenantId,
+            volume.Class.ToString().ToUpperInvariant(), volume.SizeGiB, sendsKey ? key : null, peers));
+        await context.PublishAsync(new AwaitReplicaAnswer(volume.Id, replica.HostId, replica.Since, attempt));
+        return key;
     }
 }
 

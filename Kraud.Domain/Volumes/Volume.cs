@@ -63,6 +63,13 @@ public sealed record Volume(
             : null;
     }
 
+    /// <summary>
+    /// The replica's storage host has been told to set it up (see <see cref="VolumeReactions.HostCommands"/>) and has not
+    /// answered: a simulated replica answers by becoming healthy, a block export by saying where it listens.
+    /// </summary>
+    public bool AwaitsAnswer(VolumeReplica r) =>
+        !Deleting && r is { Phase: ReplicaPhase.Provisioning, Export: null } && (r.MakesKey || KeyId is not null || OnBlockExports);
+
     /// <summary>Work is waiting for a compute host to take it.</summary>
     public bool NeedsWorker => Work is null && PendingWork(Guid.Empty, "", null, default) is not null;
 

@@ -13,6 +13,11 @@ public static class ProvisionVolumeReplicaHandler
         ILogger<HostAgent> logger, CancellationToken ct)
     {
         var agent = agents.Get(command.HostId).RequirePower();
+        if (agent.Replicas.Drops(command))
+        {
+            logger.LogWarning("Host {Host} drops the command to set up a replica of volume {VolumeId} (injected fault)", agent.Name, command.VolumeId);
+            return;
+        }
         var reports = Reports.For(runtime, context);
         try
         {

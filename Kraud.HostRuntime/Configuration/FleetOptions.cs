@@ -35,6 +35,16 @@ public sealed class FleetOptions
     public int HeartbeatTimeoutSeconds { get; set; } = 10;
 
     /// <summary>
+    /// Seconds the control plane gives a storage host to answer the command to set up a replica before it sends the
+    /// (idempotent) command again; after <see cref="ReplicaAnswerAttempts"/> unanswered ones the replica fails and is
+    /// placed on another host. A live host that never handled its command would otherwise keep the volume PROVISIONING.
+    /// </summary>
+    public int ReplicaAnswerSeconds { get; set; } = 30;
+
+    /// <summary>How many times a replica's set-up is sent (the first time included) before the replica fails for want of an answer.</summary>
+    public int ReplicaAnswerAttempts { get; set; } = 3;
+
+    /// <summary>
     /// Keep every zone able to absorb the loss of two hosts (the product table's N+2). Off only for lab fleets too small
     /// for it (fewer than three compute hosts in a zone).
     /// </summary>

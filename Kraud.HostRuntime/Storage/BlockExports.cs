@@ -103,12 +103,14 @@ public sealed class BlockExports : IAsyncDisposable
                 await File.WriteAllTextAsync(Path.Combine(dir, "export.json"),
                     JsonSerializer.Serialize(new ReplicaExport(ExportAddress, FreePort(ExportAddress))), ct);
             }
+            // Inside the gate: the control plane sends the command again when an answer is late, and a second ServeAsync
+            // beside a first one still starting would adopt its daemon and then stop it as the "old" one.
+            return (await ServeAsync(volumeId, ct)).Export;
         }
         finally
         {
             _gate.Release();
         }
-        return (await ServeAsync(volumeId, ct)).Export;
     }
 
     /// <summary>Admits <paramref name="identity"/> with its pre-shared key and gives it an export of its own.</summary>

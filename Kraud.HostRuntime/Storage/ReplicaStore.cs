@@ -14,6 +14,8 @@ public sealed class ReplicaStore(Lazy<KeyEncryptionKey> kek, TimeSpan resyncDela
 {
     private readonly ConcurrentDictionary<Guid, Replica> _replicas = new();
     private readonly ConcurrentQueue<string> _failures = new();
+    private readonly ConcurrentDictionary<Guid, int> _drops = new();
+    private readonly ConcurrentDictionary<Guid, int> _dropped = new();
 
     private sealed record Replica(Guid VolumeId, int SizeGiB, byte[] DataKey);
 
@@ -25,7 +27,33 @@ public sealed class ReplicaStore(Lazy<KeyEncryptionKey> kek, TimeSpan resyncDela
         for (var i = 0; i < count; i++) _failures.Enqueue(reason);
     }
 
-    public void ClearFaults() => _failures.Clear();
+    /// <summary>
+    /// The next <paramref name="count"/> commands to set up a replica of one of <paramref name="tenantId"/>'s volumes are
+    /// dropped unanswered, as a command lost between the control plane and this host would be (the tenant keeps the fault
+    /// to one spec's volumes on hosts that other specs share).
+    /// </summary>
+    public void DropNextProvisions(Guid tenantId, int count) => _drops.AddOrUpdate(tenantId, count, (_, left) => left + count);
+
+    /// <summary>True when this command is one to drop (and counts it).</summary>
+    public bool Drops(ProvisionVolumeReplica command)
+    {
+        while (_drops.TryGetValue(command.TenantId, out var left) && left > 0)
+        {
+            if (!_drops.TryUpdate(command.TenantId, left - 1, left)) continue;
+            _dropped.AddOrUpdate(command.TenantId, 1, (_, n) => n + 1);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>For tests: how many of the tenant's commands this host dropped (see <see cref="DropNextProvisions"/>).</summary>
+    public int DroppedProvisions(Guid tenantId) => _dropped.GetValueOrDefault(tenantId);
+
+    public void ClearFaults()
+    {
+        _failures.Clear();
+        _drops.Clear();
+    }
 
     /// <returns>The wrapped data key when this replica generated it, else null.</returns>
     public async Task<WrappedKey?> ProvisionAsync(ProvisionVolumeReplica command, CancellationToken ct)

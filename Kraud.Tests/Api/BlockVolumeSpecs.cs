@@ -173,8 +173,9 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
     }
 
     /// <summary>
-    /// Waits until the volume is HEALTHY. If it is not, the failure carries what the zone's hosts last wrote: its format
-    /// and its copies run on a compute host, its replicas on storage hosts, and the test process keeps only their output.
+    /// Waits until the volume is HEALTHY. If it is not, the failure names where it stopped: the volume's events, what the
+    /// zone's hosts last wrote (its format and its copies run on a compute host, its replicas on storage hosts, and the test
+    /// process keeps only their output), and where each command to them is (outbox, queue table, inbox, dead letters).
     /// </summary>
     private async Task<JsonElement> HealthyAsync(TenantScope tenant, string volumeId)
     {
@@ -184,7 +185,10 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException(e.Message + string.Concat(zone.Hosts.Select(h => $"\n--- host {h.Name}:\n{h.OutputTail()}")), e);
+            var events = (await app.EventsOf(Guid.Parse(volumeId))).Select(x => $"\n  {x.Version} {x.Timestamp:HH:mm:ss.fff} {x.EventTypeName} {JsonSerializer.Serialize(x.Data)}");
+            var envelopes = await EnvelopeTables.DescribeAsync(app.ConnectionString, zone.Hosts.Select(h => h.Name));
+            throw new TimeoutException(e.Message + "\n--- events of the volume:" + string.Concat(events)
+                                       + string.Concat(zone.Hosts.Select(h => $"\n--- host {h.Name}:\n{h.OutputTail()}")) + envelopes, e);
         }
     }
 

@@ -162,6 +162,63 @@ public class VolumeSpecs(KraudApp app)
         Assert.Equal("READY", await app.HostStateAsync(broken));
     }
 
+    /// <summary>
+    /// Every storage host of fsn1-a drops the tenant's set-up commands (<paramref name="drops"/> each); once the volume is
+    /// placed, only the key maker's host keeps the fault (the others are sent theirs only after the key exists). The fault
+    /// is the tenant's, so other specs' volumes on these hosts are not touched.
+    /// </summary>
+    private async Task<(TenantScope Tenant, string VolumeId, Guid KeyMaker)> KeyMakerDropsAsync(int drops)
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var storage = app.Agents.All.Where(a => a.Definition is { Zone: "fsn1-a", Role: "Storage" }).ToList();
+        foreach (var host in storage) host.Replicas.DropNextProvisions(tenant.Id, drops);
+        var volumeId = (await tenant.CreateVolumeAsync("deaf", "BLOCK", 5, zone: "fsn1-a")).Id();
+        var maker = await Eventually.Get(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaScheduled>().SingleOrDefault(e => e.MakesKey),
+            e => e is not null, TimeSpan.FromSeconds(30), "the volume was placed");
+        foreach (var host in storage.Where(h => h.Id != maker!.HostId)) host.Replicas.ClearFaults();
+        return (tenant, volumeId, maker!.HostId);
+    }
+
+    [Fact]
+    public async Task a_storage_host_that_drops_the_command_to_set_up_a_replica_is_sent_it_again_after_the_deadline()
+    {
+        var (tenant, volumeId, maker) = await KeyMakerDropsAsync(drops: 1);
+        try
+        {
+            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 60);
+            Assert.Contains(maker.ToString(), volume.ReplicaHosts());
+            Assert.Equal(1, app.Agent(maker.ToString()).Replicas.DroppedProvisions(tenant.Id));
+            var events = await EventsOf(volumeId);
+            Assert.Empty(events.OfType<VolumeReplicaFailed>());
+            Assert.Equal(maker, Assert.Single(events.OfType<VolumeKeyCreated>()).HostId);
+        }
+        finally
+        {
+            app.Agent(maker.ToString()).Replicas.ClearFaults();
+        }
+    }
+
+    [Fact]
+    public async Task a_storage_host_that_never_answers_the_command_to_set_up_a_replica_loses_it_to_another_host()
+    {
+        var (tenant, volumeId, maker) = await KeyMakerDropsAsync(drops: 1_000);
+        try
+        {
+            var volume = await tenant.WaitForVolumeAsync(volumeId, "HEALTHY", 90);
+            Assert.DoesNotContain(maker.ToString(), volume.ReplicaHosts());
+            Assert.Equal(3, volume.ReplicaHosts().Distinct().Count());
+            Assert.Equal(4, app.Agent(maker.ToString()).Replicas.DroppedProvisions(tenant.Id)); // Fleet:ReplicaAnswerAttempts
+            var failed = Assert.Single((await EventsOf(volumeId)).OfType<VolumeReplicaFailed>());
+            Assert.Equal(maker, failed.HostId);
+            Assert.Contains("did not answer the command to set up the replica (4 sent, 5 s each)", failed.Reason);
+            Assert.Equal("READY", await app.HostStateAsync(maker.ToString()));
+        }
+        finally
+        {
+            app.Agent(maker.ToString()).Replicas.ClearFaults();
+        }
+    }
+
     [Fact]
     public async Task a_pod_that_mounts_a_volume_runs_in_the_volume_zone_and_its_microvm_holds_the_unwrapped_data_key()
     {

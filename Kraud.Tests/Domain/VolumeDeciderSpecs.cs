@@ -95,6 +95,41 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
+    public void a_replica_sent_its_set_up_is_sent_it_again_until_the_last_attempt_then_fails_and_is_placed_on_another_host()
+    {
+        var placed = Placed(Requested(), Fleet());
+        var maker = placed.Replicas.Single(r => r.MakesKey);
+        var waiting = placed.Replicas.First(r => !r.MakesKey);
+        Assert.Equal(ReplicaAnswer.Verdict.SendAgain, ReplicaAnswer.Judge(placed, maker.HostId, maker.Since, attempt: 1, attempts: 3));
+        Assert.Equal(ReplicaAnswer.Verdict.GiveUp, ReplicaAnswer.Judge(placed, maker.HostId, maker.Since, attempt: 3, attempts: 3));
+        // The others were not sent anything yet: they wait for the key, and no deadline runs for them.
+        Assert.False(placed.AwaitsAnswer(waiting));
+
+        var unanswered = When(placed, new RecordReplicaReport(placed.Id, maker.HostId, ReplicaAnswer.Unanswered(maker.HostName, 3, 30), Now));
+        Assert.Contains("did not answer", Assert.Single(unanswered.Events.OfType<VolumeReplicaFailed>()).Reason);
+        var replaced = Placed(unanswered.State, Fleet());
+        Assert.Equal(3, replaced.Replicas.Count);
+        Assert.DoesNotContain(replaced.Replicas, r => r.HostId == maker.HostId);
+    }
+
+    [Fact]
+    public void a_replica_that_answered_or_was_placed_again_has_no_deadline_left()
+    {
+        var placed = Placed(Requested(), Fleet());
+        var maker = placed.Replicas.Single(r => r.MakesKey);
+        var keyed = Ready(placed, maker.HostId, Guid.NewGuid());
+        Assert.Equal(ReplicaAnswer.Verdict.Answered, ReplicaAnswer.Judge(keyed, maker.HostId, maker.Since, attempt: 3, attempts: 3));
+        // The key exists: the others were sent their set-up now, and wait for an answer.
+        Assert.All(keyed.Replicas.Where(r => !r.MakesKey), r => Assert.True(keyed.AwaitsAnswer(r)));
+        // A deadline for an earlier replica on the same host is not this one's.
+        Assert.Equal(ReplicaAnswer.Verdict.Answered, ReplicaAnswer.Judge(placed, maker.HostId, maker.Since.AddSeconds(-1), attempt: 1, attempts: 3));
+        // A block export answers by saying where it serves; it is not healthy until a compute host formats it.
+        var exported = placed.Evolve(new VolumeReplicaExported(placed.Id, maker.HostId, "127.0.0.1", 10809, Now));
+        Assert.Equal(ReplicaAnswer.Verdict.Answered, ReplicaAnswer.Judge(exported, maker.HostId, maker.Since, attempt: 1, attempts: 3));
+        Assert.All(exported.Replicas.Where(r => !r.MakesKey), r => Assert.True(exported.AwaitsAnswer(r)));
+    }
+
+    [Fact]
     public void losing_a_replica_degrades_the_volume_and_a_replacement_in_the_same_zone_on_another_host_heals_it()
     {
         var fleet = Fleet();

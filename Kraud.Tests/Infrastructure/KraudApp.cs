@@ -85,6 +85,10 @@ public class KraudApp : IAsyncLifetime
         ("Fleet:HeartbeatIntervalMs", HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture)),
         ("Fleet:HeartbeatTimeoutSeconds", heartbeatTimeoutSeconds.ToString(CultureInfo.InvariantCulture)),
         ("Logging:LogLevel:Default", "Warning"),
+        // A replica's set-up sent again after 5 s without an answer, failed after 20 s: the deadline specs wait for it, and
+        // a slow answer on a busy machine only gets a harmless second command.
+        ("Fleet:ReplicaAnswerSeconds", "5"),
+        ("Fleet:ReplicaAnswerAttempts", "4"),
         // Checkpoints every few events, so that replays in tests start from one and fold the rest.
         ("Replay:CheckpointEveryEvents", "50"),
         // A registry of the application's own stands in for Docker Hub (no internet here): createPod resolves images in it.
@@ -196,6 +200,10 @@ public sealed class ProcessFleetApp : KraudApp
     protected override IEnumerable<(string Key, string Value)> Settings =>
     [
         ("Fleet:InProcess", "false"),
+        // A host process answers its first command only after starting cold (JIT, Wolverine compiling its handler), which
+        // takes tens of seconds on a busy machine: a replica fails for want of an answer only after 80 s.
+        ("Fleet:ReplicaAnswerSeconds", "20"),
+        ("Fleet:ReplicaAnswerAttempts", "4"),
         // Two processes make a zone: too small for N+2, so this lab runs without the reserve.
         ("Fleet:EnforceNPlus2", "false"),
     ];
