@@ -12,7 +12,7 @@ public sealed class ReplayOptions
     public const string Section = "Replay";
 
     /// <summary>A checkpoint of the platform projection after this many events…</summary>
-    public int CheckpointEveryEvents { get; set; } = 10_000;
+    public int CheckpointEveryEvents { get; set; } = 2_500;
 
     /// <summary>…or when events wait and the last checkpoint is older than this.</summary>
     public double CheckpointEveryMinutes { get; set; } = 10;

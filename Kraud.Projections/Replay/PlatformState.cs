@@ -69,6 +69,9 @@ public sealed class PlatformState
         Changed.Add(streamId);
     }
 
+    /// <summary>How many resources the state holds (the rows a checkpoint of it has valid at its sequence number).</summary>
+    public int Count => Hosts.Count + Pods.Count + Volumes.Count + Ingresses.Count;
+
     /// <summary>Whether events of this stream change the state (it is a host, pod, volume or ingress it holds).</summary>
     public bool Holds(Guid id) => Pods.ContainsKey(id) || Hosts.ContainsKey(id) || Volumes.ContainsKey(id) || Ingresses.ContainsKey(id);
 

@@ -266,6 +266,23 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
     }
 
     [Fact]
+    public void the_bulk_rebuild_renders_an_entry_as_the_very_json_martens_serializer_makes()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using var json = new Utf8JsonWriter(buffer);
+        var entries = new[]
+        {
+            new AuditEntry { Id = 1, EventSeq = 7, At = new DateTimeOffset(2026, 12, 7, 1, 2, 3, TimeSpan.Zero).AddTicks(4567), Actor = "system",
+                Action = "Kraud.Domain.Pods.PodRequested", Outcome = "recorded", Hash = new string('a', 64), PreviousHash = AuditEntry.Genesis },
+            new AuditEntry { Id = 2, EventSeq = 8, At = DateTimeOffset.UtcNow, TenantId = Guid.NewGuid(), ResourceId = Guid.NewGuid(),
+                Actor = "token:ops <a&b> 'ünïcødé' \"q\" \\ \n", Action = "createPod", Outcome = "accepted", CorrelationId = "c-1", CausationId = "c+2",
+                Hash = new string('b', 64), PreviousHash = new string('a', 64) },
+        };
+        foreach (var entry in entries)
+            Assert.Equal(app.Store.Options.Serializer().ToJson(entry), AuditChainRebuild.Render(entry, json, buffer));
+    }
+
+    [Fact]
     public async Task rebuilding_a_read_model_keeps_what_it_shows()
     {
         var tenant = await TenantScope.CreateAsync(app);

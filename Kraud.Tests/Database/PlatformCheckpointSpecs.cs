@@ -106,6 +106,35 @@ public sealed class PlatformCheckpointSpecs : IAsyncLifetime
         Assert.Equal(written, await CheckpointRowsAsync());
     }
 
+    [Fact]
+    public async Task checkpoints_stored_in_the_first_format_are_dropped_and_folded_again_from_event_0()
+    {
+        var history = new GeneratedHistory(_store, new Random(11));
+        await history.AppendAsync(steps: 80);
+        // The first format kept each state as jsonb and counted the resources in SQL.
+        await ScalarAsync<int>($"""
+            create schema if not exists {Schema};
+            create table {Schema}.replay_checkpoints (seq bigint primary key, min_at timestamptz not null, max_at timestamptz not null,
+              events bigint not null, resources int not null, written_at timestamptz not null default now());
+            create table {Schema}.replay_states (id uuid not null, kind "char" not null, version int not null, valid int8range not null, state jsonb not null);
+            insert into {Schema}.replay_checkpoints values (5, now(), now(), 5, 1);
+            insert into {Schema}.replay_states values (gen_random_uuid(), 'p', 1, int8range(5, null), '[]');
+            select 1;
+            """);
+        var checkpoints = new PlatformCheckpoints(_store, _connectionString, Schema);
+
+        await new PlatformCheckpointProjection(checkpoints, 19, TimeSpan.FromDays(1), TimeProvider.System).CatchUpAsync(await LastSeqAsync(), null, default);
+
+        Assert.Equal("bytea", await ScalarAsync<string>(
+            $"select data_type::text from information_schema.columns where table_schema = '{Schema}' and table_name = 'replay_states' and column_name = 'state'"));
+        var rows = await CheckpointRowsAsync();
+        Assert.True(rows.Count > 3 && !rows.Any(r => r.StartsWith("5 ", StringComparison.Ordinal)), string.Join("; ", rows));
+        var times = await TimestampsAsync();
+        var middle = times[times.Count / 2];
+        Assert.Equal(Render(await checkpoints.FoldFromStartAsync(middle, default)), Render(await checkpoints.AtAsync(middle, default)));
+        Assert.True((await checkpoints.WindowAsync(middle, middle, includeFrom: false, default)).Start > 0);
+    }
+
     private string Render(PlatformState state) => _store.Options.Serializer().ToJson(new
     {
         Hosts = state.Hosts.OrderBy(h => h.Key).ToList(),
