@@ -5,7 +5,7 @@ using Wolverine;
 
 namespace Kraud.Api.Audit;
 
-/// <summary>The audit log and its hash chain, signed digests, exports, and the chain of refused commands.</summary>
+/// <summary>The audit log and its hash chain, signed digests, exports, event archives (the events with the entries and digest that prove them), and the chain of refused commands.</summary>
 public sealed class AuditSlice : KraudSlice
 {
     public override void MapFields(Fields fields)
@@ -13,12 +13,14 @@ public sealed class AuditSlice : KraudSlice
         AuditQueries.Map(fields);
         AuditDigestFields.Map(fields);
         RejectedCommandFields.Map(fields);
+        ArchiveEventsField.Map(fields);
     }
 
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton(sp => AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<AuditDigests>();
+        services.AddSingleton<EventArchiver>();
         services.AddRunOnceRound<AuditDigestSigner>("audit-digests");
     }
 

@@ -16,6 +16,9 @@ public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? Trac
 /// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
 public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);
 
+/// <summary>The file server pod of a GFS volume changed state (it may serve now, or no longer): the volume's pods may be placed.</summary>
+public sealed record FileServerChanged(Guid VolumeId);
+
 /// <summary>Tells the mesh that these tenants' microVMs or the hosts' keys changed: peer sets are computed again.</summary>
 public sealed record MeshChanged(string Why);
 

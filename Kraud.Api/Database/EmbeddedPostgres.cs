@@ -1,7 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.IO;
@@ -12,6 +10,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using Kraud.HostRuntime.Drivers.Qemu;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -206,7 +205,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         {
             throw new InvalidOperationException(
                 $"This process runs as root, which PostgreSQL refuses, and there is no '{ServiceUser}' user to run it as " +
-                $"({uid.StdErr.Trim()}). Install PostgreSQL from the distribution (it creates that user), create it with " +
+                $"({uid.Error.Trim()}). Install PostgreSQL from the distribution (it creates that user), create it with " +
                 $"`useradd --system --create-home {ServiceUser}`, or run Kraud as a non-root user.");
         }
 
@@ -218,7 +217,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         var setpriv = FindExecutable("setpriv");
         if (setpriv is not null)
         {
-            return [setpriv, $"--reuid={uid.StdOut.Trim()}", $"--regid={gid.StdOut.Trim()}", "--init-groups", "--"];
+            return [setpriv, $"--reuid={uid.Output.Trim()}", $"--regid={gid.Output.Trim()}", "--init-groups", "--"];
         }
         throw new InvalidOperationException(
             $"This process runs as root, which PostgreSQL refuses, and neither runuser nor setpriv (util-linux) was found " +
@@ -234,7 +233,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         try
         {
             var id = await RunAsync("id", ["-u"], ShortTimeout, ct).ConfigureAwait(false);
-            return id.ExitCode == 0 && id.StdOut.Trim() == "0";
+            return id.ExitCode == 0 && id.Output.Trim() == "0";
         }
         catch (InvalidOperationException)
         {
@@ -331,7 +330,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException(
-                $"initdb failed for {DataDirectory} (exit code {result.ExitCode}): {Tail(result.StdErr)}{Environment.NewLine}{Tail(result.StdOut)}");
+                $"initdb failed for {DataDirectory} (exit code {result.ExitCode}): {Tail(result.Error)}{Environment.NewLine}{Tail(result.Output)}");
         }
 
         if (Directory.Exists(DataDirectory))
@@ -378,7 +377,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException(
-                $"Could not hand {string.Join(", ", paths)} to the {ServiceUser} user: {Tail(result.StdErr)}");
+                $"Could not hand {string.Join(", ", paths)} to the {ServiceUser} user: {Tail(result.Error)}");
         }
     }
 
@@ -411,12 +410,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         // --version is answered before pg_ctl's refusal to run as root, so no privilege drop is needed.
         var result = await RunAsync(Path.Combine(binDirectory, "pg_ctl"), ["--version"], ShortTimeout, ct).ConfigureAwait(false);
         const string marker = "(PostgreSQL) ";
-        var at = result.StdOut.IndexOf(marker, StringComparison.Ordinal);
+        var at = result.Output.IndexOf(marker, StringComparison.Ordinal);
         if (result.ExitCode != 0 || at < 0)
         {
             return null;
         }
-        var version = new string(result.StdOut[(at + marker.Length)..].TakeWhile(c => char.IsAsciiDigit(c) || c == '.').ToArray());
+        var version = new string(result.Output[(at + marker.Length)..].TakeWhile(c => char.IsAsciiDigit(c) || c == '.').ToArray());
         var parts = version.Split('.');
         // Before 10 the major version had two parts (9.6), and PG_VERSION says so too.
         return parts.Length >= 2 && parts[0].Length == 1 ? parts[0] + "." + parts[1] : parts[0];
@@ -522,7 +521,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             {
                 throw new InvalidOperationException(
                     $"PostgreSQL failed to start from {DataDirectory} on {Loopback}:{port} (pg_ctl exit code {result.ExitCode}: " +
-                    $"{Tail(result.StdErr).Trim()}).{Environment.NewLine}Server log {_logFile}:{Environment.NewLine}{log}");
+                    $"{Tail(result.Error).Trim()}).{Environment.NewLine}Server log {_logFile}:{Environment.NewLine}{log}");
             }
             _logger?.LogWarning("PostgreSQL could not start on port {Port} ({Reason}); retrying", port, transientReason);
             await Task.Delay(TimeSpan.FromMilliseconds(500 * attempt), ct).ConfigureAwait(false);
@@ -636,10 +635,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             return null;
         }
         // Immediate skips the shutdown checkpoint; the next start recovers from WAL, which is safe.
-        _logger?.LogWarning("pg_ctl stop -m fast failed for {DataDirectory} ({Error}); using -m immediate", DataDirectory, fast.StdErr.Trim());
+        _logger?.LogWarning("pg_ctl stop -m fast failed for {DataDirectory} ({Error}); using -m immediate", DataDirectory, fast.Error.Trim());
         var immediate = await RunPgToolAsync("pg_ctl", ["stop", "-D", DataDirectory, "-m", "immediate", "-w", "-t", "30"], PgCtlTimeout, ct)
             .ConfigureAwait(false);
-        return immediate.ExitCode == 0 ? null : $"{Tail(fast.StdErr).Trim()} / {Tail(immediate.StdErr).Trim()}";
+        return immediate.ExitCode == 0 ? null : $"{Tail(fast.Error).Trim()} / {Tail(immediate.Error).Trim()}";
     }
 
     private Task<ProcessResult> RunPgToolAsync(string tool, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct)
@@ -650,70 +649,14 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             : RunAsync(_asPostgres[0], [.. _asPostgres[1..], path, .. args], timeout, ct, _logger);
     }
 
-    private static async Task<ProcessResult> RunAsync(
+    private static Task<ProcessResult> RunAsync(
         string fileName, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct, ILogger? logger = null)
     {
-        var commandLine = string.Join(' ', args.Prepend(fileName));
-        logger?.LogDebug("Running {CommandLine}", commandLine);
-        var startInfo = new ProcessStartInfo(fileName)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            // The postgres user may not be able to enter our working directory (e.g. /root), which makes initdb complain.
-            WorkingDirectory = OperatingSystem.IsWindows() ? "" : "/",
-        };
-        foreach (var arg in args)
-        {
-            startInfo.ArgumentList.Add(arg);
-        }
-
-        using var process = new Process { StartInfo = startInfo };
-        try
-        {
-            process.Start();
-        }
-        catch (Win32Exception e)
-        {
-            throw new InvalidOperationException($"Could not run {commandLine}: {e.Message}", e);
-        }
-        // Nothing we run should read input; a closed stdin turns an unexpected prompt into a failure, not a hang.
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-
-        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeoutSource.CancelAfter(timeout);
-        try
-        {
-            await process.WaitForExitAsync(timeoutSource.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException timedOut)
-        {
-            try
-            {
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // It exited just now.
-            }
-            var (_, partialErr) = await DrainAsync(stdout, stderr).ConfigureAwait(false);
-            ct.ThrowIfCancellationRequested();
-            throw new TimeoutException(
-                $"{commandLine} did not finish within {timeout.TotalSeconds:0} s and was killed. stderr: {Tail(partialErr)}", timedOut);
-        }
-
-        var (output, error) = await DrainAsync(stdout, stderr).ConfigureAwait(false);
-        return new ProcessResult(process.ExitCode, output, error);
-    }
-
-    // A daemon that inherited the pipes would keep them open forever; we only wait briefly for the rest of the output.
-    private static async Task<(string Out, string Err)> DrainAsync(Task<string> stdout, Task<string> stderr)
-    {
-        await Task.WhenAny(Task.WhenAll(stdout, stderr), Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
-        return (stdout.IsCompletedSuccessfully ? stdout.Result : "", stderr.IsCompletedSuccessfully ? stderr.Result : "");
+        logger?.LogDebug("Running {CommandLine}", string.Join(' ', args.Prepend(fileName)));
+        // The postgres user may not be able to enter our working directory (e.g. /root), which makes initdb complain.
+        // stdin is closed (CliWrap's default): an unexpected prompt is a failure, not a hang. pg_ctl start hands the
+        // server -l's log file as its output, so no daemon keeps the pipes CliWrap reads to their end.
+        return ProcessRunner.RunAsync(fileName, args, timeout, ct, workingDirectory: OperatingSystem.IsWindows() ? null : "/");
     }
 
     private string ReadLogSince(long offset)
@@ -838,7 +781,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private static string Tail(string text, int maxChars = 4000) =>
         text.Length <= maxChars ? text : "..." + text[^maxChars..];
 
-    private sealed record ProcessResult(int ExitCode, string StdOut, string StdErr);
 }
 
 /// <summary>Thrown when no PostgreSQL server binaries (initdb, pg_ctl) can be found on this machine.</summary>

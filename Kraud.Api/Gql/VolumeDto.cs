@@ -23,3 +23,6 @@ public sealed record VolumeDto(
         v.Replicas.Select(r => ReplicaDto.From(v, r)).ToList(), v.Desired, v.Encrypted,
         v.Attachments.Select(a => a.PodId).ToList(), version, v.Reason, VolumeDecider.Warnings(v.Class), v.CreatedAt.UtcDateTime, v.Owner);
 }
+
+/// <summary>A GFS volume's file server as its clients see it: where it serves now, and how many microVMs it has had.</summary>
+public sealed record FileServerDto(Guid PodId, string State, string? Address, Guid? HostId, int Generation);

@@ -3,6 +3,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Kraud.HostRuntime.Drivers.Qemu;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kraud.Api.Images;
 
@@ -25,10 +28,12 @@ public sealed class EmbeddedRegistry : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly ILogger _logger;
 
-    private EmbeddedRegistry(Process process, string directory, int port)
+    private EmbeddedRegistry(Process process, string directory, int port, ILogger logger)
     {
         _process = process;
+        _logger = logger;
         Directory = directory;
         Port = port;
     }
@@ -44,7 +49,7 @@ public sealed class EmbeddedRegistry : IAsyncDisposable
     public static async Task<EmbeddedRegistry> StartAsync(string directory, RegistryAccess? access = null, ILogger? logger = null,
         string program = "docker-registry", CancellationToken ct = default)
     {
-        var executable = Kraud.HostRuntime.Drivers.Qemu.ProcessRunner.Which(program)
+        var executable = ProcessRunner.Which(program)
                          ?? throw new InvalidOperationException($"{program} is not installed (Debian: apt-get install docker-registry).");
         directory = Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(directory);
@@ -57,8 +62,9 @@ public sealed class EmbeddedRegistry : IAsyncDisposable
             var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             start.ArgumentList.Add("serve");
             start.ArgumentList.Add(config);
+            // A Process, not CliWrap: the registry serves until Kraud stops, and its pid goes into the pidfile at once.
             var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start");
-            var registry = new EmbeddedRegistry(process, directory, port);
+            var registry = new EmbeddedRegistry(process, directory, port, logger ?? NullLogger.Instance);
             process.OutputDataReceived += (_, e) => registry.Note(e.Data);
             process.ErrorDataReceived += (_, e) => registry.Note(e.Data);
             process.BeginOutputReadLine();
@@ -170,25 +176,16 @@ public sealed class EmbeddedRegistry : IAsyncDisposable
         {
             var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
             if (!cmdline.Contains(Path.Combine(directory, "config.yml"), StringComparison.Ordinal)) return;
-            using var process = Process.GetProcessById(pid);
             logger?.LogWarning("Stopping registry {Pid} left behind in {Directory}", pid, directory);
-            process.Kill();
-            process.WaitForExit(5000);
+            // It holds the directory's data: a new registry starts only once it is gone.
+            ProcessExit.KillForeign(pid, $"registry of {directory}", logger ?? NullLogger.Instance);
         }
-        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException) { }
+        catch (IOException) { }
     }
 
     public async ValueTask DisposeAsync()
     {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
-            }
-        }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException) { }
+        await ProcessExit.KillAsync(_process, $"registry of {Directory}", _logger);
         _process.Dispose();
         var pidFile = Path.Combine(Directory, "registry.pid");
         if (File.Exists(pidFile)) File.Delete(pidFile);

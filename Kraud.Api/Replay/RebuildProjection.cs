@@ -74,9 +74,9 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
     }
 
     /// <summary>
-    /// The daemon's agent is held, the chain is rewritten up to the high-water mark, and the agent goes on from there (the
-    /// batch it was held in fails on the position the rebuild left, and it starts again from that position). Should the
-    /// bulk rebuild fail, the agent starts from event 0 instead: slow, but the chain ends up whole and exact.
+    /// The daemon's agent is held, the chain is rewritten up to the high-water mark, and the agent is then stopped through
+    /// the daemon and started again, so it reads the position the rebuild left and goes on from there. Should the bulk
+    /// rebuild fail, the agent starts from event 0 instead: slow, but the chain ends up whole and exact.
     /// </summary>
     private async Task RebuildAuditChainAsync(RebuildProgress progress)
     {
@@ -85,27 +85,51 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
         // (held during the pause, it would keep the pause waiting for it).
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await coordinator.PauseAsync();
-        using var held = auditChain.Hold();
-        var upTo = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
-        await coordinator.ResumeAsync();
-        progress.Stage("pause the daemon", clock.Elapsed);
+        var held = auditChain.Hold();
         try
         {
-            await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
-        }
-        catch
-        {
-            await using var connection = new NpgsqlConnection(database.ConnectionString);
-            await connection.OpenAsync();
-            await using var reset = new NpgsqlCommand($"update {KraudDatabase.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
-            reset.Parameters.AddWithValue("shard", shard);
-            await reset.ExecuteNonQueryAsync();
-            throw;
+            var upTo = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
+            await coordinator.ResumeAsync();
+            progress.Stage("pause the daemon", clock.Elapsed);
+            try
+            {
+                await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
+            }
+            catch
+            {
+                await using var connection = new NpgsqlConnection(database.ConnectionString);
+                await connection.OpenAsync();
+                await using var reset = new NpgsqlCommand($"update {KraudDatabase.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
+                reset.Parameters.AddWithValue("shard", shard);
+                await reset.ExecuteNonQueryAsync();
+                throw;
+            }
         }
         finally
         {
-            auditChain.Forget();
+            held.Dispose();
+            clock.Restart();
+            await RestartAgentAsync(shard);
+            progress.Stage("restart the agent", clock.Elapsed);
         }
+    }
+
+    /// <summary>
+    /// A batch the agent was held in fails on the position the rebuild wrote (ProgressionProgressOutOfOrderException).
+    /// JasperFx marks the agent Stopped for that failure and keeps it in the daemon's list, and the coordinator only
+    /// restarts agents that are missing or Paused: left alone, the shard stays where the rebuild left it for good (a
+    /// fresh-clone CI run saw it stuck for 60 s). Stopping it removes it from the list (after its held batch has run and
+    /// failed), and the start reads the position again. A start the coordinator makes meanwhile is the same start.
+    /// </summary>
+    private async Task RestartAgentAsync(string shard)
+    {
+        var daemon = coordinator.DaemonForMainDatabase();
+        await daemon.StopAgentAsync(shard);
+        // The held batch has run (and failed) by now: the head it kept in memory is not the one the rebuild wrote.
+        auditChain.Forget();
+        await daemon.StartAgentAsync(shard, CancellationToken.None);
+        if (daemon.StatusFor(shard) != JasperFx.AgentStatus.Running)
+            throw new InvalidOperationException($"The daemon's {shard} agent did not start again after the rebuild ({daemon.StatusFor(shard)}).");
     }
 
     private async Task RebuildThroughDaemonAsync(string name, RebuildProgress progress)

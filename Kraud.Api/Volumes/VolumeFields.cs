@@ -51,6 +51,16 @@ public static class VolumeFields
             return volume is not null && (principal.TenantId is null || principal.TenantId == volume.TenantId) ? volume : null;
         });
 
+        fields.On("Volume", "fileServer", async ctx =>
+        {
+            var volume = (VolumeDto)ctx.Source!;
+            var server = await ctx.Service<IQuerySession>().LoadAsync<Kraud.Projections.Pods.PodView>(FileServer.PodId(volume.Id), ctx.CancellationToken);
+            if (server is null || server.TenantId != volume.TenantId) return null;
+            var running = server.Pod.Live.FirstOrDefault(i => i.Phase == Kraud.Domain.Pods.VmPhase.Running);
+            return new FileServerDto(server.Id, Enums.Name(server.State), FileServer.Address(server.Pod) ?? FileServer.Addressed(server.Pod), running?.HostId,
+                server.Pod.NextGeneration(0));
+        });
+
         fields.Query("volumes", async ctx =>
         {
             var principal = ctx.ResourceReader();

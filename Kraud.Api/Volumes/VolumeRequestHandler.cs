@@ -6,6 +6,7 @@ using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
 using Kraud.Domain.Volumes;
 using Kraud.Projections.Fleet;
+using Kraud.Projections.Pods;
 using Kraud.Projections.Volumes;
 using Marten;
 using Wolverine;
@@ -113,7 +114,8 @@ public static class VolumeAttachments
         foreach (var mount in pod.Spec.Mounts)
         {
             var volume = await VolumeStreams.FetchForWritingAsync(session, mount.VolumeId);
-            if (volume.State.Attachments.Any(a => a.PodId == pod.Id))
+            // A volume deleted meanwhile (a GFS volume is deleted while its own file server still stops) has let go already.
+            if (!volume.State.Deleted && volume.State.Attachments.Any(a => a.PodId == pod.Id))
                 await VolumeStreams.ExecuteAsync(session, context, new DetachVolume(mount.VolumeId, pod.Id, by, at, volume.State.Owner?.Id), Principal.System("volumes"),
                     loaded: volume);
         }
@@ -142,7 +144,13 @@ public static class VolumeMounts
     {
         if (pod.Spec.Mounts.Count == 0) return new VolumeAffinity.Go(pod.Spec.Zone);
         var views = (await session.LoadManyAsync<VolumeView>(pod.Spec.Mounts.Select(m => m.VolumeId).ToArray())).ToDictionary(v => v.Id);
-        return VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
+        var verdict = VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
+        if (verdict is not VolumeAffinity.Go) return verdict;
+        // A shared volume's pods mount it from its file server: they start once it serves (FileServerChanged asks again then).
+        foreach (var volume in views.Values.Select(v => v.Volume).Where(v => FileServer.Serves(v) && !FileServer.IsServer(pod, v.Id)))
+            if (FileServer.Address((await session.LoadAsync<PodView>(FileServer.PodId(volume.Id)))?.Pod) is null)
+                return new VolumeAffinity.Wait($"the file server of volume {volume.Name} is not serving yet");
+        return verdict;
     }
 
     /// <summary>
@@ -161,6 +169,19 @@ public static class VolumeMounts
             var volume = views.GetValueOrDefault(m.VolumeId)?.Volume;
             var spec = new VolumeAttachmentSpec(m.VolumeId, m.Class.ToString().ToUpperInvariant(), m.MountPath, m.ReadOnly, volume?.SizeGiB ?? 0,
                 keys.GetValueOrDefault(m.VolumeId), volume?.Replicas.Where(r => r.Phase == ReplicaPhase.Healthy).Select(r => r.HostName).ToList() ?? []);
+            if (volume is not null && FileServer.Serves(volume) && !FileServer.IsServer(pod, volume.Id))
+            {
+                // Mounted over the VPC from the file server: the client gets neither a key nor access to the exports.
+                var server = (await session.LoadAsync<PodView>(FileServer.PodId(volume.Id)))?.Pod;
+                specs.Add(spec with
+                {
+                    Key = null,
+                    ReplicaHosts = [],
+                    FileServer = FileServer.Address(server) ?? FileServer.Addressed(server) ?? throw new DomainException(ErrorCode.Precondition,
+                        $"the file server of volume {volume.Name} has no address yet: pods that mount it start once it serves"),
+                });
+                continue;
+            }
             specs.Add(volume is null ? spec : await VolumeExportAccess.ForBootAsync(session, context, spec, volume, vm));
         }
         return specs;

@@ -79,10 +79,15 @@ public static class VolumeStreams
 
         if (command is not ApplyVolumePlacement && after.Unplaced > 0)
             await context.PublishAsync(new ScheduleVolume(after.Id, stamp.CorrelationId));
-        // Pods that waited for this volume can be placed now.
+        // Pods that waited for this volume can be placed now; a shared one (GFS on block exports) first needs its file server.
         if (after.Usable && !before.Usable)
+        {
+            if (FileServer.Serves(after)) await context.PublishAsync(new StartFileServer(after.Id));
             foreach (var pod in after.Attachments)
                 await context.PublishAsync(new SchedulePod(pod.PodId, stamp.CorrelationId));
+        }
+        if (after.Deleting && !before.Deleting && before.Class == VolumeClass.Gfs && before.OnBlockExports)
+            await context.PublishAsync(new StopFileServer(after.Id));
     }
 }
 

@@ -8,14 +8,14 @@ using PublicKeyResponse = Kraud.Api.Audit.PublicKeyResponse;
 
 namespace Kraud.Cli.Commands;
 
-/// <summary>kraud audit log|export|verify</summary>
+/// <summary>kraud audit log|export|verify|verify-archive</summary>
 public static class AuditCommands
 {
     private static readonly Option<DateTime?> From = new("--from") { Description = "From this instant (ISO-8601, UTC)" };
     private static readonly Option<DateTime?> To = new("--to") { Description = "Up to this instant (ISO-8601, UTC)" };
     private static readonly Option<string?> Tenant = new("--tenant") { Description = "One tenant's entries (operators, platform auditors)" };
 
-    public static Command Build() => new Command("audit", "The tamper-evident audit log").With(Log(), Export(), Verify());
+    public static Command Build() => new Command("audit", "The tamper-evident audit log").With(Log(), Export(), Verify(), VerifyArchive());
 
     private static Command Log()
     {
@@ -106,6 +106,24 @@ public static class AuditCommands
             if (!export.Exists) throw new CliException($"{export.FullName} does not exist.");
             var publicKey = c.Get(key) is { } k ? Convert.FromBase64String(k) : await PlatformKeyAsync(c);
             var result = AuditExportVerifier.Verify(await File.ReadAllBytesAsync(export.FullName, c.Cancellation), publicKey);
+            if (!result.Valid) throw new KraudApiException(result.Message.Split(':')[0], result.Message[(result.Message.IndexOf(':') + 1)..].Trim());
+            c.Output.Done(new { valid = true, message = result.Message }, result.Message);
+        });
+        return cmd;
+    }
+
+    private static Command VerifyArchive()
+    {
+        var file = new Argument<FileInfo>("file") { Description = "An event archive (.jsonl.gz) that archiveEvents wrote" };
+        var key = new Option<string?>("--key") { Description = "The platform's Ed25519 public key, base64 (default: fetched from the current context)" };
+        var cmd = new Command("verify-archive", "Check an event archive offline: line hashes, the audit chain, the signed digest and the seal").With(file, key);
+        cmd.Does(async c =>
+        {
+            var archive = c.Get(file)!;
+            if (!archive.Exists) throw new CliException($"{archive.FullName} does not exist.");
+            var publicKey = c.Get(key) is { } k ? Convert.FromBase64String(k) : await PlatformKeyAsync(c);
+            await using var stream = archive.OpenRead();
+            var result = Kraud.Api.Audit.EventArchiveVerifier.Verify(stream, publicKey);
             if (!result.Valid) throw new KraudApiException(result.Message.Split(':')[0], result.Message[(result.Message.IndexOf(':') + 1)..].Trim());
             c.Output.Done(new { valid = true, message = result.Message }, result.Message);
         });

@@ -7,7 +7,7 @@ namespace Kraud.Domain.Common;
 /// </summary>
 public sealed record ResourceOwner(string Kind, Guid Id, string Name)
 {
-    public const string KubernetesCluster = "kubernetes cluster", App = "app";
+    public const string KubernetesCluster = "kubernetes cluster", App = "app", Volume = "volume";
 
     /// <summary>The refusal when someone else than the owner acts on its part.</summary>
     public DomainException Refuses(string part) =>

@@ -53,8 +53,11 @@ public sealed record WrappedKey(Guid KeyId, string KekId, string Sealed);
 /// layer. Null or empty for simulated storage.</param>
 /// <param name="Access">The identity and pre-shared key this microVM's QEMU presents to every export.</param>
 /// <param name="VoteThreshold">How many replicas must take a write before the guest is told it is done.</param>
+/// <param name="FileServer">A GFS volume served by its file server: the server's VPC address, which the guest mounts over NFSv4 (no
+/// disk, no key). Null for a volume the microVM attaches as a disk.</param>
 public sealed record VolumeAttachmentSpec(Guid VolumeId, string Class, string MountPath, bool ReadOnly, int SizeGiB, WrappedKey? Key,
-    IReadOnlyList<string> ReplicaHosts, IReadOnlyList<ExportEndpoint>? Exports = null, ExportAccess? Access = null, int VoteThreshold = 0);
+    IReadOnlyList<string> ReplicaHosts, IReadOnlyList<ExportEndpoint>? Exports = null, ExportAccess? Access = null, int VoteThreshold = 0,
+    string? FileServer = null);
 
 /// <summary>One replica's NBD export, as a compute host reaches it.</summary>
 public sealed record ExportEndpoint(Guid HostId, string HostName, string Address, int Port);

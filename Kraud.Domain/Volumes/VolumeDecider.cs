@@ -124,9 +124,11 @@ public static class VolumeDecider
 
     private static IReadOnlyList<object> Delete(DeleteVolume c, Volume state)
     {
-        if (state.Attachments.Count > 0)
+        // A GFS volume's own file server is no user of it: deleting the volume stops it.
+        var users = state.Attachments.Where(a => a.PodId != FileServer.PodId(state.Id)).ToList();
+        if (users.Count > 0)
             throw new DomainException(ErrorCode.Precondition,
-                $"Volume {state.Name} is attached to {string.Join(", ", state.Attachments.Select(a => $"pod {a.PodId}"))}: detach it (or delete the pod) first.");
+                $"Volume {state.Name} is attached to {string.Join(", ", users.Select(a => $"pod {a.PodId}"))}: detach it (or delete the pod) first.");
         var requested = new VolumeDeletionRequested(c.VolumeId, c.By.Actor, c.At);
         return [requested, .. Completion(state.Evolve(requested), c.At)];
     }

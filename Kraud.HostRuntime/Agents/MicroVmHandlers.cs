@@ -36,7 +36,8 @@ public static class BootMicroVmHandler
         var keys = new Dictionary<Guid, byte[]>();
         try
         {
-            foreach (var volume in spec.Attachments) keys[volume.VolumeId] = Unwrap(agent, volume);
+            // A GFS volume mounted from its file server has no key here: the file server's hypervisor holds it.
+            foreach (var volume in spec.Attachments.Where(v => v.FileServer is null)) keys[volume.VolumeId] = Unwrap(agent, volume);
             var result = await agent.Driver.BootAsync(spec, keys, ct);
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");

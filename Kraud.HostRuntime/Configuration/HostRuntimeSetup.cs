@@ -47,6 +47,10 @@ public static class HostRuntimeSetup
         opts.Discovery.IncludeAssembly(typeof(HostAgent).Assembly);
         // A powered-off host's commands wait in its queue until it is back.
         opts.OnException<HostPoweredOffException>().ScheduleRetryIndefinitely(TimeSpan.FromSeconds(1));
+        // A child that outlived its SIGKILL (QEMU blocked in I/O) is tried again: the stop is reported once it is gone,
+        // and after these the command waits in the dead letters with the child's state as its error.
+        opts.OnException<Drivers.Qemu.ProcessSurvivedKillException>()
+            .ScheduleRetry(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(120));
         foreach (var host in fleet.Hosts)
             opts.ListenToPostgresqlQueue(Host.QueueName(host.Name)).PollingInterval(fleet.QueuePollingSeconds.Seconds());
         opts.Publish(rule =>

@@ -16,7 +16,10 @@ public interface IMicroVmDriver
     /// <summary>The VM's ephemeral disk key is still in this host runtime's memory.</summary>
     bool HoldsEphemeralKey(Guid vmId);
 
-    /// <summary>Stops the VM; false when it was not running here.</summary>
+    /// <summary>
+    /// Stops the VM and returns once its hypervisor process is gone; false when it was not running here. Throws
+    /// <see cref="Qemu.ProcessSurvivedKillException"/> while a killed hypervisor lives on: the stop is not done then.
+    /// </summary>
     Task<bool> StopAsync(Guid vmId, CancellationToken ct);
 
     IReadOnlyCollection<Guid> Running { get; }

@@ -94,7 +94,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         if (options.BootDelay > TimeSpan.Zero) await Task.Delay(options.BootDelay, time, ct);
         if (_failingImages.TryGetValue(spec.Image, out var imageFault)) throw new MicroVmBootException(imageFault);
         if (_bootFailures.TryDequeue(out var fault)) throw new MicroVmBootException(fault);
-        if (spec.Attachments.FirstOrDefault(v => !volumeKeys.ContainsKey(v.VolumeId)) is { } locked)
+        if (spec.Attachments.FirstOrDefault(v => v.FileServer is null && !volumeKeys.ContainsKey(v.VolumeId)) is { } locked)
             throw new MicroVmBootException($"no data key for volume {locked.VolumeId}");
         var launched = spec;
         AttestationReport? report = null;

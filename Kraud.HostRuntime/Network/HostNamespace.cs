@@ -131,6 +131,7 @@ public sealed class HostNamespace : IDisposable
         // ip netns exec execs wireguard-go: the pid is wireguard-go's own. -f keeps it in the foreground, so it is ours to stop.
         foreach (var arg in new[] { "netns", "exec", Name, "wireguard-go", "-f", WireGuardDevice }) start.ArgumentList.Add(arg);
         start.Environment["LOG_LEVEL"] = "error";
+        // A Process, not CliWrap: wireguard-go lives as long as the namespace and is ended by Dispose.
         _wireguardGo = Process.Start(start) ?? throw new InvalidOperationException("wireguard-go did not start.");
         _wireguardGo.OutputDataReceived += (_, e) => { if (e.Data is not null) _logger.LogDebug("wireguard-go {Device}: {Line}", WireGuardDevice, e.Data); };
         _wireguardGo.ErrorDataReceived += (_, e) => { if (e.Data is not null) _logger.LogWarning("wireguard-go {Device}: {Line}", WireGuardDevice, e.Data); };
@@ -280,12 +281,8 @@ public sealed class HostNamespace : IDisposable
         _resolver?.Dispose();
         if (_wireguardGo is { } wg)
         {
-            try
-            {
-                if (!wg.HasExited) wg.Kill();
-                wg.WaitForExit(10_000);
-            }
-            catch (InvalidOperationException) { }
+            // Its device and socket are gone only with it: a namespace of the same name made next must not meet them.
+            Drivers.Qemu.ProcessExit.KillAsync(wg, $"wireguard-go {WireGuardDevice}", _logger).GetAwaiter().GetResult();
             wg.Dispose();
         }
         // Deleting the namespace deletes its taps, its end of the veth pair and so the root end too.

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -57,27 +56,11 @@ public static class NetCommand
     /// <summary>Runs the command (with <paramref name="stdin"/> fed to it) and returns its output; throws with its stderr when it fails.</summary>
     public static string Run(string file, IEnumerable<string> args, string? stdin = null, bool allowFailure = false)
     {
-        var start = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null, UseShellExecute = false,
-        };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start.");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-        {
-            process.StandardInput.Write(stdin);
-            process.StandardInput.Close();
-        }
-        if (!process.WaitForExit(Timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} did not finish within {Timeout.TotalSeconds:F0} s.");
-        }
-        if (process.ExitCode != 0 && !allowFailure)
-            throw new InvalidOperationException($"{file} {string.Join(' ', start.ArgumentList)} failed ({process.ExitCode}): {error.Result.Trim()}");
-        return output.Result;
+        var arguments = args.ToList();
+        var result = Drivers.Qemu.ProcessRunner.Run(file, arguments, Timeout, stdin);
+        if (result.ExitCode != 0 && !allowFailure)
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({result.ExitCode}): {result.Error.Trim()}");
+        return result.Output;
     }
 
     /// <summary><c>ip netns exec NS file args…</c>: wg and nft talk to the namespace's own devices and tables.</summary>

@@ -158,14 +158,14 @@ public sealed class BlockExports : IAsyncDisposable
     {
         var dir = Path.Combine(_directory, volumeId.ToString());
         var held = System.IO.Directory.Exists(dir);
-        if (_replicas.TryRemove(volumeId, out var replica)) await replica.StopAsync();
+        if (_replicas.TryRemove(volumeId, out var replica)) await replica.StopAsync(_logger);
         if (held) System.IO.Directory.Delete(dir, recursive: true);
         return held;
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var replica in _replicas.Values) await replica.StopAsync();
+        foreach (var replica in _replicas.Values) await replica.StopAsync(_logger);
         _replicas.Clear();
     }
 
@@ -196,6 +196,7 @@ public sealed class BlockExports : IAsyncDisposable
                      ]);
             var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in arguments) start.ArgumentList.Add(arg);
+            // A Process, not CliWrap: the daemon serves the replica until it is stopped, and a later runtime adopts it by pid.
             var process = Process.Start(start) ?? throw new InvalidOperationException("qemu-storage-daemon did not start");
             process.OutputDataReceived += (_, e) => { if (e.Data is not null) _logger.LogInformation("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };
             process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _logger.LogWarning("storage daemon {VolumeId}: {Line}", volumeId, e.Data); };
@@ -205,7 +206,7 @@ public sealed class BlockExports : IAsyncDisposable
         }
         replica.Qmp = await QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(30), ct);
         foreach (var identity in ReadKeys(dir).Keys) await AddExportAsync(replica, identity, ct);
-        if (_replicas.TryRemove(volumeId, out var old)) await old.StopAsync();
+        if (_replicas.TryRemove(volumeId, out var old)) await old.StopAsync(_logger);
         _replicas[volumeId] = replica;
         _logger.LogInformation("Replica of volume {VolumeId} served on {Address}:{Port}", volumeId, export.Address, export.Port);
         return replica;
@@ -232,7 +233,7 @@ public sealed class BlockExports : IAsyncDisposable
         {
             var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
             return cmdline.Contains("qemu-storage-daemon", StringComparison.Ordinal) && cmdline.Contains(dir, StringComparison.Ordinal)
-                                                                                     && QemuMicroVmDriver.IsAlive(pid) ? pid : null;
+                                                                                     && ProcessExit.IsAlive(pid) ? pid : null;
         }
         catch (IOException)
         {
@@ -281,14 +282,11 @@ public sealed class BlockExports : IAsyncDisposable
         public QmpClient? Qmp { get; set; }
         public SemaphoreSlim Lock { get; } = new(1, 1);
 
-        public async Task StopAsync()
+        /// <summary>Returns once the daemon is gone: the replica's file and port are free only then (<see cref="ProcessExit"/>).</summary>
+        public async Task StopAsync(ILogger logger)
         {
             if (Qmp is not null) await Qmp.DisposeAsync();
-            if (Daemon is { HasExited: false } daemon)
-            {
-                daemon.Kill();
-                await daemon.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
-            }
+            if (Daemon is { } daemon) await ProcessExit.KillAsync(daemon, $"qemu-storage-daemon of volume {volumeId}", logger);
             Daemon?.Dispose();
             File.Delete(QmpClient.SocketPathFor(directory));
         }

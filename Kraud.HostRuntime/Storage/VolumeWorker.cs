@@ -85,6 +85,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         var (file, arguments) = HostNamespace.Command(network, daemonPath, args);
         var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in arguments) start.ArgumentList.Add(arg);
+        // A Process, not CliWrap: the daemon runs while QMP drives the copy and is ended here, not by its own exit.
         using var daemon = Process.Start(start) ?? throw new ResyncException("qemu-storage-daemon did not start");
         var errors = new StringBuilder();
         daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
@@ -113,8 +114,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         }
         finally
         {
-            if (!daemon.HasExited) daemon.Kill();
-            await daemon.WaitForExitAsync(CancellationToken.None);
+            await ProcessExit.KillAsync(daemon, $"qemu-storage-daemon resyncing volume {command.VolumeId}", logger);
             File.Delete(socket);
             Directory.Delete(dir, recursive: true);
         }

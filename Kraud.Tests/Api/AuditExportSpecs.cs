@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Alba;
 using Kraud.Api.Audit;
+using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.Tests.Infrastructure;
 using Marten.Events;
 
@@ -153,16 +153,8 @@ public class AuditExportSpecs(KraudApp app)
 
     private static async Task<(int Code, string Output)> RunVerifierAsync(string file, string key)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false,
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "Kraud.Api.dll"), "audit", "verify", file, "--key", key },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, output.Trim());
+        var result = await ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "Kraud.Api.dll"), "audit", "verify", file, "--key", key],
+            TimeSpan.FromMinutes(2), CancellationToken.None);
+        return (result.ExitCode, result.Output.Trim());
     }
 }

@@ -50,6 +50,7 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         // Watch the underlay while the client fetches again: only WireGuard's UDP crosses it, and never the marker.
         var capture = Path.Combine(dc.State, $"underlay-{Guid.NewGuid():N}.pcap");
         Directory.CreateDirectory(dc.State);
+        // A Process, not CliWrap: tcpdump captures until the spec has sent its packets and stops it.
         using (var tcpdump = Process.Start(new ProcessStartInfo("tcpdump", ["-i", dc.Bridge, "-U", "-w", capture, "-s", "0"])
         { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false })!)
         {

@@ -1,3 +1,4 @@
+using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.Tests.Infrastructure;
 
 namespace Kraud.Tests.Api;
@@ -21,6 +22,26 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
         });
         await host.WaitUntilRegisteredAsync(app);
         return host;
+    }
+
+    /// <summary>
+    /// A STOPPED pod means its host saw QEMU exit: no process named after the VM may be alive then. On failure, the host
+    /// runtime's last lines say what its stop did (a QEMU that survives SIGKILL is logged with its kernel state).
+    /// </summary>
+    private static async Task DeleteAndAssertQemuGoneAsync(TenantScope tenant, HostProcess host, string podId, Guid vmId)
+    {
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = podId })).ShouldSucceed();
+        try
+        {
+            await tenant.WaitForPodAsync(podId, "STOPPED", seconds: 60);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\n--- host {host.Name}:\n{host.OutputTail()}", e);
+        }
+        var alive = QemuFixture.QemuProcessesOf(vmId);
+        Assert.True(alive.Count == 0, $"QEMU of microVM {vmId} is alive after its pod STOPPED: " +
+            string.Join(", ", alive.Select(pid => $"pid {pid} ({ProcessExit.StateOf(pid)})")) + $"\n--- host {host.Name}:\n{host.OutputTail()}");
     }
 
     [Fact]
@@ -52,9 +73,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             Assert.Contains(qemuHost.GetProperty("accelerator").GetString(), new[] { "KVM", "TCG" });
             Assert.False(string.IsNullOrWhiteSpace(qemuHost.GetProperty("acceleratorReason").GetString()));
 
-            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-            await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
-            Assert.Empty(QemuFixture.QemuProcessesOf(vmId));
+            await DeleteAndAssertQemuGoneAsync(tenant, host, pod.Id(), vmId);
         }
         finally
         {
@@ -217,9 +236,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             var dataKey = Kraud.HostRuntime.Storage.KeyEncryptionKey.LoadOrCreate(HostProcess.KekFile(app)).Unwrap(record.Key);
             Assert.Equal(marker, await QemuFixture.DecryptedPrefixAsync(image, Convert.ToBase64String(dataKey), marker.Length));
 
-            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-            await tenant.WaitForPodAsync(pod.Id(), "STOPPED", seconds: 60);
-            Assert.Empty(QemuFixture.QemuProcessesOf(vmId));
+            await DeleteAndAssertQemuGoneAsync(tenant, host, pod.Id(), vmId);
         }
         finally
         {

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.Tests.Infrastructure;
 using Npgsql;
 
@@ -68,13 +68,8 @@ public class WireGuardKeySpecs(KraudApp app)
     {
         if (!File.Exists("/usr/bin/wg") && !(Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "wg"))))
             throw new InvalidOperationException("wg is missing: apt-get install wireguard-tools (or run .ci/run).");
-        var start = new ProcessStartInfo("wg", "pubkey") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        await process.StandardInput.WriteLineAsync(privateKey);
-        process.StandardInput.Close();
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"wg pubkey failed: {await process.StandardError.ReadToEndAsync()}");
-        return output.Trim();
+        var result = await ProcessRunner.RunAsync("wg", ["pubkey"], TimeSpan.FromSeconds(30), CancellationToken.None, stdin: privateKey + "\n");
+        Assert.True(result.ExitCode == 0, $"wg pubkey failed: {result.Error}");
+        return result.Output.Trim();
     }
 }

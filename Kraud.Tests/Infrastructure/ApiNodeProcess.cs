@@ -58,6 +58,7 @@ public sealed partial class ApiNodeProcess : IAsyncDisposable
             },
         };
         foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
+        // A Process, not CliWrap: the node runs for the whole spec, its output is read as it comes, and specs kill or stop it.
         var process = new Process { StartInfo = start };
         var node = new ApiNodeProcess(process, name, workDirectory);
         process.OutputDataReceived += (_, e) => node.Keep(e.Data);

@@ -47,7 +47,9 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
 
     /// <summary>One host of the datacenter: which of its zones (0 or 1), its role and driver.</summary>
-    public sealed record HostSpec(int Zone, string Role = "Compute", string Driver = "qemu-microvm");
+    /// <param name="Alone">The host runs in a runtime process of its own (others share one per role and driver), so that a
+    /// spec can kill it alone (<see cref="KillAsync"/>).</param>
+    public sealed record HostSpec(int Zone, string Role = "Compute", string Driver = "qemu-microvm", bool Alone = false);
 
     /// <summary>
     /// The default layout: zone 0 has two qemu compute hosts (a pod of two replicas spans them) and two ingress hosts, zone 1
@@ -114,7 +116,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             // One runtime process per kind of host (each host its own namespace), started one after the other: six cold .NET
             // processes at once on two cores (Wolverine compiling its handlers, the control plane its own for every first
             // announcement) kept hosts from registering within a minute.
-            foreach (var group in named.GroupBy(h => (h.Spec.Role, h.Spec.Driver)))
+            foreach (var group in named.GroupBy(h => (h.Spec.Role, h.Spec.Driver, Alone: h.Spec.Alone ? h.Name : null)))
             {
                 var process = HostProcess.StartRack(app, group.Select(h => (h.Name, Zone(h.Spec.Zone), h.Spec.Role, h.Spec.Driver)).ToList(), environment);
                 _processes.Add(process);
@@ -292,13 +294,36 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
             if (!int.TryParse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
             try
             {
-                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.QemuMicroVmDriver.IsAlive(pid))
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(name) && Kraud.HostRuntime.Drivers.Qemu.ProcessExit.IsAlive(pid))
                     found.Add(pid);
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
         }
         return found;
+    }
+
+    /// <summary>
+    /// A host dies: its runtime process (which runs it alone, see <see cref="HostSpec.Alone"/>) is SIGKILLed with its QEMUs and
+    /// wireguard-go, and what the machine kept of it (its namespace with its underlay address, its veth) goes, as the network
+    /// loses a host whose power is cut.
+    /// </summary>
+    public async Task KillAsync(DcHost host)
+    {
+        if (_hosts.Count(h => h.Process == host.Process) != 1) throw new InvalidOperationException($"host {host.Name} shares its runtime process");
+        await host.Process.KillAsync();
+        RemoveMachineState(host);
+    }
+
+    /// <summary>What the machine keeps of a host: its wireguard-go (by its unique device name), namespace, veth and socket.</summary>
+    private static void RemoveMachineState(DcHost host)
+    {
+        var ns = HostNamespace.NamespaceName(host.Name);
+        var hash = HostNamespace.HashOf(ns);
+        foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Run("ip", "netns", "del", ns);
+        Run("ip", "link", "del", $"krv{hash}");
+        File.Delete($"/var/run/wireguard/krw{hash}.sock");
     }
 
     /// <summary>Stops every host runtime as an operator would (SIGTERM: it removes what it made), then the bridge.</summary>
@@ -315,15 +340,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
         await StopHostsAsync();
         var left = Leftovers();
         // Whatever a failed stop left is removed all the same (by its unique name or pid), so the machine stays clean.
-        foreach (var host in _hosts)
-        {
-            var ns = HostNamespace.NamespaceName(host.Name);
-            var hash = HostNamespace.HashOf(ns);
-            foreach (var pid in ProcessesNaming($"krw{hash}")) Run("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Run("ip", "netns", "del", ns);
-            Run("ip", "link", "del", $"krv{hash}");
-            File.Delete($"/var/run/wireguard/krw{hash}.sock");
-        }
+        foreach (var host in _hosts) RemoveMachineState(host);
         foreach (var process in _processes) await process.DisposeAsync();
         foreach (var client in _clients) client.Dispose();
         Run("ip", "link", "del", Bridge);
@@ -335,11 +352,7 @@ public sealed class Datacenter : IAsyncLifetime, IAsyncDisposable
 
     public static (int ExitCode, string Output) Run(string file, params string[] args)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output);
+        var result = Kraud.HostRuntime.Drivers.Qemu.ProcessRunner.Run(file, args, TimeSpan.FromSeconds(60));
+        return (result.ExitCode, result.Output + result.Error);
     }
 }

@@ -33,21 +33,17 @@ public sealed class DockerCli : IDisposable
 
     public async Task<Result> RunAsync(params string[] args)
     {
-        var start = new System.Diagnostics.ProcessStartInfo(ProcessRunner.Which("docker")!)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            Environment = { ["DOCKER_HOST"] = $"tcp://{_url.Authority}", ["DOCKER_CONFIG"] = _config },
-        };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await process.WaitForExitAsync(timeout.Token);
-        return new Result(process.ExitCode, (await output).Trim(), (await error).Trim());
+        var result = await ProcessRunner.RunAsync(ProcessRunner.Which("docker")!, args, TimeSpan.FromSeconds(120), CancellationToken.None,
+            environment: DockerEnvironment());
+        return new Result(result.ExitCode, result.Output.Trim(), result.Error.Trim());
     }
 
-    /// <summary>Starts `docker logs -f` and reads its output until <paramref name="text"/> appears; the process is killed then.</summary>
+    private Dictionary<string, string?> DockerEnvironment() => new() { ["DOCKER_HOST"] = $"tcp://{_url.Authority}", ["DOCKER_CONFIG"] = _config };
+
+    /// <summary>
+    /// Starts `docker logs -f` and reads its output until <paramref name="text"/> appears; the process is killed then (a
+    /// Process, not CliWrap: it is read while it runs and never ends by itself).
+    /// </summary>
     public async Task<string> FollowUntilAsync(string container, string text, TimeSpan timeout)
     {
         var start = new System.Diagnostics.ProcessStartInfo(ProcessRunner.Which("docker")!)

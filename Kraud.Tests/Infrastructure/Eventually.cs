@@ -1,6 +1,12 @@
 namespace Kraud.Tests.Infrastructure;
 
-/// <summary>Waits for something the platform does asynchronously (scheduling, booting, async projections).</summary>
+/// <summary>
+/// Polls for something that happens outside this test host's Wolverine: a guest's console or workload log, a host runtime
+/// or CLI process, a port, a registry, another process's reports through the database queues. A chain of this
+/// application's own messages is better awaited with a tracked session (TrackActivity, InvokeMessageAndWaitAsync,
+/// ExecuteAndWaitAsync) and async projections with WaitForNonStaleProjectionDataAsync; specs that still poll for such a
+/// chain here are left to convert (issue #24).
+/// </summary>
 public static class Eventually
 {
     public static Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what) => Until(condition, timeout, () => what);

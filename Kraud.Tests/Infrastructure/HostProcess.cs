@@ -56,6 +56,7 @@ public sealed partial class HostProcess : IAsyncDisposable
         // A rack's hosts come from Fleet:Hosts: only the flags every host shares stay.
         if (rack) start.ArgumentList.Clear();
         if (rack) foreach (var arg in new[] { BuiltBesideTests.Dll("Kraud.HostRuntime"), "--kek-file", KekFile(stateDirectory) }) start.ArgumentList.Add(arg);
+        // A Process, not CliWrap: the host runtime runs for the whole spec, its output is kept as it comes, and specs kill it.
         var process = new Process { StartInfo = start };
         var host = new HostProcess(process, name, zone, workDir);
         process.OutputDataReceived += (_, e) => host.Keep(e.Data);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Kraud.HostRuntime.Drivers.Qemu;
 
 namespace Kraud.Tests.Infrastructure;
 
@@ -28,33 +29,11 @@ public sealed class KraudCli : IDisposable
 
     public async Task<CliResult> RunAsync(string[] args, IReadOnlyDictionary<string, string>? environment, string? workingDirectory = null)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = workingDirectory ?? Home,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(BuiltBesideTests.Dll("Kraud.Cli", "kraud"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        Isolate(start.Environment);
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException e)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kraud {string.Join(' ', args)} ran for 3 minutes: {await stdout} {await stderr}", e);
-        }
-        return new CliResult(process.ExitCode, await stdout, await stderr);
+        var env = Isolated();
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) env[k] = v;
+        var result = await ProcessRunner.RunAsync("dotnet", [BuiltBesideTests.Dll("Kraud.Cli", "kraud"), .. args], TimeSpan.FromMinutes(3),
+            CancellationToken.None, workingDirectory ?? Home, environment: env);
+        return new CliResult(result.ExitCode, result.Output, result.Error);
     }
 
     /// <summary>
@@ -69,7 +48,10 @@ public sealed class KraudCli : IDisposable
         };
         start.ArgumentList.Add(BuiltBesideTests.Dll("Kraud.Cli", "kraud"));
         foreach (var a in args) start.ArgumentList.Add(a);
-        Isolate(start.Environment);
+        foreach (var (k, v) in Isolated())
+            if (v is null) start.Environment.Remove(k);
+            else start.Environment[k] = v;
+        // A Process, not CliWrap: the test reads its lines while it runs and ends it.
         return new RunningCli(Process.Start(start)!);
     }
 
@@ -80,24 +62,11 @@ public sealed class KraudCli : IDisposable
     public async Task<CliResult> RunOnTerminalAsync(params string[] args)
     {
         var command = string.Join(' ', new[] { "dotnet", BuiltBesideTests.Dll("Kraud.Cli", "kraud") }.Concat(args).Select(Quote));
-        var start = new ProcessStartInfo("script")
-        {
-            WorkingDirectory = Home,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            ArgumentList = { "-qefc", $"stty cols 160 rows 50; {command}", "/dev/null" },
-        };
-        Isolate(start.Environment);
-        start.Environment["TERM"] = "xterm-256color";
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
-        return new CliResult(process.ExitCode, await stdout, await stderr);
+        var env = Isolated();
+        env["TERM"] = "xterm-256color";
+        var result = await ProcessRunner.RunAsync("script", ["-qefc", $"stty cols 160 rows 50; {command}", "/dev/null"], TimeSpan.FromMinutes(3),
+            CancellationToken.None, Home, environment: env);
+        return new CliResult(result.ExitCode, result.Output, result.Error);
     }
 
     /// <summary>
@@ -114,14 +83,11 @@ public sealed class KraudCli : IDisposable
         return tenant;
     }
 
-    private void Isolate(IDictionary<string, string?> env)
+    /// <summary>The CLI's environment: this home, and none of the user's config or Kraud variables (null removes one).</summary>
+    private Dictionary<string, string?> Isolated() => new()
     {
-        env["HOME"] = Home;
-        env.Remove("XDG_CONFIG_HOME");
-        env.Remove("KRAUD_URL");
-        env.Remove("KRAUD_TOKEN");
-        env["DOTNET_NOLOGO"] = "1";
-    }
+        ["HOME"] = Home, ["XDG_CONFIG_HOME"] = null, ["KRAUD_URL"] = null, ["KRAUD_TOKEN"] = null, ["DOTNET_NOLOGO"] = "1",
+    };
 
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Kraud.HostRuntime.Drivers.Qemu;
 
 namespace Kraud.Tests.Infrastructure;
 
@@ -48,33 +49,15 @@ public sealed class Kubectl : IDisposable
 
     public async Task<KubectlResult> RunAsync(TimeSpan timeout, params string[] args)
     {
-        var info = new ProcessStartInfo(Executable)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        info.ArgumentList.Add("--kubeconfig");
-        info.ArgumentList.Add(KubeconfigPath);
-        info.ArgumentList.Add("--cache-dir");
-        info.ArgumentList.Add(Path.Combine(directory, "cache"));
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["HOME"] = directory;
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException e)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kubectl {string.Join(' ', args)} did not end within {timeout.TotalSeconds:F0} s; it printed: {await output}{await error}", e);
-        }
-        return new KubectlResult(process.ExitCode, await output, await error);
+        var result = await ProcessRunner.RunAsync(Executable, ["--kubeconfig", KubeconfigPath, "--cache-dir", Path.Combine(directory, "cache"), .. args],
+            timeout, CancellationToken.None, environment: new Dictionary<string, string?> { ["HOME"] = directory });
+        return new KubectlResult(result.ExitCode, result.Output, result.Error);
     }
 
-    /// <summary>Starts a long-running kubectl (a watch) whose output lines are collected as they come.</summary>
+    /// <summary>
+    /// Starts a long-running kubectl (a watch) whose output lines are collected as they come. A Process, not CliWrap: the
+    /// test reads its lines while it runs and ends it, where ProcessRunner waits for an end of its own.
+    /// </summary>
     public KubectlWatch Start(params string[] args)
     {
         var info = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Kraud.Domain.Volumes;
+using Kraud.HostRuntime.Drivers.Qemu;
 
 namespace Kraud.Tests.Infrastructure;
 
@@ -22,13 +22,8 @@ public static class NbdProbe
                 node += ",tls-creds=t";
             }
             args.AddRange(["--image-opts", node, "-c", "read 0 512"]);
-            var start = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in args) start.ArgumentList.Add(a);
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            await process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            return process.ExitCode == 0 && (await output).Contains("read 512/512");
+            var result = await ProcessRunner.RunAsync("qemu-io", args, TimeSpan.FromSeconds(60), CancellationToken.None);
+            return result.ExitCode == 0 && result.Output.Contains("read 512/512");
         }
         finally
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 using Kraud.Domain.HostProtocol;
@@ -76,19 +75,13 @@ public sealed class QemuFixture : IAsyncLifetime
         await File.WriteAllTextAsync(keyFile, base64Key);
         try
         {
-            var start = new ProcessStartInfo("qemu-io") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[]
-                     {
-                         "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
-                         "--image-opts", $"driver=luks,key-secret=k,file.driver=file,file.filename={image}", "-c", "read -v 0 512",
-                     })
-                start.ArgumentList.Add(arg);
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
-            Assert.True(process.ExitCode == 0, $"qemu-io failed: {await error}");
-            var bytes = Regex.Matches(await output, @"^[0-9a-f]{8}:\s+(?<hex>(?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline | RegexOptions.ExplicitCapture,
+            var result = await ProcessRunner.RunAsync("qemu-io",
+                [
+                    "-r", "-U", "--object", $"secret,id=k,file={keyFile}",
+                    "--image-opts", $"driver=luks,key-secret=k,file.driver=file,file.filename={image}", "-c", "read -v 0 512",
+                ], TimeSpan.FromSeconds(30), CancellationToken.None);
+            Assert.True(result.ExitCode == 0, $"qemu-io failed: {result.Error}");
+            var bytes = Regex.Matches(result.Output, @"^[0-9a-f]{8}:\s+(?<hex>(?:[0-9a-f]{2} ){15}[0-9a-f]{2})", RegexOptions.Multiline | RegexOptions.ExplicitCapture,
                     TimeSpan.FromSeconds(5))
                 .SelectMany(m => m.Groups["hex"].Value.Split(' ').Select(h => Convert.ToByte(h, 16))).ToArray();
             return Encoding.ASCII.GetString(bytes, 0, Math.Min(length, bytes.Length));
@@ -109,7 +102,7 @@ public sealed class QemuFixture : IAsyncLifetime
             try
             {
                 var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
-                if (cmdline.Contains($"\0kraud-{vmId}\0") && QemuMicroVmDriver.IsAlive(pid)) found.Add(pid);
+                if (cmdline.Contains($"\0kraud-{vmId}\0") && ProcessExit.IsAlive(pid)) found.Add(pid);
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }

@@ -71,6 +71,7 @@ public static class BootBench
         var start = new ProcessStartInfo(args[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args.Skip(1)) start.ArgumentList.Add(arg.StartsWith("kraud-", StringComparison.Ordinal) ? $"kraud-bare-{Guid.NewGuid():N}" : arg);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A Process, not CliWrap: the guest's console is read while it boots and the bench writes to its stdin.
         using var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => { if (e.Data?.Contains("KRAUD-READY", StringComparison.Ordinal) == true) ready.TrySetResult(); };
         var clock = Stopwatch.StartNew();

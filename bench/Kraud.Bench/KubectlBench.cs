@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Kraud.Domain.Pods;
+using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.Projections.KubernetesApi;
 using Kraud.Projections.Pods;
 using Marten;
@@ -131,21 +132,14 @@ public static class KubectlBench
 
     private static async Task RunKubectlAsync(string kubectl, string kubeconfig, string directory, params string[] args)
     {
-        var info = new ProcessStartInfo(kubectl) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--kubeconfig", kubeconfig, "--cache-dir", Path.Combine(directory, "cache") }.Concat(args)) info.ArgumentList.Add(a);
-        info.Environment["HOME"] = directory;
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"kubectl {string.Join(' ', args)} exited {process.ExitCode}: {await error}{await output}");
+        var result = await ProcessRunner.RunAsync(kubectl, ["--kubeconfig", kubeconfig, "--cache-dir", Path.Combine(directory, "cache"), .. args],
+            TimeSpan.FromMinutes(5), CancellationToken.None, environment: new Dictionary<string, string?> { ["HOME"] = directory });
+        if (result.ExitCode != 0) throw new InvalidOperationException($"kubectl {string.Join(' ', args)} exited {result.ExitCode}: {result.Error}{result.Output}");
     }
 
     private static string Version(string kubectl)
     {
-        using var process = Process.Start(new ProcessStartInfo(kubectl, "version --client -o yaml") { RedirectStandardOutput = true, UseShellExecute = false })!;
-        var text = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
+        var text = ProcessRunner.Run(kubectl, ["version", "--client", "-o", "yaml"], TimeSpan.FromSeconds(30)).Output;
         return "kubectl " + (text.Split('\n').FirstOrDefault(l => l.Contains("gitVersion", StringComparison.Ordinal))?.Split(':').Last().Trim() ?? "?");
     }
 }

@@ -31,6 +31,11 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
         "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko",
         // OCI images: the workload's channels (virtio-console), its read-only root file system (erofs) and the writable overlay.
         "kernel/drivers/char/virtio_console.ko", "kernel/lib/libcrc32c.ko", "kernel/fs/erofs/erofs.ko", "kernel/fs/overlayfs/overlay.ko",
+        // GFS volumes: the kernel's NFS server (a file server's guest, kraud-nfs-server) and its NFSv4 client (kraud_mount_nfs),
+        // loaded only by guests that need them.
+        "kernel/net/sunrpc/sunrpc.ko", "kernel/fs/nfs_common/grace.ko", "kernel/fs/lockd/lockd.ko", "kernel/fs/nfs_common/nfs_acl.ko",
+        "kernel/net/sunrpc/auth_gss/auth_rpcgss.ko", "kernel/fs/nfsd/nfsd.ko", "kernel/fs/netfs/netfs.ko", "kernel/fs/fscache/fscache.ko",
+        "kernel/fs/nfs/nfs.ko", "kernel/net/dns_resolver/dns_resolver.ko", "kernel/fs/nfs/nfsv4.ko",
     ];
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(5);
@@ -54,7 +59,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
             throw new InvalidOperationException($"{busybox} is dynamically linked; the guest has no libc. Install busybox-static.");
 
         var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
-            FormatVersion, Path.GetFileName(deb), Convert.ToHexStringLower(SHA256.HashData(busyboxBytes)), InitScript, WorkloadFunctions, string.Join(',', Modules)))))[..16];
+            FormatVersion, Path.GetFileName(deb), Convert.ToHexStringLower(SHA256.HashData(busyboxBytes)), InitScript, WorkloadFunctions, NfsServerScript, string.Join(',', Modules)))))[..16];
         var directory = Path.Combine(CacheDirectory, $"{abi}-{key}");
         var image = new GuestImage(Path.Combine(directory, "vmlinuz"), Path.Combine(directory, "initrd.cpio"), package, directory);
         if (File.Exists(image.Kernel) && File.Exists(image.Initrd)) return image;
@@ -77,6 +82,7 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
             cpio.Symlink("bin/sh", "busybox");
             cpio.File("init", Encoding.ASCII.GetBytes(InitScript), executable: true);
             cpio.File("lib/kraud-workload.sh", Encoding.ASCII.GetBytes(WorkloadFunctions), executable: false);
+            cpio.File($"bin/{NfsServerProgram}", Encoding.ASCII.GetBytes(NfsServerScript), executable: true);
             foreach (var module in Modules)
             {
                 var path = Path.Combine(unpacked, "lib", "modules", abi, module);
@@ -261,6 +267,22 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           mount -t ext4 -o "$2" "$dev" "$target" || kraud_fail "cannot mount volume $3"
           kraud_mounted="$target $kraud_mounted"
         }
+        kraud_load() { for m in "$@"; do [ -d "/sys/module/$m" ] || insmod "/lib/modules/$m.ko" || echo "KRAUD-WARN cannot load $m"; done; }
+        # A GFS volume: NFSv4.2 from its file server's VPC address, hard (a request waits through a failover instead of failing),
+        # retransmitted after 2 s so that a file server back at the same address is found again within seconds. The server
+        # may still be starting: tried for a minute.
+        kraud_mount_nfs() {
+          kraud_load sunrpc grace lockd netfs fscache nfs dns_resolver nfsv4
+          target="$kraud_root$3"
+          mkdir -p "$target"
+          i=0
+          until mount -t nfs4 -o "$2,hard,vers=4.2,timeo=20,retrans=2,addr=$1" "$1:/" "$target" 2>/tmp/nfs-mount.err; do
+            i=$((i+1))
+            [ $i -lt 60 ] || kraud_fail "cannot mount volume $3 from its file server $1: $(cat /tmp/nfs-mount.err)"
+            sleep 1
+          done
+          kraud_mounted="$target $kraud_mounted"
+        }
         kraud_mount_rootfs() {
           image=$(kraud_disk kraud-rootfs)
           [ -n "$image" ] || kraud_fail "the image's root file system disk is missing"
@@ -330,6 +352,51 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           sync
           poweroff -f
         }
+
+        """;
+
+    /// <summary>The file server program of GFS volumes, in /bin of every guest (see <see cref="NfsServerScript"/>).</summary>
+    public const string NfsServerProgram = "kraud-nfs-server";
+
+    /// <summary>
+    /// A GFS volume's file server: run as the workload of the volume's file server microVM, which has the volume attached as
+    /// a disk (mounted at the directory given, ext4 made on first use by /init). It exports that directory's data/ with the
+    /// kernel's NFS server, NFSv4.1/4.2 only (no rpcbind, no mountd), sync (a write a client was told is stable is on the
+    /// replicas' quorum), to every client that reaches it: the tenant's VPC firewall decides who does. What rpc.mountd would
+    /// tell the kernel is written into its export caches here: one client domain, the export as the NFSv4 root (fsid 0),
+    /// and each client address that asks is put into the domain. NFSv4 client state is recorded on the volume itself
+    /// (v4recovery/), so that a file server started again elsewhere after a failover lets the clients reclaim their opens
+    /// and locks during a grace period of 10 s (the default 90 s would stall every client that long).
+    /// </summary>
+    public const string NfsServerScript = """
+        #!/bin/sh
+        root=${1:?the file system to serve}
+        fail() { echo "kraud-nfs-server: $*" >&2; exit 1; }
+        for m in sunrpc grace lockd nfs_acl auth_rpcgss nfsd; do
+          [ -d "/sys/module/$m" ] || insmod "/lib/modules/$m.ko" || fail "cannot load $m"
+        done
+        mkdir -p "$root/data" "$root/v4recovery" || fail "cannot write to $root"
+        grep -q " /proc/fs/nfsd " /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd || fail "cannot mount the nfsd control file system"
+        echo 10 > /proc/fs/nfsd/nfsv4leasetime && echo 10 > /proc/fs/nfsd/nfsv4gracetime || fail "cannot set the lease and grace times"
+        echo "$root/v4recovery" > /proc/fs/nfsd/nfsv4recoverydir || fail "cannot set the recovery directory"
+        echo "-3 +4 +4.1 +4.2" > /proc/fs/nfsd/versions || fail "cannot choose NFSv4"
+        forever=2147483647
+        # The client domain exists once an address is mapped to it; the export and its fsid-0 key name it.
+        echo "nfsd 0.0.0.0 $forever kraud" > /proc/net/rpc/auth.unix.ip/channel || fail "cannot create the client domain"
+        # flags: INSECURE_PORT 0x2 | NOSUBTREECHECK 0x400 | FSID 0x2000 (no ASYNC: sync; no ROOTSQUASH: workloads run as root)
+        echo "kraud $root/data $forever 9218 65534 65534 0" > /proc/net/rpc/nfsd.export/channel || fail "cannot export $root/data"
+        echo "kraud 1 \x00000000 $forever $root/data" > /proc/net/rpc/nfsd.fh/channel || fail "cannot make $root/data the NFSv4 root"
+        echo "tcp 2049" > /proc/fs/nfsd/portlist || fail "cannot listen on port 2049"
+        echo 8 > /proc/fs/nfsd/threads || fail "cannot start the server threads"
+        # Stopped (the microVM powers off): the server threads end first, so that the volume can be unmounted cleanly.
+        trap 'echo 0 > /proc/fs/nfsd/threads; sync; exit 0' TERM INT
+        echo "kraud-nfs-server: serving $root/data over NFSv4 on port 2049"
+        while :; do
+          while read -r class address; do
+            echo "$class $address $forever kraud" > /proc/net/rpc/auth.unix.ip/channel
+          done < /proc/net/rpc/auth.unix.ip/channel
+          usleep 100000
+        done
 
         """;
 }

@@ -66,6 +66,13 @@ public static class GuestWorkload
         {
             if (!volume.MountPath.StartsWith('/') || volume.MountPath.Split('/').Contains(".."))
                 throw new MicroVmBootException($"volume {volume.VolumeId}: mount path '{volume.MountPath}' is not an absolute path without '..'");
+            if (volume.FileServer is { } server)
+            {
+                if (!System.Net.IPAddress.TryParse(server, out _))
+                    throw new MicroVmBootException($"volume {volume.VolumeId}: the file server address '{server}' is not an IP address");
+                script.Append("  kraud_mount_nfs ").Append(Quote(server)).Append(volume.ReadOnly ? " ro " : " rw ").Append(Quote(volume.MountPath)).Append('\n');
+                continue;
+            }
             script.Append("  kraud_mount_volume ").Append(Quote(VolumeSerial(index))).Append(volume.ReadOnly ? " ro " : " rw ")
                 .Append(Quote(volume.MountPath)).Append('\n');
         }

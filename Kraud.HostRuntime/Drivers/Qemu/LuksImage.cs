@@ -23,7 +23,7 @@ public static class LuksImage
             var result = await ProcessRunner.RunAsync(qemuImg,
                 ["create", "-q", "-f", "luks", "--object", $"secret,id=k,file={QemuOption.Value(pipe)}", "-o", "key-secret=k,iter-time=10", image, size],
                 TimeSpan.FromSeconds(60), ct,
-                whileRunning: p => SecretPipe.FeedAsync(pipe, secret, p.WaitForExitAsync(CancellationToken.None), TimeSpan.FromSeconds(30)));
+                whileRunning: exited => SecretPipe.FeedAsync(pipe, secret, exited, TimeSpan.FromSeconds(30)));
             if (result.ExitCode == 0 || attempt == MaxAttempts || !result.Error.Contains("Unable to get accurate CPU usage", StringComparison.Ordinal))
                 return result;
             await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt), ct);

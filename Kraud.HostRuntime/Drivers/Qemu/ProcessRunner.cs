@@ -1,37 +1,57 @@
-using System.Diagnostics;
+using System.ComponentModel;
 using System.Runtime.InteropServices;
+using System.Text;
+using CliWrap;
 
 namespace Kraud.HostRuntime.Drivers.Qemu;
 
 public sealed record ProcessResult(int ExitCode, string Output, string Error);
 
-/// <summary>Short-lived helper commands (apt-get, dpkg-deb, qemu-img): always bounded by a timeout, killed when it passes.</summary>
+/// <summary>
+/// Short-lived helper commands (apt-get, dpkg-deb, qemu-img, ip, nft, initdb…), run through CliWrap: always bounded by a
+/// timeout, killed with their descendants when it passes or the caller cancels, their output buffered.
+/// </summary>
 public static class ProcessRunner
 {
+    /// <param name="whileRunning">Runs beside the command with a task that completes when it has exited (to feed it through a FIFO).</param>
+    /// <param name="stdin">Written to the command's standard input, which is then closed (it is closed at once without).</param>
+    /// <param name="environment">Variables set for the command (a null value removes one); the rest is inherited.</param>
     public static async Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, CancellationToken ct,
-        string? workingDirectory = null, Func<Process, Task>? whileRunning = null)
+        string? workingDirectory = null, Func<Task, Task>? whileRunning = null, string? stdin = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start.");
-        var output = process.StandardOutput.ReadToEndAsync(ct);
-        var error = process.StandardError.ReadToEndAsync(ct);
+        var arguments = args.ToList();
+        var output = new StringBuilder();
+        var error = new StringBuilder();
+        var command = Cli.Wrap(file).WithArguments(arguments).WithValidation(CommandResultValidation.None)
+            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(output)).WithStandardErrorPipe(PipeTarget.ToStringBuilder(error));
+        if (workingDirectory is not null) command = command.WithWorkingDirectory(workingDirectory);
+        if (stdin is not null) command = command.WithStandardInputPipe(PipeSource.FromString(stdin));
+        if (environment is not null) command = command.WithEnvironmentVariables(environment);
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
         bounded.CancelAfter(timeout);
         try
         {
-            if (whileRunning is not null) await whileRunning(process);
-            await process.WaitForExitAsync(bounded.Token);
+            var running = command.ExecuteAsync(bounded.Token);
+            if (whileRunning is not null) await whileRunning(running.Task);
+            var result = await running;
+            return new ProcessResult(result.ExitCode, output.ToString(), error.ToString());
         }
-        catch (OperationCanceledException timedOut)
+        catch (OperationCanceledException timedOut) when (!ct.IsCancellationRequested)
         {
-            process.Kill(entireProcessTree: true);
-            if (ct.IsCancellationRequested) throw;
-            throw new TimeoutException($"{file} did not finish within {timeout.TotalSeconds:F0} s.", timedOut);
+            var printed = $"{output}{error}".Trim();
+            throw new TimeoutException($"{file} {string.Join(' ', arguments)} did not finish within {timeout.TotalSeconds:F0} s and was killed" +
+                                       (printed.Length == 0 ? "." : $"; it printed: {printed[Math.Max(0, printed.Length - 2000)..]}"), timedOut);
         }
-        return new ProcessResult(process.ExitCode, await output, await error);
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException($"{file} did not start: {e.Message}", e);
+        }
     }
+
+    /// <summary>The same, for callers that cannot await (the data plane's netlink and nft set-up runs on plain threads).</summary>
+    public static ProcessResult Run(string file, IEnumerable<string> args, TimeSpan timeout, string? stdin = null) =>
+        Task.Run(() => RunAsync(file, args, timeout, CancellationToken.None, stdin: stdin)).GetAwaiter().GetResult();
 
     /// <summary>The full path of a program on PATH, or null.</summary>
     public static string? Which(string program)

@@ -164,14 +164,24 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             _vms.TryRemove(new KeyValuePair<Guid, Vm>(spec.VmId, vm));
             vm.StopRequested = true;
-            await KillAsync(vm);
+            var survivor = "";
+            try
+            {
+                await KillAsync(vm);
+            }
+            catch (ProcessSurvivedKillException stuck)
+            {
+                // The boot fails either way; the report says that its QEMU still runs, and the log says it loudly.
+                _logger.LogError("microVM {VmId}: {Reason}", spec.VmId, stuck.Message);
+                survivor = $"; and {stuck.Message}";
+            }
             var failure = e switch
             {
-                MicroVmBootException boot => boot,
+                MicroVmBootException boot => survivor == "" ? boot : new MicroVmBootException(boot.Message + survivor),
                 TimeoutException => new MicroVmBootException(
-                    $"the guest did not report ready within {_options.BootTimeoutSeconds} s{vm.UnderAccelerator()}{vm.TailText()}"),
-                OperationCanceledException => new MicroVmBootException("the boot was cancelled"),
-                _ => new MicroVmBootException($"{e.GetType().Name}: {e.Message}{vm.TailText()}"),
+                    $"the guest did not report ready within {_options.BootTimeoutSeconds} s{vm.UnderAccelerator()}{vm.TailText()}{survivor}"),
+                OperationCanceledException => new MicroVmBootException("the boot was cancelled" + survivor),
+                _ => new MicroVmBootException($"{e.GetType().Name}: {e.Message}{vm.TailText()}{survivor}"),
             };
             vm.Booted.TrySetException(failure);
             if (e is OperationCanceledException && ct.IsCancellationRequested) throw;
@@ -179,9 +189,13 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Returns once QEMU is gone. A QEMU that outlives its SIGKILL (blocked in I/O) throws <see cref="ProcessSurvivedKillException"/>
+    /// and stays listed, so that the retried command waits for it again rather than reporting a stop that did not happen.
+    /// </summary>
     public async Task<bool> StopAsync(Guid vmId, CancellationToken ct)
     {
-        if (!_vms.TryRemove(vmId, out var vm)) return false;
+        if (!_vms.TryGetValue(vmId, out var vm)) return false;
         vm.StopRequested = true;
         try
         {
@@ -192,13 +206,24 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             return false; // the boot failed and cleaned up after itself
         }
         await ShutdownAsync(vm, TimeSpan.FromSeconds(_options.StopTimeoutSeconds));
+        _vms.TryRemove(new KeyValuePair<Guid, Vm>(vmId, vm));
         return true;
     }
 
     /// <summary>A host runtime that stops takes its VMs with it: no QEMU may outlive the process that holds their keys.</summary>
     public async ValueTask DisposeAsync()
     {
-        await Task.WhenAll(_vms.Keys.ToList().Select(id => StopAsync(id, CancellationToken.None)));
+        await Task.WhenAll(_vms.Keys.ToList().Select(async id =>
+        {
+            try
+            {
+                await StopAsync(id, CancellationToken.None);
+            }
+            catch (ProcessSurvivedKillException e)
+            {
+                _logger.LogError("microVM {VmId} outlives its host runtime: {Reason}", id, e.Message);
+            }
+        }));
     }
 
     private async Task<double> StartAsync(Vm vm, CancellationToken ct)
@@ -262,6 +287,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
         foreach (var (volume, index) in spec.Attachments.Select((v, i) => (v, i)))
         {
+            // Mounted over the VPC from its file server by the guest itself (see GuestWorkload): no device here.
+            if (volume.FileServer is not null) continue;
             if (!vm.VolumeKeys.TryGetValue(volume.VolumeId, out var volumeKey)) throw new MicroVmBootException($"no data key for volume {volume.VolumeId}");
             if (volume.Exports is { Count: > 0 })
             {
@@ -318,6 +345,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         };
         foreach (var arg in arguments) start.ArgumentList.Add(arg);
         vm.OpenConsole();
+        // A Process, not CliWrap: QEMU lives as long as the VM, its console is read line by line while it runs and
+        // POWEROFF is written to its stdin, and its pid goes into the pidfile at once.
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) =>
         {
@@ -443,18 +472,14 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         await KillAsync(vm);
     }
 
-    private static async Task KillAsync(Vm vm)
+    /// <summary>
+    /// SIGKILL, then QEMU's exit for real (<see cref="ProcessExit"/>): the VM is cleaned only once it is gone, and a QEMU that
+    /// outlives the limit throws with its state, as it still holds the disks and the keys.
+    /// </summary>
+    private async Task KillAsync(Vm vm)
     {
-        var process = vm.Process;
-        if (process is not null)
-        {
-            try
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-                await vm.Exited.WaitAsync(TimeSpan.FromSeconds(10));
-            }
-            catch (Exception e) when (e is InvalidOperationException or TimeoutException) { }
-        }
+        if (vm.Process is { } process)
+            await ProcessExit.KillAsync(process, $"QEMU of microVM {vm.Spec.VmId}", _logger, vm.Exited, TimeSpan.FromSeconds(_options.KillTimeoutSeconds));
         vm.Clean();
     }
 
@@ -468,14 +493,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 && IsQemuOf(pid, Path.GetFileName(directory)))
             {
                 _logger.LogWarning("Killing QEMU {Pid} of microVM {VmId}, left behind by a previous host runtime", pid, Path.GetFileName(directory));
-                try
-                {
-                    using var process = Process.GetProcessById(pid);
-                    process.Kill();
-                }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException) { }
-                var deadline = DateTime.UtcNow.AddSeconds(10);
-                while (IsAlive(pid) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+                // A leftover that survives its SIGKILL fails the host runtime's start: its disk would be deleted under it.
+                ProcessExit.KillForeign(pid, $"QEMU of microVM {Path.GetFileName(directory)}", _logger, TimeSpan.FromSeconds(_options.KillTimeoutSeconds));
             }
             try
             {
@@ -495,20 +514,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
             return cmdline.Contains("qemu", StringComparison.Ordinal) && cmdline.Contains($"\0kraud-{vmId}\0", StringComparison.Ordinal);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>A zombie has exited; whoever parents it will reap it.</summary>
-    public static bool IsAlive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not 'Z' and not 'X';
         }
         catch (IOException)
         {

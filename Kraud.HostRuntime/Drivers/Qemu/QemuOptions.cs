@@ -47,6 +47,12 @@ public sealed class QemuOptions
     public int StopTimeoutSeconds { get; set; } = 5;
 
     /// <summary>
+    /// How long a killed QEMU may take to exit (a QEMU blocked in disk I/O dies only when the I/O returns) before the stop
+    /// fails and is retried, rather than reported done while QEMU still holds the VM's disks.
+    /// </summary>
+    public int KillTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>
     /// The guest TSC frequency under TCG (kernel tsc_early_khz); null: the host's, when /proc/cpuinfo knows it. Without it
     /// a guest on a loaded host can hang calibrating its TSC.
     /// </summary>
