@@ -165,7 +165,7 @@ public sealed class NodeCluster : IAsyncDisposable
     /// <summary>The number of the node /health (of a serving node) shows holding the scheduler; null while no node does.</summary>
     public async Task<int?> SchedulerHolderAsync()
     {
-        var health = await HealthAsync(Serving[0].Url);
+        var health = await SomeHealthAsync();
         var holder = health.Nodes!.FirstOrDefault(n => n.Roles.Contains("scheduler"))?.Id;
         var number = Enumerable.Range(1, NodeCount).FirstOrDefault(n => NodeName(n) == holder);
         return number == 0 ? null : number;
@@ -178,12 +178,33 @@ public sealed class NodeCluster : IAsyncDisposable
         while (true)
         {
             var serving = Serving.Select(s => NodeName(s.Number)).Order(StringComparer.Ordinal).ToList();
-            var health = await HealthAsync(Serving[0].Url);
+            var health = await SomeHealthAsync();
             var nodes = health.Nodes!;
             if (nodes.Select(n => n.Id).Order(StringComparer.Ordinal).SequenceEqual(serving)
                 && nodes.Count(n => n.Roles.Contains("scheduler")) == 1 && nodes.Count(n => n.Roles.Contains("leader")) == 1) return;
             if (DateTime.UtcNow > by)
                 throw new TimeoutException($"The cluster did not settle on {string.Join(", ", serving)} within {within.TotalSeconds:F0} s: {JsonSerializer.Serialize(nodes)}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>/health of the first serving node that answers one (a node may be going away under the question); tries for 10 s.</summary>
+    public async Task<HealthResponse> SomeHealthAsync()
+    {
+        var by = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            foreach (var (_, url) in Serving)
+            {
+                try
+                {
+                    return await HealthAsync(url);
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < by)
+                {
+                    // The next node, or the next try.
+                }
+            }
             await Task.Delay(200);
         }
     }
@@ -194,7 +215,15 @@ public sealed class NodeCluster : IAsyncDisposable
         // 503 (a projection behind, the daemon between nodes) still describes the cluster.
         using var response = await Http.GetAsync(new Uri(node, "/health"), ct);
         var body = await response.Content.ReadAsStringAsync(ct);
-        return JsonSerializer.Deserialize<HealthResponse>(body, JsonSerializerOptions.Web)!;
+        try
+        {
+            return JsonSerializer.Deserialize<HealthResponse>(body, JsonSerializerOptions.Web)!;
+        }
+        catch (JsonException e)
+        {
+            // A node that is starting or stopping may answer without a report: as good as no answer.
+            throw new HttpRequestException($"/health of {node} answered {(int)response.StatusCode} without a report: '{body}'", e);
+        }
     }
 
     /// <summary>A tenant of the run's own, with an ADMIN token.</summary>

@@ -269,7 +269,7 @@ public static class RollingRestart
         var by = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (DateTime.UtcNow < by)
         {
-            var health = await cluster.HealthAsync(cluster.Serving[0].Url);
+            var health = await cluster.SomeHealthAsync();
             if (health.Projections.Count > 0 && health.Projections.All(p => p.Behind == 0)) return;
             await Task.Delay(500);
         }

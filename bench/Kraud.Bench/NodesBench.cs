@@ -28,6 +28,8 @@ public static class NodesBench
                 {
                     if (nodes > 1) await cluster.StartNodeAsync(nodes);
                     await cluster.WaitUntilSettledAsync(TimeSpan.FromSeconds(90));
+                    // A cold node compiles each handler on first use (dynamic code generation): warm every node first.
+                    await ThroughputAsync(cluster, nodes, 4 * nodes, options.Concurrency);
                     rates.Add(await ThroughputAsync(cluster, nodes, perRound, options.Concurrency));
                     Console.Error.WriteLine($"{nodes} node(s): {rates[^1].Created:F1} creates/s, {rates[^1].Running:F1} pods RUNNING/s");
                 }
