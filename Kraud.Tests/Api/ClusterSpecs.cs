@@ -120,7 +120,7 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
     [Fact]
     public async Task a_node_that_is_killed_loses_its_roles_to_the_other_node_within_10_seconds_and_placement_goes_on()
     {
-        await using var node = ApiNodeProcess.Start(app, app.NodeName("killed"));
+        await using var node = app.StartNodeProcess(app.NodeName("killed"));
         var nodes = await SettledProcessAsync(node, app.Nodes.Count + 1);
         var held = nodes.Single(n => n.Id == node.Name).Roles;
         Assert.NotEmpty(held);
@@ -141,7 +141,7 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
     [Fact]
     public async Task a_node_stopped_with_SIGTERM_hands_its_roles_back_and_exits_cleanly()
     {
-        await using var node = ApiNodeProcess.Start(app, app.NodeName("termed"));
+        await using var node = app.StartNodeProcess(app.NodeName("termed"));
         var nodes = await SettledProcessAsync(node, app.Nodes.Count + 1);
         Assert.NotEmpty(nodes.Single(n => n.Id == node.Name).Roles);
         await node.WaitUntilServingAsync(TimeSpan.FromSeconds(60));

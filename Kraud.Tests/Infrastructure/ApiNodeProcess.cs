@@ -1,27 +1,39 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 
 namespace Kraud.Tests.Infrastructure;
 
 /// <summary>
-/// A Kraud.Api process joining a test application's database as one more control-plane node (no fleet of its own), so
-/// that a spec can kill it (SIGKILL) or stop it (SIGTERM) as an operator or a crash would.
+/// A Kraud.Api process on a real loopback socket, as an operator starts one: the CLI's specs talk to one, cluster specs
+/// and the benchmark start several on one database and kill them (SIGKILL) or stop them (SIGTERM) as a crash or an
+/// orchestrator would. The one launcher of Kraud.Api processes (the benchmark compiles this file too).
 /// </summary>
-public sealed class ApiNodeProcess : IAsyncDisposable
+public sealed partial class ApiNodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly string _workDirectory;
     private readonly Queue<string> _output = new();
+    private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public string Name { get; }
+
+    /// <summary>Its own directory (the state directory is inside it), removed with the process.</summary>
+    public string WorkDirectory { get; }
 
     private ApiNodeProcess(Process process, string name, string workDirectory)
     {
         _process = process;
         Name = name;
-        _workDirectory = workDirectory;
+        WorkDirectory = workDirectory;
     }
 
-    public static ApiNodeProcess Start(KraudApp app, string name)
+    /// <summary>
+    /// Starts Kraud.Api on <paramref name="connectionString"/> as the node <paramref name="name"/> (Kraud:NodeId), the
+    /// bootstrap operator token <paramref name="operatorToken"/>, on a port the kernel picks; <paramref name="environment"/>
+    /// adds or overrides settings (double underscores for sections, as an operator's environment would). <paramref name="url"/>
+    /// is where it listens: by default a port the kernel picks; a node started again takes its old address.
+    /// </summary>
+    public static ApiNodeProcess Start(string connectionString, string name, string operatorToken, IEnumerable<KeyValuePair<string, string>>? environment = null,
+        Uri? url = null)
     {
         var workDirectory = Path.Combine(Path.GetTempPath(), $"kraud-node-{Guid.NewGuid():N}");
         Directory.CreateDirectory(workDirectory);
@@ -32,21 +44,21 @@ public sealed class ApiNodeProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            ArgumentList = { dll, "--urls", "http://127.0.0.1:0", "--contentRoot", Path.GetDirectoryName(dll)! },
+            // Port 0: the kernel picks a free port, and Kraud says which in its "Now listening on" line.
+            ArgumentList = { dll, "--urls", url?.ToString().TrimEnd('/') ?? "http://127.0.0.1:0", "--contentRoot", Path.GetDirectoryName(dll)! },
             Environment =
             {
-                ["ConnectionStrings__Kraud"] = app.ConnectionString,
-                ["KRAUD_BOOTSTRAP_TOKEN"] = KraudApp.OperatorToken,
+                ["ConnectionStrings__Kraud"] = connectionString,
+                ["KRAUD_BOOTSTRAP_TOKEN"] = operatorToken,
                 ["Kraud__StateDirectory"] = Path.Combine(workDirectory, "state"),
                 ["Kraud__NodeId"] = name,
-                ["Fleet__InProcess"] = "false",
-                ["Fleet__EnforceNPlus2"] = "false",
-                ["Fleet__HeartbeatIntervalMs"] = KraudApp.HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture),
                 ["Logging__LogLevel__Default"] = "Warning",
                 ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
                 ["ASPNETCORE_ENVIRONMENT"] = "Production",
             },
         };
+        foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
+        // A Process, not CliWrap: the node runs for the whole spec, its output is read as it comes, and specs kill or stop it.
         var process = new Process { StartInfo = start };
         var node = new ApiNodeProcess(process, name, workDirectory);
         process.OutputDataReceived += (_, e) => node.Keep(e.Data);
@@ -57,19 +69,26 @@ public sealed class ApiNodeProcess : IAsyncDisposable
         return node;
     }
 
-    private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Where the node listens, once it said so.</summary>
+    public Uri Url => _listening.Task.IsCompletedSuccessfully ? _listening.Task.Result : throw new InvalidOperationException($"Node {Name} is not listening yet.");
 
-    /// <summary>Waits until the node accepts requests (its "Now listening on" line).</summary>
-    public async Task WaitUntilServingAsync(TimeSpan within)
+    public bool IsServing => _listening.Task.IsCompletedSuccessfully;
+
+    /// <summary>Waits until the node accepts requests (its "Now listening on" line); answers its address.</summary>
+    public async Task<Uri> WaitUntilServingAsync(TimeSpan within)
     {
-        if (await Task.WhenAny(_serving.Task, _process.WaitForExitAsync(), Task.Delay(within)) != _serving.Task)
-            throw new TimeoutException($"Node {Name} did not start serving (exited: {_process.HasExited}):\n{OutputTail()}");
+        if (await Task.WhenAny(_listening.Task, _process.WaitForExitAsync(), Task.Delay(within)) != _listening.Task)
+            throw new TimeoutException($"Node {Name} did not start serving within {within.TotalSeconds:F0} s (exited: {_process.HasExited}):\n{OutputTail()}");
+        return _listening.Task.Result;
     }
+
+    [GeneratedRegex(@"Now listening on: (?<url>http://127\.0\.0\.1:\d+)", RegexOptions.ExplicitCapture, 1000)]
+    private static partial Regex ListeningLine();
 
     private void Keep(string? line)
     {
         if (line is null) return;
-        if (line.Contains("Now listening on:", StringComparison.Ordinal)) _serving.TrySetResult();
+        if (ListeningLine().Match(line) is { Success: true } m) _listening.TrySetResult(new Uri(m.Groups["url"].Value));
         lock (_output)
         {
             _output.Enqueue(line);
@@ -77,6 +96,7 @@ public sealed class ApiNodeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The last lines the process wrote, for failure messages.</summary>
     public string OutputTail()
     {
         lock (_output) return string.Join('\n', _output);
@@ -89,6 +109,7 @@ public sealed class ApiNodeProcess : IAsyncDisposable
     /// <summary>SIGKILL: the node dies mid-way, as a crashed machine would; nothing of it says goodbye.</summary>
     public async Task KillAsync()
     {
+        if (_process.HasExited) return;
         _process.Kill(entireProcessTree: true);
         await _process.WaitForExitAsync();
     }
@@ -105,12 +126,8 @@ public sealed class ApiNodeProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
+        await KillAsync();
         _process.Dispose();
-        if (Directory.Exists(_workDirectory)) Directory.Delete(_workDirectory, recursive: true);
+        if (Directory.Exists(WorkDirectory)) Directory.Delete(WorkDirectory, recursive: true);
     }
 }

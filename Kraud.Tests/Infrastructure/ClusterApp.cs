@@ -53,6 +53,14 @@ public sealed class ClusterApp : KraudApp
         return host;
     }
 
+    /// <summary>Starts a Kraud.Api process as one more node of this database (no fleet of its own), for specs that kill or SIGTERM it.</summary>
+    public ApiNodeProcess StartNodeProcess(string name) => ApiNodeProcess.Start(ConnectionString, name, OperatorToken, new Dictionary<string, string>
+    {
+        ["Fleet__InProcess"] = "false",
+        ["Fleet__EnforceNPlus2"] = "false",
+        ["Fleet__HeartbeatIntervalMs"] = HeartbeatIntervalMs.ToString(CultureInfo.InvariantCulture),
+    });
+
     /// <summary>Stops a node as SIGTERM stops it (its roles handed back); answers the node that stands in for it as <see cref="KraudApp.Host"/>.</summary>
     public async Task StopNodeAsync(IAlbaHost node)
     {

@@ -1,11 +1,9 @@
 using System.Diagnostics;
-using Kraud.Projections.Fleet;
-using Marten;
 
 namespace Kraud.Tests.Infrastructure;
 
 /// <summary>A real Kraud.HostRuntime process for one host, started the way an operator would start it.</summary>
-public sealed class HostProcess : IAsyncDisposable
+public sealed partial class HostProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly string _workDir;
@@ -22,9 +20,13 @@ public sealed class HostProcess : IAsyncDisposable
         _workDir = workDir;
     }
 
-    public static HostProcess Start(KraudApp app, string name, string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384,
-        string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null, string role = "Compute", int nvmeGiB = 1024,
-        bool rack = false)
+    /// <summary>
+    /// Starts a host runtime on <paramref name="connectionString"/>; <paramref name="stateDirectory"/> is the control
+    /// plane's (the fleet's key-encryption key and the SEV-SNP test root live there).
+    /// </summary>
+    public static HostProcess Start(string connectionString, string stateDirectory, IReadOnlyDictionary<string, string> registryEnvironment, string name,
+        string zone, bool sevSnp = false, int cpu = 8, int memoryMiB = 16384, string driver = "simulated", IReadOnlyDictionary<string, string>? environment = null,
+        string role = "Compute", int nvmeGiB = 1024, bool rack = false)
     {
         var workDir = Path.Combine(Path.GetTempPath(), $"kraud-host-{Guid.NewGuid():N}");
         Directory.CreateDirectory(workDir);
@@ -39,22 +41,21 @@ public sealed class HostProcess : IAsyncDisposable
                 BuiltBesideTests.Dll("Kraud.HostRuntime"), "--host", name, "--zone", zone, "--rack", "r1", "--role", role, "--cpu", cpu.ToString(CultureInfo.InvariantCulture), "--memory-mib", memoryMiB.ToString(CultureInfo.InvariantCulture),
                 "--nvme-gib", nvmeGiB.ToString(CultureInfo.InvariantCulture), "--sev-snp", sevSnp ? "true" : "false", "--driver", driver,
                 // One key-encryption key for the whole fleet, as a KMS would hand it to every host runtime.
-                "--kek-file", KekFile(app),
+                "--kek-file", KekFile(stateDirectory),
             },
             Environment =
             {
-                ["KRAUD_DATABASE"] = app.ConnectionString,
+                ["KRAUD_DATABASE"] = connectionString,
                 ["Fleet__SimulatedBootDelayMs"] = "10",
-                ["Fleet__HeartbeatIntervalMs"] = KraudApp.HeartbeatIntervalMs.ToString(),
                 // The control plane trusts the test root in its own state directory: SEV-SNP host processes certify their keys under it.
-                ["Fleet__SevSnp__AuthorityDirectory"] = Path.Combine(app.StateDirectory, Kraud.HostRuntime.Configuration.SevSnpOptions.DefaultDirectoryName),
+                ["Fleet__SevSnp__AuthorityDirectory"] = Path.Combine(stateDirectory, Kraud.HostRuntime.Configuration.SevSnpOptions.DefaultDirectoryName),
             },
         };
-        foreach (var (key, value) in app.RegistryEnvironment) start.Environment[key] = value;
+        foreach (var (key, value) in registryEnvironment) start.Environment[key] = value;
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         // A rack's hosts come from Fleet:Hosts: only the flags every host shares stay.
         if (rack) start.ArgumentList.Clear();
-        if (rack) foreach (var arg in new[] { BuiltBesideTests.Dll("Kraud.HostRuntime"), "--kek-file", KekFile(app) }) start.ArgumentList.Add(arg);
+        if (rack) foreach (var arg in new[] { BuiltBesideTests.Dll("Kraud.HostRuntime"), "--kek-file", KekFile(stateDirectory) }) start.ArgumentList.Add(arg);
         // A Process, not CliWrap: the host runtime runs for the whole spec, its output is kept as it comes, and specs kill it.
         var process = new Process { StartInfo = start };
         var host = new HostProcess(process, name, zone, workDir);
@@ -92,43 +93,8 @@ public sealed class HostProcess : IAsyncDisposable
         lock (_output) return string.Join('\n', _output);
     }
 
-    /// <summary>One runtime process for several hosts (Fleet:Hosts, no --host): a lab rack costs one cold .NET process, not one per host.</summary>
-    public static HostProcess StartRack(KraudApp app, IReadOnlyList<(string Name, string Zone, string Role, string Driver)> hosts,
-        IReadOnlyDictionary<string, string> environment)
-    {
-        var all = new Dictionary<string, string>(environment);
-        foreach (var (h, i) in hosts.Select((h, i) => (h, i)))
-        {
-            all[$"Fleet__Hosts__{i}__Name"] = h.Name;
-            all[$"Fleet__Hosts__{i}__Zone"] = h.Zone;
-            all[$"Fleet__Hosts__{i}__Rack"] = "r1";
-            all[$"Fleet__Hosts__{i}__Role"] = h.Role;
-            all[$"Fleet__Hosts__{i}__Driver"] = h.Driver;
-            all[$"Fleet__Hosts__{i}__Cpu"] = "8";
-            all[$"Fleet__Hosts__{i}__MemoryMiB"] = "16384";
-            all[$"Fleet__Hosts__{i}__NvmeGiB"] = "100";
-        }
-        return Start(app, hosts[0].Name, hosts[0].Zone, environment: all, rack: true);
-    }
-
-    public static string KekFile(KraudApp app) => Path.Combine(app.StateDirectory, "kek");
-
-    public async Task WaitUntilRegisteredAsync(KraudApp app, string? hostName = null)
-    {
-        var id = hostName is null ? Id : Kraud.Domain.Fleet.Host.IdFor(hostName);
-        try
-        {
-            await Eventually.Until(async () =>
-            {
-                await using var session = app.Store.QuerySession();
-                return await session.LoadAsync<HostView>(id) is not null;
-            }, TimeSpan.FromSeconds(60), $"host {hostName ?? Name} registered itself");
-        }
-        catch (TimeoutException e)
-        {
-            throw new TimeoutException($"{e.Message} Exited: {_process.HasExited}; its output:\n{OutputTail()}", e);
-        }
-    }
+    /// <summary>Where the fleet's key-encryption key lies, as a KMS would hand it to every host runtime.</summary>
+    public static string KekFile(string stateDirectory) => Path.Combine(stateDirectory, "kek");
 
     /// <summary>SIGTERM, as an operator stops the service: the runtime stops its microVMs and removes what it made. SIGKILL after a minute.</summary>
     public async Task StopAsync()

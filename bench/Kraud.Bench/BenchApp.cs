@@ -182,6 +182,7 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
             "pods" => (pods: "500", hosts: "20"),
             "volumes" => (pods: "500", hosts: "4"),
             "kubectl" => (pods: "100", hosts: "20"),
+            "nodes" => (pods: "1000", hosts: "4"),
             _ => (pods: "1000", hosts: "100"),
         };
         // The mesh benchmark's fleet: 1,000 pods of 5 replicas, 5,000 microVMs.

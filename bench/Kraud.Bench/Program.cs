@@ -12,6 +12,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
 //   dotnet run -c Release --project bench/Kraud.Bench -- dataplane [--runs 8]   (issue 16: WireGuard VPC vs plain bridge, ingress vs direct; root, real guests)
 //   dotnet run -c Release --project bench/Kraud.Bench -- kubectl  [--pods 100] [--hosts 20]   (issue 23: kubectl apply of N Deployments beside GraphQL)
+//   dotnet run -c Release --project bench/Kraud.Bench -- nodes    [--pods 1000] [--hosts 4] [--concurrency 8]   (issue 18: 1-3 API node processes, handovers, rolling restart)
 var options = Options.Parse(args);
 return (options.Help, options.Benchmark) switch
 {
@@ -25,11 +26,12 @@ return (options.Help, options.Benchmark) switch
     (false, "blockio") => await BlockIoBench.RunAsync(options),
     (false, "dataplane") => await DataPlaneBench.RunAsync(options),
     (false, "kubectl") => await KubectlBench.RunAsync(options),
+    (false, "nodes") => await NodesBench.RunAsync(options),
     _ => Usage(options.Help),
 };
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false] [--kvm true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl|nodes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false] [--kvm true|false]");
     return asked ? 0 : 2;
 }
