@@ -189,8 +189,18 @@ public class KubectlSpecs(KraudApp app)
         var victim = before[1];
 
         // kubectl returns once the pod is gone (its microVM stopped); the ReplicaSet has made another meanwhile.
-        var deleted = (await kubectl.RunAsync("delete", "pod", victim, "-n", "shop", "--timeout=60s")).ShouldSucceed().Output;
-        Assert.Contains($"pod \"{victim}\" deleted", deleted);
+        var deleting = await kubectl.RunAsync("delete", "pod", victim, "-n", "shop", "--timeout=60s");
+        if (deleting.ExitCode != 0)
+        {
+            // Seen once in CI: kubectl's wait for the pod to go timed out. Say what the Kraud pod went through meanwhile.
+            var current = await WaitForPods(kubectl, _ => true, "the pods are listed");
+            var podOf = Guid.Parse(current.GetProperty("items")[0].GetProperty("metadata").GetProperty("ownerReferences")[0].GetProperty("uid").GetString()!);
+            var history = (await app.EventsOf(podOf)).Select(e => $"{e.Timestamp:HH:mm:ss.fff} {e.EventTypeName}");
+            Assert.Fail($"kubectl delete exited {deleting.ExitCode}: {deleting.Error}{deleting.Output}\nThe pods now: " +
+                string.Join(", ", current.GetProperty("items").EnumerateArray().Select(p => $"{Name(p)} {Phase(p)}")) +
+                $"\nThe Kraud pod's events: {string.Join("; ", history)}");
+        }
+        Assert.Contains($"pod \"{victim}\" deleted", deleting.Output);
 
         var after = await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running") && p.All(x => Name(x) != victim),
             "the ReplicaSet runs 3 pods again, a new one in place of the deleted");

@@ -28,6 +28,8 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
         var ct = deadline.Token;
         http.Response.ContentType = "application/json";
         http.Response.Headers.CacheControl = "no-cache";
+        // The API server answers a watch at once; a client must not wait for the first change to learn that its watch holds.
+        await http.Response.Body.FlushAsync(ct);
         var since = long.TryParse(resourceVersion, CultureInfo.InvariantCulture, out var rv) ? rv : 0;
         Dictionary<string, KubeItem>? known = null;
         try

@@ -25,13 +25,13 @@ public static class AcceleratorProbe
             options.KvmProbeSeconds.ToString(CultureInfo.InvariantCulture));
         return Decided.GetOrAdd(key, _ => new Lazy<Task<Accelerator>>(async () =>
         {
-            var choice = await DecideAsync(options, qemu, image);
+            var choice = await DecideAsync(options, qemu, image, logger);
             logger.LogInformation("QEMU guests on this host run under {Accelerator}: {Reason}", choice.Name, choice.Reason);
             return choice;
         })).Value;
     }
 
-    private static async Task<Accelerator> DecideAsync(QemuOptions options, string qemu, GuestImage image)
+    private static async Task<Accelerator> DecideAsync(QemuOptions options, string qemu, GuestImage image, ILogger logger)
     {
         switch (options.Kvm)
         {
@@ -39,14 +39,14 @@ public static class AcceleratorProbe
             case false: return new Accelerator(false, "forced by Fleet:Qemu:Kvm = false", Forced: true);
         }
         if (!File.Exists(options.KvmDevice)) return new Accelerator(false, $"{options.KvmDevice} does not exist");
-        var failure = await BootUnderKvmAsync(qemu, image, options, TimeSpan.FromSeconds(options.KvmProbeSeconds));
+        var failure = await BootUnderKvmAsync(qemu, image, options, TimeSpan.FromSeconds(options.KvmProbeSeconds), logger);
         return failure is null
             ? new Accelerator(true, $"a probe guest booted under KVM within {options.KvmProbeSeconds} s")
             : new Accelerator(false, $"{options.KvmDevice} exists, but a probe guest under KVM {failure}");
     }
 
     /// <summary>Null when the guest reported ready before the deadline; otherwise what went wrong, as the tail of a sentence.</summary>
-    private static async Task<string?> BootUnderKvmAsync(string qemu, GuestImage image, QemuOptions options, TimeSpan deadline)
+    private static async Task<string?> BootUnderKvmAsync(string qemu, GuestImage image, QemuOptions options, TimeSpan deadline, ILogger logger)
     {
         // The TSC frequency too, as every boot gets it: a slow accelerator must not fail the probe by hanging in the
         // kernel's TSC calibration.
@@ -85,12 +85,9 @@ public static class AcceleratorProbe
         process.BeginErrorReadLine();
         var exited = process.WaitForExitAsync();
         var first = await Task.WhenAny(ready.Task, exited, Task.Delay(deadline));
-        try
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-            await exited.WaitAsync(TimeSpan.FromSeconds(10));
-        }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException) { }
+        // A probe QEMU stuck in the kernel (the very fault the probe looks for) must be gone before a guest is booted, or
+        // the machine runs a hidden guest; a survivor fails the host runtime's start loudly.
+        await ProcessExit.KillAsync(process, "the KVM probe guest", logger, exited, TimeSpan.FromSeconds(options.KillTimeoutSeconds));
         var said = lastLines.IsEmpty ? "" : $" (last words: {string.Join(" | ", lastLines.TakeLast(3))})";
         if (first == ready.Task) return null;
         return first == exited
