@@ -23,7 +23,9 @@ public static class SchedulePodHandler
         IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity)
     {
         var fleet = await capacity.Compute.LockAsync(session);
-        foreach (var request in batch.DistinctBy(m => m.PodId))
+        var requests = batch.DistinctBy(m => m.PodId).ToList();
+        var streams = await Streams.FetchManyForWritingAsync<Pod>(session, requests.Select(r => r.PodId));
+        foreach (var request in requests)
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
             using var activity = request.TraceParent is { } parent
@@ -31,7 +33,7 @@ public static class SchedulePodHandler
                 : null;
             activity?.SetTag("kraud.pod.id", request.PodId.ToString());
             activity?.SetTag("kraud.scheduler.batch_size", batch.Length);
-            var loaded = await PodStreams.FetchForWritingAsync(session, request.PodId);
+            var loaded = streams[request.PodId];
             var pod = loaded.State;
             if (!pod.Exists || pod.Unplaced.Count == 0) continue;
             var now = time.GetUtcNow();

@@ -58,11 +58,40 @@ public sealed class AuditChainProjection : IProjection
         if (events.Count == 0) return;
         var stored = await operations.LoadAsync<AuditChainHead>(AuditChainHead.PlatformChain, cancellation);
         var linker = new AuditChainLinker(Pick(stored, _pending, events[0].Sequence));
+        var entries = new List<AuditEntry>(events.Count * 2);
         foreach (var e in events)
             linker.Link(new AuditedEvent(e.Sequence, e.Timestamp, e.StreamId, e.EventTypeName, e.CorrelationId, e.CausationId, Header(e, AuditHeaders.Actor),
-                Header(e, AuditHeaders.Tenant), Header(e, AuditHeaders.Command), Header(e, AuditHeaders.CommandId)), entry => operations.Store(entry));
+                Header(e, AuditHeaders.Tenant), Header(e, AuditHeaders.Command), Header(e, AuditHeaders.CommandId)), entries.Add);
+        if (entries.Count > 0) await WriteAsync(operations, entries, cancellation);
         operations.Store(linker.Head);
         _pending = linker.Head;
+    }
+
+    /// <summary>
+    /// The batch's entries in one statement of the batch's transaction. Stored one by one they were a document upsert
+    /// each, about 13 per pod and the most frequent statement of the pods bench; the rows are the ones Store wrote
+    /// (the same JSON, a new version, the insert-or-replace a re-applied batch needs) and the ones the bulk rebuild copies.
+    /// </summary>
+    private static async Task WriteAsync(IDocumentOperations operations, List<AuditEntry> entries, CancellationToken cancellation)
+    {
+        var store = operations.DocumentStore;
+        await store.Storage.Database.EnsureStorageExistsAsync(typeof(AuditEntry), cancellation);
+        var serializer = store.Options.Serializer();
+        var ids = new long[entries.Count];
+        var data = new string[entries.Count];
+        var versions = new Guid[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            ids[i] = entries[i].Id;
+            data[i] = serializer.ToJson(entries[i]);
+            versions[i] = Guid.CreateVersion7();
+        }
+        operations.QueueSqlCommand(
+            $"insert into {store.Options.DatabaseSchemaName}.mt_doc_auditentry (id, data, mt_version, mt_dotnet_type) " +
+            "select e.id, e.data::jsonb, e.version, ? from unnest(?::bigint[], ?::text[], ?::uuid[]) as e(id, data, version) " +
+            "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, " +
+            "mt_last_modified = transaction_timestamp()",
+            typeof(AuditEntry).FullName!, ids, data, versions);
     }
 
     /// <summary>Forgets the head of the last batch (a bulk rebuild rewrote the chain underneath).</summary>
