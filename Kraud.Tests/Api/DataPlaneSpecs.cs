@@ -76,8 +76,16 @@ public sealed class DataPlaneSpecs(ProcessFleetApp app, Datacenter datacenter) :
         Assert.DoesNotContain(web.Marker, Datacenter.Run("tcpdump", "-r", capture, "-nn", "-A").Output);
 
         // Tenant B asks all along, by A's address and by the same name (each try gives up after 5 s): never an answer with A's marker.
-        await Eventually.Until(async () => (await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b underlay")).Count >= 2, TimeSpan.FromSeconds(120),
-            "tenant B's client tried twice");
+        try
+        {
+            await Eventually.Until(async () => (await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b underlay")).Count >= 2, TimeSpan.FromSeconds(120),
+                "tenant B's client tried twice");
+        }
+        catch (TimeoutException e)
+        {
+            // Seen once in CI (each try takes at most 16 s, so 120 s is seven of them): say what the client printed meanwhile.
+            throw new TimeoutException($"{e.Message}\n{await dc.ConsoleTailAsync(clientB)}", e);
+        }
         var bLines = await dc.ConsoleLinesAsync(clientB, "KRAUD-TEST b ");
         Assert.True(bLines.Count(l => l.StartsWith("KRAUD-TEST b by-ip", StringComparison.Ordinal)) >= 2, await dc.ConsoleTailAsync(clientB));
         Assert.DoesNotContain(bLines, l => l.Contains(web.Marker));

@@ -93,6 +93,7 @@ public static class RollingRestart
         var failures = new ConcurrentQueue<string>();
         int next = -1, done = 0, connectionRetries = 0, replays = 0, waitedForLease = 0;
         Task? restart = null;
+        var killedAt = DateTimeOffset.MaxValue;
         Task<(int Number, TimeSpan Took, int ExitCode)>? terminate = null;
         var clock = Stopwatch.StartNew();
 
@@ -161,6 +162,7 @@ public static class RollingRestart
                 {
                     log($"{clock.Elapsed.TotalSeconds:F1} s, {count} created: SIGKILL {cluster.NodeName(killed)} (it holds the scheduler)");
                     await cluster.KillNodeAsync(killed);
+                    killedAt = DateTimeOffset.UtcNow;
                 }
                 else if (count == Math.Max(2, pods * 6 / 10))
                 {
@@ -234,7 +236,7 @@ public static class RollingRestart
                 "select count(*) from kraud.mt_events e where not exists (select 1 from kraud.mt_doc_auditentry a where (a.data->>'EventSeq')::bigint = e.seq_id)"),
             DeadLetters = await DeadLettersAsync(db),
             MostSchedulerHolders = watch.MostSchedulerHolders,
-            SchedulerOverlaps = SchedulerOverlaps(watch.Handovers),
+            SchedulerOverlaps = SchedulerOverlaps(watch.Handovers.Append(new Handover(killedAt, cluster.NodeName(killed), "killed", ""))),
             Handovers = watch.Handovers,
             Killed = cluster.NodeName(killed),
             Terminated = terminated == 0 ? "" : cluster.NodeName(terminated),
@@ -345,7 +347,9 @@ public static class RollingRestart
 
     /// <summary>
     /// Replays the handover log: a role started on a node adds it to the holders, stopped removes it, and a node that
-    /// stopped or was ejected holds nothing any more. Answers every instant at which two nodes held the scheduler.
+    /// stopped, was ejected or was killed (the run adds the instant its SIGKILL returned: a dead process holds nothing, but
+    /// the log says so only when the leader ejects it, which may be logged just after the role's new holder started) holds
+    /// nothing any more. Answers every instant at which two nodes held the scheduler.
     /// </summary>
     public static IReadOnlyList<string> SchedulerOverlaps(IEnumerable<Handover> log)
     {
@@ -354,7 +358,7 @@ public static class RollingRestart
         foreach (var h in log.OrderBy(h => h.At))
         {
             if (h is { Role: "scheduler", Change: "started" }) holders.Add(h.Node);
-            else if (h is { Role: "scheduler", Change: "stopped" } || (h.Role == "" && h.Change is "stopped" or "ejected")) holders.Remove(h.Node);
+            else if (h is { Role: "scheduler", Change: "stopped" } || (h.Role == "" && h.Change is "stopped" or "ejected" or "killed")) holders.Remove(h.Node);
             if (holders.Count > 1) overlaps.Add($"{h.At:O}: {string.Join(", ", holders)}");
         }
         return overlaps;
