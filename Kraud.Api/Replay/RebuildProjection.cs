@@ -123,7 +123,7 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
     /// </summary>
     private async Task RestartAgentAsync(string shard)
     {
-        var daemon = coordinator.DaemonForMainDatabase();
+        var daemon = await DaemonHereAsync();
         await daemon.StopAgentAsync(shard);
         // The held batch has run (and failed) by now: the head it kept in memory is not the one the rebuild wrote.
         auditChain.Forget();
@@ -132,11 +132,34 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
             throw new InvalidOperationException($"The daemon's {shard} agent did not start again after the rebuild ({daemon.StatusFor(shard)}).");
     }
 
+    /// <summary>
+    /// This node's daemon. Under Wolverine's distribution a node has one only while it runs projection agents, and the
+    /// coordinator's pause and resume around the chain rebuild hand them to the leader, which gives them out again in its
+    /// next assignment round; a fast rebuild finished before that (a fresh-clone CI run), and asking then throws.
+    /// </summary>
+    private async Task<JasperFx.Events.Daemon.IProjectionDaemon> DaemonHereAsync()
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return coordinator.DaemonForMainDatabase();
+            }
+            catch (Exception e) when (e.Message.Contains("not running a projection daemon", StringComparison.Ordinal) && waited.Elapsed < DaemonWait)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private static readonly TimeSpan DaemonWait = TimeSpan.FromSeconds(30);
+
     private async Task RebuildThroughDaemonAsync(string name, RebuildProgress progress)
     {
         var total = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
         progress.Begin(total);
-        await coordinator.DaemonForMainDatabase().RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        await (await DaemonHereAsync()).RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
         // Marten's rebuild of an inline projection tells no progress on the way: it went through the whole log.
         progress.Advance(total);
     }
