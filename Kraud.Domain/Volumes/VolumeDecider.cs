@@ -239,8 +239,10 @@ public static class VolumeReactions
         foreach (var r in after.Replicas)
         {
             var was = before.Replica(r.HostId);
-            if (was is null && r.Phase == ReplicaPhase.Provisioning && (r.MakesKey || after.KeyId is not null))
-                commands.Add(new Provision(r, WithKey: !r.MakesKey));
+            // A new replica is told at once unless it must wait for the key maker (see Volume.AwaitsAnswer): on block
+            // exports nobody waits, not even a replacement placed between the first export and the format.
+            if (was is null && after.AwaitsAnswer(r))
+                commands.Add(new Provision(r, WithKey: !r.MakesKey && !after.OnBlockExports));
             // The key exists now: the replicas that waited for it are set up.
             if (was is not null && before.KeyId is null && after.KeyId is not null && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false }
                 && !after.OnBlockExports)

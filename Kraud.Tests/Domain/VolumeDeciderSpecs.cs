@@ -343,6 +343,23 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
+    public void a_replica_lost_between_the_first_export_and_the_format_is_replaced_by_one_told_to_set_up_at_once()
+    {
+        var v = Placed(Requested(), Fleet());
+        v = Exported(v, v.Replicas.Single(r => r.MakesKey).HostId, 10800);
+        var dead = v.Replicas.First(r => !r.MakesKey).HostId;
+        v = When(v, new RecordReplicaReport(v.Id, dead, new ReplicaHostFailed("its host stopped answering"), Now)).State;
+        var spare = Storage("s9");
+        var (replaced, _) = When(v, new ApplyVolumePlacement(v.Id, [new ReplicaHost(spare.Id, spare.Name, "z1")], null, Now));
+
+        // No key exists yet, and none will before every replica serves: a replacement that waited for one would wait forever.
+        var provision = Assert.IsType<VolumeReactions.Provision>(Assert.Single(VolumeReactions.HostCommands(v, replaced)));
+        Assert.Equal(spare.Id, provision.Replica.HostId);
+        Assert.False(provision.WithKey);
+        Assert.True(replaced.AwaitsAnswer(replaced.Replica(spare.Id)!));
+    }
+
+    [Fact]
     public void a_replacement_on_block_exports_is_healthy_only_after_a_resync_reported_it_equal_and_its_progress_is_recorded()
     {
         var v = HealthyOnExports();
