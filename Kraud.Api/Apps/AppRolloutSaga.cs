@@ -18,7 +18,8 @@ public sealed record StartAppRollout(Guid SagaId, Guid AppId, int Rollout);
 
 public sealed record CreateAppRolloutPart(Guid SagaId, int Index);
 
-public sealed record CheckAppRollout(Guid SagaId);
+/// <param name="Tick">Which look this is: the saga takes only the one it scheduled last, so a redelivered look starts no second chain.</param>
+public sealed record CheckAppRollout(Guid SagaId, int Tick);
 
 public sealed class AppRolloutOptions
 {
@@ -29,7 +30,7 @@ public sealed class AppRolloutOptions
 /// <summary>
 /// One launch or upgrade of an app, as a Wolverine saga: it takes the rollout's steps (<see cref="AppRolloutSteps"/>) one
 /// transaction at a time (stop old pods that hold a BLOCK volume, create new volumes, pods, the ingress) through the same
-/// handlers the tenant's own commands take, then waits (checked by <see cref="AppRolloutWatcher"/>) until every pod is
+/// handlers the tenant's own commands take, then waits (it looks every second, a durable scheduled message to itself) until every pod is
 /// RUNNING, every volume HEALTHY and the ingress placed, and completes the rollout. If a step is refused, a part fails, a
 /// volume cannot be placed, or the time is up, it rolls back: it deletes the pods and the ingress the rollout created,
 /// waits until those pods stopped (they let go of their volumes then), deletes the volumes it created, boots the old pods
@@ -45,13 +46,19 @@ public sealed class AppRolloutSaga : Saga
     public DateTimeOffset Deadline { get; set; }
     public int TimeoutSeconds { get; set; }
 
+    /// <summary>The tick of the next look the saga scheduled for itself (see <see cref="CheckAppRollout"/>).</summary>
+    public int Checks { get; set; }
+
+    /// <summary>How often a rollout looks at its parts: a nudge for a step that waits, and how soon it sees them all ready.</summary>
+    public static readonly TimeSpan CheckEvery = TimeSpan.FromSeconds(1);
+
     /// <summary>Set once the rollout is rolling back: why.</summary>
     public string? Failure { get; set; }
 
     public static Guid IdFor(Guid appId, int rollout) => DeterministicId.From("app-rollout", appId, rollout);
 
-    public static async Task<(AppRolloutSaga, CreateAppRolloutPart)> Start(StartAppRollout start, IDocumentSession session, TimeProvider time,
-        AppRolloutOptions options)
+    public static async Task<(AppRolloutSaga, CreateAppRolloutPart, DeliveryMessage<CheckAppRollout>)> Start(StartAppRollout start,
+        IDocumentSession session, TimeProvider time, AppRolloutOptions options)
     {
         var (app, _) = await AppStreams.LoadAsync(session, start.AppId);
         var saga = new AppRolloutSaga
@@ -59,7 +66,7 @@ public sealed class AppRolloutSaga : Saga
             Id = start.SagaId, AppId = start.AppId, Rollout = start.Rollout, Parts = app.Rollout?.Number == start.Rollout ? AppRolloutSteps.Of(app).Count : 0,
             Deadline = time.GetUtcNow().AddSeconds(options.TimeoutSeconds), TimeoutSeconds = options.TimeoutSeconds,
         };
-        return (saga, new CreateAppRolloutPart(saga.Id, 0));
+        return (saga, new CreateAppRolloutPart(saga.Id, 0), saga.NextCheck());
     }
 
     public async Task<object?> Handle(CreateAppRolloutPart step, IDocumentSession session, IMessageContext context, TimeProvider time,
@@ -129,7 +136,19 @@ public sealed class AppRolloutSaga : Saga
         return null;
     }
 
-    public async Task<object?> Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time, AppParts parts)
+    private DeliveryMessage<CheckAppRollout> NextCheck() => new CheckAppRollout(Id, ++Checks).DelayedFor(CheckEvery);
+
+    /// <summary>Each look schedules the next until the rollout is done: no loop scans the database for rollouts.</summary>
+    public async Task<OutgoingMessages> Handle(CheckAppRollout check, IDocumentSession session, IMessageContext context, TimeProvider time, AppParts parts)
+    {
+        var messages = new OutgoingMessages();
+        if (check.Tick != Checks) return messages;
+        if (await CheckAsync(session, context, time, parts) is { } step) messages.Add(step);
+        if (!IsCompleted()) messages.Add(NextCheck());
+        return messages;
+    }
+
+    private async Task<object?> CheckAsync(IDocumentSession session, IMessageContext context, TimeProvider time, AppParts parts)
     {
         var (app, _) = await AppStreams.LoadAsync(session, AppId);
         if (app.Rollout?.Number != Rollout)
@@ -217,24 +236,4 @@ public sealed class AppRolloutSaga : Saga
     public static void NotFound(CheckAppRollout check) { }
 
     public static void NotFound(CreateAppRolloutPart step) { }
-}
-
-/// <summary>
-/// Nudges every rollout in progress once a second to look at its parts (sagas have no timers of their own here), and every
-/// deleted app whose volumes wait for its pods to stop.
-/// </summary>
-public sealed class AppRolloutWatcher(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<AppRolloutWatcher> logger)
-    : PeriodicRound(time, logger)
-{
-    protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
-    protected override string FailureMessage => "Checking app rollouts failed this round";
-
-    protected override async Task RoundAsync(CancellationToken ct)
-    {
-        await using var session = store.QuerySession();
-        var rollouts = await session.Query<AppRolloutSaga>().Select(s => s.Id).ToListAsync(ct);
-        foreach (var id in rollouts) await new MessageBus(runtime).PublishAsync(new CheckAppRollout(id));
-        var released = await session.Query<AppInstanceView>().Where(a => a.Releasing).Select(a => a.Id).ToListAsync(ct);
-        foreach (var id in released) await new MessageBus(runtime).PublishAsync(new ReleaseAppVolumes(id));
-    }
 }

@@ -80,6 +80,7 @@ public static class AppStreams
                     await DeletePodsAsync(session, context, parts, after, after.Parts.Select(p => p.PodId), command.At);
                     // Volumes go once no pod mounts them (AppReleaseHandler): deleting an attached volume is refused.
                     if (after.Ingress is { } own) await DeleteIngressAsync(session, context, parts, after.Id, own.IngressId, command.At);
+                    if (after.Volumes.Count > 0) await context.PublishAsync(new ReleaseAppVolumes(after.Id));
                     break;
             }
         }
@@ -130,20 +131,23 @@ public static class AppStreams
     }
 }
 
-/// <summary>A deleted app's volumes, deleted once no pod mounts them; asked for every second by <see cref="AppRolloutWatcher"/>.</summary>
+/// <summary>A deleted app's volumes, deleted once no pod mounts them: sent when the app is deleted, then again every second until then.</summary>
 public sealed record ReleaseAppVolumes(Guid AppId);
 
 public static class AppReleaseHandler
 {
+    public static readonly TimeSpan Retry = TimeSpan.FromSeconds(1);
+
     public static async Task Handle(ReleaseAppVolumes release, IDocumentSession session, IMessageContext context, TimeProvider time,
         AppParts parts)
     {
         var (app, _) = await AppStreams.LoadAsync(session, release.AppId);
-        // A rollout still running removes what it created itself; the app's own volumes wait until it is done.
-        if (app is not { Exists: true, Phase: AppPhase.Deleting, Released: false, Rollout: null }) return;
+        if (app is not { Exists: true, Phase: AppPhase.Deleting, Released: false }) return;
         var now = time.GetUtcNow();
-        if (await AppStreams.DeleteVolumesAsync(session, context, parts, app.Id, app.Volumes, now))
+        // A rollout still running removes what it created itself; the app's own volumes wait until it is done.
+        if (app.Rollout is null && await AppStreams.DeleteVolumesAsync(session, context, parts, app.Id, app.Volumes, now))
             await AppStreams.ExecuteAsync(session, context, parts, new ReleaseApp(app.Id, now), AppStreams.Rollouts);
+        else await context.ScheduleAsync(release, Retry);
     }
 }
 

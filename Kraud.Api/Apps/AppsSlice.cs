@@ -15,7 +15,6 @@ public sealed class AppsSlice : KraudSlice
     {
         services.AddSingleton(sp => AppCatalog.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection("Apps:Rollout").Get<AppRolloutOptions>() ?? new AppRolloutOptions());
-        services.AddRunOnceRound<AppRolloutWatcher>("app-rollouts");
         services.AddSingleton<AppParts>();
         services.AddSingleton<IPodEnvironment, AppSecretsEnvironment>();
     }

@@ -91,5 +91,8 @@ public static class WolverineSetup
         opts.Durability.CheckAssignmentPeriod = 5.Seconds();
         opts.Durability.NodeReassignmentPollingTime = 2.Seconds();
         opts.Durability.FirstNodeReassignmentExecution = 1.Seconds();
+        // Deadlines and back-offs are durable scheduled messages (a failed replica's first back-off is 1 s, a rollout checks
+        // its parts every second): the default 5 s between looks for due ones would stretch each of them by up to 5 s.
+        opts.Durability.ScheduledJobPollingTime = 1.Seconds();
     }
 }

@@ -4,6 +4,7 @@ using Kraud.Api.Gql;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
+using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 using Host = Kraud.Domain.Fleet.Host;
@@ -31,6 +32,15 @@ public static class CordonHostFields
     }
 }
 
+/// <summary>
+/// A look at a draining host: a microVM placed on it just as its drain began (the scheduler had read it READY) is
+/// evicted by <see cref="FinishDrain"/>, which nothing else would send for it.
+/// </summary>
+public sealed record WatchDrain(Guid HostId)
+{
+    public static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
+}
+
 public static class CordonHostHandler
 {
     public static async Task Handle(CordonHost command, IDocumentSession session, IMessageContext context) =>
@@ -43,6 +53,7 @@ public static class CordonHostHandler
     {
         if (await HostStreams.DecideAsync(session, context, command.HostId, command.By, nameof(DrainHost), host => HostDecider.Decide(command, host))
             is not { Before: var host }) return;
+        await context.ScheduleAsync(new WatchDrain(command.HostId), WatchDrain.Every);
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
             await pods.ExecuteAsync(session, context,
                 new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), command.By);
@@ -61,6 +72,14 @@ public static class CordonHostHandler
         if (seen is not { State: HostState.Draining } host) return;
         foreach (var vm in host.Vms.Values.OrderBy(v => v.PodId))
             await pods.ExecuteAsync(session, context, new RecordVmReport(vm.PodId, vm.VmId, command.HostId, Evicted(host), command.At), by);
+    }
+
+    /// <summary>Each look at a draining host schedules the next while the drain lasts.</summary>
+    public static async Task Handle(WatchDrain watch, IDocumentSession session, IMessageContext context, TimeProvider time)
+    {
+        if (await session.LoadAsync<HostView>(watch.HostId) is not { State: HostState.Draining }) return;
+        await context.PublishAsync(new FinishDrain(watch.HostId, time.GetUtcNow()));
+        await context.ScheduleAsync(watch, WatchDrain.Every);
     }
 
     private static VmEvicted Evicted(Host host) => new($"host {host.Name} is being drained");

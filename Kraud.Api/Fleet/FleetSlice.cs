@@ -16,7 +16,6 @@ public sealed class FleetSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddRunOnceRound<HostFailureDetector>("failure-detection");
-        services.AddRunOnceRound<PlacementRetry>("placement-retry");
         // The schedulers' copies of free capacity live as long as the process: a restart reads them in full again.
         services.AddSingleton<PlacementCapacities>();
     }

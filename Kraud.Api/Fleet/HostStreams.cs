@@ -29,6 +29,8 @@ public static class HostStreams
         session.Stamp(context, by, null, command);
         session.Events.Append(hostId, stream!.Version + events.Count, events);
         if (view!.Host.Role == HostRole.Ingress) await context.PublishAsync(new RepairIngresses(view.Host.Name));
+        if (view.Host.State != HostState.Ready && events.Aggregate(view.Host, (h, e) => h.Evolve(e)).State == HostState.Ready)
+            await context.PublishAsync(new HostHasRoom(hostId));
         return new HostChange(view!.Host, events);
     }
 

@@ -47,6 +47,7 @@ public static class RegisterHostHandler
         session.Insert(new NameClaim { Id = NameClaim.For("host", command.Name), OwnerId = command.HostId });
         // A new INGRESS host may be the room a DEGRADED ingress waits for.
         if (command.Role == HostRole.Ingress) await context.PublishAsync(new RepairIngresses(command.Name));
+        await context.PublishAsync(new HostHasRoom(command.HostId));
     }
 }
 

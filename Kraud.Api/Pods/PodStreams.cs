@@ -95,6 +95,8 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         Streams.Append(loaded, events, stamp);
 
         await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
+        await ReplaceFailedReplicasHandler.ScheduleAsync(context, before, after);
+        await RetryPodPlacementHandler.ScheduleAsync(context, before, after);
         // A GFS volume's file server (a pod the volume owns) serving or not decides whether the volume's other pods can start.
         if (after.Owner is { Kind: ResourceOwner.Volume } volumeOwner && before.State != after.State)
             await context.PublishAsync(new FileServerChanged(volumeOwner.Id));

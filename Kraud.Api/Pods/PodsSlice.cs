@@ -24,7 +24,6 @@ public sealed class PodsSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IPods, PodStreams>();
-        services.AddRunOnceRound<FailedReplicaReconciler>("failed-replicas");
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

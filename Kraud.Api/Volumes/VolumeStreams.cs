@@ -37,6 +37,7 @@ public static class VolumeStreams
         Streams.Append(loaded, events, stamp);
 
         await ApplyEffectsAsync(session, context, command, events, before, after, stamp, newKey);
+        await RetryVolumePlacementHandler.ScheduleAsync(context, before, after);
         return after;
     }
 

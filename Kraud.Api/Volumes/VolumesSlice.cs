@@ -13,7 +13,6 @@ public sealed class VolumesSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IVolumes, VolumesContract>();
-        services.AddRunOnceRound<VolumeWorkRetry>("volume-work-retry");
     }
 
     public override void ConfigureMarten(StoreOptions marten)

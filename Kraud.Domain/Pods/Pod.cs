@@ -101,13 +101,26 @@ public sealed record Pod(
         ? []
         : Live.Where(i => i.Phase == VmPhase.Failed && i.FailedAt is { } at && now - at >= RestartBackoff(i.Replica)).ToList();
 
+    /// <summary>When the next failed replica's back-off ends (the reconciler's deadline); null when none waits to be replaced.</summary>
+    public DateTimeOffset? NextReplacementAt => Deleting || Halted || Spec.Confidential
+        ? null
+        : Live.Where(i => i is { Phase: VmPhase.Failed, FailedAt: not null }).Select(i => i.FailedAt!.Value + RestartBackoff(i.Replica))
+            .Order().Cast<DateTimeOffset?>().FirstOrDefault();
+
     public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
 
-    /// <summary>A new microVM (scheduled, restarted, booted again) has proven nothing yet: the attestation waits for its report.</summary>
-    public Pod Evolve(object @event) => Next(@event) is var next && @event is PodReplicaScheduled or PodRestarted or PodReplicaVanished
-        && next.Attestation is { } attestation
-            ? next with { Attestation = attestation with { Verified = false, VerifiedAt = null } }
-            : next;
+    /// <summary>Since when the scheduler has refused the pod (the start of this refusal, whatever reasons followed); null when it has not.</summary>
+    public DateTimeOffset? UnschedulableSince { get; init; }
+
+    public Pod Evolve(object @event)
+    {
+        var next = Next(@event);
+        // A new microVM (scheduled, restarted, booted again) has proven nothing yet: the attestation waits for its report.
+        if (@event is PodReplicaScheduled or PodRestarted or PodReplicaVanished && next.Attestation is { } attestation)
+            next = next with { Attestation = attestation with { Verified = false, VerifiedAt = null } };
+        if (next.UnschedulableReason is null) return next.UnschedulableSince is null ? next : next with { UnschedulableSince = null };
+        return @event is PodUnschedulable refused && UnschedulableReason is null ? next with { UnschedulableSince = refused.At } : next;
+    }
 
     private Pod Next(object @event) => @event switch
     {

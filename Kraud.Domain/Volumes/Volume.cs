@@ -41,6 +41,9 @@ public sealed record Volume(
 
     public Common.ResourceOwner? Owner { get; init; }
 
+    /// <summary>Since when no storage host could take the volume's missing replicas (the start of this refusal); null when placed.</summary>
+    public DateTimeOffset? PlacementRefusedSince { get; init; }
+
     /// <summary>The work running on the volume now (see <see cref="VolumeWork"/>); null when none.</summary>
     public VolumeWork? Work { get; init; }
 
@@ -133,11 +136,12 @@ public sealed record Volume(
     {
         VolumeRequested e => new Volume(e.VolumeId, e.TenantId, e.Name, e.Class, e.SizeGiB, e.Zone, true, false, false, null, [], [], null, false, e.At),
         VolumeOwnedBy e => this with { Owner = e.Owner },
-        VolumePlacementRefused e => this with { PlacementRefusal = e.Reason },
+        VolumePlacementRefused e => this with { PlacementRefusal = e.Reason, PlacementRefusedSince = PlacementRefusal is null ? e.At : PlacementRefusedSince },
         VolumeReplicaScheduled e => this with
         {
             Zone = e.Zone,
             PlacementRefusal = null,
+            PlacementRefusedSince = null,
             Replicas = Replicas.Add(new VolumeReplica(e.HostId, e.HostName, ReplicaPhase.Provisioning, e.MakesKey, false, e.At)),
         },
         VolumeKeyCreated e => this with { KeyId = e.KeyId, Work = Work?.Replica is null ? null : Work },

@@ -212,16 +212,32 @@ public class PodDeciderSpecs
     }
 
     [Fact]
+    public void a_refusal_dates_from_the_first_verdict_whatever_reasons_follow_and_ends_with_a_placement()
+    {
+        var pod = Given(new PodRequested(PodId, Tenant, Spec(), 1, "token:t1", Now));
+        Assert.Null(pod.UnschedulableSince);
+        var refused = When(pod, new ApplyPlacement(PodId, [], "no room", Now)).State;
+        Assert.Equal(Now, refused.UnschedulableSince);
+        var refusedAgain = When(refused, new ApplyPlacement(PodId, [], "no room in fsn1-b", Now.AddSeconds(4))).State;
+        Assert.Equal(Now, refusedAgain.UnschedulableSince); // the retries of one refusal go on; a second refusal starts none
+        var placed = When(refusedAgain, new ApplyPlacement(PodId, [new ReplicaPlacement(0, HostA, "h0")], null, Now.AddSeconds(5))).State;
+        Assert.Null(placed.UnschedulableSince);
+    }
+
+    [Fact]
     public void a_failed_replica_is_replaced_only_after_its_back_off_and_the_back_off_doubles()
     {
         var before = Placed(1);
         var vm = before.Instances[0];
         var failed = When(before, new RecordVmReport(PodId, vm.VmId, vm.HostId, new VmFailed("crashed"), Now)).State;
         Assert.Equal(TimeSpan.FromSeconds(1), failed.RestartBackoff(0));
+        Assert.Null(before.NextReplacementAt);
+        Assert.Equal(Now.AddSeconds(1), failed.NextReplacementAt); // the reconciler's deadline
         Assert.Empty(PodDecider.Decide(new ReplaceFailedReplicas(PodId, Now.AddMilliseconds(500)), failed));
 
         var (replaced, events) = When(failed, new ReplaceFailedReplicas(PodId, Now.AddSeconds(1)));
         Assert.IsType<PodReplicaReplaced>(Assert.Single(events));
+        Assert.Null(replaced.NextReplacementAt);
         Assert.Equal([0], replaced.Unplaced);
         Assert.Empty(PodReactions.ReleasedVms(failed, replaced));
 
@@ -237,6 +253,7 @@ public class PodDeciderSpecs
             new PodReplicaScheduled(PodId, 0, 0, Pod.VmIdFor(PodId, 0, 0), HostA, "sev", Now),
             new PodReplicaFailed(PodId, Pod.VmIdFor(PodId, 0, 0), HostA, "crashed", Now));
         Assert.Empty(PodDecider.Decide(new ReplaceFailedReplicas(PodId, Now.AddHours(1)), pod));
+        Assert.Null(pod.NextReplacementAt);
     }
 
     [Fact]

@@ -178,6 +178,18 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
+    public void a_placement_refusal_dates_from_its_first_verdict_and_ends_when_the_replicas_are_placed()
+    {
+        var v = Requested();
+        var (refused, events) = When(v, new ApplyVolumePlacement(v.Id, [], "no storage host has room", Now));
+        Assert.IsType<VolumePlacementRefused>(Assert.Single(events));
+        Assert.Equal(Now, refused.PlacementRefusedSince);
+        var other = When(refused, new ApplyVolumePlacement(v.Id, [], "no storage host in z1", Now.AddSeconds(3))).State;
+        Assert.Equal(Now, other.PlacementRefusedSince);
+        Assert.Null(Placed(other, Fleet()).PlacementRefusedSince);
+    }
+
+    [Fact]
     public void a_host_a_replica_failed_on_is_not_chosen_again_for_that_volume()
     {
         var fleet = Fleet();
