@@ -14,27 +14,21 @@ namespace Kraud.Api.Pods;
 /// <param name="Attempt">How many tries this one is (1: the first).</param>
 public sealed record RetryPodPlacement(Guid PodId, DateTimeOffset Since, int Attempt);
 
-/// <summary>
-/// A refused pod is tried again after a back-off (1 s, doubling to at most 10 s, as Kubernetes' scheduler backs off an
-/// unschedulable pod); a host that gets room asks at once (Fleet's HostHasRoom). Placing is idempotent: the same refusal
-/// appends nothing.
-/// </summary>
+/// <summary>A refused pod is tried again after its <see cref="PlacementBackoff"/>. Placing is idempotent: the same refusal appends nothing.</summary>
 public static class RetryPodPlacementHandler
 {
-    public static TimeSpan Backoff(int attempt) => TimeSpan.FromSeconds(Math.Min(10, 1 << Math.Clamp(attempt - 1, 0, 4)));
-
     public static async Task Handle(RetryPodPlacement retry, IDocumentSession session, IMessageContext context)
     {
         if ((await session.LoadAsync<PodView>(retry.PodId))?.Pod.UnschedulableSince != retry.Since) return;
         await context.PublishAsync(new SchedulePod(retry.PodId, null));
         var next = retry with { Attempt = retry.Attempt + 1 };
-        await context.ScheduleAsync(next, Backoff(next.Attempt));
+        await context.ScheduleAsync(next, PlacementBackoff.For(next.Attempt));
     }
 
     /// <summary>Starts the retries of a refusal that a decision just began.</summary>
     public static async Task ScheduleAsync(IMessageContext context, Pod before, Pod after)
     {
         if (after.UnschedulableSince is { } since && since != before.UnschedulableSince)
-            await context.ScheduleAsync(new RetryPodPlacement(after.Id, since, 1), Backoff(1));
+            await context.ScheduleAsync(new RetryPodPlacement(after.Id, since, 1), PlacementBackoff.For(1));
     }
 }

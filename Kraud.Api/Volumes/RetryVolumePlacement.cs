@@ -14,23 +14,21 @@ namespace Kraud.Api.Volumes;
 /// <param name="Attempt">How many tries this one is (1: the first).</param>
 public sealed record RetryVolumePlacement(Guid VolumeId, DateTimeOffset Since, int Attempt);
 
-/// <summary>As pods are (RetryPodPlacement): after a back-off of 1 s doubling to 10 s (a host that gets room asks at once: HostHasRoom).</summary>
+/// <summary>A refused volume is tried again after its <see cref="PlacementBackoff"/>, as pods are (RetryPodPlacement).</summary>
 public static class RetryVolumePlacementHandler
 {
-    public static TimeSpan Backoff(int attempt) => TimeSpan.FromSeconds(Math.Min(10, 1 << Math.Clamp(attempt - 1, 0, 4)));
-
     public static async Task Handle(RetryVolumePlacement retry, IDocumentSession session, IMessageContext context)
     {
         if ((await session.LoadAsync<VolumeView>(retry.VolumeId))?.Volume is not { Unplaced: > 0 } volume || volume.PlacementRefusedSince != retry.Since) return;
         await context.PublishAsync(new ScheduleVolume(retry.VolumeId, null));
         var next = retry with { Attempt = retry.Attempt + 1 };
-        await context.ScheduleAsync(next, Backoff(next.Attempt));
+        await context.ScheduleAsync(next, PlacementBackoff.For(next.Attempt));
     }
 
     /// <summary>Starts the retries of a refusal that a decision just began.</summary>
     public static async Task ScheduleAsync(IMessageContext context, Volume before, Volume after)
     {
         if (after.PlacementRefusedSince is { } since && since != before.PlacementRefusedSince)
-            await context.ScheduleAsync(new RetryVolumePlacement(after.Id, since, 1), Backoff(1));
+            await context.ScheduleAsync(new RetryVolumePlacement(after.Id, since, 1), PlacementBackoff.For(1));
     }
 }
