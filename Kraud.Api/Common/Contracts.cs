@@ -147,3 +147,13 @@ public interface IWorkloadLogs
     /// <summary>The position of the pod's newest line (0: none yet).</summary>
     Task<long> LastIdAsync(Guid tenant, Guid pod, CancellationToken ct);
 }
+
+/// <summary>The control-plane nodes as <c>/health</c> names them (Health implements it).</summary>
+public interface IClusterNodes
+{
+    /// <summary>This node's name.</summary>
+    string Self { get; }
+
+    /// <summary>The name of a node that holds a role <paramref name="role"/> accepts (a <c>/health</c> role name); null when none does.</summary>
+    Task<string?> HolderAsync(Func<string, bool> role, CancellationToken ct);
+}

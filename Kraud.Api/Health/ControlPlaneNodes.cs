@@ -64,8 +64,13 @@ public sealed record NodeStatus(string Id, DateTimeOffset Started, DateTimeOffse
 public sealed record Handover(DateTimeOffset At, string Node, string Change, string Role);
 
 /// <summary>The cluster as Wolverine's node and assignment tables and its node log show it, under Kraud's node names.</summary>
-public sealed class ClusterView(IWolverineRuntime runtime, IDocumentStore store)
+public sealed class ClusterView(IWolverineRuntime runtime, IDocumentStore store, NodeIdentity identity) : IClusterNodes
 {
+    public string Self => identity.Name;
+
+    public async Task<string?> HolderAsync(Func<string, bool> role, CancellationToken ct) =>
+        (await ReadAsync(ct)).Nodes.FirstOrDefault(n => n.Roles.Any(role))?.Id;
+
     /// <summary>How far back <c>/health</c> shows the log of handovers.</summary>
     public const int HistoryLength = 200;
 

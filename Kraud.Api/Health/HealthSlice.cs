@@ -14,6 +14,7 @@ public sealed class HealthSlice : KraudSlice
             timeout: TimeSpan.FromSeconds(5));
         services.AddSingleton(sp => NodeIdentity.From(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<ClusterView>();
+        services.AddSingleton<IClusterNodes>(sp => sp.GetRequiredService<ClusterView>());
         services.AddHostedService<NodeRegistration>();
     }
 

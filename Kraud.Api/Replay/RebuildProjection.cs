@@ -9,6 +9,7 @@ using Kraud.Projections.Common;
 using Kraud.Projections.Replay;
 using Marten;
 using Npgsql;
+using Wolverine.Runtime;
 using MartenCoordinator = Marten.Events.Daemon.Coordination.IProjectionCoordinator;
 
 namespace Kraud.Api.Replay;
@@ -24,7 +25,7 @@ public sealed record RebuildJob(string Name, string State, int EventsProcessed, 
 /// daemon's agent goes on from there; the inline read models go through Marten's daemon.
 /// </summary>
 public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore store, KraudDatabase database, PlatformCheckpointer checkpointer,
-    AuditChainProjection auditChain, ILogger<RebuildJobs> logger)
+    AuditChainProjection auditChain, IWolverineRuntime runtime, IClusterNodes cluster, ILogger<RebuildJobs> logger)
 {
     /// <summary>The projections Kraud registers (see MartenSetup) and the platform projection's checkpoints.</summary>
     public static readonly IReadOnlyList<string> Names =
@@ -34,16 +35,43 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
 
     private sealed record Job(Task Task, RebuildProgress Progress, DateTimeOffset Started);
 
-    public RebuildJob Start(string name)
+    public async Task<RebuildJob> StartAsync(string name, CancellationToken ct)
     {
         Require(name);
+        await RequireProjectionsHereAsync(name, ct);
         return Describe(name, _jobs.AddOrUpdate(name, Run, (n, existing) => existing.Task.IsCompleted ? Run(n) : existing));
     }
 
-    public RebuildJob? Status(string name)
+    public async Task<RebuildJob?> StatusAsync(string name, CancellationToken ct)
     {
         Require(name);
-        return _jobs.TryGetValue(name, out var job) ? Describe(name, job) : null;
+        if (_jobs.TryGetValue(name, out var job)) return Describe(name, job);
+        await RequireProjectionsHereAsync(name, ct);
+        return null;
+    }
+
+    /// <summary>
+    /// A rebuild holds the daemon's agents in this process, so it runs on the node Wolverine gave the async projections
+    /// to; asked of another node, it names that node instead of rewriting what a live agent elsewhere is writing. While
+    /// nobody holds them (a handover, or the pause of a rebuild that just ended), it waits for them to settle.
+    /// </summary>
+    private async Task RequireProjectionsHereAsync(string name, CancellationToken ct)
+    {
+        if (name == PlatformCheckpointProjection.Name) return; // built by every node's checkpointer, no agent
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!runtime.Agents.AllRunningAgentUris().Any(u => u.Scheme == "event-subscriptions"))
+        {
+            if (await cluster.HolderAsync(r => r.StartsWith("projection:", StringComparison.Ordinal), ct) is { } holder)
+            {
+                // Assigned here and (re)starting: the rebuild waits for this node's daemon (DaemonHereAsync).
+                if (holder == cluster.Self) return;
+                throw new DomainException(ErrorCode.Precondition,
+                    $"Projection {name} is rebuilt where the async projections run: node {holder} (see /health); ask that node.");
+            }
+            if (waited.Elapsed > DaemonWait)
+                throw new DomainException(ErrorCode.Precondition, $"No node runs the async projections now; try rebuilding {name} again shortly.");
+            await Task.Delay(200, ct);
+        }
     }
 
     private Job Run(string name)
@@ -209,15 +237,15 @@ public static class RebuildProjectionFields
 {
     public static void Map(Fields fields)
     {
-        fields.Mutation("rebuildProjection", ctx =>
+        fields.Mutation("rebuildProjection", async ctx =>
         {
             RequireOperator(ctx);
-            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Start(ctx.GetArgument<string>("name")));
+            return await ctx.Service<RebuildJobs>().StartAsync(ctx.GetArgument<string>("name"), ctx.CancellationToken);
         });
-        fields.Query("rebuildJob", ctx =>
+        fields.Query("rebuildJob", async ctx =>
         {
             RequireOperator(ctx);
-            return Task.FromResult<object?>(ctx.Service<RebuildJobs>().Status(ctx.GetArgument<string>("name")));
+            return await ctx.Service<RebuildJobs>().StatusAsync(ctx.GetArgument<string>("name"), ctx.CancellationToken);
         });
     }
 

@@ -50,6 +50,34 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
     }
 
     [Fact]
+    public async Task a_projection_rebuild_runs_on_the_node_that_runs_the_async_projections_and_any_other_node_names_that_one()
+    {
+        var d = await app.StartNodeAsync("d");
+        try
+        {
+            var nodes = await SettledAsync(d, app.Nodes.Count);
+            var holderName = nodes.Single(n => n.Roles.Any(r => r.StartsWith("projection:", StringComparison.Ordinal))).Id;
+            var holder = app.Nodes.Single(n => n.Name == holderName).Host;
+            var other = app.Nodes.First(n => n.Name != holderName).Host;
+            const string Rebuild = "mutation { rebuildProjection(name: \"AuditChain\") { name state } }";
+            const string Job = "{ rebuildJob(name: \"AuditChain\") { state eventsProcessed } }";
+
+            var refused = (await Gql(other, KraudApp.OperatorToken, Rebuild)).ShouldFailWith("PRECONDITION");
+            Assert.Contains($"node {holderName}", refused.Body);
+            Assert.Contains($"node {holderName}", (await Gql(other, KraudApp.OperatorToken, Job)).ShouldFailWith("PRECONDITION").Body);
+
+            (await Gql(holder, KraudApp.OperatorToken, Rebuild)).ShouldSucceed();
+            var done = await Eventually.Get(async () => (await Gql(holder, KraudApp.OperatorToken, Job)).ShouldSucceed().Data.GetProperty("rebuildJob"),
+                j => j.GetProperty("state").GetString() != "RUNNING", TimeSpan.FromSeconds(60), "the chain was rebuilt on the node that runs it");
+            Assert.Equal("COMPLETED", done.GetProperty("state").GetString());
+        }
+        finally
+        {
+            await app.StopNodeAsync(d);
+        }
+    }
+
+    [Fact]
     public async Task when_the_node_holding_the_scheduler_stops_while_pods_are_pending_placement_continues_on_another_node_within_10_seconds()
     {
         await app.StartNodeAsync("c");
