@@ -121,6 +121,23 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         return rows;
     }
 
+    /// <summary>The entries table's indexes and constraints as PostgreSQL describes them.</summary>
+    private async Task<List<string>> EntriesSchemaAsync()
+    {
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("""
+            select indexdef from pg_indexes where schemaname = 'kraud' and tablename = 'mt_doc_auditentry'
+            union all
+            select contype::text || ' ' || pg_get_constraintdef(oid) from pg_constraint where conrelid = 'kraud.mt_doc_auditentry'::regclass
+            order by 1
+            """, connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync()) rows.Add(reader.GetString(0));
+        return rows;
+    }
+
     private async Task<JsonElement> RebuildAsync(string name)
     {
         var started = (await app.AsOperator("mutation($n: String!) { rebuildProjection(name: $n) { name state startedAt } }", new { n = name })).ShouldSucceed();
@@ -250,12 +267,16 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
         var before = await EntriesAsync();
         Assert.NotEmpty(before);
+        var schema = await EntriesSchemaAsync();
+        Assert.Contains("p PRIMARY KEY (id)", schema);
 
         await RebuildAsync("AuditChain");
         await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
         var after = await EntriesAsync();
         Assert.True(after.Count >= before.Count);
         Assert.Equal(before, after.Take(before.Count));
+        // The load drops the primary key and the indexes and makes them again: the same ones.
+        Assert.Equal(schema, await EntriesSchemaAsync());
         Assert.True((await app.AsOperator("{ verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
 
         // The chain goes on growing after the rebuild.
