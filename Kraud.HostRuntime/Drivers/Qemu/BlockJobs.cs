@@ -159,7 +159,7 @@ internal static class BlockJobs
                     qmp.TakeEvents(Mine);
                     return [];
                 }
-                if (!job.GetProperty("paused").GetBoolean() || job.GetProperty("io-status").GetString() != "failed") continue;
+                if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
                 var offset = job.GetProperty("offset").GetInt64();
                 tries = offset == stuckAt ? tries + 1 : 1;
                 stuckAt = offset;
