@@ -361,5 +361,48 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         }
     }
 
+    [Fact]
+    public async Task a_block_volume_whose_storage_host_died_before_its_replica_answered_gets_a_replacement_set_up_at_once_and_becomes_healthy()
+    {
+        await zone.StartAsync(app);
+        var storage = await zone.StartStorageAsync(3);
+        var tenant = await TenantScope.CreateAsync(app);
+        string? volumeId = null;
+        try
+        {
+            // SIGKILLed, a storage host stays READY until its silence is noticed, so the placement below still picks it (a BLOCK
+            // volume needs all three hosts of the zone), and its replica never answers while the two others export theirs.
+            var dead = storage[0];
+            await dead.Host.KillAsync();
+            volumeId = (await tenant.CreateVolumeAsync("window", "BLOCK", 1, zone.Zone)).Id();
+            await Eventually.Until(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaScheduled>().Any(e => e.HostId == dead.Host.Id),
+                TimeSpan.FromSeconds(30), "a replica is placed on the dead storage host");
+            await Eventually.Until(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaExported>().Any(),
+                TimeSpan.FromSeconds(60), "a replica on a live storage host serves its export");
+
+            // The dead host's replica is lost (when its silence is noticed) and its replacement placed on the spare once that
+            // registers: after the first export and before the format (which waits for every replica to serve). It must be set
+            // up at once, not wait for a key that nobody makes before it serves.
+            var spare = Assert.Single(await zone.StartStorageAsync(1));
+            storage.Add(spare);
+            var volume = await HealthyAsync(tenant, volumeId);
+            var hosts = volume.ReplicaHosts();
+            Assert.Equal(3, hosts.Count);
+            Assert.Contains(spare.Host.Id.ToString(), hosts);
+            Assert.DoesNotContain(dead.Host.Id.ToString(), hosts);
+            var events = await EventsOf(volumeId);
+            Assert.Contains(events, e => e is VolumeReplicaLost l && l.HostId == dead.Host.Id || e is VolumeReplicaFailed f && f.HostId == dead.Host.Id);
+            // Until the spare came there was no room for a replacement (the zone's other storage hosts hold a copy), so it
+            // was placed in the window whenever the dead host was noticed.
+            var replaced = events.FindIndex(e => e is VolumeReplicaScheduled r && r.HostId == spare.Host.Id);
+            Assert.True(replaced > events.FindIndex(e => e is VolumeReplicaExported), "the replacement was placed after the first export");
+            Assert.True(replaced < events.FindIndex(e => e is VolumeFormatStarted), "and before the format");
+        }
+        finally
+        {
+            await CleanUpAsync(tenant, [], volumeId, storage);
+        }
+    }
+
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 }

@@ -149,6 +149,47 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         Assert.False(await NbdProbe.ReadAsync(address, reader.Identity, NewAccess("x").Psk));
     }
 
+    [Fact]
+    public async Task a_replacement_is_refused_when_the_replica_the_guest_reads_from_differs_from_its_peers_although_the_copy_agrees_with_it()
+    {
+        var volumeId = Guid.NewGuid();
+        var hosts = Enumerable.Range(0, 4).Select(i => StorageHost($"s{i}")).ToList();
+        var worker = NewAccess("worker-test");
+        var exports = new List<ExportEndpoint>();
+        for (var i = 0; i < 3; i++) exports.Add(await ServeAsync(hosts[i], $"s{i}", volumeId, worker));
+        var kek = KeyEncryptionKey.LoadOrCreate(Path.Combine(_root, "kek"));
+        var compute = QemuMicroVmDriver.Start(Options("c0"), "c0");
+        _drivers.Add(compute);
+        var wrapped = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
+            .FormatAsync(new FormatVolume(Guid.NewGuid(), volumeId, exports, worker), kek, CancellationToken.None);
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var spec = QemuFixture.Spec(0, "sh", "-c", """
+            dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
+            exec sleep 3600
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
+        };
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+
+        // The first child's file loses 64 KiB to rot behind its daemon's back: its peers do not hold these bytes. The guest's
+        // quorum reads from that child, so the mirror copies the rot into the new replica, which then agrees with it.
+        var rotten = hosts[0].ReplicaFileOf(volumeId);
+        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = file.Length / 2;
+            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
+        }
+
+        var spare = await ServeAsync(hosts[3], "s3", volumeId, vm);
+        var refused = await Assert.ThrowsAsync<ResyncException>(() =>
+            compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, spare, exports, vm, 2), _ => Task.CompletedTask,
+                CancellationToken.None));
+        Assert.Contains("differ", refused.Message, StringComparison.Ordinal);
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()

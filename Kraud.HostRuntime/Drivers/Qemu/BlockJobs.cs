@@ -116,6 +116,75 @@ internal static class BlockJobs
         if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"the mirror failed at its end: {error.GetString()}");
     }
 
+    /// <summary>How often a check read that found replicas differing is tried again, without the check getting further, before the difference counts.</summary>
+    public const int CompareRetries = 8;
+
+    /// <summary>
+    /// Reads all of <paramref name="quorum"/> (a quorum whose vote threshold is its number of children, so a read fails
+    /// unless every child returns the same bytes) through a backup job into a null node, and returns where its children
+    /// differ: empty means they all hold the same bytes. The children may be written meanwhile by someone else's
+    /// connections (a running guest), whose writes reach the replicas one after the other, so a block can differ for the
+    /// moment a write is in flight: a read that fails pauses the job (on-source-error stop), and the job is resumed, which
+    /// reads those blocks again; only a difference still there after <see cref="CompareRetries"/> tries 250 ms apart, with
+    /// no progress between them, counts.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> CompareAsync(QmpClient qmp, string quorum, string jobId, CancellationToken ct)
+    {
+        var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
+        var size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
+        var sink = jobId + "-sink";
+        bool Mine(JsonElement e) =>
+            e.GetProperty("event").GetString() is "BLOCK_JOB_COMPLETED" or "BLOCK_JOB_CANCELLED" && e.GetProperty("data").GetProperty("device").GetString() == jobId
+            || e.GetProperty("event").GetString() == "QUORUM_FAILURE" && e.GetProperty("data").GetProperty("reference").GetString() == quorum;
+        qmp.TakeEvents(Mine);
+        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = size }, ct);
+        try
+        {
+            await qmp.ExecuteAsync("blockdev-backup", new Dictionary<string, object>
+            {
+                ["job-id"] = jobId, ["device"] = quorum, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
+            }, ct);
+            var tries = 0;
+            var stuckAt = -1L;
+            while (true)
+            {
+                await Task.Delay(200, ct);
+                var jobs = await qmp.ExecuteAsync("query-block-jobs", null, ct);
+                var job = jobs.EnumerateArray().FirstOrDefault(j => j.GetProperty("device").GetString() == jobId);
+                if (job.ValueKind != JsonValueKind.Object)
+                {
+                    var done = await qmp.WaitForEventAsync("BLOCK_JOB_COMPLETED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
+                        TimeSpan.FromSeconds(30), ct);
+                    if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"the check read failed: {error.GetString()}");
+                    qmp.TakeEvents(Mine);
+                    return [];
+                }
+                if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
+                var offset = job.GetProperty("offset").GetInt64();
+                tries = offset == stuckAt ? tries + 1 : 1;
+                stuckAt = offset;
+                if (tries > CompareRetries)
+                {
+                    await qmp.ExecuteAsync("block-job-cancel", new Dictionary<string, object> { ["device"] = jobId, ["force"] = true }, ct);
+                    await qmp.WaitForEventAsync("BLOCK_JOB_CANCELLED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
+                        TimeSpan.FromSeconds(30), ct);
+                    // QEMU sends at most one QUORUM_FAILURE a second: where it says is an example, not the list.
+                    var where = qmp.TakeEvents(Mine).Where(e => e.GetProperty("event").GetString() == "QUORUM_FAILURE")
+                        .Select(e => e.GetProperty("data").GetProperty("sector-num").GetInt64()).Distinct().Take(3).ToList();
+                    return [where.Count == 0
+                        ? $"the replicas differ (still after {CompareRetries} reads, {stuckAt} of {size} bytes checked)"
+                        : $"the replicas differ at sector {string.Join(", ", where)} (still after {CompareRetries} reads)"];
+                }
+                await Task.Delay(250, ct);
+                await qmp.ExecuteAsync("block-job-resume", new Dictionary<string, object> { ["device"] = jobId }, ct);
+            }
+        }
+        finally
+        {
+            await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = sink }, CancellationToken.None);
+        }
+    }
+
     /// <summary>
     /// Reads the whole quorum through a backup job into a null node: the quorum compares every block of its children (its
     /// read pattern is "quorum") and names a child that differs in QUORUM_REPORT_BAD. Returns what it said about
