@@ -13,7 +13,7 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
     private static readonly string[] RunOnce =
     [
         "leader", "scheduler", "volume-scheduler", "placement-retry", "failure-detection", "audit-digests", "app-rollouts", "failed-replicas",
-        "volume-work-retry",
+        "volume-work-retry", "mesh-repair",
     ];
 
     private static Task<IReadOnlyList<NodeStatus>> SettledAsync(IAlbaHost node, int nodes, TimeSpan? within = null) =>
