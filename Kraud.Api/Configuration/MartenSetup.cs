@@ -61,7 +61,9 @@ public static class MartenSetup
                         o.DeleteViewTypeOnTeardown<AuditChainHead>();
                     });
 
-                opts.Schema.For<PodView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);
+                opts.Schema.For<PodView>().Index(x => x.TenantId).Index(x => x.CreatedTicks)
+                    // The scheduler gathers the pods that wait for a placement (SchedulePodHandler.GatherPendingAsync): a few among thousands.
+                    .Index(x => x.State);
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
                 opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
                 opts.Schema.For<NameClaim>();

@@ -10,7 +10,11 @@ public sealed class NetworkSlice : KraudSlice
 {
     public override void MapFields(Fields fields) => VpcQueries.Map(fields);
 
-    public override void AddServices(IServiceCollection services) => services.AddSingleton<IAddresses, AddressesContract>();
+    public override void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<IAddresses, AddressesContract>();
+        services.AddRunOnceRound<MeshRepair>("mesh-repair");
+    }
 
     public override void ConfigureMarten(StoreOptions marten)
     {
@@ -27,7 +31,8 @@ public sealed class NetworkSlice : KraudSlice
             // Each batch recomputes the whole fleet's peer sets: a burst of placements should cost one, not dozens.
             batch.TriggerTime = 250.Milliseconds();
             batch.LocalExecutionQueueName = MeshHandler.Queue;
-        });
-        wolverine.LocalQueue(MeshHandler.Queue).Sequential();
+        }).BufferedInMemory();
+        // In memory, not durable: a change lost with its node is repaired by MeshRepair's next round.
+        wolverine.LocalQueue(MeshHandler.Queue).Sequential().BufferedInMemory();
     }
 }

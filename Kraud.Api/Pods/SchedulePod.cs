@@ -4,6 +4,7 @@ using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
 using Kraud.Domain.Scheduling;
 using Kraud.HostRuntime.Configuration;
+using Kraud.Projections.Pods;
 using Marten;
 using Wolverine;
 
@@ -22,9 +23,12 @@ public static class SchedulePodHandler
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
         IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity)
     {
-        var fleet = await capacity.Compute.LockAsync(session);
         var requests = batch.DistinctBy(m => m.PodId).ToList();
+        requests.AddRange(await GatherPendingAsync(session, requests.Select(r => r.PodId).ToHashSet()));
         var streams = await Streams.FetchManyForWritingAsync<Pod>(session, requests.Select(r => r.PodId));
+        // Most messages of a busy moment name pods an earlier batch gathered and placed: nothing to lock, nothing to commit.
+        if (!streams.Values.Any(s => s.State.Exists && s.State.Unplaced.Count > 0)) return;
+        var fleet = await capacity.Compute.LockAsync(session);
         foreach (var request in requests)
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
@@ -66,4 +70,26 @@ public static class SchedulePodHandler
                 fleet[vm.HostId] = fleet[vm.HostId].Evolve(new MicroVmPlaced(vm.HostId, vm.VmId, pod.Id, pod.TenantId, pod.Spec.Cpu, pod.Spec.MemoryMiB, now));
         }
     }
+
+    /// <summary>
+    /// Up to <see cref="Gathered"/> more pods that wait for their first placement, besides those this batch's messages
+    /// name. The exclusive queue hands the scheduler one or two messages at a time, and behind it the placements of a burst
+    /// took a transaction each; gathered, one batch places what is pending and the messages that follow find their pods
+    /// placed. Each pod keeps its own message, so what is not gathered (a pod past the limit, one that waits for a volume,
+    /// one whose view is not yet committed) is still placed when its message comes. The placement's events carry the
+    /// correlation id of the pod's create, read from its first event, as they would from the pod's own message.
+    /// </summary>
+    private static async Task<IReadOnlyList<SchedulePod>> GatherPendingAsync(IDocumentSession session, HashSet<Guid> asked)
+    {
+        var pending = await session.Query<PodView>().Where(p => p.State == PodState.Pending)
+            .OrderBy(p => p.CreatedTicks).Select(p => p.Id).Take(Gathered).ToListAsync();
+        var more = pending.Where(id => !asked.Contains(id)).ToArray();
+        if (more.Length == 0) return [];
+        var firsts = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(more) && e.Version == 1)
+            .Select(e => new { e.StreamId, e.CorrelationId }).ToListAsync();
+        return firsts.Select(e => new SchedulePod(e.StreamId, e.CorrelationId)).ToList();
+    }
+
+    /// <summary>At most this many pods gathered into one batch (see <see cref="GatherPendingAsync"/>).</summary>
+    public const int Gathered = 500;
 }

@@ -59,6 +59,33 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task pods_whose_placement_requests_never_reached_the_scheduler_are_placed_by_its_next_batch()
+    {
+        // The exclusive queue hands the scheduler a message or two at a time; each batch also places every pod that waits.
+        // These three were requested without a message to the scheduler: only that gathering can place them.
+        var tenant = await TenantScope.CreateAsync(app);
+        var quiet = Enumerable.Range(0, 3).Select(_ => Guid.NewGuid()).ToList();
+        var correlation = $"quiet-{Guid.NewGuid():N}";
+        await using (var session = app.Store.LightweightSession())
+        {
+            session.CorrelationId = correlation;
+            foreach (var (id, i) in quiet.Select((id, i) => (id, i)))
+                session.Events.StartStream<Kraud.Domain.Pods.Pod>(id, new Kraud.Domain.Pods.PodRequested(id, tenant.Id,
+                    new Kraud.Domain.Pods.PodSpec($"quiet-{i}", "default", "nginx", [], new Dictionary<string, string>(), 1, 64, null, false, 0), 1,
+                    "spec", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync();
+        }
+        var asked = await tenant.CreatePodAsync("asked");
+
+        await tenant.WaitForPodAsync(asked.Id(), "RUNNING");
+        foreach (var id in quiet) await tenant.WaitForPodAsync(id.ToString(), "RUNNING");
+        // The placement carries the correlation id of the pod's request, as it would from the pod's own message.
+        var scheduled = (await app.EventsOf(quiet[0])).First(e => e.Data is Kraud.Domain.Pods.PodReplicaScheduled);
+        Assert.Equal(correlation, scheduled.CorrelationId);
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
     public async Task a_pod_that_names_a_zone_runs_only_in_that_zone()
     {
         var tenant = await TenantScope.CreateAsync(app);
