@@ -132,6 +132,24 @@ public sealed record Volume(
 
     public VolumeReplica? Replica(Guid hostId) => Replicas.FirstOrDefault(r => r.HostId == hostId);
 
+    /// <summary>
+    /// The replica on the host is gone. When it was to make the data key and nothing else made one yet, the next replica
+    /// waiting makes it instead: the others wait for a key maker (or, on storage hosts, for the first export), and without
+    /// one they would wait until a replacement could be placed, which a zone with no spare storage host never does.
+    /// </summary>
+    private Volume Without(Guid hostId)
+    {
+        var next = this with
+        {
+            Replicas = Replicas.RemoveAll(r => r.HostId == hostId),
+            FailedOn = FailedOn.Add(hostId),
+            Work = Work?.Replica == hostId ? null : Work,
+        };
+        if (next.KeyId is not null || next.OnBlockExports || next.Replicas.Any(r => r.MakesKey)
+            || next.Replicas.FirstOrDefault(r => r.Phase == ReplicaPhase.Provisioning) is not { } heir) return next;
+        return next.Update(heir.HostId, r => r with { MakesKey = true });
+    }
+
     public Volume Evolve(object @event) => @event switch
     {
         VolumeRequested e => new Volume(e.VolumeId, e.TenantId, e.Name, e.Class, e.SizeGiB, e.Zone, true, false, false, null, [], [], null, false, e.At),
@@ -146,18 +164,8 @@ public sealed record Volume(
         },
         VolumeKeyCreated e => this with { KeyId = e.KeyId, Work = Work?.Replica is null ? null : Work },
         VolumeReplicaHealthy e => Update(e.HostId, r => r with { Phase = ReplicaPhase.Healthy, Encrypted = e.Encrypted, Since = e.At }).NoteHealth(),
-        VolumeReplicaFailed e => this with
-        {
-            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
-            FailedOn = FailedOn.Add(e.HostId),
-            Work = Work?.Replica == e.HostId ? null : Work,
-        },
-        VolumeReplicaLost e => this with
-        {
-            Replicas = Replicas.RemoveAll(r => r.HostId == e.HostId),
-            FailedOn = FailedOn.Add(e.HostId),
-            Work = Work?.Replica == e.HostId ? null : Work,
-        },
+        VolumeReplicaFailed e => Without(e.HostId),
+        VolumeReplicaLost e => Without(e.HostId),
         VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
         VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
         VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },

@@ -243,6 +243,9 @@ public static class VolumeReactions
             // exports nobody waits, not even a replacement placed between the first export and the format.
             if (was is null && after.AwaitsAnswer(r))
                 commands.Add(new Provision(r, WithKey: !r.MakesKey && !after.OnBlockExports));
+            // The key maker was lost before it answered: the replica that inherited the task is set up now.
+            if (was is { MakesKey: false } && r is { MakesKey: true, Phase: ReplicaPhase.Provisioning })
+                commands.Add(new Provision(r, WithKey: false));
             // The key exists now: the replicas that waited for it are set up.
             if (was is not null && before.KeyId is null && after.KeyId is not null && r is { Phase: ReplicaPhase.Provisioning, MakesKey: false }
                 && !after.OnBlockExports)

@@ -355,6 +355,26 @@ public class VolumeDeciderSpecs
     }
 
     [Fact]
+    public void a_key_maker_lost_before_it_answered_hands_the_task_to_a_waiting_replica_which_is_told_to_set_up_at_once()
+    {
+        var v = Placed(Requested(), Fleet());
+        var maker = v.Replicas.Single(r => r.MakesKey);
+        var (lost, _) = When(v, new RecordReplicaReport(v.Id, maker.HostId, new ReplicaHostFailed("its host stopped answering"), Now));
+
+        // The others waited for the key maker; with no spare host for a replacement they would wait for good.
+        var heir = Assert.Single(lost.Replicas, r => r.MakesKey);
+        Assert.Equal(2, lost.Replicas.Count);
+        var provision = Assert.IsType<VolumeReactions.Provision>(Assert.Single(VolumeReactions.HostCommands(v, lost).OfType<VolumeReactions.Provision>()));
+        Assert.Equal((heir.HostId, false), (provision.Replica.HostId, provision.WithKey));
+        Assert.True(lost.AwaitsAnswer(heir));
+        // The replacement placed later waits for the heir's key, as any replica that does not make it.
+        var spare = Storage("s9");
+        var replaced = When(lost, new ApplyVolumePlacement(v.Id, [new ReplicaHost(spare.Id, spare.Name, "z1")], null, Now)).State;
+        Assert.False(replaced.Replica(spare.Id)!.MakesKey);
+        Assert.Empty(VolumeReactions.HostCommands(lost, replaced).OfType<VolumeReactions.Provision>());
+    }
+
+    [Fact]
     public void a_replica_lost_between_the_first_export_and_the_format_is_replaced_by_one_told_to_set_up_at_once()
     {
         var v = Placed(Requested(), Fleet());
