@@ -28,6 +28,7 @@ public sealed class BenchApp : IAsyncDisposable
     public HostAgents Agents => Host.Services.GetRequiredService<HostAgents>();
     public string ConnectionString => _postgres.ConnectionString;
     public string PostgresDataDirectory => _postgres.DataDirectory;
+    public string? PostgresBinDirectory => _postgres.BinDirectory;
 
     private BenchApp(string root, EmbeddedPostgres postgres, PosixSignalRegistration[] signals, IAlbaHost host)
     {
@@ -167,7 +168,7 @@ public static class Stats
 }
 
 public sealed record Options(string Benchmark, int Pods, int Concurrency, int Hosts, int Replicas, bool Durable, bool Help, int Events = 1_000_000, int Runs = 8,
-    int Storage = 12, int Tenants = 250, int Live = 5_000, bool ReadModels = true, bool? Kvm = null)
+    int Storage = 12, int Tenants = 250, int Live = 5_000, bool ReadModels = true, bool? Kvm = null, int Existing = 0)
 {
     public static Options Parse(string[] args)
     {
@@ -192,6 +193,6 @@ public sealed record Options(string Benchmark, int Pods, int Concurrency, int Ho
             args.Contains("--help") || args.Contains("-h"), int.Parse(Get("--events", "1000000"), CultureInfo.InvariantCulture), int.Parse(Get("--runs", "8"), CultureInfo.InvariantCulture),
             int.Parse(Get("--storage", "12"), CultureInfo.InvariantCulture), int.Parse(Get("--tenants", "250"), CultureInfo.InvariantCulture),
             int.Parse(Get("--live", "5000"), CultureInfo.InvariantCulture), bool.Parse(Get("--read-models", "true")),
-            Get("--kvm", "") is { Length: > 0 } kvm ? bool.Parse(kvm) : null);
+            Get("--kvm", "") is { Length: > 0 } kvm ? bool.Parse(kvm) : null, int.Parse(Get("--existing", "0"), CultureInfo.InvariantCulture));
     }
 }

@@ -15,6 +15,11 @@ public static class PodsBench
 {
     public static async Task<int> RunAsync(Options options)
     {
+        if (options.Existing != 0 && options.Existing <= options.Pods)
+        {
+            Console.Error.WriteLine($"--existing ({options.Existing}) counts the first run's {options.Pods} pods: it must be more than --pods");
+            return 2;
+        }
         await using var app = await BenchApp.StartAsync(options);
 
         // Warm-up: the first call of each handler compiles it (dynamic code generation); that is not what we measure.
@@ -24,6 +29,112 @@ public static class PodsBench
             await BenchApp.WaitUntil(async () => { await using var s = app.Store.QuerySession(); return (await s.LoadAsync<PodView>(id))?.State == PodState.Running; }, "warm-up pod runs");
         }
 
+        // Before the pods, so that its scratch table and its commits are gone from what the pods are charged with.
+        var ceiling = await PgbenchCeiling.MeasureAsync(app, options.Concurrency);
+        Console.Error.WriteLine($"pgbench ceiling: {ceiling.CommitsPerSecond:F0} commits/s ({ceiling.Clients} clients, {ceiling.Seconds} s)");
+
+        var empty = await MeasureAsync(app, options, "pod", 0, TimeSpan.FromMinutes(10));
+        Run? grown = null;
+        var fillSeconds = 0.0;
+        if (options.Existing > 0)
+        {
+            // The fleet grows to --existing pods RUNNING (the measured run's pods count among them) as fast as the platform
+            // takes them, through the same GraphQL path, then the same run is measured again on top of it.
+            var fill = options.Existing - options.Pods;
+            var filling = Stopwatch.StartNew();
+            var filled = await MeasureAsync(app, options with { Pods = fill }, "fill", options.Pods, TimeSpan.FromSeconds(Math.Max(600, fill)), pollEvery: TimeSpan.FromSeconds(1));
+            fillSeconds = filling.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"filled: {fill} pods RUNNING in {fillSeconds:F0} s ({filled.Failures} failed creates); {options.Existing} pods on {options.Hosts} hosts");
+            grown = await MeasureAsync(app, options, "grown", options.Existing, TimeSpan.FromMinutes(10));
+        }
+
+        // The bench hosts the API in-process (with the simulated fleet's host runtimes and the bench's own clients), so these
+        // are the figures of that one process: an upper bound of the API's own.
+        var workingSet = Environment.WorkingSet;
+        using var self = Process.GetCurrentProcess();
+        var peakWorkingSet = self.PeakWorkingSet64;
+        var heap = GC.GetGCMemoryInfo().HeapSizeBytes;
+        var live = GC.GetTotalMemory(forceFullCollection: true);
+
+        Console.WriteLine();
+        Console.WriteLine($"Kraud pods benchmark: {options.Pods} pods x {options.Replicas} replica(s), {options.Concurrency} concurrent GraphQL clients, " +
+                          $"{options.Hosts} simulated compute hosts, boot delay 0, PostgreSQL {(options.Durable ? "durable (fsync on)" : "fsync off")}, " +
+                          $"{Environment.ProcessorCount} cores" + (options.Existing > 0 ? $"; then again with {options.Existing} pods RUNNING" : ""));
+        Console.WriteLine();
+        Console.WriteLine("| metric | Kraud | baseline (Kubernetes SLO / scheduler target) |");
+        Console.WriteLine("|---|---|---|");
+        PrintRows(empty, options, "");
+        var commitsPerSecond = empty.RunningPerSecond * empty.Work.Commits / options.Pods;
+        Console.WriteLine($"| pgbench ceiling, same PostgreSQL, before the pods (single-row durable inserts, {ceiling.Clients} clients, {ceiling.Seconds} s) | " +
+                          $"{ceiling.CommitsPerSecond:F0} commits/s | - |");
+        Console.WriteLine($"| pods RUNNING per second / pgbench commits per second | {empty.RunningPerSecond / ceiling.CommitsPerSecond:F4} | - |");
+        Console.WriteLine($"| commits per second the pods took (RUNNING/s x commits per pod) / pgbench ceiling | {commitsPerSecond:F0} / {ceiling.CommitsPerSecond:F0} = " +
+                          $"{commitsPerSecond / ceiling.CommitsPerSecond:F2} | 1 at most |");
+        if (grown is not null)
+        {
+            Console.WriteLine($"| pods brought to RUNNING before the second run (same GraphQL path, {options.Concurrency} clients) | " +
+                              $"{options.Existing - options.Pods} in {fillSeconds:F0} s ({(options.Existing - options.Pods) / fillSeconds:F1}/s) | - |");
+            PrintRows(grown, options, $" with {options.Existing} pods RUNNING on {options.Hosts} hosts");
+            Console.WriteLine($"| placements per second with {options.Existing} pods RUNNING / on the empty fleet | {grown.PlacedPerSecond:F1} / {empty.PlacedPerSecond:F1} = " +
+                              $"{grown.PlacedPerSecond / empty.PlacedPerSecond:F2} | >= 0.8 (issue 17) |");
+        }
+        var pods = options.Existing > 0 ? options.Existing + options.Pods : options.Pods;
+        Console.WriteLine($"| process working set after {pods} pods (API, simulated fleet and bench in one process): now / peak | " +
+                          $"{workingSet / 1048576.0:F0} / {peakWorkingSet / 1048576.0:F0} MiB | reported (issue 17) |");
+        Console.WriteLine($"| GC heap after {pods} pods: heap size / live after a full collection | {heap / 1048576.0:F0} / {live / 1048576.0:F0} MiB | reported (issue 17) |");
+        Console.WriteLine();
+        (Run Run, string Title)[] runs = grown is null ? [(empty, "")] : [(empty, ", empty fleet"), (grown, $", {options.Existing} pods RUNNING")];
+        foreach (var (run, title) in runs)
+        {
+            Console.WriteLine($"| phase (commit to commit{title}) | p50 | p99 |");
+            Console.WriteLine("|---|---|---|");
+            foreach (var (name, p50, p99) in run.Phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
+            Console.WriteLine();
+        }
+        foreach (var (run, title) in runs)
+        {
+            foreach (var (order, statements) in new[] { ("most frequent", run.Top), ("most database time", run.Slowest) })
+            {
+                Console.WriteLine($"| statement ({order}{title}) | calls per pod | ms per pod |");
+                Console.WriteLine("|---|---|---|");
+                foreach (var (calls, ms, query) in statements)
+                    Console.WriteLine($"| {(query.Length > 110 ? query[..110] + "…" : query).Replace("|", "\\|", StringComparison.Ordinal)} | {calls / (double)options.Pods:F2} | {ms / options.Pods:F2} |");
+                Console.WriteLine();
+            }
+        }
+        return empty.Failures == 0 && (grown?.Failures ?? 0) == 0 ? 0 : 1;
+    }
+
+    private static void PrintRows(Run run, Options options, string suffix)
+    {
+        var createMs = run.CreateMs;
+        var runMs = run.RunMs;
+        Console.WriteLine($"| pods RUNNING per second (end to end){suffix} | {run.RunningPerSecond:F1} | - |");
+        Console.WriteLine($"| pods placed per second (scheduler){suffix} | {run.PlacedPerSecond:F1} | >= 100 pods/s |");
+        Console.WriteLine($"| createPod accepted per second{suffix} | {options.Pods / run.CreateSeconds:F1} | - |");
+        Console.WriteLine($"| createPod latency p50 / p90 / p99{suffix} | {Stats.P(createMs, 50):F0} / {Stats.P(createMs, 90):F0} / {Stats.P(createMs, 99):F0} ms | API call latency p99 <= 1000 ms |");
+        Console.WriteLine($"| create -> RUNNING p50 / p90 / p99{suffix} | {Stats.P(runMs, 50):F0} / {Stats.P(runMs, 90):F0} / {Stats.P(runMs, 99):F0} ms | pod startup p99 <= 5000 ms |");
+        Console.WriteLine($"| failed creates{suffix} | {run.Failures} | 0 |");
+        Console.WriteLine($"| pods that exist / answered as created{suffix} | {run.PodsThere} / {run.Answered} | equal |");
+        Console.WriteLine($"| commits per pod (whole database, idle polling included){suffix} | {run.Work.Commits / (double)options.Pods:F1} | - |");
+        Console.WriteLine($"| statements per pod (pg_stat_statements; round trips at most){suffix} | {run.Work.Statements / (double)options.Pods:F1} | - |");
+        Console.WriteLine($"| rows fetched + written per pod (whole database){suffix} | {run.Work.Rows / (double)options.Pods:F0} | - |");
+        Console.WriteLine($"| CPU per pod: API process / PostgreSQL{suffix} | {run.Work.ApiCpuSeconds * 1000 / options.Pods:F1} / {run.Work.PostgresCpuSeconds * 1000 / options.Pods:F1} ms | - |");
+    }
+
+    private sealed record Run(int Failures, int Answered, int PodsThere, double CreateSeconds, double TotalSeconds, List<double> CreateMs, List<double> RunMs, Work Work,
+        List<(long Calls, double TotalMs, string Query)> Top, List<(long Calls, double TotalMs, string Query)> Slowest, double PlacedPerSecond,
+        List<(string, double, double)> Phases)
+    {
+        public double RunningPerSecond => RunMs.Count / TotalSeconds;
+    }
+
+    /// <summary>
+    /// Creates options.Pods pods named prefix + index (indexes from <paramref name="first"/>, which also picks their namespaces)
+    /// from options.Concurrency clients and waits until every one runs.
+    /// </summary>
+    private static async Task<Run> MeasureAsync(BenchApp app, Options options, string prefix, int first, TimeSpan timeout, TimeSpan? pollEvery = null)
+    {
         var before = await DatabaseWorkAsync(app, start: true);
         var created = new ConcurrentDictionary<Guid, (long Started, double CreateMs)>();
         var running = new ConcurrentDictionary<Guid, double>();
@@ -40,7 +151,7 @@ public static class PodsBench
                 var started = clock.ElapsedTicks;
                 try
                 {
-                    var id = await app.CreatePodAsync($"pod{n:00000}", options.Replicas, BenchApp.NamespaceFor(n, options.Replicas));
+                    var id = await app.CreatePodAsync($"{prefix}{first + n:00000}", options.Replicas, BenchApp.NamespaceFor(first + n, options.Replicas));
                     created[id] = (started, Stats.Ms(clock.ElapsedTicks - started));
                 }
                 catch (Exception e)
@@ -54,8 +165,15 @@ public static class PodsBench
         // One query per round for every pod not yet RUNNING: the resolution of "time to RUNNING" is one round.
         async Task Watcher()
         {
+            var reported = TimeSpan.Zero;
             while (running.Count + failures < options.Pods)
             {
+                // Long fills say how far they are, so that a run too slow for its time can be told early.
+                if (clock.Elapsed - reported > TimeSpan.FromSeconds(30))
+                {
+                    reported = clock.Elapsed;
+                    Console.Error.WriteLine($"{prefix}: {created.Count} created, {running.Count} of {options.Pods} RUNNING after {reported.TotalSeconds:F0} s");
+                }
                 var pending = created.Keys.Where(id => !running.ContainsKey(id)).ToArray();
                 if (pending.Length > 0)
                 {
@@ -64,8 +182,8 @@ public static class PodsBench
                     var done = await session.Query<PodView>().Where(p => p.Id.IsOneOf(pending) && p.State == PodState.Running).Select(p => p.Id).ToListAsync();
                     foreach (var id in done) running.TryAdd(id, Stats.Ms(now - created[id].Started));
                 }
-                if (clock.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"only {running.Count} of {options.Pods} pods ran within 10 minutes");
-                await Task.Delay(10);
+                if (clock.Elapsed > timeout) throw new TimeoutException($"only {running.Count} of {options.Pods} pods ran within {timeout}");
+                await Task.Delay(pollEvery ?? TimeSpan.FromMilliseconds(10));
             }
         }
 
@@ -79,44 +197,10 @@ public static class PodsBench
         var slowest = await TopStatementsAsync(app.ConnectionString, 8, byTime: true);
         int podsThere;
         await using (var session = app.Store.QuerySession())
-            podsThere = await session.Query<PodView>().CountAsync(p => p.Name.StartsWith("pod"));
-
-        var createMs = created.Values.Select(v => v.CreateMs).Order().ToList();
-        var runMs = running.Values.Order().ToList();
-        var (placedPerSecond, phases) = await PhasesAsync(app.ConnectionString);
-
-        Console.WriteLine();
-        Console.WriteLine($"Kraud pods benchmark: {options.Pods} pods x {options.Replicas} replica(s), {options.Concurrency} concurrent GraphQL clients, " +
-                          $"{options.Hosts} simulated compute hosts, boot delay 0, PostgreSQL {(options.Durable ? "durable (fsync on)" : "fsync off")}, " +
-                          $"{Environment.ProcessorCount} cores");
-        Console.WriteLine();
-        Console.WriteLine("| metric | Kraud | baseline (Kubernetes SLO / scheduler target) |");
-        Console.WriteLine("|---|---|---|");
-        Console.WriteLine($"| pods RUNNING per second (end to end) | {options.Pods / totalSeconds:F1} | - |");
-        Console.WriteLine($"| pods placed per second (scheduler) | {placedPerSecond:F1} | >= 100 pods/s |");
-        Console.WriteLine($"| createPod accepted per second | {options.Pods / createSeconds:F1} | - |");
-        Console.WriteLine($"| createPod latency p50 / p90 / p99 | {Stats.P(createMs, 50):F0} / {Stats.P(createMs, 90):F0} / {Stats.P(createMs, 99):F0} ms | API call latency p99 <= 1000 ms |");
-        Console.WriteLine($"| create -> RUNNING p50 / p90 / p99 | {Stats.P(runMs, 50):F0} / {Stats.P(runMs, 90):F0} / {Stats.P(runMs, 99):F0} ms | pod startup p99 <= 5000 ms |");
-        Console.WriteLine($"| failed creates | {failures} | 0 |");
-        Console.WriteLine($"| pods that exist / answered as created | {podsThere} / {created.Count} | equal |");
-        Console.WriteLine($"| commits per pod (whole database, idle polling included) | {work.Commits / (double)options.Pods:F1} | - |");
-        Console.WriteLine($"| statements per pod (pg_stat_statements; round trips at most) | {work.Statements / (double)options.Pods:F1} | - |");
-        Console.WriteLine($"| rows fetched + written per pod (whole database) | {work.Rows / (double)options.Pods:F0} | - |");
-        Console.WriteLine($"| CPU per pod: API process / PostgreSQL | {work.ApiCpuSeconds * 1000 / options.Pods:F1} / {work.PostgresCpuSeconds * 1000 / options.Pods:F1} ms | - |");
-        Console.WriteLine();
-        Console.WriteLine("| phase (commit to commit) | p50 | p99 |");
-        Console.WriteLine("|---|---|---|");
-        foreach (var (name, p50, p99) in phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
-        Console.WriteLine();
-        foreach (var (title, statements) in new[] { ("most frequent", top), ("most database time", slowest) })
-        {
-            Console.WriteLine($"| statement ({title}, from the warm-up's end) | calls per pod | ms per pod |");
-            Console.WriteLine("|---|---|---|");
-            foreach (var (calls, ms, query) in statements)
-                Console.WriteLine($"| {(query.Length > 110 ? query[..110] + "…" : query).Replace("|", "\\|", StringComparison.Ordinal)} | {calls / (double)options.Pods:F2} | {ms / options.Pods:F2} |");
-            Console.WriteLine();
-        }
-        return failures == 0 ? 0 : 1;
+            podsThere = await session.Query<PodView>().CountAsync(p => p.Name.StartsWith(prefix));
+        var (placedPerSecond, phases) = await PhasesAsync(app.ConnectionString, [.. created.Keys]);
+        return new Run(failures, created.Count, podsThere, createSeconds, totalSeconds, [.. created.Values.Select(v => v.CreateMs).Order()], [.. running.Values.Order()], work,
+            top, slowest, placedPerSecond, phases);
     }
 
     /// <summary>
@@ -198,8 +282,8 @@ public static class PodsBench
         return ticks / 100.0;
     }
 
-    /// <summary>The pods' own events, as PostgreSQL timestamped them: the scheduler's rate, and how long each hop took.</summary>
-    private static async Task<(double PlacedPerSecond, List<(string, double, double)> Phases)> PhasesAsync(string connectionString)
+    /// <summary>The given pods' own events, as PostgreSQL timestamped them: the scheduler's rate, and how long each hop took.</summary>
+    private static async Task<(double PlacedPerSecond, List<(string, double, double)> Phases)> PhasesAsync(string connectionString, Guid[] pods)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
@@ -210,8 +294,8 @@ public static class PodsBench
                      max(timestamp) filter (where type = 'pod_replica_scheduled') as scheduled,
                      min(timestamp) filter (where type = 'pod_replica_booting') as booting,
                      max(timestamp) filter (where type = 'pod_replica_running') as running
-              from kraud.mt_events where type like 'pod_%' group by stream_id),
-            m as (select * from p where running is not null and stream_id in (select stream_id from p order by requested offset 3))
+              from kraud.mt_events where type like 'pod_%' and stream_id = any($1) group by stream_id),
+            m as (select * from p where running is not null)
             select count(*) / nullif(extract(epoch from max(scheduled) - min(requested)), 0),
                    percentile_cont(array[0.5, 0.99]) within group (order by extract(epoch from scheduled - requested) * 1000),
                    percentile_cont(array[0.5, 0.99]) within group (order by extract(epoch from running - scheduled) * 1000),
@@ -221,6 +305,7 @@ public static class PodsBench
             from m
             """;
         await using var cmd = new NpgsqlCommand(sql, connection);
+        cmd.Parameters.AddWithValue(pods);
         await using var reader = await cmd.ExecuteReaderAsync();
         await reader.ReadAsync();
         var phases = new List<(string, double, double)>();

@@ -3,6 +3,7 @@ using Kraud.Bench;
 // Kraud benchmarks. Each prints a table beside the baseline it names.
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     [--pods 500] [--hosts 20] [--concurrency 8] [--replicas 1] [--durable true]
 //   dotnet run -c Release --project bench/Kraud.Bench -- pods     --pods 1000 --hosts 100   (issue 3's scheduler measurement)
+//   dotnet run -c Release --project bench/Kraud.Bench -- pods     --pods 1000 --hosts 500 --existing 10000 --concurrency 32   (issue 17: flatness, memory, pgbench)
 //   dotnet run -c Release --project bench/Kraud.Bench -- recovery [--pods 1000] [--hosts 100]
 //   dotnet run -c Release --project bench/Kraud.Bench -- volumes  [--pods 500] [--storage 12] [--concurrency 8]   (--pods counts volumes)
 //   dotnet run -c Release --project bench/Kraud.Bench -- audit    [--events 1000000] [--live 5000] [--read-models true]   (issue 21)
@@ -32,6 +33,6 @@ return (options.Help, options.Benchmark) switch
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl|nodes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--durable true|false] [--kvm true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl|nodes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--existing N] [--durable true|false] [--kvm true|false]");
     return asked ? 0 : 2;
 }
