@@ -154,6 +154,6 @@ public interface IClusterNodes
     /// <summary>This node's name.</summary>
     string Self { get; }
 
-    /// <summary>The name of a node that holds a role <paramref name="role"/> accepts (a <c>/health</c> role name); null when none does.</summary>
-    Task<string?> HolderAsync(Func<string, bool> role, CancellationToken ct);
+    /// <summary>The name of the node that runs the async projections; null while none does (a handover).</summary>
+    Task<string?> ProjectionsHolderAsync(CancellationToken ct);
 }

@@ -66,10 +66,14 @@ public sealed record Handover(DateTimeOffset At, string Node, string Change, str
 /// <summary>The cluster as Wolverine's node and assignment tables and its node log show it, under Kraud's node names.</summary>
 public sealed class ClusterView(IWolverineRuntime runtime, IDocumentStore store, NodeIdentity identity) : IClusterNodes
 {
+    /// <summary>The roles of the async projections' agents start with this (one role per projection shard).</summary>
+    public const string ProjectionRole = "projection:";
+
     public string Self => identity.Name;
 
-    public async Task<string?> HolderAsync(Func<string, bool> role, CancellationToken ct) =>
-        (await ReadAsync(ct)).Nodes.FirstOrDefault(n => n.Roles.Any(role))?.Id;
+    public static bool RunsProjections(NodeStatus node) => node.Roles.Any(r => r.StartsWith(ProjectionRole, StringComparison.Ordinal));
+
+    public async Task<string?> ProjectionsHolderAsync(CancellationToken ct) => (await ReadAsync(ct)).Nodes.FirstOrDefault(RunsProjections)?.Id;
 
     /// <summary>How far back <c>/health</c> shows the log of handovers.</summary>
     public const int HistoryLength = 200;
@@ -124,7 +128,7 @@ public sealed class ClusterView(IWolverineRuntime runtime, IDocumentStore store,
         "wolverine-listener" when agent.AbsolutePath.Trim('/') == SchedulerQueue.Name => "scheduler",
         "wolverine-listener" when agent.AbsolutePath.Trim('/') == SchedulerQueue.Volumes => "volume-scheduler",
         "wolverine-listener" => "listener:" + agent.AbsolutePath.Trim('/'),
-        "event-subscriptions" => "projection:" + agent.AbsolutePath.Trim('/'),
+        "event-subscriptions" => ProjectionRole + agent.AbsolutePath.Trim('/'),
         _ => null,
     };
 }

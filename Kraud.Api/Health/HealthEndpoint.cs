@@ -57,7 +57,7 @@ public sealed class HealthEndpoint(KraudDatabase database, MartenCoordinator coo
             var (high, lags) = await ProjectionProgress.ReadAsync(connection, ct);
             var (nodes, handovers) = await cluster.ReadAsync(ct);
             // The projections run on one node of the cluster: this one, or another that holds them.
-            var ok = daemon || nodes.Any(n => n.Roles.Any(r => r.StartsWith("projection:", StringComparison.Ordinal)));
+            var ok = daemon || nodes.Any(ClusterView.RunsProjections);
             await Send.ResponseAsync(new HealthResponse(ok ? "healthy" : "degraded", true, ok, high, lags, ok ? null : "The async daemon is not running.",
                 identity.Name, nodes, handovers), ok ? 200 : 503, ct);
         }

@@ -61,7 +61,7 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (!runtime.Agents.AllRunningAgentUris().Any(u => u.Scheme == "event-subscriptions"))
         {
-            if (await cluster.HolderAsync(r => r.StartsWith("projection:", StringComparison.Ordinal), ct) is { } holder)
+            if (await cluster.ProjectionsHolderAsync(ct) is { } holder)
             {
                 // Assigned here and (re)starting: the rebuild waits for this node's daemon (DaemonHereAsync).
                 if (holder == cluster.Self) return;

@@ -96,16 +96,16 @@ public sealed record Pod(
     public TimeSpan RestartBackoff(int replica) =>
         TimeSpan.FromSeconds(Math.Min(300, Math.Pow(2, Math.Max(0, Generations.GetValueOrDefault(replica) - 1))));
 
-    /// <summary>Failed replicas the reconciler may replace now (confidential pods are never moved or replaced automatically).</summary>
-    public IReadOnlyList<PodInstance> ReplaceableFailures(DateTimeOffset now) => Deleting || Halted || Spec.Confidential
+    /// <summary>Failed replicas the reconciler replaces, each with the end of its back-off (confidential pods are never moved or replaced automatically).</summary>
+    private IEnumerable<(PodInstance Instance, DateTimeOffset Due)> Failures => Deleting || Halted || Spec.Confidential
         ? []
-        : Live.Where(i => i.Phase == VmPhase.Failed && i.FailedAt is { } at && now - at >= RestartBackoff(i.Replica)).ToList();
+        : Live.Where(i => i is { Phase: VmPhase.Failed, FailedAt: not null }).Select(i => (i, i.FailedAt!.Value + RestartBackoff(i.Replica)));
+
+    /// <summary>Failed replicas the reconciler may replace now.</summary>
+    public IReadOnlyList<PodInstance> ReplaceableFailures(DateTimeOffset now) => Failures.Where(f => f.Due <= now).Select(f => f.Instance).ToList();
 
     /// <summary>When the next failed replica's back-off ends (the reconciler's deadline); null when none waits to be replaced.</summary>
-    public DateTimeOffset? NextReplacementAt => Deleting || Halted || Spec.Confidential
-        ? null
-        : Live.Where(i => i is { Phase: VmPhase.Failed, FailedAt: not null }).Select(i => i.FailedAt!.Value + RestartBackoff(i.Replica))
-            .Order().Cast<DateTimeOffset?>().FirstOrDefault();
+    public DateTimeOffset? NextReplacementAt => Failures.Select(f => (DateTimeOffset?)f.Due).Min();
 
     public static Guid VmIdFor(Guid podId, int replica, int generation) => DeterministicId.From("microvm", podId, replica, generation);
 

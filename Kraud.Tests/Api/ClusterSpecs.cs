@@ -20,7 +20,7 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         (await Eventually.Get(() => ClusterApp.HealthAsync(node),
             h => h.Nodes!.Count == nodes && (including is null || h.Nodes!.Any(n => n.Id == including && n.Roles.Count > 0))
                                      && RunOnce.All(r => h.Nodes!.Count(n => n.Roles.Contains(r)) == 1)
-                                     && h.Nodes!.Any(n => n.Roles.Any(r => r.StartsWith("projection:", StringComparison.Ordinal))),
+                                     && h.Nodes!.Any(ClusterView.RunsProjections),
             within > TimeSpan.Zero ? within : TimeSpan.Zero, $"{nodes} nodes hold every run-once role once")).Nodes!;
 
     private static Task<GqlResponse> Gql(IAlbaHost node, string token, string query, object? variables = null) => node.GraphQL(token, query, variables);
@@ -56,7 +56,7 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         try
         {
             var nodes = await SettledAsync(d, app.Nodes.Count);
-            var holderName = nodes.Single(n => n.Roles.Any(r => r.StartsWith("projection:", StringComparison.Ordinal))).Id;
+            var holderName = nodes.Single(ClusterView.RunsProjections).Id;
             var holder = app.Nodes.Single(n => n.Name == holderName).Host;
             var other = app.Nodes.First(n => n.Name != holderName).Host;
             const string Rebuild = "mutation { rebuildProjection(name: \"AuditChain\") { name state } }";

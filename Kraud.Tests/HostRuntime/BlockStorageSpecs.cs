@@ -53,21 +53,30 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
             c => c.Contains(what, StringComparison.Ordinal) || c.Contains("KRAUD-EXIT", StringComparison.Ordinal), TimeSpan.FromSeconds(seconds),
             $"the guest printed {what}");
 
-    [Fact]
-    public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
+    /// <summary>A volume served by three of four storage hosts (the fourth a spare), formatted by compute host c0 through the worker's access.</summary>
+    private sealed record FormattedVolume(Guid VolumeId, List<BlockExports> Hosts, ExportAccess Worker, List<ExportEndpoint> Exports, KeyEncryptionKey Kek,
+        QemuMicroVmDriver Compute, WrappedKey Wrapped);
+
+    private async Task<FormattedVolume> FormattedAsync()
     {
         var volumeId = Guid.NewGuid();
         var hosts = Enumerable.Range(0, 4).Select(i => StorageHost($"s{i}")).ToList();
         var worker = NewAccess("worker-test");
         var exports = new List<ExportEndpoint>();
         for (var i = 0; i < 3; i++) exports.Add(await ServeAsync(hosts[i], $"s{i}", volumeId, worker));
-
-        // A compute host makes the key and writes one header through all three; the storage hosts got no key.
         var kek = KeyEncryptionKey.LoadOrCreate(Path.Combine(_root, "kek"));
         var compute = QemuMicroVmDriver.Start(Options("c0"), "c0");
         _drivers.Add(compute);
-        var volumeWorker = new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance);
-        var wrapped = await volumeWorker.FormatAsync(new FormatVolume(Guid.NewGuid(), volumeId, exports, worker), kek, CancellationToken.None);
+        var wrapped = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
+            .FormatAsync(new FormatVolume(Guid.NewGuid(), volumeId, exports, worker), kek, CancellationToken.None);
+        return new FormattedVolume(volumeId, hosts, worker, exports, kek, compute, wrapped);
+    }
+
+    [Fact]
+    public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
+    {
+        // A compute host makes the key and writes one header through all three; the storage hosts got no key.
+        var (volumeId, hosts, worker, exports, kek, compute, wrapped) = await FormattedAsync();
         var headers = exports.Select((_, i) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(hosts[i].ReplicaFileOf(volumeId))))).ToList();
         Assert.Single(headers.Distinct());
         foreach (var host in hosts.Take(3)) await host.RevokeAsync(volumeId, worker.Identity, CancellationToken.None);
@@ -152,16 +161,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_replacement_is_refused_when_the_replica_the_guest_reads_from_differs_from_its_peers_although_the_copy_agrees_with_it()
     {
-        var volumeId = Guid.NewGuid();
-        var hosts = Enumerable.Range(0, 4).Select(i => StorageHost($"s{i}")).ToList();
-        var worker = NewAccess("worker-test");
-        var exports = new List<ExportEndpoint>();
-        for (var i = 0; i < 3; i++) exports.Add(await ServeAsync(hosts[i], $"s{i}", volumeId, worker));
-        var kek = KeyEncryptionKey.LoadOrCreate(Path.Combine(_root, "kek"));
-        var compute = QemuMicroVmDriver.Start(Options("c0"), "c0");
-        _drivers.Add(compute);
-        var wrapped = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
-            .FormatAsync(new FormatVolume(Guid.NewGuid(), volumeId, exports, worker), kek, CancellationToken.None);
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
         var vm = NewAccess($"vm-{Guid.NewGuid():N}");
         foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
         var spec = QemuFixture.Spec(0, "sh", "-c", """
