@@ -29,6 +29,7 @@ public sealed class AuditSlice : KraudSlice
         marten.Schema.For<AuditDigest>();
         marten.Schema.For<RejectedCommandEntry>().Index(x => x.TenantId);
         marten.Schema.For<RejectionChainHead>();
+        marten.Schema.For<EventArchiveRecord>();
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)

@@ -30,6 +30,10 @@ public static class MartenSetup
                 opts.DatabaseSchemaName = KraudDatabase.Schema;
                 opts.UseSystemTextJsonForSerialization(EnumStorage.AsString);
                 opts.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
+                // Nodes of one cluster start side by side against one database: the schema is applied at start, under
+                // Marten's advisory lock, because the lazy creation of a table on first use takes only a lock inside the
+                // process, and two nodes creating the same table at once fail one of them (a dead letter in CI).
+                opts.ApplyChangesLockTimeout = TimeSpan.FromSeconds(60);
                 // Spans for the connections a request's sessions open, and counters of appended events (OpenTelemetry).
                 opts.OpenTelemetry.TrackConnections = JasperFx.OpenTelemetry.TrackLevel.Normal;
                 opts.OpenTelemetry.TrackEventCounters();
@@ -78,6 +82,7 @@ public static class MartenSetup
                 foreach (var slice in KraudSlice.All) slice.ConfigureMarten(opts);
             })
             .UseLightweightSessions()
+            .ApplyAllDatabaseChangesOnStartup()
             // No AddAsyncDaemon: Wolverine runs each async projection on one node of the cluster (an agent, as the rounds are)
             // and moves it when that node goes.
             .IntegrateWithWolverine(w =>

@@ -18,6 +18,7 @@ public sealed class VolumesSlice : KraudSlice
     public override void ConfigureMarten(StoreOptions marten)
     {
         marten.Schema.For<VolumeKeyRecord>();
+        marten.Schema.For<ExportGrant>().Index(x => x.VolumeId);
         marten.AddDecider<Kraud.Domain.Volumes.Volume>();
     }
 
