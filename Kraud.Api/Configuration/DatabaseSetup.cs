@@ -20,26 +20,35 @@ public static class DatabaseSetup
         }
         else
         {
-            using var loggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+            // Only planned here (the port, so the connection string): the server starts with the host, before any
+            // other hosted service, and stops after all of them.
             var dataDirectory = Path.Combine(KraudDatabase.StateDirectory(builder.Configuration), "pg");
-            var embedded = await EmbeddedPostgres.StartAsync(dataDirectory, "kraud", loggers.CreateLogger("Kraud.EmbeddedPostgres"));
+            var embedded = EmbeddedPostgres.Plan(dataDirectory, "kraud");
             builder.Services.AddSingleton(embedded);
-            builder.Services.AddHostedService<EmbeddedPostgresStopper>();
+            builder.Services.AddHostedService<EmbeddedPostgresService>();
             database = new KraudDatabase(embedded.ConnectionString, true, $"embedded PostgreSQL 127.0.0.1:{embedded.Port} (data: {embedded.DataDirectory})");
         }
         builder.Services.AddSingleton(database);
         return database;
     }
 
-    /// <summary>Stops the embedded server after everything else has stopped using it.</summary>
-    private sealed class EmbeddedPostgresStopper(EmbeddedPostgres postgres, IHostApplicationLifetime lifetime) : IHostedService
+    /// <summary>
+    /// Runs the embedded server for the host's lifetime: started in <c>StartingAsync</c>, which the host calls on every
+    /// lifecycle service before any hosted service starts (Marten's schema, Wolverine), and stopped in <c>StoppedAsync</c>,
+    /// after every hosted service has stopped using it.
+    /// </summary>
+    private sealed class EmbeddedPostgresService(EmbeddedPostgres postgres, ILogger<EmbeddedPostgres> logger) : IHostedLifecycleService
     {
-        public Task StartAsync(CancellationToken cancellationToken)
+        public async Task StartingAsync(CancellationToken cancellationToken)
         {
-            lifetime.ApplicationStopped.Register(() => postgres.StopAsync().GetAwaiter().GetResult());
-            return Task.CompletedTask;
+            postgres.UseLogger(logger);
+            await postgres.StartPlannedAsync(cancellationToken);
         }
 
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StoppedAsync(CancellationToken cancellationToken) => postgres.StopAsync();
     }
 }

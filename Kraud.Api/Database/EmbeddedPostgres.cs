@@ -37,7 +37,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private static readonly TimeSpan PgCtlTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly ILogger? _logger;
+    private ILogger? _logger;
     private readonly bool _durable;
     private readonly IReadOnlyDictionary<string, string> _serverSettings;
     private readonly Lock _stopGate = new();
@@ -47,6 +47,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private string _socketDirectory = "";
     private int _postmasterPid;
     private Task? _stopTask;
+    // Set when the connection string was promised before the start (Plan): every attempt binds this port.
+    private int? _plannedPort;
+    private string _plannedDirectory = "";
+    private string _plannedDatabase = "";
 
     private EmbeddedPostgres(string binDirectory, ILogger? logger, bool durable, IReadOnlyDictionary<string, string>? serverSettings)
     {
@@ -103,6 +107,54 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// A server to start later (<see cref="StartPlannedAsync"/>) whose connection string is known now: Kraud.Api registers
+    /// its services with it and starts the server from a hosted service. The port is free now; if something takes it
+    /// before the start, the start says so.
+    /// </summary>
+    public static EmbeddedPostgres Plan(string dataDirectory, string databaseName)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);
+        var binDirectory = FindBinDirectory() ?? throw new PostgresBinariesNotFoundException();
+        var pg = new EmbeddedPostgres(binDirectory, logger: null, durable: true, serverSettings: null)
+        {
+            _plannedPort = GetFreePort(),
+            _plannedDirectory = Path.GetFullPath(dataDirectory),
+            _plannedDatabase = databaseName,
+        };
+        pg.Port = pg._plannedPort.Value;
+        pg.DataDirectory = pg._plannedDirectory;
+        pg.ConnectionString = ConnectionStringFor(pg.Port, databaseName);
+        return pg;
+    }
+
+    /// <summary>The host's logger, once there is one (a planned server is made before the host's services exist).</summary>
+    public void UseLogger(ILogger logger) => _logger = logger;
+
+    /// <summary>Starts a server made by <see cref="Plan"/> (creating the cluster on first use, else reusing it).</summary>
+    public async Task StartPlannedAsync(CancellationToken ct)
+    {
+        if (_plannedPort is null) throw new InvalidOperationException("Only a planned server starts this way; use StartAsync.");
+        try
+        {
+            await StartCoreAsync(_plannedDirectory, _plannedDatabase, ct).ConfigureAwait(false);
+        }
+        catch when (_postmasterPid != 0)
+        {
+            await StopAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static string ConnectionStringFor(int port, string databaseName) => new NpgsqlConnectionStringBuilder
+    {
+        Host = Loopback,
+        Port = port,
+        Username = SuperUser,
+        Database = databaseName,
+    }.ConnectionString;
 
     /// <summary>Stops the server (pg_ctl stop -m fast, then -m immediate). Safe to call more than once.</summary>
     public Task StopAsync()
@@ -180,13 +232,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         await StartServerAsync(ct).ConfigureAwait(false);
         var version = await EnsureDatabaseAsync(databaseName, ct).ConfigureAwait(false);
 
-        ConnectionString = new NpgsqlConnectionStringBuilder
-        {
-            Host = Loopback,
-            Port = Port,
-            Username = SuperUser,
-            Database = databaseName,
-        }.ConnectionString;
+        ConnectionString = ConnectionStringFor(Port, databaseName);
         _logger?.LogInformation("PostgreSQL {Version} started on {Host}:{Port} (data: {DataDirectory})",
             version, Loopback, Port, DataDirectory);
     }
@@ -486,8 +532,9 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            // Another process may take the port between our probe and the server's bind; that is why we retry.
-            var port = GetFreePort();
+            // Another process may take the port between our probe and the server's bind; that is why we retry (on the
+            // same port when it was promised in a connection string already).
+            var port = _plannedPort ?? GetFreePort();
             var logOffset = File.Exists(_logFile) ? new FileInfo(_logFile).Length : 0;
             var options = $"-p {port} -h {Loopback} -k {ShellQuote(_socketDirectory)} -c max_connections=200";
             if (!_durable)

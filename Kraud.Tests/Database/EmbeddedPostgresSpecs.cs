@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using Kraud.Api.Database;
+using System.Text.Json;
+using Alba;
+using Kraud.Tests.Infrastructure;
 using Npgsql;
 
 namespace Kraud.Tests.Database;
@@ -60,6 +63,36 @@ public sealed class EmbeddedPostgresSpecs : IDisposable
         await pg.StopAsync();
         await pg.StopAsync();
         Assert.False(File.Exists(Path.Combine(pg.DataDirectory, "postmaster.pid")));
+        Assert.True(!File.Exists($"/proc/{pid}/cmdline") || (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Length == 0, "the postmaster is gone");
+    }
+
+    [Fact]
+    public async Task kraud_without_a_connection_string_starts_its_own_server_with_the_host_and_stops_it_after_its_services()
+    {
+        // `dotnet run --project Kraud.Api` as a newcomer runs it: no connection string, so the embedded default.
+        var host = await AlbaHost.For<Program>(builder =>
+        {
+            foreach (var (key, value) in KraudApp.TestSettings("", _root, heartbeatTimeoutSeconds: 30)) builder.UseSetting(key, value);
+        });
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        int pid;
+        try
+        {
+            // Its agents may still be starting (503), but the database it was given answers.
+            var answer = await host.Scenario(x =>
+            {
+                x.Get.Url("/health");
+                x.IgnoreStatusCode();
+            });
+            var health = await answer.ReadAsJsonAsync<JsonElement>();
+            Assert.True(health.GetProperty("database").GetBoolean(), health.ToString());
+            pid = int.Parse((await File.ReadAllLinesAsync(pidFile))[0], CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+        Assert.False(File.Exists(pidFile), "the server stopped with the host");
         Assert.True(!File.Exists($"/proc/{pid}/cmdline") || (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Length == 0, "the postmaster is gone");
     }
 
