@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using Kraud.Api.Database;
 using System.Text.Json;
 using Alba;
+using Kraud.Api.Database;
 using Kraud.Tests.Infrastructure;
 using Npgsql;
 
