@@ -46,7 +46,7 @@ public sealed class HostRuntimeProcessSpecs(ProcessFleetApp app)
 
         foreach (var pod in ordinary)
         {
-            var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            var moved = await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() == second.Id.ToString()),
                 TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the pod runs on the surviving host");
             Assert.Single(moved.Instances());

@@ -55,7 +55,7 @@ public class IngressSpecs(KraudApp app)
             Assert.Equal([host], entry.GetProperty("tlsHostnames").EnumerateArray().Select(h => h.GetString()));
         }
         (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var restarted = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().All(i => pod.Instances().All(o => o.Id() != i.Id())), Wait, "the pod runs new microVMs");
         var moved = restarted.Instances().Select(i => $"{i.GetProperty("ip4").GetString()}:8080").Order().ToList();
         Assert.NotEqual(addresses, moved);
@@ -152,7 +152,7 @@ public class IngressSpecs(KraudApp app)
         // Both hosts must be READY again before the next spec of the collection places ingresses: the healed ingress
         // below proves it only for the host of the pair's zone (CI saw the next spec find the other zone one host short).
         foreach (var host in powered)
-            await Eventually.Until(async () => await app.HostStateAsync(host) == "READY", TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the host is READY again");
+            await app.WaitForHostStateAsync(host, "READY", TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the host is READY again");
         var healed = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "ACTIVE" && HostsOf(i).Count == 3,
             TimeSpan.FromSeconds(60), "the lost replica returns when its host is READY again");
         Assert.Equal(2, HostsOf(healed).Count(h => app.Agent(h).Definition.Zone == pair.Key));
@@ -292,7 +292,7 @@ public class IngressSpecs(KraudApp app)
 
         // A microVM booted later (restart) gets the rules with its boot.
         (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var restarted = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().All(i => pod.Instances().All(o => o.Id() != i.Id())), Wait, "the pod runs new microVMs");
         foreach (var vm in restarted.Instances())
             await Eventually.Until(() => Task.FromResult(app.Agent(vm.HostId()).Firewalls.For(Guid.Parse(vm.Id())).Any(r => r.Contains(rule))), Wait,

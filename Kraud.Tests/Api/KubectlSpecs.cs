@@ -306,7 +306,7 @@ public class KubectlSpecs(KraudApp app)
         finally
         {
             victim.PowerOn();
-            await Eventually.Until(async () => await app.HostStateAsync(victim.Id.ToString()) == "READY", TimeSpan.FromSeconds(30), "the host recovered");
+            await app.WaitForHostStateAsync(victim.Id.ToString(), "READY", TimeSpan.FromSeconds(30), "the host recovered");
         }
         var after = (await WaitForPods(kubectl, p => p.Length == 3 && p.All(x => Phase(x) == "Running"), "3 pods run again")).GetProperty("items").EnumerateArray().ToList();
         Assert.DoesNotContain(after, p => Name(p) == victimPod);

@@ -128,7 +128,7 @@ public class KubernetesSpecs(KraudApp app)
         finally
         {
             app.Agent(victim).PowerOn();
-            await Eventually.Until(async () => await app.HostStateAsync(victim) == "READY", TimeSpan.FromSeconds(30), "the host recovered");
+            await app.WaitForHostStateAsync(victim, "READY", TimeSpan.FromSeconds(30), "the host recovered");
         }
     }
 

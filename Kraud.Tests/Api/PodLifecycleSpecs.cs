@@ -116,12 +116,12 @@ public class PodLifecycleSpecs(KraudApp app)
         await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
 
         (await tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 3) { replicas } }", new { id = pod.Id() })).ShouldSucceed();
-        var three = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var three = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().Count == 3, TimeSpan.FromSeconds(30), "three replicas run");
         Assert.Equal(3, three.Instances().Select(i => i.GetProperty("hostId").GetString()).Distinct().Count());
 
         (await tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 1) { replicas } }", new { id = pod.Id() })).ShouldSucceed();
-        var one = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var one = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().Count == 1, TimeSpan.FromSeconds(30), "one replica is left");
         Assert.Equal(1, one.GetProperty("replicas").GetInt32());
         var gone = three.Instances().Select(i => Guid.Parse(i.Id())).Except(one.Instances().Select(i => Guid.Parse(i.Id())));
@@ -136,7 +136,7 @@ public class PodLifecycleSpecs(KraudApp app)
         var before = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
 
         (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { state } }", new { id = pod.Id() })).ShouldSucceed();
-        var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var after = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().Count == 2 && p.Instances().All(i => before.Instances().All(b => b.Id() != i.Id())),
             TimeSpan.FromSeconds(30), "both replicas run as new microVMs");
         Assert.Equal(before.Instances().Select(i => i.GetProperty("hostId").GetString()).Order(),

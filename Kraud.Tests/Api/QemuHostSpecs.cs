@@ -179,7 +179,7 @@ public sealed class QemuHostSpecs(ProcessFleetApp app) : IClassFixture<QemuFixtu
             Assert.Contains("KRAUD-READY", failed.GetProperty("reason").GetString());
 
             // The reconciler boots a new generation after the back-off: a real guest again.
-            var again = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            var again = await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("id").GetString() != vmId.ToString()),
                 TimeSpan.FromSeconds(120), "a new microVM runs");
             var fresh = Guid.Parse(Assert.Single(again.Instances()).GetProperty("id").GetString()!);

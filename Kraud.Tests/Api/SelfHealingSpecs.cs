@@ -14,7 +14,7 @@ public class SelfHealingSpecs(KraudApp app)
     private async Task PowerBackOnAsync(string hostId)
     {
         app.Agent(hostId).PowerOn();
-        await Eventually.Until(async () => await app.HostStateAsync(hostId) == "READY", TimeSpan.FromSeconds(20), "the host recovered");
+        await app.WaitForHostStateAsync(hostId, "READY", TimeSpan.FromSeconds(20), "the host recovered");
     }
 
     [Fact]
@@ -28,8 +28,8 @@ public class SelfHealingSpecs(KraudApp app)
         app.Agent(hostId).PowerOff();
         try
         {
-            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "FAILED", Recovery, "the silent host is FAILED");
-            var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            await app.WaitForHostStateAsync(hostId, "FAILED", Recovery, "the silent host is FAILED");
+            var after = await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), Recovery, "the pod runs on another host");
             Assert.True(DateTimeOffset.UtcNow - failedAt < Recovery);
             Assert.Equal("fsn1-b", app.Agent(after.Instances()[0].GetProperty("hostId").GetString()!).Definition.Zone);
@@ -140,10 +140,10 @@ public class DrainSpecs(KraudApp app)
         {
             var draining = await app.DrainAsync(hostId);
             Assert.Contains(draining, new[] { "DRAINING", "CORDONED" });
-            var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            var moved = await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
             Assert.Single(moved.Instances());
-            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(60), "the drained host is empty and cordoned");
+            await app.WaitForHostStateAsync(hostId, "CORDONED", TimeSpan.FromSeconds(60), "the drained host is empty and cordoned");
             Assert.Contains((await app.EventsOf(Guid.Parse(hostId))).Select(e => e.Data), e => e is HostDrained);
             Assert.Contains((await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data), e => e is PodReplicaEvicted ev && ev.Reason.Contains("drained"));
             Assert.DoesNotContain(Guid.Parse(before.Instances()[0].Id()), app.Driver(hostId).Running);
@@ -165,11 +165,11 @@ public class DrainSpecs(KraudApp app)
         try
         {
             await app.DrainAsync(hostId);
-            await Eventually.Until(async () => await app.HostStateAsync(hostId) == "CORDONED", TimeSpan.FromSeconds(30), "the drained host is empty and cordoned");
+            await app.WaitForHostStateAsync(hostId, "CORDONED", TimeSpan.FromSeconds(30), "the drained host is empty and cordoned");
             Assert.Empty(app.Driver(hostId).Running);
             foreach (var pod in created)
             {
-                var moved = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+                var moved = await tenant.WaitForPodAsync(pod.Id(),
                     p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != hostId), TimeSpan.FromSeconds(20), "the replica moved");
                 Assert.Single(moved.Instances());
             }

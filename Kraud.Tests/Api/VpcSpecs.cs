@@ -61,7 +61,7 @@ public class VpcSpecs(KraudApp app)
         await Task.WhenAll(mine.Select(p => tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = p.Id() })));
         var running = new List<JsonElement>();
         foreach (var pod in mine)
-            running.Add(await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value, p => p.State() == "RUNNING" && p.Instances().Count == 2,
+            running.Add(await tenant.WaitForPodAsync(pod.Id(), p => p.State() == "RUNNING" && p.Instances().Count == 2,
                 MeshWait, $"pod {pod.Id()} runs its new microVMs and the old ones stopped"));
 
         var vms = running.SelectMany(p => p.Instances()).ToList();
@@ -134,7 +134,7 @@ public class VpcSpecs(KraudApp app)
         await app.DrainAsync(moved.HostId());
         try
         {
-            var after = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            var after = await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.HostId() != moved.HostId()), MeshWait, "the replica moved");
             await MeshAgreesAsync(tenant, after, gone: moved);
         }

@@ -1,11 +1,11 @@
 namespace Kraud.Tests.Infrastructure;
 
 /// <summary>
-/// Polls for something that happens outside this test host's Wolverine: a guest's console or workload log, a host runtime
-/// or CLI process, a port, a registry, another process's reports through the database queues. A chain of this
-/// application's own messages is better awaited with a tracked session (TrackActivity, InvokeMessageAndWaitAsync,
-/// ExecuteAndWaitAsync) and async projections with WaitForNonStaleProjectionDataAsync; specs that still poll for such a
-/// chain here are left to convert (issue #24).
+/// Polls for something that happens outside this application's database: a guest's console or workload log, a host
+/// runtime or CLI process, a port, a registry, a simulated driver's state. A read model of a stream (a pod, a host) is
+/// awaited through <see cref="StreamCommits"/> instead, which reads again only after a commit to that stream
+/// (<c>WaitForPodAsync</c>, <c>WaitForHostStateAsync</c>); async projections with WaitForNonStaleProjectionDataAsync.
+/// Specs that still poll here for a stream's read model are left to convert (issue #24).
 /// </summary>
 public static class Eventually
 {

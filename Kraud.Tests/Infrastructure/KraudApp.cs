@@ -58,6 +58,10 @@ public class KraudApp : IAsyncLifetime
         return await session.Events.FetchStreamAsync(streamId);
     }
 
+    /// <summary>Reads the host's state, and again after each commit to its stream, until it is <paramref name="state"/>.</summary>
+    public Task WaitForHostStateAsync(string hostId, string state, TimeSpan timeout, string what) =>
+        StreamCommits.UntilAsync(Guid.Parse(hostId), () => HostStateAsync(hostId), s => s == state, timeout, what);
+
     public async Task<string> HostStateAsync(string hostId)
     {
         var r = (await this.AsOperator("{ hosts { id state } }")).ShouldSucceed();
@@ -130,7 +134,11 @@ public class KraudApp : IAsyncLifetime
         builder.ConfigureTestServices(services =>
         {
             services.AddSingleton<Kraud.Api.Ingresses.ITxtResolver>(TxtRecords);
-            services.ConfigureMarten(marten => marten.Listeners.Add(CommitFaults));
+            services.ConfigureMarten(marten =>
+            {
+                marten.Listeners.Add(CommitFaults);
+                marten.Listeners.Add(StreamCommits);
+            });
             ConfigureServices(services);
         });
     });
@@ -168,6 +176,9 @@ public class KraudApp : IAsyncLifetime
 
     /// <summary>Commits made to fail after they committed (armed by a test for a pod name).</summary>
     public CommitFaults CommitFaults { get; } = new();
+
+    /// <summary>Wakes specs that wait for a read model of a stream (see <see cref="Pods.WaitForPodAsync"/>).</summary>
+    public StreamCommits StreamCommits { get; } = new();
 
     /// <summary>TXT records domain verification finds (tests publish the tokens they were given).</summary>
     public TestTxtRecords TxtRecords { get; } = new();

@@ -22,9 +22,12 @@ public static class Pods
         return pod.ValueKind == JsonValueKind.Null ? null : pod;
     }
 
+    /// <summary>Reads the pod, and again after each commit to its stream (its view changes only then), until it is in the state.</summary>
     public static Task<JsonElement> WaitForPodAsync(this TenantScope tenant, string id, string state, int seconds = 30) =>
-        Eventually.Get(async () => (await tenant.PodAsync(id))!.Value, p => p.GetProperty("state").GetString() == state,
-            TimeSpan.FromSeconds(seconds), $"pod {id} is {state}");
+        tenant.WaitForPodAsync(id, p => p.State() == state, TimeSpan.FromSeconds(seconds), $"pod {id} is {state}");
+
+    public static Task<JsonElement> WaitForPodAsync(this TenantScope tenant, string id, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
+        tenant.App.StreamCommits.UntilAsync(Guid.Parse(id), async () => (await tenant.PodAsync(id))!.Value, done, timeout, what);
 
     public static string State(this JsonElement pod) => pod.GetProperty("state").GetString()!;
 
