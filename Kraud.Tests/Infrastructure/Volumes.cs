@@ -22,8 +22,10 @@ public static class Volumes
         return v.ValueKind == JsonValueKind.Null ? null : v;
     }
 
+    /// <summary>Reads the volume, and again after each commit to its stream, until it is in the state.</summary>
     public static Task<JsonElement> WaitForVolumeAsync(this TenantScope tenant, string id, string state, int seconds = 30) =>
-        Eventually.Get(async () => (await tenant.VolumeAsync(id))!.Value, v => v.State() == state, TimeSpan.FromSeconds(seconds), $"volume {id} is {state}");
+        tenant.App.StreamCommits.UntilAsync(Guid.Parse(id), async () => (await tenant.VolumeAsync(id))!.Value, v => v.State() == state,
+            TimeSpan.FromSeconds(seconds), $"volume {id} is {state}");
 
     public static IReadOnlyList<string> ReplicaHosts(this JsonElement volume) =>
         volume.GetProperty("replicas").EnumerateArray().Select(r => r.GetProperty("hostId").GetString()!).ToList();
