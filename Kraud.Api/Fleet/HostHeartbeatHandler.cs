@@ -40,11 +40,15 @@ public static class HostHeartbeatHandler
         liveness.Unknown = HostLiveness.Count(liveness.Unknown,
             HostLiveness.Strays(running.Where(vm => !reserved.ContainsKey(vm)), heartbeat.SentAt, liveness.StopsSent, grace));
         liveness.StopsSent = liveness.StopsSent.Where(s => running.Contains(s.Key)).ToDictionary(s => s.Key, s => s.Value);
-        // Only VMs the host left out can be missing; the pods are read for those alone (usually none).
+        // Only VMs the host left out can be missing; the pods are read for those alone (usually none). A heartbeat sent
+        // before the VM was recorded RUNNING is no evidence: heartbeats and boot reports travel on different queues, and under
+        // load (or after a node's death, its messages recovered late) a boot report overtook two older heartbeats, and a
+        // VM that ran all along was taken for vanished and booted again.
         var absent = reserved.Values.Where(vm => !running.Contains(vm.VmId)).ToList();
         var views = await LoadPodsAsync(session, absent.Select(v => v.PodId));
         liveness.Missing = HostLiveness.Count(liveness.Missing, absent
-            .Where(vm => views.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId)?.Phase == VmPhase.Running)
+            .Where(vm => views.GetValueOrDefault(vm.PodId)?.Pod.Instance(vm.VmId) is { Phase: VmPhase.Running, StartedAt: var started }
+                         && (started is null || heartbeat.SentAt > started))
             .Select(vm => vm.VmId));
 
         var unknown = liveness.Unknown.Where(u => u.Value >= HostLiveness.Evidence).Select(u => u.Key).ToList();

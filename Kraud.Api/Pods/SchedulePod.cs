@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Kraud.Api.Health;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Pods;
@@ -7,6 +8,7 @@ using Kraud.HostRuntime.Configuration;
 using Kraud.Projections.Pods;
 using Marten;
 using Wolverine;
+using Wolverine.Runtime;
 
 namespace Kraud.Api.Pods;
 
@@ -14,16 +16,19 @@ namespace Kraud.Api.Pods;
 /// The scheduler. Requests arrive in batches on one sequential queue: the fleet's free capacity comes from the copy the
 /// scheduler keeps in memory (<see cref="PlacementCapacity"/>: hosts locked, only those changed by others read again), each
 /// pod is placed against the capacity the previous ones left (all its unplaced replicas or none), and the whole batch
-/// commits in one transaction. One at a time, so two placements never take the same free slot.
+/// commits in one transaction. One at a time, so two placements never take the same free slot; and only on the node
+/// that holds the scheduler (<see cref="SchedulerFence"/>), so that two nodes never place at once.
 /// </summary>
 public static class SchedulePodHandler
 {
     private static readonly Principal Scheduler = Principal.System("scheduler");
 
     public static async Task Handle(SchedulePod[] batch, IDocumentSession session, IMessageContext context, TimeProvider time, FleetOptions options,
-        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity)
+        IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity, IWolverineRuntime runtime,
+        NodeIdentity node)
     {
         var requests = batch.DistinctBy(m => m.PodId).ToList();
+        if (await SchedulerFence.HoldAsync(session, context, runtime, node.Name, SchedulerQueue.Name, requests) is not { } mark) return;
         requests.AddRange(await GatherPendingAsync(session, requests.Select(r => r.PodId).ToHashSet()));
         var streams = await Streams.FetchManyForWritingAsync<Pod>(session, requests.Select(r => r.PodId));
         // Most messages of a busy moment name pods an earlier batch gathered and placed: nothing to lock, nothing to commit.
@@ -69,6 +74,7 @@ public static class SchedulePodHandler
             foreach (var vm in after.Instances.Where(i => pod.Instance(i.VmId) is null))
                 fleet[vm.HostId] = fleet[vm.HostId].Evolve(new MicroVmPlaced(vm.HostId, vm.VmId, pod.Id, pod.TenantId, pod.Spec.Cpu, pod.Spec.MemoryMiB, now));
         }
+        SchedulerFence.Mark(session, mark);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Kraud.Api.Health;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.Scheduling;
@@ -20,10 +21,12 @@ public static class ScheduleVolumeHandler
     private static readonly Principal Scheduler = Principal.System("volume-scheduler");
 
     public static async Task Handle(ScheduleVolume[] batch, IDocumentSession session, IMessageContext context, TimeProvider time,
-        PlacementCapacities capacity)
+        PlacementCapacities capacity, IWolverineRuntime runtime, NodeIdentity node)
     {
+        var requests = batch.DistinctBy(m => m.VolumeId).ToList();
+        if (await SchedulerFence.HoldAsync(session, context, runtime, node.Name, SchedulerQueue.Volumes, requests) is not { } mark) return;
         var fleet = await capacity.Storage.LockAsync(session);
-        foreach (var request in batch.DistinctBy(m => m.VolumeId))
+        foreach (var request in requests)
         {
             var loaded = await VolumeStreams.FetchForWritingAsync(session, request.VolumeId);
             var volume = loaded.State;
@@ -35,5 +38,6 @@ public static class ScheduleVolumeHandler
             foreach (var replica in after.Replicas.Where(r => volume.Replica(r.HostId) is null))
                 fleet[replica.HostId] = fleet[replica.HostId].Evolve(new StorageReserved(replica.HostId, volume.Id, volume.SizeGiB, now));
         }
+        SchedulerFence.Mark(session, mark);
     }
 }

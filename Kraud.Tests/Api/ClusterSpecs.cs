@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Alba;
 using Kraud.Api.Health;
 using Kraud.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kraud.Tests.Api;
 
@@ -47,6 +48,58 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         // The one node left takes over what the other held.
         var alone = await SettledAsync(app.Host, 1);
         Assert.Equal(app.Nodes[0].Name, Assert.Single(alone).Id);
+    }
+
+    [Fact]
+    public async Task a_scheduler_batch_places_only_on_the_node_its_assignment_names_and_a_handover_waits_for_the_batch_to_commit()
+    {
+        var f = await app.StartNodeAsync("f");
+        try
+        {
+            var nodes = await SettledAsync(f, app.Nodes.Count);
+            var holderName = nodes.Single(n => n.Roles.Contains("scheduler")).Id;
+            var holder = app.Nodes.Single(n => n.Name == holderName).Host;
+            var (otherName, other) = app.Nodes.First(n => n.Name != holderName);
+
+            await using (var refused = other.Services.GetRequiredService<Marten.IDocumentStore>().LightweightSession())
+                Assert.Null(await FenceAsync(other, refused, otherName));
+
+            await using var batch = holder.Services.GetRequiredService<Marten.IDocumentStore>().LightweightSession();
+            var mark = await FenceAsync(holder, batch, holderName);
+            Assert.StartsWith(holderName + " ", mark);
+            // A handover writes the scheduler's assignment row: while the holder's batch is open it cannot.
+            var handover = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => TouchSchedulerAssignmentAsync());
+            Assert.Equal("55P03", handover.SqlState);
+            await batch.DisposeAsync();
+            Assert.Equal(1, await TouchSchedulerAssignmentAsync());
+        }
+        finally
+        {
+            await app.StopNodeAsync(f);
+        }
+    }
+
+    /// <summary>A scheduler batch's fence on this node (with no requests, so a refusal sends nothing back).</summary>
+    private static Task<string?> FenceAsync(IAlbaHost node, Marten.IDocumentSession session, string name)
+    {
+        var runtime = node.Services.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>();
+        return Kraud.Api.Common.SchedulerFence.HoldAsync(session, new Wolverine.Runtime.MessageContext(runtime), runtime, name, Kraud.Api.Common.SchedulerQueue.Name,
+            Array.Empty<Kraud.Api.Common.SchedulePod>());
+    }
+
+    /// <summary>Writes the scheduler's assignment row as a handover would (and rolls back), giving up after 300 ms of waiting.</summary>
+    private async Task<int> TouchSchedulerAssignmentAsync()
+    {
+        await using var db = new Npgsql.NpgsqlConnection(app.ConnectionString);
+        await db.OpenAsync();
+        await using var tx = await db.BeginTransactionAsync();
+        await using (var timeout = new Npgsql.NpgsqlCommand("set local lock_timeout = '300ms'", db, tx)) await timeout.ExecuteNonQueryAsync();
+        await using var touch = new Npgsql.NpgsqlCommand(
+            $"update {Kraud.Api.Common.SchedulerFence.WolverineSchema}.wolverine_node_assignments set node_id = node_id where id = @id", db, tx);
+        touch.Parameters.AddWithValue("id", Kraud.Api.Common.SchedulerFence.AgentOf(Kraud.Api.Common.SchedulerQueue.Name));
+        var rows = await touch.ExecuteNonQueryAsync();
+        await tx.RollbackAsync();
+        return rows;
     }
 
     [Fact]

@@ -55,8 +55,30 @@ public sealed record RollingRestartReport
     /// <summary>The most nodes /health showed holding the scheduler at one instant (polled every 100 ms).</summary>
     public required int MostSchedulerHolders { get; init; }
 
-    /// <summary>Instants at which the handover log has the scheduler held by two nodes.</summary>
+    /// <summary>
+    /// Handovers of the scheduler that the log does not complete: a node took it while the node before it neither stopped
+    /// it, nor stopped, nor was ejected or killed, anywhere in the log after its own start.
+    /// </summary>
     public required IReadOnlyList<string> SchedulerOverlaps { get; init; }
+
+    /// <summary>
+    /// Instants at which the log, replayed in the order of its timestamps, has two holders. Wolverine writes its lines
+    /// through a batching queue, stamped by the database when they are inserted, not when the agent started or stopped:
+    /// shown, not asserted (the placements below are what show the scheduler ran on one node at a time).
+    /// </summary>
+    public required IReadOnlyList<string> OverlapsByLogTime { get; init; }
+
+    /// <summary>The scheduler's batches as the mark on their placements shows them (<c>SchedulerFence</c>), in the order they began.</summary>
+    public required IReadOnlyList<SchedulerBatch> SchedulerBatches { get; init; }
+
+    /// <summary>Placements of the run without a scheduler's mark (a batch that did not pass the fence placed them).</summary>
+    public required long UnmarkedPlacements { get; init; }
+
+    /// <summary>
+    /// Where the nodes that placed, in the order their batches began, do not follow the order in which the log gives them
+    /// the scheduler (a node placing again after another took over, or placing without having been given it).
+    /// </summary>
+    public required IReadOnlyList<string> InterleavedPlacements { get; init; }
 
     /// <summary>The handover log /health showed during the run (merged from every poll).</summary>
     public required IReadOnlyList<Handover> Handovers { get; init; }
@@ -69,6 +91,9 @@ public sealed record RollingRestartReport
     /// <summary>Nodes that took the scheduler during the run, in order.</summary>
     public required IReadOnlyList<string> SchedulerHolders { get; init; }
 }
+
+/// <summary>A scheduler batch: the node that ran it, the database's time when it began, and the replicas it placed.</summary>
+public sealed record SchedulerBatch(string Node, DateTimeOffset Began, string Mark, long Placements);
 
 /// <summary>
 /// The issue's rolling restart: a client creates pods spread over the cluster's nodes, retrying a request that lost its
@@ -218,6 +243,8 @@ public static class RollingRestart
         await db.OpenAsync();
         var (entries, lastId) = await AuditRowsAsync(db);
         schedulerHolders.AddRange(watch.Handovers.Where(h => h is { Role: "scheduler", Change: "started" } && h.At >= watch.Since).Select(h => h.Node));
+        var handovers = watch.Handovers.Append(new Handover(killedAt, cluster.NodeName(killed), "killed", "")).ToList();
+        var (batches, unmarked) = await SchedulerBatchesAsync(db, ids);
         return new RollingRestartReport
         {
             Requested = pods,
@@ -241,7 +268,11 @@ public static class RollingRestart
                 "select count(*) from kraud.mt_events e where not exists (select 1 from kraud.mt_doc_auditentry a where (a.data->>'EventSeq')::bigint = e.seq_id)"),
             DeadLetters = await DeadLettersAsync(db),
             MostSchedulerHolders = watch.MostSchedulerHolders,
-            SchedulerOverlaps = SchedulerOverlaps(watch.Handovers.Append(new Handover(killedAt, cluster.NodeName(killed), "killed", ""))),
+            SchedulerOverlaps = UnfinishedHandovers(handovers),
+            OverlapsByLogTime = SchedulerOverlaps(handovers),
+            SchedulerBatches = batches,
+            UnmarkedPlacements = unmarked,
+            InterleavedPlacements = InterleavedPlacements(batches, handovers),
             Handovers = watch.Handovers,
             Killed = cluster.NodeName(killed),
             Terminated = terminated == 0 ? "" : cluster.NodeName(terminated),
@@ -348,6 +379,75 @@ public static class RollingRestart
             while (await reader.ReadAsync()) rows.Add($"{schema}: {reader.GetString(0)}");
         }
         return rows;
+    }
+
+    /// <summary>The run's placements grouped by the scheduler's mark on them (its node and the time its batch began), in the order the batches began.</summary>
+    private static async Task<(IReadOnlyList<SchedulerBatch> Batches, long Unmarked)> SchedulerBatchesAsync(NpgsqlConnection db, IReadOnlySet<string> pods)
+    {
+        await using var cmd = new NpgsqlCommand(
+            $"select headers ->> '{Kraud.Api.Common.SchedulerFence.Header}', count(*) from kraud.mt_events where stream_id = any(@ids) and type = 'pod_replica_scheduled' group by 1", db);
+        cmd.Parameters.AddWithValue("ids", pods.Select(Guid.Parse).ToArray());
+        var batches = new List<SchedulerBatch>();
+        long unmarked = 0;
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            if (reader.IsDBNull(0))
+            {
+                unmarked += reader.GetInt64(1);
+                continue;
+            }
+            var mark = reader.GetString(0);
+            var parts = mark.Split(' ');
+            batches.Add(new SchedulerBatch(parts[0], DateTimeOffset.Parse(parts[1], CultureInfo.InvariantCulture), mark, reader.GetInt64(1)));
+        }
+        return (batches.OrderBy(b => b.Began).ToList(), unmarked);
+    }
+
+    /// <summary>
+    /// The nodes that placed, one entry per run of batches of one node in the order the batches began, must appear in
+    /// this order among the nodes the log gives the scheduler to (in the log's order). A node that placed after another
+    /// took over, or that placed without being given the scheduler, breaks it.
+    /// </summary>
+    public static IReadOnlyList<string> InterleavedPlacements(IReadOnlyList<SchedulerBatch> batches, IEnumerable<Handover> log)
+    {
+        var runs = new List<SchedulerBatch>();
+        foreach (var batch in batches)
+            if (runs.Count == 0 || runs[^1].Node != batch.Node) runs.Add(batch);
+        var holders = log.Where(h => h is { Role: "scheduler", Change: "started" }).OrderBy(h => h.At).Select(h => h.Node).ToList();
+        var next = 0;
+        foreach (var run in runs)
+        {
+            next = holders.IndexOf(run.Node, next);
+            if (next < 0)
+                return [$"{run.Node} placed from {run.Began:O} ({run.Mark}), out of the order the log gave the scheduler: placed by " +
+                        $"{string.Join(" → ", runs.Select(r => r.Node))}; held by {string.Join(" → ", holders)}"];
+        }
+        return [];
+    }
+
+    /// <summary>
+    /// Every handover the log shows is complete: each time a node took the scheduler from another, that other node let it
+    /// go in the log (it stopped the scheduler, stopped, was ejected or was killed; one such line ends one tenure). The
+    /// lines are counted per node, not ordered: Wolverine writes them through a batching queue, stamped when inserted,
+    /// and Kraud's own "stopped" is written when the node begins to stop (see <see cref="SchedulerOverlaps"/>).
+    /// </summary>
+    public static IReadOnlyList<string> UnfinishedHandovers(IEnumerable<Handover> log)
+    {
+        var lines = log.OrderBy(h => h.At).ToList();
+        var handedOver = new Dictionary<string, int>();
+        string? holder = null;
+        foreach (var taken in lines.Where(h => h is { Role: "scheduler", Change: "started" }))
+        {
+            if (holder is not null && holder != taken.Node) handedOver[holder] = handedOver.GetValueOrDefault(holder) + 1;
+            holder = taken.Node;
+        }
+        return handedOver
+            .Select(n => (Node: n.Key, Tenures: n.Value, Releases: lines.Count(h => h.Node == n.Key
+                && (h is { Role: "scheduler", Change: "stopped" } || h.Role == "" && h.Change is "stopped" or "ejected" or "killed"))))
+            .Where(n => n.Releases < n.Tenures)
+            .Select(n => $"{n.Node} handed the scheduler on {n.Tenures} times, and the log has it let go {n.Releases} times")
+            .ToList();
     }
 
     /// <summary>

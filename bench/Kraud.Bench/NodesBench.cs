@@ -60,12 +60,15 @@ public static class NodesBench
                               $"{report.DuplicateMicroVms.Count} ({report.MicroVmsOnHosts} microVMs on hosts) | 0, 0, 0 |");
             Console.WriteLine($"| rolling restart: audit chain valid, entries, last id, events not audited | {report.AuditValid}, {report.AuditEntries}, {report.AuditLastId}, " +
                               $"{report.EventsNotAudited} | true, gapless, 0 |");
-            Console.WriteLine($"| rolling restart: dead letters, most scheduler holders at once, overlaps in the log | {report.DeadLetters.Count}, {report.MostSchedulerHolders}, " +
+            Console.WriteLine($"| rolling restart: dead letters, most scheduler holders at once, unfinished handovers | {report.DeadLetters.Count}, {report.MostSchedulerHolders}, " +
                               $"{report.SchedulerOverlaps.Count} | 0, 1, 0 |");
+            Console.WriteLine($"| rolling restart: scheduler batches, unmarked placements, interleaved placements | {report.SchedulerBatches.Count}, {report.UnmarkedPlacements}, " +
+                              $"{report.InterleavedPlacements.Count} | -, 0, 0 |");
             Console.WriteLine($"| rolling restart: scheduler held by | {string.Join(" -> ", report.SchedulerHolders)} | - |");
             Console.WriteLine($"| rolling restart: {report.Terminated} exit after SIGTERM (code) | {report.TerminatedExitAfter.TotalSeconds:F1} s ({report.TerminatedExitCode}) | - |");
             Console.WriteLine();
-            foreach (var line in report.Failures.Concat(report.NotBootedOnce).Concat(report.DuplicateMicroVms).Concat(report.DeadLetters).Concat(report.SchedulerOverlaps).Take(20))
+            foreach (var line in report.Failures.Concat(report.NotBootedOnce).Concat(report.DuplicateMicroVms).Concat(report.DeadLetters).Concat(report.SchedulerOverlaps)
+                         .Concat(report.InterleavedPlacements).Take(20))
                 Console.WriteLine($"  ! {line}");
             return 0;
         }
