@@ -25,7 +25,7 @@ public sealed record RebuildJob(string Name, string State, int EventsProcessed, 
 /// daemon's agent goes on from there; the inline read models go through Marten's daemon.
 /// </summary>
 public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore store, KraudDatabase database, PlatformCheckpointer checkpointer,
-    AuditChainProjection auditChain, IWolverineRuntime runtime, IClusterNodes cluster, ILogger<RebuildJobs> logger)
+    AuditChainProjection auditChain, ArchiveBoundary boundary, IWolverineRuntime runtime, IClusterNodes cluster, ILogger<RebuildJobs> logger)
 {
     /// <summary>The projections Kraud registers (see MartenSetup) and the platform projection's checkpoints.</summary>
     public static readonly IReadOnlyList<string> Names =
@@ -121,7 +121,10 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
             progress.Stage("pause the daemon", clock.Elapsed);
             try
             {
-                await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
+                // After a removal of archived events the chain is rebuilt from the archive's head: its entries up to
+                // there stay (verifyAuditChain walks them), and the events before it are not all in the log any more.
+                await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema)
+                    .RunAsync(upTo, await boundary.ChainStartAsync(CancellationToken.None), progress, CancellationToken.None);
             }
             catch
             {
