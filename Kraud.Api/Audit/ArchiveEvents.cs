@@ -1,6 +1,6 @@
-using GraphQL;
 using System.Globalization;
 using System.Text.Json;
+using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Access;
