@@ -151,6 +151,23 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
     /// Only an archive that proves what it holds lets events go: the file verified as the offline verifier does (the
     /// whole file is read into memory for it), and its head reached by linking its events again.
     /// </summary>
+    /// <summary>
+    /// Removes the events of the latest archive (written earlier, say, and copied off the machine since): what
+    /// removeFromLog does right after writing one.
+    /// </summary>
+    public async Task<EventArchiveDto> RemoveLatestAsync(CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        EventArchiveRecord? latest;
+        await using (var session = store.QuerySession())
+            latest = await session.Query<EventArchiveRecord>().OrderByDescending(a => a.Id).FirstOrDefaultAsync(ct);
+        if (latest is null) throw new DomainException(ErrorCode.Precondition, "No archive was written yet: archiveEvents first.");
+        if (latest.RemovedUpToSeq > 0)
+            throw new DomainException(ErrorCode.Precondition, $"The events of the latest archive ({latest.File}) were removed already, up to event {latest.RemovedUpToSeq}.");
+        await RemoveAsync(latest, ct);
+        return EventArchiveDto.From(latest, clock.Elapsed.TotalSeconds);
+    }
+
     private async Task RemoveAsync(EventArchiveRecord record, CancellationToken ct)
     {
         if (!record.Relinked)
@@ -204,7 +221,17 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
 
 public static class ArchiveEventsField
 {
-    public static void Map(Fields fields) => fields.Mutation("archiveEvents", async ctx =>
+    public static void Map(Fields fields)
+    {
+        MapArchive(fields);
+        fields.Mutation("removeArchivedEvents", async ctx =>
+        {
+            if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can remove archived events.");
+            return await ctx.Service<EventArchiver>().RemoveLatestAsync(ctx.CancellationToken);
+        });
+    }
+
+    private static void MapArchive(Fields fields) => fields.Mutation("archiveEvents", async ctx =>
     {
         if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can archive events.");
         var archiver = ctx.Service<EventArchiver>();

@@ -140,6 +140,32 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
             .ShouldSucceed();
     }
 
+    [Fact]
+    public async Task an_archive_written_earlier_is_removed_on_its_own_once_and_by_an_operator_only()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var ended = (await tenant.CreatePodAsync("later")).Id();
+        await tenant.WaitForPodAsync(ended, "RUNNING");
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = ended })).ShouldSucceed();
+        await tenant.WaitForPodAsync(ended, "STOPPED");
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var last = await ScalarAsync($"select max(seq_id) from kraud.mt_events where stream_id = '{ended}'");
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= last, TimeSpan.FromSeconds(30),
+            "a checkpoint covers the pod");
+        (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
+        await Task.Delay(10);
+        var archive = (await app.AsOperator("mutation($b: DateTime) { archiveEvents(before: $b) { removedUpToSeq removedEvents } }", new { b = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("archiveEvents");
+        Assert.Equal(0, archive.GetProperty("removedUpToSeq").GetInt64());
+        Assert.NotEmpty(await app.EventsOf(Guid.Parse(ended)));
+
+        (await tenant.Gql("mutation { removeArchivedEvents { file } }")).ShouldFailWith("FORBIDDEN");
+        var removed = (await app.AsOperator("mutation { removeArchivedEvents { removedUpToSeq removedEvents } }")).ShouldSucceed().Data.GetProperty("removeArchivedEvents");
+        Assert.True(removed.GetProperty("removedEvents").GetInt64() > 0);
+        Assert.Empty(await app.EventsOf(Guid.Parse(ended)));
+        (await app.AsOperator("mutation { removeArchivedEvents { file } }")).ShouldFailWith("PRECONDITION");
+    }
+
     private async Task RebuildAsync(string name)
     {
         (await app.AsOperator("mutation($n: String!) { rebuildProjection(name: $n) { name } }", new { n = name })).ShouldSucceed();
