@@ -45,6 +45,9 @@ public sealed class EventArchiveRecord
     public DateTimeOffset? RemovedBefore { get; set; }
 
     public long RemovedEvents { get; set; }
+
+    /// <summary>False while a removal runs, and after one that stopped half-way (removeArchivedEvents goes on with it).</summary>
+    public bool RemovalFinished { get; set; }
 }
 
 public sealed record EventArchiveDto(string File, long FromSeq, long ToSeq, long Events, long FromEntry, long ToEntry, string HeadHash, DateTime Boundary,
@@ -162,7 +165,7 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         await using (var session = store.QuerySession())
             latest = await session.Query<EventArchiveRecord>().OrderByDescending(a => a.Id).FirstOrDefaultAsync(ct);
         if (latest is null) throw new DomainException(ErrorCode.Precondition, "No archive was written yet: archiveEvents first.");
-        if (latest.RemovedUpToSeq > 0)
+        if (latest.RemovalFinished)
             throw new DomainException(ErrorCode.Precondition, $"The events of the latest archive ({latest.File}) were removed already, up to event {latest.RemovedUpToSeq}.");
         await RemoveAsync(latest, ct);
         return EventArchiveDto.From(latest, clock.Elapsed.TotalSeconds);

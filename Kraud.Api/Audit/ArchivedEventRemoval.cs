@@ -29,9 +29,12 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
     {
         var schema = KraudDatabase.Schema;
         await using var session = store.QuerySession();
-        var previousCut = await session.Query<EventArchiveRecord>().Where(a => a.RemovedUpToSeq > 0).OrderByDescending(a => a.RemovedUpToSeq)
+        var previousCut = await session.Query<EventArchiveRecord>().Where(a => a.RemovedUpToSeq > 0 && a.Id != record.Id).OrderByDescending(a => a.RemovedUpToSeq)
             .Select(a => a.RemovedUpToSeq).FirstOrDefaultAsync(ct);
-        var cut = await checkpoints.LatestAtOrBeforeAsync(record.ToSeq, ct);
+        // A removal that stopped half-way goes on at its own cut.
+        var cut = record is { RemovedUpToSeq: > 0, RemovedBefore: { } removedBefore }
+            ? new Checkpoint(record.RemovedUpToSeq, removedBefore)
+            : await checkpoints.LatestAtOrBeforeAsync(record.ToSeq, ct);
         if (cut is null || cut.Seq <= previousCut)
             throw new DomainException(ErrorCode.Precondition,
                 $"Archive {record.File} was written, but no events were removed: no checkpoint of the platform projection lies between event " +
@@ -50,34 +53,37 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
         // Ended by the cut: a stream the platform projection folds (its first event starts one) that the checkpoint at the
-        // cut no longer holds (a deleted pod, volume or ingress), and whose last event is at or before the cut. Its row
-        // in mt_streams stays: the stream's version, so an append to it still meets the version check.
+        // cut no longer holds (a deleted pod, volume or ingress), and that has no event after the cut. Its row in
+        // mt_streams stays: the stream's version, so an append to it still meets the version check. The deletes go from
+        // the cut down, so a removal that stopped half-way left every such stream its first event, and finds it again.
         await ExecuteAsync(connection, $"""
             drop table if exists pg_temp.ended_streams;
             create temp table ended_streams (id uuid primary key);
             insert into ended_streams
             select s.id from {schema}.mt_streams s
             join {schema}.mt_events f on f.stream_id = s.id and f.version = 1 and f.seq_id <= @cut and f.type = any(@starts)
-            join {schema}.mt_events l on l.stream_id = s.id and l.version = s.version and l.seq_id <= @cut
-            where not exists (select 1 from {checkpoints.StatesTable} r where r.id = s.id and r.valid @> @cut)
+            where not exists (select 1 from {schema}.mt_events l where l.stream_id = s.id and l.seq_id > @cut)
+              and not exists (select 1 from {checkpoints.StatesTable} r where r.id = s.id and r.valid @> @cut)
             on conflict do nothing;
             analyze ended_streams;
             """, ct, ("cut", cut.Seq), ("starts", Starts));
         var from = await ScalarAsync(connection, $"select coalesce(min(seq_id), 0) from {schema}.mt_events where stream_id in (select id from ended_streams)", ct);
         long removed = 0;
-        for (var low = Math.Max(0, from - 1); from > 0 && low < cut.Seq; low += BatchSeqs)
+        for (var high = cut.Seq; from > 0 && high >= from; high -= BatchSeqs)
         {
+            var low = Math.Max(from - 1, high - BatchSeqs);
             await using var delete = new NpgsqlCommand(
                 $"delete from {schema}.mt_events where seq_id > @low and seq_id <= @high and stream_id in (select id from ended_streams)", connection)
             { CommandTimeout = 0 };
             delete.Parameters.AddWithValue("low", low);
-            delete.Parameters.AddWithValue("high", Math.Min(low + BatchSeqs, cut.Seq));
+            delete.Parameters.AddWithValue("high", high);
             removed += await delete.ExecuteNonQueryAsync(ct);
         }
         // Checkpoints before the cut can only serve reads that are refused now.
         await checkpoints.PruneBeforeAsync(cut.Seq, ct);
 
-        record.RemovedEvents = removed;
+        record.RemovedEvents += removed;
+        record.RemovalFinished = true;
         await using (var write = store.LightweightSession())
         {
             write.Store(record);
