@@ -141,7 +141,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
     }
 
     [Fact]
-    public async Task an_archive_written_earlier_is_removed_on_its_own_once_and_by_an_operator_only()
+    public async Task an_archive_written_earlier_is_removed_on_its_own_and_a_removal_stopped_half_way_goes_on_once_by_an_operator_only()
     {
         var tenant = await TenantScope.CreateAsync(app);
         var ended = (await tenant.CreatePodAsync("later")).Id();
@@ -158,6 +158,19 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
             .ShouldSucceed().Data.GetProperty("archiveEvents");
         Assert.Equal(0, archive.GetProperty("removedUpToSeq").GetInt64());
         Assert.NotEmpty(await app.EventsOf(Guid.Parse(ended)));
+
+        // A removal that stopped half-way: its cut stored, the pod's later events deleted, its first ones not yet.
+        Kraud.Api.Audit.EventArchiveRecord record;
+        await using (var session = app.Store.LightweightSession())
+        {
+            record = await session.Query<Kraud.Api.Audit.EventArchiveRecord>().OrderByDescending(a => a.Id).FirstAsync();
+            var cut = await app.Host.Services.GetRequiredService<Kraud.Projections.Replay.PlatformCheckpoints>().LatestAtOrBeforeAsync(record.ToSeq, default);
+            (record.RemovedUpToSeq, record.RemovedBefore) = (cut!.Seq, cut.MaxAt);
+            session.Store(record);
+            await session.SaveChangesAsync();
+        }
+        await ScalarAsync($"with gone as (delete from kraud.mt_events where stream_id = '{ended}' and version > 2 returning 1) select count(*) from gone");
+        Assert.Equal(2, (await app.EventsOf(Guid.Parse(ended))).Count);
 
         (await tenant.Gql("mutation { removeArchivedEvents { file } }")).ShouldFailWith("FORBIDDEN");
         var removed = (await app.AsOperator("mutation { removeArchivedEvents { removedUpToSeq removedEvents } }")).ShouldSucceed().Data.GetProperty("removeArchivedEvents");
