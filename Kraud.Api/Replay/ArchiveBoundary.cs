@@ -87,7 +87,7 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     {
         // The archive that holds an instant is the first whose head is not older than it.
         await using var session = store.QuerySession();
-        // (Compared here: one record per archive, and Marten's translation of a DateTimeOffset comparison picked the wrong one.)
+        // One record per archive: few, and all of them are counted for a refusal that cannot tell the instant.
         var archives = await session.Query<EventArchiveRecord>().Where(a => a.Id <= removal.Id).OrderBy(a => a.Id).ToListAsync(ct);
         var holder = at is { } instant ? archives.FirstOrDefault(a => a.Boundary >= instant) ?? removal : removal;
         return new DomainException(ErrorCode.ArchiveRequired,

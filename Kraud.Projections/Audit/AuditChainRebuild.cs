@@ -89,18 +89,49 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
             if (await position.ExecuteNonQueryAsync(ct) != 1)
                 throw new InvalidOperationException($"The daemon's {shard} agent ran during the rebuild; the chain is not trusted.");
         }
-        await using (var headRow = new NpgsqlCommand(
-                         $"insert into {schema}.mt_doc_auditchainhead (id, data, mt_version, mt_dotnet_type) values (@id, @data, @version, @type) " +
-                         "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_last_modified = now()", writer, tx))
-        {
-            headRow.Parameters.AddWithValue("id", head.Id);
-            headRow.Parameters.Add(new NpgsqlParameter("data", NpgsqlDbType.Jsonb) { Value = store.Options.Serializer().ToJson(head) });
-            headRow.Parameters.AddWithValue("version", Guid.CreateVersion7());
-            headRow.Parameters.AddWithValue("type", typeof(AuditChainHead).FullName!);
-            await headRow.ExecuteNonQueryAsync(ct);
-        }
+        await WriteHeadAsync(writer, tx, head, ct);
         await tx.CommitAsync(ct);
         return head;
+    }
+
+    /// <summary>
+    /// After a failed rebuild: the chain left at <paramref name="from"/> (its entries up to it, its head, the daemon's
+    /// position at its last event) or, when null, the daemon's position at 0, so the daemon's agent links the rest (slow,
+    /// but exact). Once archived events left the log, a chain linked again from event 0 would not be the one they proved.
+    /// </summary>
+    public async Task ResetAsync(AuditChainHead? from, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        if (from is not null)
+        {
+            await using (var entries = new NpgsqlCommand($"delete from {Entries} where id > @last", connection, tx))
+            {
+                entries.Parameters.AddWithValue("last", from.LastEntry);
+                await entries.ExecuteNonQueryAsync(ct);
+            }
+            await WriteHeadAsync(connection, tx, from, ct);
+        }
+        await using (var position = new NpgsqlCommand($"update {schema}.mt_event_progression set last_seq_id = @seq where name = @shard", connection, tx))
+        {
+            position.Parameters.AddWithValue("seq", from?.LastEventSeq ?? 0);
+            position.Parameters.AddWithValue("shard", $"{AuditChainProjection.Name}:All");
+            await position.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task WriteHeadAsync(NpgsqlConnection connection, NpgsqlTransaction tx, AuditChainHead head, CancellationToken ct)
+    {
+        await using var headRow = new NpgsqlCommand(
+            $"insert into {schema}.mt_doc_auditchainhead (id, data, mt_version, mt_dotnet_type) values (@id, @data, @version, @type) " +
+            "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_last_modified = now()", connection, tx);
+        headRow.Parameters.AddWithValue("id", head.Id);
+        headRow.Parameters.Add(new NpgsqlParameter("data", NpgsqlDbType.Jsonb) { Value = store.Options.Serializer().ToJson(head) });
+        headRow.Parameters.AddWithValue("version", Guid.CreateVersion7());
+        headRow.Parameters.AddWithValue("type", typeof(AuditChainHead).FullName!);
+        await headRow.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>
