@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using GraphQL;
 using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Access;
@@ -24,29 +25,55 @@ public sealed class EventArchiveRecord
     public string File { get; set; } = "";
     public long Bytes { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>
+    /// The chain linker's recent command ids at the head (AuditChainHead.RecentCommands), found by linking the archived
+    /// events again: a chain rebuild after a removal starts from this head, without the events that named them.
+    /// </summary>
+    public List<string> RecentCommands { get; set; } = [];
+
+    /// <summary>True when linking the archived events after the previous archive's head gave this archive's head and hash.</summary>
+    public bool Relinked { get; set; }
+
+    /// <summary>
+    /// 0 while the log keeps everything; otherwise the checkpoint of the platform projection up to which the events of
+    /// ended streams were removed from mt_events (see ArchivedEventRemoval).
+    /// </summary>
+    public long RemovedUpToSeq { get; set; }
+
+    /// <summary>The latest time of an event at or before RemovedUpToSeq: reads of earlier instants need an archive.</summary>
+    public DateTimeOffset? RemovedBefore { get; set; }
+
+    public long RemovedEvents { get; set; }
+
+    /// <summary>False while a removal runs, and after one that stopped half-way (removeArchivedEvents goes on with it).</summary>
+    public bool RemovalFinished { get; set; }
 }
 
 public sealed record EventArchiveDto(string File, long FromSeq, long ToSeq, long Events, long FromEntry, long ToEntry, string HeadHash, DateTime Boundary,
-    long Bytes, double Seconds)
+    long Bytes, double Seconds, long RemovedUpToSeq, long RemovedEvents, DateTime? RemovedBefore)
 {
     public static EventArchiveDto From(EventArchiveRecord r, double seconds) =>
-        new(r.File, r.FromSeq, r.ToSeq, r.Events, r.FromEntry, r.Id, r.HeadHash, r.Boundary.UtcDateTime, r.Bytes, Math.Round(seconds, 3));
+        new(r.File, r.FromSeq, r.ToSeq, r.Events, r.FromEntry, r.Id, r.HeadHash, r.Boundary.UtcDateTime, r.Bytes, Math.Round(seconds, 3), r.RemovedUpToSeq,
+            r.RemovedEvents, r.RemovedBefore?.UtcDateTime);
 }
 
 /// <summary>
 /// Writes the events up to an instant, and the audit entries that cover them, to a compressed archive (see
 /// EventArchiveFormat), after the archives already written. An archive ends at a head of the chain the platform signed
 /// (AuditDigestSigner or signAuditDigest) whose entry is older than the instant, so the offline verifier can prove it
-/// against the platform's key without the database. Writing an archive leaves the log as it is.
+/// against the platform's key without the database. Writing an archive leaves the log as it is; asked to, the archiver
+/// then verifies the file and removes the archived events of ended streams from the log (ArchivedEventRemoval).
 /// </summary>
-public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, AuditSigningKey key, IConfiguration configuration, TimeProvider time)
+public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, AuditSigningKey key, ArchivedEventRemoval removal, IConfiguration configuration,
+    TimeProvider time)
 {
     public string Directory => configuration["Replay:ArchiveDirectory"] ?? Path.Combine(KraudDatabase.StateDirectory(configuration), "archives");
 
     /// <summary>Events older than this are archived when no instant is given (Replay:ArchiveAfterDays, 90).</summary>
     public TimeSpan DefaultAge => TimeSpan.FromDays(configuration.GetValue("Replay:ArchiveAfterDays", 90.0));
 
-    public async Task<EventArchiveDto> ArchiveAsync(DateTimeOffset before, CancellationToken ct)
+    public async Task<EventArchiveDto> ArchiveAsync(DateTimeOffset before, bool removeFromLog, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await using var session = store.QuerySession();
@@ -70,6 +97,12 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         var file = Path.Combine(Directory, $"events-{fromSeq:D12}-{toSeq:D12}.jsonl.gz");
         var partial = file + $".{Guid.NewGuid():N}.partial";
         long events = 0;
+        // The archived events linked again after the previous archive's head must give the signed head: then the linker's
+        // recent commands at the head are known, and a chain rebuild can start there once the events are gone.
+        var linker = new AuditChainLinker(new AuditChainHead
+        {
+            LastEntry = fromEntry - 1, LastEventSeq = fromSeq - 1, Hash = last?.HeadHash ?? AuditEntry.Genesis, RecentCommands = [.. last?.RecentCommands ?? []],
+        });
         try
         {
             await using (var stream = File.Create(partial))
@@ -80,7 +113,7 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
                     archive = new ArchiveHeader(EventArchiveFormat.Format, fromSeq, toSeq, fromEntry, digest.Id, last?.HeadHash ?? AuditEntry.Genesis,
                         time.GetUtcNow().UtcDateTime),
                 }));
-                events = await WriteEventsAsync(writer, fromSeq, toSeq, ct);
+                events = await WriteEventsAsync(writer, linker, fromSeq, toSeq, ct);
                 await foreach (var entry in session.Query<AuditEntry>().Where(e => e.Id >= fromEntry && e.Id <= digest.Id).OrderBy(e => e.Id).ToAsyncEnumerable(ct))
                     await writer.LineAsync(Json(new { entry = ExportedEntry.From(entry) }));
                 await writer.LineAsync(Json(new { digest = AuditDigestDto.From(digest) }));
@@ -99,7 +132,9 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         {
             Id = digest.Id, FromEntry = fromEntry, FromSeq = fromSeq, ToSeq = toSeq, Events = events, HeadHash = digest.HeadHash, Boundary = head.At,
             File = file, Bytes = new FileInfo(file).Length, CreatedAt = time.GetUtcNow(),
+            Relinked = linker.Head.LastEntry == digest.Id && linker.Head.Hash == digest.HeadHash && (last is null || last.Relinked),
         };
+        if (record.Relinked) record.RecentCommands = [.. linker.Head.RecentCommands];
         await using var write = store.LightweightSession();
         // Insert: two archives of the same head at once leave one record (the other caller gets CONFLICT).
         write.Insert(record);
@@ -111,10 +146,46 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         {
             throw DomainException.Conflict($"An archive up to audit entry {digest.Id} was written meanwhile.");
         }
+        if (removeFromLog) await RemoveAsync(record, ct);
         return EventArchiveDto.From(record, clock.Elapsed.TotalSeconds);
     }
 
-    private async Task<long> WriteEventsAsync(EventArchiveFormat.Writer writer, long fromSeq, long toSeq, CancellationToken ct)
+    /// <summary>
+    /// Only an archive that proves what it holds lets events go: the file verified as the offline verifier does (the
+    /// whole file is read into memory for it), and its head reached by linking its events again.
+    /// </summary>
+    /// <summary>
+    /// Removes the events of the latest archive (written earlier, say, and copied off the machine since): what
+    /// removeFromLog does right after writing one.
+    /// </summary>
+    public async Task<EventArchiveDto> RemoveLatestAsync(CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        EventArchiveRecord? latest;
+        await using (var session = store.QuerySession())
+            latest = await session.Query<EventArchiveRecord>().OrderByDescending(a => a.Id).FirstOrDefaultAsync(ct);
+        if (latest is null) throw new DomainException(ErrorCode.Precondition, "No archive was written yet: archiveEvents first.");
+        if (latest.RemovalFinished)
+            throw new DomainException(ErrorCode.Precondition, $"The events of the latest archive ({latest.File}) were removed already, up to event {latest.RemovedUpToSeq}.");
+        await RemoveAsync(latest, ct);
+        return EventArchiveDto.From(latest, clock.Elapsed.TotalSeconds);
+    }
+
+    private async Task RemoveAsync(EventArchiveRecord record, CancellationToken ct)
+    {
+        if (!record.Relinked)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Archive {record.File} was written, but no events were removed: linking its events after the previous archive's head did not give " +
+                $"the signed head {record.Id} (or an earlier archive's did not), so a chain rebuild could not start there.");
+        EventArchiveVerifier.Result verified;
+        await using (var file = File.OpenRead(record.File))
+            verified = EventArchiveVerifier.Verify(file, key.PublicKey);
+        if (!verified.Valid)
+            throw new DomainException(ErrorCode.Precondition, $"Archive {record.File} was written, but no events were removed: it does not verify ({verified.Message}).");
+        await removal.RemoveAsync(record, ct);
+    }
+
+    private async Task<long> WriteEventsAsync(EventArchiveFormat.Writer writer, AuditChainLinker linker, long fromSeq, long toSeq, CancellationToken ct)
     {
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
@@ -128,11 +199,15 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         long count = 0;
         while (await reader.ReadAsync(ct))
         {
-            var e = new ArchivedEvent(reader.GetInt64(0), reader.GetGuid(1), reader.IsDBNull(2) ? Guid.Empty : reader.GetGuid(2), reader.GetInt64(3), reader.GetString(4),
-                reader.GetFieldValue<DateTimeOffset>(5).UtcDateTime.ToString(ExportedEntry.TimeFormat, CultureInfo.InvariantCulture), Text(reader, 6),
+            var (seq, id, stream, version, type, at) = (reader.GetInt64(0), reader.GetGuid(1), reader.IsDBNull(2) ? Guid.Empty : reader.GetGuid(2),
+                reader.GetInt64(3), reader.GetString(4), reader.GetFieldValue<DateTimeOffset>(5));
+            var e = new ArchivedEvent(seq, id, stream, version, type, at.UtcDateTime.ToString(ExportedEntry.TimeFormat, CultureInfo.InvariantCulture), Text(reader, 6),
                 JsonDocument.Parse(reader.GetString(7)).RootElement, reader.IsDBNull(8) ? null : JsonDocument.Parse(reader.GetString(8)).RootElement,
                 Text(reader, 9), Text(reader, 10), Text(reader, 11));
             await writer.LineAsync(Json(new { @event = e }));
+            linker.Link(new AuditedEvent(e.Seq, at, e.StreamId, e.Type, e.CorrelationId, e.CausationId,
+                Header(e.Headers, AuditHeaders.Actor), Header(e.Headers, AuditHeaders.Tenant), Header(e.Headers, AuditHeaders.Command),
+                Header(e.Headers, AuditHeaders.CommandId)), static _ => { });
             count++;
         }
         return count;
@@ -140,18 +215,32 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
 
     private static string? Text(NpgsqlDataReader reader, int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
 
+    /// <summary>A header as the live projection reads it (Marten's headers are JSON values, told by their ToString).</summary>
+    private static string? Header(JsonElement? headers, string name) =>
+        headers is { ValueKind: JsonValueKind.Object } h && h.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value.ToString() : null;
+
     private static string Json(object value) => JsonSerializer.Serialize(value, EventArchiveFormat.Json);
 }
 
 public static class ArchiveEventsField
 {
-    public static void Map(Fields fields) => fields.Mutation("archiveEvents", async ctx =>
+    public static void Map(Fields fields)
+    {
+        MapArchive(fields);
+        fields.Mutation("removeArchivedEvents", async ctx =>
+        {
+            if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can remove archived events.");
+            return await ctx.Service<EventArchiver>().RemoveLatestAsync(ctx.CancellationToken);
+        });
+    }
+
+    private static void MapArchive(Fields fields) => fields.Mutation("archiveEvents", async ctx =>
     {
         if (ctx.Caller().Principal.Role != Role.Operator) throw DomainException.Forbidden("Only an operator can archive events.");
         var archiver = ctx.Service<EventArchiver>();
         var now = ctx.Service<TimeProvider>().GetUtcNow();
         var before = ctx.Utc("before") ?? now - archiver.DefaultAge;
         if (before > now) throw DomainException.Validation($"before ({before.UtcDateTime:O}) is in the future: only past events can be archived.");
-        return await archiver.ArchiveAsync(before, ctx.CancellationToken);
+        return await archiver.ArchiveAsync(before, ctx.GetArgument<bool?>("removeFromLog") ?? false, ctx.CancellationToken);
     });
 }

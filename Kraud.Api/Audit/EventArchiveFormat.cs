@@ -70,17 +70,24 @@ public static class EventArchiveVerifier
 
     public static Result Verify(Stream gzipped, byte[] publicKey)
     {
+        // Streamed, one line ahead (the last line is the seal): an archive of millions of events is not held in memory,
+        // only the few fields of each event its entry is checked against.
         using var reader = new StreamReader(new GZipStream(gzipped, CompressionMode.Decompress), Encoding.UTF8);
-        var lines = new List<string>();
-        try
+        string? unreadable = null;
+        string? Read()
         {
-            while (reader.ReadLine() is { } line) lines.Add(line);
+            try
+            {
+                return reader.ReadLine();
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                unreadable = e.Message;
+                return null;
+            }
         }
-        catch (Exception e) when (e is InvalidDataException or IOException)
-        {
-            return new(false, $"TAMPERED: the archive is not readable gzip ({e.Message}).");
-        }
-        if (lines.Count < 3) return new(false, "TAMPERED: the archive is too short: it needs a header, a digest and a seal.");
+        var current = Read();
+        var next = current is null ? null : Read();
 
         var chain = Kraud.Projections.Audit.AuditEntry.Genesis;
         ArchiveHeader? header = null;
@@ -88,14 +95,17 @@ public static class EventArchiveVerifier
         ExportedEntry? previous = null;
         var events = new Dictionary<long, (int Line, ArchivedEvent Event)>();
         var recorded = 0;
-        for (var i = 0; i < lines.Count - 1; i++)
+        var count = 0;
+        for (var i = 0; next is not null && unreadable is null; i++, current = next, next = Read())
         {
             var n = i + 1;
-            var space = lines[i].IndexOf(' ', StringComparison.Ordinal);
+            count = n;
+            var line = current!;
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
             if (space != 64) return new(false, $"TAMPERED: line {n} has no line hash.");
-            var json = lines[i][(space + 1)..];
+            var json = line[(space + 1)..];
             chain = EventArchiveFormat.NextHash(chain, json);
-            if (!string.Equals(chain, lines[i][..space], StringComparison.Ordinal))
+            if (!string.Equals(chain, line[..space], StringComparison.Ordinal))
                 return new(false, $"TAMPERED: line {n}: its content does not match its line hash.");
             JsonElement root;
             try
@@ -115,7 +125,8 @@ public static class EventArchiveVerifier
             if (root.TryGetProperty("event", out var ev))
             {
                 var e = ev.Deserialize<ArchivedEvent>(EventArchiveFormat.Json)!;
-                if (e.Seq <= header!.FromSeq - 1 || e.Seq > header.ToSeq || !events.TryAdd(e.Seq, (n, e)))
+                // Kept without its body and headers: the entry that records it names neither.
+                if (e.Seq <= header!.FromSeq - 1 || e.Seq > header.ToSeq || !events.TryAdd(e.Seq, (n, e with { Data = default, Headers = null })))
                     return new(false, $"TAMPERED: line {n} (event {e.Seq}) is outside the archive's range or repeated.");
             }
             else if (root.TryGetProperty("entry", out var en))
@@ -145,6 +156,9 @@ public static class EventArchiveVerifier
             }
             else return new(false, $"TAMPERED: line {n} is neither an event, an entry nor a digest.");
         }
+        if (unreadable is not null) return new(false, $"TAMPERED: the archive is not readable gzip ({unreadable}).");
+        var total = count + (current is null ? 0 : 1);
+        if (total < 3) return new(false, "TAMPERED: the archive is too short: it needs a header, a digest and a seal.");
         if (recorded != events.Count) return new(false, $"TAMPERED: {events.Count} events are archived, but {recorded} entries record events.");
         if (previous is null || previous.Seq != header!.ToEntry) return new(false, $"TAMPERED: the archive's entries do not end at entry {header!.ToEntry}.");
         if (digest is null || digest.Seq != previous.Seq || digest.HeadHash != previous.Hash)
@@ -157,19 +171,19 @@ public static class EventArchiveVerifier
         ArchiveSeal? seal;
         try
         {
-            seal = JsonDocument.Parse(lines[^1]).RootElement.TryGetProperty("seal", out var s) ? s.Deserialize<ArchiveSeal>(EventArchiveFormat.Json) : null;
+            seal = JsonDocument.Parse(current!).RootElement.TryGetProperty("seal", out var s) ? s.Deserialize<ArchiveSeal>(EventArchiveFormat.Json) : null;
         }
         catch (JsonException)
         {
             seal = null;
         }
-        if (seal is null) return new(false, $"TAMPERED: line {lines.Count} is not the archive's seal.");
-        if (seal.Lines != lines.Count - 1 || seal.LineChain != chain || seal.FromSeq != header!.FromSeq || seal.ToSeq != header.ToSeq ||
+        if (seal is null) return new(false, $"TAMPERED: line {total} is not the archive's seal.");
+        if (seal.Lines != total - 1 || seal.LineChain != chain || seal.FromSeq != header!.FromSeq || seal.ToSeq != header.ToSeq ||
             seal.HeadEntry != previous.Seq || seal.HeadHash != previous.Hash)
-            return new(false, $"TAMPERED: the seal on line {lines.Count} does not cover these {lines.Count - 1} lines (lines were added, removed or rewritten).");
+            return new(false, $"TAMPERED: the seal on line {total} does not cover these {total - 1} lines (lines were added, removed or rewritten).");
         if (AuditSigningKey.KeyIdOf(publicKey) != seal.KeyId || !AuditSigningKey.Verify(publicKey,
                 EventArchiveFormat.SealMessage(seal.Lines, seal.LineChain, seal.FromSeq, seal.ToSeq, seal.HeadEntry, seal.HeadHash, seal.SignedAtUtc), seal.Signature))
-            return new(false, $"TAMPERED: the seal's signature on line {lines.Count} is not valid for key {AuditSigningKey.KeyIdOf(publicKey)}.");
+            return new(false, $"TAMPERED: the seal's signature on line {total} is not valid for key {AuditSigningKey.KeyIdOf(publicKey)}.");
         return new(true, $"VALID: events {header.FromSeq}–{header.ToSeq} ({events.Count}), audit entries {header.FromEntry}–{header.ToEntry} linked and hashed, " +
                          $"the chain's digest of entry {digest.Seq} signed at {digest.SignedAt:O} and the seal signed by key {seal.KeyId}.");
     }

@@ -20,6 +20,7 @@ public static class PlatformAtQuery
     {
         var asOf = ctx.Utc("asOf") ?? throw DomainException.Validation("asOf is required.");
         var principal = ctx.Caller().Principal;
+        await ctx.Service<ArchiveBoundary>().RequireAtAsync(asOf, $"platformAt({asOf.UtcDateTime:O})", ctx.CancellationToken);
         var platform = await ctx.Service<PlatformCheckpointer>().Checkpoints.AtAsync(asOf, ctx.CancellationToken);
         var podStates = platform.Pods.ToDictionary(p => p.Key, p => p.Value.State);
         var visiblePods = platform.Pods.Values.Where(p => principal.TenantId is null || p.State.TenantId == principal.TenantId)

@@ -21,9 +21,9 @@ public sealed class ReplayOptions
 /// <summary>
 /// Keeps the platform projection's checkpoints up with the log: every second it folds the events up to the async
 /// daemon's high-water mark (below which no transaction is still open, so none is skipped). A rebuild takes the same
-/// lock, clears the checkpoints and folds from event 0.
+/// lock, clears the checkpoints and folds from event 0, or from the cut of archived events removed from the log.
 /// </summary>
-public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase database, ReplayOptions options, TimeProvider time,
+public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase database, ReplayOptions options, TimeProvider time, ArchiveBoundary boundary,
     ILogger<PlatformCheckpointer> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -64,7 +64,7 @@ public sealed class PlatformCheckpointer(IDocumentStore store, KraudDatabase dat
         try
         {
             await Checkpoints.EnsureSchemaAsync(ct);
-            await Projection.RebuildAsync(await HighWaterMarkAsync(ct), progress, ct);
+            await Projection.RebuildAsync(await HighWaterMarkAsync(ct), await boundary.CheckpointFloorAsync(ct), progress, ct);
         }
         catch
         {

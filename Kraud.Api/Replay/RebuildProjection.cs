@@ -25,7 +25,7 @@ public sealed record RebuildJob(string Name, string State, int EventsProcessed, 
 /// daemon's agent goes on from there; the inline read models go through Marten's daemon.
 /// </summary>
 public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore store, KraudDatabase database, PlatformCheckpointer checkpointer,
-    AuditChainProjection auditChain, IWolverineRuntime runtime, IClusterNodes cluster, ILogger<RebuildJobs> logger)
+    AuditChainProjection auditChain, ArchiveBoundary boundary, IWolverineRuntime runtime, IClusterNodes cluster, ILogger<RebuildJobs> logger)
 {
     /// <summary>The projections Kraud registers (see MartenSetup) and the platform projection's checkpoints.</summary>
     public static readonly IReadOnlyList<string> Names =
@@ -119,17 +119,17 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
             var upTo = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
             await coordinator.ResumeAsync();
             progress.Stage("pause the daemon", clock.Elapsed);
+            var rebuild = new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema);
+            var start = await boundary.ChainStartAsync(CancellationToken.None);
             try
             {
-                await new AuditChainRebuild(store, database.ConnectionString, KraudDatabase.Schema).RunAsync(upTo, progress, CancellationToken.None);
+                // After a removal of archived events the chain is rebuilt from the archive's head: its entries up to
+                // there stay (verifyAuditChain walks them), and the events before it are not all in the log any more.
+                await rebuild.RunAsync(upTo, start, progress, CancellationToken.None);
             }
             catch
             {
-                await using var connection = new NpgsqlConnection(database.ConnectionString);
-                await connection.OpenAsync();
-                await using var reset = new NpgsqlCommand($"update {KraudDatabase.Schema}.mt_event_progression set last_seq_id = 0 where name = @shard", connection);
-                reset.Parameters.AddWithValue("shard", shard);
-                await reset.ExecuteNonQueryAsync();
+                await rebuild.ResetAsync(start, CancellationToken.None);
                 throw;
             }
         }

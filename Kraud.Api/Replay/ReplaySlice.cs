@@ -16,6 +16,7 @@ public sealed class ReplaySlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<EventLog>();
+        services.AddSingleton<ArchiveBoundary>();
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(ReplayOptions.Section).Get<ReplayOptions>() ?? new ReplayOptions());
         services.AddSingleton<PlatformCheckpointer>();
         services.AddHostedService(sp => sp.GetRequiredService<PlatformCheckpointer>());

@@ -10,6 +10,9 @@ public enum ErrorCode
     Conflict,
     Unschedulable,
     Precondition,
+
+    /// <summary>A read before the boundary of events removed from the log: the answer is in an archive, which the message names.</summary>
+    ArchiveRequired,
 }
 
 /// <summary>
@@ -28,6 +31,7 @@ public sealed class DomainException(ErrorCode code, string message) : Exception(
         ErrorCode.Conflict => "CONFLICT",
         ErrorCode.Unschedulable => "UNSCHEDULABLE",
         ErrorCode.Precondition => "PRECONDITION",
+        ErrorCode.ArchiveRequired => "ARCHIVE_REQUIRED",
         _ => throw new InvalidOperationException($"{Code} has no contract code."),
     };
 

@@ -26,7 +26,11 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
     private const string IndexSortMemory = "1GB";
     private string Entries => $"{schema}.mt_doc_auditentry";
 
-    public async Task<AuditChainHead> RunAsync(long upTo, RebuildProgress progress, CancellationToken ct)
+    /// <param name="from">
+    /// The head to link on from (an archive's, once events before it left the log): its entries stay and the events at
+    /// or before it are not read. Null: from genesis, every entry rewritten.
+    /// </param>
+    public async Task<AuditChainHead> RunAsync(long upTo, AuditChainHead? from, RebuildProgress progress, CancellationToken ct)
     {
         await store.Storage.Database.EnsureStorageExistsAsync(typeof(AuditEntry), ct);
         await store.Storage.Database.EnsureStorageExistsAsync(typeof(AuditChainHead), ct);
@@ -35,7 +39,8 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
         progress.Begin(upTo); // sequence numbers, so a little more than the events where transactions rolled back
         var shard = $"{AuditChainProjection.Name}:All";
         var startedAt = await ProgressionAsync(writer, shard, ct);
-        await ExecuteAsync(writer, $"truncate {Entries}; delete from {schema}.mt_doc_auditchainhead where id = '{AuditChainHead.PlatformChain}'", ct);
+        await ExecuteAsync(writer, (from is null ? $"truncate {Entries};" : $"delete from {Entries} where id > {from.LastEntry};") +
+                                   $"delete from {schema}.mt_doc_auditchainhead where id = '{AuditChainHead.PlatformChain}'", ct);
         var indexes = await SecondaryIndexesAsync(writer, ct);
         foreach (var (name, _) in indexes) await ExecuteAsync(writer, $"drop index if exists {schema}.{name}", ct);
         // The primary key too: three writers copy interleaved ranges of ids, so its index took inserts in the middle of
@@ -50,7 +55,7 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            head = await LoadAsync(upTo, progress, ct);
+            head = await LoadAsync(upTo, from ?? new AuditChainHead(), progress, ct);
             progress.Stage("read, link and copy", clock.Elapsed);
         }
         finally
@@ -84,18 +89,49 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
             if (await position.ExecuteNonQueryAsync(ct) != 1)
                 throw new InvalidOperationException($"The daemon's {shard} agent ran during the rebuild; the chain is not trusted.");
         }
-        await using (var headRow = new NpgsqlCommand(
-                         $"insert into {schema}.mt_doc_auditchainhead (id, data, mt_version, mt_dotnet_type) values (@id, @data, @version, @type) " +
-                         "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_last_modified = now()", writer, tx))
-        {
-            headRow.Parameters.AddWithValue("id", head.Id);
-            headRow.Parameters.Add(new NpgsqlParameter("data", NpgsqlDbType.Jsonb) { Value = store.Options.Serializer().ToJson(head) });
-            headRow.Parameters.AddWithValue("version", Guid.CreateVersion7());
-            headRow.Parameters.AddWithValue("type", typeof(AuditChainHead).FullName!);
-            await headRow.ExecuteNonQueryAsync(ct);
-        }
+        await WriteHeadAsync(writer, tx, head, ct);
         await tx.CommitAsync(ct);
         return head;
+    }
+
+    /// <summary>
+    /// After a failed rebuild: the chain left at <paramref name="from"/> (its entries up to it, its head, the daemon's
+    /// position at its last event) or, when null, the daemon's position at 0, so the daemon's agent links the rest (slow,
+    /// but exact). Once archived events left the log, a chain linked again from event 0 would not be the one they proved.
+    /// </summary>
+    public async Task ResetAsync(AuditChainHead? from, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        if (from is not null)
+        {
+            await using (var entries = new NpgsqlCommand($"delete from {Entries} where id > @last", connection, tx))
+            {
+                entries.Parameters.AddWithValue("last", from.LastEntry);
+                await entries.ExecuteNonQueryAsync(ct);
+            }
+            await WriteHeadAsync(connection, tx, from, ct);
+        }
+        await using (var position = new NpgsqlCommand($"update {schema}.mt_event_progression set last_seq_id = @seq where name = @shard", connection, tx))
+        {
+            position.Parameters.AddWithValue("seq", from?.LastEventSeq ?? 0);
+            position.Parameters.AddWithValue("shard", $"{AuditChainProjection.Name}:All");
+            await position.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task WriteHeadAsync(NpgsqlConnection connection, NpgsqlTransaction tx, AuditChainHead head, CancellationToken ct)
+    {
+        await using var headRow = new NpgsqlCommand(
+            $"insert into {schema}.mt_doc_auditchainhead (id, data, mt_version, mt_dotnet_type) values (@id, @data, @version, @type) " +
+            "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_last_modified = now()", connection, tx);
+        headRow.Parameters.AddWithValue("id", head.Id);
+        headRow.Parameters.Add(new NpgsqlParameter("data", NpgsqlDbType.Jsonb) { Value = store.Options.Serializer().ToJson(head) });
+        headRow.Parameters.AddWithValue("version", Guid.CreateVersion7());
+        headRow.Parameters.AddWithValue("type", typeof(AuditChainHead).FullName!);
+        await headRow.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>
@@ -104,11 +140,11 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
     /// rendered. Rendering on the reader made it the bottleneck: alone it read and linked 129,000 events/s, and with
     /// Marten's serializer rendering too 81,000 (bench … audit, 1,000,000 events).
     /// </summary>
-    private async Task<AuditChainHead> LoadAsync(long upTo, RebuildProgress progress, CancellationToken ct)
+    private async Task<AuditChainHead> LoadAsync(long upTo, AuditChainHead from, RebuildProgress progress, CancellationToken ct)
     {
         var chunks = Channel.CreateBounded<List<AuditEntry>>(new BoundedChannelOptions(Writers * 2) { SingleWriter = true });
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var reading = Task.Run(() => ReadAndLinkAsync(upTo, chunks.Writer, progress, failed.Token), failed.Token);
+        var reading = Task.Run(() => ReadAndLinkAsync(upTo, from, chunks.Writer, progress, failed.Token), failed.Token);
         var writing = Enumerable.Range(0, Writers).Select(_ => Task.Run(() => WriteAsync(chunks.Reader, failed.Token), failed.Token)).ToList();
         try
         {
@@ -148,13 +184,14 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
     /// The reader only reads: it hands batches of rows to the linker, which hashes the chain on a thread of its own. On
     /// one thread the two took turns, and the read (Npgsql's parsing of ten columns) was as long as the hashing.
     /// </summary>
-    private async Task<AuditChainHead> ReadAndLinkAsync(long upTo, ChannelWriter<List<AuditEntry>> chunks, RebuildProgress progress, CancellationToken ct)
+    private async Task<AuditChainHead> ReadAndLinkAsync(long upTo, AuditChainHead from, ChannelWriter<List<AuditEntry>> chunks, RebuildProgress progress,
+        CancellationToken ct)
     {
         try
         {
             var rows = Channel.CreateBounded<AuditedEvent[]>(new BoundedChannelOptions(8) { SingleWriter = true, SingleReader = true });
-            var reading = Task.Run(() => ReadAsync(upTo, rows.Writer, ct), ct);
-            var linker = new AuditChainLinker(new AuditChainHead());
+            var reading = Task.Run(() => ReadAsync(from.LastEventSeq, upTo, rows.Writer, ct), ct);
+            var linker = new AuditChainLinker(from);
             var chunk = new List<AuditEntry>(ChunkRows + 2 * ReadBatch);
             var add = chunk.Add;
             await foreach (var batch in rows.Reader.ReadAllAsync(ct))
@@ -188,7 +225,7 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
 
     private const int ReadBatch = 2_000;
 
-    private async Task ReadAsync(long upTo, ChannelWriter<AuditedEvent[]> rows, CancellationToken ct)
+    private async Task ReadAsync(long after, long upTo, ChannelWriter<AuditedEvent[]> rows, CancellationToken ct)
     {
         try
         {
@@ -197,8 +234,9 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
             await using var cmd = new NpgsqlCommand($"""
                 select seq_id, timestamp, stream_id, type, correlation_id, causation_id, headers ->> '{AuditHeaders.Actor}', headers ->> '{AuditHeaders.Tenant}',
                        headers ->> '{AuditHeaders.Command}', headers ->> '{AuditHeaders.CommandId}'
-                from {schema}.mt_events where seq_id <= @upTo order by seq_id
+                from {schema}.mt_events where seq_id > @after and seq_id <= @upTo order by seq_id
                 """, connection) { CommandTimeout = 0 };
+            cmd.Parameters.AddWithValue("after", after);
             cmd.Parameters.AddWithValue("upTo", upTo);
             await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
             var batch = new AuditedEvent[ReadBatch];

@@ -51,10 +51,13 @@ public sealed class PlatformCheckpointProjection(PlatformCheckpoints checkpoints
         if (_pending > 0 && time.GetUtcNow() - _lastWritten >= everyInterval) await WriteAsync(ct);
     }
 
-    /// <summary>Forgets every checkpoint and folds the log again from event 0 up to <paramref name="upTo"/>.</summary>
-    public async Task RebuildAsync(long upTo, RebuildProgress? progress, CancellationToken ct)
+    /// <summary>
+    /// Forgets every checkpoint after <paramref name="floor"/> and folds the log again from there up to
+    /// <paramref name="upTo"/>: from event 0, or from the cut up to which archived events were removed.
+    /// </summary>
+    public async Task RebuildAsync(long upTo, long floor, RebuildProgress? progress, CancellationToken ct)
     {
-        await checkpoints.ClearAsync(ct);
+        await checkpoints.ClearAsync(floor, ct);
         _state = null;
         await CatchUpAsync(upTo, progress, ct);
     }

@@ -66,11 +66,52 @@ public sealed class PlatformCheckpoints(IDocumentStore store, string connectionS
             """, ct);
     }
 
-    /// <summary>Forgets every checkpoint (a rebuild starts from event 0).</summary>
-    public async Task ClearAsync(CancellationToken ct)
+    /// <summary>The table of the states (archived events are removed only from streams it no longer holds at the cut).</summary>
+    public string StatesTable => States;
+
+    /// <summary>
+    /// Forgets every checkpoint after <paramref name="floor"/> (a rebuild starts from it): 0 when the log holds every
+    /// event, otherwise the cut up to which archived events were removed, whose states are the only way past it.
+    /// </summary>
+    public async Task ClearAsync(long floor, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        await ExecuteAsync(connection, $"truncate {Checkpoints}, {States}", ct);
+        if (floor == 0)
+        {
+            await ExecuteAsync(connection, $"truncate {Checkpoints}, {States}", ct);
+            return;
+        }
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using var cmd = new NpgsqlCommand($"""
+            delete from {Checkpoints} where seq > @floor;
+            delete from {States} where lower(valid) > @floor;
+            update {States} set valid = int8range(lower(valid), null) where valid @> @floor and not upper_inf(valid);
+            """, connection, tx);
+        cmd.Parameters.AddWithValue("floor", floor);
+        await cmd.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>The latest checkpoint at or before <paramref name="seq"/>, if any.</summary>
+    public async Task<Checkpoint?> LatestAtOrBeforeAsync(long seq, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"select seq, max_at from {Checkpoints} where seq <= @seq order by seq desc limit 1", connection);
+        cmd.Parameters.AddWithValue("seq", seq);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? new Checkpoint(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1)) : null;
+    }
+
+    /// <summary>Forgets the checkpoints before <paramref name="seq"/> and the states no checkpoint from it on holds.</summary>
+    public async Task PruneBeforeAsync(long seq, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"""
+            delete from {Checkpoints} where seq < @seq;
+            delete from {States} where not upper_inf(valid) and upper(valid) <= @seq;
+            """, connection) { CommandTimeout = 0 };
+        cmd.Parameters.AddWithValue("seq", seq);
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     public async Task<Checkpoint?> LatestAsync(CancellationToken ct)

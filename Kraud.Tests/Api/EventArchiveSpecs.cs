@@ -80,6 +80,11 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         Assert.Equal(1, rehashed.ExitCode);
         Assert.Contains($"TAMPERED: line {entryLine + 1}", rehashed.Stderr);
 
+        // Cut short (its digest and seal gone), it fails: the verifier streams the file and takes its last line for the seal.
+        var cut = await _cli.RunAsync("audit", "verify-archive", await WriteAsync(lines.Take(lines.Count - 2)), "--key", PublicKey);
+        Assert.Equal(1, cut.ExitCode);
+        Assert.Contains("TAMPERED", cut.Stderr);
+
         // Another platform's key does not vouch for it.
         using var other = NSec.Cryptography.Key.Create(NSec.Cryptography.SignatureAlgorithm.Ed25519);
         var foreign = await _cli.RunAsync("audit", "verify-archive", file, "--key",

@@ -99,7 +99,7 @@ public sealed class PlatformCheckpointSpecs : IAsyncLifetime
         Assert.True(written.Count > 3);
 
         var progress = new Kraud.Projections.Common.RebuildProgress();
-        await projection.RebuildAsync(await LastSeqAsync(), progress, default);
+        await projection.RebuildAsync(await LastSeqAsync(), 0, progress, default);
 
         Assert.Equal(before, Render(await checkpoints.AtAsync(middle, default)));
         Assert.Equal(times.Count, progress.Processed);

@@ -1,0 +1,108 @@
+using Kraud.Api.Common;
+using Kraud.Domain.Common;
+using Kraud.Projections.Replay;
+using Marten;
+using Npgsql;
+
+namespace Kraud.Api.Audit;
+
+/// <summary>
+/// Removes archived events from the log once their archive is written and verified (EventArchiver). Only events of
+/// streams that had ended by the cut leave: deciders fold their streams live (FetchForWriting, no snapshots), so a
+/// stream still live keeps every event of its own, however old. The cut is the last checkpoint of the platform
+/// projection in the archive: its states are where every replay after the cut starts, so the removed events are never
+/// needed again, and reads of earlier instants answer ARCHIVE_REQUIRED (ArchiveBoundary) from the moment the record
+/// says so, before the first event goes.
+/// </summary>
+public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase database, PlatformCheckpoints checkpoints, ILogger<ArchivedEventRemoval> logger)
+{
+    /// <summary>
+    /// Sequence numbers per delete: each delete is a short transaction of its own that locks only the rows it removes
+    /// (which nobody writes any more), so appends and reads go on beside it.
+    /// </summary>
+    public const int BatchSeqs = 10_000;
+
+    /// <summary>The first event of every stream the platform projection folds (PlatformEventReader's starts), by type name.</summary>
+    private static readonly string[] Starts = ["pod_requested", "volume_requested", "ingress_created", "host_registered"];
+
+    public async Task RemoveAsync(EventArchiveRecord record, CancellationToken ct)
+    {
+        var schema = KraudDatabase.Schema;
+        await using var session = store.QuerySession();
+        var previousCut = await session.Query<EventArchiveRecord>().Where(a => a.RemovedUpToSeq > 0 && a.Id != record.Id).OrderByDescending(a => a.RemovedUpToSeq)
+            .Select(a => a.RemovedUpToSeq).FirstOrDefaultAsync(ct);
+        // A removal that stopped half-way goes on at its own cut.
+        var cut = record is { RemovedUpToSeq: > 0, RemovedBefore: { } removedBefore }
+            ? new Checkpoint(record.RemovedUpToSeq, removedBefore)
+            : await checkpoints.LatestAtOrBeforeAsync(record.ToSeq, ct);
+        if (cut is null || cut.Seq <= previousCut)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Archive {record.File} was written, but no events were removed: no checkpoint of the platform projection lies between event " +
+                $"{previousCut} (the last removal) and event {record.ToSeq} (the archive's end). Checkpoints are written every Replay:CheckpointEveryEvents " +
+                "events; archive up to a later instant.");
+
+        // Reads refuse earlier instants from here on: none can see a log with some of the events gone.
+        record.RemovedUpToSeq = cut.Seq;
+        record.RemovedBefore = cut.MaxAt;
+        await using (var write = store.LightweightSession())
+        {
+            write.Store(record);
+            await write.SaveChangesAsync(ct);
+        }
+
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync(ct);
+        // Ended by the cut: a stream the platform projection folds (its first event starts one) that the checkpoint at the
+        // cut no longer holds (a deleted pod, volume or ingress), and that has no event after the cut. Its row in
+        // mt_streams stays: the stream's version, so an append to it still meets the version check. The deletes go from
+        // the cut down, so a removal that stopped half-way left every such stream its first event, and finds it again.
+        await ExecuteAsync(connection, $"""
+            drop table if exists pg_temp.ended_streams;
+            create temp table ended_streams (id uuid primary key);
+            insert into ended_streams
+            select s.id from {schema}.mt_streams s
+            join {schema}.mt_events f on f.stream_id = s.id and f.version = 1 and f.seq_id <= @cut and f.type = any(@starts)
+            where not exists (select 1 from {schema}.mt_events l where l.stream_id = s.id and l.seq_id > @cut)
+              and not exists (select 1 from {checkpoints.StatesTable} r where r.id = s.id and r.valid @> @cut)
+            on conflict do nothing;
+            analyze ended_streams;
+            """, ct, ("cut", cut.Seq), ("starts", Starts));
+        var from = await ScalarAsync(connection, $"select coalesce(min(seq_id), 0) from {schema}.mt_events where stream_id in (select id from ended_streams)", ct);
+        long removed = 0;
+        for (var high = cut.Seq; from > 0 && high >= from; high -= BatchSeqs)
+        {
+            var low = Math.Max(from - 1, high - BatchSeqs);
+            await using var delete = new NpgsqlCommand(
+                $"delete from {schema}.mt_events where seq_id > @low and seq_id <= @high and stream_id in (select id from ended_streams)", connection)
+            { CommandTimeout = 0 };
+            delete.Parameters.AddWithValue("low", low);
+            delete.Parameters.AddWithValue("high", high);
+            removed += await delete.ExecuteNonQueryAsync(ct);
+        }
+        // Checkpoints before the cut can only serve reads that are refused now.
+        await checkpoints.PruneBeforeAsync(cut.Seq, ct);
+
+        record.RemovedEvents += removed;
+        record.RemovalFinished = true;
+        await using (var write = store.LightweightSession())
+        {
+            write.Store(record);
+            await write.SaveChangesAsync(ct);
+        }
+        logger.LogWarning("Removed {Events} archived events of ended streams up to event {Cut} (archive {File}); reads before {Before:O} need the archive",
+            removed, cut.Seq, record.File, cut.MaxAt);
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

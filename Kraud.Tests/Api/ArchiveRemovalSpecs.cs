@@ -1,0 +1,211 @@
+using System.Text.Json;
+using Kraud.Api.Audit;
+using Kraud.Tests.Infrastructure;
+using Marten;
+using Marten.Events;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Kraud.Tests.Api;
+
+/// <summary>A removal cuts the log for every later read: an application of its own keeps that away from the other replay specs.</summary>
+public sealed class ArchiveRemovalApp : KraudApp
+{
+    protected override IEnumerable<(string Key, string Value)> Settings =>
+    [
+        // A checkpoint every few events, and one for whatever waits a second: a removal ends at a checkpoint.
+        ("Replay:CheckpointEveryEvents", "10"),
+        ("Replay:CheckpointEveryMinutes", "0.01"),
+    ];
+}
+
+[CollectionDefinition(Name)]
+public sealed class ArchiveRemovalCollection : ICollectionFixture<ArchiveRemovalApp>
+{
+    public const string Name = "Kraud archive removal";
+}
+
+/// <summary>Archived events leave the log: the chain stays proven, live streams keep working, earlier reads need the archive.</summary>
+[Collection(ArchiveRemovalCollection.Name)]
+public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
+{
+    private readonly KraudCli _cli = new();
+
+    private sealed record Removal(TenantScope Tenant, string Ended, string Live, DateTime Early, JsonElement Archive)
+    {
+        public string File => Archive.GetProperty("file").GetString()!;
+    }
+
+    /// <summary>
+    /// A pod created and deleted (its stream ends) and one created and running, both in an archive written with
+    /// removeFromLog once a checkpoint covers them.
+    /// </summary>
+    private async Task<Removal> ArchiveAndRemoveAsync()
+    {
+        var early = DateTime.UtcNow;
+        var tenant = await TenantScope.CreateAsync(app);
+        var ended = (await tenant.CreatePodAsync("ended")).Id();
+        await tenant.WaitForPodAsync(ended, "RUNNING");
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = ended })).ShouldSucceed();
+        await tenant.WaitForPodAsync(ended, "STOPPED");
+        var live = (await tenant.CreatePodAsync("live")).Id();
+        await tenant.WaitForPodAsync(live, "RUNNING");
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var last = await ScalarAsync($"select max(seq_id) from kraud.mt_events where stream_id in ('{ended}', '{live}')");
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= last, TimeSpan.FromSeconds(30),
+            "a checkpoint covers both pods");
+        (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
+        await Task.Delay(10); // the signed head's entry is older than the instant archived up to
+        var archive = (await app.AsOperator(
+                "mutation($b: DateTime) { archiveEvents(before: $b, removeFromLog: true) { file fromSeq toSeq events toEntry headHash removedUpToSeq removedEvents removedBefore } }",
+                new { b = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("archiveEvents");
+        var events = await app.EventsOf(Guid.Parse(live));
+        Assert.True(events.Count > 0 && events[0].Version == 1, $"live keeps its events: {events.Count} from version {events.FirstOrDefault()?.Version}; {archive}");
+        return new Removal(tenant, ended, live, early, archive);
+    }
+
+    [Fact]
+    public async Task removing_an_archive_takes_the_events_of_ended_streams_out_of_the_log_and_the_chain_still_proves_itself()
+    {
+        var removal = await ArchiveAndRemoveAsync();
+        Assert.True(removal.Archive.GetProperty("removedEvents").GetInt64() > 0);
+        Assert.InRange(removal.Archive.GetProperty("removedUpToSeq").GetInt64(), 1, removal.Archive.GetProperty("toSeq").GetInt64());
+        Assert.Empty(await app.EventsOf(Guid.Parse(removal.Ended)));
+        var live = await app.EventsOf(Guid.Parse(removal.Live));
+        Assert.Equal(1, live[0].Version); // a live stream keeps every event of its own
+        Assert.Equal("pod_requested", live[0].EventTypeName);
+
+        // The chain's entries stay, linked and hashed from genesis, and the platform's key still vouches for the archive.
+        var verified = (await app.AsOperator("query { verifyAuditChain { valid firstBrokenSeq } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain");
+        Assert.True(verified.GetProperty("valid").GetBoolean(), verified.ToString());
+        var key = Convert.ToBase64String(app.Host.Services.GetRequiredService<AuditSigningKey>().PublicKey);
+        Assert.StartsWith("VALID: ", (await _cli.RunAsync("audit", "verify-archive", removal.File, "--key", key)).ShouldSucceed().Stdout);
+
+        // Rebuilt without the removed events, the chain starts at the archive's head and comes out the same.
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var before = await EntriesAsync();
+        await RebuildAsync("AuditChain");
+        var after = await EntriesAsync();
+        Assert.Equal(before, after.Take(before.Count));
+        Assert.True((await app.AsOperator("query { verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+
+        // The checkpoints rebuild from the cut, and the platform after it is whole.
+        await RebuildAsync("PlatformCheckpoints");
+        var now = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id state } } }", new { t = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("platformAt").GetProperty("pods").EnumerateArray().ToList();
+        Assert.Equal("RUNNING", now.Single(p => p.Id() == removal.Live).State());
+        Assert.DoesNotContain(now, p => p.Id() == removal.Ended);
+    }
+
+    [Fact]
+    public async Task a_pod_created_before_the_boundary_still_scales_and_deletes()
+    {
+        var removal = await ArchiveAndRemoveAsync();
+        var scaled = (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { replicas version } }", new { id = removal.Live }))
+            .ShouldSucceed().Data.GetProperty("scalePod");
+        Assert.Equal(2, scaled.GetProperty("replicas").GetInt32());
+        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+            TimeSpan.FromSeconds(30), "the pod runs two replicas");
+        (await removal.Tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = removal.Live })).ShouldSucceed();
+        await removal.Tenant.WaitForPodAsync(removal.Live, "STOPPED");
+    }
+
+    [Fact]
+    public async Task reads_before_the_boundary_answer_archive_required_naming_the_archive_and_later_reads_answer()
+    {
+        var removal = await ArchiveAndRemoveAsync();
+        var file = Path.GetFileName(removal.File);
+        var removedBefore = removal.Archive.GetProperty("removedBefore").GetDateTime();
+        Assert.True(removal.Early < removedBefore);
+
+        void Refused(GqlResponse response) => Assert.True(response.ShouldFailWith("ARCHIVE_REQUIRED").FirstErrorMessage.Contains(file, StringComparison.Ordinal), $"{file} in {response.FirstErrorMessage}");
+        Refused(await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { asOf } }", new { t = removal.Early }));
+        Refused(await removal.Tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }", new { id = removal.Live, t = removal.Early }));
+        // The ended pod's stream left the log: even asked of now, its history is in the archive.
+        Refused(await removal.Tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }", new { id = removal.Ended, t = DateTime.UtcNow }));
+        Refused(await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id = removal.Ended }));
+        Refused(await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id = removal.Live }));
+        Refused(await app.AsOperator("query($f: DateTime!, $t: DateTime!) { incident(from: $f, to: $t) { summary } }", new { f = removal.Early, t = DateTime.UtcNow }));
+
+        var after = DateTime.UtcNow;
+        var platform = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id state } } }", new { t = after })).ShouldSucceed();
+        Assert.Contains(platform.Data.GetProperty("platformAt").GetProperty("pods").EnumerateArray(), p => p.Id() == removal.Live);
+        var pod = (await removal.Tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }", new { id = removal.Live, t = after }))
+            .ShouldSucceed().Data.GetProperty("pod");
+        Assert.Equal("RUNNING", pod.State());
+        (await removal.Tenant.Gql("query($id: ID!, $f: DateTime) { timeline(resourceId: $id, from: $f) { seq } }", new { id = removal.Live, f = after }))
+            .ShouldSucceed();
+        (await app.AsOperator("query($f: DateTime!, $t: DateTime!) { incident(from: $f, to: $t) { summary } }", new { f = after, t = DateTime.UtcNow }))
+            .ShouldSucceed();
+    }
+
+    [Fact]
+    public async Task an_archive_written_earlier_is_removed_on_its_own_and_a_removal_stopped_half_way_goes_on_once_by_an_operator_only()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var ended = (await tenant.CreatePodAsync("later")).Id();
+        await tenant.WaitForPodAsync(ended, "RUNNING");
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = ended })).ShouldSucceed();
+        await tenant.WaitForPodAsync(ended, "STOPPED");
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var last = await ScalarAsync($"select max(seq_id) from kraud.mt_events where stream_id = '{ended}'");
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= last, TimeSpan.FromSeconds(30),
+            "a checkpoint covers the pod");
+        (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
+        await Task.Delay(10);
+        var archive = (await app.AsOperator("mutation($b: DateTime) { archiveEvents(before: $b) { removedUpToSeq removedEvents } }", new { b = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("archiveEvents");
+        Assert.Equal(0, archive.GetProperty("removedUpToSeq").GetInt64());
+        Assert.NotEmpty(await app.EventsOf(Guid.Parse(ended)));
+
+        // A removal that stopped half-way: its cut stored, the pod's later events deleted, its first ones not yet.
+        Kraud.Api.Audit.EventArchiveRecord record;
+        await using (var session = app.Store.LightweightSession())
+        {
+            record = await session.Query<Kraud.Api.Audit.EventArchiveRecord>().OrderByDescending(a => a.Id).FirstAsync();
+            var cut = await app.Host.Services.GetRequiredService<Kraud.Projections.Replay.PlatformCheckpoints>().LatestAtOrBeforeAsync(record.ToSeq, default);
+            (record.RemovedUpToSeq, record.RemovedBefore) = (cut!.Seq, cut.MaxAt);
+            session.Store(record);
+            await session.SaveChangesAsync();
+        }
+        await ScalarAsync($"with gone as (delete from kraud.mt_events where stream_id = '{ended}' and version > 2 returning 1) select count(*) from gone");
+        Assert.Equal(2, (await app.EventsOf(Guid.Parse(ended))).Count);
+
+        (await tenant.Gql("mutation { removeArchivedEvents { file } }")).ShouldFailWith("FORBIDDEN");
+        var removed = (await app.AsOperator("mutation { removeArchivedEvents { removedUpToSeq removedEvents } }")).ShouldSucceed().Data.GetProperty("removeArchivedEvents");
+        Assert.True(removed.GetProperty("removedEvents").GetInt64() > 0);
+        Assert.Empty(await app.EventsOf(Guid.Parse(ended)));
+        (await app.AsOperator("mutation { removeArchivedEvents { file } }")).ShouldFailWith("PRECONDITION");
+    }
+
+    private async Task RebuildAsync(string name)
+    {
+        (await app.AsOperator("mutation($n: String!) { rebuildProjection(name: $n) { name } }", new { n = name })).ShouldSucceed();
+        var done = await Eventually.Get(async () => (await app.AsOperator("query($n: String!) { rebuildJob(name: $n) { state } }", new { n = name }))
+                .ShouldSucceed().Data.GetProperty("rebuildJob"),
+            j => j.GetProperty("state").GetString() != "RUNNING", TimeSpan.FromSeconds(60), $"{name} was rebuilt");
+        Assert.Equal("COMPLETED", done.GetProperty("state").GetString());
+    }
+
+    private async Task<List<(long Id, string Hash)>> EntriesAsync()
+    {
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("select id, data ->> 'Hash' from kraud.mt_doc_auditentry order by id", connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<(long, string)>();
+        while (await reader.ReadAsync()) rows.Add((reader.GetInt64(0), reader.GetString(1)));
+        return rows;
+    }
+
+    private async Task<long> ScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, connection);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose() => _cli.Dispose();
+}
