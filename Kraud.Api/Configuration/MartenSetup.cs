@@ -69,7 +69,9 @@ public static class MartenSetup
                     // The scheduler gathers the pods that wait for a placement (SchedulePodHandler.GatherPendingAsync): a few among thousands.
                     .Index(x => x.State);
                 opts.Schema.For<ApiTokenView>().UniqueIndex(x => x.SecretSha256);
-                opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At);
+                opts.Schema.For<AuditEntry>().Index(x => x.TenantId).Index(x => x.At)
+                    // Whose a stream is, once its events left the log for an archive (ArchiveBoundary).
+                    .Index(x => x.ResourceId);
                 opts.Schema.For<NameClaim>();
                 opts.Schema.For<HostPushed>();
                 opts.Schema.For<Kraud.Projections.Volumes.VolumeView>().Index(x => x.TenantId).Index(x => x.CreatedTicks);

@@ -41,11 +41,29 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     /// A window's read (timeline, incident) needs the events in it: refused when it starts at or before the boundary
     /// (events of that very instant may be gone). Without a start, a resource's window starts with its stream.
     /// </summary>
-    public async Task RequireFromAsync(DateTimeOffset? from, Guid? stream, string what, CancellationToken ct)
+    /// <param name="viewer">A tenant asking: a stream that is not its own is not refused (the read then answers what it
+    /// answers for an id it does not know), or the refusal would tell it that the id exists.</param>
+    public async Task RequireFromAsync(DateTimeOffset? from, Guid? stream, Guid? viewer, string what, CancellationToken ct)
     {
         if (await LatestRemovalAsync(ct) is not { RemovedBefore: { } before } removal) return;
-        if (from is null && stream is { } id) from = await StreamStartAsync(id, ct);
+        if (from is null && stream is { } id)
+        {
+            from = await StreamStartAsync(id, ct);
+            if (from <= before && !await VisibleAsync(id, viewer, ct)) return;
+        }
         if (from is null || from <= before) throw await RefusalAsync(removal, before, from == DateTimeOffset.MinValue ? null : from, what, ct);
+    }
+
+    /// <summary>
+    /// Whether the stream is the viewer's (always, for an operator or auditor): told by its audit entries, which stay when
+    /// its events leave the log.
+    /// </summary>
+    private async Task<bool> VisibleAsync(Guid id, Guid? viewer, CancellationToken ct)
+    {
+        if (viewer is null) return true;
+        await using var session = store.QuerySession();
+        var entry = await session.Query<AuditEntry>().Where(e => e.ResourceId == id).FirstOrDefaultAsync(ct);
+        return entry is not null && entry.TenantId == viewer;
     }
 
     /// <summary>
@@ -68,10 +86,11 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     }
 
     /// <summary>A stream whose events were all removed: asked of as it is now, its history is in an archive too.</summary>
-    public async Task RequireStreamAsync(Guid id, string what, CancellationToken ct)
+    public async Task RequireStreamAsync(Guid id, Guid? viewer, string what, CancellationToken ct)
     {
         if (await LatestRemovalAsync(ct) is not { RemovedBefore: { } before } removal) return;
-        if (await StreamStartAsync(id, ct) == DateTimeOffset.MinValue) throw await RefusalAsync(removal, before, null, what, ct);
+        if (await StreamStartAsync(id, ct) == DateTimeOffset.MinValue && await VisibleAsync(id, viewer, ct))
+            throw await RefusalAsync(removal, before, null, what, ct);
     }
 
     /// <summary>pod(asOf:) and volume(asOf:): the instant must be after the boundary, and the stream must have events left.</summary>
@@ -80,7 +99,8 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
         var boundary = ctx.Service<ArchiveBoundary>();
         var at = new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc));
         await boundary.RequireAtAsync(at, $"{kind} {id} as of {at.UtcDateTime:O}", ctx.CancellationToken);
-        await boundary.RequireStreamAsync(id, $"{kind} {id} (its stream ended before the boundary and left the log)", ctx.CancellationToken);
+        await boundary.RequireStreamAsync(id, ctx.Caller().Principal.TenantId, $"{kind} {id} (its stream ended before the boundary and left the log)",
+            ctx.CancellationToken);
     }
 
     private async Task<DomainException> RefusalAsync(EventArchiveRecord removal, DateTimeOffset before, DateTimeOffset? at, string what, CancellationToken ct)

@@ -14,7 +14,8 @@ public static class TimelineQuery
     public static void Map(Fields fields) => fields.Query("timeline", async ctx =>
     {
         var id = Ids.Parse(ctx.GetArgument<string>("resourceId"), "Resource");
-        await ctx.Service<ArchiveBoundary>().RequireFromAsync(ctx.Utc("from"), id, $"The timeline of {id}", ctx.CancellationToken);
+        await ctx.Service<ArchiveBoundary>().RequireFromAsync(ctx.Utc("from"), id, ctx.Caller().Principal.TenantId, $"The timeline of {id}",
+            ctx.CancellationToken);
         var events = await ctx.Service<EventLog>().CausalClosureAsync(id, ctx.Utc("from"), ctx.Utc("to"), ctx.CancellationToken);
         return VisibleTo(ctx.Caller().Principal, events);
     });

@@ -128,6 +128,14 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Refused(await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id = removal.Live }));
         Refused(await app.AsOperator("query($f: DateTime!, $t: DateTime!) { incident(from: $f, to: $t) { summary } }", new { f = removal.Early, t = DateTime.UtcNow }));
 
+        // Another tenant asking of those ids learns nothing: it gets what it gets for an id it does not know.
+        var other = await TenantScope.CreateAsync(app);
+        Assert.Equal(JsonValueKind.Null, (await other.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }",
+            new { id = removal.Ended, t = DateTime.UtcNow })).ShouldSucceed().Data.GetProperty("pod").ValueKind);
+        foreach (var id in new[] { removal.Ended, removal.Live })
+            Assert.Empty((await other.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id })).ShouldSucceed()
+                .Data.GetProperty("timeline").EnumerateArray());
+
         var after = DateTime.UtcNow;
         var platform = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id state } } }", new { t = after })).ShouldSucceed();
         Assert.Contains(platform.Data.GetProperty("platformAt").GetProperty("pods").EnumerateArray(), p => p.Id() == removal.Live);
