@@ -250,7 +250,7 @@ internal static class BlockJobs
         }
         // QEMU sends the last report of a node held back by its throttle up to a second later.
         await Task.Delay(1100, ct);
-        await qmp.ExecuteAsync("query-status", null, ct);
+        await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)
         var suspects = qmp.TakeEvents(Bad).Select(e => e.GetProperty("data"))
             .Select(d => (Node: d.GetProperty("node-name").GetString()!, Sector: d.GetProperty("sector-num").GetInt64(),
                 Count: d.GetProperty("sectors-count").GetInt64(),
@@ -274,7 +274,7 @@ internal static class BlockJobs
         {
             // Past the throttle's window (a second, re-armed by the report it held back), so this read's report comes at once.
             await Task.Delay(2100, ct);
-            await qmp.ExecuteAsync("query-status", null, ct);
+            await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)
             qmp.TakeEvents(e => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD");
             var read = string.Create(CultureInfo.InvariantCulture, $"read -q {sector * 512} {count * 512}");
             await qmp.ExecuteAsync("human-monitor-command", new Dictionary<string, object> { ["command-line"] = $"qemu-io {quorum} \"{read}\"" }, ct);
