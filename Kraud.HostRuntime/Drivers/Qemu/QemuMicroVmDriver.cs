@@ -125,7 +125,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             await using var events = await QmpClient.ConnectAsync(vm.EventsSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
             while (true)
             {
-                var bad = await events.WaitForEventAsync("QUORUM_REPORT_BAD", _ => true, Timeout.InfiniteTimeSpan, CancellationToken.None);
+                var bad = await events.NextEventAsync(CancellationToken.None);
+                if (bad.GetProperty("event").GetString() != "QUORUM_REPORT_BAD") continue;
                 var data = bad.GetProperty("data");
                 var node = data.GetProperty("node-name").GetString() ?? "";
                 foreach (var (volumeId, quorum) in vm.Quorums)
