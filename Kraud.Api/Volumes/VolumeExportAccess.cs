@@ -116,6 +116,16 @@ public static class VolumeExportAccess
                         await context.EndpointFor(HostQueues.Uri(f.WorkerHostName)).SendAsync(new FormatVolume(f.WorkerHostId, after.Id, exports, access));
                         break;
                     }
+                case VolumeScrubStarted c:
+                    {
+                        var access = c.VmId is { } vmId
+                            ? (await session.LoadAsync<ExportGrant>(ExportGrant.IdFor(after.Id, VmIdentity(vmId))))?.Access
+                              ?? await GrantAsync(session, context, after, VmIdentity(vmId), c.WorkerHostId, c.WorkerHostName, vmId)
+                            : await GrantAsync(session, context, after, WorkerIdentity(c.WorkerHostId, c.At), c.WorkerHostId, c.WorkerHostName, null);
+                        await context.EndpointFor(HostQueues.Uri(c.WorkerHostName))
+                            .SendAsync(new ScrubVolumeReplicas(c.WorkerHostId, after.Id, c.VmId, HealthyExports(after), access));
+                        break;
+                    }
                 case VolumeReplicaResyncStarted r:
                     {
                         var access = r.VmId is { } vmId

@@ -12,7 +12,7 @@ namespace Kraud.Api.Volumes;
 
 public sealed record VolumeConnection(IReadOnlyList<VolumeDto> Nodes, PageInfo PageInfo, int TotalCount);
 
-/// <summary>createVolume, attachVolume, detachVolume, deleteVolume, volume and volumes. Tenants see their own; operators all; auditors none.</summary>
+/// <summary>createVolume, attachVolume, detachVolume, deleteVolume, scrubVolume, volume and volumes. Tenants see their own; operators all; auditors none.</summary>
 public static class VolumeFields
 {
     public static void Map(Fields fields)
@@ -29,6 +29,7 @@ public static class VolumeFields
             ctx.GetArgument<string>("mountPath"), ctx.GetArgument<bool?>("readOnly") ?? false, ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
         fields.Mutation("detachVolume", ctx =>
             Send(ctx, new DetachVolume(VolumeId(ctx, "volumeId"), PodId(ctx), ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
+        fields.Mutation("scrubVolume", ctx => Send(ctx, new ScrubVolume(VolumeId(ctx, "id"), ctx.Caller().Principal, ctx.Now()), null));
         fields.Mutation("deleteVolume", ctx => Send(ctx, new DeleteVolume(VolumeId(ctx, "id"), ctx.Caller().Principal, ctx.Now()), Expected(ctx)));
 
         fields.Query("volume", async ctx =>

@@ -17,6 +17,14 @@ public static class VolumeReportsHandler
         VolumeStreams.ExecuteAsync(session, context, new RecordReplicaReport(r.VolumeId, r.ReplicaHostId,
             new ReplicaUnreachable($"compute host lost it: {r.Reason}"), time.GetUtcNow()), Principal.System($"host:{r.HostId}"));
 
+    public static Task Handle(ReplicaReportedBad r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        VolumeStreams.ExecuteAsync(session, context, new RecordReplicaReport(r.VolumeId, r.Fault.ReplicaHostId,
+            new ReplicaBad(r.Fault.Offset, r.Fault.Length, $"microVM {r.VmId}'s quorum: {r.Fault.Detail}"), time.GetUtcNow()), Principal.System($"host:{r.HostId}"));
+
+    public static Task Handle(VolumeScrubReport r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
+        Work(session, context, r, new ScrubDone(r.Bytes, r.Seconds,
+            r.Bad.Select(b => new ReplicaDifference(b.ReplicaHostId, b.Offset, b.Length, b.Detail)).ToList(), r.Unresolved), time);
+
     public static Task Handle(VolumeFormatted r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         Work(session, context, r, new VolumeFormatDone(r.Key.KeyId, r.Key.KekId), time, r.Key);
 

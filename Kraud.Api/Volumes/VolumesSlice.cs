@@ -13,6 +13,7 @@ public sealed class VolumesSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IVolumes, VolumesContract>();
+        services.AddRunOnceRound<VolumeScrubRound>("volume-scrub");
     }
 
     public override void ConfigureMarten(StoreOptions marten)

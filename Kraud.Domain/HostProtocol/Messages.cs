@@ -167,6 +167,26 @@ public sealed record VolumeWorkFailedReport(Guid HostId, Guid VolumeId, Guid? Re
 /// <summary>A microVM's QEMU on this compute host lost a replica from its quorum: the export stopped answering.</summary>
 public sealed record ReplicaUnreachableReport(Guid HostId, Guid VolumeId, Guid ReplicaHostId, string Reason) : IVolumeReport;
 
+/// <summary>
+/// To a compute host: read every replica through a quorum whose reads vote, and name each one the majority outvotes (a scrub).
+/// With <paramref name="VmId"/> the running microVM's QEMU does it beside its guest, which keeps writing: a difference counts
+/// only when rereads of the block still find it. Without, a storage daemon of the host does it.
+/// </summary>
+public sealed record ScrubVolumeReplicas(Guid HostId, Guid VolumeId, Guid? VmId, IReadOnlyList<ExportEndpoint> Replicas, ExportAccess Access);
+
+/// <summary>Where one replica held other bytes than the majority, or failed an I/O (bytes into the replica).</summary>
+public sealed record ReplicaFault(Guid ReplicaHostId, long Offset, long Length, string Detail);
+
+/// <param name="Unresolved">A difference no majority decides (two copies, or three versions of a block); null when none.</param>
+public sealed record VolumeScrubReport(Guid HostId, Guid VolumeId, long Bytes, double Seconds, IReadOnlyList<ReplicaFault> Bad, string? Unresolved)
+    : IVolumeReport;
+
+/// <summary>
+/// A running microVM's quorum on this compute host reported a replica bad (QEMU's QUORUM_REPORT_BAD: a read, write or
+/// flush that failed there while the others served it); the host runtime took it out of that quorum.
+/// </summary>
+public sealed record ReplicaReportedBad(Guid HostId, Guid VolumeId, Guid VmId, ReplicaFault Fault) : IVolumeReport;
+
 public sealed record ReplicaProvisionFailed(Guid HostId, Guid VolumeId, string Reason) : IVolumeReport;
 
 public sealed record ReplicaDestroyed(Guid HostId, Guid VolumeId) : IVolumeReport;

@@ -24,7 +24,11 @@ public sealed record ResyncProgress(long SyncedBytes, long TotalBytes, double By
 /// LUKS header with a new data key (<paramref name="Replica"/> null), or filling a replica from its healthy peers.
 /// </summary>
 /// <param name="VmId">The microVM whose QEMU does it online (it has the volume attached); null: the worker does it with no guest.</param>
-public sealed record VolumeWork(Guid? Replica, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset Since);
+public sealed record VolumeWork(Guid? Replica, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset Since)
+{
+    /// <summary>A scrub: every replica is read and compared (<see cref="Replica"/> is null, as for a format).</summary>
+    public bool Scrub { get; init; }
+}
 
 public sealed record VolumeAttachment(Guid PodId, string MountPath, bool ReadOnly);
 
@@ -47,6 +51,12 @@ public sealed record Volume(
     /// <summary>The work running on the volume now (see <see cref="VolumeWork"/>); null when none.</summary>
     public VolumeWork? Work { get; init; }
 
+    /// <summary>A scrub was asked for and has not run yet (see <see cref="VolumeScrubRequested"/>).</summary>
+    public DateTimeOffset? ScrubRequestedAt { get; init; }
+
+    /// <summary>When the last scrub finished; null before the first.</summary>
+    public DateTimeOffset? LastScrubbedAt { get; init; }
+
     /// <summary>Its replicas are block exports on real storage hosts: compute hosts write the data key's LUKS header and copy replicas.</summary>
     public bool OnBlockExports => Replicas.Any(r => r.Export is not null);
 
@@ -61,8 +71,11 @@ public sealed record Volume(
         if (KeyId is null)
             return live.Count == Desired && live.All(r => r.Export is not null) ? new VolumeWork(null, workerHostId, workerHostName, null, at) : null;
         if (Healthy == 0) return null;
-        return live.FirstOrDefault(r => r is { Phase: ReplicaPhase.Provisioning, Export: not null }) is { } target
-            ? new VolumeWork(target.HostId, workerHostId, workerHostName, vmId, at)
+        if (live.FirstOrDefault(r => r is { Phase: ReplicaPhase.Provisioning, Export: not null }) is { } target)
+            return new VolumeWork(target.HostId, workerHostId, workerHostName, vmId, at);
+        // A scrub compares what every replica holds: it waits until all of them are healthy (a replacement's check compares them anyway).
+        return ScrubRequestedAt is not null && Healthy == Desired && live.Count == Desired
+            ? new VolumeWork(null, workerHostId, workerHostName, vmId, at) { Scrub = true }
             : null;
     }
 
@@ -166,6 +179,10 @@ public sealed record Volume(
         VolumeReplicaHealthy e => Update(e.HostId, r => r with { Phase = ReplicaPhase.Healthy, Encrypted = e.Encrypted, Since = e.At }).NoteHealth(),
         VolumeReplicaFailed e => Without(e.HostId),
         VolumeReplicaLost e => Without(e.HostId),
+        VolumeReplicaBad e => Without(e.HostId),
+        VolumeScrubRequested e => this with { ScrubRequestedAt = ScrubRequestedAt ?? e.At },
+        VolumeScrubStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) { Scrub = true } },
+        VolumeScrubbed e => this with { Work = null, ScrubRequestedAt = null, LastScrubbedAt = e.At },
         VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
         VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
         VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },
@@ -173,7 +190,8 @@ public sealed record Volume(
         VolumeReplicaResynced e => Update(e.HostId, r => r with { Resync = new ResyncProgress(e.Bytes, e.Bytes, e.Seconds > 0 ? e.Bytes / e.Seconds : 0) })
             with
         { Work = null },
-        VolumeWorkFailed => this with { Work = null },
+        // A scrub that failed is not asked again at once: the next round (or an admin) asks for another.
+        VolumeWorkFailed => this with { Work = null, ScrubRequestedAt = Work is { Scrub: true } ? null : ScrubRequestedAt },
         VolumeAttached e => this with { Attachments = Attachments.Add(new VolumeAttachment(e.PodId, e.MountPath, e.ReadOnly)) },
         VolumeDetached e => this with { Attachments = Attachments.RemoveAll(a => a.PodId == e.PodId) },
         VolumeDeletionRequested e => this with

@@ -18,6 +18,12 @@ public sealed record DetachVolume(Guid VolumeId, Guid PodId, Principal By, DateT
 
 public sealed record DeleteVolume(Guid VolumeId, Principal By, DateTimeOffset At, Guid? OnBehalfOf = null) : VolumeCommand(VolumeId, At);
 
+/// <summary>
+/// Compare the volume's replicas block by block. An admin of its tenant or an operator asks for it now; the periodic round asks
+/// with <paramref name="Every"/>, and then only a volume not scrubbed (or created) within that long gets one.
+/// </summary>
+public sealed record ScrubVolume(Guid VolumeId, Principal By, DateTimeOffset At, TimeSpan? Every = null) : VolumeCommand(VolumeId, At);
+
 /// <summary>The scheduler's verdict for the volume's missing replicas: storage hosts for them, or why there are none.</summary>
 public sealed record ApplyVolumePlacement(Guid VolumeId, IReadOnlyList<ReplicaHost> Hosts, string? Refusal, DateTimeOffset At) : VolumeCommand(VolumeId, At);
 
@@ -55,6 +61,15 @@ public sealed record ResyncProgressed(Guid ReplicaHostId, long SyncedBytes, long
 public sealed record ResyncDone(Guid ReplicaHostId, long Bytes, double Seconds, double PauseMs) : WorkReport;
 
 public sealed record WorkFailed(Guid? ReplicaHostId, string Reason) : WorkReport;
+
+/// <summary>A scrub read <paramref name="Bytes"/> of every replica; <paramref name="Bad"/> are those the majority outvoted (confirmed by rereads).</summary>
+public sealed record ScrubDone(long Bytes, double Seconds, IReadOnlyList<ReplicaDifference> Bad, string? Unresolved) : WorkReport;
+
+/// <summary>Where a replica held other bytes than its peers, or failed an I/O: bytes into the replica.</summary>
+public sealed record ReplicaDifference(Guid ReplicaHostId, long Offset, long Length, string Detail);
+
+/// <summary>A running guest's quorum reported the replica bad (QEMU's QUORUM_REPORT_BAD: a failed read, write or flush).</summary>
+public sealed record ReplicaBad(long Offset, long Length, string Detail) : ReplicaReport;
 public sealed record ReplicaFailed(string Reason) : ReplicaReport;
 public sealed record ReplicaHostFailed(string Reason) : ReplicaReport;
 public sealed record ReplicaErased : ReplicaReport;
@@ -76,6 +91,8 @@ public static class VolumeDecider
         (DetachVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
         (DeleteVolume { OnBehalfOf: var owner }, { Owner: { } o }) when owner != o.Id => throw o.Refuses($"Volume {state.Name}"),
         (DetachVolume c, _) => Detach(c, state),
+        (ScrubVolume { Every: not null }, { Deleting: true }) => [],
+        (ScrubVolume c, { Deleting: false }) => Scrub(c, state),
         (_, { Deleting: true }) => throw new DomainException(ErrorCode.Precondition, $"Volume {state.Name} is being deleted."),
         (AttachVolume c, _) => Attach(c, state),
         (DeleteVolume c, _) => Delete(c, state),
@@ -159,6 +176,8 @@ public static class VolumeDecider
             (ReplicaFailed f, _) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, f.Reason, c.At)],
             (ReplicaUnreachable u, ReplicaPhase.Healthy) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, u.Reason, c.At)],
             (ReplicaUnreachable, _) => [],
+            (ReplicaBad b, ReplicaPhase.Healthy) => [new VolumeReplicaBad(c.VolumeId, c.HostId, b.Offset, b.Length, b.Detail, c.At)],
+            (ReplicaBad, _) => [],
             (ReplicaReady { Export: { } export }, ReplicaPhase.Provisioning) =>
                 replica.Export == export ? [] : [new VolumeReplicaExported(c.VolumeId, c.HostId, export.Address, export.Port, c.At)],
             (ReplicaReady { NewKeyId: { } key } r, ReplicaPhase.Provisioning) when replica.MakesKey && state.KeyId is null =>
@@ -184,6 +203,7 @@ public static class VolumeDecider
         return state.PendingWork(c.WorkerHostId, c.WorkerHostName, c.VmId, c.At) switch
         {
             null => [],
+            { Scrub: true } work => [new VolumeScrubStarted(c.VolumeId, c.WorkerHostId, c.WorkerHostName, work.VmId, c.At)],
             { Replica: null } => [new VolumeFormatStarted(c.VolumeId, c.WorkerHostId, c.WorkerHostName, c.At)],
             { Replica: { } replica } work => [new VolumeReplicaResyncStarted(c.VolumeId, replica, c.WorkerHostId, c.WorkerHostName, work.VmId, c.At)],
         };
@@ -205,9 +225,38 @@ public static class VolumeDecider
                 [new VolumeReplicaResyncProgressed(c.VolumeId, replica, p.SyncedBytes, p.TotalBytes, p.BytesPerSecond, c.At)],
             (ResyncDone d, { } replica) when d.ReplicaHostId == replica && state.Replica(replica) is { Phase: ReplicaPhase.Provisioning } =>
                 [new VolumeReplicaResynced(c.VolumeId, replica, d.Bytes, d.Seconds, d.PauseMs, c.At), new VolumeReplicaHealthy(c.VolumeId, replica, true, c.At)],
+            (ScrubDone d, null) when work.Scrub => Scrubbed(c, d, state),
             (WorkFailed f, var replica) when f.ReplicaHostId == replica => [new VolumeWorkFailed(c.VolumeId, c.WorkerHostId, replica, f.Reason, c.At)],
             _ => [],
         };
+    }
+
+    private static IReadOnlyList<object> Scrub(ScrubVolume c, Volume state)
+    {
+        if (c.Every is { } every)
+            return state.OnBlockExports && state.ScrubRequestedAt is null && (state.LastScrubbedAt ?? state.CreatedAt) + every <= c.At
+                ? [new VolumeScrubRequested(c.VolumeId, c.By.Actor, c.At)]
+                : [];
+        if (c.By.Role is not (Role.Operator or Role.Admin))
+            throw DomainException.Forbidden("Only an ADMIN of the volume's tenant or an OPERATOR asks for a scrub.");
+        if (!state.OnBlockExports)
+            throw new DomainException(ErrorCode.Precondition,
+                $"Volume {state.Name} keeps no bytes on storage hosts (simulated storage holds keys only): there is nothing to compare.");
+        return state.ScrubRequestedAt is null ? [new VolumeScrubRequested(c.VolumeId, c.By.Actor, c.At)] : [];
+    }
+
+    /// <summary>Only replicas still healthy are failed: a replica lost while the scrub ran is gone already.</summary>
+    private static IReadOnlyList<object> Scrubbed(RecordWorkReport c, ScrubDone d, Volume state)
+    {
+        var named = d.Bad.GroupBy(b => b.ReplicaHostId).Select(g => g.First())
+            .Where(b => state.Replica(b.ReplicaHostId) is { Phase: ReplicaPhase.Healthy }).ToList();
+        // Each block has its own majority: replicas outvoted at different blocks cannot all go, or too few would be left to
+        // take writes (and to copy from). Those past the write quorum stay, and the difference is named.
+        var spare = Math.Max(0, state.Healthy - Volume.WriteQuorum(state.Class));
+        var bad = named.Take(spare).Select(b => (object)new VolumeReplicaBad(c.VolumeId, b.ReplicaHostId, b.Offset, b.Length, b.Detail, c.At)).ToList();
+        var kept = named.Skip(spare).Select(b => $"replica on {state.Replica(b.ReplicaHostId)!.HostName} differs at byte {b.Offset} ({b.Detail})").ToList();
+        var unresolved = string.Join("; ", new[] { d.Unresolved }.Concat(kept).Where(x => !string.IsNullOrEmpty(x)));
+        return [.. bad, new VolumeScrubbed(c.VolumeId, d.Bytes, d.Seconds, bad.Count, unresolved.Length == 0 ? null : unresolved, c.At)];
     }
 
     /// <summary>A volume being deleted is gone once no replica holds its data key any more.</summary>

@@ -69,3 +69,26 @@ public sealed record VolumeReplicaResynced(Guid VolumeId, Guid HostId, long Byte
 
 /// <summary>Formatting or a resync did not finish (the worker says why); it is tried again.</summary>
 public sealed record VolumeWorkFailed(Guid VolumeId, Guid WorkerHostId, Guid? HostId, string Reason, DateTimeOffset At);
+
+/// <summary>
+/// The volume's replicas are to be compared block by block (a scrub), asked by an admin or by the periodic round: the guest
+/// reads one replica and compares nothing, so a replica that rotted silently is found only this way.
+/// </summary>
+public sealed record VolumeScrubRequested(Guid VolumeId, string By, DateTimeOffset At);
+
+/// <summary>A compute host reads every replica through a voting quorum: the QEMU of the microVM <paramref name="VmId"/>, or a worker's daemon.</summary>
+public sealed record VolumeScrubStarted(Guid VolumeId, Guid WorkerHostId, string WorkerHostName, Guid? VmId, DateTimeOffset At);
+
+/// <summary>
+/// The scrub read <paramref name="Bytes"/> of every replica. <paramref name="BadReplicas"/> held other bytes than the majority
+/// (each is also a <see cref="VolumeReplicaBad"/>); <paramref name="Unresolved"/> names a difference no majority decides (a RED
+/// volume's two copies, or three versions of a block), which fails no replica.
+/// </summary>
+public sealed record VolumeScrubbed(Guid VolumeId, long Bytes, double Seconds, int BadReplicas, string? Unresolved, DateTimeOffset At);
+
+/// <summary>
+/// The replica is out of the volume: at <paramref name="Offset"/> (bytes into the replica, <paramref name="Length"/> long) it
+/// returned other bytes than its peers (a scrub) or failed a read, write or flush in a running guest's quorum
+/// (QEMU's QUORUM_REPORT_BAD). It is replaced as a failed replica is, filled from the others.
+/// </summary>
+public sealed record VolumeReplicaBad(Guid VolumeId, Guid HostId, long Offset, long Length, string Detail, DateTimeOffset At);

@@ -71,6 +71,39 @@ public static class ResyncVolumeReplicaHandler
     }
 }
 
+/// <summary>
+/// Scrubs a volume: every replica read through a voting quorum, in the QEMU of the microVM that has it attached (beside its
+/// guest), or with a storage daemon of this host when no guest has it. Reports the replicas the majority outvoted.
+/// </summary>
+public static class ScrubVolumeReplicasHandler
+{
+    /// <summary>A scrub reads the whole volume, as a resync copies it: as long as the volume is big (see ResyncVolumeReplicaHandler).</summary>
+    [Wolverine.Attributes.MessageTimeout(24 * 3600)]
+    public static async Task Handle(ScrubVolumeReplicas command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger, CancellationToken ct)
+    {
+        var agent = agents.Get(command.HostId).RequirePower();
+        var reports = Reports.For(runtime, context);
+        try
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var findings = command.VmId is not null && agent.Driver is QemuMicroVmDriver qemu
+                ? await qemu.ScrubAsync(command, ct)
+                : await VolumeWorkers.Of(agent, logger).ScrubAsync(command, ct);
+            var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+            logger.LogInformation("Host {Host} scrubbed volume {VolumeId}: {Bytes} bytes of {Replicas} replicas in {Seconds:F1} s, {Bad} outvoted{Unresolved}",
+                agent.Name, command.VolumeId, findings.Bytes, command.Replicas.Count, seconds, findings.Bad.Count, findings.Unresolved is null ? "" : "; " + findings.Unresolved);
+            await reports.PublishAsync(new VolumeScrubReport(agent.Id, command.VolumeId, findings.Bytes, seconds, findings.Bad, findings.Unresolved));
+        }
+        catch (Exception e) when (e is not HostPoweredOffException && !ct.IsCancellationRequested)
+        {
+            // As with a format: every failure is reported, or the volume's work would wait for this scrub forever.
+            logger.LogWarning(e, "Host {Host} could not scrub volume {VolumeId}: {Reason}", agent.Name, command.VolumeId, e.Message);
+            await reports.PublishAsync(new VolumeWorkFailedReport(agent.Id, command.VolumeId, null, VolumeWorkers.Reason(e)));
+        }
+    }
+}
+
 internal static class VolumeWorkers
 {
     public static VolumeWorker Of(HostAgent agent, ILogger logger) => agent.Driver is QemuMicroVmDriver qemu

@@ -41,6 +41,15 @@ public sealed class FleetOptions
     /// </summary>
     public int ReplicaAnswerSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// Hours between two scrubs of a volume on block exports (every replica read and compared): a guest reads one replica
+    /// and compares nothing, so silent rot is found by this, or by an admin's scrubVolume. 0 turns the periodic scrub off.
+    /// </summary>
+    public double VolumeScrubHours { get; set; } = 7 * 24;
+
+    /// <summary>Seconds between two looks of the scrub round for volumes whose scrub is due.</summary>
+    public int VolumeScrubRoundSeconds { get; set; } = 600;
+
     /// <summary>How many times a replica's set-up is sent (the first time included) before the replica fails for want of an answer.</summary>
     public int ReplicaAnswerAttempts { get; set; } = 3;
 

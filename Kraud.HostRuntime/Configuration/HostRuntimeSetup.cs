@@ -36,6 +36,7 @@ public static class HostRuntimeSetup
         });
         services.AddHostedService<HostAnnouncer>();
         services.AddHostedService<CrashReporter>();
+        services.AddHostedService<QuorumReporter>();
         services.AddHostedService<HeartbeatSender>();
         services.AddHostedService<Ingress.IngressAccessLogReporter>();
         return services;

@@ -68,34 +68,17 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
     /// the sources (ciphertext: no key needed) into the target, then reads the quorum with the target in it to prove it
     /// holds what they hold.
     /// </summary>
-    public async Task<ResyncOutcome> ResyncAsync(ResyncVolumeReplica command, Func<CopyProgress, Task> progress, CancellationToken ct)
+    public Task<ResyncOutcome> ResyncAsync(ResyncVolumeReplica command, Func<CopyProgress, Task> progress, CancellationToken ct)
     {
-        var dir = NewWorkDirectory(command.VolumeId);
-        var daemonPath = ProcessRunner.Which(options.QemuStorageDaemon) ?? throw new ResyncException($"{options.QemuStorageDaemon} is not installed");
-        var socket = QmpClient.SocketPathFor(dir);
-        var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), command.Access);
-
-        var args = new List<string> { "--object", BlockJobs.TlsCreds("tls", "client", psk, command.Access.Identity) };
+        var args = new List<string>();
         foreach (var (source, i) in command.Sources.Select((s, i) => (s, i)))
             args.AddRange(["--blockdev", BlockJobs.NbdArg($"source{i}", source, command.Access, "tls")]);
         args.AddRange(["--blockdev", $"driver=quorum,node-name=peers,vote-threshold={Math.Clamp(command.VoteThreshold, 1, command.Sources.Count)}," +
                                      string.Join(',', command.Sources.Select((_, i) => $"children.{i}=source{i}"))]);
         args.AddRange(["--blockdev", BlockJobs.NbdArg("target", command.Target, command.Access, "tls")]);
-        args.AddRange(["--chardev", $"socket,id=qmp,path={socket},server=on,wait=off", "--monitor", "chardev=qmp"]);
-        var (file, arguments) = HostNamespace.Command(network, daemonPath, args);
-        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in arguments) start.ArgumentList.Add(arg);
-        // A Process, not CliWrap: the daemon runs while QMP drives the copy and is ended here, not by its own exit.
-        using var daemon = Process.Start(start) ?? throw new ResyncException("qemu-storage-daemon did not start");
-        var errors = new StringBuilder();
-        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
-        daemon.OutputDataReceived += (_, _) => { };
-        daemon.BeginErrorReadLine();
-        daemon.BeginOutputReadLine();
-        var started = Stopwatch.GetTimestamp();
-        try
+        return WithDaemonAsync(command.VolumeId, command.Access, args, $"resyncing volume {command.VolumeId}", async qmp =>
         {
-            await using var qmp = await QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(30), ct);
+            var started = Stopwatch.GetTimestamp();
             var last = new CopyProgress(0, 0, 0);
             await BlockJobs.MirrorUntilReadyAsync(qmp, "resync", "peers", "target", p =>
             {
@@ -107,6 +90,57 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
             var differences = await BlockJobs.ScrubAsync(qmp, "peers", "target", "scrub", ct);
             if (differences.Count > 0) throw new ResyncException($"the new replica differs from its peers: {string.Join("; ", differences.Take(3))}");
             return new ResyncOutcome(last.TotalBytes, Stopwatch.GetElapsedTime(started).TotalSeconds, 0);
+        }, ct);
+    }
+
+    /// <summary>
+    /// Scrubs a volume no guest has attached: a storage daemon here reads every replica through a quorum whose reads vote by
+    /// majority and names those outvoted. Nobody writes meanwhile (the volume's work is this scrub), so one read decides.
+    /// </summary>
+    public Task<ScrubFindings> ScrubAsync(ScrubVolumeReplicas command, CancellationToken ct)
+    {
+        var args = new List<string>();
+        var children = new Dictionary<string, Guid>();
+        foreach (var (replica, i) in command.Replicas.Select((r, i) => (r, i)))
+        {
+            args.AddRange(["--blockdev", BlockJobs.NbdArg($"replica{i}", replica, command.Access, "tls") + ",read-only=on"]);
+            children[$"replica{i}"] = replica.HostId;
+        }
+        args.AddRange(["--blockdev", $"driver=quorum,node-name=replicas,read-only=on,vote-threshold={command.Replicas.Count / 2 + 1}," +
+                                     string.Join(',', children.Keys.Select((node, i) => $"children.{i}={node}"))]);
+        return WithDaemonAsync(command.VolumeId, command.Access, args, $"scrubbing volume {command.VolumeId}",
+            qmp => BlockJobs.VoteAsync(qmp, "replicas", children, "scrub", confirm: false, ct), ct);
+    }
+
+    /// <summary>
+    /// Runs a qemu-storage-daemon here (in the host's namespace) with these block nodes and a TLS-PSK client identity, and
+    /// drives it through QMP; the daemon is ended when <paramref name="use"/> is done.
+    /// </summary>
+    private async Task<T> WithDaemonAsync<T>(Guid volumeId, ExportAccess access, IEnumerable<string> blockArgs, string what, Func<QmpClient, Task<T>> use,
+        CancellationToken ct)
+    {
+        var dir = NewWorkDirectory(volumeId);
+        var daemonPath = ProcessRunner.Which(options.QemuStorageDaemon) ?? throw new ResyncException($"{options.QemuStorageDaemon} is not installed");
+        var socket = QmpClient.SocketPathFor(dir);
+        var psk = BlockJobs.WritePskDirectory(Path.Combine(dir, "psk"), access);
+
+        var args = new List<string> { "--object", BlockJobs.TlsCreds("tls", "client", psk, access.Identity) };
+        args.AddRange(blockArgs);
+        args.AddRange(["--chardev", $"socket,id=qmp,path={socket},server=on,wait=off", "--monitor", "chardev=qmp"]);
+        var (file, arguments) = HostNamespace.Command(network, daemonPath, args);
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in arguments) start.ArgumentList.Add(arg);
+        // A Process, not CliWrap: the daemon runs while QMP drives it and is ended here, not by its own exit.
+        using var daemon = Process.Start(start) ?? throw new ResyncException("qemu-storage-daemon did not start");
+        var errors = new StringBuilder();
+        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
+        daemon.OutputDataReceived += (_, _) => { };
+        daemon.BeginErrorReadLine();
+        daemon.BeginOutputReadLine();
+        try
+        {
+            await using var qmp = await QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(30), ct);
+            return await use(qmp);
         }
         catch (Exception e) when (e is IOException or QmpException or TimeoutException)
         {
@@ -114,7 +148,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         }
         finally
         {
-            await ProcessExit.KillAsync(daemon, $"qemu-storage-daemon resyncing volume {command.VolumeId}", logger);
+            await ProcessExit.KillAsync(daemon, $"qemu-storage-daemon {what}", logger);
             File.Delete(socket);
             Directory.Delete(dir, recursive: true);
         }

@@ -22,6 +22,10 @@ public sealed class VolumeView
 
     public Volume Volume { get; set; } = Volume.Initial;
 
+    /// <summary>Since when the volume's bytes went uncompared (its last scrub, else its creation); long.MaxValue for a volume with
+    /// no bytes on storage hosts. The scrub round picks volumes by this.</summary>
+    public long ScrubFromTicks { get; set; }
+
     public static VolumeView From(Volume volume, int version) => new()
     {
         Id = volume.Id,
@@ -33,6 +37,7 @@ public sealed class VolumeView
         AttachedTo = volume.Attachments.Select(a => a.PodId).ToList(),
         ReplicaHosts = volume.Replicas.Select(r => r.HostId).ToList(),
         Volume = volume,
+        ScrubFromTicks = volume.OnBlockExports ? (volume.LastScrubbedAt ?? volume.CreatedAt).UtcTicks : long.MaxValue,
     };
 }
 

@@ -404,5 +404,77 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         }
     }
 
+    [Fact]
+    public async Task a_replica_whose_bytes_rot_under_a_running_guest_is_found_by_a_scrub_and_replaced_from_the_two_that_agree_and_the_data_stays_intact()
+    {
+        await zone.StartAsync(app);
+        var storage = await zone.StartStorageAsync(4);
+        var tenant = await TenantScope.CreateAsync(app);
+        var pods = new List<string>();
+        string? volumeId = null;
+        try
+        {
+            volumeId = (await tenant.CreateVolumeAsync("rot", "BLOCK", 1, zone.Zone)).Id();
+            var replicas = (await HealthyAsync(tenant, volumeId)).ReplicaHosts();
+            var writer = await CreatePodAsync(tenant, "writer", volumeId, Writer($"KRAUD-PLAINTEXT-{Guid.NewGuid():N}"));
+            pods.Add(writer.Id());
+            var (vmId, _, console) = await RunningAsync(tenant, writer.Id());
+            var written = await ConsoleUntilAsync(console, "KRAUD-SUM", 300);
+            Assert.DoesNotContain("KRAUD-EXIT", written);
+            var sum = written.Split('\n').Single(l => l.Contains(" KRAUD-SUM ", StringComparison.Ordinal)).Split("KRAUD-SUM ")[1].Trim();
+
+            // The replica the guest reads from (its quorum's first child) rots silently: a MiB of its ciphertext, amid the
+            // 64 MiB file, changes on the storage host's disk with no I/O error anywhere.
+            var rotten = storage.Single(s => s.Host.Id.ToString() == replicas[0]);
+            const long at = 40L << 20;
+            await using (var file = new FileStream(ReplicaFile(rotten.State, rotten.Host, volumeId), FileMode.Open, FileAccess.Write))
+            {
+                file.Seek(at, SeekOrigin.Begin);
+                await file.WriteAsync(RandomNumberGenerator.GetBytes(1 << 20));
+                file.Flush(flushToDisk: true);
+            }
+
+            var asked = (await tenant.Gql("mutation($id: ID!) { scrubVolume(id: $id) { scrubRequested } }", new { id = volumeId })).ShouldSucceed();
+            Assert.True(asked.Data.GetProperty("scrubVolume").GetProperty("scrubRequested").GetBoolean());
+
+            // The scrub runs in the guest's QEMU (it has the volume attached), names the rotten replica and where, and the
+            // replica is replaced on the spare storage host, filled from the two that agree.
+            var spare = storage.Single(s => !replicas.Contains(s.Host.Id.ToString()));
+            var healed = await Eventually.Get(async () => (await tenant.Gql(
+                    "query($id: ID!) { volume(id: $id) { state lastScrubbedAt scrubRequested replicas { hostId state } } }", new { id = volumeId }))
+                .ShouldSucceed().Data.GetProperty("volume"),
+                v => v.State() == "HEALTHY" && v.ReplicaHosts().Contains(spare.Host.Id.ToString()), TimeSpan.FromSeconds(300),
+                "the volume is HEALTHY again on the spare");
+            Assert.Equal(3, healed.ReplicaHosts().Count);
+            Assert.DoesNotContain(rotten.Host.Id.ToString(), healed.ReplicaHosts());
+            Assert.False(healed.GetProperty("scrubRequested").GetBoolean());
+            Assert.Equal(JsonValueKind.String, healed.GetProperty("lastScrubbedAt").ValueKind);
+            var events = await EventsOf(volumeId);
+            Assert.Equal(vmId, Assert.Single(events.OfType<VolumeScrubStarted>()).VmId);
+            var bad = Assert.Single(events.OfType<VolumeReplicaBad>());
+            Assert.Equal(rotten.Host.Id, bad.HostId);
+            Assert.InRange(bad.Offset, at, at + (1 << 20) - 1);
+            var scrubbed = Assert.Single(events.OfType<VolumeScrubbed>());
+            Assert.Equal(1, scrubbed.BadReplicas);
+            Assert.Null(scrubbed.Unresolved);
+            Assert.True(scrubbed.Bytes >= 64 << 20);
+
+            // The guest wrote nothing it could not read back, and, started again, reads the same 64 MiB from the three good replicas.
+            Assert.DoesNotContain("I/O error", await console.ReadAsync());
+            (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = writer.Id() })).ShouldSucceed();
+            await tenant.WaitForPodAsync(writer.Id(), "STOPPED", seconds: 60);
+            var holders = storage.Where(s => healed.ReplicaHosts().Contains(s.Host.Id.ToString())).ToList();
+            Assert.Single(holders.Select(s => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(ReplicaFile(s.State, s.Host, volumeId))))).Distinct());
+            var reader = await CreatePodAsync(tenant, "reader", volumeId, Reader);
+            pods.Add(reader.Id());
+            var (_, _, readerConsole) = await RunningAsync(tenant, reader.Id());
+            Assert.Contains($"KRAUD-READBACK want={sum} got={sum}", await ConsoleUntilAsync(readerConsole, "KRAUD-READBACK", 180));
+        }
+        finally
+        {
+            await CleanUpAsync(tenant, pods, volumeId, storage);
+        }
+    }
+
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 }

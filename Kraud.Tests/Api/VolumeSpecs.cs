@@ -99,6 +99,26 @@ public class VolumeSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_scrub_is_asked_only_by_an_admin_or_an_operator_and_refused_for_a_volume_whose_storage_holds_no_bytes()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        var volume = await tenant.CreateVolumeAsync("keys-only");
+        await tenant.WaitForVolumeAsync(volume.Id(), "HEALTHY");
+        const string scrub = "mutation($id: ID!) { scrubVolume(id: $id) { scrubRequested lastScrubbedAt } }";
+        var member = await tenant.TokenAsync("MEMBER");
+        var before = await tenant.EventCountAsync();
+        (await app.Host.GraphQL(member, scrub, new { id = volume.Id() })).ShouldFailWith("FORBIDDEN");
+        Assert.Contains("simulated storage", (await tenant.Gql(scrub, new { id = volume.Id() })).ShouldFailWith("PRECONDITION").FirstErrorMessage);
+        var stranger = await TenantScope.CreateAsync(app);
+        (await stranger.Gql(scrub, new { id = volume.Id() })).ShouldFailWith("NOT_FOUND");
+        Assert.Equal(before, await tenant.EventCountAsync());
+        var shown = (await tenant.Gql("query($id: ID!) { volume(id: $id) { scrubRequested lastScrubbedAt } }", new { id = volume.Id() })).ShouldSucceed()
+            .Data.GetProperty("volume");
+        Assert.False(shown.GetProperty("scrubRequested").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, shown.GetProperty("lastScrubbedAt").ValueKind);
+    }
+
+    [Fact]
     public async Task when_a_storage_host_fails_its_volumes_are_degraded_then_re_replicated_on_another_storage_host_of_the_zone_and_healthy_again()
     {
         var tenant = await TenantScope.CreateAsync(app);

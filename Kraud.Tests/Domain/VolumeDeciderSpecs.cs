@@ -435,4 +435,79 @@ public class VolumeDeciderSpecs
         Assert.Contains("gone", Assert.IsType<VolumeWorkFailed>(Assert.Single(events)).Reason);
         Assert.True(abandoned.NeedsWorker);
     }
+
+    [Fact]
+    public void an_admin_asks_for_a_scrub_which_a_compute_host_runs_once_every_replica_is_healthy_and_an_outvoted_replica_is_replaced()
+    {
+        var v = HealthyOnExports();
+        var (asked, events) = When(v, new ScrubVolume(v.Id, Admin, Now));
+        Assert.IsType<VolumeScrubRequested>(Assert.Single(events));
+        Assert.Empty(When(asked, new ScrubVolume(v.Id, Admin, Now)).Events); // asked twice, scrubbed once
+        Assert.True(asked.NeedsWorker);
+
+        var (scrubbing, started) = When(asked, new StartVolumeWork(v.Id, Worker, "c1", Vm, false, Now));
+        Assert.Equal(Vm, Assert.IsType<VolumeScrubStarted>(Assert.Single(started)).VmId);
+        Assert.True(scrubbing.Work!.Scrub);
+
+        var rotten = v.Replicas[0].HostId;
+        var (after, found) = When(scrubbing, new RecordWorkReport(v.Id, Worker,
+            new ScrubDone(1 << 30, 12, [new ReplicaDifference(rotten, 48 << 20, 65536, "read outvoted by its peers")], null), Now));
+        var bad = Assert.IsType<VolumeReplicaBad>(found[0]);
+        Assert.Equal((rotten, 48L << 20, 65536L), (bad.HostId, bad.Offset, bad.Length));
+        Assert.Equal(1, Assert.IsType<VolumeScrubbed>(found[1]).BadReplicas);
+        Assert.Equal(VolumeState.Degraded, after.State);
+        Assert.Contains(rotten, after.FailedOn);
+        Assert.Equal(1, after.Unplaced); // the scheduler places a replacement, filled from the two that agree
+        Assert.Equal(Now, after.LastScrubbedAt);
+        Assert.Null(after.ScrubRequestedAt);
+        Assert.Null(after.Work);
+        // Its storage host is told to erase it.
+        Assert.Contains(VolumeReactions.HostCommands(scrubbing, after), c => c is VolumeReactions.Destroy d && d.HostId == rotten);
+    }
+
+    [Fact]
+    public void a_scrub_never_fails_more_replicas_than_leave_a_write_quorum_and_names_the_rest()
+    {
+        var v = When(HealthyOnExports(), new ScrubVolume(VolumeId, Admin, Now)).State;
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        var (after, found) = When(v, new RecordWorkReport(v.Id, Worker, new ScrubDone(1 << 30, 12,
+            [new ReplicaDifference(v.Replicas[0].HostId, 0, 512, "a"), new ReplicaDifference(v.Replicas[1].HostId, 4096, 512, "b")], null), Now));
+        Assert.Single(found.OfType<VolumeReplicaBad>());
+        Assert.Contains("differs at byte 4096", found.OfType<VolumeScrubbed>().Single().Unresolved);
+        Assert.Equal(VolumeState.Degraded, after.State);
+    }
+
+    [Fact]
+    public void the_round_asks_for_a_scrub_only_of_volumes_on_block_exports_not_scrubbed_within_the_interval()
+    {
+        var week = TimeSpan.FromDays(7);
+        var system = Principal.System("volume-scrub");
+        var v = HealthyOnExports();
+        Assert.Empty(When(v, new ScrubVolume(v.Id, system, Now.AddDays(6), week)).Events);
+        Assert.Single(When(v, new ScrubVolume(v.Id, system, Now.AddDays(7), week)).Events);
+        var scrubbed = v with { LastScrubbedAt = Now.AddDays(5) };
+        Assert.Empty(When(scrubbed, new ScrubVolume(v.Id, system, Now.AddDays(8), week)).Events);
+        // Simulated storage holds no bytes: the round passes it over, and an admin is told why.
+        var simulated = Healthy(Fleet());
+        Assert.Empty(When(simulated, new ScrubVolume(simulated.Id, system, Now.AddDays(30), week)).Events);
+        Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => When(simulated, new ScrubVolume(simulated.Id, Admin, Now))).Code);
+        var member = new Principal("m1", Role.Member, Tenant, "member");
+        Assert.Equal(ErrorCode.Forbidden, Assert.Throws<DomainException>(() => When(v, new ScrubVolume(v.Id, member, Now))).Code);
+    }
+
+    [Fact]
+    public void a_failed_scrub_is_not_asked_again_at_once_and_a_replica_a_running_guest_reported_bad_is_replaced()
+    {
+        var v = When(HealthyOnExports(), new ScrubVolume(VolumeId, Admin, Now)).State;
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        var failed = When(v, new RecordWorkReport(v.Id, Worker, new WorkFailed(null, "connection reset"), Now)).State;
+        Assert.Null(failed.ScrubRequestedAt);
+        Assert.False(failed.NeedsWorker);
+
+        var bad = failed.Replicas[2].HostId;
+        var (after, events) = When(failed, new RecordReplicaReport(v.Id, bad, new ReplicaBad(8192, 512, "write failed: Input/output error"), Now));
+        Assert.Equal(8192, Assert.IsType<VolumeReplicaBad>(Assert.Single(events)).Offset);
+        Assert.Equal(VolumeState.Degraded, after.State);
+        Assert.Empty(When(after, new RecordReplicaReport(v.Id, bad, new ReplicaBad(8192, 512, "again"), Now)).Events); // reported twice, replaced once
+    }
 }

@@ -190,6 +190,80 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         Assert.Contains("differ", refused.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task a_scrub_without_a_guest_names_the_replica_the_majority_outvotes_and_where_and_finds_nothing_in_equal_replicas()
+    {
+        var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        var scrubber = new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance);
+        var clean = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
+        Assert.Empty(clean.Bad);
+        Assert.Null(clean.Unresolved);
+        Assert.True(clean.Bytes >= 64L << 20);
+
+        var rotten = hosts[1].ReplicaFileOf(volumeId);
+        var at = new FileInfo(rotten).Length / 2;
+        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = at;
+            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
+        }
+        var found = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
+        var bad = Assert.Single(found.Bad);
+        Assert.Equal(exports[1].HostId, bad.ReplicaHostId);
+        Assert.InRange(bad.Offset, at - bad.Length + 1, at + (64 << 10) - 1);
+        Assert.Contains("outvoted", bad.Detail, StringComparison.Ordinal);
+        Assert.Null(found.Unresolved);
+    }
+
+    [Fact]
+    public async Task beside_a_guest_that_keeps_writing_a_scrub_names_only_the_rotten_replica_and_drops_it_and_a_replica_that_fails_a_write_is_reported()
+    {
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        // The guest writes all the time (64 KiB and an fsync, five times a second): blocks in flight must not count as rot.
+        var spec = QemuFixture.Spec(0, "sh", "-c", """
+            dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
+            i=0
+            while true; do
+              dd if=/dev/urandom of=/data/churn bs=64k count=1 seek=$((i % 64)) conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR $i"
+              i=$((i+1)); sleep 0.2
+            done
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
+        };
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        compute.ReplicaReportedBad += reports.Enqueue;
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+
+        // The first child (the one the guest reads) rots behind its daemon's back.
+        var rotten = hosts[0].ReplicaFileOf(volumeId);
+        var at = new FileInfo(rotten).Length * 3 / 4;
+        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = at;
+            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
+        }
+        var found = await compute.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, spec.VmId, exports, vm), CancellationToken.None);
+        var bad = Assert.Single(found.Bad);
+        Assert.Equal(exports[0].HostId, bad.ReplicaHostId);
+        Assert.InRange(bad.Offset, at - bad.Length + 1, at + (64 << 10) - 1);
+        Assert.Empty(reports); // the guest's own quorum read nothing that failed
+
+        // Out of the guest's quorum: its writes reach the other two only, so the rotten file no longer changes.
+        var before = SHA256.HashData(File.ReadAllBytes(rotten));
+        await Task.Delay(3000);
+        Assert.Equal(before, SHA256.HashData(File.ReadAllBytes(rotten)));
+
+        // A replica whose daemon dies fails the guest's next write there: the quorum's report names it.
+        using (var daemon = System.Diagnostics.Process.GetProcessById(hosts[1].DaemonOf(volumeId)!.Value)) daemon.Kill();
+        var failed = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(60), "the quorum reports a replica bad");
+        Assert.All(failed, r => Assert.Equal((spec.VmId, volumeId, exports[1].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+        Assert.Contains("failed", failed[0].Fault.Detail, StringComparison.Ordinal);
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()

@@ -10,6 +10,7 @@ using Kraud.Bench;
 //   dotnet run -c Release --project bench/Kraud.Bench -- boot     [--runs 8]   (real microVMs; needs QEMU and the guest image)
 //   dotnet run -c Release --project bench/Kraud.Bench -- images   [--runs 3]   (issue 15; real microVMs, a registry, skopeo and umoci)
 //   dotnet run -c Release --project bench/Kraud.Bench -- blockio  (a guest's I/O on a BLOCK volume of real exports beside a local LUKS disk; resync MB/s)
+//   dotnet run -c Release --project bench/Kraud.Bench -- gfs      (a GFS volume's NFS I/O from another host beside a BLOCK volume; its file server's failover; root, real guests)
 //   dotnet run -c Release --project bench/Kraud.Bench -- mesh     [--pods 1000] [--replicas 5] [--tenants 250] [--hosts 100]   (issue 5)
 //   dotnet run -c Release --project bench/Kraud.Bench -- dataplane [--runs 8]   (issue 16: WireGuard VPC vs plain bridge, ingress vs direct; root, real guests)
 //   dotnet run -c Release --project bench/Kraud.Bench -- kubectl  [--pods 100] [--hosts 20]   (issue 23: kubectl apply of N Deployments beside GraphQL)
@@ -25,6 +26,7 @@ return (options.Help, options.Benchmark) switch
     (false, "mesh") => await MeshBench.RunAsync(options),
     (false, "images") => await ImagesBench.RunAsync(options),
     (false, "blockio") => await BlockIoBench.RunAsync(options),
+    (false, "gfs") => await GfsBench.RunAsync(options),
     (false, "dataplane") => await DataPlaneBench.RunAsync(options),
     (false, "kubectl") => await KubectlBench.RunAsync(options),
     (false, "nodes") => await NodesBench.RunAsync(options),
@@ -33,6 +35,6 @@ return (options.Help, options.Benchmark) switch
 
 static int Usage(bool asked)
 {
-    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|dataplane|kubectl|nodes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--existing N] [--durable true|false] [--kvm true|false]");
+    Console.WriteLine("usage: Kraud.Bench pods|recovery|audit|boot|volumes|mesh|images|blockio|gfs|dataplane|kubectl|nodes [--pods N] [--storage S] [--hosts H] [--concurrency C] [--replicas R] [--tenants T] [--events E] [--live L] [--read-models true|false] [--runs N] [--existing N] [--durable true|false] [--kvm true|false]");
     return asked ? 0 : 2;
 }

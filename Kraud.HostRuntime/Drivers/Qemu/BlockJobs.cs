@@ -11,6 +11,9 @@ public sealed record CopyProgress(long SyncedBytes, long TotalBytes, double Byte
 /// <summary>A replica filled and checked: how much was copied, how long it took, how long the guest was paused.</summary>
 public sealed record ResyncOutcome(long Bytes, double Seconds, double PauseMs);
 
+/// <summary>What a scrub found: every byte read (<paramref name="Bytes"/>), the replicas outvoted, and a difference no majority decides.</summary>
+public sealed record ScrubFindings(long Bytes, IReadOnlyList<ReplicaFault> Bad, string? Unresolved);
+
 public sealed class ResyncException(string reason) : Exception(reason);
 
 /// <summary>
@@ -183,6 +186,109 @@ internal static class BlockJobs
         {
             await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = sink }, CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// A scrub: reads all of <paramref name="quorum"/> (voting reads, its threshold a majority of its children) through a
+    /// backup job into a null node, and names each child the majority outvoted (QEMU's QUORUM_REPORT_BAD) with where.
+    /// <paramref name="children"/> maps the quorum's child nodes to their replicas' hosts. A block with no majority fails its
+    /// read: the job pauses and reads it again 250 ms later (a write of the guest may be in flight), and a block still without
+    /// one after <see cref="CompareRetries"/> tries is <see cref="ScrubFindings.Unresolved"/> and ends the scrub.
+    /// </summary>
+    /// <param name="confirm">Someone writes the replicas meanwhile (a running guest): a child counts as bad only if rereads of
+    /// its block (HMP qemu-io, so QEMU's system emulator only), spaced past QEMU's one-event-a-second throttle, still outvote it.</param>
+    public static async Task<ScrubFindings> VoteAsync(QmpClient qmp, string quorum, IReadOnlyDictionary<string, Guid> children, string jobId,
+        bool confirm, CancellationToken ct)
+    {
+        var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
+        var size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
+        var sink = jobId + "-sink";
+        bool Bad(JsonElement e) => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD"
+                                   && children.ContainsKey(e.GetProperty("data").GetProperty("node-name").GetString() ?? "");
+        qmp.TakeEvents(Bad);
+        string? unresolved = null;
+        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = size }, ct);
+        try
+        {
+            await qmp.ExecuteAsync("blockdev-backup", new Dictionary<string, object>
+            {
+                ["job-id"] = jobId, ["device"] = quorum, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
+            }, ct);
+            var tries = 0;
+            var stuckAt = -1L;
+            while (true)
+            {
+                await Task.Delay(200, ct);
+                var jobs = await qmp.ExecuteAsync("query-block-jobs", null, ct);
+                var job = jobs.EnumerateArray().FirstOrDefault(j => j.GetProperty("device").GetString() == jobId);
+                if (job.ValueKind != JsonValueKind.Object)
+                {
+                    var done = await qmp.WaitForEventAsync("BLOCK_JOB_COMPLETED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
+                        TimeSpan.FromSeconds(30), ct);
+                    if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"the scrub's read failed: {error.GetString()}");
+                    break;
+                }
+                if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
+                var offset = job.GetProperty("offset").GetInt64();
+                tries = offset == stuckAt ? tries + 1 : 1;
+                stuckAt = offset;
+                if (tries > CompareRetries)
+                {
+                    await qmp.ExecuteAsync("block-job-cancel", new Dictionary<string, object> { ["device"] = jobId, ["force"] = true }, ct);
+                    await qmp.WaitForEventAsync("BLOCK_JOB_CANCELLED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
+                        TimeSpan.FromSeconds(30), ct);
+                    unresolved = $"no majority of the replicas agrees on the block after byte {stuckAt} (still after {CompareRetries} reads); the scrub stopped there";
+                    break;
+                }
+                await Task.Delay(250, ct);
+                await qmp.ExecuteAsync("block-job-resume", new Dictionary<string, object> { ["device"] = jobId }, ct);
+            }
+        }
+        finally
+        {
+            await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = sink }, CancellationToken.None);
+        }
+        // QEMU sends the last report of a node held back by its throttle up to a second later.
+        await Task.Delay(1100, ct);
+        await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)
+        var suspects = qmp.TakeEvents(Bad).Select(e => e.GetProperty("data"))
+            .Select(d => (Node: d.GetProperty("node-name").GetString()!, Sector: d.GetProperty("sector-num").GetInt64(),
+                Count: d.GetProperty("sectors-count").GetInt64(),
+                Detail: $"{d.GetProperty("type").GetString()} " + (d.TryGetProperty("error", out var m) ? $"failed: {m.GetString()}" : "outvoted by its peers")))
+            .GroupBy(x => x.Node).Select(g => g.First()).ToList();
+        var bad = new List<ReplicaFault>();
+        foreach (var s in suspects)
+        {
+            if (confirm && !await StillOutvotedAsync(qmp, quorum, s.Node, s.Sector, s.Count, ct)) continue;
+            bad.Add(new ReplicaFault(children[s.Node], s.Sector * 512, s.Count * 512, s.Detail));
+        }
+        return new ScrubFindings(size, bad, unresolved);
+    }
+
+    /// <summary>How often a suspect block is read again while the guest runs; each read must outvote the same child.</summary>
+    public const int ConfirmReads = 3;
+
+    private static async Task<bool> StillOutvotedAsync(QmpClient qmp, string quorum, string node, long sector, long count, CancellationToken ct)
+    {
+        for (var i = 0; i < ConfirmReads; i++)
+        {
+            // Past the throttle's window (a second, re-armed by the report it held back), so this read's report comes at once.
+            await Task.Delay(2100, ct);
+            await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)
+            qmp.TakeEvents(e => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD");
+            var read = string.Create(CultureInfo.InvariantCulture, $"read -q {sector * 512} {count * 512}");
+            await qmp.ExecuteAsync("human-monitor-command", new Dictionary<string, object> { ["command-line"] = $"qemu-io {quorum} \"{read}\"" }, ct);
+            try
+            {
+                await qmp.WaitForEventAsync("QUORUM_REPORT_BAD", e => e.GetProperty("data").GetProperty("node-name").GetString() == node,
+                    TimeSpan.FromSeconds(1.5), ct);
+            }
+            catch (TimeoutException)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>

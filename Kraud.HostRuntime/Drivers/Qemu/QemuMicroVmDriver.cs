@@ -96,6 +96,77 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         return await quorum.ResyncAsync(vm.Qmp, command, vm.Directory, _options, progress, ct);
     }
 
+    /// <summary>Scrubs a volume the running microVM has attached, beside its guest (see <see cref="QuorumVolume.ScrubAsync"/>).</summary>
+    public async Task<ScrubFindings> ScrubAsync(ScrubVolumeReplicas command, CancellationToken ct)
+    {
+        if (command.VmId is not { } vmId || !_vms.TryGetValue(vmId, out var vm) || !vm.IsRunning)
+            throw new ResyncException($"microVM {command.VmId} does not run here");
+        if (!vm.Quorums.TryGetValue(command.VolumeId, out var quorum)) throw new ResyncException($"microVM {vmId} has no quorum for volume {command.VolumeId}");
+        vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), ct);
+        return await quorum.ScrubAsync(vm.Qmp, command, ct);
+    }
+
+    /// <summary>
+    /// A running guest's quorum reported a replica bad (QUORUM_REPORT_BAD: a read, write or flush failed on it while the
+    /// others served it); the driver took it out of that quorum where the vote threshold allowed. Raised on the watcher's thread.
+    /// </summary>
+    public event Action<QuorumReport>? ReplicaReportedBad;
+
+    /// <summary>
+    /// Listens to the events of a guest's QEMU on a monitor of their own (commands go to the other one, which reads events
+    /// only while a command runs): a quorum child that failed an I/O is reported and dropped from the quorum. A write the
+    /// others took counts as done for the guest, so that child holds stale blocks from then on, and with fifo reads it would
+    /// be read as long as it is the first child. Ends when QEMU does.
+    /// </summary>
+    private async Task WatchQuorumsAsync(Vm vm)
+    {
+        try
+        {
+            await using var events = await QmpClient.ConnectAsync(vm.EventsSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
+            while (true)
+            {
+                var bad = await events.NextEventAsync(CancellationToken.None);
+                if (bad.GetProperty("event").GetString() != "QUORUM_REPORT_BAD") continue;
+                var data = bad.GetProperty("data");
+                var node = data.GetProperty("node-name").GetString() ?? "";
+                foreach (var (volumeId, quorum) in vm.Quorums)
+                {
+                    if (quorum.HostOfChild(node) is not { } replicaHost) continue;
+                    var detail = $"{data.GetProperty("type").GetString()} " +
+                                 (data.TryGetProperty("error", out var error) ? $"failed: {error.GetString()}" : "outvoted by its peers");
+                    var fault = new ReplicaFault(replicaHost, data.GetProperty("sector-num").GetInt64() * 512, data.GetProperty("sectors-count").GetInt64() * 512, detail);
+                    _logger.LogWarning("microVM {VmId}: the quorum of volume {VolumeId} reports its replica on {Host} bad: {Detail}", vm.Spec.VmId, volumeId,
+                        replicaHost, detail);
+                    ReplicaReportedBad?.Invoke(new QuorumReport(vm.Spec.VmId, volumeId, fault));
+                    _ = DropReplicaAsync(vm, quorum, replicaHost);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or ObjectDisposedException or TimeoutException)
+        {
+            // QEMU is gone (or never opened the monitor): nothing is left to watch.
+        }
+    }
+
+    private async Task DropReplicaAsync(Vm vm, QuorumVolume quorum, Guid replicaHost)
+    {
+        await quorum.Changes.WaitAsync();
+        try
+        {
+            if (!vm.IsRunning) return;
+            vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
+            await quorum.DropAsync(vm.Qmp, replicaHost);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or TimeoutException)
+        {
+            _logger.LogWarning("microVM {VmId}: could not take the replica on {Host} out of its quorum: {Reason}", vm.Spec.VmId, replicaHost, e.Message);
+        }
+        finally
+        {
+            quorum.Changes.Release();
+        }
+    }
+
     public string ConsoleDirectory { get; }
 
     /// <summary>
@@ -155,6 +226,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             var bootMs = await StartAsync(vm, ct);
             vm.Booted.SetResult();
+            if (vm.Quorums.Count > 0) _ = Task.Run(() => WatchQuorumsAsync(vm), CancellationToken.None);
             var encrypted = vm.Key is null ? 0 : spec.EphemeralGiB;
             if (vm.Process!.HasExited) await ReportCrashAsync(vm);
             return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, EncryptedEphemeralGiB: encrypted, ImageDigest: vm.Image?.Rootfs.Digest,
@@ -328,7 +400,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
         AddNetworkDevice(vm, args, append);
         // Replicas join a running guest's quorum through QEMU's machine protocol.
-        if (vm.Quorums.Count > 0) args.AddRange(["-qmp", $"unix:{QemuOption.Value(vm.QmpSocket)},server=on,wait=off"]);
+        if (vm.Quorums.Count > 0)
+            args.AddRange(["-qmp", $"unix:{QemuOption.Value(vm.QmpSocket)},server=on,wait=off", "-qmp", $"unix:{QemuOption.Value(vm.EventsSocket)},server=on,wait=off"]);
         WorkloadChannelArguments(vm, args, append);
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the kernel command line takes {append.Length} bytes; it holds {MaxKernelCommandLine}");
@@ -577,6 +650,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
         public string QmpSocket { get; } = QmpClient.SocketPathFor(directory);
 
+        /// <summary>A second monitor, only read for the quorums' events (see WatchQuorumsAsync).</summary>
+        public string EventsSocket { get; } = QmpClient.SocketPathFor(Path.Combine(directory, "events"));
+
         public QmpClient? Qmp { get; set; }
 
         /// <summary>Data keys of the volumes this VM mounts, unwrapped; zeroed with the VM.</summary>
@@ -652,7 +728,11 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             if (Interlocked.Exchange(ref _cleaned, 1) == 1) return;
             _ = Qmp?.DisposeAsync().AsTask();
-            if (Quorums.Count > 0) File.Delete(QmpSocket);
+            if (Quorums.Count > 0)
+            {
+                File.Delete(QmpSocket);
+                File.Delete(EventsSocket);
+            }
             if (Key is not null) CryptographicOperations.ZeroMemory(Key);
             Key = null;
             foreach (var k in VolumeKeys.Values) CryptographicOperations.ZeroMemory(k);

@@ -140,6 +140,33 @@ public sealed class QmpClient : IAsyncDisposable
         }
     }
 
+    /// <summary>The next event of any kind, for a connection that only listens (nothing is kept that nobody asked for).</summary>
+    public async Task<JsonElement> NextEventAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            lock (_events)
+            {
+                if (_events.Count > 0)
+                {
+                    var first = _events[0];
+                    _events.RemoveAt(0);
+                    return first;
+                }
+            }
+            await _gate.WaitAsync(ct);
+            try
+            {
+                var message = await ReadMessageAsync(ct);
+                if (message.TryGetProperty("event", out _)) return message;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+    }
+
     private async Task<JsonElement> ReadMessageAsync(CancellationToken ct)
     {
         var line = await _reader.ReadLineAsync(ct) ?? throw new IOException("QMP connection closed (the process exited?).");

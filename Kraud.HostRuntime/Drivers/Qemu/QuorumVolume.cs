@@ -100,13 +100,13 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
                 await BlockJobs.FinishMirrorAsync(qmp, $"resync{index}", ct);
                 await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = top }, ct);
                 await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["node"] = node }, ct);
-                _children.Add((command.Target.HostId, node, $"children.{_added++}"));
+                lock (_children) _children.Add((command.Target.HostId, node, $"children.{_added++}"));
                 var keep = command.Sources.Select(s => s.HostId).Append(command.Target.HostId).ToHashSet();
                 foreach (var gone in _children.Where(c => !keep.Contains(c.HostId)).ToList())
                 {
                     await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = gone.Child }, ct);
                     await ForgetAsync(qmp, gone.Node);
-                    _children.Remove(gone);
+                    lock (_children) _children.Remove(gone);
                 }
             }
             finally
@@ -121,7 +121,7 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
                 var child = _children.Single(c => c.Node == node);
                 await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, ct);
                 await ForgetAsync(qmp, node);
-                _children.Remove(child);
+                lock (_children) _children.Remove(child);
                 throw new ResyncException($"the new replica differs from its peers: {string.Join("; ", differences.Take(3))}");
             }
             return new ResyncOutcome(bytes, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, pauseMs);
@@ -140,33 +140,93 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     /// Every replica, not only the new one: the mirror copied what the first child returned, so a first child that
     /// differed from its peers would have passed its difference on, and the new replica would agree with it.
     /// </summary>
-    private async Task<IReadOnlyList<string>> CheckAsync(QmpClient qmp, ResyncVolumeReplica command, CancellationToken ct)
+    private Task<IReadOnlyList<string>> CheckAsync(QmpClient qmp, ResyncVolumeReplica command, CancellationToken ct) =>
+        WithCheckerAsync(qmp, command.Sources.Append(command.Target), _children.Count,
+            (checker, _) => BlockJobs.CompareAsync(qmp, checker, $"check{index}", ct), ct);
+
+    /// <summary>
+    /// A quorum of this QEMU's own beside the guest's: read-only, over new connections to <paramref name="exports"/> for the
+    /// guest's children, with voting reads that need <paramref name="threshold"/> equal answers; gone again after <paramref name="use"/>.
+    /// </summary>
+    private async Task<T> WithCheckerAsync<T>(QmpClient qmp, IEnumerable<ExportEndpoint> exports, int threshold,
+        Func<string, IReadOnlyDictionary<string, Guid>, Task<T>> use, CancellationToken ct)
     {
-        var exports = command.Sources.Append(command.Target).GroupBy(e => e.HostId).ToDictionary(g => g.Key, g => g.First());
+        var byHost = exports.GroupBy(e => e.HostId).ToDictionary(g => g.Key, g => g.First());
         var checker = $"volchk{index}";
-        var nodes = new List<string>();
+        var nodes = new Dictionary<string, Guid>();
         try
         {
             foreach (var child in _children)
             {
+                if (!byHost.TryGetValue(child.HostId, out var export)) continue;
                 var node = NewNode();
-                var options = BlockJobs.NbdNode(node, exports[child.HostId], spec.Access!, Tls);
+                var options = BlockJobs.NbdNode(node, export, spec.Access!, Tls);
                 options["read-only"] = true;
                 await qmp.ExecuteAsync("blockdev-add", options, ct);
-                nodes.Add(node);
+                nodes[node] = child.HostId;
             }
             await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object>
             {
-                ["driver"] = "quorum", ["node-name"] = checker, ["vote-threshold"] = nodes.Count, ["read-pattern"] = "quorum",
-                ["children"] = nodes, ["read-only"] = true,
+                ["driver"] = "quorum", ["node-name"] = checker, ["vote-threshold"] = Math.Clamp(threshold, 1, Math.Max(1, nodes.Count)),
+                ["read-pattern"] = "quorum", ["children"] = nodes.Keys.ToList(), ["read-only"] = true,
             }, ct);
-            return await BlockJobs.CompareAsync(qmp, checker, $"check{index}", ct);
+            return await use(checker, nodes);
         }
         finally
         {
             await ForgetAsync(qmp, checker);
-            foreach (var node in nodes) await ForgetAsync(qmp, node);
+            foreach (var node in nodes.Keys) await ForgetAsync(qmp, node);
         }
+    }
+
+    /// <summary>
+    /// Scrubs the volume beside the running guest: a checker quorum over the guest's replicas whose reads vote by majority
+    /// (<see cref="BlockJobs.VoteAsync"/>, confirmed by rereads because the guest writes meanwhile). A replica outvoted is
+    /// taken out of the guest's quorum at once (its reads go to the first child, which may be that one), as far as the
+    /// quorum's vote threshold lets it; the control plane then replaces it.
+    /// </summary>
+    public async Task<ScrubFindings> ScrubAsync(QmpClient qmp, ScrubVolumeReplicas command, CancellationToken ct)
+    {
+        await Changes.WaitAsync(ct);
+        try
+        {
+            var findings = await WithCheckerAsync(qmp, command.Replicas, command.Replicas.Count / 2 + 1,
+                (checker, nodes) => BlockJobs.VoteAsync(qmp, checker, nodes, $"scrub{index}", confirm: true, ct), ct);
+            foreach (var bad in findings.Bad) await DropAsync(qmp, bad.ReplicaHostId);
+            return findings;
+        }
+        finally
+        {
+            Changes.Release();
+        }
+    }
+
+    /// <summary>
+    /// Takes the replica on <paramref name="hostId"/> out of the guest's quorum, unless that would leave fewer children than
+    /// a write needs (QEMU refuses that too). Returns whether it did.
+    /// </summary>
+    public async Task<bool> DropAsync(QmpClient qmp, Guid hostId)
+    {
+        var child = _children.FirstOrDefault(c => c.HostId == hostId);
+        if (child.Node is null || _children.Count <= Math.Clamp(spec.VoteThreshold, 1, _children.Count)) return false;
+        try
+        {
+            await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, CancellationToken.None);
+        }
+        catch (QmpException)
+        {
+            return false;
+        }
+        await ForgetAsync(qmp, child.Node);
+        lock (_children) _children.Remove(child);
+        return true;
+    }
+
+    /// <summary>The replica's host and the volume, when <paramref name="node"/> is a child of the guest's quorum (not a checker's).</summary>
+    /// <remarks>Asked from the event watcher's thread while a resync may change the children: under their lock.</remarks>
+    public Guid? HostOfChild(string node)
+    {
+        lock (_children) return _children.FirstOrDefault(c => c.Node == node) is { Node: not null } c ? c.HostId : null;
     }
 
     private static async Task ForgetAsync(QmpClient qmp, string node)
@@ -210,3 +270,6 @@ internal static class LuksHeader
         $"{prefix}driver=nbd,{prefix}server.type=inet,{prefix}server.host={export.Address},{prefix}server.port={export.Port}," +
         $"{prefix}export={access.Identity},{prefix}tls-creds=t,{prefix}open-timeout={BlockJobs.OpenTimeoutSeconds}";
 }
+
+/// <summary>A guest's quorum found the replica bad (see QemuMicroVmDriver.ReplicaReportedBad).</summary>
+public sealed record QuorumReport(Guid VmId, Guid VolumeId, ReplicaFault Fault);
