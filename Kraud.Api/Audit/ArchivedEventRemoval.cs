@@ -1,5 +1,6 @@
 using Kraud.Api.Common;
 using Kraud.Domain.Common;
+using Kraud.Projections.Audit;
 using Kraud.Projections.Replay;
 using Marten;
 using Npgsql;

@@ -36,7 +36,7 @@ public static class PodQueries
             PodDto? pod;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                await Kraud.Api.Replay.ArchiveBoundary.RequireStreamAtAsync(ctx, id, asOf, "Pod");
+                await ArchiveBoundary.RequireStreamAtAsync(ctx, id, asOf, "Pod");
                 var (state, version) = await ctx.Service<PlatformCheckpoints>()
                     .StreamAtAsync<Pod>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 pod = state.Exists ? PodDto.From(state, version) : null;

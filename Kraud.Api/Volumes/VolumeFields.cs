@@ -40,7 +40,7 @@ public static class VolumeFields
             VolumeDto? volume;
             if (ctx.GetArgument<DateTime?>("asOf") is { } asOf)
             {
-                await Kraud.Api.Replay.ArchiveBoundary.RequireStreamAtAsync(ctx, id, asOf, "Volume");
+                await ArchiveBoundary.RequireStreamAtAsync(ctx, id, asOf, "Volume");
                 var (state, version) = await ctx.Service<PlatformCheckpoints>()
                     .StreamAtAsync<Volume>(id, new DateTimeOffset(DateTime.SpecifyKind(asOf, DateTimeKind.Utc)), ctx.CancellationToken);
                 volume = state.Exists ? VolumeDto.From(state, version) : null;

@@ -168,10 +168,10 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Assert.NotEmpty(await app.EventsOf(Guid.Parse(ended)));
 
         // A removal that stopped half-way: its cut stored, the pod's later events deleted, its first ones not yet.
-        Kraud.Api.Audit.EventArchiveRecord record;
+        Kraud.Projections.Audit.EventArchiveRecord record;
         await using (var session = app.Store.LightweightSession())
         {
-            record = await session.Query<Kraud.Api.Audit.EventArchiveRecord>().OrderByDescending(a => a.Id).FirstAsync();
+            record = await session.Query<Kraud.Projections.Audit.EventArchiveRecord>().OrderByDescending(a => a.Id).FirstAsync();
             var cut = await app.Host.Services.GetRequiredService<Kraud.Projections.Replay.PlatformCheckpoints>().LatestAtOrBeforeAsync(record.ToSeq, default);
             (record.RemovedUpToSeq, record.RemovedBefore) = (cut!.Seq, cut.MaxAt);
             session.Store(record);

@@ -101,7 +101,7 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         Assert.Equal(first.GetProperty("toSeq").GetInt64() + 1, second.GetProperty("fromSeq").GetInt64());
         Assert.Equal(first.GetProperty("toEntry").GetInt64() + 1, second.GetProperty("fromEntry").GetInt64());
         (await _cli.RunAsync("audit", "verify-archive", second.GetProperty("file").GetString()!, "--key", PublicKey)).ShouldSucceed();
-        var records = await app.Store.QuerySession().Query<Kraud.Api.Audit.EventArchiveRecord>().CountAsync();
+        var records = await app.Store.QuerySession().Query<Kraud.Projections.Audit.EventArchiveRecord>().CountAsync();
         Assert.True(records >= 2);
     }
 

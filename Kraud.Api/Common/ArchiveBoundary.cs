@@ -1,12 +1,10 @@
-using Kraud.Api.Audit;
-using Kraud.Api.Common;
 using Kraud.Api.Gql;
 using Kraud.Domain.Common;
 using Kraud.Projections.Audit;
 using Marten;
 using Npgsql;
 
-namespace Kraud.Api.Replay;
+namespace Kraud.Api.Common;
 
 /// <summary>
 /// Where the log begins once archived events were removed from it (ArchivedEventRemoval): replay reads of earlier
