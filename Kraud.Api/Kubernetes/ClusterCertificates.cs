@@ -46,7 +46,9 @@ public static class ClusterCertificates
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2", "clientAuth")], false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
         var serial = RandomNumberGenerator.GetBytes(16);
-        serial[0] &= 0x7F; // a positive serial number, as RFC 5280 asks
+        // Positive (RFC 5280) and without a leading zero byte: DER drops one, and the certificate's serial would no longer be
+        // the hex string the cluster recorded (a client certificate refused as not issued, one time in 128).
+        serial[0] = (byte)(serial[0] % 0x7F + 1);
         var notAfter = now + ClientValidity;
         using var certificate = request.Create(ca, now.AddMinutes(-5), notAfter, serial);
         return new IssuedCertificate(certificate.ExportCertificatePem(), key.ExportECPrivateKeyPem(), Convert.ToHexString(serial), notAfter);

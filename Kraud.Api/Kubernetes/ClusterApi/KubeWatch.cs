@@ -34,25 +34,28 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
         Dictionary<string, KubeItem>? known = null;
         try
         {
-            while (!ct.IsCancellationRequested)
+            while (known is null || !ct.IsCancellationRequested)
             {
+                // The first look answers what changed since the client's version, however long it takes on a busy machine: a
+                // watch that timed out before it would tell the client that nothing changed. Only later looks end at the timeout.
+                var look = known is null ? http.RequestAborted : ct;
                 await using (var session = store.QuerySession())
                 {
-                    var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), ct);
+                    var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), look);
                     var now = Watched(snapshot);
                     // The first look compares with the cluster as it was at the client's resourceVersion, so what was deleted
                     // between its list and this look is DELETED too (kubectl delete --wait lists, then watches from the list's version).
-                    var before = known ?? (since == 0 ? [] : Watched(await ClusterObjects.LoadAtAsync(caller.Cluster, session, seal, since, snapshot.Now, ct)));
+                    var before = known ?? (since == 0 ? [] : Watched(await ClusterObjects.LoadAtAsync(caller.Cluster, session, seal, since, snapshot.Now, look)));
                     foreach (var (key, item) in now)
                     {
-                        if (!before.TryGetValue(key, out var was)) await SendAsync("ADDED", item, time.GetUtcNow(), ct);
-                        else if ((known is null && item.ResourceVersion > since) || Content(was) != Content(item)) await SendAsync("MODIFIED", item, time.GetUtcNow(), ct);
+                        if (!before.TryGetValue(key, out var was)) await SendAsync("ADDED", item, time.GetUtcNow(), look);
+                        else if ((known is null && item.ResourceVersion > since) || Content(was) != Content(item)) await SendAsync("MODIFIED", item, time.GetUtcNow(), look);
                     }
                     foreach (var (_, item) in before.Where(k => !now.ContainsKey(k.Key)))
                     {
                         var gone = (JsonObject)item.Json.DeepClone();
                         KubeJson.Metadata(gone)["resourceVersion"] = snapshot.Head.ToString(CultureInfo.InvariantCulture);
-                        await SendAsync("DELETED", item with { Json = gone, ResourceVersion = snapshot.Head }, time.GetUtcNow(), ct);
+                        await SendAsync("DELETED", item with { Json = gone, ResourceVersion = snapshot.Head }, time.GetUtcNow(), look);
                     }
                     known = now;
                 }
