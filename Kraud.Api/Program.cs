@@ -9,7 +9,7 @@ var builder = WebApplication.CreateBuilder(args);
 var database = await builder.AddKraudDatabaseAsync();
 var fleet = builder.AddKraudFleet();
 await builder.PrepareKraudSlicesAsync();
-builder.Services.AddKraudMarten(database.ConnectionString);
+builder.Services.AddKraudMarten(database.ConnectionString, TimeSpan.FromSeconds(builder.Configuration.GetValue("Events:SkipHeldSequenceGapsAfterSeconds", 60.0)));
 builder.UseKraudWolverine(fleet, database.ConnectionString);
 builder.Services.AddKraudApi();
 builder.AddKraudTelemetry();

@@ -32,6 +32,7 @@ public sealed class RollingRestartSpecs(Xunit.Abstractions.ITestOutputHelper out
                              $"{report.OverlapsByLogTime.Count} overlaps by the log's insert times");
             var handovers = string.Join("\n", report.Handovers.Select(h => $"{h.At:O} {h.Node} {h.Change} {h.Role}"));
             var placed = string.Join("\n", report.SchedulerBatches.Select(b => $"{b.Mark}: {b.Placements}"));
+            output.WriteLine($"Transactions open 10 s or longer:\n{string.Join("\n", report.LongTransactions)}");
             output.WriteLine($"Handovers:\n{handovers}\nOverlaps by the log's insert times:\n{string.Join("\n", report.OverlapsByLogTime)}\nScheduler batches:\n{placed}");
             var context = $"\nHandovers:\n{handovers}\nScheduler batches:\n{placed}\nNodes:\n{cluster.NodesOutput()}";
 
@@ -47,6 +48,7 @@ public sealed class RollingRestartSpecs(Xunit.Abstractions.ITestOutputHelper out
             // The audit chain is valid and gapless, and covers every event.
             Assert.True(report.AuditValid);
             Assert.Equal(report.AuditLastId, report.AuditEntries);
+            Assert.True(report.ProjectionsLate == "", $"the async projections did not catch up: {report.ProjectionsLate}\nTransactions open 10 s or longer:\n{string.Join("\n", report.LongTransactions)}{context}");
             Assert.Equal(0, report.EventsNotAudited);
             Assert.True(report.DeadLetters.Count == 0, string.Join("\n", report.DeadLetters.Take(10)));
             // The scheduler: never two holders in /health; every placement made by a batch that held it (the fence's mark),

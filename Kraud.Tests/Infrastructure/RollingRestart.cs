@@ -46,6 +46,15 @@ public sealed record RollingRestartReport
     public required long AuditEntries { get; init; }
     public required long AuditLastId { get; init; }
 
+    /// <summary>Empty when the async projections caught up with the log; otherwise where they stood 150 s after every pod ran.</summary>
+    public required string ProjectionsLate { get; init; }
+
+    /// <summary>
+    /// The database transactions that stayed open 10 s or longer during the run (the longest first): Marten's high water
+    /// mark does not pass a gap in the sequence while a transaction older than the gap could still fill it.
+    /// </summary>
+    public required IReadOnlyList<string> LongTransactions { get; init; }
+
     /// <summary>Events of the log that no audit entry covers.</summary>
     public required long EventsNotAudited { get; init; }
 
@@ -111,6 +120,8 @@ public static class RollingRestart
         using var watching = new CancellationTokenSource();
         var watch = new ClusterWatch(cluster);
         var watched = watch.RunAsync(watching.Token);
+        var transactions = new LongTransactionWatch(cluster.ConnectionString);
+        var sampled = transactions.RunAsync(watching.Token);
         var killed = await SchedulerNodeAsync(cluster, exceptNumber: 0);
         var schedulerHolders = new List<string> { cluster.NodeName(killed) };
 
@@ -230,9 +241,10 @@ public static class RollingRestart
         var allRunning = clock.Elapsed;
         log($"{allRunning.TotalSeconds:F1} s: {listed.Count(p => p.GetProperty("state").GetString() == "RUNNING")} of {listed.Count} pods RUNNING");
 
-        await WaitForProjectionsAsync(cluster);
+        var projectionsLate = await WaitForProjectionsAsync(cluster);
         await watching.CancelAsync();
         await watched;
+        await sampled;
 
         var hostVms = (await cluster.QueryAsync(NodeCluster.OperatorToken, "{ hosts { name microVms { id podId } } }")).GetProperty("hosts").EnumerateArray()
             .SelectMany(h => h.GetProperty("microVms").EnumerateArray().Select(v => (Host: h.GetProperty("name").GetString()!, Vm: v.GetProperty("id").GetString()!,
@@ -264,6 +276,8 @@ public static class RollingRestart
             AuditValid = audit.GetProperty("valid").GetBoolean(),
             AuditEntries = entries,
             AuditLastId = lastId,
+            ProjectionsLate = projectionsLate,
+            LongTransactions = transactions.Longest(),
             EventsNotAudited = await ScalarAsync(db,
                 "select count(*) from kraud.mt_events e where not exists (select 1 from kraud.mt_doc_auditentry a where (a.data->>'EventSeq')::bigint = e.seq_id)"),
             DeadLetters = await DeadLettersAsync(db),
@@ -305,14 +319,30 @@ public static class RollingRestart
         }
     }
 
-    /// <summary>Until every async projection (the audit chain among them) has caught up with the event log.</summary>
-    private static async Task WaitForProjectionsAsync(NodeCluster cluster)
+    /// <summary>
+    /// Until every async projection (the audit chain among them) has caught up with the event log; if they have not within
+    /// 150 s (beyond the minute after which the daemon skips a hole in the sequence), what /health and the progression
+    /// table say: a projection that stalls is the finding, and this is its evidence.
+    /// </summary>
+    private static async Task<string> WaitForProjectionsAsync(NodeCluster cluster)
     {
-        var by = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (DateTime.UtcNow < by)
+        var by = DateTime.UtcNow + TimeSpan.FromSeconds(150);
+        while (true)
         {
             var health = await cluster.SomeHealthAsync();
-            if (health.Projections.Count > 0 && health.Projections.All(p => p.Behind == 0)) return;
+            if (health.Projections.Count > 0 && health.Projections.All(p => p.Behind == 0)) return "";
+            if (DateTime.UtcNow > by)
+            {
+                await using var db = new NpgsqlConnection(cluster.ConnectionString);
+                await db.OpenAsync();
+                await using var cmd = new NpgsqlCommand("select name, last_seq_id, last_updated from kraud.mt_event_progression order by name", db);
+                await using var reader = await cmd.ExecuteReaderAsync();
+                var rows = new List<string>();
+                while (await reader.ReadAsync()) rows.Add($"{reader.GetString(0)} {reader.GetInt64(1)} {reader.GetValue(2)}");
+                return $"/health of {health.Node} at {DateTime.UtcNow:O}: high water {health.HighWaterMark}, " +
+                       $"{string.Join(", ", health.Projections.Select(p => $"{p.Name} at {p.Position}, {p.Behind} behind"))}; " +
+                       $"nodes {string.Join("; ", health.Nodes?.Select(n => $"{n.Id} [{string.Join(" ", n.Roles)}]") ?? [])}\nprogression:\n{string.Join("\n", rows)}";
+            }
             await Task.Delay(500);
         }
     }
@@ -467,6 +497,39 @@ public static class RollingRestart
             if (holders.Count > 1) overlaps.Add($"{h.At:O}: {string.Join(", ", holders)}");
         }
         return overlaps;
+    }
+
+    /// <summary>Samples pg_stat_activity each second for transactions open 10 s or longer, and keeps each one's longest age.</summary>
+    private sealed class LongTransactionWatch(string connectionString)
+    {
+        private readonly Dictionary<string, double> _seen = [];
+
+        public IReadOnlyList<string> Longest() => _seen.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Value:F0} s: {kv.Key}").ToList();
+
+        public async Task RunAsync(CancellationToken ct)
+        {
+            try
+            {
+                await using var db = new NpgsqlConnection(connectionString);
+                await db.OpenAsync(ct);
+                while (!ct.IsCancellationRequested)
+                {
+                    await using (var cmd = new NpgsqlCommand(
+                                     "select pid, application_name, state, left(query, 160), extract(epoch from now() - xact_start)::float8 from pg_stat_activity " +
+                                     "where datname = current_database() and pid <> pg_backend_pid() and xact_start < now() - interval '10 seconds'", db))
+                    await using (var reader = await cmd.ExecuteReaderAsync(ct))
+                        while (await reader.ReadAsync(ct))
+                        {
+                            var key = $"pid {reader.GetInt32(0)} [{(reader.IsDBNull(1) ? "" : reader.GetString(1))}] {(reader.IsDBNull(2) ? "" : reader.GetString(2))}: {(reader.IsDBNull(3) ? "" : reader.GetString(3))}";
+                            _seen[key] = Math.Max(_seen.GetValueOrDefault(key), reader.GetDouble(4));
+                        }
+                    await Task.Delay(1000, ct);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
     }
 
     /// <summary>Polls /health of a serving node: who holds the scheduler at each instant, and the handover log merged over the run.</summary>
