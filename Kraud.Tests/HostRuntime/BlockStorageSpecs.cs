@@ -191,14 +191,19 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_scrub_without_a_guest_names_the_replica_the_majority_outvotes_and_where_and_finds_nothing_in_equal_replicas()
+    public async Task a_scrub_without_a_guest_reads_no_faster_than_its_bound_names_the_replica_the_majority_outvotes_and_where_and_finds_nothing_in_equal_replicas()
     {
         var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        compute.Options.ScrubBytesPerSecond = 16L << 20;
         var scrubber = new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var clean = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
+        var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
         Assert.Empty(clean.Bad);
         Assert.Null(clean.Unresolved);
         Assert.True(clean.Bytes >= 64L << 20);
+        // Fleet:Qemu:ScrubBytesPerSecond bounds the read (QEMU's rate limit lets one time slice through ahead of it).
+        Assert.True(clean.Bytes / seconds <= 1.2 * (16L << 20), $"{clean.Bytes} bytes were scrubbed in {seconds:F1} s, faster than 16 MiB/s");
 
         var rotten = hosts[1].ReplicaFileOf(volumeId);
         var at = new FileInfo(rotten).Length / 2;
