@@ -221,6 +221,25 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task a_scrub_of_two_copies_that_differ_names_neither_and_says_where_no_majority_decides()
+    {
+        var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        var red = exports.Take(2).ToList(); // a RED volume's two copies
+        var rotten = hosts[1].ReplicaFileOf(volumeId);
+        var at = new FileInfo(rotten).Length / 2;
+        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = at;
+            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
+        }
+        var found = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
+            .ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, red, worker), CancellationToken.None);
+        Assert.Empty(found.Bad);
+        Assert.NotNull(found.Unresolved);
+        Assert.Contains("no majority", found.Unresolved, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task beside_a_guest_that_keeps_writing_a_scrub_names_only_the_rotten_replica_and_drops_it_and_a_replica_that_fails_a_write_is_reported()
     {
         var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
