@@ -427,12 +427,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         // 64 MiB file, changes on the storage host's disk with no I/O error anywhere.
         var rotten = storage.Single(s => s.Host.Id.ToString() == replicas[0]);
         const long at = 40L << 20;
-        await using (var file = new FileStream(ReplicaFile(rotten.State, rotten.Host, volumeId), FileMode.Open, FileAccess.Write))
-        {
-            file.Seek(at, SeekOrigin.Begin);
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(1 << 20));
-            file.Flush(flushToDisk: true);
-        }
+        await ReplicaRot.WriteAsync(ReplicaFile(rotten.State, rotten.Host, volumeId), at, 1 << 20);
 
         var asked = (await tenant.Gql("mutation($id: ID!) { scrubVolume(id: $id) { scrubRequested } }", new { id = volumeId })).ShouldSucceed();
         Assert.True(asked.Data.GetProperty("scrubVolume").GetProperty("scrubRequested").GetBoolean());

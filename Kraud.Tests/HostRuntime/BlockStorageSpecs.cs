@@ -177,11 +177,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         // The first child's file loses 64 KiB to rot behind its daemon's back: its peers do not hold these bytes. The guest's
         // quorum reads from that child, so the mirror copies the rot into the new replica, which then agrees with it.
         var rotten = hosts[0].ReplicaFileOf(volumeId);
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = file.Length / 2;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
 
         var spare = await ServeAsync(hosts[3], "s3", volumeId, vm);
         var refused = await Assert.ThrowsAsync<ResyncException>(() =>
@@ -206,12 +202,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         Assert.True(clean.Bytes / seconds <= 1.2 * (16L << 20), $"{clean.Bytes} bytes were scrubbed in {seconds:F1} s, faster than 16 MiB/s");
 
         var rotten = hosts[1].ReplicaFileOf(volumeId);
-        var at = new FileInfo(rotten).Length / 2;
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = at;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
         var found = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
         var bad = Assert.Single(found.Bad);
         Assert.Equal(exports[1].HostId, bad.ReplicaHostId);
@@ -226,12 +217,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
         var red = exports.Take(2).ToList(); // a RED volume's two copies
         var rotten = hosts[1].ReplicaFileOf(volumeId);
-        var at = new FileInfo(rotten).Length / 2;
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = at;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
         var found = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
             .ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, red, worker), CancellationToken.None);
         Assert.Empty(found.Bad);
@@ -264,12 +250,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
 
         // The first child (the one the guest reads) rots behind its daemon's back.
         var rotten = hosts[0].ReplicaFileOf(volumeId);
-        var at = new FileInfo(rotten).Length * 3 / 4;
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = at;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 3, 4), 64 << 10);
         var found = await compute.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, spec.VmId, exports, vm), CancellationToken.None);
         var bad = Assert.Single(found.Bad);
         Assert.Equal(exports[0].HostId, bad.ReplicaHostId);
