@@ -72,6 +72,23 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return new FormattedVolume(volumeId, hosts, worker, exports, kek, compute, wrapped);
     }
 
+    /// <summary>
+    /// A microVM of compute host c0 that mounts the volume at /data through an access of its own (vm-…) and runs
+    /// <paramref name="script"/>, which prints KRAUD-READY once it has written what the spec needs.
+    /// </summary>
+    private static async Task<(ExportAccess Vm, MicroVmSpec Spec)> ReadyGuestAsync(FormattedVolume volume, string script)
+    {
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in volume.Hosts.Take(3)) await host.GrantAsync(volume.VolumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var spec = QemuFixture.Spec(0, "sh", "-c", script) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volume.VolumeId, "BLOCK", "/data", false, 1, volume.Wrapped, [], volume.Exports, vm, 2)],
+        };
+        await volume.Compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volume.VolumeId] = volume.Kek.Unwrap(volume.Wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(volume.Compute, spec.VmId, "KRAUD-READY", 120);
+        return (vm, spec);
+    }
+
     [Fact]
     public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
     {
@@ -161,18 +178,12 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_replacement_is_refused_when_the_replica_the_guest_reads_from_differs_from_its_peers_although_the_copy_agrees_with_it()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, _, compute, _) = volume;
+        var (vm, spec) = await ReadyGuestAsync(volume, """
             dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
             exec sleep 3600
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
-        };
-        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
-        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+            """);
 
         // The first child's file loses 64 KiB to rot behind its daemon's back: its peers do not hold these bytes. The guest's
         // quorum reads from that child, so the mirror copies the rot into the new replica, which then agrees with it.
@@ -228,25 +239,19 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task beside_a_guest_that_keeps_writing_a_scrub_names_only_the_rotten_replica_and_drops_it_and_a_replica_that_fails_a_write_is_reported()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, _, compute, _) = volume;
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        compute.ReplicaReportedBad += reports.Enqueue;
         // The guest writes all the time (64 KiB and an fsync, five times a second): blocks in flight must not count as rot.
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var (vm, spec) = await ReadyGuestAsync(volume, """
             dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
             i=0
             while true; do
               dd if=/dev/urandom of=/data/churn bs=64k count=1 seek=$((i % 64)) conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR $i"
               i=$((i+1)); sleep 0.2
             done
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
-        };
-        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
-        compute.ReplicaReportedBad += reports.Enqueue;
-        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
-        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+            """);
 
         // The first child (the one the guest reads) rots behind its daemon's back.
         var rotten = hosts[0].ReplicaFileOf(volumeId);
