@@ -13,10 +13,6 @@ public static class VolumeReportsHandler
         Record(session, context, r, new ReplicaReady(r.Encrypted, r.NewKey?.KeyId, r.NewKey?.KekId,
             r.Export is { } x ? new ExportAddress(x.Address, x.Port) : null), time, r.NewKey);
 
-    public static Task Handle(ReplicaUnreachableReport r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
-        VolumeStreams.ExecuteAsync(session, context, new RecordReplicaReport(r.VolumeId, r.ReplicaHostId,
-            new ReplicaUnreachable($"compute host lost it: {r.Reason}"), time.GetUtcNow()), Principal.System($"host:{r.HostId}"));
-
     public static Task Handle(ReplicaReportedBad r, IDocumentSession session, IMessageContext context, TimeProvider time) =>
         VolumeStreams.ExecuteAsync(session, context, new RecordReplicaReport(r.VolumeId, r.Fault.ReplicaHostId,
             new ReplicaBad(r.Fault.Offset, r.Fault.Length, $"microVM {r.VmId}'s quorum: {r.Fault.Detail}"), time.GetUtcNow()), Principal.System($"host:{r.HostId}"));

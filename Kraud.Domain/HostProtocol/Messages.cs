@@ -164,9 +164,6 @@ public sealed record ReplicaResynced(Guid HostId, Guid VolumeId, Guid ReplicaHos
 /// <summary>Formatting (no replica) or a resync failed on this compute host.</summary>
 public sealed record VolumeWorkFailedReport(Guid HostId, Guid VolumeId, Guid? ReplicaHostId, string Reason) : IVolumeReport;
 
-/// <summary>A microVM's QEMU on this compute host lost a replica from its quorum: the export stopped answering.</summary>
-public sealed record ReplicaUnreachableReport(Guid HostId, Guid VolumeId, Guid ReplicaHostId, string Reason) : IVolumeReport;
-
 /// <summary>
 /// To a compute host: read every replica through a quorum whose reads vote, and name each one the majority outvotes (a scrub).
 /// With <paramref name="VmId"/> the running microVM's QEMU does it beside its guest, which keeps writing: a difference counts

@@ -57,6 +57,21 @@ public sealed record Volume(
     /// <summary>When the last scrub finished; null before the first.</summary>
     public DateTimeOffset? LastScrubbedAt { get; init; }
 
+    /// <summary>
+    /// Where the last scrub found the replicas disagreeing with no majority to say which is right (a RED volume's two copies
+    /// always, or replicas outvoted beyond what a write quorum lets go); null when it found none. Nothing proves which copy
+    /// holds the data (the replicas hold LUKS ciphertext with no checksums), so the volume keeps them all, is DEGRADED, and
+    /// waits for its owner to write the data there again (a write reaches every copy), and for a scrub that finds them equal.
+    /// </summary>
+    public string? ScrubDifference { get; init; }
+
+    /// <summary>
+    /// The periodic scrub is due: the volume keeps bytes on storage hosts, none is asked for, and its replicas went uncompared
+    /// (since its last scrub, else since it was made) for <paramref name="every"/> or longer.
+    /// </summary>
+    public bool ScrubDue(DateTimeOffset at, TimeSpan every) =>
+        OnBlockExports && !Deleting && ScrubRequestedAt is null && (LastScrubbedAt ?? CreatedAt) + every <= at;
+
     /// <summary>Its replicas are block exports on real storage hosts: compute hosts write the data key's LUKS header and copy replicas.</summary>
     public bool OnBlockExports => Replicas.Any(r => r.Export is not null);
 
@@ -112,8 +127,9 @@ public sealed record Volume(
     public int Unplaced => Deleting || !Exists ? 0 : Math.Max(0, Desired - Replicas.Count(r => r.Phase != ReplicaPhase.Erasing));
 
     /// <summary>
-    /// Healthy when every copy is; once it has been healthy, a write quorum of healthy copies keeps it usable (DEGRADED)
-    /// and fewer make it UNAVAILABLE (see <see cref="WriteQuorum"/>). Before that it is PENDING until placed and PROVISIONING until every copy is ready.
+    /// Healthy when every copy is and the last scrub found no difference it could not resolve (<see cref="ScrubDifference"/>);
+    /// once it has been healthy, a write quorum of healthy copies keeps it usable (DEGRADED) and fewer make it UNAVAILABLE
+    /// (see <see cref="WriteQuorum"/>). Before that it is PENDING until placed and PROVISIONING until every copy is ready.
     /// </summary>
     public VolumeState State
     {
@@ -121,7 +137,7 @@ public sealed record Volume(
         {
             if (Deleted) return VolumeState.Deleted;
             if (Deleting) return VolumeState.Unavailable;
-            if (Healthy == Desired) return VolumeState.Healthy;
+            if (Healthy == Desired) return ScrubDifference is null ? VolumeState.Healthy : VolumeState.Degraded;
             if (!WasHealthy) return Replicas.IsEmpty ? VolumeState.Pending : VolumeState.Provisioning;
             return Healthy >= WriteQuorum(Class) ? VolumeState.Degraded : VolumeState.Unavailable;
         }
@@ -134,6 +150,8 @@ public sealed record Volume(
     {
         VolumeState.Unavailable when Deleting => "being deleted: the data keys are destroyed on every replica",
         VolumeState.Unavailable => $"only {Healthy} of {Desired} replicas are healthy, fewer than a write needs ({WriteQuorum(Class)}): pods that need this volume do not start",
+        VolumeState.Degraded when Healthy == Desired =>
+            $"its replicas differ and nothing shows which holds the data ({ScrubDifference}): write the data there again (or restore it), then scrub the volume",
         VolumeState.Degraded => $"{Healthy} of {Desired} replicas are healthy; " +
                                 (PlacementRefusal is null ? "the missing ones are being re-replicated" : $"no replacement can be placed: {PlacementRefusal}"),
         VolumeState.Pending or VolumeState.Provisioning when PlacementRefusal is not null => PlacementRefusal,
@@ -182,7 +200,7 @@ public sealed record Volume(
         VolumeReplicaBad e => Without(e.HostId),
         VolumeScrubRequested e => this with { ScrubRequestedAt = ScrubRequestedAt ?? e.At },
         VolumeScrubStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) { Scrub = true } },
-        VolumeScrubbed e => this with { Work = null, ScrubRequestedAt = null, LastScrubbedAt = e.At },
+        VolumeScrubbed e => this with { Work = null, ScrubRequestedAt = null, LastScrubbedAt = e.At, ScrubDifference = e.Unresolved },
         VolumeReplicaExported e => Update(e.HostId, r => r with { Export = new ExportAddress(e.Address, e.Port) }),
         VolumeFormatStarted e => this with { Work = new VolumeWork(null, e.WorkerHostId, e.WorkerHostName, null, e.At) },
         VolumeReplicaResyncStarted e => this with { Work = new VolumeWork(e.HostId, e.WorkerHostId, e.WorkerHostName, e.VmId, e.At) },

@@ -38,9 +38,6 @@ public abstract record ReplicaReport;
 /// <param name="Export">A real storage host serves the (still empty) replica there; it holds no key, so it is not healthy yet.</param>
 public sealed record ReplicaReady(bool Encrypted, Guid? NewKeyId = null, string? KekId = null, ExportAddress? Export = null) : ReplicaReport;
 
-/// <summary>A compute host that has the volume attached lost the replica from its quorum (its export stopped answering).</summary>
-public sealed record ReplicaUnreachable(string Reason) : ReplicaReport;
-
 /// <summary>
 /// Gives the volume's pending work to a compute host (see <see cref="Volume.PendingWork"/>): the one whose microVM
 /// <paramref name="VmId"/> has it attached, or a worker. <paramref name="Abandon"/>: the current work's host is gone, take it away.
@@ -174,8 +171,6 @@ public static class VolumeDecider
             (ReplicaHostFailed f, _) => [new VolumeReplicaLost(c.VolumeId, c.HostId, f.Reason, c.At)],
             (_, ReplicaPhase.Erasing) => [],
             (ReplicaFailed f, _) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, f.Reason, c.At)],
-            (ReplicaUnreachable u, ReplicaPhase.Healthy) => [new VolumeReplicaFailed(c.VolumeId, c.HostId, u.Reason, c.At)],
-            (ReplicaUnreachable, _) => [],
             (ReplicaBad b, ReplicaPhase.Healthy) => [new VolumeReplicaBad(c.VolumeId, c.HostId, b.Offset, b.Length, b.Detail, c.At)],
             (ReplicaBad, _) => [],
             (ReplicaReady { Export: { } export }, ReplicaPhase.Provisioning) =>
@@ -234,9 +229,7 @@ public static class VolumeDecider
     private static IReadOnlyList<object> Scrub(ScrubVolume c, Volume state)
     {
         if (c.Every is { } every)
-            return state.OnBlockExports && state.ScrubRequestedAt is null && (state.LastScrubbedAt ?? state.CreatedAt) + every <= c.At
-                ? [new VolumeScrubRequested(c.VolumeId, c.By.Actor, c.At)]
-                : [];
+            return state.ScrubDue(c.At, every) ? [new VolumeScrubRequested(c.VolumeId, c.By.Actor, c.At)] : [];
         if (c.By.Role is not (Role.Operator or Role.Admin))
             throw DomainException.Forbidden("Only an ADMIN of the volume's tenant or an OPERATOR asks for a scrub.");
         if (!state.OnBlockExports)

@@ -50,6 +50,13 @@ public sealed class FleetOptions
     /// <summary>Seconds between two looks of the scrub round for volumes whose scrub is due.</summary>
     public int VolumeScrubRoundSeconds { get; set; } = 600;
 
+    /// <summary>
+    /// How many scrubs the round lets a storage host take part in at once (0: no bound). Each reads the host's replica whole,
+    /// at up to Fleet:Qemu:ScrubBytesPerSecond; the due volumes beyond the bound wait for a later round. A scrub an admin or
+    /// operator asks for (scrubVolume) is not held back, but holds its hosts' share.
+    /// </summary>
+    public int VolumeScrubsPerStorageHost { get; set; } = 1;
+
     /// <summary>How many times a replica's set-up is sent (the first time included) before the replica fails for want of an answer.</summary>
     public int ReplicaAnswerAttempts { get; set; } = 3;
 

@@ -109,7 +109,7 @@ public sealed class VolumeWorker(QemuOptions options, string hostDirectory, ILog
         args.AddRange(["--blockdev", $"driver=quorum,node-name=replicas,read-only=on,vote-threshold={command.Replicas.Count / 2 + 1}," +
                                      string.Join(',', children.Keys.Select((node, i) => $"children.{i}={node}"))]);
         return WithDaemonAsync(command.VolumeId, command.Access, args, $"scrubbing volume {command.VolumeId}",
-            qmp => BlockJobs.VoteAsync(qmp, "replicas", children, "scrub", confirm: false, ct), ct);
+            qmp => BlockJobs.VoteAsync(qmp, "replicas", children, "scrub", options.ScrubBytesPerSecond, confirm: false, ct), ct);
     }
 
     /// <summary>

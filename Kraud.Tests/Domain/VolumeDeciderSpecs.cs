@@ -316,9 +316,9 @@ public class VolumeDeciderSpecs
         When(v, new RecordReplicaReport(v.Id, host, new ReplicaReady(true, Export: new ExportAddress("127.0.0.1", port)), Now)).State;
 
     /// <summary>Placed on three real storage hosts, every replica serving its (empty) export, formatted by a compute host.</summary>
-    private static Volume HealthyOnExports()
+    private static Volume HealthyOnExports(VolumeClass c = VolumeClass.Block)
     {
-        var v = Placed(Requested(), Fleet());
+        var v = Placed(Requested(c), Fleet());
         v = v.Replicas.Select((r, i) => (r, i)).Aggregate(v, (s, x) => Exported(s, x.r.HostId, 10800 + x.i));
         v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
         return When(v, new RecordWorkReport(v.Id, Worker, new VolumeFormatDone(Guid.NewGuid(), "kek-1"), Now)).State;
@@ -424,7 +424,7 @@ public class VolumeDeciderSpecs
     {
         var v = HealthyOnExports();
         var lost = v.Replicas[0].HostId;
-        v = When(v, new RecordReplicaReport(v.Id, lost, new ReplicaUnreachable("connection reset"), Now)).State;
+        v = When(v, new RecordReplicaReport(v.Id, lost, new ReplicaBad(0, 512, "microVM's quorum: write failed: connection reset"), Now)).State;
         Assert.Equal(VolumeState.Degraded, v.State);
         Assert.Contains(lost, v.FailedOn);
         var spare = Storage("s4");
@@ -493,6 +493,64 @@ public class VolumeDeciderSpecs
         Assert.Equal(ErrorCode.Precondition, Assert.Throws<DomainException>(() => When(simulated, new ScrubVolume(simulated.Id, Admin, Now))).Code);
         var member = new Principal("m1", Role.Member, Tenant, "member");
         Assert.Equal(ErrorCode.Forbidden, Assert.Throws<DomainException>(() => When(v, new ScrubVolume(v.Id, member, Now))).Code);
+    }
+
+    [Fact]
+    public void two_red_copies_that_differ_fail_neither_the_volume_is_degraded_with_where_and_healthy_again_once_a_scrub_finds_them_equal()
+    {
+        var v = HealthyOnExports(VolumeClass.Red);
+        Assert.Equal(2, v.Replicas.Count);
+        v = When(v, new ScrubVolume(v.Id, Admin, Now)).State;
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        // Two copies have no majority: QEMU names neither, and nothing (no checksum in the ciphertext) says which one is right.
+        const string where = "no majority of the replicas agrees on the block after byte 41943040 (still after 8 reads); the scrub stopped there";
+        var (diverged, events) = When(v, new RecordWorkReport(v.Id, Worker, new ScrubDone(1 << 30, 12, [], where), Now));
+        Assert.Equal(where, Assert.IsType<VolumeScrubbed>(Assert.Single(events)).Unresolved);
+        Assert.Equal(2, diverged.Healthy); // both copies kept: failing one would be a coin toss with the data
+        Assert.Equal(VolumeState.Degraded, diverged.State);
+        Assert.True(diverged.Usable);
+        Assert.Contains("41943040", diverged.Reason);
+        Assert.Contains("write the data there again", diverged.Reason);
+
+        // The owner wrote the data again (to both copies); the next scrub finds them equal.
+        v = When(diverged, new ScrubVolume(v.Id, Admin, Now.AddHours(1))).State;
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now.AddHours(1))).State;
+        var equal = When(v, new RecordWorkReport(v.Id, Worker, new ScrubDone(1 << 30, 12, [], null), Now.AddHours(1))).State;
+        Assert.Null(equal.ScrubDifference);
+        Assert.Equal(VolumeState.Healthy, equal.State);
+    }
+
+    [Fact]
+    public void the_round_picks_the_longest_uncompared_due_volumes_and_a_storage_host_takes_part_in_no_more_scrubs_at_once_than_the_bound()
+    {
+        var week = TimeSpan.FromDays(7);
+        var at = Now.AddDays(30);
+        var template = HealthyOnExports();
+        Volume On(DateTimeOffset? scrubbed, params string[] hosts) => template with
+        {
+            Id = Guid.NewGuid(),
+            LastScrubbedAt = scrubbed,
+            Replicas = template.Replicas.Select((r, i) => r with { HostId = Host.IdFor(hosts[i]), HostName = hosts[i] }).ToImmutableList(),
+        };
+        var never = On(null, "a", "b", "c");              // uncompared since it was made: first
+        var sharesA = On(Now.AddDays(1), "a", "d", "e");  // due, but a takes part in the first one's scrub
+        var apart = On(Now.AddDays(2), "d", "e", "f");    // due, on other hosts
+        var recent = On(at.AddDays(-1), "g", "h", "i");   // scrubbed yesterday
+        var running = On(Now, "j", "k", "l") with { ScrubRequestedAt = at.AddHours(-1) };
+        var besideRunning = On(Now.AddHours(36), "j", "m", "n"); // due, but j is busy with a scrub asked for earlier
+
+        var volumes = new[] { recent, besideRunning, apart, sharesA, running, never };
+        Assert.Equal([never.Id, apart.Id], ScrubRound.Pick(volumes, at, week, perStorageHost: 1));
+        Assert.Equal([never.Id, sharesA.Id, besideRunning.Id, apart.Id], ScrubRound.Pick(volumes, at, week, perStorageHost: 2));
+        Assert.Equal([never.Id, sharesA.Id, besideRunning.Id, apart.Id], ScrubRound.Pick(volumes, at, week, perStorageHost: 0));
+        // A volume that cannot serve is not scrubbed: its replicas are being replaced.
+        var lost = never with
+        {
+            Replicas = never.Replicas.SetItem(0, never.Replicas[0] with { Phase = ReplicaPhase.Failed })
+            .SetItem(1, never.Replicas[1] with { Phase = ReplicaPhase.Failed })
+        };
+        Assert.Equal(VolumeState.Unavailable, lost.State);
+        Assert.Empty(ScrubRound.Pick([lost], at, week, perStorageHost: 1));
     }
 
     [Fact]

@@ -72,6 +72,23 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return new FormattedVolume(volumeId, hosts, worker, exports, kek, compute, wrapped);
     }
 
+    /// <summary>
+    /// A microVM of compute host c0 that mounts the volume at /data through an access of its own (vm-…) and runs
+    /// <paramref name="script"/>, which prints KRAUD-READY once it has written what the spec needs.
+    /// </summary>
+    private static async Task<(ExportAccess Vm, MicroVmSpec Spec)> ReadyGuestAsync(FormattedVolume volume, string script)
+    {
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in volume.Hosts.Take(3)) await host.GrantAsync(volume.VolumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var spec = QemuFixture.Spec(0, "sh", "-c", script) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volume.VolumeId, "BLOCK", "/data", false, 1, volume.Wrapped, [], volume.Exports, vm, 2)],
+        };
+        await volume.Compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volume.VolumeId] = volume.Kek.Unwrap(volume.Wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(volume.Compute, spec.VmId, "KRAUD-READY", 120);
+        return (vm, spec);
+    }
+
     [Fact]
     public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
     {
@@ -161,27 +178,17 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_replacement_is_refused_when_the_replica_the_guest_reads_from_differs_from_its_peers_although_the_copy_agrees_with_it()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, _, compute, _) = volume;
+        var (vm, spec) = await ReadyGuestAsync(volume, """
             dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
             exec sleep 3600
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
-        };
-        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
-        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+            """);
 
         // The first child's file loses 64 KiB to rot behind its daemon's back: its peers do not hold these bytes. The guest's
         // quorum reads from that child, so the mirror copies the rot into the new replica, which then agrees with it.
         var rotten = hosts[0].ReplicaFileOf(volumeId);
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = file.Length / 2;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
 
         var spare = await ServeAsync(hosts[3], "s3", volumeId, vm);
         var refused = await Assert.ThrowsAsync<ResyncException>(() =>
@@ -191,22 +198,22 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_scrub_without_a_guest_names_the_replica_the_majority_outvotes_and_where_and_finds_nothing_in_equal_replicas()
+    public async Task a_scrub_without_a_guest_reads_no_faster_than_its_bound_names_the_replica_the_majority_outvotes_and_where_and_finds_nothing_in_equal_replicas()
     {
         var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        compute.Options.ScrubBytesPerSecond = 16L << 20;
         var scrubber = new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var clean = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
+        var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
         Assert.Empty(clean.Bad);
         Assert.Null(clean.Unresolved);
         Assert.True(clean.Bytes >= 64L << 20);
+        // Fleet:Qemu:ScrubBytesPerSecond bounds the read (QEMU's rate limit lets one time slice through ahead of it).
+        Assert.True(clean.Bytes / seconds <= 1.2 * (16L << 20), $"{clean.Bytes} bytes were scrubbed in {seconds:F1} s, faster than 16 MiB/s");
 
         var rotten = hosts[1].ReplicaFileOf(volumeId);
-        var at = new FileInfo(rotten).Length / 2;
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = at;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
         var found = await scrubber.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, exports, worker), CancellationToken.None);
         var bad = Assert.Single(found.Bad);
         Assert.Equal(exports[1].HostId, bad.ReplicaHostId);
@@ -216,36 +223,39 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task a_scrub_of_two_copies_that_differ_names_neither_and_says_where_no_majority_decides()
+    {
+        var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        var red = exports.Take(2).ToList(); // a RED volume's two copies
+        var rotten = hosts[1].ReplicaFileOf(volumeId);
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
+        var found = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
+            .ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, red, worker), CancellationToken.None);
+        Assert.Empty(found.Bad);
+        Assert.NotNull(found.Unresolved);
+        Assert.Contains("no majority", found.Unresolved, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task beside_a_guest_that_keeps_writing_a_scrub_names_only_the_rotten_replica_and_drops_it_and_a_replica_that_fails_a_write_is_reported()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, _, compute, _) = volume;
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        compute.ReplicaReportedBad += reports.Enqueue;
         // The guest writes all the time (64 KiB and an fsync, five times a second): blocks in flight must not count as rot.
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var (vm, spec) = await ReadyGuestAsync(volume, """
             dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
             i=0
             while true; do
               dd if=/dev/urandom of=/data/churn bs=64k count=1 seek=$((i % 64)) conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR $i"
               i=$((i+1)); sleep 0.2
             done
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)],
-        };
-        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
-        compute.ReplicaReportedBad += reports.Enqueue;
-        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
-        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+            """);
 
         // The first child (the one the guest reads) rots behind its daemon's back.
         var rotten = hosts[0].ReplicaFileOf(volumeId);
-        var at = new FileInfo(rotten).Length * 3 / 4;
-        await using (var file = new FileStream(rotten, FileMode.Open, FileAccess.Write))
-        {
-            file.Position = at;
-            await file.WriteAsync(RandomNumberGenerator.GetBytes(64 << 10));
-        }
+        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 3, 4), 64 << 10);
         var found = await compute.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, spec.VmId, exports, vm), CancellationToken.None);
         var bad = Assert.Single(found.Bad);
         Assert.Equal(exports[0].HostId, bad.ReplicaHostId);

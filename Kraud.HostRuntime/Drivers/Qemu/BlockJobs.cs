@@ -124,29 +124,52 @@ internal static class BlockJobs
 
     /// <summary>
     /// Reads all of <paramref name="quorum"/> (a quorum whose vote threshold is its number of children, so a read fails
-    /// unless every child returns the same bytes) through a backup job into a null node, and returns where its children
-    /// differ: empty means they all hold the same bytes. The children may be written meanwhile by someone else's
-    /// connections (a running guest), whose writes reach the replicas one after the other, so a block can differ for the
-    /// moment a write is in flight: a read that fails pauses the job (on-source-error stop), and the job is resumed, which
-    /// reads those blocks again; only a difference still there after <see cref="CompareRetries"/> tries 250 ms apart, with
-    /// no progress between them, counts.
+    /// unless every child returns the same bytes) and returns where its children differ: empty means they all hold the same
+    /// bytes (see <see cref="ReadThroughAsync"/> for a block written while it is read).
     /// </summary>
     public static async Task<IReadOnlyList<string>> CompareAsync(QmpClient qmp, string quorum, string jobId, CancellationToken ct)
+    {
+        bool Failure(JsonElement e) => e.GetProperty("event").GetString() == "QUORUM_FAILURE" && e.GetProperty("data").GetProperty("reference").GetString() == quorum;
+        qmp.TakeEvents(Failure);
+        var (size, stuckAt) = await ReadThroughAsync(qmp, quorum, jobId, 0, "the check read", ct);
+        var failures = qmp.TakeEvents(Failure);
+        if (stuckAt is null) return [];
+        // QEMU sends at most one QUORUM_FAILURE a second: where it says is an example, not the list.
+        var where = failures.Select(e => e.GetProperty("data").GetProperty("sector-num").GetInt64()).Distinct().Take(3).ToList();
+        return [where.Count == 0
+            ? $"the replicas differ (still after {CompareRetries} reads, {stuckAt} of {size} bytes checked)"
+            : $"the replicas differ at sector {string.Join(", ", where)} (still after {CompareRetries} reads)"];
+    }
+
+    /// <summary>
+    /// Reads all of <paramref name="quorum"/> through a backup job into a null node, so that the quorum reads (and compares,
+    /// as its read pattern and vote threshold say) every block of its children. The children may be written meanwhile by
+    /// someone else's connections (a running guest), whose writes reach the replicas one after the other, so a block can
+    /// differ for the moment a write is in flight: a read that fails pauses the job (on-source-error stop), and the job is
+    /// resumed 250 ms later, which reads those blocks again. Returns the quorum's size and, when a block still failed after
+    /// <see cref="CompareRetries"/> tries with no progress between them, the byte the read stopped at.
+    /// </summary>
+    /// <param name="bytesPerSecond">The job's speed limit (QEMU's rate limit of block jobs), so that a whole-volume read leaves
+    /// the guests on the same hosts their I/O; 0 reads as fast as it can.</param>
+    /// <param name="what">Names the read in the exception of a read that failed otherwise.</param>
+    private static async Task<(long Size, long? StuckAt)> ReadThroughAsync(QmpClient qmp, string quorum, string jobId, long bytesPerSecond, string what,
+        CancellationToken ct)
     {
         var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
         var size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
         var sink = jobId + "-sink";
-        bool Mine(JsonElement e) =>
-            e.GetProperty("event").GetString() is "BLOCK_JOB_COMPLETED" or "BLOCK_JOB_CANCELLED" && e.GetProperty("data").GetProperty("device").GetString() == jobId
-            || e.GetProperty("event").GetString() == "QUORUM_FAILURE" && e.GetProperty("data").GetProperty("reference").GetString() == quorum;
-        qmp.TakeEvents(Mine);
+        // An earlier job of the same id (the checker of a previous resync) may have left its end behind, which would end this one at once.
+        qmp.TakeEvents(e => e.GetProperty("event").GetString() is "BLOCK_JOB_COMPLETED" or "BLOCK_JOB_CANCELLED"
+                            && e.GetProperty("data").GetProperty("device").GetString() == jobId);
         await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = size }, ct);
         try
         {
-            await qmp.ExecuteAsync("blockdev-backup", new Dictionary<string, object>
+            var backup = new Dictionary<string, object>
             {
                 ["job-id"] = jobId, ["device"] = quorum, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
-            }, ct);
+            };
+            if (bytesPerSecond > 0) backup["speed"] = bytesPerSecond;
+            await qmp.ExecuteAsync("blockdev-backup", backup, ct);
             var tries = 0;
             var stuckAt = -1L;
             while (true)
@@ -158,9 +181,8 @@ internal static class BlockJobs
                 {
                     var done = await qmp.WaitForEventAsync("BLOCK_JOB_COMPLETED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
                         TimeSpan.FromSeconds(30), ct);
-                    if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"the check read failed: {error.GetString()}");
-                    qmp.TakeEvents(Mine);
-                    return [];
+                    if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"{what} failed: {error.GetString()}");
+                    return (size, null);
                 }
                 if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
                 var offset = job.GetProperty("offset").GetInt64();
@@ -171,12 +193,7 @@ internal static class BlockJobs
                     await qmp.ExecuteAsync("block-job-cancel", new Dictionary<string, object> { ["device"] = jobId, ["force"] = true }, ct);
                     await qmp.WaitForEventAsync("BLOCK_JOB_CANCELLED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
                         TimeSpan.FromSeconds(30), ct);
-                    // QEMU sends at most one QUORUM_FAILURE a second: where it says is an example, not the list.
-                    var where = qmp.TakeEvents(Mine).Where(e => e.GetProperty("event").GetString() == "QUORUM_FAILURE")
-                        .Select(e => e.GetProperty("data").GetProperty("sector-num").GetInt64()).Distinct().Take(3).ToList();
-                    return [where.Count == 0
-                        ? $"the replicas differ (still after {CompareRetries} reads, {stuckAt} of {size} bytes checked)"
-                        : $"the replicas differ at sector {string.Join(", ", where)} (still after {CompareRetries} reads)"];
+                    return (size, stuckAt);
                 }
                 await Task.Delay(250, ct);
                 await qmp.ExecuteAsync("block-job-resume", new Dictionary<string, object> { ["device"] = jobId }, ct);
@@ -189,65 +206,24 @@ internal static class BlockJobs
     }
 
     /// <summary>
-    /// A scrub: reads all of <paramref name="quorum"/> (voting reads, its threshold a majority of its children) through a
-    /// backup job into a null node, and names each child the majority outvoted (QEMU's QUORUM_REPORT_BAD) with where.
-    /// <paramref name="children"/> maps the quorum's child nodes to their replicas' hosts. A block with no majority fails its
-    /// read: the job pauses and reads it again 250 ms later (a write of the guest may be in flight), and a block still without
-    /// one after <see cref="CompareRetries"/> tries is <see cref="ScrubFindings.Unresolved"/> and ends the scrub.
+    /// A scrub: reads all of <paramref name="quorum"/> (voting reads, its threshold a majority of its children) and names
+    /// each child the majority outvoted (QEMU's QUORUM_REPORT_BAD) with where. <paramref name="children"/> maps the quorum's
+    /// child nodes to their replicas' hosts. A block with no majority fails its read and is read again (see
+    /// <see cref="ReadThroughAsync"/>); a block still without one is <see cref="ScrubFindings.Unresolved"/> and ends the scrub.
     /// </summary>
+    /// <param name="bytesPerSecond">At most this many bytes a second are read (0: no bound).</param>
     /// <param name="confirm">Someone writes the replicas meanwhile (a running guest): a child counts as bad only if rereads of
     /// its block (HMP qemu-io, so QEMU's system emulator only), spaced past QEMU's one-event-a-second throttle, still outvote it.</param>
     public static async Task<ScrubFindings> VoteAsync(QmpClient qmp, string quorum, IReadOnlyDictionary<string, Guid> children, string jobId,
-        bool confirm, CancellationToken ct)
+        long bytesPerSecond, bool confirm, CancellationToken ct)
     {
-        var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
-        var size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
-        var sink = jobId + "-sink";
         bool Bad(JsonElement e) => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD"
                                    && children.ContainsKey(e.GetProperty("data").GetProperty("node-name").GetString() ?? "");
         qmp.TakeEvents(Bad);
-        string? unresolved = null;
-        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = size }, ct);
-        try
-        {
-            await qmp.ExecuteAsync("blockdev-backup", new Dictionary<string, object>
-            {
-                ["job-id"] = jobId, ["device"] = quorum, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
-            }, ct);
-            var tries = 0;
-            var stuckAt = -1L;
-            while (true)
-            {
-                await Task.Delay(200, ct);
-                var jobs = await qmp.ExecuteAsync("query-block-jobs", null, ct);
-                var job = jobs.EnumerateArray().FirstOrDefault(j => j.GetProperty("device").GetString() == jobId);
-                if (job.ValueKind != JsonValueKind.Object)
-                {
-                    var done = await qmp.WaitForEventAsync("BLOCK_JOB_COMPLETED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
-                        TimeSpan.FromSeconds(30), ct);
-                    if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"the scrub's read failed: {error.GetString()}");
-                    break;
-                }
-                if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
-                var offset = job.GetProperty("offset").GetInt64();
-                tries = offset == stuckAt ? tries + 1 : 1;
-                stuckAt = offset;
-                if (tries > CompareRetries)
-                {
-                    await qmp.ExecuteAsync("block-job-cancel", new Dictionary<string, object> { ["device"] = jobId, ["force"] = true }, ct);
-                    await qmp.WaitForEventAsync("BLOCK_JOB_CANCELLED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
-                        TimeSpan.FromSeconds(30), ct);
-                    unresolved = $"no majority of the replicas agrees on the block after byte {stuckAt} (still after {CompareRetries} reads); the scrub stopped there";
-                    break;
-                }
-                await Task.Delay(250, ct);
-                await qmp.ExecuteAsync("block-job-resume", new Dictionary<string, object> { ["device"] = jobId }, ct);
-            }
-        }
-        finally
-        {
-            await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = sink }, CancellationToken.None);
-        }
+        var (size, stuckAt) = await ReadThroughAsync(qmp, quorum, jobId, bytesPerSecond, "the scrub's read", ct);
+        var unresolved = stuckAt is { } at
+            ? $"no majority of the replicas agrees on the block after byte {at} (still after {CompareRetries} reads); the scrub stopped there"
+            : null;
         // QEMU sends the last report of a node held back by its throttle up to a second later.
         await Task.Delay(1100, ct);
         await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)

@@ -103,7 +103,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             throw new ResyncException($"microVM {command.VmId} does not run here");
         if (!vm.Quorums.TryGetValue(command.VolumeId, out var quorum)) throw new ResyncException($"microVM {vmId} has no quorum for volume {command.VolumeId}");
         vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), ct);
-        return await quorum.ScrubAsync(vm.Qmp, command, ct);
+        return await quorum.ScrubAsync(vm.Qmp, command, _options.ScrubBytesPerSecond, ct);
     }
 
     /// <summary>

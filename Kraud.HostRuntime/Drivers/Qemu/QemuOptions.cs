@@ -33,6 +33,14 @@ public sealed class QemuOptions
     /// <summary>Upper bound for a volume replica in MiB on storage hosts (0: the volume's size). Replicas are sparse, but test volumes are small.</summary>
     public int MaxVolumeMiB { get; set; }
 
+    /// <summary>
+    /// At most this many bytes a second does a scrub read of each replica (QEMU's speed limit of its read job; 0: no bound). A
+    /// scrub reads every byte of every replica, beside the guests of the compute host that runs it and of the storage hosts
+    /// that serve it; unbounded, it takes what the disks and the two cores give and the tenants' I/O waits. 32 MiB/s scrubs a
+    /// TiB in about nine hours, well within the week between two scrubs (Fleet:VolumeScrubHours).
+    /// </summary>
+    public long ScrubBytesPerSecond { get; set; } = 32L << 20;
+
     public string QemuStorageDaemon { get; set; } = "qemu-storage-daemon";
 
     /// <summary>

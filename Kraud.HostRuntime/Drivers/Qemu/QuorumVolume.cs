@@ -185,13 +185,13 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     /// taken out of the guest's quorum at once (its reads go to the first child, which may be that one), as far as the
     /// quorum's vote threshold lets it; the control plane then replaces it.
     /// </summary>
-    public async Task<ScrubFindings> ScrubAsync(QmpClient qmp, ScrubVolumeReplicas command, CancellationToken ct)
+    public async Task<ScrubFindings> ScrubAsync(QmpClient qmp, ScrubVolumeReplicas command, long bytesPerSecond, CancellationToken ct)
     {
         await Changes.WaitAsync(ct);
         try
         {
             var findings = await WithCheckerAsync(qmp, command.Replicas, command.Replicas.Count / 2 + 1,
-                (checker, nodes) => BlockJobs.VoteAsync(qmp, checker, nodes, $"scrub{index}", confirm: true, ct), ct);
+                (checker, nodes) => BlockJobs.VoteAsync(qmp, checker, nodes, $"scrub{index}", bytesPerSecond, confirm: true, ct), ct);
             foreach (var bad in findings.Bad) await DropAsync(qmp, bad.ReplicaHostId);
             return findings;
         }
