@@ -11,14 +11,6 @@ using Npgsql;
 
 namespace Kraud.Api.Audit;
 
-public sealed record EventArchiveDto(string File, long FromSeq, long ToSeq, long Events, long FromEntry, long ToEntry, string HeadHash, DateTime Boundary,
-    long Bytes, double Seconds, long RemovedUpToSeq, long RemovedEvents, DateTime? RemovedBefore)
-{
-    public static EventArchiveDto From(EventArchiveRecord r, double seconds) =>
-        new(r.File, r.FromSeq, r.ToSeq, r.Events, r.FromEntry, r.Id, r.HeadHash, r.Boundary.UtcDateTime, r.Bytes, Math.Round(seconds, 3), r.RemovedUpToSeq,
-            r.RemovedEvents, r.RemovedBefore?.UtcDateTime);
-}
-
 /// <summary>
 /// Writes the events up to an instant, and the audit entries that cover them, to a compressed archive (see
 /// EventArchiveFormat), after the archives already written. An archive ends at a head of the chain the platform signed
