@@ -11,14 +11,6 @@ using Npgsql;
 
 namespace Kraud.Api.Audit;
 
-public sealed record EventArchiveDto(string File, long FromSeq, long ToSeq, long Events, long FromEntry, long ToEntry, string HeadHash, DateTime Boundary,
-    long Bytes, double Seconds, long RemovedUpToSeq, long RemovedEvents, DateTime? RemovedBefore)
-{
-    public static EventArchiveDto From(EventArchiveRecord r, double seconds) =>
-        new(r.File, r.FromSeq, r.ToSeq, r.Events, r.FromEntry, r.Id, r.HeadHash, r.Boundary.UtcDateTime, r.Bytes, Math.Round(seconds, 3), r.RemovedUpToSeq,
-            r.RemovedEvents, r.RemovedBefore?.UtcDateTime);
-}
-
 /// <summary>
 /// Writes the events up to an instant, and the audit entries that cover them, to a compressed archive (see
 /// EventArchiveFormat), after the archives already written. An archive ends at a head of the chain the platform signed
@@ -112,10 +104,6 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
     }
 
     /// <summary>
-    /// Only an archive that proves what it holds lets events go: the file verified as the offline verifier does (the
-    /// whole file is read into memory for it), and its head reached by linking its events again.
-    /// </summary>
-    /// <summary>
     /// Removes the events of the latest archive (written earlier, say, and copied off the machine since): what
     /// removeFromLog does right after writing one.
     /// </summary>
@@ -132,18 +120,23 @@ public sealed class EventArchiver(IDocumentStore store, KraudDatabase database, 
         return EventArchiveDto.From(latest, clock.Elapsed.TotalSeconds);
     }
 
+    /// <summary>
+    /// Only an archive that proves what it holds lets events go: the file verified as the offline verifier does (the
+    /// whole file is read into memory for it), and its head reached by linking its events again.
+    /// </summary>
     private async Task RemoveAsync(EventArchiveRecord record, CancellationToken ct)
     {
         if (!record.Relinked)
             throw new DomainException(ErrorCode.Precondition,
                 $"Archive {record.File} was written, but no events were removed: linking its events after the previous archive's head did not give " +
                 $"the signed head {record.Id} (or an earlier archive's did not), so a chain rebuild could not start there.");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         EventArchiveVerifier.Result verified;
         await using (var file = File.OpenRead(record.File))
             verified = EventArchiveVerifier.Verify(file, key.PublicKey);
         if (!verified.Valid)
             throw new DomainException(ErrorCode.Precondition, $"Archive {record.File} was written, but no events were removed: it does not verify ({verified.Message}).");
-        await removal.RemoveAsync(record, ct);
+        await removal.RemoveAsync(record, clock.Elapsed, ct);
     }
 
     private async Task<long> WriteEventsAsync(EventArchiveFormat.Writer writer, AuditChainLinker linker, long fromSeq, long toSeq, CancellationToken ct)

@@ -36,20 +36,58 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     }
 
     /// <summary>
-    /// A window's read (timeline, incident) needs the events in it: refused when it starts at or before the boundary
-    /// (events of that very instant may be gone). Without a start, a resource's window starts with its stream.
+    /// A window's read (incident, a timeline from an instant) needs the events in it: refused when it starts at or before
+    /// the boundary (events of that very instant may be gone).
     /// </summary>
-    /// <param name="viewer">A tenant asking: a stream that is not its own is not refused (the read then answers what it
-    /// answers for an id it does not know), or the refusal would tell it that the id exists.</param>
-    public async Task RequireFromAsync(DateTimeOffset? from, Guid? stream, Guid? viewer, string what, CancellationToken ct)
+    public async Task RequireFromAsync(DateTimeOffset from, string what, CancellationToken ct)
     {
-        if (await LatestRemovalAsync(ct) is not { RemovedBefore: { } before } removal) return;
-        if (from is null && stream is { } id)
-        {
-            from = await StreamStartAsync(id, ct);
-            if (from <= before && !await VisibleAsync(id, viewer, ct)) return;
-        }
-        if (from is null || from <= before) throw await RefusalAsync(removal, before, from == DateTimeOffset.MinValue ? null : from, what, ct);
+        if (await LatestRemovalAsync(ct) is { RemovedBefore: { } before } removal && from <= before)
+            throw await RefusalAsync(removal, before, from, what, ct);
+    }
+
+    /// <summary>
+    /// Where a timeline without a start begins: with its stream (null) while the log holds all of it, and just after the
+    /// boundary for a stream that began before it. The stream's own events are still there, but what they caused may have
+    /// left with ended streams, and a window that starts after the boundary is whole; the archives that hold the rest are
+    /// named by <see cref="ArchivesOfAsync"/>. A stream all of whose events left the log has nothing to answer: refused.
+    /// </summary>
+    /// <param name="viewer">A tenant asking: a stream that is not its own is neither cut nor refused (the read then answers
+    /// what it answers for an id it does not know), or the answer would tell it that the id exists.</param>
+    public async Task<DateTimeOffset?> TimelineStartAsync(Guid stream, Guid? viewer, string what, CancellationToken ct)
+    {
+        if (await LatestRemovalAsync(ct) is not { RemovedBefore: { } before } removal) return null;
+        var start = await StreamStartAsync(stream, ct);
+        if (start > before || !await VisibleAsync(stream, viewer, ct)) return null;
+        if (start == DateTimeOffset.MinValue) throw await RefusalAsync(removal, before, null, what, ct);
+        return After(before);
+    }
+
+    /// <summary>
+    /// The archives that hold what a timeline from <paramref name="from"/> (without it: from the stream's first event)
+    /// cannot answer because it left the log: every archive up to the latest removal whose head is not older than that
+    /// start. None while the log answers the whole window, and none for a stream the viewer does not see.
+    /// </summary>
+    public async Task<IReadOnlyList<EventArchiveRecord>> ArchivesOfAsync(Guid stream, DateTimeOffset? from, Guid? viewer, CancellationToken ct)
+    {
+        if (await LatestRemovalAsync(ct) is not { RemovedBefore: { } before } removal) return [];
+        if (!await VisibleAsync(stream, viewer, ct)) return [];
+        DateTimeOffset? start = from ?? await StreamStartAsync(stream, ct);
+        if (start == DateTimeOffset.MinValue) start = await FirstAuditedAsync(stream, ct);
+        if (start > before) return [];
+        await using var session = store.QuerySession();
+        // One record per archive: few.
+        var archives = await session.Query<EventArchiveRecord>().Where(a => a.Id <= removal.Id).OrderBy(a => a.Id).ToListAsync(ct);
+        return start is { } instant ? archives.Where(a => a.Boundary >= instant).ToList() : archives;
+    }
+
+    /// <summary>The first instant after the boundary that the log still answers whole: PostgreSQL keeps microseconds.</summary>
+    public static DateTimeOffset After(DateTimeOffset boundary) => boundary.AddTicks(TimeSpan.TicksPerMicrosecond);
+
+    /// <summary>When a stream's first audit entry was made: its audit entries stay when its events leave the log.</summary>
+    private async Task<DateTimeOffset?> FirstAuditedAsync(Guid id, CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        return (await session.Query<AuditEntry>().Where(e => e.ResourceId == id).OrderBy(e => e.Id).FirstOrDefaultAsync(ct))?.At;
     }
 
     /// <summary>
@@ -65,8 +103,8 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     }
 
     /// <summary>
-    /// When a stream began (its first event left in the log); the boundary's instant when all its events were removed (a
-    /// stream that ended before the cut), and null when there is no such stream.
+    /// When a stream began (its first event left in the log); <see cref="DateTimeOffset.MinValue"/> when all its events
+    /// were removed (a stream that ended before the cut), and <see cref="DateTimeOffset.MaxValue"/> when there is no such stream.
     /// </summary>
     private async Task<DateTimeOffset?> StreamStartAsync(Guid id, CancellationToken ct)
     {

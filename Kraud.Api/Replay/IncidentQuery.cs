@@ -32,7 +32,7 @@ public static class IncidentQuery
         var from = ctx.Utc("from")!.Value;
         var to = ctx.Utc("to")!.Value;
         if (to < from) throw DomainException.Validation("to is before from.");
-        await ctx.Service<ArchiveBoundary>().RequireFromAsync(from, null, null, $"The incident window from {from.UtcDateTime:O}", ctx.CancellationToken);
+        await ctx.Service<ArchiveBoundary>().RequireFromAsync(from, $"The incident window from {from.UtcDateTime:O}", ctx.CancellationToken);
         var session = ctx.Service<IQuerySession>();
         var log = ctx.Service<EventLog>();
 

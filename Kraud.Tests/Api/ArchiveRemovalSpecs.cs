@@ -125,7 +125,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         // The ended pod's stream left the log: even asked of now, its history is in the archive.
         Refused(await removal.Tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }", new { id = removal.Ended, t = DateTime.UtcNow }));
         Refused(await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id = removal.Ended }));
-        Refused(await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { seq } }", new { id = removal.Live }));
+        Refused(await removal.Tenant.Gql("query($id: ID!, $f: DateTime) { timeline(resourceId: $id, from: $f) { seq } }", new { id = removal.Live, f = removal.Early }));
         Refused(await app.AsOperator("query($f: DateTime!, $t: DateTime!) { incident(from: $f, to: $t) { summary } }", new { f = removal.Early, t = DateTime.UtcNow }));
 
         // Another tenant asking of those ids learns nothing: it gets what it gets for an id it does not know.
@@ -146,6 +146,51 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
             .ShouldSucceed();
         (await app.AsOperator("query($f: DateTime!, $t: DateTime!) { incident(from: $f, to: $t) { summary } }", new { f = after, t = DateTime.UtcNow }))
             .ShouldSucceed();
+    }
+
+    [Fact]
+    public async Task the_timeline_of_a_live_resource_older_than_the_boundary_answers_from_the_boundary_on_and_names_the_archive_of_the_rest()
+    {
+        var removal = await ArchiveAndRemoveAsync();
+        var file = removal.File;
+        var removedBefore = removal.Archive.GetProperty("removedBefore").GetDateTime();
+        // Something happens to the pod after the boundary: the timeline must answer it.
+        (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version } }", new { id = removal.Live })).ShouldSucceed();
+        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+            TimeSpan.FromSeconds(30), "the pod runs two replicas");
+
+        const string Timeline = "query($id: ID!) { timeline(resourceId: $id) { seq at streamId type } timelineArchives(resourceId: $id) { file toSeq removedBefore } }";
+        var answer = (await removal.Tenant.Gql(Timeline, new { id = removal.Live })).ShouldSucceed();
+        var events = answer.Data.GetProperty("timeline").EnumerateArray().ToList();
+        Assert.NotEmpty(events);
+        Assert.All(events, e => Assert.True(e.GetProperty("at").GetDateTime() > removedBefore, $"{e} is after the boundary {removedBefore:O}"));
+        Assert.Contains(events, e => e.GetProperty("streamId").GetString() == removal.Live && e.GetProperty("type").GetString() == "pod_scaled");
+        // The pod's own first events are still in the log but before the boundary, where the log no longer answers whole.
+        Assert.DoesNotContain(events, e => e.GetProperty("type").GetString() == "pod_requested");
+        Assert.Equal(file, answer.Data.GetProperty("timelineArchives").EnumerateArray().Single().GetProperty("file").GetString());
+        var told = answer.Root.GetProperty("extensions").GetProperty("archived").GetProperty("timeline");
+        Assert.Equal(file, told.GetProperty("archives").EnumerateArray().Single().GetString());
+        Assert.True(told.GetProperty("answersAfter").GetDateTime() > removedBefore, told.ToString());
+        Assert.Contains(file, told.GetProperty("message").GetString()!, StringComparison.Ordinal);
+
+        // Asked from after the boundary, the log answers all of it and no archive is named.
+        var after = (await removal.Tenant.Gql("query($id: ID!, $f: DateTime) { timeline(resourceId: $id, from: $f) { type } timelineArchives(resourceId: $id, from: $f) { file } }",
+            new { id = removal.Live, f = removedBefore.AddSeconds(1) })).ShouldSucceed();
+        Assert.Empty(after.Data.GetProperty("timelineArchives").EnumerateArray());
+        Assert.False(after.Root.TryGetProperty("extensions", out var extensions) && extensions.TryGetProperty("archived", out _), after.ToString());
+        // The ended pod's events all left: its whole history is in the archive.
+        Assert.Equal(file, (await removal.Tenant.Gql("query($id: ID!) { timelineArchives(resourceId: $id) { file } }", new { id = removal.Ended })).ShouldSucceed()
+            .Data.GetProperty("timelineArchives").EnumerateArray().Single().GetProperty("file").GetString());
+
+        // Another tenant learns nothing of either id: no events, no archive, no hint.
+        var other = await TenantScope.CreateAsync(app);
+        foreach (var id in new[] { removal.Ended, removal.Live })
+        {
+            var theirs = (await other.Gql(Timeline, new { id })).ShouldSucceed();
+            Assert.Empty(theirs.Data.GetProperty("timeline").EnumerateArray());
+            Assert.Empty(theirs.Data.GetProperty("timelineArchives").EnumerateArray());
+            Assert.False(theirs.Root.TryGetProperty("extensions", out var x) && x.TryGetProperty("archived", out _), theirs.ToString());
+        }
     }
 
     [Fact]

@@ -80,6 +80,21 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         Assert.Equal(1, rehashed.ExitCode);
         Assert.Contains($"TAMPERED: line {entryLine + 1}", rehashed.Stderr);
 
+        // An event whose type was changed and the whole line chain recomputed after it (every line hash matches) is no
+        // longer the event its "recorded" entry names: found at the event's line.
+        edited = lines.ToList();
+        var original = edited[eventLine][65..];
+        var typeAt = original.IndexOf("\"type\":\"", StringComparison.Ordinal) + 8;
+        var renamed = original[..typeAt] + "pod_renamed" + original[original.IndexOf('"', typeAt)..];
+        Assert.NotEqual(edited[eventLine][65..], renamed);
+        edited[eventLine] = $"{edited[eventLine - 1][..64]} {renamed}";
+        for (var i = eventLine; i < edited.Count - 1; i++)
+            edited[i] = $"{Kraud.Api.Audit.EventArchiveFormat.NextHash(i == 0 ? Kraud.Projections.Audit.AuditEntry.Genesis : edited[i - 1][..64], edited[i][65..])} {edited[i][65..]}";
+        var retyped = await _cli.RunAsync("audit", "verify-archive", await WriteAsync(edited), "--key", PublicKey);
+        Assert.Equal(1, retyped.ExitCode);
+        Assert.Contains($"TAMPERED: line {eventLine + 1} (event ", retyped.Stderr);
+        Assert.Contains("is not the event entry", retyped.Stderr);
+
         // Cut short (its digest and seal gone), it fails: the verifier streams the file and takes its last line for the seal.
         var cut = await _cli.RunAsync("audit", "verify-archive", await WriteAsync(lines.Take(lines.Count - 2)), "--key", PublicKey);
         Assert.Equal(1, cut.ExitCode);
