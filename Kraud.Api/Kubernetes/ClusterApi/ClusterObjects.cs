@@ -214,7 +214,7 @@ public sealed class ClusterObjects
                 """, connection);
             if ((bool)(await holders.ExecuteScalarAsync(ct))!) (top, topId) = (beforeGap, beforeGapId);
         }
-        if (topId is { } id && (top > floor.Seq || !floorValid)) Settled = (top, id);
+        if (topId is { } id) Settle((top, id), floorValid ? null : floor);
         return top;
     }
 
@@ -222,7 +222,13 @@ public sealed class ClusterObjects
     private static (long Seq, Guid Id) Settled
     {
         get { lock (SettledLock) return settledHead; }
-        set { lock (SettledLock) settledHead = value; }
+    }
+
+    /// <summary>Keeps the newer head (concurrent lists may find theirs in any order), or replaces one whose event is gone.</summary>
+    private static void Settle((long Seq, Guid Id) head, (long Seq, Guid Id)? gone)
+    {
+        lock (SettledLock)
+            if (head.Seq > settledHead.Seq || settledHead == gone) settledHead = head;
     }
 
     private static (long Seq, Guid Id) settledHead;
