@@ -31,8 +31,10 @@ public interface IPods
     /// host work (capacity, boot and stop commands through the outbox, scheduling).
     /// </summary>
     /// <param name="loaded">The pod as the caller already read it in this session, so it is not read twice.</param>
+    /// <param name="hostCommands">Where a caller that decides for many pods at once collects their boot commands, to send one
+    /// list per host when it is done (null: sent at once).</param>
     Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null,
-        string? correlationId = null, Loaded<Pod>? loaded = null);
+        string? correlationId = null, Loaded<Pod>? loaded = null, HostCommandBatch? hostCommands = null);
 }
 
 /// <summary>Volumes, as pods, hosts and apps need them (Volumes implements it).</summary>

@@ -20,6 +20,10 @@ public static class PodRequestHandler
         var command = request.Command;
         // A tenant's createPod resolves its image here; pods that products make (apps, clusters) name images nobody pulls.
         if (command is CreatePod { Image: null } create) command = await images.ResolveAsync(session, create, ct);
+        // What the command reads (its pod's stream, the namespace's VPC, claims) is read in the transaction that writes: each
+        // read of a session without one was a transaction of its own, several commits per pod. Begun after the image's
+        // resolution, which may wait on a registry.
+        await session.BeginTransactionAsync(ct);
         return await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
     }
 }

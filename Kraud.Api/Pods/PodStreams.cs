@@ -75,7 +75,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
     }
 
     public async Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by,
-        int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null)
+        int? expectedVersion = null, string? correlationId = null, Loaded<Pod>? loaded = null, HostCommandBatch? hostCommands = null)
     {
         loaded ??= await FetchForWritingAsync(session, command.PodId);
         var (before, version) = loaded;
@@ -94,7 +94,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         var stamp = AuditStamp.For(context, by, after.TenantId, CommandName(command), correlationId, scope: command.PodId.ToString());
         Streams.Append(loaded, events, stamp);
 
-        await ApplyHostEffectsAsync(session, context, command, before, after, stamp);
+        await ApplyHostEffectsAsync(session, context, command, before, after, stamp, hostCommands);
         await ReplaceFailedReplicasHandler.ScheduleAsync(context, before, after);
         await RetryPodPlacementHandler.ScheduleAsync(context, before, after);
         // A GFS volume's file server (a pod the volume owns) serving or not decides whether the volume's other pods can start.
@@ -109,7 +109,7 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
     }
 
     private async Task ApplyHostEffectsAsync(IDocumentSession session, IMessageContext context, PodCommand command, Pod before, Pod after,
-        AuditStamp stamp)
+        AuditStamp stamp, HostCommandBatch? hostCommands)
     {
         // Messages sent now carry this pod's correlation id, also when the handler decides for several pods.
         context.CorrelationId = stamp.CorrelationId;
@@ -127,8 +127,10 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
                         session.Events.Append(vm.HostId, new MicroVmPlaced(vm.HostId, vm.VmId, after.Id, after.TenantId, after.Spec.Cpu, after.Spec.MemoryMiB, command.At))
                             .Stamp(stamp);
                     // Each microVM gets its own access to block exports, granted beside its boot command (see IVolumes).
-                    await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(new BootMicroVm(vm.HostId,
-                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await EnvironmentAsync(session, after)) with { Oci = image }));
+                    var boot = new BootMicroVm(vm.HostId,
+                        Spec(after, vm, await volumes.ForBootAsync(session, context, after, vm), await EnvironmentAsync(session, after)) with { Oci = image });
+                    if (hostCommands is null) await context.EndpointFor(HostQueues.Uri(vm.HostName)).SendAsync(boot);
+                    else hostCommands.Boot(vm.HostName, boot, stamp.CorrelationId, System.Diagnostics.Activity.Current?.Id);
                     if (isNew) await firewall.SendForBootAsync(session, context, after.Id, vm.HostId, vm.HostName, vm.VmId);
                     break;
                 case PodReactions.Stop(var vm):

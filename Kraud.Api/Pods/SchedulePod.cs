@@ -34,6 +34,8 @@ public static class SchedulePodHandler
         // Most messages of a busy moment name pods an earlier batch gathered and placed: nothing to lock, nothing to commit.
         if (!streams.Values.Any(s => s.State.Exists && s.State.Unplaced.Count > 0)) return;
         var fleet = await capacity.Compute.LockAsync(session);
+        // One boot command per host for the whole batch, sent when every pod of it is decided.
+        var hostCommands = new HostCommandBatch();
         foreach (var request in requests)
         {
             // The pod's own trace goes on here (and with the BootMicroVm sent inside it, to the host runtime).
@@ -62,7 +64,8 @@ public static class SchedulePodHandler
                 Unschedulable u => new ApplyPlacement(pod.Id, [], u.Reason, now),
                 var other => throw new InvalidOperationException($"Unknown placement result {other}"),
             };
-            var after = await pods.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded);
+            var after = await pods.ExecuteAsync(session, context, command, Scheduler, correlationId: request.CorrelationId, loaded: loaded,
+                hostCommands: hostCommands);
             if (command.Placements.Count > 0)
             {
                 metrics.Placements.Add(command.Placements.Count);
@@ -75,6 +78,7 @@ public static class SchedulePodHandler
                 fleet[vm.HostId] = fleet[vm.HostId].Evolve(new MicroVmPlaced(vm.HostId, vm.VmId, pod.Id, pod.TenantId, pod.Spec.Cpu, pod.Spec.MemoryMiB, now));
         }
         SchedulerFence.Mark(session, mark);
+        await hostCommands.SendAsync(context);
     }
 
     /// <summary>

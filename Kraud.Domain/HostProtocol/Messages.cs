@@ -104,6 +104,19 @@ public sealed record DestroyVolumeReplica(Guid HostId, Guid VolumeId);
 
 public sealed record BootMicroVm(Guid HostId, MicroVmSpec Spec);
 
+/// <summary>
+/// A host command or report that travels in a list with others: one envelope (and one queue row, one transaction on each
+/// side) for a batch instead of one each. Each keeps the correlation id and the trace (W3C traceparent) of its own pod,
+/// which the list's one envelope cannot carry.
+/// </summary>
+public sealed record Batched<T>(T Message, string? CorrelationId, string? TraceParent);
+
+/// <summary>
+/// Several microVMs for one host to boot: what one scheduler batch placed there. The host boots them side by side and
+/// answers those that are up at once in one <see cref="MicroVmBootReports"/>.
+/// </summary>
+public sealed record BootMicroVms(Guid HostId, IReadOnlyList<Batched<BootMicroVm>> Boots);
+
 public sealed record StopMicroVm(Guid HostId, Guid VmId, Guid PodId);
 
 /// <summary>Everything a host runtime tells the control plane about its work implements this, so one routing rule sends them all.</summary>
@@ -139,6 +152,13 @@ public sealed record MicroVmExited(Guid HostId, Guid VmId, Guid PodId, int ExitC
     : IMicroVmReport;
 
 public sealed record MicroVmFailed(Guid HostId, Guid VmId, Guid PodId, string Reason) : IMicroVmReport;
+
+/// <summary>
+/// How the boots of one <see cref="BootMicroVms"/> ended, those over within the host's BOOTING window together: the control
+/// plane records them in one transaction. A boot that takes longer reports BOOTING and then its end on its own.
+/// </summary>
+public sealed record MicroVmBootReports(Guid HostId, IReadOnlyList<Batched<MicroVmBooted>> Booted, IReadOnlyList<Batched<MicroVmFailed>> Failed)
+    : IHostReport;
 
 /// <param name="EphemeralErased">The VM's ephemeral data key was destroyed with it.</param>
 public sealed record MicroVmStopped(Guid HostId, Guid VmId, Guid PodId, bool EphemeralErased = false) : IMicroVmReport;

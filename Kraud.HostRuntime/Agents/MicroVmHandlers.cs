@@ -27,39 +27,109 @@ public static class BootMicroVmHandler
         ILogger<HostAgent> logger, CancellationToken ct)
     {
         var agent = agents.Get(command.HostId).RequirePower();
-        var spec = command.Spec;
-        using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
+        var (_, late) = await BootOneAsync(agent, command.Spec, Reports.For(runtime, context), context.CorrelationId, traceParent: null,
+            Task.Delay(BootingReportAfter, ct), alone: true, logger, ct);
+        await late;
+    }
+
+    /// <summary>
+    /// A scheduler batch's microVMs for this host, booted side by side. Those up within the BOOTING window are answered in
+    /// one report (one queue row, and one transaction at the control plane); a slower one reports BOOTING and then its end
+    /// on its own, as a boot sent alone does.
+    /// </summary>
+    [Wolverine.Attributes.MessageTimeout(ExecutionTimeoutSeconds)]
+    public static async Task Handle(BootMicroVms command, HostAgents agents, IWolverineRuntime runtime, ILogger<HostAgent> logger, CancellationToken ct)
+    {
+        var agent = agents.Get(command.HostId).RequirePower();
+        var window = Task.Delay(BootingReportAfter, ct);
+        var boots = await Task.WhenAll(command.Boots.Select(b => BootOneAsync(agent, b.Message.Spec,
+            new Reports(new MessageBus(runtime) { CorrelationId = b.CorrelationId }), b.CorrelationId, b.TraceParent, window, alone: false, logger, ct)));
+        var quick = boots.Select(b => b.Quick).OfType<Batched<IMicroVmReport>>().ToList();
+        if (quick.Count > 0)
+        {
+            var booted = quick.Where(q => q.Message is MicroVmBooted).Select(q => new Batched<MicroVmBooted>((MicroVmBooted)q.Message, q.CorrelationId, q.TraceParent)).ToList();
+            var failed = quick.Where(q => q.Message is MicroVmFailed).Select(q => new Batched<MicroVmFailed>((MicroVmFailed)q.Message, q.CorrelationId, q.TraceParent)).ToList();
+            await Reports.PublishAsync(new MessageBus(runtime), new MicroVmBootReports(agent.Id, booted, failed));
+            foreach (var b in booted) agent.BootReported(b.Message.VmId);
+        }
+        await Task.WhenAll(boots.Select(b => b.Late));
+    }
+
+    /// <summary>
+    /// Boots one microVM. A boot over within <paramref name="window"/> is answered by the caller (<paramref name="alone"/>: at
+    /// once, here); a slower one reports BOOTING, and <c>Late</c> then reports how it ended.
+    /// </summary>
+    /// <param name="traceParent">The trace of the pod's placement, when the command came in a list (else the handler's own span is the parent).</param>
+    private static async Task<(Batched<IMicroVmReport>? Quick, Task Late)> BootOneAsync(HostAgent agent, MicroVmSpec spec, Reports reports,
+        string? correlationId, string? traceParent, Task window, bool alone, ILogger logger, CancellationToken ct)
+    {
+        using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = correlationId, ["Host"] = agent.Name });
         // The boot is a span of the trace that asked for the pod; the reports sent from inside it carry it back.
-        using var activity = Configuration.TelemetrySetup.HostRuntime.StartActivity("kraud.microvm.boot");
+        var activity = traceParent is null
+            ? Configuration.TelemetrySetup.HostRuntime.StartActivity("kraud.microvm.boot")
+            : Configuration.TelemetrySetup.HostRuntime.StartActivity("kraud.microvm.boot", System.Diagnostics.ActivityKind.Internal, traceParent);
         activity?.SetTag("kraud.host", agent.Name);
         activity?.SetTag("kraud.microvm.id", spec.VmId.ToString());
         activity?.SetTag("kraud.pod.id", spec.PodId.ToString());
-        var reports = Reports.For(runtime, context);
+        var boot = BootAsync(agent, spec, activity, logger, ct);
+        // BOOTING is news only while a guest takes its time: a boot that is over at once sends its booted report alone,
+        // one transaction on the pod's stream instead of two back to back (the pod goes from SCHEDULED to RUNNING).
+        if (await Task.WhenAny(boot, window) == boot)
+        {
+            using (activity)
+            {
+                var report = await boot;
+                if (!alone) return (new Batched<IMicroVmReport>(report, correlationId, activity?.Id), Task.CompletedTask);
+                await PublishAsync(agent, reports, report);
+                return (null, Task.CompletedTask);
+            }
+        }
+        try
+        {
+            await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
+        }
+        catch
+        {
+            activity?.Dispose();
+            throw;
+        }
+        return (null, LateAsync());
+
+        async Task LateAsync()
+        {
+            using (activity) await PublishAsync(agent, reports, await boot);
+        }
+    }
+
+    private static async Task PublishAsync(HostAgent agent, Reports reports, IMicroVmReport report)
+    {
+        await reports.PublishAsync(report);
+        if (report is MicroVmBooted) agent.BootReported(report.VmId);
+    }
+
+    /// <summary>Boots through the driver: <see cref="MicroVmBooted"/>, or <see cref="MicroVmFailed"/> with the driver's reason.</summary>
+    private static async Task<IMicroVmReport> BootAsync(HostAgent agent, MicroVmSpec spec, System.Diagnostics.Activity? activity, ILogger logger,
+        CancellationToken ct)
+    {
         var keys = new Dictionary<Guid, byte[]>();
         try
         {
             // A GFS volume mounted from its file server has no key here: the file server's hypervisor holds it.
             foreach (var volume in spec.Attachments.Where(v => v.FileServer is null)) keys[volume.VolumeId] = Unwrap(agent, volume);
-            var boot = agent.Driver.BootAsync(spec, keys, ct);
-            // BOOTING is news only while a guest takes its time: a boot that is over at once sends its booted report alone,
-            // one transaction on the pod's stream instead of two back to back (the pod goes from SCHEDULED to RUNNING).
-            if (await Task.WhenAny(boot, Task.Delay(BootingReportAfter, ct)) != boot)
-                await reports.PublishAsync(new MicroVmBootStarted(agent.Id, spec.VmId, spec.PodId));
-            var result = await boot;
+            var result = await agent.Driver.BootAsync(spec, keys, ct);
             logger.LogInformation("Host {Host} booted microVM {VmId} of pod {PodId} in {BootMs:F1} ms{Again}",
                 agent.Name, spec.VmId, spec.PodId, result.BootMs, result.AlreadyRunning ? " (already running)" : "");
             // Also when it was running already: a boot sent again (the control plane took a stale heartbeat for a vanished
             // VM) waits for this report, and the pod ignores a second one for a VM it knows is running.
             activity?.SetTag("kraud.microvm.boot_ms", result.BootMs);
-            await reports.PublishAsync(new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB,
-                result.ImageDigest, result.DownloadedBytes));
-            agent.BootReported(spec.VmId);
+            return new MicroVmBooted(agent.Id, spec.VmId, spec.PodId, result.BootMs, result.Attestation, result.EncryptedEphemeralGiB,
+                result.ImageDigest, result.DownloadedBytes);
         }
         catch (MicroVmBootException e)
         {
             logger.LogWarning("Host {Host} failed to boot microVM {VmId} of pod {PodId}: {Reason}", agent.Name, spec.VmId, spec.PodId, e.Message);
             activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
-            await reports.PublishAsync(new MicroVmFailed(agent.Id, spec.VmId, spec.PodId, e.Message));
+            return new MicroVmFailed(agent.Id, spec.VmId, spec.PodId, e.Message);
         }
         finally
         {
@@ -119,4 +189,11 @@ internal sealed class Reports(IMessageBus bus)
     /// <summary>Reports about one pod must be handled in order, so they share a group id: the control plane partitions by it.</summary>
     public ValueTask PublishAsync(IMicroVmReport report) =>
         bus.PublishAsync(report, new DeliveryOptions { GroupId = report.PodId.ToString() });
+
+    /// <summary>
+    /// A batch's reports name pods no other report of this host is about while it travels (a pod in it reported nothing
+    /// else of this boot): grouped by host, so one host's batches are recorded one after the other.
+    /// </summary>
+    public static ValueTask PublishAsync(IMessageBus bus, MicroVmBootReports reports) =>
+        bus.PublishAsync(reports, new DeliveryOptions { GroupId = "host:" + reports.HostId });
 }

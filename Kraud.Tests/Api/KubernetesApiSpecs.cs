@@ -249,10 +249,12 @@ public class KubernetesApiSpecs(KraudApp app)
         await using var cluster = await KubectlSpecs.ClusterAsync(app);
         using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Kubectl.KubeconfigPath));
         await client.AppsV1.CreateNamespacedDeploymentAsync(Deployment("gone", "nginx:1.27"), "default");
-        var pod = (await Eventually.Get(() => client.CoreV1.ListNamespacedPodAsync("default"), l => l.Items.Count == 1 && l.Items[0].Status.Phase == "Running",
-            TimeSpan.FromSeconds(60), "the Deployment's pod runs")).Items[0].Metadata.Name;
-        var pods = (await client.CoreV1.ListNamespacedPodAsync("default")).Metadata.ResourceVersion;
-        var deployments = (await client.AppsV1.ListNamespacedDeploymentAsync("default")).Metadata.ResourceVersion;
+        // The versions of lists that show the pod and the Deployment: a watch from them owes their deletion.
+        var listed = await Eventually.Get(() => client.CoreV1.ListNamespacedPodAsync("default"), l => l.Items.Count == 1 && l.Items[0].Status.Phase == "Running",
+            TimeSpan.FromSeconds(60), "the Deployment's pod runs");
+        var (pod, pods) = (listed.Items[0].Metadata.Name, listed.Metadata.ResourceVersion);
+        var deployments = (await Eventually.Get(() => client.AppsV1.ListNamespacedDeploymentAsync("default"), l => l.Items.Count == 1,
+            TimeSpan.FromSeconds(60), "the Deployment is listed")).Metadata.ResourceVersion;
         var configMaps = (await client.CoreV1.ListNamespacedConfigMapAsync("default")).Metadata.ResourceVersion;
 
         // All of it happens after the lists and before any watch looks: a pod (its microVM replaced), the Deployment, a new ConfigMap.
@@ -288,6 +290,31 @@ public class KubernetesApiSpecs(KraudApp app)
         await held.RollbackAsync();
         await Eventually.Until(async () => long.Parse((await client.CoreV1.ListNamespacedConfigMapAsync("default")).Metadata.ResourceVersion, CultureInfo.InvariantCulture) > taken,
             TimeSpan.FromSeconds(60), $"the list's version passes the rolled-back {taken}");
+    }
+
+    [Fact]
+    public async Task a_list_while_a_transaction_holds_an_earlier_event_number_shows_the_cluster_as_of_its_resource_version()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        using var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Kubectl.KubeconfigPath));
+        await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "before" } }, "default");
+        // Once a list has passed "before" no later list goes back before it (a number a transaction may still fill is never passed).
+        await Eventually.Get(() => client.CoreV1.ListNamespacedConfigMapAsync("default"), l => l.Items.Count == 1, TimeSpan.FromSeconds(60), "a list shows \"before\"");
+        await using var connection = new NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        var held = await connection.BeginTransactionAsync();
+        long taken;
+        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence')", connection, held)) taken = (long)(await next.ExecuteScalarAsync())!;
+        // Committed after the held number: a watch from a version below it (the list's) sends it as ADDED, so the list must not show it.
+        await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "after" } }, "default");
+
+        var list = await client.CoreV1.ListNamespacedConfigMapAsync("default");
+        var version = long.Parse(list.Metadata.ResourceVersion, CultureInfo.InvariantCulture);
+        Assert.True(version < taken, $"a list while {taken} is held says {version}");
+        Assert.Equal(["before"], list.Items.Select(i => i.Metadata.Name));
+        Assert.All(list.Items, i => Assert.True(long.Parse(i.Metadata.ResourceVersion, CultureInfo.InvariantCulture) <= version));
+        Assert.Equal([("ADDED", "after")], await WatchAsync(cluster, "/api/v1/namespaces/default/configmaps", list.Metadata.ResourceVersion));
+        await held.RollbackAsync();
     }
 
     private static V1Deployment Deployment(string name, string image)

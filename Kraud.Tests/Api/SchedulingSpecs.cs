@@ -86,6 +86,47 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task the_microvms_one_batch_places_on_a_host_boot_from_one_command_and_run_in_one_transaction_each_in_its_own_pods_name()
+    {
+        // Three pods per host of the zone wait unplaced (their requests sent no message); the next request's batch places them
+        // all, so each host gets several boots at once: one command, and the boots over at once answered in one report.
+        var tenant = await TenantScope.CreateAsync(app);
+        var hosts = app.Agents.All.Count(a => a.Definition is { Role: "Compute", Zone: "fsn1-b" });
+        var quiet = Enumerable.Range(0, hosts * 3).Select(i => (Id: Guid.NewGuid(), Correlation: $"burst-{i}-{Guid.NewGuid():N}")).ToList();
+        foreach (var (pod, i) in quiet.Select((p, i) => (p, i)))
+        {
+            await using var session = app.Store.LightweightSession();
+            session.CorrelationId = pod.Correlation;
+            session.Events.StartStream<Kraud.Domain.Pods.Pod>(pod.Id, new Kraud.Domain.Pods.PodRequested(pod.Id, tenant.Id,
+                new Kraud.Domain.Pods.PodSpec($"burst-{i}", "default", "nginx", [], new Dictionary<string, string>(), 1, 64, "fsn1-b", false, 0), 1,
+                "spec", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync();
+        }
+        var asked = await tenant.CreatePodAsync("asked", zone: "fsn1-b");
+        await tenant.WaitForPodAsync(asked.Id(), "RUNNING");
+        foreach (var (id, _) in quiet) await tenant.WaitForPodAsync(id.ToString(), "RUNNING");
+
+        var runs = new List<(Guid Host, string Placed, string Ran, bool Quick)>();
+        foreach (var (id, correlation) in quiet)
+        {
+            var events = await app.EventsOf(id);
+            var running = events.Single(e => e.Data is Kraud.Domain.Pods.PodReplicaRunning);
+            // The host's report traveled in a list, and still each pod's facts carry the correlation id of its own request.
+            Assert.Equal(correlation, running.CorrelationId);
+            var placed = events.Single(e => e.Data is Kraud.Domain.Pods.PodReplicaScheduled);
+            // A boot that outlasts the BOOTING window (a loaded machine) reports on its own: only quick ones share a report.
+            runs.Add((((Kraud.Domain.Pods.PodReplicaRunning)running.Data).HostId, await TransactionOf(placed.Id), await TransactionOf(running.Id),
+                !events.Any(e => e.Data is Kraud.Domain.Pods.PodReplicaBooting)));
+        }
+        // Pods one batch placed on one host (almost always all of them; another request's batch may have gathered some first)
+        // ran in one transaction.
+        var together = runs.Where(r => r.Quick).GroupBy(r => (r.Host, r.Placed)).Where(g => g.Count() > 1).ToList();
+        Assert.NotEmpty(together);
+        Assert.All(together, host => Assert.Single(host.Select(r => r.Ran).Distinct()));
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
     public async Task a_pod_that_names_a_zone_runs_only_in_that_zone()
     {
         var tenant = await TenantScope.CreateAsync(app);
@@ -228,6 +269,16 @@ public class SchedulingSpecs(KraudApp app)
     {
         foreach (var agent in agents)
             await app.UncordonAsync(agent.Id);
+    }
+
+    /// <summary>The PostgreSQL transaction that wrote the event (its row's xmin).</summary>
+    private async Task<string> TransactionOf(Guid eventId)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(app.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("select xmin::text from kraud.mt_events where id = $1", connection);
+        command.Parameters.AddWithValue(eventId);
+        return (string)(await command.ExecuteScalarAsync())!;
     }
 }
 

@@ -20,6 +20,7 @@ public static class PodsBench
             Console.Error.WriteLine($"--existing ({options.Existing}) counts the first run's {options.Pods} pods: it must be more than --pods");
             return 2;
         }
+        using var messages = new MessageCounts();
         await using var app = await BenchApp.StartAsync(options);
 
         // Warm-up: the first call of each handler compiles it (dynamic code generation); that is not what we measure.
@@ -33,7 +34,9 @@ public static class PodsBench
         var ceiling = await PgbenchCeiling.MeasureAsync(app, options.Concurrency);
         Console.Error.WriteLine($"pgbench ceiling: {ceiling.CommitsPerSecond:F0} commits/s ({ceiling.Clients} clients, {ceiling.Seconds} s)");
 
+        messages.Take();
         var empty = await MeasureAsync(app, options, "pod", 0, TimeSpan.FromMinutes(10));
+        var emptyMessages = messages.Take();
         Run? grown = null;
         var fillSeconds = 0.0;
         if (options.Existing > 0)
@@ -45,6 +48,7 @@ public static class PodsBench
             var filled = await MeasureAsync(app, options with { Pods = fill }, "fill", options.Pods, TimeSpan.FromSeconds(Math.Max(600, fill)), pollEvery: TimeSpan.FromSeconds(1));
             fillSeconds = filling.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"filled: {fill} pods RUNNING in {fillSeconds:F0} s ({filled.Failures} failed creates); {options.Existing} pods on {options.Hosts} hosts");
+            messages.Take();
             grown = await MeasureAsync(app, options, "grown", options.Existing, TimeSpan.FromMinutes(10));
         }
 
@@ -91,6 +95,10 @@ public static class PodsBench
             foreach (var (name, p50, p99) in run.Phases) Console.WriteLine($"| {name} | {p50:F0} ms | {p99:F0} ms |");
             Console.WriteLine();
         }
+        Console.WriteLine("| message handled (Wolverine, empty fleet's run) | per pod |");
+        Console.WriteLine("|---|---|");
+        foreach (var (type, count) in emptyMessages) Console.WriteLine($"| {type} | {count / (double)options.Pods:F2} |");
+        Console.WriteLine();
         foreach (var (run, title) in runs)
         {
             foreach (var (order, statements) in new[] { ("most frequent", run.Top), ("most database time", run.Slowest) })
@@ -193,7 +201,7 @@ public static class PodsBench
         await watcher;
         var totalSeconds = clock.Elapsed.TotalSeconds;
         var work = await DatabaseWorkAsync(app) - before;
-        var top = await TopStatementsAsync(app.ConnectionString, 12);
+        var top = await TopStatementsAsync(app.ConnectionString, 30);
         var slowest = await TopStatementsAsync(app.ConnectionString, 8, byTime: true);
         int podsThere;
         await using (var session = app.Store.QuerySession())

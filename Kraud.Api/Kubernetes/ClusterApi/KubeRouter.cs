@@ -211,7 +211,8 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
 
     private async Task ListAsync(KubeKind kind, string? ns)
     {
-        var snapshot = await SnapshotAsync();
+        // A list's items are the cluster at its resourceVersion, so a watch from that version misses nothing after them.
+        var snapshot = await ClusterObjects.LoadAtHeadAsync(caller.Cluster, services.GetRequiredService<IQuerySession>(), database, seal, time.GetUtcNow(), Ct);
         var selectors = Selectors.Parse(Query("labelSelector"), Query("fieldSelector"));
         var items = snapshot.List(kind, ns).Where(selectors.Matches).ToList();
         var rv = snapshot.Head.ToString(CultureInfo.InvariantCulture);
