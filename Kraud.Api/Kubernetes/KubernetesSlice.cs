@@ -14,6 +14,7 @@ public sealed class KubernetesSlice : KraudSlice
         services.AddSingleton(sp => sp.GetRequiredService<IConfiguration>().GetSection(KubernetesApiOptions.Section).Get<KubernetesApiOptions>()
                                     ?? new KubernetesApiOptions());
         services.AddSingleton<ServingCertificates>();
+        services.AddSingleton<KubeLog>();
         services.AddSingleton(sp => SecretSeal.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<KubernetesApiListener>();
         services.AddHostedService(sp => sp.GetRequiredService<KubernetesApiListener>());

@@ -61,10 +61,10 @@ public sealed class ClusterObjects
     public DateTimeOffset Now => now;
 
     /// <summary>The cluster's objects as they are now (what a get or a write reads); <see cref="Head"/> may lie below some of their events.</summary>
-    public static async Task<ClusterObjects> LoadAsync(KubernetesCluster cluster, IQuerySession session, KraudDatabase database, SecretSeal seal,
+    public static async Task<ClusterObjects> LoadAsync(KubernetesCluster cluster, IQuerySession session, KubeLog log, SecretSeal seal,
         DateTimeOffset now, CancellationToken ct)
     {
-        var (present, _) = await LoadPresentAsync(cluster, session, database, seal, now, ct);
+        var (present, _) = await LoadPresentAsync(cluster, session, log, seal, now, ct);
         return present;
     }
 
@@ -74,13 +74,13 @@ public sealed class ClusterObjects
     /// if anything it was read from has an event past the head (a commit in between, or one above a number a transaction
     /// still holds) or an object was deleted past it, it is read again after a pause, and after a few tries folded from the log at the head.
     /// </summary>
-    public static async Task<ClusterObjects> LoadAtHeadAsync(KubernetesCluster cluster, IQuerySession session, KraudDatabase database, SecretSeal seal,
+    public static async Task<ClusterObjects> LoadAtHeadAsync(KubernetesCluster cluster, IQuerySession session, KubeLog log, SecretSeal seal,
         DateTimeOffset now, CancellationToken ct)
     {
         // A transaction in flight commits within milliseconds: waiting a little for it mostly answers the present.
         foreach (var pause in (int[])[20, 50, 100, 200, -1])
         {
-            var (present, atHead) = await LoadPresentAsync(cluster, session, database, seal, now, ct);
+            var (present, atHead) = await LoadPresentAsync(cluster, session, log, seal, now, ct);
             if (atHead) return present;
             if (pause < 0) return await LoadAtAsync(cluster, session, seal, present.Head, now, ct);
             await Task.Delay(pause, ct);
@@ -89,15 +89,15 @@ public sealed class ClusterObjects
     }
 
     /// <summary>The present objects, and whether they are the cluster as of the head read before them (no event of theirs past it).</summary>
-    private static async Task<(ClusterObjects Objects, bool AtHead)> LoadPresentAsync(KubernetesCluster cluster, IQuerySession session, KraudDatabase database,
+    private static async Task<(ClusterObjects Objects, bool AtHead)> LoadPresentAsync(KubernetesCluster cluster, IQuerySession session, KubeLog log,
         SecretSeal seal, DateTimeOffset now, CancellationToken ct)
     {
-        var head = await HeadAsync(database, ct);
+        var head = await log.HeadAsync(ct);
         var stored = await session.Query<KubeObjectView>().Where(v => v.ClusterId == cluster.Id).ToListAsync(ct);
         var podIds = PodIdsOf(cluster, stored);
         var podViews = podIds.Length == 0 ? [] : await session.LoadManyAsync<PodView>(ct, podIds);
         // Read after the objects: each stream's number is at least the event its object was read at.
-        var (sequences, deletedPastHead) = await SeqsAsync(database, stored.Select(v => v.Id).Concat(podIds).Concat(IngressIdsOf(stored)).Concat(ClaimVolumeIdsOf(stored)).ToArray(),
+        var (sequences, deletedPastHead) = await log.SequencesAsync(stored.Select(v => v.Id).Concat(podIds).Concat(IngressIdsOf(stored)).Concat(ClaimVolumeIdsOf(stored)).ToArray(),
             head, ct);
         var objects = await AssembleAsync(cluster, session, seal, stored, podViews, sequences, head, now, ct);
         return (objects, !deletedPastHead && sequences.Values.All(s => s <= head));
@@ -161,100 +161,6 @@ public sealed class ClusterObjects
             loadBalancers = ingressViews.Where(i => i is { Deleted: false, Ingress.Exists: true } && i.TenantId == cluster.TenantId).ToDictionary(i => i.Id),
             claimVolumes = volumeViews.Where(v => v.TenantId == cluster.TenantId).ToDictionary(v => v.Id),
         };
-    }
-
-    /// <summary>
-    /// The newest sequence number below which no event can still appear: a list's resourceVersion. A transaction takes
-    /// its numbers when it appends and shows them when it commits, so a later number can show before an earlier one; a
-    /// watch from a version past such a gap would never see the earlier event. A gap is passed when no other transaction
-    /// holds the event sequence (nextval locks it until the transaction ends, so none can still fill the gap: it was rolled
-    /// back). While one does, the head stops before the first gap above both the async daemon's high-water mark (which
-    /// skips a rolled-back gap only after seconds) and the newest head found before (what was settled stays settled, so a
-    /// list's version never goes back).
-    /// </summary>
-    public static async Task<long> HeadAsync(KraudDatabase database, CancellationToken ct)
-    {
-        var schema = KraudDatabase.Schema;
-        var floor = Settled;
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync(ct);
-        long top, beforeGap;
-        Guid? topId, beforeGapId;
-        bool floorValid;
-        // The settled head counts only while its event is still there (not after the event store is reset).
-        await using (var read = new NpgsqlCommand($"""
-            with top as (select coalesce(max(seq_id), 0) as head from {schema}.mt_events),
-                 mark as (select greatest(coalesce((select last_seq_id from {schema}.mt_event_progression where name = 'HighWaterMark'), 0),
-                                          (select head from top) - 10000,
-                                          (select seq_id from {schema}.mt_events where seq_id = @settled and id = @settledId)) as passed),
-                 valid as (select exists (select 1 from {schema}.mt_events where seq_id = @settled and id = @settledId) as settled),
-                 gap as (select coalesce((select min(s) - 1 from generate_series((select passed from mark) + 1, (select head from top)) s
-                                          where not exists (select 1 from {schema}.mt_events e where e.seq_id = s)),
-                                         (select head from top)) as before)
-            select (select head from top), (select id from {schema}.mt_events where seq_id = (select head from top)),
-                   (select before from gap), (select id from {schema}.mt_events where seq_id = (select before from gap)),
-                   (select settled from valid)
-            """, connection))
-        {
-            read.Parameters.AddWithValue("settled", floor.Seq);
-            read.Parameters.AddWithValue("settledId", floor.Id);
-            await using var reader = await read.ExecuteReaderAsync(ct);
-            await reader.ReadAsync(ct);
-            (top, topId, beforeGap, beforeGapId) = (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetGuid(1),
-                reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetGuid(3));
-            floorValid = reader.GetBoolean(4);
-        }
-        if (beforeGap != top)
-        {
-            // Asked after the gaps were read: whoever took a gap's number took it before the newest visible event's, so it either
-            // still holds the sequence now, or it has ended (rolled back, or committed: its events are in what is read next).
-            await using var holders = new NpgsqlCommand($"""
-                select exists (select 1 from pg_locks where locktype = 'relation' and relation = '{schema}.mt_events_sequence'::regclass
-                                                        and pid <> pg_backend_pid())
-                """, connection);
-            if ((bool)(await holders.ExecuteScalarAsync(ct))!) (top, topId) = (beforeGap, beforeGapId);
-        }
-        if (topId is { } id) Settle((top, id), floorValid ? null : floor);
-        return top;
-    }
-
-    /// <summary>The newest head found (and its event's id): no number at or below it can still appear.</summary>
-    private static (long Seq, Guid Id) Settled
-    {
-        get { lock (SettledLock) return settledHead; }
-    }
-
-    /// <summary>Keeps the newer head (concurrent lists may find theirs in any order), or replaces one whose event is gone.</summary>
-    private static void Settle((long Seq, Guid Id) head, (long Seq, Guid Id)? gone)
-    {
-        lock (SettledLock)
-            if (head.Seq > settledHead.Seq || settledHead == gone) settledHead = head;
-    }
-
-    private static (long Seq, Guid Id) settledHead;
-    private static readonly Lock SettledLock = new();
-
-    /// <summary>Each stream's newest sequence number, and whether an object of any cluster was deleted past the head.</summary>
-    private static async Task<(Dictionary<Guid, long> Seqs, bool DeletedPastHead)> SeqsAsync(KraudDatabase database, Guid[] streams, long head, CancellationToken ct)
-    {
-        var result = new Dictionary<Guid, long>();
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand($"""
-            select stream_id, max(seq_id) from {KraudDatabase.Schema}.mt_events where stream_id = any(@ids) group by stream_id
-            union all
-            select null, max(seq_id) from {KraudDatabase.Schema}.mt_events where seq_id > @head and type = 'kube_object_deleted'
-            """, connection);
-        cmd.Parameters.AddWithValue("ids", streams);
-        cmd.Parameters.AddWithValue("head", head);
-        var deleted = false;
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            if (!reader.IsDBNull(0)) result[reader.GetGuid(0)] = reader.GetInt64(1);
-            else deleted |= !reader.IsDBNull(1);
-        }
-        return (result, deleted);
     }
 
     private long Seq(Guid stream) => seqs.GetValueOrDefault(stream);

@@ -71,7 +71,7 @@ public sealed class KubeRouter(IServiceProvider services)
 /// <summary>One request, authenticated, with the services of its own scope.</summary>
 public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServiceProvider services, string[] path)
 {
-    private readonly KraudDatabase database = services.GetRequiredService<KraudDatabase>();
+    private readonly KubeLog log = services.GetRequiredService<KubeLog>();
     private readonly SecretSeal seal = services.GetRequiredService<SecretSeal>();
     private readonly TimeProvider time = services.GetRequiredService<TimeProvider>();
     private CancellationToken Ct => http.RequestAborted;
@@ -150,7 +150,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
     private Task<ClusterObjects> SnapshotAsync()
     {
         var session = services.GetRequiredService<IQuerySession>();
-        return ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), Ct);
+        return ClusterObjects.LoadAsync(caller.Cluster, session, log, seal, time.GetUtcNow(), Ct);
     }
 
     private string Query(string name) => http.Request.Query[name].ToString();
@@ -212,7 +212,7 @@ public sealed class KubeRequest(HttpContext http, KubeCaller caller, IServicePro
     private async Task ListAsync(KubeKind kind, string? ns)
     {
         // A list's items are the cluster at its resourceVersion, so a watch from that version misses nothing after them.
-        var snapshot = await ClusterObjects.LoadAtHeadAsync(caller.Cluster, services.GetRequiredService<IQuerySession>(), database, seal, time.GetUtcNow(), Ct);
+        var snapshot = await ClusterObjects.LoadAtHeadAsync(caller.Cluster, services.GetRequiredService<IQuerySession>(), log, seal, time.GetUtcNow(), Ct);
         var selectors = Selectors.Parse(Query("labelSelector"), Query("fieldSelector"));
         var items = snapshot.List(kind, ns).Where(selectors.Matches).ToList();
         var rv = snapshot.Head.ToString(CultureInfo.InvariantCulture);

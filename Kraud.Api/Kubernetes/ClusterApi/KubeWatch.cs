@@ -18,7 +18,7 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
     {
         var options = services.GetRequiredService<KubernetesApiOptions>();
         var time = services.GetRequiredService<TimeProvider>();
-        var database = services.GetRequiredService<KraudDatabase>();
+        var log = services.GetRequiredService<KubeLog>();
         var seal = services.GetRequiredService<SecretSeal>();
         var store = services.GetRequiredService<IDocumentStore>();
         var timeout = int.TryParse(http.Request.Query["timeoutSeconds"], CultureInfo.InvariantCulture, out var seconds) && seconds > 0
@@ -41,7 +41,7 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
                 var look = known is null ? http.RequestAborted : ct;
                 await using (var session = store.QuerySession())
                 {
-                    var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, database, seal, time.GetUtcNow(), look);
+                    var snapshot = await ClusterObjects.LoadAsync(caller.Cluster, session, log, seal, time.GetUtcNow(), look);
                     var now = Watched(snapshot);
                     // The first look compares with the cluster as it was at the client's resourceVersion, so what was deleted
                     // between its list and this look is DELETED too (kubectl delete --wait lists, then watches from the list's version).
