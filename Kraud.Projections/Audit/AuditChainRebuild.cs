@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
 using System.Threading.Channels;
 using Kraud.Projections.Common;
 using Marten;
@@ -9,8 +12,7 @@ namespace Kraud.Projections.Audit;
 /// <summary>
 /// Rebuilds the audit chain from mt_events without the async daemon, at close to the speed PostgreSQL reads the log:
 /// one sequential read of the columns the chain is made of (never the event bodies), the chain linked and hashed in a
-/// tight loop, and the entries written as typed columns on other connections (PostgreSQL builds the documents) while
-/// the next ones are read.
+/// tight loop, and the entries rendered and written by binary COPY on other connections while the next ones are read.
 /// The secondary indexes are dropped for the load and made again after it, side by side (one sort each instead of a
 /// million inserts).
 /// It goes up to <c>upTo</c> (the daemon's high-water mark: nothing below it is still being committed) and leaves the
@@ -133,8 +135,9 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
     }
 
     /// <summary>
-    /// One reader reads, links and hashes the entries (the chain is one sequence); three writers insert them on
-    /// connections of their own, so PostgreSQL builds one chunk's documents while the next is read and linked. Rendering on the reader made it the bottleneck: alone it read and linked 129,000 events/s, and with
+    /// One reader reads, links and hashes the entries (the chain is one sequence); three writers render them as JSON and
+    /// copy them in on connections of their own, so PostgreSQL parses one chunk's JSON while the next is read and another
+    /// rendered. Rendering on the reader made it the bottleneck: alone it read and linked 129,000 events/s, and with
     /// Marten's serializer rendering too 81,000 (bench … audit, 1,000,000 events).
     /// </summary>
     private async Task<AuditChainHead> LoadAsync(long upTo, AuditChainHead from, RebuildProgress progress, CancellationToken ct)
@@ -155,82 +158,31 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
         }
     }
 
-    /// <summary>
-    /// Each chunk goes in as typed columns (binary arrays) and PostgreSQL builds every document with jsonb_build_object
-    /// (<see cref="Documents"/>): sent as JSON text it lexed each entry's JSON a character at a time (12.4 % of all samples
-    /// of a rebuild, session 14).
-    /// </summary>
     private async Task WriteAsync(ChannelReader<List<AuditEntry>> chunks, CancellationToken ct)
     {
+        var type = typeof(AuditEntry).FullName;
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        await using var json = new Utf8JsonWriter(buffer);
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        await using var insert = new NpgsqlCommand($"insert into {Entries} (id, data, mt_version, mt_dotnet_type) {Documents}", connection) { CommandTimeout = 0 };
         await foreach (var chunk in chunks.ReadAllAsync(ct))
         {
-            Bind(insert, chunk);
-            await insert.ExecuteNonQueryAsync(ct);
+            // One version per chunk: a document's version only has to change when the document does, and a fresh one per
+            // entry was a getrandom system call per entry (bench … audit profile, session 14).
+            var version = Guid.CreateVersion7();
+            await using var copy = await connection.BeginBinaryImportAsync($"copy {Entries} (id, data, mt_version, mt_dotnet_type) from stdin (format binary)", ct);
+            foreach (var entry in chunk)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(entry.Id, NpgsqlDbType.Bigint, ct);
+                // The UTF-8 bytes as they are (the importer copies them before it returns): a string of them was a second
+                // copy of every entry, twice its size, that Npgsql then encoded back to UTF-8.
+                await copy.WriteAsync(RenderUtf8(entry, json, buffer), NpgsqlDbType.Jsonb, ct);
+                await copy.WriteAsync(version, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(type, NpgsqlDbType.Varchar, ct);
+            }
+            await copy.CompleteAsync(ct);
         }
-    }
-
-    /// <summary>
-    /// The rows of <c>mt_doc_auditentry</c> (id, data, mt_version, mt_dotnet_type) for the entries <see cref="Bind"/> gave
-    /// as columns. A jsonb value is stored in its own normalized form (keys sorted, strings unescaped), so a document built
-    /// from the fields is the one PostgreSQL makes of the JSON Marten's serializer writes (AuditChainSpecs compares them).
-    /// </summary>
-    public static readonly string Documents = $"""
-        select id, jsonb_build_object('{nameof(AuditEntry.Id)}', id, '{nameof(AuditEntry.EventSeq)}', event_seq, '{nameof(AuditEntry.At)}', at,
-                                      '{nameof(AuditEntry.TenantId)}', tenant_id, '{nameof(AuditEntry.Actor)}', actor, '{nameof(AuditEntry.Action)}', action,
-                                      '{nameof(AuditEntry.ResourceId)}', resource_id, '{nameof(AuditEntry.Outcome)}', outcome,
-                                      '{nameof(AuditEntry.CorrelationId)}', correlation_id, '{nameof(AuditEntry.CausationId)}', causation_id,
-                                      '{nameof(AuditEntry.Hash)}', hash, '{nameof(AuditEntry.PreviousHash)}', previous_hash) as data,
-               @version as mt_version, @type as mt_dotnet_type
-        from unnest(@id, @event_seq, @at, @tenant_id, @actor, @action, @resource_id, @outcome, @correlation_id, @causation_id, @hash, @previous_hash)
-             as e (id, event_seq, at, tenant_id, actor, action, resource_id, outcome, correlation_id, causation_id, hash, previous_hash)
-        """;
-
-    /// <summary>The entries as the parameters of <see cref="Documents"/>: one array per field.</summary>
-    public static void Bind(NpgsqlCommand command, IReadOnlyList<AuditEntry> entries)
-    {
-        var p = command.Parameters;
-        p.Clear();
-        // One version per chunk: a document's version only has to change when the document does, and a fresh one per
-        // entry was a getrandom system call per entry (bench … audit profile, session 14).
-        p.Add(new NpgsqlParameter<Guid>("version", NpgsqlDbType.Uuid) { TypedValue = Guid.CreateVersion7() });
-        p.Add(new NpgsqlParameter<string>("type", NpgsqlDbType.Text) { TypedValue = typeof(AuditEntry).FullName });
-        Column(p, "id", NpgsqlDbType.Bigint, entries, e => e.Id);
-        Column(p, "event_seq", NpgsqlDbType.Bigint, entries, e => e.EventSeq);
-        Column(p, "at", NpgsqlDbType.Text, entries, e => JsonTime(e.At));
-        Column(p, "tenant_id", NpgsqlDbType.Uuid, entries, e => e.TenantId);
-        Column(p, "actor", NpgsqlDbType.Text, entries, e => e.Actor);
-        Column(p, "action", NpgsqlDbType.Text, entries, e => e.Action);
-        Column(p, "resource_id", NpgsqlDbType.Uuid, entries, e => e.ResourceId);
-        Column(p, "outcome", NpgsqlDbType.Text, entries, e => e.Outcome);
-        Column(p, "correlation_id", NpgsqlDbType.Text, entries, e => e.CorrelationId);
-        Column(p, "causation_id", NpgsqlDbType.Text, entries, e => e.CausationId);
-        Column(p, "hash", NpgsqlDbType.Text, entries, e => e.Hash);
-        Column(p, "previous_hash", NpgsqlDbType.Text, entries, e => e.PreviousHash);
-    }
-
-    private static void Column<T>(NpgsqlParameterCollection parameters, string name, NpgsqlDbType type, IReadOnlyList<AuditEntry> entries, Func<AuditEntry, T> field)
-    {
-        var values = new T[entries.Count];
-        for (var i = 0; i < values.Length; i++) values[i] = field(entries[i]);
-        parameters.Add(new NpgsqlParameter<T[]>(name, NpgsqlDbType.Array | type) { TypedValue = values });
-    }
-
-    /// <summary>
-    /// A time as System.Text.Json writes it (ISO 8601 with the offset, the fraction without its trailing zeros), which is
-    /// the string the document holds once PostgreSQL parsed the JSON.
-    /// </summary>
-    public static string JsonTime(DateTimeOffset at)
-    {
-        var text = at.ToString("O", System.Globalization.CultureInfo.InvariantCulture); // always seven digits of fraction
-        var fraction = text.IndexOf('.', StringComparison.Ordinal);
-        var end = fraction + 8;
-        var last = end;
-        while (last > fraction + 1 && text[last - 1] == '0') last--;
-        if (last == fraction + 1) last = fraction;
-        return last == end ? text : string.Concat(text.AsSpan(0, last), text.AsSpan(end));
     }
 
     /// <summary>
@@ -309,6 +261,38 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
         {
             rows.Complete();
         }
+    }
+
+    /// <summary>
+    /// An entry as the JSON Marten's serializer (System.Text.Json, property names as declared) makes of it, written
+    /// without reflection: the same document, at a fraction of the CPU (AuditChainSpecs compares the two).
+    /// </summary>
+    public static string Render(AuditEntry entry, Utf8JsonWriter json, ArrayBufferWriter<byte> buffer) =>
+        Encoding.UTF8.GetString(RenderUtf8(entry, json, buffer).Span);
+
+    /// <summary><see cref="Render"/> as UTF-8 bytes, valid until the next call with the same buffer.</summary>
+    public static ReadOnlyMemory<byte> RenderUtf8(AuditEntry entry, Utf8JsonWriter json, ArrayBufferWriter<byte> buffer)
+    {
+        buffer.ResetWrittenCount();
+        json.Reset(buffer);
+        json.WriteStartObject();
+        json.WriteNumber(nameof(AuditEntry.Id), entry.Id);
+        json.WriteNumber(nameof(AuditEntry.EventSeq), entry.EventSeq);
+        json.WriteString(nameof(AuditEntry.At), entry.At);
+        if (entry.TenantId is { } tenant) json.WriteString(nameof(AuditEntry.TenantId), tenant);
+        else json.WriteNull(nameof(AuditEntry.TenantId));
+        json.WriteString(nameof(AuditEntry.Actor), entry.Actor);
+        json.WriteString(nameof(AuditEntry.Action), entry.Action);
+        if (entry.ResourceId is { } resource) json.WriteString(nameof(AuditEntry.ResourceId), resource);
+        else json.WriteNull(nameof(AuditEntry.ResourceId));
+        json.WriteString(nameof(AuditEntry.Outcome), entry.Outcome);
+        json.WriteString(nameof(AuditEntry.CorrelationId), entry.CorrelationId);
+        json.WriteString(nameof(AuditEntry.CausationId), entry.CausationId);
+        json.WriteString(nameof(AuditEntry.Hash), entry.Hash);
+        json.WriteString(nameof(AuditEntry.PreviousHash), entry.PreviousHash);
+        json.WriteEndObject();
+        json.Flush();
+        return buffer.WrittenMemory;
     }
 
     private async Task<long?> ProgressionAsync(NpgsqlConnection connection, string shard, CancellationToken ct)
