@@ -154,13 +154,7 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         return done;
     }
 
-    private async Task<long> LastSeqAsync()
-    {
-        await using var connection = new NpgsqlConnection(app.ConnectionString);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand("select max(seq_id) from kraud.mt_events", connection);
-        return (long)(await cmd.ExecuteScalarAsync())!;
-    }
+    private Task<long> LastSeqAsync() => SqlScalar.ScalarAsync(app.ConnectionString, "select max(seq_id) from kraud.mt_events");
 
     [Fact]
     public async Task a_rebuild_of_the_audit_chain_while_pods_are_created_ends_with_the_chain_a_rebuild_at_rest_makes()
@@ -249,14 +243,8 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
             (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id })).ShouldSucceed();
     }
 
-    private async Task<long> ProgressAsync(string shard)
-    {
-        await using var connection = new NpgsqlConnection(app.ConnectionString);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand("select last_seq_id from kraud.mt_event_progression where name = @n", connection);
-        cmd.Parameters.AddWithValue("n", shard);
-        return await cmd.ExecuteScalarAsync() is long seq ? seq : 0;
-    }
+    private Task<long> ProgressAsync(string shard) =>
+        SqlScalar.ScalarAsync(app.ConnectionString, "select last_seq_id from kraud.mt_event_progression where name = $1", shard);
 
     [Fact]
     public async Task rebuilding_the_audit_chain_from_the_events_gives_the_identical_chain()

@@ -70,12 +70,8 @@ public class AuthenticationSpecs(KraudApp app)
     {
         var tenant = await TenantScope.CreateAsync(app);
         var secret = await tenant.TokenAsync("MEMBER");
-        await using var connection = new Npgsql.NpgsqlConnection(app.ConnectionString);
-        await connection.OpenAsync();
-        await using var cmd = new Npgsql.NpgsqlCommand(
-            "select (select count(*) from kraud.mt_events where data::text like '%' || @s || '%') + (select count(*) from kraud.mt_doc_apitokenview where data::text like '%' || @s || '%')",
-            connection);
-        cmd.Parameters.AddWithValue("s", secret);
-        Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
+        Assert.Equal(0L, await SqlScalar.ScalarAsync(app.ConnectionString,
+            "select (select count(*) from kraud.mt_events where data::text like '%' || $1 || '%') + (select count(*) from kraud.mt_doc_apitokenview where data::text like '%' || $1 || '%')",
+            secret));
     }
 }

@@ -278,8 +278,7 @@ public class KubernetesApiSpecs(KraudApp app)
         await using var connection = new NpgsqlConnection(app.ConnectionString);
         await connection.OpenAsync();
         var held = await connection.BeginTransactionAsync();
-        long taken;
-        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence')", connection, held)) taken = (long)(await next.ExecuteScalarAsync())!;
+        var taken = await connection.ScalarAsync("select nextval('kraud.mt_events_sequence')");
         var created = await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "after" } }, "default");
         Assert.True(long.Parse(created.Metadata.ResourceVersion, CultureInfo.InvariantCulture) > taken);
 
@@ -303,8 +302,7 @@ public class KubernetesApiSpecs(KraudApp app)
         await using var connection = new NpgsqlConnection(app.ConnectionString);
         await connection.OpenAsync();
         var held = await connection.BeginTransactionAsync();
-        long taken;
-        await using (var next = new NpgsqlCommand("select nextval('kraud.mt_events_sequence')", connection, held)) taken = (long)(await next.ExecuteScalarAsync())!;
+        var taken = await connection.ScalarAsync("select nextval('kraud.mt_events_sequence')");
         // Committed after the held number: a watch from a version below it (the list's) sends it as ADDED, so the list must not show it.
         await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "after" } }, "default");
 

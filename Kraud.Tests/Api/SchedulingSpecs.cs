@@ -272,14 +272,8 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     /// <summary>The PostgreSQL transaction that wrote the event (its row's xmin).</summary>
-    private async Task<string> TransactionOf(Guid eventId)
-    {
-        await using var connection = new Npgsql.NpgsqlConnection(app.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new Npgsql.NpgsqlCommand("select xmin::text from kraud.mt_events where id = $1", connection);
-        command.Parameters.AddWithValue(eventId);
-        return (string)(await command.ExecuteScalarAsync())!;
-    }
+    private async Task<string> TransactionOf(Guid eventId) =>
+        (await SqlScalar.ValueAsync<string>(app.ConnectionString, "select xmin::text from kraud.mt_events where id = $1", eventId))!;
 }
 
 [Collection(ApiCollection.Name)]

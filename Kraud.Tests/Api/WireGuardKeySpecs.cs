@@ -56,9 +56,8 @@ public class WireGuardKeySpecs(KraudApp app)
         foreach (var (schema, table) in tables)
             foreach (var key in privateKeys)
             {
-                await using var find = new NpgsqlCommand($"select count(*) from \"{schema}\".\"{table}\" t where position(@k in t::text) > 0", connection);
-                find.Parameters.AddWithValue("k", key);
-                Assert.True((long)(await find.ExecuteScalarAsync())! == 0, $"a private key is stored in {schema}.{table}");
+                Assert.True(await connection.ScalarAsync($"select count(*) from \"{schema}\".\"{table}\" t where position($1 in t::text) > 0", key) == 0,
+                    $"a private key is stored in {schema}.{table}");
             }
         await tenant.DeletePodsAsync();
     }

@@ -14,13 +14,8 @@ public sealed class EmbeddedPostgresSpecs : IDisposable
 
     private string DataDirectory => Path.Combine(_root, "pg");
 
-    private static async Task<string> VersionAsync(EmbeddedPostgres pg)
-    {
-        await using var connection = new NpgsqlConnection(pg.ConnectionString);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand("select current_database() || ' ' || version()", connection);
-        return (string)(await cmd.ExecuteScalarAsync())!;
-    }
+    private static async Task<string> VersionAsync(EmbeddedPostgres pg) =>
+        (await SqlScalar.ValueAsync<string>(pg.ConnectionString, "select current_database() || ' ' || version()"))!;
 
     [Fact]
     public async Task a_first_start_creates_a_cluster_on_loopback_and_a_second_start_reuses_its_data()
@@ -35,9 +30,7 @@ public sealed class EmbeddedPostgresSpecs : IDisposable
         }
         await using (var again = await EmbeddedPostgres.StartAsync(DataDirectory, "kraud", durable: false))
         {
-            await using var connection = new NpgsqlConnection(again.ConnectionString);
-            await connection.OpenAsync();
-            Assert.Equal(42, (int)(await new NpgsqlCommand("select id from kept", connection).ExecuteScalarAsync())!);
+            Assert.Equal(42, await SqlScalar.ValueAsync<int>(again.ConnectionString, "select id from kept"));
         }
     }
 

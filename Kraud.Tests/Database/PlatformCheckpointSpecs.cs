@@ -180,13 +180,7 @@ public sealed class PlatformCheckpointSpecs : IAsyncLifetime
         return times;
     }
 
-    private async Task<T> ScalarAsync<T>(string sql)
-    {
-        await using var connection = new NpgsqlConnection(_connectionString);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, connection);
-        return (T)(await cmd.ExecuteScalarAsync())!;
-    }
+    private async Task<T> ScalarAsync<T>(string sql) => (await SqlScalar.ValueAsync<T>(_connectionString, sql))!;
 }
 
 /// <summary>

@@ -36,14 +36,8 @@ public static class Pods
     public static IReadOnlyList<JsonElement> Instances(this JsonElement pod) => pod.GetProperty("instances").EnumerateArray().ToList();
 
     /// <summary>Events stamped with this tenant: what a refused command must leave unchanged.</summary>
-    public static async Task<long> EventCountAsync(this TenantScope tenant)
-    {
-        await using var connection = new NpgsqlConnection(tenant.App.ConnectionString);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand("select count(*) from kraud.mt_events where headers ->> 'tenant' = @t", connection);
-        cmd.Parameters.AddWithValue("t", tenant.Id.ToString());
-        return (long)(await cmd.ExecuteScalarAsync())!;
-    }
+    public static Task<long> EventCountAsync(this TenantScope tenant) =>
+        SqlScalar.ScalarAsync(tenant.App.ConnectionString, "select count(*) from kraud.mt_events where headers ->> 'tenant' = $1", tenant.Id.ToString());
 }
 
 /// <summary>
