@@ -31,6 +31,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     private readonly ConcurrentDictionary<Guid, IReadOnlyDictionary<Guid, byte[]>> _volumeKeys = new();
     private readonly ConcurrentQueue<Func<MicroVmSpec, MicroVmSpec>> _tamperings = new();
     private readonly ConcurrentQueue<AttestationForgery> _forgeries = new();
+    private readonly EndedMicroVms _ended = new();
 
     public string Name => "simulated";
 
@@ -90,6 +91,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     public async Task<BootResult> BootAsync(MicroVmSpec spec, IReadOnlyDictionary<Guid, byte[]> volumeKeys, CancellationToken ct)
     {
         if (_running.ContainsKey(spec.VmId)) return new BootResult(spec.VmId, 0, AlreadyRunning: true);
+        _ended.RefuseAgain(spec.VmId);
         var started = Stopwatch.GetTimestamp();
         if (options.BootDelay > TimeSpan.Zero) await Task.Delay(options.BootDelay, time, ct);
         if (_failingImages.TryGetValue(spec.Image, out var imageFault)) throw new MicroVmBootException(imageFault);
@@ -129,6 +131,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     /// <summary>Stopping forgets the VM and overwrites its keys: the ephemeral disk is unreadable from then on.</summary>
     private bool Remove(Guid vmId)
     {
+        if (_running.ContainsKey(vmId)) _ended.Add(vmId);
         var removed = _running.TryRemove(vmId, out _);
         if (_ephemeralKeys.TryRemove(vmId, out var key)) CryptographicOperations.ZeroMemory(key);
         if (_volumeKeys.TryRemove(vmId, out var keys))
@@ -146,5 +149,6 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     public void LoseAll()
     {
         foreach (var vm in _running.Keys.ToList()) Remove(vm);
+        _ended.Clear();
     }
 }

@@ -61,4 +61,33 @@ public class SimulatedDriverSpecs
         Assert.False(await driver.StopAsync(spec.VmId, CancellationToken.None));
         Assert.Empty(driver.Running);
     }
+
+    [Fact]
+    public async Task a_boot_delivered_again_after_its_microvm_ended_starts_nothing()
+    {
+        var driver = Driver();
+        var exited = Spec();
+        var stopped = Spec();
+        await driver.BootAsync(exited, CancellationToken.None);
+        await driver.BootAsync(stopped, CancellationToken.None);
+        Assert.True(driver.ExitWorkload(exited.VmId, 0));
+        await driver.StopAsync(stopped.VmId, CancellationToken.None);
+
+        foreach (var spec in new[] { exited, stopped })
+            Assert.Contains("already ran on this host and ended",
+                (await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(spec, CancellationToken.None))).Message);
+        Assert.Empty(driver.Running);
+    }
+
+    [Fact]
+    public async Task a_host_that_lost_its_power_boots_what_it_is_asked_to_again()
+    {
+        var driver = Driver();
+        var spec = Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+        driver.LoseAll();
+
+        Assert.False((await driver.BootAsync(spec, CancellationToken.None)).AlreadyRunning);
+        Assert.Equal([spec.VmId], driver.Running);
+    }
 }

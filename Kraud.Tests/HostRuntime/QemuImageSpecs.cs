@@ -133,7 +133,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
     }
 
     [Fact]
-    public async Task a_workload_that_exits_is_reported_as_an_exit_with_its_code_and_time_not_as_a_crash()
+    public async Task a_workload_that_exits_is_reported_as_an_exit_with_its_code_and_time_not_as_a_crash_and_its_vm_never_boots_again()
     {
         using var image = await ImageRegistries.HelloAsync();
         var repository = $"test/exit-{Guid.NewGuid():N}"[..19];
@@ -156,6 +156,11 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         Assert.Empty(QemuFixture.QemuProcessesOf(spec.VmId));
         // Its last lines were read before the exit was raised.
         Assert.Contains("OVERLAY-WRITABLE", await File.ReadAllTextAsync(driver.WorkloadLogOf(spec.VmId)));
+
+        // Its boot command delivered again (at least once) starts no second guest that would hold the pod's disks.
+        Assert.Contains("already ran on this host and ended",
+            (await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(spec, CancellationToken.None))).Message);
+        Assert.Empty(QemuFixture.QemuProcessesOf(spec.VmId));
     }
 
     [Fact]

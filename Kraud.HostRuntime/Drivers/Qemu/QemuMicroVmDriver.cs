@@ -37,6 +37,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly WorkloadServices? _workloads;
     private readonly ConcurrentDictionary<Guid, Vm> _vms = new();
+    private readonly EndedMicroVms _ended = new();
     private readonly SemaphoreSlim _imageGate = new(1, 1);
     private GuestImage? _image;
 
@@ -215,6 +216,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             VolumeKeys = volumeKeys.ToDictionary(k => k.Key, k => k.Value.ToArray()),
         };
+        _ended.RefuseAgain(spec.VmId);
         var existing = _vms.GetOrAdd(spec.VmId, vm);
         if (existing != vm)
         {
@@ -278,6 +280,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             return false; // the boot failed and cleaned up after itself
         }
         await ShutdownAsync(vm, TimeSpan.FromSeconds(_options.StopTimeoutSeconds));
+        _ended.Add(vmId);
         _vms.TryRemove(new KeyValuePair<Guid, Vm>(vmId, vm));
         return true;
     }
@@ -510,7 +513,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     private async Task ReportCrashAsync(Vm vm)
     {
-        if (Interlocked.Exchange(ref vm.CrashReported, 1) == 1 || !_vms.TryRemove(new KeyValuePair<Guid, Vm>(vm.Spec.VmId, vm))) return;
+        if (Interlocked.Exchange(ref vm.CrashReported, 1) == 1) return;
+        // Ended before it is unlisted: a boot delivered again in between finds it listed or ended, never neither.
+        _ended.Add(vm.Spec.VmId);
+        if (!_vms.TryRemove(new KeyValuePair<Guid, Vm>(vm.Spec.VmId, vm))) return;
         // The workload's last lines are in its log before anyone hears that it ended.
         try
         {
