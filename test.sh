@@ -72,6 +72,15 @@ apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-
 dotnet run --project Kraud.HostRuntime -- guest-image --guest-dir .kraud/guest >/dev/null \
   || { echo "could not build the guest image for real microVMs"; exit 1; }
 
+# dotnet test builds only the test projects and what they reference: the benchmarks (bench/) are built here so that a
+# change that breaks them fails the run instead of the next engineer who measures.
+if ! bench_build=$(dotnet build bench/Kraud.Bench -v q -nologo 2>&1); then
+  echo "$bench_build" | grep -E ' error ' | sort -u
+  echo "the benchmarks (bench/Kraud.Bench) do not build: counted as one failure"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 rm -rf TestResults
 dotnet test Kraud.sln "$@"
 status=$?
