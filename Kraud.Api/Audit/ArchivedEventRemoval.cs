@@ -8,23 +8,21 @@ using Npgsql;
 namespace Kraud.Api.Audit;
 
 /// <summary>
-/// Removes archived events from the log once their archive is written and verified (EventArchiver). Only events of
-/// streams that had ended by the cut leave: deciders fold their streams live (FetchForWriting, no snapshots), so a
-/// stream still live keeps every event of its own, however old. The cut is the last checkpoint of the platform
+/// Removes archived events from the log once their archive is written and verified (EventArchiver). The events of
+/// streams that had ended by the cut leave; a live host, pod, volume or ingress keeps its stream, with its events up to
+/// the cut replaced by a snapshot of the state they fold to (LiveStreamCompaction). The cut is the last checkpoint of the platform
 /// projection in the archive: its states are where every replay after the cut starts, so the removed events are never
 /// needed again, and reads of earlier instants answer ARCHIVE_REQUIRED (ArchiveBoundary) from the moment the record
 /// says so, before the first event goes.
 /// </summary>
-public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase database, PlatformCheckpoints checkpoints, ILogger<ArchivedEventRemoval> logger)
+public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase database, PlatformCheckpoints checkpoints, LiveStreamCompaction compaction,
+    ILogger<ArchivedEventRemoval> logger)
 {
     /// <summary>
     /// Sequence numbers per delete: each delete is a short transaction of its own that locks only the rows it removes
     /// (which nobody writes any more), so appends and reads go on beside it.
     /// </summary>
     public const int BatchSeqs = 10_000;
-
-    /// <summary>The first event of every stream the platform projection folds (PlatformEventReader's starts), by type name.</summary>
-    private static readonly string[] Starts = ["pod_requested", "volume_requested", "ingress_created", "host_registered"];
 
     /// <param name="verifiedIn">How long proving the file took (the caller's part), for the log line that says where the time went.</param>
     public async Task RemoveAsync(EventArchiveRecord record, TimeSpan verifiedIn, CancellationToken ct)
@@ -55,7 +53,8 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
 
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(ct);
-        // Ended by the cut: a stream the platform projection folds (its first event starts one) that the checkpoint at the
+        // Ended by the cut: a stream the platform projection folds (its first event starts one, or is the snapshot an earlier
+        // removal compacted it to) that the checkpoint at the
         // cut no longer holds (a deleted pod, volume or ingress), and that has no event after the cut. Its row in
         // mt_streams stays: the stream's version, so an append to it still meets the version check. The deletes go from
         // the cut down, so a removal that stopped half-way left every such stream its first event, and finds it again.
@@ -64,12 +63,13 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
             create temp table ended_streams (id uuid primary key);
             insert into ended_streams
             select s.id from {schema}.mt_streams s
-            join {schema}.mt_events f on f.stream_id = s.id and f.version = 1 and f.seq_id <= @cut and f.type = any(@starts)
+            join {schema}.mt_events f on f.stream_id = s.id and f.seq_id <= @cut
+              and ((f.version = 1 and f.type = any(@starts)) or f.type = any(@snapshots))
             where not exists (select 1 from {schema}.mt_events l where l.stream_id = s.id and l.seq_id > @cut)
               and not exists (select 1 from {checkpoints.StatesTable} r where r.id = s.id and r.valid @> @cut)
             on conflict do nothing;
             analyze ended_streams;
-            """, ct, ("cut", cut.Seq), ("starts", Starts));
+            """, ct, ("cut", cut.Seq), ("starts", LiveStreamCompaction.StartTypes()), ("snapshots", compaction.SnapshotTypes()));
         var from = await ScalarAsync(connection, $"select coalesce(min(seq_id), 0) from {schema}.mt_events where stream_id in (select id from ended_streams)", ct);
         var selected = clock.Elapsed;
         long removed = 0;
@@ -84,20 +84,27 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
             removed += await delete.ExecuteNonQueryAsync(ct);
         }
         var deleted = clock.Elapsed;
+        // Only now: a removal that stopped before this point finds the same ended streams again, and one that stopped
+        // during it finds the streams not yet compacted (a compacted one has a single event up to the cut).
+        var (compactedStreams, compactedEvents) = await compaction.CompactAsync(connection, cut.Seq, ct);
+        var compacted = clock.Elapsed;
         // Checkpoints before the cut can only serve reads that are refused now.
         await checkpoints.PruneBeforeAsync(cut.Seq, ct);
         var pruned = clock.Elapsed;
 
         record.RemovedEvents += removed;
+        record.CompactedEvents += compactedEvents;
         record.RemovalFinished = true;
         await using (var write = store.LightweightSession())
         {
             write.Store(record);
             await write.SaveChangesAsync(ct);
         }
-        logger.LogWarning("Removed {Events} archived events of ended streams up to event {Cut} (archive {File}); reads before {Before:O} need the archive. " +
-                          "Verify the file {Verify:F1} s, find the ended streams {Select:F1} s, delete {Delete:F1} s, prune checkpoints {Prune:F1} s",
-            removed, cut.Seq, record.File, cut.MaxAt, verifiedIn.TotalSeconds, selected.TotalSeconds, (deleted - selected).TotalSeconds, (pruned - deleted).TotalSeconds);
+        logger.LogWarning("Removed {Events} archived events of ended streams up to event {Cut} (archive {File}) and compacted {Streams} live streams " +
+                          "({Compacted} events replaced by snapshots); reads before {Before:O} need the archive. Verify the file {Verify:F1} s, " +
+                          "find the ended streams {Select:F1} s, delete {Delete:F1} s, compact {Compact:F1} s, prune checkpoints {Prune:F1} s",
+            removed, cut.Seq, record.File, compactedStreams, compactedEvents, cut.MaxAt, verifiedIn.TotalSeconds, selected.TotalSeconds,
+            (deleted - selected).TotalSeconds, (compacted - deleted).TotalSeconds, (pruned - compacted).TotalSeconds);
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)

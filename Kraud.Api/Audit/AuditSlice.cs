@@ -21,6 +21,7 @@ public sealed class AuditSlice : KraudSlice
         services.AddSingleton(sp => AuditSigningKey.Load(sp.GetRequiredService<IConfiguration>()));
         services.AddSingleton<AuditDigests>();
         services.AddSingleton<ArchivedEventRemoval>();
+        services.AddSingleton<LiveStreamCompaction>();
         services.AddSingleton<EventArchiver>();
         services.AddRunOnceRound<AuditDigestSigner>("audit-digests");
     }

@@ -103,7 +103,8 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
     }
 
     /// <summary>
-    /// When a stream began (its first event left in the log); <see cref="DateTimeOffset.MinValue"/> when all its events
+    /// When a stream began (when it was created, not its first row: a compacted stream begins with a snapshot that stands
+    /// for a later event); <see cref="DateTimeOffset.MinValue"/> when all its events
     /// were removed (a stream that ended before the cut), and <see cref="DateTimeOffset.MaxValue"/> when there is no such stream.
     /// </summary>
     private async Task<DateTimeOffset?> StreamStartAsync(Guid id, CancellationToken ct)
@@ -112,7 +113,8 @@ public sealed class ArchiveBoundary(IDocumentStore store, KraudDatabase database
         await connection.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand($"""
             select exists (select 1 from {KraudDatabase.Schema}.mt_streams where id = @id),
-                   (select timestamp from {KraudDatabase.Schema}.mt_events where stream_id = @id order by version limit 1)
+                   (select least(s.created, (select timestamp from {KraudDatabase.Schema}.mt_events where stream_id = @id order by version limit 1))
+                    from {KraudDatabase.Schema}.mt_streams s where s.id = @id and exists (select 1 from {KraudDatabase.Schema}.mt_events where stream_id = @id))
             """, connection);
         cmd.Parameters.AddWithValue("id", id);
         await using var reader = await cmd.ExecuteReaderAsync(ct);

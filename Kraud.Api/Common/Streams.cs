@@ -3,6 +3,7 @@ using JasperFx.Events.Projections;
 using Kraud.Domain.Access;
 using Kraud.Domain.Common;
 using Kraud.Domain.Fleet;
+using Kraud.Projections.Common;
 using Kraud.Projections.Fleet;
 using Marten;
 using Marten.Events.Aggregation;
@@ -30,8 +31,11 @@ public static class Streams
     /// Lets Marten fold a decider's state (FetchForWriting): a live aggregation through the decider's own Evolve, so
     /// Kraud.Domain stays free of Marten and no copy of the state is stored beside the read models.
     /// </summary>
-    public static void AddDecider<T>(this StoreOptions marten) where T : class, IState<T> =>
+    public static void AddDecider<T>(this StoreOptions marten) where T : class, IState<T>
+    {
         marten.Projections.Add(new DeciderProjection<T>(), ProjectionLifecycle.Live);
+        marten.Events.AddEventType<Compacted<T>>();
+    }
 
     /// <summary>The stream folded for a decision that will be appended in this session (see <see cref="Append{T}"/>).</summary>
     public static async Task<Loaded<T>> FetchForWritingAsync<T>(IDocumentSession session, Guid id, CancellationToken ct = default)
@@ -71,7 +75,8 @@ public static class Streams
         var stream = asOf is { } at
             ? await session.Events.FetchStreamAsync(id, timestamp: new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc)), token: ct)
             : await session.Events.FetchStreamAsync(id, token: ct);
-        return new Loaded<T>(Fold.Events<T>(stream.Select(e => e.Data)), stream.Count);
+        // The last event's version, not the count: a compacted stream begins with its snapshot at a later version.
+        return new Loaded<T>(Snapshots.Fold<T>(stream), stream.Count == 0 ? 0 : (int)stream[^1].Version);
     }
 
     /// <summary>
@@ -152,5 +157,5 @@ public sealed class DeciderProjection<T> : SingleStreamProjection<T, Guid> where
 {
     public DeciderProjection() => Name = typeof(T).Name + "Decider";
 
-    public override T Evolve(T? snapshot, Guid id, IEvent e) => (snapshot ?? T.Initial).Evolve(e.Data);
+    public override T Evolve(T? snapshot, Guid id, IEvent e) => Snapshots.Evolve(snapshot, e);
 }

@@ -20,5 +20,10 @@ public sealed class FleetSlice : KraudSlice
         services.AddSingleton<PlacementCapacities>();
     }
 
-    public override void ConfigureMarten(StoreOptions marten) => marten.Schema.For<HostLiveness>();
+    public override void ConfigureMarten(StoreOptions marten)
+    {
+        marten.Schema.For<HostLiveness>();
+        // Hosts decide from their inline view, not through a decider projection; their streams are compacted all the same.
+        marten.Events.AddEventType<JasperFx.Events.Compacted<Kraud.Domain.Fleet.Host>>();
+    }
 }

@@ -12,6 +12,9 @@ public sealed record AuditVerification(bool Valid, int Entries, long? FirstBroke
 
 public sealed record EventRecord(long Seq, DateTime At, string StreamId, int Version, string Type, JsonElement Data, string? Actor, string? CorrelationId);
 
+/// <summary>An archive a timeline names: the file, the sequence numbers it holds, and the instant before which they left the log.</summary>
+public sealed record TimelineArchive(string File, long FromSeq, long ToSeq, DateTime? RemovedBefore);
+
 public sealed record IncidentReport(DateTime From, DateTime To, IReadOnlyList<string> HostIds, IReadOnlyList<string> AffectedPods,
     IReadOnlyList<string> AffectedVolumes, IReadOnlyList<EventRecord> Events, IReadOnlyList<string> Summary);
 
@@ -43,8 +46,12 @@ public static class AuditApi
         query VerifyAuditChain($tenantId: ID) { verifyAuditChain(tenantId: $tenantId) { valid entries firstBrokenSeq headHash } }
         """);
 
+    /// <summary>The timeline, and the archives that hold what the log no longer answers of its window (none while it answers all).</summary>
     public static readonly Operation<IReadOnlyList<EventRecord>> Timeline = new("timeline", $$"""
-        query Timeline($resourceId: ID!, $from: DateTime, $to: DateTime) { timeline(resourceId: $resourceId, from: $from, to: $to) { {{Event}} } }
+        query Timeline($resourceId: ID!, $from: DateTime, $to: DateTime) {
+          timeline(resourceId: $resourceId, from: $from, to: $to) { {{Event}} }
+          timelineArchives(resourceId: $resourceId, from: $from) { file fromSeq toSeq removedBefore }
+        }
         """);
 
     public static readonly Operation<IncidentReport> Incident = new("incident", $$"""

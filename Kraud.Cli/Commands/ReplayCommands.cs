@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using Kraud.Cli.Api;
 using Kraud.Cli.Infrastructure;
 using Spectre.Console;
@@ -20,9 +21,27 @@ public static class ReplayCommands
         var from = new Option<DateTime?>("--from") { Description = "From this instant" };
         var to = new Option<DateTime?>("--to") { Description = "Up to this instant" };
         var cmd = new Command("timeline", "Every event of a resource and of what it caused").With(id, from, to);
-        cmd.Does(async c => c.Output.List(await c.RunAsync(AuditApi.Timeline, new { resourceId = c.Get(id), from = c.Get(from), to = c.Get(to) }), EventColumns));
+        cmd.Does(async c =>
+        {
+            var answer = await c.Client.AnswerAsync(AuditApi.Timeline, new { resourceId = c.Get(id), from = c.Get(from), to = c.Get(to) }, c.Cancellation);
+            // Said before the events, since it changes what they mean (the window starts at the boundary, not at the
+            // resource's beginning); on JSON or YAML the note goes to stderr and stdout stays the list scripts read.
+            if (ArchiveNote(answer.Extensions) is { } note) c.Output.Note($"[yellow]note:[/] {Markup.Escape(note)}");
+            c.Output.List(answer.Value, EventColumns);
+            var archives = answer.Data.GetProperty("timelineArchives").Deserialize<List<TimelineArchive>>(KraudClient.Json)!;
+            if (archives.Count > 0 && c.Output.Format == OutputFormat.Table)
+                c.Output.List(archives, new Column<TimelineArchive>("ARCHIVE", a => a.File), new("EVENTS", a => $"{a.FromSeq}-{a.ToSeq}"),
+                    new("LEFT THE LOG BEFORE", a => Output.Time(a.RemovedBefore)));
+        });
         return cmd;
     }
+
+    /// <summary>The API's note on a timeline that answers from the archive boundary on (extensions.archived.timeline), if any.</summary>
+    private static string? ArchiveNote(JsonElement extensions) =>
+        extensions.ValueKind == JsonValueKind.Object && extensions.TryGetProperty("archived", out var archived)
+        && archived.TryGetProperty("timeline", out var timeline) && timeline.TryGetProperty("message", out var message)
+            ? message.GetString()
+            : null;
 
     public static Command Incident()
     {

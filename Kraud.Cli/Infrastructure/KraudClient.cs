@@ -28,7 +28,14 @@ public sealed class KraudClient : IDisposable
 
     public static KraudClient FromConfig() => new(CliConfig.Load().Resolve());
 
-    public async Task<T> RunAsync<T>(Operation<T> operation, object? variables, CancellationToken ct)
+    public async Task<T> RunAsync<T>(Operation<T> operation, object? variables, CancellationToken ct) =>
+        (await AnswerAsync(operation, variables, ct)).Value;
+
+    /// <summary>
+    /// The operation's value with the rest of the answer: the document's other fields and the response's extensions, where
+    /// the API puts what a list field cannot hold (a timeline that answers from the archive boundary on says so there).
+    /// </summary>
+    public async Task<GqlAnswer<T>> AnswerAsync<T>(Operation<T> operation, object? variables, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "graphql")
         {
@@ -52,8 +59,9 @@ public sealed class KraudClient : IDisposable
         ThrowOnErrors(root);
         if (!response.IsSuccessStatusCode)
             throw new KraudApiException($"HTTP_{(int)response.StatusCode}", Shorten(body));
-        var value = root.GetProperty("data").GetProperty(operation.Field);
-        return value.Deserialize<T>(Json)!;
+        var data = root.GetProperty("data").Clone();
+        var extensions = root.TryGetProperty("extensions", out var e) ? e.Clone() : default;
+        return new GqlAnswer<T>(data.GetProperty(operation.Field).Deserialize<T>(Json)!, data, extensions);
     }
 
     /// <summary>A REST resource (exports, the audit key); an error answer is read as Kraud's error body when it is one.</summary>
@@ -117,3 +125,6 @@ public sealed class KraudClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 }
+
+/// <summary>An operation's value, the whole <c>data</c> of its answer, and the response's <c>extensions</c> (undefined when absent).</summary>
+public sealed record GqlAnswer<T>(T Value, JsonElement Data, JsonElement Extensions);

@@ -35,6 +35,9 @@ public sealed class EventArchiveRecord
 
     public long RemovedEvents { get; set; }
 
+    /// <summary>Events of live streams up to the cut replaced by their streams' snapshots (LiveStreamCompaction).</summary>
+    public long CompactedEvents { get; set; }
+
     /// <summary>False while a removal runs, and after one that stopped half-way (removeArchivedEvents goes on with it).</summary>
     public bool RemovalFinished { get; set; }
 }

@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Fleet;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Fleet;
@@ -21,7 +22,7 @@ public sealed class HostViewProjection : SingleStreamProjection<HostView, Guid>
 {
     public override HostView? Evolve(HostView? snapshot, Guid id, IEvent e)
     {
-        var host = (snapshot?.Host ?? Host.Initial).Evolve(e.Data);
+        var host = Snapshots.Evolve(snapshot?.Host, e);
         if (!host.Exists) return snapshot;
         return new HostView
         {

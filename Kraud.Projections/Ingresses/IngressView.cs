@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Ingresses;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Ingresses;
@@ -19,7 +20,7 @@ public sealed class IngressViewProjection : SingleStreamProjection<IngressView, 
 {
     public override IngressView? Evolve(IngressView? snapshot, Guid id, IEvent e)
     {
-        var ingress = (snapshot?.Ingress ?? Ingress.Initial).Evolve(e.Data);
+        var ingress = Snapshots.Evolve(snapshot?.Ingress, e);
         return ingress.Exists
             ? new IngressView { Id = ingress.Id, TenantId = ingress.TenantId, Name = ingress.Name, Deleted = ingress.Deleted, Version = (int)e.Version, Ingress = ingress }
             : snapshot;

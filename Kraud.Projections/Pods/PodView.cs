@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Pods;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Pods;
@@ -43,8 +44,7 @@ public sealed class PodViewProjection : SingleStreamProjection<PodView, Guid>
 {
     public override PodView? Evolve(PodView? snapshot, Guid id, IEvent e)
     {
-        var before = snapshot?.Pod ?? Pod.Initial;
-        var after = before.Evolve(e.Data);
+        var after = Snapshots.Evolve(snapshot?.Pod, e);
         if (!after.Exists) return snapshot;
         return PodView.From(after, (int)e.Version);
     }

@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Volumes;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Volumes;
@@ -45,7 +46,7 @@ public sealed class VolumeViewProjection : SingleStreamProjection<VolumeView, Gu
 {
     public override VolumeView? Evolve(VolumeView? snapshot, Guid id, IEvent e)
     {
-        var after = (snapshot?.Volume ?? Volume.Initial).Evolve(e.Data);
+        var after = Snapshots.Evolve(snapshot?.Volume, e);
         return after.Exists ? VolumeView.From(after, (int)e.Version) : snapshot;
     }
 }

@@ -1,5 +1,9 @@
 using System.Text.Json;
+using JasperFx.Events;
 using Kraud.Api.Audit;
+using Kraud.Api.Common;
+using Kraud.Domain.Pods;
+using Kraud.Projections.Pods;
 using Kraud.Tests.Infrastructure;
 using Marten;
 using Marten.Events;
@@ -25,7 +29,10 @@ public sealed class ArchiveRemovalCollection : ICollectionFixture<ArchiveRemoval
     public const string Name = "Kraud archive removal";
 }
 
-/// <summary>Archived events leave the log: the chain stays proven, live streams keep working, earlier reads need the archive.</summary>
+/// <summary>
+/// Archived events leave the log: ended streams go, live ones shrink to a snapshot at the cut; the chain stays proven, live
+/// resources keep working, earlier reads need the archive.
+/// </summary>
 [Collection(ArchiveRemovalCollection.Name)]
 public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
 {
@@ -50,18 +57,9 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         await tenant.WaitForPodAsync(ended, "STOPPED");
         var live = (await tenant.CreatePodAsync("live")).Id();
         await tenant.WaitForPodAsync(live, "RUNNING");
-        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
-        var last = await ScalarAsync($"select max(seq_id) from kraud.mt_events where stream_id in ('{ended}', '{live}')");
-        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= last, TimeSpan.FromSeconds(30),
-            "a checkpoint covers both pods");
-        (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
-        await Task.Delay(10); // the signed head's entry is older than the instant archived up to
-        var archive = (await app.AsOperator(
-                "mutation($b: DateTime) { archiveEvents(before: $b, removeFromLog: true) { file fromSeq toSeq events toEntry headHash removedUpToSeq removedEvents removedBefore } }",
-                new { b = DateTime.UtcNow }))
-            .ShouldSucceed().Data.GetProperty("archiveEvents");
+        var archive = await ArchiveAndRemoveUpToNowAsync(ended, live);
         var events = await app.EventsOf(Guid.Parse(live));
-        Assert.True(events.Count > 0 && events[0].Version == 1, $"live keeps its events: {events.Count} from version {events.FirstOrDefault()?.Version}; {archive}");
+        Assert.True(events.Count > 0 && events[0].Data is Compacted<Pod>, $"live begins with its snapshot: {string.Join(", ", events.Select(e => e.EventTypeName))}; {archive}");
         return new Removal(tenant, ended, live, early, archive);
     }
 
@@ -72,9 +70,11 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Assert.True(removal.Archive.GetProperty("removedEvents").GetInt64() > 0);
         Assert.InRange(removal.Archive.GetProperty("removedUpToSeq").GetInt64(), 1, removal.Archive.GetProperty("toSeq").GetInt64());
         Assert.Empty(await app.EventsOf(Guid.Parse(removal.Ended)));
+        // A live stream keeps its stream: its events up to the cut are one snapshot at the last of them, later ones stay.
         var live = await app.EventsOf(Guid.Parse(removal.Live));
-        Assert.Equal(1, live[0].Version); // a live stream keeps every event of its own
-        Assert.Equal("pod_requested", live[0].EventTypeName);
+        Assert.IsType<Compacted<Pod>>(live[0].Data);
+        Assert.True(live[0].Sequence <= removal.Archive.GetProperty("removedUpToSeq").GetInt64(), $"the snapshot stands at the cut or before: {live[0].Sequence}");
+        Assert.All(live.Skip(1), e => Assert.True(e.Sequence > removal.Archive.GetProperty("removedUpToSeq").GetInt64(), $"{e.EventTypeName} at {e.Sequence}"));
 
         // The chain's entries stay, linked and hashed from genesis, and the platform's key still vouches for the archive.
         var verified = (await app.AsOperator("query { verifyAuditChain { valid firstBrokenSeq } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain");
@@ -99,7 +99,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
     }
 
     [Fact]
-    public async Task a_pod_created_before_the_boundary_still_scales_and_deletes()
+    public async Task a_pod_created_before_the_boundary_still_scales_and_deletes_and_its_compacted_stream_leaves_with_the_next_removal()
     {
         var removal = await ArchiveAndRemoveAsync();
         var scaled = (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { replicas version } }", new { id = removal.Live }))
@@ -109,6 +109,12 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
             TimeSpan.FromSeconds(30), "the pod runs two replicas");
         (await removal.Tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = removal.Live })).ShouldSucceed();
         await removal.Tenant.WaitForPodAsync(removal.Live, "STOPPED");
+
+        // Ended now, the stream that begins with a snapshot is one the next removal takes out whole.
+        Assert.IsType<Compacted<Pod>>((await app.EventsOf(Guid.Parse(removal.Live)))[0].Data);
+        var next = await ArchiveAndRemoveUpToNowAsync(removal.Live);
+        Assert.True(next.GetProperty("removedEvents").GetInt64() > 0, next.ToString());
+        Assert.Empty(await app.EventsOf(Guid.Parse(removal.Live)));
     }
 
     [Fact]
@@ -230,6 +236,79 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Assert.True(removed.GetProperty("removedEvents").GetInt64() > 0);
         Assert.Empty(await app.EventsOf(Guid.Parse(ended)));
         (await app.AsOperator("mutation { removeArchivedEvents { file } }")).ShouldFailWith("PRECONDITION");
+    }
+
+    [Fact]
+    public async Task a_live_pod_is_compacted_to_a_snapshot_of_its_state_that_folds_decides_and_rebuilds_its_view_like_the_events_it_replaced()
+    {
+        var removal = await ArchiveAndRemoveAsync();
+        var id = Guid.Parse(removal.Live);
+        var cut = removal.Archive.GetProperty("removedUpToSeq").GetInt64();
+        var removedBefore = removal.Archive.GetProperty("removedBefore").GetDateTime().ToUniversalTime();
+        var serializer = app.Store.Options.Serializer();
+        async Task<(string Pod, int Version)> ViewAsync()
+        {
+            await using var session = app.Store.QuerySession();
+            var doc = await session.LoadAsync<PodView>(id);
+            return (serializer.ToJson(doc!.Pod), doc.Version);
+        }
+
+        // The snapshot folds to what the pod's events folded to (the inline view, written as they were appended), at the same version.
+        var view = await ViewAsync();
+        await using (var session = app.Store.QuerySession())
+        {
+            var folded = await Streams.LoadAsync<Pod>(session, id);
+            Assert.Equal(view, (serializer.ToJson(folded.State), folded.Version));
+            var snapshot = (await session.Events.FetchStreamAsync(id))[0];
+            Assert.IsType<Compacted<Pod>>(snapshot.Data);
+            // It stands for the event it replaced: that event's time (before the boundary) and tenant, not the compaction's.
+            Assert.True(snapshot.Timestamp.UtcDateTime <= removedBefore, $"{snapshot.Timestamp:O} after {removedBefore:O}");
+            Assert.Equal(removal.Tenant.Id.ToString(), snapshot.GetHeader(Kraud.Projections.Audit.AuditHeaders.Tenant)?.ToString());
+            Assert.Equal(view.Version, (int)(await session.Events.FetchStreamStateAsync(id))!.Version);
+        }
+
+        // A command decides on the snapshot and appends at the version after it.
+        var scaled = (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version } }", new { id = removal.Live }))
+            .ShouldSucceed().Data.GetProperty("scalePod");
+        Assert.Equal(view.Version + 1, scaled.GetProperty("version").GetInt32());
+        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+            TimeSpan.FromSeconds(30), "the pod runs two replicas");
+        // Its timeline from the boundary has the scale and no snapshot; time travel after the boundary folds from the snapshot.
+        var timeline = (await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id = removal.Live })).ShouldSucceed()
+            .Data.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Contains("pod_scaled", timeline);
+        Assert.DoesNotContain(timeline, t => t!.StartsWith("compacted", StringComparison.Ordinal));
+        Assert.Equal(1, (await removal.Tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { replicas } }",
+            new { id = removal.Live, t = removedBefore.AddMilliseconds(1) })).ShouldSucceed().Data.GetProperty("pod").GetProperty("replicas").GetInt32());
+
+        // The inline view rebuilt from the log (snapshot and later events) is the one written live.
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var live = await ViewAsync();
+        await RebuildAsync("PodView");
+        Assert.Equal(live, await ViewAsync());
+
+        // The hosts it ran on are compacted too, and still decide from their views (a host's stream is long-lived by nature).
+        await using (var session = app.Store.QuerySession())
+        {
+            var host = Guid.Parse((await removal.Tenant.PodAsync(removal.Live))!.Value.Instances()[0].GetProperty("hostId").GetString()!);
+            Assert.IsType<Compacted<Kraud.Domain.Fleet.Host>>((await session.Events.FetchStreamAsync(host))[0].Data);
+        }
+        Assert.True(await ScalarAsync($"select count(*) from kraud.mt_events where stream_id = '{id}' and seq_id <= {cut}") == 1);
+    }
+
+    /// <summary>An archive of the log up to now written with removeFromLog, once a checkpoint covers the streams named.</summary>
+    private async Task<JsonElement> ArchiveAndRemoveUpToNowAsync(params string[] streams)
+    {
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        var last = await ScalarAsync($"select max(seq_id) from kraud.mt_events where stream_id in ({string.Join(", ", streams.Select(s => $"'{s}'"))})");
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= last, TimeSpan.FromSeconds(30),
+            "a checkpoint covers the streams");
+        (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
+        await Task.Delay(10); // the signed head's entry is older than the instant archived up to
+        return (await app.AsOperator(
+                "mutation($b: DateTime) { archiveEvents(before: $b, removeFromLog: true) { file fromSeq toSeq events toEntry headHash removedUpToSeq removedEvents removedBefore } }",
+                new { b = DateTime.UtcNow }))
+            .ShouldSucceed().Data.GetProperty("archiveEvents");
     }
 
     private async Task RebuildAsync(string name)

@@ -19,8 +19,11 @@ namespace Kraud.Tests.Console;
 /// server has none, so this fixture boots Program through WebApplicationFactory's Kestrel mode instead, and the tests'
 /// own GraphQL calls go over the same socket.
 /// </summary>
-public sealed class ConsoleApp : IAsyncLifetime
+public class ConsoleApp : IAsyncLifetime
 {
+    /// <summary>Settings a collection's application adds to the tests' own (later ones win).</summary>
+    protected virtual IEnumerable<(string Key, string Value)> Settings => [];
+
     private Factory _factory = null!;
 
     public Uri BaseAddress { get; private set; } = null!;
@@ -37,7 +40,7 @@ public sealed class ConsoleApp : IAsyncLifetime
     public async Task InitializeAsync()
     {
         ConnectionString = await TestDatabase.CreateAsync("console");
-        _factory = new Factory(KraudApp.TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds));
+        _factory = new Factory(KraudApp.TestSettings(ConnectionString, StateDirectory, HeartbeatTimeoutSeconds).Concat(Settings));
         _factory.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
         _factory.StartServer();
         var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

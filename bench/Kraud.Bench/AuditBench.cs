@@ -166,7 +166,7 @@ public static class AuditBench
                           $"(min {latencies[0]:F0}, {sizes.Min():N0}-{sizes.Max():N0} pods each) | target 1,000 ms |");
         Console.WriteLine($"| archive (events with bodies + audit entries, gzip JSONL) | {archivedEvents / archiveSeconds:N0} events/s, {archiveBytes / archiveSeconds / 1e6:F1} MB/s " +
                           $"compressed ({archiveSeconds:F1} s), {archiveBytes / (archivedEvents / 1e6) / (1 << 20):F0} MiB per million events | - |");
-        Console.WriteLine($"| removal of the archive's events (verify the file, delete ended pods' events in batches) | {removedEvents / removalSeconds:N0} events/s " +
+        Console.WriteLine($"| removal of the archive's events (verify the file, delete ended pods' events in batches, compact live streams) | {removedEvents / removalSeconds:N0} events/s " +
                           $"({removedEvents:N0} removed in {removalSeconds:F1} s, {eventsLeft:N0} left, up to event {removal.GetProperty("removedUpToSeq").GetInt64():N0}) | - |");
         Console.WriteLine($"| disk per million events | {PerMillion(database):F0} MiB in all: events {PerMillion(eventsTable):F0}, audit chain {PerMillion(chainTable):F0}, " +
                           $"checkpoints {PerMillion(checkpointTables):F0} | - |");

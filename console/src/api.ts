@@ -12,6 +12,13 @@ export class ApiError extends Error {
 interface GqlBody<T> {
   data?: T | null;
   errors?: { message: string; extensions?: { code?: string } }[];
+  extensions?: Record<string, unknown>;
+}
+
+/** The data and the response's extensions, where the API says what a field's value cannot (a timeline's archive boundary). */
+export interface GqlAnswer<T> {
+  data: T;
+  extensions: Record<string, unknown>;
 }
 
 function authHeaders(): Record<string, string> {
@@ -20,6 +27,10 @@ function authHeaders(): Record<string, string> {
 }
 
 export async function gql<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
+  return (await gqlAnswer<T>(query, variables)).data;
+}
+
+export async function gqlAnswer<T>(query: string, variables?: Record<string, unknown>): Promise<GqlAnswer<T>> {
   let response: Response;
   try {
     response = await fetch("/graphql", {
@@ -45,7 +56,7 @@ export async function gql<T>(query: string, variables?: Record<string, unknown>)
     throw new ApiError(code, body.errors.map((e) => e.message).join("; "));
   }
   if (!body.data) throw new ApiError(`HTTP_${response.status}`, `Kraud answered ${response.status} without data`);
-  return body.data;
+  return { data: body.data, extensions: body.extensions ?? {} };
 }
 
 /** A REST download (audit exports): the token goes as a header, never in the URL (which would end up in logs and history). */

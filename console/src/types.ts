@@ -113,6 +113,21 @@ export interface EventRecord {
   correlationId: string | null;
 }
 
+/** An archive that holds what a timeline's window lost from the log (timelineArchives). */
+export interface TimelineArchive {
+  file: string;
+  fromSeq: number;
+  toSeq: number;
+  removedBefore: string | null;
+}
+
+/** extensions.archived.timeline: the timeline answers from answersAfter on; the rest is in the archives named. */
+export interface ArchivedNote {
+  answersAfter: string;
+  archives: string[];
+  message: string;
+}
+
 export interface PlatformSnapshot {
   asOf: string;
   hosts: Host[];
