@@ -186,7 +186,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         using var image = await ImageRegistries.HelloAsync();
         var repository = $"private/hello-{Guid.NewGuid():N}"[..22];
         var digest = await image.PushAsync(registries.Basic, $"{repository}:1");
-        var (driver, _, _, sealing, _) = ImageDriver();
+        var (driver, cache, _, sealing, _) = ImageDriver();
         var tenant = Guid.NewGuid();
         var login = registries.Basic.Login!;
         var sealedPassword = SecretSealing.Seal(sealing.Public, System.Text.Encoding.UTF8.GetBytes(login.Password),
@@ -196,6 +196,9 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         var anonymous = Spec(new OciImage(registries.Basic.HostPort, repository, digest)) with { TenantId = tenant };
         var refused = await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(anonymous, CancellationToken.None));
         Assert.Contains("requires credentials", refused.Message);
+        // Its QEMU had started on the file of the image to be built: both are gone with the failed pull.
+        Assert.Empty(QemuFixture.QemuProcessesOf(anonymous.VmId));
+        Assert.False(File.Exists(cache.RootfsPath(digest)));
 
         // Sealed for another tenant's pod, the same credential does not open.
         var stolen = Spec(new OciImage(registries.Basic.HostPort, repository, digest, credential));
