@@ -28,7 +28,16 @@ public sealed class ImageCache
         // Half-written downloads and builds of a previous run are worth nothing: their digests were never checked.
         if (System.IO.Directory.Exists(TempDirectory)) System.IO.Directory.Delete(TempDirectory, recursive: true);
         System.IO.Directory.CreateDirectory(TempDirectory);
+        // A root filesystem is built in place and complete once its run config is there: one without it is a build that broke off.
+        foreach (var rootfs in System.IO.Directory.EnumerateFiles(RootfsDirectory, "*.erofs"))
+            if (!File.Exists(Path.ChangeExtension(rootfs, ".json"))) File.Delete(rootfs);
     }
+
+    /// <summary>
+    /// The size a root filesystem under construction shows a microVM that boots while it is built (see
+    /// <see cref="PrepareRootfs"/>): a sparse file, larger than any image; reads past what mkfs.erofs wrote are zeros.
+    /// </summary>
+    public const long PendingRootfsBytes = 1L << 40;
 
     public string Directory { get; }
     public long CapBytes { get; }
@@ -41,6 +50,26 @@ public sealed class ImageCache
     public string RootfsPath(string manifestDigest) => Path.Combine(RootfsDirectory, Digests.Hex(manifestDigest) + ".erofs");
 
     public string RunConfigPath(string manifestDigest) => Path.Combine(RootfsDirectory, Digests.Hex(manifestDigest) + ".json");
+
+    /// <summary>
+    /// Creates the file a root filesystem will be built into (in place, at <see cref="RootfsPath"/>), sparse and of
+    /// <see cref="PendingRootfsBytes"/>, so that a microVM can open it as its disk before the build: the size QEMU sees is
+    /// the size at its open, and mkfs.erofs truncates and writes the same inode. It stays invisible to the cache (neither
+    /// loaded nor counted) until its run config is written.
+    /// </summary>
+    public string PrepareRootfs(string manifestDigest)
+    {
+        var path = RootfsPath(manifestDigest);
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite);
+        file.SetLength(PendingRootfsBytes);
+        return path;
+    }
+
+    /// <summary>Removes the file <see cref="PrepareRootfs"/> made when its build failed before it was complete.</summary>
+    public void DiscardPendingRootfs(string manifestDigest)
+    {
+        if (!File.Exists(RunConfigPath(manifestDigest))) File.Delete(RootfsPath(manifestDigest));
+    }
 
     /// <summary>True (and marked as used now) when the blob is here.</summary>
     public bool HasBlob(string digest) => Touch(BlobPath(digest));
@@ -181,7 +210,9 @@ public sealed class ImageCache
         foreach (var rootfs in new DirectoryInfo(RootfsDirectory).EnumerateFiles("*.erofs"))
         {
             var config = Path.ChangeExtension(rootfs.FullName, ".json");
-            var configBytes = File.Exists(config) ? new FileInfo(config).Length : 0;
+            // Under construction (pinned by its pull): its length is not yet its size.
+            if (!File.Exists(config)) continue;
+            var configBytes = new FileInfo(config).Length;
             yield return new Entry("rootfs:sha256:" + Path.GetFileNameWithoutExtension(rootfs.Name), [config, rootfs.FullName], rootfs.Length + configBytes,
                 rootfs.LastWriteTimeUtc);
         }

@@ -17,11 +17,29 @@ public sealed class PulledImage(PreparedRootfs rootfs, long downloadedBytes, IDi
     public void Dispose() => pin.Dispose();
 }
 
+/// <summary>Where a cold pull's time went: download with its digest checks, umoci's unpack, mkfs.erofs.</summary>
+public sealed record ImageBuildTimes(string Digest, double FetchMs, double UnpackMs, double ErofsMs);
+
+/// <summary>
+/// A pull under way for one microVM. <see cref="EarlyRootfs"/> is set when this microVM started the image's build: it may
+/// boot on that file right away and must call <see cref="DiskOpened"/> once its QEMU holds the file open (or will never
+/// open it), since mkfs.erofs waits for that; the image is usable once <see cref="Ready"/> completes.
+/// </summary>
+public sealed class PendingImage(string? earlyRootfs, Task<PulledImage> ready, TaskCompletionSource? opened)
+{
+    public string? EarlyRootfs => earlyRootfs;
+
+    public Task<PulledImage> Ready => ready;
+
+    public void DiskOpened() => opened?.TrySetResult();
+}
+
 /// <summary>
 /// Pulls what a microVM runs onto its host: the manifest by its digest (never a tag: the control plane pinned it), the
-/// config and the layers into the host's <see cref="ImageCache"/> (every digest checked, up to three layers at once),
-/// then the root filesystem built once per digest. A second microVM of the image on this host downloads and builds
-/// nothing. Progress goes to the log with bytes.
+/// config and the layers into the host's <see cref="ImageCache"/> (every digest checked as the bytes stream in, up to
+/// three layers at once), then the root filesystem built once per digest. The microVM whose pull starts a build may boot
+/// meanwhile (<see cref="Begin"/>); one that joins a build under way waits for it. A second microVM of the image on this
+/// host downloads and builds nothing. Progress goes to the log with bytes.
 /// </summary>
 public sealed class ImagePuller(DistributionClient registry, ImageCache cache, RootfsBuilder builder, ILogger logger)
 {
@@ -30,15 +48,41 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
 
     public ImageCache Cache => cache;
 
-    public async Task<PulledImage> PullAsync(OciImage image, RegistryAuth? auth, CancellationToken ct)
+    /// <summary>Raised when a build completes, with where its time went.</summary>
+    public event Action<ImageBuildTimes>? Built;
+
+    public Task<PulledImage> PullAsync(OciImage image, RegistryAuth? auth, CancellationToken ct)
+    {
+        var pending = Begin(image, auth, ct);
+        pending.DiskOpened();
+        return pending.Ready;
+    }
+
+    public PendingImage Begin(OciImage image, RegistryAuth? auth, CancellationToken ct)
     {
         // Held from the start: what this pull needs must not be evicted by another one under its feet.
         var rootfsPin = cache.Pin([ImageCache.RootfsKey(image.Digest)]);
         try
         {
-            if (RootfsBuilder.Load(cache, image.Digest) is { } cached) return new PulledImage(cached, 0, rootfsPin);
-            var mine = new Lazy<Task<(PreparedRootfs, long)>>(() => BuildAsync(image, auth, ct));
+            if (RootfsBuilder.Load(cache, image.Digest) is { } cached) return new PendingImage(null, Task.FromResult(new PulledImage(cached, 0, rootfsPin)), null);
+            var opened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var mine = new Lazy<Task<(PreparedRootfs, long)>>(() => BuildAsync(image, auth, opened.Task, ct));
             var build = _builds.GetOrAdd(image.Digest, mine);
+            // Created before the build can reach mkfs.erofs, which waits for this microVM's QEMU to have opened it.
+            var early = build == mine ? cache.PrepareRootfs(image.Digest) : null;
+            return new PendingImage(early, CompleteAsync(image, build, build == mine, rootfsPin), early is null ? null : opened);
+        }
+        catch
+        {
+            rootfsPin.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<PulledImage> CompleteAsync(OciImage image, Lazy<Task<(PreparedRootfs, long)>> build, bool mine, IDisposable rootfsPin)
+    {
+        try
+        {
             (PreparedRootfs Rootfs, long Downloaded) built;
             try
             {
@@ -50,16 +94,17 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
             }
             cache.Evict();
             // A microVM that waited for another one's pull downloaded nothing itself.
-            return new PulledImage(built.Rootfs, build == mine ? built.Downloaded : 0, rootfsPin);
+            return new PulledImage(built.Rootfs, mine ? built.Downloaded : 0, rootfsPin);
         }
         catch
         {
+            if (mine) cache.DiscardPendingRootfs(image.Digest);
             rootfsPin.Dispose();
             throw;
         }
     }
 
-    private async Task<(PreparedRootfs, long)> BuildAsync(OciImage image, RegistryAuth? auth, CancellationToken ct)
+    private async Task<(PreparedRootfs, long)> BuildAsync(OciImage image, RegistryAuth? auth, Task diskOpened, CancellationToken ct)
     {
         var name = $"{image.Registry}/{image.Repository}@{image.Digest}";
         var started = Stopwatch.GetTimestamp();
@@ -90,11 +135,14 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
                 gate.Release();
             }
         }));
+        var fetchMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         logger.LogInformation("Pulled {Image}: {Downloaded:F1} MiB downloaded, {Cached:F1} MiB from the cache, in {Ms:F0} ms", name, downloaded / 1048576.0,
-            (total - downloaded) / 1048576.0, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            (total - downloaded) / 1048576.0, fetchMs);
         try
         {
-            return (await builder.BuildAsync(cache, manifest, configBytes, ct), downloaded);
+            var (rootfs, unpackMs, erofsMs) = await builder.BuildAsync(cache, manifest, configBytes, diskOpened, ct);
+            Built?.Invoke(new ImageBuildTimes(image.Digest, fetchMs, unpackMs, erofsMs));
+            return (rootfs, downloaded);
         }
         catch (MicroVmBootException e)
         {

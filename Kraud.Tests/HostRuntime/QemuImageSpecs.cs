@@ -77,7 +77,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         public void Enqueue(WorkloadLogLine line) => Lines.Enqueue(line);
     }
 
-    private (QemuMicroVmDriver Driver, ImageCache Cache, CollectingSink Logs, SealingKeyPair Sealing) ImageDriver(long capBytes = 1L << 30)
+    private (QemuMicroVmDriver Driver, ImageCache Cache, CollectingSink Logs, SealingKeyPair Sealing, ImagePuller Puller) ImageDriver(long capBytes = 1L << 30)
     {
         var options = qemu.Options();
         var host = $"qimg-{Guid.NewGuid():N}"[..13];
@@ -88,7 +88,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         var sink = new CollectingSink();
         var driver = QemuMicroVmDriver.Start(options, host, NullLogger.Instance, new WorkloadServices(puller, sealing, sink));
         _drivers.Add(driver);
-        return (driver, cache, sink, sealing);
+        return (driver, cache, sink, sealing, puller);
     }
 
     private static MicroVmSpec Spec(OciImage image, IReadOnlyDictionary<string, string>? env = null, params string[] command) =>
@@ -102,7 +102,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         using var image = await ImageRegistries.HelloAsync();
         var repository = $"test/hello-{Guid.NewGuid():N}"[..20];
         var digest = await image.PushAsync(registries.Anonymous, $"{repository}:1");
-        var (driver, cache, sink, _) = ImageDriver();
+        var (driver, cache, sink, _, _) = ImageDriver();
         var spec = Spec(new OciImage(registries.Anonymous.HostPort, repository, digest), new Dictionary<string, string> { ["OVERRIDE"] = "pod" }, "from-pod");
 
         var boot = await driver.BootAsync(spec, CancellationToken.None);
@@ -133,12 +133,34 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
     }
 
     [Fact]
+    public async Task the_microvm_whose_pull_builds_the_image_boots_meanwhile_and_runs_the_image_once_it_is_built()
+    {
+        using var image = await ImageRegistries.HelloAsync();
+        var repository = $"test/early-{Guid.NewGuid():N}"[..20];
+        var digest = await image.PushAsync(registries.Anonymous, $"{repository}:1");
+        var (driver, cache, _, _, puller) = ImageDriver();
+        var spec = Spec(new OciImage(registries.Anonymous.HostPort, repository, digest));
+        int? qemuWhenBuilt = null;
+        puller.Built += _ => qemuWhenBuilt = driver.ProcessIdOf(spec.VmId);
+
+        var boot = await driver.BootAsync(spec, CancellationToken.None);
+
+        Assert.NotNull(qemuWhenBuilt);
+        Assert.Equal(driver.ProcessIdOf(spec.VmId), qemuWhenBuilt);
+        Assert.Equal(digest, boot.ImageDigest);
+        Assert.Contains("WHITEOUT-HONOURED", await WaitForLogAsync(driver, spec.VmId, "WHITEOUT-"));
+        // QEMU saw a larger disk than the image: the finished file is the image alone, as every later microVM sees it.
+        Assert.InRange(new FileInfo(cache.RootfsPath(digest)).Length, 1, 64L << 20);
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task a_workload_that_exits_is_reported_as_an_exit_with_its_code_and_time_not_as_a_crash_and_its_vm_never_boots_again()
     {
         using var image = await ImageRegistries.HelloAsync();
         var repository = $"test/exit-{Guid.NewGuid():N}"[..19];
         var digest = await image.PushAsync(registries.Anonymous, $"{repository}:1");
-        var (driver, _, _, _) = ImageDriver();
+        var (driver, _, _, _, _) = ImageDriver();
         var exited = new TaskCompletionSource<MicroVmExit>(TaskCreationOptions.RunContinuationsAsynchronously);
         var crashed = false;
         driver.Exited += e => exited.TrySetResult(e);
@@ -169,7 +191,7 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         using var image = await ImageRegistries.HelloAsync();
         var repository = $"private/hello-{Guid.NewGuid():N}"[..22];
         var digest = await image.PushAsync(registries.Basic, $"{repository}:1");
-        var (driver, _, _, sealing) = ImageDriver();
+        var (driver, cache, _, sealing, _) = ImageDriver();
         var tenant = Guid.NewGuid();
         var login = registries.Basic.Login!;
         var sealedPassword = SecretSealing.Seal(sealing.Public, System.Text.Encoding.UTF8.GetBytes(login.Password),
@@ -179,6 +201,9 @@ public sealed class QemuImageSpecs(QemuFixture qemu, ImageRegistries registries,
         var anonymous = Spec(new OciImage(registries.Basic.HostPort, repository, digest)) with { TenantId = tenant };
         var refused = await Assert.ThrowsAsync<MicroVmBootException>(() => driver.BootAsync(anonymous, CancellationToken.None));
         Assert.Contains("requires credentials", refused.Message);
+        // Its QEMU had started on the file of the image to be built: both are gone with the failed pull.
+        Assert.Empty(QemuFixture.QemuProcessesOf(anonymous.VmId));
+        Assert.False(File.Exists(cache.RootfsPath(digest)));
 
         // Sealed for another tenant's pod, the same credential does not open.
         var stolen = Spec(new OciImage(registries.Basic.HostPort, repository, digest, credential));

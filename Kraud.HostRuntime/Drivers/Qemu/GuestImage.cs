@@ -287,6 +287,9 @@ public sealed partial class GuestImageBuilder(string cacheDirectory, string? ker
           image=$(kraud_disk kraud-rootfs)
           [ -n "$image" ] || kraud_fail "the image's root file system disk is missing"
           mkdir -p /run/kraud/image /run/kraud/rw /run/kraud/root
+          # The guest may have booted while the host built the image on this disk: what the kernel read of it then (its
+          # partition scan) is stale now, so its cached blocks go before the mount.
+          blockdev --flushbufs "$image" || echo "KRAUD-WARN cannot drop the cached blocks of $image"
           mount -t erofs -o ro "$image" /run/kraud/image || kraud_fail "cannot mount the image's root file system"
           scratch=$(kraud_disk kraud-ephemeral)
           if [ -n "$scratch" ]; then

@@ -38,21 +38,49 @@ public sealed partial class QemuMicroVmDriver
     /// <summary>The image cache of this host (null when the driver was started without image support).</summary>
     public ImageCache? ImageCache => _workloads?.Images.Cache;
 
-    /// <summary>Pulls the VM's image (or finds it in the host's cache) before QEMU starts; the VM holds it in the cache until it is gone.</summary>
-    private async Task PullImageAsync(Vm vm, CancellationToken ct)
+    /// <summary>
+    /// Starts the pull of the VM's image (or finds it in the host's cache); the VM holds it in the cache until it is gone.
+    /// The VM whose pull starts the image's build boots meanwhile on the file being built (the guest reads it only after
+    /// the host sent the workload's definition, see <see cref="FeedWorkload"/>); any other waits here for the image.
+    /// </summary>
+    private async Task<PendingImage?> BeginImageAsync(Vm vm, CancellationToken ct)
     {
-        if (vm.Spec.Oci is not { } image) return;
+        if (vm.Spec.Oci is not { } image) return null;
         if (_workloads is null) throw new MicroVmBootException("this host runtime was started without an image cache and cannot pull images");
         var auth = image.Credential is { } credential ? OpenCredential(credential, vm.Spec.TenantId) : null;
+        var pending = _workloads.Images.Begin(image, auth, ct);
+        vm.RootfsPath = pending.EarlyRootfs;
+        if (pending.EarlyRootfs is null) await AwaitImageAsync(vm, pending);
+        return pending;
+    }
+
+    private static async Task AwaitImageAsync(Vm vm, PendingImage pending)
+    {
         try
         {
-            vm.Image = await _workloads.Images.PullAsync(image, auth, ct);
+            vm.Image = await pending.Ready;
+            vm.RootfsPath = vm.Image.Rootfs.RootfsPath;
         }
         catch (RegistryException e)
         {
             throw new MicroVmBootException($"image pull failed: {e.Message}");
         }
     }
+
+    /// <summary>mkfs.erofs may write the file once this VM's QEMU holds it open: it has once the guest said anything.</summary>
+    private static async Task ReleaseDiskAsync(Vm vm, PendingImage pending)
+    {
+        await Task.WhenAny(vm.FirstOutput.Task, vm.Exited);
+        pending.DiskOpened();
+    }
+
+    /// <summary>A pull that outlived the boot it was for: the image stays cached, the VM's hold on it goes.</summary>
+    private static void ForgetImage(PendingImage pending) =>
+        _ = pending.Ready.ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully) t.Result.Dispose();
+            else _ = t.Exception; // observed: the boot failed for its own reason, or for this one, already reported
+        }, TaskScheduler.Default);
 
     private RegistryAuth OpenCredential(SealedRegistryCredential credential, Guid tenant)
     {
@@ -78,23 +106,24 @@ public sealed partial class QemuMicroVmDriver
     /// <summary>The image's erofs, read-only: one file serves every microVM of the image on this host.</summary>
     private static int ImageDiskArguments(Vm vm, List<string> args)
     {
-        if (vm.Image is null) return 0;
+        if (vm.RootfsPath is null) return 0;
         args.AddRange(
         [
-            "-blockdev", $"driver=file,node-name=rootfs,filename={QemuOption.Value(vm.Image.Rootfs.RootfsPath)},read-only=on",
+            "-blockdev", $"driver=file,node-name=rootfs,filename={QemuOption.Value(vm.RootfsPath)},read-only=on",
             "-device", $"virtio-blk-device,drive=rootfs,serial={GuestWorkload.RootfsSerial}",
         ]);
         return 1;
     }
 
     /// <summary>
-    /// Three virtio-console ports over FIFOs in the VM's directory (QEMU's pipe backend opens &lt;name&gt;.in and &lt;name&gt;.out):
-    /// the workload's definition goes in on one, its stdout and stderr come out on the others. Nothing to run, nothing added.
+    /// Three virtio-console ports over FIFOs in the VM's directory (QEMU's pipe backend opens &lt;name&gt;.in and &lt;name&gt;.out
+    /// read-write, so it never waits for this side): the workload's definition goes in on one, its stdout and stderr come
+    /// out on the others. Nothing to run, nothing added.
     /// </summary>
     private static void WorkloadChannelArguments(Vm vm, List<string> args, StringBuilder append)
     {
-        if (vm.Image is null && vm.Spec.Command.Count == 0) return;
-        vm.WorkloadMessage = GuestWorkload.Message(GuestWorkload.Script(vm.Spec, vm.Image?.Rootfs));
+        if (vm.Spec.Oci is null && vm.Spec.Command.Count == 0) return;
+        vm.HasWorkload = true;
         args.AddRange(["-device", "virtio-serial-device,max_ports=4"]);
         foreach (var (id, name) in new[] { ("kcfg", ConfigPort), ("kout", StdoutPort), ("kerr", StderrPort) })
         {
@@ -106,28 +135,37 @@ public sealed partial class QemuMicroVmDriver
         append.Append(" kraud.config=1");
     }
 
-    /// <summary>Once QEMU runs: the definition fed to its port, the workload's streams read into its log until QEMU exits.</summary>
-    private void StartWorkloadChannels(Vm vm)
+    /// <summary>Once QEMU runs: the workload's streams read into its log until QEMU exits.</summary>
+    private void StartWorkloadStreams(Vm vm)
     {
-        if (vm.WorkloadMessage is not { } message) return;
+        if (!vm.HasWorkload) return;
         vm.Log = new WorkloadLog(WorkloadLogOf(vm.Spec.VmId), vm.Spec, _workloads?.Logs);
-        var log = vm.Log;
-        var config = Path.Combine(vm.Directory, ConfigPort + ".in");
         vm.Channels = Task.WhenAll(
-            Task.Run(async () =>
+            PumpAsync(Path.Combine(vm.Directory, StdoutPort + ".out"), "stdout", vm.Log, vm.Exited),
+            PumpAsync(Path.Combine(vm.Directory, StderrPort + ".out"), "stderr", vm.Log, vm.Exited));
+    }
+
+    /// <summary>
+    /// Once the image is there: the workload's definition fed to its port. The guest's /init waits for it before it mounts the
+    /// image, so a guest that booted while the image was built reads the image only once it is complete.
+    /// </summary>
+    private void FeedWorkload(Vm vm)
+    {
+        if (!vm.HasWorkload) return;
+        var message = GuestWorkload.Message(GuestWorkload.Script(vm.Spec, vm.Image?.Rootfs));
+        var config = Path.Combine(vm.Directory, ConfigPort + ".in");
+        vm.Channels = Task.WhenAll(vm.Channels, Task.Run(async () =>
+        {
+            try
             {
-                try
-                {
-                    await SecretPipe.FeedAsync(config, message, vm.Exited, TimeSpan.FromSeconds(_options.BootTimeoutSeconds));
-                }
-                finally
-                {
-                    // The definition may hold secrets of the pod's environment.
-                    CryptographicOperations.ZeroMemory(message);
-                }
-            }),
-            PumpAsync(Path.Combine(vm.Directory, StdoutPort + ".out"), "stdout", log, vm.Exited),
-            PumpAsync(Path.Combine(vm.Directory, StderrPort + ".out"), "stderr", log, vm.Exited));
+                await SecretPipe.FeedAsync(config, message, vm.Exited, TimeSpan.FromSeconds(_options.BootTimeoutSeconds));
+            }
+            finally
+            {
+                // The definition may hold secrets of the pod's environment.
+                CryptographicOperations.ZeroMemory(message);
+            }
+        }));
     }
 
     private async Task PumpAsync(string fifo, string stream, WorkloadLog log, Task qemuGone)

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Kraud.Domain.HostProtocol;
+using Kraud.HostRuntime.Images;
 using Kraud.HostRuntime.Network;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -315,12 +316,30 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
         var accelerator = await AcceleratorProbe.ChooseAsync(_options, qemu, image, _logger);
         vm.Accelerator = accelerator;
-        var kvm = accelerator.Kvm;
-        var spec = vm.Spec;
         if (Directory.Exists(vm.Directory)) Directory.Delete(vm.Directory, recursive: true);
         Directory.CreateDirectory(vm.Directory);
         Directory.CreateDirectory(ConsoleDirectory);
-        await PullImageAsync(vm, ct);
+        var pending = await BeginImageAsync(vm, ct);
+        try
+        {
+            return await LaunchAsync(vm, qemu, image, accelerator, pending, ct);
+        }
+        catch
+        {
+            if (pending is not null && vm.Image is null) ForgetImage(pending);
+            throw;
+        }
+        finally
+        {
+            // Whatever happened, the image's build must not wait for this VM's QEMU any longer.
+            pending?.DiskOpened();
+        }
+    }
+
+    private async Task<double> LaunchAsync(Vm vm, string qemu, GuestImage image, Accelerator accelerator, PendingImage? pending, CancellationToken ct)
+    {
+        var kvm = accelerator.Kvm;
+        var spec = vm.Spec;
 
         var cpus = Math.Max(1, _options.MaxCpus > 0 ? Math.Min(spec.Cpu, _options.MaxCpus) : spec.Cpu);
         var memory = Math.Max(MinMemoryMiB, _options.MaxMemoryMiB > 0 ? Math.Min(spec.MemoryMiB, _options.MaxMemoryMiB) : spec.MemoryMiB);
@@ -440,7 +459,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         process.BeginErrorReadLine();
         vm.Exited = WatchAsync(vm);
         _ = FailWhenSilentAsync(vm, TimeSpan.FromSeconds(_options.FirstOutputSeconds));
-        StartWorkloadChannels(vm);
+        StartWorkloadStreams(vm);
+        if (pending is not null) _ = ReleaseDiskAsync(vm, pending);
 
         foreach (var (pipe, encode) in secrets)
         {
@@ -454,6 +474,15 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 CryptographicOperations.ZeroMemory(secret);
             }
         }
+        if (pending is not null && vm.Image is null)
+        {
+            // The guest boots while its image is built and waits for the workload's definition, sent once the image is complete.
+            await Task.WhenAny(pending.Ready, vm.Ready.Task);
+            // QEMU died meanwhile: that is the failure, reported without waiting for the build.
+            if (!pending.Ready.IsCompleted) await vm.Ready.Task;
+            await AwaitImageAsync(vm, pending);
+        }
+        FeedWorkload(vm);
         var ready = await vm.Ready.Task.WaitAsync(TimeSpan.FromSeconds(_options.BootTimeoutSeconds), ct);
         var bootMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}; ready after {BootMs:F0} ms ({Ready})",
@@ -676,8 +705,11 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         /// <summary>The image this VM runs, held in the host's cache while it runs.</summary>
         public Images.PulledImage? Image { get; set; }
 
-        /// <summary>The workload's definition for the guest (base64 line), zeroed once fed.</summary>
-        public byte[]? WorkloadMessage { get; set; }
+        /// <summary>The file QEMU opens as the image's disk: the cached erofs, or the one being built for this VM.</summary>
+        public string? RootfsPath { get; set; }
+
+        /// <summary>The VM has the workload's ports: an image or a command to run.</summary>
+        public bool HasWorkload { get; set; }
 
         public Logs.WorkloadLog? Log { get; set; }
 
