@@ -44,11 +44,11 @@ public sealed class SequenceGapSpecs(SequenceGapApp app)
             await using (var db = new NpgsqlConnection(app.ConnectionString))
             {
                 await db.OpenAsync();
-                await Eventually.Until(async () => await ScalarAsync(db,
+                await Eventually.Until(async () => await db.ScalarAsync(
                         "select count(*) from pg_stat_activity where query = 'select pg_sleep(90)' and state = 'active'") == 1,
                     TimeSpan.FromSeconds(10), "the old transaction is running");
                 // The hole: a sequence number taken and never used, as a rolled-back append leaves one.
-                await ScalarAsync(db, $"select nextval('{Kraud.Api.Common.KraudDatabase.Schema}.mt_events_sequence')");
+                await db.ScalarAsync($"select nextval('{Kraud.Api.Common.KraudDatabase.Schema}.mt_events_sequence')");
             }
             var after = await tenant.CreatePodAsync("after-the-hole");
             await tenant.WaitForPodAsync(after.Id(), "RUNNING");
@@ -78,11 +78,5 @@ public sealed class SequenceGapSpecs(SequenceGapApp app)
             var audited = await query.Query<AuditEntry>().Where(a => a.ResourceId == stream).Select(a => a.EventSeq).ToListAsync();
             return sequences.All(s => audited.Contains(s));
         }, within, $"the audit chain covers the {sequences.Count} events of stream {stream} (version {last.Version})");
-    }
-
-    private static async Task<long> ScalarAsync(NpgsqlConnection db, string sql)
-    {
-        await using var cmd = new NpgsqlCommand(sql, db);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

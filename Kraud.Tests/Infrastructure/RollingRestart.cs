@@ -278,7 +278,7 @@ public static class RollingRestart
             AuditLastId = lastId,
             ProjectionsLate = projectionsLate,
             LongTransactions = transactions.Longest(),
-            EventsNotAudited = await ScalarAsync(db,
+            EventsNotAudited = await db.ScalarAsync(
                 "select count(*) from kraud.mt_events e where not exists (select 1 from kraud.mt_doc_auditentry a where (a.data->>'EventSeq')::bigint = e.seq_id)"),
             DeadLetters = await DeadLettersAsync(db),
             MostSchedulerHolders = watch.MostSchedulerHolders,
@@ -345,12 +345,6 @@ public static class RollingRestart
             }
             await Task.Delay(500);
         }
-    }
-
-    private static async Task<long> ScalarAsync(NpgsqlConnection db, string sql)
-    {
-        await using var cmd = new NpgsqlCommand(sql, db);
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
     }
 
     private static async Task<(long Entries, long LastId)> AuditRowsAsync(NpgsqlConnection db)
