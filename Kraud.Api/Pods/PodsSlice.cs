@@ -28,6 +28,7 @@ public sealed class PodsSlice : KraudSlice
     {
         services.AddSingleton<IPods, PodStreams>();
         services.AddRunOnceRound<SchedulerRepair>("scheduler-repair");
+        services.AddRunOnceRound<BootReportRepair>("boot-report-repair");
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
