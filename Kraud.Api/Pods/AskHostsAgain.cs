@@ -13,15 +13,19 @@ namespace Kraud.Api.Pods;
 /// heartbeats list the microVM as running, so it is neither missing nor unknown, and the pod stays SCHEDULED or BOOTING for
 /// good (a CI run lost a host's batch of three when Wolverine dead-lettered it: two threads of a node built the handler for
 /// its message type at once, and one saw the handler before its chain was set). A replica found waiting for its report in
-/// two rounds in a row (5 s apart) has its host asked (<see cref="ReportMicroVms"/>, one list per host), and again after 4,
-/// 8, 16 rounds while it waits (a slow boot is asked rarely); the host sends the report again if the boot ended, and the
-/// decider ignores one it has recorded. Runs on one node (a role).
+/// four rounds in a row (15 to 20 s) has its host asked (<see cref="ReportMicroVms"/>, one list per host), and again after 8,
+/// 16, 32 rounds while it waits; the host sends the report again if the boot ended, and the decider ignores one it has
+/// recorded. Asked after two rounds, a loaded bench had a sixth of its reports, late and not lost, sent twice. Runs on one
+/// node (a role).
 /// </summary>
 public sealed class BootReportRepair(IDocumentStore store, IWolverineRuntime runtime, TimeProvider time, ILogger<BootReportRepair> logger)
     : PeriodicRound(time, logger)
 {
     /// <summary>The most pods one round reads: the oldest first.</summary>
     private const int Limit = 500;
+
+    /// <summary>In how many rounds in a row a replica is found waiting before its host is asked (then 8, 16, 32 …).</summary>
+    private const int FirstAsk = 4;
 
     /// <summary>For each microVM waiting for its boot's report: in how many rounds in a row it was found so (a handover starts afresh).</summary>
     private Dictionary<Guid, int> _waiting = [];
@@ -37,7 +41,7 @@ public sealed class BootReportRepair(IDocumentStore store, IWolverineRuntime run
             .OrderBy(p => p.CreatedTicks).Take(Limit).ToListAsync(ct);
         var waiting = pods.SelectMany(p => p.Pod.Instances).Where(vm => vm.Phase is VmPhase.Scheduled or VmPhase.Booting).ToList();
         _waiting = waiting.ToDictionary(vm => vm.VmId, vm => _waiting.GetValueOrDefault(vm.VmId) + 1);
-        var again = waiting.Where(vm => _waiting[vm.VmId] is var rounds && rounds >= 2 && (rounds & (rounds - 1)) == 0).ToList();
+        var again = waiting.Where(vm => _waiting[vm.VmId] is var rounds && rounds >= FirstAsk && (rounds & (rounds - 1)) == 0).ToList();
         if (again.Count == 0) return;
         logger.LogInformation("{Count} microVMs still wait for the report of their boot: their hosts are asked again", again.Count);
         var bus = new MessageBus(runtime);

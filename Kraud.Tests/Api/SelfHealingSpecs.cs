@@ -110,7 +110,7 @@ public class SelfHealingSpecs(KraudApp app)
         try
         {
             var pod = await tenant.CreatePodAsync("unheard");
-            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 40);
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 60);
             var vm = Assert.Single(running.Instances());
             var hostId = vm.GetProperty("hostId").GetString()!;
             Assert.Equal(1, app.Agent(hostId).LostBootReports(tenant.Id));
