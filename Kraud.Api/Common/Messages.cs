@@ -11,7 +11,20 @@ namespace Kraud.Api.Common;
 /// <param name="TraceParent">The asking trace (W3C traceparent): the scheduler handles requests in batches, whose one
 /// envelope cannot carry every request's trace, so each request carries its own and the placement continues it.</param>
 /// <param name="At">When the pod asked for hosts: the placement latency is measured from here.</param>
-public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null);
+/// <param name="Others">More pods asked for in the same message (<see cref="PodAwaitsPlacement"/>): one envelope through the
+/// scheduler's queue for a node's asks of a moment, not one per pod.</param>
+public sealed record SchedulePod(Guid PodId, string? CorrelationId, string? TraceParent = null, DateTimeOffset? At = null,
+    IReadOnlyList<SchedulePod>? Others = null)
+{
+    /// <summary>This request and the others it carries, each on its own.</summary>
+    public IEnumerable<SchedulePod> Each() => Others is null ? [this] : [this with { Others = null }, .. Others];
+}
+
+/// <summary>
+/// A pod has replicas without a host, asked for in memory after the commit that left them so: the node gathers its asks
+/// of a moment into one <see cref="SchedulePod"/>. Lost with its node, the ask is repaired by the scheduler's repair round.
+/// </summary>
+public sealed record PodAwaitsPlacement(SchedulePod Request);
 
 /// <summary>Asks the volume scheduler to place whatever replicas of the volume have no storage host.</summary>
 public sealed record ScheduleVolume(Guid VolumeId, string? CorrelationId);

@@ -151,8 +151,9 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
                 await context.PublishAsync(new FinishDrain(host.Id, command.At));
         }
 
+        // In memory (gathered per node into one durable request); a PENDING pod whose ask was lost is found by SchedulerRepair.
         if (command is not ApplyPlacement && after.Unplaced.Count > 0)
-            await context.PublishAsync(new SchedulePod(after.Id, stamp.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At));
+            await context.PublishAsync(new PodAwaitsPlacement(new SchedulePod(after.Id, stamp.CorrelationId, System.Diagnostics.Activity.Current?.Id, command.At)));
     }
 
     private static string Why(Pod after, PodInstance vm) =>

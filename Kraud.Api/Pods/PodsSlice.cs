@@ -10,6 +10,9 @@ public sealed class PodsSlice : KraudSlice
 {
     public const string SchedulerQueue = "scheduler";
 
+    /// <summary>The in-memory queue that gathers a node's <see cref="PodAwaitsPlacement"/> asks.</summary>
+    public const string PlacementAsks = "placement-asks";
+
     public override void MapFields(Fields fields)
     {
         PodQueries.Map(fields);
@@ -24,6 +27,8 @@ public sealed class PodsSlice : KraudSlice
     public override void AddServices(IServiceCollection services)
     {
         services.AddSingleton<IPods, PodStreams>();
+        services.AddRunOnceRound<SchedulerRepair>("scheduler-repair");
+        services.AddRunOnceRound<BootReportRepair>("boot-report-repair");
     }
 
     public override void ConfigureWolverine(WolverineOptions wolverine)
@@ -39,5 +44,14 @@ public sealed class PodsSlice : KraudSlice
         });
         wolverine.LocalQueue(SchedulerQueue).Sequential();
         wolverine.RouteToTheScheduler<SchedulePod>(Common.SchedulerQueue.Name);
+        // A pod's ask travels in memory and a node's asks of a moment share one envelope to the scheduler (each durable
+        // request cost about five commits: outbox, queue table, notification, pop, inbox); SchedulerRepair covers a lost one.
+        wolverine.BatchMessagesOf<PodAwaitsPlacement>(batch =>
+        {
+            batch.BatchSize = 500;
+            batch.TriggerTime = 100.Milliseconds();
+            batch.LocalExecutionQueueName = PlacementAsks;
+        }).BufferedInMemory();
+        wolverine.LocalQueue(PlacementAsks).Sequential().BufferedInMemory();
     }
 }

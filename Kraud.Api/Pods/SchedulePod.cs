@@ -27,7 +27,7 @@ public static class SchedulePodHandler
         IPods pods, IVolumes volumes, IAddresses addresses, Telemetry.KraudMetrics metrics, PlacementCapacities capacity, IWolverineRuntime runtime,
         NodeIdentity node)
     {
-        var requests = batch.DistinctBy(m => m.PodId).ToList();
+        var requests = batch.SelectMany(m => m.Each()).DistinctBy(m => m.PodId).ToList();
         if (await SchedulerFence.HoldAsync(session, context, runtime, node.Name, SchedulerQueue.Name, requests) is not { } mark) return;
         requests.AddRange(await GatherPendingAsync(session, requests.Select(r => r.PodId).ToHashSet()));
         var streams = await Streams.FetchManyForWritingAsync<Pod>(session, requests.Select(r => r.PodId));
@@ -94,8 +94,13 @@ public static class SchedulePodHandler
         var pending = await session.Query<PodView>().Where(p => p.State == PodState.Pending)
             .OrderBy(p => p.CreatedTicks).Select(p => p.Id).Take(Gathered).ToListAsync();
         var more = pending.Where(id => !asked.Contains(id)).ToArray();
-        if (more.Length == 0) return [];
-        var firsts = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(more) && e.Version == 1)
+        return more.Length == 0 ? [] : await AsRequestedAsync(session, more);
+    }
+
+    /// <summary>Requests for these pods with the correlation id of each one's create, read from its first event.</summary>
+    internal static async Task<IReadOnlyList<SchedulePod>> AsRequestedAsync(IQuerySession session, IReadOnlyCollection<Guid> pods)
+    {
+        var firsts = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(pods.ToArray()) && e.Version == 1)
             .Select(e => new { e.StreamId, e.CorrelationId }).ToListAsync();
         return firsts.Select(e => new SchedulePod(e.StreamId, e.CorrelationId)).ToList();
     }

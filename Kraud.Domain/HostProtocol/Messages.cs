@@ -119,6 +119,12 @@ public sealed record BootMicroVms(Guid HostId, IReadOnlyList<Batched<BootMicroVm
 
 public sealed record StopMicroVm(Guid HostId, Guid VmId, Guid PodId);
 
+/// <summary>
+/// To a host: the control plane has not heard how these microVMs' boots ended (reports lost on the way): tell it again. A
+/// boot still under way, or a VM the host knows nothing of, has nothing to tell.
+/// </summary>
+public sealed record ReportMicroVms(Guid HostId, IReadOnlyList<Guid> VmIds);
+
 /// <summary>Everything a host runtime tells the control plane about its work implements this, so one routing rule sends them all.</summary>
 public interface IHostReport
 {

@@ -45,7 +45,44 @@ public sealed class HostAgent(HostDefinition definition, string datacenter, IMic
         }
         catch (TimeoutException) { }
         _bootsReported.TryRemove(vmId, out _);
+        ForgetBoot(vmId);
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, IMicroVmReport> _bootOutcomes = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, int> _reportsToLose = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, int> _reportsLost = new();
+
+    /// <summary>
+    /// How the VM's boot ended (booted or failed), kept while the VM is here, for the control plane may ask again
+    /// (<see cref="ReportMicroVm"/>): a report can be lost on the way. False when this report is to be lost (an injected fault).
+    /// </summary>
+    public bool BootEnded(IMicroVmReport outcome, Guid tenantId)
+    {
+        _bootOutcomes[outcome.VmId] = outcome;
+        while (_reportsToLose.TryGetValue(tenantId, out var left) && left > 0)
+        {
+            if (!_reportsToLose.TryUpdate(tenantId, left - 1, left)) continue;
+            _reportsLost.AddOrUpdate(tenantId, 1, (_, n) => n + 1);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>How the VM's boot ended here; null while it boots, or when it is gone or was never here.</summary>
+    public IMicroVmReport? BootOutcome(Guid vmId) => _bootOutcomes.GetValueOrDefault(vmId);
+
+    public void ForgetBoot(Guid vmId) => _bootOutcomes.TryRemove(vmId, out _);
+
+    /// <summary>
+    /// The reports of how the next <paramref name="count"/> boots of <paramref name="tenantId"/>'s microVMs ended are lost on
+    /// the way, as one dead-lettered at the control plane would be (the tenant keeps the fault to one spec's pods).
+    /// </summary>
+    public void LoseNextBootReports(Guid tenantId, int count) => _reportsToLose.AddOrUpdate(tenantId, count, (_, left) => left + count);
+
+    /// <summary>For tests: how many reports of the tenant's boots this host lost (see <see cref="LoseNextBootReports"/>).</summary>
+    public int LostBootReports(Guid tenantId) => _reportsLost.GetValueOrDefault(tenantId);
+
+    public void ClearReportFaults() => _reportsToLose.Clear();
 
     /// <summary>The volume replicas this host keeps (simulated storage hosts: keys, no bytes).</summary>
     public ReplicaStore Replicas => replicas;

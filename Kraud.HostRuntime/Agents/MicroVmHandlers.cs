@@ -79,6 +79,7 @@ public static class BootMicroVmHandler
             using (activity)
             {
                 var report = await boot;
+                if (!agent.BootEnded(report, spec.TenantId)) return (null, Task.CompletedTask);
                 if (!alone) return (new Batched<IMicroVmReport>(report, correlationId, activity?.Id), Task.CompletedTask);
                 await PublishAsync(agent, reports, report);
                 return (null, Task.CompletedTask);
@@ -97,7 +98,11 @@ public static class BootMicroVmHandler
 
         async Task LateAsync()
         {
-            using (activity) await PublishAsync(agent, reports, await boot);
+            using (activity)
+            {
+                var report = await boot;
+                if (agent.BootEnded(report, spec.TenantId)) await PublishAsync(agent, reports, report);
+            }
         }
     }
 
@@ -161,10 +166,36 @@ public static class StopMicroVmHandler
         using var scope = logger.BeginScope(new Dictionary<string, object?> { ["CorrelationId"] = context.CorrelationId, ["Host"] = agent.Name });
         var hadKey = agent.Driver.HoldsEphemeralKey(command.VmId);
         var wasRunning = await agent.Driver.StopAsync(command.VmId, ct);
+        agent.ForgetBoot(command.VmId);
         logger.LogInformation("Host {Host} stopped microVM {VmId}{Note}", agent.Name, command.VmId, wasRunning ? "" : " (was not running)");
         // A VM that was never running here is stopped all the same: the control plane waits for this report either way.
         await Reports.For(runtime, context).PublishAsync(new MicroVmStopped(agent.Id, command.VmId, command.PodId,
             EphemeralErased: hadKey && !agent.Driver.HoldsEphemeralKey(command.VmId)));
+    }
+}
+
+/// <summary>
+/// The control plane asks again how boots ended: it never heard (CI saw a host's batch of boot reports dead-lettered when two
+/// threads of a node built Wolverine's handler for it at once, and its pods stayed SCHEDULED with their microVMs running).
+/// The host sends what it sent before; the control plane's decider ignores a report it has recorded already.
+/// </summary>
+public static class ReportMicroVmsHandler
+{
+    public static async Task Handle(ReportMicroVms command, HostAgents agents, IMessageContext context, IWolverineRuntime runtime,
+        ILogger<HostAgent> logger)
+    {
+        var agent = agents.Get(command.HostId);
+        // A host that is off says nothing: its VMs are lost, and the control plane learns it from the missing heartbeats.
+        if (!agent.PoweredOn) return;
+        var reports = Reports.For(runtime, context);
+        // A boot under way reports when it ends; a VM this host never booted or no longer runs has nothing to tell.
+        foreach (var outcome in command.VmIds.Select(agent.BootOutcome).OfType<IMicroVmReport>())
+        {
+            logger.LogWarning("Host {Host} reports again how the boot of microVM {VmId} of pod {PodId} ended: the control plane had not heard",
+                agent.Name, outcome.VmId, outcome.PodId);
+            await reports.PublishAsync(outcome);
+            if (outcome is MicroVmBooted) agent.BootReported(outcome.VmId);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ namespace Kraud.Tests.Api;
 public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>What the issue names as run once, and the mesh's repair round (retries, back-offs and rollouts are scheduled messages, held by nobody).</summary>
-    private static readonly string[] RunOnce = ["leader", "scheduler", "volume-scheduler", "failure-detection", "audit-digests", "mesh-repair"];
+    private static readonly string[] RunOnce = ["leader", "scheduler", "volume-scheduler", "failure-detection", "audit-digests", "mesh-repair", "scheduler-repair"];
 
     private static Task<IReadOnlyList<NodeStatus>> SettledAsync(IAlbaHost node, int nodes, TimeSpan? within = null) =>
         SettledAsync(node, nodes, within ?? TimeSpan.FromSeconds(30), null);

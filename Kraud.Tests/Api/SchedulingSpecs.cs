@@ -86,6 +86,29 @@ public class SchedulingSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_pod_whose_ask_to_the_scheduler_was_lost_is_placed_by_the_repair_round_without_any_other_request()
+    {
+        // A pod's ask travels in memory after its commit; a node that dies in between loses it. Nothing else asks here: only
+        // the round that asks for every pod PENDING longer than a moment can place it.
+        var tenant = await TenantScope.CreateAsync(app);
+        var lost = Guid.NewGuid();
+        var correlation = $"lost-{Guid.NewGuid():N}";
+        await using (var session = app.Store.LightweightSession())
+        {
+            session.CorrelationId = correlation;
+            session.Events.StartStream<Kraud.Domain.Pods.Pod>(lost, new Kraud.Domain.Pods.PodRequested(lost, tenant.Id,
+                new Kraud.Domain.Pods.PodSpec("lost", "default", "nginx", [], new Dictionary<string, string>(), 1, 64, null, false, 0), 1,
+                "spec", DateTimeOffset.UtcNow));
+            await session.SaveChangesAsync();
+        }
+
+        await tenant.WaitForPodAsync(lost.ToString(), "RUNNING");
+        var scheduled = (await app.EventsOf(lost)).First(e => e.Data is Kraud.Domain.Pods.PodReplicaScheduled);
+        Assert.Equal(correlation, scheduled.CorrelationId);
+        await tenant.DeletePodsAsync();
+    }
+
+    [Fact]
     public async Task the_microvms_one_batch_places_on_a_host_boot_from_one_command_and_run_in_one_transaction_each_in_its_own_pods_name()
     {
         // Three pods per host of the zone wait unplaced (their requests sent no message); the next request's batch places them

@@ -102,6 +102,32 @@ public class SelfHealingSpecs(KraudApp app)
     }
 
     [Fact]
+    public async Task a_boot_whose_report_was_lost_is_asked_for_again_and_the_pod_runs_with_its_one_microvm()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        // Every host loses the report of the tenant's first boot, as a report dead-lettered at the control plane is lost.
+        foreach (var host in app.Agents.All) host.LoseNextBootReports(tenant.Id, 1);
+        try
+        {
+            var pod = await tenant.CreatePodAsync("unheard");
+            var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING", seconds: 60);
+            var vm = Assert.Single(running.Instances());
+            var hostId = vm.GetProperty("hostId").GetString()!;
+            Assert.Equal(1, app.Agent(hostId).LostBootReports(tenant.Id));
+            Assert.Contains(Guid.Parse(vm.Id()), app.Driver(hostId).Running);
+            // The microVM that booted is the one recorded RUNNING: placed once, running once, nothing replaced.
+            var events = (await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data).ToList();
+            Assert.Equal(Guid.Parse(vm.Id()), Assert.Single(events.OfType<PodReplicaScheduled>()).VmId);
+            Assert.Single(events.OfType<PodReplicaRunning>());
+            Assert.DoesNotContain(events, e => e is PodReplicaLost or PodReplicaVanished or PodReplicaFailed or PodReplicaReplaced);
+        }
+        finally
+        {
+            foreach (var host in app.Agents.All) host.ClearReportFaults();
+        }
+    }
+
+    [Fact]
     public async Task a_microvm_no_pod_owns_is_stopped()
     {
         var host = app.Agents.All.First(a => a.Definition.Role == "Compute" && !a.Definition.SevSnp);
