@@ -3,10 +3,11 @@ using System.Collections.Concurrent;
 namespace Kraud.HostRuntime.Drivers;
 
 /// <summary>
-/// The microVMs that ran on this host and ended while this host runtime lived. A VM id names one generation of one
-/// replica and never runs twice: a boot command delivered again after its VM ended (delivery is at least once, and a
-/// guest whose workload exits at once ends before a redelivery) must not start a second guest that nobody will stop,
-/// holding the disks the pod's next generation opens.
+/// The microVMs that ran on this host and ended while this host runtime watched them (the workload exited, QEMU crashed,
+/// a stop): the control plane hears of those ends and boots the replica's next generation under a new id. A boot command
+/// of such a VM delivered again (delivery is at least once, and a guest whose workload exits at once ends before a
+/// redelivery) must not start a second guest that nobody will stop, holding the disks the next generation opens. A VM
+/// this runtime lost track of is not here: the control plane finds it missing and boots it again under its own id.
 /// </summary>
 internal sealed class EndedMicroVms(int capacity = 65_536)
 {

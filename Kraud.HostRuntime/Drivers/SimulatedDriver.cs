@@ -55,7 +55,10 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     {
         var spec = Find(vmId);
         var hadKey = HoldsEphemeralKey(vmId);
-        if (spec is null || !Remove(vmId)) return false;
+        if (spec is null) return false;
+        // Ended as the QEMU driver sees an exit: known to this host runtime (unlike Vanish, which it never noticed).
+        _ended.Add(vmId);
+        if (!Remove(vmId)) return false;
         Exited?.Invoke(new MicroVmExit(vmId, spec.PodId, exitCode, time.GetUtcNow(), EphemeralErased: hadKey));
         return true;
     }
@@ -114,7 +117,11 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
             ImageDigest: spec.Oci?.Digest);
     }
 
-    public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(Remove(vmId));
+    public Task<bool> StopAsync(Guid vmId, CancellationToken ct)
+    {
+        if (_running.ContainsKey(vmId)) _ended.Add(vmId);
+        return Task.FromResult(Remove(vmId));
+    }
 
     public bool HoldsEphemeralKey(Guid vmId) => _ephemeralKeys.ContainsKey(vmId);
 
@@ -131,7 +138,6 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     /// <summary>Stopping forgets the VM and overwrites its keys: the ephemeral disk is unreadable from then on.</summary>
     private bool Remove(Guid vmId)
     {
-        if (_running.ContainsKey(vmId)) _ended.Add(vmId);
         var removed = _running.TryRemove(vmId, out _);
         if (_ephemeralKeys.TryRemove(vmId, out var key)) CryptographicOperations.ZeroMemory(key);
         if (_volumeKeys.TryRemove(vmId, out var keys))

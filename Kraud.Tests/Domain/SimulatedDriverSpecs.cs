@@ -80,6 +80,18 @@ public class SimulatedDriverSpecs
     }
 
     [Fact]
+    public async Task a_microvm_that_vanished_unnoticed_is_booted_again_when_asked()
+    {
+        var driver = Driver();
+        var spec = Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+        Assert.True(driver.Vanish(spec.VmId));
+
+        Assert.False((await driver.BootAsync(spec, CancellationToken.None)).AlreadyRunning);
+        Assert.Equal([spec.VmId], driver.Running);
+    }
+
+    [Fact]
     public async Task a_host_that_lost_its_power_boots_what_it_is_asked_to_again()
     {
         var driver = Driver();
