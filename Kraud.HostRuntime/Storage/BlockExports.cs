@@ -63,6 +63,10 @@ public sealed class BlockExports : IAsyncDisposable
     /// <summary>The daemon's process id (tests SIGKILL it to cut one replica off).</summary>
     public int? DaemonOf(Guid volumeId) => _replicas.TryGetValue(volumeId, out var r) && r.Daemon is { HasExited: false } d ? d.Id : null;
 
+    /// <summary>The monitor of the daemon that serves the volume's replica (tests make its disk fail reads through it).</summary>
+    public QmpClient MonitorOf(Guid volumeId) =>
+        _replicas.TryGetValue(volumeId, out var r) && r.Qmp is { } qmp ? qmp : throw new InvalidOperationException($"no replica of volume {volumeId} is served here");
+
     /// <summary>
     /// Serves the replicas this host kept across a restart of its runtime: a daemon still running is adopted (its clients
     /// stay connected), a dead one is started again on the same port with the same grants.

@@ -503,7 +503,7 @@ public class VolumeDeciderSpecs
         v = When(v, new ScrubVolume(v.Id, Admin, Now)).State;
         v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
         // Two copies have no majority: QEMU names neither, and nothing (no checksum in the ciphertext) says which one is right.
-        const string where = "no majority of the replicas agrees on the block after byte 41943040 (still after 8 reads); the scrub stopped there";
+        const string where = "no majority of the replicas agrees on 2 extents, 128 KiB in all (each still after 8 reads): at byte 41943040 (64 KiB), at byte 62914560 (64 KiB)";
         var (diverged, events) = When(v, new RecordWorkReport(v.Id, Worker, new ScrubDone(1 << 30, 12, [], where), Now));
         Assert.Equal(where, Assert.IsType<VolumeScrubbed>(Assert.Single(events)).Unresolved);
         Assert.Equal(2, diverged.Healthy); // both copies kept: failing one would be a coin toss with the data
@@ -518,6 +518,47 @@ public class VolumeDeciderSpecs
         var equal = When(v, new RecordWorkReport(v.Id, Worker, new ScrubDone(1 << 30, 12, [], null), Now.AddHours(1))).State;
         Assert.Null(equal.ScrubDifference);
         Assert.Equal(VolumeState.Healthy, equal.State);
+    }
+
+    [Fact]
+    public void a_red_copy_that_fails_reads_is_replaced_from_the_other_the_volume_degraded_meanwhile_and_healthy_again_with_no_difference_left()
+    {
+        // The guest's quorum read from the other copy and named the failing one (QEMU's QUORUM_REPORT_BAD with the error).
+        var v = HealthyOnExports(VolumeClass.Red);
+        var failing = v.Replicas[0].HostId;
+        var (degraded, events) = When(v, new RecordReplicaReport(v.Id, failing, new ReplicaBad(8 << 20, 4096, "read failed: Input/output error"), Now));
+        Assert.Equal(failing, Assert.IsType<VolumeReplicaBad>(Assert.Single(events)).HostId);
+        Assert.Equal(VolumeState.Degraded, degraded.State); // one copy serves a RED volume's reads and writes
+        Assert.True(degraded.Usable);
+        Assert.Contains("1 of 2 replicas are healthy", degraded.Reason);
+        Assert.Equal(1, degraded.Unplaced);
+        Assert.Contains(VolumeReactions.HostCommands(v, degraded), c => c is VolumeReactions.Destroy d && d.HostId == failing);
+        Assert.Equal(VolumeState.Healthy, Replaced(degraded).State);
+
+        // A scrub that met the failing copy names it with its error and leaves no difference behind: the other copy was the
+        // only one that could be read there, so there was nothing to decide between.
+        v = When(HealthyOnExports(VolumeClass.Red), new ScrubVolume(VolumeId, Admin, Now)).State;
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", null, false, Now)).State;
+        failing = v.Replicas[1].HostId;
+        var (scrubbed, found) = When(v, new RecordWorkReport(v.Id, Worker,
+            new ScrubDone(1 << 30, 12, [new ReplicaDifference(failing, 8 << 20, 4096, "read failed: Input/output error")], null), Now));
+        Assert.Equal(failing, Assert.IsType<VolumeReplicaBad>(found[0]).HostId);
+        Assert.Null(Assert.IsType<VolumeScrubbed>(found[1]).Unresolved);
+        Assert.Equal(VolumeState.Degraded, scrubbed.State);
+        Assert.Null(scrubbed.ScrubDifference);
+        var healed = Replaced(scrubbed);
+        Assert.Equal(VolumeState.Healthy, healed.State);
+        Assert.Null(healed.Reason);
+    }
+
+    /// <summary>The missing replica placed on a spare storage host, served, and filled and checked by a compute host.</summary>
+    private static Volume Replaced(Volume v)
+    {
+        var spare = Storage("s9");
+        v = When(v, new ApplyVolumePlacement(v.Id, [new ReplicaHost(spare.Id, spare.Name, "z1")], null, Now)).State;
+        v = Exported(v, spare.Id, 10900);
+        v = When(v, new StartVolumeWork(v.Id, Worker, "c1", Vm, false, Now)).State;
+        return When(v, new RecordWorkReport(v.Id, Worker, new ResyncDone(spare.Id, 100, 2, 3.5), Now)).State;
     }
 
     [Fact]

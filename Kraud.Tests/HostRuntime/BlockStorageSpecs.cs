@@ -223,17 +223,107 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_scrub_of_two_copies_that_differ_names_neither_and_says_where_no_majority_decides()
+    public async Task a_scrub_of_two_copies_that_differ_names_neither_and_reads_on_to_the_end_counting_every_extent_no_majority_decides_and_naming_the_first()
     {
         var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
         var red = exports.Take(2).ToList(); // a RED volume's two copies
         var rotten = hosts[1].ReplicaFileOf(volumeId);
-        var at = await ReplicaRot.WriteAsync(rotten, ReplicaRot.At(rotten, 1, 2), 64 << 10);
+        // Ten stretches of 64 KiB, a cluster of QEMU's backup job each, spread over the volume: more than a scrub names one by one.
+        const int cluster = 64 << 10;
+        var stretches = Enumerable.Range(1, 10).Select(i => ReplicaRot.At(rotten, i, 11) / cluster * cluster).ToList();
+        foreach (var at in stretches) await ReplicaRot.WriteAsync(rotten, at, cluster);
         var found = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
             .ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, red, worker), CancellationToken.None);
         Assert.Empty(found.Bad);
-        Assert.NotNull(found.Unresolved);
-        Assert.Contains("no majority", found.Unresolved, StringComparison.Ordinal);
+        Assert.Equal(new FileInfo(rotten).Length, found.Bytes); // read to the end, past every difference
+        Assert.Equal(10, found.UndecidedExtents);
+        Assert.Equal(ScrubFindings.UndecidedShown, found.Undecided.Count);
+        // Each extent is the request that failed (QEMU reads up to 1 MiB at a time) around its stretch.
+        foreach (var (extent, at) in found.Undecided.Zip(stretches))
+        {
+            Assert.InRange(at, extent.Offset, extent.End - cluster);
+            Assert.InRange(extent.Length, cluster, 2L << 20);
+        }
+        Assert.InRange(found.UndecidedBytes, 10L * cluster, 20L << 20);
+        Assert.Contains("no majority of the replicas agrees on 10 extents", found.Unresolved, StringComparison.Ordinal);
+        Assert.Contains($"at byte {found.Undecided[0].Offset} (", found.Unresolved, StringComparison.Ordinal);
+        Assert.EndsWith("and 2 more", found.Unresolved, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task a_scrub_of_two_copies_names_the_one_that_fails_a_read_with_an_io_error_and_finds_no_difference_there()
+    {
+        var (volumeId, hosts, worker, exports, _, compute, _) = await FormattedAsync();
+        var red = exports.Take(2).ToList();
+        // Both copies hold the same 64 KiB half way (a scrub reads only what a copy holds: both sparse there is zeroes, read
+        // from neither), and then the first copy's disk fails reads of a block of it (its daemon and connection stay up).
+        var at = ReplicaRot.At(hosts[0].ReplicaFileOf(volumeId), 1, 2) / 65536 * 65536;
+        var data = RandomNumberGenerator.GetBytes(64 << 10);
+        foreach (var host in hosts.Take(2))
+        {
+            await using var file = new FileStream(host.ReplicaFileOf(volumeId), FileMode.Open, FileAccess.Write);
+            file.Position = at;
+            await file.WriteAsync(data);
+        }
+        at += 4096;
+        await ReplicaReadErrors.InjectAsync(hosts[0], volumeId, worker.Identity, at);
+        var found = await new VolumeWorker(compute.Options, compute.HostDirectory, NullLogger.Instance)
+            .ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, null, red, worker), CancellationToken.None);
+        Assert.True(found.Bad.Count == 1, $"bad: {string.Join("; ", found.Bad)}; unresolved: {found.Unresolved}");
+        var bad = found.Bad[0];
+        Assert.Equal(exports[0].HostId, bad.ReplicaHostId);
+        Assert.InRange(at, bad.Offset, bad.Offset + bad.Length - 1);
+        Assert.Contains("read failed", bad.Detail, StringComparison.Ordinal);
+        Assert.Null(found.Unresolved); // a copy that cannot be read is no difference of content: the other is the data
+        // The failed read cost the copy its connection (QEMU 7.2's NBD server drops the client): the scrub stops there, as
+        // nothing is left to compare the other copy with; the replacement's check compares the rest.
+        Assert.InRange(found.Bytes, at - (4 << 20), at); // reads in flight beside the failed one may have failed with it
+    }
+
+    [Fact]
+    public async Task a_red_volume_whose_copy_fails_reads_serves_them_from_the_other_without_an_error_names_it_and_a_replacement_filled_from_the_other_equals_it()
+    {
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
+        var red = exports.Take(2).ToList();
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        compute.ReplicaReportedBad += reports.Enqueue;
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in hosts.Take(2)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        // Every read of the first copy (the one a fifo quorum reads) fails with an I/O error: a disk gone bad, its daemon up.
+        await ReplicaReadErrors.InjectAsync(hosts[0], volumeId, vm.Identity);
+        var spec = QemuFixture.Spec(0, "sh", "-c", """
+            dd if=/dev/urandom of=/tmp/blob bs=1M count=4 2>/dev/null
+            want=$(sha256sum /tmp/blob | cut -d' ' -f1)
+            cp /tmp/blob /data/blob && sync || echo KRAUD-IO-ERROR write
+            echo 3 > /proc/sys/vm/drop_caches
+            got=$(sha256sum /data/blob | cut -d' ' -f1) || echo KRAUD-IO-ERROR read
+            sync
+            echo "KRAUD-SUM $want $got"
+            exec sleep 3600
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], red, vm, 1)],
+        };
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
+        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-SUM", 180);
+        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
+        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
+        var sums = console.Split('\n').Single(l => l.Contains(" KRAUD-SUM ", StringComparison.Ordinal)).Split("KRAUD-SUM ")[1].Trim().Split(' ');
+        Assert.Equal(sums[0], sums[1]); // read back from the other copy, byte for byte what was written
+
+        // The guest's quorum named the failing copy with its error (and took it out: the control plane replaces it).
+        var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
+        Assert.All(named, r => Assert.Equal((spec.VmId, volumeId, exports[0].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+        Assert.Contains("failed: Input/output error", named[0].Fault.Detail, StringComparison.Ordinal);
+
+        // The replacement on a spare host is filled from the copy that reads, checked against it and taken into the quorum.
+        var spare = await ServeAsync(hosts[3], "s3", volumeId, vm);
+        var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, spare, [exports[1]], vm, 1),
+            _ => Task.CompletedTask, CancellationToken.None);
+        Assert.True(outcome.Bytes > 4L << 20);
+        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
+        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[3].ReplicaFileOf(volumeId))));
     }
 
     [Fact]

@@ -65,6 +65,7 @@ public static partial class BlockIoBench
             await driver.StopAsync(spec.VmId, CancellationToken.None);
 
             Console.WriteLine($"Block volume I/O in a guest (TCG, 1 vCPU), {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+            Console.WriteLine($"guest's largest request (max_sectors_kb): {volume.MaxRequestKiB} KiB on the volume, {local.MaxRequestKiB} KiB on the local disk");
             Console.WriteLine($"{"measure",-34} {"BLOCK volume",14} {"local LUKS",14} {"ratio",7}   baseline");
             Row("sequential write, 1 MiB O_DIRECT", volume.SeqWrite, local.SeqWrite, "MB/s", "≥ 0.5 (issue 22)");
             Row("sequential read, 1 MiB O_DIRECT", volume.SeqRead, local.SeqRead, "MB/s", "≥ 0.5 (issue 22)");
@@ -88,7 +89,9 @@ public static partial class BlockIoBench
     private static void Row(string what, double volume, double local, string unit, string baseline) =>
         Console.WriteLine($"{what,-34} {volume,9:F1} {unit,-4} {local,9:F1} {unit,-4} {volume / local,7:F2}   {baseline}");
 
-    private sealed record Figures(double SeqWrite, double SeqRead, double SmallWrite, double SmallRead, double BufferedWrite, double BufferedRead);
+    /// <param name="MaxRequestKiB">The guest's largest request to the disk (max_sectors_kb), which splits a large direct read or write into requests in flight.</param>
+    private sealed record Figures(double SeqWrite, double SeqRead, double SmallWrite, double SmallRead, double BufferedWrite, double BufferedRead,
+        string MaxRequestKiB);
 
     /// <summary>
     /// Each step prints "KRAUD-T name centiseconds", the guest's own clock (/proc/uptime; busybox date has no
@@ -96,6 +99,7 @@ public static partial class BlockIoBench
     /// </summary>
     private static string Script(string disk) => $$"""
         umount /data 2>/dev/null
+        echo "KRAUD-MAXKB $(cat /sys/block/{{disk[5..]}}/queue/max_sectors_kb)"
         now() { u=$(cut -d' ' -f1 /proc/uptime); echo $(( ${u%.*} * 100 + 1${u#*.} - 100 )); }
         t() { s=$(now); "$@" 2>/dev/null; e=$(now); echo "KRAUD-T $name $((e-s))"; }
         name=seqw t dd if=/dev/zero of={{disk}} bs=1M count={{SeqMiB}} oflag=direct conv=fsync
@@ -128,7 +132,7 @@ public static partial class BlockIoBench
         var ns = Timing().Matches(console).ToDictionary(m => m.Groups["name"].Value, m => double.Parse(m.Groups["ns"].Value, CultureInfo.InvariantCulture));
         double Seconds(string name) => Math.Max(ns[name], 1) / 100;
         return new Figures(SeqMiB * 1.048576 / Seconds("seqw"), SeqMiB * 1.048576 / Seconds("seqr"), SmallOps / Seconds("smallw"), SmallOps / Seconds("smallr"),
-            SeqMiB * 1.048576 / Seconds("bufw"), SeqMiB * 1.048576 / Seconds("bufr"));
+            SeqMiB * 1.048576 / Seconds("bufw"), SeqMiB * 1.048576 / Seconds("bufr"), MaxKb().Match(console) is { Success: true } m ? m.Groups["kb"].Value : "?");
     }
 
     private static MicroVmSpec Spec(int ephemeralGiB, string script) =>
@@ -136,6 +140,9 @@ public static partial class BlockIoBench
 
     [GeneratedRegex(@"KRAUD-T (?<name>\w+) (?<ns>-?\d+)", RegexOptions.None, 1000)]
     private static partial Regex Timing();
+
+    [GeneratedRegex(@"KRAUD-MAXKB (?<kb>\d+)", RegexOptions.None, 1000)]
+    private static partial Regex MaxKb();
 
     private static string RepositoryRoot()
     {

@@ -11,8 +11,35 @@ public sealed record CopyProgress(long SyncedBytes, long TotalBytes, double Byte
 /// <summary>A replica filled and checked: how much was copied, how long it took, how long the guest was paused.</summary>
 public sealed record ResyncOutcome(long Bytes, double Seconds, double PauseMs);
 
-/// <summary>What a scrub found: every byte read (<paramref name="Bytes"/>), the replicas outvoted, and a difference no majority decides.</summary>
-public sealed record ScrubFindings(long Bytes, IReadOnlyList<ReplicaFault> Bad, string? Unresolved);
+/// <summary>A stretch of a volume's replicas, in bytes.</summary>
+public sealed record ByteExtent(long Offset, long Length)
+{
+    public long End => Offset + Length;
+}
+
+/// <summary>
+/// What a scrub found: every byte read (<paramref name="Bytes"/>), the replicas outvoted or failing reads, and where no majority
+/// decides: the first <see cref="UndecidedShown"/> such extents (<paramref name="Undecided"/>, in order), how many
+/// there are in all and how many bytes they cover.
+/// </summary>
+public sealed record ScrubFindings(long Bytes, IReadOnlyList<ReplicaFault> Bad, IReadOnlyList<ByteExtent> Undecided, int UndecidedExtents, long UndecidedBytes)
+{
+    /// <summary>How many extents no majority decides a scrub names one by one; it counts the rest.</summary>
+    public const int UndecidedShown = 8;
+
+    /// <summary>The differences no majority decides, as the owner reads them (null when there are none).</summary>
+    public string? Unresolved => UndecidedExtents == 0
+        ? null
+        : string.Create(CultureInfo.InvariantCulture,
+            $"no majority of the replicas agrees on {UndecidedExtents} extent{(UndecidedExtents == 1 ? "" : "s")}, {Size(UndecidedBytes)} in all " +
+            $"(each still after {BlockJobs.CompareRetries} reads): ") +
+          string.Join(", ", Undecided.Select(e => string.Create(CultureInfo.InvariantCulture, $"at byte {e.Offset} ({Size(e.Length)})"))) +
+          (UndecidedExtents > Undecided.Count ? string.Create(CultureInfo.InvariantCulture, $" and {UndecidedExtents - Undecided.Count} more") : "");
+
+    private static string Size(long bytes) => bytes >= 1 << 20
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.#} KiB");
+}
 
 public sealed class ResyncException(string reason) : Exception(reason);
 
@@ -129,49 +156,102 @@ internal static class BlockJobs
     /// </summary>
     public static async Task<IReadOnlyList<string>> CompareAsync(QmpClient qmp, string quorum, string jobId, CancellationToken ct)
     {
-        bool Failure(JsonElement e) => e.GetProperty("event").GetString() == "QUORUM_FAILURE" && e.GetProperty("data").GetProperty("reference").GetString() == quorum;
-        qmp.TakeEvents(Failure);
-        var (size, stuckAt) = await ReadThroughAsync(qmp, quorum, jobId, 0, "the check read", ct);
-        var failures = qmp.TakeEvents(Failure);
-        if (stuckAt is null) return [];
-        // QEMU sends at most one QUORUM_FAILURE a second: where it says is an example, not the list.
-        var where = failures.Select(e => e.GetProperty("data").GetProperty("sector-num").GetInt64()).Distinct().Take(3).ToList();
-        return [where.Count == 0
-            ? $"the replicas differ (still after {CompareRetries} reads, {stuckAt} of {size} bytes checked)"
-            : $"the replicas differ at sector {string.Join(", ", where)} (still after {CompareRetries} reads)"];
+        var read = await ReadThroughAsync(qmp, quorum, jobId, 0, "the check read", goOn: false, children: null, ct);
+        return read.Stuck.Count == 0
+            ? []
+            : [string.Create(CultureInfo.InvariantCulture,
+                $"the replicas differ at byte {read.Stuck[0].Extent.Offset} ({read.Stuck[0].Extent.Length} bytes; still after {CompareRetries} reads, of {read.Size} bytes)")];
     }
 
+    /// <summary>Where a whole-volume read could not get past: no majority agreed there, or (<paramref name="IoError"/>) a child failed to read it.</summary>
+    private sealed record Stuck(ByteExtent Extent, bool IoError);
+
+    /// <param name="Read">How far the read got: <paramref name="Size"/>, or where it stopped.</param>
+    /// <param name="Reports">Every QUORUM_REPORT_BAD the read took out of the monitor's queue (the caller names children by them).</param>
+    private sealed record ReadThrough(long Size, long Read, IReadOnlyList<Stuck> Stuck, IReadOnlyList<JsonElement> Reports);
+
+    /// <summary>How far a read goes on past a stretch it could not read: QEMU's backup job copies clusters of 64 KiB.</summary>
+    private const long SkipAlignment = 64 << 10;
+
     /// <summary>
-    /// Reads all of <paramref name="quorum"/> through a backup job into a null node, so that the quorum reads (and compares,
+    /// Reads all of <paramref name="quorum"/> through backup jobs into a null node, so that the quorum reads (and compares,
     /// as its read pattern and vote threshold say) every block of its children. The children may be written meanwhile by
     /// someone else's connections (a running guest), whose writes reach the replicas one after the other, so a block can
     /// differ for the moment a write is in flight: a read that fails pauses the job (on-source-error stop), and the job is
-    /// resumed 250 ms later, which reads those blocks again. Returns the quorum's size and, when a block still failed after
-    /// <see cref="CompareRetries"/> tries with no progress between them, the byte the read stopped at.
+    /// resumed 250 ms later, which reads those blocks again. A stretch still failing after <see cref="CompareRetries"/>
+    /// tries with no progress between them is stuck; so is one at once where a child answered with an I/O error (no write
+    /// in flight explains that, and a quorum of two cannot vote with one answer). A backup job cannot skip a block, so with
+    /// <paramref name="goOn"/> the read goes on in a new job over a raw window of the quorum that starts past the stretch,
+    /// until the end: a scrub reports every difference, not only the first. It stops at a stretch a child failed to read.
     /// </summary>
     /// <param name="bytesPerSecond">The job's speed limit (QEMU's rate limit of block jobs), so that a whole-volume read leaves
     /// the guests on the same hosts their I/O; 0 reads as fast as it can.</param>
     /// <param name="what">Names the read in the exception of a read that failed otherwise.</param>
-    private static async Task<(long Size, long? StuckAt)> ReadThroughAsync(QmpClient qmp, string quorum, string jobId, long bytesPerSecond, string what,
-        CancellationToken ct)
+    /// <param name="children">The quorum's children, whose I/O errors end a stretch at once; null: every failed read is read again.</param>
+    private static async Task<ReadThrough> ReadThroughAsync(QmpClient qmp, string quorum, string jobId, long bytesPerSecond, string what, bool goOn,
+        IReadOnlySet<string>? children, CancellationToken ct)
     {
         var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
         var size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
+        var stuck = new List<Stuck>();
+        var reports = new List<JsonElement>();
+        qmp.TakeEvents(e => Failure(e, quorum));
+        for (var from = 0L; from < size;)
+        {
+            var window = from == 0 ? quorum : jobId + "-rest";
+            if (from > 0)
+                await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object>
+                {
+                    ["driver"] = "raw", ["node-name"] = window, ["file"] = quorum, ["offset"] = from, ["size"] = size - from, ["read-only"] = true,
+                }, ct);
+            Stuck? at;
+            try
+            {
+                at = await ReadWindowAsync(qmp, quorum, window, from, size - from, jobId, bytesPerSecond, what, children, reports, ct);
+            }
+            finally
+            {
+                if (window != quorum) await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = window }, CancellationToken.None);
+            }
+            if (at is null) break;
+            stuck.Add(at);
+            // A child that failed a read with an I/O error lost its connection too (QEMU 7.2's NBD server drops a client whose
+            // read failed), so from here on every read of it fails: a quorum that needs it to vote can compare nothing more,
+            // and a read that goes on would only be stuck cluster after cluster. The child is named bad and replaced, and the
+            // replacement's check compares all of the rest.
+            if (!goOn || at.IoError) return new ReadThrough(size, at.Extent.Offset, stuck, reports);
+            from = Math.Min(size, Math.Max(from + SkipAlignment, (at.Extent.End + SkipAlignment - 1) / SkipAlignment * SkipAlignment));
+        }
+        return new ReadThrough(size, size, stuck, reports);
+    }
+
+    private static bool Failure(JsonElement e, string quorum) =>
+        e.GetProperty("event").GetString() == "QUORUM_FAILURE" && e.GetProperty("data").GetProperty("reference").GetString() == quorum;
+
+    /// <summary>One backup job over <paramref name="window"/> (the quorum from byte <paramref name="from"/> on): null when it read to the end.</summary>
+    private static async Task<Stuck?> ReadWindowAsync(QmpClient qmp, string quorum, string window, long from, long length, string jobId, long bytesPerSecond,
+        string what, IReadOnlySet<string>? children, List<JsonElement> reports, CancellationToken ct)
+    {
         var sink = jobId + "-sink";
         // An earlier job of the same id (the checker of a previous resync) may have left its end behind, which would end this one at once.
         qmp.TakeEvents(e => e.GetProperty("event").GetString() is "BLOCK_JOB_COMPLETED" or "BLOCK_JOB_CANCELLED"
                             && e.GetProperty("data").GetProperty("device").GetString() == jobId);
-        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = size }, ct);
+        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object> { ["driver"] = "null-co", ["node-name"] = sink, ["size"] = length }, ct);
         try
         {
             var backup = new Dictionary<string, object>
             {
-                ["job-id"] = jobId, ["device"] = quorum, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
+                ["job-id"] = jobId, ["device"] = window, ["target"] = sink, ["sync"] = "full", ["on-source-error"] = "stop",
             };
+            // QEMU's own request size (up to 1 MiB), so a failed read names the MiB around a difference, not its cluster: a job
+            // told to read 64 KiB a request (x-perf.max-chunk) asks every replica for its allocation before each one, a round
+            // trip over TLS that QEMU 7.2's NBD server answers after TCP's delayed ACK (about 40 ms): a resync whose
+            // check read so took 76 s for 98 MiB instead of 7 (README, blockio).
             if (bytesPerSecond > 0) backup["speed"] = bytesPerSecond;
             await qmp.ExecuteAsync("blockdev-backup", backup, ct);
             var tries = 0;
             var stuckAt = -1L;
+            var seen = new List<JsonElement>(); // the failed reads (QEMU's own words) of the stretch the job is stuck at now
             while (true)
             {
                 await Task.Delay(200, ct);
@@ -182,18 +262,27 @@ internal static class BlockJobs
                     var done = await qmp.WaitForEventAsync("BLOCK_JOB_COMPLETED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
                         TimeSpan.FromSeconds(30), ct);
                     if (done.GetProperty("data").TryGetProperty("error", out var error)) throw new ResyncException($"{what} failed: {error.GetString()}");
-                    return (size, null);
+                    reports.AddRange(qmp.TakeEvents(e => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD"));
+                    return null;
                 }
                 if (!job.GetProperty("paused").GetBoolean() || !job.TryGetProperty("io-status", out var io) || io.GetString() != "failed") continue;
                 var offset = job.GetProperty("offset").GetInt64();
+                if (offset != stuckAt) seen.Clear();
                 tries = offset == stuckAt ? tries + 1 : 1;
                 stuckAt = offset;
-                if (tries > CompareRetries)
+                var bad = qmp.TakeEvents(e => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD");
+                reports.AddRange(bad);
+                seen.AddRange(qmp.TakeEvents(e => Failure(e, quorum)));
+                var errors = bad.Where(e => children is not null && children.Contains(e.GetProperty("data").GetProperty("node-name").GetString() ?? "")
+                                            && e.GetProperty("data").TryGetProperty("error", out _)).ToList();
+                seen.AddRange(errors);
+                var ioError = seen.Any(e => e.GetProperty("data").TryGetProperty("error", out _) && e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD");
+                if (ioError || tries > CompareRetries)
                 {
                     await qmp.ExecuteAsync("block-job-cancel", new Dictionary<string, object> { ["device"] = jobId, ["force"] = true }, ct);
                     await qmp.WaitForEventAsync("BLOCK_JOB_CANCELLED", e => e.GetProperty("data").GetProperty("device").GetString() == jobId,
                         TimeSpan.FromSeconds(30), ct);
-                    return (size, stuckAt);
+                    return new Stuck(Where(seen, from, from + offset), ioError);
                 }
                 await Task.Delay(250, ct);
                 await qmp.ExecuteAsync("block-job-resume", new Dictionary<string, object> { ["device"] = jobId }, ct);
@@ -206,10 +295,27 @@ internal static class BlockJobs
     }
 
     /// <summary>
+    /// The stretch the failed reads name (QEMU's sectors; it sends at most one QUORUM_FAILURE a second, so they are examples
+    /// of the stretch, not a list), not before the window's start; without any, a cluster at the job's progress.
+    /// </summary>
+    private static ByteExtent Where(IReadOnlyList<JsonElement> failed, long from, long progress)
+    {
+        var sectors = failed.Select(e => e.GetProperty("data"))
+            .Select(d => (Start: d.GetProperty("sector-num").GetInt64() * 512, End: (d.GetProperty("sector-num").GetInt64() + d.GetProperty("sectors-count").GetInt64()) * 512))
+            .Where(x => x.End > from).ToList();
+        if (sectors.Count == 0) return new ByteExtent(progress, SkipAlignment);
+        var start = Math.Max(from, sectors.Min(x => x.Start));
+        return new ByteExtent(start, sectors.Max(x => x.End) - start);
+    }
+
+    /// <summary>
     /// A scrub: reads all of <paramref name="quorum"/> (voting reads, its threshold a majority of its children) and names
-    /// each child the majority outvoted (QEMU's QUORUM_REPORT_BAD) with where. <paramref name="children"/> maps the quorum's
-    /// child nodes to their replicas' hosts. A block with no majority fails its read and is read again (see
-    /// <see cref="ReadThroughAsync"/>); a block still without one is <see cref="ScrubFindings.Unresolved"/> and ends the scrub.
+    /// each child the majority outvoted, or that failed a read with an I/O error (QEMU's QUORUM_REPORT_BAD), with where.
+    /// <paramref name="children"/> maps the quorum's child nodes to their replicas' hosts. A block with no majority fails its
+    /// read and is read again (see <see cref="ReadThroughAsync"/>); blocks still without one are counted in
+    /// <see cref="ScrubFindings.Undecided"/>, and the scrub reads on to the end. A block one child failed to read and no
+    /// majority of the others could vote on (a RED volume's two copies) is no difference of content: the child that failed
+    /// is named, and the others' copy is what the replacement gets.
     /// </summary>
     /// <param name="bytesPerSecond">At most this many bytes a second are read (0: no bound).</param>
     /// <param name="confirm">Someone writes the replicas meanwhile (a running guest): a child counts as bad only if rereads of
@@ -220,14 +326,11 @@ internal static class BlockJobs
         bool Bad(JsonElement e) => e.GetProperty("event").GetString() == "QUORUM_REPORT_BAD"
                                    && children.ContainsKey(e.GetProperty("data").GetProperty("node-name").GetString() ?? "");
         qmp.TakeEvents(Bad);
-        var (size, stuckAt) = await ReadThroughAsync(qmp, quorum, jobId, bytesPerSecond, "the scrub's read", ct);
-        var unresolved = stuckAt is { } at
-            ? $"no majority of the replicas agrees on the block after byte {at} (still after {CompareRetries} reads); the scrub stopped there"
-            : null;
+        var read = await ReadThroughAsync(qmp, quorum, jobId, bytesPerSecond, "the scrub's read", goOn: true, children.Keys.ToHashSet(), ct);
         // QEMU sends the last report of a node held back by its throttle up to a second later.
         await Task.Delay(1100, ct);
         await qmp.ExecuteAsync("query-block-jobs", null, ct); // any command: it reads the events QEMU sent meanwhile (qemu-storage-daemon has no query-status)
-        var suspects = qmp.TakeEvents(Bad).Select(e => e.GetProperty("data"))
+        var suspects = read.Reports.Concat(qmp.TakeEvents(Bad)).Where(Bad).Select(e => e.GetProperty("data"))
             .Select(d => (Node: d.GetProperty("node-name").GetString()!, Sector: d.GetProperty("sector-num").GetInt64(),
                 Count: d.GetProperty("sectors-count").GetInt64(),
                 Detail: $"{d.GetProperty("type").GetString()} " + (d.TryGetProperty("error", out var m) ? $"failed: {m.GetString()}" : "outvoted by its peers")))
@@ -238,7 +341,15 @@ internal static class BlockJobs
             if (confirm && !await StillOutvotedAsync(qmp, quorum, s.Node, s.Sector, s.Count, ct)) continue;
             bad.Add(new ReplicaFault(children[s.Node], s.Sector * 512, s.Count * 512, s.Detail));
         }
-        return new ScrubFindings(size, bad, unresolved);
+        var undecided = new List<ByteExtent>();
+        foreach (var e in read.Stuck.Where(s => !s.IoError).Select(s => s.Extent))
+        {
+            // Stretches that touch are one extent: a long difference is stuck at cluster after cluster.
+            if (undecided.Count > 0 && e.Offset <= undecided[^1].End)
+                undecided[^1] = new ByteExtent(undecided[^1].Offset, Math.Max(undecided[^1].End, e.End) - undecided[^1].Offset);
+            else undecided.Add(e);
+        }
+        return new ScrubFindings(read.Read, bad, undecided.Take(ScrubFindings.UndecidedShown).ToList(), undecided.Count, undecided.Sum(e => e.Length));
     }
 
     /// <summary>How often a suspect block is read again while the guest runs; each read must outvote the same child.</summary>
