@@ -55,10 +55,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
     {
         var spec = Find(vmId);
         var hadKey = HoldsEphemeralKey(vmId);
-        if (spec is null) return false;
-        // Ended as the QEMU driver sees an exit: known to this host runtime (unlike Vanish, which it never noticed).
-        _ended.Add(vmId);
-        if (!Remove(vmId)) return false;
+        if (spec is null || !End(vmId)) return false;
         Exited?.Invoke(new MicroVmExit(vmId, spec.PodId, exitCode, time.GetUtcNow(), EphemeralErased: hadKey));
         return true;
     }
@@ -117,11 +114,7 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
             ImageDigest: spec.Oci?.Digest);
     }
 
-    public Task<bool> StopAsync(Guid vmId, CancellationToken ct)
-    {
-        if (_running.ContainsKey(vmId)) _ended.Add(vmId);
-        return Task.FromResult(Remove(vmId));
-    }
+    public Task<bool> StopAsync(Guid vmId, CancellationToken ct) => Task.FromResult(End(vmId));
 
     public bool HoldsEphemeralKey(Guid vmId) => _ephemeralKeys.ContainsKey(vmId);
 
@@ -143,6 +136,17 @@ public sealed class SimulatedDriver(SimulatedDriverOptions options, TimeProvider
         if (_volumeKeys.TryRemove(vmId, out var keys))
             foreach (var k in keys.Values) CryptographicOperations.ZeroMemory(k);
         return removed;
+    }
+
+    /// <summary>
+    /// An exit or a stop, as the QEMU driver sees them: this host runtime knows the VM ended and refuses to boot it again
+    /// (unlike <see cref="Vanish"/>, which it never noticed). False when the VM does not run here.
+    /// </summary>
+    private bool End(Guid vmId)
+    {
+        if (!_running.ContainsKey(vmId)) return false;
+        _ended.Add(vmId);
+        return Remove(vmId);
     }
 
     /// <summary>The VM dies without a word to anyone (its host notices only by no longer listing it).</summary>
