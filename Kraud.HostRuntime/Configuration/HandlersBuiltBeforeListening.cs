@@ -1,9 +1,12 @@
 using System.Diagnostics;
+using JasperFx.CodeGeneration;
+using JasperFx.CodeGeneration.Model;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Wolverine;
 using Wolverine.Configuration;
 using Wolverine.Runtime;
+using Wolverine.Runtime.Handlers;
 
 namespace Kraud.HostRuntime.Configuration;
 
@@ -28,8 +31,8 @@ public sealed class HandlersBuiltBeforeListening : IEndpointPolicy
     private readonly Lock _gate = new();
     private bool _built;
 
-    /// <summary>How many handlers the node built and how long it took, for the log and the specs.</summary>
-    public (int Handlers, TimeSpan Took)? Outcome { get; private set; }
+    /// <summary>How many handlers the node built, how many of them came out of the one compilation, and how long it took, for the log and the specs.</summary>
+    public (int Handlers, int Compiled, TimeSpan Took)? Outcome { get; private set; }
 
     public void Apply(Endpoint endpoint, IWolverineRuntime runtime)
     {
@@ -43,6 +46,7 @@ public sealed class HandlersBuiltBeforeListening : IEndpointPolicy
             _built = true;
             var watch = Stopwatch.StartNew();
             var log = runtime.LoggerFactory.CreateLogger<HandlersBuiltBeforeListening>();
+            var compiled = CompileInOneAssembly(handlers, runtime.Services, log);
             var built = 0;
             foreach (var chain in handlers.Chains)
             {
@@ -56,8 +60,36 @@ public sealed class HandlersBuiltBeforeListening : IEndpointPolicy
                     log.LogWarning(e, "The handler of {MessageType} could not be built before listening", chain.MessageType);
                 }
             }
-            Outcome = (built, watch.Elapsed);
-            log.LogInformation("Built {Count} message handlers in {Elapsed} ms before the first endpoint started", built, watch.ElapsedMilliseconds);
+            Outcome = (built, compiled, watch.Elapsed);
+            log.LogInformation("Built {Count} message handlers ({Compiled} in one compilation) in {Elapsed} ms before the first endpoint started",
+                built, compiled, watch.ElapsedMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// Wolverine's dynamic mode compiles each handler in a Roslyn compilation of its own (82 took 6.8 to 10.4 s on this
+    /// machine, most of it the per-compilation cost); here they are generated into one assembly and compiled once, then each
+    /// chain attaches its type from it, as it would from its own. A chain whose type is not found there (or a compilation
+    /// that fails) is left to Wolverine, which builds it alone as before. Returns how many chains attached.
+    /// </summary>
+    private static int CompileInOneAssembly(HandlerGraph handlers, IServiceProvider services, ILogger log)
+    {
+        var collection = (ICodeFileCollection)handlers;
+        var rules = handlers.Rules;
+        if (rules.TypeLoadMode != TypeLoadMode.Dynamic || services.GetService<IAssemblyGenerator>() is not { } compiler) return 0;
+        var chains = collection.BuildFiles().OfType<HandlerChain>().ToList();
+        try
+        {
+            var assembly = collection.StartAssembly(rules);
+            foreach (ICodeFile chain in chains) chain.AssembleTypes(assembly);
+            compiler.Compile(assembly, collection is ICodeFileCollectionWithServices ? services.GetService<IServiceVariableSource>() : null);
+            var @namespace = collection.ToNamespace(rules);
+            return chains.Count(c => ((ICodeFile)c).AttachTypesSynchronously(rules, assembly.Assembly!, services, @namespace));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            log.LogWarning(e, "The message handlers could not be compiled together; each is built on its own");
+            return 0;
         }
     }
 }
