@@ -59,6 +59,7 @@ static async Task<int> RunHostAsync(string[] configurationArgs, CancellationToke
         // Each host process keeps its own inbox/outbox tables: processes that share them would recover each other's messages.
         opts.PersistMessagesWithPostgresql(connection, "hostrt_" + name.Replace('-', '_')).EnableMessageTransport(_ => { });
         opts.TuneQueueTransport();
+        opts.BuildHandlersBeforeListening();
         opts.ServeHosts(fleet);
         // Balanced even though the schema is the process's own: a runtime restarted under the same host name finds its
         // predecessor's node dead and recovers its in-flight messages, as the control plane's nodes do for each other.

@@ -57,6 +57,7 @@ public static class WolverineSetup
             opts.OnException(Streams.IsLockCircle).RetryWithCooldown(5.Milliseconds(), 40.Milliseconds(), 150.Milliseconds(), 600.Milliseconds());
 
             opts.TuneQueueTransport();
+            opts.BuildHandlersBeforeListening();
             // Reports about one pod are handled one after the other (they all append to the pod's stream); reports
             // about different pods run in parallel. Host runtimes put the pod id in the message's group id.
             opts.ListenToPostgresqlQueue(Queues.ControlPlane).PollingInterval(TimeSpan.FromSeconds(fleet.QueuePollingSeconds))
