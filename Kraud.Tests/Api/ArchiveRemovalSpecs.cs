@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using JasperFx.Events;
 using Kraud.Api.Audit;
@@ -381,6 +382,54 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         await app.Store.Advanced.RebuildSingleStreamAsync<KubernetesClusterView>(id);
         await app.Store.Advanced.RebuildSingleStreamAsync<Kraud.Projections.Network.VpcView>(vpc);
         Assert.Equal(live, await ViewsAsync());
+    }
+
+    [Fact]
+    public async Task a_kubernetes_object_is_compacted_still_applies_and_a_watch_from_a_version_before_the_cut_is_told_410_expired()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        string Manifest(string mode) => kubectl.WriteFile($"settings-{mode}.yaml", $"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {mode}\n");
+        (await kubectl.RunAsync("apply", "-f", Manifest("a"))).ShouldSucceed();
+        (await kubectl.RunAsync("apply", "-f", Manifest("b"))).ShouldSucceed();
+        // The list's own version (kubectl get -o json wraps the items in a List of its own, without one).
+        async Task<string> ListedAsync() => (await kubectl.RunAsync("get", "--raw", $"/clusters/{cluster.Id}/api/v1/namespaces/default/configmaps")).ShouldSucceed().Json()
+            .GetProperty("metadata").GetProperty("resourceVersion").GetString()!;
+        var listed = await ListedAsync();
+        Guid id;
+        await using (var connection = new NpgsqlConnection(app.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var cmd = new NpgsqlCommand("select id from kraud.mt_doc_kubeobjectview where data ->> 'Name' = 'settings' and data ->> 'ClusterId' = @cluster", connection);
+            cmd.Parameters.AddWithValue("cluster", cluster.Id);
+            id = (Guid)(await cmd.ExecuteScalarAsync())!;
+        }
+        Assert.True((await app.EventsOf(id)).Count > 1);
+
+        // The cut is a checkpoint: one at or after the list's version puts that version before it.
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= long.Parse(listed, CultureInfo.InvariantCulture),
+            TimeSpan.FromSeconds(30), "a checkpoint covers the list's version");
+        var archive = await ArchiveAndRemoveUpToNowAsync(id.ToString());
+        Assert.True(long.Parse(listed, CultureInfo.InvariantCulture) <= archive.GetProperty("removedUpToSeq").GetInt64(), $"the list at {listed} is before the cut: {archive}");
+        Assert.IsType<Compacted<Kraud.Domain.KubernetesApi.KubeObject>>((await app.EventsOf(id))[0].Data);
+        Assert.Equal(1, await ScalarAsync($"select count(*) from kraud.mt_events where stream_id = '{id}' and seq_id <= {archive.GetProperty("removedUpToSeq").GetInt64()}"));
+
+        // The object reads and applies on its snapshot.
+        async Task<string> ModeAsync() =>
+            (await kubectl.RunAsync("get", "configmap", "settings", "-o", "json")).ShouldSucceed().Json().GetProperty("data").GetProperty("mode").GetString()!;
+        Assert.Equal("b", await ModeAsync());
+        (await kubectl.RunAsync("apply", "-f", Manifest("c"))).ShouldSucceed();
+        Assert.Equal("c", await ModeAsync());
+
+        // A watch from a version before the cut cannot be answered from the log any more: one ERROR event, 410 Expired, as
+        // the API server answers after etcd compacted; from a fresh list's version it watches.
+        async Task<List<JsonElement>> WatchAsync(string version) =>
+            (await kubectl.RunAsync("get", "--raw", $"/clusters/{cluster.Id}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={version}&timeoutSeconds=2"))
+            .ShouldSucceed().Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var expired = Assert.Single(await WatchAsync(listed));
+        Assert.Equal("ERROR", expired.GetProperty("type").GetString());
+        Assert.Equal((410, "Expired"), (expired.GetProperty("object").GetProperty("code").GetInt32(), expired.GetProperty("object").GetProperty("reason").GetString()));
+        Assert.DoesNotContain(await WatchAsync(await ListedAsync()), e => e.GetProperty("type").GetString() == "ERROR");
     }
 
     /// <summary>An archive of the log up to now written with removeFromLog, once a checkpoint covers the streams named.</summary>
