@@ -93,6 +93,7 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
             }
             finally
             {
+                progress.Finish();
                 await stop.CancelAsync();
                 await reporting;
             }

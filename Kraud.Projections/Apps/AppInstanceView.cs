@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Apps;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Apps;
@@ -22,7 +23,7 @@ public sealed class AppInstanceViewProjection : SingleStreamProjection<AppInstan
 {
     public override AppInstanceView? Evolve(AppInstanceView? snapshot, Guid id, IEvent e)
     {
-        var app = (snapshot?.App ?? AppInstance.Initial).Evolve(e.Data);
+        var app = Snapshots.Evolve(snapshot?.App, e);
         return app.Exists ? new AppInstanceView
         {
             Id = app.Id, TenantId = app.TenantId, Namespace = app.Namespace, Version = (int)e.Version, App = app,

@@ -22,6 +22,12 @@ public sealed class RebuildProgress
 
     public void Begin(long total) => Interlocked.Exchange(ref _total, total);
 
+    /// <summary>
+    /// The rebuild ended: its time and rate stay as they were then. A running clock made a finished job's elapsed time
+    /// grow and its rate fall with every later look (rebuildJob, and the bench that polls it).
+    /// </summary>
+    public void Finish() => _clock.Stop();
+
     public void Advance(long events) => Interlocked.Add(ref _processed, events);
 
     private readonly List<string> _stages = [];

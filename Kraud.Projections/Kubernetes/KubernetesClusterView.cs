@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Kubernetes;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Kubernetes;
@@ -17,7 +18,7 @@ public sealed class KubernetesClusterViewProjection : SingleStreamProjection<Kub
 {
     public override KubernetesClusterView? Evolve(KubernetesClusterView? snapshot, Guid id, IEvent e)
     {
-        var cluster = (snapshot?.Cluster ?? KubernetesCluster.Initial).Evolve(e.Data);
+        var cluster = Snapshots.Evolve(snapshot?.Cluster, e);
         return cluster.Exists ? new KubernetesClusterView { Id = cluster.Id, TenantId = cluster.TenantId, Version = (int)e.Version, Cluster = cluster } : snapshot;
     }
 }

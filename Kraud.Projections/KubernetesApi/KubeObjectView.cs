@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.KubernetesApi;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.KubernetesApi;
@@ -34,7 +35,7 @@ public sealed class KubeObjectViewProjection : SingleStreamProjection<KubeObject
     public override KubeObjectView? Evolve(KubeObjectView? snapshot, Guid id, IEvent e)
     {
         if (e.Data is KubeObjectDeleted) return null;
-        var state = (snapshot?.Object ?? KubeObject.Initial).Evolve(e.Data);
+        var state = Snapshots.Evolve(snapshot?.Object, e);
         if (!state.Exists) return snapshot;
         return new KubeObjectView
         {

@@ -1,5 +1,6 @@
 using JasperFx.Events;
 using Kraud.Domain.Network;
+using Kraud.Projections.Common;
 using Marten.Events.Aggregation;
 
 namespace Kraud.Projections.Network;
@@ -16,7 +17,7 @@ public sealed class VpcViewProjection : SingleStreamProjection<VpcView, Guid>
 {
     public override VpcView? Evolve(VpcView? snapshot, Guid id, IEvent e)
     {
-        var vpc = (snapshot?.Vpc ?? Vpc.Initial).Evolve(e.Data);
+        var vpc = Snapshots.Evolve(snapshot?.Vpc, e);
         return vpc.Exists ? new VpcView { Id = vpc.Id, TenantId = vpc.TenantId, Vpc = vpc } : snapshot;
     }
 }

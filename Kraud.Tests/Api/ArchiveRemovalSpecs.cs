@@ -1,8 +1,11 @@
+using System.Globalization;
 using System.Text.Json;
 using JasperFx.Events;
 using Kraud.Api.Audit;
 using Kraud.Api.Common;
+using Kraud.Domain.Kubernetes;
 using Kraud.Domain.Pods;
+using Kraud.Projections.Kubernetes;
 using Kraud.Projections.Pods;
 using Kraud.Tests.Infrastructure;
 using Marten;
@@ -255,6 +258,8 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
 
         // The snapshot folds to what the pod's events folded to (the inline view, written as they were appended), at the same version.
         var view = await ViewAsync();
+        // The archive tells how many events the snapshots replaced: at least the pod's own (all at or before the cut) but one.
+        Assert.True(removal.Archive.GetProperty("compactedEvents").GetInt64() >= view.Version - 1, removal.Archive.ToString());
         await using (var session = app.Store.QuerySession())
         {
             var folded = await Streams.LoadAsync<Pod>(session, id);
@@ -296,6 +301,137 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Assert.True(await ScalarAsync($"select count(*) from kraud.mt_events where stream_id = '{id}' and seq_id <= {cut}") == 1);
     }
 
+    [Fact]
+    public async Task a_live_cluster_its_vpc_and_its_hosts_peer_sets_are_compacted_and_the_cluster_still_scales_from_its_snapshot()
+    {
+        var tenant = await TenantScope.CreateAsync(app);
+        const string Fields = "id revision state nodePools { nodes }";
+        var created = (await tenant.Gql($"mutation($p: [NodePoolInput!]!) {{ createKubernetesCluster(name: \"compacted\", version: \"1.34\", controlPlaneZone: \"fsn1-a\", nodePools: $p) {{ {Fields} }} }}",
+            new { p = new[] { new { name = "workers", nodes = 1, cpu = 2, memoryMiB = 2048 } } })).ShouldSucceed().Data.GetProperty("createKubernetesCluster");
+        var cluster = created.Id();
+        async Task<JsonElement> ClusterAsync() =>
+            (await tenant.Gql($"query($id: ID!) {{ kubernetesCluster(id: $id) {{ {Fields} controlPlane {{ instances {{ hostId }} }} }} }}", new { id = cluster })).ShouldSucceed()
+            .Data.GetProperty("kubernetesCluster");
+        await Eventually.Until(async () => (await ClusterAsync()).State() == "RUNNING", TimeSpan.FromSeconds(45), "the cluster runs");
+        // A second event on the cluster's stream before the cut.
+        var scaled = (await tenant.Gql($"mutation($id: ID!, $r: Int) {{ scaleNodePool(clusterId: $id, pool: \"workers\", nodes: 2, expectedRevision: $r) {{ {Fields} }} }}",
+            new { id = cluster, r = created.GetProperty("revision").GetInt32() })).ShouldSucceed().Data.GetProperty("scaleNodePool");
+        var host = Guid.Parse((await ClusterAsync()).GetProperty("controlPlane").Instances()[0].HostId());
+        var peerSet = Kraud.Projections.Network.PeerSetView.StreamFor(host);
+        var vpc = Kraud.Domain.Network.Vpc.IdFor(tenant.Id);
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        Assert.True((await app.EventsOf(peerSet)).Count > 1, "the host's peer set changed more than once (the mesh placed the cluster's microVMs)");
+
+        var archive = await ArchiveAndRemoveUpToNowAsync(cluster, peerSet.ToString(), vpc.ToString());
+        var cut = archive.GetProperty("removedUpToSeq").GetInt64();
+        Assert.True(archive.GetProperty("compactedEvents").GetInt64() > 0, archive.ToString());
+
+        // Each stream keeps one row up to the cut: the cluster's and the VPC's a snapshot of their deciders' state, the
+        // peer set its last change (every change lists all peers). The rows after the cut stay.
+        var id = Guid.Parse(cluster);
+        var serializer = app.Store.Options.Serializer();
+        await using (var session = app.Store.QuerySession())
+        {
+            var events = await session.Events.FetchStreamAsync(id);
+            Assert.IsType<Compacted<KubernetesCluster>>(events[0].Data);
+            Assert.True(events[0].Sequence <= cut);
+            var view = (await session.LoadAsync<KubernetesClusterView>(id))!;
+            var folded = await Streams.LoadAsync<KubernetesCluster>(session, id);
+            Assert.Equal((serializer.ToJson(view.Cluster), view.Version), (serializer.ToJson(folded.State), folded.Version));
+            Assert.Equal(scaled.GetProperty("revision").GetInt32(), view.Version);
+
+            Assert.IsType<Compacted<Kraud.Domain.Network.Vpc>>((await session.Events.FetchStreamAsync(vpc))[0].Data);
+            var peers = await session.Events.FetchStreamAsync(peerSet);
+            Assert.IsType<Kraud.Projections.Network.HostPeerSetChanged>(peers[0].Data);
+            Assert.Equal((await session.LoadAsync<Kraud.Projections.Network.PeerSetView>(peerSet))!.Revision,
+                ((Kraud.Projections.Network.HostPeerSetChanged)peers.Last().Data).Revision);
+        }
+        foreach (var stream in new[] { id, peerSet, vpc })
+            Assert.Equal(1, await ScalarAsync($"select count(*) from kraud.mt_events where stream_id = '{stream}' and seq_id <= {cut}"));
+
+        // The cluster decides on its snapshot: it scales at the revision after it, and the VPC gives its pods addresses.
+        var again = (await tenant.Gql($"mutation($id: ID!, $r: Int) {{ scaleNodePool(clusterId: $id, pool: \"workers\", nodes: 3, expectedRevision: $r) {{ {Fields} }} }}",
+            new { id = cluster, r = scaled.GetProperty("revision").GetInt32() })).ShouldSucceed().Data.GetProperty("scaleNodePool");
+        Assert.Equal(scaled.GetProperty("revision").GetInt32() + 1, again.GetProperty("revision").GetInt32());
+        await Eventually.Until(async () => (await ClusterAsync()).State() == "RUNNING" &&
+                                           (await ClusterAsync()).GetProperty("nodePools")[0].GetProperty("nodes").GetInt32() == 3,
+            TimeSpan.FromSeconds(45), "the cluster runs three workers");
+
+        // Its timeline from the boundary has the new scale and no snapshot; the chain still proves itself; the platform now
+        // has the cluster's pods.
+        var timeline = (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id = cluster })).ShouldSucceed()
+            .Data.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Contains("node_pool_scaled", timeline);
+        Assert.DoesNotContain(timeline, t => t!.StartsWith("compacted", StringComparison.Ordinal));
+        Assert.True((await app.AsOperator("query { verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+        var pods = (await tenant.Gql("{ pods(namespace: \"k8s-compacted\") { nodes { id } } }")).ShouldSucceed().Data.GetProperty("pods").GetProperty("nodes")
+            .EnumerateArray().Select(p => p.Id()).ToList();
+        Assert.Equal(2, pods.Count);
+        var platform = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id state } } }", new { t = DateTime.UtcNow })).ShouldSucceed()
+            .Data.GetProperty("platformAt").GetProperty("pods").EnumerateArray().ToList();
+        Assert.All(pods, p => Assert.Equal("RUNNING", platform.Single(q => q.Id() == p).State()));
+
+        // The inline views rebuilt from the log (snapshots and later events) are the ones written live.
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
+        async Task<string> ViewsAsync()
+        {
+            await using var session = app.Store.QuerySession();
+            return serializer.ToJson((await session.LoadAsync<KubernetesClusterView>(id))!.Cluster) + serializer.ToJson((await session.LoadAsync<Kraud.Projections.Network.VpcView>(vpc))!.Vpc);
+        }
+        var live = await ViewsAsync();
+        await app.Store.Advanced.RebuildSingleStreamAsync<KubernetesClusterView>(id);
+        await app.Store.Advanced.RebuildSingleStreamAsync<Kraud.Projections.Network.VpcView>(vpc);
+        Assert.Equal(live, await ViewsAsync());
+    }
+
+    [Fact]
+    public async Task a_kubernetes_object_is_compacted_still_applies_and_a_watch_from_a_version_before_the_cut_is_told_410_expired()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        string Manifest(string mode) => kubectl.WriteFile($"settings-{mode}.yaml", $"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {mode}\n");
+        (await kubectl.RunAsync("apply", "-f", Manifest("a"))).ShouldSucceed();
+        (await kubectl.RunAsync("apply", "-f", Manifest("b"))).ShouldSucceed();
+        // The list's own version (kubectl get -o json wraps the items in a List of its own, without one).
+        async Task<string> ListedAsync() => (await kubectl.RunAsync("get", "--raw", $"/clusters/{cluster.Id}/api/v1/namespaces/default/configmaps")).ShouldSucceed().Json()
+            .GetProperty("metadata").GetProperty("resourceVersion").GetString()!;
+        var listed = await ListedAsync();
+        Guid id;
+        await using (var connection = new NpgsqlConnection(app.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var cmd = new NpgsqlCommand("select id from kraud.mt_doc_kubeobjectview where data ->> 'Name' = 'settings' and data ->> 'ClusterId' = @cluster", connection);
+            cmd.Parameters.AddWithValue("cluster", cluster.Id);
+            id = (Guid)(await cmd.ExecuteScalarAsync())!;
+        }
+        Assert.True((await app.EventsOf(id)).Count > 1);
+
+        // The cut is a checkpoint: one at or after the list's version puts that version before it.
+        await Eventually.Until(async () => await ScalarAsync("select coalesce(max(seq), 0) from kraud.replay_checkpoints") >= long.Parse(listed, CultureInfo.InvariantCulture),
+            TimeSpan.FromSeconds(30), "a checkpoint covers the list's version");
+        var archive = await ArchiveAndRemoveUpToNowAsync(id.ToString());
+        Assert.True(long.Parse(listed, CultureInfo.InvariantCulture) <= archive.GetProperty("removedUpToSeq").GetInt64(), $"the list at {listed} is before the cut: {archive}");
+        Assert.IsType<Compacted<Kraud.Domain.KubernetesApi.KubeObject>>((await app.EventsOf(id))[0].Data);
+        Assert.Equal(1, await ScalarAsync($"select count(*) from kraud.mt_events where stream_id = '{id}' and seq_id <= {archive.GetProperty("removedUpToSeq").GetInt64()}"));
+
+        // The object reads and applies on its snapshot.
+        async Task<string> ModeAsync() =>
+            (await kubectl.RunAsync("get", "configmap", "settings", "-o", "json")).ShouldSucceed().Json().GetProperty("data").GetProperty("mode").GetString()!;
+        Assert.Equal("b", await ModeAsync());
+        (await kubectl.RunAsync("apply", "-f", Manifest("c"))).ShouldSucceed();
+        Assert.Equal("c", await ModeAsync());
+
+        // A watch from a version before the cut cannot be answered from the log any more: one ERROR event, 410 Expired, as
+        // the API server answers after etcd compacted; from a fresh list's version it watches.
+        async Task<List<JsonElement>> WatchAsync(string version) =>
+            (await kubectl.RunAsync("get", "--raw", $"/clusters/{cluster.Id}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={version}&timeoutSeconds=2"))
+            .ShouldSucceed().Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var expired = Assert.Single(await WatchAsync(listed));
+        Assert.Equal("ERROR", expired.GetProperty("type").GetString());
+        Assert.Equal((410, "Expired"), (expired.GetProperty("object").GetProperty("code").GetInt32(), expired.GetProperty("object").GetProperty("reason").GetString()));
+        Assert.DoesNotContain(await WatchAsync(await ListedAsync()), e => e.GetProperty("type").GetString() == "ERROR");
+    }
+
     /// <summary>An archive of the log up to now written with removeFromLog, once a checkpoint covers the streams named.</summary>
     private async Task<JsonElement> ArchiveAndRemoveUpToNowAsync(params string[] streams)
     {
@@ -306,7 +442,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         (await app.AsOperator("mutation { signAuditDigest { seq } }")).ShouldSucceed();
         await Task.Delay(10); // the signed head's entry is older than the instant archived up to
         return (await app.AsOperator(
-                "mutation($b: DateTime) { archiveEvents(before: $b, removeFromLog: true) { file fromSeq toSeq events toEntry headHash removedUpToSeq removedEvents removedBefore } }",
+                "mutation($b: DateTime) { archiveEvents(before: $b, removeFromLog: true) { file fromSeq toSeq events toEntry headHash removedUpToSeq removedEvents removedBefore compactedEvents } }",
                 new { b = DateTime.UtcNow }))
             .ShouldSucceed().Data.GetProperty("archiveEvents");
     }

@@ -151,6 +151,12 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         Assert.InRange(done.GetProperty("eventsProcessed").GetInt32(), 1, done.GetProperty("eventsTotal").GetInt32());
         Assert.True(done.GetProperty("eventsPerSecond").GetDouble() > 0);
         Assert.Equal(0, done.GetProperty("etaSeconds").GetDouble());
+        // Ended, the job keeps the time and rate it ended with, however much later it is asked.
+        await Task.Delay(250);
+        var later = (await app.AsOperator("query($n: String!) { rebuildJob(name: $n) { state elapsedSeconds eventsPerSecond } }", new { n = name }))
+            .ShouldSucceed().Data.GetProperty("rebuildJob");
+        Assert.Equal((done.GetProperty("elapsedSeconds").GetDouble(), done.GetProperty("eventsPerSecond").GetDouble()),
+            (later.GetProperty("elapsedSeconds").GetDouble(), later.GetProperty("eventsPerSecond").GetDouble()));
         return done;
     }
 

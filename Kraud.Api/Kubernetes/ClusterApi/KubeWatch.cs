@@ -31,6 +31,16 @@ public sealed class KubeWatch(HttpContext http, KubeCaller caller, IServiceProvi
         // The API server answers a watch at once; a client must not wait for the first change to learn that its watch holds.
         await http.Response.Body.FlushAsync(ct);
         var since = long.TryParse(resourceVersion, CultureInfo.InvariantCulture, out var rv) ? rv : 0;
+        // A removal of archived events compacted the log up to its cut (LiveStreamCompaction), as etcd compacts its history:
+        // the cluster as it was at an earlier version can no longer be folded, so the watch ends at once with the API
+        // server's answer to that, one ERROR event of 410 Expired, and the client lists again.
+        if (since > 0 && await services.GetRequiredService<ArchiveBoundary>().CheckpointFloorAsync(ct) is var compacted && since <= compacted)
+        {
+            var expired = KubeStatus.Of(new KubeApiException(410, "Expired",
+                $"too old resource version: {since} ({compacted}): the log up to {compacted} was archived and compacted"));
+            await http.Response.WriteAsync(new JsonObject { ["type"] = "ERROR", ["object"] = expired }.ToJsonString() + "\n", ct);
+            return;
+        }
         Dictionary<string, KubeItem>? known = null;
         try
         {
