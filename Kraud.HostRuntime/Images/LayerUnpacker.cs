@@ -31,9 +31,25 @@ public sealed class LayerUnpacker(string root, bool asRoot)
     {
         _upper.Clear();
         Directory.CreateDirectory(_root);
-        using (var reader = new TarReader(tar, leaveOpen: true))
-            while (reader.GetNextEntry(copyData: false) is { } entry)
-                Unpack(entry);
+        var counted = new CountingStream(tar);
+        using var reader = new TarReader(counted, leaveOpen: true);
+        while (NextEntry(reader, counted) is { } entry) Unpack(entry);
+    }
+
+    /// <summary>
+    /// The next entry, or null at the archive's end: its zero blocks, or (as Go's archive/tar, which umoci uses, reads it)
+    /// the stream ending right where a header would start; some layer writers leave the zero blocks out.
+    /// </summary>
+    private static TarEntry? NextEntry(TarReader reader, CountingStream counted)
+    {
+        try
+        {
+            return reader.GetNextEntry(copyData: false);
+        }
+        catch (EndOfStreamException) when (counted.Ended && counted.Count % 512 == 0)
+        {
+            return null;
+        }
     }
 
     private void Unpack(TarEntry entry)
@@ -261,6 +277,39 @@ public sealed class LayerUnpacker(string root, bool asRoot)
     private static void Check(int result, string call, string path)
     {
         if (result != 0) throw new IOException($"{call} {path} failed (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    /// <summary>Counts the bytes read through it and remembers whether the stream ended.</summary>
+    private sealed class CountingStream(Stream inner) : Stream
+    {
+        public long Count { get; private set; }
+        public bool Ended { get; private set; }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var read = inner.Read(buffer);
+            Count += read;
+            if (read == 0 && !buffer.IsEmpty) Ended = true;
+            return read;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => Count;
+            set => throw new NotSupportedException();
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private const int AtFdCwd = -100, AtSymlinkNofollow = 0x100, ENOTSUP = 95, EPERM = 1;

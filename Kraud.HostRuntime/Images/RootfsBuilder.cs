@@ -36,7 +36,7 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
     /// <see cref="LayerUnpacker"/> cannot reproduce exactly is left to umoci, from the verified blobs. The image counts as
     /// built once its run config is written beside it.
     /// </summary>
-    public async Task<(PreparedRootfs Rootfs, double UnpackMs, double ErofsMs)> BuildAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob,
+    public async Task<(PreparedRootfs Rootfs, double UnpackMs, double ErofsMs, bool Streamed)> BuildAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob,
         Func<int, Task<Stream>> openLayer, Task downloads, Task diskOpened, CancellationToken ct)
     {
         var mkfs = ProcessRunner.Which(options.MkfsErofs)
@@ -45,6 +45,7 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
         var target = cache.RootfsPath(manifest.Digest);
         var started = Stopwatch.GetTimestamp();
         var built = false;
+        var streamed = true;
         try
         {
             var rootfs = Path.Combine(work, "rootfs");
@@ -69,6 +70,7 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
             {
                 // What umoci would do with this layer is the reference: let it, from the verified blobs.
                 await downloads;
+                streamed = false;
                 logger.LogWarning("Image {Digest}: unpacked by umoci instead ({Reason})", manifest.Digest, e.Message);
                 if (Directory.Exists(rootfs)) Directory.Delete(rootfs, recursive: true);
                 await UnpackWithUmociAsync(cache, manifest, configBlob, work, rootfs, ct);
@@ -90,7 +92,7 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
             built = true;
             logger.LogInformation("Image {Digest}: unpacked in {Unpack:F0} ms, erofs of {Size} MiB in {Erofs:F0} ms, built in {Total:F0} ms", manifest.Digest,
                 unpacked.TotalMilliseconds, new FileInfo(target).Length >> 20, packed.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            return (new PreparedRootfs(manifest.Digest, target, config, user), unpacked.TotalMilliseconds, packed.TotalMilliseconds);
+            return (new PreparedRootfs(manifest.Digest, target, config, user), unpacked.TotalMilliseconds, packed.TotalMilliseconds, streamed);
         }
         finally
         {
