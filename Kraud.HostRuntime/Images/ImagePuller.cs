@@ -19,8 +19,8 @@ public sealed class PulledImage(PreparedRootfs rootfs, long downloadedBytes, IDi
 
 /// <summary>
 /// Where a cold pull's time went: the download with its digest checks (from the pull's start until every layer matched),
-/// the unpack (from the build's start, right after manifest and config, until the last layer is applied: beside the
-/// download when <paramref name="Streamed"/>, else umoci's after it) and mkfs.erofs (its own time, after both).
+/// the unpack (from the pull's start until the last layer is applied: beside the download when <paramref name="Streamed"/>,
+/// else umoci's after it) and mkfs.erofs (its own time, after both).
 /// </summary>
 public sealed record ImageBuildTimes(string Digest, double FetchMs, double UnpackMs, double ErofsMs, bool Streamed);
 
@@ -151,11 +151,12 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
         try
         {
+            var building = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var (rootfs, unpackMs, erofsMs, streamed) = await builder.BuildAsync(cache, manifest, configBytes, async i => (await opened[i]).Content, downloads, diskOpened, ct);
             var fetchMs = Stopwatch.GetElapsedTime(started, Interlocked.Read(ref fetched)).TotalMilliseconds;
             logger.LogInformation("Pulled {Image}: {Downloaded:F1} MiB downloaded, {Cached:F1} MiB from the cache, in {Ms:F0} ms", name, downloaded / 1048576.0,
                 (total - downloaded) / 1048576.0, fetchMs);
-            Built?.Invoke(new ImageBuildTimes(image.Digest, fetchMs, unpackMs, erofsMs, streamed));
+            Built?.Invoke(new ImageBuildTimes(image.Digest, fetchMs, building + unpackMs, erofsMs, streamed));
             return (rootfs, downloaded);
         }
         catch (MicroVmBootException e)
