@@ -77,16 +77,9 @@ public sealed class ImageCache
     public bool HasRootfs(string manifestDigest) => File.Exists(RunConfigPath(manifestDigest)) && Touch(RootfsPath(manifestDigest)) && Touch(RunConfigPath(manifestDigest));
 
     /// <summary>
-    /// Makes sure the blob is in the cache: downloads it unless it is there, checking size and digest as the bytes arrive,
-    /// and moves it in only when they match. Concurrent requests for one digest share one download. Returns the bytes
-    /// downloaded (0 when it was cached).
-    /// </summary>
-    public Task<long> EnsureBlobAsync(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct) =>
-        HasBlob(blob.Digest) ? Task.FromResult(0L) : Download(blob, open, progress, ct).Completion;
-
-    /// <summary>
     /// The blob's bytes to read while they arrive: from the cache when it has the blob, else from the download under way
-    /// (started here or joined). The stream ends only once the whole blob matched its digest, and throws the download's
+    /// (started here or joined; concurrent requests for one digest share one download, which checks size and digest as the
+    /// bytes arrive and moves the blob in only when they match). The stream ends only once the whole blob matched its digest, and throws the download's
     /// error otherwise, so nothing read from it is trusted before <c>Downloaded</c> completed.
     /// </summary>
     public (Stream Content, Task<long> Downloaded) OpenBlob(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress,
