@@ -13,7 +13,7 @@ namespace Kraud.HostRuntime.Images;
 /// </summary>
 public sealed class ImageCache
 {
-    private readonly ConcurrentDictionary<string, Lazy<Task<long>>> _downloads = new();
+    private readonly ConcurrentDictionary<string, Lazy<BlobDownload>> _downloads = new();
     private readonly Dictionary<string, int> _pins = [];
     private readonly Lock _lock = new();
     private readonly ILogger _logger;
@@ -77,33 +77,53 @@ public sealed class ImageCache
     public bool HasRootfs(string manifestDigest) => File.Exists(RunConfigPath(manifestDigest)) && Touch(RootfsPath(manifestDigest)) && Touch(RunConfigPath(manifestDigest));
 
     /// <summary>
-    /// Makes sure the blob is in the cache: downloads it unless it is there, checking size and digest as the bytes arrive,
-    /// and moves it in only when they match. Concurrent requests for one digest share one download. Returns the bytes
-    /// downloaded (0 when it was cached).
+    /// The blob's bytes to read while they arrive: from the cache when it has the blob, else from the download under way
+    /// (started here or joined; concurrent requests for one digest share one download, which checks size and digest as the
+    /// bytes arrive and moves the blob in only when they match). The stream ends only once the whole blob matched its digest, and throws the download's
+    /// error otherwise, so nothing read from it is trusted before <c>Downloaded</c> completed.
     /// </summary>
-    public Task<long> EnsureBlobAsync(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct)
+    public (Stream Content, Task<long> Downloaded) OpenBlob(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress,
+        CancellationToken ct)
     {
-        if (HasBlob(blob.Digest)) return Task.FromResult(0L);
-        var download = _downloads.GetOrAdd(blob.Digest, _ => new Lazy<Task<long>>(() => DownloadAsync(blob, open, progress, ct)));
-        return AwaitAndForget(blob.Digest, download);
+        if (HasBlob(blob.Digest))
+            try
+            {
+                return (new FileStream(BlobPath(blob.Digest), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16),
+                    Task.FromResult(0L));
+            }
+            catch (FileNotFoundException)
+            {
+                // evicted between the check and the open: download it again
+            }
+        var download = Download(blob, open, progress, ct);
+        return (download.OpenReader(ct), download.Completion);
     }
 
-    private async Task<long> AwaitAndForget(string digest, Lazy<Task<long>> download)
+    private BlobDownload Download(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct)
+    {
+        var entry = _downloads.GetOrAdd(blob.Digest, digest => new Lazy<BlobDownload>(() =>
+            new BlobDownload(BlobPath(digest), Path.Combine(TempDirectory, $"{Digests.Hex(digest)}.{Guid.NewGuid():N}.partial"))));
+        var download = entry.Value;
+        download.StartOnce(() => ForgetWhenDone(blob.Digest, entry, DownloadAsync(blob, download, open, progress, ct)));
+        return download;
+    }
+
+    private async Task<long> ForgetWhenDone(string digest, Lazy<BlobDownload> entry, Task<long> download)
     {
         try
         {
-            return await download.Value;
+            return await download;
         }
         finally
         {
-            _downloads.TryRemove(new KeyValuePair<string, Lazy<Task<long>>>(digest, download));
+            _downloads.TryRemove(new KeyValuePair<string, Lazy<BlobDownload>>(digest, entry));
         }
     }
 
-    private async Task<long> DownloadAsync(Descriptor blob, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress, CancellationToken ct)
+    private static async Task<long> DownloadAsync(Descriptor blob, BlobDownload download, Func<CancellationToken, Task<BlobResponse>> open, Action<long>? progress,
+        CancellationToken ct)
     {
-        var target = BlobPath(blob.Digest);
-        var partial = Path.Combine(TempDirectory, $"{Digests.Hex(blob.Digest)}.{Guid.NewGuid():N}.partial");
+        await Task.Yield(); // the caller gets its reader before the first byte
         try
         {
             using var response = await open(ct);
@@ -111,7 +131,8 @@ public sealed class ImageCache
                 throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} is {blob.Size} bytes by its manifest, but the registry sends {announced}");
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             long total = 0, reported = 0;
-            await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            // Unbuffered: a reader of the growing file sees each chunk as soon as it is counted.
+            await using (var file = new FileStream(download.Partial, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 0, useAsync: true))
             {
                 var buffer = new byte[1 << 16];
                 int read;
@@ -123,6 +144,7 @@ public sealed class ImageCache
                         throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} is {blob.Size} bytes by its manifest, but the registry sent more");
                     hash.AppendData(buffer, 0, read);
                     await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    download.Wrote(total);
                     if (total - reported >= 8 << 20)
                     {
                         progress?.Invoke(total - reported);
@@ -134,16 +156,140 @@ public sealed class ImageCache
             var digest = "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
             if (total != blob.Size || digest != blob.Digest)
                 throw new RegistryException(RegistryFailure.Invalid, $"blob {blob.Digest} arrived as {total} bytes with the digest {digest}");
-            File.Move(partial, target, overwrite: true);
+            download.Succeed(total);
             return total;
         }
         catch (IOException e) when (e is not EndOfStreamException)
         {
-            throw new RegistryException(RegistryFailure.Unreachable, $"the download of blob {blob.Digest} broke off: {e.Message}", e);
+            var failure = new RegistryException(RegistryFailure.Unreachable, $"the download of blob {blob.Digest} broke off: {e.Message}", e);
+            download.Fail(failure);
+            throw failure;
         }
-        finally
+        catch (Exception e)
         {
-            if (File.Exists(partial)) File.Delete(partial);
+            download.Fail(e);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One blob on its way into the cache: a partial file that grows as the bytes arrive, moved to the blob's path once they
+    /// matched the digest, deleted otherwise. Readers follow the partial file and learn the outcome at its end.
+    /// </summary>
+    private sealed class BlobDownload
+    {
+        private readonly object _gate = new();
+        private long _written;
+        private bool _verified;
+        private Exception? _failure;
+        private Task<long>? _completion;
+
+        public BlobDownload(string target, string partial)
+        {
+            Target = target;
+            Partial = partial;
+            // There before any reader opens it.
+            using var created = new FileStream(partial, FileMode.CreateNew, FileAccess.Write);
+        }
+
+        public string Target { get; }
+        public string Partial { get; }
+        public Task<long> Completion => _completion!;
+
+        public void StartOnce(Func<Task<long>> start)
+        {
+            lock (_gate) _completion ??= start();
+        }
+
+        public void Wrote(long total)
+        {
+            lock (_gate)
+            {
+                _written = total;
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        public void Succeed(long total)
+        {
+            lock (_gate)
+            {
+                File.Move(Partial, Target, overwrite: true);
+                (_written, _verified) = (total, true);
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        public void Fail(Exception failure)
+        {
+            lock (_gate)
+            {
+                _failure ??= failure;
+                Monitor.PulseAll(_gate);
+            }
+            if (File.Exists(Partial)) File.Delete(Partial);
+        }
+
+        public Stream OpenReader(CancellationToken ct)
+        {
+            lock (_gate)
+            {
+                if (_failure is not null) throw _failure;
+                var path = _verified ? Target : Partial;
+                return new Follower(this, new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 0), ct);
+            }
+        }
+
+        /// <summary>Waits until bytes past <paramref name="position"/> are written or the download ended; returns how many are there.</summary>
+        private long Available(long position, CancellationToken ct)
+        {
+            lock (_gate)
+                while (true)
+                {
+                    if (_failure is not null) throw _failure;
+                    if (_written > position || _verified) return _written;
+                    ct.ThrowIfCancellationRequested();
+                    Monitor.Wait(_gate, 200);
+                }
+        }
+
+        private sealed class Follower(BlobDownload download, FileStream file, CancellationToken ct) : Stream
+        {
+            private long _position;
+
+            public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+            public override int Read(Span<byte> buffer)
+            {
+                if (buffer.IsEmpty) return 0;
+                var available = download.Available(_position, ct);
+                if (available <= _position) return 0;
+                var read = file.Read(buffer[..(int)Math.Min(buffer.Length, available - _position)]);
+                _position += read;
+                return read;
+            }
+
+            public override bool CanRead => true;
+            public override bool CanSeek => false;
+            public override bool CanWrite => false;
+            public override long Length => throw new NotSupportedException();
+
+            public override long Position
+            {
+                get => _position;
+                set => throw new NotSupportedException();
+            }
+
+            public override void Flush() { }
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+            public override void SetLength(long value) => throw new NotSupportedException();
+            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing) file.Dispose();
+                base.Dispose(disposing);
+            }
         }
     }
 

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.IO.Compression;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -15,9 +17,10 @@ public sealed record ImageUser(uint Uid, uint Gid, string Home);
 public sealed record PreparedRootfs(string Digest, string RootfsPath, ImageRunConfig Config, ImageUser User);
 
 /// <summary>
-/// Turns an image's verified layers into one read-only erofs file system. The layers are applied by umoci (the OCI
-/// reference tooling: layer order, whiteouts and opaque directories as the OCI image spec defines them, ownership,
-/// modes, links and xattrs) from an OCI layout made of links into the cache, and mkfs.erofs packs the result. The image's
+/// Turns an image's layers into one read-only erofs file system. The layers are applied as they download by
+/// <see cref="LayerUnpacker"/> (layer order, whiteouts and opaque directories as the OCI image spec defines them,
+/// ownership, modes, links and xattrs as umoci applies them; umoci itself, from an OCI layout made of links into the cache,
+/// for what it cannot reproduce), and mkfs.erofs packs the result once every layer's digest matched. The image's
 /// user is resolved here, against the image's /etc/passwd and /etc/group, as Docker does when a container starts.
 /// </summary>
 public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
@@ -25,31 +28,53 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(15);
 
     /// <summary>
-    /// Unpacks the verified layers and packs them with mkfs.erofs straight into the cache's file of the image (which
+    /// Unpacks the layers as their bytes arrive (<paramref name="openLayer"/> gives layer i's stream, which ends only once
+    /// its digest matched) and packs them with mkfs.erofs straight into the cache's file of the image (which
     /// <see cref="ImageCache.PrepareRootfs"/> may have created for a microVM booting meanwhile: mkfs.erofs waits for
-    /// <paramref name="diskOpened"/>, the moment that microVM's QEMU holds the file open with its full size). The image
-    /// counts as built once its run config is written beside it.
+    /// <paramref name="diskOpened"/>, the moment that microVM's QEMU holds the file open with its full size). Nothing is
+    /// packed before <paramref name="downloads"/> completed, so a layer that failed its digest fails the build. A layer
+    /// <see cref="LayerUnpacker"/> cannot reproduce exactly is left to umoci, from the verified blobs. The image counts as
+    /// built once its run config is written beside it.
     /// </summary>
-    public async Task<(PreparedRootfs Rootfs, double UnpackMs, double ErofsMs)> BuildAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob,
-        Task diskOpened, CancellationToken ct)
+    public async Task<(PreparedRootfs Rootfs, double UnpackMs, double ErofsMs, bool Streamed)> BuildAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob,
+        Func<int, Task<Stream>> openLayer, Task downloads, Task diskOpened, CancellationToken ct)
     {
-        var umoci = ProcessRunner.Which(options.Umoci) ?? throw new MicroVmBootException($"{options.Umoci} is not installed (Debian: apt-get install umoci).");
         var mkfs = ProcessRunner.Which(options.MkfsErofs)
                    ?? throw new MicroVmBootException($"{options.MkfsErofs} is not installed (Debian: apt-get install erofs-utils).");
         var work = Path.Combine(cache.TempDirectory, $"build-{Guid.NewGuid():N}");
         var target = cache.RootfsPath(manifest.Digest);
         var started = Stopwatch.GetTimestamp();
         var built = false;
+        var streamed = true;
         try
         {
-            var layout = Path.Combine(work, "layout");
-            WriteLayout(cache, manifest, configBlob, layout);
             var rootfs = Path.Combine(work, "rootfs");
-            List<string> unpack = ["raw", "unpack"];
-            // As root (the host runtime is), umoci keeps the image's owners; otherwise it maps everything to the caller.
-            if (Environment.UserName != "root") unpack.Add("--rootless");
-            unpack.AddRange(["--image", $"{layout}:kraud", rootfs]);
-            await Run(umoci, unpack, ct);
+            var layers = manifest.Layers();
+            var diffIds = DiffIds(configBlob);
+            if (diffIds.Count != layers.Count)
+                throw new MicroVmBootException($"the image's config lists {diffIds.Count} layer diff ids for {layers.Count} layers");
+            try
+            {
+                await Task.Run(async () =>
+                {
+                    var unpacker = new LayerUnpacker(rootfs, Environment.UserName == "root");
+                    for (var i = 0; i < layers.Count; i++)
+                    {
+                        await using var stream = await openLayer(i);
+                        ApplyLayer(unpacker, stream, layers[i], diffIds[i]);
+                    }
+                }, ct);
+                await downloads;
+            }
+            catch (Exception e) when (e is not RegistryException and not OperationCanceledException and not MicroVmBootException)
+            {
+                // What umoci would do with this layer is the reference: let it, from the verified blobs.
+                await downloads;
+                streamed = false;
+                logger.LogWarning("Image {Digest}: unpacked by umoci instead ({Reason})", manifest.Digest, e.Message);
+                if (Directory.Exists(rootfs)) Directory.Delete(rootfs, recursive: true);
+                await UnpackWithUmociAsync(cache, manifest, configBlob, work, rootfs, ct);
+            }
             var unpacked = Stopwatch.GetElapsedTime(started);
 
             var config = ImageRunConfig.Parse(configBlob);
@@ -67,7 +92,7 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
             built = true;
             logger.LogInformation("Image {Digest}: unpacked in {Unpack:F0} ms, erofs of {Size} MiB in {Erofs:F0} ms, built in {Total:F0} ms", manifest.Digest,
                 unpacked.TotalMilliseconds, new FileInfo(target).Length >> 20, packed.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            return (new PreparedRootfs(manifest.Digest, target, config, user), unpacked.TotalMilliseconds, packed.TotalMilliseconds);
+            return (new PreparedRootfs(manifest.Digest, target, config, user), unpacked.TotalMilliseconds, packed.TotalMilliseconds, streamed);
         }
         finally
         {
@@ -80,6 +105,86 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
             {
                 logger.LogWarning("Image build directory {Directory} not removed: {Error}", work, e.Message);
             }
+        }
+    }
+
+    /// <summary>One layer onto the root: decompressed as its media type says, its uncompressed bytes checked against the config's diff id.</summary>
+    private static void ApplyLayer(LayerUnpacker unpacker, Stream blob, Descriptor layer, string diffId)
+    {
+        using var tar = MediaTypes.OciLayerType(layer.MediaType) switch
+        {
+            MediaTypes.OciLayerGzip => new HashingStream(new GZipStream(blob, CompressionMode.Decompress, leaveOpen: true)),
+            MediaTypes.OciLayer => new HashingStream(blob, leaveOpen: true),
+            _ => throw new MicroVmBootException($"layer {layer.Digest} is of type {layer.MediaType}, which Kraud cannot unpack"),
+        };
+        unpacker.Apply(tar);
+        // What follows the archive's end (its zero blocks, the rest of the gzip stream) counts for the diff id too.
+        tar.CopyTo(Stream.Null, 1 << 16);
+        if (tar.Digest() != diffId)
+            throw new MicroVmBootException($"layer {layer.Digest} unpacks to {tar.Digest()}, but the image's config says {diffId}");
+    }
+
+    private static IReadOnlyList<string> DiffIds(byte[] configBlob)
+    {
+        using var json = JsonDocument.Parse(configBlob);
+        return json.RootElement.TryGetProperty("rootfs", out var rootfs) && rootfs.ValueKind == JsonValueKind.Object
+               && rootfs.TryGetProperty("diff_ids", out var ids) && ids.ValueKind == JsonValueKind.Array
+            ? ids.EnumerateArray().Select(id => id.GetString() ?? "").ToList()
+            : [];
+    }
+
+    private async Task UnpackWithUmociAsync(ImageCache cache, ManifestDocument manifest, byte[] configBlob, string work, string rootfs, CancellationToken ct)
+    {
+        var umoci = ProcessRunner.Which(options.Umoci) ?? throw new MicroVmBootException($"{options.Umoci} is not installed (Debian: apt-get install umoci).");
+        var layout = Path.Combine(work, "layout");
+        WriteLayout(cache, manifest, configBlob, layout);
+        List<string> unpack = ["raw", "unpack"];
+        // As root (the host runtime is), umoci keeps the image's owners; otherwise it maps everything to the caller.
+        if (Environment.UserName != "root") unpack.Add("--rootless");
+        unpack.AddRange(["--image", $"{layout}:kraud", rootfs]);
+        await Run(umoci, unpack, ct);
+    }
+
+    /// <summary>Passes a stream's bytes through and keeps their SHA-256.</summary>
+    private sealed class HashingStream(Stream inner, bool leaveOpen = false) : Stream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+        public string Digest() => "sha256:" + Convert.ToHexStringLower(_hash.GetCurrentHash());
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var read = inner.Read(buffer);
+            _hash.AppendData(buffer[..read]);
+            return read;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _hash.Dispose();
+                if (!leaveOpen) inner.Dispose();
+            }
+            base.Dispose(disposing);
         }
     }
 

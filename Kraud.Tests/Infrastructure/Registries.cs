@@ -73,6 +73,23 @@ public sealed class TestRegistry : IAsyncDisposable
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
 
+    /// <summary>
+    /// Changes bytes in the middle of a blob the registry stores (its size stays), as a broken disk or a hostile mirror
+    /// would: the registry serves them as they are.
+    /// </summary>
+    public void CorruptBlob(string digest)
+    {
+        var data = Directory.EnumerateFiles(_directory, "data", SearchOption.AllDirectories)
+            .Single(f => Path.GetFileName(Path.GetDirectoryName(f)) == digest[7..] && f.Contains("/blobs/sha256/", StringComparison.Ordinal));
+        using var file = new FileStream(data, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = file.Length / 2;
+        var middle = new byte[64];
+        file.ReadExactly(middle);
+        for (var i = 0; i < middle.Length; i++) middle[i] ^= 0x5A;
+        file.Position = file.Length / 2;
+        file.Write(middle);
+    }
+
     internal static void Require(string program, string package)
     {
         if (ProcessRunner.Which(program) is null)
