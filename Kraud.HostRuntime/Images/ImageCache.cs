@@ -253,37 +253,15 @@ public sealed class ImageCache
                 }
         }
 
-        private sealed class Follower(BlobDownload download, FileStream file, CancellationToken ct) : Stream
+        private sealed class Follower(BlobDownload download, FileStream file, CancellationToken ct) : ForwardReadStream
         {
-            private long _position;
-
-            public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-            public override int Read(Span<byte> buffer)
+            protected override int ReadCore(Span<byte> buffer)
             {
                 if (buffer.IsEmpty) return 0;
-                var available = download.Available(_position, ct);
-                if (available <= _position) return 0;
-                var read = file.Read(buffer[..(int)Math.Min(buffer.Length, available - _position)]);
-                _position += read;
-                return read;
+                var available = download.Available(BytesRead, ct);
+                if (available <= BytesRead) return 0;
+                return file.Read(buffer[..(int)Math.Min(buffer.Length, available - BytesRead)]);
             }
-
-            public override bool CanRead => true;
-            public override bool CanSeek => false;
-            public override bool CanWrite => false;
-            public override long Length => throw new NotSupportedException();
-
-            public override long Position
-            {
-                get => _position;
-                set => throw new NotSupportedException();
-            }
-
-            public override void Flush() { }
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-            public override void SetLength(long value) => throw new NotSupportedException();
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
             protected override void Dispose(bool disposing)
             {

@@ -280,36 +280,17 @@ public sealed class LayerUnpacker(string root, bool asRoot)
     }
 
     /// <summary>Counts the bytes read through it and remembers whether the stream ended.</summary>
-    private sealed class CountingStream(Stream inner) : Stream
+    private sealed class CountingStream(Stream inner) : ForwardReadStream
     {
-        public long Count { get; private set; }
+        public long Count => BytesRead;
         public bool Ended { get; private set; }
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
+        protected override int ReadCore(Span<byte> buffer)
         {
             var read = inner.Read(buffer);
-            Count += read;
             if (read == 0 && !buffer.IsEmpty) Ended = true;
             return read;
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => Count;
-            set => throw new NotSupportedException();
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private const int AtFdCwd = -100, AtSymlinkNofollow = 0x100, ENOTSUP = 95, EPERM = 1;

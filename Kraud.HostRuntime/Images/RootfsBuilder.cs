@@ -146,36 +146,18 @@ public sealed class RootfsBuilder(QemuOptions options, ILogger logger)
     }
 
     /// <summary>Passes a stream's bytes through and keeps their SHA-256.</summary>
-    private sealed class HashingStream(Stream inner, bool leaveOpen = false) : Stream
+    private sealed class HashingStream(Stream inner, bool leaveOpen = false) : ForwardReadStream
     {
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
         public string Digest() => "sha256:" + Convert.ToHexStringLower(_hash.GetCurrentHash());
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
+        protected override int ReadCore(Span<byte> buffer)
         {
             var read = inner.Read(buffer);
             _hash.AppendData(buffer[..read]);
             return read;
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
