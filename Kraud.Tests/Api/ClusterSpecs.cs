@@ -196,14 +196,31 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         var after = await ClusterApp.HealthAsync(survivor.Host);
         Assert.Contains(after.Nodes!, n => n.Id != holderName && n.Roles.Contains("scheduler"));
         Assert.DoesNotContain(after.Nodes!, n => n.Id == holderName);
-        // The log shows the handover: the old holder let go, another node took it.
-        var history = after.Handovers!.ToList();
-        var took = history.FindLastIndex(h => h is { Role: "scheduler", Change: "started" } && h.Node == holderName);
+        // The log shows the handover: the old holder let go, another node took it. The new holder's line is written when its
+        // agent has started, which can come after the leader assigned it (what Nodes shows) and after placement resumed.
+        List<Handover> history;
+        try
+        {
+            history = (await Eventually.Get(() => ClusterApp.HealthAsync(survivor.Host), h => LogsHandover(h.Handovers!, holderName),
+                TimeSpan.FromSeconds(10), "the handover is logged")).Handovers!.ToList();
+        }
+        catch (TimeoutException)
+        {
+            history = (await ClusterApp.HealthAsync(survivor.Host)).Handovers!.ToList();
+        }
+        Assert.True(LogsHandover(history, holderName), $"the handover is logged: {string.Join("; ", history)}");
+    }
+
+    /// <summary>The holder took the scheduler, then let go of it, then another node took it.</summary>
+    private static bool LogsHandover(IReadOnlyList<Handover> history, string holderName)
+    {
+        var log = history.ToList();
+        var took = log.FindLastIndex(h => h is { Role: "scheduler", Change: "started" } && h.Node == holderName);
         // It let go when the first of these is logged: its scheduler stopped (not always logged: a node that stops hands its
         // listeners back without a line), or the node itself stopped (logged by Kraud, after the roles may have moved).
-        var stopped = history.FindIndex(Math.Max(took, 0), h => h.Node == holderName && h is { Change: "stopped", Role: "scheduler" or "" });
-        var handedOver = history.FindLastIndex(h => h is { Role: "scheduler", Change: "started" } && h.Node != holderName);
-        Assert.True(took >= 0 && took < stopped && stopped < handedOver, $"the handover is logged: {string.Join("; ", history)}");
+        var stopped = log.FindIndex(Math.Max(took, 0), h => h.Node == holderName && h is { Change: "stopped", Role: "scheduler" or "" });
+        var handedOver = log.FindLastIndex(h => h is { Role: "scheduler", Change: "started" } && h.Node != holderName);
+        return took >= 0 && took < stopped && stopped < handedOver;
     }
 
     [Fact]
