@@ -122,7 +122,8 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
         logger.LogInformation("Pulling {Image}: {Layers} layers, {Size:F1} MiB", name, layers.Count, total / 1048576.0);
         // Every layer's download starts as soon as one of the three slots is free; the unpack reads layer i's bytes as they
         // arrive (from the cache when it has them), in order, while later layers download beside it.
-        var gate = new SemaphoreSlim(ParallelLayers);
+        // Disposed after the finally below has awaited every download, so no Release comes after it.
+        using var gate = new SemaphoreSlim(ParallelLayers);
         var fetched = 0L;
         var opened = layers.Select(async layer =>
         {
@@ -144,11 +145,7 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
                 throw;
             }
         }).ToList();
-        var downloads = Task.WhenAll(opened.Select(async o => await (await o).Done)).ContinueWith(all =>
-        {
-            Interlocked.Exchange(ref fetched, Stopwatch.GetTimestamp());
-            return all;
-        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
+        var downloads = DownloadsAsync();
         try
         {
             var building = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -169,6 +166,18 @@ public sealed class ImagePuller(DistributionClient registry, ImageCache cache, R
             foreach (var layer in opened.Where(o => o.IsCompletedSuccessfully)) await layer.Result.Content.DisposeAsync();
             await Task.WhenAll(opened.Select(o => o.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default)));
             await downloads.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+
+        async Task DownloadsAsync()
+        {
+            try
+            {
+                await Task.WhenAll(opened.Select(async o => await (await o).Done));
+            }
+            finally
+            {
+                Interlocked.Exchange(ref fetched, Stopwatch.GetTimestamp());
+            }
         }
     }
 }
