@@ -199,10 +199,12 @@ public sealed class ClusterSpecs(ClusterApp app, Xunit.Abstractions.ITestOutputH
         // The log shows the handover: the old holder let go, another node took it. The new holder's line is written when its
         // agent has started, which can come after the leader assigned it (what Nodes shows) and after placement resumed.
         List<Handover> history;
+        var reading = Stopwatch.StartNew();
         try
         {
             history = (await Eventually.Get(() => ClusterApp.HealthAsync(survivor.Host), h => LogsHandover(h.Handovers!, holderName),
                 TimeSpan.FromSeconds(10), "the handover is logged")).Handovers!.ToList();
+            output.WriteLine($"the handover was in the log {reading.Elapsed.TotalSeconds:F1} s after the pods ran");
         }
         catch (TimeoutException)
         {
