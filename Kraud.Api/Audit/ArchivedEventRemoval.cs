@@ -86,14 +86,14 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
         var deleted = clock.Elapsed;
         // Only now: a removal that stopped before this point finds the same ended streams again, and one that stopped
         // during it finds the streams not yet compacted (a compacted one has a single event up to the cut).
-        var (compactedStreams, compactedEvents) = await compaction.CompactAsync(connection, cut.Seq, ct);
+        var compactedOrGone = await compaction.CompactAsync(connection, cut.Seq, ct);
         var compacted = clock.Elapsed;
         // Checkpoints before the cut can only serve reads that are refused now.
         await checkpoints.PruneBeforeAsync(cut.Seq, ct);
         var pruned = clock.Elapsed;
 
-        record.RemovedEvents += removed;
-        record.CompactedEvents += compactedEvents;
+        record.RemovedEvents += removed + compactedOrGone.RemovedEvents;
+        record.CompactedEvents += compactedOrGone.Events;
         record.RemovalFinished = true;
         await using (var write = store.LightweightSession())
         {
@@ -101,9 +101,11 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
             await write.SaveChangesAsync(ct);
         }
         logger.LogWarning("Removed {Events} archived events of ended streams up to event {Cut} (archive {File}) and compacted {Streams} live streams " +
-                          "({Compacted} events replaced by snapshots); reads before {Before:O} need the archive. Verify the file {Verify:F1} s, " +
+                          "({Compacted} events replaced by snapshots), removed {Gone} deleted apps, clusters and Kubernetes objects ({GoneEvents} events); " +
+                          "reads before {Before:O} need the archive. Verify the file {Verify:F1} s, " +
                           "find the ended streams {Select:F1} s, delete {Delete:F1} s, compact {Compact:F1} s, prune checkpoints {Prune:F1} s",
-            removed, cut.Seq, record.File, compactedStreams, compactedEvents, cut.MaxAt, verifiedIn.TotalSeconds, selected.TotalSeconds,
+            removed, cut.Seq, record.File, compactedOrGone.Streams, compactedOrGone.Events, compactedOrGone.RemovedStreams, compactedOrGone.RemovedEvents, cut.MaxAt,
+            verifiedIn.TotalSeconds, selected.TotalSeconds,
             (deleted - selected).TotalSeconds, (compacted - deleted).TotalSeconds, (pruned - compacted).TotalSeconds);
     }
 

@@ -432,6 +432,87 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         Assert.DoesNotContain(await WatchAsync(await ListedAsync()), e => e.GetProperty("type").GetString() == "ERROR");
     }
 
+    [Fact]
+    public async Task a_deleted_app_leaves_the_log_whole_with_its_view_and_reads_before_the_cut_still_need_the_archive()
+    {
+        var early = DateTime.UtcNow;
+        var tenant = await TenantScope.CreateAsync(app);
+        async Task<JsonElement> InstanceAsync(string id) =>
+            (await tenant.Gql("query($id: ID!) { appInstance(id: $id) { id state parts { pod { id } } } }", new { id })).ShouldSucceed().Data.GetProperty("appInstance");
+        var id = (await tenant.Gql("mutation { launchApp(app: \"redis\", version: \"7.2.6\", name: \"gone\") { app { id } } }")).ShouldSucceed()
+            .Data.GetProperty("launchApp").GetProperty("app").Id();
+        var running = await Eventually.Get(() => InstanceAsync(id), a => a.State() == "RUNNING", TimeSpan.FromSeconds(60), "the app runs");
+        var pod = running.GetProperty("parts")[0].GetProperty("pod").Id();
+        (await tenant.Gql("mutation($id: ID!) { deleteApp(id: $id) { id } }", new { id })).ShouldSucceed();
+        await Eventually.Until(async () => (await InstanceAsync(id)).State() == "DELETED", TimeSpan.FromSeconds(60), "the app is deleted");
+        await tenant.WaitForPodAsync(pod, "STOPPED");
+        var appEvents = (await app.EventsOf(Guid.Parse(id))).Count;
+        Assert.True(appEvents > 1, $"{appEvents} events");
+
+        var archive = await ArchiveAndRemoveUpToNowAsync(id, pod);
+        // Gone whole, as its ended pod: no snapshot of a deleted app is left to fold. Its stream's row keeps the version.
+        Assert.Empty(await app.EventsOf(Guid.Parse(id)));
+        Assert.Empty(await app.EventsOf(Guid.Parse(pod)));
+        Assert.Equal(1, await ScalarAsync($"select count(*) from kraud.mt_streams where id = '{id}'"));
+        Assert.True(archive.GetProperty("removedEvents").GetInt64() >= appEvents, archive.ToString());
+
+        // After the cut the app is simply absent; its view left with its stream (a rebuild would not make it either).
+        Assert.Equal(JsonValueKind.Null, (await tenant.Gql("query($id: ID!) { appInstance(id: $id) { id } }", new { id })).ShouldSucceed()
+            .Data.GetProperty("appInstance").ValueKind);
+        Assert.Empty((await tenant.Gql("{ appInstances { id } }")).ShouldSucceed().Data.GetProperty("appInstances").EnumerateArray());
+        await using (var session = app.Store.QuerySession())
+            Assert.Null(await session.LoadAsync<Kraud.Projections.Apps.AppInstanceView>(Guid.Parse(id)));
+        var now = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id } } }", new { t = DateTime.UtcNow })).ShouldSucceed()
+            .Data.GetProperty("platformAt").GetProperty("pods").EnumerateArray();
+        Assert.DoesNotContain(now, p => p.Id() == pod);
+        // Its history, and the platform before the cut, are in the archive.
+        (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id })).ShouldFailWith("ARCHIVE_REQUIRED");
+        (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id } } }", new { t = early })).ShouldFailWith("ARCHIVE_REQUIRED");
+        Assert.True((await app.AsOperator("query { verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
+    }
+
+    [Fact]
+    public async Task a_deleted_kubernetes_object_and_a_deleted_cluster_leave_the_log_whole_and_an_object_of_that_name_is_created_again_after_the_removal()
+    {
+        await using var cluster = await KubectlSpecs.ClusterAsync(app);
+        var kubectl = cluster.Kubectl;
+        string Manifest(string mode) => kubectl.WriteFile($"old-{mode}.yaml", $"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\ndata:\n  mode: {mode}\n");
+        (await kubectl.RunAsync("apply", "-f", Manifest("a"))).ShouldSucceed();
+        (await kubectl.RunAsync("apply", "-f", Manifest("b"))).ShouldSucceed();
+        var uid = (await kubectl.RunAsync("get", "configmap", "old", "-o", "json")).ShouldSucceed().Json().GetProperty("metadata").GetProperty("uid").GetString();
+        (await kubectl.RunAsync("delete", "configmap", "old")).ShouldSucceed();
+        var id = new Kraud.Domain.KubernetesApi.KubeObjectKey(Guid.Parse(cluster.Id), "ConfigMap", "default", "old").StreamId;
+        var version = (await app.EventsOf(id)).Last().Version;
+        Assert.True((await app.EventsOf(id)).Count > 2);
+
+        await ArchiveAndRemoveUpToNowAsync(id.ToString());
+        Assert.Empty(await app.EventsOf(id));
+        Assert.NotEqual(0, (await kubectl.RunAsync("get", "configmap", "old")).ExitCode);
+
+        // The name is free: a new object of it starts the stream again after the version its row kept, with a new uid.
+        (await kubectl.RunAsync("apply", "-f", Manifest("c"))).ShouldSucceed();
+        var again = (await kubectl.RunAsync("get", "configmap", "old", "-o", "json")).ShouldSucceed().Json();
+        Assert.Equal("c", again.GetProperty("data").GetProperty("mode").GetString());
+        Assert.NotEqual(uid, again.GetProperty("metadata").GetProperty("uid").GetString());
+        var created = Assert.Single(await app.EventsOf(id));
+        Assert.Equal(version + 1, created.Version);
+
+        // A deleted cluster goes whole too, and takes its objects' streams with it.
+        (await cluster.Tenant.Gql("mutation($id: ID!) { deleteKubernetesCluster(id: $id) { id } }", new { id = cluster.Id })).ShouldSucceed();
+        await Eventually.Until(async () => (await cluster.Tenant.Gql("{ pods(first: 200) { nodes { state } } }")).ShouldSucceed().Data.GetProperty("pods")
+            .GetProperty("nodes").EnumerateArray().All(p => p.State() == "STOPPED"), TimeSpan.FromSeconds(60), "the cluster's machines stopped");
+        var clusterId = Guid.Parse(cluster.Id);
+        Assert.True((await app.EventsOf(clusterId)).Count > 1);
+        await ArchiveAndRemoveUpToNowAsync(cluster.Id, id.ToString());
+        Assert.Empty(await app.EventsOf(clusterId));
+        Assert.Empty(await app.EventsOf(id));
+        Assert.Equal(JsonValueKind.Null, (await cluster.Tenant.Gql("query($id: ID!) { kubernetesCluster(id: $id) { id } }", new { id = cluster.Id })).ShouldSucceed()
+            .Data.GetProperty("kubernetesCluster").ValueKind);
+        await using (var session = app.Store.QuerySession())
+            Assert.Null(await session.LoadAsync<KubernetesClusterView>(clusterId));
+        (await cluster.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id = cluster.Id })).ShouldFailWith("ARCHIVE_REQUIRED");
+    }
+
     /// <summary>An archive of the log up to now written with removeFromLog, once a checkpoint covers the streams named.</summary>
     private async Task<JsonElement> ArchiveAndRemoveUpToNowAsync(params string[] streams)
     {

@@ -25,6 +25,8 @@ public static class AuditBench
         await using var app = await BenchApp.StartAsync(options with { Hosts = 21 }, ("Kraud:AuditDigestIntervalSeconds", "100000"));
         var store = app.Store;
         var clock = Stopwatch.StartNew();
+        using var load = new LoadAverage();
+        void Phase(string name) => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name} done, 1-minute load average {load.EndPhase(name)}");
 
         List<(Guid Id, string Name)> compute;
         Guid spare;
@@ -45,16 +47,19 @@ public static class AuditBench
         var totalEvents = await ScalarAsync(app, "select count(*) from kraud.mt_events");
         var lastSeq = await ScalarAsync(app, "select max(seq_id) from kraud.mt_events");
         Console.Error.WriteLine($"appended {appended} events ({history.Pods} pods, {history.HostFailures} host failures) in {appendSeconds:F0} s");
+        Phase("append");
 
         // The checkpoint writer follows the log in the background while it is written; wait until it caught up.
         var checkpointer = app.Host.Services.GetRequiredService<PlatformCheckpointer>();
         clock.Restart();
         await BenchApp.WaitUntil(async () => (await checkpointer.Checkpoints.LatestAsync(default))?.Seq >= lastSeq - 20_000, "the checkpoints caught up", 7200);
         var checkpointLagSeconds = clock.Elapsed.TotalSeconds;
+        Phase("checkpoints caught up");
 
         // A raw sequential read of the events table: the baseline the rebuilds compare with, twice (the first warms the cache).
         var raw = new List<double>();
         for (var i = 0; i < 2; i++) raw.Add(await RawAsync(app, totalEvents));
+        Phase("raw reads");
 
         held.Dispose();
         var audit = await RebuildAsync(app, AuditChainProjection.Name);
@@ -64,6 +69,7 @@ public static class AuditBench
         var rawAfter = await RawAsync(app, totalEvents);
         Console.Error.WriteLine($"raw reads {string.Join(" / ", raw.Concat([rawAfter]).Select(r => r.ToString("N0", CultureInfo.InvariantCulture)))} events/s; " +
                                 $"audit chain rebuild {audit.Rate:N0} events/s ({audit.Seconds:F1} s), {entries:N0} entries");
+        Phase("audit chain rebuild and third raw read");
 
         // Export: streamed through the whole ASP.NET Core pipeline, counted as it arrives (the first 2,000,000 entries at most).
         var exportTo = Math.Min(entries, 2_000_000);
@@ -87,6 +93,7 @@ public static class AuditBench
         }
         var exportSeconds = clock.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"export: {lines / exportSeconds:N0} entries/s");
+        Phase("export");
 
         // platformAt at 10 random instants of the history, the whole platform each time.
         var random = new Random(10);
@@ -103,9 +110,11 @@ public static class AuditBench
         }
         latencies.Sort();
         Console.Error.WriteLine($"platformAt: {string.Join(", ", latencies.Select(l => l.ToString("F0", CultureInfo.InvariantCulture)))} ms");
+        Phase("platformAt");
 
         var checkpoints = await RebuildAsync(app, "PlatformCheckpoints");
         Console.Error.WriteLine($"platform checkpoints rebuilt: {checkpoints.Rate:N0} events/s ({checkpoints.Seconds:F1} s)");
+        Phase("checkpoints rebuild");
 
         // An archive of the whole log: the chain's head signed, then every event and entry written, compressed, after it.
         // The history's clock runs 125 µs per event from the moment the append began, ahead of the wall clock (the append
@@ -125,8 +134,10 @@ public static class AuditBench
         var archivedEvents = archive.GetProperty("events").GetInt64();
         var archiveBytes = archive.GetProperty("bytes").GetInt64();
         Console.Error.WriteLine($"archive: {archivedEvents / archiveSeconds:N0} events/s, {archiveBytes:N0} bytes in {archiveSeconds:F1} s");
+        Phase("archive");
 
         (double Rate, double Seconds)? podView = options.ReadModels ? await RebuildAsync(app, "PodView") : null;
+        if (podView is not null) Phase("PodView rebuild");
 
         var database = await ScalarAsync(app, "select pg_database_size(current_database())");
         var eventsTable = await ScalarAsync(app, "select pg_total_relation_size('kraud.mt_events') + pg_total_relation_size('kraud.mt_streams')");
@@ -145,12 +156,14 @@ public static class AuditBench
         var eventsLeft = await ScalarAsync(app, "select count(*) from kraud.mt_events");
         File.Delete(archive.GetProperty("file").GetString()!);
         Console.Error.WriteLine($"removal: {removedEvents:N0} events in {removalSeconds:F1} s, {eventsLeft:N0} left");
+        Phase("removal");
 
         var rawBest = raw.Concat([rawAfter]).Max();
         Console.WriteLine();
         Console.WriteLine($"Kraud audit benchmark: {totalEvents:N0} events ({history.Pods:N0} pods, about {options.Live:N0} running at a time, {history.HostFailures} host " +
                           $"failures), {entries:N0} audit entries, {checkpointCount} checkpoints, PostgreSQL {(options.Durable ? "durable" : "fsync off")}, " +
                           $"{Environment.ProcessorCount} cores");
+        Console.WriteLine($"1-minute load average while it ran, per phase: {string.Join("; ", load.Phases.Select(p => $"{p.Phase} {LoadAverage.Format(p.Min, p.Max)}"))}");
         Console.WriteLine();
         Console.WriteLine("| metric | Kraud | baseline (same run) |");
         Console.WriteLine("|---|---|---|");
