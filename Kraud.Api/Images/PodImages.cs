@@ -52,9 +52,12 @@ public sealed class PodImages(ImageResolver resolver, RegistryCredentials creden
     public async Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod)
     {
         if (pod.Image is not { } image) return null;
-        var secret = await session.LoadAsync<PodPullSecret>(pod.Id);
+        var secret = await ReadAhead.LoadAsync<PodPullSecret, Guid>(session, pod.Id);
         return new OciImage(image.Registry, image.Repository, image.Digest, secret?.TenantId == pod.TenantId ? secret.Credential : null);
     }
+
+    public void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods) =>
+        ahead.LoadMany<PodPullSecret, Guid>(pods.Where(p => p.Image is not null).Select(p => p.Id), s => s.Id);
 
     public void Release(IDocumentSession session, Pod pod) => session.Delete<PodPullSecret>(pod.Id);
 }
