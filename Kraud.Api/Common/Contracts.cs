@@ -136,10 +136,16 @@ public interface IPodImages
 {
     /// <summary>
     /// createPod's image reference resolved to the digest every microVM of the pod runs (VALIDATION for an image the
-    /// registry does not have, PRECONDITION for a registry that cannot be reached); the tenant's pull credential for its
-    /// registry, sealed for the host runtimes, is stored in this session.
+    /// registry does not have, PRECONDITION for a registry that cannot be reached), with the tenant's credential for its
+    /// registry as this node last read it.
     /// </summary>
     Task<CreatePod> ResolveAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
+
+    /// <summary>
+    /// In the create's transaction: the credential <see cref="ResolveAsync"/> used is still the tenant's (else the image is
+    /// resolved again with the current one), and the pull secret sealed for the host runtimes is stored in this session.
+    /// </summary>
+    Task<CreatePod> ConfirmAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
 
     /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential.</summary>
     Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod);
