@@ -30,15 +30,22 @@ public static partial class AppSecrets
     /// </summary>
     public static async Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod)
     {
-        var ids = pod.Spec.Env.Values.SelectMany(v => Reference().Matches(v)).Select(m => m.Groups["id"].Value).Distinct().ToArray();
+        var ids = References(pod);
         if (ids.Length == 0) return pod.Spec.Env;
-        var secrets = (await session.LoadManyAsync<AppSecretValue>(ids)).Where(s => s.TenantId == pod.TenantId).ToDictionary(s => s.Id, s => s.Value);
+        var secrets = (await ReadAhead.LoadManyAsync<AppSecretValue, string>(session, ids)).Where(s => s.TenantId == pod.TenantId).ToDictionary(s => s.Id, s => s.Value);
         return pod.Spec.Env.ToDictionary(e => e.Key, e => Reference().Replace(e.Value, m => secrets.GetValueOrDefault(m.Groups["id"].Value) ?? m.Value));
     }
+
+    /// <summary>The ids of the app secrets the pod's environment refers to.</summary>
+    public static string[] References(Pod pod) =>
+        pod.Spec.Env.Values.SelectMany(v => Reference().Matches(v)).Select(m => m.Groups["id"].Value).Distinct().ToArray();
 }
 
 /// <summary>A booting microVM's environment, secret references resolved (see <see cref="IPodEnvironment"/>).</summary>
 public sealed class AppSecretsEnvironment : IPodEnvironment
 {
     public Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod) => AppSecrets.ResolveAsync(session, pod);
+
+    public void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods) =>
+        ahead.LoadMany<AppSecretValue, string>(pods.SelectMany(AppSecrets.References), s => s.Id);
 }

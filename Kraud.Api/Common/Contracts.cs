@@ -35,6 +35,12 @@ public interface IPods
     /// list per host when it is done (null: sent at once).</param>
     Task<Pod> ExecuteAsync(IDocumentSession session, IMessageContext context, PodCommand command, Principal by, int? expectedVersion = null,
         string? correlationId = null, Loaded<Pod>? loaded = null, HostCommandBatch? hostCommands = null);
+
+    /// <summary>
+    /// What booting these pods' microVMs will read (pull secrets, volumes, secrets in their environment), read for all of
+    /// them in one round trip (see <see cref="ReadAhead"/>): a caller that decides for many pods in one session calls it first.
+    /// </summary>
+    Task ReadAheadForBootsAsync(IQuerySession session, IReadOnlyCollection<Pod> pods);
 }
 
 /// <summary>Volumes, as pods, hosts and apps need them (Volumes implements it).</summary>
@@ -67,6 +73,9 @@ public interface IVolumes
 
     /// <summary>A microVM that is gone (stopped, failed, lost) loses its access to the pod's volumes' exports.</summary>
     Task RevokeAccessAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm);
+
+    /// <summary>Names what <see cref="AffinityAsync"/> and <see cref="ForBootAsync"/> read for these pods (see <see cref="IPods.ReadAheadForBootsAsync"/>).</summary>
+    void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods);
 }
 
 /// <summary>IPAM within one transaction (Network implements it).</summary>
@@ -92,6 +101,9 @@ public interface IAddresses
 public interface IPodEnvironment
 {
     Task<IReadOnlyDictionary<string, string>> ResolveAsync(IQuerySession session, Pod pod);
+
+    /// <summary>Names what <see cref="ResolveAsync"/> reads for these pods (see <see cref="IPods.ReadAheadForBootsAsync"/>).</summary>
+    void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods);
 }
 
 /// <summary>The firewall of every DIRECT ingress that exposes a pod, for a microVM of it that boots (Ingresses implements it).</summary>
@@ -124,13 +136,22 @@ public interface IPodImages
 {
     /// <summary>
     /// createPod's image reference resolved to the digest every microVM of the pod runs (VALIDATION for an image the
-    /// registry does not have, PRECONDITION for a registry that cannot be reached); the tenant's pull credential for its
-    /// registry, sealed for the host runtimes, is stored in this session.
+    /// registry does not have, PRECONDITION for a registry that cannot be reached), with the tenant's credential for its
+    /// registry as this node last read it.
     /// </summary>
     Task<CreatePod> ResolveAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
 
+    /// <summary>
+    /// In the create's transaction: the credential <see cref="ResolveAsync"/> used is still the tenant's (else the image is
+    /// resolved again with the current one), and the pull secret sealed for the host runtimes is stored in this session.
+    /// </summary>
+    Task<CreatePod> ConfirmAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
+
     /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential.</summary>
     Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod);
+
+    /// <summary>Names what <see cref="ForBootAsync"/> reads for these pods (see <see cref="IPods.ReadAheadForBootsAsync"/>).</summary>
+    void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods);
 
     /// <summary>A pod that is gone lets go of its pull credential.</summary>
     void Release(IDocumentSession session, Pod pod);

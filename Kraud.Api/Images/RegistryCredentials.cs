@@ -42,15 +42,42 @@ public sealed class HostSealingKey
     public DateTimeOffset AnnouncedAt { get; set; }
 }
 
-/// <summary>Where registry credentials are opened (to resolve an image) and sealed again for host runtimes (to pull it).</summary>
+/// <summary>
+/// Where registry credentials are opened (to resolve an image) and sealed again for host runtimes (to pull it). It
+/// remembers what it last read of each tenant's credential for a registry, none included: createPod resolves its image
+/// with that without a read (a commit) of its own before its transaction, and confirms it inside the transaction
+/// (<see cref="PodImages.ConfirmAsync"/>), where a credential added, replaced or removed since, on any node, is read and the
+/// image resolved again with it. So no node has to tell the others, and a stale memory costs a second resolution, never
+/// a pod created with a credential that is gone.
+/// </summary>
 public sealed class RegistryCredentials(RegistryCredentialKey key)
 {
+    /// <summary>At most this many remembered, then forgotten all at once (a tenant's next create reads its own again).</summary>
+    private const int Remembered = 10_000;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(Guid Tenant, string Registry), RegistryCredentialSecret?> known = new();
+
     public RegistryCredentialKey Key => key;
 
-    /// <summary>The tenant's login for this registry, in clear for this one request; null when it has none.</summary>
-    public async Task<RegistryAuth?> AuthForAsync(IQuerySession session, Guid tenant, string registry, CancellationToken ct)
+    /// <summary>The tenant's credential for this registry as this node last read it; false when it has not read it yet.</summary>
+    public bool TryRecall(Guid tenant, string registry, out RegistryCredentialSecret? secret) => known.TryGetValue((tenant, registry), out secret);
+
+    /// <summary>The tenant's credential for this registry as the session reads it now (null: none), remembered.</summary>
+    public async Task<RegistryCredentialSecret?> ReadAsync(IQuerySession session, Guid tenant, string registry, CancellationToken ct)
     {
         var secret = await session.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefaultAsync(ct);
+        if (known.Count >= Remembered) known.Clear();
+        known[(tenant, registry)] = secret;
+        return secret;
+    }
+
+    /// <summary>Whether two reads found the same credential (or none both times).</summary>
+    public static bool Same(RegistryCredentialSecret? a, RegistryCredentialSecret? b) =>
+        a?.Id == b?.Id && a?.Username == b?.Username && a?.SealedPassword == b?.SealedPassword;
+
+    /// <summary>The login in clear for this one request; null for no credential.</summary>
+    public RegistryAuth? Open(RegistryCredentialSecret? secret, string registry)
+    {
         if (secret is null) return null;
         try
         {

@@ -10,8 +10,11 @@ using Wolverine;
 namespace Kraud.Api.Network;
 
 /// <summary>
-/// IPAM within one transaction: tenant VPCs, namespace overlays and microVM leases. A VPC's stream is fetched for
-/// writing once per transaction (Marten checks its version at commit) and every prefix and address is an <see cref="AddressClaim"/> inserted in the same transaction, so two
+/// IPAM within one transaction: tenant VPCs, namespace overlays and microVM leases. A VPC is read from its inline view
+/// first: a VPC and its namespaces are only ever added, never changed or removed, so what the view has is there for good,
+/// and a pod in a namespace that exists (almost every create) costs one read instead of its VPC's stream fetched and
+/// folded. Only a VPC or namespace the view lacks fetches the stream for writing (once per transaction; Marten checks its
+/// version at commit), and every prefix and address is an <see cref="AddressClaim"/> inserted in the same transaction, so two
 /// transactions that pick the same thing cannot both commit; the loser is retried on fresh state. One book per
 /// session: a handler that decides for many pods (the scheduler's batch) sees its own earlier leases.
 /// </summary>
@@ -21,8 +24,8 @@ public sealed class AddressBook
     private static readonly ConditionalWeakTable<IDocumentSession, AddressBook> Books = new();
 
     private readonly IDocumentSession _session;
-    /// <summary>Each VPC as this transaction changed it, and its stream as fetched for writing (appended to as it changes).</summary>
-    private readonly Dictionary<Guid, (Vpc Vpc, Loaded<Vpc> Stream)> _vpcs = [];
+    /// <summary>Each VPC as this transaction sees it, and its stream once fetched for writing (appended to as it changes; null while read from its view).</summary>
+    private readonly Dictionary<Guid, (Vpc Vpc, Loaded<Vpc>? Stream)> _vpcs = [];
     private readonly Dictionary<string, HashSet<int>> _taken = [];
 
     private AddressBook(IDocumentSession session) => _session = session;
@@ -34,6 +37,11 @@ public sealed class AddressBook
     {
         var id = Vpc.IdFor(tenantId);
         if (_vpcs.TryGetValue(id, out var known)) return known.Vpc;
+        if (await _session.LoadAsync<VpcView>(id) is { Vpc.Exists: true } view)
+        {
+            _vpcs[id] = (view.Vpc, null);
+            return view.Vpc;
+        }
         var stream = await Streams.FetchForWritingAsync<Vpc>(_session, id);
         if (stream.Version > 0)
         {
@@ -60,12 +68,20 @@ public sealed class AddressBook
     {
         var vpc = await EnsureVpcAsync(context, tenantId, by, at);
         if (vpc.Namespaces.TryGetValue(ns, out var existing)) return (vpc, existing);
+        // Not in the view: the stream decides (another transaction may have added the namespace since the view was read).
+        if (_vpcs[vpc.Id].Stream is null)
+        {
+            var fetched = await Streams.FetchForWritingAsync<Vpc>(_session, vpc.Id);
+            vpc = fetched.State;
+            _vpcs[vpc.Id] = (vpc, fetched);
+            if (vpc.Namespaces.TryGetValue(ns, out existing)) return (vpc, existing);
+        }
 
         var block = await FreeBlockAsync(Ipam.Ipv4BlockStart(tenantId, ns));
         var events = VpcDecider.Decide(new AddVpcNamespace(tenantId, ns, block, at), vpc);
         var stamp = AuditStamp.For(context, by, tenantId, nameof(AddVpcNamespace), scope: $"{vpc.Id}/{ns}");
         // A VPC started in this transaction: its stream starts with these events too.
-        var stream = _vpcs[vpc.Id].Stream;
+        var stream = _vpcs[vpc.Id].Stream!;
         Streams.Append(stream, events, stamp);
         _session.Insert(new AddressClaim { Id = AddressClaim.Block(Ipam.Ipv4Block(block)), OwnerId = vpc.Id });
         var after = events.Aggregate(vpc, (s, e) => s.Evolve(e));

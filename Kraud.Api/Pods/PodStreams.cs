@@ -60,6 +60,15 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         return new DecidedPod(pod, VersionAfter(loaded));
     }
 
+    public async Task ReadAheadForBootsAsync(IQuerySession session, IReadOnlyCollection<Pod> pods)
+    {
+        var ahead = new ReadAhead(session);
+        images.ReadAheadForBoots(ahead, pods);
+        volumes.ReadAheadForBoots(ahead, pods);
+        foreach (var environment in environments) environment.ReadAheadForBoots(ahead, pods);
+        await ahead.ExecuteAsync();
+    }
+
     /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
     private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
 

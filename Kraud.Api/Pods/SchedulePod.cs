@@ -34,6 +34,8 @@ public static class SchedulePodHandler
         // Most messages of a busy moment name pods an earlier batch gathered and placed: nothing to lock, nothing to commit.
         if (!streams.Values.Any(s => s.State.Exists && s.State.Unplaced.Count > 0)) return;
         var fleet = await capacity.Compute.LockAsync(session);
+        // What the boots will read (pull secrets, volumes, secrets), in one round trip for the batch instead of one per pod.
+        await pods.ReadAheadForBootsAsync(session, streams.Values.Select(s => s.State).Where(p => p.Exists && p.Unplaced.Count > 0).ToList());
         // One boot command per host for the whole batch, sent when every pod of it is decided.
         var hostCommands = new HostCommandBatch();
         foreach (var request in requests)

@@ -143,7 +143,7 @@ public static class VolumeMounts
     public static async Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod)
     {
         if (pod.Spec.Mounts.Count == 0) return new VolumeAffinity.Go(pod.Spec.Zone);
-        var views = (await session.LoadManyAsync<VolumeView>(pod.Spec.Mounts.Select(m => m.VolumeId).ToArray())).ToDictionary(v => v.Id);
+        var views = (await ReadAhead.LoadManyAsync<VolumeView, Guid>(session, pod.Spec.Mounts.Select(m => m.VolumeId).ToArray())).ToDictionary(v => v.Id);
         var verdict = VolumeAffinity.For(pod.Spec.Zone, pod.Spec.Mounts.Select(m => (m.VolumeId, views.GetValueOrDefault(m.VolumeId)?.Volume)).ToList());
         if (verdict is not VolumeAffinity.Go) return verdict;
         // A shared volume's pods mount it from its file server: they start once it serves (FileServerChanged asks again then).
@@ -157,12 +157,20 @@ public static class VolumeMounts
     /// The volumes of one microVM that boots: for block exports also where they are and its own access to them, granted on
     /// every replica now (in the same transaction as the boot command, so both or neither leave).
     /// </summary>
+    /// <summary>Names what <see cref="AffinityAsync"/> and <see cref="ForBootAsync"/> read for these pods (see <see cref="ReadAhead"/>).</summary>
+    public static void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods)
+    {
+        var ids = pods.SelectMany(p => p.Spec.Mounts).Select(m => m.VolumeId).ToList();
+        ahead.LoadMany<VolumeView, Guid>(ids, v => v.Id);
+        ahead.LoadMany<VolumeKeyRecord, Guid>(ids, k => k.Id);
+    }
+
     public static async Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm)
     {
         if (pod.Spec.Mounts.Count == 0) return [];
         var ids = pod.Spec.Mounts.Select(m => m.VolumeId).ToArray();
-        var views = (await session.LoadManyAsync<VolumeView>(ids)).ToDictionary(v => v.Id);
-        var keys = (await session.LoadManyAsync<VolumeKeyRecord>(ids)).ToDictionary(k => k.Id, k => k.Key);
+        var views = (await ReadAhead.LoadManyAsync<VolumeView, Guid>(session, ids)).ToDictionary(v => v.Id);
+        var keys = (await ReadAhead.LoadManyAsync<VolumeKeyRecord, Guid>(session, ids)).ToDictionary(k => k.Id, k => k.Key);
         var specs = new List<VolumeAttachmentSpec>();
         foreach (var m in pod.Spec.Mounts)
         {

@@ -29,6 +29,8 @@ public sealed class VolumesContract : IVolumes
 
     public Task<VolumeAffinity.Verdict> AffinityAsync(IQuerySession session, Pod pod) => VolumeMounts.AffinityAsync(session, pod);
 
+    public void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods) => VolumeMounts.ReadAheadForBoots(ahead, pods);
+
     public Task<IReadOnlyList<VolumeAttachmentSpec>> ForBootAsync(IDocumentSession session, IMessageContext context, Pod pod, PodInstance vm) =>
         VolumeMounts.ForBootAsync(session, context, pod, vm);
 

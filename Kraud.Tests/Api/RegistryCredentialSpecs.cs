@@ -145,4 +145,25 @@ public sealed class RegistryCredentialSpecs(KraudApp app, ImageRegistries regist
         Assert.IsType<RegistryCredentialRemoved>(events[1]);
         (await tenant.Gql("mutation($id: ID!) { removeRegistryCredential(id: $id) }", new { id })).ShouldFailWith("NOT_FOUND");
     }
+
+    [Fact]
+    public async Task a_tenant_refused_a_private_image_for_want_of_a_credential_creates_the_pod_right_after_adding_one()
+    {
+        var registry = registries.Basic;
+        var repository = $"private/late-{Guid.NewGuid():N}"[..21];
+        var digest = await PushPrivateAsync(registry, repository);
+        var image = $"{registry.HostPort}/{repository}:1";
+        var tenant = await _tenants.NewAsync();
+
+        // The control plane remembers that the tenant had no credential for the registry; the next create must not trust that.
+        Assert.Contains("addRegistryCredential", (await CreatePodAsync(tenant, image, "refused")).ShouldFailWith("VALIDATION").FirstErrorMessage);
+        (await AddAsync(tenant, registry.HostPort, registry.Login!.Username, registry.Login.Password)).ShouldSucceed();
+
+        var pod = (await CreatePodAsync(tenant, image, "admitted")).ShouldSucceed().Data.GetProperty("createPod");
+        Assert.Equal(digest, pod.GetProperty("imageDigest").GetString());
+        var running = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
+        var vm = Guid.Parse(Assert.Single(running.Instances()).Id());
+        var agent = app.Agents.All.Single(a => a.Driver.Running.Contains(vm));
+        Assert.Equal(registry.Login.Username, ((Kraud.HostRuntime.Drivers.SimulatedDriver)agent.Driver).Find(vm)!.Oci!.Credential!.Username);
+    }
 }

@@ -349,14 +349,18 @@ public static partial class KubeSecretReferences
     public static async Task<IReadOnlyDictionary<string, string>> ResolveAsync(Marten.IQuerySession session, SecretSeal seal, Guid tenantId,
         IReadOnlyDictionary<string, string> env)
     {
-        var ids = env.Values.SelectMany(v => Pattern().Matches(v)).Select(m => Guid.Parse(m.Groups["id"].Value)).Distinct().ToArray();
+        var ids = References(env);
         if (ids.Length == 0) return env;
-        var sealedData = (await session.LoadManyAsync<KubeSecretData>(ids)).Where(s => s.TenantId == tenantId).ToDictionary(s => s.Id, s => seal.Open(s.Sealed, s.Id));
+        var sealedData = (await ReadAhead.LoadManyAsync<KubeSecretData, Guid>(session, ids)).Where(s => s.TenantId == tenantId).ToDictionary(s => s.Id, s => seal.Open(s.Sealed, s.Id));
         return env.ToDictionary(e => e.Key, e => Pattern().Replace(e.Value, m =>
             sealedData.TryGetValue(Guid.Parse(m.Groups["id"].Value), out var values) && values.TryGetValue(m.Groups["key"].Value, out var b64)
                 ? Encoding.UTF8.GetString(Convert.FromBase64String(b64))
                 : m.Value));
     }
+
+    /// <summary>The ids of the Secrets an environment refers to.</summary>
+    public static Guid[] References(IReadOnlyDictionary<string, string> env) =>
+        env.Values.SelectMany(v => Pattern().Matches(v)).Select(m => Guid.Parse(m.Groups["id"].Value)).Distinct().ToArray();
 }
 
 /// <summary>Kubernetes Secrets in a booting microVM's environment (see <see cref="IPodEnvironment"/>).</summary>
@@ -364,4 +368,7 @@ public sealed class KubeSecretsEnvironment(SecretSeal seal) : IPodEnvironment
 {
     public Task<IReadOnlyDictionary<string, string>> ResolveAsync(Marten.IQuerySession session, Pod pod) =>
         KubeSecretReferences.ResolveAsync(session, seal, pod.TenantId, pod.Spec.Env);
+
+    public void ReadAheadForBoots(ReadAhead ahead, IReadOnlyCollection<Pod> pods) =>
+        ahead.LoadMany<KubeSecretData, Guid>(pods.SelectMany(p => KubeSecretReferences.References(p.Spec.Env)), s => s.Id);
 }
