@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 
 namespace Kraud.HostRuntime.Storage;
@@ -10,13 +11,13 @@ namespace Kraud.HostRuntime.Storage;
 /// descriptor (pidfd_getfd, Linux 5.6) refers to the same socket, and connections accepted later inherit the
 /// listener's TCP_NODELAY on Linux.
 /// </summary>
-internal static class DaemonSockets
+public static class DaemonSockets
 {
     private const long PidfdOpen = 434, PidfdGetfd = 438;
     private const int IpProtoTcp = 6, TcpNoDelay = 1;
 
     [DllImport("libc", EntryPoint = "syscall", SetLastError = true)]
-    private static extern int Syscall(long number, long a, long b, long c);
+    private static extern long Syscall(long number, long a, long b, long c);
 
     [DllImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     private static extern int SetSockOpt(int fd, int level, int name, ref int value, uint length);
@@ -24,15 +25,36 @@ internal static class DaemonSockets
     [DllImport("libc", EntryPoint = "close", SetLastError = true)]
     private static extern int Close(int fd);
 
+    [DllImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static extern int GetSockOpt(int fd, int level, int name, ref int value, ref uint length);
+
     /// <summary>Sets TCP_NODELAY on every TCP socket of process <paramref name="pid"/> (its listener and any connection so far).</summary>
     /// <returns>How many sockets took it; throws <see cref="IOException"/> when the process's descriptors cannot be reached.</returns>
-    public static int SetNoDelay(int pid)
+    public static int SetNoDelay(int pid) => TcpSockets<bool>(pid, fd =>
     {
-        var pidfd = Syscall(PidfdOpen, pid, 0, 0);
+        var one = 1;
+        return SetSockOpt(fd, IpProtoTcp, TcpNoDelay, ref one, sizeof(int)) == 0 ? true : null;
+    }).Count;
+
+    /// <summary>Whether each TCP socket of process <paramref name="pid"/> has TCP_NODELAY.</summary>
+    public static IReadOnlyList<bool> NoDelayOf(int pid) => TcpSockets<bool>(pid, fd =>
+    {
+        int value = 0;
+        var length = (uint)sizeof(int);
+        return GetSockOpt(fd, IpProtoTcp, TcpNoDelay, ref value, ref length) == 0 ? value != 0 : null;
+    });
+
+    /// <summary>
+    /// Runs <paramref name="use"/> on a duplicate of each socket descriptor of the process; a socket it answers null for
+    /// (a UNIX socket, such as the daemon's monitor, refuses a TCP option) is left out.
+    /// </summary>
+    private static List<T> TcpSockets<T>(int pid, Func<int, T?> use) where T : struct
+    {
+        var pidfd = (int)Syscall(PidfdOpen, pid, 0, 0);
         if (pidfd < 0) throw new IOException($"pidfd_open({pid}) failed (errno {Marshal.GetLastPInvokeError()}).");
         try
         {
-            var count = 0;
+            var found = new List<T>();
             foreach (var entry in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
             {
                 string? target;
@@ -45,14 +67,18 @@ internal static class DaemonSockets
                     continue; // closed meanwhile
                 }
                 if (target is null || !target.StartsWith("socket:", StringComparison.Ordinal)) continue;
-                var fd = Syscall(PidfdGetfd, pidfd, int.Parse(Path.GetFileName(entry), System.Globalization.CultureInfo.InvariantCulture), 0);
+                var fd = (int)Syscall(PidfdGetfd, pidfd, int.Parse(Path.GetFileName(entry), CultureInfo.InvariantCulture), 0);
                 if (fd < 0) throw new IOException($"pidfd_getfd of process {pid} failed (errno {Marshal.GetLastPInvokeError()}).");
-                var one = 1;
-                // A UNIX socket (the daemon's monitor) refuses a TCP option: skipped.
-                if (SetSockOpt(fd, IpProtoTcp, TcpNoDelay, ref one, sizeof(int)) == 0) count++;
-                Close(fd);
+                try
+                {
+                    if (use(fd) is { } result) found.Add(result);
+                }
+                finally
+                {
+                    Close(fd);
+                }
             }
-            return count;
+            return found;
         }
         finally
         {

@@ -89,6 +89,28 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return (vm, spec);
     }
 
+    /// <summary>
+    /// QEMU 7.2's NBD server sends a reply as several small TLS records and never sets TCP_NODELAY, so with requests in
+    /// flight a reply waited for the client's delayed acknowledgement (40 ms); the host runtime sets it on the daemon's
+    /// sockets. Its connections are the ones that matter: one accepted after the daemon started inherits the listener's.
+    /// </summary>
+    [Fact]
+    public async Task a_replica_exports_connections_send_without_waiting_for_acknowledgements_tcp_nodelay_on_the_listener_and_every_accepted_connection()
+    {
+        var host = StorageHost("s0");
+        var volumeId = Guid.NewGuid();
+        var export = await ServeAsync(host, "s0", volumeId, NewAccess("client-test"));
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(export.Address, export.Port);
+        var greeting = new byte[8];
+        await client.GetStream().ReadExactlyAsync(greeting);
+        Assert.Equal("NBDMAGIC", Encoding.ASCII.GetString(greeting));
+
+        var sockets = DaemonSockets.NoDelayOf(host.DaemonOf(volumeId) ?? throw new InvalidOperationException("no daemon serves the replica"));
+        Assert.Equal(2, sockets.Count); // the listener and this connection
+        Assert.All(sockets, Assert.True);
+    }
+
     [Fact]
     public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
     {
