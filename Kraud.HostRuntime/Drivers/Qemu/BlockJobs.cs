@@ -246,8 +246,9 @@ internal static class BlockJobs
             };
             // QEMU's own request size (up to 1 MiB), so a failed read names the MiB around a difference, not its cluster: a job
             // told to read 64 KiB a request (x-perf.max-chunk) asks every replica for its allocation before each one, a round
-            // trip over TLS that QEMU 7.2's NBD server answers after TCP's delayed ACK (about 40 ms): a resync whose
-            // check read so took 76 s for 98 MiB instead of 7 (README, blockio).
+            // trip over TLS that QEMU 7.2's NBD server answered after TCP's delayed ACK (about 40 ms) before the storage
+            // daemons got TCP_NODELAY (DaemonSockets): a resync whose check read so took 76 s for 98 MiB instead of 7
+            // (README, blockio); not measured again since.
             if (bytesPerSecond > 0) backup["speed"] = bytesPerSecond;
             await qmp.ExecuteAsync("blockdev-backup", backup, ct);
             var tries = 0;
