@@ -218,7 +218,7 @@ public sealed class BlockExports : IAsyncDisposable
             var sockets = DaemonSockets.SetNoDelay(replica.Daemon.Id);
             if (sockets == 0) _logger.LogWarning("The storage daemon of volume {VolumeId} has no TCP socket to set TCP_NODELAY on", volumeId);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _logger.LogWarning("The storage daemon of volume {VolumeId} keeps Nagle's algorithm, its replies with requests in flight wait up to 40 ms: {Reason}",
                 volumeId, e.Message);
