@@ -298,16 +298,24 @@ internal static class BlockJobs
 
     /// <summary>
     /// The stretch the failed reads name (QEMU's sectors; it sends at most one QUORUM_FAILURE a second, so they are examples
-    /// of the stretch, not a list), not before the window's start; without any, a cluster at the job's progress.
+    /// of the stretch, not a list), not before the window's start; without any, a cluster at the job's progress. Only the
+    /// first stretch: the job reads several requests at once, so reads of a later, separate stretch can fail before it
+    /// stops; they are not joined to the first (which would count two extents as one), the next job meets them again.
     /// </summary>
     private static ByteExtent Where(IReadOnlyList<JsonElement> failed, long from, long progress)
     {
         var sectors = failed.Select(e => e.GetProperty("data"))
             .Select(d => (Start: d.GetProperty("sector-num").GetInt64() * 512, End: (d.GetProperty("sector-num").GetInt64() + d.GetProperty("sectors-count").GetInt64()) * 512))
-            .Where(x => x.End > from).ToList();
+            .Where(x => x.End > from).OrderBy(x => x.Start).ToList();
         if (sectors.Count == 0) return new ByteExtent(progress, SkipAlignment);
-        var start = Math.Max(from, sectors.Min(x => x.Start));
-        return new ByteExtent(start, sectors.Max(x => x.End) - start);
+        var start = Math.Max(from, sectors[0].Start);
+        var end = sectors[0].End;
+        foreach (var (s, e) in sectors.Skip(1))
+        {
+            if (s > end) break;
+            end = Math.Max(end, e);
+        }
+        return new ByteExtent(start, end - start);
     }
 
     /// <summary>
