@@ -351,10 +351,13 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     /// <summary>
     /// QEMU 7.2's NBD client reconnects on its own after a connection dropped (reconnect-delay 0 only keeps requests from
     /// waiting for it), so a copy that missed writes while it was away comes back into the guest's quorum; with fifo reads
-    /// it is asked first, and it answers the blocks it missed with what it held before (here: never written, a hole).
+    /// it is asked first, and it answers the blocks it missed with what it held before (here: never written, a hole). How
+    /// soon the host runtime hears of the failure must not matter: here it is scrubbing the volume meanwhile (the other
+    /// copy, over connections of its own, for tens of seconds), which kept it from taking a failed child out until the
+    /// scrub ended.
     /// </summary>
     [Fact]
-    public async Task a_red_copy_that_loses_its_connection_while_the_guest_writes_never_serves_the_blocks_it_missed_is_named_and_a_resync_brings_it_back_equal()
+    public async Task a_red_copy_that_loses_its_connection_while_the_guest_writes_never_serves_the_blocks_it_missed_even_while_a_scrub_runs_is_named_and_a_resync_brings_it_back_equal()
     {
         var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
         var red = exports.Take(2).ToList();
@@ -363,7 +366,8 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var vm = NewAccess($"vm-{Guid.NewGuid():N}");
         foreach (var host in hosts.Take(2)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
         // 16 MiB written one MiB at a time, each synced; the first copy (the one a fifo quorum reads) is cut off during
-        // the writes and served again before they end. Then every MiB is read back from the volume, past the guest's cache.
+        // the writes for 1.5 s (its export gone: its client's reconnects fail meanwhile) and served again before they end.
+        // Then every MiB is read back from the volume, past the guest's cache.
         var spec = QemuFixture.Spec(0, "sh", "-c", """
             dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
             i=0
@@ -372,6 +376,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
               i=$((i+1)); echo "written $i MiB"; sleep 0.3
             done
             sync
+            sleep 8 # the first copy's client is connected again by now (it retries after 1, then 2 s)
             echo 3 > /proc/sys/vm/drop_caches
             bad=""
             i=0
@@ -389,6 +394,10 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         };
         await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
         await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
+        compute.Options.ScrubBytesPerSecond = 2L << 20;
+        var scrub = compute.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, spec.VmId, [exports[1]], vm), CancellationToken.None);
+        await Eventually.Until(() => Task.FromResult(ReplicaConnections.PeersOf(hosts[1].DaemonOf(volumeId)!.Value).Count == 2), TimeSpan.FromSeconds(30),
+            "the scrub reads the other copy");
         await ReplicaConnections.CutAsync(hosts[0], volumeId, vm.Identity, TimeSpan.FromSeconds(1.5));
 
         var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-CHECKED", 240);
@@ -400,6 +409,8 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         // The guest's quorum named the copy that missed writes.
         var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
         Assert.All(named, r => Assert.Equal((spec.VmId, volumeId, exports[0].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+
+        await scrub;
 
         // A resync onto the same copy fills in what it missed: afterwards both copies hold the same bytes.
         var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, exports[0], [exports[1]], vm, 1),
