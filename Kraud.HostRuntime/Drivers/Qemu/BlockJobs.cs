@@ -66,9 +66,9 @@ internal static class BlockJobs
     /// </summary>
     public const int OpenTimeoutSeconds = 15;
 
-    /// <summary>The same node as -blockdev text (QEMU's command line). reconnect-delay 0 only keeps requests from waiting for a
-    /// reconnect; QEMU 7.2 reconnects all the same, so a replica that failed is taken out of the quorum by the host runtime
-    /// (see docs/ARCHITECTURE.md, Known limits, for the window until then) and comes back only as a new, resynced replica.</summary>
+    /// <summary>The same node as -blockdev text (QEMU's command line). QEMU 7.2's client reconnects after a dropped connection
+    /// whatever reconnect-delay says, so a child may come back having missed writes; the guest's quorum never acknowledges
+    /// such a write (see <see cref="QuorumVolume"/>), and the host runtime takes the child out.</summary>
     public static string NbdArg(string nodeName, ExportEndpoint export, ExportAccess access, string tlsCredsId) =>
         $"driver=nbd,node-name={nodeName},server.type=inet,server.host={export.Address},server.port={export.Port.ToString(CultureInfo.InvariantCulture)}," +
         $"export={access.Identity},tls-creds={tlsCredsId},open-timeout={OpenTimeoutSeconds}";
