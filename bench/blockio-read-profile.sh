@@ -1,7 +1,9 @@
 #!/bin/bash
 # Where a BLOCK volume's sequential 1 MiB read goes: qemu-io (QD1, 1 MiB requests, as the guest's dd iflag=direct) through
 # LUKS over a local file, over NBD without TLS, over NBD with TLS (AES-256-GCM, AES-128-GCM), over a fifo quorum of three
-# TLS exports; and the same MiB as 4 x 256 KiB in flight.
+# TLS exports; and the same MiB as 4 x 256 KiB in flight. Then reads and writes, one at a time and in flight,
+# on a quorum of daemons as QEMU 7.2 serves them (Nagle on) beside daemons whose sockets have TCP_NODELAY, as the
+# host runtime sets it (DaemonSockets, with pidfd_getfd from python here).
 set -u
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kraud-qio.XXXX")
 pids=()
@@ -24,14 +26,29 @@ serve() { # file port priority|none
     --nbd-server "addr.type=inet,addr.host=127.0.0.1,addr.port=$2$creds" --export type=nbd,id=client,node-name=replica,name=client,writable=on &
   pids+=($!)
 }
-read -r P0 P1 P2 P3 P4 P5 P6 < <(python3 -c "
-import socket; s=[socket.socket() for _ in range(7)]; [x.bind(('127.0.0.1',0)) for x in s]; print(*[x.getsockname()[1] for x in s])")
+read -r P0 P1 P2 P3 P4 P5 P6 P7 P8 P9 < <(python3 -c "
+import socket; s=[socket.socket() for _ in range(10)]; [x.bind(('127.0.0.1',0)) for x in s]; print(*[x.getsockname()[1] for x in s])")
 serve "$dir/r0.raw" $P0 none
 serve "$dir/r0.raw" $P1 "$AES256"; serve "$dir/r1.raw" $P2 "$AES256"; serve "$dir/r2.raw" $P3 "$AES256"
 serve "$dir/r0.raw" $P4 "$AES128"; serve "$dir/r1.raw" $P5 "$AES128"; serve "$dir/r2.raw" $P6 "$AES128"
-for port in $P0 $P1 $P2 $P3 $P4 $P5 $P6; do
+for i in 0 1 2; do cp "$dir/local.luks" "$dir/n$i.raw"; done
+serve "$dir/n0.raw" $P7 "$AES256"; serve "$dir/n1.raw" $P8 "$AES256"; serve "$dir/n2.raw" $P9 "$AES256"
+for port in $P0 $P1 $P2 $P3 $P4 $P5 $P6 $P7 $P8 $P9; do
   for t in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
+# TCP_NODELAY on the last three daemons' listeners (connections accepted later inherit it), as the host runtime does.
+python3 - "${pids[@]: -3}" <<'PY'
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for pid in map(int, sys.argv[1:]):
+    pidfd = libc.syscall(434, pid, 0)
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+            s = socket.socket(fileno=libc.syscall(438, pidfd, int(fd), 0))
+            if s.family == socket.AF_INET: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.close()
+    os.close(pidfd)
+PY
 nbd() { echo "$1driver=nbd,$1server.type=inet,$1server.host=127.0.0.1,$1server.port=$2,$1export=client${3:+,$1tls-creds=tls}"; }
 reads=(); for i in $(seq 0 ${N:-63}); do reads+=(-c "read -q ${i}M 1M"); done
 # The same MiB as four requests of 256 KiB in flight at once (a guest whose max_sectors_kb is 256 splits dd's 1 MiB so).
@@ -66,4 +83,16 @@ measure "LUKS over fifo quorum of 3, TLS AES-128-GCM" "$AES128" "$(q $P4 $P5 $P6
 SPLIT=1 measure "local LUKS file, 4 x 256 KiB in flight" none "driver=luks,key-secret=sec0,file.driver=file,file.filename=$dir/local.luks"
 SPLIT=1 measure "quorum of 3, AES-256-GCM, 4 x 256 KiB in flight" "$AES256" "$(q $P1 $P2 $P3)"
 SPLIT=1 measure "quorum of 3, AES-128-GCM, 4 x 256 KiB in flight" "$AES128" "$(q $P4 $P5 $P6)"
+writes=(); for i in $(seq 0 ${N:-63}); do writes+=(-c "write -q ${i}M 1M"); done
+wsplit=(); for i in $(seq 0 ${N:-63}); do for k in 0 1 2 3; do wsplit+=(-c "aio_write -q $((i * 1024 + k * 256))k 256k"); done; wsplit+=(-c aio_flush); done
+rsplit=("${split[@]}"); rone=("${reads[@]}")
+for nagle in "Nagle on:$(q $P1 $P2 $P3)" "TCP_NODELAY:$(q $P7 $P8 $P9)"; do
+  name=${nagle%%:*}; img=${nagle#*:}
+  measure "quorum of 3, $name, reads one at a time" "$AES256" "$img"
+  SPLIT=1 measure "quorum of 3, $name, reads 4 x 256 KiB in flight" "$AES256" "$img"
+  reads=("${writes[@]}"); split=("${wsplit[@]}")
+  measure "quorum of 3, $name, writes one at a time" "$AES256" "$img"
+  SPLIT=1 measure "quorum of 3, $name, writes 4 x 256 KiB in flight" "$AES256" "$img"
+  reads=("${rone[@]}"); split=("${rsplit[@]}")
+done
 echo "load after $(cut -d' ' -f1 /proc/loadavg)"

@@ -211,6 +211,18 @@ public sealed class BlockExports : IAsyncDisposable
             replica.Daemon = process;
         }
         replica.Qmp = await QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(30), ct);
+        // The daemon listens once its monitor answers (it opens them in the order of its options). An adopted daemon's
+        // connections get it too.
+        try
+        {
+            var sockets = DaemonSockets.SetNoDelay(replica.Daemon.Id);
+            if (sockets == 0) _logger.LogWarning("The storage daemon of volume {VolumeId} has no TCP socket to set TCP_NODELAY on", volumeId);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("The storage daemon of volume {VolumeId} keeps Nagle's algorithm, its replies with requests in flight wait up to 40 ms: {Reason}",
+                volumeId, e.Message);
+        }
         foreach (var identity in ReadKeys(dir).Keys) await AddExportAsync(replica, identity, ct);
         if (_replicas.TryRemove(volumeId, out var old)) await old.StopAsync(_logger);
         _replicas[volumeId] = replica;

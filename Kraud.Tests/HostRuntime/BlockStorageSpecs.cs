@@ -89,6 +89,28 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return (vm, spec);
     }
 
+    /// <summary>
+    /// QEMU 7.2's NBD server sends a reply as several small TLS records and never sets TCP_NODELAY, so with requests in
+    /// flight a reply waited for the client's delayed acknowledgement (40 ms); the host runtime sets it on the daemon's
+    /// sockets. Its connections are the ones that matter: one accepted after the daemon started inherits the listener's.
+    /// </summary>
+    [Fact]
+    public async Task a_replica_exports_connections_send_without_waiting_for_acknowledgements_tcp_nodelay_on_the_listener_and_every_accepted_connection()
+    {
+        var host = StorageHost("s0");
+        var volumeId = Guid.NewGuid();
+        var export = await ServeAsync(host, "s0", volumeId, NewAccess("client-test"));
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(export.Address, export.Port);
+        var greeting = new byte[8];
+        await client.GetStream().ReadExactlyAsync(greeting);
+        Assert.Equal("NBDMAGIC", Encoding.ASCII.GetString(greeting));
+
+        var sockets = DaemonSockets.NoDelayOf(host.DaemonOf(volumeId) ?? throw new InvalidOperationException("no daemon serves the replica"));
+        Assert.Equal(2, sockets.Count); // the listener and this connection
+        Assert.All(sockets, Assert.True);
+    }
+
     [Fact]
     public async Task a_guest_writes_through_a_quorum_of_exports_without_an_error_when_one_dies_a_replacement_filled_while_it_writes_equals_its_peers_and_a_crash_after_fsync_loses_nothing()
     {
@@ -324,6 +346,79 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
         await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[3].ReplicaFileOf(volumeId))));
+    }
+
+    /// <summary>
+    /// QEMU 7.2's NBD client reconnects on its own after a connection dropped (reconnect-delay 0 only keeps requests from
+    /// waiting for it), so a copy that missed writes while it was away comes back into the guest's quorum; with fifo reads
+    /// it is asked first, and it answers the blocks it missed with what it held before (here: never written, a hole). How
+    /// soon the host runtime hears of the failure must not matter: here it is scrubbing the volume meanwhile (the other
+    /// copy, over connections of its own, for tens of seconds), which kept it from taking a failed child out until the
+    /// scrub ended.
+    /// </summary>
+    [Fact]
+    public async Task a_red_copy_that_loses_its_connection_while_the_guest_writes_never_serves_the_blocks_it_missed_even_while_a_scrub_runs_is_named_and_a_resync_brings_it_back_equal()
+    {
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
+        var red = exports.Take(2).ToList();
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        compute.ReplicaReportedBad += reports.Enqueue;
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in hosts.Take(2)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        // 16 MiB written one MiB at a time, each synced; the first copy (the one a fifo quorum reads) is cut off during
+        // the writes for 1.5 s (its export gone: its client's reconnects fail meanwhile) and served again before they end.
+        // Then every MiB is read back from the volume, past the guest's cache.
+        var spec = QemuFixture.Spec(0, "sh", "-c", """
+            dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
+            i=0
+            while [ $i -lt 16 ]; do
+              dd if=/tmp/blob of=/data/blob bs=1M count=1 skip=$i seek=$i conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR write $i"
+              i=$((i+1)); echo "written $i MiB"; sleep 0.3
+            done
+            sync
+            sleep 8 # the first copy's client is connected again by now (it retries after 1, then 2 s)
+            echo 3 > /proc/sys/vm/drop_caches
+            bad=""
+            i=0
+            while [ $i -lt 16 ]; do
+              want=$(dd if=/tmp/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1)
+              got=$(dd if=/data/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1) || echo "KRAUD-IO-ERROR read $i"
+              [ "$want" = "$got" ] || bad="$bad $i"
+              i=$((i+1))
+            done
+            echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
+            exec sleep 3600
+            """) with
+        {
+            Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], red, vm, 1)],
+        };
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
+        compute.Options.ScrubBytesPerSecond = 2L << 20;
+        var scrub = compute.ScrubAsync(new ScrubVolumeReplicas(Guid.NewGuid(), volumeId, spec.VmId, [exports[1]], vm), CancellationToken.None);
+        await Eventually.Until(() => Task.FromResult(ReplicaConnections.PeersOf(hosts[1].DaemonOf(volumeId)!.Value).Count == 2), TimeSpan.FromSeconds(30),
+            "the scrub reads the other copy");
+        await ReplicaConnections.CutAsync(hosts[0], volumeId, vm.Identity, TimeSpan.FromSeconds(1.5));
+
+        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-CHECKED", 240);
+        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
+        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
+        var read = console.Split('\n').Single(l => l.Contains("KRAUD-CHECKED ", StringComparison.Ordinal)).Trim();
+        Assert.EndsWith("KRAUD-CHECKED wrong MiB: none", read, StringComparison.Ordinal);
+
+        // The guest's quorum named the copy that missed writes.
+        var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
+        Assert.All(named, r => Assert.Equal((spec.VmId, volumeId, exports[0].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+
+        await scrub;
+
+        // A resync onto the same copy fills in what it missed: afterwards both copies hold the same bytes.
+        var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, exports[0], [exports[1]], vm, 1),
+            _ => Task.CompletedTask, CancellationToken.None);
+        Assert.True(outcome.Bytes > 16L << 20);
+        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
+        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[0].ReplicaFileOf(volumeId))));
     }
 
     [Fact]

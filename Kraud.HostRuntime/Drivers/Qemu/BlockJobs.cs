@@ -66,9 +66,9 @@ internal static class BlockJobs
     /// </summary>
     public const int OpenTimeoutSeconds = 15;
 
-    /// <summary>The same node as -blockdev text (QEMU's command line). reconnect-delay 0 only keeps requests from waiting for a
-    /// reconnect; QEMU 7.2 reconnects all the same, so a replica that failed is taken out of the quorum by the host runtime
-    /// (see docs/ARCHITECTURE.md, Known limits, for the window until then) and comes back only as a new, resynced replica.</summary>
+    /// <summary>The same node as -blockdev text (QEMU's command line). QEMU 7.2's client reconnects after a dropped connection
+    /// whatever reconnect-delay says, so a child may come back having missed writes; the guest's quorum never acknowledges
+    /// such a write (see <see cref="QuorumVolume"/>), and the host runtime takes the child out.</summary>
     public static string NbdArg(string nodeName, ExportEndpoint export, ExportAccess access, string tlsCredsId) =>
         $"driver=nbd,node-name={nodeName},server.type=inet,server.host={export.Address},server.port={export.Port.ToString(CultureInfo.InvariantCulture)}," +
         $"export={access.Identity},tls-creds={tlsCredsId},open-timeout={OpenTimeoutSeconds}";
@@ -246,8 +246,9 @@ internal static class BlockJobs
             };
             // QEMU's own request size (up to 1 MiB), so a failed read names the MiB around a difference, not its cluster: a job
             // told to read 64 KiB a request (x-perf.max-chunk) asks every replica for its allocation before each one, a round
-            // trip over TLS that QEMU 7.2's NBD server answers after TCP's delayed ACK (about 40 ms): a resync whose
-            // check read so took 76 s for 98 MiB instead of 7 (README, blockio).
+            // trip over TLS that QEMU 7.2's NBD server answered after TCP's delayed ACK (about 40 ms) before the storage
+            // daemons got TCP_NODELAY (DaemonSockets): a resync whose check read so took 76 s for 98 MiB instead of 7
+            // (README, blockio); not measured again since.
             if (bytesPerSecond > 0) backup["speed"] = bytesPerSecond;
             await qmp.ExecuteAsync("blockdev-backup", backup, ct);
             var tries = 0;
@@ -297,16 +298,24 @@ internal static class BlockJobs
 
     /// <summary>
     /// The stretch the failed reads name (QEMU's sectors; it sends at most one QUORUM_FAILURE a second, so they are examples
-    /// of the stretch, not a list), not before the window's start; without any, a cluster at the job's progress.
+    /// of the stretch, not a list), not before the window's start; without any, a cluster at the job's progress. Only the
+    /// first stretch: the job reads several requests at once, so reads of a later, separate stretch can fail before it
+    /// stops; they are not joined to the first (which would count two extents as one), the next job meets them again.
     /// </summary>
     private static ByteExtent Where(IReadOnlyList<JsonElement> failed, long from, long progress)
     {
         var sectors = failed.Select(e => e.GetProperty("data"))
             .Select(d => (Start: d.GetProperty("sector-num").GetInt64() * 512, End: (d.GetProperty("sector-num").GetInt64() + d.GetProperty("sectors-count").GetInt64()) * 512))
-            .Where(x => x.End > from).ToList();
+            .Where(x => x.End > from).OrderBy(x => x.Start).ToList();
         if (sectors.Count == 0) return new ByteExtent(progress, SkipAlignment);
-        var start = Math.Max(from, sectors.Min(x => x.Start));
-        return new ByteExtent(start, sectors.Max(x => x.End) - start);
+        var start = Math.Max(from, sectors[0].Start);
+        var end = sectors[0].End;
+        foreach (var (s, e) in sectors.Skip(1))
+        {
+            if (s > end) break;
+            end = Math.Max(end, e);
+        }
+        return new ByteExtent(start, end - start);
     }
 
     /// <summary>

@@ -116,37 +116,51 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
 
     /// <summary>
     /// Listens to the events of a guest's QEMU on a monitor of their own (commands go to the other one, which reads events
-    /// only while a command runs): a quorum child that failed an I/O is reported and dropped from the quorum. A write the
-    /// others took counts as done for the guest, so that child holds stale blocks from then on, and with fifo reads it would
-    /// be read as long as it is the first child. Ends when QEMU does.
+    /// only while a command runs), connected before the guest first runs so that none is missed: a quorum child that failed
+    /// an I/O is reported and taken out of the quorum, and a guest that stopped on a write a child failed goes on once that
+    /// child is out (see <see cref="QuorumVolume"/>). Ends when QEMU does.
     /// </summary>
-    private async Task WatchQuorumsAsync(Vm vm)
+    private async Task WatchQuorumsAsync(Vm vm, QmpClient events)
     {
         try
         {
-            await using var events = await QmpClient.ConnectAsync(vm.EventsSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
-            while (true)
-            {
-                var bad = await events.NextEventAsync(CancellationToken.None);
-                if (bad.GetProperty("event").GetString() != "QUORUM_REPORT_BAD") continue;
-                var data = bad.GetProperty("data");
-                var node = data.GetProperty("node-name").GetString() ?? "";
-                foreach (var (volumeId, quorum) in vm.Quorums)
+            await using (events)
+                while (true)
                 {
-                    if (quorum.HostOfChild(node) is not { } replicaHost) continue;
-                    var detail = $"{data.GetProperty("type").GetString()} " +
-                                 (data.TryGetProperty("error", out var error) ? $"failed: {error.GetString()}" : "outvoted by its peers");
-                    var fault = new ReplicaFault(replicaHost, data.GetProperty("sector-num").GetInt64() * 512, data.GetProperty("sectors-count").GetInt64() * 512, detail);
-                    _logger.LogWarning("microVM {VmId}: the quorum of volume {VolumeId} reports its replica on {Host} bad: {Detail}", vm.Spec.VmId, volumeId,
-                        replicaHost, detail);
-                    ReplicaReportedBad?.Invoke(new QuorumReport(vm.Spec.VmId, volumeId, fault));
-                    _ = DropReplicaAsync(vm, quorum, replicaHost);
+                    var next = await events.NextEventAsync(CancellationToken.None);
+                    var data = next.TryGetProperty("data", out var d) ? d : default;
+                    switch (next.GetProperty("event").GetString())
+                    {
+                        case "QUORUM_REPORT_BAD":
+                            OnReportBad(vm, data);
+                            break;
+                        case "BLOCK_IO_ERROR" when data.GetProperty("action").GetString() == "stop":
+                            var node = data.TryGetProperty("node-name", out var n) ? n.GetString() : null;
+                            foreach (var quorum in vm.Quorums.Values.Where(q => q.Luks == node)) _ = ResumeAfterFailedWriteAsync(vm, quorum);
+                            break;
+                    }
                 }
-            }
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or ObjectDisposedException or TimeoutException)
         {
-            // QEMU is gone (or never opened the monitor): nothing is left to watch.
+            // QEMU is gone: nothing is left to watch.
+        }
+    }
+
+    private void OnReportBad(Vm vm, System.Text.Json.JsonElement data)
+    {
+        var node = data.GetProperty("node-name").GetString() ?? "";
+        foreach (var (volumeId, quorum) in vm.Quorums)
+        {
+            if (quorum.HostOfChild(node) is not { } replicaHost) continue;
+            quorum.MarkFailed(node);
+            var detail = $"{data.GetProperty("type").GetString()} " +
+                         (data.TryGetProperty("error", out var error) ? $"failed: {error.GetString()}" : "outvoted by its peers");
+            var fault = new ReplicaFault(replicaHost, data.GetProperty("sector-num").GetInt64() * 512, data.GetProperty("sectors-count").GetInt64() * 512, detail);
+            _logger.LogWarning("microVM {VmId}: the quorum of volume {VolumeId} reports its replica on {Host} bad: {Detail}", vm.Spec.VmId, volumeId,
+                replicaHost, detail);
+            ReplicaReportedBad?.Invoke(new QuorumReport(vm.Spec.VmId, volumeId, fault));
+            _ = DropReplicaAsync(vm, quorum, replicaHost);
         }
     }
 
@@ -155,13 +169,56 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         await quorum.Changes.WaitAsync();
         try
         {
-            if (!vm.IsRunning) return;
+            if (!vm.IsAlive) return;
             vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
-            await quorum.DropAsync(vm.Qmp, replicaHost);
+            await quorum.TakeOutAsync(vm.Qmp, replicaHost);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or TimeoutException)
         {
             _logger.LogWarning("microVM {VmId}: could not take the replica on {Host} out of its quorum: {Reason}", vm.Spec.VmId, replicaHost, e.Message);
+        }
+        finally
+        {
+            quorum.Changes.Release();
+        }
+    }
+
+    /// <summary>
+    /// The guest stopped on a write a child of <paramref name="quorum"/> failed: once that child is out, it goes on (QEMU
+    /// issues the write again). QEMU raises the event before it stops the guest, so the resume waits for the stop.
+    /// </summary>
+    private static async Task<string?> StatusAsync(QmpClient qmp) =>
+        (await qmp.ExecuteAsync("query-status", null, CancellationToken.None)).GetProperty("status").GetString();
+
+    private async Task ResumeAfterFailedWriteAsync(Vm vm, QuorumVolume quorum)
+    {
+        await quorum.Changes.WaitAsync();
+        try
+        {
+            if (!vm.IsAlive) return;
+            vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), CancellationToken.None);
+            var qmp = vm.Qmp;
+            if (!await quorum.ResumeAfterFailedWriteAsync(qmp))
+            {
+                if (await StatusAsync(qmp) != "running")
+                    _logger.LogWarning("microVM {VmId}: stopped on a failed write to volume {VolumeId}, and no replica could be taken out: it stays stopped",
+                        vm.Spec.VmId, quorum.Spec.VolumeId);
+                return;
+            }
+            var stopped = Stopwatch.GetTimestamp();
+            while (await StatusAsync(qmp) == "running")
+            {
+                if (Stopwatch.GetElapsedTime(stopped) > TimeSpan.FromSeconds(1)) return; // it went on by other means (a resync's cont)
+                await Task.Delay(10);
+            }
+            await qmp.ExecuteAsync("cont", null, CancellationToken.None);
+            _logger.LogInformation("microVM {VmId}: a write to volume {VolumeId} failed on a replica, which is out of its quorum now; the guest goes on",
+                vm.Spec.VmId, quorum.Spec.VolumeId);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or TimeoutException)
+        {
+            _logger.LogWarning("microVM {VmId}: stopped on a failed write to volume {VolumeId}, and could not go on: {Reason}", vm.Spec.VmId,
+                quorum.Spec.VolumeId, e.Message);
         }
         finally
         {
@@ -229,7 +286,6 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         {
             var bootMs = await StartAsync(vm, ct);
             vm.Booted.SetResult();
-            if (vm.Quorums.Count > 0) _ = Task.Run(() => WatchQuorumsAsync(vm), CancellationToken.None);
             var encrypted = vm.Key is null ? 0 : spec.EphemeralGiB;
             if (vm.Process!.HasExited) await ReportCrashAsync(vm);
             return new BootResult(spec.VmId, bootMs, AlreadyRunning: false, EncryptedEphemeralGiB: encrypted, ImageDigest: vm.Image?.Rootfs.Digest,
@@ -422,8 +478,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         if (disks > 0) append.Append(" kraud.disks=").Append(disks);
         AddNetworkDevice(vm, args, append);
         // Replicas join a running guest's quorum through QEMU's machine protocol.
+        // -S: the guest runs only once the quorums' events are listened to (see StartGuestAsync).
         if (vm.Quorums.Count > 0)
-            args.AddRange(["-qmp", $"unix:{QemuOption.Value(vm.QmpSocket)},server=on,wait=off", "-qmp", $"unix:{QemuOption.Value(vm.EventsSocket)},server=on,wait=off"]);
+            args.AddRange(["-S", "-qmp", $"unix:{QemuOption.Value(vm.QmpSocket)},server=on,wait=off", "-qmp", $"unix:{QemuOption.Value(vm.EventsSocket)},server=on,wait=off"]);
         WorkloadChannelArguments(vm, args, append);
         if (append.Length > MaxKernelCommandLine)
             throw new MicroVmBootException($"the kernel command line takes {append.Length} bytes; it holds {MaxKernelCommandLine}");
@@ -474,6 +531,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 CryptographicOperations.ZeroMemory(secret);
             }
         }
+        if (vm.Quorums.Count > 0) await StartGuestAsync(vm, ct);
         if (pending is not null && vm.Image is null)
         {
             // The guest boots while its image is built and waits for the workload's definition, sent once the image is complete.
@@ -488,6 +546,18 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}; ready after {BootMs:F0} ms ({Ready})",
             spec.VmId, process.Id, cpus, memory, accelerator.Name, bootMs, ready);
         return bootMs;
+    }
+
+    /// <summary>
+    /// A guest with volumes on block exports starts stopped (-S): it goes on once the watcher listens, as QEMU sends an
+    /// event only to monitors connected at the time, and a failed write that nobody hears of would keep the guest stopped.
+    /// </summary>
+    private async Task StartGuestAsync(Vm vm, CancellationToken ct)
+    {
+        var events = await QmpClient.ConnectAsync(vm.EventsSocket, TimeSpan.FromSeconds(10), ct);
+        _ = Task.Run(() => WatchQuorumsAsync(vm, events), CancellationToken.None);
+        vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), ct);
+        await vm.Qmp.ExecuteAsync("cont", null, ct);
     }
 
     /// <summary>
@@ -727,7 +797,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             _ => $" under {Accelerator}",
         };
 
-        public bool IsRunning => Booted.Task.IsCompletedSuccessfully && !StopRequested && Process is { HasExited: false };
+        public bool IsRunning => Booted.Task.IsCompletedSuccessfully && IsAlive;
+
+        /// <summary>Its QEMU runs and no stop was asked for, booted or not yet.</summary>
+        public bool IsAlive => !StopRequested && Process is { HasExited: false };
 
         /// <summary>
         /// The LUKS passphrase QEMU's secret object reads: the key in base64, because QEMU takes LUKS passphrases only as

@@ -5,22 +5,42 @@ namespace Kraud.HostRuntime.Drivers.Qemu;
 
 /// <summary>
 /// A volume on block exports as a microVM's QEMU attaches it: one NBD node per healthy replica's export (TLS-PSK with
-/// this microVM's identity), a quorum node over them that acknowledges a write once every replica answered and at least
-/// <see cref="VolumeAttachmentSpec.VoteThreshold"/> took it, and QEMU's LUKS layer on top with the volume's data key. So
+/// this microVM's identity), a quorum node over them, and QEMU's LUKS layer on top with the volume's data key. So
 /// plaintext exists only in this QEMU and the guest; the replicas get ciphertext.
+/// <para>
+/// A write is acknowledged only when every child of the quorum took it (its vote threshold is its number of children),
+/// and a write that a child failed stops the guest (werror=stop) until the host runtime has taken that child out
+/// (<see cref="ResumeAfterFailedWriteAsync"/>); then the write is issued again, to the others. So every child in the
+/// quorum holds every write the guest was told is done, and a child that lost its connection can come back on its own
+/// (QEMU 7.2's NBD client reconnects, whatever reconnect-delay says) without ever answering a read with stale blocks: a
+/// block it missed was never acknowledged while it was in the quorum. The child taken out is replaced by a stand-in
+/// (<see cref="AddStandInAsync"/>), because QEMU fixes a quorum's vote threshold when it opens it and refuses fewer
+/// children than that; <see cref="VolumeAttachmentSpec.VoteThreshold"/> is the fewest real replicas the guest may go on
+/// writing to.
+/// </para>
 /// </summary>
 internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
 {
     private readonly List<(Guid HostId, string Node, string Child)> _children = [];
+    private readonly List<(string Node, string Child)> _standIns = [];
+    private readonly HashSet<string> _failed = [];
     private int _added;
     private int _nodes;
+    private int _slots;
+    private int _takenOut;
+    private int _takenOutAtResume;
+    private long _size;
 
     public VolumeAttachmentSpec Spec => spec;
     public string Tls => $"voltls{index}";
     public string Quorum => $"volq{index}";
     public string Luks => $"vol{index}";
     public string Secret => $"volkey{index}";
+    /// <summary>Held while the quorum's children change (briefly: a guest stopped on a failed write waits for it).</summary>
     public SemaphoreSlim Changes { get; } = new(1, 1);
+
+    /// <summary>Held for a whole resync or scrub of this volume: one at a time.</summary>
+    private SemaphoreSlim Jobs { get; } = new(1, 1);
 
     public IReadOnlyList<(Guid HostId, string Node, string Child)> Children => _children;
 
@@ -40,14 +60,25 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
         yield return "-blockdev";
         // read-pattern=fifo: a read goes to the first child that answers it, not to every child to be compared (which cost
         // two thirds of a sequential read here, see docs/ARCHITECTURE.md); a child whose connection failed fails at once
-        // and the next one answers. That the replicas hold the same bytes is proven by CheckAsync instead.
-        yield return $"driver=quorum,node-name={Quorum},vote-threshold={Math.Clamp(spec.VoteThreshold, 1, _children.Count)},read-pattern=fifo," +
+        // and the next one answers. It never answers with blocks it missed: see the class's remarks. That the replicas
+        // hold the same bytes is proven by CheckAsync.
+        _slots = _children.Count;
+        yield return $"driver=quorum,node-name={Quorum},vote-threshold={_slots},read-pattern=fifo," +
                      string.Join(',', _children.Select((c, i) => $"children.{i}={c.Node}"));
         yield return "-blockdev";
         yield return $"driver=luks,key-secret={Secret},node-name={Luks},read-only={(spec.ReadOnly ? "on" : "off")},file={Quorum}";
         yield return "-device";
         // The serial is how the guest's /init finds the volume's disk to mount (disks appear in no fixed order).
-        yield return $"virtio-blk-device,drive={Luks},serial={GuestWorkload.VolumeSerial(index)}";
+        yield return $"virtio-blk-device,drive={Luks},serial={GuestWorkload.VolumeSerial(index)}" + (spec.ReadOnly ? "" : ",werror=stop");
+    }
+
+    /// <summary>Children in the quorum now, stand-ins included: never fewer than its vote threshold.</summary>
+    private int Count
+    {
+        get
+        {
+            lock (_children) return _children.Count + _standIns.Count;
+        }
     }
 
     public string NewNode() => $"vol{index}n{_nodes++}";
@@ -61,7 +92,7 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     public async Task<ResyncOutcome> ResyncAsync(QmpClient qmp, ResyncVolumeReplica command, string workDirectory, QemuOptions options,
         Func<CopyProgress, Task> progress, CancellationToken ct)
     {
-        await Changes.WaitAsync(ct);
+        await Jobs.WaitAsync(ct);
         try
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -92,43 +123,48 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
                 throw;
             }
 
+            await Changes.WaitAsync(ct);
             var paused = System.Diagnostics.Stopwatch.GetTimestamp();
-            await qmp.ExecuteAsync("stop", null, ct);
             double pauseMs;
             try
             {
+                await qmp.ExecuteAsync("stop", null, ct);
                 await BlockJobs.FinishMirrorAsync(qmp, $"resync{index}", ct);
                 await qmp.ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = top }, ct);
                 await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["node"] = node }, ct);
                 lock (_children) _children.Add((command.Target.HostId, node, $"children.{_added++}"));
                 var keep = command.Sources.Select(s => s.HostId).Append(command.Target.HostId).ToHashSet();
-                foreach (var gone in _children.Where(c => !keep.Contains(c.HostId)).ToList())
-                {
-                    await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = gone.Child }, ct);
-                    await ForgetAsync(qmp, gone.Node);
-                    lock (_children) _children.Remove(gone);
-                }
+                // The target's host may have held a child already (a copy brought back): that one goes, the new one stays.
+                foreach (var gone in _children.Where(c => !keep.Contains(c.HostId) || (c.HostId == command.Target.HostId && c.Node != node)).ToList())
+                    await RemoveChildAsync(qmp, gone, ct);
+                await TrimStandInsAsync(qmp, ct);
             }
             finally
             {
                 await qmp.ExecuteAsync("cont", null, CancellationToken.None);
                 pauseMs = System.Diagnostics.Stopwatch.GetElapsedTime(paused).TotalMilliseconds;
+                Changes.Release();
             }
 
             var differences = await CheckAsync(qmp, command, ct);
             if (differences.Count > 0)
             {
-                var child = _children.Single(c => c.Node == node);
-                await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, ct);
-                await ForgetAsync(qmp, node);
-                lock (_children) _children.Remove(child);
+                await Changes.WaitAsync(ct);
+                try
+                {
+                    if (_children.FirstOrDefault(c => c.Node == node) is { Node: not null } target) await RemoveChildAsync(qmp, target, ct);
+                }
+                finally
+                {
+                    Changes.Release();
+                }
                 throw new ResyncException($"the new replica differs from its peers: {string.Join("; ", differences.Take(3))}");
             }
             return new ResyncOutcome(bytes, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, pauseMs);
         }
         finally
         {
-            Changes.Release();
+            Jobs.Release();
         }
     }
 
@@ -187,39 +223,130 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     /// </summary>
     public async Task<ScrubFindings> ScrubAsync(QmpClient qmp, ScrubVolumeReplicas command, long bytesPerSecond, CancellationToken ct)
     {
-        await Changes.WaitAsync(ct);
+        await Jobs.WaitAsync(ct);
         try
         {
             var findings = await WithCheckerAsync(qmp, command.Replicas, command.Replicas.Count / 2 + 1,
                 (checker, nodes) => BlockJobs.VoteAsync(qmp, checker, nodes, $"scrub{index}", bytesPerSecond, confirm: true, ct), ct);
-            foreach (var bad in findings.Bad) await DropAsync(qmp, bad.ReplicaHostId);
+            await Changes.WaitAsync(ct);
+            try
+            {
+                foreach (var bad in findings.Bad) await TakeOutAsync(qmp, bad.ReplicaHostId);
+            }
+            finally
+            {
+                Changes.Release();
+            }
             return findings;
         }
         finally
         {
-            Changes.Release();
+            Jobs.Release();
         }
     }
 
     /// <summary>
-    /// Takes the replica on <paramref name="hostId"/> out of the guest's quorum, unless that would leave fewer children than
-    /// a write needs (QEMU refuses that too). Returns whether it did.
+    /// Takes the replica on <paramref name="hostId"/> out of the guest's quorum (a stand-in takes its place), unless that
+    /// would leave fewer real replicas than a write needs (<see cref="VolumeAttachmentSpec.VoteThreshold"/>). Returns whether it did.
     /// </summary>
-    public async Task<bool> DropAsync(QmpClient qmp, Guid hostId)
+    public async Task<bool> TakeOutAsync(QmpClient qmp, Guid hostId)
     {
-        var child = _children.FirstOrDefault(c => c.HostId == hostId);
-        if (child.Node is null || _children.Count <= Math.Clamp(spec.VoteThreshold, 1, _children.Count)) return false;
+        (Guid HostId, string Node, string Child) child;
+        lock (_children) child = _children.FirstOrDefault(c => c.HostId == hostId);
+        if (child.Node is null || _children.Count - 1 < Math.Clamp(spec.VoteThreshold, 1, Math.Max(1, _slots))) return false;
         try
         {
-            await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, CancellationToken.None);
+            await RemoveChildAsync(qmp, child, CancellationToken.None);
         }
         catch (QmpException)
         {
             return false;
         }
-        await ForgetAsync(qmp, child.Node);
-        lock (_children) _children.Remove(child);
         return true;
+    }
+
+    /// <summary>A child reported a failed read, write or flush: the next stop of the guest on a failed write takes it out.</summary>
+    public void MarkFailed(string node)
+    {
+        lock (_children) _failed.Add(node);
+    }
+
+    /// <summary>
+    /// The guest stopped because a write failed on a child (werror=stop; the quorum named that child just before): takes
+    /// out every child that failed, so that the write, issued again when the guest goes on, reaches only replicas that
+    /// hold every acknowledged write. Returns whether the guest may go on: a child was taken out since it last went on.
+    /// When none could be (no child named, or too few replicas would be left) the guest stays stopped: a write it was
+    /// told is done would otherwise be missing on a replica it reads.
+    /// </summary>
+    public async Task<bool> ResumeAfterFailedWriteAsync(QmpClient qmp)
+    {
+        List<Guid> failed;
+        lock (_children) failed = _children.Where(c => _failed.Contains(c.Node)).Select(c => c.HostId).ToList();
+        foreach (var host in failed) await TakeOutAsync(qmp, host);
+        if (_takenOut == _takenOutAtResume) return false;
+        _takenOutAtResume = _takenOut;
+        return true;
+    }
+
+    /// <summary>Takes <paramref name="child"/> out of the quorum, after a stand-in came in when the quorum would have too few children.</summary>
+    private async Task RemoveChildAsync(QmpClient qmp, (Guid HostId, string Node, string Child) child, CancellationToken ct)
+    {
+        if (Count - 1 < _slots) await AddStandInAsync(qmp, ct);
+        await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = child.Child }, ct);
+        await ForgetAsync(qmp, child.Node);
+        lock (_children)
+        {
+            _children.Remove(child);
+            _failed.Remove(child.Node);
+        }
+        _takenOut++;
+    }
+
+    /// <summary>
+    /// A child that takes every write and fails every read (blkdebug over null-co, the size of the replicas): in a quorum
+    /// whose vote threshold counts it, writes need every real replica left, and fifo reads, which come to it last, go on
+    /// failing where every replica failed.
+    /// </summary>
+    private async Task AddStandInAsync(QmpClient qmp, CancellationToken ct)
+    {
+        if (_size == 0)
+        {
+            var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, ct);
+            _size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == Quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
+        }
+        var node = NewNode() + "void";
+        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object>
+        {
+            ["driver"] = "raw", ["node-name"] = node,
+            ["file"] = new Dictionary<string, object>
+            {
+                ["driver"] = "blkdebug",
+                ["inject-error"] = new[] { new Dictionary<string, object> { ["event"] = "read_aio", ["errno"] = 5, ["once"] = false } },
+                ["image"] = new Dictionary<string, object> { ["driver"] = "null-co", ["size"] = _size },
+            },
+        }, ct);
+        try
+        {
+            await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["node"] = node }, ct);
+        }
+        catch (QmpException)
+        {
+            await ForgetAsync(qmp, node);
+            throw;
+        }
+        lock (_children) _standIns.Add((node, $"children.{_added++}"));
+    }
+
+    /// <summary>Takes stand-ins out while the quorum has more children than its vote threshold (a replica came back).</summary>
+    private async Task TrimStandInsAsync(QmpClient qmp, CancellationToken ct)
+    {
+        while (Count > _slots && _standIns.Count > 0)
+        {
+            var standIn = _standIns[^1];
+            await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["child"] = standIn.Child }, ct);
+            await ForgetAsync(qmp, standIn.Node);
+            lock (_children) _standIns.Remove(standIn);
+        }
     }
 
     /// <summary>The replica's host and the volume, when <paramref name="node"/> is a child of the guest's quorum (not a checker's).</summary>
