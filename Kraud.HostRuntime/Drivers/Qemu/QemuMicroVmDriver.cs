@@ -183,13 +183,13 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         }
     }
 
+    private static async Task<string?> StatusAsync(QmpClient qmp) =>
+        (await qmp.ExecuteAsync("query-status", null, CancellationToken.None)).GetProperty("status").GetString();
+
     /// <summary>
     /// The guest stopped on a write a child of <paramref name="quorum"/> failed: once that child is out, it goes on (QEMU
     /// issues the write again). QEMU raises the event before it stops the guest, so the resume waits for the stop.
     /// </summary>
-    private static async Task<string?> StatusAsync(QmpClient qmp) =>
-        (await qmp.ExecuteAsync("query-status", null, CancellationToken.None)).GetProperty("status").GetString();
-
     private async Task ResumeAfterFailedWriteAsync(Vm vm, QuorumVolume quorum)
     {
         await quorum.Changes.WaitAsync();
