@@ -554,10 +554,31 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// </summary>
     private async Task StartGuestAsync(Vm vm, CancellationToken ct)
     {
-        var events = await QmpClient.ConnectAsync(vm.EventsSocket, TimeSpan.FromSeconds(10), ct);
+        var events = await MonitorAsync(vm, vm.EventsSocket, ct);
         _ = Task.Run(() => WatchQuorumsAsync(vm, events), CancellationToken.None);
-        vm.Qmp ??= await QmpClient.ConnectAsync(vm.QmpSocket, TimeSpan.FromSeconds(10), ct);
+        vm.Qmp ??= await MonitorAsync(vm, vm.QmpSocket, ct);
         await vm.Qmp.ExecuteAsync("cont", null, ct);
+    }
+
+    /// <summary>
+    /// A monitor of the guest's QEMU. A QEMU that dies before its monitor answers (a volume's key that does not open it)
+    /// fails the boot with its exit code and its own words on the console, at once, not with the socket's error 10 s later.
+    /// </summary>
+    private static async Task<QmpClient> MonitorAsync(Vm vm, string socket, CancellationToken ct)
+    {
+        var connecting = QmpClient.ConnectAsync(socket, TimeSpan.FromSeconds(10), ct);
+        await Task.WhenAny(connecting, vm.Exited);
+        if (!connecting.IsCompletedSuccessfully)
+        {
+            // A monitor that closed on us may be the first sign of the exit: give the process a moment to be seen gone.
+            await Task.WhenAny(vm.Exited, Task.Delay(TimeSpan.FromSeconds(5), ct));
+            if (vm.Exited.IsCompleted)
+            {
+                _ = connecting.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                await vm.Ready.Task;
+            }
+        }
+        return await connecting;
     }
 
     /// <summary>
