@@ -73,14 +73,34 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         return new FormattedVolume(volumeId, hosts, worker, exports, kek, compute, wrapped);
     }
 
+    /// <summary>A microVM's access of its own (vm-…), granted on the first <paramref name="copies"/> storage hosts of the volume.</summary>
+    private static async Task<ExportAccess> GuestAccessAsync(FormattedVolume volume, int copies)
+    {
+        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
+        foreach (var host in volume.Hosts.Take(copies)) await host.GrantAsync(volume.VolumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        return vm;
+    }
+
+    /// <summary>A microVM that mounts the volume at /data as a RED volume on its first two copies (one is enough to go on) and runs <paramref name="script"/>.</summary>
+    private static MicroVmSpec RedGuest(FormattedVolume volume, ExportAccess vm, string script) => QemuFixture.Spec(0, "sh", "-c", script) with
+    {
+        Volumes = [new VolumeAttachmentSpec(volume.VolumeId, "RED", "/data", false, 1, volume.Wrapped, [], volume.Exports.Take(2).ToList(), vm, 1)],
+    };
+
+    /// <summary>The guest's QEMU is SIGKILLed (a compute host that crashes: nothing is flushed on the way out), and gone.</summary>
+    private static async Task CrashAsync(QemuMicroVmDriver compute, Guid vmId)
+    {
+        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(vmId)!.Value)) crashed.Kill();
+        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(vmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+    }
+
     /// <summary>
     /// A microVM of compute host c0 that mounts the volume at /data through an access of its own (vm-…) and runs
     /// <paramref name="script"/>, which prints KRAUD-READY once it has written what the spec needs.
     /// </summary>
     private static async Task<(ExportAccess Vm, MicroVmSpec Spec)> ReadyGuestAsync(FormattedVolume volume, string script)
     {
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in volume.Hosts.Take(3)) await host.GrantAsync(volume.VolumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var vm = await GuestAccessAsync(volume, 3);
         var spec = QemuFixture.Spec(0, "sh", "-c", script) with
         {
             Volumes = [new VolumeAttachmentSpec(volume.VolumeId, "BLOCK", "/data", false, 1, volume.Wrapped, [], volume.Exports, vm, 2)],
@@ -167,8 +187,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
         var sum = console.Split('\n').Single(l => l.Contains(" KRAUD-SUM ", StringComparison.Ordinal)).Split("KRAUD-SUM ")[1].Trim();
         // The compute host crashes right after the guest's last fsync: its QEMU is SIGKILLed, nothing is flushed on the way out.
-        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
-        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+        await CrashAsync(compute, spec.VmId);
 
         // Same bytes on the survivors and the replacement; the plaintext is on none of them.
         var replicas = new[] { hosts[0], hosts[2], hosts[3] }.Select(h => File.ReadAllBytes(h.ReplicaFileOf(volumeId))).ToList();
@@ -312,9 +331,9 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_guest_whose_volume_key_does_not_open_the_volume_fails_its_boot_at_once_with_qemus_own_reason_and_leaves_no_qemu()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(3)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var volume = await FormattedAsync();
+        var (volumeId, _, _, exports, kek, compute, wrapped) = volume;
+        var vm = await GuestAccessAsync(volume, 3);
         var spec = QemuFixture.Spec(0, "true") with { Volumes = [new VolumeAttachmentSpec(volumeId, "BLOCK", "/data", false, 1, wrapped, [], exports, vm, 2)] };
         var wrongKey = RandomNumberGenerator.GetBytes(kek.Unwrap(wrapped).Length);
 
@@ -330,15 +349,14 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_red_volume_whose_copy_fails_reads_serves_them_from_the_other_without_an_error_names_it_and_a_replacement_filled_from_the_other_equals_it()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var red = exports.Take(2).ToList();
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = volume;
         var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
         compute.ReplicaReportedBad += reports.Enqueue;
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(2)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var vm = await GuestAccessAsync(volume, 2);
         // Every read of the first copy (the one a fifo quorum reads) fails with an I/O error: a disk gone bad, its daemon up.
         await ReplicaReadErrors.InjectAsync(hosts[0], volumeId, vm.Identity);
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var spec = RedGuest(volume, vm, """
             dd if=/dev/urandom of=/tmp/blob bs=1M count=4 2>/dev/null
             want=$(sha256sum /tmp/blob | cut -d' ' -f1)
             cp /tmp/blob /data/blob && sync || echo KRAUD-IO-ERROR write
@@ -347,10 +365,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
             sync
             echo "KRAUD-SUM $want $got"
             exec sleep 3600
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], red, vm, 1)],
-        };
+            """);
         await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
         var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-SUM", 180);
         Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
@@ -368,8 +383,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, spare, [exports[1]], vm, 1),
             _ => Task.CompletedTask, CancellationToken.None);
         Assert.True(outcome.Bytes > 4L << 20);
-        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
-        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+        await CrashAsync(compute, spec.VmId);
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[3].ReplicaFileOf(volumeId))));
     }
 
@@ -384,16 +398,15 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
     [Fact]
     public async Task a_red_copy_that_loses_its_connection_while_the_guest_writes_never_serves_the_blocks_it_missed_even_while_a_scrub_runs_is_named_and_a_resync_brings_it_back_equal()
     {
-        var (volumeId, hosts, _, exports, kek, compute, wrapped) = await FormattedAsync();
-        var red = exports.Take(2).ToList();
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = volume;
         var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
         compute.ReplicaReportedBad += reports.Enqueue;
-        var vm = NewAccess($"vm-{Guid.NewGuid():N}");
-        foreach (var host in hosts.Take(2)) await host.GrantAsync(volumeId, vm.Identity, vm.Psk, CancellationToken.None);
+        var vm = await GuestAccessAsync(volume, 2);
         // 16 MiB written one MiB at a time, each synced; the first copy (the one a fifo quorum reads) is cut off during
         // the writes for 1.5 s (its export gone: its client's reconnects fail meanwhile) and served again before they end.
         // Then every MiB is read back from the volume, past the guest's cache.
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
+        var spec = RedGuest(volume, vm, """
             dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
             i=0
             while [ $i -lt 16 ]; do
@@ -413,10 +426,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
             done
             echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
             exec sleep 3600
-            """) with
-        {
-            Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], red, vm, 1)],
-        };
+            """);
         await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
         await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
         compute.Options.ScrubBytesPerSecond = 2L << 20;
@@ -441,8 +451,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var outcome = await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, exports[0], [exports[1]], vm, 1),
             _ => Task.CompletedTask, CancellationToken.None);
         Assert.True(outcome.Bytes > 16L << 20);
-        using (var crashed = System.Diagnostics.Process.GetProcessById(compute.ProcessIdOf(spec.VmId)!.Value)) crashed.Kill();
-        await Eventually.Until(() => Task.FromResult(QemuFixture.QemuProcessesOf(spec.VmId).Count == 0), TimeSpan.FromSeconds(30), "the QEMU is gone");
+        await CrashAsync(compute, spec.VmId);
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[0].ReplicaFileOf(volumeId))));
     }
 
