@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Kraud.Api.Database;
 using Npgsql;
@@ -44,7 +45,39 @@ public static class TestDatabase
         _directory = Path.Combine(Path.GetTempPath(), $"kraud-tests-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
         _embedded = await EmbeddedPostgres.StartAsync(Path.Combine(_directory, "pg"), "kraud_tests", durable: false);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
+        WatchOwner(_directory, _embedded.DataDirectory);
         return _embedded.ConnectionString;
+    }
+
+    /// <summary>
+    /// The test platform gives its testhost a moment to exit and then kills it, often while <see cref="Stop"/> runs (ci66
+    /// left the stopped cluster's 512 MB behind), and a killed run never gets there at all. A detached shell therefore
+    /// outlives this process: once it is gone, it stops the server if it still runs (SIGQUIT, PostgreSQL's immediate
+    /// shutdown: the data is thrown away anyway) and deletes the directory.
+    /// </summary>
+    private static void WatchOwner(string directory, string dataDirectory)
+    {
+        const string script = """
+            exec </dev/null >/dev/null 2>&1
+            while kill -0 "$1"; do sleep 1; done
+            pid=$(head -n 1 "$3/postmaster.pid")
+            # Only the server of this directory: a stale pid file's number may belong to another process by now.
+            if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/cwd")" = "$3" ]; then
+              kill -QUIT "$pid"
+              for _ in $(seq 100); do kill -0 "$pid" || break; sleep 0.1; done
+            fi
+            rm -rf "$2"
+            """;
+        var start = new ProcessStartInfo("setsid")
+        {
+            UseShellExecute = false,
+            // Not the testhost's own pipes: the test platform reads them to their end.
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            ArgumentList = { "sh", "-c", script, "kraud-tests-watch", Environment.ProcessId.ToString(CultureInfo.InvariantCulture), directory, dataDirectory },
+        };
+        using var watcher = Process.Start(start);
     }
 
     /// <summary>
