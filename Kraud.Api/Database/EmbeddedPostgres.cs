@@ -25,8 +25,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 {
     private const string Loopback = "127.0.0.1";
     private const string SuperUser = "kraud";
-    private const string ServiceUser = "postgres";
-    private const string DebianPostgresRoot = "/usr/lib/postgresql";
     private const int StartAttempts = 3;
     private const long MaxLogBytes = 10 * 1024 * 1024;
 
@@ -41,8 +39,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private readonly bool _durable;
     private readonly IReadOnlyDictionary<string, string> _serverSettings;
     private readonly Lock _stopGate = new();
-    // Command prefix that drops from root to the postgres user; null when we are not root.
-    private string[]? _asPostgres;
+    private PostgresUser _user = null!;
     private string _logFile = "";
     private string _socketDirectory = "";
     private int _postmasterPid;
@@ -85,7 +82,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
         ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);
-        var binDirectory = FindBinDirectory() ?? throw new PostgresBinariesNotFoundException();
+        var binDirectory = PostgresBinaries.Find() ?? throw new PostgresBinariesNotFoundException();
 
         var pg = new EmbeddedPostgres(binDirectory, logger, durable, serverSettings);
         try
@@ -117,7 +114,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
         ArgumentException.ThrowIfNullOrWhiteSpace(databaseName);
-        var binDirectory = FindBinDirectory() ?? throw new PostgresBinariesNotFoundException();
+        var binDirectory = PostgresBinaries.Find() ?? throw new PostgresBinariesNotFoundException();
         var pg = new EmbeddedPostgres(binDirectory, logger: null, durable: true, serverSettings: null)
         {
             _plannedPort = GetFreePort(),
@@ -172,46 +169,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
-    /// <summary>
-    /// The directory holding initdb and pg_ctl: the first PATH entry that has both, else the highest
-    /// /usr/lib/postgresql/&lt;N&gt;/bin (Debian and Ubuntu do not put the server binaries on PATH).
-    /// </summary>
-    public static string? FindBinDirectory()
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        foreach (var entry in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            if (HasServerTools(entry))
-            {
-                return RealToolDirectory(entry);
-            }
-        }
-
-        if (!Directory.Exists(DebianPostgresRoot))
-        {
-            return null;
-        }
-        var versioned = Directory.EnumerateDirectories(DebianPostgresRoot)
-            .Select(dir => (dir, version: ParseLeadingNumber(Path.GetFileName(dir))))
-            .Where(x => x.version is not null)
-            .OrderByDescending(x => x.version);
-        foreach (var (dir, _) in versioned)
-        {
-            var bin = Path.Combine(dir, "bin");
-            if (HasServerTools(bin))
-            {
-                return bin;
-            }
-        }
-        return null;
-    }
-
     private async Task StartCoreAsync(string requestedDirectory, string databaseName, CancellationToken ct)
     {
-        _asPostgres = await GetPrivilegeDropAsync(ct).ConfigureAwait(false);
-        DataDirectory = _asPostgres is null
-            ? requestedDirectory
-            : await ChooseReachableDataDirectoryAsync(requestedDirectory, ct).ConfigureAwait(false);
+        _user = await PostgresUser.DetectAsync(ct).ConfigureAwait(false);
+        DataDirectory = await _user.ReachableDataDirectoryAsync(requestedDirectory, _logger, ct).ConfigureAwait(false);
         // Next to the data directory rather than inside it, so that initdb gets an empty directory
         // and wiping a broken cluster does not lose the log that says what broke it.
         _logFile = DataDirectory + ".log";
@@ -235,91 +196,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         ConnectionString = ConnectionStringFor(Port, databaseName);
         _logger?.LogInformation("PostgreSQL {Version} started on {Host}:{Port} (data: {DataDirectory})",
             version, Loopback, Port, DataDirectory);
-    }
-
-    // PostgreSQL refuses to run as root, and containers and CI usually run as root.
-    private static async Task<string[]?> GetPrivilegeDropAsync(CancellationToken ct)
-    {
-        if (OperatingSystem.IsWindows() || !await IsRootAsync(ct).ConfigureAwait(false))
-        {
-            return null;
-        }
-
-        var uid = await RunAsync("id", ["-u", ServiceUser], ShortTimeout, ct).ConfigureAwait(false);
-        var gid = await RunAsync("id", ["-g", ServiceUser], ShortTimeout, ct).ConfigureAwait(false);
-        if (uid.ExitCode != 0 || gid.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"This process runs as root, which PostgreSQL refuses, and there is no '{ServiceUser}' user to run it as " +
-                $"({uid.Error.Trim()}). Install PostgreSQL from the distribution (it creates that user), create it with " +
-                $"`useradd --system --create-home {ServiceUser}`, or run Kraud as a non-root user.");
-        }
-
-        var runuser = FindExecutable("runuser");
-        if (runuser is not null)
-        {
-            return [runuser, "-u", ServiceUser, "--"];
-        }
-        var setpriv = FindExecutable("setpriv");
-        if (setpriv is not null)
-        {
-            return [setpriv, $"--reuid={uid.Output.Trim()}", $"--regid={gid.Output.Trim()}", "--init-groups", "--"];
-        }
-        throw new InvalidOperationException(
-            $"This process runs as root, which PostgreSQL refuses, and neither runuser nor setpriv (util-linux) was found " +
-            $"to run it as '{ServiceUser}'. Install util-linux or run Kraud as a non-root user.");
-    }
-
-    private static async Task<bool> IsRootAsync(CancellationToken ct)
-    {
-        if (Environment.UserName == "root")
-        {
-            return true;
-        }
-        try
-        {
-            var id = await RunAsync("id", ["-u"], ShortTimeout, ct).ConfigureAwait(false);
-            return id.ExitCode == 0 && id.Output.Trim() == "0";
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
-
-    // The server runs as postgres, so every directory above the data directory must be traversable by it.
-    // Write access to the parent is not needed: we (root) create the data directory and the log file and
-    // hand them over. A checkout under /root (mode 700) fails this, hence the fallback.
-    private async Task<string> ChooseReachableDataDirectoryAsync(string requested, CancellationToken ct)
-    {
-        var parent = Path.GetDirectoryName(requested) ?? requested;
-        var probe = NearestExistingDirectory(parent);
-        var reachable = await PostgresCanTraverseAsync(probe, ct).ConfigureAwait(false);
-        if (reachable && probe != parent)
-        {
-            // Directories we create inherit our umask, which may be 077.
-            Directory.CreateDirectory(parent);
-            reachable = await PostgresCanTraverseAsync(parent, ct).ConfigureAwait(false);
-        }
-        if (reachable)
-        {
-            return requested;
-        }
-
-        // Derived from the requested path so that the same checkout finds its data again next time.
-        var fallback = Path.Combine("/var/tmp", "kraud-pg-" + ShortHash(requested));
-        _logger?.LogWarning(
-            "The {User} user cannot reach {Requested} (a parent directory such as {Probe} is not traversable by it, " +
-            "e.g. a home directory with mode 700); using {Fallback} for the PostgreSQL data instead",
-            ServiceUser, requested, probe, fallback);
-        return fallback;
-    }
-
-    private async Task<bool> PostgresCanTraverseAsync(string directory, CancellationToken ct)
-    {
-        var result = await RunAsync(_asPostgres![0], [.. _asPostgres[1..], "test", "-x", directory], ShortTimeout, ct)
-            .ConfigureAwait(false);
-        return result.ExitCode == 0;
     }
 
     // A Unix socket path must fit in sun_path (108 bytes); a deep data directory would make the server refuse to start.
@@ -361,7 +237,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             Directory.Delete(staging, recursive: true);
         }
         CreatePrivateDirectory(staging);
-        await ChownToPostgresAsync([staging], ct).ConfigureAwait(false);
+        await _user.ChownAsync([staging], ct).ConfigureAwait(false);
 
         _logger?.LogInformation("Initializing a PostgreSQL cluster in {DataDirectory}", DataDirectory);
         // Trust (no password) is tolerable only because the server listens on loopback alone and its socket
@@ -410,35 +286,21 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         {
             owned.Add(_socketDirectory);
         }
-        await ChownToPostgresAsync(owned, ct).ConfigureAwait(false);
-    }
-
-    private async Task ChownToPostgresAsync(IReadOnlyList<string> paths, CancellationToken ct)
-    {
-        if (_asPostgres is null)
-        {
-            return;
-        }
-        var result = await RunAsync("chown", ["-R", ServiceUser + ":", .. paths], PgCtlTimeout, ct).ConfigureAwait(false);
-        if (result.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"Could not hand {string.Join(", ", paths)} to the {ServiceUser} user: {Tail(result.Error)}");
-        }
+        await _user.ChownAsync(owned, ct).ConfigureAwait(false);
     }
 
     // A cluster is tied to its major version; starting it with other binaries fails with a cryptic log line.
     private async Task EnsureBinariesMatchClusterAsync(CancellationToken ct)
     {
         var clusterVersion = File.ReadAllText(Path.Combine(DataDirectory, "PG_VERSION")).Trim();
-        var binVersion = await GetBinariesMajorVersionAsync(BinDirectory!, ct).ConfigureAwait(false);
+        var binVersion = await PostgresBinaries.MajorVersionAsync(BinDirectory!, ct).ConfigureAwait(false);
         if (binVersion is null || binVersion == clusterVersion)
         {
             return;
         }
 
-        var matching = Path.Combine(DebianPostgresRoot, clusterVersion, "bin");
-        if (HasServerTools(matching))
+        var matching = Path.Combine(PostgresBinaries.DebianRoot, clusterVersion, "bin");
+        if (PostgresBinaries.HasServerTools(matching))
         {
             _logger?.LogInformation(
                 "{DataDirectory} was created by PostgreSQL {ClusterVersion}; using {Matching} instead of the PostgreSQL {BinVersion} in {BinDirectory}",
@@ -449,22 +311,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         throw new InvalidOperationException(
             $"{DataDirectory} was created by PostgreSQL {clusterVersion}, but the binaries in {BinDirectory} are PostgreSQL {binVersion}. " +
             $"Install PostgreSQL {clusterVersion} alongside, or delete {DataDirectory} (its data is lost) to start afresh.");
-    }
-
-    private static async Task<string?> GetBinariesMajorVersionAsync(string binDirectory, CancellationToken ct)
-    {
-        // --version is answered before pg_ctl's refusal to run as root, so no privilege drop is needed.
-        var result = await RunAsync(Path.Combine(binDirectory, "pg_ctl"), ["--version"], ShortTimeout, ct).ConfigureAwait(false);
-        const string marker = "(PostgreSQL) ";
-        var at = result.Output.IndexOf(marker, StringComparison.Ordinal);
-        if (result.ExitCode != 0 || at < 0)
-        {
-            return null;
-        }
-        var version = new string(result.Output[(at + marker.Length)..].TakeWhile(c => char.IsAsciiDigit(c) || c == '.').ToArray());
-        var parts = version.Split('.');
-        // Before 10 the major version had two parts (9.6), and PG_VERSION says so too.
-        return parts.Length >= 2 && parts[0].Length == 1 ? parts[0] + "." + parts[1] : parts[0];
     }
 
     // A previous run that was killed leaves postmaster.pid behind, and one that never stopped leaves the server running.
@@ -691,9 +537,8 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private Task<ProcessResult> RunPgToolAsync(string tool, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct)
     {
         var path = Path.Combine(BinDirectory!, tool);
-        return _asPostgres is null
-            ? RunAsync(path, args, timeout, ct, _logger)
-            : RunAsync(_asPostgres[0], [.. _asPostgres[1..], path, .. args], timeout, ct, _logger);
+        var (fileName, arguments) = _user.Command(path, args);
+        return RunAsync(fileName, arguments, timeout, ct, _logger);
     }
 
     private static Task<ProcessResult> RunAsync(
@@ -758,52 +603,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             || name.StartsWith("postmaster.", StringComparison.Ordinal)
             || name is "base" or "global" or "log" or "current_logfiles");
 
-    private static bool HasServerTools(string directory)
-    {
-        var suffix = OperatingSystem.IsWindows() ? ".exe" : "";
-        return File.Exists(Path.Combine(directory, "initdb" + suffix)) && File.Exists(Path.Combine(directory, "pg_ctl" + suffix));
-    }
-
-    // PATH often holds symlinks (e.g. /usr/local/bin/initdb); report where the binaries really live.
-    private static string RealToolDirectory(string directory)
-    {
-        try
-        {
-            var target = new FileInfo(Path.Combine(directory, "initdb")).ResolveLinkTarget(returnFinalTarget: true);
-            var targetDirectory = target is null ? null : Path.GetDirectoryName(target.FullName);
-            return targetDirectory is not null && HasServerTools(targetDirectory) ? targetDirectory : Path.GetFullPath(directory);
-        }
-        catch (IOException)
-        {
-            return Path.GetFullPath(directory);
-        }
-    }
-
-    private static string? FindExecutable(string name)
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        // runuser lives in sbin, which is often not on a service's PATH.
-        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-            .Select(dir => Path.Combine(dir, name))
-            .FirstOrDefault(File.Exists);
-    }
-
-    private static string NearestExistingDirectory(string directory)
-    {
-        var current = directory;
-        while (!Directory.Exists(current))
-        {
-            var parent = Path.GetDirectoryName(current);
-            if (parent is null)
-            {
-                break;
-            }
-            current = parent;
-        }
-        return current;
-    }
-
     private static void CreatePrivateDirectory(string path)
     {
         if (OperatingSystem.IsWindows())
@@ -816,10 +615,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         }
     }
 
-    private static int? ParseLeadingNumber(string? text) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
-
-    private static string ShortHash(string text) =>
+    internal static string ShortHash(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..12];
 
     // pg_ctl hands -o to /bin/sh, so a socket path with spaces or quotes must be quoted for the shell.
@@ -827,31 +623,4 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     private static string Tail(string text, int maxChars = 4000) =>
         text.Length <= maxChars ? text : "..." + text[^maxChars..];
-
-}
-
-/// <summary>Thrown when no PostgreSQL server binaries (initdb, pg_ctl) can be found on this machine.</summary>
-public sealed class PostgresBinariesNotFoundException : Exception
-{
-    private const string DefaultMessage =
-        "PostgreSQL server binaries (initdb and pg_ctl) were not found on PATH or under /usr/lib/postgresql/<version>/bin, " +
-        "so Kraud cannot run its embedded database. Either install PostgreSQL (e.g. `apt-get install postgresql`), " +
-        "or run `docker compose up` (docker-compose.yml in the repo) to get a database server, " +
-        "or point Kraud at an existing server by setting a connection string via `ConnectionStrings:Kraud` " +
-        "or the environment variable `KRAUD_DATABASE`.";
-
-    public PostgresBinariesNotFoundException()
-        : base(DefaultMessage)
-    {
-    }
-
-    public PostgresBinariesNotFoundException(string message)
-        : base(message)
-    {
-    }
-
-    public PostgresBinariesNotFoundException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
 }

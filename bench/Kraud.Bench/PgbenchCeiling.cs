@@ -59,7 +59,7 @@ public static partial class PgbenchCeiling
     }
 
     private static string EmbeddedPostgresBin() =>
-        Kraud.Api.Database.EmbeddedPostgres.FindBinDirectory() ?? throw new InvalidOperationException("no PostgreSQL binaries found for pgbench");
+        Kraud.Api.Database.PostgresBinaries.Find() ?? throw new InvalidOperationException("no PostgreSQL binaries found for pgbench");
 
     private static async Task ExecuteAsync(string connectionString, string sql)
     {
