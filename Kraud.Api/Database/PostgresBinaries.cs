@@ -1,12 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Globalization;
-using System.IO;
-using System.Linq;
-using System.Threading;
-using System.Threading.Tasks;
 using Kraud.HostRuntime.Drivers.Qemu;
-using Microsoft.Extensions.Logging;
 
 namespace Kraud.Api.Database;
 
