@@ -24,6 +24,12 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>, I
         await tenant.Gql($"mutation($in: CreatePodInput!) {{ createPod(input: $in) {{ {PodFields} }} }}",
             new { @in = new { name, image, cpu = 1, memoryMiB = 128, replicas, command } });
 
+    /// <summary>Reads the pod with <see cref="PodFields"/>, and again after each commit to its stream, until <paramref name="done"/>.</summary>
+    private Task<JsonElement> PodUntilAsync(TenantScope tenant, string id, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
+        app.StreamCommits.UntilAsync(Guid.Parse(id),
+            async () => (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ {PodFields} }} }}", new { id })).ShouldSucceed().Data.GetProperty("pod"),
+            done, timeout, what);
+
     private async Task<string> BusyboxDigestAsync()
     {
         using var client = new DistributionClient(new RegistryOptions { InsecureRegistries = ["127.0.0.0/8"] });
@@ -73,8 +79,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>, I
         (await tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 3) { id } }", new { id = pod.Id() })).ShouldSucceed();
         await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
         (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-        var restarted = await Eventually.Get(async () => (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ {PodFields} }} }}", new { id = pod.Id() }))
-            .ShouldSucceed().Data.GetProperty("pod"), p => p.State() == "RUNNING" && p.Instances().Count == 3, TimeSpan.FromSeconds(30), "the restarted pod runs");
+        var restarted = await PodUntilAsync(tenant, pod.Id(), p => p.State() == "RUNNING" && p.Instances().Count == 3, TimeSpan.FromSeconds(30), "the restarted pod runs");
 
         Assert.Equal(firstDigest, restarted.GetProperty("imageDigest").GetString());
         foreach (var vm in restarted.Instances().Select(i => Guid.Parse(i.Id())))
@@ -148,8 +153,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>, I
 
         Assert.True(app.Drivers.Single(d => d.Running.Contains(vm)).ExitWorkload(vm, 3));
 
-        var exited = await Eventually.Get(async () => (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ {PodFields} }} }}", new { id = pod.Id() }))
-            .ShouldSucceed().Data.GetProperty("pod"), p => p.Instances().Any(i => i.GetProperty("exitCode").ValueKind == JsonValueKind.Number),
+        var exited = await PodUntilAsync(tenant, pod.Id(), p => p.Instances().Any(i => i.GetProperty("exitCode").ValueKind == JsonValueKind.Number),
             TimeSpan.FromSeconds(15), "the exit is recorded");
         var instance = Assert.Single(exited.Instances());
         Assert.Equal(3, instance.GetProperty("exitCode").GetInt32());
@@ -158,8 +162,7 @@ public sealed class ImageSpecs(KraudApp app) : IClassFixture<ImageRegistries>, I
         var events = (await app.EventsOf(Guid.Parse(pod.Id()))).Select(e => e.Data).ToList();
         Assert.Equal(3, Assert.Single(events.OfType<PodReplicaExited>()).ExitCode);
 
-        var again = await Eventually.Get(async () => (await tenant.Gql($"query($id: ID!) {{ pod(id: $id) {{ {PodFields} }} }}", new { id = pod.Id() }))
-            .ShouldSucceed().Data.GetProperty("pod"), p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != vm.ToString()),
+        var again = await PodUntilAsync(tenant, pod.Id(), p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != vm.ToString()),
             TimeSpan.FromSeconds(30), "a new microVM replaces the one that exited");
         Assert.Equal(JsonValueKind.Null, Assert.Single(again.Instances()).GetProperty("exitCode").ValueKind);
     }

@@ -104,6 +104,10 @@ public class IngressSpecs(KraudApp app)
     private async Task<JsonElement> IngressAsync(TenantScope tenant, string id) =>
         (await tenant.Gql($"{{ ingresses {{ {IngressFields} }} }}")).ShouldSucceed().Data.GetProperty("ingresses").EnumerateArray().Single(i => i.Id() == id);
 
+    /// <summary>Reads the ingress, and again after each commit to its stream (its view changes only then), until <paramref name="done"/>.</summary>
+    private Task<JsonElement> IngressUntilAsync(TenantScope tenant, string id, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
+        app.StreamCommits.UntilAsync(Guid.Parse(id), () => IngressAsync(tenant, id), done, timeout, what);
+
     private static IReadOnlyList<string> HostsOf(JsonElement ingress) => ingress.GetProperty("replicas").EnumerateArray().Select(r => r.HostId()).ToList();
 
     [Fact]
@@ -124,7 +128,7 @@ public class IngressSpecs(KraudApp app)
             var failed = single.Value[0];
             app.Agent(failed).PowerOff();
             powered.Add(failed);
-            var moved = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => !HostsOf(i).Contains(failed) && HostsOf(i).Count == 3,
+            var moved = await IngressUntilAsync(tenant, ingress.Id(), i => !HostsOf(i).Contains(failed) && HostsOf(i).Count == 3,
                 TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the replica left the failed ingress host");
             Assert.Equal("ACTIVE", moved.GetProperty("state").GetString());
             var spare = HostsOf(moved).Except(HostsOf(ingress)).Single();
@@ -139,7 +143,7 @@ public class IngressSpecs(KraudApp app)
             var lostHost = pair.Value[0];
             app.Agent(lostHost).PowerOff();
             powered.Add(lostHost);
-            var degraded = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "DEGRADED",
+            var degraded = await IngressUntilAsync(tenant, ingress.Id(), i => i.GetProperty("state").GetString() == "DEGRADED",
                 TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the ingress runs short");
             Assert.Equal(new[] { pair.Value[1], spare }.Order(), HostsOf(degraded).Order());
             Assert.Contains(degraded.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("DEGRADED", StringComparison.Ordinal) && w.GetString()!.Contains(pair.Key));
@@ -153,7 +157,7 @@ public class IngressSpecs(KraudApp app)
         // below proves it only for the host of the pair's zone (CI saw the next spec find the other zone one host short).
         foreach (var host in powered)
             await app.WaitForHostStateAsync(host, "READY", TimeSpan.FromSeconds(app.HeartbeatTimeoutSeconds + 30), "the host is READY again");
-        var healed = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => i.GetProperty("state").GetString() == "ACTIVE" && HostsOf(i).Count == 3,
+        var healed = await IngressUntilAsync(tenant, ingress.Id(), i => i.GetProperty("state").GetString() == "ACTIVE" && HostsOf(i).Count == 3,
             TimeSpan.FromSeconds(60), "the lost replica returns when its host is READY again");
         Assert.Equal(2, HostsOf(healed).Count(h => app.Agent(h).Definition.Zone == pair.Key));
         Assert.Equal(3, HostsOf(healed).Distinct().Count());
@@ -173,7 +177,7 @@ public class IngressSpecs(KraudApp app)
         await app.DrainAsync(host);
         try
         {
-            var moved = await Eventually.Get(() => IngressAsync(tenant, ingress.Id()), i => !HostsOf(i).Contains(host) && HostsOf(i).Count == 3, Wait,
+            var moved = await IngressUntilAsync(tenant, ingress.Id(), i => !HostsOf(i).Contains(host) && HostsOf(i).Count == 3, Wait,
                 "the replica left the drained host");
             Assert.Equal("ACTIVE", moved.GetProperty("state").GetString());
             Assert.Null(EntryOf(await HostConfigAsync(host), ingress.Id()));

@@ -94,8 +94,8 @@ public class SelfHealingSpecs(KraudApp app)
         var driver = app.Driver(vm.GetProperty("hostId").GetString()!);
         Assert.True(driver.Vanish(Guid.Parse(vm.Id())));
 
-        await Eventually.Until(async () => (await app.EventsOf(Guid.Parse(pod.Id()))).Any(e => e.Data is PodReplicaVanished),
-            TimeSpan.FromSeconds(15), "reconciliation noticed the missing microVM");
+        await app.StreamCommits.UntilAsync(Guid.Parse(pod.Id()), async () => (await app.EventsOf(Guid.Parse(pod.Id()))).Any(e => e.Data is PodReplicaVanished),
+            vanished => vanished, TimeSpan.FromSeconds(15), "reconciliation noticed the missing microVM");
         await Eventually.Until(() => Task.FromResult(driver.Running.Contains(Guid.Parse(vm.Id()))), TimeSpan.FromSeconds(15), "the same microVM runs again");
         var again = await tenant.WaitForPodAsync(pod.Id(), "RUNNING");
         Assert.Equal(vm.Id(), Assert.Single(again.Instances()).Id());

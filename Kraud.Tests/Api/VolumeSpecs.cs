@@ -6,6 +6,7 @@ using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
 using Kraud.Tests.Infrastructure;
 using Marten;
+using Marten.Events;
 using Host = Kraud.Domain.Fleet.Host;
 
 namespace Kraud.Tests.Api;
@@ -26,7 +27,7 @@ public class VolumeSpecs(KraudApp app)
     private async Task PowerBackOnAsync(string hostId)
     {
         app.Agent(hostId).PowerOn();
-        await Eventually.Until(async () => await app.HostStateAsync(hostId) == "READY", TimeSpan.FromSeconds(30), "the host recovered");
+        await app.WaitForHostStateAsync(hostId, "READY", TimeSpan.FromSeconds(30), "the host recovered");
     }
 
     [Fact]
@@ -89,7 +90,7 @@ public class VolumeSpecs(KraudApp app)
         (await tenant.TryCreateVolumeAsync("nowhere", zone: "mars-1")).ShouldSucceed();
         var id = (await tenant.Gql("{ volumes { nodes { id name } } }")).ShouldSucceed().Data.GetProperty("volumes").GetProperty("nodes")
             .EnumerateArray().Single(v => v.GetProperty("name").GetString() == "nowhere").Id();
-        var pending = await Eventually.Get(async () => (await tenant.VolumeAsync(id))!.Value, v => v.GetProperty("reason").ValueKind == JsonValueKind.String,
+        var pending = await tenant.WaitForVolumeAsync(id, v => v.GetProperty("reason").ValueKind == JsonValueKind.String,
             TimeSpan.FromSeconds(15), "the volume says why it waits");
         Assert.Equal("PENDING", pending.State());
         var after = await tenant.EventCountAsync();
@@ -127,8 +128,8 @@ public class VolumeSpecs(KraudApp app)
         app.Agent(victim).PowerOff();
         try
         {
-            await Eventually.Until(async () => await app.HostStateAsync(victim) == "FAILED", Recovery, "the storage host is FAILED");
-            var healed = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+            await app.WaitForHostStateAsync(victim, "FAILED", Recovery, "the storage host is FAILED");
+            var healed = await tenant.WaitForVolumeAsync(volume.Id(),
                 v => v.State() == "HEALTHY" && !v.ReplicaHosts().Contains(victim), Recovery, "the volume is HEALTHY again without the failed host");
             Assert.Equal(3, healed.ReplicaHosts().Distinct().Count());
             Assert.All(healed.ReplicaHosts(), h => Assert.Equal("fsn1-a", app.Agent(h).Definition.Zone));
@@ -174,7 +175,7 @@ public class VolumeSpecs(KraudApp app)
         var volume = await tenant.WaitForVolumeAsync((await tenant.CreateVolumeAsync("diskdeath", "GFS", 5, zone: "fsn1-b")).Id(), "HEALTHY");
         var broken = volume.ReplicaHosts()[1];
         Assert.True(app.Agent(broken).Replicas.Lose(Guid.Parse(volume.Id())));
-        var healed = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+        var healed = await tenant.WaitForVolumeAsync(volume.Id(),
             v => v.State() == "HEALTHY" && !v.ReplicaHosts().Contains(broken), TimeSpan.FromSeconds(30), "the volume healed elsewhere");
         Assert.Equal(3, healed.ReplicaHosts().Distinct().Count());
         var failed = Assert.Single((await EventsOf(volume.Id())).OfType<VolumeReplicaFailed>());
@@ -193,7 +194,7 @@ public class VolumeSpecs(KraudApp app)
         var storage = app.Agents.All.Where(a => a.Definition is { Zone: "fsn1-a", Role: "Storage" }).ToList();
         foreach (var host in storage) host.Replicas.DropNextProvisions(tenant.Id, drops);
         var volumeId = (await tenant.CreateVolumeAsync("deaf", "BLOCK", 5, zone: "fsn1-a")).Id();
-        var maker = await Eventually.Get(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaScheduled>().SingleOrDefault(e => e.MakesKey),
+        var maker = await app.StreamCommits.UntilAsync(Guid.Parse(volumeId), async () => (await EventsOf(volumeId)).OfType<VolumeReplicaScheduled>().SingleOrDefault(e => e.MakesKey),
             e => e is not null, TimeSpan.FromSeconds(30), "the volume was placed");
         foreach (var host in storage.Where(h => h.Id != maker!.HostId)) host.Replicas.ClearFaults();
         return (tenant, volumeId, maker!.HostId);
@@ -287,7 +288,7 @@ public class VolumeSpecs(KraudApp app)
             .ShouldSucceed();
         var moved = (await tenant.Gql(attach, new { v = volume.Id(), p = second.Id() })).ShouldSucceed().Data.GetProperty("attachVolume");
         Assert.Equal(second.Id(), Assert.Single(moved.GetProperty("attachedTo").EnumerateArray()).GetString());
-        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(second.Id()))!.Value,
+        var restarted = await tenant.WaitForPodAsync(second.Id(),
             p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != secondVm), TimeSpan.FromSeconds(30), "the second pod restarted with the volume");
         var host = restarted.Instances()[0].GetProperty("hostId").GetString()!;
         Assert.NotNull(app.Driver(host).VolumeKeyOf(Guid.Parse(restarted.Instances()[0].Id()), Guid.Parse(volume.Id())));
@@ -295,7 +296,7 @@ public class VolumeSpecs(KraudApp app)
         // Deleting the pod lets the volume go; then the volume is crypto-erased on every replica before it is DELETED.
         (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { state } }", new { id = second.Id() })).ShouldSucceed();
         await tenant.WaitForPodAsync(second.Id(), "STOPPED");
-        var detached = await Eventually.Get(async () => (await tenant.VolumeAsync(volume.Id()))!.Value,
+        var detached = await tenant.WaitForVolumeAsync(volume.Id(),
             v => v.GetProperty("attachedTo").GetArrayLength() == 0, TimeSpan.FromSeconds(10), "the stopped pod let the volume go");
         (await tenant.Gql("mutation($id: ID!, $v: Int) { deleteVolume(id: $id, expectedVersion: $v) { state } }",
             new { id = volume.Id(), v = detached.GetProperty("version").GetInt32() })).ShouldSucceed();
@@ -372,24 +373,24 @@ public class VolumeSpecs(KraudApp app)
 
         // Restart: a new microVM with a new key; the old key is gone, and an event says so.
         (await tenant.Gql("mutation($id: ID!) { restartPod(id: $id) { id } }", new { id = pod.Id() })).ShouldSucceed();
-        var restarted = await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+        var restarted = await tenant.WaitForPodAsync(pod.Id(),
             p => p.State() == "RUNNING" && p.Instances().All(i => i.Id() != vm.Id()), TimeSpan.FromSeconds(30), "the pod restarted");
         Assert.False(app.Driver(host).HoldsEphemeralKey(Guid.Parse(vm.Id())));
         var second = restarted.Instances()[0];
         Assert.NotEqual(firstKey, app.Driver(second.GetProperty("hostId").GetString()!).EphemeralKeyOf(Guid.Parse(second.Id())));
-        await Eventually.Until(async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(vm.Id())),
-            TimeSpan.FromSeconds(10), "the erase of the first disk is recorded");
+        await app.StreamCommits.UntilAsync(Guid.Parse(pod.Id()), async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(vm.Id())),
+            erased => erased, TimeSpan.FromSeconds(10), "the erase of the first disk is recorded");
 
         // Reschedule: draining the host moves the replica; the key of the VM that left is destroyed too.
         var secondHost = second.GetProperty("hostId").GetString()!;
         await app.DrainAsync(secondHost);
         try
         {
-            await Eventually.Get(async () => (await tenant.PodAsync(pod.Id()))!.Value,
+            await tenant.WaitForPodAsync(pod.Id(),
                 p => p.State() == "RUNNING" && p.Instances().All(i => i.GetProperty("hostId").GetString() != secondHost), TimeSpan.FromSeconds(30), "the pod moved");
             Assert.False(app.Driver(secondHost).HoldsEphemeralKey(Guid.Parse(second.Id())));
-            await Eventually.Until(async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(second.Id())),
-                TimeSpan.FromSeconds(10), "the erase on reschedule is recorded");
+            await app.StreamCommits.UntilAsync(Guid.Parse(pod.Id()), async () => (await EventsOf(pod.Id())).OfType<EphemeralDiskErased>().Any(e => e.VmId == Guid.Parse(second.Id())),
+                erased => erased, TimeSpan.FromSeconds(10), "the erase on reschedule is recorded");
         }
         finally
         {
@@ -467,7 +468,8 @@ public class VolumeSpecs(KraudApp app)
         secrets.Add(record.Key.Sealed);
 
         var auditor = await tenant.TokenAsync("AUDITOR");
-        await Eventually.Until(async () => (await app.AsOperator("{ auditLog(first: 500) { totalCount } }")).Body.Length > 0, TimeSpan.FromSeconds(5), "audit");
+        // The audit log is an async projection: every body below must include what it projects of this spec.
+        await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
         var bodies = new List<string>
         {
             (await tenant.Gql($"{{ volumes {{ nodes {{ {Infrastructure.Volumes.Fields} }} }} }}")).Body,

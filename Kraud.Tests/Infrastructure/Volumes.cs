@@ -24,8 +24,11 @@ public static class Volumes
 
     /// <summary>Reads the volume, and again after each commit to its stream, until it is in the state.</summary>
     public static Task<JsonElement> WaitForVolumeAsync(this TenantScope tenant, string id, string state, int seconds = 30) =>
-        tenant.App.StreamCommits.UntilAsync(Guid.Parse(id), async () => (await tenant.VolumeAsync(id))!.Value, v => v.State() == state,
-            TimeSpan.FromSeconds(seconds), $"volume {id} is {state}");
+        tenant.WaitForVolumeAsync(id, v => v.State() == state, TimeSpan.FromSeconds(seconds), $"volume {id} is {state}");
+
+    /// <summary>Reads the volume, and again after each commit to its stream (its view changes only then), until <paramref name="done"/>.</summary>
+    public static Task<JsonElement> WaitForVolumeAsync(this TenantScope tenant, string id, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
+        tenant.App.StreamCommits.UntilAsync(Guid.Parse(id), async () => (await tenant.VolumeAsync(id))!.Value, done, timeout, what);
 
     public static IReadOnlyList<string> ReplicaHosts(this JsonElement volume) =>
         volume.GetProperty("replicas").EnumerateArray().Select(r => r.GetProperty("hostId").GetString()!).ToList();
