@@ -155,6 +155,10 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
 
     private async Task<List<object>> EventsOf(string id) => (await app.EventsOf(Guid.Parse(id))).Select(e => e.Data).ToList();
 
+    /// <summary>Reads the stream's events, and again after each commit to it, until <paramref name="done"/>.</summary>
+    private Task<List<object>> EventsUntilAsync(string id, Func<List<object>, bool> done, TimeSpan timeout, string what) =>
+        app.StreamCommits.UntilAsync(Guid.Parse(id), () => EventsOf(id), done, timeout, what);
+
     /// <summary>
     /// A spec's part of the zone: the storage hosts it started, a tenant of its own, and the pods and volumes it makes, which go
     /// when it ends, whether it passed or not.
@@ -267,7 +271,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
 
         // The lost replica is replaced on the spare storage host, filled while the guest runs, and healthy only once equal.
         var spare = storage.Single(s => !replicas.Contains(s.Host.Id.ToString()));
-        var healed = await Eventually.Get(async () => (await tenant.Gql(
+        var healed = await app.StreamCommits.UntilAsync(Guid.Parse(volumeId), async () => (await tenant.Gql(
                 "query($id: ID!) { volume(id: $id) { state replicas { hostId state syncedBytes totalBytes } } }", new { id = volumeId }))
             .ShouldSucceed().Data.GetProperty("volume"),
             v => v.State() == "HEALTHY" && v.ReplicaHosts().Contains(spare.Host.Id.ToString()), TimeSpan.FromSeconds(240), "the volume is HEALTHY on the spare");
@@ -350,7 +354,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         // With its only peer gone, a RED volume is DEGRADED (not UNAVAILABLE): one copy takes its writes.
         var victim = storage.Single(s => s.Host.Id.ToString() == replicas[1]);
         await victim.Host.KillAsync();
-        var degraded = await Eventually.Get(async () => (await tenant.VolumeAsync(volumeId))!.Value, v => v.State() is "DEGRADED" or "UNAVAILABLE",
+        var degraded = await tenant.WaitForVolumeAsync(volumeId, v => v.State() is "DEGRADED" or "UNAVAILABLE",
             TimeSpan.FromSeconds(60), "the volume lost a replica");
         Assert.Equal("DEGRADED", degraded.State());
         var degradedAt = await RoundsAsync();
@@ -359,8 +363,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         // A storage host is back (a new one in the zone): the replica is placed there, filled from the survivor, taken in.
         var back = Assert.Single(await zone.StartStorageAsync(1));
         storage.Add(back);
-        await Eventually.Until(async () => (await tenant.VolumeAsync(volumeId))!.Value is var v && v.State() == "HEALTHY"
-                                           && v.ReplicaHosts().Contains(back.Host.Id.ToString()),
+        await tenant.WaitForVolumeAsync(volumeId, v => v.State() == "HEALTHY" && v.ReplicaHosts().Contains(back.Host.Id.ToString()),
             TimeSpan.FromSeconds(240), "the volume is HEALTHY again with the new storage host");
         var healedAt = await RoundsAsync();
         var after = await ConsoleUntilAsync(console, $"round {healedAt + 3} ok", 120);
@@ -387,9 +390,9 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         await dead.Host.KillAsync();
         var volumeId = (await tenant.CreateVolumeAsync("window", "BLOCK", 1, zone.Zone)).Id();
         lab.Volumes.Add(volumeId);
-        await Eventually.Until(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaScheduled>().Any(e => e.HostId == dead.Host.Id),
+        await EventsUntilAsync(volumeId, events => events.OfType<VolumeReplicaScheduled>().Any(e => e.HostId == dead.Host.Id),
             TimeSpan.FromSeconds(30), "a replica is placed on the dead storage host");
-        await Eventually.Until(async () => (await EventsOf(volumeId)).OfType<VolumeReplicaExported>().Any(),
+        await EventsUntilAsync(volumeId, events => events.OfType<VolumeReplicaExported>().Any(),
             TimeSpan.FromSeconds(60), "a replica on a live storage host serves its export");
 
         // The dead host's replica is lost (when its silence is noticed) and its replacement placed on the spare once that
@@ -435,7 +438,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
         // The scrub runs in the guest's QEMU (it has the volume attached), names the rotten replica and where, and the
         // replica is replaced on the spare storage host, filled from the two that agree.
         var spare = storage.Single(s => !replicas.Contains(s.Host.Id.ToString()));
-        var healed = await Eventually.Get(async () => (await tenant.Gql(
+        var healed = await app.StreamCommits.UntilAsync(Guid.Parse(volumeId), async () => (await tenant.Gql(
                 "query($id: ID!) { volume(id: $id) { state lastScrubbedAt scrubRequested replicas { hostId state } } }", new { id = volumeId }))
             .ShouldSucceed().Data.GetProperty("volume"),
             v => v.State() == "HEALTHY" && v.ReplicaHosts().Contains(spare.Host.Id.ToString()), TimeSpan.FromSeconds(300),
@@ -507,7 +510,7 @@ public sealed class BlockVolumeSpecs(ProcessFleetApp app, BlockZoneFixture zone)
     {
         try
         {
-            await Eventually.Until(async () => (await EventsOf(volumeId)).OfType<VolumeScrubbed>().Count() >= times, TimeSpan.FromSeconds(180),
+            await EventsUntilAsync(volumeId, events => events.OfType<VolumeScrubbed>().Count() >= times, TimeSpan.FromSeconds(180),
                 $"volume {volumeId} is scrubbed");
         }
         catch (TimeoutException e)
