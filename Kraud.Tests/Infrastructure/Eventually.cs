@@ -4,8 +4,10 @@ namespace Kraud.Tests.Infrastructure;
 /// Polls for something that happens outside this application's database: a guest's console or workload log, a host
 /// runtime or CLI process, a port, a registry, a simulated driver's state. A read model of a stream (a pod, a host) is
 /// awaited through <see cref="StreamCommits"/> instead, which reads again only after a commit to that stream
-/// (<c>WaitForPodAsync</c>, <c>WaitForHostStateAsync</c>); async projections with WaitForNonStaleProjectionDataAsync.
-/// Specs that still poll here for a stream's read model are left to convert (issue #24).
+/// (<c>WaitForPodAsync</c>, <c>WaitForVolumeAsync</c>, <c>WaitForHostStateAsync</c>); async projections with
+/// WaitForNonStaleProjectionDataAsync. Read models still polled here, and why: an app's health (composed from its parts'
+/// pods and volumes, not one stream), what a Kubernetes client lists (polled as kubectl would), the console fixture's
+/// pods (its own host, without the listener).
 /// </summary>
 public static class Eventually
 {
