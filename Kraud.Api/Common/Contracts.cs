@@ -41,6 +41,12 @@ public interface IPods
     /// them in one round trip (see <see cref="ReadAhead"/>): a caller that decides for many pods in one session calls it first.
     /// </summary>
     Task ReadAheadForBootsAsync(IQuerySession session, IReadOnlyCollection<Pod> pods);
+
+    /// <summary>
+    /// What a create reads in its transaction (its pod's stream for writing, its namespace's VPC view, the confirmation
+    /// of the image's registry credential), read in one round trip before the create confirms and decides.
+    /// </summary>
+    Task ReadAheadForCreateAsync(IDocumentSession session, CreatePod create);
 }
 
 /// <summary>Volumes, as pods, hosts and apps need them (Volumes implements it).</summary>
@@ -86,6 +92,9 @@ public interface IAddresses
 
     /// <summary>The namespace's overlay; a new namespace gets a /23 no other namespace holds.</summary>
     Task EnsureNamespaceAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at);
+
+    /// <summary>Names what <see cref="EnsureNamespaceAsync"/> reads for a tenant's create (see <see cref="IPods.ReadAheadForCreateAsync"/>).</summary>
+    void ReadAheadForCreate(ReadAhead ahead, Guid tenantId);
 
     /// <summary>How many more microVMs the namespace's /23 can take.</summary>
     Task<int> FreeAddressesAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at);
@@ -146,6 +155,9 @@ public interface IPodImages
     /// resolved again with the current one), and the pull secret sealed for the host runtimes is stored in this session.
     /// </summary>
     Task<CreatePod> ConfirmAsync(IDocumentSession session, CreatePod create, CancellationToken ct);
+
+    /// <summary>Names what <see cref="ConfirmAsync"/> reads for this create (see <see cref="IPods.ReadAheadForCreateAsync"/>).</summary>
+    void ReadAheadForCreate(ReadAhead ahead, IDocumentSession session, CreatePod create);
 
     /// <summary>What a boot command carries of the pod's image: the digest to pull, and the pull credential.</summary>
     Task<OciImage?> ForBootAsync(IQuerySession session, Pod pod);

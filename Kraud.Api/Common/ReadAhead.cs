@@ -33,6 +33,16 @@ public sealed class ReadAhead(IQuerySession session)
         });
     }
 
+    /// <summary>
+    /// Any other read of the batch (a query, a stream fetched for writing), under a key of its own: <see cref="TryTake{T}"/>
+    /// hands its result to the one read it stands for.
+    /// </summary>
+    public void Read<T>(object key, Func<IBatchedQuery, Task<T>> read)
+    {
+        var reading = read(batch);
+        reads.Add(async known => known[(typeof(T), key)] = await reading);
+    }
+
     /// <summary>Everything named so far, in one round trip (none when nothing was named).</summary>
     public async Task ExecuteAsync(CancellationToken ct = default)
     {
@@ -51,6 +61,21 @@ public sealed class ReadAhead(IQuerySession session)
         var loading = now.LoadMany<T>().ByIdList(ids);
         await now.Execute();
         return await loading;
+    }
+
+    /// <summary>
+    /// What <see cref="Read{T}"/> read under this key, once: taken, so a later read in the session (after its own writes)
+    /// reads again rather than answering what the transaction saw before them.
+    /// </summary>
+    public static bool TryTake<T>(IQuerySession session, object key, out T value)
+    {
+        if (Known.TryGetValue(session, out var known) && known.Remove((typeof(T), key), out var read))
+        {
+            value = (T)read!;
+            return true;
+        }
+        value = default!;
+        return false;
     }
 
     /// <summary>One document (null when it does not exist), as <see cref="LoadManyAsync{T, TId}"/>.</summary>

@@ -37,13 +37,20 @@ public static class Streams
         marten.Events.AddEventType<Compacted<T>>();
     }
 
-    /// <summary>The stream folded for a decision that will be appended in this session (see <see cref="Append{T}"/>).</summary>
+    /// <summary>
+    /// The stream folded for a decision that will be appended in this session (see <see cref="Append{T}"/>): the one read
+    /// ahead with the session's other reads (<see cref="ReadAheadForWriting{T}"/>) if there is one, else fetched now.
+    /// </summary>
     public static async Task<Loaded<T>> FetchForWritingAsync<T>(IDocumentSession session, Guid id, CancellationToken ct = default)
         where T : class, IState<T>
     {
-        var stream = await session.Events.FetchForWriting<T>(id, ct);
+        if (!ReadAhead.TryTake<IEventStream<T>>(session, id, out var stream)) stream = await session.Events.FetchForWriting<T>(id, ct);
         return new Loaded<T>(stream.Aggregate ?? T.Initial, (int)(stream.StartingVersion ?? 0)) { Stream = stream };
     }
+
+    /// <summary>The stream fetched for writing in the read-ahead's round trip; the session's next <see cref="FetchForWritingAsync{T}"/> of it takes it.</summary>
+    public static void ReadAheadForWriting<T>(ReadAhead ahead, Guid id) where T : class, IState<T> =>
+        ahead.Read(id, batch => batch.Events.FetchForWriting<T>(id));
 
     /// <summary>
     /// Several streams fetched for writing in one round trip (Marten's batched FetchForWriting): a scheduler batch's pods.

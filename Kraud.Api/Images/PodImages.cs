@@ -43,6 +43,12 @@ public sealed class PodImages(ImageResolver resolver, RegistryCredentials creden
         return create with { Image = image };
     }
 
+    public void ReadAheadForCreate(ReadAhead ahead, IDocumentSession session, CreatePod create)
+    {
+        if (create.Image is { } image && ResolvedWith.TryGetValue(session, out var resolved) && resolved.ContainsKey(create.PodId))
+            RegistryCredentials.ReadAheadForConfirm(ahead, create.TenantId, image.Registry);
+    }
+
     public async Task<CreatePod> ConfirmAsync(IDocumentSession session, CreatePod create, CancellationToken ct)
     {
         if (create.Image is not { } image || !ResolvedWith.TryGetValue(session, out var resolved) || !resolved.Remove(create.PodId, out var secret))

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Kraud.Api.Common;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Images;
 using Marten;
@@ -65,11 +66,17 @@ public sealed class RegistryCredentials(RegistryCredentialKey key)
     /// <summary>The tenant's credential for this registry as the session reads it now (null: none), remembered.</summary>
     public async Task<RegistryCredentialSecret?> ReadAsync(IQuerySession session, Guid tenant, string registry, CancellationToken ct)
     {
-        var secret = await session.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefaultAsync(ct);
+        if (!ReadAhead.TryTake<RegistryCredentialSecret?>(session, (tenant, registry), out var secret))
+            secret = await session.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefaultAsync(ct);
         if (known.Count >= Remembered) known.Clear();
         known[(tenant, registry)] = secret;
         return secret;
     }
+
+    /// <summary>The session's next <see cref="ReadAsync"/> of this credential answers from the read-ahead's round trip.</summary>
+    public static void ReadAheadForConfirm(ReadAhead ahead, Guid tenant, string registry) =>
+        ahead.Read<RegistryCredentialSecret?>((tenant, registry),
+            batch => batch.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefault());
 
     /// <summary>Whether two reads found the same credential (or none both times).</summary>
     public static bool Same(RegistryCredentialSecret? a, RegistryCredentialSecret? b) =>

@@ -37,7 +37,7 @@ public sealed class AddressBook
     {
         var id = Vpc.IdFor(tenantId);
         if (_vpcs.TryGetValue(id, out var known)) return known.Vpc;
-        if (await _session.LoadAsync<VpcView>(id) is { Vpc.Exists: true } view)
+        if (await ReadAhead.LoadAsync<VpcView, Guid>(_session, id) is { Vpc.Exists: true } view)
         {
             _vpcs[id] = (view.Vpc, null);
             return view.Vpc;
@@ -61,6 +61,9 @@ public sealed class AddressBook
         }
         throw new InvalidOperationException($"No free IPv6 ULA prefix after {MaxUlaAttempts} attempts.");
     }
+
+    /// <summary>The tenant's VPC view, read with a create's other reads (<see cref="EnsureVpcAsync"/> answers from it).</summary>
+    public static void ReadAheadForCreate(ReadAhead ahead, Guid tenantId) => ahead.LoadMany<VpcView, Guid>([Vpc.IdFor(tenantId)], v => v.Id);
 
     /// <summary>The namespace's overlay; a new namespace gets a /23 no other namespace holds.</summary>
     public async Task<(Vpc Vpc, VpcNamespace Namespace)> EnsureNamespaceAsync(IMessageContext context, Guid tenantId, string ns, Principal by,

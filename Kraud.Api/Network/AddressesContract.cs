@@ -15,6 +15,8 @@ public sealed class AddressesContract : IAddresses
     public Task EnsureNamespaceAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at) =>
         AddressBook.For(session).EnsureNamespaceAsync(context, tenantId, ns, by, at);
 
+    public void ReadAheadForCreate(ReadAhead ahead, Guid tenantId) => AddressBook.ReadAheadForCreate(ahead, tenantId);
+
     public Task<int> FreeAddressesAsync(IDocumentSession session, IMessageContext context, Guid tenantId, string ns, Principal by, DateTimeOffset at) =>
         AddressBook.For(session).FreeAddressesAsync(context, tenantId, ns, by, at);
 

@@ -24,8 +24,13 @@ public static class PodRequestHandler
         // read of a session without one was a transaction of its own, several commits per pod. Begun after the image's
         // resolution, which may wait on a registry.
         await session.BeginTransactionAsync(ct);
-        // The credential the image was resolved with, confirmed here rather than read in a transaction of its own before.
-        if (command is CreatePod resolved) command = await images.ConfirmAsync(session, resolved, ct);
+        if (command is CreatePod resolved)
+        {
+            // Its reads in one round trip: the pod's stream, the namespace's VPC, the credential the image was resolved with.
+            await pods.ReadAheadForCreateAsync(session, resolved);
+            // The credential confirmed here rather than read in a transaction of its own before.
+            command = await images.ConfirmAsync(session, resolved, ct);
+        }
         return await pods.RequestAsync(session, context, command, request.By, request.ExpectedVersion);
     }
 }

@@ -69,6 +69,15 @@ public sealed class PodStreams(IVolumes volumes, IAddresses addresses, IEnumerab
         await ahead.ExecuteAsync();
     }
 
+    public async Task ReadAheadForCreateAsync(IDocumentSession session, CreatePod create)
+    {
+        var ahead = new ReadAhead(session);
+        Streams.ReadAheadForWriting<Pod>(ahead, create.PodId);
+        addresses.ReadAheadForCreate(ahead, create.TenantId);
+        images.ReadAheadForCreate(ahead, session, create);
+        await ahead.ExecuteAsync();
+    }
+
     /// <summary>The stream's version once this session commits: the version it was fetched at plus what was appended to it since.</summary>
     private static int VersionAfter(Loaded<Pod> loaded) => loaded.Version + (loaded.Stream?.Events.Count ?? 0);
 
