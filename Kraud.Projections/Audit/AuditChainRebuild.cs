@@ -165,10 +165,6 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
         await using var json = new Utf8JsonWriter(buffer);
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        // A chunk's commit need not wait for its WAL to reach the disk: the head and the daemon's position are committed
-        // after every chunk, synchronously, which flushes the WAL up to there (chunks included); a crash before that
-        // leaves a rebuild that failed, and ResetAsync or the next rebuild starts over.
-        await ExecuteAsync(connection, "set synchronous_commit = off", ct);
         await foreach (var chunk in chunks.ReadAllAsync(ct))
         {
             // One version per chunk: a document's version only has to change when the document does, and a fresh one per
