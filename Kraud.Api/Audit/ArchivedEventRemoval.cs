@@ -9,7 +9,8 @@ namespace Kraud.Api.Audit;
 
 /// <summary>
 /// Removes archived events from the log once their archive is written and verified (EventArchiver). The events of
-/// streams that had ended by the cut leave; a live host, pod, volume or ingress keeps its stream, with its events up to
+/// streams that had ended by the cut leave, with the inline views of those resources (PodView, VolumeView, IngressView);
+/// a live host, pod, volume or ingress keeps its stream, with its events up to
 /// the cut replaced by a snapshot of the state they fold to (LiveStreamCompaction). The cut is the last checkpoint of the platform
 /// projection in the archive: its states are where every replay after the cut starts, so the removed events are never
 /// needed again, and reads of earlier instants answer ARCHIVE_REQUIRED (ArchiveBoundary) from the moment the record
@@ -72,16 +73,27 @@ public sealed class ArchivedEventRemoval(IDocumentStore store, KraudDatabase dat
             """, ct, ("cut", cut.Seq), ("starts", LiveStreamCompaction.StartTypes()), ("snapshots", compaction.SnapshotTypes()));
         var from = await ScalarAsync(connection, $"select coalesce(min(seq_id), 0) from {schema}.mt_events where stream_id in (select id from ended_streams)", ct);
         var selected = clock.Elapsed;
+        // A stream's view leaves in the statement that deletes the stream's first event (its start, or the snapshot an
+        // earlier removal compacted it to): the deletes go from the cut down, so that is the stream's last event to go,
+        // and a removal that stopped half-way finds the stream, and its view, again. Afterwards the resource is absent
+        // (a rebuild of the view from the log would not make it either); reads of it before the cut need the archive.
+        var views = compaction.PlatformViews();
+        var deleteViews = string.Concat(views.Select((v, i) =>
+            $", view{i} as (delete from {v.Table} where id in (select stream_id from gone where type = any(@firsts{i})))"));
         long removed = 0;
         for (var high = cut.Seq; from > 0 && high >= from; high -= BatchSeqs)
         {
             var low = Math.Max(from - 1, high - BatchSeqs);
-            await using var delete = new NpgsqlCommand(
-                $"delete from {schema}.mt_events where seq_id > @low and seq_id <= @high and stream_id in (select id from ended_streams)", connection)
+            await using var delete = new NpgsqlCommand($"""
+                with gone as (delete from {schema}.mt_events where seq_id > @low and seq_id <= @high and stream_id in (select id from ended_streams)
+                              returning stream_id, type){deleteViews}
+                select count(*) from gone
+                """, connection)
             { CommandTimeout = 0 };
             delete.Parameters.AddWithValue("low", low);
             delete.Parameters.AddWithValue("high", high);
-            removed += await delete.ExecuteNonQueryAsync(ct);
+            for (var i = 0; i < views.Count; i++) delete.Parameters.AddWithValue($"firsts{i}", views[i].FirstTypes);
+            removed += Convert.ToInt64(await delete.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
         }
         var deleted = clock.Elapsed;
         // Only now: a removal that stopped before this point finds the same ended streams again, and one that stopped

@@ -10,8 +10,11 @@ using Kraud.Domain.Pods;
 using Kraud.Domain.Volumes;
 using Kraud.Projections.Apps;
 using Kraud.Projections.Common;
+using Kraud.Projections.Ingresses;
 using Kraud.Projections.Kubernetes;
 using Kraud.Projections.KubernetesApi;
+using Kraud.Projections.Pods;
+using Kraud.Projections.Volumes;
 using Marten;
 using Npgsql;
 using NpgsqlTypes;
@@ -39,37 +42,41 @@ public sealed class LiveStreamCompaction(IDocumentStore store)
 
     /// <param name="Platform">
     /// A kind the platform projection folds: the removal finds its ended streams by the checkpoint at the cut (ArchivedEventRemoval).
-    /// The others are not in the checkpoint, so nothing says when they ended: they are only compacted.
+    /// The others are not in the checkpoint, so nothing says when they ended: they are only compacted, or leave by <see cref="Over{T}"/>.
     /// </param>
-    /// <param name="View">The inline view of the stream's state (one document per stream, its id): it leaves with a stream removed whole.</param>
+    /// <param name="View">The inline view of a kind that can be over (one document per stream, its id): it leaves with the stream.</param>
     private abstract record Kind(string Start, Type Compacted, bool Platform, Type? View)
     {
-        /// <summary>The state the events fold to, and whether the resource was deleted for good by then (see <see cref="Kind{T}"/>).</summary>
+        /// <summary>The state the events fold to, and whether the resource was over by then by its own state (see <see cref="Over{T}"/>).</summary>
         public abstract (object State, bool Ended) Fold(IEnumerable<IEvent> events);
 
         public abstract object Snapshot(Guid id, object state);
 
         /// <summary>A snapshot of this kind can say the resource ended: a stream compacted to it before it ended is looked at again.</summary>
-        public abstract bool CanEnd { get; }
+        public abstract bool EndsByState { get; }
     }
 
-    /// <param name="Ended">
-    /// For the kinds outside the checkpoint: the state of a resource that was deleted and to which nothing is appended any
-    /// more (the decider refuses every command but a new create). Such a stream with no event after the cut leaves whole,
-    /// as an ended pod's does; the platform's kinds are found ended by the checkpoint instead (ArchivedEventRemoval).
-    /// </param>
-    private sealed record Kind<T>(string Start, bool Platform = false, Func<T, bool>? Ended = null, Type? View = null)
-        : Kind(Start, typeof(Compacted<T>), Platform, View) where T : class, IState<T>
+    /// <summary>
+    /// How a resource that can be over leaves the log whole, and the inline view that leaves with it: one list of the kinds
+    /// that end, each with its view. <paramref name="Ended"/> null: a platform kind, over when the checkpoint at the cut no
+    /// longer holds it (PlatformState drops a pod once deleted with no replica left, a volume and an ingress once deleted);
+    /// otherwise the state of a resource that was deleted and to which nothing is appended any more (the decider refuses
+    /// every command but a new create): such a stream with no event after the cut leaves whole, as an ended pod's does.
+    /// </summary>
+    private sealed record Over<T>(Type View, Func<T, bool>? Ended = null);
+
+    private sealed record Kind<T>(string Start, bool Platform = false, Over<T>? Over = null)
+        : Kind(Start, typeof(Compacted<T>), Platform, Over?.View) where T : class, IState<T>
     {
         public override (object State, bool Ended) Fold(IEnumerable<IEvent> events)
         {
             var state = Snapshots.Fold<T>(events);
-            return (state, Ended?.Invoke(state) == true);
+            return (state, Over?.Ended?.Invoke(state) == true);
         }
 
         public override object Snapshot(Guid id, object state) => new Compacted<T>((T)state, id, "");
 
-        public override bool CanEnd => Ended is not null;
+        public override bool EndsByState => Over?.Ended is not null;
     }
 
     /// <summary>
@@ -79,18 +86,20 @@ public sealed class LiveStreamCompaction(IDocumentStore store)
     /// nothing to compact. A deleted app is over once no rollout runs (it would append its end) and its volumes, if
     /// any, were released (AppReleaseHandler appends that), as the API's DELETED says; a
     /// cluster once its deletion was asked for (its pods and objects are deleted in that transaction), a Kubernetes object
-    /// once deleted (a new object of that name starts its stream again at the next version, with a new uid); a VPC is
-    /// never deleted.
+    /// once deleted (a new object of that name starts its stream again at the next version, with a new uid); a VPC and a
+    /// host are never over.
     /// </summary>
     private static readonly Kind[] Kinds =
     [
-        new Kind<Pod>("pod_requested", Platform: true), new Kind<Volume>("volume_requested", Platform: true), new Kind<Ingress>("ingress_created", Platform: true),
+        new Kind<Pod>("pod_requested", Platform: true, new Over<Pod>(typeof(PodView))),
+        new Kind<Volume>("volume_requested", Platform: true, new Over<Volume>(typeof(VolumeView))),
+        new Kind<Ingress>("ingress_created", Platform: true, new Over<Ingress>(typeof(IngressView))),
         new Kind<Host>("host_registered", Platform: true),
         new Kind<Vpc>("vpc_created"),
-        new Kind<AppInstance>("app_launch_requested", Ended: a => a is { Exists: true, Phase: AppPhase.Deleting, Rollout: null } && (a.Released || a.Volumes.IsEmpty),
-            View: typeof(AppInstanceView)),
-        new Kind<KubernetesCluster>("kubernetes_cluster_requested", Ended: c => c is { Exists: true, Deleting: true }, View: typeof(KubernetesClusterView)),
-        new Kind<KubeObject>("kube_object_created", Ended: o => o.Id != Guid.Empty && !o.Exists, View: typeof(KubeObjectView)),
+        new Kind<AppInstance>("app_launch_requested", Over: new Over<AppInstance>(typeof(AppInstanceView),
+            a => a is { Exists: true, Phase: AppPhase.Deleting, Rollout: null } && (a.Released || a.Volumes.IsEmpty))),
+        new Kind<KubernetesCluster>("kubernetes_cluster_requested", Over: new Over<KubernetesCluster>(typeof(KubernetesClusterView), c => c is { Exists: true, Deleting: true })),
+        new Kind<KubeObject>("kube_object_created", Over: new Over<KubeObject>(typeof(KubeObjectView), o => o.Id != Guid.Empty && !o.Exists)),
     ];
 
     /// <summary>
@@ -132,7 +141,7 @@ public sealed class LiveStreamCompaction(IDocumentStore store)
             find.Parameters.AddWithValue("cut", cut);
             find.Parameters.AddWithValue("starts", Kinds.Select(k => k.Start).ToArray());
             find.Parameters.AddWithValue("snapshots", Kinds.Select(k => Name(k.Compacted)).ToArray());
-            find.Parameters.AddWithValue("ending", Kinds.Where(k => k.CanEnd).Select(k => Name(k.Compacted)).ToArray());
+            find.Parameters.AddWithValue("ending", Kinds.Where(k => k.EndsByState).Select(k => Name(k.Compacted)).ToArray());
             await using var reader = await find.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct)) candidates.Add((reader.GetGuid(0), byName[reader.GetString(1)], reader.GetBoolean(2)));
         }
@@ -177,15 +186,14 @@ public sealed class LiveStreamCompaction(IDocumentStore store)
             {
                 // Every event of such a stream is at or before the cut (none after it), all in verified archives.
                 var views = gone.Where(s => s.Kind.View is not null).GroupBy(s => s.Kind.View!)
-                    .Select(g => $"delete from {ViewTable(g.Key)} where id = any(@{ViewParameter(g.Key)});");
+                    .Select(g => (Table: ViewTable(g.Key), Parameter: ViewParameter(g.Key), Ids: g.Select(s => s.Id).ToArray())).ToList();
                 await using var remove = new NpgsqlCommand($"""
                     delete from {schema}.mt_events where stream_id = any(@gone) and seq_id <= @cut;
-                    {string.Join("\n", views)}
+                    {string.Join("\n", views.Select(v => $"delete from {v.Table} where id = any(@{v.Parameter});"))}
                     """, connection, tx) { CommandTimeout = 0 };
                 remove.Parameters.AddWithValue("gone", gone.Select(s => s.Id).ToArray());
                 remove.Parameters.AddWithValue("cut", cut);
-                foreach (var g in gone.Where(s => s.Kind.View is not null).GroupBy(s => s.Kind.View!))
-                    remove.Parameters.AddWithValue(ViewParameter(g.Key), g.Select(s => s.Id).ToArray());
+                foreach (var view in views) remove.Parameters.AddWithValue(view.Parameter, view.Ids);
                 await remove.ExecuteNonQueryAsync(ct);
             }
             await tx.CommitAsync(ct);
@@ -196,6 +204,14 @@ public sealed class LiveStreamCompaction(IDocumentStore store)
         }
         return new CompactionResult(compactedStreams + latest.Streams, compactedEvents + latest.Events, removedStreams, removedEvents);
     }
+
+    /// <summary>
+    /// The inline views of the platform's kinds that can be over, each with the type names a stream of the kind begins
+    /// with in the log (its start, or the snapshot of an earlier compaction): ArchivedEventRemoval deletes a view in the
+    /// statement that deletes that first event, the last of the stream's to go.
+    /// </summary>
+    public IReadOnlyList<(string Table, string[] FirstTypes)> PlatformViews() =>
+        Kinds.Where(k => k is { Platform: true, View: not null }).Select(k => (ViewTable(k.View!), new[] { k.Start, Name(k.Compacted) })).ToList();
 
     /// <summary>Marten's table of a view (its default alias: the type's name in lower case, as the other raw statements here name theirs).</summary>
     private static string ViewTable(Type view) => $"{KraudDatabase.Schema}.mt_doc_{view.Name.ToLowerInvariant()}";

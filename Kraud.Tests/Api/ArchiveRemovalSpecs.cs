@@ -233,11 +233,16 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         }
         await ScalarAsync($"with gone as (delete from kraud.mt_events where stream_id = '{ended}' and version > 2 returning 1) select count(*) from gone");
         Assert.Equal(2, (await app.EventsOf(Guid.Parse(ended))).Count);
+        // Its view leaves with its first event, so the removal that goes on finds the stream and its view together.
+        await using (var session = app.Store.QuerySession())
+            Assert.NotNull(await session.LoadAsync<PodView>(Guid.Parse(ended)));
 
         (await tenant.Gql("mutation { removeArchivedEvents { file } }")).ShouldFailWith("FORBIDDEN");
         var removed = (await app.AsOperator("mutation { removeArchivedEvents { removedUpToSeq removedEvents } }")).ShouldSucceed().Data.GetProperty("removeArchivedEvents");
         Assert.True(removed.GetProperty("removedEvents").GetInt64() > 0);
         Assert.Empty(await app.EventsOf(Guid.Parse(ended)));
+        await using (var session = app.Store.QuerySession())
+            Assert.Null(await session.LoadAsync<PodView>(Guid.Parse(ended)));
         (await app.AsOperator("mutation { removeArchivedEvents { file } }")).ShouldFailWith("PRECONDITION");
     }
 
@@ -511,6 +516,64 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         await using (var session = app.Store.QuerySession())
             Assert.Null(await session.LoadAsync<KubernetesClusterView>(clusterId));
         (await cluster.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id = cluster.Id })).ShouldFailWith("ARCHIVE_REQUIRED");
+    }
+
+    [Fact]
+    public async Task a_deleted_pod_volume_and_ingress_leave_the_log_with_their_views_and_read_as_absent_after_the_cut_and_archive_required_before_it()
+    {
+        var early = DateTime.UtcNow;
+        var tenant = await TenantScope.CreateAsync(app);
+        var pod = (await tenant.CreatePodAsync("web")).Id();
+        await tenant.WaitForPodAsync(pod, "RUNNING");
+        var volume = (await tenant.CreateVolumeAsync("data")).Id();
+        await tenant.WaitForVolumeAsync(volume, "HEALTHY");
+        var host = $"web-{Guid.NewGuid():N}"[..24] + ".ingress.kraud.cloud";
+        var ingress = (await tenant.Gql("mutation($in: CreateIngressInput!) { createIngress(input: $in) { id } }",
+            new { @in = new { name = "web", kind = "MANAGED", routes = new[] { new { host, path = "/", podId = pod, port = 80 } } } })).ShouldSucceed()
+            .Data.GetProperty("createIngress").Id();
+        (await tenant.Gql("mutation($id: ID!) { deleteIngress(id: $id) { id } }", new { id = ingress })).ShouldSucceed();
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod })).ShouldSucceed();
+        (await tenant.Gql("mutation($id: ID!) { deleteVolume(id: $id) { id } }", new { id = volume })).ShouldSucceed();
+        await tenant.WaitForPodAsync(pod, "STOPPED");
+        await tenant.WaitForVolumeAsync(volume, "DELETED");
+        var ids = new[] { pod, volume, ingress };
+
+        var archive = await ArchiveAndRemoveUpToNowAsync(ids);
+        // Over by the cut (no replica left, deleted, deleted): each stream left whole, its row keeps its version, and its
+        // view left with it (a rebuild of the view would not make it either).
+        foreach (var id in ids)
+        {
+            Assert.Empty(await app.EventsOf(Guid.Parse(id)));
+            Assert.Equal(1, await ScalarAsync($"select count(*) from kraud.mt_streams where id = '{id}'"));
+        }
+        await using (var session = app.Store.QuerySession())
+        {
+            Assert.Null(await session.LoadAsync<PodView>(Guid.Parse(pod)));
+            Assert.Null(await session.LoadAsync<Kraud.Projections.Volumes.VolumeView>(Guid.Parse(volume)));
+            Assert.Null(await session.LoadAsync<Kraud.Projections.Ingresses.IngressView>(Guid.Parse(ingress)));
+        }
+
+        // After the cut they are absent, not broken: reads by id answer nothing, lists and the platform leave them out.
+        var reads = (await tenant.Gql("query($p: ID!, $v: ID!) { pod(id: $p) { id } volume(id: $v) { id } pods { nodes { id } } volumes { nodes { id } } ingresses { id } }",
+            new { p = pod, v = volume })).ShouldSucceed().Data;
+        Assert.Equal(JsonValueKind.Null, reads.GetProperty("pod").ValueKind);
+        Assert.Equal(JsonValueKind.Null, reads.GetProperty("volume").ValueKind);
+        Assert.Empty(reads.GetProperty("pods").GetProperty("nodes").EnumerateArray());
+        Assert.Empty(reads.GetProperty("volumes").GetProperty("nodes").EnumerateArray());
+        Assert.Empty(reads.GetProperty("ingresses").EnumerateArray());
+        (await tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = pod })).ShouldFailWith("NOT_FOUND");
+        var platform = (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id } volumes { id } ingresses { id } } }",
+            new { t = DateTime.UtcNow })).ShouldSucceed().Data.GetProperty("platformAt");
+        foreach (var kind in new[] { "pods", "volumes", "ingresses" })
+            Assert.DoesNotContain(platform.GetProperty(kind).EnumerateArray(), r => ids.Contains(r.Id()));
+
+        // Their history, and the platform before the cut, are in the archive.
+        (await app.AsOperator("query($t: DateTime!) { platformAt(asOf: $t) { pods { id } } }", new { t = early })).ShouldFailWith("ARCHIVE_REQUIRED");
+        (await tenant.Gql("query($id: ID!, $t: DateTime) { pod(id: $id, asOf: $t) { state } }", new { id = pod, t = DateTime.UtcNow })).ShouldFailWith("ARCHIVE_REQUIRED");
+        (await tenant.Gql("query($id: ID!, $t: DateTime) { volume(id: $id, asOf: $t) { state } }", new { id = volume, t = DateTime.UtcNow })).ShouldFailWith("ARCHIVE_REQUIRED");
+        foreach (var id in ids) (await tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id })).ShouldFailWith("ARCHIVE_REQUIRED");
+        Assert.True(archive.GetProperty("removedEvents").GetInt64() > 0, archive.ToString());
+        Assert.True((await app.AsOperator("query { verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
     }
 
     /// <summary>An archive of the log up to now written with removeFromLog, once a checkpoint covers the streams named.</summary>
