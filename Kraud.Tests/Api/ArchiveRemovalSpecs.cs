@@ -108,7 +108,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         var scaled = (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { replicas version } }", new { id = removal.Live }))
             .ShouldSucceed().Data.GetProperty("scalePod");
         Assert.Equal(2, scaled.GetProperty("replicas").GetInt32());
-        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+        await removal.Tenant.WaitForPodAsync(removal.Live, p => p.Instances().Count(i => i.State() == "RUNNING") == 2,
             TimeSpan.FromSeconds(30), "the pod runs two replicas");
         (await removal.Tenant.Gql("mutation($id: ID!) { deletePod(id: $id) { id } }", new { id = removal.Live })).ShouldSucceed();
         await removal.Tenant.WaitForPodAsync(removal.Live, "STOPPED");
@@ -165,7 +165,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         var removedBefore = removal.Archive.GetProperty("removedBefore").GetDateTime();
         // Something happens to the pod after the boundary: the timeline must answer it.
         (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version } }", new { id = removal.Live })).ShouldSucceed();
-        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+        await removal.Tenant.WaitForPodAsync(removal.Live, p => p.Instances().Count(i => i.State() == "RUNNING") == 2,
             TimeSpan.FromSeconds(30), "the pod runs two replicas");
 
         const string Timeline = "query($id: ID!) { timeline(resourceId: $id) { seq at streamId type } timelineArchives(resourceId: $id) { file toSeq removedBefore } }";
@@ -281,7 +281,7 @@ public sealed class ArchiveRemovalSpecs(ArchiveRemovalApp app) : IDisposable
         var scaled = (await removal.Tenant.Gql("mutation($id: ID!) { scalePod(id: $id, replicas: 2) { version } }", new { id = removal.Live }))
             .ShouldSucceed().Data.GetProperty("scalePod");
         Assert.Equal(view.Version + 1, scaled.GetProperty("version").GetInt32());
-        await Eventually.Until(async () => (await removal.Tenant.PodAsync(removal.Live))!.Value.Instances().Count(i => i.State() == "RUNNING") == 2,
+        await removal.Tenant.WaitForPodAsync(removal.Live, p => p.Instances().Count(i => i.State() == "RUNNING") == 2,
             TimeSpan.FromSeconds(30), "the pod runs two replicas");
         // Its timeline from the boundary has the scale and no snapshot; time travel after the boundary folds from the snapshot.
         var timeline = (await removal.Tenant.Gql("query($id: ID!) { timeline(resourceId: $id) { type } }", new { id = removal.Live })).ShouldSucceed()
