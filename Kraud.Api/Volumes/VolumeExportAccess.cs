@@ -79,7 +79,7 @@ public static class VolumeExportAccess
         if (!volume.OnBlockExports) return spec;
         var exports = HealthyExports(volume);
         var access = await GrantAsync(session, context, volume, VmIdentity(vm.VmId), vm.HostId, vm.HostName, vm.VmId);
-        return spec with { Exports = exports, Access = access, VoteThreshold = VoteThreshold(volume.Class, exports.Count) };
+        return spec with { Exports = exports, Access = access, VoteThreshold = VoteThreshold(volume.Class, exports.Count), Replicas = volume.Desired };
     }
 
     /// <summary>A microVM that stopped or died has no business with the volume's exports any more.</summary>

@@ -55,9 +55,11 @@ public sealed record WrappedKey(Guid KeyId, string KekId, string Sealed);
 /// <param name="VoteThreshold">How many replicas must take a write before the guest is told it is done.</param>
 /// <param name="FileServer">A GFS volume served by its file server: the server's VPC address, which the guest mounts over NFSv4 (no
 /// disk, no key). Null for a volume the microVM attaches as a disk.</param>
+/// <param name="Replicas">How many copies the volume keeps (its class's). A guest booted while fewer are healthy takes a stand-in
+/// for each one missing into its quorum, so that a copy resynced in later counts in every write's vote (0: the exports only).</param>
 public sealed record VolumeAttachmentSpec(Guid VolumeId, string Class, string MountPath, bool ReadOnly, int SizeGiB, WrappedKey? Key,
     IReadOnlyList<string> ReplicaHosts, IReadOnlyList<ExportEndpoint>? Exports = null, ExportAccess? Access = null, int VoteThreshold = 0,
-    string? FileServer = null);
+    string? FileServer = null, int Replicas = 0);
 
 /// <summary>One replica's NBD export, as a compute host reaches it.</summary>
 public sealed record ExportEndpoint(Guid HostId, string HostName, string Address, int Port);

@@ -6,6 +6,7 @@ using Kraud.HostRuntime.Drivers.Qemu;
 using Kraud.HostRuntime.Storage;
 using Kraud.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
 
 namespace Kraud.Tests.HostRuntime;
 
@@ -15,7 +16,7 @@ namespace Kraud.Tests.HostRuntime;
 /// them, loses one and takes a replacement in while it writes.
 /// </summary>
 [Collection(QemuCollection.Name)]
-public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
+public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly List<BlockExports> _storage = [];
     private readonly List<QemuMicroVmDriver> _drivers = [];
@@ -402,6 +403,8 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var (volumeId, hosts, _, exports, kek, compute, wrapped) = volume;
         var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
         compute.ReplicaReportedBad += reports.Enqueue;
+        var pauses = new System.Collections.Concurrent.ConcurrentQueue<FailedWritePause>();
+        compute.GuestWentOnAfterFailedWrite += pauses.Enqueue;
         var vm = await GuestAccessAsync(volume, 2);
         // 16 MiB written one MiB at a time, each synced; the first copy (the one a fifo quorum reads) is cut off during
         // the writes for 1.5 s (its export gone: its client's reconnects fail meanwhile) and served again before they end.
@@ -444,6 +447,9 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         // The guest's quorum named the copy that missed writes.
         var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
         Assert.All(named, r => Assert.Equal((spec.VmId, volumeId, exports[0].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+        // Where the copy failed a write, the guest stopped on it until the copy was out (where it failed a read first, it was
+        // out before a write reached it, and the guest never stopped): what that cost.
+        foreach (var pause in pauses) output.WriteLine($"the guest was stopped {pause.Milliseconds:F0} ms on a write the cut copy failed (BLOCK_IO_ERROR to cont)");
 
         await scrub;
 
@@ -455,6 +461,85 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(hosts[1].ReplicaFileOf(volumeId))), SHA256.HashData(File.ReadAllBytes(hosts[0].ReplicaFileOf(volumeId))));
     }
 
+    /// <summary>
+    /// A guest booted while one RED copy is down has a stand-in for it in its quorum, so once a resync brings that copy in,
+    /// the quorum's vote threshold (fixed when QEMU opens it) counts both copies. Booted with the one copy's threshold, the
+    /// guest went on when the other copy failed a write (the resynced one alone acknowledged it), and the failed copy, which
+    /// reconnects on its own and is read first, answered with the blocks it missed until the host runtime took it out. Here
+    /// the runtime is late: its handler of the quorum's report stays busy until the guest has read everything back (or 20
+    /// s), so only the threshold can keep those reads right.
+    /// </summary>
+    [Fact]
+    public async Task a_guest_booted_with_a_red_copy_down_counts_that_copy_in_every_write_once_a_resync_brings_it_in_so_a_cut_of_the_other_copy_loses_or_misreads_nothing_while_the_host_runtime_is_late()
+    {
+        var volume = await FormattedAsync();
+        var (volumeId, hosts, _, exports, kek, compute, wrapped) = volume;
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
+        var pauses = new System.Collections.Concurrent.ConcurrentQueue<FailedWritePause>();
+        compute.ReplicaReportedBad += r =>
+        {
+            reports.Enqueue(r);
+            // Raised on the watcher's thread, before the runtime takes the copy out or hears of the guest's stop.
+            var busy = System.Diagnostics.Stopwatch.StartNew();
+            while (busy.Elapsed < TimeSpan.FromSeconds(20) && !OutputOf(compute, r.VmId).GetAwaiter().GetResult().Contains("KRAUD-CHECKED", StringComparison.Ordinal))
+                Thread.Sleep(200);
+        };
+        compute.GuestWentOnAfterFailedWrite += pauses.Enqueue;
+        var vm = await GuestAccessAsync(volume, 2);
+        // The guest waits while the spec resyncs the copy that was down; then as in the spec above: 16 MiB one synced MiB at
+        // a time, the other copy (the quorum's first child, which fifo reads ask first) cut off for 1.5 s meanwhile, and
+        // every MiB read back past the guest's cache.
+        var spec = QemuFixture.Spec(0, "sh", "-c", """
+            dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
+            echo KRAUD-READY
+            sleep 30
+            i=0
+            while [ $i -lt 16 ]; do
+              dd if=/tmp/blob of=/data/blob bs=1M count=1 skip=$i seek=$i conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR write $i"
+              i=$((i+1)); echo "written $i MiB"; sleep 0.3
+            done
+            sync
+            sleep 4 # the cut copy's client is connected again by now
+            echo 3 > /proc/sys/vm/drop_caches
+            bad=""
+            i=0
+            while [ $i -lt 16 ]; do
+              want=$(dd if=/tmp/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1)
+              got=$(dd if=/data/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1) || echo "KRAUD-IO-ERROR read $i"
+              [ "$want" = "$got" ] || bad="$bad $i"
+              i=$((i+1))
+            done
+            echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
+            exec sleep 3600
+            """) with
+        {
+            // The first copy is down at boot: the guest gets the second one's export only, and knows that the volume keeps two.
+            Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], [exports[1]], vm, 1, Replicas: 2)],
+        };
+        await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
+        await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-READY", 120);
+
+        // The first copy is back and resynced into the running guest's quorum.
+        await compute.ResyncAsync(new ResyncVolumeReplica(Guid.NewGuid(), volumeId, spec.VmId, exports[0], [exports[1]], vm, 1),
+            _ => Task.CompletedTask, CancellationToken.None);
+        Assert.DoesNotContain("written 1 MiB", await OutputOf(compute, spec.VmId), StringComparison.Ordinal); // the resync ended before the writes began
+
+        await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
+        await ReplicaConnections.CutAsync(hosts[1], volumeId, vm.Identity, TimeSpan.FromSeconds(1.5));
+
+        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-CHECKED", 300);
+        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
+        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
+        var read = console.Split('\n').Single(l => l.Contains("KRAUD-CHECKED ", StringComparison.Ordinal)).Trim();
+        Assert.EndsWith("KRAUD-CHECKED wrong MiB: none", read, StringComparison.Ordinal);
+
+        // The cut copy was named; the guest stopped on the write it failed until the (late) runtime had taken it out.
+        var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
+        Assert.All(named, r => Assert.Equal((spec.VmId, volumeId, exports[1].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
+        Assert.NotEmpty(pauses);
+        foreach (var pause in pauses) output.WriteLine($"the guest was stopped {pause.Milliseconds:F0} ms on a write the cut copy failed, the host runtime late by up to 20 s");
+    }
+
     [Fact]
     public async Task beside_a_guest_that_keeps_writing_a_scrub_names_only_the_rotten_replica_and_drops_it_and_a_replica_that_fails_a_write_is_reported()
     {
@@ -462,6 +547,8 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var (volumeId, hosts, _, exports, _, compute, _) = volume;
         var reports = new System.Collections.Concurrent.ConcurrentQueue<QuorumReport>();
         compute.ReplicaReportedBad += reports.Enqueue;
+        var pauses = new System.Collections.Concurrent.ConcurrentQueue<FailedWritePause>();
+        compute.GuestWentOnAfterFailedWrite += pauses.Enqueue;
         // The guest writes all the time (64 KiB and an fsync, five times a second): blocks in flight must not count as rot.
         var (vm, spec) = await ReadyGuestAsync(volume, """
             dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && sync && echo KRAUD-READY
@@ -491,6 +578,9 @@ public sealed class BlockStorageSpecs(QemuFixture qemu) : IAsyncLifetime
         var failed = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(60), "the quorum reports a replica bad");
         Assert.All(failed, r => Assert.Equal((spec.VmId, volumeId, exports[1].HostId), (r.VmId, r.VolumeId, r.Fault.ReplicaHostId)));
         Assert.Contains("failed", failed[0].Fault.Detail, StringComparison.Ordinal);
+        // The guest stopped on that write until the replica was out, and went on: what that cost it.
+        var stops = await Eventually.Get(() => Task.FromResult(pauses.ToList()), p => p.Count > 0, TimeSpan.FromSeconds(30), "the guest goes on after the failed write");
+        foreach (var pause in stops) output.WriteLine($"the guest was stopped {pause.Milliseconds:F0} ms on a write the killed replica failed (BLOCK_IO_ERROR to cont)");
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

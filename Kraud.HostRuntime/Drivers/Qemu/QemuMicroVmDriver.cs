@@ -114,6 +114,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// </summary>
     public event Action<QuorumReport>? ReplicaReportedBad;
 
+    /// <summary>A guest stopped on a write a replica failed went on again (the replica is out): how long it was stopped.</summary>
+    public event Action<FailedWritePause>? GuestWentOnAfterFailedWrite;
+
     /// <summary>
     /// Listens to the events of a guest's QEMU on a monitor of their own (commands go to the other one, which reads events
     /// only while a command runs), connected before the guest first runs so that none is missed: a quorum child that failed
@@ -136,7 +139,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                             break;
                         case "BLOCK_IO_ERROR" when data.GetProperty("action").GetString() == "stop":
                             var node = data.TryGetProperty("node-name", out var n) ? n.GetString() : null;
-                            foreach (var quorum in vm.Quorums.Values.Where(q => q.Luks == node)) _ = ResumeAfterFailedWriteAsync(vm, quorum);
+                            var at = next.TryGetProperty("timestamp", out var t)
+                                ? DateTimeOffset.FromUnixTimeSeconds(t.GetProperty("seconds").GetInt64()).AddTicks(t.GetProperty("microseconds").GetInt64() * 10)
+                                : DateTimeOffset.UtcNow;
+                            foreach (var quorum in vm.Quorums.Values.Where(q => q.Luks == node)) _ = ResumeAfterFailedWriteAsync(vm, quorum, at);
                             break;
                     }
                 }
@@ -190,7 +196,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
     /// The guest stopped on a write a child of <paramref name="quorum"/> failed: once that child is out, it goes on (QEMU
     /// issues the write again). QEMU raises the event before it stops the guest, so the resume waits for the stop.
     /// </summary>
-    private async Task ResumeAfterFailedWriteAsync(Vm vm, QuorumVolume quorum)
+    /// <param name="failedAt">When QEMU reported the failed write (its event's own clock): the guest's pause is counted from there.</param>
+    private async Task ResumeAfterFailedWriteAsync(Vm vm, QuorumVolume quorum, DateTimeOffset failedAt)
     {
         await quorum.Changes.WaitAsync();
         try
@@ -212,8 +219,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 await Task.Delay(10);
             }
             await qmp.ExecuteAsync("cont", null, CancellationToken.None);
-            _logger.LogInformation("microVM {VmId}: a write to volume {VolumeId} failed on a replica, which is out of its quorum now; the guest goes on",
-                vm.Spec.VmId, quorum.Spec.VolumeId);
+            var paused = (DateTimeOffset.UtcNow - failedAt).TotalMilliseconds;
+            _logger.LogInformation("microVM {VmId}: a write to volume {VolumeId} failed on a replica, which is out of its quorum now; the guest goes on after {PauseMs:F0} ms",
+                vm.Spec.VmId, quorum.Spec.VolumeId, paused);
+            GuestWentOnAfterFailedWrite?.Invoke(new FailedWritePause(vm.Spec.VmId, quorum.Spec.VolumeId, paused));
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or QmpException or TimeoutException)
         {
@@ -449,7 +458,9 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
                 SecretPipe.Create(quorumKeyPipe);
                 secrets.Add((quorumKeyPipe, () => Encoding.ASCII.GetBytes(Convert.ToBase64String(volumeKey))));
                 args.AddRange(["-object", $"secret,id={quorum.Secret},file={QemuOption.Value(quorumKeyPipe)}"]);
-                args.AddRange(quorum.Args(BlockJobs.WritePskDirectory(Path.Combine(vm.Directory, $"volume{index}.psk"), volume.Access!)));
+                var psk = BlockJobs.WritePskDirectory(Path.Combine(vm.Directory, $"volume{index}.psk"), volume.Access!);
+                await quorum.OpenStandInsAsync(_options, psk, ct);
+                args.AddRange(quorum.Args(psk));
                 disks++;
                 continue;
             }

@@ -16,7 +16,9 @@ namespace Kraud.HostRuntime.Drivers.Qemu;
 /// block it missed was never acknowledged while it was in the quorum. The child taken out is replaced by a stand-in
 /// (<see cref="AddStandInAsync"/>), because QEMU fixes a quorum's vote threshold when it opens it and refuses fewer
 /// children than that; <see cref="VolumeAttachmentSpec.VoteThreshold"/> is the fewest real replicas the guest may go on
-/// writing to.
+/// writing to. For the same reason a guest booted while copies are missing has a stand-in for each
+/// (<see cref="OpenStandInsAsync"/>): its threshold counts every copy the volume keeps, so a copy a resync brings in later
+/// (it replaces a stand-in) takes every write as well, instead of sitting beyond a threshold fixed at boot.
 /// </para>
 /// </summary>
 internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
@@ -30,6 +32,7 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
     private int _takenOut;
     private int _takenOutAtResume;
     private long _size;
+    private int _bootStandIns;
 
     public VolumeAttachmentSpec Spec => spec;
     public string Tls => $"voltls{index}";
@@ -44,6 +47,24 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
 
     public IReadOnlyList<(Guid HostId, string Node, string Child)> Children => _children;
 
+    /// <summary>
+    /// Before <see cref="Args"/>: when the guest boots with fewer exports than the volume keeps copies, reads the size of an
+    /// export (a stand-in must have its children's size: QEMU's quorum fails on children of different lengths). One
+    /// qemu-img over NBD, only for a degraded boot.
+    /// </summary>
+    public async Task OpenStandInsAsync(QemuOptions options, string pskDirectory, CancellationToken ct)
+    {
+        var exports = spec.Exports!;
+        if (spec.ReadOnly || spec.Replicas <= exports.Count) return;
+        var qemuImg = ProcessRunner.Which(options.QemuImg) ?? throw new MicroVmBootException($"{options.QemuImg} is not installed (apt-get install qemu-utils)");
+        var info = await ProcessRunner.RunAsync(qemuImg,
+            ["info", "--output=json", "--object", BlockJobs.TlsCreds("t", "client", pskDirectory, spec.Access!.Identity),
+                "--image-opts", LuksHeader.Nbd("", exports[0], spec.Access)], TimeSpan.FromSeconds(60), ct);
+        if (info.ExitCode != 0) throw new MicroVmBootException($"cannot read the size of volume {spec.VolumeId}'s export: {info.Error.Trim()}");
+        _size = JsonDocument.Parse(info.Output).RootElement.GetProperty("virtual-size").GetInt64();
+        _bootStandIns = spec.Replicas - exports.Count;
+    }
+
     /// <summary>The QEMU arguments (after the key's secret object); <paramref name="pskDirectory"/> holds this VM's key file.</summary>
     public IEnumerable<string> Args(string pskDirectory)
     {
@@ -57,18 +78,27 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
             yield return "-blockdev";
             yield return BlockJobs.NbdArg(node, export, access, Tls);
         }
+        // Last, so that fifo reads (and the LUKS header's) go to the real replicas first.
+        for (var i = 0; i < _bootStandIns; i++)
+        {
+            var node = NewNode() + "void";
+            _standIns.Add((node, $"children.{_added++}"));
+            yield return "-blockdev";
+            yield return JsonSerializer.Serialize(StandIn(node));
+        }
         yield return "-blockdev";
         // read-pattern=fifo: a read goes to the first child that answers it, not to every child to be compared (which cost
         // two thirds of a sequential read here, see docs/ARCHITECTURE.md); a child whose connection failed fails at once
         // and the next one answers. It never answers with blocks it missed: see the class's remarks. That the replicas
         // hold the same bytes is proven by CheckAsync.
-        _slots = _children.Count;
+        _slots = _children.Count + _standIns.Count;
         yield return $"driver=quorum,node-name={Quorum},vote-threshold={_slots},read-pattern=fifo," +
-                     string.Join(',', _children.Select((c, i) => $"children.{i}={c.Node}"));
+                     string.Join(',', _children.Select(c => c.Node).Concat(_standIns.Select(s => s.Node)).Select((n, i) => $"children.{i}={n}"));
         yield return "-blockdev";
         yield return $"driver=luks,key-secret={Secret},node-name={Luks},read-only={(spec.ReadOnly ? "on" : "off")},file={Quorum}";
         yield return "-device";
-        // The serial is how the guest's /init finds the volume's disk to mount (disks appear in no fixed order).
+        // The serial is how the guest's /init finds the volume's disk to mount (disks appear in no fixed order). No iothread:
+        // QEMU 7.2 refuses one on virtio-mmio under TCG ("ioeventfd is required for iothread").
         yield return $"virtio-blk-device,drive={Luks},serial={GuestWorkload.VolumeSerial(index)}" + (spec.ReadOnly ? "" : ",werror=stop");
     }
 
@@ -315,16 +345,7 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
             _size = nodes.EnumerateArray().First(n => n.GetProperty("node-name").GetString() == Quorum).GetProperty("image").GetProperty("virtual-size").GetInt64();
         }
         var node = NewNode() + "void";
-        await qmp.ExecuteAsync("blockdev-add", new Dictionary<string, object>
-        {
-            ["driver"] = "raw", ["node-name"] = node,
-            ["file"] = new Dictionary<string, object>
-            {
-                ["driver"] = "blkdebug",
-                ["inject-error"] = new[] { new Dictionary<string, object> { ["event"] = "read_aio", ["errno"] = 5, ["once"] = false } },
-                ["image"] = new Dictionary<string, object> { ["driver"] = "null-co", ["size"] = _size },
-            },
-        }, ct);
+        await qmp.ExecuteAsync("blockdev-add", StandIn(node), ct);
         try
         {
             await qmp.ExecuteAsync("x-blockdev-change", new Dictionary<string, object> { ["parent"] = Quorum, ["node"] = node }, ct);
@@ -336,6 +357,17 @@ internal sealed class QuorumVolume(int index, VolumeAttachmentSpec spec)
         }
         lock (_children) _standIns.Add((node, $"children.{_added++}"));
     }
+
+    private Dictionary<string, object> StandIn(string node) => new()
+    {
+        ["driver"] = "raw", ["node-name"] = node,
+        ["file"] = new Dictionary<string, object>
+        {
+            ["driver"] = "blkdebug",
+            ["inject-error"] = new[] { new Dictionary<string, object> { ["event"] = "read_aio", ["errno"] = 5, ["once"] = false } },
+            ["image"] = new Dictionary<string, object> { ["driver"] = "null-co", ["size"] = _size },
+        },
+    };
 
     /// <summary>Takes stand-ins out while the quorum has more children than its vote threshold (a replica came back).</summary>
     private async Task TrimStandInsAsync(QmpClient qmp, CancellationToken ct)
@@ -400,3 +432,9 @@ internal static class LuksHeader
 
 /// <summary>A guest's quorum found the replica bad (see QemuMicroVmDriver.ReplicaReportedBad).</summary>
 public sealed record QuorumReport(Guid VmId, Guid VolumeId, ReplicaFault Fault);
+
+/// <summary>
+/// A guest's stop on a failed write, from QEMU's BLOCK_IO_ERROR (its own clock) to the host runtime's <c>cont</c> answered
+/// (see QemuMicroVmDriver.GuestWentOnAfterFailedWrite).
+/// </summary>
+public sealed record FailedWritePause(Guid VmId, Guid VolumeId, double Milliseconds);
