@@ -53,6 +53,7 @@ public sealed class EventArchiveSpecs(KraudApp app) : IDisposable
         var file = archive.GetProperty("file").GetString()!;
         Assert.True(File.Exists(file));
         Assert.EndsWith(".jsonl.gz", file);
+        Assert.Equal(new FileInfo(file).Length, archive.GetProperty("bytes").GetDouble());
         Assert.True(archive.GetProperty("events").GetInt64() > 0);
         Assert.Equal(archive.GetProperty("toSeq").GetInt64() - archive.GetProperty("fromSeq").GetInt64() + 1, archive.GetProperty("events").GetInt64());
 

@@ -132,7 +132,7 @@ public static class AuditBench
             new { b = DateTime.UtcNow })).GetProperty("archiveEvents");
         var archiveSeconds = clock.Elapsed.TotalSeconds;
         var archivedEvents = archive.GetProperty("events").GetInt64();
-        var archiveBytes = archive.GetProperty("bytes").GetInt64();
+        var archiveBytes = (long)archive.GetProperty("bytes").GetDouble();
         Console.Error.WriteLine($"archive: {archivedEvents / archiveSeconds:N0} events/s, {archiveBytes:N0} bytes in {archiveSeconds:F1} s");
         Phase("archive");
 
