@@ -88,6 +88,44 @@ public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output
         Volumes = [new VolumeAttachmentSpec(volume.VolumeId, "RED", "/data", false, 1, volume.Wrapped, [], volume.Exports.Take(2).ToList(), vm, 1)],
     };
 
+    /// <summary>
+    /// The guest script of the specs that cut a copy off while the guest writes: 16 MiB of random data written to the
+    /// volume one synced MiB at a time (after <paramref name="beforeWrites"/>), then, <paramref name="settleSeconds"/> later
+    /// (the cut copy's client connected again), every MiB read back past the guest's cache and compared (KRAUD-CHECKED).
+    /// </summary>
+    private static string SyncedWritesReadBack(string beforeWrites, int settleSeconds) => $$"""
+        dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
+        {{beforeWrites}}
+        i=0
+        while [ $i -lt 16 ]; do
+          dd if=/tmp/blob of=/data/blob bs=1M count=1 skip=$i seek=$i conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR write $i"
+          i=$((i+1)); echo "written $i MiB"; sleep 0.3
+        done
+        sync
+        sleep {{settleSeconds}}
+        echo 3 > /proc/sys/vm/drop_caches
+        bad=""
+        i=0
+        while [ $i -lt 16 ]; do
+          want=$(dd if=/tmp/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1)
+          got=$(dd if=/data/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1) || echo "KRAUD-IO-ERROR read $i"
+          [ "$want" = "$got" ] || bad="$bad $i"
+          i=$((i+1))
+        done
+        echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
+        exec sleep 3600
+        """;
+
+    /// <summary>What a guest of <see cref="SyncedWritesReadBack"/> saw: no I/O error, and every MiB read back as written.</summary>
+    private static async Task AssertEveryMiBReadBackRightAsync(QemuMicroVmDriver compute, Guid vmId, int seconds)
+    {
+        var console = await ConsoleUntilAsync(compute, vmId, "KRAUD-CHECKED", seconds);
+        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
+        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
+        var read = console.Split('\n').Single(l => l.Contains("KRAUD-CHECKED ", StringComparison.Ordinal)).Trim();
+        Assert.EndsWith("KRAUD-CHECKED wrong MiB: none", read, StringComparison.Ordinal);
+    }
+
     /// <summary>The guest's QEMU is SIGKILLed (a compute host that crashes: nothing is flushed on the way out), and gone.</summary>
     private static async Task CrashAsync(QemuMicroVmDriver compute, Guid vmId)
     {
@@ -409,27 +447,8 @@ public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output
         // 16 MiB written one MiB at a time, each synced; the first copy (the one a fifo quorum reads) is cut off during
         // the writes for 1.5 s (its export gone: its client's reconnects fail meanwhile) and served again before they end.
         // Then every MiB is read back from the volume, past the guest's cache.
-        var spec = RedGuest(volume, vm, """
-            dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
-            i=0
-            while [ $i -lt 16 ]; do
-              dd if=/tmp/blob of=/data/blob bs=1M count=1 skip=$i seek=$i conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR write $i"
-              i=$((i+1)); echo "written $i MiB"; sleep 0.3
-            done
-            sync
-            sleep 8 # the first copy's client is connected again by now (it retries after 1, then 2 s)
-            echo 3 > /proc/sys/vm/drop_caches
-            bad=""
-            i=0
-            while [ $i -lt 16 ]; do
-              want=$(dd if=/tmp/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1)
-              got=$(dd if=/data/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1) || echo "KRAUD-IO-ERROR read $i"
-              [ "$want" = "$got" ] || bad="$bad $i"
-              i=$((i+1))
-            done
-            echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
-            exec sleep 3600
-            """);
+        // The first copy's client is connected again 8 s after the writes (it retries after 1, then 2 s).
+        var spec = RedGuest(volume, vm, SyncedWritesReadBack(beforeWrites: "", settleSeconds: 8));
         await compute.BootAsync(spec, new Dictionary<Guid, byte[]> { [volumeId] = kek.Unwrap(wrapped) }, CancellationToken.None);
         await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
         compute.Options.ScrubBytesPerSecond = 2L << 20;
@@ -438,11 +457,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output
             "the scrub reads the other copy");
         await ReplicaConnections.CutAsync(hosts[0], volumeId, vm.Identity, TimeSpan.FromSeconds(1.5));
 
-        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-CHECKED", 240);
-        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
-        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
-        var read = console.Split('\n').Single(l => l.Contains("KRAUD-CHECKED ", StringComparison.Ordinal)).Trim();
-        Assert.EndsWith("KRAUD-CHECKED wrong MiB: none", read, StringComparison.Ordinal);
+        await AssertEveryMiBReadBackRightAsync(compute, spec.VmId, 240);
 
         // The guest's quorum named the copy that missed writes.
         var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
@@ -489,29 +504,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output
         // The guest waits while the spec resyncs the copy that was down; then as in the spec above: 16 MiB one synced MiB at
         // a time, the other copy (the quorum's first child, which fifo reads ask first) cut off for 1.5 s meanwhile, and
         // every MiB read back past the guest's cache.
-        var spec = QemuFixture.Spec(0, "sh", "-c", """
-            dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
-            echo KRAUD-READY
-            sleep 30
-            i=0
-            while [ $i -lt 16 ]; do
-              dd if=/tmp/blob of=/data/blob bs=1M count=1 skip=$i seek=$i conv=notrunc,fsync 2>/dev/null || echo "KRAUD-IO-ERROR write $i"
-              i=$((i+1)); echo "written $i MiB"; sleep 0.3
-            done
-            sync
-            sleep 4 # the cut copy's client is connected again by now
-            echo 3 > /proc/sys/vm/drop_caches
-            bad=""
-            i=0
-            while [ $i -lt 16 ]; do
-              want=$(dd if=/tmp/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1)
-              got=$(dd if=/data/blob bs=1M count=1 skip=$i 2>/dev/null | sha256sum | cut -d' ' -f1) || echo "KRAUD-IO-ERROR read $i"
-              [ "$want" = "$got" ] || bad="$bad $i"
-              i=$((i+1))
-            done
-            echo "KRAUD-CHECKED wrong MiB:${bad:- none}"
-            exec sleep 3600
-            """) with
+        var spec = QemuFixture.Spec(0, "sh", "-c", SyncedWritesReadBack(beforeWrites: "echo KRAUD-READY; sleep 30", settleSeconds: 4)) with
         {
             // The first copy is down at boot: the guest gets the second one's export only, and knows that the volume keeps two.
             Volumes = [new VolumeAttachmentSpec(volumeId, "RED", "/data", false, 1, wrapped, [], [exports[1]], vm, 1, Replicas: 2)],
@@ -527,11 +520,7 @@ public sealed class BlockStorageSpecs(QemuFixture qemu, ITestOutputHelper output
         await ConsoleUntilAsync(compute, spec.VmId, "written 3 MiB", 120);
         await ReplicaConnections.CutAsync(hosts[1], volumeId, vm.Identity, TimeSpan.FromSeconds(1.5));
 
-        var console = await ConsoleUntilAsync(compute, spec.VmId, "KRAUD-CHECKED", 300);
-        Assert.DoesNotContain("KRAUD-IO-ERROR", console, StringComparison.Ordinal);
-        Assert.DoesNotContain("I/O error", console, StringComparison.Ordinal);
-        var read = console.Split('\n').Single(l => l.Contains("KRAUD-CHECKED ", StringComparison.Ordinal)).Trim();
-        Assert.EndsWith("KRAUD-CHECKED wrong MiB: none", read, StringComparison.Ordinal);
+        await AssertEveryMiBReadBackRightAsync(compute, spec.VmId, 300);
 
         // The cut copy was named; the guest stopped on the write it failed until the (late) runtime had taken it out.
         var named = await Eventually.Get(() => Task.FromResult(reports.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "the quorum reports the copy bad");
