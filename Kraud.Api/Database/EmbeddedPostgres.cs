@@ -533,7 +533,8 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         return RunAsync(fileName, arguments, timeout, ct, _logger);
     }
 
-    private static Task<ProcessResult> RunAsync(
+    /// <summary>How every PostgreSQL tool and helper command of the launcher runs (also for PostgresUser and PostgresBinaries).</summary>
+    internal static Task<ProcessResult> RunAsync(
         string fileName, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct, ILogger? logger = null)
     {
         logger?.LogDebug("Running {CommandLine}", string.Join(' ', args.Prepend(fileName)));
@@ -613,6 +614,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     // pg_ctl hands -o to /bin/sh, so a socket path with spaces or quotes must be quoted for the shell.
     private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
-    private static string Tail(string text, int maxChars = 4000) =>
+    internal static string Tail(string text, int maxChars = 4000) =>
         text.Length <= maxChars ? text : "..." + text[^maxChars..];
 }

@@ -1,5 +1,3 @@
-using Kraud.HostRuntime.Drivers.Qemu;
-
 namespace Kraud.Api.Database;
 
 /// <summary>The machine's PostgreSQL server binaries (initdb, pg_ctl): where they are and which major version they are.</summary>
@@ -45,7 +43,7 @@ public static class PostgresBinaries
     public static async Task<string?> MajorVersionAsync(string binDirectory, CancellationToken ct)
     {
         // --version is answered before pg_ctl's refusal to run as root, so no privilege drop is needed.
-        var result = await ProcessRunner.RunAsync(Path.Combine(binDirectory, "pg_ctl"), ["--version"], TimeSpan.FromSeconds(30), ct, workingDirectory: "/").ConfigureAwait(false);
+        var result = await EmbeddedPostgres.RunAsync(Path.Combine(binDirectory, "pg_ctl"), ["--version"], TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
         const string marker = "(PostgreSQL) ";
         var at = result.Output.IndexOf(marker, StringComparison.Ordinal);
         if (result.ExitCode != 0 || at < 0)

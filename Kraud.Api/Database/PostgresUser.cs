@@ -1,4 +1,3 @@
-using Kraud.HostRuntime.Drivers.Qemu;
 using Microsoft.Extensions.Logging;
 
 namespace Kraud.Api.Database;
@@ -33,8 +32,8 @@ public sealed class PostgresUser
             return null;
         }
 
-        var uid = await RunAsync("id", ["-u", Name], ShortTimeout, ct).ConfigureAwait(false);
-        var gid = await RunAsync("id", ["-g", Name], ShortTimeout, ct).ConfigureAwait(false);
+        var uid = await EmbeddedPostgres.RunAsync("id", ["-u", Name], ShortTimeout, ct).ConfigureAwait(false);
+        var gid = await EmbeddedPostgres.RunAsync("id", ["-g", Name], ShortTimeout, ct).ConfigureAwait(false);
         if (uid.ExitCode != 0 || gid.ExitCode != 0)
         {
             throw new InvalidOperationException(
@@ -66,7 +65,7 @@ public sealed class PostgresUser
         }
         try
         {
-            var id = await RunAsync("id", ["-u"], ShortTimeout, ct).ConfigureAwait(false);
+            var id = await EmbeddedPostgres.RunAsync("id", ["-u"], ShortTimeout, ct).ConfigureAwait(false);
             return id.ExitCode == 0 && id.Output.Trim() == "0";
         }
         catch (InvalidOperationException)
@@ -106,7 +105,7 @@ public sealed class PostgresUser
 
     private async Task<bool> PostgresCanTraverseAsync(string directory, CancellationToken ct)
     {
-        var result = await RunAsync(Prefix![0], [.. Prefix[1..], "test", "-x", directory], ShortTimeout, ct)
+        var result = await EmbeddedPostgres.RunAsync(Prefix![0], [.. Prefix[1..], "test", "-x", directory], ShortTimeout, ct)
             .ConfigureAwait(false);
         return result.ExitCode == 0;
     }
@@ -117,11 +116,11 @@ public sealed class PostgresUser
         {
             return;
         }
-        var result = await RunAsync("chown", ["-R", Name + ":", .. paths], ChownTimeout, ct).ConfigureAwait(false);
+        var result = await EmbeddedPostgres.RunAsync("chown", ["-R", Name + ":", .. paths], ChownTimeout, ct).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException(
-                $"Could not hand {string.Join(", ", paths)} to the {Name} user: {Tail(result.Error)}");
+                $"Could not hand {string.Join(", ", paths)} to the {Name} user: {EmbeddedPostgres.Tail(result.Error)}");
         }
     }
 
@@ -149,10 +148,4 @@ public sealed class PostgresUser
         }
         return current;
     }
-
-    private static Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct) =>
-        ProcessRunner.RunAsync(fileName, args, timeout, ct, workingDirectory: "/");
-
-    private static string Tail(string text, int maxChars = 4000) =>
-        text.Length <= maxChars ? text : "..." + text[^maxChars..];
 }
