@@ -67,7 +67,7 @@ public sealed class RegistryCredentials(RegistryCredentialKey key)
     public async Task<RegistryCredentialSecret?> ReadAsync(IQuerySession session, Guid tenant, string registry, CancellationToken ct)
     {
         if (!ReadAhead.TryTake<RegistryCredentialSecret?>(session, (tenant, registry), out var secret))
-            secret = await session.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefaultAsync(ct);
+            secret = await session.Query<RegistryCredentialSecret>().Where(Of(tenant, registry)).FirstOrDefaultAsync(ct);
         if (known.Count >= Remembered) known.Clear();
         known[(tenant, registry)] = secret;
         return secret;
@@ -76,7 +76,11 @@ public sealed class RegistryCredentials(RegistryCredentialKey key)
     /// <summary>The session's next <see cref="ReadAsync"/> of this credential answers from the read-ahead's round trip.</summary>
     public static void ReadAheadForConfirm(ReadAhead ahead, Guid tenant, string registry) =>
         ahead.Read<RegistryCredentialSecret?>((tenant, registry),
-            batch => batch.Query<RegistryCredentialSecret>().Where(s => s.TenantId == tenant && s.Registry == registry).FirstOrDefault());
+            batch => batch.Query<RegistryCredentialSecret>().Where(Of(tenant, registry)).FirstOrDefault());
+
+    /// <summary>The tenant's credential for the registry, as both reads (alone and read ahead) ask for it.</summary>
+    private static System.Linq.Expressions.Expression<Func<RegistryCredentialSecret, bool>> Of(Guid tenant, string registry) =>
+        s => s.TenantId == tenant && s.Registry == registry;
 
     /// <summary>Whether two reads found the same credential (or none both times).</summary>
     public static bool Same(RegistryCredentialSecret? a, RegistryCredentialSecret? b) =>
