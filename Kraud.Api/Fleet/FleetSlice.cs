@@ -1,4 +1,5 @@
 using Kraud.Api.Common;
+using Kraud.Projections.Fleet;
 using Marten;
 
 namespace Kraud.Api.Fleet;
@@ -23,6 +24,7 @@ public sealed class FleetSlice : KraudSlice
     public override void ConfigureMarten(StoreOptions marten)
     {
         marten.Schema.For<HostLiveness>();
+        marten.Schema.For<HostSealingKey>();
         // Hosts decide from their inline view, not through a decider projection; their streams are compacted all the same.
         marten.Events.AddEventType<JasperFx.Events.Compacted<Kraud.Domain.Fleet.Host>>();
     }

@@ -2,17 +2,23 @@ using Kraud.Api.Common;
 using Kraud.Domain.Access;
 using Kraud.Domain.Fleet;
 using Kraud.Domain.HostProtocol;
+using Kraud.Projections.Fleet;
 using Marten;
 using Wolverine;
 
 namespace Kraud.Api.Fleet;
 
-/// <summary>A host runtime announces itself at start: registration the first time, its WireGuard key and accelerator always.</summary>
+/// <summary>
+/// A host runtime announces itself at start: registration the first time, its WireGuard key, accelerator and sealing key
+/// always. One handler for the one message: Wolverine 7 no longer runs two handlers of a message in one transaction.
+/// </summary>
 public static class HostReportsHandler
 {
     /// <summary>A host runtime that starts up is registered the first time; afterwards its announcement changes nothing.</summary>
     public static async Task Handle(HostAnnounced a, IDocumentSession session, IMessageContext context, TimeProvider time)
     {
+        if (a.SealingKey is { } key)
+            session.Store(new HostSealingKey { Id = a.HostId, KeyId = key.KeyId, PublicKey = key.PublicKey, AnnouncedAt = time.GetUtcNow() });
         var by = Principal.System("fleet");
         if (await session.Events.FetchStreamStateAsync(a.HostId) is null)
         {

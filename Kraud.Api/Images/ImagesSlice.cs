@@ -34,7 +34,6 @@ public sealed class ImagesSlice : KraudSlice
     {
         marten.Schema.For<RegistryCredentialSecret>().Index(x => x.TenantId);
         marten.Schema.For<PodPullSecret>();
-        marten.Schema.For<HostSealingKey>();
     }
 
     public override Task PrepareAsync(WebApplicationBuilder builder) => AddKraudImagesAsync(builder);

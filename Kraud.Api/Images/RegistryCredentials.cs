@@ -3,6 +3,7 @@ using System.Text;
 using Kraud.Api.Common;
 using Kraud.Domain.HostProtocol;
 using Kraud.HostRuntime.Images;
+using Kraud.Projections.Fleet;
 using Marten;
 
 namespace Kraud.Api.Images;
@@ -32,15 +33,6 @@ public sealed class PodPullSecret
     public Guid Id { get; set; }
     public Guid TenantId { get; set; }
     public SealedRegistryCredential Credential { get; set; } = null!;
-}
-
-/// <summary>The public key a host announced for secrets sealed to it (all hosts of a fleet announce the same one).</summary>
-public sealed class HostSealingKey
-{
-    public Guid Id { get; set; }
-    public string KeyId { get; set; } = "";
-    public string PublicKey { get; set; } = "";
-    public DateTimeOffset AnnouncedAt { get; set; }
 }
 
 /// <summary>
