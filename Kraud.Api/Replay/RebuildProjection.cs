@@ -188,9 +188,45 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
     {
         var total = await checkpointer.HighWaterMarkAsync(CancellationToken.None);
         progress.Begin(total);
-        await (await DaemonHereAsync()).RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
-        // Marten's rebuild of an inline projection tells no progress on the way: it went through the whole log.
-        progress.Advance(total);
+        var shard = new JasperFx.Events.Projections.ShardName(name, JasperFx.Events.Projections.ShardName.All, 1);
+        var before = await store.Advanced.ProjectionProgressFor(shard, token: CancellationToken.None);
+        using var rebuilt = new CancellationTokenSource();
+        var watching = FollowShardAsync(shard, before, progress, rebuilt.Token);
+        try
+        {
+            await (await DaemonHereAsync()).RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
+        }
+        finally
+        {
+            await rebuilt.CancelAsync();
+            await watching;
+        }
+        // It went through the whole log.
+        progress.Advance(Math.Max(0, total - progress.Processed));
+    }
+
+    /// <summary>
+    /// Marten's rebuild of an inline projection tells no progress on the way, but it moves its shard's position as its
+    /// pages commit: that position is how far it got (a PodView rebuild of 10 million events showed 0 for a quarter of an
+    /// hour). A position still at the one from before the rebuild is the old one, not yet reset by the rebuild.
+    /// </summary>
+    private async Task FollowShardAsync(JasperFx.Events.Projections.ShardName shard, long before, RebuildProgress progress, CancellationToken ct)
+    {
+        var reset = false;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                var position = await store.Advanced.ProjectionProgressFor(shard, token: ct);
+                reset |= position != before;
+                if (reset && position > progress.Processed) progress.Advance(position - progress.Processed);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the rebuild ended
+        }
     }
 
     /// <summary>The console shows a long rebuild's progress every few seconds.</summary>
