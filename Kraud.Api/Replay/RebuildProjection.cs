@@ -191,7 +191,7 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
         var shard = new JasperFx.Events.Projections.ShardName(name, JasperFx.Events.Projections.ShardName.All, 1);
         var before = await store.Advanced.ProjectionProgressFor(shard, token: CancellationToken.None);
         using var rebuilt = new CancellationTokenSource();
-        var watching = FollowShardAsync(shard, before, progress, rebuilt.Token);
+        var watching = FollowShardAsync(store, shard, before, progress, TimeSpan.FromSeconds(1), rebuilt.Token);
         try
         {
             await (await DaemonHereAsync()).RebuildProjectionAsync(name, TimeSpan.FromMinutes(30), CancellationToken.None);
@@ -210,14 +210,15 @@ public sealed class RebuildJobs(MartenCoordinator coordinator, IDocumentStore st
     /// pages commit: that position is how far it got (a PodView rebuild of 10 million events showed 0 for a quarter of an
     /// hour). A position still at the one from before the rebuild is the old one, not yet reset by the rebuild.
     /// </summary>
-    private async Task FollowShardAsync(JasperFx.Events.Projections.ShardName shard, long before, RebuildProgress progress, CancellationToken ct)
+    internal static async Task FollowShardAsync(IDocumentStore store, JasperFx.Events.Projections.ShardName shard, long before, RebuildProgress progress,
+        TimeSpan every, CancellationToken ct)
     {
         var reset = false;
         try
         {
             while (true)
             {
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                await Task.Delay(every, ct);
                 var position = await store.Advanced.ProjectionProgressFor(shard, token: ct);
                 reset |= position != before;
                 if (reset && position > progress.Processed) progress.Advance(position - progress.Processed);

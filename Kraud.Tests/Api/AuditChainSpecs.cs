@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Kraud.Api.Audit;
 using Kraud.Projections.Audit;
+using Kraud.Projections.Common;
 using Kraud.Tests.Infrastructure;
 using Marten;
 using Marten.Events;
@@ -308,6 +309,33 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         Assert.Equal(running.State(), again.State());
         Assert.Equal(running.GetProperty("version").GetInt32(), again.GetProperty("version").GetInt32());
         Assert.Equal(running.Instances()[0].Id(), again.Instances()[0].Id());
+    }
+
+    [Fact]
+    public async Task a_read_model_rebuild_reports_its_shards_position_once_the_rebuild_reset_it_and_never_the_position_from_before()
+    {
+        // Marten's daemon moves the shard as it rebuilds; the spec moves a shard of its own the same way, by its row.
+        var shard = new JasperFx.Events.Projections.ShardName($"Follow{Guid.NewGuid():N}", JasperFx.Events.Projections.ShardName.All, 1);
+        Task Move(long position) => SqlScalar.ScalarAsync(app.ConnectionString,
+            "insert into kraud.mt_event_progression (name, last_seq_id) values ($1, $2) on conflict (name) do update set last_seq_id = excluded.last_seq_id",
+            shard.Identity, position);
+        await Move(900);
+        var progress = new RebuildProgress();
+        progress.Begin(1000);
+        using var stop = new CancellationTokenSource();
+        var following = Kraud.Api.Replay.RebuildJobs.FollowShardAsync(app.Store, shard, before: 900, progress, TimeSpan.FromMilliseconds(20), stop.Token);
+
+        await Task.Delay(200);
+        Assert.Equal(0, progress.Processed); // the old position, not yet reset
+        await Move(100);
+        await Eventually.Until(() => Task.FromResult(progress.Processed == 100), TimeSpan.FromSeconds(10), "the reset position is the progress");
+        await Move(700);
+        await Eventually.Until(() => Task.FromResult(progress.Processed == 700), TimeSpan.FromSeconds(10), "the rebuild's pages move it on");
+        await Move(900); // back at the old figure, now reached by the rebuild itself
+        await Eventually.Until(() => Task.FromResult(progress.Processed == 900), TimeSpan.FromSeconds(10), "the old figure counts once reached again");
+        await stop.CancelAsync();
+        await following; // ends quietly when the rebuild does
+        await SqlScalar.ScalarAsync(app.ConnectionString, "delete from kraud.mt_event_progression where name = $1", shard.Identity);
     }
 
     [Fact]
