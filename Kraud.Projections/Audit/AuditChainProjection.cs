@@ -80,18 +80,26 @@ public sealed class AuditChainProjection : IProjection
         var ids = new long[entries.Count];
         var data = new string[entries.Count];
         var versions = new Guid[entries.Count];
+        var tenants = new Guid?[entries.Count];
+        var times = new DateTimeOffset[entries.Count];
+        var resources = new Guid?[entries.Count];
         for (var i = 0; i < entries.Count; i++)
         {
             ids[i] = entries[i].Id;
             data[i] = serializer.ToJson(entries[i]);
             versions[i] = Guid.CreateVersion7();
+            tenants[i] = entries[i].TenantId;
+            times[i] = entries[i].At.ToUniversalTime();
+            resources[i] = entries[i].ResourceId;
         }
+        // The duplicated columns (MartenSetup) beside the JSON, as Marten's own upsert would write them.
         operations.QueueSqlCommand(
-            $"insert into {store.Options.DatabaseSchemaName}.mt_doc_auditentry (id, data, mt_version, mt_dotnet_type) " +
-            "select e.id, e.data::jsonb, e.version, ? from unnest(?::bigint[], ?::text[], ?::uuid[]) as e(id, data, version) " +
+            $"insert into {store.Options.DatabaseSchemaName}.mt_doc_auditentry (id, data, mt_version, mt_dotnet_type, {AuditEntry.Columns}) " +
+            "select e.id, e.data::jsonb, e.version, ?, e.tenant_id, e.at, e.resource_id " +
+            "from unnest(?::bigint[], ?::text[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::uuid[]) as e(id, data, version, tenant_id, at, resource_id) " +
             "on conflict (id) do update set data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, " +
-            "mt_last_modified = transaction_timestamp()",
-            typeof(AuditEntry).FullName!, ids, data, versions);
+            "tenant_id = excluded.tenant_id, at = excluded.at, resource_id = excluded.resource_id, mt_last_modified = transaction_timestamp()",
+            typeof(AuditEntry).FullName!, ids, data, versions, tenants, times, resources);
     }
 
     /// <summary>Forgets the head of the last batch (a bulk rebuild rewrote the chain underneath).</summary>

@@ -170,7 +170,8 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
             // One version per chunk: a document's version only has to change when the document does, and a fresh one per
             // entry was a getrandom system call per entry (bench … audit profile, session 14).
             var version = Guid.CreateVersion7();
-            await using var copy = await connection.BeginBinaryImportAsync($"copy {Entries} (id, data, mt_version, mt_dotnet_type) from stdin (format binary)", ct);
+            await using var copy = await connection.BeginBinaryImportAsync(
+                $"copy {Entries} (id, data, mt_version, mt_dotnet_type, {AuditEntry.Columns}) from stdin (format binary)", ct);
             foreach (var entry in chunk)
             {
                 await copy.StartRowAsync(ct);
@@ -180,6 +181,11 @@ public sealed class AuditChainRebuild(IDocumentStore store, string connectionStr
                 await copy.WriteAsync(RenderUtf8(entry, json, buffer), NpgsqlDbType.Jsonb, ct);
                 await copy.WriteAsync(version, NpgsqlDbType.Uuid, ct);
                 await copy.WriteAsync(type, NpgsqlDbType.Varchar, ct);
+                if (entry.TenantId is { } tenant) await copy.WriteAsync(tenant, NpgsqlDbType.Uuid, ct);
+                else await copy.WriteNullAsync(ct);
+                await copy.WriteAsync(entry.At.ToUniversalTime(), NpgsqlDbType.TimestampTz, ct);
+                if (entry.ResourceId is { } resource) await copy.WriteAsync(resource, NpgsqlDbType.Uuid, ct);
+                else await copy.WriteNullAsync(ct);
             }
             await copy.CompleteAsync(ct);
         }

@@ -26,6 +26,12 @@ public class AuditEntry
     public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
 
     /// <summary>
+    /// The columns Marten duplicates out of the document (TenantId, At, ResourceId; MartenSetup), which the chain's own
+    /// writers fill beside the JSON.
+    /// </summary>
+    public const string Columns = "tenant_id, at, resource_id";
+
+    /// <summary>
     /// SHA-256 over a fixed, culture-free rendering of every field and the previous hash: any edit of a row, or a row
     /// moved, removed or inserted, breaks every hash after it. The rendering is the fields' invariant text joined by
     /// '\n' (null as empty, the time as yyyy-MM-ddTHH:mm:ss.ffffffZ in UTC), UTF-8 encoded.
