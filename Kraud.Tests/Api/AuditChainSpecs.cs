@@ -123,9 +123,14 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         return rows;
     }
 
-    private Task<long> EntriesWhoseColumnsDifferFromTheirDocumentsAsync() => SqlScalar.ScalarAsync(app.ConnectionString, """
-        select count(*) from kraud.mt_doc_auditentry
-        where tenant_id is distinct from (data ->> 'TenantId')::uuid or at is distinct from (data ->> 'At')::timestamptz
+    /// <remarks>
+    /// A tombstone's entry has no time (<c>DateTimeOffset.MinValue</c>), which Npgsql writes as <c>-infinity</c> and the JSON
+    /// keeps as year 1: the same instant to every query.
+    /// </remarks>
+    private Task<string?> EntriesWhoseColumnsDifferFromTheirDocumentsAsync() => SqlScalar.ValueAsync<string>(app.ConnectionString, """
+        select string_agg(concat_ws(' | ', id, tenant_id, at, resource_id, data::text), E'\n') from kraud.mt_doc_auditentry
+        where tenant_id is distinct from (data ->> 'TenantId')::uuid
+           or at is distinct from (case when (data ->> 'At')::timestamptz = '0001-01-01T00:00:00Z' then '-infinity' else (data ->> 'At')::timestamptz end)
            or resource_id is distinct from (data ->> 'ResourceId')::uuid
         """);
 
@@ -275,7 +280,7 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         Assert.Contains(schema, index => index.EndsWith("USING btree (tenant_id)", StringComparison.Ordinal));
         Assert.Contains(schema, index => index.EndsWith("USING btree (at)", StringComparison.Ordinal));
         Assert.Contains(schema, index => index.EndsWith("USING btree (resource_id)", StringComparison.Ordinal));
-        Assert.Equal(0, await EntriesWhoseColumnsDifferFromTheirDocumentsAsync());
+        Assert.Null(await EntriesWhoseColumnsDifferFromTheirDocumentsAsync());
 
         await RebuildAsync("AuditChain");
         await app.Store.WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(30));
@@ -284,7 +289,7 @@ public class ProjectionRebuildSpecs(KraudApp app, ITestOutputHelper output)
         Assert.Equal(before, after.Take(before.Count));
         // The load drops the primary key and the indexes and makes them again: the same ones.
         Assert.Equal(schema, await EntriesSchemaAsync());
-        Assert.Equal(0, await EntriesWhoseColumnsDifferFromTheirDocumentsAsync());
+        Assert.Null(await EntriesWhoseColumnsDifferFromTheirDocumentsAsync());
         Assert.True((await app.AsOperator("{ verifyAuditChain { valid } }")).ShouldSucceed().Data.GetProperty("verifyAuditChain").GetProperty("valid").GetBoolean());
 
         // The chain goes on growing after the rebuild.
