@@ -9,6 +9,7 @@
 #   aes128   AES-128-GCM first on both ends
 #   notls    no TLS (what the crypto costs; not shippable: the exports are reachable beyond the compute host)
 #   native   the daemons' file node with cache.direct=on,aio=native
+#   falloc   the replicas' files allocated up front (fallocate), not sparse
 # Needs QEMU, qemu-utils, python3 and linux-perf; run under the heavy lock for figures, `nice` for a look.
 set -u
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kraud-wprof.XXXX")
@@ -18,7 +19,7 @@ trap cleanup EXIT
 SEC="--object secret,id=sec0,data=kraudbench"
 for t in $(seq 20); do qemu-img create -q -f luks $SEC -o key-secret=sec0,iter-time=10 "$dir/local.luks" 96M 2>/dev/null && break; sleep 0.5; done
 [ -f "$dir/local.luks" ] || { echo "qemu-img failed"; exit 1; }
-for i in 0 1 2; do cp "$dir/local.luks" "$dir/r$i.raw"; done
+for i in 0 1 2; do cp "$dir/local.luks" "$dir/r$i.raw"; [ "${VARIANT:-}" = falloc ] && fallocate -l 112M "$dir/r$i.raw"; done
 key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$dir/spsk" "$dir/cpsk"; echo "client:$key" > "$dir/spsk/keys.psk"; echo "client:$key" > "$dir/cpsk/keys.psk"; chmod 600 "$dir"/*/keys.psk
 PRIO="NORMAL:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM"
