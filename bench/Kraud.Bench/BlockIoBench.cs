@@ -15,10 +15,11 @@ namespace Kraud.Bench;
 /// disk of its own, <see cref="FioDisk"/>; libaio, O_DIRECT): 4 KiB random read and write and 1 MiB sequential read and
 /// write, each at queue depth 1 (one request at a time: its round trip) and 16 (requests in flight, as cloud block storage
 /// is benchmarked for IOPS and throughput). With busybox dd, as earlier sessions measured (README keeps their rows):
-/// sequential write and read (1 MiB, O_DIRECT; the write twice, the first into a new volume's unallocated blocks, and also
-/// 4 MiB a call, which the guest splits into requests in flight), the same through the guest's page cache (a write ending in fsync, a read after dropping the cache: how
-/// applications write and read files) and 4 KiB direct I/O at sequential offsets. The ratio volume/local is the figure
-/// (target ≥ 0.5 sequential). Then the resync rate of a re-replication: a fourth replica filled by the guest's QEMU while it runs.
+/// sequential write and read (1 MiB, O_DIRECT; the write twice, the first into a new volume's unallocated blocks, and
+/// also 4 MiB a call, which the guest splits into requests in flight), the same through the guest's page cache (a write
+/// ending in fsync, a read after dropping the cache: how applications write and read files) and 4 KiB direct I/O at
+/// sequential offsets. The ratio volume/local is the figure (target ≥ 0.5 sequential). Then the resync rate of a
+/// re-replication: a fourth replica filled by the guest's QEMU while it runs.
 /// </summary>
 public static partial class BlockIoBench
 {
