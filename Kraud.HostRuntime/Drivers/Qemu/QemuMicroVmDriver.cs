@@ -412,10 +412,10 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         // first console line, within a fraction of a second, so a guest that prints nothing is known to be stuck early.
         // Booted at the PVH entry there is no boot stub, and the console comes up only about a second of emulated work in
         // (10 s and more on a loaded host): earlyprintk prints the kernel's first lines (its version, command line and
-        // memory map, before loglevel applies) at once instead.
+        // memory map) at once instead. It comes before loglevel, which would otherwise hide those lines (early parameters
+        // apply in their order).
         var (kernel, pvh) = !kvm && _options.FastBootUnderTcg && image.PvhKernel is { } vmlinux ? (vmlinux, true) : (image.Kernel, false);
-        var append = new StringBuilder($"{GuestCommandLine} kraud.vm={spec.VmId}");
-        if (pvh) append.Append(" earlyprintk=ttyS0");
+        var append = new StringBuilder(pvh ? "earlyprintk=ttyS0 " : "").Append($"{GuestCommandLine} kraud.vm={spec.VmId}");
         if (!kvm && _options.FastBootUnderTcg) append.Append(" cryptomgr.notests");
         // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
         // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
