@@ -80,6 +80,7 @@ static async Task<int> GuestImageAsync(string? guestDirectory, string? kernelPac
     {
         var image = await new GuestImageBuilder(options.ResolvedGuestDirectory, options.KernelPackage, options.Busybox).EnsureAsync(ct);
         Console.WriteLine($"kernel package {image.KernelPackage}\nkernel {image.Kernel}\ninitrd {image.Initrd}");
+        if (image.PvhKernel is { } vmlinux) Console.WriteLine($"pvh kernel {vmlinux}");
         return 0;
     }
     catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException)

@@ -127,7 +127,55 @@ public sealed class QemuMicroVmDriverSpecs(QemuFixture qemu, ITestOutputHelper o
         Assert.Contains("booted under KVM", accelerator.Reason);
         var spec = QemuFixture.Spec();
         await driver.BootAsync(spec, CancellationToken.None);
-        Assert.Contains("-accel kvm", File.ReadAllLines(calls).Last());
+        var call = File.ReadAllLines(calls).Last();
+        Assert.Contains("-accel kvm", call);
+        // Under KVM the guest boots the bzImage (its decompressor places the kernel at random) and runs its crypto self-tests.
+        Assert.Contains($"-kernel {(await driver.ImageAsync(CancellationToken.None)).Kernel} ", call);
+        Assert.DoesNotContain("cryptomgr.notests", call);
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task a_tcg_guest_boots_the_uncompressed_kernel_at_its_pvh_entry_and_still_prints_its_first_line_at_once()
+    {
+        var (recording, calls) = FakeQemu(":");
+        var driver = Driver(recording, o => o.Kvm = false);
+        var image = await driver.ImageAsync(CancellationToken.None);
+        var bzImage = await File.ReadAllBytesAsync(image.Kernel);
+
+        Assert.NotNull(image.PvhKernel);
+        var vmlinux = await File.ReadAllBytesAsync(image.PvhKernel);
+        Assert.True(PvhKernel.HasPvhEntry(vmlinux));
+        Assert.Equal(vmlinux, PvhKernel.Extract(bzImage, "# CONFIG_X86_64=y\nCONFIG_PVH=y\n"));
+        Assert.Null(PvhKernel.Extract(bzImage, "# CONFIG_PVH is not set\n"));
+        Assert.False(PvhKernel.HasPvhEntry(bzImage));
+
+        var spec = QemuFixture.Spec();
+        await driver.BootAsync(spec, CancellationToken.None);
+
+        var call = File.ReadAllLines(calls).Last();
+        Assert.Contains($"-kernel {image.PvhKernel} ", call);
+        Assert.Contains("cryptomgr.notests", call);
+        // No boot stub prints "Probing EDD" any more: the kernel's own first line, through earlyprintk, is the guest's first.
+        var console = await File.ReadAllLinesAsync(driver.ConsoleLogOf(spec.VmId));
+        Assert.Contains("Linux version", console[1]);
+        Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task with_fast_boot_under_tcg_off_a_tcg_guest_boots_the_bzimage_with_its_crypto_self_tests()
+    {
+        var (recording, calls) = FakeQemu(":");
+        var driver = Driver(recording, o => (o.Kvm, o.FastBootUnderTcg) = (false, false));
+        var spec = QemuFixture.Spec();
+
+        await driver.BootAsync(spec, CancellationToken.None);
+
+        var call = File.ReadAllLines(calls).Last();
+        Assert.Contains($"-kernel {(await driver.ImageAsync(CancellationToken.None)).Kernel} ", call);
+        Assert.DoesNotContain("cryptomgr.notests", call);
+        Assert.DoesNotContain("earlyprintk", call);
+        Assert.Contains("Probing EDD", (await File.ReadAllLinesAsync(driver.ConsoleLogOf(spec.VmId)))[1]);
         Assert.True(await driver.StopAsync(spec.VmId, CancellationToken.None));
     }
 

@@ -410,7 +410,13 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         var memory = Math.Max(MinMemoryMiB, _options.MaxMemoryMiB > 0 ? Math.Min(spec.MemoryMiB, _options.MaxMemoryMiB) : spec.MemoryMiB);
         // loglevel=4 keeps the kernel as terse as "quiet" would, but not its boot stub: "Probing EDD" is then the guest's
         // first console line, within a fraction of a second, so a guest that prints nothing is known to be stuck early.
-        var append = new StringBuilder($"{GuestCommandLine} kraud.vm={spec.VmId}");
+        // Booted at the PVH entry there is no boot stub, and the console comes up only about a second of emulated work in
+        // (10 s and more on a loaded host): earlyprintk prints the kernel's first lines (its version, command line and
+        // memory map) at once instead. It comes before loglevel, which would otherwise hide those lines (early parameters
+        // apply in their order).
+        var (kernel, pvh) = !kvm && _options.FastBootUnderTcg && image.PvhKernel is { } vmlinux ? (vmlinux, true) : (image.Kernel, false);
+        var append = new StringBuilder(pvh ? "earlyprintk=ttyS0 " : "").Append($"{GuestCommandLine} kraud.vm={spec.VmId}");
+        if (!kvm && _options.FastBootUnderTcg) append.Append(" cryptomgr.notests");
         // Under TCG the guest's TSC runs at the host's rate, and the guest calibrates it against the emulated PIT: on a
         // loaded host that calibration fails and the kernel hangs before its first console line (seen here in about
         // half the boots with load 6 on 2 cores). Telling it the frequency skips the calibration. Under KVM the guest's
@@ -421,7 +427,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             "-name", $"kraud-{spec.VmId}", "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "max",
             "-smp", cpus.ToString(CultureInfo.InvariantCulture), "-m", memory.ToString(CultureInfo.InvariantCulture),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
-            "-kernel", image.Kernel, "-initrd", image.Initrd,
+            "-kernel", kernel, "-initrd", image.Initrd,
         ];
         // Secrets reach QEMU through FIFOs, fed in the order QEMU opens them (its -object order).
         var secrets = new List<(string Pipe, Func<byte[]> Secret)>();
@@ -554,8 +560,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         FeedWorkload(vm);
         var ready = await vm.Ready.Task.WaitAsync(TimeSpan.FromSeconds(_options.BootTimeoutSeconds), ct);
         var bootMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}; ready after {BootMs:F0} ms ({Ready})",
-            spec.VmId, process.Id, cpus, memory, accelerator.Name, bootMs, ready);
+        _logger.LogInformation("microVM {VmId}: QEMU pid {Pid}, {Cpus} vCPU, {Memory} MiB, {Accel}{Entry}; ready after {BootMs:F0} ms ({Ready})",
+            spec.VmId, process.Id, cpus, memory, accelerator.Name, pvh ? " (PVH entry)" : "", bootMs, ready);
         return bootMs;
     }
 

@@ -84,6 +84,15 @@ public sealed class QemuOptions
     /// </summary>
     public int FirstOutputSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// Under TCG (software emulation, where every instruction of the boot costs), boot the uncompressed kernel at its PVH
+    /// entry instead of the bzImage, and skip the kernel's crypto self-tests (cryptomgr.notests): together about a second of
+    /// emulated work per boot here. What they give up, in TCG guests only: the kernel's random base address (KASLR, chosen by
+    /// the bzImage's decompressor; the randomised memory regions stay), and the boot-time check of the guest kernel's crypto
+    /// implementations against test vectors. Guests under KVM always boot the bzImage with both. False: TCG guests as well.
+    /// </summary>
+    public bool FastBootUnderTcg { get; set; } = true;
+
     public string ResolvedStateDirectory => Path.GetFullPath(StateDirectory);
     public string ResolvedGuestDirectory => Path.GetFullPath(GuestDirectory ?? Path.Combine(StateDirectory, "guest"));
 }
