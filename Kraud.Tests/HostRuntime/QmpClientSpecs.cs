@@ -68,6 +68,27 @@ public sealed class QmpClientSpecs : IAsyncLifetime
         Assert.Equal(JsonValueKind.Object, report.ValueKind);
     }
 
+    [Fact]
+    public void removing_a_state_directorys_sockets_removes_every_monitors_socket_of_it_and_its_subdirectories_and_no_other()
+    {
+        var vm = Directory.CreateDirectory(Path.Combine(_dir, "vms", "a")).FullName;
+        var other = Path.Combine(Path.GetTempPath(), $"kraud-qmp-other-{Guid.NewGuid():N}");
+        // A killed QEMU leaves both of its monitors' sockets; plain files stand for them here.
+        string[] ours = [QmpClient.SocketPathFor(_dir), QmpClient.SocketPathFor(vm), QmpClient.SocketPathFor(vm, "events")];
+        var theirs = QmpClient.SocketPathFor(other, "events");
+        foreach (var socket in ours.Append(theirs)) File.WriteAllText(socket, "");
+        try
+        {
+            QmpClient.RemoveSocketsUnder(_dir);
+            Assert.All(ours, socket => Assert.False(File.Exists(socket), socket));
+            Assert.True(File.Exists(theirs));
+        }
+        finally
+        {
+            File.Delete(theirs);
+        }
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()

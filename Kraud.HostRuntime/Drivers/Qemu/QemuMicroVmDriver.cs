@@ -714,6 +714,8 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
             }
             try
             {
+                // Its QEMU was killed, so its QMP sockets are still there (in a directory of their own).
+                QmpClient.RemoveSocketsUnder(directory);
                 Directory.Delete(directory, recursive: true);
             }
             catch (DirectoryNotFoundException)
@@ -794,7 +796,7 @@ public sealed partial class QemuMicroVmDriver : IMicroVmDriver, IAsyncDisposable
         public string QmpSocket { get; } = QmpClient.SocketPathFor(directory);
 
         /// <summary>A second monitor, only read for the quorums' events (see WatchQuorumsAsync).</summary>
-        public string EventsSocket { get; } = QmpClient.SocketPathFor(Path.Combine(directory, "events"));
+        public string EventsSocket { get; } = QmpClient.SocketPathFor(directory, "events");
 
         public QmpClient? Qmp { get; set; }
 

@@ -28,24 +28,32 @@ public sealed class QmpClient : IAsyncDisposable
     /// Where the QMP socket of whatever lives in <paramref name="directory"/> goes: a Unix socket path holds at most 107
     /// bytes, and state directories nest deeper than that, so sockets live in one short directory, named by a hash.
     /// </summary>
-    public static string SocketPathFor(string directory)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "kraud-qmp");
-        Directory.CreateDirectory(dir);
-        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(directory))))[..24];
-        return Path.Combine(dir, hash + ".sock");
-    }
+    /// <param name="monitor">A second monitor of the same process (a QEMU's events): its socket is named after the same hash.</param>
+    public static string SocketPathFor(string directory, string? monitor = null) =>
+        Path.Combine(SocketDirectory(), Hash(directory) + (monitor is null ? "" : "-" + monitor) + ".sock");
 
     /// <summary>
-    /// Removes the sockets <see cref="SocketPathFor"/> gave <paramref name="root"/> and the directories under it: QEMU leaves
-    /// its socket behind when it is killed, and the shared directory outlives every state directory.
+    /// Removes the sockets <see cref="SocketPathFor"/> gave <paramref name="root"/> and the directories under it, every
+    /// monitor's: QEMU leaves its sockets behind when it is killed, and the shared directory outlives every state directory.
     /// </summary>
     public static void RemoveSocketsUnder(string root)
     {
         if (!Directory.Exists(root)) return;
+        var sockets = SocketDirectory();
         foreach (var directory in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).Prepend(root))
-            File.Delete(SocketPathFor(directory));
+            foreach (var socket in Directory.EnumerateFiles(sockets, Hash(directory) + "*.sock"))
+                File.Delete(socket);
     }
+
+    private static string SocketDirectory()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kraud-qmp");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static string Hash(string directory) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(directory))))[..24];
 
     /// <summary>Connects once the socket accepts (QEMU creates it while starting), within <paramref name="timeout"/>.</summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken ct)
