@@ -37,18 +37,7 @@ for port in $P0 $P1 $P2 $P3 $P4 $P5 $P6 $P7 $P8 $P9; do
   for t in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
 done
 # TCP_NODELAY on the last three daemons' listeners (connections accepted later inherit it), as the host runtime does.
-python3 - "${pids[@]: -3}" <<'PY'
-import ctypes, os, socket, sys
-libc = ctypes.CDLL(None, use_errno=True)
-for pid in map(int, sys.argv[1:]):
-    pidfd = libc.syscall(434, pid, 0)
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-            s = socket.socket(fileno=libc.syscall(438, pidfd, int(fd), 0))
-            if s.family == socket.AF_INET: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.close()
-    os.close(pidfd)
-PY
+python3 "$(dirname "$0")/daemon-nodelay.py" "${pids[@]: -3}"
 nbd() { echo "$1driver=nbd,$1server.type=inet,$1server.host=127.0.0.1,$1server.port=$2,$1export=client${3:+,$1tls-creds=tls}"; }
 reads=(); for i in $(seq 0 ${N:-63}); do reads+=(-c "read -q ${i}M 1M"); done
 # The same MiB as four requests of 256 KiB in flight at once (a guest whose max_sectors_kb is 256 splits dd's 1 MiB so).

@@ -36,18 +36,7 @@ for port in $P0 $P1 $P2; do
   pids+=($!); i=$((i+1))
 done
 for port in $P0 $P1 $P2; do for t in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done; done
-python3 - "${pids[@]}" <<'PY'
-import ctypes, os, socket, sys
-libc = ctypes.CDLL(None, use_errno=True)
-for pid in map(int, sys.argv[1:]):
-    pidfd = libc.syscall(434, pid, 0)
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-            s = socket.socket(fileno=libc.syscall(438, pidfd, int(fd), 0))
-            if s.family == socket.AF_INET: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.close()
-    os.close(pidfd)
-PY
+python3 "$(dirname "$0")/daemon-nodelay.py" "${pids[@]}"
 img="driver=luks,key-secret=sec0,file.driver=quorum,file.vote-threshold=2,file.read-pattern=fifo"
 i=0
 for port in $P0 $P1 $P2; do
